@@ -1,0 +1,180 @@
+/**
+ * Builds the ONNX graph of a GPT-2-family model straight from its safetensors weights.
+ *
+ * Every TransformerLens hook is a graph output, and every hook is also an intervention point:
+ *   out = x + x * gain + write
+ * with `gain` and `write` graph inputs. Fed zeros (a one-element zero broadcasts), the hook is
+ * exactly the identity, so a run with no interventions is bit-identical to a plain run. Replace,
+ * add, scale and zero are all choices of (gain, write) per batch row and position.
+ */
+import * as path from "node:path";
+import { LoupeError } from "../errors";
+import type { ModelConfig } from "./config";
+import { allHookNames, blockHook, type BlockHookSuffix } from "./hooks";
+import { DataType, GraphBuilder } from "./onnx-graph";
+import type { SafetensorsIndex, TensorEntry } from "./safetensors";
+
+export const GRAPH_INPUTS = { ids: "input_ids", positions: "position_ids", mask: "attention_mask", logits: "logits" } as const;
+
+export function gainInput(hook: string): string {
+  return `gain:${hook}`;
+}
+export function writeInput(hook: string): string {
+  return `write:${hook}`;
+}
+
+/** Masked attention scores get this value rather than -inf, so a fully masked row (padding) stays finite. */
+export const MASKED_SCORE = -1e9;
+
+const DTYPE_TO_ONNX: Record<string, DataType> = {
+  F32: DataType.FLOAT,
+  F16: DataType.FLOAT16,
+  BF16: DataType.BFLOAT16,
+};
+
+/** Looks up GPT-2 weights by their HF names, with or without the `transformer.` prefix. */
+class WeightTable {
+  constructor(
+    private readonly index: SafetensorsIndex,
+    private readonly g: GraphBuilder,
+  ) {}
+
+  private find(name: string): TensorEntry | undefined {
+    return this.index.tensors.get(`transformer.${name}`) ?? this.index.tensors.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.find(name) !== undefined;
+  }
+
+  /** A float32 graph value for the named weight, checked against the expected shape. */
+  get(name: string, shape: readonly number[]): string {
+    const entry = this.find(name);
+    const file = this.index.path;
+    if (!entry) throw new LoupeError("bad-file", `${file} has no tensor "${name}" (or "transformer.${name}"): is this a GPT-2 checkpoint?`, file);
+    if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
+      throw new LoupeError(
+        "bad-shape",
+        `${file}: tensor "${entry.name}" has shape [${entry.shape.join(", ")}] but config.json implies [${shape.join(", ")}]. Check that config.json belongs to these weights.`,
+        file,
+      );
+    }
+    const elemType = DTYPE_TO_ONNX[entry.dtype];
+    if (elemType === undefined) throw new LoupeError("bad-file", `${file}: tensor "${entry.name}" has dtype ${entry.dtype}; expected F32, F16 or BF16.`, file);
+    const stored = this.g.externalInitializer(`w:${entry.name}`, elemType, entry.shape, {
+      location: path.basename(file),
+      offset: entry.fileOffset,
+      length: entry.byteLength,
+    });
+    return elemType === DataType.FLOAT ? stored : this.g.op("Cast", [stored], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
+  }
+}
+
+export interface BuiltGraph {
+  readonly bytes: Uint8Array;
+  readonly hookNames: string[];
+}
+
+export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex): BuiltGraph {
+  const g = new GraphBuilder();
+  const w = new WeightTable(weights, g);
+  const { dModel: D, nHeads: H, dHead: Dh, dMlp: M, nCtx, dVocab: V } = cfg;
+
+  const ids = g.input(GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
+  const positions = g.input(GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
+  const mask = g.input(GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "pos"]);
+
+  const hookNames: string[] = [];
+  /** Route a value through a hook: an intervention point, then a named graph output. */
+  const hook = (name: string, x: string): string => {
+    const gain = g.input(gainInput(name), DataType.FLOAT);
+    const write = g.input(writeInput(name), DataType.FLOAT);
+    const scaled = g.op("Mul", [x, gain]);
+    const kept = g.op("Add", [x, scaled]);
+    const out = g.op("Add", [kept, write], {}, name);
+    g.output(name, DataType.FLOAT);
+    hookNames.push(name);
+    return out;
+  };
+  const bhook = (layer: number, suffix: BlockHookSuffix, x: string) => hook(blockHook(layer, suffix), x);
+
+  // Shape constants.
+  const shapeHeads = g.int64Initializer("shape:heads", [4], [0, 0, H, Dh]);
+  const shapeFlat = g.int64Initializer("shape:flat", [3], [0, 0, D]);
+  const splitQkv = g.int64Initializer("split:qkv", [3], [D, D, D]);
+  const invSqrtDh = g.floatInitializer("scale:attn", [], [1 / Math.sqrt(Dh)]);
+  const maskedScore = g.floatInitializer("masked_score", [], [MASKED_SCORE]);
+  const ones = g.floatInitializer("ln:ones", [D], new Float32Array(D).fill(1));
+  const zeros = g.floatInitializer("ln:zeros", [D], new Float32Array(D));
+
+  // Attention mask: causal AND key-not-padding, shape [batch, 1, query, key].
+  const causalBits = new Uint8Array(nCtx * nCtx);
+  for (let q = 0; q < nCtx; q++) for (let k = 0; k <= q; k++) causalBits[q * nCtx + k] = 1;
+  const causalFull = g.boolInitializer("mask:causal", [nCtx, nCtx], causalBits);
+  const seqLen = g.op("Gather", [g.op("Shape", [ids]), g.int64Initializer("const:one", [1], [1])]);
+  const zero1 = g.int64Initializer("const:zero", [1], [0]);
+  const rows = g.op("Slice", [causalFull, zero1, seqLen, zero1]);
+  const causal = g.op("Slice", [rows, zero1, seqLen, g.int64Initializer("const:axis1", [1], [1])]);
+  const keyOk = g.op("Unsqueeze", [g.op("Cast", [mask], { to: DataType.BOOL }), g.int64Initializer("axes:key", [2], [1, 2])]);
+  const allowed = g.op("And", [causal, keyOk], {}, "mask:allowed");
+
+  /** LayerNorm split as TransformerLens does: hook_normalized sees (x - mean) / std, before the affine. */
+  const layerNorm = (x: string, prefix: string, normalizedHook?: string): string => {
+    let normalized = g.op("LayerNormalization", [x, ones, zeros], { axis: -1, epsilon: { floatValue: cfg.layerNormEps } });
+    if (normalizedHook) normalized = hook(normalizedHook, normalized);
+    const scaled = g.op("Mul", [normalized, w.get(`${prefix}.weight`, [D])]);
+    return g.op("Add", [scaled, w.get(`${prefix}.bias`, [D])]);
+  };
+  const linear = (x: string, prefix: string, dIn: number, dOut: number): string =>
+    g.op("Add", [g.op("MatMul", [x, w.get(`${prefix}.weight`, [dIn, dOut])]), w.get(`${prefix}.bias`, [dOut])]);
+
+  const wte = w.get("wte.weight", [V, D]);
+  const embed = hook("hook_embed", g.op("Gather", [wte, ids], { axis: 0 }));
+  const posEmbed = hook("hook_pos_embed", g.op("Gather", [w.get("wpe.weight", [nCtx, D]), positions], { axis: 0 }));
+  let resid = g.op("Add", [embed, posEmbed]);
+
+  for (let L = 0; L < cfg.nLayers; L++) {
+    const p = `h.${L}`;
+    resid = bhook(L, "hook_resid_pre", resid);
+    const qkv = linear(layerNorm(resid, `${p}.ln_1`), `${p}.attn.c_attn`, D, 3 * D);
+    const [qFlat, kFlat, vFlat] = g.opMulti("Split", [qkv, splitQkv], [g.fresh("q"), g.fresh("k"), g.fresh("v")], { axis: -1 });
+    const q = bhook(L, "attn.hook_q", g.op("Reshape", [qFlat, shapeHeads]));
+    const k = bhook(L, "attn.hook_k", g.op("Reshape", [kFlat, shapeHeads]));
+    const v = bhook(L, "attn.hook_v", g.op("Reshape", [vFlat, shapeHeads]));
+    const qT = g.op("Transpose", [q], { perm: [0, 2, 1, 3] });
+    const kT = g.op("Transpose", [k], { perm: [0, 2, 3, 1] });
+    const vT = g.op("Transpose", [v], { perm: [0, 2, 1, 3] });
+    const rawScores = g.op("Mul", [g.op("MatMul", [qT, kT]), invSqrtDh]);
+    const scores = bhook(L, "attn.hook_attn_scores", g.op("Where", [allowed, rawScores, maskedScore]));
+    const pattern = bhook(L, "attn.hook_pattern", g.op("Softmax", [scores], { axis: -1 }));
+    const z = bhook(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
+    const attnOut = bhook(L, "hook_attn_out", linear(g.op("Reshape", [z, shapeFlat]), `${p}.attn.c_proj`, D, D));
+    resid = bhook(L, "hook_resid_mid", g.op("Add", [resid, attnOut]));
+    const pre = bhook(L, "mlp.hook_pre", linear(layerNorm(resid, `${p}.ln_2`), `${p}.mlp.c_fc`, D, M));
+    const post = bhook(L, "mlp.hook_post", activation(g, cfg.activation, pre));
+    const mlpOut = bhook(L, "hook_mlp_out", linear(post, `${p}.mlp.c_proj`, M, D));
+    resid = bhook(L, "hook_resid_post", g.op("Add", [resid, mlpOut]));
+  }
+
+  const final = layerNorm(resid, "ln_f", "ln_final.hook_normalized");
+  // Tied models unembed with the token embedding; untied ones carry lm_head.weight [V, D].
+  const unembedSource = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? wte : w.get("lm_head.weight", [V, D]);
+  const unembed = g.op("Transpose", [unembedSource], { perm: [1, 0] }, "W_U");
+  g.op("MatMul", [final, unembed], {}, GRAPH_INPUTS.logits);
+  g.output(GRAPH_INPUTS.logits, DataType.FLOAT);
+
+  const expected = allHookNames(cfg.nLayers);
+  if (expected.length !== hookNames.length) throw new Error("internal: GPT-2 graph is missing hooks");
+  return { bytes: g.toBytes("loupe-gpt2"), hookNames };
+}
+
+function activation(g: GraphBuilder, kind: ModelConfig["activation"], x: string): string {
+  switch (kind) {
+    case "gelu_new":
+      return g.op("Gelu", [x], { approximate: "tanh" });
+    case "gelu":
+      return g.op("Gelu", [x]);
+    case "relu":
+      return g.op("Relu", [x]);
+  }
+}

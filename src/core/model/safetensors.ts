@@ -1,0 +1,197 @@
+import * as fs from "node:fs";
+import { LoupeError } from "../errors";
+
+/** Element types Loupe reads from safetensors files. */
+export type SafetensorsDtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "U8" | "BOOL";
+
+const BYTES_PER_ELEMENT: Record<SafetensorsDtype, number> = {
+  F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1, BOOL: 1,
+};
+
+export interface TensorEntry {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  /** Absolute byte offset of the tensor's data in the file. */
+  readonly fileOffset: number;
+  readonly byteLength: number;
+}
+
+/** The parsed header of a safetensors file; tensor data is read on demand. */
+export interface SafetensorsIndex {
+  readonly path: string;
+  readonly tensors: ReadonlyMap<string, TensorEntry>;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** The raw JSON header bytes: what a graph built from this file depends on. */
+  readonly headerText: string;
+  readonly fileSize: number;
+}
+
+/** Headers beyond this are not plausible; refusing them avoids allocating gigabytes for a corrupt length. */
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+function bad(path: string, why: string): LoupeError {
+  return new LoupeError("bad-file", `${path} is not a valid safetensors file: ${why}. Re-export it with safetensors (save_file / save_pretrained).`, path);
+}
+
+/** Read and validate a safetensors header: u64 little-endian length, then a JSON table of tensors. */
+export function readSafetensorsIndex(path: string): SafetensorsIndex {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, "r");
+  } catch {
+    throw new LoupeError("missing-file", `Cannot open ${path}: the model folder needs a model.safetensors file.`, path);
+  }
+  try {
+    const fileSize = fs.fstatSync(fd).size;
+    if (fileSize < 8) throw bad(path, "the file is shorter than its 8-byte header length");
+    const lengthBytes = Buffer.alloc(8);
+    fs.readSync(fd, lengthBytes, 0, 8, 0);
+    const headerLength = lengthBytes.readBigUInt64LE(0);
+    if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, fileSize - 8))) {
+      throw bad(path, `the header claims ${headerLength} bytes but the file has ${fileSize}`);
+    }
+    const headerBytes = Buffer.alloc(Number(headerLength));
+    fs.readSync(fd, headerBytes, 0, headerBytes.length, 8);
+    const headerText = headerBytes.toString("utf8");
+    let header: unknown;
+    try {
+      header = JSON.parse(headerText);
+    } catch {
+      throw bad(path, "the header is not JSON");
+    }
+    if (typeof header !== "object" || header === null || Array.isArray(header)) throw bad(path, "the header is not a JSON object");
+    const dataStart = 8 + headerBytes.length;
+    const tensors = new Map<string, TensorEntry>();
+    let metadata: Record<string, string> = {};
+    for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
+      if (name === "__metadata__") {
+        metadata = (value ?? {}) as Record<string, string>;
+        continue;
+      }
+      tensors.set(name, parseEntry(path, name, value, dataStart, fileSize));
+    }
+    return { path, tensors, metadata, headerText, fileSize };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function parseEntry(path: string, name: string, value: unknown, dataStart: number, fileSize: number): TensorEntry {
+  const entry = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof entry !== "object" || entry === null) throw bad(path, `tensor "${name}" has no description`);
+  const dtype = entry.dtype;
+  if (typeof dtype !== "string" || !(dtype in BYTES_PER_ELEMENT)) {
+    throw bad(path, `tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
+  }
+  const shape = entry.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw bad(path, `tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
+  }
+  const offsets = entry.data_offsets;
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+    throw bad(path, `tensor "${name}" has invalid data_offsets`);
+  }
+  const [begin, end] = offsets as [number, number];
+  const elements = (shape as number[]).reduce((a, b) => a * b, 1);
+  const byteLength = elements * BYTES_PER_ELEMENT[dtype as SafetensorsDtype];
+  if (end - begin !== byteLength) {
+    throw bad(path, `tensor "${name}" has shape [${shape.join(", ")}] (${byteLength} bytes) but its data spans ${end - begin} bytes`);
+  }
+  if (dataStart + end > fileSize) throw bad(path, `tensor "${name}" runs past the end of the file (truncated download?)`);
+  return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], fileOffset: dataStart + begin, byteLength };
+}
+
+/** Read one tensor as float32, converting F16 / BF16 / F64. The result is a fresh, aligned array. */
+export function readTensorF32(index: SafetensorsIndex, name: string): Float32Array {
+  const entry = index.tensors.get(name);
+  if (!entry) throw new LoupeError("bad-file", `${index.path} has no tensor "${name}".`, index.path);
+  const raw = readRaw(index.path, entry);
+  return toFloat32(raw, entry.dtype, `${index.path}: tensor "${name}"`);
+}
+
+function readRaw(path: string, entry: TensorEntry): Buffer {
+  const bytes = Buffer.alloc(entry.byteLength);
+  const fd = fs.openSync(path, "r");
+  try {
+    let done = 0;
+    while (done < bytes.length) {
+      const n = fs.readSync(fd, bytes, done, bytes.length - done, entry.fileOffset + done);
+      if (n === 0) throw bad(path, `tensor "${entry.name}" is truncated`);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return bytes;
+}
+
+/** Convert little-endian raw bytes to float32 (Buffer slices may be unaligned, so copy first). */
+export function toFloat32(raw: Uint8Array, dtype: SafetensorsDtype, what: string): Float32Array {
+  const aligned = new Uint8Array(raw.byteLength);
+  aligned.set(raw);
+  switch (dtype) {
+    case "F32":
+      return new Float32Array(aligned.buffer);
+    case "F64":
+      return Float32Array.from(new Float64Array(aligned.buffer));
+    case "F16":
+      return halfToFloat32(new Uint16Array(aligned.buffer));
+    case "BF16": {
+      // bf16 is the top half of a float32: shift it back into place.
+      const halves = new Uint16Array(aligned.buffer);
+      const bits = new Uint32Array(halves.length);
+      for (let i = 0; i < halves.length; i++) bits[i] = halves[i] << 16;
+      return new Float32Array(bits.buffer);
+    }
+    default:
+      throw new LoupeError("bad-file", `${what} has dtype ${dtype}; Loupe expects floating-point weights.`);
+  }
+}
+
+export function halfToFloat32(halves: Uint16Array): Float32Array {
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) {
+    const h = halves[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exponent = (h >> 10) & 0x1f;
+    const mantissa = h & 0x3ff;
+    if (exponent === 0) out[i] = sign * mantissa * 2 ** -24;
+    else if (exponent === 0x1f) out[i] = mantissa ? NaN : sign * Infinity;
+    else out[i] = sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+  }
+  return out;
+}
+
+export interface TensorToWrite {
+  readonly dtype: "F32";
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** Serialize float32 tensors as safetensors (used by tests, fixtures and SAE training). */
+export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Buffer {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  const names = Object.keys(tensors).sort();
+  for (const name of names) {
+    const t = tensors[name];
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  let headerText = JSON.stringify(header);
+  // Pad to 8 bytes so data starts aligned, as the reference implementation does.
+  headerText += " ".repeat((8 - (Buffer.byteLength(headerText) % 8)) % 8);
+  const headerBytes = Buffer.from(headerText, "utf8");
+  const out = Buffer.alloc(8 + headerBytes.length + offset);
+  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(out, 8);
+  let at = 8 + headerBytes.length;
+  for (const name of names) {
+    const d = tensors[name].data;
+    Buffer.from(d.buffer, d.byteOffset, d.byteLength).copy(out, at);
+    at += d.byteLength;
+  }
+  return out;
+}
