@@ -178,3 +178,35 @@ function activation(g: GraphBuilder, kind: ModelConfig["activation"], x: string)
       return g.op("Relu", [x]);
   }
 }
+
+export const LENS_IO = { resid: "resid", target: "target", k: "k", topLogprobs: "top_logprobs", topIds: "top_ids", targetLogprob: "target_logprob", entropy: "entropy" } as const;
+
+/**
+ * The logit lens as its own small graph: residual vectors [N, d_model] through ln_final and the
+ * unembedding, reduced to top-k, one target's log-prob and the entropy, so only small arrays
+ * cross back into JavaScript whatever the vocabulary size.
+ */
+export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex): Uint8Array {
+  const g = new GraphBuilder();
+  const w = new WeightTable(weights, g);
+  const { dModel: D, dVocab: V } = cfg;
+  const resid = g.input(LENS_IO.resid, DataType.FLOAT, ["n", D]);
+  const target = g.input(LENS_IO.target, DataType.INT64, ["n"]);
+  const k = g.input(LENS_IO.k, DataType.INT64, [1]);
+  const normalized = g.op("LayerNormalization", [resid, w.get("ln_f.weight", [D]), w.get("ln_f.bias", [D])], {
+    axis: -1,
+    epsilon: { floatValue: cfg.layerNormEps },
+  });
+  const unembedSource = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? w.get("wte.weight", [V, D]) : w.get("lm_head.weight", [V, D]);
+  const logits = g.op("MatMul", [normalized, g.op("Transpose", [unembedSource], { perm: [1, 0] })]);
+  const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
+  g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
+  const targetCol = g.op("Unsqueeze", [target, g.int64Initializer("axes:last", [1], [-1])]);
+  g.op("Squeeze", [g.op("GatherElements", [logprobs, targetCol], { axis: -1 }), g.int64Initializer("axes:squeeze", [1], [-1])], {}, LENS_IO.targetLogprob);
+  // Entropy in nats: -sum p log p.
+  const plogp = g.op("Mul", [g.op("Exp", [logprobs]), logprobs]);
+  g.op("Neg", [g.op("ReduceSum", [plogp, g.int64Initializer("axes:sum", [1], [-1])], { keepdims: 0 })], {}, LENS_IO.entropy);
+  for (const name of [LENS_IO.topLogprobs, LENS_IO.targetLogprob, LENS_IO.entropy]) g.output(name, DataType.FLOAT);
+  g.output(LENS_IO.topIds, DataType.INT64);
+  return g.toBytes("loupe-gpt2-lens");
+}

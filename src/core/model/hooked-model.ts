@@ -16,7 +16,7 @@ import { Tokenizer } from "../tokenizer";
 import { ActivationCache } from "./activation-cache";
 import { readModelConfig, type ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
-import { buildGpt2Graph, gainInput, GRAPH_INPUTS, writeInput } from "./gpt2-graph";
+import { buildGpt2Graph, buildGpt2LensGraph, gainInput, GRAPH_INPUTS, LENS_IO, writeInput } from "./gpt2-graph";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import { allHookNames } from "./hooks";
 import { compileInterventions, type Intervention } from "./interventions";
@@ -63,6 +63,18 @@ export interface Generation {
   readonly stopReason: "max-tokens" | "eos" | "stop-string" | "context";
 }
 
+export interface LensResult {
+  readonly k: number;
+  /** [n, k] token ids, most likely first. */
+  readonly topIds: Int32Array;
+  /** [n, k] log-probs of those tokens. */
+  readonly topLogprobs: Float32Array;
+  /** [n] log-prob of each row's target token. */
+  readonly targetLogprob: Float32Array;
+  /** [n] entropy of each row's distribution, in nats. */
+  readonly entropy: Float32Array;
+}
+
 export class HookedModel {
   readonly hookNames: readonly string[];
   private readonly hookSet: ReadonlySet<string>;
@@ -73,6 +85,7 @@ export class HookedModel {
     readonly cfg: ModelConfig,
     readonly tokenizer: Tokenizer,
     private readonly session: ort.InferenceSession,
+    private readonly lensSession: ort.InferenceSession,
     readonly graphFromCache: boolean,
   ) {
     this.hookNames = allHookNames(cfg.nLayers);
@@ -115,10 +128,12 @@ export class HookedModel {
     }
     const weights = readSafetensorsIndex(weightsFile);
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
-    const key = graphKey([JSON.stringify(cfg), path.basename(weightsFile), weights.headerText]);
-    const graph = cachedGraph(cacheDir, key, () => buildGpt2Graph(cfg, weights).bytes);
+    const key = (graphName: string) => graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText]);
+    const graph = cachedGraph(cacheDir, key("model"), () => buildGpt2Graph(cfg, weights).bytes);
+    const lensGraph = cachedGraph(cacheDir, key("lens"), () => buildGpt2LensGraph(cfg, weights));
     const session = await createSession(graph.bytes, dir, options.threads);
-    return new HookedModel(dir, cfg, tokenizer, session, graph.fromCache);
+    const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
+    return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);
   }
 
   /** Token ids of `text` (no special tokens are added: GPT-2 has no BOS convention). */
@@ -184,8 +199,32 @@ export class HookedModel {
     return { tokens: generated, text: this.toString(generated), stopReason };
   }
 
+  /**
+   * The logit lens: residual-stream vectors [n, d_model] through ln_final and the unembedding.
+   * Returns each row's top-k tokens, the log-prob of one target token per row, and the entropy (nats).
+   */
+  async lens(resid: Float32Array, targets: readonly number[], k: number): Promise<LensResult> {
+    const D = this.cfg.dModel;
+    const n = targets.length;
+    if (resid.length !== n * D) throw new LoupeError("bad-shape", `lens: ${resid.length} values are not ${n} vectors of d_model ${D}.`);
+    const kk = Math.max(1, Math.min(Math.floor(k), this.cfg.dVocab));
+    const out = await this.lensSession.run({
+      [LENS_IO.resid]: new ort.Tensor("float32", resid, [n, D]),
+      [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets, (t) => BigInt(t)), [n]),
+      [LENS_IO.k]: new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]),
+    });
+    return {
+      k: kk,
+      topIds: Int32Array.from(out[LENS_IO.topIds].data as BigInt64Array, Number),
+      topLogprobs: out[LENS_IO.topLogprobs].data as Float32Array,
+      targetLogprob: out[LENS_IO.targetLogprob].data as Float32Array,
+      entropy: out[LENS_IO.entropy].data as Float32Array,
+    };
+  }
+
   async dispose(): Promise<void> {
     await this.session.release();
+    await this.lensSession.release();
   }
 
   private selectHooks(names: readonly string[] | ((name: string) => boolean)): string[] {

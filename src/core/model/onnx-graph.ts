@@ -73,7 +73,7 @@ export class GraphBuilder {
         name,
         dims: dims.map(BigInt),
         dataType: DataType.FLOAT,
-        rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
+        rawData: Uint8Array.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
       }),
     );
     return name;
@@ -87,7 +87,7 @@ export class GraphBuilder {
 
   boolInitializer(name: string, dims: readonly number[], values: Uint8Array): string {
     this.used.add(name);
-    this.initializers.push(create(onnx.TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: DataType.BOOL, rawData: values }));
+    this.initializers.push(create(onnx.TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: DataType.BOOL, rawData: Uint8Array.from(values) }));
     return name;
   }
 

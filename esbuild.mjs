@@ -1,0 +1,29 @@
+// Bundles the extension, the worker, the CLI and the benchmarks as CommonJS for Node 20.
+// onnxruntime-node stays external: it carries a native binary that must be loaded from node_modules.
+import * as esbuild from "esbuild";
+import * as fs from "node:fs";
+
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "cjs",
+  sourcemap: true,
+  external: ["vscode", "onnxruntime-node"],
+  logLevel: "warning",
+};
+
+const entries = {
+  "dist/cli": "src/cli/main.ts",
+  "dist/worker": "src/worker/main.ts",
+  "dist/extension": "src/extension/extension.ts",
+};
+for (const file of fs.existsSync("bench/speed") ? fs.readdirSync("bench/speed") : []) {
+  if (file.endsWith(".ts")) entries[`dist/bench/${file.replace(/\.ts$/, "")}`] = `bench/speed/${file}`;
+}
+
+await Promise.all(
+  Object.entries(entries)
+    .filter(([, input]) => fs.existsSync(input))
+    .map(([out, input]) => esbuild.build({ ...common, entryPoints: [input], outfile: `${out}.js` })),
+);

@@ -1,0 +1,105 @@
+/**
+ * Inspect a text: for each token, its surprisal, the next-token predictions, the entropy, the
+ * residual-stream norm after each block, and the logit lens at each block. One forward pass with a
+ * cache plus one batched logit-lens call for all layers and positions.
+ */
+import { LoupeError, throwIfAborted } from "./errors";
+import type { HookedModel } from "./model/hooked-model";
+import { blockHook } from "./model/hooks";
+import { l2norm } from "./tensor/tensor";
+
+export interface TokenPrediction {
+  readonly id: number;
+  readonly text: string;
+  readonly prob: number;
+}
+
+export interface LayerLens {
+  /** The lens's most likely next token after this block. */
+  readonly top: TokenPrediction;
+  /** Probability this block's lens gives the token that actually comes next (null at the last token). */
+  readonly nextTokenProb: number | null;
+}
+
+export interface TokenReport {
+  readonly index: number;
+  readonly id: number;
+  readonly text: string;
+  /** UTF-16 range of the token in the inspected text. */
+  readonly start: number;
+  readonly end: number;
+  /** -log2 p(token | tokens before it), in bits; null for the first token (nothing predicts it). */
+  readonly surprisal: number | null;
+  /** Entropy of the model's next-token distribution at this token, in bits. */
+  readonly entropy: number;
+  /** The model's most likely next tokens at this position. */
+  readonly top: TokenPrediction[];
+  /** L2 norm of blocks.{L}.hook_resid_post at this token, one per layer. */
+  readonly residNorm: number[];
+  /** Logit lens after each block. */
+  readonly lens: LayerLens[];
+}
+
+export interface InspectResult {
+  readonly modelFolder: string;
+  readonly nLayers: number;
+  readonly text: string;
+  readonly tokens: TokenReport[];
+  readonly elapsedMs: number;
+}
+
+export interface InspectOptions {
+  /** Number of next-token predictions per token (default 5). */
+  readonly topK?: number;
+  readonly signal?: AbortSignal;
+}
+
+const LOG2E = Math.LOG2E;
+
+export async function inspectText(model: HookedModel, text: string, options: InspectOptions = {}): Promise<InspectResult> {
+  const started = performance.now();
+  if (text.length === 0) throw new LoupeError("empty-input", "Nothing to inspect: the selection is empty.");
+  const encoding = model.tokenizer.encode(text);
+  const ids = encoding.ids;
+  if (ids.length === 0) throw new LoupeError("empty-input", "Nothing to inspect: the text has no tokens.");
+  const L = model.cfg.nLayers;
+  const D = model.cfg.dModel;
+  const T = ids.length;
+  const k = Math.max(1, Math.floor(options.topK ?? 5));
+  const residNames = Array.from({ length: L }, (_, layer) => blockHook(layer, "hook_resid_post"));
+  const { cache } = await model.runWithCache(ids, { names: residNames, signal: options.signal });
+  throwIfAborted(options.signal);
+
+  // One lens call over every (layer, position): rows are layer-major.
+  const resid = new Float32Array(L * T * D);
+  residNames.forEach((name, layer) => resid.set(cache.get(name).data.subarray(0, T * D), layer * T * D));
+  const targets: number[] = [];
+  for (let layer = 0; layer < L; layer++) for (let t = 0; t < T; t++) targets.push(t + 1 < T ? ids[t + 1] : 0);
+  const lens = await model.lens(resid, targets, k);
+  throwIfAborted(options.signal);
+
+  const prediction = (row: number, j: number): TokenPrediction => {
+    const id = lens.topIds[row * lens.k + j];
+    return { id, text: model.tokenizer.tokenText(id), prob: Math.exp(lens.topLogprobs[row * lens.k + j]) };
+  };
+  const finalRow = (t: number) => (L - 1) * T + t;
+  const tokens: TokenReport[] = ids.map((id, t) => {
+    const [start, end] = encoding.offsets[t];
+    return {
+      index: t,
+      id,
+      text: model.tokenizer.tokenText(id),
+      start,
+      end,
+      surprisal: t === 0 ? null : -lens.targetLogprob[finalRow(t - 1)] * LOG2E,
+      entropy: lens.entropy[finalRow(t)] * LOG2E,
+      top: Array.from({ length: lens.k }, (_, j) => prediction(finalRow(t), j)),
+      residNorm: residNames.map((name) => l2norm(cache.get(name).data.subarray(t * D, (t + 1) * D))),
+      lens: Array.from({ length: L }, (_, layer) => ({
+        top: prediction(layer * T + t, 0),
+        nextTokenProb: t + 1 < T ? Math.exp(lens.targetLogprob[layer * T + t]) : null,
+      })),
+    };
+  });
+  return { modelFolder: model.folder, nLayers: L, text, tokens, elapsedMs: performance.now() - started };
+}
