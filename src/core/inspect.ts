@@ -6,7 +6,7 @@
 import { LoupeError, throwIfAborted } from "./errors";
 import type { HookedModel } from "./model/hooked-model";
 import { blockHook } from "./model/hooks";
-import { l2norm } from "./tensor/tensor";
+import { argmax, l2norm } from "./tensor/tensor";
 
 export interface TokenPrediction {
   readonly id: number;
@@ -19,6 +19,8 @@ export interface LayerLens {
   readonly top: TokenPrediction;
   /** Probability this block's lens gives the token that actually comes next (null at the last token). */
   readonly nextTokenProb: number | null;
+  /** Probability this block's lens gives the model's final top prediction: 1 means the answer is already there. */
+  readonly agreement: number;
 }
 
 export interface TokenReport {
@@ -51,6 +53,8 @@ export interface InspectResult {
 export interface InspectOptions {
   /** Number of next-token predictions per token (default 5). */
   readonly topK?: number;
+  /** Refuse texts longer than this many tokens (the model's context window is a limit too). */
+  readonly maxTokens?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -62,19 +66,25 @@ export async function inspectText(model: HookedModel, text: string, options: Ins
   const encoding = model.tokenizer.encode(text);
   const ids = encoding.ids;
   if (ids.length === 0) throw new LoupeError("empty-input", "Nothing to inspect: the text has no tokens.");
+  if (options.maxTokens !== undefined && ids.length > options.maxTokens) {
+    throw new LoupeError("context-overflow", `The selection is ${ids.length} tokens; Loupe is set to inspect at most ${options.maxTokens} (setting loupe.maxTokens). Select a shorter passage.`);
+  }
   const L = model.cfg.nLayers;
   const D = model.cfg.dModel;
   const T = ids.length;
   const k = Math.max(1, Math.floor(options.topK ?? 5));
   const residNames = Array.from({ length: L }, (_, layer) => blockHook(layer, "hook_resid_post"));
-  const { cache } = await model.runWithCache(ids, { names: residNames, signal: options.signal });
+  const { logits, cache } = await model.runWithCache(ids, { names: residNames, signal: options.signal });
   throwIfAborted(options.signal);
+  const V = logits.dims[2];
+  const finalTop = Array.from({ length: T }, (_, t) => argmax(logits.data.subarray(t * V, (t + 1) * V)));
 
   // One lens call over every (layer, position): rows are layer-major.
   const resid = new Float32Array(L * T * D);
   residNames.forEach((name, layer) => resid.set(cache.get(name).data.subarray(0, T * D), layer * T * D));
-  const targets: number[] = [];
-  for (let layer = 0; layer < L; layer++) for (let t = 0; t < T; t++) targets.push(t + 1 < T ? ids[t + 1] : 0);
+  // Two targets per row: the token that actually comes next, and the model's final top prediction.
+  const targets: number[][] = [];
+  for (let layer = 0; layer < L; layer++) for (let t = 0; t < T; t++) targets.push([t + 1 < T ? ids[t + 1] : 0, finalTop[t]]);
   const lens = await model.lens(resid, targets, k);
   throwIfAborted(options.signal);
 
@@ -91,13 +101,14 @@ export async function inspectText(model: HookedModel, text: string, options: Ins
       text: model.tokenizer.tokenText(id),
       start,
       end,
-      surprisal: t === 0 ? null : -lens.targetLogprob[finalRow(t - 1)] * LOG2E,
+      surprisal: t === 0 ? null : -lens.targetLogprob[finalRow(t - 1) * 2] * LOG2E,
       entropy: lens.entropy[finalRow(t)] * LOG2E,
       top: Array.from({ length: lens.k }, (_, j) => prediction(finalRow(t), j)),
       residNorm: residNames.map((name) => l2norm(cache.get(name).data.subarray(t * D, (t + 1) * D))),
       lens: Array.from({ length: L }, (_, layer) => ({
         top: prediction(layer * T + t, 0),
-        nextTokenProb: t + 1 < T ? Math.exp(lens.targetLogprob[layer * T + t]) : null,
+        nextTokenProb: t + 1 < T ? Math.exp(lens.targetLogprob[(layer * T + t) * 2]) : null,
+        agreement: Math.exp(lens.targetLogprob[(layer * T + t) * 2 + 1]),
       })),
     };
   });

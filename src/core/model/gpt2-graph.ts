@@ -183,7 +183,7 @@ export const LENS_IO = { resid: "resid", target: "target", k: "k", topLogprobs: 
 
 /**
  * The logit lens as its own small graph: residual vectors [N, d_model] through ln_final and the
- * unembedding, reduced to top-k, one target's log-prob and the entropy, so only small arrays
+ * unembedding, reduced to top-k, the log-probs of a few target tokens per row and the entropy, so only small arrays
  * cross back into JavaScript whatever the vocabulary size.
  */
 export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex): Uint8Array {
@@ -191,7 +191,7 @@ export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex):
   const w = new WeightTable(weights, g);
   const { dModel: D, dVocab: V } = cfg;
   const resid = g.input(LENS_IO.resid, DataType.FLOAT, ["n", D]);
-  const target = g.input(LENS_IO.target, DataType.INT64, ["n"]);
+  const target = g.input(LENS_IO.target, DataType.INT64, ["n", "m"]);
   const k = g.input(LENS_IO.k, DataType.INT64, [1]);
   const normalized = g.op("LayerNormalization", [resid, w.get("ln_f.weight", [D]), w.get("ln_f.bias", [D])], {
     axis: -1,
@@ -201,8 +201,7 @@ export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex):
   const logits = g.op("MatMul", [normalized, g.op("Transpose", [unembedSource], { perm: [1, 0] })]);
   const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
   g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
-  const targetCol = g.op("Unsqueeze", [target, g.int64Initializer("axes:last", [1], [-1])]);
-  g.op("Squeeze", [g.op("GatherElements", [logprobs, targetCol], { axis: -1 }), g.int64Initializer("axes:squeeze", [1], [-1])], {}, LENS_IO.targetLogprob);
+  g.op("GatherElements", [logprobs, target], { axis: -1 }, LENS_IO.targetLogprob);
   // Entropy in nats: -sum p log p.
   const plogp = g.op("Mul", [g.op("Exp", [logprobs]), logprobs]);
   g.op("Neg", [g.op("ReduceSum", [plogp, g.int64Initializer("axes:sum", [1], [-1])], { keepdims: 0 })], {}, LENS_IO.entropy);

@@ -69,7 +69,9 @@ export interface LensResult {
   readonly topIds: Int32Array;
   /** [n, k] log-probs of those tokens. */
   readonly topLogprobs: Float32Array;
-  /** [n] log-prob of each row's target token. */
+  /** Targets per row. */
+  readonly m: number;
+  /** [n, m] log-probs of each row's target tokens. */
   readonly targetLogprob: Float32Array;
   /** [n] entropy of each row's distribution, in nats. */
   readonly entropy: Float32Array;
@@ -201,20 +203,25 @@ export class HookedModel {
 
   /**
    * The logit lens: residual-stream vectors [n, d_model] through ln_final and the unembedding.
-   * Returns each row's top-k tokens, the log-prob of one target token per row, and the entropy (nats).
+   * Returns each row's top-k tokens, the log-probs of the row's target tokens (the same number for
+   * every row), and the entropy (nats).
    */
-  async lens(resid: Float32Array, targets: readonly number[], k: number): Promise<LensResult> {
+  async lens(resid: Float32Array, targets: readonly (readonly number[])[], k: number): Promise<LensResult> {
     const D = this.cfg.dModel;
     const n = targets.length;
+    const m = targets[0]?.length ?? 0;
+    if (n === 0 || m === 0 || targets.some((t) => t.length !== m)) throw new LoupeError("bad-shape", "lens: give every row the same, non-zero number of targets.");
     if (resid.length !== n * D) throw new LoupeError("bad-shape", `lens: ${resid.length} values are not ${n} vectors of d_model ${D}.`);
+    for (const row of targets) for (const t of row) if (!Number.isInteger(t) || t < 0 || t >= this.cfg.dVocab) throw new LoupeError("bad-argument", `lens: target ${t} is outside the vocabulary.`);
     const kk = Math.max(1, Math.min(Math.floor(k), this.cfg.dVocab));
     const out = await this.lensSession.run({
       [LENS_IO.resid]: new ort.Tensor("float32", resid, [n, D]),
-      [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets, (t) => BigInt(t)), [n]),
+      [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets.flat(), (t) => BigInt(t)), [n, m]),
       [LENS_IO.k]: new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]),
     });
     return {
       k: kk,
+      m,
       topIds: Int32Array.from(out[LENS_IO.topIds].data as BigInt64Array, Number),
       topLogprobs: out[LENS_IO.topLogprobs].data as Float32Array,
       targetLogprob: out[LENS_IO.targetLogprob].data as Float32Array,

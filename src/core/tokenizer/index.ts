@@ -1,0 +1,1 @@
+export { Tokenizer, type Encoding } from "./tokenizer";
