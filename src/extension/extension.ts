@@ -1,0 +1,49 @@
+import * as vscode from "vscode";
+import { TokenHoverProvider } from "./hover";
+import { InspectController } from "./inspect-controller";
+import { missingModelFiles, ModelHost } from "./model-host";
+
+/** Editor glue only: every computation happens in src/core, in the worker process. */
+export function activate(context: vscode.ExtensionContext): void {
+  const models = new ModelHost(context);
+  const inspector = new InspectController(models);
+  context.subscriptions.push(
+    models,
+    inspector,
+    vscode.languages.registerHoverProvider({ scheme: "*" }, new TokenHoverProvider(inspector.store)),
+    vscode.commands.registerCommand("loupe.inspectSelection", () => inspector.inspectSelection()),
+    vscode.commands.registerCommand("loupe.clear", () => inspector.clear()),
+    vscode.commands.registerCommand("loupe.chooseLens", () => inspector.chooseLens()),
+    vscode.commands.registerCommand("loupe.selectModel", () => selectModel(models)),
+  );
+}
+
+async function selectModel(models: ModelHost): Promise<void> {
+  const picked = await vscode.window.showQuickPick(
+    [
+      { label: "$(package) Bundled reference model", description: "trained on Loupe's synthetic bench; no download", id: "bundled" },
+      { label: "$(folder-opened) Choose a model folder…", description: "config.json, model.safetensors, tokenizer.json", id: "folder" },
+    ],
+    { title: "Loupe: select the model for this workspace" },
+  );
+  if (!picked) return;
+  if (picked.id === "bundled") {
+    await models.rememberFolder(undefined);
+    void vscode.window.showInformationMessage("Loupe: using the bundled reference model in this workspace.");
+    return;
+  }
+  const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: "Use this model" });
+  const folder = chosen?.[0]?.fsPath;
+  if (!folder) return;
+  const problem = missingModelFiles(folder);
+  if (problem) {
+    void vscode.window.showErrorMessage(`Loupe: ${problem}`);
+    return;
+  }
+  await models.rememberFolder(folder);
+  void vscode.window.showInformationMessage(`Loupe: this workspace now uses ${folder}.`);
+}
+
+export function deactivate(): void {
+  // Subscriptions dispose the worker.
+}

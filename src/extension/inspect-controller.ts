@@ -1,0 +1,168 @@
+import * as vscode from "vscode";
+import { lensId, lensLabel, parseLens, tokenLevels, type Lens } from "../core/view/lenses";
+import { checkInspectable } from "../core/view/selection-checks";
+import type { InspectResult } from "../core/inspect";
+import { TokenDecorations } from "./decorations";
+import { InspectionStore } from "./inspections";
+import type { ModelHost } from "./model-host";
+import { readSettings } from "./settings";
+import { StatusLegend } from "./status";
+import { describeError } from "./errors";
+
+/** Results of recent runs by model and text, so re-inspecting unchanged text costs nothing. */
+class ResultCache {
+  private readonly entries = new Map<string, InspectResult>();
+  constructor(private readonly capacity = 16) {}
+  get(key: string): InspectResult | undefined {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+    }
+    return hit;
+  }
+  set(key: string, value: InspectResult): void {
+    this.entries.set(key, value);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+  }
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+/** Inspect Selection, Clear and Choose Lens: runs the model, keeps results, draws decorations. */
+export class InspectController implements vscode.Disposable {
+  readonly store = new InspectionStore();
+  private readonly decorations = new TokenDecorations();
+  private readonly legend = new StatusLegend();
+  private readonly results = new ResultCache();
+  private readonly disposables: vscode.Disposable[] = [];
+  private lens: Lens;
+
+  constructor(private readonly models: ModelHost) {
+    this.lens = parseLens(readSettings().defaultLens) ?? { kind: "surprisal" };
+    this.disposables.push(
+      vscode.workspace.onDidChangeTextDocument((event) => {
+        if (this.store.applyChange(event)) this.redrawDocument(event.document);
+      }),
+      vscode.workspace.onDidCloseTextDocument((document) => this.store.delete(document)),
+      vscode.window.onDidChangeVisibleTextEditors(() => this.redrawAll()),
+      vscode.window.onDidChangeActiveTextEditor(() => this.updateLegend()),
+      vscode.workspace.onDidChangeConfiguration((event) => {
+        if (event.affectsConfiguration("loupe.colorScale")) this.redrawAll();
+        if (event.affectsConfiguration("loupe.modelPath")) this.results.clear();
+      }),
+    );
+  }
+
+  async inspectSelection(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showInformationMessage("Loupe: open a text editor and select the text to inspect.");
+      return;
+    }
+    const document = editor.document;
+    const settings = readSettings();
+    const wholeDocument = editor.selection.isEmpty;
+    const range = wholeDocument ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
+    const text = document.getText(range);
+    const problem = checkInspectable(text, settings.maxTokens, wholeDocument);
+    if (problem) {
+      void vscode.window.showWarningMessage(problem.message);
+      return;
+    }
+    const startOffset = document.offsetAt(range.start);
+    const versionAtStart = document.version;
+    try {
+      const model = await this.models.ensureLoaded(this.models.chosenFolder(settings.modelPath));
+      const key = `${model.folder}\u0000${settings.maxTokens}\u0000${text}`;
+      let result = this.results.get(key);
+      if (!result) {
+        result = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Window, title: "Loupe: inspecting…", cancellable: true },
+          (_progress, token) => this.models.inspect(text, { topK: 5, maxTokens: settings.maxTokens }, token),
+        );
+        this.results.set(key, result);
+      }
+      // An edit that landed while the model ran makes the result stale at once.
+      const stale = document.version !== versionAtStart && document.getText(range) !== text;
+      this.store.set(document, { startOffset, length: text.length, result, stale });
+      this.redrawDocument(document);
+    } catch (error) {
+      const message = describeError(error);
+      if (message) void vscode.window.showErrorMessage(message);
+    }
+  }
+
+  clear(): void {
+    this.store.clear();
+    for (const editor of vscode.window.visibleTextEditors) this.decorations.clear(editor);
+    this.legend.hide();
+  }
+
+  async chooseLens(): Promise<void> {
+    const nLayers = this.models.current?.nLayers ?? 4;
+    const items: (vscode.QuickPickItem & { lens: Lens })[] = [
+      { label: "Surprisal", description: "bits: how unexpected each token was", lens: { kind: "surprisal" } },
+      { label: "Entropy", description: "bits: how unsure the model is about the next token", lens: { kind: "entropy" } },
+      ...Array.from({ length: nLayers }, (_, layer) => ({
+        label: `Logit lens @ block ${layer}`,
+        description: "how much this block already agrees with the final prediction",
+        lens: { kind: "logit-lens", layer } as Lens,
+      })),
+    ];
+    const picked = await vscode.window.showQuickPick(
+      items.map((item) => ({ ...item, picked: lensId(item.lens) === lensId(this.lens) })),
+      { title: "Loupe: colour tokens by…" },
+    );
+    if (!picked) return;
+    this.lens = picked.lens;
+    this.redrawAll();
+  }
+
+  private redrawAll(): void {
+    for (const editor of vscode.window.visibleTextEditors) this.drawEditor(editor);
+    this.updateLegend();
+  }
+
+  private redrawDocument(document: vscode.TextDocument): void {
+    for (const editor of vscode.window.visibleTextEditors) if (editor.document === document) this.drawEditor(editor);
+    this.updateLegend();
+  }
+
+  private drawEditor(editor: vscode.TextEditor): void {
+    const inspection = this.store.get(editor.document);
+    this.decorations.clear(editor);
+    if (!inspection) return;
+    const document = editor.document;
+    const at = (offset: number) => document.positionAt(inspection.startOffset + offset);
+    if (inspection.stale) {
+      editor.setDecorations(this.decorations.stale, [new vscode.Range(at(0), at(inspection.length))]);
+      return;
+    }
+    const byLevel: vscode.Range[][] = this.decorations.levels.map(() => []);
+    const levels = tokenLevels(inspection.result, this.lens, readSettings().colorScale, this.models.current?.dVocab ?? 50257);
+    for (const { index, level } of levels) {
+      const token = inspection.result.tokens[index];
+      if (token.end > token.start) byLevel[level - 1].push(new vscode.Range(at(token.start), at(token.end)));
+    }
+    this.decorations.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
+  }
+
+  private updateLegend(): void {
+    const editor = vscode.window.activeTextEditor;
+    const inspection = editor && this.store.get(editor.document);
+    if (!inspection) {
+      this.legend.hide();
+      return;
+    }
+    const { result } = inspection;
+    this.legend.show(lensLabel(this.lens), result.modelFolder, result.tokens.length, result.elapsedMs, inspection.stale);
+  }
+
+  dispose(): void {
+    this.decorations.dispose();
+    this.legend.dispose();
+    for (const d of this.disposables) d.dispose();
+  }
+}

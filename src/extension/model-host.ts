@@ -1,0 +1,90 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { InspectResult } from "../core/inspect";
+import { WorkerClient } from "../worker/client";
+
+export interface LoadedModel {
+  readonly folder: string;
+  readonly nLayers: number;
+  readonly dVocab: number;
+  readonly nCtx: number;
+}
+
+const WORKSPACE_MODEL_KEY = "loupe.modelFolder";
+
+/** What a model folder lacks, in words; undefined when it looks loadable. */
+export function missingModelFiles(folder: string): string | undefined {
+  if (!fs.existsSync(folder)) return `${folder} does not exist.`;
+  const missing = ["config.json", "model.safetensors", "tokenizer.json"].filter((f) => !fs.existsSync(path.join(folder, f)));
+  return missing.length ? `${folder} has no ${missing.join(", ")}. A model folder needs config.json, model.safetensors and tokenizer.json (save_pretrained with safe_serialization).` : undefined;
+}
+
+/**
+ * Owns the worker process and the model loaded in it. The model folder is, in order: the
+ * workspace's choice (Select Model…), the loupe.modelPath setting, the bundled reference model.
+ */
+export class ModelHost implements vscode.Disposable {
+  private readonly client: WorkerClient;
+  private loaded: LoadedModel | undefined;
+  private loading: Promise<LoadedModel> | undefined;
+
+  constructor(private readonly context: vscode.ExtensionContext) {
+    this.client = new WorkerClient(context.asAbsolutePath(path.join("dist", "worker.js")));
+  }
+
+  get bundledFolder(): string {
+    return this.context.asAbsolutePath(path.join("models", "reference"));
+  }
+
+  chosenFolder(settingPath: string): string {
+    const workspaceChoice = this.context.workspaceState.get<string>(WORKSPACE_MODEL_KEY);
+    if (workspaceChoice) return workspaceChoice;
+    if (settingPath && vscode.workspace.isTrusted) return settingPath;
+    return this.bundledFolder;
+  }
+
+  async rememberFolder(folder: string | undefined): Promise<void> {
+    await this.context.workspaceState.update(WORKSPACE_MODEL_KEY, folder);
+    this.loaded = undefined;
+    this.loading = undefined;
+  }
+
+  get current(): LoadedModel | undefined {
+    return this.loaded;
+  }
+
+  /** Load the model (once), with a cancellable progress notification. */
+  async ensureLoaded(folder: string): Promise<LoadedModel> {
+    if (this.loaded?.folder === folder) return this.loaded;
+    if (!this.loading) {
+      this.loading = Promise.resolve(
+        vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title: `Loupe: loading ${path.basename(folder)}…`, cancellable: true },
+          async (_progress, token) => {
+            const info = await this.client.request("load", { folder }, { signal: abortSignalFor(token) });
+            return { folder, nLayers: info.config.nLayers, dVocab: info.config.dVocab, nCtx: info.config.nCtx };
+          },
+        ),
+      ).finally(() => (this.loading = undefined));
+    }
+    this.loaded = await this.loading;
+    return this.loaded;
+  }
+
+  async inspect(text: string, options: { topK: number; maxTokens: number }, token: vscode.CancellationToken): Promise<InspectResult> {
+    return this.client.request("inspect", { text, topK: options.topK, maxTokens: options.maxTokens }, { signal: abortSignalFor(token) });
+  }
+
+  dispose(): void {
+    void this.client.dispose();
+  }
+}
+
+/** Bridge VS Code's CancellationToken to the AbortSignal that core and the worker client take. */
+export function abortSignalFor(token: vscode.CancellationToken): AbortSignal {
+  const controller = new AbortController();
+  if (token.isCancellationRequested) controller.abort();
+  else token.onCancellationRequested(() => controller.abort());
+  return controller.signal;
+}
