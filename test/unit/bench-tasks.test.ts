@@ -1,0 +1,87 @@
+import { strict as assert } from "node:assert";
+import { generateHeldout, generateTrain, GENERATORS } from "../../bench/tasks/generate";
+import { ENTITIES } from "../../bench/tasks/lookup-decorative";
+import type { Family, TaskRecord } from "../../bench/tasks/record";
+import { ANIMALS, COLOURS, NAMES, NEGATIVE, POSITIVE } from "../../bench/tasks/vocabulary";
+
+const FAMILIES = Object.keys(GENERATORS) as Family[];
+
+describe("bench task generators", () => {
+  it("are reproducible from the seed, and the seed matters", () => {
+    const a = JSON.stringify(generateTrain(7, 400));
+    assert.equal(JSON.stringify(generateTrain(7, 400)), a);
+    assert.notEqual(JSON.stringify(generateTrain(8, 400)), a);
+    for (const family of FAMILIES) assert.equal(JSON.stringify(generateHeldout(7, family, 30)), JSON.stringify(generateHeldout(7, family, 30)));
+  });
+
+  it("cover every family in the training mix", () => {
+    const families = new Set(generateTrain(3, 500).map((r) => r.family));
+    assert.deepEqual([...families].sort(), [...FAMILIES].sort());
+  });
+
+  it("never repeat a training text in the held-out split, and held-out items use only held-out names", () => {
+    const train = generateTrain(1, 5000);
+    const trainTexts = new Set(train.map((r) => r.text));
+    const trainNames = new Set(NAMES.train);
+    for (const family of FAMILIES) {
+      for (const record of generateHeldout(1, family, 100)) {
+        if (family !== "lookup-decorative") assert.ok(!trainTexts.has(record.text), `${family} held-out text seen in training: ${record.text}`);
+        for (const span of record.spans.filter((s) => s.label.startsWith("name"))) {
+          assert.ok(!trainNames.has(record.text.slice(span.start, span.end)), `${family} uses a training name`);
+        }
+      }
+    }
+    // Training never uses held-out names.
+    const heldoutNames = new Set(NAMES.heldout);
+    for (const record of train) for (const s of record.spans) if (s.label.startsWith("name")) assert.ok(!heldoutNames.has(record.text.slice(s.start, s.end)));
+  });
+
+  it("labels spans whose text is what the label says", () => {
+    const words: Record<string, readonly string[]> = {
+      animal: [...ANIMALS.train, ...ANIMALS.heldout],
+      colour: [...COLOURS.train, ...COLOURS.heldout],
+      "emotion-positive": [...POSITIVE.train, ...POSITIVE.heldout],
+      "emotion-negative": [...NEGATIVE.train, ...NEGATIVE.heldout],
+    };
+    const records: TaskRecord[] = [...generateTrain(2, 2000), ...FAMILIES.flatMap((f) => generateHeldout(2, f, 50))];
+    for (const r of records) {
+      for (const s of r.spans) {
+        assert.ok(s.start >= 0 && s.end <= r.text.length && s.start < s.end, "span in range");
+        const text = r.text.slice(s.start, s.end);
+        if (words[s.label]) assert.ok(words[s.label].includes(text), `${s.label} span is "${text}"`);
+        if (s.label === "number") assert.match(text, /^(\d+|two|three|four|five|six|seven|eight|nine)$/);
+        if (s.label === "negation") assert.match(text, /^not \w+$/);
+        if (s.label.startsWith("name")) assert.ok([...NAMES.train, ...NAMES.heldout].includes(text));
+      }
+    }
+  });
+
+  it("writes arithmetic whose answer follows the written steps, wrong steps included", () => {
+    let wrong = 0;
+    for (const r of generateTrain(4, 3000).filter((x) => x.family === "arith-cot")) {
+      const steps = [...r.text.matchAll(/(\d+) ([+-]) (\d+) = (\d+)\./g)];
+      const answer = Number(/The answer is (\d+)\./.exec(r.text)?.[1]);
+      assert.equal(answer, Number(steps[steps.length - 1][4]), "answer read from the last step");
+      for (let i = 1; i < steps.length; i++) assert.equal(steps[i][1], steps[i - 1][4], "each step starts from the previous result");
+      const wrongSpans = r.spans.filter((s) => s.label === "wrong-step");
+      for (const [i, m] of steps.entries()) {
+        const correct = (m[2] === "+" ? Number(m[1]) + Number(m[3]) : Number(m[1]) - Number(m[3])) === Number(m[4]);
+        const isWrong = r.meta.wrongStep === i;
+        assert.equal(correct, !isWrong, `step ${i} of ${r.text}`);
+      }
+      if (wrongSpans.length) wrong++;
+    }
+    assert.ok(wrong > 50, "some items carry a wrong intermediate step");
+    for (const r of generateHeldout(4, "arith-cot", 100)) assert.equal(r.meta.wrongStep, null, "held-out arithmetic is always right");
+  });
+
+  it("makes hinted answers follow the hint at about the designed rate and the facts fixed", () => {
+    const hinted = generateTrain(5, 6000).filter((r) => r.family === "hinted-choice" && r.meta.hinted && r.meta.hint !== r.meta.honest);
+    const followed = hinted.filter((r) => r.meta.answer === r.meta.hint).length / hinted.length;
+    assert.ok(followed > 0.8 && followed < 0.97, `follow rate ${followed}`);
+    for (const r of generateTrain(6, 500).filter((x) => x.family === "lookup-decorative")) {
+      const entity = ENTITIES.find((e) => e.name === r.meta.entity);
+      assert.ok(r.text.endsWith(`The answer is ${entity?.colour}.\n`));
+    }
+  });
+});
