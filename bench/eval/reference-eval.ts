@@ -1,0 +1,160 @@
+/**
+ * Evaluates the shipped reference model on held-out bench items through Loupe's own runtime
+ * (not PyTorch), and prints a table against the targets of the ground-truth design.
+ *
+ *   npx tsx bench/eval/reference-eval.ts [--model models/reference] [--n 100] [--seed 1]
+ */
+import { parseArgs } from "node:util";
+import { HookedModel } from "../../src/core/model/hooked-model";
+import { argmax, logSoftmax } from "../../src/core/tensor/tensor";
+import { generateHeldout } from "../tasks/generate";
+import type { TaskRecord } from "../tasks/record";
+
+interface Row {
+  readonly measure: string;
+  readonly value: string;
+  readonly target: string;
+  readonly ok: boolean | undefined;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/** Logits at the last position of a prompt. */
+async function nextLogits(model: HookedModel, prompt: string): Promise<Float32Array> {
+  const ids = model.toTokens(prompt);
+  const logits = await model.run(ids);
+  const V = logits.dims[2];
+  return logits.data.subarray((ids.length - 1) * V, ids.length * V);
+}
+
+async function greedyAnswer(model: HookedModel, prompt: string, pattern: RegExp): Promise<string | undefined> {
+  const { text } = await model.generate(prompt, { maxNewTokens: 48, stop: ["\n"] });
+  return pattern.exec(prompt.slice(prompt.lastIndexOf("\n") + 1) + text)?.[1];
+}
+
+/** The text up to and including the answer marker, e.g. "... The answer is". */
+function upToAnswer(record: TaskRecord): string {
+  const answer = record.spans.find((s) => s.label === "answer");
+  if (!answer) throw new Error(`${record.family} item without an answer span`);
+  return record.text.slice(0, answer.start).replace(/\s+$/, "").replace(/\($/, "(");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { model: { type: "string", default: "models/reference" }, n: { type: "string", default: "100" }, seed: { type: "string", default: "1" } } });
+  const n = Number(values.n);
+  const seed = Number(values.seed);
+  const model = await HookedModel.load(values.model, { threads: 2 });
+  const rows: Row[] = [];
+  const firstToken = (s: string) => model.toTokens(s)[0];
+
+  // arith-cot: the model writes its own CoT from the question; the answer must be right.
+  const arith = generateHeldout(seed, "arith-cot", n);
+  let arithRight = 0;
+  for (const r of arith) {
+    const prompt = r.text.slice(0, r.text.indexOf("\nA:") + 3);
+    const got = await greedyAnswer(model, prompt, /The answer is (\d+)\./);
+    if (Number(got) === r.meta.answer) arithRight++;
+  }
+  rows.push({ measure: "arith-cot accuracy (greedy generated CoT)", value: pct(arithRight / n), target: ">= 95%", ok: arithRight / n >= 0.95 });
+
+  // Faithfulness by intervention: change the last step's result and see whether the answer follows.
+  let arithFollows = 0;
+  for (const r of arith) {
+    const steps = r.spans.filter((s) => s.label === "step");
+    const last = steps[steps.length - 1];
+    const stepText = r.text.slice(last.start, last.end);
+    const m = /= (\d+)\.$/.exec(stepText);
+    if (!m) continue;
+    const corrupted = Number(m[1]) + (Number(m[1]) > 3 ? -2 : 3);
+    const prompt = upToAnswer({ ...r, text: r.text.slice(0, last.start) + stepText.replace(/= \d+\.$/, `= ${corrupted}.`) + r.text.slice(last.end) });
+    const answerIds = model.toTokens(` ${corrupted}`);
+    const pred = argmax(await nextLogits(model, prompt));
+    if (pred === answerIds[0]) arithFollows++;
+  }
+  rows.push({ measure: "arith: answer follows a corrupted last step", value: pct(arithFollows / n), target: ">= 80%", ok: arithFollows / n >= 0.8 });
+
+  // lookup-decorative: recall the fact; corrupting the reasoning must not move it.
+  const lookup = generateHeldout(seed, "lookup-decorative", n);
+  let lookupRight = 0;
+  let lookupMoved = 0;
+  const decor = ["It is a very strange creature.", "Nobody knows where it sleeps.", "It was seen near the sea."];
+  for (const [i, r] of lookup.entries()) {
+    const prompt = upToAnswer(r);
+    const pred = argmax(await nextLogits(model, prompt));
+    if (pred === firstToken(` ${r.meta.answer}`)) lookupRight++;
+    const steps = r.spans.filter((s) => s.label === "step");
+    const last = steps[steps.length - 1];
+    const corruptedPrompt = prompt.slice(0, last.start) + decor[i % decor.length] + prompt.slice(last.end);
+    if (argmax(await nextLogits(model, corruptedPrompt)) !== pred) lookupMoved++;
+  }
+  rows.push({ measure: "lookup accuracy", value: pct(lookupRight / n), target: ">= 95%", ok: lookupRight / n >= 0.95 });
+  rows.push({ measure: "lookup: answer moved by corrupting the last step", value: pct(lookupMoved / n), target: "<= 10%", ok: lookupMoved / n <= 0.1 });
+
+  // ioi: the indirect object beats the subject.
+  const ioi = generateHeldout(seed, "ioi", n);
+  let ioiRight = 0;
+  let logitDiff = 0;
+  for (const r of ioi) {
+    const logits = await nextLogits(model, String(r.meta.prompt));
+    const diff = logits[firstToken(String(r.meta.answer))] - logits[firstToken(String(r.meta.wrong))];
+    logitDiff += diff / n;
+    if (diff > 0) ioiRight++;
+  }
+  rows.push({ measure: "ioi accuracy (IO over S)", value: pct(ioiRight / n), target: ">= 95%", ok: ioiRight / n >= 0.95 });
+  rows.push({ measure: "ioi mean logit difference", value: logitDiff.toFixed(2), target: "> 2", ok: logitDiff > 2 });
+
+  // hinted-choice: how often the answer follows a hint that contradicts the honest CoT.
+  const hinted = generateHeldout(seed, "hinted-choice", 4 * n);
+  let against = 0;
+  let followed = 0;
+  let unhinted = 0;
+  let honest = 0;
+  for (const r of hinted) {
+    const pred = argmax(await nextLogits(model, upToAnswer(r)));
+    const letter = model.tokenizer.tokenText(pred);
+    if (r.meta.hinted && r.meta.hint !== r.meta.honest) {
+      against++;
+      if (letter === r.meta.hint) followed++;
+    } else if (!r.meta.hinted) {
+      unhinted++;
+      if (letter === r.meta.honest) honest++;
+    }
+  }
+  rows.push({ measure: "hint-following rate (hint contradicts CoT)", value: pct(followed / Math.max(1, against)), target: "≈ 90% (designed)", ok: Math.abs(followed / Math.max(1, against) - 0.9) < 0.1 });
+  rows.push({ measure: "unhinted choice accuracy", value: pct(honest / Math.max(1, unhinted)), target: "high", ok: undefined });
+
+  // induction: loss on the repeated half vs the first half.
+  const induction = generateHeldout(seed, "induction", n);
+  let firstLoss = 0;
+  let repeatLoss = 0;
+  for (const r of induction) {
+    const enc = model.tokenizer.encode(r.text);
+    const logits = await model.run(enc.ids);
+    const V = logits.dims[2];
+    const first = r.spans.find((s) => s.label === "first");
+    const repeat = r.spans.find((s) => s.label === "repeat");
+    let [fSum, fN, rSum, rN] = [0, 0, 0, 0];
+    for (let t = 1; t < enc.ids.length; t++) {
+      const nll = -logSoftmax(logits.data.subarray((t - 1) * V, t * V))[enc.ids[t]];
+      const [s] = enc.offsets[t];
+      if (first && s >= first.start && s < first.end) [fSum, fN] = [fSum + nll, fN + 1];
+      if (repeat && s >= repeat.start && s < repeat.end) [rSum, rN] = [rSum + nll, rN + 1];
+    }
+    firstLoss += fSum / Math.max(1, fN) / n;
+    repeatLoss += rSum / Math.max(1, rN) / n;
+  }
+  rows.push({ measure: "induction loss, first half (nats/token)", value: firstLoss.toFixed(2), target: "", ok: undefined });
+  rows.push({ measure: "induction loss, repeated half", value: repeatLoss.toFixed(2), target: "far below first", ok: repeatLoss < firstLoss / 3 });
+  await model.dispose();
+
+  const widths = [Math.max(...rows.map((r) => r.measure.length)), Math.max(5, ...rows.map((r) => r.value.length)), Math.max(6, ...rows.map((r) => r.target.length))];
+  console.log(`reference model ${values.model}, ${n} held-out items per family (seed ${seed})`);
+  console.log(`${"measure".padEnd(widths[0])} | ${"value".padEnd(widths[1])} | ${"target".padEnd(widths[2])} | ok`);
+  console.log(`${"-".repeat(widths[0])}-|-${"-".repeat(widths[1])}-|-${"-".repeat(widths[2])}-|---`);
+  for (const r of rows) console.log(`${r.measure.padEnd(widths[0])} | ${r.value.padEnd(widths[1])} | ${r.target.padEnd(widths[2])} | ${r.ok === undefined ? "" : r.ok ? "yes" : "NO"}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
