@@ -70,6 +70,8 @@ async function main(): Promise<void> {
     const tokens = Array.from({ length: TOKENS }, (_, i) => (i * 7919) % size.vocab);
     const plain = await medianMs(() => model.run(tokens), REPS);
     const cached = await medianMs(() => model.runWithCache(tokens), REPS);
+    // What SAEs, probes and patching read: the residual stream and the block outputs, not the T x T patterns.
+    const residOnly = await medianMs(() => model.runWithCache(tokens, { names: (n) => /hook_(resid_\w+|attn_out|mlp_out)$/.test(n) }), REPS);
     await model.dispose();
     const torch = torchTiming(folder);
     fs.rmSync(folder, { recursive: true, force: true });
@@ -78,12 +80,13 @@ async function main(): Promise<void> {
       plain.toFixed(1),
       cached.toFixed(1),
       `${(((cached - plain) / plain) * 100).toFixed(0)}%`,
+      `${(((residOnly - plain) / plain) * 100).toFixed(0)}%`,
       torch ? torch.plain_ms.toFixed(1) : "-",
       torch ? torch.cache_ms.toFixed(1) : "-",
       torch ? `${(torch.cache_ms / cached).toFixed(2)}x` : "-",
     ]);
   }
-  const header = ["model", "loupe plain ms", "loupe all-hooks ms", "cache overhead", "torch plain ms", "torch hooks ms", "torch/loupe (hooked)"];
+  const header = ["model", "loupe plain ms", "loupe all-hooks ms", "all-hooks overhead", "resid+outs overhead", "torch plain ms", "torch hooks ms", "torch/loupe (hooked)"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(" | ");
   console.log(`forward of ${TOKENS} tokens, batch 1, ${THREADS} threads, median of ${REPS} (${os.cpus()[0]?.model ?? "cpu"})`);
