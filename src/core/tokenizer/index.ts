@@ -1,1 +1,1 @@
-export { Tokenizer, type Encoding } from "./tokenizer";
+export { Tokenizer, type DecodeOptions, type EncodeOptions, type Encoding } from "./tokenizer";

@@ -1,207 +1,238 @@
 /**
- * Tokenizer: Hugging Face tokenizer.json through @huggingface/tokenizers (pure JS), plus what that
- * library lacks: the exact UTF-16 range of every token in the input string.
+ * Tokenizer: a Hugging Face tokenizer.json, encoded by @huggingface/tokenizers (pure JS, same ids
+ * as the Rust library), plus what that library lacks: the exact UTF-16 range of every token in the
+ * input string, so that editor decorations land on the right characters.
  *
- * Offsets come from the bytes each token stands for. For byte-level BPE (GPT-2 family) the tokens'
- * bytes concatenate to the input's UTF-8, so a byte cursor walked over the input gives each token
- * its byte range, mapped to UTF-16 by Utf8Index. Any disagreement between the tokens' bytes and the
- * input raises an error rather than returning wrong offsets.
+ * Offsets come from the bytes each token spells: they must spell the input (see AlignedBytes and
+ * tokenOffsets, which also states the policy for a character split over several tokens). Where
+ * they do not, encode throws a LoupeError("tokenizer-mismatch") instead of guessing.
  */
 import * as fs from "node:fs";
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { SequenceNormalizer, Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { LoupeError } from "../errors";
-import { byteLevelTokenBytes } from "./byte-level";
-import { Utf8Index } from "./offsets";
+import { AlignedBytes, type AlignOptions } from "./aligned-bytes";
+import { findBeginningOfText, findEndOfText } from "./special-tokens";
+import { type SectionPrefix, tokenOffsets, type TokenVocabulary } from "./token-offsets";
+import { spellToken } from "./token-spelling";
+import { type AddedTokenSpec, readTokenizerSpec, type TokenizerSpec } from "./tokenizer-spec";
+import { concatBytes, describeBytes, utf8 } from "./utf8";
 
 export interface Encoding {
   readonly ids: number[];
+  /** The tokens as the vocabulary writes them ("Ġthe" for " the" in GPT-2, "▁the" in Llama). */
   readonly tokens: string[];
-  /** UTF-16 [start, end) of each token in the input. */
+  /** UTF-16 [start, end) of each token in the input; see tokenOffsets for split characters. */
   readonly offsets: Array<[number, number]>;
 }
 
-interface AddedTokenInfo {
-  readonly id: number;
-  readonly content: string;
-  readonly special: boolean;
+export interface EncodeOptions {
+  /**
+   * Add the tokens the post-processor puts around a text (Llama's <s>); default false. They get
+   * empty ranges where they stand: [0, 0] before the text, [length, length] after it.
+   */
+  readonly addSpecialTokens?: boolean;
 }
 
-type TokenizerJson = {
-  model?: { type?: string; vocab?: Record<string, number> | unknown[] };
-  added_tokens?: AddedTokenInfo[];
-  pre_tokenizer?: unknown;
-  decoder?: unknown;
-};
+export interface DecodeOptions {
+  readonly skipSpecialTokens?: boolean;
+}
 
-const SUPPORTED_MODELS = new Set(["BPE"]);
+type SequenceNormalizerConfig = ConstructorParameters<typeof SequenceNormalizer>[0];
+
+const REPLACEMENT_CHARACTER_BYTES = Uint8Array.of(0xef, 0xbf, 0xbd);
 
 export class Tokenizer {
-  private readonly hf: HfTokenizer;
-  private readonly added = new Map<number, AddedTokenInfo>();
-  private readonly idToTokenMap = new Map<number, string>();
-  private readonly tokenToIdMap = new Map<string, number>();
+  /** Number of ids, added tokens included (the largest id plus one). */
   readonly vocabSize: number;
   readonly eosTokenId: number | undefined;
   readonly bosTokenId: number | undefined;
+  /** Ids of the added tokens marked special (skipped by decode with skipSpecialTokens). */
   readonly specialTokenIds: ReadonlySet<number>;
 
-  private constructor(json: TokenizerJson, readonly source: string) {
-    const modelType = json.model?.type ?? (json.model && "merges" in json.model ? "BPE" : undefined);
-    if (!modelType || !SUPPORTED_MODELS.has(modelType)) {
-      throw new LoupeError("bad-file", `${source}: tokenizer model "${String(modelType)}" is not supported yet; Loupe reads byte-level BPE tokenizers (GPT-2 family).`, source);
-    }
-    if (!isByteLevel(json)) {
-      throw new LoupeError("bad-file", `${source}: only byte-level BPE tokenizers (GPT-2 family) are supported so far; SentencePiece-style tokenizers come with Llama support.`, source);
-    }
+  private readonly hf: HfTokenizer;
+  private readonly tokenById: Array<string | undefined> = [];
+  private readonly idByToken = new Map<string, number>();
+  private readonly added = new Map<number, AddedTokenSpec>();
+  /** Bytes each id spells, filled on first use. */
+  private readonly spelled = new Map<number, Uint8Array | undefined>();
+  private readonly prefixes: readonly SectionPrefix[];
+  private readonly alignOptions: AlignOptions;
+  private readonly vocabulary: TokenVocabulary;
+  /** How many tokens the post-processor puts before a text, once known. */
+  private leadingTemplateTokens: number | undefined;
+
+  private constructor(
+    private readonly spec: TokenizerSpec,
+    /** The file it came from, named in errors. */
+    readonly source: string,
+  ) {
     try {
-      this.hf = new HfTokenizer(json, { clean_up_tokenization_spaces: false });
+      this.hf = new HfTokenizer(spec.json, { clean_up_tokenization_spaces: false });
     } catch (error) {
-      throw new LoupeError("bad-file", `${source}: the tokenizer could not be built (${(error as Error).message}).`, source);
+      throw new LoupeError("bad-file", `${source}: @huggingface/tokenizers cannot build this tokenizer (${errorMessage(error)}).`, source);
     }
-    const vocab = json.model?.vocab;
-    if (vocab && !Array.isArray(vocab)) {
-      for (const [token, id] of Object.entries(vocab)) {
-        this.idToTokenMap.set(id, token);
-        this.tokenToIdMap.set(token, id);
-      }
+    for (const [token, id] of spec.vocab) {
+      this.tokenById[id] = token;
+      this.idByToken.set(token, id);
     }
-    for (const t of json.added_tokens ?? []) {
-      this.added.set(t.id, { id: t.id, content: t.content, special: t.special });
-      this.idToTokenMap.set(t.id, t.content);
-      this.tokenToIdMap.set(t.content, t.id);
+    for (const t of spec.addedTokens) {
+      this.added.set(t.id, t);
+      this.tokenById[t.id] = t.content;
+      this.idByToken.set(t.content, t.id);
     }
-    this.vocabSize = this.idToTokenMap.size === 0 ? 0 : Math.max(...this.idToTokenMap.keys()) + 1;
-    const special = [...this.added.values()].filter((t) => t.special);
-    this.specialTokenIds = new Set(special.map((t) => t.id));
-    const find = (...names: string[]) => special.find((t) => names.includes(t.content))?.id;
-    this.eosTokenId = find("<|endoftext|>", "</s>", "<|im_end|>", "<eos>");
-    this.bosTokenId = find("<|endoftext|>", "<s>", "<bos>", "<|begin_of_text|>");
+    this.vocabSize = this.tokenById.length;
+    this.specialTokenIds = new Set(spec.addedTokens.filter((t) => t.special).map((t) => t.id));
+    this.eosTokenId = findEndOfText(spec.addedTokens);
+    this.bosTokenId = findBeginningOfText(spec.addedTokens);
+
+    this.prefixes = spec.prefixes.map((p) => ({ bytes: utf8(p.text), scope: p.scope, unlessStartsWith: p.unlessStartsWith === undefined ? undefined : utf8(p.unlessStartsWith) }));
+    let normalize: ((text: string) => string) | undefined;
+    if (spec.normalizerSteps.length > 0) {
+      const normalizer = new SequenceNormalizer({ type: "Sequence", normalizers: spec.normalizerSteps } as unknown as SequenceNormalizerConfig);
+      normalize = (text) => normalizer.normalize(text);
+    }
+    const substitutions = spec.spaceReplacement === undefined ? undefined : new Map([[0x20, spec.spaceReplacement]]);
+    this.alignOptions = { normalize, substitutions, source };
+    const unkId = spec.unkToken === undefined ? undefined : this.idByToken.get(spec.unkToken);
+    // As in @huggingface/tokenizers: without a normalizer every added token is matched in the raw text.
+    const rules = new Map([...this.added].map(([id, t]) => [id, { lstrip: t.lstrip, rstrip: t.rstrip, normalized: t.normalized && spec.hasNormalizer }]));
+    this.vocabulary = {
+      bytesOf: (id) => this.tokenBytes(id),
+      addedRule: (id) => rules.get(id),
+      addedBytes: (token) => utf8(token),
+      unkId,
+    };
   }
 
+  /** Load a tokenizer.json; errors name the file. */
   static fromFile(path: string): Tokenizer {
     let text: string;
     try {
       text = fs.readFileSync(path, "utf8");
-    } catch {
-      throw new LoupeError("missing-file", `Cannot read ${path}: the model folder needs the tokenizer.json saved with the model.`, path);
+    } catch (error) {
+      const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+      throw new LoupeError(
+        "missing-file",
+        missing ? `${path} does not exist: a model folder needs the tokenizer.json saved with the model.` : `Cannot read ${path} (${errorMessage(error)}).`,
+        path,
+      );
     }
     let json: unknown;
     try {
       json = JSON.parse(text);
-    } catch {
-      throw new LoupeError("bad-file", `${path} is not valid JSON.`, path);
+    } catch (error) {
+      throw new LoupeError("bad-file", `${path} is not valid JSON (${errorMessage(error)}).`, path);
     }
     return Tokenizer.fromJSON(json, path);
   }
 
+  /** Build from a parsed tokenizer.json; `source` names it in errors. */
   static fromJSON(json: unknown, source = "tokenizer.json"): Tokenizer {
-    if (typeof json !== "object" || json === null || typeof (json as TokenizerJson).model !== "object") {
-      throw new LoupeError("bad-file", `${source} has no "model" section: is it a Hugging Face tokenizer.json?`, source);
-    }
-    return new Tokenizer(json as TokenizerJson, source);
+    return new Tokenizer(readTokenizerSpec(json, source), source);
   }
 
-  encode(text: string, options: { addSpecialTokens?: boolean } = {}): Encoding {
-    if (text.length === 0) return { ids: [], tokens: [], offsets: [] };
-    const encoded = this.hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? false });
-    const index = new Utf8Index(text);
-    const offsets: Array<[number, number]> = [];
-    let cursor = 0;
-    encoded.ids.forEach((id, i) => {
-      const bytes = this.tokenBytes(id, encoded.tokens[i]);
-      if (!bytes) throw new LoupeError("tokenizer-mismatch", `${this.source}: token ${id} ("${encoded.tokens[i]}") has no byte form.`, this.source);
-      const matches = cursor + bytes.length <= index.bytes.length && bytes.every((b, k) => index.bytes[cursor + k] === b);
-      if (!matches) {
-        if (this.added.has(id)) {
-          // A special token the post-processor inserted: it has no text, so an empty range here.
-          offsets.push(index.range(cursor, cursor));
-          return;
-        }
-        throw new LoupeError("tokenizer-mismatch", `${this.source}: token ${i} does not match the text at byte ${cursor}; this tokenizer normalizes text in a way Loupe cannot map back to offsets.`, this.source);
-      }
-      offsets.push(index.range(cursor, cursor + bytes.length));
-      cursor += bytes.length;
-    });
-    if (cursor !== index.bytes.length) {
-      throw new LoupeError("tokenizer-mismatch", `${this.source}: the tokens cover ${cursor} of ${index.bytes.length} bytes of the text.`, this.source);
-    }
-    return { ids: encoded.ids, tokens: encoded.tokens, offsets };
+  encode(text: string, options: EncodeOptions = {}): Encoding {
+    if (typeof text !== "string") throw new LoupeError("bad-argument", `Tokenizer.encode needs a string, not ${typeof text}.`);
+    const plain = this.hf.encode(text, { add_special_tokens: false });
+    const input = AlignedBytes.build(text, this.alignOptions);
+    const offsets = tokenOffsets(input, plain.ids, plain.tokens, this.vocabulary, this.prefixes, this.source);
+    const encoding: Encoding = { ids: plain.ids, tokens: plain.tokens, offsets };
+    return options.addSpecialTokens ? this.withTemplateTokens(text, encoding) : encoding;
   }
 
-  /** Text of a sequence of ids: the tokens' bytes, decoded as UTF-8 (invalid sequences become U+FFFD). */
-  decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+  /**
+   * Text of a sequence of ids. Byte-level: the tokens' bytes decoded as UTF-8, so
+   * decode(encode(s).ids) === s for any well-formed s; bytes that do not form a character (an
+   * incomplete emoji) and unknown ids become U+FFFD. Other tokenizers: their own decoder.
+   */
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    const skip = options.skipSpecialTokens ?? false;
+    if (this.spec.spelling !== "byte-level") {
+      if (ids.length === 0) return "";
+      return this.hf.decode([...ids], { skip_special_tokens: skip, clean_up_tokenization_spaces: false });
+    }
     const parts: Uint8Array[] = [];
-    let length = 0;
     for (const id of ids) {
-      if (options.skipSpecialTokens && this.specialTokenIds.has(id)) continue;
-      const bytes = this.tokenBytes(id, this.idToTokenMap.get(id));
-      if (!bytes) continue;
-      parts.push(bytes);
-      length += bytes.length;
+      if (skip && this.specialTokenIds.has(id)) continue;
+      parts.push(this.tokenBytes(id) ?? REPLACEMENT_CHARACTER_BYTES);
     }
-    const all = new Uint8Array(length);
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.length;
-    }
-    return new TextDecoder("utf-8", { fatal: false }).decode(all);
+    return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(concatBytes(parts));
   }
 
+  /** The vocabulary's string for an id ("Ġthe"), or undefined. */
   idToToken(id: number): string | undefined {
-    return this.idToTokenMap.get(id);
+    return this.tokenById[id];
   }
 
+  /** The id of a vocabulary string ("Ġthe", "<|endoftext|>"), or undefined. */
   tokenToId(token: string): number | undefined {
-    return this.tokenToIdMap.get(token);
+    return this.idByToken.get(token);
   }
 
-  /** A token's text for display. A token holding part of a character shows its bytes, e.g. <0xF0><0x9F>. */
+  /**
+   * Readable text of one token, for display: " the" for "Ġthe" or "▁the"; a token holding only
+   * part of a character shows those bytes as <0xNN> (an emoji's first byte: "<0xF0>").
+   */
   tokenText(id: number): string {
-    const bytes = this.tokenBytes(id, this.idToTokenMap.get(id));
-    if (!bytes) return `<unk ${id}>`;
-    try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    } catch {
-      return showBytes(bytes);
-    }
+    const bytes = this.tokenBytes(id);
+    if (!bytes) return `<unknown id ${id}>`;
+    const text = describeBytes(bytes);
+    const standIn = this.spec.spaceStandIn;
+    return standIn && !this.added.has(id) ? text.replaceAll(standIn, " ") : text;
   }
 
-  private tokenBytes(id: number, token: string | undefined): Uint8Array | undefined {
+  /** Bytes an id spells: an added token's content, or the vocabulary token's bytes. */
+  private tokenBytes(id: number): Uint8Array | undefined {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) return undefined;
+    if (this.spelled.has(id)) return this.spelled.get(id);
     const added = this.added.get(id);
-    if (added) return new TextEncoder().encode(added.content);
-    return token === undefined ? undefined : byteLevelTokenBytes(token);
+    const token = this.tokenById[id];
+    const bytes = added ? utf8(added.content) : token === undefined ? undefined : spellToken(token, this.spec.spelling, this.spec.byteFallback);
+    this.spelled.set(id, bytes);
+    return bytes;
   }
-}
 
-/** Show a byte string with complete UTF-8 characters as text and stray bytes as <0xNN>. */
-function showBytes(bytes: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i];
-    const width = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
-    if (width > 0 && i + width <= bytes.length) {
-      try {
-        out += new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(i, i + width));
-        i += width;
-        continue;
-      } catch {
-        // Not a valid character: fall through to the byte form.
-      }
+  /** The encoding with the post-processor's tokens (a template such as "<s> $A </s>") around it. */
+  private withTemplateTokens(text: string, plain: Encoding): Encoding {
+    const full = this.hf.encode(text, { add_special_tokens: true });
+    const n = plain.ids.length;
+    if (n === 0) return { ids: full.ids, tokens: full.tokens, offsets: full.ids.map(() => [0, 0]) };
+    // Where the text's own tokens start. A probe text tells (the text itself may begin with the
+    // very token the template adds); failing that, the first place they match.
+    this.leadingTemplateTokens ??= this.findLeadingTemplateTokens();
+    const lead = this.leadingTemplateTokens ?? firstMatch(full.ids, plain.ids);
+    if (lead === undefined || !sameIds(full.ids, lead, plain.ids)) throw this.templateMismatch();
+    const offsets = full.ids.map((_, i): [number, number] => (i < lead ? [0, 0] : i < lead + n ? plain.offsets[i - lead] : [text.length, text.length]));
+    return { ids: full.ids, tokens: full.tokens, offsets };
+  }
+
+  /** How many tokens the post-processor puts before a text, found on probe texts. */
+  private findLeadingTemplateTokens(): number | undefined {
+    for (const probe of ["a", "the", "0", "."]) {
+      const plain = this.hf.encode(probe, { add_special_tokens: false }).ids;
+      if (plain.length === 0 || plain.some((id) => this.added.has(id))) continue;
+      const lead = firstMatch(this.hf.encode(probe, { add_special_tokens: true }).ids, plain);
+      if (lead !== undefined) return lead;
     }
-    out += `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
-    i += 1;
+    return undefined;
   }
-  return out;
+
+  private templateMismatch(): LoupeError {
+    return new LoupeError("tokenizer-mismatch", `${this.source}: the post-processor does more than add tokens around the text; encode without addSpecialTokens.`, this.source);
+  }
 }
 
-function isByteLevel(json: TokenizerJson): boolean {
-  const mentions = (node: unknown): boolean => {
-    if (!node || typeof node !== "object") return false;
-    const n = node as { type?: unknown; pretokenizers?: unknown[]; decoders?: unknown[] };
-    if (n.type === "ByteLevel") return true;
-    return [...(n.pretokenizers ?? []), ...(n.decoders ?? [])].some(mentions);
-  };
-  return mentions(json.pre_tokenizer) || mentions(json.decoder);
+function firstMatch(full: readonly number[], part: readonly number[]): number | undefined {
+  for (let at = 0; at + part.length <= full.length; at++) if (sameIds(full, at, part)) return at;
+  return undefined;
+}
+
+function sameIds(full: readonly number[], at: number, part: readonly number[]): boolean {
+  if (at + part.length > full.length) return false;
+  for (let i = 0; i < part.length; i++) if (full[at + i] !== part[i]) return false;
+  return true;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
