@@ -2,161 +2,274 @@
  * The client side of the worker: forks the process that owns onnxruntime, so a native crash (or a
  * second copy of onnxruntime loaded by another extension) cannot take down the caller. No `vscode`
  * here: the extension and the CLI both use it.
+ *
+ *   const worker = new WorkerClient(path.join(root, "dist", "worker.js"));
+ *   await worker.request("load", { folder });
+ *   const result = await worker.request("inspect", { text }, { signal, onProgress });
+ *   await worker.dispose();
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { LoupeError } from "../core/errors";
-import type { Method, Params, Result, WorkerMessage, WireError, ClientMessage } from "./protocol";
+import { OutputTail } from "./output-tail";
+import type { ClientMessage, LoadParams, MethodMap, MethodName, Methods, ParamsOf, ProgressCallback, ResultOf, WorkerMessage } from "./protocol";
+import { cancelled, fromWireError } from "./wire-errors";
 
 export interface WorkerClientOptions {
-  /** Extra Node flags for the child, e.g. ["--import", "tsx"] to run the TypeScript entry in tests. */
+  /** Node flags for the child, e.g. ["--import", "tsx"] to run the TypeScript entry in tests. Never the parent's flags. */
   readonly execArgv?: readonly string[];
-  /** How long a cancelled request may take to stop before the worker is killed (ms). */
+  /** How long a cancelled request may take to stop before the worker is killed (ms, default 2000). */
   readonly cancelGraceMs?: number;
+  /** How long dispose waits for the worker to exit before killing it (ms, default 1000). */
+  readonly disposeGraceMs?: number;
   /** Memory cap for the worker's JavaScript heap (MB). */
   readonly maxOldSpaceMb?: number;
+  /** Where the worker's stdout and stderr go; default this process's stderr (never its stdout, which the CLI owns). */
+  readonly onOutput?: (text: string) => void;
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface RequestOptions {
   readonly signal?: AbortSignal;
-  readonly onProgress?: (done: number, total: number, message?: string) => void;
+  readonly onProgress?: ProgressCallback;
+}
+
+/** One worker process and what the client knows about it. */
+interface Live {
+  readonly child: ChildProcess;
+  readonly output: OutputTail;
+  /** How it ended ("exit code 1", "signal SIGKILL"), once it has. */
+  ended: string | undefined;
+  /** The load this process completed: compared with the client's last load to decide on a replay. */
+  model: LoadParams | undefined;
+  loadsInFlight: number;
+  replaying: Promise<void> | undefined;
+  /** Set when the client killed the process itself, to explain that to the requests still on it. */
+  killedBecause: string | undefined;
 }
 
 interface Pending {
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: Error) => void;
-  readonly onProgress?: RequestOptions["onProgress"];
-  readonly method: Method;
-  /** The process running this request: when it dies, so does the request. */
-  readonly child: ChildProcess;
+  readonly live: Live;
+  readonly method: string;
+  readonly onProgress?: ProgressCallback;
+  readonly succeed: (result: unknown) => void;
+  readonly fail: (error: Error) => void;
 }
 
-function fromWire(error: WireError): LoupeError {
-  return new LoupeError(error.code === "internal" ? "bad-argument" : error.code, error.message, error.file);
-}
-
-export class WorkerClient {
-  private child: ChildProcess | undefined;
+export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
+  private live: Live | undefined;
+  /** Every process not yet reaped, including ones killed and being replaced. */
+  private readonly lives = new Set<Live>();
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  /** The last successful load, replayed after a restart so callers need not know the worker died. */
-  private lastLoad: Params<"load"> | undefined;
-  private disposed = false;
+  /** The last successful load, replayed on a fresh worker so callers need not know it restarted. */
+  private lastLoad: LoadParams | undefined;
+  private disposing: Promise<void> | undefined;
 
   constructor(
     private readonly entry: string,
     private readonly options: WorkerClientOptions = {},
   ) {}
 
-  /** The worker's pid while it runs (for tests and diagnostics). */
+  /** The worker's pid while one runs (for diagnostics and tests). */
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.live?.child.pid;
   }
 
-  async request<M extends Method>(method: M, params: Params<M>, options: RequestOptions = {}): Promise<Result<M>> {
-    if (this.disposed) throw new LoupeError("worker-crashed", "The Loupe worker was shut down.");
-    if (options.signal?.aborted) throw new LoupeError("cancelled", "Cancelled.");
-    const restarted = !this.child;
-    const child = this.ensureChild();
-    if (restarted && this.lastLoad && method !== "load") await this.send(child, "load", this.lastLoad, {});
-    const result = await this.send(child, method, params, options);
-    if (method === "load") this.lastLoad = params as Params<"load">;
-    return result;
-  }
-
-  private send<M extends Method>(child: ChildProcess, method: M, params: Params<M>, options: RequestOptions): Promise<Result<M>> {
-    const id = this.nextId++;
-    return new Promise<Result<M>>((resolve, reject) => {
-      let cancelTimer: NodeJS.Timeout | undefined;
-      const onAbort = () => {
-        this.post(child, { type: "cancel", id });
-        // A handler stuck in native code cannot see the signal: kill the worker after a grace period.
-        cancelTimer = setTimeout(() => {
-          if (this.pending.has(id)) {
-            this.fail(id, new LoupeError("cancelled", "Cancelled (the worker did not stop in time and was restarted)."));
-            this.kill(child);
-          }
-        }, this.options.cancelGraceMs ?? 2000);
-      };
-      const settle = () => {
-        options.signal?.removeEventListener("abort", onAbort);
-        if (cancelTimer) clearTimeout(cancelTimer);
-      };
-      this.pending.set(id, {
-        method,
-        child,
-        onProgress: options.onProgress,
-        resolve: (value) => {
-          settle();
-          resolve(value as Result<M>);
-        },
-        reject: (error) => {
-          settle();
-          reject(error);
-        },
+  request<K extends MethodName<M>>(method: K, params: ParamsOf<M, K>, options: RequestOptions = {}): Promise<ResultOf<M, K>> {
+    if (this.disposing) return Promise.reject(new LoupeError("worker-crashed", "The Loupe worker was shut down; this client runs no more requests."));
+    if (options.signal?.aborted) return Promise.reject(cancelled());
+    const live = this.ensureLive();
+    // Everything is posted synchronously, so the worker sees requests in call order; a reload of
+    // the model on a fresh worker goes out just before the request that needed it.
+    const reload = method === "load" ? undefined : this.ensureModel(live);
+    const sent = this.send(live, method, params, options) as Promise<ResultOf<M, K>>;
+    if (!reload) return sent;
+    return new Promise<ResultOf<M, K>>((resolve, reject) => {
+      // Cancelled while the model reloads: say so at once (the reload goes on, for the next request).
+      sent.catch((error: unknown) => {
+        if (error instanceof LoupeError && error.code === "cancelled") reject(error);
       });
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      this.post(child, { type: "request", id, method, params });
+      // The model could not be loaded again: that, not "no model is loaded", is the news.
+      reload.then(() => sent.then(resolve, reject), reject);
     });
   }
 
-  private ensureChild(): ChildProcess {
-    if (this.child) return this.child;
-    const execArgv = [...(this.options.execArgv ?? [])];
-    if (this.options.maxOldSpaceMb) execArgv.push(`--max-old-space-size=${this.options.maxOldSpaceMb}`);
-    const child = fork(this.entry, [], { execArgv, serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child = child;
-    child.on("message", (message: WorkerMessage) => this.onMessage(message));
-    child.on("exit", (code, signal) => this.onExit(child, code, signal));
-    child.on("error", (error) => this.onExit(child, null, null, error));
-    return child;
+  /** Stop the worker: close the channel (it exits by itself), and kill it if it has not exited in time. */
+  dispose(): Promise<void> {
+    if (!this.disposing) {
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.fail(cancelled("The Loupe worker was shut down."));
+      }
+      this.live = undefined;
+      this.disposing = Promise.all([...this.lives].map((live) => this.stop(live))).then(() => undefined);
+    }
+    return this.disposing;
   }
 
-  private post(child: ChildProcess, message: ClientMessage): void {
-    if (child.connected) child.send(message);
+  /** A fresh worker has no model: send the caller's last load first (once, however many requests wait). */
+  private ensureModel(live: Live): Promise<void> | undefined {
+    if (live.replaying) return live.replaying;
+    const wanted = this.lastLoad;
+    // A load already on its way decides what is loaded; replaying an older one would undo it.
+    if (!wanted || live.model === wanted || live.loadsInFlight > 0) return undefined;
+    const replay = this.send(live, "load", wanted, {}).then(() => undefined);
+    live.replaying = replay.finally(() => (live.replaying = undefined));
+    return live.replaying;
+  }
+
+  private send(live: Live, method: string, params: unknown, options: RequestOptions): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      if (live.ended) return reject(this.crashError(live, method));
+      const signal = options.signal;
+      if (signal?.aborted) return reject(cancelled());
+      const id = this.nextId++;
+      const graceMs = this.options.cancelGraceMs ?? 2000;
+      let graceTimer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        this.post(live, { type: "cancel", id });
+        // A handler stuck in native code never sees its signal: kill the worker after a grace period.
+        graceTimer = setTimeout(() => {
+          const p = this.take(id);
+          if (!p) return;
+          p.fail(cancelled("The worker did not stop in time and was restarted."));
+          this.kill(live, `a cancelled request ("${method}") did not stop within ${graceMs} ms`);
+        }, graceMs);
+      };
+      const cleanup = () => {
+        signal?.removeEventListener("abort", onAbort);
+        clearTimeout(graceTimer);
+        if (method === "load") live.loadsInFlight--;
+      };
+      if (method === "load") live.loadsInFlight++;
+      this.pending.set(id, {
+        live,
+        method,
+        onProgress: options.onProgress,
+        succeed: (result) => {
+          cleanup();
+          this.record(live, method, params);
+          // The work finished before the cancel landed; the caller still asked not to have it.
+          if (signal?.aborted) reject(cancelled());
+          else resolve(result);
+        },
+        fail: (error) => {
+          cleanup();
+          reject(error);
+        },
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        this.post(live, { type: "request", id, method, params });
+      } catch (error) {
+        // Params that cannot be serialised (a function, a class instance with a native handle).
+        this.take(id)?.fail(new LoupeError("bad-argument", `Cannot send "${method}" to the Loupe worker: ${(error as Error).message}`));
+      }
+    });
+  }
+
+  /** Keep the client's view of the worker's model in step with what the worker reported. */
+  private record(live: Live, method: string, params: unknown): void {
+    if (method === "load") {
+      live.model = params as LoadParams;
+      this.lastLoad = live.model;
+    } else if (method === "dispose") {
+      live.model = undefined;
+      this.lastLoad = undefined;
+    }
+  }
+
+  private ensureLive(): Live {
+    if (this.live && !this.live.ended && !this.live.killedBecause) return this.live;
+    const execArgv = [...(this.options.execArgv ?? [])];
+    if (this.options.maxOldSpaceMb) execArgv.push(`--max-old-space-size=${this.options.maxOldSpaceMb}`);
+    // Advanced serialization carries typed arrays as raw bytes. stdout is piped, never inherited:
+    // whatever the worker or onnxruntime prints must not land in the CLI's output.
+    const child = fork(this.entry, [], { execArgv, serialization: "advanced", stdio: ["ignore", "pipe", "pipe", "ipc"], env: this.options.env });
+    const live: Live = { child, output: new OutputTail(), ended: undefined, model: undefined, loadsInFlight: 0, replaying: undefined, killedBecause: undefined };
+    const sink = this.options.onOutput ?? ((text: string) => process.stderr.write(text));
+    const forward = (chunk: string) => {
+      live.output.push(chunk);
+      sink(chunk);
+    };
+    child.stdout?.setEncoding("utf8").on("data", forward);
+    child.stderr?.setEncoding("utf8").on("data", forward);
+    child.on("message", (message: WorkerMessage) => this.onMessage(message));
+    child.on("exit", (code, signal) => {
+      this.lives.delete(live);
+      if (this.live === live) this.live = undefined;
+      const how = signal ? `signal ${signal}` : `exit code ${code}`;
+      // Report once the pipes have drained ("close"), so the error can quote the worker's last
+      // words; a grandchild holding the pipes open must not delay it for long.
+      const fallback = setTimeout(() => this.onGone(live, how), 1000);
+      child.once("close", () => {
+        clearTimeout(fallback);
+        this.onGone(live, how);
+      });
+    });
+    child.on("error", (error) => {
+      // Failed to start, or the channel broke: either way this process is of no more use.
+      if (live.ended) return;
+      this.onGone(live, error.message);
+      child.kill("SIGKILL");
+    });
+    this.lives.add(live);
+    this.live = live;
+    return live;
+  }
+
+  private post(live: Live, message: ClientMessage): void {
+    // A channel already closed means the process is going; its exit rejects what is pending.
+    if (live.child.connected) live.child.send(message);
   }
 
   private onMessage(message: WorkerMessage): void {
-    const pending = this.pending.get(message.id);
-    if (!pending) return;
+    if (typeof message !== "object" || message === null || typeof message.id !== "number") return;
     if (message.type === "progress") {
-      pending.onProgress?.(message.done, message.total, message.message);
+      this.pending.get(message.id)?.onProgress?.(message.done, message.total, message.message);
       return;
     }
-    this.pending.delete(message.id);
-    if (message.type === "response") pending.resolve(message.result);
-    else pending.reject(fromWire(message.error));
+    const p = this.take(message.id);
+    if (!p) return;
+    if (message.type === "response") p.succeed(message.result);
+    else p.fail(fromWireError(message.error));
   }
 
-  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
-    if (this.child === child) this.child = undefined;
-    const how = error ? error.message : signal ? `signal ${signal}` : `exit code ${code}`;
-    for (const [id, pending] of [...this.pending]) {
-      if (pending.child !== child) continue;
-      this.fail(id, new LoupeError("worker-crashed", `The Loupe worker stopped unexpectedly (${how}) while running this request. It restarts on the next request.`));
+  private onGone(live: Live, how: string): void {
+    if (live.ended) return;
+    live.ended = how;
+    if (this.live === live) this.live = undefined;
+    for (const [id, p] of this.pending) {
+      if (p.live !== live) continue;
+      this.pending.delete(id);
+      p.fail(this.crashError(live, p.method));
     }
   }
 
-  private fail(id: number, error: LoupeError): void {
-    const pending = this.pending.get(id);
-    if (!pending) return;
+  private crashError(live: Live, method: string): LoupeError {
+    const what = live.killedBecause ? `was restarted because ${live.killedBecause}` : `stopped unexpectedly (${live.ended ?? "unknown cause"})`;
+    const next = this.lastLoad ? "the next request restarts it and reloads the model" : "the next request restarts it";
+    const said = live.output.lastLines();
+    return new LoupeError("worker-crashed", `The Loupe worker ${what} while running "${method}"; ${next}.${said ? `\nIts last output:\n${said}` : ""}`);
+  }
+
+  private kill(live: Live, because: string): void {
+    live.killedBecause = because;
+    if (this.live === live) this.live = undefined;
+    live.child.kill("SIGKILL");
+  }
+
+  private take(id: number): Pending | undefined {
+    const p = this.pending.get(id);
     this.pending.delete(id);
-    pending.reject(error);
+    return p;
   }
 
-  private kill(child: ChildProcess): void {
-    if (this.child === child) this.child = undefined;
-    child.kill("SIGKILL");
-  }
-
-  /** Stop the worker: ask it to exit, and kill it if it has not within a second. */
-  async dispose(): Promise<void> {
-    this.disposed = true;
-    const child = this.child;
-    this.child = undefined;
-    for (const id of [...this.pending.keys()]) this.fail(id, new LoupeError("cancelled", "The Loupe worker was shut down."));
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => child.kill("SIGKILL"), 1000);
+  private stop(live: Live): Promise<void> {
+    const child = live.child;
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.kill("SIGKILL"), this.options.disposeGraceMs ?? 1000);
       child.once("exit", () => {
         clearTimeout(timer);
         resolve();

@@ -1,60 +1,89 @@
-/** What the worker does for each method. Pure core calls; the process plumbing lives in server.ts. */
+/** What the worker does for each method: thin calls into core. The process plumbing is elsewhere. */
+import * as path from "node:path";
 import { LoupeError } from "../core/errors";
 import { inspectText } from "../core/inspect";
-import { HookedModel } from "../core/model/hooked-model";
-import type { Method, Params, Result } from "./protocol";
+import { HookedModel, type RunResult } from "../core/model/hooked-model";
+import type { HandlerTable } from "./server";
+import type { LoadParams, Methods, ModelInfo, RunResultWire, WireTensor } from "./protocol";
+import { cancelled } from "./wire-errors";
 
-export interface HandlerContext {
-  readonly signal: AbortSignal;
-  readonly progress: (done: number, total: number, message?: string) => void;
+interface LoadableModel {
+  readonly folder: string;
+  dispose(): Promise<void>;
 }
 
-export type Handler<M extends Method> = (params: Params<M>, context: HandlerContext) => Promise<Result<M>>;
-export type HandlerTable = { [M in Method]?: Handler<M> };
+/**
+ * Holds at most one loaded model. Loading is all-or-nothing: the previous model is released only
+ * once the new one has loaded, so a failed or cancelled load leaves the worker as it was (and the
+ * client's record of what is loaded stays true).
+ */
+export class ModelState<T extends LoadableModel = HookedModel> {
+  private model: T | undefined;
+  private key: string | undefined;
 
-/** Holds at most one loaded model; loading another folder releases the previous one. */
-export class ModelState {
-  private model: HookedModel | undefined;
+  constructor(private readonly loader: (params: LoadParams) => Promise<T>) {}
 
-  get loaded(): HookedModel {
-    if (!this.model) throw new LoupeError("bad-argument", "No model is loaded in the worker yet: send load first.");
+  get current(): T | undefined {
     return this.model;
   }
 
-  async load(params: Params<"load">): Promise<Result<"load">> {
-    if (this.model && this.model.folder !== params.folder) {
-      await this.model.dispose();
-      this.model = undefined;
-    }
-    if (!this.model) this.model = await HookedModel.load(params.folder, { cacheDir: params.cacheDir, threads: params.threads });
-    const m = this.model;
-    return { folder: m.folder, config: m.cfg, hookNames: [...m.hookNames], vocabSize: m.tokenizer.vocabSize, graphFromCache: m.graphFromCache };
+  get loaded(): T {
+    if (!this.model) throw new LoupeError("bad-argument", "No model is loaded in the Loupe worker yet: load a model folder first.");
+    return this.model;
   }
 
-  async dispose(): Promise<void> {
-    await this.model?.dispose();
+  async load(params: LoadParams, signal?: AbortSignal): Promise<T> {
+    // Threads change the session; the cache folder does not change the model.
+    const key = JSON.stringify([path.resolve(params.folder), params.threads ?? null]);
+    if (this.model && this.key === key) return this.model;
+    if (signal?.aborted) throw cancelled();
+    const next = await this.loader(params);
+    if (signal?.aborted) {
+      await next.dispose();
+      throw cancelled();
+    }
+    const previous = this.model;
+    this.model = next;
+    this.key = key;
+    await previous?.dispose();
+    return next;
+  }
+
+  async dispose(): Promise<boolean> {
+    const had = this.model !== undefined;
+    const model = this.model;
     this.model = undefined;
+    this.key = undefined;
+    await model?.dispose();
+    return had;
   }
 }
 
-export function modelHandlers(state: ModelState): HandlerTable {
+export function loadHookedModel(params: LoadParams): Promise<HookedModel> {
+  return HookedModel.load(params.folder, { cacheDir: params.cacheDir, threads: params.threads });
+}
+
+export function modelInfo(model: HookedModel): ModelInfo {
+  return { folder: model.folder, config: model.cfg, hookNames: [...model.hookNames], vocabSize: model.tokenizer.vocabSize, graphFromCache: model.graphFromCache };
+}
+
+function toWire(run: RunResult): RunResultWire {
+  const cache: Record<string, WireTensor> = {};
+  for (const name of run.cache.names) cache[name] = run.cache.get(name);
+  return { logits: run.logits, cache, lengths: [...run.lengths] };
+}
+
+export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Methods> {
   return {
     ping: async () => ({ pid: process.pid }),
-    load: (params) => state.load(params),
+    load: async (params, { signal }) => modelInfo(await state.load(params, signal)),
     inspect: (params, { signal }) => inspectText(state.loaded, params.text, { topK: params.topK, maxTokens: params.maxTokens, signal }),
     generate: (params, { signal, progress }) => {
       const maxNewTokens = params.maxNewTokens ?? 32;
       return state.loaded.generate(params.prompt, { ...params, maxNewTokens, signal, onToken: (step) => progress(step + 1, maxNewTokens) });
     },
-    runWithCache: async (params, { signal }) => {
-      const { logits, cache, lengths } = await state.loaded.runWithCache(params.tokens, { names: params.names, signal });
-      const tensors: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
-      for (const name of cache.names) tensors[name] = cache.get(name);
-      return { logits, cache: tensors, lengths: [...lengths] };
-    },
-    dispose: async () => {
-      await state.dispose();
-      return { disposed: true };
-    },
+    runWithCache: async (params, { signal }) => toWire(await state.loaded.runWithCache(params.tokens, { names: params.names, signal })),
+    runWithHooks: async (params, { signal }) => toWire(await state.loaded.runWithHooks(params.tokens, params.interventions, { names: params.names, signal })),
+    dispose: async () => ({ disposed: await state.dispose() }),
   };
 }

@@ -1,11 +1,13 @@
 /**
  * Messages between the extension host (or CLI) and the worker process that owns onnxruntime.
  * Each method maps its params to its result, so client calls are type-checked end to end.
+ * The channel is Node's IPC with `serialization: "advanced"`: typed arrays cross as raw bytes.
  */
 import type { LoupeErrorCode } from "../core/errors";
 import type { InspectResult } from "../core/inspect";
 import type { ModelConfig } from "../core/model/config";
 import type { Generation } from "../core/model/hooked-model";
+import type { Intervention } from "../core/model/interventions";
 
 export interface ModelInfo {
   readonly folder: string;
@@ -15,42 +17,82 @@ export interface ModelInfo {
   readonly graphFromCache: boolean;
 }
 
-/** A tensor crossing the process boundary (fork with advanced serialization keeps typed arrays). */
+/** A tensor crossing the process boundary (the Float32Array arrives as a Float32Array). */
 export interface WireTensor {
   readonly data: Float32Array;
   readonly dims: readonly number[];
 }
 
+export interface LoadParams {
+  readonly folder: string;
+  /** Graph cache folder; null disables it; undefined: the default cache. */
+  readonly cacheDir?: string | null;
+  readonly threads?: number;
+}
+
+export interface RunResultWire {
+  /** [batch, pos, d_vocab] */
+  readonly logits: WireTensor;
+  readonly cache: Record<string, WireTensor>;
+  /** Real (unpadded) length of each sequence. */
+  readonly lengths: number[];
+}
+
 export interface Methods {
   ping: { params: Record<string, never>; result: { pid: number } };
-  load: { params: { folder: string; cacheDir?: string | null; threads?: number }; result: ModelInfo };
+  load: { params: LoadParams; result: ModelInfo };
   inspect: { params: { text: string; topK?: number; maxTokens?: number }; result: InspectResult };
   generate: {
-    params: { prompt: string; maxNewTokens?: number; temperature?: number; seed?: number; stop?: string[] };
+    params: {
+      prompt: string | number[];
+      maxNewTokens?: number;
+      temperature?: number;
+      topK?: number;
+      topP?: number;
+      seed?: number;
+      stop?: string[];
+      stopAtEos?: boolean;
+      interventions?: Intervention[];
+    };
     result: Generation;
   };
-  runWithCache: {
-    params: { tokens: number[][]; names: string[] };
-    result: { logits: WireTensor; cache: Record<string, WireTensor>; lengths: number[] };
-  };
+  runWithCache: { params: { tokens: number[][]; names: string[] }; result: RunResultWire };
+  runWithHooks: { params: { tokens: number[][]; interventions: Intervention[]; names?: string[] }; result: RunResultWire };
+  /** Release the model (the process stays up). */
   dispose: { params: Record<string, never>; result: { disposed: boolean } };
 }
 
-export type Method = keyof Methods;
-export type Params<M extends Method> = Methods[M]["params"];
-export type Result<M extends Method> = Methods[M]["result"];
+export interface MethodSpec {
+  readonly params: unknown;
+  readonly result: unknown;
+}
 
+/** Any method map; tests extend `Methods` with fake methods and keep type checking. */
+export type MethodMap<M> = { [K in keyof M]: MethodSpec };
+export type MethodName<M> = keyof M & string;
+export type ParamsOf<M extends MethodMap<M>, K extends keyof M> = M[K]["params"];
+export type ResultOf<M extends MethodMap<M>, K extends keyof M> = M[K]["result"];
+
+export type Method = MethodName<Methods>;
+export type Params<K extends Method> = ParamsOf<Methods, K>;
+export type Result<K extends Method> = ResultOf<Methods, K>;
+
+/** An error as it crosses the channel. "internal" marks a bug (not a LoupeError) in the worker. */
 export interface WireError {
   readonly code: LoupeErrorCode | "internal";
   readonly message: string;
   readonly file?: string;
+  /** The worker-side stack of an internal error, for bug reports. */
+  readonly stack?: string;
 }
 
 export type ClientMessage =
-  | { readonly type: "request"; readonly id: number; readonly method: Method; readonly params: unknown }
+  | { readonly type: "request"; readonly id: number; readonly method: string; readonly params: unknown }
   | { readonly type: "cancel"; readonly id: number };
 
 export type WorkerMessage =
   | { readonly type: "response"; readonly id: number; readonly result: unknown }
   | { readonly type: "error"; readonly id: number; readonly error: WireError }
   | { readonly type: "progress"; readonly id: number; readonly done: number; readonly total: number; readonly message?: string };
+
+export type ProgressCallback = (done: number, total: number, message?: string) => void;

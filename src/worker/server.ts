@@ -1,43 +1,71 @@
 /**
- * The worker's side of the channel: requests run one at a time in arrival order, each with its own
- * AbortSignal; every failure goes back as a structured error and never ends the process.
+ * The worker's side of the channel: requests run one at a time in arrival order (onnxruntime
+ * already uses every core; overlapping runs would only thrash), each with its own AbortSignal.
+ * Every failure goes back as a structured error and never ends the process.
  */
 import { LoupeError } from "../core/errors";
-import type { HandlerTable } from "./handlers";
-import type { ClientMessage, Method, WireError, WorkerMessage } from "./protocol";
+import type { ClientMessage, MethodMap, MethodSpec, ProgressCallback, WorkerMessage } from "./protocol";
+import { cancelled, toWireError } from "./wire-errors";
+
+export interface HandlerContext {
+  readonly signal: AbortSignal;
+  readonly progress: ProgressCallback;
+}
+
+export type Handler<S extends MethodSpec> = (params: S["params"], context: HandlerContext) => Promise<S["result"]>;
+export type HandlerTable<M extends MethodMap<M>> = { [K in keyof M]?: Handler<M[K]> };
 
 export interface Channel {
   send(message: WorkerMessage): void;
   onMessage(listener: (message: ClientMessage) => void): void;
 }
 
-export function toWireError(error: unknown): WireError {
-  if (error instanceof LoupeError) return { code: error.code, message: error.message, file: error.file };
-  const message = error instanceof Error ? error.message : String(error);
-  return { code: "internal", message: `Internal error in the Loupe worker: ${message}` };
+type AnyHandler = (params: unknown, context: HandlerContext) => Promise<unknown>;
+
+interface Job {
+  readonly controller: AbortController;
+  started: boolean;
+  answered: boolean;
 }
 
-export function serve(channel: Channel, handlers: HandlerTable): void {
-  const controllers = new Map<number, AbortController>();
+export function serve<M extends MethodMap<M>>(channel: Channel, handlers: HandlerTable<M>): void {
+  const jobs = new Map<number, Job>();
   let queue: Promise<void> = Promise.resolve();
 
   channel.onMessage((message) => {
     if (message.type === "cancel") {
-      controllers.get(message.id)?.abort();
+      const job = jobs.get(message.id);
+      if (!job) return;
+      job.controller.abort();
+      // A queued job is answered at once: the client must not mistake a long job ahead of it
+      // for a hung worker and kill that job too.
+      if (!job.started) {
+        job.answered = true;
+        channel.send({ type: "error", id: message.id, error: toWireError(cancelled()) });
+      }
       return;
     }
-    const controller = new AbortController();
-    controllers.set(message.id, controller);
-    queue = queue.then(() => run(message.id, message.method, message.params, controller.signal)).finally(() => controllers.delete(message.id));
+    if (message.type !== "request") return;
+    const job: Job = { controller: new AbortController(), started: false, answered: false };
+    jobs.set(message.id, job);
+    queue = queue
+      .then(() => run(message.id, message.method, message.params, job))
+      // Only a broken channel gets here; the queue must go on for whatever can still be answered.
+      .catch((error: unknown) => console.error("Loupe worker: could not answer a request:", error))
+      .finally(() => jobs.delete(message.id));
   });
 
-  async function run(id: number, method: Method, params: unknown, signal: AbortSignal): Promise<void> {
+  async function run(id: number, method: string, params: unknown, job: Job): Promise<void> {
+    job.started = true;
+    if (job.answered) return;
+    const signal = job.controller.signal;
     try {
-      if (signal.aborted) throw new LoupeError("cancelled", "Cancelled.");
-      const handler = handlers[method] as ((p: unknown, c: { signal: AbortSignal; progress: (d: number, t: number, m?: string) => void }) => Promise<unknown>) | undefined;
-      if (!handler) throw new LoupeError("bad-argument", `The Loupe worker has no method "${String(method)}".`);
-      const result = await handler(params, { signal, progress: (done, total, text) => channel.send({ type: "progress", id, done, total, message: text }) });
-      if (signal.aborted) throw new LoupeError("cancelled", "Cancelled.");
+      if (signal.aborted) throw cancelled();
+      const handler = Object.hasOwn(handlers, method) ? (handlers[method as keyof M] as AnyHandler | undefined) : undefined;
+      if (!handler) throw new LoupeError("bad-argument", `The Loupe worker has no method "${method}".`);
+      const progress: ProgressCallback = (done, total, text) => channel.send({ type: "progress", id, done, total, message: text });
+      const result = await handler(params, { signal, progress });
+      // Inside the try: a result that cannot be serialised comes back as an error.
       channel.send({ type: "response", id, result });
     } catch (error) {
       channel.send({ type: "error", id, error: toWireError(error) });
