@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "torch"))
-from gpt2_torch import gpt2_config, write_safetensors  # noqa: E402
+from gpt2_torch import gpt2_config, read_safetensors, write_safetensors  # noqa: E402
 
 
 class Block(nn.Module):
@@ -77,6 +77,26 @@ def hf_state(model):
     return {k: v.detach().float().contiguous() for k, v in W.items()}
 
 
+def load_hf_state(model, path):
+    """Inverse of hf_state: continue training from a checkpoint this script wrote."""
+    saved = read_safetensors(path)
+    with torch.no_grad():
+        for name, param in hf_state_params(model).items():
+            value = saved[name.removeprefix("transformer.")]
+            param.copy_(value.T if name.endswith(".weight") and param.dim() == 2 and "wte" not in name and "wpe" not in name else value)
+
+
+def hf_state_params(model):
+    W = {"transformer.wte.weight": model.wte.weight, "transformer.wpe.weight": model.wpe.weight,
+         "transformer.ln_f.weight": model.ln_f.weight, "transformer.ln_f.bias": model.ln_f.bias}
+    for i, b in enumerate(model.blocks):
+        p = f"transformer.h.{i}."
+        for ours, theirs in ((b.ln_1, "ln_1"), (b.ln_2, "ln_2"), (b.c_attn, "attn.c_attn"), (b.c_proj, "attn.c_proj"),
+                             (b.c_fc, "mlp.c_fc"), (b.mlp_proj, "mlp.c_proj")):
+            W[p + theirs + ".weight"], W[p + theirs + ".bias"] = ours.weight, ours.bias
+    return W
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -99,6 +119,7 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", help="a model folder this script wrote: continue training from its weights")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -111,6 +132,11 @@ def main():
     vocab = max(max(tok["model"]["vocab"].values()), max(t["id"] for t in tok["added_tokens"])) + 1
     eos = next(t["id"] for t in tok["added_tokens"] if t["content"] == "<|endoftext|>")
     model = GPT(vocab, args.ctx, args.d_model, args.layers, args.heads, 4 * args.d_model)
+    prior = {"steps": 0, "tokens_seen": 0, "wall_minutes": 0.0, "loss_curve_every_200_steps": []}
+    if args.init:
+        load_hf_state(model, os.path.join(args.init, "model.safetensors"))
+        with open(os.path.join(args.init, "manifest.json")) as f:
+            prior = json.load(f)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params} parameters, {len(ids)} tokens, vocab {vocab}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
@@ -125,10 +151,12 @@ def main():
         with open(os.path.join(args.out, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         write_safetensors(os.path.join(args.out, "model.safetensors"), hf_state(model))
-        curve = [round(float(np.mean(losses[i:i + 200])), 4) for i in range(0, len(losses), 200)]
+        curve = prior["loss_curve_every_200_steps"] + [round(float(np.mean(losses[i:i + 200])), 4) for i in range(0, len(losses), 200)]
         manifest = {
-            "model": "Loupe reference GPT-2", "parameters": n_params, "seed": args.seed, "steps": step,
-            "tokens_seen": tokens_seen, "wall_minutes": round((time.time() - started) / 60, 1), "final": final,
+            "model": "Loupe reference GPT-2", "parameters": n_params, "seed": args.seed, "steps": prior["steps"] + step,
+            "tokens_seen": prior["tokens_seen"] + tokens_seen,
+            "wall_minutes": round(prior["wall_minutes"] + (time.time() - started) / 60, 1), "final": final,
+            "continued_from": prior.get("continued_from", []) + ([{"steps": prior["steps"], "training_data_sha256": prior["training_data_sha256"]}] if args.init else []),
             "batch": args.batch, "seq": args.seq, "lr": args.lr, "torch": torch.__version__,
             "training_data_sha256": sha256(args.data + ".ids.u16"), "tokenizer_sha256": sha256(args.tokenizer),
             "loss_curve_every_200_steps": curve,
