@@ -1,0 +1,82 @@
+/**
+ * One `loupe` subcommand: its usage text, its own options, and what it does. Commands live in
+ * src/cli/commands/ and are listed in main.ts, so adding one touches one line there.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { ParseArgsConfig } from "node:util";
+import { LoupeError } from "../core/errors";
+
+export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
+export type ParsedValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+export interface CliIo {
+  /** Standard output (tests capture it). */
+  out(text: string): void;
+  /** Standard input, read whole, for `-`. */
+  readStdin(): string;
+}
+
+export interface CommandArgs {
+  readonly values: ParsedValues;
+  readonly positionals: readonly string[];
+  /** --model, or the bundled reference model. */
+  readonly modelFolder: string;
+  readonly io: CliIo;
+}
+
+export interface Command {
+  readonly name: string;
+  /** Lines shown by `loupe --help`, starting with the synopsis. */
+  readonly usage: string;
+  readonly options: OptionSpec;
+  run(args: CommandArgs): Promise<number>;
+}
+
+/** Options every command takes. */
+export const COMMON_OPTIONS: OptionSpec = {
+  model: { type: "string" },
+  json: { type: "boolean", default: false },
+};
+
+/** The bundled reference model, next to the built CLI (dist/cli.js -> models/reference). */
+export function bundledModelFolder(): string {
+  const candidates = [path.join(__dirname, "..", "models", "reference"), path.join(__dirname, "..", "..", "models", "reference")];
+  return candidates.find((c) => fs.existsSync(path.join(c, "config.json"))) ?? candidates[0];
+}
+
+export function readInput(file: string | undefined, io: CliIo, what = "input file"): string {
+  if (file === undefined) throw new LoupeError("bad-argument", `Missing ${what} (use - for standard input). See loupe --help.`);
+  if (file === "-") return io.readStdin();
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    throw new LoupeError("missing-file", `Cannot read ${file}.`, file);
+  }
+}
+
+export function stringOption(values: ParsedValues, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+export function positiveInt(values: ParsedValues, name: string, fallback: number): number {
+  const value = stringOption(values, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new LoupeError("bad-argument", `--${name} must be a positive integer (got ${value}).`);
+  return n;
+}
+
+export function finiteNumber(values: ParsedValues, name: string, fallback: number): number {
+  const value = stringOption(values, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new LoupeError("bad-argument", `--${name} must be a number (got ${value}).`);
+  return n;
+}
+
+export function stringList(values: ParsedValues, name: string): string[] | undefined {
+  const v = values[name];
+  return Array.isArray(v) ? v.map(String) : typeof v === "string" ? [v] : undefined;
+}
