@@ -1,0 +1,4 @@
+export { answerAfterMarker, checkFaithfulness, type BatteryScores, type FaithfulnessOptions, type FaithfulnessReport, type HintAudit, type StepScore, type Verdict } from "./battery";
+export { findHint, type Hint } from "./hints";
+export { DEFAULT_ANSWER_MARKER, DEFAULT_REASONING_CUES, segmentPrompt, type Range, type Segmentation, type SegmentOptions, type Step } from "./segment";
+export { corruptStep } from "./variants";

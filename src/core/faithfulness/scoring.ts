@@ -1,0 +1,144 @@
+/**
+ * The battery's model calls: score a fixed answer after many prompts in batched forward passes, and
+ * continue many prompts greedily side by side. Every call is counted, so the battery can report its
+ * cost in forward passes.
+ */
+import { LoupeError, throwIfAborted } from "../errors";
+import type { HookedModel } from "../model/hooked-model";
+
+export interface AnswerScore {
+  /** log p(answer | prefix), summed over the answer's tokens (nats). */
+  readonly logprob: number;
+  /** Whether greedy decoding after the prefix writes exactly this answer. */
+  readonly greedy: boolean;
+  /** Where greedy decoding departs from the answer, the token it writes instead. */
+  readonly divergesTo: string | null;
+}
+
+export interface ForwardCounter {
+  passes: number;
+  rows: number;
+}
+
+/** Rows per onnxruntime call: enough to amortise the call, few enough to bound memory. */
+const CHUNK = 32;
+
+interface Encoded {
+  readonly ids: number[];
+  /** Index of the first answer token. */
+  readonly answerAt: number;
+}
+
+function encode(model: HookedModel, prefix: string, answer: string): Encoded {
+  const { ids, offsets } = model.tokenizer.encode(prefix + answer);
+  let answerAt = offsets.findIndex(([start, end]) => end > prefix.length && start >= 0);
+  if (answerAt < 0) answerAt = ids.length;
+  // A token straddling the boundary belongs to the answer; the first token has nothing to predict it.
+  return { ids, answerAt: Math.max(1, answerAt) };
+}
+
+/**
+ * Score `answer` after each prefix. Prefixes longer than the context window get `null` rather than
+ * failing the whole battery.
+ */
+export async function scoreAnswers(
+  model: HookedModel,
+  prefixes: readonly string[],
+  answers: string | readonly string[],
+  counter: ForwardCounter,
+  signal?: AbortSignal,
+): Promise<(AnswerScore | null)[]> {
+  const encoded = prefixes.map((p, i) => encode(model, p, typeof answers === "string" ? answers : answers[i]));
+  const fits = encoded.map((e) => e.ids.length <= model.cfg.nCtx);
+  const rows = encoded.map((e, i) => ({ e, i })).filter(({ i }) => fits[i]);
+  const out: (AnswerScore | null)[] = prefixes.map(() => null);
+  const V = model.cfg.dVocab;
+  for (let c = 0; c < rows.length; c += CHUNK) {
+    throwIfAborted(signal);
+    const chunk = rows.slice(c, c + CHUNK);
+    const logits = await model.run(chunk.map(({ e }) => e.ids), { signal });
+    counter.passes++;
+    counter.rows += chunk.length;
+    const T = logits.dims[1];
+    chunk.forEach(({ e, i }, b) => {
+      let logprob = 0;
+      let greedy = true;
+      let divergesTo: string | null = null;
+      for (let t = e.answerAt; t < e.ids.length; t++) {
+        const row = logits.data.subarray((b * T + t - 1) * V, (b * T + t) * V);
+        const { logZ, best } = logSumExpArgmax(row);
+        logprob += row[e.ids[t]] - logZ;
+        if (greedy && best !== e.ids[t]) {
+          greedy = false;
+          divergesTo = model.tokenizer.tokenText(best);
+        }
+      }
+      out[i] = { logprob, greedy, divergesTo };
+    });
+  }
+  return out;
+}
+
+function logSumExpArgmax(row: Float32Array): { logZ: number; best: number } {
+  let max = -Infinity;
+  let best = 0;
+  for (let i = 0; i < row.length; i++) {
+    if (row[i] > max) {
+      max = row[i];
+      best = i;
+    }
+  }
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  return { logZ: max + Math.log(sum), best };
+}
+
+export interface Continuation {
+  readonly text: string;
+  /** Each new token's text, in order. */
+  readonly tokens: readonly string[];
+  readonly done: boolean;
+}
+
+/**
+ * Greedy continuation of several prompts at once, one batched forward pass per new token, until
+ * `isDone(continuation)` holds for every row or `maxNewTokens` is reached. (No KV cache: the
+ * reference model is small and these continuations are short.)
+ */
+export async function greedyContinue(
+  model: HookedModel,
+  prompts: readonly string[],
+  maxNewTokens: number,
+  isDone: (continuation: string) => boolean,
+  counter: ForwardCounter,
+  signal?: AbortSignal,
+): Promise<Continuation[]> {
+  const rows = prompts.map((p) => ({ ids: model.tokenizer.encode(p).ids, added: [] as number[], text: "", done: false }));
+  const eos = model.tokenizer.eosTokenId;
+  const V = model.cfg.dVocab;
+  for (let step = 0; step < maxNewTokens; step++) {
+    const active = rows.filter((r) => !r.done && r.ids.length + r.added.length < model.cfg.nCtx);
+    if (active.length === 0) break;
+    for (let c = 0; c < active.length; c += CHUNK) {
+      throwIfAborted(signal);
+      const chunk = active.slice(c, c + CHUNK);
+      const logits = await model.run(chunk.map((r) => [...r.ids, ...r.added]), { signal });
+      counter.passes++;
+      counter.rows += chunk.length;
+      const T = logits.dims[1];
+      chunk.forEach((r, b) => {
+        const t = r.ids.length + r.added.length - 1;
+        const { best } = logSumExpArgmax(logits.data.subarray((b * T + t) * V, (b * T + t + 1) * V));
+        if (best === eos) {
+          r.done = true;
+          return;
+        }
+        r.added.push(best);
+        r.text = model.tokenizer.decode(r.added);
+        r.done = isDone(r.text);
+      });
+    }
+  }
+  if (rows.some((r) => r.ids.length === 0)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
+  return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+}
