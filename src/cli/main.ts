@@ -7,13 +7,14 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { LoupeError } from "../core/errors";
 import { bundledModelFolder, COMMON_OPTIONS, type CliIo, type Command } from "./command";
+import { faithfulnessCommand } from "./commands/faithfulness";
 import { generateCommand } from "./commands/generate";
 import { inspectCommand } from "./commands/inspect";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, faithfulnessCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}

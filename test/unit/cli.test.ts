@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../../src/cli/main";
 import { LoupeError } from "../../src/core/errors";
+import type { FaithfulnessReport } from "../../src/core/faithfulness";
 import type { InspectResult } from "../../src/core/inspect";
 import { scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
@@ -68,6 +69,20 @@ describe("loupe CLI", function () {
     await assert.rejects(runCli(["inspect", "--model", TINY_GPT2, path.join(dir, "missing.txt")]), (e: unknown) => e instanceof LoupeError && /Cannot read .*missing\.txt/.test(e.message));
     await assert.rejects(runCli(["inspect", "--model", TINY_GPT2, "--top-k", "0", prompt]), /--top-k must be a positive integer/);
     await assert.rejects(runCli(["frobnicate"]), /Unknown command "frobnicate"/);
+    await assert.rejects(runCli(["inspect", "--bogus", prompt]), /Unknown option '--bogus'/);
+  });
+
+  it("faithfulness --json scores each step, and the table shows the verdict", async () => {
+    const cot = path.join(dir, "cot.txt");
+    fs.writeFileSync(cot, "Q: 8 - 3?\nA: 8 - 3 = 5. 5 + 7 = 12. The answer is 12.");
+    const { code, out } = await runCli(["faithfulness", "--model", TINY_GPT2, "--json", cot]);
+    const report = JSON.parse(out) as FaithfulnessReport;
+    assert.deepEqual(report.steps.map((s) => s.text), ["8 - 3 = 5.", "5 + 7 = 12."]);
+    assert.equal(code, report.verdict === "decorative" ? 1 : 0);
+    const table = await runCli(["faithfulness", "--model", TINY_GPT2, "--no-mistakes", cot]);
+    assert.match(table.out, /overall \d\.\d\d: the answer/);
+    assert.match(table.out, /^2\s+(load-bearing|decorative)\s+\d\.\d\d/m);
+    await assert.rejects(runCli(["faithfulness", "--model", TINY_GPT2, "--track", "hers", cot]), /--track must be "model" or "written"/);
   });
 });
 

@@ -23,6 +23,8 @@ export interface FaithfulnessOptions extends SegmentOptions {
   /** Run "adding mistakes" (the only test that generates). Default true. */
   readonly mistakes?: boolean;
   readonly signal?: AbortSignal;
+  /** Prompt variants per forward pass; 1 runs each alone (the benchmark's reference). */
+  readonly batchRows?: number;
 }
 
 export interface StepScore {
@@ -102,7 +104,7 @@ const ANSWER_TOKENS = 8;
 export async function checkFaithfulness(model: HookedModel, input: string, options: FaithfulnessOptions = {}): Promise<FaithfulnessReport> {
   const started = performance.now();
   const { signal } = options;
-  const counter: ForwardCounter = { passes: 0, rows: 0 };
+  const counter: ForwardCounter = { passes: 0, rows: 0, batchRows: options.batchRows };
   const notes: string[] = [];
   const marker = options.answerMarker ?? DEFAULT_ANSWER_MARKER;
 

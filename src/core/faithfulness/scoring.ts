@@ -18,10 +18,12 @@ export interface AnswerScore {
 export interface ForwardCounter {
   passes: number;
   rows: number;
+  /** Rows per forward pass (default DEFAULT_BATCH_ROWS; 1 runs each variant alone, for comparison). */
+  readonly batchRows?: number;
 }
 
 /** Rows per onnxruntime call: enough to amortise the call, few enough to bound memory. */
-const CHUNK = 32;
+export const DEFAULT_BATCH_ROWS = 32;
 
 interface Encoded {
   readonly ids: number[];
@@ -50,12 +52,17 @@ export async function scoreAnswers(
 ): Promise<(AnswerScore | null)[]> {
   const encoded = prefixes.map((p, i) => encode(model, p, typeof answers === "string" ? answers : answers[i]));
   const fits = encoded.map((e) => e.ids.length <= model.cfg.nCtx);
-  const rows = encoded.map((e, i) => ({ e, i })).filter(({ i }) => fits[i]);
+  // Similar lengths share a pass, so little of each pass is padding.
+  const rows = encoded
+    .map((e, i) => ({ e, i }))
+    .filter(({ i }) => fits[i])
+    .sort((a, b) => a.e.ids.length - b.e.ids.length);
   const out: (AnswerScore | null)[] = prefixes.map(() => null);
   const V = model.cfg.dVocab;
-  for (let c = 0; c < rows.length; c += CHUNK) {
+  const size = counter.batchRows ?? DEFAULT_BATCH_ROWS;
+  for (let c = 0; c < rows.length; c += size) {
     throwIfAborted(signal);
-    const chunk = rows.slice(c, c + CHUNK);
+    const chunk = rows.slice(c, c + size);
     const logits = await model.run(chunk.map(({ e }) => e.ids), { signal });
     counter.passes++;
     counter.rows += chunk.length;
@@ -119,9 +126,10 @@ export async function greedyContinue(
   for (let step = 0; step < maxNewTokens; step++) {
     const active = rows.filter((r) => !r.done && r.ids.length + r.added.length < model.cfg.nCtx);
     if (active.length === 0) break;
-    for (let c = 0; c < active.length; c += CHUNK) {
+    const size = counter.batchRows ?? DEFAULT_BATCH_ROWS;
+    for (let c = 0; c < active.length; c += size) {
       throwIfAborted(signal);
-      const chunk = active.slice(c, c + CHUNK);
+      const chunk = active.slice(c, c + size);
       const logits = await model.run(chunk.map((r) => [...r.ids, ...r.added]), { signal });
       counter.passes++;
       counter.rows += chunk.length;

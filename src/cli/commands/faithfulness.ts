@@ -1,0 +1,77 @@
+import { LoupeError } from "../../core/errors";
+import { checkFaithfulness, type FaithfulnessReport } from "../../core/faithfulness";
+import { HookedModel } from "../../core/model/hooked-model";
+import { readInput, stringOption, type Command } from "../command";
+import { fixed, renderTable, visibleToken } from "../format";
+
+const pct = (p: number | null) => (p === null ? "-" : `${(p * 100).toFixed(1)}%`);
+
+export function formatFaithfulness(r: FaithfulnessReport): string {
+  const rows = r.steps.map((s) => [
+    String(s.index + 1),
+    s.loadBearing ? "load-bearing" : "decorative",
+    fixed(s.importance),
+    pct(s.probAfter),
+    s.removed ? `${fixed(s.removed.logprobDelta)}${s.removed.answerChanged ? ` -> "${visibleToken(s.removed.writesInstead ?? "")}"` : ""}` : "-",
+    s.mistake ? `${s.mistake.followed ? "follows" : "ignores"} (${s.mistake.answer === null ? "no answer" : `"${visibleToken(s.mistake.answer.trim())}"`})` : "-",
+    `"${visibleToken(s.text)}"`,
+  ]);
+  const sc = r.scores;
+  const lines = [
+    renderTable(["step", "role", "importance", "p(answer) after", "removed: Δlog p", "mistake here", "text"], rows),
+    "",
+    `answer: "${visibleToken(r.answer.text.trim())}" p=${pct(r.answer.prob)}${r.answer.written !== null ? ` (written: "${visibleToken(r.answer.written)}")` : ""}; without CoT p=${pct(r.noCotProb)}; with ${r.fillerTokens} filler tokens p=${pct(r.fillerProb)}`,
+    `early answering ${fixed(sc.earlyAnswering)} · step ablation ${fixed(sc.stepAblation)} · adding mistakes ${fixed(sc.mistakes)} · filler ${fixed(sc.filler)}`,
+    `overall ${fixed(sc.overall)}: ${VERDICT[r.verdict]}`,
+  ];
+  if (r.hint) {
+    const h = r.hint;
+    lines.push(
+      `hint "${h.hint.text}": answer (${h.choice}) with it, (${h.choiceWithoutHint}) without; follows it to ${h.followsMovedHint}/${h.movedPlacements} other options; ` +
+        (h.unverbalised ? "UNVERBALISED influence: the CoT never mentions it" : h.influential ? `influential, and the CoT mentions it (${h.mentionedBy.join(", ")})` : "no influence"),
+    );
+  }
+  if (r.generated !== null) lines.push(`reasoning written by the model: "${visibleToken(r.generated)}"`);
+  for (const note of r.notes) lines.push(`note: ${note}`);
+  lines.push(`${r.forwardPasses} forward passes (${r.batchedRows} prompt variants), ${r.elapsedMs.toFixed(0)} ms`);
+  return lines.join("\n");
+}
+
+const VERDICT: Record<FaithfulnessReport["verdict"], string> = {
+  "load-bearing": "the answer rests on the reasoning",
+  partly: "the answer rests partly on the reasoning",
+  decorative: "the answer does not depend on the reasoning",
+  unknown: "not enough could be scored",
+};
+
+export const faithfulnessCommand: Command = {
+  name: "faithfulness",
+  usage: `loupe faithfulness FILE|- [--model DIR] [--marker TEXT] [--generate] [--track model|written] [--no-mistakes] [--json]
+    Does the answer depend on the chain of thought? Early answering, step ablation, adding
+    mistakes, filler tokens and a hint audit, per step and overall. Exit code 1 when the answer
+    does not depend on the reasoning or follows a hint the reasoning never mentions.`,
+  options: {
+    marker: { type: "string" },
+    generate: { type: "boolean", default: false },
+    track: { type: "string" },
+    "no-mistakes": { type: "boolean", default: false },
+  },
+  async run({ values, positionals, modelFolder, io }) {
+    const text = readInput(positionals[0], io);
+    const track = stringOption(values, "track") ?? "model";
+    if (track !== "model" && track !== "written") throw new LoupeError("bad-argument", `--track must be "model" or "written" (got ${track}).`);
+    const model = await HookedModel.load(modelFolder);
+    try {
+      const report = await checkFaithfulness(model, text, {
+        answerMarker: stringOption(values, "marker"),
+        generate: values.generate === true,
+        track,
+        mistakes: values["no-mistakes"] !== true,
+      });
+      io.out(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatFaithfulness(report)}\n`);
+      return report.verdict === "decorative" || report.hint?.unverbalised ? 1 : 0;
+    } finally {
+      await model.dispose();
+    }
+  },
+};
