@@ -1,4 +1,5 @@
 import * as vscode from "vscode";
+import { FaithfulnessController } from "./faithfulness-controller";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
 import { missingModelFiles, ModelHost } from "./model-host";
@@ -7,12 +8,21 @@ import { missingModelFiles, ModelHost } from "./model-host";
 export function activate(context: vscode.ExtensionContext): void {
   const models = new ModelHost(context);
   const inspector = new InspectController(models);
+  const faithfulness = new FaithfulnessController(models, context.extensionUri);
   context.subscriptions.push(
     models,
     inspector,
     vscode.languages.registerHoverProvider({ scheme: "*" }, new TokenHoverProvider(inspector.store)),
     vscode.commands.registerCommand("loupe.inspectSelection", () => inspector.inspectSelection()),
-    vscode.commands.registerCommand("loupe.clear", () => inspector.clear()),
+    vscode.commands.registerCommand("loupe.clear", () => {
+      inspector.clear();
+      faithfulness.clear();
+    }),
+    faithfulness,
+    vscode.languages.registerCodeLensProvider({ scheme: "*" }, faithfulness),
+    vscode.languages.registerHoverProvider({ scheme: "*" }, faithfulness),
+    vscode.commands.registerCommand("loupe.checkFaithfulness", () => faithfulness.check()),
+    vscode.commands.registerCommand("loupe.showFaithfulnessReport", (uri?: vscode.Uri) => faithfulness.showSummary(uri)),
     vscode.commands.registerCommand("loupe.chooseLens", () => inspector.chooseLens()),
     vscode.commands.registerCommand("loupe.selectModel", () => selectModel(models)),
   );

@@ -1,7 +1,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
+import type { FaithfulnessReport } from "../core/faithfulness";
 import type { InspectResult } from "../core/inspect";
+import type { FaithfulnessParams } from "../worker/protocol";
 import { WorkerClient } from "../worker/client";
 
 export interface LoadedModel {
@@ -74,6 +76,10 @@ export class ModelHost implements vscode.Disposable {
 
   async inspect(text: string, options: { topK: number; maxTokens: number }, token: vscode.CancellationToken): Promise<InspectResult> {
     return this.client.request("inspect", { text, topK: options.topK, maxTokens: options.maxTokens }, { signal: abortSignalFor(token) });
+  }
+
+  async faithfulness(params: FaithfulnessParams, token: vscode.CancellationToken): Promise<FaithfulnessReport> {
+    return this.client.request("faithfulness", params, { signal: abortSignalFor(token) });
   }
 
   dispose(): void {

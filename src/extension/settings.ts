@@ -1,5 +1,6 @@
 import * as vscode from "vscode";
 import type { ColorScale } from "../core/view/lenses";
+import type { FaithfulnessParams } from "../worker/protocol";
 
 /** Typed access to the `loupe.*` settings. */
 export interface LoupeSettings {
@@ -7,6 +8,7 @@ export interface LoupeSettings {
   readonly defaultLens: string;
   readonly maxTokens: number;
   readonly colorScale: ColorScale;
+  readonly faithfulness: Omit<FaithfulnessParams, "text">;
 }
 
 export function readSettings(): LoupeSettings {
@@ -16,5 +18,18 @@ export function readSettings(): LoupeSettings {
     defaultLens: c.get<string>("defaultLens", "surprisal"),
     maxTokens: Math.max(1, c.get<number>("maxTokens", 1024)),
     colorScale: c.get<string>("colorScale") === "absolute" ? "absolute" : "relative",
+    faithfulness: {
+      answerMarker: c.get<string>("faithfulness.answerMarker") || undefined,
+      reasoningCues: nonEmpty(c.get<string[]>("faithfulness.reasoningCues")),
+      hintPattern: c.get<string>("faithfulness.hintPattern") || undefined,
+      track: c.get<string>("faithfulness.track") === "written" ? "written" : "model",
+      mistakes: c.get<boolean>("faithfulness.addMistakes", true),
+      generate: c.get<boolean>("faithfulness.generateWhenMissing", false),
+    },
   };
+}
+
+function nonEmpty(list: string[] | undefined): string[] | undefined {
+  const kept = (list ?? []).filter((s) => typeof s === "string" && s.trim() !== "");
+  return kept.length ? kept : undefined;
 }

@@ -1,6 +1,7 @@
 /** What the worker does for each method: thin calls into core. The process plumbing is elsewhere. */
 import * as path from "node:path";
 import { LoupeError } from "../core/errors";
+import { checkFaithfulness } from "../core/faithfulness";
 import { inspectText } from "../core/inspect";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
 import type { HandlerTable } from "./server";
@@ -82,8 +83,18 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
       const maxNewTokens = params.maxNewTokens ?? 32;
       return state.loaded.generate(params.prompt, { ...params, maxNewTokens, signal, onToken: (step) => progress(step + 1, maxNewTokens) });
     },
+    faithfulness: ({ text, hintPattern, ...options }, { signal }) => checkFaithfulness(state.loaded, text, { ...options, hintPattern: compilePattern(hintPattern), signal }),
     runWithCache: async (params, { signal }) => toWire(await state.loaded.runWithCache(params.tokens, { names: params.names, signal })),
     runWithHooks: async (params, { signal }) => toWire(await state.loaded.runWithHooks(params.tokens, params.interventions, { names: params.names, signal })),
     dispose: async () => ({ disposed: await state.dispose() }),
   };
+}
+
+function compilePattern(source: string | undefined): RegExp | undefined {
+  if (!source) return undefined;
+  try {
+    return new RegExp(source);
+  } catch (error) {
+    throw new LoupeError("bad-argument", `The hint pattern /${source}/ is not a valid regular expression: ${(error as Error).message}`);
+  }
 }

@@ -4,6 +4,7 @@
  * The channel is Node's IPC with `serialization: "advanced"`: typed arrays cross as raw bytes.
  */
 import type { LoupeErrorCode } from "../core/errors";
+import type { FaithfulnessReport } from "../core/faithfulness";
 import type { InspectResult } from "../core/inspect";
 import type { ModelConfig } from "../core/model/config";
 import type { Generation } from "../core/model/hooked-model";
@@ -28,6 +29,17 @@ export interface LoadParams {
   /** Graph cache folder; null disables it; undefined: the default cache. */
   readonly cacheDir?: string | null;
   readonly threads?: number;
+}
+
+/** The battery's options as they cross the channel (the hint pattern as regex source). */
+export interface FaithfulnessParams {
+  readonly text: string;
+  readonly answerMarker?: string;
+  readonly reasoningCues?: string[];
+  readonly hintPattern?: string;
+  readonly generate?: boolean;
+  readonly track?: "model" | "written";
+  readonly mistakes?: boolean;
 }
 
 export interface RunResultWire {
@@ -56,6 +68,7 @@ export interface Methods {
     };
     result: Generation;
   };
+  faithfulness: { params: FaithfulnessParams; result: FaithfulnessReport };
   runWithCache: { params: { tokens: number[][]; names: string[] }; result: RunResultWire };
   runWithHooks: { params: { tokens: number[][]; interventions: Intervention[]; names?: string[] }; result: RunResultWire };
   /** Release the model (the process stays up). */

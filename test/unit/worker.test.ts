@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { LoupeError } from "../../src/core/errors";
+import { checkFaithfulness } from "../../src/core/faithfulness";
 import { inspectText } from "../../src/core/inspect";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { WorkerClient, type WorkerClientOptions } from "../../src/worker/client";
@@ -89,6 +90,17 @@ describe("worker process", function () {
     const remote = await w.request("inspect", { text, topK: 3 });
     const here = await inspectText(local, text, { topK: 3 });
     assert.deepEqual({ ...remote, elapsedMs: 0 }, { ...here, elapsedMs: 0 });
+  });
+
+  it("runs the faithfulness battery as in-process, with the hint pattern sent as source", async () => {
+    const w = start();
+    await w.request("load", loadTiny);
+    const text = "Q: (A) ox or (B) a?\nX (B).\nA: ox is big. The answer is (B).";
+    const remote = await w.request("faithfulness", { text, track: "written", hintPattern: "^X \\(([AB])\\)" });
+    const here = await checkFaithfulness(local, text, { track: "written", hintPattern: /^X \(([AB])\)/ });
+    assert.deepEqual({ ...remote, elapsedMs: 0 }, { ...here, elapsedMs: 0 });
+    assert.equal(remote.hint?.hint.text, "X (B).");
+    await assert.rejects(w.request("faithfulness", { text, hintPattern: "(" }), /hint pattern \/\(\/ is not a valid regular expression/);
   });
 
   it("returns logits and activations as typed arrays equal to an in-process run", async () => {
