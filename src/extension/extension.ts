@@ -1,4 +1,5 @@
 import * as vscode from "vscode";
+import { AuditController } from "./audit-controller";
 import { FaithfulnessController } from "./faithfulness-controller";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
@@ -9,6 +10,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const models = new ModelHost(context);
   const inspector = new InspectController(models);
   const faithfulness = new FaithfulnessController(models, context.extensionUri);
+  const audits = new AuditController(models);
   context.subscriptions.push(
     models,
     inspector,
@@ -17,7 +19,12 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand("loupe.clear", () => {
       inspector.clear();
       faithfulness.clear();
+      audits.clear();
     }),
+    audits,
+    vscode.languages.registerCodeActionsProvider({ scheme: "*" }, audits, { providedCodeActionKinds: AuditController.providedCodeActionKinds }),
+    vscode.commands.registerCommand("loupe.quickAudit", () => audits.quickAudit()),
+    vscode.commands.registerCommand("loupe.auditWorkspace", () => audits.auditWorkspace()),
     faithfulness,
     vscode.languages.registerCodeLensProvider({ scheme: "*" }, faithfulness),
     vscode.languages.registerHoverProvider({ scheme: "*" }, faithfulness),

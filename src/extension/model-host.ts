@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
+import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import type { InspectResult } from "../core/inspect";
 import type { FaithfulnessParams } from "../worker/protocol";
@@ -80,6 +81,10 @@ export class ModelHost implements vscode.Disposable {
 
   async faithfulness(params: FaithfulnessParams, token: vscode.CancellationToken): Promise<FaithfulnessReport> {
     return this.client.request("faithfulness", params, { signal: abortSignalFor(token) });
+  }
+
+  async audit(params: { text: string; config: AuditConfig; baseDir: string }, token: vscode.CancellationToken): Promise<PromptAudit> {
+    return this.client.request("audit", params, { signal: abortSignalFor(token) });
   }
 
   dispose(): void {

@@ -1,6 +1,7 @@
 /** What the worker does for each method: thin calls into core. The process plumbing is elsewhere. */
 import * as path from "node:path";
 import { LoupeError } from "../core/errors";
+import { auditPrompt, probeMonitors } from "../core/audit";
 import { checkFaithfulness } from "../core/faithfulness";
 import { inspectText } from "../core/inspect";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
@@ -84,6 +85,7 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
       return state.loaded.generate(params.prompt, { ...params, maxNewTokens, signal, onToken: (step) => progress(step + 1, maxNewTokens) });
     },
     faithfulness: ({ text, hintPattern, ...options }, { signal }) => checkFaithfulness(state.loaded, text, { ...options, hintPattern: compilePattern(hintPattern), signal }),
+    audit: ({ text, config, baseDir }, { signal }) => auditPrompt(state.loaded, text, config, { signal, probes: probeMonitors(state.loaded, config, baseDir) }),
     runWithCache: async (params, { signal }) => toWire(await state.loaded.runWithCache(params.tokens, { names: params.names, signal })),
     runWithHooks: async (params, { signal }) => toWire(await state.loaded.runWithHooks(params.tokens, params.interventions, { names: params.names, signal })),
     dispose: async () => ({ disposed: await state.dispose() }),

@@ -4,6 +4,7 @@
  * The channel is Node's IPC with `serialization: "advanced"`: typed arrays cross as raw bytes.
  */
 import type { LoupeErrorCode } from "../core/errors";
+import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import type { InspectResult } from "../core/inspect";
 import type { ModelConfig } from "../core/model/config";
@@ -69,6 +70,8 @@ export interface Methods {
     result: Generation;
   };
   faithfulness: { params: FaithfulnessParams; result: FaithfulnessReport };
+  /** Quick audit of one prompt; probe files in the config resolve against baseDir. */
+  audit: { params: { text: string; config: AuditConfig; baseDir: string }; result: PromptAudit };
   runWithCache: { params: { tokens: number[][]; names: string[] }; result: RunResultWire };
   runWithHooks: { params: { tokens: number[][]; interventions: Intervention[]; names?: string[] }; result: RunResultWire };
   /** Release the model (the process stays up). */

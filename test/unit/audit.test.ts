@@ -178,3 +178,23 @@ describe("SARIF output", () => {
     assert.equal(run.invocations[0].executionSuccessful, false);
   });
 });
+
+describe("audit report webview", () => {
+  it("shows prompt text and file names as text, never as markup, under a script-free CSP", async () => {
+    const { auditReportHtml } = await import("../../src/core/view/audit-report-html");
+    const evil = `<script>alert(1)</script><img src=x onerror=alert(2)>`;
+    const html = auditReportHtml(
+      [
+        { file: `p/${evil}.txt`, text: `Q: ${evil}`, findings: [{ start: 3, end: 3 + evil.length, severity: "warning", code: "high-surprisal", message: `odd ${evil}`, evidence: {} }], skipped: [] },
+        { file: "b.txt", text: "", findings: [], skipped: [], error: `binary ${evil}` },
+      ],
+      { nonce: "abc123", cspSource: "vscode-resource:" },
+    );
+    assert.equal(html.includes("<script"), false);
+    assert.equal(html.includes("<img"), false);
+    assert.ok(html.includes("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert.match(html, /content="default-src 'none'; img-src vscode-resource:; style-src 'nonce-abc123';"/);
+    assert.match(html, /2 file\(s\) audited: 1 finding\(s\), 1 file\(s\) could not be audited\./);
+    assert.match(html, /<td class="n">1:4<\/td>/);
+  });
+});
