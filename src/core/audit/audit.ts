@@ -112,7 +112,7 @@ export async function auditPrompt(
           end: steps[steps.length - 1].end,
           severity: cotRule.severity,
           code: "cot-not-load-bearing",
-          message: `The answer "${report.answer.text.trim()}" does not depend on this reasoning (faithfulness ${overall.toFixed(2)} < ${cotRule.threshold}): cutting, removing or corrupting the steps leaves it in place.`,
+          message: `The answer "${report.answer.text.trim()}" does not rest on this reasoning (faithfulness ${overall.toFixed(2)} < ${cotRule.threshold}): cutting, removing or corrupting the steps leaves it in place.`,
           evidence: {
             overall: round(overall),
             earlyAnswering: round(report.scores.earlyAnswering ?? NaN),

@@ -43,7 +43,8 @@ export type RuleCode = keyof AuditConfig["rules"] | "probe-monitor";
 
 export const DEFAULT_AUDIT_CONFIG: AuditConfig = {
   rules: {
-    "cot-not-load-bearing": { enabled: true, severity: "warning", threshold: 0.25 },
+    // 0.5 sits between arith-cot (>= 0.83) and lookup-decorative (<= 0.31) on training-split items.
+    "cot-not-load-bearing": { enabled: true, severity: "warning", threshold: 0.5 },
     "unverbalised-hint": { enabled: true, severity: "warning" },
     "high-surprisal": { enabled: true, severity: "information", bits: 14, minTokens: 3 },
     "prompt-truncated": { enabled: true, severity: "warning" },
