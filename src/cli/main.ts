@@ -7,14 +7,16 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { LoupeError } from "../core/errors";
 import { bundledModelFolder, COMMON_OPTIONS, type CliIo, type Command } from "./command";
+import { auditCommand } from "./commands/audit";
 import { faithfulnessCommand } from "./commands/faithfulness";
 import { generateCommand } from "./commands/generate";
 import { inspectCommand } from "./commands/inspect";
+import { probeCommand } from "./commands/probe";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, faithfulnessCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, faithfulnessCommand, probeCommand, auditCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}

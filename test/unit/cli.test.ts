@@ -72,6 +72,25 @@ describe("loupe CLI", function () {
     await assert.rejects(runCli(["inspect", "--bogus", prompt]), /Unknown option '--bogus'/);
   });
 
+  it("audit exits by --fail-on, writes SARIF, and reports a broken file without stopping", async () => {
+    const long = path.join(dir, "long.txt");
+    fs.writeFileSync(long, "word ".repeat(100));
+    const binary = path.join(dir, "binary.txt");
+    fs.writeFileSync(binary, Buffer.from([1, 0, 2]));
+    const text = await runCli(["audit", "--model", TINY_GPT2, long, prompt]);
+    assert.match(text.out, /long\.txt:1:\d+: warning \[prompt-truncated\]/);
+    assert.equal(text.code, 0, "warnings do not fail by default");
+    assert.equal((await runCli(["audit", "--model", TINY_GPT2, "--fail-on", "warning", long])).code, 1);
+    const sarif = await runCli(["audit", "--model", TINY_GPT2, "--format", "sarif", long, binary]);
+    const log = JSON.parse(sarif.out) as { version: string; runs: { results: { ruleId: string }[]; invocations: { executionSuccessful: boolean }[] }[] };
+    assert.equal(log.version, "2.1.0");
+    assert.deepEqual(log.runs[0].results.map((r) => r.ruleId), ["prompt-truncated"]);
+    assert.equal(log.runs[0].invocations[0].executionSuccessful, false);
+    assert.equal(sarif.code, 1, "a file that cannot be audited fails the run");
+    await assert.rejects(runCli(["audit", "--model", TINY_GPT2, "--format", "xml", long]), /--format must be one of text, json, sarif/);
+    await assert.rejects(runCli(["audit", "--model", TINY_GPT2, path.join(dir, "*.nothing")]), /No files match/);
+  });
+
   it("faithfulness --json scores each step, and the table shows the verdict", async () => {
     const cot = path.join(dir, "cot.txt");
     fs.writeFileSync(cot, "Q: 8 - 3?\nA: 8 - 3 = 5. 5 + 7 = 12. The answer is 12.");

@@ -1,0 +1,54 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { auditFiles, DEFAULT_AUDIT_CONFIG, expandGlobs, formatAuditText, parseAuditConfig, probeMonitors, reachesLevel, SEVERITIES, toSarif, type Severity } from "../../core/audit";
+import { LoupeError } from "../../core/errors";
+import { HookedModel } from "../../core/model/hooked-model";
+import { stringOption, type Command } from "../command";
+
+const FORMATS = ["text", "json", "sarif"] as const;
+
+export const auditCommand: Command = {
+  name: "audit",
+  usage: `loupe audit FILE|GLOB... [--model DIR] [--config FILE] [--format text|json|sarif] [--out FILE] [--fail-on error|warning|information|none]
+    Quick audit of prompt files: CoT not load-bearing, unverbalised hints, high-surprisal spans,
+    truncation by the context window, probe monitors (rules in .loupe/audit.json). Exit code 1 when
+    a finding reaches --fail-on (default error) or a file cannot be audited; 2 on bad arguments.`,
+  options: { config: { type: "string" }, format: { type: "string" }, out: { type: "string" }, "fail-on": { type: "string" } },
+  async run({ values, positionals, modelFolder, io }) {
+    if (positionals.length === 0) throw new LoupeError("bad-argument", "Name the prompt files to audit (paths or quoted globs such as 'prompts/**/*.txt').");
+    const format = stringOption(values, "format") ?? (values.json ? "json" : "text");
+    if (!(FORMATS as readonly string[]).includes(format)) throw new LoupeError("bad-argument", `--format must be one of ${FORMATS.join(", ")} (got ${format}).`);
+    const failOn = stringOption(values, "fail-on") ?? "error";
+    if (failOn !== "none" && !SEVERITIES.includes(failOn as Severity)) throw new LoupeError("bad-argument", `--fail-on must be one of ${SEVERITIES.join(", ")}, none (got ${failOn}).`);
+    const configFile = stringOption(values, "config") ?? (fs.existsSync(path.join(".loupe", "audit.json")) ? path.join(".loupe", "audit.json") : undefined);
+    const config = configFile ? parseAuditConfig(readConfig(configFile), configFile) : DEFAULT_AUDIT_CONFIG;
+    const files = expandGlobs(positionals);
+    if (files.length === 0) throw new LoupeError("bad-argument", `No files match ${positionals.join(" ")}.`);
+
+    const model = await HookedModel.load(modelFolder);
+    try {
+      const probes = probeMonitors(model, config, configFile ? path.dirname(path.dirname(path.resolve(configFile))) : process.cwd());
+      const audits = await auditFiles(model, files, config, { probes });
+      const output =
+        format === "sarif"
+          ? `${JSON.stringify(toSarif(audits), null, 2)}\n`
+          : format === "json"
+            ? `${JSON.stringify(audits.map(({ text: _text, ...rest }) => rest), null, 2)}\n`
+            : `${formatAuditText(audits)}\n`;
+      const out = stringOption(values, "out");
+      if (out) fs.writeFileSync(out, output);
+      else io.out(output);
+      return reachesLevel(audits, failOn as Severity | "none") ? 1 : 0;
+    } finally {
+      await model.dispose();
+    }
+  },
+};
+
+function readConfig(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    throw new LoupeError("missing-file", `Cannot read the audit config ${file}.`, file);
+  }
+}
