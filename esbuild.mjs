@@ -22,8 +22,23 @@ for (const file of fs.existsSync("bench/speed") ? fs.readdirSync("bench/speed") 
   if (file.endsWith(".ts")) entries[`dist/bench/${file.replace(/\.ts$/, "")}`] = `bench/speed/${file}`;
 }
 
-await Promise.all(
-  Object.entries(entries)
+// Webview front ends run in the editor's browser sandbox: one ES bundle per panel.
+const webviews = fs.existsSync("webview") ? fs.readdirSync("webview").filter((d) => fs.existsSync(`webview/${d}/main.ts`)) : [];
+
+await Promise.all([
+  ...Object.entries(entries)
     .filter(([, input]) => fs.existsSync(input))
     .map(([out, input]) => esbuild.build({ ...common, entryPoints: [input], outfile: `${out}.js` })),
-);
+  ...webviews.map((name) =>
+    esbuild.build({
+      bundle: true,
+      platform: "browser",
+      target: "es2022",
+      format: "esm",
+      sourcemap: true,
+      logLevel: "warning",
+      entryPoints: [`webview/${name}/main.ts`],
+      outfile: `dist/webview/${name}.js`,
+    }),
+  ),
+]);

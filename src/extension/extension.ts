@@ -1,5 +1,7 @@
 import * as vscode from "vscode";
 import { AuditController } from "./audit-controller";
+import { ProbeLens } from "./probe-lens";
+import { ProbePanels } from "./probe-panel";
 import { FaithfulnessController } from "./faithfulness-controller";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
@@ -11,6 +13,8 @@ export function activate(context: vscode.ExtensionContext): void {
   const inspector = new InspectController(models);
   const faithfulness = new FaithfulnessController(models, context.extensionUri);
   const audits = new AuditController(models);
+  const probeLens = new ProbeLens(models);
+  const probePanels = new ProbePanels(context, models, probeLens);
   context.subscriptions.push(
     models,
     inspector,
@@ -20,7 +24,12 @@ export function activate(context: vscode.ExtensionContext): void {
       inspector.clear();
       faithfulness.clear();
       audits.clear();
+      probeLens.clear();
     }),
+    probeLens,
+    probePanels,
+    vscode.languages.registerHoverProvider({ scheme: "*" }, probeLens),
+    vscode.commands.registerCommand("loupe.trainProbe", () => probePanels.train()),
     audits,
     vscode.languages.registerCodeActionsProvider({ scheme: "*" }, audits, { providedCodeActionKinds: AuditController.providedCodeActionKinds }),
     vscode.commands.registerCommand("loupe.quickAudit", () => audits.quickAudit()),

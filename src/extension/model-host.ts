@@ -4,6 +4,7 @@ import * as vscode from "vscode";
 import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import type { InspectResult } from "../core/inspect";
+import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { FaithfulnessParams } from "../worker/protocol";
 import { WorkerClient } from "../worker/client";
 
@@ -85,6 +86,14 @@ export class ModelHost implements vscode.Disposable {
 
   async audit(params: { text: string; config: AuditConfig; baseDir: string }, token: vscode.CancellationToken): Promise<PromptAudit> {
     return this.client.request("audit", params, { signal: abortSignalFor(token) });
+  }
+
+  async trainProbes(params: { dataFile: string; concept?: string }, token: vscode.CancellationToken, onProgress?: (done: number, total: number) => void): Promise<ProbeTraining> {
+    return this.client.request("trainProbes", params, { signal: abortSignalFor(token), onProgress });
+  }
+
+  async applyProbe(params: { probe: ProbeFile; text: string }, token: vscode.CancellationToken): Promise<ProbeApplication> {
+    return this.client.request("applyProbe", params, { signal: abortSignalFor(token) });
   }
 
   dispose(): void {

@@ -4,6 +4,7 @@ import { LoupeError } from "../core/errors";
 import { auditPrompt, probeMonitors } from "../core/audit";
 import { checkFaithfulness } from "../core/faithfulness";
 import { inspectText } from "../core/inspect";
+import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
 import type { HandlerTable } from "./server";
 import type { LoadParams, Methods, ModelInfo, RunResultWire, WireTensor } from "./protocol";
@@ -85,6 +86,10 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
       return state.loaded.generate(params.prompt, { ...params, maxNewTokens, signal, onToken: (step) => progress(step + 1, maxNewTokens) });
     },
     faithfulness: ({ text, hintPattern, ...options }, { signal }) => checkFaithfulness(state.loaded, text, { ...options, hintPattern: compilePattern(hintPattern), signal }),
+    trainProbes: ({ dataFile, ...options }, { signal, progress }) =>
+      trainProbes(state.loaded, readProbeDataset(dataFile), { ...options, signal, onHook: (_hook, i, total) => progress(i, total) }),
+    // The probe crossed a process boundary: check it as if read from disk.
+    applyProbe: ({ probe, text }, { signal }) => applyProbe(state.loaded, validateProbe(probe, "<probe from the editor>"), text, { signal }),
     audit: ({ text, config, baseDir }, { signal }) => auditPrompt(state.loaded, text, config, { signal, probes: probeMonitors(state.loaded, config, baseDir) }),
     runWithCache: async (params, { signal }) => toWire(await state.loaded.runWithCache(params.tokens, { names: params.names, signal })),
     runWithHooks: async (params, { signal }) => toWire(await state.loaded.runWithHooks(params.tokens, params.interventions, { names: params.names, signal })),

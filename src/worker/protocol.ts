@@ -6,6 +6,7 @@
 import type { LoupeErrorCode } from "../core/errors";
 import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
+import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { InspectResult } from "../core/inspect";
 import type { ModelConfig } from "../core/model/config";
 import type { Generation } from "../core/model/hooked-model";
@@ -70,6 +71,12 @@ export interface Methods {
     result: Generation;
   };
   faithfulness: { params: FaithfulnessParams; result: FaithfulnessReport };
+  /** Train probes on a JSONL dataset at every residual hook (or the given hooks). */
+  trainProbes: {
+    params: { dataFile: string; concept?: string; hooks?: string[]; pooling?: "mean" | "last"; folds?: number };
+    result: ProbeTraining;
+  };
+  applyProbe: { params: { probe: ProbeFile; text: string }; result: ProbeApplication };
   /** Quick audit of one prompt; probe files in the config resolve against baseDir. */
   audit: { params: { text: string; config: AuditConfig; baseDir: string }; result: PromptAudit };
   runWithCache: { params: { tokens: number[][]; names: string[] }; result: RunResultWire };

@@ -475,7 +475,7 @@ describe("loupe probe (CLI)", function () {
     fs.writeFileSync(bad, '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n{"text": "c" "label": "x"}\n');
     await assert.rejects(run(["probe", "train", bad, "--all-layers", "--model", TINY_GPT2]), isLoupeError("bad-file", /bad\.jsonl:3: not valid JSON/));
     await assert.rejects(run(["probe", "train", one, "--model", TINY_GPT2]), /Give --hook NAME \(one or more\) or --all-layers/);
-    await assert.rejects(run(["probe", "train", one, "--all-layers", "--concept", "name"]), /--concept picks a span label/);
+    await assert.rejects(run(["probe", "train", one, "--all-layers", "--concept", "name"]), /--concept \(a span label\) needs token-level data/);
     await assert.rejects(run(["probe", "frob"]), /Unknown probe subcommand "frob": use train or apply/);
   });
 });

@@ -3,20 +3,15 @@ import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import {
   applyProbe,
-  encodeLabels,
-  extractFeatures,
-  layerSweepHooks,
   loadProbe,
   parseProbeDataset,
   type Pooling,
   type ProbeApplication,
   probeFileName,
   probeFolder,
+  type ProbeTraining,
   saveProbe,
-  spanLabels,
-  type SweepResult,
-  toProbeFile,
-  trainAcrossHooks,
+  trainProbes,
 } from "../../core/probes";
 import { type Command, type CommandArgs, finiteNumber, positiveInt, readInput, stringList, stringOption } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
@@ -30,12 +25,11 @@ const USAGE = `loupe probe train DATA (--hook H ... | --all-layers) [--concept L
 loupe probe apply PROBE FILE|- [--model DIR] [--json]
     Score each token of a text with a saved probe (and the whole text, for a prompt-level probe).`;
 
-export function formatTrain(sweep: SweepResult, saved: string): string {
+export function formatTrain(training: ProbeTraining, saved: string): string {
   const header = ["hook", "cv acc", "cv bal acc", "control acc", "selectivity", "train acc", "iters", "s"];
-  const rows = sweep.probes.map(({ hook, probe, seconds }) => {
-    const m = probe.metrics;
+  const rows = training.hooks.map(({ hook, metrics: m, seconds }) => {
     return [
-      `${hook === sweep.best.hook ? "*" : " "} ${hook}`,
+      `${hook === training.best ? "*" : " "} ${hook}`,
       fixed(m.cv?.accuracy ?? null, 3),
       fixed(m.cv?.balancedAccuracy ?? null, 3),
       fixed(m.control?.accuracy ?? null, 3),
@@ -45,7 +39,7 @@ export function formatTrain(sweep: SweepResult, saved: string): string {
       fixed(seconds, 2),
     ];
   });
-  const m = sweep.best.probe.metrics;
+  const m = training.hooks.find((h) => h.hook === training.best)!.metrics;
   const counts = Object.entries(m.classCounts)
     .map(([c, n]) => `${c} ${n}`)
     .join(", ");
@@ -53,17 +47,17 @@ export function formatTrain(sweep: SweepResult, saved: string): string {
     renderTable(header, rows),
     "",
     `${m.rows} rows; classes: ${counts}; majority baseline ${fixed(m.majorityBaseline, 3)}${m.cv ? `; ${m.cv.folds}-fold cross-validation` : ""}.`,
-    ...warningLines(sweep),
-    `best: ${sweep.best.hook}; saved to ${saved}`,
+    ...warningLines(training),
+    `best: ${training.best}; saved to ${saved}`,
   ];
   return lines.join("\n");
 }
 
 /** Each warning once: data warnings are the same for every hook, fit warnings name their hook. */
-function warningLines(sweep: SweepResult): string[] {
+function warningLines(training: ProbeTraining): string[] {
   const lines = new Set<string>();
-  for (const { hook, probe } of sweep.probes) {
-    for (const w of probe.metrics.warnings) lines.add(`warning: ${/^(Classes are|The smallest class)/.test(w) ? w : `${hook}: ${w}`}`);
+  for (const { hook, metrics } of training.hooks) {
+    for (const w of metrics.warnings) lines.add(`warning: ${/^(Classes are|The smallest class)/.test(w) ? w : `${hook}: ${w}`}`);
   }
   return [...lines];
 }
@@ -93,46 +87,22 @@ async function train({ values, positionals, modelFolder, io }: CommandArgs): Pro
   const classWeight = stringOption(values, "class-weight") ?? "balanced";
   if (classWeight !== "balanced" && classWeight !== "none") throw new LoupeError("bad-argument", `--class-weight must be balanced or none (got ${classWeight}).`);
   const concept = stringOption(values, "concept");
-  if (concept !== undefined) {
-    if (dataset.level !== "token") throw new LoupeError("bad-argument", `--concept picks a span label, but ${dataset.file} is sequence level ("label" per line).`);
-    const known = spanLabels(dataset);
-    if (!known.includes(concept)) throw new LoupeError("bad-argument", `No span in ${dataset.file} is labelled "${concept}"; its labels are ${known.join(", ")}.`);
-  }
-  // One class only is known before any model runs for prompt-level data.
-  if (dataset.level === "sequence") encodeLabels(dataset.examples.map((e) => e.label), dataset.file);
   const folds = values.folds === "0" ? 0 : positiveInt(values, "folds", 5);
   const C = finiteNumber(values, "c", 1);
   const seed = finiteNumber(values, "seed", 0);
 
   const model = await HookedModel.load(modelFolder);
   try {
-    const hooks = hooksGiven ?? layerSweepHooks(model.cfg.nLayers);
-    const features = await extractFeatures(model, dataset, { hooks, pooling: pooling as Pooling, concept });
-    const source = concept ? `${dataset.file} (concept "${concept}")` : dataset.file;
-    const sweep = trainAcrossHooks(features, { C, classWeight, folds, seed, source });
-    const out = stringOption(values, "out") ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, sweep.best.hook, concept));
-    const file = toProbeFile(sweep.best.probe, {
-      hook: sweep.best.hook,
-      level: dataset.level,
-      pooling: pooling as Pooling,
-      concept,
-      model: { name: path.basename(model.folder), nLayers: model.cfg.nLayers, dModel: model.cfg.dModel },
-      training: { C, classWeight, data: dataset.file, folds, seed },
-    });
+    const training = await trainProbes(model, dataset, { hooks: hooksGiven, pooling: pooling as Pooling, concept, folds, C, classWeight, seed });
+    const out = stringOption(values, "out") ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, training.best, concept));
+    const file = training.probes[training.best];
     saveProbe(out, file);
     if (values.json) {
-      const report = {
-        data: dataset.file,
-        level: dataset.level,
-        concept,
-        classes: sweep.best.probe.classes,
-        best: sweep.best.hook,
-        saved: out,
-        hooks: sweep.probes.map((p) => ({ hook: p.hook, seconds: p.seconds, metrics: p.probe.metrics })),
-      };
+      const { probes: _probes, ...summary } = training;
+      const report = { ...summary, saved: out };
       io.out(`${JSON.stringify(report, null, 2)}\n`);
     } else {
-      io.out(`${formatTrain(sweep, out)}\n`);
+      io.out(`${formatTrain(training, out)}\n`);
     }
   } finally {
     await model.dispose();

@@ -20,3 +20,4 @@ export { loadProbe, probeFileName, probeFolder, probeModel, saveProbe, toProbeFi
 export { fitStandardiser, standardise, type Standardiser } from "./standardise";
 export { trainAcrossHooks, type HookProbe, type SweepResult } from "./sweep";
 export { crossValidate, encodeLabels, fitStandardised, foldAssignment, predictRows, trainProbe, type CvScores, type ProbeMetrics, type TrainedProbe, type TrainProbeOptions } from "./train";
+export { trainProbes, type ProbeTraining, type ProbeTrainingOptions } from "./workflow";

@@ -6,7 +6,7 @@ import { LoupeError, throwIfAborted } from "../errors";
 import { controlTask } from "./control-task";
 import { groupedFolds, stratifiedFolds } from "./cross-validation";
 import { classCounts, type ClassWeight, fitLogistic, type LogisticFit, type LogisticOptions, predict } from "./logistic";
-import { accuracy, balancedAccuracy, majorityBaseline } from "./metrics";
+import { accuracy, balancedAccuracy, confusionMatrix, majorityBaseline } from "./metrics";
 import { fitStandardiser, standardise, type Standardiser } from "./standardise";
 
 export interface EncodedLabels {
@@ -54,6 +54,8 @@ export interface CvScores {
   readonly accuracy: number;
   readonly balancedAccuracy: number;
   readonly foldAccuracy: number[];
+  /** Out-of-fold confusion matrix: [true class][predicted class] counts. */
+  readonly confusion: number[][];
 }
 
 export interface CvOptions extends LogisticOptions {
@@ -101,7 +103,7 @@ export function crossValidate(X: ArrayLike<number>, n: number, d: number, y: Arr
     foldAccuracy.push(accuracy(testTruth, testPred));
   }
   const truth = Int32Array.from({ length: n }, (_, i) => y[i]);
-  return { folds: k, accuracy: accuracy(truth, pred), balancedAccuracy: balancedAccuracy(truth, pred, K), foldAccuracy };
+  return { folds: k, accuracy: accuracy(truth, pred), balancedAccuracy: balancedAccuracy(truth, pred, K), foldAccuracy, confusion: confusionMatrix(truth, pred, K) };
 }
 
 /** Copy the given rows of X into a new [rows, d] array. */

@@ -1,0 +1,92 @@
+import * as vscode from "vscode";
+import type { ProbeApplication, ProbeFile } from "../core/probes";
+import { LEVELS } from "../core/view/lenses";
+import { describeError } from "./errors";
+import type { ModelHost } from "./model-host";
+import { readSettings } from "./settings";
+
+interface Shown {
+  readonly startOffset: number;
+  readonly application: ProbeApplication;
+  readonly label: string;
+  readonly version: number;
+}
+
+/** A probe applied to the active editor: token backgrounds by p(label), hovers with every class. */
+export class ProbeLens implements vscode.Disposable, vscode.HoverProvider {
+  private readonly levels: vscode.TextEditorDecorationType[];
+  private readonly shown = new Map<string, Shown>();
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(private readonly models: ModelHost) {
+    this.levels = Array.from({ length: LEVELS }, (_, i) =>
+      vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor(`loupe.tokenHeat${i + 1}`), borderRadius: "2px" }),
+    );
+    // Token offsets stop holding after an edit: drop the lens rather than colour the wrong text.
+    this.disposables.push(vscode.workspace.onDidChangeTextDocument((e) => e.contentChanges.length && this.forget(e.document)));
+  }
+
+  async apply(probe: ProbeFile, label: string): Promise<void> {
+    const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme !== "output") ?? vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showInformationMessage("Loupe: open the text to colour with the probe, then apply it again.");
+      return;
+    }
+    const document = editor.document;
+    const range = editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
+    const text = document.getText(range);
+    if (text.trim() === "") return;
+    try {
+      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
+      const application = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: "Loupe: applying the probe…", cancellable: true }, (_p, token) =>
+        this.models.applyProbe({ probe, text }, token),
+      );
+      this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), application, label, version: document.version });
+      this.draw(editor);
+    } catch (error) {
+      const message = describeError(error);
+      if (message) void vscode.window.showErrorMessage(message);
+    }
+  }
+
+  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
+    const shown = this.shown.get(document.uri.toString());
+    if (!shown) return undefined;
+    const local = document.offsetAt(position) - shown.startOffset;
+    const token = shown.application.tokens.find((t) => t.start <= local && local < t.end);
+    if (!token) return undefined;
+    const rows = shown.application.classes.map((c, i) => `| ${c.replace(/[|\\`*_]/g, "\\$&")} | ${(token.probs[i] * 100).toFixed(1)}% |`);
+    const markdown = new vscode.MarkdownString([`**Probe at ${shown.application.hook}**`, "", "| class | p |", "| --- | --- |", ...rows].join("\n"));
+    markdown.isTrusted = false;
+    return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
+  }
+
+  clear(): void {
+    this.shown.clear();
+    for (const editor of vscode.window.visibleTextEditors) for (const type of this.levels) editor.setDecorations(type, []);
+  }
+
+  private draw(editor: vscode.TextEditor): void {
+    const shown = this.shown.get(editor.document.uri.toString());
+    const byLevel: vscode.Range[][] = this.levels.map(() => []);
+    if (shown) {
+      const k = shown.application.classes.indexOf(shown.label);
+      for (const t of shown.application.tokens) {
+        const p = t.probs[k] ?? 0;
+        if (p < 0.5 / LEVELS || t.end <= t.start) continue;
+        const level = Math.min(LEVELS, Math.ceil(p * LEVELS));
+        byLevel[level - 1].push(new vscode.Range(editor.document.positionAt(shown.startOffset + t.start), editor.document.positionAt(shown.startOffset + t.end)));
+      }
+    }
+    this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
+  }
+
+  private forget(document: vscode.TextDocument): void {
+    if (!this.shown.delete(document.uri.toString())) return;
+    for (const editor of vscode.window.visibleTextEditors) if (editor.document === document) this.draw(editor);
+  }
+
+  dispose(): void {
+    for (const d of [...this.levels, ...this.disposables]) d.dispose();
+  }
+}

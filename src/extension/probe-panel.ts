@@ -1,0 +1,172 @@
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as vscode from "vscode";
+import { parseProbeDataset, probeFileName, spanLabels, type ProbeFile, type ProbeTraining } from "../core/probes";
+import { defaultWatchedLabel, parseProbePanelRequest, probePanelState, type ProbePanelState } from "../core/view/probe-panel";
+import { describeError } from "./errors";
+import type { ModelHost } from "./model-host";
+import type { ProbeLens } from "./probe-lens";
+import { readSettings } from "./settings";
+
+/**
+ * Loupe: Train Probe…: pick a dataset (built-in or a workspace JSONL), train a probe at every
+ * residual hook in the worker, and show the results in a webview with buttons to apply the probe as
+ * an editor lens, save it, or add it to the audit as a monitor.
+ */
+export class ProbePanels implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | undefined;
+  private training: ProbeTraining | undefined;
+  private state: ProbePanelState | undefined;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly models: ModelHost,
+    private readonly lens: ProbeLens,
+  ) {}
+
+  async train(): Promise<void> {
+    const dataFile = await this.pickDataset();
+    if (!dataFile) return;
+    let concept: string | undefined;
+    try {
+      const dataset = parseProbeDataset(fs.readFileSync(dataFile, "utf8"), dataFile);
+      if (dataset.level === "token") {
+        const labels = spanLabels(dataset);
+        const picked = await vscode.window.showQuickPick(labels, { title: "Loupe: probe for which span label? (one against the rest)" });
+        if (!picked) return;
+        concept = picked;
+      }
+      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
+      const training = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Loupe: training probes on ${path.basename(dataFile)}`, cancellable: true },
+        (progress, token) => this.models.trainProbes({ dataFile, concept }, token, (done, total) => progress.report({ message: `hook ${done + 1} of ${total}` })),
+      );
+      this.show(training, `Probe: ${concept ?? path.basename(dataFile)}`);
+    } catch (error) {
+      const message = describeError(error);
+      if (message) void vscode.window.showErrorMessage(message);
+    }
+  }
+
+  private async pickDataset(): Promise<string | undefined> {
+    const builtin = this.context.asAbsolutePath(path.join("media", "datasets"));
+    const workspace = await vscode.workspace.findFiles("**/*.jsonl", "**/node_modules/**", 50);
+    const items: (vscode.QuickPickItem & { file?: string })[] = [
+      { label: "Built-in examples", kind: vscode.QuickPickItemKind.Separator },
+      { label: "$(book) Story concepts", description: "token level: name, animal, colour, number, emotion, negation, quote", file: path.join(builtin, "stories-concepts.jsonl") },
+      { label: "$(book) Sentence sentiment", description: "sequence level: positive, negative, neutral", file: path.join(builtin, "stories-sentiment.jsonl") },
+      ...(workspace.length ? [{ label: "Workspace", kind: vscode.QuickPickItemKind.Separator } as const] : []),
+      ...workspace.map((uri) => ({ label: `$(file) ${vscode.workspace.asRelativePath(uri)}`, file: uri.fsPath })),
+      { label: "$(folder-opened) Choose a JSONL file…", description: '{"text", "label"} or {"text", "spans"} per line' },
+    ];
+    const picked = await vscode.window.showQuickPick(items, { title: "Loupe: train a probe on…" });
+    if (!picked) return undefined;
+    if (picked.file) return picked.file;
+    const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { "JSON Lines": ["jsonl"] }, openLabel: "Train on this" });
+    return chosen?.[0]?.fsPath;
+  }
+
+  private show(training: ProbeTraining, title: string): void {
+    this.training = training;
+    this.state = probePanelState(training, title);
+    if (!this.panel) {
+      const scripts = vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview");
+      this.panel = vscode.window.createWebviewPanel("loupe.probe", title, vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [scripts], retainContextWhenHidden: false });
+      this.panel.onDidDispose(() => (this.panel = undefined));
+      this.panel.webview.onDidReceiveMessage((message: unknown) => void this.onMessage(message));
+      this.panel.webview.html = this.html(this.panel.webview, vscode.Uri.joinPath(scripts, "probe.js"));
+    } else {
+      this.panel.title = title;
+      void this.panel.webview.postMessage({ type: "state", state: this.state });
+    }
+    this.panel.reveal(undefined, true);
+  }
+
+  private async onMessage(message: unknown): Promise<void> {
+    if (!this.state || !this.training || !this.panel) return;
+    const request = parseProbePanelRequest(message, this.state);
+    if (!request) return; // Malformed or stale: ignore rather than act on it.
+    try {
+      switch (request.type) {
+        case "ready":
+          await this.panel.webview.postMessage({ type: "state", state: this.state });
+          return;
+        case "apply":
+          await this.lens.apply(this.training.probes[request.hook], request.label);
+          return;
+        case "save": {
+          const file = await this.save(this.training.probes[request.hook]);
+          if (file) void vscode.window.showInformationMessage(`Loupe: probe saved to ${vscode.workspace.asRelativePath(file)}.`);
+          return;
+        }
+        case "monitor":
+          await this.addMonitor(this.training.probes[request.hook], request.label, request.threshold);
+          return;
+      }
+    } catch (error) {
+      const text = describeError(error);
+      if (text) void vscode.window.showErrorMessage(text);
+    }
+  }
+
+  private async save(probe: ProbeFile): Promise<string | undefined> {
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    if (!folder) {
+      void vscode.window.showWarningMessage("Loupe: open a folder to save probes in its .loupe/probes.");
+      return undefined;
+    }
+    const file = path.join(folder.uri.fsPath, ".loupe", "probes", probeFileName(probe.training.data ?? "probe", probe.hook, probe.concept));
+    await vscode.workspace.fs.createDirectory(vscode.Uri.file(path.dirname(file)));
+    await vscode.workspace.fs.writeFile(vscode.Uri.file(file), new TextEncoder().encode(`${JSON.stringify(probe, null, 1)}\n`));
+    return file;
+  }
+
+  /** Save the probe and add it to .loupe/audit.json's monitors (creating the file if needed). */
+  private async addMonitor(probe: ProbeFile, label: string, threshold: number): Promise<void> {
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    const file = await this.save(probe);
+    if (!folder || !file) return;
+    const configUri = vscode.Uri.joinPath(folder.uri, ".loupe", "audit.json");
+    let config: { probes?: unknown[] } & Record<string, unknown> = {};
+    try {
+      config = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(configUri))) as typeof config;
+    } catch {
+      config = {}; // No config yet: the defaults plus this monitor.
+    }
+    const relative = path.relative(folder.uri.fsPath, file).split(path.sep).join("/");
+    config.probes = [...(Array.isArray(config.probes) ? config.probes : []), { probe: relative, label, threshold, severity: "warning" }];
+    await vscode.workspace.fs.writeFile(configUri, new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`));
+    void vscode.window.showInformationMessage(`Loupe: the quick audit now watches "${label}" (p ≥ ${threshold}) with ${relative}.`);
+  }
+
+  private html(webview: vscode.Webview, script: vscode.Uri): string {
+    const nonce = randomBytes(16).toString("base64");
+    const watched = this.state ? defaultWatchedLabel(this.state.classes, this.state.classCounts) : "";
+    return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}'; font-src ${webview.cspSource};">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style nonce="${nonce}">
+body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); padding: 0 1.2em 2em; }
+svg { width: 100%; max-width: 760px; }
+.grid { stroke: var(--vscode-panel-border); stroke-width: .5; }
+.majority { stroke: var(--vscode-descriptionForeground); stroke-dasharray: 4 3; }
+.tick, .label { fill: var(--vscode-descriptionForeground); font-size: 10px; }
+rect.acc { fill: var(--vscode-charts-blue); } rect.control { fill: var(--vscode-charts-foreground); opacity: .45; } rect.sel { fill: var(--vscode-charts-orange); }
+g.hook { cursor: pointer; } g.hook.selected .label { fill: var(--vscode-foreground); font-weight: bold; }
+table.confusion { border-collapse: collapse; margin: .5em 0 1em; }
+table.confusion th, table.confusion td { padding: .25em .6em; border: 1px solid var(--vscode-panel-border); text-align: right; }
+table.confusion td { background: color-mix(in srgb, var(--vscode-charts-blue) calc(var(--strength) * 60%), transparent); }
+.controls { display: flex; gap: .5em; align-items: center; flex-wrap: wrap; }
+.legend, .warnings { color: var(--vscode-descriptionForeground); }
+</style></head>
+<body data-watched="${watched.replace(/[^\w-]/g, "")}"><div id="root"></div>
+<script nonce="${nonce}" type="module" src="${webview.asWebviewUri(script)}"></script>
+</body></html>`;
+  }
+
+  dispose(): void {
+    this.panel?.dispose();
+  }
+}
