@@ -1,0 +1,205 @@
+/**
+ * A sparse autoencoder's inference maths, as SAELens defines it:
+ *
+ *   sae_in     = normalise(x) - (apply_b_dec_to_input ? b_dec : 0)
+ *   hidden_pre = sae_in @ W_enc + b_enc
+ *   feature_acts = standard: relu(hidden_pre)
+ *                  topk:     relu of the k largest hidden_pre, zero elsewhere
+ *                  jumprelu: relu(hidden_pre) where hidden_pre > threshold, zero elsewhere
+ *   reconstruction = unnormalise(feature_acts @ W_dec + b_dec)
+ *
+ * Weights are row-major: W_enc [d_in, d_sae], W_dec [d_sae, d_in]. Inputs are [rows, d_in].
+ */
+import { LoupeError } from "../errors";
+import type { SaeConfig } from "./config";
+import { rowNorms, rowTimesMatrix, selectTopK } from "./kernels";
+
+export interface SaeWeights {
+  readonly W_enc: Float32Array;
+  readonly b_enc: Float32Array;
+  readonly W_dec: Float32Array;
+  readonly b_dec: Float32Array;
+  /** JumpReLU only. */
+  readonly threshold?: Float32Array;
+}
+
+/**
+ * Per-row map from the SAE's normalised space back to the hook's: x = y * scale + shift.
+ * Present when normalize_activations works per token (constant_norm_rescale, layer_norm).
+ */
+export interface RowNorm {
+  readonly scale: Float32Array;
+  readonly shift?: Float32Array;
+}
+
+export interface SaeEncoding {
+  /** [rows, d_sae] feature activations. */
+  readonly features: Float32Array;
+  readonly rows: number;
+  readonly norm?: RowNorm;
+}
+
+/** torch.std's default (Bessel-corrected) and SAELens's epsilon for layer_norm normalisation. */
+const LAYER_NORM_EPS = 1e-5;
+
+export class Sae {
+  readonly d_in: number;
+  readonly d_sae: number;
+  /** ||W_dec[i, :]|| per latent, for TopK's rescale_acts_by_decoder_norm. */
+  private readonly decoderNorms?: Float32Array;
+
+  constructor(
+    readonly cfg: SaeConfig,
+    readonly weights: SaeWeights,
+    /** Where the SAE came from (its folder), for messages; undefined for one built in memory. */
+    readonly source?: string,
+  ) {
+    this.d_in = cfg.d_in;
+    this.d_sae = cfg.d_sae;
+    const { W_enc, b_enc, W_dec, b_dec, threshold } = weights;
+    const D = this.d_in;
+    const S = this.d_sae;
+    const expect = (name: string, got: number, want: number) => {
+      if (got !== want) throw new LoupeError("bad-shape", `SAE${source ? ` ${source}` : ""}: ${name} has ${got} values, expected ${want} (d_in ${D}, d_sae ${S}).`, source);
+    };
+    expect("W_enc", W_enc.length, D * S);
+    expect("b_enc", b_enc.length, S);
+    expect("W_dec", W_dec.length, S * D);
+    expect("b_dec", b_dec.length, D);
+    if (cfg.architecture === "jumprelu") {
+      if (!threshold) throw new LoupeError("bad-file", `SAE${source ? ` ${source}` : ""}: a JumpReLU SAE needs a threshold.`, source);
+      expect("threshold", threshold.length, S);
+    }
+    if (cfg.architecture === "topk") {
+      const k = cfg.k;
+      if (k === undefined || !Number.isInteger(k) || k < 1 || k > S) throw new LoupeError("bad-file", `SAE${source ? ` ${source}` : ""}: a TopK SAE needs k from 1 to d_sae ${S} (got ${k}).`, source);
+      if (cfg.rescale_acts_by_decoder_norm) this.decoderNorms = rowNorms(W_dec, S, D);
+    }
+  }
+
+  get hookName(): string {
+    return this.cfg.hook_name;
+  }
+
+  /** Feature activations of `rows` input vectors (x is [rows, d_in]). */
+  encode(x: Float32Array, rows = x.length / this.d_in): SaeEncoding {
+    const D = this.d_in;
+    const S = this.d_sae;
+    this.checkRows(x, rows);
+    const { W_enc, b_enc, b_dec, threshold } = this.weights;
+    const features = new Float32Array(rows * S);
+    const norm = this.normaliser(rows);
+    const sae_in = new Float32Array(D);
+    const pre = new Float32Array(S);
+    const k = this.cfg.k ?? 0;
+    const topIdx = new Int32Array(k);
+    const topVal = new Float32Array(k);
+    const subtract = this.cfg.apply_b_dec_to_input;
+    for (let r = 0; r < rows; r++) {
+      this.normaliseRow(x, r, sae_in, norm);
+      if (subtract) for (let d = 0; d < D; d++) sae_in[d] -= b_dec[d];
+      rowTimesMatrix(sae_in, 0, D, W_enc, S, b_enc, pre, 0);
+      const out = r * S;
+      switch (this.cfg.architecture) {
+        case "standard":
+          for (let s = 0; s < S; s++) features[out + s] = pre[s] > 0 ? pre[s] : 0;
+          break;
+        case "jumprelu":
+          for (let s = 0; s < S; s++) {
+            const v = pre[s];
+            features[out + s] = v > threshold![s] && v > 0 ? v : 0;
+          }
+          break;
+        case "topk": {
+          if (this.decoderNorms) for (let s = 0; s < S; s++) pre[s] *= this.decoderNorms[s];
+          const n = selectTopK(pre, 0, S, k, topIdx, topVal);
+          for (let j = 0; j < n; j++) if (topVal[j] > 0) features[out + topIdx[j]] = topVal[j];
+          break;
+        }
+      }
+    }
+    return { features, rows, norm: norm.scale ? (norm as RowNorm) : undefined };
+  }
+
+  /** Reconstruction [rows, d_in] from feature activations; `norm` (from encode) maps it back to the hook's scale. */
+  decode(features: Float32Array, rows = features.length / this.d_sae, norm?: RowNorm): Float32Array {
+    const D = this.d_in;
+    const S = this.d_sae;
+    if (!Number.isInteger(rows) || features.length !== rows * S) {
+      throw new LoupeError("bad-shape", `SAE decode: ${features.length} values are not ${rows} rows of d_sae ${S}.`);
+    }
+    const { W_dec, b_dec } = this.weights;
+    const out = new Float32Array(rows * D);
+    for (let r = 0; r < rows; r++) {
+      const o = r * D;
+      out.set(b_dec, o);
+      for (let s = 0; s < S; s++) {
+        let f = features[r * S + s];
+        if (f === 0) continue;
+        if (this.decoderNorms) f /= this.decoderNorms[s];
+        const w = s * D;
+        for (let d = 0; d < D; d++) out[o + d] += f * W_dec[w + d];
+      }
+      if (norm) {
+        const scale = norm.scale[r];
+        const shift = norm.shift ? norm.shift[r] : 0;
+        for (let d = 0; d < D; d++) out[o + d] = out[o + d] * scale + shift;
+      }
+    }
+    return out;
+  }
+
+  /** encode then decode: the SAE's reconstruction of x, with its features. */
+  forward(x: Float32Array, rows = x.length / this.d_in): { features: Float32Array; reconstruction: Float32Array } {
+    const enc = this.encode(x, rows);
+    return { features: enc.features, reconstruction: this.decode(enc.features, rows, enc.norm) };
+  }
+
+  private checkRows(x: Float32Array, rows: number): void {
+    if (!Number.isInteger(rows) || x.length !== rows * this.d_in) {
+      throw new LoupeError(
+        "bad-shape",
+        `SAE${this.source ? ` ${this.source}` : ""} expects vectors of d_in ${this.d_in}; got ${x.length} values${Number.isInteger(rows) ? ` for ${rows} rows` : ""}.`,
+        this.source,
+      );
+    }
+  }
+
+  private normaliser(rows: number): { scale?: Float32Array; shift?: Float32Array } {
+    switch (this.cfg.normalize_activations) {
+      case "constant_norm_rescale":
+        return { scale: new Float32Array(rows) };
+      case "layer_norm":
+        return { scale: new Float32Array(rows), shift: new Float32Array(rows) };
+      default:
+        // "expected_average_only_in" is folded into the weights at load.
+        return {};
+    }
+  }
+
+  /** Copy row r of x into sae_in, normalised; record how to undo it. */
+  private normaliseRow(x: Float32Array, r: number, sae_in: Float32Array, norm: { scale?: Float32Array; shift?: Float32Array }): void {
+    const D = this.d_in;
+    const base = r * D;
+    for (let d = 0; d < D; d++) sae_in[d] = x[base + d];
+    if (!norm.scale) return;
+    if (norm.shift) {
+      let mu = 0;
+      for (let d = 0; d < D; d++) mu += sae_in[d];
+      mu /= D;
+      let ss = 0;
+      for (let d = 0; d < D; d++) ss += (sae_in[d] - mu) ** 2;
+      const std = Math.sqrt(ss / Math.max(1, D - 1));
+      for (let d = 0; d < D; d++) sae_in[d] = (sae_in[d] - mu) / (std + LAYER_NORM_EPS);
+      norm.scale[r] = std;
+      norm.shift[r] = mu;
+      return;
+    }
+    let ss = 0;
+    for (let d = 0; d < D; d++) ss += sae_in[d] * sae_in[d];
+    // A zero vector stays zero (SAELens would divide by zero and give NaN).
+    const coeff = ss > 0 ? Math.sqrt(D) / Math.sqrt(ss) : 1;
+    for (let d = 0; d < D; d++) sae_in[d] *= coeff;
+    norm.scale[r] = 1 / coeff;
+  }
+}
