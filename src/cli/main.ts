@@ -11,12 +11,14 @@ import { auditCommand } from "./commands/audit";
 import { faithfulnessCommand } from "./commands/faithfulness";
 import { generateCommand } from "./commands/generate";
 import { inspectCommand } from "./commands/inspect";
+import { patchCommand } from "./commands/patch";
 import { probeCommand } from "./commands/probe";
+import { attributeCommand } from "./commands/attribute";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, faithfulnessCommand, probeCommand, auditCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}

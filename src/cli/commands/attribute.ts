@@ -1,0 +1,74 @@
+import { LoupeError } from "../../core/errors";
+import { HookedModel } from "../../core/model/hooked-model";
+import { attributeTokens, type AblationMethod, type AttributionResult } from "../../core/patching/attribution";
+import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
+import { singleToken } from "../../core/patching/metrics";
+import { positiveInt, readInput, stringOption, type Command } from "../command";
+import { fixed, renderTable, visibleToken } from "../format";
+import { withoutFinalNewline } from "./patch";
+
+const quoted = (text: string) => `"${visibleToken(text)}"`;
+
+/** A bar as long as |value| relative to the largest, so the strong tokens stand out. */
+function bar(value: number | null, scale: number, width = 20): string {
+  if (value === null || !Number.isFinite(value) || scale <= 0) return "";
+  const n = Math.round((Math.abs(value) / scale) * width);
+  return (value >= 0 ? "+" : "-").repeat(n);
+}
+
+export function formatAttribution(result: AttributionResult): string {
+  const how =
+    result.method === "mask"
+      ? "mask: no later token may attend to the ablated one"
+      : `embed: its embedding replaced by ${result.baseline === "zero" || result.baseline === null ? "zeros" : quoted(result.baseline.text)}`;
+  const scale = Math.max(0, ...result.tokens.map((t) => Math.abs(t.attribution ?? 0)));
+  const tokenRows = result.tokens.map((t) => [String(t.index), quoted(t.text), t.attribution === null ? "-" : fixed(t.attribution, 3), bar(t.attribution, scale)]);
+  const lineScale = Math.max(0, ...result.lines.map((l) => Math.abs(l.attribution ?? 0)));
+  const lineRows = result.lines.map((l) => [String(l.index + 1), l.attribution === null ? "-" : fixed(l.attribution, 3), bar(l.attribution, lineScale, 10), l.text.length > 60 ? `${l.text.slice(0, 57)}...` : l.text]);
+  const words = result.words
+    .filter((w) => w.attribution !== null)
+    .sort((a, b) => (b.attribution ?? 0) - (a.attribution ?? 0))
+    .slice(0, 5)
+    .map((w) => `${quoted(w.text)} ${fixed(w.attribution, 3)}`);
+  const unmeasured = result.tokens.some((t) => t.attribution === null) ? "\n- : the answer is read at this token, so masking cannot remove it (--method embed measures it)" : "";
+  return [
+    `answer ${quoted(result.answer.text)}: log p = ${fixed(result.answer.logprob, 3)}${result.answer.isTop ? " (the model's top prediction)" : ""}`,
+    `attribution = log p(answer) - log p(answer | token ablated), nats; > 0 means the token supports the answer. Ablation by ${how}.`,
+    "",
+    renderTable(["#", "token", "attribution", ""], tokenRows) + unmeasured,
+    "",
+    renderTable(["line", "attribution", "", "text"], lineRows),
+    words.length ? `\nstrongest words: ${words.join(", ")}` : "",
+    `\n${result.calls} onnxruntime calls, ${result.elapsedMs.toFixed(0)} ms`,
+  ].join("\n");
+}
+
+export const attributeCommand: Command = {
+  name: "attribute",
+  usage: `loupe attribute FILE|- [--answer TEXT] [--method mask|embed] [--baseline TOKEN|zero] [--batch-size N] [--model DIR] [--json]
+    How much each token, word and line of the text raises the log-prob of the answer that follows
+    it (default: the model's top next token), by ablating them in batched runs: mask (default)
+    hides a token from every later one; embed replaces its embedding (--baseline zero, the
+    default, or a token). A single final newline in FILE is ignored.`,
+  options: { answer: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" } },
+  async run({ values, positionals, modelFolder, io }) {
+    const text = withoutFinalNewline(readInput(positionals[0], io));
+    const method = stringOption(values, "method") ?? "mask";
+    if (method !== "mask" && method !== "embed") throw new LoupeError("bad-argument", `--method must be mask or embed (got ${method}).`);
+    const baselineText = stringOption(values, "baseline");
+    if (baselineText !== undefined && method !== "embed") throw new LoupeError("bad-argument", "--baseline applies to --method embed only.");
+    const batchSize = positiveInt(values, "batch-size", DEFAULT_BATCH_ROWS);
+    const model = await HookedModel.load(modelFolder);
+    try {
+      const answerText = stringOption(values, "answer");
+      const answer = answerText === undefined ? undefined : model.toTokens(answerText);
+      if (answer?.length === 0) throw new LoupeError("bad-argument", "--answer is empty.");
+      const baseline = baselineText === undefined ? undefined : baselineText === "zero" ? "zero" : singleToken(model.tokenizer, baselineText, "baseline");
+      const result = await attributeTokens(model, text, { answer, method: method as AblationMethod, baseline, batchSize });
+      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatAttribution(result)}\n`);
+    } finally {
+      await model.dispose();
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,184 @@
+/**
+ * Token attribution by ablation: how much the answer's log-prob drops when one prompt token (or
+ * word, or line) is taken away, every ablation a batch row of a few onnxruntime calls.
+ *
+ * Two ways to take a token away:
+ * - "mask" (attention knockout, Geva et al. 2023): no later position may attend to it, at any
+ *   layer or head. Its information can then reach the answer by no path, so this is an exact
+ *   removal, but the last prompt token (where the answer is read) cannot be measured.
+ * - "embed": its token embedding is replaced by a baseline (zero by default, or a chosen token);
+ *   its position embedding stays. Measures every token, the last included. Not the end-of-text
+ *   token by default: models read it as a document boundary, which disturbs everything after it.
+ */
+import { LoupeError, throwIfAborted } from "../errors";
+import type { HookedModel } from "../model/hooked-model";
+import { blockHook } from "../model/hooks";
+import { argmax, tensor, type Tensor } from "../tensor/tensor";
+import { runVariants, type RowIntervention } from "./batched-runs";
+import { logSoftmax64 } from "./metrics";
+import { range } from "./plan";
+import { lineSegments, wordSegments, type Segment } from "./segments";
+
+export type AblationMethod = "mask" | "embed";
+
+/** Added to a knocked-out key's attention score: its softmax weight underflows to exactly 0. */
+export const KNOCKOUT_SCORE = -1e9;
+
+export interface AttributionOptions {
+  /** Tokens whose log-prob is explained, continuing the text; default the model's most likely next token. */
+  readonly answer?: readonly number[];
+  /** Default "mask". */
+  readonly method?: AblationMethod;
+  /** For "embed": the token whose embedding stands in, or "zero" (the default). */
+  readonly baseline?: number | "zero";
+  /** Also attribute to whole words and lines (default true). */
+  readonly groups?: boolean;
+  /** Ablations per onnxruntime call (default DEFAULT_BATCH_ROWS, 16). */
+  readonly batchSize?: number;
+  readonly memoryBudgetBytes?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface TokenAttribution {
+  readonly index: number;
+  readonly id: number;
+  readonly text: string;
+  readonly start: number;
+  readonly end: number;
+  /** log p(answer) - log p(answer | token ablated), nats: > 0 when the token supports the answer; null when the method cannot remove it. */
+  readonly attribution: number | null;
+}
+
+export interface SegmentAttribution extends Segment {
+  readonly attribution: number | null;
+}
+
+export interface AttributionResult {
+  readonly text: string;
+  readonly method: AblationMethod;
+  /** The stand-in for "embed": a token, or zero. */
+  readonly baseline: { readonly id: number; readonly text: string } | "zero" | null;
+  readonly answer: {
+    readonly ids: number[];
+    readonly text: string;
+    /** log p of the whole answer given the text, nats. */
+    readonly logprob: number;
+    /** Whether the answer's first token is the model's top prediction. */
+    readonly isTop: boolean;
+  };
+  readonly tokens: TokenAttribution[];
+  readonly words: SegmentAttribution[];
+  readonly lines: SegmentAttribution[];
+  readonly calls: number;
+  readonly elapsedMs: number;
+}
+
+/** Sum of the answer tokens' log-probs; logits rows are at the positions that predict them. */
+export function answerLogprob(rows: readonly Float32Array[], answer: readonly number[]): number {
+  let sum = 0;
+  answer.forEach((id, k) => (sum += logSoftmax64(rows[k])[id]));
+  return sum;
+}
+
+/**
+ * Knock out the keys in `group` for every later query outside it, in every layer. Queries inside
+ * the group are left alone: nothing outside reads them any more, and masking all their keys would
+ * leave a row with nothing to attend to. Null when the group holds the last prompt token.
+ */
+export function knockoutInterventions(nLayers: number, seqLen: number, promptLength: number, group: readonly number[]): RowIntervention[] | null {
+  if (group.includes(promptLength - 1)) return null;
+  const inGroup = new Set(group);
+  const first = Math.min(...group);
+  const vector = new Float32Array(seqLen);
+  for (const t of group) vector[t] = KNOCKOUT_SCORE;
+  const queries = range(seqLen).filter((q) => q > first && !inGroup.has(q));
+  return range(nLayers).map((layer) => ({ hook: blockHook(layer, "attn.hook_attn_scores"), kind: "add", vector, positions: queries }));
+}
+
+export function embeddingInterventions(baseline: Tensor, group: readonly number[]): RowIntervention[] {
+  return [{ hook: "hook_embed", kind: "replace", source: baseline, positions: [...group] }];
+}
+
+export async function attributeTokens(model: HookedModel, text: string, options: AttributionOptions = {}): Promise<AttributionResult> {
+  const started = performance.now();
+  const method = options.method ?? "mask";
+  if (method !== "mask" && method !== "embed") throw new LoupeError("bad-argument", `Unknown ablation method "${String(method)}": mask or embed.`);
+  const encoding = model.tokenizer.encode(text);
+  const prompt = encoding.ids;
+  if (prompt.length === 0) throw new LoupeError("empty-input", "Nothing to attribute: the selection has no tokens.");
+  const P = prompt.length;
+  const V = model.cfg.dVocab;
+  let calls = 0;
+
+  // The clean run: it picks the default answer and gives the log-prob every ablation is compared to.
+  let answer = options.answer ? [...options.answer] : undefined;
+  if (answer?.length === 0) throw new LoupeError("bad-argument", "The answer is empty; give the text that should follow the selection.");
+  for (const id of answer ?? []) if (!Number.isInteger(id) || id < 0 || id >= V) throw new LoupeError("bad-argument", `Answer token ${id} is outside the vocabulary (0..${V - 1}).`);
+  const input = [...prompt, ...(answer ?? []).slice(0, -1)];
+  const clean = await model.run(input, { signal: options.signal });
+  calls++;
+  const rowAt = (p: number) => clean.data.subarray(p * V, (p + 1) * V);
+  const top = argmax(rowAt(P - 1));
+  answer ??= [top];
+  const answerPositions = answer.map((_, k) => P - 1 + k);
+  const cleanLogprob = answerLogprob(answerPositions.map(rowAt), answer);
+
+  // Ablation groups: tokens, then words and lines; identical groups run once.
+  const words = options.groups === false ? [] : wordSegments(text, encoding.offsets);
+  const lines = options.groups === false ? [] : lineSegments(text, encoding.offsets);
+  const groups = [...prompt.map((_, t) => [t]), ...words.map((w) => w.tokens), ...lines.map((l) => l.tokens)];
+  const keyOf = (g: readonly number[]) => g.join(",");
+  const unique = new Map<string, readonly number[]>();
+  for (const g of groups) unique.set(keyOf(g), g);
+
+  let baseline: AttributionResult["baseline"] = null;
+  let build: (group: readonly number[]) => RowIntervention[] | null;
+  if (method === "mask") {
+    build = (g) => knockoutInterventions(model.cfg.nLayers, input.length, P, g);
+  } else {
+    const choice = options.baseline ?? "zero";
+    const vector = new Float32Array(model.cfg.dModel);
+    if (choice !== "zero") {
+      if (!Number.isInteger(choice) || choice < 0 || choice >= V) throw new LoupeError("bad-argument", `Baseline token ${choice} is outside the vocabulary (0..${V - 1}).`);
+      const { cache } = await model.runWithCache([choice], { names: ["hook_embed"], signal: options.signal });
+      calls++;
+      vector.set(cache.get("hook_embed").data);
+      baseline = { id: choice, text: model.tokenizer.tokenText(choice) };
+    } else {
+      baseline = "zero";
+    }
+    const source = tensor(new Float32Array(input.length * vector.length), [1, input.length, vector.length]);
+    for (let t = 0; t < input.length; t++) source.data.set(vector, t * vector.length);
+    build = (g) => embeddingInterventions(source, g);
+  }
+
+  // Groups the method cannot ablate keep a null attribution.
+  const runnable = [...unique].flatMap(([key, g]) => {
+    const ivs = build(g);
+    return ivs ? [{ key, ivs }] : [];
+  });
+  const runs = await runVariants(
+    model,
+    input,
+    runnable.map((r) => r.ivs),
+    { positions: answerPositions, batchSize: options.batchSize, memoryBudgetBytes: options.memoryBudgetBytes, signal: options.signal, onProgress: options.onProgress },
+  );
+  calls += runs.calls;
+  throwIfAborted(options.signal);
+  const effect = new Map<string, number>();
+  runnable.forEach(({ key }, r) => effect.set(key, cleanLogprob - answerLogprob(runs.logits[r], answer)));
+  const of = (g: readonly number[]) => effect.get(keyOf(g)) ?? null;
+
+  return {
+    text,
+    method,
+    baseline,
+    answer: { ids: answer, text: model.toString(answer), logprob: cleanLogprob, isTop: answer[0] === top },
+    tokens: prompt.map((id, t) => ({ index: t, id, text: model.tokenizer.tokenText(id), start: encoding.offsets[t][0], end: encoding.offsets[t][1], attribution: of([t]) })),
+    words: words.map((w) => ({ ...w, attribution: of(w.tokens) })),
+    lines: lines.map((l) => ({ ...l, attribution: of(l.tokens) })),
+    calls,
+    elapsedMs: performance.now() - started,
+  };
+}
