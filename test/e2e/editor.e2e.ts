@@ -1,0 +1,299 @@
+/**
+ * End to end: the packaged VSIX installed into code-server 4.100.3 (VS Code 1.100), driven in headless
+ * Chromium. Needs `npm run package` (the VSIX) and scripts/install-code-server.sh (code-server);
+ * screenshots of every step go to test-output/e2e/.
+ */
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { extensionHostLogs, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
+import {
+  allNotifications,
+  cursorStatus,
+  focusEditor,
+  hoverText,
+  launchBrowser,
+  legendText,
+  loupeDecorations,
+  newPage,
+  notificationToasts,
+  openFile,
+  openWorkbench,
+  paletteEntries,
+  runCommand,
+  Screenshots,
+  textPoint,
+  waitForDecorations,
+} from "./workbench";
+
+const PROMPT_LINE = "When Mia and Leo went to the park, Leo gave a ball to";
+const SECOND_LINE = "Later that day Mia gave the ball back to Leo.";
+const PROMPT = `${PROMPT_LINE}\n${SECOND_LINE}\n`;
+const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e");
+
+interface TokenReport {
+  readonly text: string;
+  readonly start: number;
+  readonly end: number;
+  readonly top: { readonly text: string; readonly prob: number }[];
+}
+
+/** What the hover table shows for a predicted token (see src/core/view/hover-text.ts, after Markdown rendering). */
+function shownToken(text: string): string {
+  return JSON.stringify(text).slice(1, -1).replace(/ /g, "·");
+}
+function shownPercent(p: number): string {
+  return `${(p * 100).toFixed(p < 0.01 ? 2 : 1)}%`;
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe("Loupe in code-server (packaged VSIX, real editor)", function () {
+  this.timeout(600_000);
+  this.slow(60_000);
+
+  let root: string;
+  let workspace: string;
+  let server: CodeServer;
+  let browser: Browser;
+  let page: Page;
+  let shots: Screenshots;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    this.timeout(900_000);
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-e2e-"));
+    workspace = path.join(root, "workspace");
+    fs.mkdirSync(workspace);
+    fs.writeFileSync(path.join(workspace, "prompt.txt"), PROMPT);
+    fs.writeFileSync(path.join(workspace, "empty.txt"), "");
+    shots = new Screenshots(OUTPUT_DIR);
+    server = await startCodeServer({ workspace, vsix: vsixPath(), root });
+    browser = await launchBrowser();
+    page = await newPage(browser);
+    page.on("pageerror", (error) => pageErrors.push(String(error)));
+    await openWorkbench(page, server.url, workspace);
+    await shots.take(page, "workbench");
+  });
+
+  function installedExtension(): string {
+    const folder = fs.readdirSync(server.extensionsDir).find((d) => d.startsWith("loupe-dev.loupe-"));
+    assert.ok(folder, `Loupe is installed in ${server.extensionsDir}`);
+    return path.join(server.extensionsDir, folder);
+  }
+
+  /** The oracle: the CLI shipped in the same VSIX, on the same text, with the same model. */
+  function cliToken(text: string, needle: string): TokenReport {
+    const ext = installedExtension();
+    const json = execFileSync(process.execPath, [path.join(ext, "dist", "cli.js"), "inspect", "--json", "-"], {
+      input: text,
+      encoding: "utf8",
+      env: { ...process.env, NODE_OPTIONS: "", LOUPE_CACHE_DIR: path.join(root, "cli-cache") },
+    });
+    const tokens = (JSON.parse(json) as { tokens: TokenReport[] }).tokens;
+    const at = text.indexOf(needle);
+    const token = tokens.find((t) => t.start <= at && at < t.end);
+    assert.ok(token, `the CLI has a token at "${needle}"`);
+    return token;
+  }
+
+  /** Hover `needle` on the line starting with `lineStart` and check the hover against the CLI's report of `text`. */
+  async function checkHover(lineStart: string, text: string, needle: string, shot: string): Promise<void> {
+    const token = cliToken(text, needle);
+    const hover = await hoverText(page, await textPoint(page, lineStart, needle), "Loupe");
+    await shots.take(page, shot);
+    assert.ok(hover.includes(JSON.stringify(token.text)), `hover names the token ${JSON.stringify(token.text)}:\n${hover}`);
+    assert.match(hover, /surprisal/);
+    assert.match(hover, /next token/);
+    for (const p of token.top.slice(0, 3)) {
+      assert.ok(hover.includes(shownToken(p.text)), `hover lists the prediction ${shownToken(p.text)}:\n${hover}`);
+      assert.ok(hover.includes(shownPercent(p.prob)), `hover gives ${shownPercent(p.prob)} for ${shownToken(p.text)}:\n${hover}`);
+    }
+    await page.mouse.move(5, 450);
+    await page.keyboard.press("Escape");
+  }
+
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    await browser?.close().catch(() => undefined);
+    await server?.stop();
+    if (server) {
+      // Keep the logs next to the screenshots for whoever reads a failure.
+      for (const log of extensionHostLogs(server.userDataDir)) fs.copyFileSync(log, path.join(OUTPUT_DIR, path.basename(log)));
+      fs.writeFileSync(path.join(OUTPUT_DIR, "code-server.log"), server.output());
+    }
+    if (root && !process.env.LOUPE_E2E_KEEP) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("installs the VSIX and lists Loupe's commands in the command palette", async () => {
+    const installed = fs.readdirSync(server.extensionsDir).filter((d) => d.startsWith("loupe-dev.loupe-"));
+    assert.equal(installed.length, 1, `one Loupe folder in ${server.extensionsDir}: ${installed.join(", ")}`);
+    const titles = ["Loupe: Inspect Selection", "Loupe: Clear", "Loupe: Choose Lens…", "Loupe: Select Model…"];
+    const entries = await paletteEntries(page, "Loupe:", (labels) => titles.every((t) => labels.includes(t)));
+    await shots.take(page, "palette");
+    await page.keyboard.press("Escape");
+    for (const title of titles) {
+      assert.ok(entries.includes(title), `palette lists "${title}" (saw ${JSON.stringify(entries)})`);
+    }
+  });
+
+  it("Inspect Selection colours the selected tokens, and only those, with the worker running from the installed extension", async () => {
+    await openFile(page, "prompt.txt");
+    await page.keyboard.press("Shift+End");
+    await waitFor(async () => (await cursorStatus(page)).includes(`(${PROMPT_LINE.length} selected)`), "line 1 selected");
+    await shots.take(page, "selection");
+    await runCommand(page, "Loupe: Inspect Selection");
+    const decorations = await waitForDecorations(page, (d) => d.heat.length > 0);
+    await shots.take(page, "inspected");
+    assert.ok(decorations.heat.every((run) => run.line === 1), `only line 1 is decorated: ${JSON.stringify(decorations.heat)}`);
+    assert.ok(decorations.heat.every((run) => run.level >= 1 && run.level <= 6 && run.width > 0));
+    // The strongest token in the selection gets full colour (colorScale "relative").
+    assert.ok(decorations.heat.some((run) => run.level === 6), "some token at the top level");
+    assert.equal(decorations.stale, 0);
+    const legend = await legendText(page);
+    assert.match(legend ?? "", /Surprisal.*\b\d+ tok\b/i, `status-bar legend: ${legend}`);
+
+    const ext = installedExtension();
+    const processes = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
+    assert.ok(processes.includes(path.join(ext, "dist", "worker.js")), `a worker forked from ${ext}/dist/worker.js is running`);
+  });
+
+  it("hovering a token shows its text and the model's top predictions", async () => {
+    await waitForDecorations(page, (d) => d.heat.length > 0);
+    await checkHover("When Mia", PROMPT_LINE, "park", "hover");
+  });
+
+  it("an edit inside the inspected range turns its colours into the stale style", async () => {
+    await waitForDecorations(page, (d) => d.heat.length > 0);
+    const point = await textPoint(page, "When Mia", "park");
+    await page.mouse.click(point.x, point.y);
+    await page.keyboard.type("s");
+    const decorations = await waitForDecorations(page, (d) => d.heat.length === 0 && d.stale > 0, 30_000);
+    await shots.take(page, "stale");
+    assert.ok(decorations.stale > 0);
+    assert.match((await legendText(page)) ?? "", /stale/);
+    await page.keyboard.press("Control+Z");
+  });
+
+  it("Clear removes every decoration and the legend", async () => {
+    await runCommand(page, "Loupe: Clear");
+    const decorations = await waitForDecorations(page, (d) => d.heat.length === 0 && d.stale === 0, 30_000);
+    await shots.take(page, "cleared");
+    assert.deepEqual(decorations, { heat: [], stale: 0 });
+    assert.equal(await legendText(page), undefined);
+  });
+
+  it("a selection that starts mid-document is coloured and hovered at the right offsets", async () => {
+    await focusEditor(page);
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Home");
+    await page.keyboard.press("Shift+End");
+    await waitFor(async () => (await cursorStatus(page)).includes(`(${SECOND_LINE.length} selected)`), "line 2 selected");
+    await runCommand(page, "Loupe: Inspect Selection");
+    const decorations = await waitForDecorations(page, (d) => d.heat.length > 0);
+    await shots.take(page, "second-line");
+    assert.ok(decorations.heat.every((run) => run.line === 2), `only line 2 is decorated: ${JSON.stringify(decorations.heat)}`);
+    await checkHover("Later that", SECOND_LINE, "ball", "second-line-hover");
+  });
+
+  it("Choose Lens recolours the inspection and updates the legend", async () => {
+    await waitForDecorations(page, (d) => d.heat.length > 0);
+    const before = await loupeDecorations(page);
+    await runCommand(page, "Loupe: Choose Lens…");
+    const entropy = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Entropy" }).first();
+    await entropy.waitFor({ timeout: 30_000 });
+    await shots.take(page, "choose-lens");
+    await entropy.click();
+    await waitFor(async () => /entropy/.test((await legendText(page)) ?? ""), "legend shows the entropy lens");
+    const after = await waitForDecorations(page, (d) => d.heat.length > 0);
+    await shots.take(page, "entropy-lens");
+    assert.ok(after.heat.every((run) => run.line === 2));
+    assert.notDeepEqual(after.heat, before.heat, "entropy colours differ from surprisal colours");
+  });
+
+  it("with nothing selected, Inspect Selection colours the whole document", async () => {
+    await focusEditor(page);
+    await runCommand(page, "Loupe: Inspect Selection");
+    // The previous inspection (line 2) is still drawn until this one lands.
+    const decorations = await waitForDecorations(page, (d) => d.heat.some((run) => run.line === 1) && d.heat.some((run) => run.line === 2));
+    await shots.take(page, "whole-document");
+    assert.ok(decorations.heat.some((run) => run.line === 1) && decorations.heat.some((run) => run.line === 2));
+    await runCommand(page, "Loupe: Clear");
+    await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+  });
+
+  it("an empty document gets a notification, not an error, and no decorations", async () => {
+    await openFile(page, "empty.txt");
+    await runCommand(page, "Loupe: Inspect Selection");
+    const toast = page.locator(".notifications-toasts .notification-toast", { hasText: "the document is empty" }).first();
+    await toast.waitFor({ state: "visible", timeout: 30_000 });
+    await page.waitForTimeout(800); // the toast slides in
+    await shots.take(page, "empty-document");
+    const toasts = await notificationToasts(page);
+    assert.ok(toasts.some((t) => /Loupe: the document is empty; there is nothing to inspect\./.test(t)), JSON.stringify(toasts));
+    assert.ok(await toast.locator(".codicon-warning").count(), "shown as a warning");
+    assert.deepEqual(await loupeDecorations(page), { heat: [], stale: 0 });
+  });
+
+  it("Train Probe opens its webview panel from the packaged bundle (dist/webview) under its CSP", async function () {
+    this.timeout(600_000);
+    await runCommand(page, "Loupe: Train Probe…");
+    const dataset = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Sentence sentiment" }).first();
+    await dataset.waitFor({ timeout: 30_000 });
+    await shots.take(page, "probe-datasets");
+    await dataset.click();
+    // Webviews are an iframe (the host) holding the panel's own iframe.
+    const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+    const heading = panel.locator("h2", { hasText: "accuracy" });
+    await heading.waitFor({ state: "visible", timeout: 480_000 });
+    await page.waitForTimeout(500);
+    await shots.take(page, "probe-panel");
+    assert.match(await panel.locator("h1").innerText(), /stories-sentiment/);
+    assert.match(await panel.locator("table.confusion").innerText(), /negative[\s\S]*neutral[\s\S]*positive/);
+    assert.ok((await panel.locator("svg rect").count()) > 0, "the accuracy chart is drawn");
+    assert.ok((await panel.locator("vscode-button").count()) > 0, "vscode-elements buttons are defined and rendered");
+    await runCommand(page, "View: Close All Editor Groups");
+  });
+
+  it("no Loupe error reached the user or the page", async () => {
+    const notifications = await allNotifications(page);
+    await shots.take(page, "final");
+    const loupeErrors = notifications.filter((n) => /Loupe/.test(n) && !/document is empty/.test(n));
+    assert.deepEqual(loupeErrors, [], "no other Loupe notification");
+    assert.deepEqual(pageErrors.filter((e) => /loupe/i.test(e)), []);
+  });
+
+  it("closing the window stops the Loupe worker, and the extension host log holds no Loupe error", async () => {
+    const worker = path.join(installedExtension(), "dist", "worker.js");
+    const running = () => execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes(worker);
+    assert.ok(running(), "the worker runs before the window closes");
+    await page.close({ runBeforeUnload: false });
+    await waitFor(async () => !running(), "the worker process exits when its extension host shuts down", 60_000);
+
+    const logs = extensionHostLogs(server.userDataDir);
+    assert.ok(logs.length > 0, `an extension host log under ${server.userDataDir}/logs`);
+    await waitFor(async () => /Extension host with pid \d+ exiting/.test(logs.map((f) => fs.readFileSync(f, "utf8")).join("\n")), "the extension host exits", 60_000);
+    const text = logs.map((f) => fs.readFileSync(f, "utf8")).join("\n");
+    assert.match(text, /_doActivateExtension loupe-dev\.loupe\b/, "the log records Loupe's activation");
+    // One entry per timestamped line, with its continuation lines (stack traces).
+    const entries = text.split(/\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)/);
+    const ours = entries.filter((e) => /loupe-dev\.loupe|Loupe|loupe\.\w+/.test(e) || e.includes(server.extensionsDir));
+    const bad = ours.filter((e) => /\[error\]|uncaught|unhandled|\bError\b/i.test(e));
+    assert.deepEqual(bad, [], "no error, uncaught exception or unhandled rejection from Loupe in the extension host log");
+    const uncaught = entries.filter((e) => /uncaught|unhandled/i.test(e));
+    assert.deepEqual(uncaught, [], "no uncaught exception at all in the extension host log");
+  });
+});
