@@ -1,4 +1,5 @@
 import * as vscode from "vscode";
+import { AttributionLens } from "./attribution-lens";
 import { AuditController } from "./audit-controller";
 import { ProbeLens } from "./probe-lens";
 import { ProbePanels } from "./probe-panel";
@@ -14,6 +15,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const faithfulness = new FaithfulnessController(models, context.extensionUri);
   const audits = new AuditController(models);
   const probeLens = new ProbeLens(models);
+  const attribution = new AttributionLens(models);
   const probePanels = new ProbePanels(context, models, probeLens);
   context.subscriptions.push(
     models,
@@ -25,7 +27,11 @@ export function activate(context: vscode.ExtensionContext): void {
       faithfulness.clear();
       audits.clear();
       probeLens.clear();
+      attribution.clear();
     }),
+    attribution,
+    vscode.languages.registerHoverProvider({ scheme: "*" }, attribution),
+    vscode.commands.registerCommand("loupe.attributeAnswer", () => attribution.attribute()),
     probeLens,
     probePanels,
     vscode.languages.registerHoverProvider({ scheme: "*" }, probeLens),

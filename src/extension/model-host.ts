@@ -4,6 +4,7 @@ import * as vscode from "vscode";
 import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import type { InspectResult } from "../core/inspect";
+import type { AttributionResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { FaithfulnessParams } from "../worker/protocol";
 import { WorkerClient } from "../worker/client";
@@ -94,6 +95,10 @@ export class ModelHost implements vscode.Disposable {
 
   async applyProbe(params: { probe: ProbeFile; text: string }, token: vscode.CancellationToken): Promise<ProbeApplication> {
     return this.client.request("applyProbe", params, { signal: abortSignalFor(token) });
+  }
+
+  async attribute(params: { text: string; answer?: string }, token: vscode.CancellationToken): Promise<AttributionResult> {
+    return this.client.request("attribute", params, { signal: abortSignalFor(token) });
   }
 
   dispose(): void {

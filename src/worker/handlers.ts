@@ -4,6 +4,7 @@ import { LoupeError } from "../core/errors";
 import { auditPrompt, probeMonitors } from "../core/audit";
 import { checkFaithfulness } from "../core/faithfulness";
 import { inspectText } from "../core/inspect";
+import { attributeTokens } from "../core/patching";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
 import type { HandlerTable } from "./server";
@@ -90,6 +91,8 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
       trainProbes(state.loaded, readProbeDataset(dataFile), { ...options, signal, onHook: (_hook, i, total) => progress(i, total) }),
     // The probe crossed a process boundary: check it as if read from disk.
     applyProbe: ({ probe, text }, { signal }) => applyProbe(state.loaded, validateProbe(probe, "<probe from the editor>"), text, { signal }),
+    attribute: ({ text, answer, method }, { signal, progress }) =>
+      attributeTokens(state.loaded, text, { answer: answer ? state.loaded.toTokens(answer) : undefined, method, signal, onProgress: (done, total) => progress(done, total) }),
     audit: ({ text, config, baseDir }, { signal }) => auditPrompt(state.loaded, text, config, { signal, probes: probeMonitors(state.loaded, config, baseDir) }),
     runWithCache: async (params, { signal }) => toWire(await state.loaded.runWithCache(params.tokens, { names: params.names, signal })),
     runWithHooks: async (params, { signal }) => toWire(await state.loaded.runWithHooks(params.tokens, params.interventions, { names: params.names, signal })),

@@ -6,6 +6,7 @@
 import type { LoupeErrorCode } from "../core/errors";
 import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
+import type { AttributionResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { InspectResult } from "../core/inspect";
 import type { ModelConfig } from "../core/model/config";
@@ -77,6 +78,8 @@ export interface Methods {
     result: ProbeTraining;
   };
   applyProbe: { params: { probe: ProbeFile; text: string }; result: ProbeApplication };
+  /** Each token's, word's and line's effect on the answer (default: the model's top next token). */
+  attribute: { params: { text: string; answer?: string; method?: "mask" | "embed" }; result: AttributionResult };
   /** Quick audit of one prompt; probe files in the config resolve against baseDir. */
   audit: { params: { text: string; config: AuditConfig; baseDir: string }; result: PromptAudit };
   runWithCache: { params: { tokens: number[][]; names: string[] }; result: RunResultWire };
