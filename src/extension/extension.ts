@@ -1,6 +1,7 @@
 import * as vscode from "vscode";
 import { AttributionLens } from "./attribution-lens";
 import { AuditController } from "./audit-controller";
+import { PatchingPanel } from "./patching-panel";
 import { ProbeLens } from "./probe-lens";
 import { ProbePanels } from "./probe-panel";
 import { FaithfulnessController } from "./faithfulness-controller";
@@ -16,6 +17,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const audits = new AuditController(models);
   const probeLens = new ProbeLens(models);
   const attribution = new AttributionLens(models);
+  const patching = new PatchingPanel(context, models);
   const probePanels = new ProbePanels(context, models, probeLens);
   context.subscriptions.push(
     models,
@@ -32,6 +34,8 @@ export function activate(context: vscode.ExtensionContext): void {
     attribution,
     vscode.languages.registerHoverProvider({ scheme: "*" }, attribution),
     vscode.commands.registerCommand("loupe.attributeAnswer", () => attribution.attribute()),
+    patching,
+    vscode.commands.registerCommand("loupe.patchActivations", () => patching.run()),
     probeLens,
     probePanels,
     vscode.languages.registerHoverProvider({ scheme: "*" }, probeLens),

@@ -4,7 +4,7 @@ import * as vscode from "vscode";
 import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import type { InspectResult } from "../core/inspect";
-import type { AttributionResult } from "../core/patching";
+import type { AttributionResult, PatchingResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { FaithfulnessParams } from "../worker/protocol";
 import { WorkerClient } from "../worker/client";
@@ -99,6 +99,14 @@ export class ModelHost implements vscode.Disposable {
 
   async attribute(params: { text: string; answer?: string }, token: vscode.CancellationToken): Promise<AttributionResult> {
     return this.client.request("attribute", params, { signal: abortSignalFor(token) });
+  }
+
+  async patch(
+    params: { clean: string; corrupted: string; answer?: string; wrong?: string },
+    token: vscode.CancellationToken,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<{ result: PatchingResult; cleanOffsets: Array<[number, number]> }> {
+    return this.client.request("patch", params, { signal: abortSignalFor(token), onProgress });
   }
 
   dispose(): void {

@@ -4,7 +4,7 @@ import { LoupeError } from "../core/errors";
 import { auditPrompt, probeMonitors } from "../core/audit";
 import { checkFaithfulness } from "../core/faithfulness";
 import { inspectText } from "../core/inspect";
-import { attributeTokens } from "../core/patching";
+import { attributeTokens, patchingSweeps, singleToken, type MetricSpec } from "../core/patching";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
 import type { HandlerTable } from "./server";
@@ -93,6 +93,18 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
     applyProbe: ({ probe, text }, { signal }) => applyProbe(state.loaded, validateProbe(probe, "<probe from the editor>"), text, { signal }),
     attribute: ({ text, answer, method }, { signal, progress }) =>
       attributeTokens(state.loaded, text, { answer: answer ? state.loaded.toTokens(answer) : undefined, method, signal, onProgress: (done, total) => progress(done, total) }),
+    patch: async ({ clean, corrupted, answer, wrong }, { signal, progress }) => {
+      const model = state.loaded;
+      const metric: MetricSpec =
+        answer && wrong
+          ? { kind: "logit-diff", answer: singleToken(model.tokenizer, answer), wrong: singleToken(model.tokenizer, wrong, "wrong answer") }
+          : answer
+            ? { kind: "logprob", answer: singleToken(model.tokenizer, answer) }
+            : { kind: "kl" };
+      const encoding = model.tokenizer.encode(clean);
+      const result = await patchingSweeps(model, { clean: encoding.ids, corrupted: model.toTokens(corrupted), metric, signal, onProgress: (done, total) => progress(done, total) });
+      return { result, cleanOffsets: encoding.offsets };
+    },
     audit: ({ text, config, baseDir }, { signal }) => auditPrompt(state.loaded, text, config, { signal, probes: probeMonitors(state.loaded, config, baseDir) }),
     runWithCache: async (params, { signal }) => toWire(await state.loaded.runWithCache(params.tokens, { names: params.names, signal })),
     runWithHooks: async (params, { signal }) => toWire(await state.loaded.runWithHooks(params.tokens, params.interventions, { names: params.names, signal })),

@@ -6,7 +6,7 @@
 import type { LoupeErrorCode } from "../core/errors";
 import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
-import type { AttributionResult } from "../core/patching";
+import type { AttributionResult, PatchingResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { InspectResult } from "../core/inspect";
 import type { ModelConfig } from "../core/model/config";
@@ -80,6 +80,11 @@ export interface Methods {
   applyProbe: { params: { probe: ProbeFile; text: string }; result: ProbeApplication };
   /** Each token's, word's and line's effect on the answer (default: the model's top next token). */
   attribute: { params: { text: string; answer?: string; method?: "mask" | "embed" }; result: AttributionResult };
+  /** Patching sweeps between two prompts; the clean prompt's token offsets come back for the editor. */
+  patch: {
+    params: { clean: string; corrupted: string; answer?: string; wrong?: string };
+    result: { result: PatchingResult; cleanOffsets: Array<[number, number]> };
+  };
   /** Quick audit of one prompt; probe files in the config resolve against baseDir. */
   audit: { params: { text: string; config: AuditConfig; baseDir: string }; result: PromptAudit };
   runWithCache: { params: { tokens: number[][]; names: string[] }; result: RunResultWire };
