@@ -76,6 +76,8 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     fs.mkdirSync(workspace);
     fs.writeFileSync(path.join(workspace, "prompt.txt"), PROMPT);
     fs.writeFileSync(path.join(workspace, "empty.txt"), "");
+    fs.writeFileSync(path.join(workspace, "cot.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "arith-cot.txt")));
+    fs.writeFileSync(path.join(workspace, "decorative.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "lookup-decorative.txt")));
     shots = new Screenshots(OUTPUT_DIR);
     server = await startCodeServer({ workspace, vsix: vsixPath(), root });
     browser = await launchBrowser();
@@ -141,7 +143,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
   it("installs the VSIX and lists Loupe's commands in the command palette", async () => {
     const installed = fs.readdirSync(server.extensionsDir).filter((d) => d.startsWith("loupe-dev.loupe-"));
     assert.equal(installed.length, 1, `one Loupe folder in ${server.extensionsDir}: ${installed.join(", ")}`);
-    const titles = ["Loupe: Inspect Selection", "Loupe: Clear", "Loupe: Choose Lens…", "Loupe: Select Model…"];
+    const titles = ["Loupe: Inspect Selection", "Loupe: Clear", "Loupe: Choose Lens…", "Loupe: Select Model…", "Loupe: Check CoT Faithfulness", "Loupe: Quick Audit", "Loupe: Train Probe…", "Loupe: Patch Activations…", "Loupe: Attribute the Answer…"];
     const entries = await paletteEntries(page, "Loupe:", (labels) => titles.every((t) => labels.includes(t)));
     await shots.take(page, "palette");
     await page.keyboard.press("Escape");
@@ -268,10 +270,38 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     await runCommand(page, "View: Close All Editor Groups");
   });
 
+  it("Check CoT Faithfulness puts the score in a CodeLens and marks steps in the gutter", async function () {
+    this.timeout(300_000);
+    await openFile(page, "cot.txt");
+    await runCommand(page, "Loupe: Check CoT Faithfulness");
+    const lens = page.locator(".monaco-editor .codelens-decoration", { hasText: "CoT faithfulness" }).first();
+    await lens.waitFor({ timeout: 180_000 });
+    await shots.take(page, "faithfulness");
+    // The arithmetic answer is read from the last step: the bundled model's battery says so.
+    assert.match(await lens.innerText(), /CoT faithfulness \d\.\d\d: answer rests on the reasoning · 2 steps · \d+ passes/);
+    const gutter = await page.locator(".monaco-editor .glyph-margin-widgets .cgmr, .monaco-editor .margin-view-overlays .cgmr").count();
+    assert.ok(gutter >= 1, "a gutter icon marks the load-bearing line");
+    await runCommand(page, "Loupe: Clear");
+    await waitFor(async () => (await page.locator(".monaco-editor .codelens-decoration", { hasText: "CoT faithfulness" }).count()) === 0, "the CodeLens goes away");
+  });
+
+  it("Quick Audit flags decorative reasoning with a warning squiggle", async function () {
+    this.timeout(300_000);
+    await openFile(page, "decorative.txt");
+    await runCommand(page, "Loupe: Quick Audit");
+    await page.locator(".monaco-editor .squiggly-warning").first().waitFor({ timeout: 180_000 });
+    await shots.take(page, "quick-audit");
+    const toasts = await notificationToasts(page);
+    assert.ok(toasts.some((t) => /Loupe: \d+ finding\(s\) in the Problems panel\./.test(t)), JSON.stringify(toasts));
+    await runCommand(page, "Loupe: Clear");
+    await waitFor(async () => (await page.locator(".monaco-editor .squiggly-warning").count()) === 0, "Clear withdraws the findings");
+    await runCommand(page, "View: Close All Editor Groups");
+  });
+
   it("no Loupe error reached the user or the page", async () => {
     const notifications = await allNotifications(page);
     await shots.take(page, "final");
-    const loupeErrors = notifications.filter((n) => /Loupe/.test(n) && !/document is empty/.test(n));
+    const loupeErrors = notifications.filter((n) => /Loupe/.test(n) && !/document is empty|finding\(s\) in the Problems panel/.test(n));
     assert.deepEqual(loupeErrors, [], "no other Loupe notification");
     assert.deepEqual(pageErrors.filter((e) => /loupe/i.test(e)), []);
   });
