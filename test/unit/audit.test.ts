@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import Ajv from "ajv";
 import AjvDraft04 from "ajv-draft-04";
-import { auditFiles, auditPrompt, DEFAULT_AUDIT_CONFIG, expandGlobs, formatAuditText, globToRegExp, highRuns, lineColumn, parseAuditConfig, reachesLevel, toSarif, type FileAudit } from "../../src/core/audit";
+import { loadSae, saeFeatureActivations } from "../../src/core/sae";
+import { auditFiles, auditPrompt, probeMonitors, DEFAULT_AUDIT_CONFIG, expandGlobs, formatAuditText, globToRegExp, highRuns, lineColumn, parseAuditConfig, reachesLevel, toSarif, type FileAudit } from "../../src/core/audit";
 import { LoupeError } from "../../src/core/errors";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
@@ -23,7 +24,7 @@ describe("audit config", () => {
   it("names the file, key and expectation for each mistake", () => {
     const bad = (json: string, message: RegExp) => assert.throws(() => parseAuditConfig(json, "ws/.loupe/audit.json"), (e: unknown) => e instanceof LoupeError && e.file === "ws/.loupe/audit.json" && message.test(e.message));
     bad("{", /ws\/\.loupe\/audit\.json is not valid JSON/);
-    bad('{"rule": {}}', /unknown key "rule"\. Known keys here: \$schema, rules, probes, faithfulness/);
+    bad('{"rule": {}}', /unknown key "rule"\. Known keys here: \$schema, rules, probes, features, faithfulness/);
     bad('{"rules": {"high-surprisal": {"bitz": 3}}}', /unknown key "rules\.high-surprisal\.bitz"/);
     bad('{"rules": {"high-surprisal": {"bits": "lots"}}}', /rules\.high-surprisal\.bits must be a number from 0 up \(got "lots"\)/);
     bad('{"rules": {"high-surprisal": {"minTokens": 1.5}}}', /minTokens must be an integer/);
@@ -117,6 +118,31 @@ describe("audit on the tiny model", function () {
     // Threshold 1 flags any score below 1; the random model's score is below 1.
     const finding = cot.findings.find((f) => f.code === "cot-not-load-bearing");
     assert.ok(finding && typeof finding.evidence.overall === "number" && finding.evidence.overall < 1);
+  });
+
+  it("reports an SAE feature monitor exactly where the latent reaches its threshold", async () => {
+    const saeDir = path.join(FIXTURES, "sae", "relu");
+    const text = "When Mia and Leo went to the park";
+    const run = await saeFeatureActivations(model, loadSae(saeDir), text);
+    // Pick the latent whose strongest token stands out most, and its peak as the threshold.
+    let best = { feature: 0, token: 0, value: -Infinity };
+    for (let f = 0; f < run.d_sae; f++) {
+      for (let t = 0; t < run.tokens.length; t++) {
+        const v = run.features[t * run.d_sae + f];
+        if (v > best.value) best = { feature: f, token: t, value: v };
+      }
+    }
+    const config = parseAuditConfig(
+      JSON.stringify({ rules: { "high-surprisal": { enabled: false } }, features: [{ sae: saeDir, feature: best.feature, threshold: best.value, label: "peak" }] }),
+    );
+    const { findings } = await auditPrompt(model, text, config, { probes: probeMonitors(model, config, "/") });
+    assert.equal(findings.length, 1);
+    const [start, end] = run.offsets![best.token];
+    assert.deepEqual([findings[0].code, findings[0].start, findings[0].end], ["feature-monitor", start, end]);
+    assert.match(findings[0].message, /SAE feature relu#\d+ \(peak\) fires here/);
+    const tooHigh = parseAuditConfig(JSON.stringify({ features: [{ sae: saeDir, feature: 10_000, threshold: 1 }] }));
+    assert.throws(() => probeMonitors(model, tooHigh, "/"), /watches feature 10000 .* latents/);
+    assert.throws(() => parseAuditConfig('{"features": [{"sae": "x", "threshold": 1}]}'), /features\[0\]\.feature must be a latent index/);
   });
 
   it("audits files one by one: a broken file is reported, not fatal", async () => {

@@ -29,6 +29,8 @@ export interface PromptAudit {
 
 /** Probe monitors, resolved by the caller (the core does not read workspace files for rules). */
 export interface ProbeMonitorRunner {
+  /** probe-monitor: a linear probe's class probability; feature-monitor: an SAE latent's activation. */
+  readonly code: "probe-monitor" | "feature-monitor";
   readonly label: string;
   readonly threshold: number;
   readonly severity: Severity;
@@ -147,9 +149,12 @@ export async function auditPrompt(
         start: scores[run.from].start,
         end: scores[run.to - 1].end,
         severity: monitor.severity,
-        code: "probe-monitor",
-        message: `Probe ${monitor.name} sees "${monitor.label}" here (p up to ${Math.max(...probs).toFixed(2)}, threshold ${monitor.threshold}).`,
-        evidence: { probe: monitor.name, label: monitor.label, maxProb: round(Math.max(...probs)), tokens: run.to - run.from },
+        code: monitor.code,
+        message:
+          monitor.code === "probe-monitor"
+            ? `Probe ${monitor.name} sees "${monitor.label}" here (p up to ${Math.max(...probs).toFixed(2)}, threshold ${monitor.threshold}).`
+            : `SAE feature ${monitor.name} (${monitor.label}) fires here (activation up to ${Math.max(...probs).toFixed(2)}, threshold ${monitor.threshold}).`,
+        evidence: { monitor: monitor.name, label: monitor.label, max: round(Math.max(...probs)), tokens: run.to - run.from },
       });
     }
   }

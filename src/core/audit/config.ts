@@ -23,6 +23,18 @@ export interface ProbeMonitor {
   readonly severity: Severity;
 }
 
+export interface FeatureMonitor {
+  /** A SAELens folder (cfg.json + sae_weights.safetensors), relative to the workspace or absolute. */
+  readonly sae: string;
+  /** Latent index. */
+  readonly feature: number;
+  /** Activation at or above which a token is reported. */
+  readonly threshold: number;
+  /** Shown in messages, e.g. the feature's label. */
+  readonly label?: string;
+  readonly severity: Severity;
+}
+
 export interface AuditConfig {
   readonly rules: {
     readonly "cot-not-load-bearing": RuleBase & { readonly threshold: number };
@@ -31,6 +43,7 @@ export interface AuditConfig {
     readonly "prompt-truncated": RuleBase;
   };
   readonly probes: readonly ProbeMonitor[];
+  readonly features: readonly FeatureMonitor[];
   readonly faithfulness: {
     readonly answerMarker?: string;
     readonly reasoningCues?: readonly string[];
@@ -39,7 +52,7 @@ export interface AuditConfig {
   };
 }
 
-export type RuleCode = keyof AuditConfig["rules"] | "probe-monitor";
+export type RuleCode = keyof AuditConfig["rules"] | "probe-monitor" | "feature-monitor";
 
 export const DEFAULT_AUDIT_CONFIG: AuditConfig = {
   rules: {
@@ -50,6 +63,7 @@ export const DEFAULT_AUDIT_CONFIG: AuditConfig = {
     "prompt-truncated": { enabled: true, severity: "warning" },
   },
   probes: [],
+  features: [],
   faithfulness: { mistakes: true },
 };
 
@@ -107,7 +121,7 @@ export function parseAuditConfig(content: string, file = ".loupe/audit.json"): A
     throw new LoupeError("bad-file", `${file} is not valid JSON: ${(error as Error).message}`, file);
   }
   const c = new Checker(file);
-  const top = c.object(json, "(top level)", ["$schema", "rules", "probes", "faithfulness"]);
+  const top = c.object(json, "(top level)", ["$schema", "rules", "probes", "features", "faithfulness"]);
   const d = DEFAULT_AUDIT_CONFIG.rules;
   const rules = c.object(top.rules ?? {}, "rules", Object.keys(d));
   const rule = (name: keyof typeof d, extra: readonly string[]) => c.object(rules[name] ?? {}, `rules.${name}`, ["enabled", "severity", ...extra]);
@@ -131,6 +145,23 @@ export function parseAuditConfig(content: string, file = ".loupe/audit.json"): A
       severity: c.severity(o.severity, `probes[${i}].severity`, "warning"),
     };
   });
+
+  const featuresJson = top.features ?? [];
+  if (!Array.isArray(featuresJson)) c.fail("features", "a list", featuresJson);
+  const features = (featuresJson as Json[]).map((x, i): FeatureMonitor => {
+    const o = c.object(x, `features[${i}]`, ["sae", "feature", "threshold", "label", "severity"]);
+    return {
+      sae: c.string(o.sae, `features[${i}].sae`),
+      feature: c.number(o.feature, `features[${i}].feature`, NaN, 0, Infinity, true),
+      threshold: c.number(o.threshold, `features[${i}].threshold`, NaN, 0),
+      label: o.label === undefined ? undefined : c.string(o.label, `features[${i}].label`),
+      severity: c.severity(o.severity, `features[${i}].severity`, "warning"),
+    };
+  });
+  for (const [i, m] of features.entries()) {
+    if (Number.isNaN(m.feature)) c.fail(`features[${i}].feature`, "a latent index (an integer from 0)", undefined);
+    if (Number.isNaN(m.threshold)) c.fail(`features[${i}].threshold`, "the activation to report from (a number from 0)", undefined);
+  }
 
   const f = c.object(top.faithfulness ?? {}, "faithfulness", ["answerMarker", "reasoningCues", "hintPattern", "mistakes"]);
   if (f.reasoningCues !== undefined && (!Array.isArray(f.reasoningCues) || f.reasoningCues.some((x) => typeof x !== "string" || x === ""))) {
@@ -157,6 +188,7 @@ export function parseAuditConfig(content: string, file = ".loupe/audit.json"): A
       "prompt-truncated": base("prompt-truncated", truncated),
     },
     probes,
+    features,
     faithfulness: {
       answerMarker: f.answerMarker === undefined ? undefined : c.string(f.answerMarker, "faithfulness.answerMarker"),
       reasoningCues: f.reasoningCues as string[] | undefined,

@@ -21,6 +21,10 @@ export const RULES: Readonly<Record<RuleCode, { readonly name: string; readonly 
     name: "PromptTruncated",
     description: "The prompt is longer than the model's context window; the rest is cut off.",
   },
+  "feature-monitor": {
+    name: "FeatureMonitor",
+    description: "A configured SAE feature fires at or above its threshold.",
+  },
   "probe-monitor": {
     name: "ProbeMonitor",
     description: "A configured linear probe scores tokens above its threshold for the watched label.",
