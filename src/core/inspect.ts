@@ -47,6 +47,8 @@ export interface InspectResult {
   readonly nLayers: number;
   readonly text: string;
   readonly tokens: TokenReport[];
+  /** Forward passes: texts longer than the context window are read in overlapping windows. */
+  readonly windows: number;
   readonly elapsedMs: number;
 }
 
@@ -69,34 +71,63 @@ export async function inspectText(model: HookedModel, text: string, options: Ins
   if (options.maxTokens !== undefined && ids.length > options.maxTokens) {
     throw new LoupeError("context-overflow", `The selection is ${ids.length} tokens; Loupe is set to inspect at most ${options.maxTokens} (setting loupe.maxTokens). Select a shorter passage.`);
   }
+  const k = Math.max(1, Math.floor(options.topK ?? 5));
+  // Text longer than the context window is read in overlapping windows; each token is reported
+  // from the earliest window that holds it, so it keeps at least half a window of context.
+  const W = model.cfg.nCtx;
+  const stride = Math.max(1, W - Math.floor(W / 2));
+  const tokens: TokenReport[] = [];
+  let windows = 0;
+  for (let from = 0; tokens.length < ids.length; from += stride) {
+    const to = Math.min(ids.length, from + W);
+    tokens.push(...(await inspectWindow(model, ids, encoding.offsets, from, to, tokens.length, k, options.signal)));
+    windows++;
+  }
+  return { modelFolder: model.folder, nLayers: model.cfg.nLayers, text, tokens, windows, elapsedMs: performance.now() - started };
+}
+
+/** Run ids[from, to) and report tokens keepFrom..to-1 (global indices); lens targets look past the window. */
+async function inspectWindow(
+  model: HookedModel,
+  allIds: readonly number[],
+  offsets: ReadonlyArray<readonly [number, number]>,
+  from: number,
+  to: number,
+  keepFrom: number,
+  k: number,
+  signal: AbortSignal | undefined,
+): Promise<TokenReport[]> {
   const L = model.cfg.nLayers;
   const D = model.cfg.dModel;
+  const ids = allIds.slice(from, to);
   const T = ids.length;
-  const k = Math.max(1, Math.floor(options.topK ?? 5));
   const residNames = Array.from({ length: L }, (_, layer) => blockHook(layer, "hook_resid_post"));
-  const { logits, cache } = await model.runWithCache(ids, { names: residNames, signal: options.signal });
-  throwIfAborted(options.signal);
+  const { logits, cache } = await model.runWithCache(ids, { names: residNames, signal });
+  throwIfAborted(signal);
   const V = logits.dims[2];
   const finalTop = Array.from({ length: T }, (_, t) => argmax(logits.data.subarray(t * V, (t + 1) * V)));
 
   // One lens call over every (layer, position): rows are layer-major.
   const resid = new Float32Array(L * T * D);
   residNames.forEach((name, layer) => resid.set(cache.get(name).data.subarray(0, T * D), layer * T * D));
-  // Two targets per row: the token that actually comes next, and the model's final top prediction.
+  // Two targets per row: the token that actually comes next (even past the window), and the model's final top prediction.
+  const next = (t: number) => (from + t + 1 < allIds.length ? allIds[from + t + 1] : null);
   const targets: number[][] = [];
-  for (let layer = 0; layer < L; layer++) for (let t = 0; t < T; t++) targets.push([t + 1 < T ? ids[t + 1] : 0, finalTop[t]]);
+  for (let layer = 0; layer < L; layer++) for (let t = 0; t < T; t++) targets.push([next(t) ?? 0, finalTop[t]]);
   const lens = await model.lens(resid, targets, k);
-  throwIfAborted(options.signal);
+  throwIfAborted(signal);
 
   const prediction = (row: number, j: number): TokenPrediction => {
     const id = lens.topIds[row * lens.k + j];
     return { id, text: model.tokenizer.tokenText(id), prob: Math.exp(lens.topLogprobs[row * lens.k + j]) };
   };
   const finalRow = (t: number) => (L - 1) * T + t;
-  const tokens: TokenReport[] = ids.map((id, t) => {
-    const [start, end] = encoding.offsets[t];
-    return {
-      index: t,
+  const reports: TokenReport[] = [];
+  for (let t = keepFrom - from; t < T; t++) {
+    const id = ids[t];
+    const [start, end] = offsets[from + t];
+    reports.push({
+      index: from + t,
       id,
       text: model.tokenizer.tokenText(id),
       start,
@@ -107,10 +138,10 @@ export async function inspectText(model: HookedModel, text: string, options: Ins
       residNorm: residNames.map((name) => l2norm(cache.get(name).data.subarray(t * D, (t + 1) * D))),
       lens: Array.from({ length: L }, (_, layer) => ({
         top: prediction(layer * T + t, 0),
-        nextTokenProb: t + 1 < T ? Math.exp(lens.targetLogprob[(layer * T + t) * 2]) : null,
+        nextTokenProb: next(t) !== null ? Math.exp(lens.targetLogprob[(layer * T + t) * 2]) : null,
         agreement: Math.exp(lens.targetLogprob[(layer * T + t) * 2 + 1]),
       })),
-    };
-  });
-  return { modelFolder: model.folder, nLayers: L, text, tokens, elapsedMs: performance.now() - started };
+    });
+  }
+  return reports;
 }
