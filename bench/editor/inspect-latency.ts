@@ -60,8 +60,11 @@ async function main(): Promise<void> {
     const page = await newPage(browser);
     await openWorkbench(page, server.url, workspace);
     await openFile(page, "prompts.txt");
+    await focusEditor(page);
+    // Keyboard only from here: the caret stays in the editor; Escape closes any hover.
     const selectLine = async (i: number) => {
-      await focusEditor(page);
+      await page.keyboard.press("Escape");
+      await page.keyboard.press("Control+Home");
       for (let k = 0; k < i; k++) await page.keyboard.press("ArrowDown");
       await page.keyboard.press("Home");
       await page.keyboard.press("Shift+End");
