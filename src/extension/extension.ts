@@ -1,6 +1,7 @@
 import * as vscode from "vscode";
 import { AttributionLens } from "./attribution-lens";
 import { AuditController } from "./audit-controller";
+import { labelSelectedLines } from "./label-lines";
 import { PatchingPanel } from "./patching-panel";
 import { ProbeLens } from "./probe-lens";
 import { ProbePanels } from "./probe-panel";
@@ -40,6 +41,7 @@ export function activate(context: vscode.ExtensionContext): void {
     probePanels,
     vscode.languages.registerHoverProvider({ scheme: "*" }, probeLens),
     vscode.commands.registerCommand("loupe.trainProbe", () => probePanels.train()),
+    vscode.commands.registerCommand("loupe.labelLines", () => labelSelectedLines()),
     audits,
     vscode.languages.registerCodeActionsProvider({ scheme: "*" }, audits, { providedCodeActionKinds: AuditController.providedCodeActionKinds }),
     vscode.commands.registerCommand("loupe.quickAudit", () => audits.quickAudit()),
