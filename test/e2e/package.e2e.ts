@@ -14,7 +14,7 @@ const ALLOWED = [
   /^extension\/dist\/webview\/[\w-]+\.js$/,
   /^extension\/media\//,
   /^extension\/schemas\/[\w.-]+\.json$/,
-  /^extension\/models\/reference\/[\w.-]+$/,
+  /^extension\/models\/reference\/(sae\/[\w.-]+\/)?[\w.-]+$/,
   /^extension\/node_modules\/onnxruntime-node\/(package\.json|dist\/[\w-]+\.js)$/,
   /^extension\/node_modules\/onnxruntime-node\/bin\/napi-v\d+\/linux\/x64\/(onnxruntime_binding\.node|libonnxruntime\.so\.1)$/,
   /^extension\/node_modules\/onnxruntime-common\/(package\.json|dist\/cjs\/[\w-]+\.js|dist\/cjs\/package\.json)$/,
