@@ -14,11 +14,13 @@ import { inspectCommand } from "./commands/inspect";
 import { patchCommand } from "./commands/patch";
 import { probeCommand } from "./commands/probe";
 import { attributeCommand } from "./commands/attribute";
+import { featuresCommand } from "./commands/features";
+import { steerCommand } from "./commands/steer";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}

@@ -6,6 +6,9 @@ import { PatchingPanel } from "./patching-panel";
 import { ProbeLens } from "./probe-lens";
 import { ProbePanels } from "./probe-panel";
 import { FaithfulnessController } from "./faithfulness-controller";
+import { FeatureDashboard } from "./feature-dashboard";
+import { FeatureLens } from "./feature-lens";
+import { SteeringController } from "./steering";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
 import { missingModelFiles, ModelHost } from "./model-host";
@@ -20,6 +23,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const attribution = new AttributionLens(models);
   const patching = new PatchingPanel(context, models);
   const probePanels = new ProbePanels(context, models, probeLens);
+  const featureLens = new FeatureLens(models, models);
+  const dashboard = new FeatureDashboard(context, models, featureLens);
+  const steering = new SteeringController(models);
   context.subscriptions.push(
     models,
     inspector,
@@ -31,7 +37,15 @@ export function activate(context: vscode.ExtensionContext): void {
       audits.clear();
       probeLens.clear();
       attribution.clear();
+      featureLens.clear();
     }),
+    featureLens,
+    dashboard,
+    steering,
+    vscode.languages.registerHoverProvider({ scheme: "*" }, featureLens),
+    vscode.commands.registerCommand("loupe.showFeatures", () => featureLens.show()),
+    vscode.commands.registerCommand("loupe.exploreFeature", (args?: { saeFolder?: unknown; feature?: unknown }) => dashboard.explore(args)),
+    vscode.commands.registerCommand("loupe.steerFeature", (args?: { saeFolder?: unknown; feature?: unknown }) => steering.steer(args)),
     attribution,
     vscode.languages.registerHoverProvider({ scheme: "*" }, attribution),
     vscode.commands.registerCommand("loupe.attributeAnswer", () => attribution.attribute()),

@@ -6,7 +6,9 @@ import type { FaithfulnessReport } from "../core/faithfulness";
 import type { InspectResult } from "../core/inspect";
 import type { AttributionResult, PatchingResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
-import type { FaithfulnessParams } from "../worker/protocol";
+import type { SteeringResult } from "../core/sae/steer";
+import type { TokenFeaturesResult } from "../core/sae/token-features";
+import type { FaithfulnessParams, Methods } from "../worker/protocol";
 import { WorkerClient } from "../worker/client";
 
 export interface LoadedModel {
@@ -107,6 +109,14 @@ export class ModelHost implements vscode.Disposable {
     onProgress?: (done: number, total: number) => void,
   ): Promise<{ result: PatchingResult; cleanOffsets: Array<[number, number]> }> {
     return this.client.request("patch", params, { signal: abortSignalFor(token), onProgress });
+  }
+
+  async features(params: Methods["features"]["params"], token: vscode.CancellationToken): Promise<TokenFeaturesResult> {
+    return this.client.request("features", params, { signal: abortSignalFor(token) });
+  }
+
+  async steer(params: Methods["steer"]["params"], token: vscode.CancellationToken, onProgress?: (done: number, total: number) => void): Promise<SteeringResult> {
+    return this.client.request("steer", params, { signal: abortSignalFor(token), onProgress });
   }
 
   dispose(): void {

@@ -7,6 +7,8 @@ import { inspectText } from "../core/inspect";
 import { attributeTokens, patchingSweeps, singleToken, type MetricSpec } from "../core/patching";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
+import { steerWithFeature } from "../core/sae/steer";
+import { SaeStore, tokenFeatures } from "../core/sae/token-features";
 import type { HandlerTable } from "./server";
 import type { LoadParams, Methods, ModelInfo, RunResultWire, WireTensor } from "./protocol";
 import { cancelled } from "./wire-errors";
@@ -78,6 +80,7 @@ function toWire(run: RunResult): RunResultWire {
 }
 
 export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Methods> {
+  const saes = new SaeStore();
   return {
     ping: async () => ({ pid: process.pid }),
     load: async (params, { signal }) => modelInfo(await state.load(params, signal)),
@@ -106,6 +109,9 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
       return { result, cleanOffsets: encoding.offsets };
     },
     audit: ({ text, config, baseDir }, { signal }) => auditPrompt(state.loaded, text, config, { signal, probes: probeMonitors(state.loaded, config, baseDir) }),
+    features: async ({ text, saeFolder, topK, focus }, { signal }) => tokenFeatures(state.loaded, saes.get(saeFolder), text, { topK, focus, signal }),
+    steer: async ({ text, saeFolder, edit, ...options }, { signal, progress }) =>
+      steerWithFeature(state.loaded, saes.get(saeFolder).sae, text, edit, { ...options, signal, onToken: progress }),
     runWithCache: async (params, { signal }) => toWire(await state.loaded.runWithCache(params.tokens, { names: params.names, signal })),
     runWithHooks: async (params, { signal }) => toWire(await state.loaded.runWithHooks(params.tokens, params.interventions, { names: params.names, signal })),
     dispose: async () => ({ disposed: await state.dispose() }),

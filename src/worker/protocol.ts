@@ -9,6 +9,8 @@ import type { FaithfulnessReport } from "../core/faithfulness";
 import type { AttributionResult, PatchingResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { InspectResult } from "../core/inspect";
+import type { TokenFeaturesResult } from "../core/sae/token-features";
+import type { FeatureEdit, SteeringResult } from "../core/sae/steer";
 import type { ModelConfig } from "../core/model/config";
 import type { Generation } from "../core/model/hooked-model";
 import type { Intervention } from "../core/model/interventions";
@@ -87,6 +89,13 @@ export interface Methods {
   };
   /** Quick audit of one prompt; probe files in the config resolve against baseDir. */
   audit: { params: { text: string; config: AuditConfig; baseDir: string }; result: PromptAudit };
+  /** Each token's strongest SAE features (the SAE folder's feature-stats.json names them when present). */
+  features: { params: { text: string; saeFolder: string; topK?: number; focus?: number }; result: TokenFeaturesResult };
+  /** The continuation of `text` with and without one SAE feature edited at every position. */
+  steer: {
+    params: { text: string; saeFolder: string; edit: FeatureEdit; maxNewTokens?: number; temperature?: number; seed?: number; stop?: string[] };
+    result: SteeringResult;
+  };
   runWithCache: { params: { tokens: number[][]; names: string[] }; result: RunResultWire };
   runWithHooks: { params: { tokens: number[][]; interventions: Intervention[]; names?: string[] }; result: RunResultWire };
   /** Release the model (the process stays up). */

@@ -32,6 +32,8 @@ import {
 const PROMPT_LINE = "When Mia and Leo went to the park, Leo gave a ball to";
 const SECOND_LINE = "Later that day Mia gave the ball back to Leo.";
 const PROMPT = `${PROMPT_LINE}\n${SECOND_LINE}\n`;
+/** A stories-family prompt for the bundled SAE (no final newline, so generation goes on). */
+const STORY = "Mia saw a red fox. Leo had a";
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e");
 
 interface TokenReport {
@@ -77,6 +79,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     fs.writeFileSync(path.join(workspace, "prompt.txt"), PROMPT);
     fs.writeFileSync(path.join(workspace, "empty.txt"), "");
     fs.writeFileSync(path.join(workspace, "cot.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "arith-cot.txt")));
+    fs.writeFileSync(path.join(workspace, "story.txt"), STORY);
     fs.writeFileSync(path.join(workspace, "decorative.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "lookup-decorative.txt")));
     shots = new Screenshots(OUTPUT_DIR);
     server = await startCodeServer({ workspace, vsix: vsixPath(), root });
@@ -143,7 +146,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
   it("installs the VSIX and lists Loupe's commands in the command palette", async () => {
     const installed = fs.readdirSync(server.extensionsDir).filter((d) => d.startsWith("loupe-dev.loupe-"));
     assert.equal(installed.length, 1, `one Loupe folder in ${server.extensionsDir}: ${installed.join(", ")}`);
-    const titles = ["Loupe: Inspect Selection", "Loupe: Clear", "Loupe: Choose Lens…", "Loupe: Select Model…", "Loupe: Check CoT Faithfulness", "Loupe: Quick Audit", "Loupe: Train Probe…", "Loupe: Patch Activations…", "Loupe: Attribute the Answer…"];
+    const titles = ["Loupe: Inspect Selection", "Loupe: Clear", "Loupe: Choose Lens…", "Loupe: Select Model…", "Loupe: Check CoT Faithfulness", "Loupe: Quick Audit", "Loupe: Train Probe…", "Loupe: Patch Activations…", "Loupe: Attribute the Answer…", "Loupe: Show SAE Features", "Loupe: Explore SAE Feature…", "Loupe: Steer with SAE Feature…"];
     const entries = await paletteEntries(page, "Loupe:", (labels) => titles.every((t) => labels.includes(t)));
     await shots.take(page, "palette");
     await page.keyboard.press("Escape");
@@ -295,6 +298,59 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     assert.ok(toasts.some((t) => /Loupe: \d+ finding\(s\) in the Problems panel\./.test(t)), JSON.stringify(toasts));
     await runCommand(page, "Loupe: Clear");
     await waitFor(async () => (await page.locator(".monaco-editor .squiggly-warning").count()) === 0, "Clear withdraws the findings");
+    await runCommand(page, "View: Close All Editor Groups");
+  });
+
+  it("Show SAE Features colours tokens and hovers list features; Explore opens the dashboard; Steer shows both continuations", async function () {
+    this.timeout(300_000);
+    await openFile(page, "story.txt");
+    await runCommand(page, "Loupe: Show SAE Features");
+    const decorations = await waitForDecorations(page, (d) => d.heat.length > 0);
+    await shots.take(page, "sae-features");
+    assert.ok(decorations.heat.some((run) => run.level === 6), "the strongest token gets full colour");
+    // The oracle: the CLI from the same VSIX names the strongest feature at " red".
+    const ext = installedExtension();
+    const cli = JSON.parse(
+      execFileSync(process.execPath, [path.join(ext, "dist", "cli.js"), "features", "--json", "-"], { input: STORY, encoding: "utf8", cwd: workspace, env: { ...process.env, NODE_OPTIONS: "", LOUPE_CACHE_DIR: path.join(root, "cli-cache") } }),
+    ) as { tokens: Array<{ text: string; features: Array<{ feature: number }> }> };
+    const red = cli.tokens.find((t) => t.text === " red");
+    assert.ok(red?.features.length, "the CLI lists features at \" red\"");
+    const hover = await hoverText(page, await textPoint(page, "Mia saw", "red"), "SAE features");
+    await shots.take(page, "sae-hover");
+    assert.ok(hover.includes(`#${red.features[0].feature}`), `hover lists #${red.features[0].feature}:\n${hover}`);
+    assert.match(hover, /~colour \(F1 0\.\d\d\)/, "the shipped feature-stats.json names the colour feature");
+    await page.mouse.move(5, 450);
+    await page.keyboard.press("Escape");
+
+    await runCommand(page, "Loupe: Explore SAE Feature…");
+    await page.keyboard.type("colour");
+    const colour = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "~colour" }).first();
+    await colour.waitFor({ timeout: 30_000 });
+    const chosen = /#(\d+)/.exec(await colour.innerText())![1];
+    await colour.click();
+    const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+    await panel.locator("h1", { hasText: `Feature #${chosen}` }).waitFor({ timeout: 60_000 });
+    await panel.locator(".context").first().waitFor({ timeout: 30_000 });
+    await shots.take(page, "feature-dashboard");
+    assert.ok((await panel.locator(".context").count()) >= 3, "top-activating contexts are listed");
+    assert.ok((await panel.locator("svg rect.bin").count()) > 0, "the activation histogram is drawn");
+    assert.match(await panel.locator(".logits").innerText(), /promoted[\s\S]*suppressed/);
+
+    await panel.locator("vscode-button", { hasText: "Steer with it" }).click();
+    const clamp = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Clamp to a value" }).first();
+    await clamp.waitFor({ timeout: 30_000 });
+    await clamp.click();
+    await page.locator(".quick-input-widget input").first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press("Control+A");
+    await page.keyboard.type("20");
+    await page.keyboard.press("Enter");
+    const tab = page.locator(".tabs-container .tab", { hasText: `clamped to 20` }).first();
+    await tab.waitFor({ timeout: 180_000 });
+    await page.locator(".monaco-diff-editor").first().waitFor({ timeout: 30_000 });
+    await page.waitForTimeout(500);
+    await shots.take(page, "steering-diff");
+    assert.match(await tab.innerText(), new RegExp(`original ↔ feature ${chosen} clamped to 20`));
+    await runCommand(page, "Loupe: Clear");
     await runCommand(page, "View: Close All Editor Groups");
   });
 

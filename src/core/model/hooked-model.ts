@@ -52,6 +52,11 @@ export interface GenerateOptions extends SamplingOptions {
   /** Stop at the end-of-text token (default true). */
   readonly stopAtEos?: boolean;
   readonly interventions?: readonly Intervention[];
+  /**
+   * More interventions computed before each step from the tokens so far: for edits that depend on
+   * the run's own activations (SAE feature steering reads the hook, then rewrites it).
+   */
+  readonly interventionsAt?: (tokens: readonly number[], signal?: AbortSignal) => Promise<readonly Intervention[]>;
   readonly signal?: AbortSignal;
   /** Called after each new token. */
   readonly onToken?: (step: number) => void;
@@ -179,7 +184,8 @@ export class HookedModel {
         stopReason = "context";
         break;
       }
-      const { logits } = await this.forward([tokens], options.interventions ?? [], [], options.signal);
+      const stepInterventions = options.interventionsAt ? await options.interventionsAt(tokens, options.signal) : [];
+      const { logits } = await this.forward([tokens], [...(options.interventions ?? []), ...stepInterventions], [], options.signal);
       const V = logits.dims[2];
       const last = logits.data.subarray((tokens.length - 1) * V, tokens.length * V);
       const next = chooseNextToken(last, options, random);

@@ -1,0 +1,151 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LoupeError } from "../../core/errors";
+import { HookedModel } from "../../core/model/hooked-model";
+import { loadSae, saeFeatureActivations } from "../../core/sae";
+import { featureDisplayName, featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../../core/sae/feature-labels";
+import { readFeatureStats, writeFeatureStats } from "../../core/sae/feature-stats-file";
+import { computeFeatureStats, topFeaturesPerToken, type CorpusText, type FeatureStats } from "../../core/sae/features";
+import { positiveInt, readInput, stringOption, type CliIo, type Command } from "../command";
+import { fixed, renderTable, visibleToken } from "../format";
+
+export interface TokenFeatures {
+  readonly index: number;
+  readonly text: string;
+  readonly start: number;
+  readonly end: number;
+  readonly features: Array<{ feature: number; value: number; name: string; label?: string }>;
+}
+
+export interface FeaturesResult {
+  readonly modelFolder: string;
+  readonly sae: { folder: string; hook_name: string; d_sae: number; statsFile: boolean };
+  readonly tokens: TokenFeatures[];
+}
+
+export function formatFeatures(result: FeaturesResult): string {
+  const rows = result.tokens.map((t) => [String(t.index), `"${visibleToken(t.text)}"`, t.features.map((f) => `${f.name} ${f.value.toFixed(2)}`).join("; ")]);
+  const note = result.sae.statsFile ? "" : " (no feature-stats.json next to the SAE: only your labels are shown)";
+  return `${renderTable(["#", "token", "top features (activation)"], rows)}\n\n${result.tokens.length} tokens, SAE at ${result.sae.hook_name} (d_sae ${result.sae.d_sae}) from ${result.sae.folder}${note}`;
+}
+
+/** The SAE to use when --sae is not given: the model folder's only (or first) sae/<hook> folder. */
+export function defaultSaeFolder(modelFolder: string): string {
+  const root = path.join(modelFolder, "sae");
+  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((n) => fs.existsSync(path.join(root, n, "cfg.json"))).sort() : [];
+  if (found.length === 0) throw new LoupeError("bad-argument", `No --sae given and ${root} holds no SAE folder. Pass --sae DIR (a folder with cfg.json and sae_weights.safetensors).`);
+  return path.join(root, found[0]);
+}
+
+/** A corpus as JSONL: {"text": ..., "spans": [{"start","end","label"}]?} per line (the bench's records fit). */
+export function parseCorpusJsonl(content: string, file: string): CorpusText[] {
+  const out: CorpusText[] = [];
+  content.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === "") return;
+    const where = `${file}:${i + 1}`;
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch {
+      throw new LoupeError("bad-file", `${where}: not valid JSON. Each line must be {"text": ..., "spans": [...]}.`, file);
+    }
+    const r = json as { text?: unknown; spans?: unknown };
+    if (typeof r !== "object" || r === null || typeof r.text !== "string") throw new LoupeError("bad-file", `${where}: needs a "text" string.`, file);
+    if (r.spans === undefined) return void out.push({ text: r.text });
+    if (!Array.isArray(r.spans)) throw new LoupeError("bad-file", `${where}: "spans" must be a list of {start, end, label}.`, file);
+    const spans = r.spans.map((s: unknown, j: number) => {
+      const span = s as { start?: unknown; end?: unknown; label?: unknown };
+      const ok = typeof span === "object" && span !== null && Number.isInteger(span.start) && Number.isInteger(span.end) && typeof span.label === "string" && (span.start as number) >= 0 && (span.start as number) < (span.end as number) && (span.end as number) <= (r.text as string).length;
+      if (!ok) throw new LoupeError("bad-file", `${where}: spans[${j}] must be {start, end, label} with 0 <= start < end <= the text's length.`, file);
+      return { start: span.start as number, end: span.end as number, label: span.label as string };
+    });
+    out.push({ text: r.text, spans });
+  });
+  if (out.length === 0) throw new LoupeError("empty-input", `${file} has no texts.`, file);
+  return out;
+}
+
+export function formatStatsSummary(stats: FeatureStats, file: string): string {
+  const dead = stats.features.filter((f) => f.fired === 0).length;
+  const lines = [`Wrote ${file}: ${stats.corpus.texts} texts, ${stats.corpus.tokens} tokens; ${dead}/${stats.sae.d_sae} features never fired.`];
+  if (stats.concepts.length) {
+    lines.push("", renderTable(["concept", "tokens", "best feature", "F1", "precision", "recall"], stats.concepts.map((c) => {
+      const best = c.features[0];
+      return [c.label, String(c.tokens), best ? `#${best.feature}` : "-", fixed(best?.f1 ?? null, 3), fixed(best?.precision ?? null, 3), fixed(best?.recall ?? null, 3)];
+    })));
+  }
+  return lines.join("\n");
+}
+
+async function computeStats(corpusFile: string, saeFolder: string, modelFolder: string, json: boolean, io: CliIo): Promise<number> {
+  let content: string;
+  try {
+    content = fs.readFileSync(corpusFile, "utf8");
+  } catch {
+    throw new LoupeError("missing-file", `Cannot read ${corpusFile}.`, corpusFile);
+  }
+  const corpus = parseCorpusJsonl(content, corpusFile);
+  const sae = loadSae(saeFolder);
+  const model = await HookedModel.load(modelFolder);
+  try {
+    const stats = await computeFeatureStats(model, sae, corpus, { description: `${corpus.length} texts from ${path.basename(corpusFile)}` });
+    const file = writeFeatureStats(saeFolder, stats);
+    io.out(json ? `${JSON.stringify({ file, corpus: stats.corpus, concepts: stats.concepts }, null, 2)}\n` : `${formatStatsSummary(stats, file)}\n`);
+  } finally {
+    await model.dispose();
+  }
+  return 0;
+}
+
+export const featuresCommand: Command = {
+  name: "features",
+  usage: `loupe features FILE|- [--sae DIR] [--top N] [--labels FILE] [--model DIR] [--json]
+    Each token's strongest SAE features with their activations, named by your labels
+    (.loupe/feature-labels.json) or by the concept feature-stats.json matched them to.
+    --sae defaults to the model folder's sae/ SAE.
+loupe features --compute-stats CORPUS.jsonl [--sae DIR] [--model DIR] [--json]
+    Write the SAE's feature-stats.json (density, activation histogram, top contexts, logit
+    effects, and best-matching concept by F1 where lines carry "spans") from a JSONL corpus of
+    {"text", "spans"?} lines.`,
+  options: { sae: { type: "string" }, top: { type: "string" }, labels: { type: "string" }, "compute-stats": { type: "string" } },
+  async run({ values, positionals, modelFolder, io }) {
+    const corpusFile = stringOption(values, "compute-stats");
+    if (corpusFile !== undefined) return computeStats(corpusFile, stringOption(values, "sae") ?? defaultSaeFolder(modelFolder), modelFolder, values.json === true, io);
+    const text = readInput(positionals[0], io);
+    if (text.length === 0) throw new LoupeError("empty-input", "The input is empty: nothing to read features of.");
+    const top = positiveInt(values, "top", 5);
+    const saeFolder = stringOption(values, "sae") ?? defaultSaeFolder(modelFolder);
+    const sae = loadSae(saeFolder);
+    const stats: FeatureStats | undefined = readFeatureStats(saeFolder, sae);
+    const labelsFile = stringOption(values, "labels") ?? FEATURE_LABELS_FILE;
+    const labels: FeatureLabels = readFeatureLabels(labelsFile);
+    const key = saeLabelKey(process.cwd(), saeFolder);
+    const model = await HookedModel.load(modelFolder);
+    try {
+      const ids = model.toTokens(text);
+      if (ids.length > model.cfg.nCtx) {
+        throw new LoupeError("context-overflow", `The input is ${ids.length} tokens; the model's context window is ${model.cfg.nCtx}. Shorten it.`);
+      }
+      const run = await saeFeatureActivations(model, sae, text);
+      const perToken = topFeaturesPerToken(run.features, sae.d_sae, top);
+      const tokens = run.tokens.map((id, t): TokenFeatures => {
+        const [start, end] = run.offsets?.[t] ?? [0, 0];
+        return {
+          index: t,
+          text: run.offsets ? text.slice(start, end) : model.tokenizer.decode([id]),
+          start,
+          end,
+          features: perToken[t].map(({ feature, value }) => {
+            const label = featureLabel(labels, key, feature);
+            return { feature, value, name: featureDisplayName(feature, label, stats?.features[feature]), ...(label ? { label } : {}) };
+          }),
+        };
+      });
+      const result: FeaturesResult = { modelFolder, sae: { folder: path.resolve(saeFolder), hook_name: sae.hookName, d_sae: sae.d_sae, statsFile: stats !== undefined }, tokens };
+      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatFeatures(result)}\n`);
+    } finally {
+      await model.dispose();
+    }
+    return 0;
+  },
+};

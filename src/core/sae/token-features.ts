@@ -1,0 +1,89 @@
+/**
+ * Each token's strongest SAE features for the editor (the worker's `features` method): one cached
+ * forward pass, the SAE's encoding, and, from feature-stats.json when the SAE folder has one, each
+ * listed feature's density and matched concept so hovers can name it.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LoupeError } from "../errors";
+import type { HookedModel } from "../model/hooked-model";
+import { saeFeatureActivations } from "./attach";
+import { featureStatsFile, readFeatureStats } from "./feature-stats-file";
+import { topFeaturesPerToken, type ConceptMatch, type FeatureStats } from "./features";
+import { loadSae } from "./load";
+import type { Sae } from "./sae";
+import { SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME } from "./config";
+
+export interface TokenFeatureEntry {
+  readonly feature: number;
+  readonly value: number;
+  /** From feature-stats.json: the share of corpus tokens where the feature fires. */
+  readonly density?: number;
+  readonly concept?: ConceptMatch;
+}
+
+export interface TokenFeaturesResult {
+  readonly saeFolder: string;
+  readonly hook_name: string;
+  readonly d_sae: number;
+  readonly hasStats: boolean;
+  readonly tokens: Array<{ readonly index: number; readonly start: number; readonly end: number; readonly text: string; readonly features: TokenFeatureEntry[] }>;
+  /** Each listed feature's largest activation in this text, for colour scales. */
+  readonly maxByFeature: Record<string, number>;
+  /** One feature's activation at every token (asked for with `focus`), listed or not. */
+  readonly focus?: { readonly feature: number; readonly values: number[] };
+}
+
+interface Loaded {
+  readonly sae: Sae;
+  readonly stats: FeatureStats | undefined;
+  readonly stamp: string;
+}
+
+/** Loaded SAEs and their stats by folder, reloaded when a file in the folder changes. */
+export class SaeStore {
+  private readonly entries = new Map<string, Loaded>();
+  constructor(private readonly capacity = 4) {}
+
+  get(folder: string): { sae: Sae; stats: FeatureStats | undefined } {
+    const dir = path.resolve(folder);
+    const stamp = [SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, path.basename(featureStatsFile(dir))]
+      .map((f) => {
+        const file = path.join(dir, f);
+        return fs.existsSync(file) ? `${fs.statSync(file).mtimeMs}:${fs.statSync(file).size}` : "-";
+      })
+      .join("|");
+    const hit = this.entries.get(dir);
+    if (hit && hit.stamp === stamp) return hit;
+    const sae = loadSae(dir);
+    const loaded: Loaded = { sae, stats: readFeatureStats(dir, sae), stamp };
+    this.entries.delete(dir);
+    this.entries.set(dir, loaded);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+    return loaded;
+  }
+}
+
+/** The k strongest features at every token of `text`, annotated from the stats when present. */
+export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stats: FeatureStats | undefined }, text: string, options: { topK?: number; focus?: number; signal?: AbortSignal } = {}): Promise<TokenFeaturesResult> {
+  const { sae, stats } = loaded;
+  if (text.trim() === "") throw new LoupeError("empty-input", "Select some text to read SAE features of.");
+  const n = model.toTokens(text).length;
+  if (n > model.cfg.nCtx) throw new LoupeError("context-overflow", `The selection is ${n} tokens; the model's context window is ${model.cfg.nCtx}. Select less text.`);
+  const run = await saeFeatureActivations(model, sae, text, { signal: options.signal });
+  const perToken = topFeaturesPerToken(run.features, sae.d_sae, options.topK ?? 5);
+  const maxByFeature: Record<string, number> = {};
+  const tokens = run.tokens.map((_, t) => {
+    const [start, end] = run.offsets![t];
+    const features = perToken[t].map(({ feature, value }): TokenFeatureEntry => {
+      const summary = stats?.features[feature];
+      maxByFeature[feature] = Math.max(maxByFeature[feature] ?? 0, value);
+      return { feature, value, ...(summary ? { density: summary.density } : {}), ...(summary?.concept ? { concept: summary.concept } : {}) };
+    });
+    return { index: t, start, end, text: text.slice(start, end), features };
+  });
+  const focus = options.focus;
+  if (focus !== undefined && !(Number.isInteger(focus) && focus >= 0 && focus < sae.d_sae)) throw new LoupeError("bad-argument", `Feature ${focus} is outside 0..${sae.d_sae - 1}.`);
+  const focusValues = focus === undefined ? undefined : run.tokens.map((_, t) => run.features[t * sae.d_sae + focus]);
+  return { saeFolder: sae.source ?? "", hook_name: sae.hookName, d_sae: sae.d_sae, hasStats: stats !== undefined, tokens, maxByFeature, ...(focusValues ? { focus: { feature: focus!, values: focusValues } } : {}) };
+}

@@ -1,0 +1,217 @@
+/**
+ * The SAE feature dashboard's data and message protocol, and the feature lens's hover and colour
+ * levels: pure functions shared by the extension, the webview and tests. The extension posts a
+ * `FeatureDashboardState`; the webview answers with `FeatureDashboardRequest`s, checked here before
+ * anything acts on them (the page renders corpus text and user labels).
+ */
+import type { FeatureStats, FeatureSummary } from "../sae/features";
+import type { TokenFeaturesResult } from "../sae/token-features";
+import type { TokenEffect } from "../sae/logit-effects";
+import { CONCEPT_LABEL_MIN_F1, featureDisplayName } from "../sae/feature-labels";
+import { LEVELS } from "./lenses";
+
+/** User labels are one line; longer text is cut here rather than trusted from the webview. */
+export const MAX_LABEL_LENGTH = 120;
+
+export interface ContextPiece {
+  readonly text: string;
+  /** The feature's activation at this piece (0 for the text between tokens). */
+  readonly value: number;
+  /** The token the context is about. */
+  readonly focus: boolean;
+}
+
+export interface FeatureDashboardState {
+  readonly feature: number;
+  readonly d_sae: number;
+  readonly hook_name: string;
+  /** The SAE folder as shown to the user. */
+  readonly sae: string;
+  readonly label: string;
+  readonly hasStats: boolean;
+  /** Said when there are no stats: how to make them. */
+  readonly note?: string;
+  readonly density?: number;
+  readonly fired?: number;
+  readonly corpusTokens?: number;
+  readonly corpus?: string;
+  readonly meanActivation?: number;
+  readonly maxActivation?: number;
+  /** Bins of log10(activation) over firing tokens. */
+  readonly histogram?: ReadonlyArray<{ readonly from: number; readonly to: number; readonly count: number }>;
+  readonly contexts?: ReadonlyArray<{ readonly value: number; readonly pieces: readonly ContextPiece[] }>;
+  readonly promoted?: readonly TokenEffect[];
+  readonly suppressed?: readonly TokenEffect[];
+  readonly concept?: { readonly label: string; readonly f1: number; readonly precision: number; readonly recall: number };
+}
+
+/** Split a context snippet into token pieces (with the gaps between tokens, if any) for highlighting. */
+export function contextPieces(context: FeatureSummary["topContexts"][number]): ContextPiece[] {
+  const pieces: ContextPiece[] = [];
+  let at = 0;
+  context.offsets.forEach(([start, end], i) => {
+    if (start > at) pieces.push({ text: context.text.slice(at, start), value: 0, focus: false });
+    pieces.push({ text: context.text.slice(start, end), value: context.values[i] ?? 0, focus: i === context.token });
+    at = Math.max(at, end);
+  });
+  if (at < context.text.length) pieces.push({ text: context.text.slice(at), value: 0, focus: false });
+  return pieces;
+}
+
+export function featureDashboardState(args: {
+  feature: number;
+  sae: string;
+  hook_name: string;
+  d_sae: number;
+  label?: string;
+  stats?: FeatureStats;
+}): FeatureDashboardState {
+  const { feature, sae, hook_name, d_sae, stats } = args;
+  const base = { feature, d_sae, hook_name, sae, label: args.label ?? "" };
+  const summary = stats?.features[feature];
+  if (!stats || !summary) {
+    return {
+      ...base,
+      hasStats: false,
+      note: `No feature-stats.json next to this SAE. Compute it with: loupe features --compute-stats CORPUS.jsonl --sae ${sae}`,
+    };
+  }
+  const { log10Min, log10Max, bins } = stats.histogram;
+  const width = (log10Max - log10Min) / bins;
+  return {
+    ...base,
+    hasStats: true,
+    density: summary.density,
+    fired: summary.fired,
+    corpusTokens: stats.corpus.tokens,
+    corpus: stats.corpus.description,
+    meanActivation: summary.meanActivation,
+    maxActivation: summary.maxActivation,
+    histogram: summary.histogram.map((count, i) => ({ from: log10Min + i * width, to: log10Min + (i + 1) * width, count })),
+    contexts: summary.topContexts.map((c) => ({ value: c.value, pieces: contextPieces(c) })),
+    promoted: summary.logits?.promoted ?? [],
+    suppressed: summary.logits?.suppressed ?? [],
+    ...(summary.concept ? { concept: summary.concept } : {}),
+  };
+}
+
+export type FeatureDashboardRequest =
+  | { readonly type: "ready" }
+  /** Save (or, when empty, remove) the user's label for the shown feature. */
+  | { readonly type: "label"; readonly feature: number; readonly label: string }
+  /** Show another feature of the same SAE. */
+  | { readonly type: "open"; readonly feature: number }
+  /** Steer generation from the editor's selection with the feature on show. */
+  | { readonly type: "steer"; readonly feature: number };
+
+/** The request if `message` is well formed and names a feature of this SAE; else null. */
+export function parseFeatureDashboardRequest(message: unknown, state: Pick<FeatureDashboardState, "d_sae" | "feature">): FeatureDashboardRequest | null {
+  if (typeof message !== "object" || message === null) return null;
+  const m = message as Record<string, unknown>;
+  const featureOk = typeof m.feature === "number" && Number.isInteger(m.feature) && m.feature >= 0 && m.feature < state.d_sae;
+  switch (m.type) {
+    case "ready":
+      return Object.keys(m).length === 1 ? { type: "ready" } : null;
+    case "label":
+      // Only the feature on show can be labelled: a stale page must not relabel another one.
+      return featureOk && m.feature === state.feature && typeof m.label === "string"
+        ? { type: "label", feature: m.feature as number, label: m.label.replace(/\s+/g, " ").trim().slice(0, MAX_LABEL_LENGTH) }
+        : null;
+    case "open":
+      return featureOk ? { type: "open", feature: m.feature as number } : null;
+    case "steer":
+      return featureOk && m.feature === state.feature && Object.keys(m).length === 2 ? { type: "steer", feature: m.feature as number } : null;
+    default:
+      return null;
+  }
+}
+
+/** Escape text for Markdown hovers. */
+function md(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
+}
+
+/** The command link that opens the dashboard on one feature (hovers trust only this command). */
+export function exploreFeatureLink(saeFolder: string, feature: number): string {
+  return `command:loupe.exploreFeature?${encodeURIComponent(JSON.stringify([{ saeFolder, feature }]))}`;
+}
+
+/** Hover for one token under the feature lens: its strongest features with names and links. */
+export function featureHoverMarkdown(result: TokenFeaturesResult, index: number, labelOf: (feature: number) => string | undefined): string {
+  const token = result.tokens[index];
+  const lines = [`**Loupe SAE features** at \`${JSON.stringify(token.text)}\` (token ${index}, ${md(result.hook_name)})`, ""];
+  if (token.features.length === 0) {
+    lines.push("No feature fires here.");
+    return lines.join("\n");
+  }
+  lines.push("| feature | activation | label | density |", "|---|---:|---|---:|");
+  for (const f of token.features) {
+    const user = labelOf(f.feature);
+    const label = user ? md(user) : f.concept ? `~${md(f.concept.label)} (F1 ${f.concept.f1.toFixed(2)})` : "";
+    const density = f.density === undefined ? "–" : `${(f.density * 100).toFixed(f.density < 0.01 ? 2 : 1)}%`;
+    lines.push(`| [#${f.feature}](${exploreFeatureLink(result.saeFolder, f.feature)}) | ${f.value.toFixed(2)} | ${label} | ${density} |`);
+  }
+  if (!result.hasStats) lines.push("", "_No feature-stats.json next to the SAE: concepts and densities are not shown._");
+  return lines.join("\n");
+}
+
+export interface FeatureTokenLevel {
+  readonly index: number;
+  readonly value: number;
+  readonly level: number;
+}
+
+/**
+ * Colour strengths: with a focused feature, its activation relative to its maximum in this text;
+ * otherwise each token's strongest activation relative to the strongest in the text. A focused
+ * feature uses the result's `focus` values when they are for it, else only the tokens where it is
+ * among the top features.
+ */
+export function featureTokenLevels(result: TokenFeaturesResult, focus?: number): FeatureTokenLevel[] {
+  const all = result.focus?.feature === focus ? result.focus?.values : undefined;
+  const values = result.tokens.map((t, i) => (focus === undefined ? (t.features[0]?.value ?? 0) : (all?.[i] ?? t.features.find((f) => f.feature === focus)?.value ?? 0)));
+  const max = Math.max(0, ...values);
+  if (max <= 0) return [];
+  const out: FeatureTokenLevel[] = [];
+  values.forEach((value, index) => {
+    const level = Math.min(LEVELS, Math.ceil((value / max) * LEVELS));
+    if (level > 0) out.push({ index, value, level });
+  });
+  return out;
+}
+
+export interface FeaturePick {
+  readonly feature: number;
+  /** "#17 first names", "#17 ~colour (F1 0.93)" or "#17". */
+  readonly label: string;
+  /** Density and activation summary. */
+  readonly description: string;
+  /** Top promoted tokens, when the stats have logit effects. */
+  readonly detail?: string;
+}
+
+/**
+ * Entries for the Explore / Steer feature pickers: features the user labelled first, then those a
+ * concept matches (best F1 first), then the rest by density; features that never fired on the
+ * stats corpus last. Searching the picker searches labels, concepts and promoted tokens.
+ */
+export function featurePickItems(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats): FeaturePick[] {
+  const rank = (f: number): [number, number] => {
+    const summary = stats?.features[f];
+    if (labelOf(f)) return [0, 0];
+    if (summary?.concept && summary.concept.f1 >= CONCEPT_LABEL_MIN_F1) return [1, -summary.concept.f1];
+    if (!stats || (summary && summary.fired > 0)) return [2, -(summary?.density ?? 0)];
+    return [3, 0];
+  };
+  const order = Array.from({ length: d_sae }, (_, f) => f).sort((a, b) => {
+    const [ra, ka] = rank(a);
+    const [rb, kb] = rank(b);
+    return ra - rb || ka - kb || a - b;
+  });
+  return order.map((feature) => {
+    const summary = stats?.features[feature];
+    const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${(summary.density * 100).toFixed(summary.density < 0.01 ? 2 : 1)}% · max ${summary.maxActivation.toFixed(2)}`;
+    const promoted = summary?.logits?.promoted.slice(0, 5).map((e) => JSON.stringify(e.token)).join(" ");
+    return { feature, label: featureDisplayName(feature, labelOf(feature), summary), description, ...(promoted ? { detail: `promotes ${promoted}` } : {}) };
+  });
+}

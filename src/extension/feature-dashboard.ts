@@ -1,0 +1,193 @@
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as vscode from "vscode";
+import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
+import { featureLabel, readFeatureLabels, setFeatureLabel, writeFeatureLabels } from "../core/sae/feature-labels";
+import { featureStatsFile, readFeatureStats } from "../core/sae/feature-stats-file";
+import type { FeatureStats } from "../core/sae/features";
+import { featureDashboardState, featurePickItems, parseFeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
+import { describeError } from "./errors";
+import { chosenSaeFolder, labelKey, labelsFile, readLabelsQuietly, type FeatureLens } from "./feature-lens";
+import type { ModelHost } from "./model-host";
+import { readSettings } from "./settings";
+
+/** What `loupe.exploreFeature` takes from hover links; anything else is asked for. */
+interface ExploreArgs {
+  readonly saeFolder?: unknown;
+  readonly feature?: unknown;
+}
+
+/**
+ * Loupe: Explore SAE Feature…: a dashboard for one feature (label, density, log-activation
+ * histogram, top-activating contexts with their tokens highlighted, logit effects) read from the
+ * SAE's feature-stats.json. The user's label is saved to .loupe/feature-labels.json. While the
+ * dashboard is open, the feature lens colours the editor by the feature on show.
+ */
+export class FeatureDashboard implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | undefined;
+  private state: FeatureDashboardState | undefined;
+  private saeFolder = "";
+  private stats: { file: string; stamp: string; stats: FeatureStats | undefined } | undefined;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly models: ModelHost,
+    private readonly lens: FeatureLens,
+  ) {}
+
+  async explore(args?: ExploreArgs): Promise<void> {
+    try {
+      const saeFolder = typeof args?.saeFolder === "string" && args.saeFolder ? args.saeFolder : chosenSaeFolder(this.models.chosenFolder(readSettings().modelPath));
+      if (!saeFolder) {
+        void vscode.window.showWarningMessage("Loupe: no SAE for this model. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors).");
+        return;
+      }
+      const d_sae = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae;
+      let feature = typeof args?.feature === "number" && Number.isInteger(args.feature) ? args.feature : undefined;
+      if (feature === undefined) {
+        feature = await pickFeature(saeFolder, d_sae, `Loupe: explore which feature of ${path.basename(saeFolder)}?`);
+        if (feature === undefined) return;
+      }
+      if (feature < 0 || feature >= d_sae) {
+        void vscode.window.showWarningMessage(`Loupe: feature ${feature} is outside 0..${d_sae - 1}.`);
+        return;
+      }
+      this.show(saeFolder, d_sae, feature);
+    } catch (error) {
+      const message = describeError(error);
+      if (message) void vscode.window.showErrorMessage(message);
+    }
+  }
+
+  private show(saeFolder: string, d_sae: number, feature: number): void {
+    const stats = this.readStats(saeFolder);
+    const cfg = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME));
+    if (stats && stats.sae.d_sae !== d_sae) throw new Error(`${featureStatsFile(saeFolder)} is for an SAE with d_sae ${stats.sae.d_sae}, not ${d_sae}: compute the statistics again.`);
+    const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
+    this.saeFolder = saeFolder;
+    this.state = featureDashboardState({
+      feature,
+      sae: vscode.workspace.asRelativePath(saeFolder),
+      hook_name: cfg.hook_name,
+      d_sae,
+      label: featureLabel(labels, labelKey(saeFolder), feature),
+      stats,
+    });
+    const title = `Feature #${feature}${this.state.label ? `: ${this.state.label}` : ""}`;
+    if (!this.panel) {
+      const scripts = vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview");
+      this.panel = vscode.window.createWebviewPanel("loupe.feature", title, vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [scripts], retainContextWhenHidden: false });
+      this.panel.onDidDispose(() => {
+        this.panel = undefined;
+        void this.lens.focus(this.saeFolder, undefined);
+      });
+      this.panel.webview.onDidReceiveMessage((message: unknown) => void this.onMessage(message));
+      this.panel.webview.html = this.html(this.panel.webview, vscode.Uri.joinPath(scripts, "features.js"));
+    } else {
+      this.panel.title = title;
+      void this.panel.webview.postMessage({ type: "state", state: this.state });
+    }
+    void this.lens.focus(saeFolder, feature);
+    this.panel.reveal(undefined, true);
+  }
+
+  /** The stats file, parsed once and again only when it changes on disk. */
+  private readStats(saeFolder: string): FeatureStats | undefined {
+    const file = featureStatsFile(saeFolder);
+    const stamp = fs.existsSync(file) ? `${fs.statSync(file).mtimeMs}:${fs.statSync(file).size}` : "-";
+    if (this.stats?.file !== file || this.stats.stamp !== stamp) this.stats = { file, stamp, stats: readFeatureStats(saeFolder) };
+    return this.stats.stats;
+  }
+
+  private async onMessage(message: unknown): Promise<void> {
+    if (!this.state || !this.panel) return;
+    const request = parseFeatureDashboardRequest(message, this.state);
+    if (!request) return; // Malformed or stale: ignore rather than act on it.
+    try {
+      switch (request.type) {
+        case "ready":
+          await this.panel.webview.postMessage({ type: "state", state: this.state });
+          return;
+        case "open":
+          this.show(this.saeFolder, this.state.d_sae, request.feature);
+          return;
+        case "steer":
+          await vscode.commands.executeCommand("loupe.steerFeature", { saeFolder: this.saeFolder, feature: request.feature });
+          return;
+        case "label": {
+          const file = labelsFile();
+          if (!file) {
+            void vscode.window.showWarningMessage("Loupe: open a folder to keep feature labels in its .loupe/feature-labels.json.");
+            return;
+          }
+          // Read, change one entry, write: labels other windows saved meanwhile are kept.
+          writeFeatureLabels(file, setFeatureLabel(readFeatureLabels(file), labelKey(this.saeFolder), request.feature, request.label));
+          this.lens.reloadLabels();
+          this.show(this.saeFolder, this.state.d_sae, request.feature);
+          return;
+        }
+      }
+    } catch (error) {
+      const text = describeError(error);
+      if (text) void vscode.window.showErrorMessage(text);
+    }
+  }
+
+  private html(webview: vscode.Webview, script: vscode.Uri): string {
+    const nonce = randomBytes(16).toString("base64");
+    return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}'; font-src ${webview.cspSource};">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style nonce="${nonce}">
+body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); padding: 0 1.2em 2em; }
+svg { width: 100%; max-width: 640px; }
+rect.bin { fill: var(--vscode-charts-blue); }
+.tick { fill: var(--vscode-descriptionForeground); font-size: 10px; }
+.axis { stroke: var(--vscode-panel-border); }
+.muted, .note { color: var(--vscode-descriptionForeground); }
+.controls { display: flex; gap: .5em; align-items: center; flex-wrap: wrap; margin: .5em 0 1em; }
+.context { font-family: var(--vscode-editor-font-family); white-space: pre-wrap; margin: .25em 0; padding: .3em .5em; border-left: 3px solid var(--vscode-panel-border); }
+.context .value { color: var(--vscode-descriptionForeground); margin-right: .8em; }
+.tok { border-radius: 2px; background: color-mix(in srgb, var(--vscode-charts-orange) calc(var(--strength) * 70%), transparent); }
+.tok.focus { outline: 1px solid var(--vscode-focusBorder); }
+.logits { display: flex; gap: 2em; flex-wrap: wrap; }
+.logits table { border-collapse: collapse; }
+.logits td { padding: .1em .6em; font-family: var(--vscode-editor-font-family); }
+.logits td.num { text-align: right; }
+.pos { color: var(--vscode-charts-blue); } .neg { color: var(--vscode-charts-red); }
+</style></head>
+<body><div id="root"></div>
+<script nonce="${nonce}" type="module" src="${webview.asWebviewUri(script)}"></script>
+</body></html>`;
+  }
+
+  dispose(): void {
+    this.panel?.dispose();
+  }
+}
+
+/**
+ * Ask for a feature of the SAE in `saeFolder`: a quick pick over every feature, labelled ones and
+ * concept matches first, searchable by label, concept and promoted tokens; typing an index works
+ * too ("#713" matches).
+ */
+export async function pickFeature(saeFolder: string, d_sae: number, title: string): Promise<number | undefined> {
+  let stats: FeatureStats | undefined;
+  try {
+    stats = readFeatureStats(saeFolder);
+  } catch (error) {
+    void vscode.window.showWarningMessage(describeError(error) ?? String(error));
+  }
+  const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
+  const key = labelKey(saeFolder);
+  const items = featurePickItems(d_sae, (f) => featureLabel(labels, key, f), stats).map((p) => ({ ...p, alwaysShow: false }));
+  const picked = await vscode.window.showQuickPick(items, {
+    title,
+    placeHolder: stats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",
+    matchOnDescription: true,
+    matchOnDetail: true,
+  });
+  return picked?.feature;
+}

@@ -1,0 +1,179 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as vscode from "vscode";
+import { SAE_CFG_FILENAME } from "../core/sae/config";
+import { featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../core/sae/feature-labels";
+import type { TokenFeaturesResult } from "../core/sae/token-features";
+import { featureHoverMarkdown, featureTokenLevels } from "../core/view/feature-dashboard";
+import { LEVELS } from "../core/view/lenses";
+import { describeError } from "./errors";
+import type { ModelHost } from "./model-host";
+import { readSettings } from "./settings";
+
+/** The worker call this lens needs (ModelHost.features; kept as an interface so tests can fake it). */
+export interface FeatureSource {
+  features(params: { text: string; saeFolder: string; topK?: number; focus?: number }, token: vscode.CancellationToken): Promise<TokenFeaturesResult>;
+}
+
+interface Shown {
+  readonly startOffset: number;
+  readonly text: string;
+  result: TokenFeaturesResult;
+  /** Colour by this feature's activation instead of each token's strongest one. */
+  focus?: number;
+}
+
+/** Where the workspace keeps user labels, or undefined without a folder open. */
+export function labelsFile(): string | undefined {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  return folder ? path.join(folder.uri.fsPath, FEATURE_LABELS_FILE) : undefined;
+}
+
+export function labelKey(saeFolder: string): string {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  return folder ? saeLabelKey(folder.uri.fsPath, saeFolder) : saeFolder.split(path.sep).join("/");
+}
+
+/** The user's labels, or none when the file is missing or broken (a broken file is reported once). */
+export function readLabelsQuietly(onError?: (message: string) => void): FeatureLabels {
+  const file = labelsFile();
+  try {
+    return file ? readFeatureLabels(file) : { version: 1, saes: {} };
+  } catch (error) {
+    onError?.(describeError(error) ?? String(error));
+    return { version: 1, saes: {} };
+  }
+}
+
+/**
+ * The SAE for a model: the loupe.saePath setting (trusted workspaces only), else the model folder's
+ * sae/<hook> folder (the bundled model ships one), else undefined.
+ */
+export function chosenSaeFolder(modelFolder: string): string | undefined {
+  const setting = vscode.workspace.getConfiguration("loupe").get<string>("saePath", "");
+  if (setting && vscode.workspace.isTrusted) return setting;
+  const root = path.join(modelFolder, "sae");
+  if (!fs.existsSync(root)) return undefined;
+  const found = fs
+    .readdirSync(root)
+    .filter((name) => fs.existsSync(path.join(root, name, SAE_CFG_FILENAME)))
+    .sort();
+  return found.length ? path.join(root, found[0]) : undefined;
+}
+
+/** Show SAE Features: token backgrounds by SAE activation, hovers with each token's top features. */
+export class FeatureLens implements vscode.Disposable, vscode.HoverProvider {
+  private readonly levels: vscode.TextEditorDecorationType[];
+  private readonly shown = new Map<string, Shown>();
+  private readonly disposables: vscode.Disposable[] = [];
+  private labels: FeatureLabels = { version: 1, saes: {} };
+
+  constructor(
+    private readonly models: ModelHost,
+    private readonly source: FeatureSource,
+  ) {
+    this.levels = Array.from({ length: LEVELS }, (_, i) =>
+      vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor(`loupe.tokenHeat${i + 1}`), borderRadius: "2px" }),
+    );
+    // Token offsets stop holding after an edit: drop the lens rather than colour the wrong text.
+    this.disposables.push(vscode.workspace.onDidChangeTextDocument((e) => e.contentChanges.length && this.forget(e.document)));
+  }
+
+  async show(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showInformationMessage("Loupe: open a text editor and select the text to read SAE features of.");
+      return;
+    }
+    const document = editor.document;
+    const range = editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
+    const text = document.getText(range);
+    if (text.trim() === "") {
+      void vscode.window.showInformationMessage("Loupe: select some text to read SAE features of.");
+      return;
+    }
+    try {
+      const model = await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
+      const saeFolder = chosenSaeFolder(model.folder);
+      if (!saeFolder) {
+        void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors) made for this model.`);
+        return;
+      }
+      const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: "Loupe: reading SAE features…", cancellable: true }, (_p, token) =>
+        this.source.features({ text, saeFolder, topK: 5 }, token),
+      );
+      this.labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
+      this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), text, result });
+      this.draw(editor);
+    } catch (error) {
+      const message = describeError(error);
+      if (message) void vscode.window.showErrorMessage(message);
+    }
+  }
+
+  /**
+   * Colour the shown text by one feature (from the dashboard), or by each token's strongest again.
+   * The lens holds only each token's top features, so it asks the worker for the focused one's
+   * activation at every token.
+   */
+  async focus(saeFolder: string, feature: number | undefined): Promise<void> {
+    const same = [...this.shown.values()].filter((shown) => path.resolve(shown.result.saeFolder) === path.resolve(saeFolder));
+    for (const shown of same) {
+      shown.focus = feature;
+      if (feature === undefined || shown.result.focus?.feature === feature) continue;
+      try {
+        const source = new vscode.CancellationTokenSource();
+        shown.result = await this.source.features({ text: shown.text, saeFolder, topK: 5, focus: feature }, source.token);
+        source.dispose();
+      } catch {
+        // Keep colouring by the top features; the dashboard itself is unaffected.
+      }
+    }
+    for (const editor of vscode.window.visibleTextEditors) this.draw(editor);
+  }
+
+  /** Labels changed on disk (the dashboard saved one): hovers read them again. */
+  reloadLabels(): void {
+    this.labels = readLabelsQuietly();
+  }
+
+  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
+    const shown = this.shown.get(document.uri.toString());
+    if (!shown) return undefined;
+    const local = document.offsetAt(position) - shown.startOffset;
+    const token = shown.result.tokens.find((t) => t.start <= local && local < t.end);
+    if (!token) return undefined;
+    const key = labelKey(shown.result.saeFolder);
+    const markdown = new vscode.MarkdownString(featureHoverMarkdown(shown.result, token.index, (f) => featureLabel(this.labels, key, f)));
+    // Links may run this one command and nothing else.
+    markdown.isTrusted = { enabledCommands: ["loupe.exploreFeature"] };
+    markdown.supportHtml = false;
+    return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
+  }
+
+  clear(): void {
+    this.shown.clear();
+    for (const editor of vscode.window.visibleTextEditors) for (const type of this.levels) editor.setDecorations(type, []);
+  }
+
+  private draw(editor: vscode.TextEditor): void {
+    const shown = this.shown.get(editor.document.uri.toString());
+    const byLevel: vscode.Range[][] = this.levels.map(() => []);
+    if (shown) {
+      for (const { index, level } of featureTokenLevels(shown.result, shown.focus)) {
+        const t = shown.result.tokens[index];
+        if (t.end > t.start) byLevel[level - 1].push(new vscode.Range(editor.document.positionAt(shown.startOffset + t.start), editor.document.positionAt(shown.startOffset + t.end)));
+      }
+    }
+    this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
+  }
+
+  private forget(document: vscode.TextDocument): void {
+    if (!this.shown.delete(document.uri.toString())) return;
+    for (const editor of vscode.window.visibleTextEditors) if (editor.document === document) this.draw(editor);
+  }
+
+  dispose(): void {
+    for (const d of [...this.levels, ...this.disposables]) d.dispose();
+  }
+}
