@@ -47,8 +47,10 @@ export interface InspectResult {
   readonly nLayers: number;
   readonly text: string;
   readonly tokens: TokenReport[];
-  /** Forward passes: texts longer than the context window are read in overlapping windows. */
+  /** Windows: texts longer than the context window are read in overlapping windows. */
   readonly windows: number;
+  /** Windows taken from `previous` (unchanged tokens) instead of run again. */
+  readonly reusedWindows: number;
   readonly elapsedMs: number;
 }
 
@@ -57,6 +59,12 @@ export interface InspectOptions {
   readonly topK?: number;
   /** Refuse texts longer than this many tokens (the model's context window is a limit too). */
   readonly maxTokens?: number;
+  /**
+   * An earlier inspection by the same model, e.g. of the text before an edit. Windows whose tokens,
+   * and the token after them, are unchanged are taken from it instead of run again (the result is
+   * the same: each window sees only its own tokens).
+   */
+  readonly previous?: InspectResult;
   readonly signal?: AbortSignal;
 }
 
@@ -77,13 +85,38 @@ export async function inspectText(model: HookedModel, text: string, options: Ins
   const W = model.cfg.nCtx;
   const stride = Math.max(1, W - Math.floor(W / 2));
   const tokens: TokenReport[] = [];
+  const reusable = reusableReports(model, options.previous, ids, k);
   let windows = 0;
+  let reusedWindows = 0;
   for (let from = 0; tokens.length < ids.length; from += stride) {
     const to = Math.min(ids.length, from + W);
-    tokens.push(...(await inspectWindow(model, ids, encoding.offsets, from, to, tokens.length, k, options.signal)));
+    const reused = reusable(tokens.length, to);
+    if (reused) {
+      tokens.push(...reused.map((r) => ({ ...r, start: encoding.offsets[r.index][0], end: encoding.offsets[r.index][1] })));
+      reusedWindows++;
+    } else {
+      tokens.push(...(await inspectWindow(model, ids, encoding.offsets, from, to, tokens.length, k, options.signal)));
+    }
     windows++;
   }
-  return { modelFolder: model.folder, nLayers: model.cfg.nLayers, text, tokens, windows, elapsedMs: performance.now() - started };
+  return { modelFolder: model.folder, nLayers: model.cfg.nLayers, text, tokens, windows, reusedWindows, elapsedMs: performance.now() - started };
+}
+
+/**
+ * Reports for tokens [keepFrom, to) that `previous` already holds, or undefined. A token's report
+ * depends on the tokens of its window and on the token after it (the logit lens's next-token
+ * probability), so a window is reusable when every token up to and including the one after it is
+ * unchanged, or when both texts end where the window ends.
+ */
+function reusableReports(model: HookedModel, previous: InspectResult | undefined, ids: readonly number[], k: number): (keepFrom: number, to: number) => TokenReport[] | undefined {
+  if (!previous || previous.modelFolder !== model.folder || previous.nLayers !== model.cfg.nLayers || previous.tokens[0]?.top.length !== k) return () => undefined;
+  const old = previous.tokens;
+  let common = 0;
+  while (common < ids.length && common < old.length && old[common].id === ids[common]) common++;
+  return (keepFrom, to) => {
+    const sameNext = to < ids.length ? common >= to + 1 : common >= to && old.length === ids.length;
+    return sameNext && common >= to ? old.slice(keepFrom, to) : undefined;
+  };
 }
 
 /** Run ids[from, to) and report tokens keepFrom..to-1 (global indices); lens targets look past the window. */

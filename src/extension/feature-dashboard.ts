@@ -6,10 +6,11 @@ import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, readFeatureLabels, setFeatureLabel, writeFeatureLabels } from "../core/sae/feature-labels";
 import { featureStatsFile, readFeatureStats } from "../core/sae/feature-stats-file";
 import type { FeatureStats } from "../core/sae/features";
-import { featureDashboardState, featurePickItems, parseFeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
+import { featureDashboardState, parseFeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
 import { describeError } from "./errors";
-import { chosenSaeFolder, labelKey, labelsFile, readLabelsQuietly, type FeatureLens } from "./feature-lens";
+import type { FeatureLens } from "./feature-lens";
 import type { ModelHost } from "./model-host";
+import { chosenSaeFolder, labelKey, labelsFile, pickFeature, readLabelsQuietly } from "./sae-workspace";
 import { readSettings } from "./settings";
 
 /** What `loupe.exploreFeature` takes from hover links; anything else is asked for. */
@@ -166,28 +167,4 @@ rect.bin { fill: var(--vscode-charts-blue); }
   dispose(): void {
     this.panel?.dispose();
   }
-}
-
-/**
- * Ask for a feature of the SAE in `saeFolder`: a quick pick over every feature, labelled ones and
- * concept matches first, searchable by label, concept and promoted tokens; typing an index works
- * too ("#713" matches).
- */
-export async function pickFeature(saeFolder: string, d_sae: number, title: string): Promise<number | undefined> {
-  let stats: FeatureStats | undefined;
-  try {
-    stats = readFeatureStats(saeFolder);
-  } catch (error) {
-    void vscode.window.showWarningMessage(describeError(error) ?? String(error));
-  }
-  const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
-  const key = labelKey(saeFolder);
-  const items = featurePickItems(d_sae, (f) => featureLabel(labels, key, f), stats).map((p) => ({ ...p, alwaysShow: false }));
-  const picked = await vscode.window.showQuickPick(items, {
-    title,
-    placeHolder: stats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",
-    matchOnDescription: true,
-    matchOnDetail: true,
-  });
-  return picked?.feature;
 }

@@ -1,12 +1,12 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { SAE_CFG_FILENAME } from "../core/sae/config";
-import { featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../core/sae/feature-labels";
+import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
+import { featureLabel, type FeatureLabels } from "../core/sae/feature-labels";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
 import { featureHoverMarkdown, featureTokenLevels } from "../core/view/feature-dashboard";
 import { LEVELS } from "../core/view/lenses";
 import { describeError } from "./errors";
+import { chosenSaeFolder, labelKey, pickFeature, readLabelsQuietly } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
 
@@ -21,44 +21,6 @@ interface Shown {
   result: TokenFeaturesResult;
   /** Colour by this feature's activation instead of each token's strongest one. */
   focus?: number;
-}
-
-/** Where the workspace keeps user labels, or undefined without a folder open. */
-export function labelsFile(): string | undefined {
-  const folder = vscode.workspace.workspaceFolders?.[0];
-  return folder ? path.join(folder.uri.fsPath, FEATURE_LABELS_FILE) : undefined;
-}
-
-export function labelKey(saeFolder: string): string {
-  const folder = vscode.workspace.workspaceFolders?.[0];
-  return folder ? saeLabelKey(folder.uri.fsPath, saeFolder) : saeFolder.split(path.sep).join("/");
-}
-
-/** The user's labels, or none when the file is missing or broken (a broken file is reported once). */
-export function readLabelsQuietly(onError?: (message: string) => void): FeatureLabels {
-  const file = labelsFile();
-  try {
-    return file ? readFeatureLabels(file) : { version: 1, saes: {} };
-  } catch (error) {
-    onError?.(describeError(error) ?? String(error));
-    return { version: 1, saes: {} };
-  }
-}
-
-/**
- * The SAE for a model: the loupe.saePath setting (trusted workspaces only), else the model folder's
- * sae/<hook> folder (the bundled model ships one), else undefined.
- */
-export function chosenSaeFolder(modelFolder: string): string | undefined {
-  const setting = vscode.workspace.getConfiguration("loupe").get<string>("saePath", "");
-  if (setting && vscode.workspace.isTrusted) return setting;
-  const root = path.join(modelFolder, "sae");
-  if (!fs.existsSync(root)) return undefined;
-  const found = fs
-    .readdirSync(root)
-    .filter((name) => fs.existsSync(path.join(root, name, SAE_CFG_FILENAME)))
-    .sort();
-  return found.length ? path.join(root, found[0]) : undefined;
 }
 
 /** Show SAE Features: token backgrounds by SAE activation, hovers with each token's top features. */
@@ -79,7 +41,8 @@ export class FeatureLens implements vscode.Disposable, vscode.HoverProvider {
     this.disposables.push(vscode.workspace.onDidChangeTextDocument((e) => e.contentChanges.length && this.forget(e.document)));
   }
 
-  async show(): Promise<void> {
+  /** Colour the selection (or document) by SAE features; with `pickFeature`, by one feature the user picks. */
+  async show(args?: { pickFeature?: unknown }): Promise<void> {
     const editor = vscode.window.activeTextEditor;
     if (!editor) {
       void vscode.window.showInformationMessage("Loupe: open a text editor and select the text to read SAE features of.");
@@ -99,11 +62,16 @@ export class FeatureLens implements vscode.Disposable, vscode.HoverProvider {
         void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors) made for this model.`);
         return;
       }
+      let focus: number | undefined;
+      if (args?.pickFeature === true) {
+        focus = await pickFeature(saeFolder, readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae, "Loupe: colour tokens by which feature?");
+        if (focus === undefined) return;
+      }
       const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: "Loupe: reading SAE features…", cancellable: true }, (_p, token) =>
-        this.source.features({ text, saeFolder, topK: 5 }, token),
+        this.source.features({ text, saeFolder, topK: 5, focus }, token),
       );
       this.labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
-      this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), text, result });
+      this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), text, result, focus });
       this.draw(editor);
     } catch (error) {
       const message = describeError(error);

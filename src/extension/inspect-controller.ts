@@ -102,7 +102,8 @@ export class InspectController implements vscode.Disposable {
 
   async chooseLens(): Promise<void> {
     const nLayers = this.models.current?.nLayers ?? 4;
-    const items: (vscode.QuickPickItem & { lens: Lens })[] = [
+    type Item = vscode.QuickPickItem & { lens?: Lens; command?: string; args?: unknown };
+    const items: Item[] = [
       { label: "Surprisal", description: "bits: how unexpected each token was", lens: { kind: "surprisal" } },
       { label: "Entropy", description: "bits: how unsure the model is about the next token", lens: { kind: "entropy" } },
       ...Array.from({ length: nLayers }, (_, layer) => ({
@@ -110,12 +111,22 @@ export class InspectController implements vscode.Disposable {
         description: "how much this block already agrees with the final prediction",
         lens: { kind: "logit-lens", layer } as Lens,
       })),
+      // Lenses with their own runs and hovers: picking one runs its command on the selection.
+      { label: "Model internals", kind: vscode.QuickPickItemKind.Separator },
+      { label: "Top SAE feature", description: "each token's strongest feature of the model's SAE", command: "loupe.showFeatures" },
+      { label: "One SAE feature…", description: "one feature's activation at every token", command: "loupe.showFeatures", args: { pickFeature: true } },
+      { label: "Probe score…", description: "a probe saved in .loupe/probes", command: "loupe.applyProbe" },
     ];
     const picked = await vscode.window.showQuickPick(
-      items.map((item) => ({ ...item, picked: lensId(item.lens) === lensId(this.lens) })),
+      items.map((item) => ({ ...item, picked: item.lens !== undefined && lensId(item.lens) === lensId(this.lens) })),
       { title: "Loupe: colour tokens by…" },
     );
     if (!picked) return;
+    if (picked.command) {
+      await vscode.commands.executeCommand(picked.command, picked.args);
+      return;
+    }
+    if (!picked.lens) return;
     this.lens = picked.lens;
     this.redrawAll();
   }

@@ -1,5 +1,6 @@
+import * as path from "node:path";
 import * as vscode from "vscode";
-import type { ProbeApplication, ProbeFile } from "../core/probes";
+import { loadProbe, type ProbeApplication, type ProbeFile } from "../core/probes";
 import { LEVELS } from "../core/view/lenses";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
@@ -47,6 +48,37 @@ export class ProbeLens implements vscode.Disposable, vscode.HoverProvider {
       const message = describeError(error);
       if (message) void vscode.window.showErrorMessage(message);
     }
+  }
+
+  /**
+   * Loupe: Apply Saved Probe…: pick a probe from the workspace's .loupe/probes (or any file), then
+   * the class to colour by. Only in trusted workspaces, like every file Loupe reads from one.
+   */
+  async pickAndApply(): Promise<void> {
+    if (!vscode.workspace.isTrusted) {
+      void vscode.window.showWarningMessage("Loupe: probes are read from the workspace only when it is trusted.");
+      return;
+    }
+    const saved = await vscode.workspace.findFiles(".loupe/probes/*.json", undefined, 200);
+    const items: Array<vscode.QuickPickItem & { uri?: vscode.Uri }> = [
+      ...saved.map((uri) => ({ label: path.basename(uri.fsPath, ".json"), description: vscode.workspace.asRelativePath(uri), uri })),
+      { label: "$(folder-opened) Choose a probe file…" },
+    ];
+    const picked = await vscode.window.showQuickPick(items, { title: "Loupe: colour tokens by which probe?" });
+    if (!picked) return;
+    const uri = picked.uri ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { "Loupe probe": ["json"] }, openLabel: "Apply this probe" }))?.[0];
+    if (!uri) return;
+    let probe: ProbeFile;
+    try {
+      probe = loadProbe(uri.fsPath);
+    } catch (error) {
+      void vscode.window.showErrorMessage(describeError(error) ?? String(error));
+      return;
+    }
+    // Two classes: colour by the second (the concept); more: ask which.
+    const label = probe.classes.length === 2 ? probe.classes[1] : (await vscode.window.showQuickPick(probe.classes, { title: `Loupe: colour by p(class) for which class of ${path.basename(uri.fsPath)}?` }));
+    if (!label) return;
+    await this.apply(probe, label);
   }
 
   provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {

@@ -4,8 +4,7 @@ import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { readFeatureStats } from "../core/sae/feature-stats-file";
 import { describeEdit, type FeatureEdit, type SteeringResult } from "../core/sae/steer";
 import { describeError } from "./errors";
-import { pickFeature } from "./feature-dashboard";
-import { chosenSaeFolder } from "./feature-lens";
+import { chosenSaeFolder, pickFeature } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
 

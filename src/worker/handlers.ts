@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { LoupeError } from "../core/errors";
 import { auditPrompt, probeMonitors } from "../core/audit";
 import { checkFaithfulness } from "../core/faithfulness";
-import { inspectText } from "../core/inspect";
+import { inspectText, type InspectResult } from "../core/inspect";
 import { attributeTokens, patchingSweeps, singleToken, type MetricSpec } from "../core/patching";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
@@ -79,12 +79,45 @@ function toWire(run: RunResult): RunResultWire {
   return { logits: run.logits, cache, lengths: [...run.lengths] };
 }
 
+/**
+ * The last few inspections, so re-inspecting after an edit re-runs only the windows it reaches
+ * (inspectText's `previous`): the one sharing the longest start with the new text is offered.
+ */
+export class RecentInspections {
+  private readonly results: InspectResult[] = [];
+  constructor(private readonly capacity = 4) {}
+
+  closest(text: string): InspectResult | undefined {
+    let best: InspectResult | undefined;
+    let bestShared = 0;
+    for (const r of this.results) {
+      const n = Math.min(text.length, r.text.length);
+      let shared = 0;
+      while (shared < n && text.charCodeAt(shared) === r.text.charCodeAt(shared)) shared++;
+      if (shared > bestShared) [best, bestShared] = [r, shared];
+    }
+    return best;
+  }
+
+  add(result: InspectResult): void {
+    const same = this.results.findIndex((r) => r.text === result.text);
+    if (same >= 0) this.results.splice(same, 1);
+    this.results.push(result);
+    if (this.results.length > this.capacity) this.results.shift();
+  }
+}
+
 export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Methods> {
   const saes = new SaeStore();
+  const recent = new RecentInspections();
   return {
     ping: async () => ({ pid: process.pid }),
     load: async (params, { signal }) => modelInfo(await state.load(params, signal)),
-    inspect: (params, { signal }) => inspectText(state.loaded, params.text, { topK: params.topK, maxTokens: params.maxTokens, signal }),
+    inspect: async (params, { signal }) => {
+      const result = await inspectText(state.loaded, params.text, { topK: params.topK, maxTokens: params.maxTokens, signal, previous: recent.closest(params.text) });
+      recent.add(result);
+      return result;
+    },
     generate: (params, { signal, progress }) => {
       const maxNewTokens = params.maxNewTokens ?? 32;
       return state.loaded.generate(params.prompt, { ...params, maxNewTokens, signal, onToken: (step) => progress(step + 1, maxNewTokens) });

@@ -80,6 +80,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     fs.writeFileSync(path.join(workspace, "empty.txt"), "");
     fs.writeFileSync(path.join(workspace, "cot.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "arith-cot.txt")));
     fs.writeFileSync(path.join(workspace, "story.txt"), STORY);
+    fs.writeFileSync(path.join(workspace, "big.txt"), "word ".repeat(20_000));
     fs.writeFileSync(path.join(workspace, "decorative.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "lookup-decorative.txt")));
     shots = new Screenshots(OUTPUT_DIR);
     server = await startCodeServer({ workspace, vsix: vsixPath(), root });
@@ -323,7 +324,10 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     await page.keyboard.press("Escape");
 
     await runCommand(page, "Loupe: Explore SAE Feature…");
-    await page.keyboard.type("colour");
+    // The picker opens once the stats are read: type only into it, never into the editor.
+    const search = page.locator('.quick-input-widget .quick-input-box input[placeholder^="Search by label"]');
+    await search.waitFor({ state: "visible", timeout: 30_000 });
+    await search.fill("colour");
     const colour = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "~colour" }).first();
     await colour.waitFor({ timeout: 30_000 });
     const chosen = /#(\d+)/.exec(await colour.innerText())![1];
@@ -340,24 +344,57 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     const clamp = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Clamp to a value" }).first();
     await clamp.waitFor({ timeout: 30_000 });
     await clamp.click();
-    await page.locator(".quick-input-widget input").first().waitFor({ timeout: 10_000 });
-    await page.keyboard.press("Control+A");
-    await page.keyboard.type("20");
-    await page.keyboard.press("Enter");
+    const amount = page.locator(".quick-input-widget .quick-input-box input").first();
+    await page.locator(".quick-input-widget .quick-input-message", { hasText: "this feature reached" }).waitFor({ state: "visible", timeout: 10_000 });
+    await amount.fill("20");
+    await amount.press("Enter");
     const tab = page.locator(".tabs-container .tab", { hasText: `clamped to 20` }).first();
     await tab.waitFor({ timeout: 180_000 });
     await page.locator(".monaco-diff-editor").first().waitFor({ timeout: 30_000 });
     await page.waitForTimeout(500);
     await shots.take(page, "steering-diff");
     assert.match(await tab.innerText(), new RegExp(`original ↔ feature ${chosen} clamped to 20`));
+    // Both sides start with the prompt exactly as written.
+    const sides = await page.locator(".monaco-diff-editor .view-lines").allInnerTexts();
+    assert.ok(sides.length >= 2 && sides.every((t) => t.replace(/\u00a0/g, " ").startsWith(STORY)), JSON.stringify(sides));
     await runCommand(page, "Loupe: Clear");
+    await runCommand(page, "View: Close All Editor Groups");
+  });
+
+  it("a 100k-character file is refused with a clear message; read-only and untitled documents are inspected", async function () {
+    this.timeout(300_000);
+    await openFile(page, "big.txt");
+    await runCommand(page, "Loupe: Inspect Selection");
+    const toast = page.locator(".notifications-toasts .notification-toast", { hasText: "100,000 characters" }).first();
+    await toast.waitFor({ state: "visible", timeout: 30_000 });
+    await shots.take(page, "big-file");
+    assert.match(await toast.innerText(), /far more than 1024 tokens \(setting loupe\.maxTokens\)/);
+    assert.deepEqual(await loupeDecorations(page), { heat: [], stale: 0 });
+
+    await openFile(page, "prompt.txt");
+    await runCommand(page, "File: Set Active Editor Read-only in Session");
+    await focusEditor(page);
+    await runCommand(page, "Loupe: Inspect Selection");
+    await waitForDecorations(page, (d) => d.heat.length > 0);
+    await shots.take(page, "read-only");
+    await runCommand(page, "Loupe: Clear");
+
+    await runCommand(page, "File: New Untitled Text File");
+    await page.locator(".tabs-container .tab.active", { hasText: "Untitled" }).waitFor({ timeout: 30_000 });
+    await page.keyboard.type(PROMPT_LINE);
+    await runCommand(page, "Loupe: Inspect Selection");
+    const untitled = await waitForDecorations(page, (d) => d.heat.length > 0);
+    await shots.take(page, "untitled");
+    assert.ok(untitled.heat.every((run) => run.line === 1));
+    await runCommand(page, "Loupe: Clear");
+    await runCommand(page, "View: Revert and Close Editor");
     await runCommand(page, "View: Close All Editor Groups");
   });
 
   it("no Loupe error reached the user or the page", async () => {
     const notifications = await allNotifications(page);
     await shots.take(page, "final");
-    const loupeErrors = notifications.filter((n) => /Loupe/.test(n) && !/document is empty|finding\(s\) in the Problems panel/.test(n));
+    const loupeErrors = notifications.filter((n) => /Loupe/.test(n) && !/document is empty|finding\(s\) in the Problems panel|100,000 characters, far more than/.test(n));
     assert.deepEqual(loupeErrors, [], "no other Loupe notification");
     assert.deepEqual(pageErrors.filter((e) => /loupe/i.test(e)), []);
   });

@@ -26,6 +26,7 @@ const result: InspectResult = {
   text: " t0 t1 t2 t3",
   tokens: [token(0, null, 1, [0.1, 0.9]), token(1, 6, 2, [0.2, 0.8]), token(2, 12, 0, [0, 1]), token(3, 3, 4, [0.5, 0.5])],
   windows: 1,
+  reusedWindows: 0,
   elapsedMs: 1,
 };
 
