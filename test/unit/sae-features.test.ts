@@ -582,6 +582,16 @@ describe("feature labels", () => {
     throwsLoupe(() => setFeatureLabel(emptyFeatureLabels(), key, -1, "x"), "bad-argument", /non-negative integer/);
   });
 
+  it("keeps an SAE key such as __proto__ or toString as a plain key", () => {
+    const labels = parseFeatureLabels('{"version":1,"saes":{"__proto__":{"3":"odd folder name"}}}');
+    assert.equal(featureLabel(labels, "__proto__", 3), "odd folder name");
+    assert.equal(featureLabel(labels, "toString", 3), undefined);
+    assert.deepEqual(JSON.parse(serializeFeatureLabels(labels)), { version: 1, saes: { ["__proto__"]: { 3: "odd folder name" } } });
+    const more = setFeatureLabel(labels, "constructor", 1, "x");
+    assert.equal(featureLabel(more, "constructor", 1), "x");
+    assert.equal(featureLabel(mergeFeatureLabels(emptyFeatureLabels(), more), "__proto__", 3), "odd folder name");
+  });
+
   it("names a feature by the user's label, else a good concept match", () => {
     assert.equal(featureDisplayName(4, "names", { concept: { label: "name", f1: 0.9, precision: 1, recall: 0.8 } }), "#4 names");
     assert.equal(featureDisplayName(4, undefined, { concept: { label: "name", f1: 0.9, precision: 1, recall: 0.8 } }), "#4 ~name (F1 0.90)");

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import type { InspectResult, TokenReport } from "../../src/core/inspect";
 import { displayToken, tokenHoverMarkdown } from "../../src/core/view/hover-text";
+import { codeSpan } from "../../src/core/view/markdown";
 import { LEVELS, lensValue, parseLens, tokenLevels } from "../../src/core/view/lenses";
 import { trackEdit } from "../../src/core/view/range-tracking";
 import { checkInspectable } from "../../src/core/view/selection-checks";
@@ -98,5 +99,14 @@ describe("hover text", () => {
     assert.match(md, /surprisal \*\*6\.00 bits\*\*/);
     assert.match(md, /\| ·a\\\|b \| 50\.0% \|/);
     assert.equal((md.match(/^\| [01] \| x \|/gm) ?? []).length, 2, "one lens row per block");
+  });
+});
+
+describe("markdown code spans", () => {
+  it("fence text so that no backtick inside closes the span early", () => {
+    assert.equal(codeSpan('"a"'), '`"a"`');
+    assert.equal(codeSpan("a`b"), "``a`b``");
+    assert.equal(codeSpan("x``y`"), "``` x``y` ```");
+    assert.equal(codeSpan("`"), "`` ` ``");
   });
 });

@@ -44,10 +44,10 @@ export function parseFeatureLabels(text: string, file = FEATURE_LABELS_FILE): Fe
   if (!isObject(json)) throw bad("expected a JSON object");
   if (json.version !== FEATURE_LABELS_VERSION) throw bad(`version ${JSON.stringify(json.version)} is not ${FEATURE_LABELS_VERSION}`);
   if (!isObject(json.saes)) throw bad(`"saes" must be an object of SAE folder -> { feature: label }`);
-  const saes: Record<string, Record<string, string>> = {};
+  const saes = record<Record<string, string>>();
   for (const [key, map] of Object.entries(json.saes)) {
     if (!isObject(map)) throw bad(`saes["${key}"] must be an object of feature index -> label`);
-    const out: Record<string, string> = {};
+    const out = record<string>();
     for (const [feature, label] of Object.entries(map)) {
       if (!/^(0|[1-9]\d*)$/.test(feature)) throw bad(`saes["${key}"] has key "${feature}", which is not a feature index`);
       if (typeof label !== "string") throw bad(`saes["${key}"]["${feature}"] must be a string label`);
@@ -60,10 +60,10 @@ export function parseFeatureLabels(text: string, file = FEATURE_LABELS_FILE): Fe
 
 /** Stable text: SAEs sorted by key, features by index, so diffs stay small. */
 export function serializeFeatureLabels(labels: FeatureLabels): string {
-  const saes: Record<string, Record<string, string>> = {};
+  const saes = record<Record<string, string>>();
   for (const key of Object.keys(labels.saes).sort()) {
     const map = labels.saes[key];
-    const sorted: Record<string, string> = {};
+    const sorted = record<string>();
     for (const f of Object.keys(map).sort((a, b) => Number(a) - Number(b))) sorted[f] = map[f];
     saes[key] = sorted;
   }
@@ -71,25 +71,27 @@ export function serializeFeatureLabels(labels: FeatureLabels): string {
 }
 
 export function featureLabel(labels: FeatureLabels, saeKey: string, feature: number): string | undefined {
-  return labels.saes[saeKey]?.[String(feature)];
+  const map = Object.hasOwn(labels.saes, saeKey) ? labels.saes[saeKey] : undefined;
+  return map && Object.hasOwn(map, String(feature)) ? map[String(feature)] : undefined;
 }
 
 /** Set (or, with an empty label, remove) one feature's label. */
 export function setFeatureLabel(labels: FeatureLabels, saeKey: string, feature: number, label: string): FeatureLabels {
   if (!Number.isInteger(feature) || feature < 0) throw new LoupeError("bad-argument", `Feature index must be a non-negative integer (got ${feature}).`);
   const text = label.trim().replace(/\s+/g, " ");
-  const map = { ...(labels.saes[saeKey] ?? {}) };
+  const map = Object.assign(record<string>(), Object.hasOwn(labels.saes, saeKey) ? labels.saes[saeKey] : undefined);
   if (text) map[String(feature)] = text;
   else delete map[String(feature)];
-  const saes = { ...labels.saes, [saeKey]: map };
+  const saes = Object.assign(record<Readonly<Record<string, string>>>(), labels.saes);
+  saes[saeKey] = map;
   if (Object.keys(map).length === 0) delete saes[saeKey];
   return { version: FEATURE_LABELS_VERSION, saes };
 }
 
 /** Both sets of labels; where both label a feature, `incoming` wins. */
 export function mergeFeatureLabels(base: FeatureLabels, incoming: FeatureLabels): FeatureLabels {
-  const saes: Record<string, Record<string, string>> = {};
-  for (const key of new Set([...Object.keys(base.saes), ...Object.keys(incoming.saes)])) saes[key] = { ...(base.saes[key] ?? {}), ...(incoming.saes[key] ?? {}) };
+  const saes = record<Record<string, string>>();
+  for (const key of new Set([...Object.keys(base.saes), ...Object.keys(incoming.saes)])) saes[key] = Object.assign(record<string>(), base.saes[key], incoming.saes[key]);
   return { version: FEATURE_LABELS_VERSION, saes };
 }
 
@@ -103,6 +105,11 @@ export function readFeatureLabels(file: string): FeatureLabels {
 export function writeFeatureLabels(file: string, labels: FeatureLabels): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, serializeFeatureLabels(labels));
+}
+
+/** An empty map-like object without a prototype: keys such as "__proto__" from a file stay plain keys. */
+function record<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

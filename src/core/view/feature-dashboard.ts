@@ -8,6 +8,7 @@ import type { FeatureStats, FeatureSummary } from "../sae/features";
 import type { TokenFeaturesResult } from "../sae/token-features";
 import type { TokenEffect } from "../sae/logit-effects";
 import { CONCEPT_LABEL_MIN_F1, featureDisplayName } from "../sae/feature-labels";
+import { codeSpan } from "./markdown";
 import { LEVELS } from "./lenses";
 
 /** User labels are one line; longer text is cut here rather than trusted from the webview. */
@@ -139,7 +140,7 @@ export function exploreFeatureLink(saeFolder: string, feature: number): string {
 /** Hover for one token under the feature lens: its strongest features with names and links. */
 export function featureHoverMarkdown(result: TokenFeaturesResult, index: number, labelOf: (feature: number) => string | undefined): string {
   const token = result.tokens[index];
-  const lines = [`**Loupe SAE features** at \`${JSON.stringify(token.text)}\` (token ${index}, ${md(result.hook_name)})`, ""];
+  const lines = [`**Loupe SAE features** at ${codeSpan(JSON.stringify(token.text))} (token ${index}, ${md(result.hook_name)})`, ""];
   if (token.features.length === 0) {
     lines.push("No feature fires here.");
     return lines.join("\n");

@@ -1,5 +1,6 @@
 /** The hover for one inspected token, as Markdown. Pure string building, shared by the editor and tests. */
 import type { TokenReport } from "../inspect";
+import { codeSpan } from "./markdown";
 
 /** Show whitespace and control characters, and keep Markdown from interpreting the token. */
 export function displayToken(text: string): string {
@@ -13,7 +14,7 @@ function percent(p: number | null): string {
 
 export function tokenHoverMarkdown(token: TokenReport): string {
   const lines: string[] = [];
-  lines.push(`**Loupe** token ${token.index}: \`${JSON.stringify(token.text)}\` (id ${token.id})`);
+  lines.push(`**Loupe** token ${token.index}: ${codeSpan(JSON.stringify(token.text))} (id ${token.id})`);
   lines.push("");
   lines.push(`surprisal **${token.surprisal === null ? "–" : `${token.surprisal.toFixed(2)} bits`}** · next-token entropy ${token.entropy.toFixed(2)} bits`);
   lines.push("");
