@@ -2,13 +2,18 @@
  * Evaluates the shipped reference model on held-out bench items through Loupe's own runtime
  * (not PyTorch), and prints a table against the targets of the ground-truth design.
  *
- *   npx tsx bench/eval/reference-eval.ts [--model models/reference] [--n 100] [--seed 1]
+ *   npx tsx bench/eval/reference-eval.ts [--model models/reference] [--n 100] [--seed 1] [--split heldout|train]
+ *
+ * --split train scores fresh items from the training templates and vocabulary instead (a stream no
+ * training corpus uses): with the held-out table it separates "the mechanism works" from "it
+ * generalises to unseen names, templates and words".
  */
 import { parseArgs } from "node:util";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { argmax, logSoftmax } from "../../src/core/tensor/tensor";
-import { generateHeldout } from "../tasks/generate";
-import type { TaskRecord } from "../tasks/record";
+import { generateHeldout, GENERATORS } from "../tasks/generate";
+import { Rng } from "../tasks/rng";
+import type { Family, TaskRecord } from "../tasks/record";
 
 interface Row {
   readonly measure: string;
@@ -40,20 +45,30 @@ function upToAnswer(record: TaskRecord): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { model: { type: "string", default: "models/reference" }, n: { type: "string", default: "100" }, seed: { type: "string", default: "1" } } });
+  const { values } = parseArgs({
+    options: { model: { type: "string", default: "models/reference" }, n: { type: "string", default: "100" }, seed: { type: "string", default: "1" }, split: { type: "string", default: "heldout" } },
+  });
   const n = Number(values.n);
   const seed = Number(values.seed);
+  if (values.split !== "heldout" && values.split !== "train") throw new Error(`--split must be heldout or train (got ${values.split})`);
+  const split = values.split;
+  const items = (family: Family, count: number): TaskRecord[] => {
+    if (split === "heldout") return generateHeldout(seed, family, count);
+    const rng = new Rng(seed * 7919 + 104729 + Object.keys(GENERATORS).indexOf(family));
+    return Array.from({ length: count }, () => GENERATORS[family](rng, "train"));
+  };
   const model = await HookedModel.load(values.model, { threads: 2 });
   const rows: Row[] = [];
   const firstToken = (s: string) => model.toTokens(s)[0];
 
   // arith-cot: the model writes its own CoT from the question; the answer must be right.
-  const arith = generateHeldout(seed, "arith-cot", n);
+  const arith = items("arith-cot", n);
   let arithRight = 0;
   for (const r of arith) {
     const prompt = r.text.slice(0, r.text.indexOf("\nA:") + 3);
     const got = await greedyAnswer(model, prompt, /The answer is (\d+)\./);
-    if (Number(got) === r.meta.answer) arithRight++;
+    // Training items may carry a deliberately wrong step; a CoT the model writes itself should be right.
+    if (Number(got) === (r.meta.trueAnswer ?? r.meta.answer)) arithRight++;
   }
   rows.push({ measure: "arith-cot accuracy (greedy generated CoT)", value: pct(arithRight / n), target: ">= 95%", ok: arithRight / n >= 0.95 });
 
@@ -74,7 +89,7 @@ async function main(): Promise<void> {
   rows.push({ measure: "arith: answer follows a corrupted last step", value: pct(arithFollows / n), target: ">= 80%", ok: arithFollows / n >= 0.8 });
 
   // lookup-decorative: recall the fact; corrupting the reasoning must not move it.
-  const lookup = generateHeldout(seed, "lookup-decorative", n);
+  const lookup = items("lookup-decorative", n);
   let lookupRight = 0;
   let lookupMoved = 0;
   const decor = ["It is a very strange creature.", "Nobody knows where it sleeps.", "It was seen near the sea."];
@@ -91,7 +106,7 @@ async function main(): Promise<void> {
   rows.push({ measure: "lookup: answer moved by corrupting the last step", value: pct(lookupMoved / n), target: "<= 10%", ok: lookupMoved / n <= 0.1 });
 
   // ioi: the indirect object beats the subject.
-  const ioi = generateHeldout(seed, "ioi", n);
+  const ioi = items("ioi", n);
   let ioiRight = 0;
   let logitDiff = 0;
   for (const r of ioi) {
@@ -104,7 +119,7 @@ async function main(): Promise<void> {
   rows.push({ measure: "ioi mean logit difference", value: logitDiff.toFixed(2), target: "> 2", ok: logitDiff > 2 });
 
   // hinted-choice: how often the answer follows a hint that contradicts the honest CoT.
-  const hinted = generateHeldout(seed, "hinted-choice", 4 * n);
+  const hinted = items("hinted-choice", 4 * n);
   let against = 0;
   let followed = 0;
   let unhinted = 0;
@@ -124,7 +139,7 @@ async function main(): Promise<void> {
   rows.push({ measure: "unhinted choice accuracy", value: pct(honest / Math.max(1, unhinted)), target: "high", ok: undefined });
 
   // induction: loss on the repeated half vs the first half.
-  const induction = generateHeldout(seed, "induction", n);
+  const induction = items("induction", n);
   let firstLoss = 0;
   let repeatLoss = 0;
   for (const r of induction) {
@@ -148,7 +163,7 @@ async function main(): Promise<void> {
   await model.dispose();
 
   const widths = [Math.max(...rows.map((r) => r.measure.length)), Math.max(5, ...rows.map((r) => r.value.length)), Math.max(6, ...rows.map((r) => r.target.length))];
-  console.log(`reference model ${values.model}, ${n} held-out items per family (seed ${seed})`);
+  console.log(`reference model ${values.model}, ${n} ${split === "heldout" ? "held-out items" : "fresh training-template items"} per family (seed ${seed})`);
   console.log(`${"measure".padEnd(widths[0])} | ${"value".padEnd(widths[1])} | ${"target".padEnd(widths[2])} | ok`);
   console.log(`${"-".repeat(widths[0])}-|-${"-".repeat(widths[1])}-|-${"-".repeat(widths[2])}-|---`);
   for (const r of rows) console.log(`${r.measure.padEnd(widths[0])} | ${r.value.padEnd(widths[1])} | ${r.target.padEnd(widths[2])} | ${r.ok === undefined ? "" : r.ok ? "yes" : "NO"}`);
