@@ -64,18 +64,6 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 const q = (s: string) => JSON.stringify(s);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-async function medianMs(fn: () => Promise<unknown>, reps: number): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const start = performance.now();
-    await fn();
-    times.push(performance.now() - start);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
-
 /** An ioi pair ready to patch: aligned token ids, the first differing answer tokens, and each position's role. */
 interface IoiPair {
   readonly record: TaskRecord;
@@ -250,13 +238,17 @@ async function speedSection(model: HookedModel, folder: string, pair: IoiPair): 
     [TORCH_BATCHED, 1],
   ]);
   // Each method runs warm (its buffers paged in: the first runs of a new batch shape pay page
-  // faults) and back to back. Wall time and this process's CPU time (user + system) are both
-  // kept: on a shared machine the wall clock also counts time spent waiting for a core.
+  // faults), then the methods take turns, round after round, so that other processes' load
+  // falls on all of them alike; each timed run follows an untimed one of the same method, so it
+  // collects its own garbage rather than the previous method's. Wall time and this process's CPU
+  // time (user + system) are both kept: on a shared machine the wall clock also counts time
+  // spent waiting for a core.
   const wall = new Map<string, number[]>();
   const cpu = new Map<string, number[]>();
-  for (const m of methods) {
-    for (let i = 0; i < 3; i++) calls.set(m.label, (await sweep(m.batch, m.skip)).calls);
-    for (let round = 0; round < REPS; round++) {
+  for (const m of methods) for (let i = 0; i < 3; i++) calls.set(m.label, (await sweep(m.batch, m.skip)).calls);
+  for (let round = 0; round < REPS; round++) {
+    for (const m of methods) {
+      await sweep(m.batch, m.skip);
       const start = performance.now();
       const startCpu = process.cpuUsage();
       await sweep(m.batch, m.skip);

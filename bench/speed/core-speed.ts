@@ -33,16 +33,24 @@ const ROOT = path.join(__dirname, "..", "..");
 const TORCH_SCRIPT = path.join(ROOT, "bench", "torch", "time_forward.py");
 const TOKENIZER = path.join(ROOT, "test", "fixtures", "tiny-gpt2", "tokenizer.json");
 
-async function medianMs(fn: () => Promise<unknown>, reps: number): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const start = performance.now();
-    await fn();
-    times.push(performance.now() - start);
+/**
+ * Median milliseconds of each function, warm. The functions take turns, round after round, so
+ * that other processes' load on a shared machine falls on all of them alike; each timed run
+ * follows an untimed run of the same function, so that it mostly pays for collecting its own
+ * garbage (a full cache is ~100 MB of fresh buffers a run), not another function's.
+ */
+async function interleavedMedians(fns: readonly (() => Promise<unknown>)[], reps: number): Promise<number[]> {
+  for (const fn of fns) await fn();
+  const times = fns.map((): number[] => []);
+  for (let round = 0; round < reps; round++) {
+    for (const [i, fn] of fns.entries()) {
+      await fn();
+      const start = performance.now();
+      await fn();
+      times[i].push(performance.now() - start);
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
 }
 
 function torchTiming(folder: string): { plain_ms: number; cache_ms: number } | undefined {
@@ -68,10 +76,19 @@ async function main(): Promise<void> {
     const folder = writeRandomModel(size);
     const model = await HookedModel.load(folder, { cacheDir: null, threads: THREADS });
     const tokens = Array.from({ length: TOKENS }, (_, i) => (i * 7919) % size.vocab);
-    const plain = await medianMs(() => model.run(tokens), REPS);
-    const cached = await medianMs(() => model.runWithCache(tokens), REPS);
-    // What SAEs, probes and patching read: the residual stream and the block outputs, not the T x T patterns.
-    const residOnly = await medianMs(() => model.runWithCache(tokens, { names: (n) => /hook_(resid_\w+|attn_out|mlp_out)$/.test(n) }), REPS);
+    const [plain, cached, residOnly] = await interleavedMedians(
+      [
+        () => model.run(tokens),
+        () => model.runWithCache(tokens),
+        // What SAEs, probes and patching read: the residual stream and the block outputs, not the T x T patterns.
+        () => model.runWithCache(tokens, { names: (n) => /hook_(resid_\w+|attn_out|mlp_out)$/.test(n) }),
+      ],
+      REPS,
+    );
+    // What the overhead is made of: onnxruntime-node copies every fetched output into a fresh buffer.
+    const full = await model.runWithCache(tokens);
+    const cachedMb = full.cache.names.reduce((sum, name) => sum + full.cache.get(name).data.byteLength, 0) / 2 ** 20;
+    const logitsMb = full.logits.data.byteLength / 2 ** 20;
     await model.dispose();
     const torch = torchTiming(folder);
     fs.rmSync(folder, { recursive: true, force: true });
@@ -80,13 +97,14 @@ async function main(): Promise<void> {
       plain.toFixed(1),
       cached.toFixed(1),
       `${(((cached - plain) / plain) * 100).toFixed(0)}%`,
+      `${cachedMb.toFixed(0)} (logits ${logitsMb.toFixed(0)})`,
       `${(((residOnly - plain) / plain) * 100).toFixed(0)}%`,
       torch ? torch.plain_ms.toFixed(1) : "-",
       torch ? torch.cache_ms.toFixed(1) : "-",
       torch ? `${(torch.cache_ms / cached).toFixed(2)}x` : "-",
     ]);
   }
-  const header = ["model", "loupe plain ms", "loupe all-hooks ms", "all-hooks overhead", "resid+outs overhead", "torch plain ms", "torch hooks ms", "torch/loupe (hooked)"];
+  const header = ["model", "loupe plain ms", "loupe all-hooks ms", "all-hooks overhead", "MB cached a run", "resid+outs overhead", "torch plain ms", "torch hooks ms", "torch/loupe (hooked)"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(" | ");
   console.log(`forward of ${TOKENS} tokens, batch 1, ${THREADS} threads, median of ${REPS} (${os.cpus()[0]?.model ?? "cpu"})`);

@@ -1,22 +1,13 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LoupeError } from "../../src/core/errors";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { blockHook } from "../../src/core/model/hooks";
 import { argmax, maxAbsDiff, type Tensor } from "../../src/core/tensor/tensor";
 import { copyTinyModel, FIXTURES, readReference, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
+import { rejectsWith } from "../helpers/errors";
 
 const TOLERANCE = 1e-4;
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof LoupeError, `expected a LoupeError, got ${String(error)}`);
-    assert.equal(error.code, code);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
 
 function row(t: Tensor, b: number): Float32Array {
   const size = t.dims.slice(1).reduce((a, c) => a * c, 1);

@@ -1,7 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LoupeError } from "../../src/core/errors";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { encodeSafetensors } from "../../src/core/model/safetensors";
 import {
@@ -22,6 +21,7 @@ import {
 import { seededRandom } from "../../src/core/tensor/random";
 import { maxAbsDiff, tensor } from "../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
+import { rejectsWith, throwsWith } from "../helpers/errors";
 
 const SAE_FIXTURES = path.join(FIXTURES, "sae");
 const TOLERANCE = 1e-4;
@@ -34,24 +34,6 @@ interface SaeReference {
 }
 
 const reference = JSON.parse(fs.readFileSync(path.join(SAE_FIXTURES, "reference.json"), "utf8")) as SaeReference;
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof LoupeError, `expected a LoupeError, got ${String(error)}`);
-    assert.equal(error.code, code);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
-
-function throwsWith(fn: () => unknown, code: string, pattern: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof LoupeError, `expected a LoupeError, got ${String(error)}`);
-    assert.equal(error.code, code);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
 
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -2,24 +2,55 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
 
-/** What Loupe needs to know about a GPT-2-family checkpoint, with HF's names mapped to TransformerLens's. */
-export interface ModelConfig {
-  readonly architecture: "gpt2";
+/** What every architecture shares, with HF's names mapped to TransformerLens's. */
+interface CommonConfig {
   readonly nLayers: number;
   readonly dModel: number;
+  /** Query heads; every per-head hook (q, k, v, z, pattern) has this many heads. */
   readonly nHeads: number;
   readonly dHead: number;
   readonly dMlp: number;
   readonly nCtx: number;
   readonly dVocab: number;
-  readonly layerNormEps: number;
-  readonly activation: "gelu_new" | "gelu" | "relu";
   readonly tiedEmbeddings: boolean;
   readonly bosTokenId?: number;
   readonly eosTokenId?: number;
 }
 
-const ACTIVATIONS: Record<string, ModelConfig["activation"]> = {
+/** A GPT-2-family checkpoint. */
+export interface Gpt2Config extends CommonConfig {
+  readonly architecture: "gpt2";
+  readonly layerNormEps: number;
+  readonly activation: "gelu_new" | "gelu" | "relu";
+}
+
+/** How rotary frequencies are stretched for long contexts (config.json's rope_scaling). */
+export type RopeScaling =
+  | { readonly kind: "none" }
+  | { readonly kind: "linear"; readonly factor: number }
+  | { readonly kind: "llama3"; readonly factor: number; readonly lowFreqFactor: number; readonly highFreqFactor: number; readonly originalContext: number };
+
+/** A Llama-family checkpoint (Llama, SmolLM, TinyLlama, Mistral, Qwen2): RMSNorm, rotary, SwiGLU, grouped-query attention. */
+export interface LlamaConfig extends CommonConfig {
+  readonly architecture: "llama";
+  /** config.json's model_type ("llama", "mistral", "qwen2"), for messages and weight conventions. */
+  readonly modelType: string;
+  /** Key/value heads (grouped-query attention); nHeads is a multiple of it. */
+  readonly nKvHeads: number;
+  readonly rmsNormEps: number;
+  readonly ropeTheta: number;
+  readonly ropeScaling: RopeScaling;
+  /** Bias on the q, k, v projections (Qwen2; Llama's attention_bias). */
+  readonly qkvBias: boolean;
+  /** Bias on the output projection (Llama's attention_bias; Qwen2 has none). */
+  readonly outBias: boolean;
+  /** Bias on gate, up and down projections (Llama's mlp_bias). */
+  readonly mlpBias: boolean;
+}
+
+export type ModelConfig = Gpt2Config | LlamaConfig;
+
+const ACTIVATIONS: Record<string, Gpt2Config["activation"]> = {
   gelu_new: "gelu_new",
   gelu_pytorch_tanh: "gelu_new",
   gelu_fast: "gelu_new",
@@ -44,24 +75,57 @@ export function readModelConfig(folder: string): ModelConfig {
   return parseModelConfig(json, file);
 }
 
+/** Architectures Loupe builds, by config.json's model_type, and by the class names in "architectures". */
+const FAMILY_BY_MODEL_TYPE: Record<string, "gpt2" | "llama"> = { gpt2: "gpt2", llama: "llama", mistral: "llama", qwen2: "llama" };
+const MODEL_TYPE_BY_CLASS: Record<string, string> = {
+  GPT2LMHeadModel: "gpt2",
+  GPT2Model: "gpt2",
+  LlamaForCausalLM: "llama",
+  MistralForCausalLM: "mistral",
+  Qwen2ForCausalLM: "qwen2",
+};
+export const SUPPORTED_ARCHITECTURES = "GPT-2 (model_type \"gpt2\") and the Llama family (\"llama\": Llama, SmolLM, TinyLlama; \"mistral\"; \"qwen2\")";
+
 export function parseModelConfig(json: unknown, file = "config.json"): ModelConfig {
   if (typeof json !== "object" || json === null) throw new LoupeError("bad-file", `${file} must hold a JSON object.`, file);
   const c = json as Record<string, unknown>;
-  const modelType = c.model_type;
-  if (modelType !== "gpt2") {
+  const classes = Array.isArray(c.architectures) ? c.architectures.filter((a): a is string => typeof a === "string") : [];
+  const modelType = typeof c.model_type === "string" ? c.model_type : classes.map((a) => MODEL_TYPE_BY_CLASS[a]).find((t) => t !== undefined);
+  const family = modelType === undefined ? undefined : FAMILY_BY_MODEL_TYPE[modelType];
+  if (!family) {
+    const named = c.model_type !== undefined ? (typeof c.model_type === "string" ? c.model_type : JSON.stringify(c.model_type)) : classes.length > 0 ? classes.join(", ") : "unnamed";
     throw new LoupeError(
       "unsupported-architecture",
-      `${file} describes a "${String(modelType)}" model; Loupe builds GPT-2-family models (model_type "gpt2"). Llama-family support is planned.`,
+      `${file} describes a "${named}" model; Loupe builds ${SUPPORTED_ARCHITECTURES}. Choose a model of one of these architectures.`,
       file,
     );
   }
-  const int = (key: string, fallback?: number): number => {
-    const v = c[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-      throw new LoupeError("bad-file", `${file}: "${key}" must be a positive integer (found ${JSON.stringify(c[key])}).`, file);
-    }
-    return v;
-  };
+  return family === "gpt2" ? parseGpt2Config(c, file) : parseLlamaConfig(c, modelType as string, file);
+}
+
+/**
+ * Sizes past these are not a model Loupe can build (the graphs hold a context² causal mask and
+ * width-sized constants such as rotary tables, made before the weights are checked): refuse them
+ * instead of allocating or looping for minutes. GPT-2 names, then Llama-family names.
+ */
+const SIZE_LIMITS: Record<string, number> = {
+  n_embd: 65536, n_head: 65536, n_layer: 1024, n_inner: 262144, n_positions: 16384, vocab_size: 1 << 22,
+  hidden_size: 65536, num_attention_heads: 65536, num_key_value_heads: 65536, head_dim: 4096, intermediate_size: 262144,
+  num_hidden_layers: 1024, max_position_embeddings: 1 << 20, sliding_window: 1 << 20,
+};
+
+/** config.json's `key` as a positive integer within Loupe's size limits (or `fallback` when absent). */
+function positiveInt(c: Record<string, unknown>, key: string, file: string, fallback?: number): number {
+  const v = c[key] ?? fallback;
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
+    throw new LoupeError("bad-file", `${file}: "${key}" must be a positive integer (found ${JSON.stringify(c[key])}).`, file);
+  }
+  if (v > (SIZE_LIMITS[key] ?? Infinity)) throw new LoupeError("bad-file", `${file}: "${key}" is ${v}; Loupe builds models with ${key} up to ${SIZE_LIMITS[key]}.`, file);
+  return v;
+}
+
+function parseGpt2Config(c: Record<string, unknown>, file: string): Gpt2Config {
+  const int = (key: string, fallback?: number): number => positiveInt(c, key, file, fallback);
   for (const flag of ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"]) {
     if (c[flag] === true) throw new LoupeError("unsupported-architecture", `${file}: "${flag}": true is not supported yet.`, file);
   }
@@ -69,11 +133,12 @@ export function parseModelConfig(json: unknown, file = "config.json"): ModelConf
   const dModel = int("n_embd");
   const nHeads = int("n_head");
   if (dModel % nHeads !== 0) throw new LoupeError("bad-file", `${file}: n_embd (${dModel}) must be divisible by n_head (${nHeads}).`, file);
-  const activationName = String(c.activation_function ?? "gelu_new");
+  // JSON.stringify, not String: a value like {"toString": 1} must not throw a TypeError.
+  const activationName = typeof c.activation_function === "string" ? c.activation_function : c.activation_function == null ? "gelu_new" : JSON.stringify(c.activation_function);
   const activation = ACTIVATIONS[activationName];
   if (!activation) throw new LoupeError("unsupported-architecture", `${file}: activation_function "${activationName}" is not supported (gelu_new, gelu, relu).`, file);
   const eps = c.layer_norm_epsilon ?? 1e-5;
-  if (typeof eps !== "number" || !(eps > 0)) throw new LoupeError("bad-file", `${file}: layer_norm_epsilon must be a positive number.`, file);
+  if (typeof eps !== "number" || !(eps > 0 && eps < 1)) throw new LoupeError("bad-file", `${file}: layer_norm_epsilon must be a positive number below 1.`, file);
   const optionalId = (key: string): number | undefined => (typeof c[key] === "number" ? (c[key] as number) : undefined);
   return {
     architecture: "gpt2",
@@ -90,4 +155,118 @@ export function parseModelConfig(json: unknown, file = "config.json"): ModelConf
     bosTokenId: optionalId("bos_token_id"),
     eosTokenId: optionalId("eos_token_id"),
   };
+}
+
+/** Activations of the gated MLP (SwiGLU: act(gate(x)) * up(x)) that Llama-family configs name. */
+const GATED_ACTIVATIONS = new Set(["silu", "swish"]);
+
+function parseLlamaConfig(c: Record<string, unknown>, modelType: string, file: string): LlamaConfig {
+  const int = (key: string, fallback?: number): number => positiveInt(c, key, file, fallback);
+  const positive = (key: string, value: unknown): number => {
+    if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
+      throw new LoupeError("bad-file", `${file}: "${key}" must be a positive number (found ${JSON.stringify(value)}).`, file);
+    }
+    return value;
+  };
+  const unsupported = (what: string): never => {
+    throw new LoupeError("unsupported-architecture", `${file}: ${what} is not supported for model_type "${modelType}".`, file);
+  };
+
+  const dModel = int("hidden_size");
+  const nHeads = int("num_attention_heads");
+  const nKvHeads = int("num_key_value_heads", nHeads);
+  if (nHeads % nKvHeads !== 0) {
+    throw new LoupeError("bad-file", `${file}: num_attention_heads (${nHeads}) must be a multiple of num_key_value_heads (${nKvHeads}).`, file);
+  }
+  // Mistral and newer Llama configs may give head_dim apart from hidden_size / heads.
+  if (c.head_dim == null && dModel % nHeads !== 0) {
+    throw new LoupeError("bad-file", `${file}: hidden_size (${dModel}) must be divisible by num_attention_heads (${nHeads}), or head_dim must be given.`, file);
+  }
+  const dHead = c.head_dim == null ? dModel / nHeads : int("head_dim");
+  if (dHead % 2 !== 0) throw new LoupeError("bad-file", `${file}: head_dim ${dHead} must be even for rotary embeddings.`, file);
+
+  const act = typeof c.hidden_act === "string" ? c.hidden_act : c.hidden_act == null ? "silu" : JSON.stringify(c.hidden_act);
+  if (!GATED_ACTIVATIONS.has(act)) unsupported(`hidden_act "${act}" (Loupe builds SwiGLU MLPs with "silu")`);
+  const partial = c.partial_rotary_factor;
+  if (partial != null && partial !== 1) unsupported(`partial_rotary_factor ${JSON.stringify(partial)} (only full rotary)`);
+
+  // transformers 5 moves rope settings into rope_parameters; older files keep rope_theta and rope_scaling.
+  const ropeParameters = isObject(c.rope_parameters) ? c.rope_parameters : undefined;
+  const ropeTheta = positive("rope_theta", ropeParameters?.rope_theta ?? c.rope_theta ?? 10000);
+  const ropeScaling = parseRopeScaling(ropeParameters ?? c.rope_scaling, file);
+
+  // A sliding window is exact only within it: cap the context there rather than build a banded mask.
+  let nCtx = int("max_position_embeddings");
+  const slidingOn = modelType === "qwen2" ? c.use_sliding_window === true : c.sliding_window != null;
+  if (slidingOn) {
+    if (modelType === "qwen2" && typeof c.max_window_layers === "number" && c.max_window_layers < int("num_hidden_layers")) {
+      unsupported("use_sliding_window with max_window_layers below num_hidden_layers (a window on some layers only)");
+    }
+    nCtx = Math.min(nCtx, int("sliding_window"));
+  }
+
+  const attentionBias = c.attention_bias === true;
+  const firstId = (key: string): number | undefined => {
+    const v = c[key];
+    const id = Array.isArray(v) ? v[0] : v;
+    return typeof id === "number" && Number.isInteger(id) ? id : undefined;
+  };
+  return {
+    architecture: "llama",
+    modelType,
+    nLayers: int("num_hidden_layers"),
+    dModel,
+    nHeads,
+    nKvHeads,
+    dHead,
+    dMlp: int("intermediate_size"),
+    nCtx,
+    dVocab: int("vocab_size"),
+    rmsNormEps: positive("rms_norm_eps", c.rms_norm_eps ?? 1e-6),
+    ropeTheta,
+    ropeScaling,
+    // Qwen2 always has q/k/v biases and none on o_proj; Llama's attention_bias puts one on all four.
+    qkvBias: modelType === "qwen2" || attentionBias,
+    outBias: modelType !== "qwen2" && attentionBias,
+    mlpBias: c.mlp_bias === true,
+    // LlamaConfig, MistralConfig and Qwen2Config default to untied embeddings.
+    tiedEmbeddings: c.tie_word_embeddings === true,
+    bosTokenId: firstId("bos_token_id"),
+    eosTokenId: firstId("eos_token_id"),
+  };
+}
+
+const SUPPORTED_ROPE = 'rope_scaling null, "default", "linear", "llama3" or "dynamic"';
+
+function parseRopeScaling(raw: unknown, file: string): RopeScaling {
+  if (raw == null) return { kind: "none" };
+  if (!isObject(raw)) throw new LoupeError("bad-file", `${file}: rope_scaling must be an object or null.`, file);
+  const type = raw.rope_type ?? raw.type ?? "default";
+  const num = (key: string, fallback?: number): number => {
+    const v = raw[key] ?? fallback;
+    if (typeof v !== "number" || !(v > 0)) throw new LoupeError("bad-file", `${file}: rope_scaling.${key} must be a positive number (found ${JSON.stringify(raw[key])}).`, file);
+    return v;
+  };
+  switch (type) {
+    case "default":
+      return { kind: "none" };
+    // Dynamic NTK scaling changes frequencies only past max_position_embeddings, where Loupe's
+    // context ends anyway: inside it, rotary is the default.
+    case "dynamic":
+      return { kind: "none" };
+    case "linear":
+      return { kind: "linear", factor: num("factor") };
+    case "llama3": {
+      const lowFreqFactor = num("low_freq_factor");
+      const highFreqFactor = num("high_freq_factor");
+      if (!(highFreqFactor > lowFreqFactor)) throw new LoupeError("bad-file", `${file}: rope_scaling.high_freq_factor must exceed low_freq_factor.`, file);
+      return { kind: "llama3", factor: num("factor"), lowFreqFactor, highFreqFactor, originalContext: num("original_max_position_embeddings") };
+    }
+    default:
+      throw new LoupeError("unsupported-architecture", `${file}: rope_scaling type ${JSON.stringify(type)} is not supported (Loupe reads ${SUPPORTED_ROPE}).`, file);
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

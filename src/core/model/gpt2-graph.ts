@@ -2,19 +2,47 @@
  * Builds the ONNX graph of a GPT-2-family model straight from its safetensors weights.
  *
  * Every TransformerLens hook is a graph output, and every hook is also an intervention point:
- *   out = x + x * gain + write
+ *   out = x * (1 + gain) + write
  * with `gain` and `write` graph inputs. Fed zeros (a one-element zero broadcasts), the hook is
  * exactly the identity, so a run with no interventions is bit-identical to a plain run. Replace,
  * add, scale and zero are all choices of (gain, write) per batch row and position.
+ * (A sparse form, GatherND/ScatterND over the changed slots only, measured no faster on the
+ * reference model's sweeps and slower per call: onnxruntime copies x for ScatterND anyway.)
  */
-import * as path from "node:path";
-import { LoupeError } from "../errors";
-import type { ModelConfig } from "./config";
+import type { Gpt2Config as ModelConfig } from "./config";
 import { allHookNames, blockHook, type BlockHookSuffix } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
-import type { SafetensorsIndex, TensorEntry } from "./safetensors";
+import type { SafetensorsIndex } from "./safetensors";
+import { WeightTable } from "./weight-table";
 
 export const GRAPH_INPUTS = { ids: "input_ids", positions: "position_ids", mask: "attention_mask", logits: "logits" } as const;
+
+/**
+ * Inputs the GPT-2 graph has and other graphs may lack (HookedModel checks a session's inputs).
+ * logit_positions [k]: the positions whose logits are computed. The last block then runs its
+ * attention queries, MLP and everything after only there (keys and values at every position):
+ * its hooks from attn_scores on, and ln_final.hook_normalized, hold those positions only. A
+ * patched run is scored at one position, and the last block and the unembedding are most of a
+ * small model's work.
+ */
+export const LOGIT_POSITIONS = "logit_positions";
+
+/**
+ * resid_in:L [rows, pos, d_model], for L >= 1: rows that start at block L, their hook_resid_pre
+ * given. They join the batch after the rows already there, so block L sees the rows started at or
+ * before it (attention_mask covers every row, in that order). Empty ([0, pos, d_model]) for a plain run.
+ */
+export function residInput(layer: number): string {
+  return `resid_in:${layer}`;
+}
+
+/** Key/value cache inputs and outputs, [batch, heads, tokens, d_head]; the same names as the Llama graph's KV_IO. */
+export const PAST_IO = {
+  pastKey: (layer: number) => `past_key:${layer}`,
+  pastValue: (layer: number) => `past_value:${layer}`,
+  presentKey: (layer: number) => `present_key:${layer}`,
+  presentValue: (layer: number) => `present_value:${layer}`,
+} as const;
 
 export function gainInput(hook: string): string {
   return `gain:${hook}`;
@@ -26,50 +54,6 @@ export function writeInput(hook: string): string {
 /** Masked attention scores get this value rather than -inf, so a fully masked row (padding) stays finite. */
 export const MASKED_SCORE = -1e9;
 
-const DTYPE_TO_ONNX: Record<string, DataType> = {
-  F32: DataType.FLOAT,
-  F16: DataType.FLOAT16,
-  BF16: DataType.BFLOAT16,
-};
-
-/** Looks up GPT-2 weights by their HF names, with or without the `transformer.` prefix. */
-class WeightTable {
-  constructor(
-    private readonly index: SafetensorsIndex,
-    private readonly g: GraphBuilder,
-  ) {}
-
-  private find(name: string): TensorEntry | undefined {
-    return this.index.tensors.get(`transformer.${name}`) ?? this.index.tensors.get(name);
-  }
-
-  has(name: string): boolean {
-    return this.find(name) !== undefined;
-  }
-
-  /** A float32 graph value for the named weight, checked against the expected shape. */
-  get(name: string, shape: readonly number[]): string {
-    const entry = this.find(name);
-    const file = this.index.path;
-    if (!entry) throw new LoupeError("bad-file", `${file} has no tensor "${name}" (or "transformer.${name}"): is this a GPT-2 checkpoint?`, file);
-    if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
-      throw new LoupeError(
-        "bad-shape",
-        `${file}: tensor "${entry.name}" has shape [${entry.shape.join(", ")}] but config.json implies [${shape.join(", ")}]. Check that config.json belongs to these weights.`,
-        file,
-      );
-    }
-    const elemType = DTYPE_TO_ONNX[entry.dtype];
-    if (elemType === undefined) throw new LoupeError("bad-file", `${file}: tensor "${entry.name}" has dtype ${entry.dtype}; expected F32, F16 or BF16.`, file);
-    const stored = this.g.externalInitializer(`w:${entry.name}`, elemType, entry.shape, {
-      location: path.basename(file),
-      offset: entry.fileOffset,
-      length: entry.byteLength,
-    });
-    return elemType === DataType.FLOAT ? stored : this.g.op("Cast", [stored], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
-  }
-}
-
 export interface BuiltGraph {
   readonly bytes: Uint8Array;
   readonly hookNames: string[];
@@ -77,20 +61,30 @@ export interface BuiltGraph {
 
 export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex): BuiltGraph {
   const g = new GraphBuilder();
-  const w = new WeightTable(weights, g);
+  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?");
   const { dModel: D, nHeads: H, dHead: Dh, dMlp: M, nCtx, dVocab: V } = cfg;
 
   const ids = g.input(GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
   const positions = g.input(GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
-  const mask = g.input(GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "pos"]);
+  const mask = g.input(GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "total"]);
+  const logitPositions = g.input(LOGIT_POSITIONS, DataType.INT64, ["k"]);
+  // Keys and values of earlier tokens (batch 1, stretched over the batch, or the run's batch): a run
+  // can continue from a prefix without recomputing it. Empty ([1, H, 0, Dh]) for a plain run.
+  const past: Array<[string, string]> = [];
+  for (let L = 0; L < cfg.nLayers; L++) {
+    const pair: [string, string] = [PAST_IO.pastKey(L), PAST_IO.pastValue(L)];
+    for (const name of pair) g.input(name, DataType.FLOAT, ["past_batch", H, "past", Dh]);
+    past.push(pair);
+  }
 
+  const one = g.floatInitializer("const:one_f", [], [1]);
   const hookNames: string[] = [];
   /** Route a value through a hook: an intervention point, then a named graph output. */
   const hook = (name: string, x: string): string => {
     const gain = g.input(gainInput(name), DataType.FLOAT);
     const write = g.input(writeInput(name), DataType.FLOAT);
-    const scaled = g.op("Mul", [x, gain]);
-    const kept = g.op("Add", [x, scaled]);
+    // Two passes over x; 1 + gain costs nothing for the idle one-element gain.
+    const kept = g.op("Mul", [x, g.op("Add", [gain, one])]);
     const out = g.op("Add", [kept, write], {}, name);
     g.output(name, DataType.FLOAT);
     hookNames.push(name);
@@ -107,21 +101,35 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex): Bui
   const ones = g.floatInitializer("ln:ones", [D], new Float32Array(D).fill(1));
   const zeros = g.floatInitializer("ln:zeros", [D], new Float32Array(D));
 
-  // Attention mask: causal AND key-not-padding, shape [batch, 1, query, key].
+  // Attention mask: causal AND key-not-padding, shape [batch, 1, query, key]. With a past of P
+  // tokens, the queries are rows P..P+T of the causal table and the keys its columns 0..P+T.
   const causalBits = new Uint8Array(nCtx * nCtx);
   for (let q = 0; q < nCtx; q++) for (let k = 0; k <= q; k++) causalBits[q * nCtx + k] = 1;
   const causalFull = g.boolInitializer("mask:causal", [nCtx, nCtx], causalBits);
-  const seqLen = g.op("Gather", [g.op("Shape", [ids]), g.int64Initializer("const:one", [1], [1])]);
+  const idsShape = g.op("Shape", [ids]);
+  const one1 = g.int64Initializer("const:one", [1], [1]);
+  const seqLen = g.op("Gather", [idsShape, one1]);
   const zero1 = g.int64Initializer("const:zero", [1], [0]);
-  const rows = g.op("Slice", [causalFull, zero1, seqLen, zero1]);
-  const causal = g.op("Slice", [rows, zero1, seqLen, g.int64Initializer("const:axis1", [1], [1])]);
+  const pastLen = g.op("Gather", [g.op("Shape", [past[0][0]]), g.int64Initializer("const:two", [1], [2])]);
+  const total = g.op("Add", [pastLen, seqLen]);
+  const rows = g.op("Slice", [causalFull, pastLen, total, zero1]);
+  const causal = g.op("Slice", [rows, zero1, total, g.int64Initializer("const:axis1", [1], [1])]);
+  // batchOnes ([rows, 1, 1, 1]) stretches a batch-1 past over the rows a block sees.
+  const withPast = (pastName: string, x: string, presentName: string, batchOnes: string): string => {
+    const all = g.op("Concat", [g.op("Expand", [pastName, batchOnes]), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);
+    g.output(presentName, DataType.FLOAT);
+    return all;
+  };
   const keyOk = g.op("Unsqueeze", [g.op("Cast", [mask], { to: DataType.BOOL }), g.int64Initializer("axes:key", [2], [1, 2])]);
   const allowed = g.op("And", [causal, keyOk], {}, "mask:allowed");
+  const ones3 = g.int64Initializer("const:ones3", [3], [1, 1, 1]);
 
   /** LayerNorm split as TransformerLens does: hook_normalized sees (x - mean) / std, before the affine. */
   const layerNorm = (x: string, prefix: string, normalizedHook?: string): string => {
-    let normalized = g.op("LayerNormalization", [x, ones, zeros], { axis: -1, epsilon: { floatValue: cfg.layerNormEps } });
-    if (normalizedHook) normalized = hook(normalizedHook, normalized);
+    const epsilon = { floatValue: cfg.layerNormEps };
+    // Without a hook to expose, one fused op applies the affine too (two passes fewer).
+    if (!normalizedHook) return g.op("LayerNormalization", [x, w.get(`${prefix}.weight`, [D]), w.get(`${prefix}.bias`, [D])], { axis: -1, epsilon });
+    const normalized = hook(normalizedHook, g.op("LayerNormalization", [x, ones, zeros], { axis: -1, epsilon }));
     const scaled = g.op("Mul", [normalized, w.get(`${prefix}.weight`, [D])]);
     return g.op("Add", [scaled, w.get(`${prefix}.bias`, [D])]);
   };
@@ -135,17 +143,28 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex): Bui
 
   for (let L = 0; L < cfg.nLayers; L++) {
     const p = `h.${L}`;
+    if (L > 0) resid = g.op("Concat", [resid, g.input(residInput(L), DataType.FLOAT, [`rows:${L}`, "pos", D])], { axis: 0 });
+    // The rows this block sees: the first ones of the batch.
+    const rowsHere = g.op("Slice", [g.op("Shape", [resid]), zero1, one1]);
+    const allowedHere = g.op("Slice", [allowed, zero1, rowsHere, zero1]);
+    const batchOnes = g.op("Concat", [rowsHere, ones3], { axis: 0 });
     resid = bhook(L, "hook_resid_pre", resid);
     const qkv = linear(layerNorm(resid, `${p}.ln_1`), `${p}.attn.c_attn`, D, 3 * D);
     const [qFlat, kFlat, vFlat] = g.opMulti("Split", [qkv, splitQkv], [g.fresh("q"), g.fresh("k"), g.fresh("v")], { axis: -1 });
     const q = bhook(L, "attn.hook_q", g.op("Reshape", [qFlat, shapeHeads]));
     const k = bhook(L, "attn.hook_k", g.op("Reshape", [kFlat, shapeHeads]));
     const v = bhook(L, "attn.hook_v", g.op("Reshape", [vFlat, shapeHeads]));
-    const qT = g.op("Transpose", [q], { perm: [0, 2, 1, 3] });
-    const kT = g.op("Transpose", [k], { perm: [0, 2, 3, 1] });
-    const vT = g.op("Transpose", [v], { perm: [0, 2, 1, 3] });
+    // The last block needs every position's keys and values, but nothing reads its other outputs
+    // except at the positions whose logits are computed: from its queries on, it runs only there.
+    const last = L === cfg.nLayers - 1;
+    const queries = last ? g.op("Gather", [q, logitPositions], { axis: 1 }) : q;
+    const queryMask = last ? g.op("Gather", [allowedHere, logitPositions], { axis: 2 }) : allowedHere;
+    if (last) resid = g.op("Gather", [resid, logitPositions], { axis: 1 });
+    const qT = g.op("Transpose", [queries], { perm: [0, 2, 1, 3] });
+    const kT = g.op("Transpose", [withPast(past[L][0], k, PAST_IO.presentKey(L), batchOnes)], { perm: [0, 1, 3, 2] });
+    const vT = withPast(past[L][1], v, PAST_IO.presentValue(L), batchOnes);
     const rawScores = g.op("Mul", [g.op("MatMul", [qT, kT]), invSqrtDh]);
-    const scores = bhook(L, "attn.hook_attn_scores", g.op("Where", [allowed, rawScores, maskedScore]));
+    const scores = bhook(L, "attn.hook_attn_scores", g.op("Where", [queryMask, rawScores, maskedScore]));
     const pattern = bhook(L, "attn.hook_pattern", g.op("Softmax", [scores], { axis: -1 }));
     const z = bhook(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
     const attnOut = bhook(L, "hook_attn_out", linear(g.op("Reshape", [z, shapeFlat]), `${p}.attn.c_proj`, D, D));
@@ -188,7 +207,7 @@ export const LENS_IO = { resid: "resid", target: "target", k: "k", topLogprobs: 
  */
 export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex): Uint8Array {
   const g = new GraphBuilder();
-  const w = new WeightTable(weights, g);
+  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?");
   const { dModel: D, dVocab: V } = cfg;
   const resid = g.input(LENS_IO.resid, DataType.FLOAT, ["n", D]);
   const target = g.input(LENS_IO.target, DataType.INT64, ["n", "m"]);

@@ -5,22 +5,23 @@
  *   const { logits, cache } = await model.runWithCache(model.toTokens("When Mia and Leo…"), { names: ["blocks.0.hook_resid_post"] });
  *   const patched = await model.runWithHooks(tokens, [{ hook: "blocks.1.hook_resid_pre", kind: "replace", source, positions: [4] }]);
  */
-import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
 import { LoupeError, throwIfAborted } from "../errors";
 import { seededRandom } from "../tensor/random";
 import { tensor, type Tensor } from "../tensor/tensor";
-import { Tokenizer } from "../tokenizer";
+import type { Tokenizer } from "../tokenizer";
 import { ActivationCache } from "./activation-cache";
-import { readModelConfig, type ModelConfig } from "./config";
+import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
-import { buildGpt2Graph, buildGpt2LensGraph, gainInput, GRAPH_INPUTS, LENS_IO, writeInput } from "./gpt2-graph";
+import { buildLensGraph, buildModelGraph, graphCacheName } from "./build-graph";
+import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput, writeInput } from "./gpt2-graph";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
-import { allHookNames } from "./hooks";
-import { compileInterventions, type Intervention } from "./interventions";
-import { readSafetensorsIndex } from "./safetensors";
+import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
+import { KvCache } from "./kv-cache";
+import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
+import { openModelFolder } from "./model-folder";
 
 export type TokenBatch = readonly (readonly number[])[];
 
@@ -35,14 +36,67 @@ export interface RunOptions {
   /** Hooks to return in the cache: a list of names or a filter. */
   readonly names?: readonly string[] | ((name: string) => boolean);
   readonly signal?: AbortSignal;
+  /**
+   * Positions (of the tokens passed) whose logits to compute; logits is then [batch, k, d_vocab]
+   * in this order. Default: every position. Where the graph supports it (GPT-2), the last block
+   * then also runs only there after its keys and values: its hooks from attn.hook_attn_scores on,
+   * and ln_final.hook_normalized, hold those k positions (in this order), and interventions there
+   * at other positions change nothing that is returned.
+   */
+  readonly logitPositions?: readonly number[];
+  /**
+   * Continue from earlier tokens instead of running them again: their keys and values at every
+   * layer (from a run with `keyValues: true`, cut with `prefixKeyValues`), batch 1 or the run's
+   * batch. The tokens passed come after them; hook activations, interventions and logit positions
+   * cover only these tokens (attention patterns and scores span prefix and tokens as keys, and
+   * cannot be intervened on here). The prefix is taken as unpadded.
+   */
+  readonly prefix?: KeyValues;
+  /** Also return every layer's keys and values (RunResult.keyValues). */
+  readonly keyValues?: boolean;
+  /**
+   * Start rows at a later block, their blocks.{L}.hook_resid_pre given rather than computed:
+   * `layers[b]` is row b's first block (0: from its tokens), non-decreasing over the batch, and
+   * `resid` [rows with layers[b] > 0, pos, d_model] holds those rows' activations in row order.
+   * Block L's hooks (activations, interventions, keys and values) then hold only the rows started
+   * at or before it, the batch's first ones; hook_embed and hook_pos_embed only the rows started
+   * at 0. A later row's tokens set its length and mask; their ids are not used.
+   */
+  readonly startAt?: StartAt;
+}
+
+export interface StartAt {
+  readonly layers: readonly number[];
+  readonly resid: Tensor;
+}
+
+/** Keys and values of a run's tokens, one [batch, heads, tokens, d_head] tensor per layer. */
+export interface KeyValues {
+  readonly keys: readonly Tensor[];
+  readonly values: readonly Tensor[];
 }
 
 export interface RunResult {
-  /** [batch, pos, d_vocab] */
+  /** [batch, pos, d_vocab], or [batch, k, d_vocab] for the `logitPositions` asked for. */
   readonly logits: Tensor;
   readonly cache: ActivationCache;
   /** Real (unpadded) length of each sequence in the batch. */
   readonly lengths: readonly number[];
+  /** With `keyValues: true`: the keys and values of prefix and tokens. */
+  readonly keyValues?: KeyValues;
+}
+
+/** The first `length` tokens of batch row `row` of `kv`, as a batch-1 prefix for RunOptions.prefix. */
+export function prefixKeyValues(kv: KeyValues, row: number, length: number): KeyValues {
+  const cut = (t: Tensor): Tensor => {
+    const [B, H, T, Dh] = t.dims;
+    if (!Number.isInteger(row) || row < 0 || row >= B) throw new LoupeError("bad-argument", `prefixKeyValues: batch row ${row} is out of range (0..${B - 1}).`);
+    if (!Number.isInteger(length) || length < 0 || length > T) throw new LoupeError("bad-argument", `prefixKeyValues: a prefix of ${length} tokens is not within the ${T} cached.`);
+    const out = new Float32Array(H * length * Dh);
+    for (let h = 0; h < H; h++) out.set(t.data.subarray(((row * H + h) * T) * Dh, ((row * H + h) * T + length) * Dh), h * length * Dh);
+    return tensor(out, [1, H, length, Dh]);
+  };
+  return { keys: kv.keys.map(cut), values: kv.values.map(cut) };
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -86,6 +140,10 @@ export class HookedModel {
   readonly hookNames: readonly string[];
   private readonly hookSet: ReadonlySet<string>;
   private readonly idleInterventions: Record<string, ort.Tensor>;
+  /** Whether the graph takes past keys/values (RunOptions.prefix) and logit positions. */
+  private readonly hasPast: boolean;
+  private readonly hasLogitPositions: boolean;
+  private readonly hasStartAt: boolean;
 
   private constructor(
     readonly folder: string,
@@ -95,7 +153,7 @@ export class HookedModel {
     private readonly lensSession: ort.InferenceSession,
     readonly graphFromCache: boolean,
   ) {
-    this.hookNames = allHookNames(cfg.nLayers);
+    this.hookNames = hookNamesFor(cfg);
     this.hookSet = new Set(this.hookNames);
     // One shared zero broadcasts to every hook: the identity intervention.
     const zero = new ort.Tensor("float32", new Float32Array(1), [1]);
@@ -104,40 +162,26 @@ export class HookedModel {
       this.idleInterventions[gainInput(name)] = zero;
       this.idleInterventions[writeInput(name)] = zero;
     }
+    this.hasPast = session.inputNames.includes(PAST_IO.pastKey(0));
+    this.hasLogitPositions = session.inputNames.includes(LOGIT_POSITIONS);
+    this.hasStartAt = cfg.nLayers > 1 && session.inputNames.includes(residInput(1));
+
+    if (this.hasPast) {
+      const empty = new ort.Tensor("float32", new Float32Array(0), [1, cfg.nHeads, 0, cfg.dHead]);
+      for (let L = 0; L < cfg.nLayers; L++) {
+        this.idleInterventions[PAST_IO.pastKey(L)] ??= empty;
+        this.idleInterventions[PAST_IO.pastValue(L)] ??= empty;
+      }
+    }
   }
 
-  /** Load a Hugging Face GPT-2-family folder: config.json, model.safetensors, tokenizer.json. */
+  /** Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors, tokenizer.json. */
   static async load(folder: string, options: LoadOptions = {}): Promise<HookedModel> {
-    const dir = path.resolve(folder);
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-      throw new LoupeError("missing-file", `Model folder ${dir} does not exist. Choose a folder with config.json, model.safetensors and tokenizer.json.`, dir);
-    }
-    const cfg = readModelConfig(dir);
-    const weightsFile = path.join(dir, "model.safetensors");
-    if (!fs.existsSync(weightsFile)) {
-      const sharded = fs.readdirSync(dir).some((f) => /^model-\d+-of-\d+\.safetensors$/.test(f));
-      throw new LoupeError(
-        "missing-file",
-        sharded
-          ? `${dir} holds a sharded checkpoint; Loupe reads a single model.safetensors for now. Merge the shards (save_pretrained with a larger max_shard_size).`
-          : `No model.safetensors in ${dir}. Save the model with save_pretrained(safe_serialization=True).`,
-        weightsFile,
-      );
-    }
-    const tokenizerFile = path.join(dir, "tokenizer.json");
-    const tokenizer = Tokenizer.fromFile(tokenizerFile);
-    if (tokenizer.vocabSize > cfg.dVocab) {
-      throw new LoupeError(
-        "tokenizer-mismatch",
-        `${tokenizerFile} has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${cfg.dVocab}: the tokenizer belongs to another model.`,
-        tokenizerFile,
-      );
-    }
-    const weights = readSafetensorsIndex(weightsFile);
+    const { dir, cfg, weightsFile, weights, tokenizer } = openModelFolder(folder);
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
     const key = (graphName: string) => graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText]);
-    const graph = cachedGraph(cacheDir, key("model"), () => buildGpt2Graph(cfg, weights).bytes);
-    const lensGraph = cachedGraph(cacheDir, key("lens"), () => buildGpt2LensGraph(cfg, weights));
+    const graph = cachedGraph(cacheDir, key(graphCacheName(cfg, "model")), () => buildModelGraph(cfg, weights).bytes);
+    const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights));
     const session = await createSession(graph.bytes, dir, options.threads);
     const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);
@@ -153,21 +197,32 @@ export class HookedModel {
   }
 
   /** Logits only. */
-  async run(tokens: readonly number[] | TokenBatch, options: { signal?: AbortSignal } = {}): Promise<Tensor> {
-    return (await this.forward(asBatch(tokens), [], [], options.signal)).logits;
+  async run(tokens: readonly number[] | TokenBatch, options: Omit<RunOptions, "names" | "keyValues"> = {}): Promise<Tensor> {
+    return (await this.forward(asBatch(tokens), [], [], options)).logits;
   }
 
   async runWithCache(tokens: readonly number[] | TokenBatch, options: RunOptions = {}): Promise<RunResult> {
-    return this.forward(asBatch(tokens), [], this.selectHooks(options.names ?? (() => true)), options.signal);
+    return this.forward(asBatch(tokens), [], this.selectHooks(options.names ?? (() => true)), options);
   }
 
   async runWithHooks(tokens: readonly number[] | TokenBatch, interventions: readonly Intervention[], options: RunOptions = {}): Promise<RunResult> {
-    return this.forward(asBatch(tokens), interventions, this.selectHooks(options.names ?? []), options.signal);
+    return this.forward(asBatch(tokens), interventions, this.selectHooks(options.names ?? []), options);
+  }
+
+  /** Whether this model's graph can continue from a prefix's keys and values (RunOptions.prefix). */
+  get supportsPrefix(): boolean {
+    return this.hasPast;
+  }
+
+  /** Whether this model's graph can start rows at a later block (RunOptions.startAt). */
+  get supportsStartAt(): boolean {
+    return this.hasStartAt;
   }
 
   /**
    * Continue each prompt. Greedy by default; `temperature` > 0 samples with a seeded generator.
-   * Every step reruns the whole sequence (no KV cache yet), so cost grows with length.
+   * Where the graph takes past keys and values and there are no interventions, each step runs only
+   * the new token (KvCache); otherwise every step reruns the whole sequence.
    */
   async generate(prompt: string | readonly number[], options: GenerateOptions = {}): Promise<Generation> {
     const tokens = typeof prompt === "string" ? this.toTokens(prompt) : [...prompt];
@@ -178,16 +233,26 @@ export class HookedModel {
     const start = tokens.length;
     const random = options.seed === undefined ? undefined : seededRandom(options.seed);
     let stopReason: Generation["stopReason"] = "max-tokens";
+    // Plain generation reuses keys and values where the graph takes them; interventions rerun the whole sequence.
+    const kv =
+      this.hasPast && !options.interventions?.length && !options.interventionsAt
+        ? new KvCache((fresh, prefix) => this.runWithCache(fresh, { names: [], prefix, keyValues: true, logitPositions: [fresh.length - 1], signal: options.signal }))
+        : undefined;
     for (let step = 0; step < maxNew; step++) {
       throwIfAborted(options.signal);
       if (tokens.length >= this.cfg.nCtx) {
         stopReason = "context";
         break;
       }
-      const stepInterventions = options.interventionsAt ? await options.interventionsAt(tokens, options.signal) : [];
-      const { logits } = await this.forward([tokens], [...(options.interventions ?? []), ...stepInterventions], [], options.signal);
-      const V = logits.dims[2];
-      const last = logits.data.subarray((tokens.length - 1) * V, tokens.length * V);
+      let last: Float32Array;
+      if (kv) {
+        last = await kv.nextLogits(tokens);
+      } else {
+        const stepInterventions = options.interventionsAt ? await options.interventionsAt(tokens, options.signal) : [];
+        const { logits } = await this.forward([tokens], [...(options.interventions ?? []), ...stepInterventions], [], { signal: options.signal });
+        const V = logits.dims[2];
+        last = logits.data.subarray((tokens.length - 1) * V, tokens.length * V);
+      }
       const next = chooseNextToken(last, options, random);
       if (stopAtEos && next === eos) {
         stopReason = "eos";
@@ -196,7 +261,7 @@ export class HookedModel {
       tokens.push(next);
       options.onToken?.(step);
       if (options.stop?.length) {
-        const text = this.toString(tokens.slice(start));
+        const text = this.tokenizer.decodeContinuation(tokens.slice(0, start), tokens.slice(start));
         const cut = firstStop(text, options.stop);
         if (cut !== undefined) {
           return { tokens: tokens.slice(start), text: text.slice(0, cut), stopReason: "stop-string" };
@@ -204,7 +269,7 @@ export class HookedModel {
       }
     }
     const generated = tokens.slice(start);
-    return { tokens: generated, text: this.toString(generated), stopReason };
+    return { tokens: generated, text: this.tokenizer.decodeContinuation(tokens.slice(0, start), generated), stopReason };
   }
 
   /**
@@ -250,25 +315,43 @@ export class HookedModel {
     return [...names];
   }
 
-  private async forward(batch: TokenBatch, interventions: readonly Intervention[], fetch: readonly string[], signal?: AbortSignal): Promise<RunResult> {
+  private async forward(batch: TokenBatch, interventions: readonly Intervention[], fetch: readonly string[], options: Omit<RunOptions, "names">): Promise<RunResult> {
+    const signal = options.signal;
     throwIfAborted(signal);
     if (batch.length === 0 || batch.some((row) => row.length === 0)) {
       throw new LoupeError("empty-input", "Nothing to run: the text is empty. Select some text first.");
     }
     const lengths = batch.map((row) => row.length);
     const T = Math.max(...lengths);
-    if (T > this.cfg.nCtx) {
+    const B = batch.length;
+    const prefix = options.prefix;
+    const P = prefix ? this.checkPrefix(prefix, B, interventions) : 0;
+    if (P + T > this.cfg.nCtx) {
       throw new LoupeError(
         "context-overflow",
-        `The text is ${T} tokens long but this model's context window is ${this.cfg.nCtx} tokens. Select a shorter passage.`,
+        `The text is ${P + T} tokens long but this model's context window is ${this.cfg.nCtx} tokens. Select a shorter passage.`,
       );
     }
-    const B = batch.length;
+    // Rows present at each block: those started at or before it.
+    const starts = options.startAt ? this.checkStartAt(options.startAt, B, T) : undefined;
+    const B0 = starts ? starts.filter((l) => l === 0).length : B;
+    const rowsAt = (hook: string): number => {
+      const layer = hookLayer(hook);
+      if (!starts) return B;
+      if (layer === undefined) return hook === "hook_embed" || hook === "hook_pos_embed" ? B0 : B;
+      return starts.filter((l) => l <= layer).length;
+    };
+    const logitPositions = options.logitPositions;
+    for (const p of logitPositions ?? []) {
+      if (!Number.isInteger(p) || p < 0 || p >= T) throw new LoupeError("bad-argument", `Logit position ${p} is outside the tokens run (0..${T - 1}).`);
+    }
     const pad = this.tokenizer.eosTokenId ?? 0;
     const ids = new BigInt64Array(B * T);
     const positions = new BigInt64Array(B * T);
-    const mask = new Float32Array(B * T);
+    // The mask covers prefix (all real) and tokens.
+    const mask = new Float32Array(B * (P + T));
     batch.forEach((row, b) => {
+      mask.fill(1, b * (P + T), b * (P + T) + P);
       for (let t = 0; t < T; t++) {
         const real = t < row.length;
         const id = real ? row[t] : pad;
@@ -276,25 +359,122 @@ export class HookedModel {
           throw new LoupeError("bad-argument", `Token id ${id} is outside the vocabulary (0..${this.cfg.dVocab - 1}).`);
         }
         ids[b * T + t] = BigInt(id);
-        positions[b * T + t] = BigInt(t);
-        mask[b * T + t] = real ? 1 : 0;
+        positions[b * T + t] = BigInt(P + t);
+        mask[b * (P + T) + P + t] = real ? 1 : 0;
       }
     });
     const feeds: Record<string, ort.Tensor> = {
       ...this.idleInterventions,
-      [GRAPH_INPUTS.ids]: new ort.Tensor("int64", ids, [B, T]),
-      [GRAPH_INPUTS.positions]: new ort.Tensor("int64", positions, [B, T]),
-      [GRAPH_INPUTS.mask]: new ort.Tensor("float32", mask, [B, T]),
+      [GRAPH_INPUTS.ids]: new ort.Tensor("int64", ids.subarray(0, B0 * T), [B0, T]),
+      [GRAPH_INPUTS.positions]: new ort.Tensor("int64", positions.subarray(0, B0 * T), [B0, T]),
+      [GRAPH_INPUTS.mask]: new ort.Tensor("float32", mask, [B, P + T]),
     };
-    for (const [hook, c] of compileInterventions(this.cfg, this.hookSet, interventions, B, T)) {
-      feeds[gainInput(hook)] = new ort.Tensor("float32", c.gain, c.dims);
-      feeds[writeInput(hook)] = new ort.Tensor("float32", c.write, c.dims);
+    if (this.hasStartAt) {
+      const D = this.cfg.dModel;
+      let offset = 0;
+      for (let L = 1; L < this.cfg.nLayers; L++) {
+        const n = starts ? starts.filter((l) => l === L).length : 0;
+        const data = options.startAt ? options.startAt.resid.data.subarray(offset * T * D, (offset + n) * T * D) : new Float32Array(0);
+        feeds[residInput(L)] = new ort.Tensor("float32", data, [n, T, D]);
+        offset += n;
+      }
     }
-    const outputs = await this.session.run(feeds, [GRAPH_INPUTS.logits, ...fetch]);
+    if (this.hasLogitPositions) {
+      // One position asked for runs twice: with a single query the last block's attention matmul
+      // takes another path in onnxruntime (a vector product) whose rounding differs from the full run's.
+      const chosen = logitPositions ? (logitPositions.length === 1 ? [logitPositions[0], logitPositions[0]] : logitPositions) : Array.from({ length: T }, (_, t) => t);
+      feeds[LOGIT_POSITIONS] = new ort.Tensor("int64", BigInt64Array.from(chosen, BigInt), [chosen.length]);
+    }
+    if (prefix) {
+      prefix.keys.forEach((k, L) => (feeds[PAST_IO.pastKey(L)] = new ort.Tensor("float32", k.data, k.dims)));
+      prefix.values.forEach((v, L) => (feeds[PAST_IO.pastValue(L)] = new ort.Tensor("float32", v.data, v.dims)));
+    }
+    if (starts) {
+      for (const iv of interventions) {
+        const missing = iv.batch?.find((b) => b >= rowsAt(iv.hook));
+        if (missing !== undefined) throw new LoupeError("bad-argument", `Intervention at ${iv.hook}: batch row ${missing} starts after that hook.`);
+      }
+    }
+    const narrowed = logitPositions && this.hasLogitPositions ? (logitPositions.length === 1 ? [logitPositions[0], logitPositions[0]] : logitPositions) : undefined;
+    for (const [hook, compiled] of compileInterventions(this.cfg, this.hookSet, interventions, B, T)) {
+      // The last block's later hooks hold only the logit positions: pick those.
+      const c = narrowed && this.atLogitPositions(hook) ? selectPositions(compiled, hookLayout(hook) === "pattern" ? 2 : 1, narrowed) : compiled;
+      // Rows started after this hook's block are not in its activation: drop them (rows lead).
+      const rows = rowsAt(hook);
+      const size = c.gain.length / B;
+      const dims = [rows, ...c.dims.slice(1)];
+      feeds[gainInput(hook)] = new ort.Tensor("float32", rows === B ? c.gain : c.gain.subarray(0, rows * size), dims);
+      feeds[writeInput(hook)] = new ort.Tensor("float32", rows === B ? c.write : c.write.subarray(0, rows * size), dims);
+    }
+    const kvNames: string[] = [];
+    if (options.keyValues) {
+      if (!this.hasPast) throw new LoupeError("bad-argument", "This model's graph does not return keys and values.");
+      for (let L = 0; L < this.cfg.nLayers; L++) kvNames.push(PAST_IO.presentKey(L), PAST_IO.presentValue(L));
+    }
+    const outputs = await this.session.run(feeds, [GRAPH_INPUTS.logits, ...fetch, ...kvNames]);
     throwIfAborted(signal);
     const cache = new Map<string, Tensor>();
-    for (const name of fetch) cache.set(name, fromOrt(outputs[name]));
-    return { logits: fromOrt(outputs[GRAPH_INPUTS.logits]), cache: new ActivationCache(cache), lengths };
+    // Drop the doubled single position (see above).
+    const single = narrowed && narrowed.length !== logitPositions?.length;
+    for (const name of fetch) {
+      const t = fromOrt(outputs[name]);
+      cache.set(name, single && this.atLogitPositions(name) ? firstPosition(t, hookLayout(name) === "pattern" ? 2 : 1) : t);
+    }
+    let logits = fromOrt(outputs[GRAPH_INPUTS.logits]);
+    if (single) logits = firstPosition(logits, 1);
+    // A graph without a logit_positions input computed them all: pick the rows asked for.
+    if (logitPositions && !this.hasLogitPositions) logits = pickPositions(logits, logitPositions);
+    const keyValues = options.keyValues
+      ? {
+          keys: Array.from({ length: this.cfg.nLayers }, (_, L) => fromOrt(outputs[PAST_IO.presentKey(L)])),
+          values: Array.from({ length: this.cfg.nLayers }, (_, L) => fromOrt(outputs[PAST_IO.presentValue(L)])),
+        }
+      : undefined;
+    return { logits, cache: new ActivationCache(cache), lengths, keyValues };
+  }
+
+  private checkStartAt(startAt: StartAt, batch: number, seq: number): readonly number[] {
+    if (!this.hasStartAt) throw new LoupeError("bad-argument", "This model's graph cannot start rows at a later block; run them from their tokens.");
+    const { layers, resid } = startAt;
+    const n = this.cfg.nLayers;
+    if (layers.length !== batch) throw new LoupeError("bad-shape", `startAt gives first blocks for ${layers.length} rows; the batch has ${batch}.`);
+    layers.forEach((l, b) => {
+      if (!Number.isInteger(l) || l < 0 || l >= n) throw new LoupeError("bad-argument", `startAt: block ${l} is not one of this model's blocks (0..${n - 1}).`);
+      if (b > 0 && l < layers[b - 1]) throw new LoupeError("bad-argument", "startAt: order the rows by their first block (rows that start later come after).");
+    });
+    const later = layers.filter((l) => l > 0).length;
+    const expected = [later, seq, this.cfg.dModel];
+    if (resid.dims.length !== 3 || resid.dims.some((d, i) => d !== expected[i])) {
+      throw new LoupeError("bad-shape", `startAt: resid has shape [${resid.dims.join(", ")}]; expected [${expected.join(", ")}].`);
+    }
+    return layers;
+  }
+
+  /** Whether a hook is computed at the logit positions only when they are given. */
+  private atLogitPositions(hook: string): boolean {
+    if (hook === "ln_final.hook_normalized") return true;
+    const last = this.cfg.nLayers - 1;
+    return hookLayer(hook) === last && !/\.(hook_resid_pre|attn\.hook_[qkv])$/.test(hook);
+  }
+
+  /** The prefix's token count, after checking that it fits this model and this run. */
+  private checkPrefix(prefix: KeyValues, batch: number, interventions: readonly Intervention[]): number {
+    if (!this.hasPast) throw new LoupeError("bad-argument", "This model's graph cannot continue from a prefix; run the whole sequence.");
+    const { nLayers, nHeads, dHead } = this.cfg;
+    const all = [...prefix.keys, ...prefix.values];
+    if (prefix.keys.length !== nLayers || prefix.values.length !== nLayers) {
+      throw new LoupeError("bad-shape", `The prefix has keys and values for ${prefix.keys.length} and ${prefix.values.length} layers; this model has ${nLayers}.`);
+    }
+    const P = all[0].dims[2];
+    for (const t of all) {
+      const [b, h, p, d] = t.dims;
+      if (t.dims.length !== 4 || (b !== 1 && b !== batch) || h !== nHeads || p !== P || d !== dHead) {
+        throw new LoupeError("bad-shape", `A prefix key/value tensor has shape [${t.dims.join(", ")}]; expected [1 or ${batch}, ${nHeads}, ${P}, ${dHead}].`);
+      }
+    }
+    const pattern = interventions.find((iv) => hookLayout(iv.hook) === "pattern");
+    if (P > 0 && pattern) throw new LoupeError("bad-argument", `Intervention at ${pattern.hook}: attention patterns and scores cannot be changed in a run that continues from a prefix.`);
+    return P;
   }
 }
 
@@ -317,6 +497,45 @@ async function createSession(bytes: Uint8Array, weightsFolder: string, threads?:
 function fromOrt(t: ort.Tensor | undefined): Tensor {
   if (!t || t.type !== "float32") throw new Error("internal: expected a float32 output from onnxruntime");
   return tensor(t.data as Float32Array, t.dims.map(Number));
+}
+
+/** Index 0 of one axis, kept as an axis of size 1. */
+function firstPosition(t: Tensor, axis: number): Tensor {
+  const outer = t.dims.slice(0, axis).reduce((a, d) => a * d, 1);
+  const inner = t.dims.slice(axis + 1).reduce((a, d) => a * d, 1);
+  const out = new Float32Array(outer * inner);
+  for (let o = 0; o < outer; o++) out.set(t.data.subarray(o * t.dims[axis] * inner, (o * t.dims[axis] + 1) * inner), o * inner);
+  const dims = [...t.dims];
+  dims[axis] = 1;
+  return tensor(out, dims);
+}
+
+/** Compiled (gain, write) at the given indices of one axis. */
+function selectPositions(c: CompiledHook, axis: number, positions: readonly number[]): CompiledHook {
+  const outer = c.dims.slice(0, axis).reduce((a, d) => a * d, 1);
+  const inner = c.dims.slice(axis + 1).reduce((a, d) => a * d, 1);
+  const n = c.dims[axis];
+  const gain = new Float32Array(outer * positions.length * inner);
+  const write = new Float32Array(gain.length);
+  for (let o = 0; o < outer; o++) {
+    positions.forEach((p, k) => {
+      const from = (o * n + p) * inner;
+      const to = (o * positions.length + k) * inner;
+      gain.set(c.gain.subarray(from, from + inner), to);
+      write.set(c.write.subarray(from, from + inner), to);
+    });
+  }
+  const dims = [...c.dims];
+  dims[axis] = positions.length;
+  return { gain, write, dims };
+}
+
+/** Rows [batch, k, vocab] of the given positions from full logits [batch, pos, vocab]. */
+function pickPositions(logits: Tensor, positions: readonly number[]): Tensor {
+  const [B, T, V] = logits.dims;
+  const out = new Float32Array(B * positions.length * V);
+  for (let b = 0; b < B; b++) positions.forEach((p, k) => out.set(logits.data.subarray((b * T + p) * V, (b * T + p + 1) * V), (b * positions.length + k) * V));
+  return tensor(out, [B, positions.length, V]);
 }
 
 function asBatch(tokens: readonly number[] | TokenBatch): TokenBatch {

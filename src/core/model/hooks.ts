@@ -58,3 +58,9 @@ export function hookLayer(name: string): number | undefined {
   const match = /^blocks\.(\d+)\./.exec(name);
   return match ? Number(match[1]) : undefined;
 }
+
+/** Every hook name of a model in forward order: rotary models (the Llama family) have no hook_pos_embed. */
+export function hookNamesFor(cfg: { readonly nLayers: number; readonly architecture: string }): string[] {
+  const names = allHookNames(cfg.nLayers);
+  return cfg.architecture === "gpt2" ? names : names.filter((name) => name !== "hook_pos_embed");
+}

@@ -116,7 +116,7 @@ export async function attributeTokens(model: HookedModel, text: string, options:
   if (answer?.length === 0) throw new LoupeError("bad-argument", "The answer is empty; give the text that should follow the selection.");
   for (const id of answer ?? []) if (!Number.isInteger(id) || id < 0 || id >= V) throw new LoupeError("bad-argument", `Answer token ${id} is outside the vocabulary (0..${V - 1}).`);
   const input = [...prompt, ...(answer ?? []).slice(0, -1)];
-  const clean = await model.run(input, { signal: options.signal });
+  const { logits: clean, keyValues } = await model.runWithHooks(input, [], { signal: options.signal, keyValues: model.supportsPrefix });
   calls++;
   const rowAt = (p: number) => clean.data.subarray(p * V, (p + 1) * V);
   const top = argmax(rowAt(P - 1));
@@ -162,7 +162,14 @@ export async function attributeTokens(model: HookedModel, text: string, options:
     model,
     input,
     runnable.map((r) => r.ivs),
-    { positions: answerPositions, batchSize: options.batchSize, memoryBudgetBytes: options.memoryBudgetBytes, signal: options.signal, onProgress: options.onProgress },
+    {
+      positions: answerPositions,
+      batchSize: options.batchSize,
+      memoryBudgetBytes: options.memoryBudgetBytes,
+      signal: options.signal,
+      onProgress: options.onProgress,
+      keyValues: keyValues && { kv: keyValues, row: 0 },
+    },
   );
   calls += runs.calls;
   throwIfAborted(options.signal);

@@ -8,7 +8,8 @@
  *   r.sweeps[0].normalised  // [layer, position], 0 = corrupted, 1 = clean
  */
 import { LoupeError, throwIfAborted } from "../errors";
-import type { HookedModel } from "../model/hooked-model";
+import type { HookedModel, KeyValues } from "../model/hooked-model";
+import { blockHook } from "../model/hooks";
 import { tensor, type Tensor } from "../tensor/tensor";
 import { runVariants, type RowIntervention } from "./batched-runs";
 import { bindMetric, checkMetricTokens, describeMetric, type MetricSpec } from "./metrics";
@@ -103,6 +104,10 @@ interface Prepared {
   readonly label: string;
   readonly baseCache: Map<string, Tensor>;
   readonly sourceCache: Map<string, Tensor>;
+  /** Both prompts' keys and values (when the graph returns them) and the base run's row. */
+  readonly keyValues?: { readonly kv: KeyValues; readonly row: number };
+  /** The base run's blocks.{L}.hook_resid_pre for every L, where patched runs can start mid-model. */
+  readonly residPre?: Tensor[];
 }
 
 /** One batch-2 call: both prompts' metrics and the activations a patch reads or compares. */
@@ -114,8 +119,10 @@ async function prepare(model: HookedModel, setup: PatchingSetup, hooks: readonly
   if (!Number.isInteger(position) || position < 0 || position >= T) throw new LoupeError("bad-argument", `The scored position ${position} is outside the prompt (0..${T - 1}).`);
   const direction = setup.direction ?? "denoising";
   if (direction !== "denoising" && direction !== "noising") throw new LoupeError("bad-argument", `Unknown direction "${String(direction)}": denoising or noising.`);
-  const names = [...new Set(hooks)];
-  const { logits, cache } = await model.runWithCache([setup.clean, setup.corrupted], { names, signal });
+  // Every block's resid_pre too, so patched runs can start at the block they change.
+  const residPre = model.supportsStartAt ? Array.from({ length: model.cfg.nLayers }, (_, L) => blockHook(L, "hook_resid_pre")) : [];
+  const names = [...new Set([...hooks, ...residPre])];
+  const { logits, cache, keyValues } = await model.runWithCache([setup.clean, setup.corrupted], { names, signal, keyValues: model.supportsPrefix });
   const V = logits.dims[2];
   const row = (b: number) => logits.data.subarray((b * T + position) * V, (b * T + position + 1) * V);
   const score = bindMetric(setup.metric, row(0));
@@ -134,6 +141,8 @@ async function prepare(model: HookedModel, setup: PatchingSetup, hooks: readonly
     label,
     baseCache: pick(baseRow),
     sourceCache: pick(sourceRow),
+    keyValues: keyValues && { kv: keyValues, row: baseRow },
+    residPre: residPre.length > 0 ? residPre.map((name) => batchRow(cache.get(name), baseRow)) : undefined,
   };
 }
 
@@ -161,6 +170,8 @@ async function evaluate(model: HookedModel, prep: Prepared, patches: readonly (r
     memoryBudgetBytes: control.memoryBudgetBytes,
     signal: control.signal,
     onProgress: control.onProgress,
+    keyValues: prep.keyValues,
+    residPre: prep.residPre,
   });
   const raw = patches.map(() => prep.baseMetric);
   toRun.forEach((i, k) => (raw[i] = prep.score(runs.logits[k][0])));

@@ -62,15 +62,19 @@ export function effectiveUnembedding(unembed: Float32Array, dVocab: number, dMod
   return { dVocab, dModel, W_U };
 }
 
-/** The model's effective unembedding, read from its model.safetensors (GPT-2 tensor names). */
+/** The model's effective unembedding, read from its model.safetensors (GPT-2 or Llama-family tensor names). */
 export function readUnembedding(model: HookedModel): Unembedding {
   const file = path.join(model.folder, "model.safetensors");
   const index = readSafetensorsIndex(file);
-  const name = (n: string): string | undefined => [`transformer.${n}`, n].find((c) => index.tensors.has(c));
+  const llama = model.cfg.architecture === "llama";
+  const prefix = llama ? "model" : "transformer";
+  const name = (n: string): string | undefined => [`${prefix}.${n}`, n].find((c) => index.tensors.has(c));
   const untied = !model.cfg.tiedEmbeddings && index.tensors.has("lm_head.weight");
-  const unembedName = untied ? "lm_head.weight" : name("wte.weight");
-  if (!unembedName) throw new LoupeError("bad-file", `${file} has no wte.weight (or lm_head.weight): cannot compute logit effects.`, file);
-  const gammaName = name("ln_f.weight");
+  const embedding = llama ? "embed_tokens.weight" : "wte.weight";
+  const unembedName = untied ? "lm_head.weight" : name(embedding);
+  if (!unembedName) throw new LoupeError("bad-file", `${file} has no ${embedding} (or lm_head.weight): cannot compute logit effects.`, file);
+  // The final norm's gain: LayerNorm's for GPT-2, RMSNorm's for the Llama family.
+  const gammaName = name(llama ? "norm.weight" : "ln_f.weight");
   const gamma = gammaName ? readTensorF32(index, gammaName) : undefined;
   return effectiveUnembedding(readTensorF32(index, unembedName), model.cfg.dVocab, model.cfg.dModel, gamma);
 }

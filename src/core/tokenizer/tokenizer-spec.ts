@@ -92,7 +92,7 @@ export function readTokenizerSpec(json: unknown, source: string): TokenizerSpec 
   const byteLevelAt = preTokenizers.findIndex((p) => p.type === "ByteLevel");
   const metaspace = preTokenizers.find((p) => p.type === "Metaspace");
   for (const p of preTokenizers) {
-    const type = String(p.type);
+    const type = typeof p.type === "string" ? p.type : JSON.stringify(p.type);
     if (DROPPING_PRE_TOKENIZERS.has(type) || p.behavior === "Removed") {
       unsupported(`the pre-tokenizer "${type}"${p.behavior === "Removed" ? ' with behavior "Removed"' : ""} drops characters, so tokens cannot be mapped back to the text.`);
     }

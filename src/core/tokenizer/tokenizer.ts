@@ -159,6 +159,20 @@ export class Tokenizer {
     return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(concatBytes(parts));
   }
 
+  /**
+   * Text of `ids` written after the text of `context` (a generated continuation after its prompt).
+   * SentencePiece-style decoders strip the space of a text's first "▁word", which is right for a
+   * whole text but drops the space between a prompt and its continuation; so the continuation is
+   * cut from the decoded whole, when the prompt's text is a prefix of it. Byte-level decoding needs
+   * no context.
+   */
+  decodeContinuation(context: readonly number[], ids: readonly number[], options: DecodeOptions = {}): string {
+    if (this.spec.spelling === "byte-level" || context.length === 0 || ids.length === 0) return this.decode(ids, options);
+    const head = this.decode(context, options);
+    const whole = this.decode([...context, ...ids], options);
+    return whole.startsWith(head) ? whole.slice(head.length) : this.decode(ids, options);
+  }
+
   /** The vocabulary's string for an id ("Ġthe"), or undefined. */
   idToToken(id: number): string | undefined {
     return this.tokenById[id];

@@ -1,0 +1,139 @@
+/**
+ * Speed at the size users run, Loupe vs PyTorch eager in the same run, on random weights:
+ * - BENCH_ARCH=llama (default): SmolLM2-135M's shape (30 layers, d_model 576, 9 query / 3
+ *   key-value heads, 134.5M parameters) against bench/torch/llama_torch.py;
+ * - BENCH_ARCH=gpt2: GPT-2 small's shape (12 layers, d_model 768, 124M parameters) against
+ *   bench/torch/gpt2_torch.py (which has no key/value cache, so no PyTorch generation column).
+ * Measured: forward on 256 tokens, plain and with every hook returned (Loupe) / recorded
+ * (PyTorch); greedy generation of 64 tokens after a 16-token prompt (prompt included) with the
+ * key/value cache, best of the repetitions, and Loupe without it (every step reruns the whole
+ * sequence); peak resident memory of each process (one architecture per run, so it is that model's).
+ *
+ *   npx tsx bench/models/model-speed.ts                 (LOUPE_BENCH_MODEL=folder reuses a written model)
+ *   BENCH_ARCH=gpt2 npx tsx bench/models/model-speed.ts
+ *
+ * Target (issue 10): at least as fast as PyTorch; generation >= 20 tokens/s on 2 cores.
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { HookedModel } from "../../src/core/model/hooked-model";
+
+const ARCH = process.env.BENCH_ARCH === "gpt2" ? "gpt2" : "llama";
+const TOKENS = 256;
+const PROMPT = 16;
+const NEW = Number(process.env.BENCH_NEW ?? 64);
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const PYTHON = process.env.LOUPE_TORCH_PYTHON ?? "/usr/bin/python3";
+const TORCH = path.join(__dirname, "..", "torch");
+const FIXTURES = path.join(__dirname, "..", "..", "test", "fixtures");
+
+interface TorchTiming {
+  forwardMs: number;
+  generateTokS?: number;
+  peakMb?: number;
+  version: string;
+}
+
+async function medianMs(fn: () => Promise<unknown>, reps: number): Promise<number> {
+  await fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const start = performance.now();
+    await fn();
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/** Token ids from a small linear congruential generator: timing does not depend on which tokens. */
+function randomIds(n: number, vocab: number, seed: number): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return 3 + (s % (vocab - 3));
+  });
+}
+
+function writeModel(folder: string): string {
+  if (ARCH === "llama") return execFileSync(PYTHON, [path.join(TORCH, "time_llama.py"), folder, "--write-random", "--preset", "smollm2-135m"], { encoding: "utf8" }).trim();
+  const out = execFileSync(PYTHON, [path.join(TORCH, "time_forward.py"), folder, "--write-random", "--layers", "12", "--d-model", "768", "--heads", "12", "--vocab", "50257", "--ctx", "1024"], { encoding: "utf8" });
+  fs.copyFileSync(path.join(FIXTURES, "tiny-gpt2", "tokenizer.json"), path.join(folder, "tokenizer.json"));
+  return out.trim();
+}
+
+function torchTiming(folder: string): TorchTiming | undefined {
+  try {
+    if (ARCH === "llama") {
+      const args = [path.join(TORCH, "time_llama.py"), folder, "--tokens", String(TOKENS), "--prompt", String(PROMPT), "--new", String(NEW), "--reps", String(REPS), "--threads", String(THREADS)];
+      const t = JSON.parse(execFileSync(PYTHON, args, { encoding: "utf8" }).trim().split("\n").pop() ?? "{}");
+      return { forwardMs: t.forward_ms, generateTokS: t.generate_tok_s, peakMb: t.peak_rss_mb, version: t.torch };
+    }
+    const args = [path.join(TORCH, "time_forward.py"), folder, "--tokens", String(TOKENS), "--reps", String(REPS), "--threads", String(THREADS)];
+    const t = JSON.parse(execFileSync(PYTHON, args, { encoding: "utf8" }).trim().split("\n").pop() ?? "{}");
+    return { forwardMs: t.cache_ms, version: t.torch };
+  } catch (error) {
+    process.stderr.write(`PyTorch column skipped (${(error as Error).message.split("\n")[0]}).\n`);
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  let folder = process.env.LOUPE_BENCH_MODEL;
+  if (!folder || !fs.existsSync(path.join(folder, "model.safetensors"))) {
+    folder ??= fs.mkdtempSync(path.join(os.tmpdir(), `loupe-${ARCH}-bench-`));
+    fs.mkdirSync(folder, { recursive: true });
+    console.log(`wrote a random ${ARCH === "llama" ? "SmolLM2-135M" : "GPT-2 small"}-shaped model to ${folder} (${writeModel(folder)})`);
+  }
+  const torch = torchTiming(folder);
+
+  const loadStart = performance.now();
+  const model = await HookedModel.load(folder, { cacheDir: null, threads: THREADS });
+  const loadMs = performance.now() - loadStart;
+  const ids = randomIds(TOKENS, model.cfg.dVocab, 3);
+  const prompt = ids.slice(0, PROMPT);
+  const plainMs = await medianMs(() => model.run(ids), REPS);
+  const hookedMs = await medianMs(() => model.runWithCache(ids), REPS);
+  // Best of REPS generations, as time_llama.py does: on a shared machine the fastest run is the least disturbed.
+  let kvTokS = 0;
+  let cached = await model.generate(prompt, { maxNewTokens: NEW, stopAtEos: false });
+  for (let i = 0; i < REPS; i++) {
+    const t = performance.now();
+    cached = await model.generate(prompt, { maxNewTokens: NEW, stopAtEos: false });
+    kvTokS = Math.max(kvTokS, cached.tokens.length / ((performance.now() - t) / 1000));
+  }
+  // Without the cache (an identity intervention forces full reruns): fewer steps, it is slow.
+  const fullNew = Math.min(NEW, 16);
+  const start = performance.now();
+  const full = await model.generate(prompt, { maxNewTokens: fullNew, stopAtEos: false, interventions: [{ hook: "blocks.0.hook_resid_pre", kind: "scale", factor: 1 }] });
+  const fullTokS = full.tokens.length / ((performance.now() - start) / 1000);
+  const same = full.tokens.every((t, i) => t === cached.tokens[i]);
+  const peakMb = process.resourceUsage().maxRSS / 1024;
+  await model.dispose();
+
+  const n = model.hookNames.length;
+  const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(2)}x` : "");
+  const rows: Array<[string, string, string, string]> = [
+    ["forward, 256 tokens (ms)", plainMs.toFixed(0), "", ""],
+    [`forward + all ${n} hooks, 256 tokens (ms)`, hookedMs.toFixed(0), torch ? torch.forwardMs.toFixed(0) : "-", ratio(torch?.forwardMs, hookedMs)],
+    ["  = tokens/s", (TOKENS / (hookedMs / 1000)).toFixed(0), torch ? (TOKENS / (torch.forwardMs / 1000)).toFixed(0) : "-", ""],
+    [`generate ${NEW} tokens, KV cache (tokens/s, best of ${REPS})`, kvTokS.toFixed(1), torch?.generateTokS?.toFixed(1) ?? "-", ratio(kvTokS, torch?.generateTokS)],
+    [`generate ${fullNew} tokens, no cache (tokens/s)`, fullTokS.toFixed(1), "", ""],
+    ["peak resident memory (MB)", peakMb.toFixed(0), torch?.peakMb?.toFixed(0) ?? "-", ""],
+    ["load + build graph (ms)", loadMs.toFixed(0), "", ""],
+  ];
+  const c = model.cfg;
+  const heads = "nKvHeads" in c ? `${c.nHeads}/${c.nKvHeads}` : `${c.nHeads}`;
+  console.log(`\n${ARCH} speed: random ${ARCH === "llama" ? "SmolLM2-135M" : "GPT-2 small"} shape (${c.nLayers}L, d${c.dModel}, ${heads} heads, vocab ${c.dVocab}), ${THREADS} threads, ${os.cpus().length} CPUs, median of ${REPS}, load average ${os.loadavg()[0].toFixed(1)}; torch ${torch?.version ?? "n/a"}`);
+  console.log("| measure | Loupe | PyTorch eager | Loupe speed-up |\n|---|---:|---:|---:|");
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+  console.log(`\ncached and uncached generation agree on the first ${fullNew} tokens: ${same}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

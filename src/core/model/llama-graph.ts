@@ -1,0 +1,263 @@
+/**
+ * Builds the ONNX graph of a Llama-family model (Llama, SmolLM, TinyLlama, Mistral, Qwen2) from its
+ * safetensors weights: RMSNorm, rotary position embeddings, SwiGLU MLP, grouped-query attention,
+ * optional q/k/v bias, tied or untied unembedding.
+ *
+ * Hooks and interventions work exactly as in the GPT-2 graph (out = x + x * gain + write, a no-op
+ * when fed zeros), under the same TransformerLens names, so everything above HookedModel is
+ * architecture-blind. Where Llama differs from GPT-2:
+ * - there is no hook_pos_embed (positions enter through rotary embeddings inside attention);
+ * - attn.hook_q and attn.hook_k are taken before the rotation, as in TransformerLens;
+ * - attn.hook_k and attn.hook_v have one slot per query head: the shared key/value heads are
+ *   repeated first (TransformerLens's ungroup_grouped_query_attention), so per-head sweeps and
+ *   patches see the same head count on every per-head hook;
+ * - ln_final.hook_normalized is x / rms(x), before the RMSNorm gain (TransformerLens's RMSNorm);
+ * - mlp.hook_pre is the gate projection, mlp.hook_post is silu(gate) * up.
+ *
+ * Keys and values of earlier tokens can be fed back (past_key:L, past_value:L; each layer's
+ * present_key:L and present_value:L are outputs), so generation runs one new token at a time.
+ * attention_mask covers past and new tokens. Fed empty pasts ([1, heads, 0, d_head], as
+ * HookedModel does for a plain run), a run is exactly the plain full-sequence run. (They must be
+ * fed: onnxruntime-node passes only declared inputs, so an initializer cannot be their default.)
+ */
+import { LoupeError } from "../errors";
+import type { LlamaConfig } from "./config";
+import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, writeInput, type BuiltGraph } from "./gpt2-graph";
+import { blockHook, hookNamesFor, type BlockHookSuffix } from "./hooks";
+import { DataType, GraphBuilder } from "./onnx-graph";
+import type { SafetensorsIndex } from "./safetensors";
+import { WeightTable } from "./weight-table";
+
+/** The Llama-family weight table: HF names with or without the `model.` prefix (LlamaModel vs LlamaForCausalLM). */
+class LlamaWeights extends WeightTable {
+  constructor(
+    index: SafetensorsIndex,
+    g: GraphBuilder,
+    private readonly cfg: LlamaConfig,
+  ) {
+    super(index, g, "model.", `a "${cfg.modelType}" model with this config.json needs it.`);
+  }
+
+  /** The unembedding [V, D]: lm_head.weight, or the token embedding when tied. */
+  unembedding(): string {
+    const { dVocab: V, dModel: D } = this.cfg;
+    if (this.cfg.tiedEmbeddings) return this.get("embed_tokens.weight", [V, D]);
+    if (!this.has("lm_head.weight")) {
+      const file = this.index.path;
+      throw new LoupeError("bad-file", `${file} has no "lm_head.weight" but config.json says the embeddings are untied (tie_word_embeddings is not true).`, file);
+    }
+    return this.get("lm_head.weight", [V, D]);
+  }
+}
+
+/**
+ * Rotary inverse frequencies, one per pair of dimensions, after the config's rope scaling.
+ * Computed in float64 and rounded once, so every position's angle is pos * invFreq in float32.
+ */
+export function ropeInverseFrequencies(cfg: Pick<LlamaConfig, "dHead" | "ropeTheta" | "ropeScaling">): Float32Array {
+  const half = cfg.dHead / 2;
+  const out = new Float32Array(half);
+  const s = cfg.ropeScaling;
+  for (let i = 0; i < half; i++) {
+    let f = 1 / Math.pow(cfg.ropeTheta, (2 * i) / cfg.dHead);
+    if (s.kind === "linear") {
+      f /= s.factor;
+    } else if (s.kind === "llama3") {
+      // Llama 3.1's scheme: long wavelengths slow down by `factor`, short ones are kept, and the band
+      // between blends the two by where the wavelength falls in the original context.
+      const wavelength = (2 * Math.PI) / f;
+      const longest = s.originalContext / s.lowFreqFactor;
+      const shortest = s.originalContext / s.highFreqFactor;
+      if (wavelength > longest) {
+        f /= s.factor;
+      } else if (wavelength >= shortest) {
+        const smooth = (s.originalContext / wavelength - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        f = (1 - smooth) * (f / s.factor) + smooth * f;
+      }
+    }
+    out[i] = f;
+  }
+  return out;
+}
+
+/** Key/value cache inputs and outputs: [batch, heads, tokens, d_head], keys after rotary. */
+export const KV_IO = {
+  pastKey: (layer: number) => `past_key:${layer}`,
+  pastValue: (layer: number) => `past_value:${layer}`,
+  presentKey: (layer: number) => `present_key:${layer}`,
+  presentValue: (layer: number) => `present_value:${layer}`,
+} as const;
+
+export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex): BuiltGraph {
+  const g = new GraphBuilder();
+  const w = new LlamaWeights(weights, g, cfg);
+  const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh, dMlp: M, dVocab: V } = cfg;
+  const groups = H / KV;
+
+  const ids = g.input(GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
+  const positions = g.input(GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
+  const mask = g.input(GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "pos"]);
+  // The positions whose logits are computed (HookedModel feeds every position by default). As in
+  // the GPT-2 graph, the last block runs only there from its queries on (its later hooks and
+  // ln_final hold those positions only): a patched run is scored at one position.
+  const logitPositions = g.input(LOGIT_POSITIONS, DataType.INT64, ["k"]);
+
+  const hookNames: string[] = [];
+  /** Route a value through a hook: an intervention point, then a named graph output. */
+  const hook = (name: string, x: string): string => {
+    const gain = g.input(gainInput(name), DataType.FLOAT);
+    const write = g.input(writeInput(name), DataType.FLOAT);
+    const kept = g.op("Add", [x, g.op("Mul", [x, gain])]);
+    const out = g.op("Add", [kept, write], {}, name);
+    g.output(name, DataType.FLOAT);
+    hookNames.push(name);
+    return out;
+  };
+  const bhook = (layer: number, suffix: BlockHookSuffix, x: string) => hook(blockHook(layer, suffix), x);
+
+  const shapeQ = g.int64Initializer("shape:q", [4], [0, 0, H, Dh]);
+  const shapeKv = g.int64Initializer("shape:kv", [4], [0, 0, KV, Dh]);
+  const shapeFlat = g.int64Initializer("shape:flat", [3], [0, 0, H * Dh]);
+  // [B, T, KV, 1, Dh] broadcast to [B, T, KV, groups, Dh]: query head h reads key/value head h / groups.
+  const expandGroups = g.int64Initializer("shape:groups", [5], [1, 1, 1, groups, 1]);
+  const axis3 = g.int64Initializer("axes:3", [1], [3]);
+  const invSqrtDh = g.floatInitializer("scale:attn", [], [1 / Math.sqrt(Dh)]);
+  const maskedScore = g.floatInitializer("masked_score", [], [MASKED_SCORE]);
+  const two = g.floatInitializer("const:two", [], [2]);
+  const eps = g.floatInitializer("rms:eps", [], [cfg.rmsNormEps]);
+  const lastAxis = g.int64Initializer("axes:last", [1], [-1]);
+
+  // Past keys/values: the run's batch, or batch 1 stretched over every row (a shared prefix, as
+  // HookedModel's prefix runs feed for GPT-2 too); empty ([1, heads, 0, d_head]) for a plain run.
+  const past: Array<[string, string]> = [];
+  for (let L = 0; L < cfg.nLayers; L++) {
+    const pair = [KV_IO.pastKey(L), KV_IO.pastValue(L)] as [string, string];
+    for (const name of pair) g.input(name, DataType.FLOAT, ["past_batch", H, "past", Dh]);
+    past.push(pair);
+  }
+  const zeroScalar = g.int64Initializer("const:zero_scalar", [], [0]);
+  const oneScalar = g.int64Initializer("const:one_scalar", [], [1]);
+  const idsShape = g.op("Shape", [ids]);
+  const pastLen = g.op("Gather", [g.op("Shape", [past[0][0]]), g.int64Initializer("const:two_scalar", [], [2])], { axis: 0 });
+  // [batch, 1, 1, 1]: Expand stretches a batch-1 past over the batch and leaves a full one as it is.
+  const batchOnes = g.op("Concat", [g.op("Gather", [idsShape, g.int64Initializer("const:zero1", [1], [0])], { axis: 0 }), g.int64Initializer("const:ones3", [3], [1, 1, 1])], { axis: 0 });
+
+  // Causal mask from the lengths (a table of max_position_embeddings squared would not fit
+  // long-context models): new token i sees keys up to past + i; AND key-not-padding: [batch, 1, query, key].
+  const seqLen = g.op("Gather", [idsShape, oneScalar], { axis: 0 });
+  const queries = g.op("Add", [g.op("Range", [zeroScalar, seqLen, oneScalar]), pastLen]);
+  const keys = g.op("Range", [zeroScalar, g.op("Add", [pastLen, seqLen]), oneScalar]);
+  const queryIndex = g.op("Unsqueeze", [queries, g.int64Initializer("axes:1", [1], [1])]);
+  const keyIndex = g.op("Unsqueeze", [keys, g.int64Initializer("axes:0", [1], [0])]);
+  const causal = g.op("LessOrEqual", [keyIndex, queryIndex]);
+  const keyOk = g.op("Unsqueeze", [g.op("Cast", [mask], { to: DataType.BOOL }), g.int64Initializer("axes:key", [2], [1, 2])]);
+  const allowed = g.op("And", [causal, keyOk], {}, "mask:allowed");
+
+  // Rotary tables [batch, pos, 1, Dh] from the positions: angle = pos * invFreq, each frequency used
+  // for both halves of the head (HF's rotate_half layout, not interleaved pairs).
+  const invFreq = g.floatInitializer("rope:inv_freq", [Dh / 2], ropeInverseFrequencies(cfg));
+  const angles = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [positions], { to: DataType.FLOAT }), lastAxis]), invFreq]);
+  const headAxis = g.int64Initializer("axes:2", [1], [2]);
+  const cosHalf = g.op("Cos", [angles]);
+  const sinHalf = g.op("Sin", [angles]);
+  const cos = g.op("Unsqueeze", [g.op("Concat", [cosHalf, cosHalf], { axis: -1 }), headAxis], {}, "rope:cos");
+  // rotate_half(x) = [-x2, x1]; folding the sign into sin leaves a swap of halves: x*cos + [x2, x1]*[-sin, sin].
+  const signedSin = g.op("Unsqueeze", [g.op("Concat", [g.op("Neg", [sinHalf]), sinHalf], { axis: -1 }), headAxis], {}, "rope:sin");
+  const halves = g.int64Initializer("split:rope", [2], [Dh / 2, Dh / 2]);
+  const rotate = (x: string): string => {
+    const [x1, x2] = g.opMulti("Split", [x, halves], [g.fresh("rope:x1"), g.fresh("rope:x2")], { axis: -1 });
+    const swapped = g.op("Concat", [x2, x1], { axis: -1 });
+    return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [swapped, signedSin])]);
+  };
+
+  /** x / sqrt(mean(x^2) + eps), the pattern onnxruntime fuses into SimplifiedLayerNormalization. */
+  const rmsNormalize = (x: string): string => {
+    const meanSquare = g.op("ReduceMean", [g.op("Pow", [x, two]), lastAxis], { keepdims: 1 });
+    return g.op("Div", [x, g.op("Sqrt", [g.op("Add", [meanSquare, eps])])]);
+  };
+  const rmsNorm = (x: string, name: string, normalizedHook?: string): string => {
+    let normalized = rmsNormalize(x);
+    if (normalizedHook) normalized = hook(normalizedHook, normalized);
+    return g.op("Mul", [normalized, w.get(`${name}.weight`, [D])]);
+  };
+  /** HF Linear: weight [out, in], y = x W^T (+ b). */
+  const linear = (x: string, name: string, dIn: number, dOut: number, bias: boolean): string => {
+    const y = g.op("MatMul", [x, g.op("Transpose", [w.get(`${name}.weight`, [dOut, dIn])], { perm: [1, 0] })]);
+    return bias ? g.op("Add", [y, w.get(`${name}.bias`, [dOut])]) : y;
+  };
+  /** [B, T, KV, Dh] -> [B, T, H, Dh], each key/value head repeated for its group of query heads. */
+  const ungroup = (x: string): string =>
+    groups === 1 ? x : g.op("Reshape", [g.op("Expand", [g.op("Unsqueeze", [x, axis3]), expandGroups]), shapeQ]);
+
+  const embedTokens = w.get("embed_tokens.weight", [V, D]);
+  let resid = hook("hook_embed", g.op("Gather", [embedTokens, ids], { axis: 0 }));
+
+  for (let L = 0; L < cfg.nLayers; L++) {
+    const p = `layers.${L}`;
+    resid = bhook(L, "hook_resid_pre", resid);
+    const x = rmsNorm(resid, `${p}.input_layernorm`);
+    const q = bhook(L, "attn.hook_q", g.op("Reshape", [linear(x, `${p}.self_attn.q_proj`, D, H * Dh, cfg.qkvBias), shapeQ]));
+    const k = bhook(L, "attn.hook_k", ungroup(g.op("Reshape", [linear(x, `${p}.self_attn.k_proj`, D, KV * Dh, cfg.qkvBias), shapeKv])));
+    const v = bhook(L, "attn.hook_v", ungroup(g.op("Reshape", [linear(x, `${p}.self_attn.v_proj`, D, KV * Dh, cfg.qkvBias), shapeKv])));
+    // The last block needs every position's keys and values, but its queries only at the logit positions.
+    const last = L === cfg.nLayers - 1;
+    const rotatedQ = rotate(q);
+    const qT = g.op("Transpose", [last ? g.op("Gather", [rotatedQ, logitPositions], { axis: 1 }) : rotatedQ], { perm: [0, 2, 1, 3] });
+    const queryMask = last ? g.op("Gather", [allowed, logitPositions], { axis: 2 }) : allowed;
+    if (last) resid = g.op("Gather", [resid, logitPositions], { axis: 1 });
+    const withPast = (pastName: string, x: string, presentName: string): string => {
+      const all = g.op("Concat", [g.op("Expand", [pastName, batchOnes]), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);
+      g.output(presentName, DataType.FLOAT);
+      return all;
+    };
+    const kT = g.op("Transpose", [withPast(past[L][0], rotate(k), KV_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
+    const vT = withPast(past[L][1], v, KV_IO.presentValue(L));
+    const rawScores = g.op("Mul", [g.op("MatMul", [qT, kT]), invSqrtDh]);
+    const scores = bhook(L, "attn.hook_attn_scores", g.op("Where", [queryMask, rawScores, maskedScore]));
+    const pattern = bhook(L, "attn.hook_pattern", g.op("Softmax", [scores], { axis: -1 }));
+    const z = bhook(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
+    const attnOut = bhook(L, "hook_attn_out", linear(g.op("Reshape", [z, shapeFlat]), `${p}.self_attn.o_proj`, H * Dh, D, cfg.outBias));
+    resid = bhook(L, "hook_resid_mid", g.op("Add", [resid, attnOut]));
+    const y = rmsNorm(resid, `${p}.post_attention_layernorm`);
+    const pre = bhook(L, "mlp.hook_pre", linear(y, `${p}.mlp.gate_proj`, D, M, cfg.mlpBias));
+    const up = linear(y, `${p}.mlp.up_proj`, D, M, cfg.mlpBias);
+    const post = bhook(L, "mlp.hook_post", g.op("Mul", [g.op("Mul", [pre, g.op("Sigmoid", [pre])]), up]));
+    const mlpOut = bhook(L, "hook_mlp_out", linear(post, `${p}.mlp.down_proj`, M, D, cfg.mlpBias));
+    resid = bhook(L, "hook_resid_post", g.op("Add", [resid, mlpOut]));
+  }
+
+  const final = rmsNorm(resid, "norm", "ln_final.hook_normalized");
+  const unembed = g.op("Transpose", [w.unembedding()], { perm: [1, 0] }, "W_U");
+  g.op("MatMul", [final, unembed], {}, GRAPH_INPUTS.logits);
+  g.output(GRAPH_INPUTS.logits, DataType.FLOAT);
+
+  const expected = hookNamesFor(cfg);
+  if (expected.length !== hookNames.length || expected.some((name, i) => name !== hookNames[i])) throw new Error("internal: Llama graph hooks differ from hookNamesFor");
+  return { bytes: g.toBytes("loupe-llama"), hookNames };
+}
+
+/**
+ * The logit lens for a Llama-family model: residual vectors [N, d_model] through the final RMSNorm
+ * and the unembedding, reduced in the graph as the GPT-2 lens is (top-k, target log-probs, entropy).
+ */
+export function buildLlamaLensGraph(cfg: LlamaConfig, weights: SafetensorsIndex): Uint8Array {
+  const g = new GraphBuilder();
+  const w = new LlamaWeights(weights, g, cfg);
+  const D = cfg.dModel;
+  const resid = g.input(LENS_IO.resid, DataType.FLOAT, ["n", D]);
+  const target = g.input(LENS_IO.target, DataType.INT64, ["n", "m"]);
+  const k = g.input(LENS_IO.k, DataType.INT64, [1]);
+  const lastAxis = g.int64Initializer("axes:last", [1], [-1]);
+  const meanSquare = g.op("ReduceMean", [g.op("Pow", [resid, g.floatInitializer("const:two", [], [2])]), lastAxis], { keepdims: 1 });
+  const normalized = g.op("Div", [resid, g.op("Sqrt", [g.op("Add", [meanSquare, g.floatInitializer("rms:eps", [], [cfg.rmsNormEps])])])]);
+  const scaled = g.op("Mul", [normalized, w.get("norm.weight", [D])]);
+  const logits = g.op("MatMul", [scaled, g.op("Transpose", [w.unembedding()], { perm: [1, 0] })]);
+  const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
+  g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
+  g.op("GatherElements", [logprobs, target], { axis: -1 }, LENS_IO.targetLogprob);
+  const plogp = g.op("Mul", [g.op("Exp", [logprobs]), logprobs]);
+  g.op("Neg", [g.op("ReduceSum", [plogp, lastAxis], { keepdims: 0 })], {}, LENS_IO.entropy);
+  for (const name of [LENS_IO.topLogprobs, LENS_IO.targetLogprob, LENS_IO.entropy]) g.output(name, DataType.FLOAT);
+  g.output(LENS_IO.topIds, DataType.INT64);
+  return g.toBytes("loupe-llama-lens");
+}

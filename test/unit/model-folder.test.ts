@@ -1,0 +1,46 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LoupeError } from "../../src/core/errors";
+import { openModelFolder } from "../../src/core/model/model-folder";
+import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
+
+/** A copy of the tiny GPT-2 folder to break one thing in. */
+function copyOf(prefix: string): string {
+  const dir = scratchDir(prefix);
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) fs.copyFileSync(path.join(TINY_GPT2, f), path.join(dir, f));
+  return dir;
+}
+
+function refuses(folder: string, code: string, pattern: RegExp): void {
+  assert.throws(
+    () => openModelFolder(folder),
+    (e: unknown) => e instanceof LoupeError && e.code === code && pattern.test(e.message),
+  );
+}
+
+describe("openModelFolder (what Select Model… checks before remembering a folder)", () => {
+  it("reads a good GPT-2 or Llama folder without building anything", () => {
+    const gpt2 = openModelFolder(TINY_GPT2);
+    assert.equal(gpt2.cfg.architecture, "gpt2");
+    assert.ok(gpt2.weights.tensors.size > 0);
+    assert.ok(gpt2.tokenizer.encode("Mia").ids.length > 0);
+    assert.equal(openModelFolder(path.join(FIXTURES, "tiny-llama")).cfg.architecture, "llama");
+  });
+
+  it("names what is missing or wrong", () => {
+    refuses(path.join(FIXTURES, "no-such-model"), "missing-file", /does not exist/);
+    const noTokenizer = copyOf("no-tokenizer");
+    fs.rmSync(path.join(noTokenizer, "tokenizer.json"));
+    refuses(noTokenizer, "missing-file", /No tokenizer\.json/);
+    const sharded = copyOf("sharded");
+    fs.renameSync(path.join(sharded, "model.safetensors"), path.join(sharded, "model-00001-of-00002.safetensors"));
+    refuses(sharded, "missing-file", /sharded checkpoint/);
+    const phi = copyOf("phi");
+    fs.writeFileSync(path.join(phi, "config.json"), JSON.stringify({ model_type: "phi3" }));
+    refuses(phi, "unsupported-architecture", /"phi3"/);
+    const broken = copyOf("broken-header");
+    fs.writeFileSync(path.join(broken, "model.safetensors"), Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x22]));
+    refuses(broken, "bad-file", /model\.safetensors/);
+  });
+});
