@@ -23,7 +23,8 @@ export type LoupeErrorCode =
   | "bad-argument"
   | "cancelled"
   | "worker-crashed"
-  | "tokenizer-mismatch";
+  | "tokenizer-mismatch"
+  | "model-too-large";
 
 /** Thrown by long jobs whose AbortSignal fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -11,7 +11,9 @@ import { FeatureLens } from "./feature-lens";
 import { SteeringController } from "./steering";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
-import { missingModelFiles, ModelHost } from "./model-host";
+import { openModelFolder } from "../core/model/model-folder";
+import { describeError } from "./errors";
+import { ModelHost } from "./model-host";
 
 /** Editor glue only: every computation happens in src/core, in the worker process. */
 export function activate(context: vscode.ExtensionContext): void {
@@ -88,13 +90,17 @@ async function selectModel(models: ModelHost): Promise<void> {
   const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: "Use this model" });
   const folder = chosen?.[0]?.fsPath;
   if (!folder) return;
-  const problem = missingModelFiles(folder);
-  if (problem) {
-    void vscode.window.showErrorMessage(`Loupe: ${problem}`);
+  // Check the folder before remembering it: config, weights header and tokenizer, no model built.
+  let description: string;
+  try {
+    const { cfg } = openModelFolder(folder);
+    description = `${cfg.architecture === "gpt2" ? "GPT-2" : cfg.modelType} model, ${cfg.nLayers} layers, d_model ${cfg.dModel}, vocabulary ${cfg.dVocab}`;
+  } catch (error) {
+    void vscode.window.showErrorMessage(`Loupe cannot use ${folder}: ${describeError(error) ?? String(error)}`);
     return;
   }
   await models.rememberFolder(folder);
-  void vscode.window.showInformationMessage(`Loupe: this workspace now uses ${folder}.`);
+  void vscode.window.showInformationMessage(`Loupe: this workspace now uses ${folder} (${description}).`);
 }
 
 export function deactivate(): void {

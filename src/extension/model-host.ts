@@ -1,4 +1,3 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { AuditConfig, PromptAudit } from "../core/audit";
@@ -10,6 +9,7 @@ import type { SteeringResult } from "../core/sae/steer";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
 import type { FaithfulnessParams, Methods } from "../worker/protocol";
 import { WorkerClient } from "../worker/client";
+import { readSettings } from "./settings";
 
 export interface LoadedModel {
   readonly folder: string;
@@ -19,13 +19,6 @@ export interface LoadedModel {
 }
 
 const WORKSPACE_MODEL_KEY = "loupe.modelFolder";
-
-/** What a model folder lacks, in words; undefined when it looks loadable. */
-export function missingModelFiles(folder: string): string | undefined {
-  if (!fs.existsSync(folder)) return `${folder} does not exist.`;
-  const missing = ["config.json", "model.safetensors", "tokenizer.json"].filter((f) => !fs.existsSync(path.join(folder, f)));
-  return missing.length ? `${folder} has no ${missing.join(", ")}. A model folder needs config.json, model.safetensors and tokenizer.json (save_pretrained with safe_serialization).` : undefined;
-}
 
 /**
  * Owns the worker process and the model loaded in it. The model folder is, in order: the
@@ -69,7 +62,7 @@ export class ModelHost implements vscode.Disposable {
         vscode.window.withProgress(
           { location: vscode.ProgressLocation.Notification, title: `Loupe: loading ${path.basename(folder)}…`, cancellable: true },
           async (_progress, token) => {
-            const info = await this.client.request("load", { folder }, { signal: abortSignalFor(token) });
+            const info = await this.client.request("load", { folder, maxModelBytes: readSettings().maxModelBytes }, { signal: abortSignalFor(token) });
             return { folder, nLayers: info.config.nLayers, dVocab: info.config.dVocab, nCtx: info.config.nCtx };
           },
         ),

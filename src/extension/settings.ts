@@ -8,6 +8,8 @@ export interface LoupeSettings {
   readonly defaultLens: string;
   readonly maxTokens: number;
   readonly colorScale: ColorScale;
+  /** Refuse models whose weights need more than this many bytes in memory; undefined: no limit. */
+  readonly maxModelBytes: number | undefined;
   readonly faithfulness: Omit<FaithfulnessParams, "text">;
 }
 
@@ -18,6 +20,7 @@ export function readSettings(): LoupeSettings {
     defaultLens: c.get<string>("defaultLens", "surprisal"),
     maxTokens: Math.max(1, c.get<number>("maxTokens", 1024)),
     colorScale: c.get<string>("colorScale") === "absolute" ? "absolute" : "relative",
+    maxModelBytes: megabytes(c.get<number>("maxModelMemoryMB", 4096)),
     faithfulness: {
       answerMarker: c.get<string>("faithfulness.answerMarker") || undefined,
       reasoningCues: nonEmpty(c.get<string[]>("faithfulness.reasoningCues")),
@@ -32,4 +35,8 @@ export function readSettings(): LoupeSettings {
 function nonEmpty(list: string[] | undefined): string[] | undefined {
   const kept = (list ?? []).filter((s) => typeof s === "string" && s.trim() !== "");
   return kept.length ? kept : undefined;
+}
+
+function megabytes(mb: number | undefined): number | undefined {
+  return typeof mb === "number" && Number.isFinite(mb) && mb > 0 ? mb * 1024 * 1024 : undefined;
 }

@@ -7,6 +7,7 @@ import { inspectText, type InspectResult } from "../core/inspect";
 import { attributeTokens, patchingSweeps, singleToken, type MetricSpec } from "../core/patching";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
+import { checkModelFits } from "../core/model/memory-limit";
 import { steerWithFeature } from "../core/sae/steer";
 import { SaeStore, tokenFeatures } from "../core/sae/token-features";
 import type { HandlerTable } from "./server";
@@ -65,7 +66,8 @@ export class ModelState<T extends LoadableModel = HookedModel> {
   }
 }
 
-export function loadHookedModel(params: LoadParams): Promise<HookedModel> {
+export async function loadHookedModel(params: LoadParams): Promise<HookedModel> {
+  checkModelFits(params.folder, params.maxModelBytes);
   return HookedModel.load(params.folder, { cacheDir: params.cacheDir, threads: params.threads });
 }
 

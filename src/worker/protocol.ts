@@ -34,6 +34,8 @@ export interface LoadParams {
   /** Graph cache folder; null disables it; undefined: the default cache. */
   readonly cacheDir?: string | null;
   readonly threads?: number;
+  /** Refuse, before loading, a model whose weights need more memory than this (bytes). */
+  readonly maxModelBytes?: number;
 }
 
 /** The battery's options as they cross the channel (the hint pattern as regex source). */

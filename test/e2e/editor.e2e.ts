@@ -340,6 +340,19 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     assert.ok((await panel.locator("svg rect.bin").count()) > 0, "the activation histogram is drawn");
     assert.match(await panel.locator(".logits").innerText(), /promoted[\s\S]*suppressed/);
 
+    // A label is saved in the workspace and shown as text: markup in it never runs.
+    const label = '<img src=x onerror="document.title=1"><script>document.title=2</script> colour';
+    const field = panel.locator('vscode-textfield[aria-label="feature label"]');
+    await field.click();
+    await page.keyboard.type(label);
+    await page.keyboard.press("Enter");
+    await panel.locator("h1", { hasText: "colour" }).waitFor({ timeout: 30_000 });
+    await shots.take(page, "feature-label");
+    assert.equal(await panel.locator("h1").innerText(), `Feature #${chosen}: ${label}`);
+    assert.equal(await panel.locator("#root img, #root script").count(), 0, "the label's markup is text, not elements");
+    const saved = JSON.parse(fs.readFileSync(path.join(workspace, ".loupe", "feature-labels.json"), "utf8")) as { saes: Record<string, Record<string, string>> };
+    assert.deepEqual(Object.values(saved.saes).map((m) => m[chosen]), [label]);
+
     await panel.locator("vscode-button", { hasText: "Steer with it" }).click();
     const clamp = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Clamp to a value" }).first();
     await clamp.waitFor({ timeout: 30_000 });

@@ -123,7 +123,7 @@ export function validateProbe(value: unknown, file = "<probe>"): ProbeFile {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return fail("expected a JSON object");
   const p = value as Record<string, unknown>;
   if (p.format !== PROBE_FORMAT) fail(`"format" must be "${PROBE_FORMAT}"`);
-  if (p.version !== PROBE_VERSION) fail(`version ${String(p.version)} is not supported (this Loupe reads version ${PROBE_VERSION})`);
+  if (p.version !== PROBE_VERSION) fail(`version ${JSON.stringify(p.version)} is not supported (this Loupe reads version ${PROBE_VERSION})`);
   if (typeof p.hook !== "string" || p.hook === "") fail(`"hook" must be a hook name such as blocks.2.hook_resid_post`);
   if (p.level !== "token" && p.level !== "sequence") fail(`"level" must be "token" or "sequence"`);
   if (p.level === "sequence" && p.pooling !== "mean" && p.pooling !== "last") fail(`"pooling" must be "mean" or "last" for a sequence-level probe`);

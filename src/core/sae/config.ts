@@ -126,7 +126,7 @@ export function parseSaeConfig(json: unknown, file = SAE_CFG_FILENAME): SaeConfi
   const normalize_activations = parseNormalize(json.normalize_activations, fail);
   const reshape = json.reshape_activations;
   if (reshape !== undefined && reshape !== null && reshape !== "none" && reshape !== "hook_z") {
-    fail(`reshape_activations "${String(reshape)}" is not supported (Loupe reads "none" and "hook_z").`);
+    fail(`reshape_activations ${JSON.stringify(reshape)} is not supported (Loupe reads "none" and "hook_z").`);
   }
   if (reshape === "hook_z" && !/attn\.hook_z$/.test(hook_name)) fail(`reshape_activations is "hook_z" but hook_name is ${hook_name}.`);
 
@@ -166,7 +166,7 @@ function parseArchitecture(json: Json, fail: (why: string, code?: "bad-file" | "
     );
   }
   if (architecture === "standard" && activation !== undefined && activation !== null && activation !== "relu") {
-    fail(`activation_fn_str "${String(activation)}" is not supported for a standard SAE (Loupe reads "relu" and "topk").`, "unsupported-architecture");
+    fail(`activation_fn_str ${JSON.stringify(activation)} is not supported for a standard SAE (Loupe reads "relu" and "topk").`, "unsupported-architecture");
   }
   return architecture as SaeArchitecture;
 }

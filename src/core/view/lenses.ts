@@ -32,7 +32,8 @@ export function parseLens(id: string, nLayers?: number): Lens | undefined {
   const match = /^logit-lens(?::(\d+))?$/.exec(id);
   if (!match) return undefined;
   const layer = match[1] === undefined ? Math.max(0, (nLayers ?? 1) - 2) : Number(match[1]);
-  if (nLayers !== undefined && layer >= nLayers) return undefined;
+  // A setting such as "logit-lens:99999999999999999999" is no layer at all.
+  if (!Number.isSafeInteger(layer) || (nLayers !== undefined && layer >= nLayers)) return undefined;
   return { kind: "logit-lens", layer };
 }
 

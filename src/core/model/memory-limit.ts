@@ -1,0 +1,47 @@
+/**
+ * Refuse a model that will not fit before loading it: the safetensors header says how many
+ * weights there are, so the estimate costs one small read and no allocation. Called with the
+ * limit the user configured (LoadParams.maxModelBytes in the worker).
+ */
+import * as path from "node:path";
+import { LoupeError } from "../errors";
+import { readSafetensorsIndex } from "./safetensors";
+
+export interface ModelMemoryEstimate {
+  readonly weightsFile: string;
+  /** Size of model.safetensors on disk. */
+  readonly fileBytes: number;
+  /** Bytes the weights take once loaded: every element as at least float32 (the graph computes in float32). */
+  readonly estimatedBytes: number;
+}
+
+export function estimateModelMemory(folder: string): ModelMemoryEstimate {
+  const weightsFile = path.join(path.resolve(folder), "model.safetensors");
+  const index = readSafetensorsIndex(weightsFile);
+  let estimatedBytes = 0;
+  for (const entry of index.tensors.values()) {
+    const elements = entry.shape.reduce((a, b) => a * b, 1);
+    estimatedBytes += Math.max(entry.byteLength, elements * 4);
+  }
+  return { weightsFile, fileBytes: index.fileSize, estimatedBytes };
+}
+
+function size(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(0)} MB` : `${(bytes / 1024).toFixed(0)} KB`;
+}
+
+/** Throws "model-too-large" when the model's weights would exceed `maxModelBytes`; no limit when undefined. */
+export function checkModelFits(folder: string, maxModelBytes: number | undefined): ModelMemoryEstimate | undefined {
+  if (maxModelBytes === undefined) return undefined;
+  if (!(maxModelBytes > 0)) throw new LoupeError("bad-argument", `The model memory limit must be a positive number of bytes (got ${maxModelBytes}).`);
+  const estimate = estimateModelMemory(folder);
+  if (estimate.estimatedBytes > maxModelBytes) {
+    throw new LoupeError(
+      "model-too-large",
+      `${estimate.weightsFile} needs about ${size(estimate.estimatedBytes)} of memory once loaded, more than the ${size(maxModelBytes)} limit. ` +
+        `Choose a smaller model or raise the limit.`,
+      estimate.weightsFile,
+    );
+  }
+  return estimate;
+}
