@@ -17,6 +17,8 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
   static readonly providedCodeActionKinds = [vscode.CodeActionKind.QuickFix];
   private readonly diagnostics = vscode.languages.createDiagnosticCollection("loupe-audit");
   private panel: vscode.WebviewPanel | undefined;
+  /** The finding behind each diagnostic (code actions receive copies of diagnostics, not ours). */
+  private readonly findings = new Map<string, FileAudit["findings"][number]>();
 
   constructor(private readonly models: ModelHost) {}
 
@@ -76,6 +78,7 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
         },
       );
       this.diagnostics.clear();
+      this.findings.clear();
       for (const [i, a] of audits.entries()) {
         const at = (o: number) => positionAt(a.text, o);
         this.diagnostics.set(uris[i], this.toDiagnostics(a.findings, at));
@@ -94,6 +97,13 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
       if (FAITHFULNESS_CODES.has(d.code)) {
         const action = new vscode.CodeAction("Loupe: open the CoT faithfulness view for this prompt", vscode.CodeActionKind.QuickFix);
         action.command = { command: "loupe.checkFaithfulness", title: "Check CoT Faithfulness" };
+        action.diagnostics = [d];
+        actions.push(action);
+      }
+      const evidence = this.findings.get(findingKey(d))?.evidence;
+      if (d.code === "feature-monitor" && typeof evidence?.saeFolder === "string" && typeof evidence.feature === "number") {
+        const action = new vscode.CodeAction(`Loupe: open the dashboard of feature #${evidence.feature}`, vscode.CodeActionKind.QuickFix);
+        action.command = { command: "loupe.exploreFeature", title: "Explore SAE Feature", arguments: [{ saeFolder: evidence.saeFolder, feature: evidence.feature }] };
         action.diagnostics = [d];
         actions.push(action);
       }
@@ -144,6 +154,7 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
       const d = new vscode.Diagnostic(new vscode.Range(at(f.start), at(f.end)), f.message, severity);
       d.source = "Loupe";
       d.code = f.code;
+      this.findings.set(findingKey(d), f);
       return d;
     });
   }
@@ -160,6 +171,7 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
 
   clear(): void {
     this.diagnostics.clear();
+    this.findings.clear();
   }
 
   dispose(): void {
@@ -179,4 +191,9 @@ function positionAt(text: string, offset: number): vscode.Position {
     }
   }
   return new vscode.Position(line, offset - lineStart);
+}
+
+function findingKey(d: vscode.Diagnostic): string {
+  const { start, end } = d.range;
+  return `${String(typeof d.code === "object" ? d.code.value : d.code)}\u0000${start.line}:${start.character}-${end.line}:${end.character}\u0000${d.message}`;
 }

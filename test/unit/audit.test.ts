@@ -140,6 +140,8 @@ describe("audit on the tiny model", function () {
     const [start, end] = run.offsets![best.token];
     assert.deepEqual([findings[0].code, findings[0].start, findings[0].end], ["feature-monitor", start, end]);
     assert.match(findings[0].message, /SAE feature relu#\d+ \(peak\) fires here/);
+    // The editor's "open the dashboard" code action reads the SAE and feature from the evidence.
+    assert.deepEqual([findings[0].evidence.saeFolder, findings[0].evidence.feature], [path.resolve("/", saeDir), best.feature]);
     const tooHigh = parseAuditConfig(JSON.stringify({ features: [{ sae: saeDir, feature: 10_000, threshold: 1 }] }));
     assert.throws(() => probeMonitors(model, tooHigh, "/"), /watches feature 10000 .* latents/);
     assert.throws(() => parseAuditConfig('{"features": [{"sae": "x", "threshold": 1}]}'), /features\[0\]\.feature must be a latent index/);

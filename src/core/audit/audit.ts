@@ -35,6 +35,8 @@ export interface ProbeMonitorRunner {
   readonly threshold: number;
   readonly severity: Severity;
   readonly name: string;
+  /** Added to each finding's evidence, e.g. the SAE folder and feature so the editor can open its dashboard. */
+  readonly evidence?: Readonly<Record<string, number | string>>;
   /** Probability of `label` per token, with token ranges. */
   score(text: string, signal?: AbortSignal): Promise<{ start: number; end: number; prob: number }[]>;
 }
@@ -154,7 +156,7 @@ export async function auditPrompt(
           monitor.code === "probe-monitor"
             ? `Probe ${monitor.name} sees "${monitor.label}" here (p up to ${Math.max(...probs).toFixed(2)}, threshold ${monitor.threshold}).`
             : `SAE feature ${monitor.name} (${monitor.label}) fires here (activation up to ${Math.max(...probs).toFixed(2)}, threshold ${monitor.threshold}).`,
-        evidence: { monitor: monitor.name, label: monitor.label, max: round(Math.max(...probs)), tokens: run.to - run.from },
+        evidence: { monitor: monitor.name, label: monitor.label, max: round(Math.max(...probs)), tokens: run.to - run.from, ...monitor.evidence },
       });
     }
   }

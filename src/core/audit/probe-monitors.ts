@@ -27,6 +27,7 @@ function featureRunners(model: HookedModel, config: AuditConfig, baseDir: string
       threshold: monitor.threshold,
       severity: monitor.severity,
       name,
+      evidence: { saeFolder: folder, feature: monitor.feature },
       async score(text: string, signal?: AbortSignal) {
         const run = await saeFeatureActivations(model, sae, text, { signal });
         return (run.offsets ?? []).map(([start, end], t) => ({ start, end, prob: run.features[t * run.d_sae + monitor.feature] }));
