@@ -25,7 +25,7 @@ const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchComm
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}
 
-  --model DIR   a Hugging Face GPT-2-family folder (config.json, model.safetensors, tokenizer.json);
+  --model DIR   a Hugging Face GPT-2- or Llama-family folder (config.json, model.safetensors, tokenizer.json);
                 default: the bundled reference model.
   --json        machine-readable output.`;
 }
