@@ -15,6 +15,10 @@ export interface CliIo {
   out(text: string): void;
   /** Standard input, read whole, for `-`. */
   readStdin(): string;
+  /** Progress lines for long jobs (standard error; tests may leave it out). */
+  progress?(text: string): void;
+  /** Fires when the user interrupts (Ctrl+C): long jobs stop cleanly and save nothing. */
+  readonly signal?: AbortSignal;
 }
 
 export interface CommandArgs {

@@ -15,12 +15,13 @@ import { patchCommand } from "./commands/patch";
 import { probeCommand } from "./commands/probe";
 import { attributeCommand } from "./commands/attribute";
 import { featuresCommand } from "./commands/features";
+import { saeCommand } from "./commands/sae";
 import { steerCommand } from "./commands/steer";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}
@@ -30,9 +31,13 @@ export function usage(): string {
   --json        machine-readable output.`;
 }
 
+const interrupted = new AbortController();
+
 const processIo: CliIo = {
   out: (text) => void process.stdout.write(text),
   readStdin: () => fs.readFileSync(0, "utf8"),
+  progress: (text) => void process.stderr.write(`${text}\n`),
+  signal: interrupted.signal,
 };
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
@@ -54,6 +59,11 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
 }
 
 if (require.main === module) {
+  // The first Ctrl+C asks long jobs to stop; a second one exits at once.
+  process.once("SIGINT", () => {
+    interrupted.abort();
+    process.once("SIGINT", () => process.exit(130));
+  });
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
