@@ -81,6 +81,10 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     fs.writeFileSync(path.join(workspace, "cot.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "arith-cot.txt")));
     fs.writeFileSync(path.join(workspace, "story.txt"), STORY);
     fs.writeFileSync(path.join(workspace, "big.txt"), "word ".repeat(20_000));
+    // A Llama-family model to pick with Select Model…, and a folder it must refuse.
+    fs.cpSync(path.join(REPO_ROOT, "test", "fixtures", "tiny-llama"), path.join(workspace, "models", "tiny-llama"), { recursive: true });
+    fs.mkdirSync(path.join(workspace, "models", "phi"), { recursive: true });
+    fs.writeFileSync(path.join(workspace, "models", "phi", "config.json"), JSON.stringify({ model_type: "phi3" }));
     fs.writeFileSync(path.join(workspace, "decorative.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "lookup-decorative.txt")));
     shots = new Screenshots(OUTPUT_DIR);
     server = await startCodeServer({ workspace, vsix: vsixPath(), root });
@@ -404,10 +408,49 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     await runCommand(page, "View: Close All Editor Groups");
   });
 
+  it("Select Model… refuses a folder it cannot use, then inspects with a Llama-family model, then goes back to the bundled one", async function () {
+    this.timeout(300_000);
+    /** Select Model… → Choose a model folder… → type the folder into the simple file dialog. */
+    const chooseFolder = async (folder: string) => {
+      await runCommand(page, "Loupe: Select Model…");
+      const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Choose a model folder" }).first();
+      await row.waitFor({ timeout: 30_000 });
+      await row.click();
+      const input = page.locator(".quick-input-widget .quick-input-box input").first();
+      await page.locator(".quick-input-widget", { hasText: "Use this model" }).first().waitFor({ timeout: 30_000 });
+      await input.fill(`${folder}/`);
+      await page.waitForTimeout(500);
+      await page.locator(".quick-input-widget .monaco-button", { hasText: "Use this model" }).first().click();
+    };
+    await chooseFolder(path.join(workspace, "models", "phi"));
+    const refusal = page.locator(".notifications-toasts .notification-toast", { hasText: "Loupe cannot use" }).first();
+    await refusal.waitFor({ state: "visible", timeout: 30_000 });
+    await shots.take(page, "select-model-refused");
+    assert.match(await refusal.innerText(), /"phi3" model; Loupe builds GPT-2 .* and the Llama family/);
+
+    await chooseFolder(path.join(workspace, "models", "tiny-llama"));
+    const chosen = page.locator(".notifications-toasts .notification-toast", { hasText: "this workspace now uses" }).first();
+    await chosen.waitFor({ state: "visible", timeout: 30_000 });
+    assert.match(await chosen.innerText(), /llama model, 2 layers/);
+    await openFile(page, "prompt.txt");
+    await runCommand(page, "Loupe: Inspect Selection");
+    const decorations = await waitForDecorations(page, (d) => d.heat.length > 0);
+    await shots.take(page, "llama-inspected");
+    assert.ok(decorations.heat.some((run) => run.line === 1));
+    assert.match((await legendText(page)) ?? "", /tiny-llama/);
+
+    await runCommand(page, "Loupe: Clear");
+    await runCommand(page, "Loupe: Select Model…");
+    const bundled = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Bundled reference model" }).first();
+    await bundled.waitFor({ timeout: 30_000 });
+    await bundled.click();
+    await runCommand(page, "View: Close All Editor Groups");
+  });
+
   it("no Loupe error reached the user or the page", async () => {
     const notifications = await allNotifications(page);
     await shots.take(page, "final");
-    const loupeErrors = notifications.filter((n) => /Loupe/.test(n) && !/document is empty|finding\(s\) in the Problems panel|100,000 characters, far more than/.test(n));
+    const loupeErrors = notifications.filter((n) => /Loupe/.test(n) && !/document is empty|finding\(s\) in the Problems panel|100,000 characters, far more than|Loupe cannot use .*phi|this workspace now uses|using the bundled reference model/.test(n));
     assert.deepEqual(loupeErrors, [], "no other Loupe notification");
     assert.deepEqual(pageErrors.filter((e) => /loupe/i.test(e)), []);
   });
