@@ -12,7 +12,7 @@ export class StatusLegend implements vscode.Disposable {
 
   show(lensLabel: string, modelFolder: string, tokens: number, elapsedMs: number, stale: boolean): void {
     const model = path.basename(modelFolder);
-    this.item.text = `$(eye) ${lensLabel} · ${tokens} tok · ${elapsedMs.toFixed(0)} ms${stale ? " · stale" : ""}`;
+    this.item.text = `$(eye) ${lensLabel} · ${model} · ${tokens} tok · ${elapsedMs.toFixed(0)} ms${stale ? " · stale" : ""}`;
     this.item.tooltip = new vscode.MarkdownString(
       `**Loupe**\n\nLens: ${lensLabel} (click to change)\n\nModel: ${model}\n\n${tokens} tokens, ${elapsedMs.toFixed(0)} ms${stale ? "\n\nThe text changed since this run: run Inspect Selection again." : ""}`,
     );

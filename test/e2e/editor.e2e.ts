@@ -174,7 +174,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     assert.ok(decorations.heat.some((run) => run.level === 6), "some token at the top level");
     assert.equal(decorations.stale, 0);
     const legend = await legendText(page);
-    assert.match(legend ?? "", /Surprisal.*\b\d+ tok\b/i, `status-bar legend: ${legend}`);
+    assert.match(legend ?? "", /Surprisal · reference · \d+ tok\b/i, `status-bar legend: ${legend}`);
 
     const ext = installedExtension();
     const processes = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
