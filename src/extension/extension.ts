@@ -11,7 +11,7 @@ import { FeatureLens } from "./feature-lens";
 import { SteeringController } from "./steering";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
-import { openModelFolder } from "../core/model/model-folder";
+import { describeModelFolder } from "../core/model/folder-check";
 import { describeError } from "./errors";
 import { ModelHost } from "./model-host";
 
@@ -90,11 +90,10 @@ async function selectModel(models: ModelHost): Promise<void> {
   const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: "Use this model" });
   const folder = chosen?.[0]?.fsPath;
   if (!folder) return;
-  // Check the folder before remembering it: config, weights header and tokenizer, no model built.
+  // Check the folder before remembering it: config, weights (or graph) and tokenizer, no model built.
   let description: string;
   try {
-    const { cfg } = openModelFolder(folder);
-    description = `${cfg.architecture === "gpt2" ? "GPT-2" : cfg.modelType} model, ${cfg.nLayers} layers, d_model ${cfg.dModel}, vocabulary ${cfg.dVocab}`;
+    description = describeModelFolder(folder);
   } catch (error) {
     void vscode.window.showErrorMessage(`Loupe cannot use ${folder}: ${describeError(error) ?? String(error)}`);
     return;

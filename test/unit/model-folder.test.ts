@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../../src/core/errors";
+import { describeModelFolder } from "../../src/core/model/folder-check";
 import { openModelFolder } from "../../src/core/model/model-folder";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
@@ -42,5 +43,17 @@ describe("openModelFolder (what Select Model… checks before remembering a fold
     const broken = copyOf("broken-header");
     fs.writeFileSync(path.join(broken, "model.safetensors"), Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x22]));
     refuses(broken, "bad-file", /model\.safetensors/);
+  });
+});
+
+describe("describeModelFolder (Select Model…'s message)", () => {
+  it("describes safetensors and ONNX folders, and refuses what it cannot use", () => {
+    assert.match(describeModelFolder(TINY_GPT2), /^GPT-2 model, 2 layers, d_model \d+, vocabulary \d+$/);
+    assert.match(describeModelFolder(path.join(FIXTURES, "tiny-llama")), /^llama model, 2 layers/);
+    assert.match(describeModelFolder(path.join(FIXTURES, "tiny-gpt2-onnx")), /^GPT-2 model, 2 layers, imported from model\.onnx with \d+ hooks$/);
+    const phi = copyOf("phi-describe");
+    fs.writeFileSync(path.join(phi, "config.json"), JSON.stringify({ model_type: "phi3" }));
+    refuses(phi, "unsupported-architecture", /"phi3"/);
+    assert.throws(() => describeModelFolder(phi), /"phi3"/);
   });
 });

@@ -5,6 +5,7 @@
  *   const { logits, cache } = await model.runWithCache(model.toTokens("When Mia and Leo…"), { names: ["blocks.0.hook_resid_post"] });
  *   const patched = await model.runWithHooks(tokens, [{ hook: "blocks.1.hook_resid_pre", kind: "replace", source, positions: [4] }]);
  */
+import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -22,6 +23,7 @@ import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
 import { KvCache } from "./kv-cache";
 import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
 import { openModelFolder } from "./model-folder";
+import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
 
 export type TokenBatch = readonly (readonly number[])[];
 
@@ -150,10 +152,12 @@ export class HookedModel {
     readonly cfg: ModelConfig,
     readonly tokenizer: Tokenizer,
     private readonly session: ort.InferenceSession,
-    private readonly lensSession: ort.InferenceSession,
+    private readonly lensSession: ort.InferenceSession | undefined,
     readonly graphFromCache: boolean,
+    /** For an imported .onnx: the hooks its graph provides, and why the others are missing. */
+    private readonly imported?: Pick<ImportedGraph, "hookNames" | "unavailable" | "modelFile">,
   ) {
-    this.hookNames = hookNamesFor(cfg);
+    this.hookNames = imported?.hookNames ?? hookNamesFor(cfg);
     this.hookSet = new Set(this.hookNames);
     // One shared zero broadcasts to every hook: the identity intervention.
     const zero = new ort.Tensor("float32", new Float32Array(1), [1]);
@@ -175,8 +179,15 @@ export class HookedModel {
     }
   }
 
-  /** Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors, tokenizer.json. */
+  /**
+   * Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors, tokenizer.json.
+   * A folder with a decoder .onnx (model.onnx or onnx/model.onnx) instead of model.safetensors is
+   * imported (onnx-import.ts): its residual stream becomes hooks; hookNames lists what it provides.
+   */
   static async load(folder: string, options: LoadOptions = {}): Promise<HookedModel> {
+    // A folder with a decoder .onnx and no model.safetensors: import the graph as it is.
+    const onnxFile = fs.existsSync(folder) && fs.statSync(folder).isDirectory() ? findOnnxModelFile(path.resolve(folder)) : undefined;
+    if (onnxFile) return HookedModel.loadOnnx(path.resolve(folder), onnxFile, options);
     const { dir, cfg, weightsFile, weights, tokenizer } = openModelFolder(folder);
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
     const key = (graphName: string) => graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText]);
@@ -185,6 +196,32 @@ export class HookedModel {
     const session = await createSession(graph.bytes, dir, options.threads);
     const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);
+  }
+
+  private static async loadOnnx(dir: string, modelFile: string, options: LoadOptions): Promise<HookedModel> {
+    const { cfg, tokenizer } = openOnnxFolder(dir, modelFile);
+    let imported = importOnnxDecoder(modelFile, cfg);
+    // External data (a side file, or the .onnx's own bytes) is found beside the model file.
+    let session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
+    let headed: boolean;
+    try {
+      headed = await patternsHaveHeads(session, imported.hookNames, cfg);
+    } catch (error) {
+      await session.release();
+      throw new LoupeError("bad-file", `${modelFile}: onnxruntime loaded the imported graph but could not run it on two tokens: ${(error as Error).message}`, modelFile);
+    }
+    if (!headed) {
+      await session.release();
+      imported = importOnnxDecoder(modelFile, cfg, { patterns: false });
+      session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
+    }
+    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, path.dirname(modelFile), options.threads) : undefined;
+    return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, imported);
+  }
+
+  /** Whether this model was imported from an existing .onnx (hooks found by structure; see hookNames). */
+  get isImported(): boolean {
+    return this.imported !== undefined;
   }
 
   /** Token ids of `text` (no special tokens are added: GPT-2 has no BOS convention). */
@@ -285,6 +322,9 @@ export class HookedModel {
     if (resid.length !== n * D) throw new LoupeError("bad-shape", `lens: ${resid.length} values are not ${n} vectors of d_model ${D}.`);
     for (const row of targets) for (const t of row) if (!Number.isInteger(t) || t < 0 || t >= this.cfg.dVocab) throw new LoupeError("bad-argument", `lens: target ${t} is outside the vocabulary.`);
     const kk = Math.max(1, Math.min(Math.floor(k), this.cfg.dVocab));
+    if (!this.lensSession) {
+      throw new LoupeError("bad-argument", `The logit lens is not available for ${this.imported?.modelFile ?? this.folder}: it is an imported .onnx whose final norm and unembedding read more than the residual stream, so they cannot run alone. Load the model's safetensors folder for the lens.`);
+    }
     const out = await this.lensSession.run({
       [LENS_IO.resid]: new ort.Tensor("float32", resid, [n, D]),
       [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets.flat(), (t) => BigInt(t)), [n, m]),
@@ -302,17 +342,22 @@ export class HookedModel {
 
   async dispose(): Promise<void> {
     await this.session.release();
-    await this.lensSession.release();
+    await this.lensSession?.release();
   }
 
   private selectHooks(names: readonly string[] | ((name: string) => boolean)): string[] {
     if (typeof names === "function") return this.hookNames.filter(names);
-    for (const name of names) {
-      if (!this.hookSet.has(name)) {
-        throw new LoupeError("bad-argument", `Unknown hook "${name}". This model's hooks are TransformerLens names such as blocks.0.hook_resid_post (0..${this.cfg.nLayers - 1}).`);
-      }
-    }
+    for (const name of names) this.checkHook(name);
     return [...names];
+  }
+
+  private checkHook(name: string): void {
+    if (this.hookSet.has(name)) return;
+    const missing = this.imported?.unavailable.get(name);
+    if (missing) {
+      throw new LoupeError("bad-argument", `Hook "${name}" is not available in the imported model ${this.imported?.modelFile}: ${missing}. Its hooks are: ${this.hookNames.join(", ")}.`, this.imported?.modelFile);
+    }
+    throw new LoupeError("bad-argument", `Unknown hook "${name}". This model's hooks are TransformerLens names such as blocks.0.hook_resid_post (0..${this.cfg.nLayers - 1}).`);
   }
 
   private async forward(batch: TokenBatch, interventions: readonly Intervention[], fetch: readonly string[], options: Omit<RunOptions, "names">): Promise<RunResult> {
@@ -395,6 +440,7 @@ export class HookedModel {
         if (missing !== undefined) throw new LoupeError("bad-argument", `Intervention at ${iv.hook}: batch row ${missing} starts after that hook.`);
       }
     }
+    for (const iv of interventions) this.checkHook(iv.hook);
     const narrowed = logitPositions && this.hasLogitPositions ? (logitPositions.length === 1 ? [logitPositions[0], logitPositions[0]] : logitPositions) : undefined;
     for (const [hook, compiled] of compileInterventions(this.cfg, this.hookSet, interventions, B, T)) {
       // The last block's later hooks hold only the logit positions: pick those.
@@ -476,6 +522,24 @@ export class HookedModel {
     if (P > 0 && pattern) throw new LoupeError("bad-argument", `Intervention at ${pattern.hook}: attention patterns and scores cannot be changed in a run that continues from a prefix.`);
     return P;
   }
+}
+
+/**
+ * Whether an imported graph's attention patterns are [batch, head, query, key], checked on two
+ * tokens: the Softmax was chosen by structure, and its layout is known only once it runs.
+ */
+async function patternsHaveHeads(session: ort.InferenceSession, hookNames: readonly string[], cfg: ModelConfig): Promise<boolean> {
+  const patterns = hookNames.filter((n) => hookLayout(n) === "pattern");
+  if (patterns.length === 0) return true;
+  const zero = new ort.Tensor("float32", new Float32Array(1), [1]);
+  const feeds: Record<string, ort.Tensor> = {
+    [GRAPH_INPUTS.ids]: new ort.Tensor("int64", new BigInt64Array(2), [1, 2]),
+    [GRAPH_INPUTS.positions]: new ort.Tensor("int64", BigInt64Array.of(0n, 1n), [1, 2]),
+    [GRAPH_INPUTS.mask]: new ort.Tensor("float32", Float32Array.of(1, 1), [1, 2]),
+  };
+  for (const name of hookNames) feeds[gainInput(name)] = feeds[writeInput(name)] = zero;
+  const out = await session.run(feeds, patterns);
+  return patterns.every((n) => out[n].dims.join() === [1, cfg.nHeads, 2, 2].join());
 }
 
 async function createSession(bytes: Uint8Array, weightsFolder: string, threads?: number): Promise<ort.InferenceSession> {

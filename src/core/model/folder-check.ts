@@ -1,0 +1,31 @@
+/**
+ * What `Loupe: Select Model…` says about a folder before using it: a one-line description, or a
+ * LoupeError naming what is wrong. Nothing is built or run; a decoder .onnx (a folder without
+ * model.safetensors) has its graph checked too unless it is large, since parsing it here would
+ * stall the editor, and loading checks it anyway.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { openModelFolder } from "./model-folder";
+import { checkOnnxFolder, findOnnxModelFile, openOnnxFolder } from "./onnx-import";
+
+const MAX_ONNX_CHECK_BYTES = 200 * 1024 * 1024;
+
+export function describeModelFolder(folder: string): string {
+  const dir = path.resolve(folder);
+  const onnxFile = fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? findOnnxModelFile(dir) : undefined;
+  if (!onnxFile) {
+    const { cfg } = openModelFolder(dir);
+    return `${architectureName(cfg)} model, ${cfg.nLayers} layers, d_model ${cfg.dModel}, vocabulary ${cfg.dVocab}`;
+  }
+  if (fs.statSync(onnxFile).size >= MAX_ONNX_CHECK_BYTES) {
+    const { cfg } = openOnnxFolder(dir, onnxFile);
+    return `${architectureName(cfg)} model, ${cfg.nLayers} layers, imported from ${path.basename(onnxFile)} (its graph is checked when it loads)`;
+  }
+  const onnx = checkOnnxFolder(dir)!;
+  return `${architectureName(onnx.cfg)} model, ${onnx.cfg.nLayers} layers, imported from ${path.basename(onnxFile)} with ${onnx.hookNames.length} hooks`;
+}
+
+function architectureName(cfg: { architecture: string; modelType?: string }): string {
+  return cfg.architecture === "gpt2" ? "GPT-2" : (cfg.modelType ?? cfg.architecture);
+}
