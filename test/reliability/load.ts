@@ -12,10 +12,12 @@ import { HookedModel } from "../../src/core/model/hooked-model";
 /**
  * Bounds over 1,000 inspections. Retained heap is flat to within 0.5 MB, so 4 MB catches a leak of
  * 4 KB per inspection (keeping each result leaks about 50 KB). RSS moves in steps of several MB as
- * malloc and onnxruntime's arena settle (+22 MB over 4,000 runs, flat between steps), so its
- * bounds only catch a native leak of about 64 KB per inspection (an unreleased logits tensor is more).
+ * malloc and onnxruntime's arena settle (+22 MB over 4,000 runs, flat between steps; one CI run
+ * saw +21 MB over the second half of 1,000), so its bounds are loose enough not to flake on a busy
+ * machine and only catch a native leak of about 128 KB per inspection (an unreleased logits tensor
+ * is more).
  */
-export const LOAD_BOUNDS = { heapGrowthMb: 4, lateRssGrowthMb: 32, rssGrowthMb: 96 };
+export const LOAD_BOUNDS = { heapGrowthMb: 4, lateRssGrowthMb: 64, rssGrowthMb: 160 };
 
 export interface MemorySample {
   readonly runs: number;
