@@ -78,13 +78,7 @@ export function formatStatsSummary(stats: FeatureStats, file: string): string {
 }
 
 async function computeStats(corpusFile: string, saeFolder: string, modelFolder: string, json: boolean, io: CliIo): Promise<number> {
-  let content: string;
-  try {
-    content = fs.readFileSync(corpusFile, "utf8");
-  } catch {
-    throw new LoupeError("missing-file", `Cannot read ${corpusFile}.`, corpusFile);
-  }
-  const corpus = parseCorpusJsonl(content, corpusFile);
+  const corpus = parseCorpusJsonl(readInput(corpusFile, io, "corpus file"), corpusFile);
   const sae = loadSae(saeFolder);
   const model = await HookedModel.load(modelFolder);
   try {

@@ -1,11 +1,10 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { gatherActivations, saveSae, spliceSae, trainTopKSae } from "../../core/sae";
 import { writeFeatureStats } from "../../core/sae/feature-stats-file";
 import { computeFeatureStats, type CorpusText } from "../../core/sae/features";
-import { positiveInt, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
+import { positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
 import { fixed, renderTable } from "../format";
 import { parseCorpusJsonl } from "./features";
 
@@ -20,13 +19,7 @@ async function train(values: ParsedValues, corpusFile: string, modelFolder: stri
   const out = stringOption(values, "out");
   if (!hook) throw new LoupeError("bad-argument", "Say which hook the SAE reads with --hook, e.g. --hook blocks.1.hook_resid_post.");
   if (!out) throw new LoupeError("bad-argument", "Say where to save the SAE with --out DIR (SAELens format: cfg.json and sae_weights.safetensors).");
-  let content: string;
-  try {
-    content = fs.readFileSync(corpusFile, "utf8");
-  } catch {
-    throw new LoupeError("missing-file", `Cannot read ${corpusFile}.`, corpusFile);
-  }
-  const corpus = parseCorpusJsonl(content, corpusFile);
+  const corpus = parseCorpusJsonl(readInput(corpusFile, io, "corpus file"), corpusFile);
   const { train: trainTexts, held } = splitCorpus(corpus);
   const d_sae = positiveInt(values, "d-sae", 1024);
   const k = positiveInt(values, "k", 32);
