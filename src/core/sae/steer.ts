@@ -116,7 +116,20 @@ export async function steerWithFeature(model: HookedModel, sae: Sae, prompt: str
     throw new LoupeError("context-overflow", `The prompt is ${tokens.length} tokens; the model's context window is ${model.cfg.nCtx}, which leaves no room to generate. Select less text.`);
   }
   const maxNewTokens = options.maxNewTokens ?? 32;
-  const { before } = await featureEditIntervention(model, sae, tokens, edit, options.signal);
+  const common = { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed, maxNewTokens, stop: options.stop, signal: options.signal };
+  const original = await model.generate(tokens, { ...common, onToken: (step) => options.onToken?.(step + 1, 2 * maxNewTokens) });
+  // The first steered step reads the feature on the prompt itself: keep those values for the summary.
+  let before: Float32Array | undefined;
+  const steered = await model.generate(tokens, {
+    ...common,
+    interventionsAt: async (sofar, signal) => {
+      const step = await featureEditIntervention(model, sae, sofar, edit, signal);
+      before ??= step.before;
+      return [step.intervention];
+    },
+    onToken: (step) => options.onToken?.(maxNewTokens + step + 1, 2 * maxNewTokens),
+  });
+  before ??= (await featureEditIntervention(model, sae, tokens, edit, options.signal)).before;
   let fired = 0;
   let sum = 0;
   let max = 0;
@@ -125,13 +138,6 @@ export async function steerWithFeature(model: HookedModel, sae: Sae, prompt: str
     sum += a;
     max = Math.max(max, a);
   }
-  const common = { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed, maxNewTokens, stop: options.stop, signal: options.signal };
-  const original = await model.generate(tokens, { ...common, onToken: (step) => options.onToken?.(step + 1, 2 * maxNewTokens) });
-  const steered = await model.generate(tokens, {
-    ...common,
-    interventionsAt: async (sofar, signal) => [(await featureEditIntervention(model, sae, sofar, edit, signal)).intervention],
-    onToken: (step) => options.onToken?.(maxNewTokens + step + 1, 2 * maxNewTokens),
-  });
   return {
     hook_name: sae.hookName,
     edit,
