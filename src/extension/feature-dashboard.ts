@@ -1,16 +1,14 @@
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, readFeatureLabels, setFeatureLabel, writeFeatureLabels } from "../core/sae/feature-labels";
-import { featureStatsFile, readFeatureStats } from "../core/sae/feature-stats-file";
-import type { FeatureStats } from "../core/sae/features";
+import { featureStatsFile } from "../core/sae/feature-stats-file";
 import { featureDashboardState, parseFeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
 import { describeError } from "./errors";
 import type { FeatureLens } from "./feature-lens";
 import type { ModelHost } from "./model-host";
-import { chosenSaeFolder, labelKey, labelsFile, pickFeature, readLabelsQuietly } from "./sae-workspace";
+import { chosenSaeFolder, labelKey, labelsFile, pickFeature, readCachedFeatureStats, readLabelsQuietly } from "./sae-workspace";
 import { readSettings } from "./settings";
 
 /** What `loupe.exploreFeature` takes from hover links; anything else is asked for. */
@@ -29,7 +27,6 @@ export class FeatureDashboard implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private state: FeatureDashboardState | undefined;
   private saeFolder = "";
-  private stats: { file: string; stamp: string; stats: FeatureStats | undefined } | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -62,7 +59,7 @@ export class FeatureDashboard implements vscode.Disposable {
   }
 
   private show(saeFolder: string, d_sae: number, feature: number): void {
-    const stats = this.readStats(saeFolder);
+    const stats = readCachedFeatureStats(saeFolder);
     const cfg = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME));
     if (stats && stats.sae.d_sae !== d_sae) throw new Error(`${featureStatsFile(saeFolder)} is for an SAE with d_sae ${stats.sae.d_sae}, not ${d_sae}: compute the statistics again.`);
     const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
@@ -91,14 +88,6 @@ export class FeatureDashboard implements vscode.Disposable {
     }
     void this.lens.focus(saeFolder, feature);
     this.panel.reveal(undefined, true);
-  }
-
-  /** The stats file, parsed once and again only when it changes on disk. */
-  private readStats(saeFolder: string): FeatureStats | undefined {
-    const file = featureStatsFile(saeFolder);
-    const stamp = fs.existsSync(file) ? `${fs.statSync(file).mtimeMs}:${fs.statSync(file).size}` : "-";
-    if (this.stats?.file !== file || this.stats.stamp !== stamp) this.stats = { file, stamp, stats: readFeatureStats(saeFolder) };
-    return this.stats.stats;
   }
 
   private async onMessage(message: unknown): Promise<void> {

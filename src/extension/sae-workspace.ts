@@ -7,7 +7,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../core/sae/feature-labels";
-import { readFeatureStats } from "../core/sae/feature-stats-file";
+import { FeatureStatsCache } from "../core/sae/feature-stats-file";
 import type { FeatureStats } from "../core/sae/features";
 import { featurePickItems } from "../core/view/feature-dashboard";
 import { describeError } from "./errors";
@@ -55,16 +55,28 @@ export function chosenSaeFolder(modelFolder: string): string | undefined {
  * concept matches first, searchable by label, concept and promoted tokens; typing an index works
  * too ("#713" matches).
  */
-export async function pickFeature(saeFolder: string, d_sae: number, title: string): Promise<number | undefined> {
-  let stats: FeatureStats | undefined;
+const statsCache = new FeatureStatsCache();
+
+/** The SAE's feature-stats.json (cached across the lens, dashboard, picker and steering); throws when broken. */
+export function readCachedFeatureStats(saeFolder: string): FeatureStats | undefined {
+  return statsCache.get(saeFolder);
+}
+
+/** As readCachedFeatureStats, but a broken file is reported through `onError` and read as none. */
+export function featureStatsFor(saeFolder: string, onError?: (message: string) => void): FeatureStats | undefined {
   try {
-    stats = readFeatureStats(saeFolder);
+    return statsCache.get(saeFolder);
   } catch (error) {
-    void vscode.window.showWarningMessage(describeError(error) ?? String(error));
+    onError?.(describeError(error) ?? String(error));
+    return undefined;
   }
+}
+
+export async function pickFeature(saeFolder: string, d_sae: number, title: string): Promise<number | undefined> {
+  const stats = featureStatsFor(saeFolder, (m) => void vscode.window.showWarningMessage(m));
   const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
   const key = labelKey(saeFolder);
-  const items = featurePickItems(d_sae, (f) => featureLabel(labels, key, f), stats).map((p) => ({ ...p, alwaysShow: false }));
+  const items = featurePickItems(d_sae, (f) => featureLabel(labels, key, f), stats);
   const picked = await vscode.window.showQuickPick(items, {
     title,
     placeHolder: stats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",

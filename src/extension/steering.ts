@@ -1,10 +1,9 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
-import { readFeatureStats } from "../core/sae/feature-stats-file";
 import { describeEdit, type FeatureEdit, type SteeringResult } from "../core/sae/steer";
 import { describeError } from "./errors";
-import { chosenSaeFolder, pickFeature } from "./sae-workspace";
+import { chosenSaeFolder, featureStatsFor, pickFeature } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
 
@@ -116,11 +115,8 @@ export class SteeringController implements vscode.Disposable {
 
 /** The feature's largest activation on the stats corpus, to suggest a clamp value in its range. */
 function maxActivation(saeFolder: string, feature: number): number | undefined {
-  try {
-    return readFeatureStats(saeFolder)?.features[feature]?.maxActivation;
-  } catch {
-    return undefined; // The picker already reported a broken stats file.
-  }
+  // A broken stats file was reported by the picker already.
+  return featureStatsFor(saeFolder)?.features[feature]?.maxActivation;
 }
 
 async function askEdit(feature: number, max: number | undefined): Promise<FeatureEdit | undefined> {

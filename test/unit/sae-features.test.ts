@@ -18,7 +18,7 @@ import {
   setFeatureLabel,
   writeFeatureLabels,
 } from "../../src/core/sae/feature-labels";
-import { FEATURE_STATS_FILENAME, readFeatureStats, writeFeatureStats } from "../../src/core/sae/feature-stats-file";
+import { FEATURE_STATS_FILENAME, FeatureStatsCache, readFeatureStats, writeFeatureStats } from "../../src/core/sae/feature-stats-file";
 import { computeFeatureStats, FeatureStatsBuilder, topFeaturesPerToken, type FeatureStats } from "../../src/core/sae/features";
 import { featureLogitVector, logitEffects, readUnembedding } from "../../src/core/sae/logit-effects";
 import { featuresCommand, parseCorpusJsonl, type FeaturesResult } from "../../src/cli/commands/features";
@@ -537,6 +537,26 @@ describe("worker method features", () => {
     } finally {
       await state.dispose();
     }
+  });
+});
+
+describe("feature-stats.json cache", () => {
+  it("parses the file once and again only after it changes", () => {
+    const saeDir = scratchDir("stats-cache");
+    const builder = new FeatureStatsBuilder(2);
+    const write = (tokens: number) => {
+      const t = Array.from({ length: tokens }, (_, i) => [i, i + 1] as [number, number]);
+      builder.add("x".repeat(tokens + 1), t, new Float32Array(tokens * 2).fill(1));
+      writeFeatureStats(saeDir, builder.finish(META));
+    };
+    const cache = new FeatureStatsCache();
+    assert.equal(cache.get(saeDir), undefined, "no file yet");
+    write(3);
+    const first = cache.get(saeDir);
+    assert.equal(first?.corpus.tokens, 3);
+    assert.equal(cache.get(saeDir), first, "the same parse while the file is unchanged");
+    write(4);
+    assert.equal(cache.get(saeDir)?.corpus.tokens, 7);
   });
 });
 

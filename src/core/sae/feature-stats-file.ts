@@ -15,6 +15,24 @@ export function featureStatsFile(saeFolder: string): string {
   return path.join(path.resolve(saeFolder), FEATURE_STATS_FILENAME);
 }
 
+/** A file's modification time and size ("-" when missing): reread a cached parse when this changes. */
+export function fileStamp(file: string): string {
+  const stat = fs.statSync(file, { throwIfNoEntry: false });
+  return stat ? `${stat.mtimeMs}:${stat.size}` : "-";
+}
+
+/** feature-stats.json is megabytes: parsed once per folder, again only when the file changes. */
+export class FeatureStatsCache {
+  private entry: { file: string; stamp: string; stats: FeatureStats | undefined } | undefined;
+
+  get(saeFolder: string, sae?: Sae): FeatureStats | undefined {
+    const file = featureStatsFile(saeFolder);
+    const stamp = fileStamp(file);
+    if (this.entry?.file !== file || this.entry.stamp !== stamp) this.entry = { file, stamp, stats: readFeatureStats(saeFolder, sae) };
+    return this.entry.stats;
+  }
+}
+
 export function writeFeatureStats(saeFolder: string, stats: FeatureStats): string {
   const file = featureStatsFile(saeFolder);
   fs.mkdirSync(path.dirname(file), { recursive: true });

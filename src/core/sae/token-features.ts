@@ -3,12 +3,11 @@
  * forward pass, the SAE's encoding, and, from feature-stats.json when the SAE folder has one, each
  * listed feature's density and matched concept so hovers can name it.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { saeFeatureActivations } from "./attach";
-import { featureStatsFile, readFeatureStats } from "./feature-stats-file";
+import { featureStatsFile, fileStamp, readFeatureStats } from "./feature-stats-file";
 import { topFeaturesPerToken, type ConceptMatch, type FeatureStats } from "./features";
 import { loadSae } from "./load";
 import type { Sae } from "./sae";
@@ -47,12 +46,7 @@ export class SaeStore {
 
   get(folder: string): { sae: Sae; stats: FeatureStats | undefined } {
     const dir = path.resolve(folder);
-    const stamp = [SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, path.basename(featureStatsFile(dir))]
-      .map((f) => {
-        const file = path.join(dir, f);
-        return fs.existsSync(file) ? `${fs.statSync(file).mtimeMs}:${fs.statSync(file).size}` : "-";
-      })
-      .join("|");
+    const stamp = [path.join(dir, SAE_CFG_FILENAME), path.join(dir, SAE_WEIGHTS_FILENAME), featureStatsFile(dir)].map(fileStamp).join("|");
     const hit = this.entries.get(dir);
     if (hit && hit.stamp === stamp) return hit;
     const sae = loadSae(dir);
