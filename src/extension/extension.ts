@@ -11,7 +11,6 @@ import { FeatureLens } from "./feature-lens";
 import { SteeringController } from "./steering";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
-import { describeModelFolder } from "../core/model/folder-check";
 import { describeError } from "./errors";
 import { ModelHost } from "./model-host";
 
@@ -93,7 +92,7 @@ async function selectModel(models: ModelHost): Promise<void> {
   // Check the folder before remembering it: config, weights (or graph) and tokenizer, no model built.
   let description: string;
   try {
-    description = describeModelFolder(folder);
+    description = await models.describeFolder(folder);
   } catch (error) {
     void vscode.window.showErrorMessage(`Loupe cannot use ${folder}: ${describeError(error) ?? String(error)}`);
     return;

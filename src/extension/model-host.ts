@@ -72,6 +72,11 @@ export class ModelHost implements vscode.Disposable {
     return this.loaded;
   }
 
+  /** Check a model folder in the worker (parsing weights headers and graphs stays off the extension host). */
+  async describeFolder(folder: string): Promise<string> {
+    return (await this.client.request("describeFolder", { folder })).description;
+  }
+
   async inspect(text: string, options: { topK: number; maxTokens: number }, token: vscode.CancellationToken): Promise<InspectResult> {
     return this.client.request("inspect", { text, topK: options.topK, maxTokens: options.maxTokens }, { signal: abortSignalFor(token) });
   }

@@ -7,6 +7,7 @@ import { inspectText, type InspectResult } from "../core/inspect";
 import { attributeTokens, patchingSweeps, singleToken, type MetricSpec } from "../core/patching";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
+import { describeModelFolder } from "../core/model/folder-check";
 import { checkModelFits } from "../core/model/memory-limit";
 import { steerWithFeature } from "../core/sae/steer";
 import { SaeStore, tokenFeatures } from "../core/sae/token-features";
@@ -114,6 +115,7 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
   const recent = new RecentInspections();
   return {
     ping: async () => ({ pid: process.pid }),
+    describeFolder: async ({ folder }) => ({ description: describeModelFolder(folder) }),
     load: async (params, { signal }) => modelInfo(await state.load(params, signal)),
     inspect: async (params, { signal }) => {
       const result = await inspectText(state.loaded, params.text, { topK: params.topK, maxTokens: params.maxTokens, signal, previous: recent.closest(params.text) });

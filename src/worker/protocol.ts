@@ -60,6 +60,8 @@ export interface RunResultWire {
 export interface Methods {
   ping: { params: Record<string, never>; result: { pid: number } };
   load: { params: LoadParams; result: ModelInfo };
+  /** What Select Model… says about a folder before using it (nothing is built or loaded). */
+  describeFolder: { params: { folder: string }; result: { description: string } };
   inspect: { params: { text: string; topK?: number; maxTokens?: number }; result: InspectResult };
   generate: {
     params: {

@@ -1,8 +1,8 @@
 /**
  * What `Loupe: Select Model…` says about a folder before using it: a one-line description, or a
- * LoupeError naming what is wrong. Nothing is built or run; a decoder .onnx (a folder without
- * model.safetensors) has its graph checked too unless it is large, since parsing it here would
- * stall the editor, and loading checks it anyway.
+ * LoupeError naming what is wrong. Nothing is built or run (the worker answers it, so the editor
+ * never parses weights). A decoder .onnx (a folder without model.safetensors) has its graph checked
+ * too unless it is large: loading checks it anyway, and parsing a huge graph twice is wasted.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
