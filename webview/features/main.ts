@@ -4,34 +4,12 @@
  * the feature's activation, and the tokens its decoder direction promotes and suppresses. All text
  * is set with textContent; nothing from the data is parsed as HTML.
  */
-import "@vscode-elements/elements/dist/vscode-button/index.js";
 import "@vscode-elements/elements/dist/vscode-textfield/index.js";
 import type { FeatureDashboardRequest, FeatureDashboardState } from "../../src/core/view/feature-dashboard";
+import { el, svg, button } from "../shared/dom";
 
 declare function acquireVsCodeApi(): { postMessage(message: FeatureDashboardRequest): void };
 const vscode = acquireVsCodeApi();
-const SVG = "http://www.w3.org/2000/svg";
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (text !== undefined) e.textContent = text;
-  if (className) e.className = className;
-  return e;
-}
-
-function svg(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function button(label: string, onClick: () => void): HTMLElement {
-  const b = document.createElement("vscode-button");
-  b.textContent = label;
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 const pct = (x: number) => `${(x * 100).toFixed(x < 0.001 ? 3 : x < 0.01 ? 2 : 1)}%`;
 const num = (x: number | undefined) => (x === undefined ? "–" : x.toFixed(2));

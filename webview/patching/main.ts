@@ -3,24 +3,16 @@
  * values on hover, click a position cell to jump to that token in the editor, export CSV / PNG.
  * All labels are set with textContent.
  */
-import "@vscode-elements/elements/dist/vscode-button/index.js";
 import type { Heatmap, PatchingPanelRequest } from "../../src/core/view/patching-view";
+import { button, el, SVG_NS, svg } from "../shared/dom";
 
 declare function acquireVsCodeApi(): { postMessage(message: PatchingPanelRequest): void };
 const vscode = acquireVsCodeApi();
-const SVG = "http://www.w3.org/2000/svg";
 
 interface PanelState {
   readonly title: string;
   readonly summary: string;
   readonly heatmaps: Heatmap[];
-}
-
-function svg(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  if (text !== undefined) e.textContent = text;
-  return e;
 }
 
 /** Diverging colour: blue for restoring (towards 1), red for the opposite; white at 0. */
@@ -73,7 +65,7 @@ async function exportPng(): Promise<void> {
   let y = 0;
   for (const s of svgs) {
     const copy = s.cloneNode(true) as SVGSVGElement;
-    copy.setAttribute("xmlns", SVG);
+    copy.setAttribute("xmlns", SVG_NS);
     // Inline the theme colours the stylesheet gives, so the image looks like the panel.
     copy.querySelectorAll(".bg").forEach((e) => e.setAttribute("fill", styles.backgroundColor || "#fff"));
     copy.querySelectorAll("text").forEach((e) => e.setAttribute("fill", styles.color || "#000"));
@@ -95,23 +87,17 @@ async function exportPng(): Promise<void> {
 function render(state: PanelState): void {
   const root = document.getElementById("root")!;
   root.replaceChildren();
-  const h1 = document.createElement("h1");
-  h1.textContent = state.title;
-  const summary = document.createElement("p");
-  summary.textContent = state.summary;
-  const controls = document.createElement("div");
-  controls.className = "controls";
-  const csv = document.createElement("vscode-button");
-  csv.textContent = "Export CSV";
-  csv.addEventListener("click", () => vscode.postMessage({ type: "exportCsv" }));
-  const png = document.createElement("vscode-button");
-  png.textContent = "Export PNG";
-  png.addEventListener("click", () => void exportPng());
-  controls.append(csv, png);
-  const legend = document.createElement("p");
-  legend.className = "legend";
-  legend.textContent = "Blue: patching this activation restores the clean behaviour (1 = fully); red: the opposite; white: no effect. Hover a cell for exact values; click a position to show its token in the editor.";
-  root.append(h1, summary, legend, controls, ...state.heatmaps.map(heatmap));
+  const controls = el("div", undefined, "controls");
+  controls.append(
+    button("Export CSV", () => vscode.postMessage({ type: "exportCsv" })),
+    button("Export PNG", () => void exportPng()),
+  );
+  const legend = el(
+    "p",
+    "Blue: patching this activation restores the clean behaviour (1 = fully); red: the opposite; white: no effect. Hover a cell for exact values; click a position to show its token in the editor.",
+    "legend",
+  );
+  root.append(el("h1", state.title), el("p", state.summary), legend, controls, ...state.heatmaps.map(heatmap));
 }
 
 window.addEventListener("message", (event: MessageEvent) => {

@@ -3,29 +3,14 @@
  * chosen hook, and buttons that ask the extension to apply, save or monitor the probe. All text is
  * set with textContent; nothing from the data is parsed as HTML.
  */
-import "@vscode-elements/elements/dist/vscode-button/index.js";
 import "@vscode-elements/elements/dist/vscode-single-select/index.js";
 import "@vscode-elements/elements/dist/vscode-option/index.js";
 import "@vscode-elements/elements/dist/vscode-textfield/index.js";
 import type { ProbePanelRequest, ProbePanelState } from "../../src/core/view/probe-panel";
+import { button, el, svg } from "../shared/dom";
 
 declare function acquireVsCodeApi(): { postMessage(message: ProbePanelRequest): void };
 const vscode = acquireVsCodeApi();
-const SVG = "http://www.w3.org/2000/svg";
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (text !== undefined) e.textContent = text;
-  if (className) e.className = className;
-  return e;
-}
-
-function svg(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 const fmt = (x: number | null) => (x === null ? "–" : x.toFixed(3));
 
@@ -125,12 +110,6 @@ function render(): void {
   const threshold = document.createElement("vscode-textfield") as HTMLElement & { value: string };
   threshold.setAttribute("value", "0.8");
   threshold.setAttribute("aria-label", "monitor threshold");
-  const button = (label: string, onClick: () => void) => {
-    const b = document.createElement("vscode-button");
-    b.textContent = label;
-    b.addEventListener("click", onClick);
-    return b;
-  };
   const label = () => labelSelect.value || watched;
   controls.append(
     el("span", "label "),
