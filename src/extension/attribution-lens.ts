@@ -1,10 +1,11 @@
 import * as vscode from "vscode";
 import type { AttributionResult } from "../core/patching";
 import { attributionHoverMarkdown, attributionLevels, lineLabel } from "../core/view/attribution-view";
-import { LEVELS } from "../core/view/lenses";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
+import { selectionOrDocument } from "./decorations";
+import { EditorLens } from "./editor-lens";
 
 interface Shown {
   readonly startOffset: number;
@@ -15,19 +16,13 @@ interface Shown {
  * Loupe: Attribute the Answer: how much each token, word and line of the selection supports the
  * answer that follows it (batched ablation in the worker), as token colours, line labels and hovers.
  */
-export class AttributionLens implements vscode.Disposable, vscode.HoverProvider {
-  private readonly levels: vscode.TextEditorDecorationType[];
+export class AttributionLens extends EditorLens<Shown> implements vscode.HoverProvider {
   private readonly labels: vscode.TextEditorDecorationType;
-  private readonly shown = new Map<string, Shown>();
-  private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly models: ModelHost) {
-    this.levels = Array.from({ length: LEVELS }, (_, i) =>
-      vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor(`loupe.tokenHeat${i + 1}`), borderRadius: "2px" }),
-    );
+    super();
     this.labels = vscode.window.createTextEditorDecorationType({ after: { color: new vscode.ThemeColor("editorCodeLens.foreground"), fontStyle: "italic" } });
-    // Offsets stop holding after an edit: withdraw rather than colour the wrong text.
-    this.disposables.push(vscode.workspace.onDidChangeTextDocument((e) => e.contentChanges.length && this.forget(e.document)));
+    this.disposables.push(this.labels);
   }
 
   async attribute(): Promise<void> {
@@ -37,7 +32,7 @@ export class AttributionLens implements vscode.Disposable, vscode.HoverProvider 
       return;
     }
     const document = editor.document;
-    const range = editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
+    const range = selectionOrDocument(editor);
     const text = document.getText(range).replace(/\r?\n$/, "");
     if (text.trim() === "") {
       void vscode.window.showWarningMessage("Loupe: nothing to attribute in this selection.");
@@ -72,12 +67,7 @@ export class AttributionLens implements vscode.Disposable, vscode.HoverProvider 
     return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
   }
 
-  clear(): void {
-    this.shown.clear();
-    for (const editor of vscode.window.visibleTextEditors) this.draw(editor);
-  }
-
-  private draw(editor: vscode.TextEditor): void {
+  protected draw(editor: vscode.TextEditor): void {
     const shown = this.shown.get(editor.document.uri.toString());
     const byLevel: vscode.Range[][] = this.levels.map(() => []);
     const labels: vscode.DecorationOptions[] = [];
@@ -96,14 +86,5 @@ export class AttributionLens implements vscode.Disposable, vscode.HoverProvider 
     }
     this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
     editor.setDecorations(this.labels, labels);
-  }
-
-  private forget(document: vscode.TextDocument): void {
-    if (!this.shown.delete(document.uri.toString())) return;
-    for (const editor of vscode.window.visibleTextEditors) if (editor.document === document) this.draw(editor);
-  }
-
-  dispose(): void {
-    for (const d of [...this.levels, this.labels, ...this.disposables]) d.dispose();
   }
 }

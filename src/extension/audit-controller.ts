@@ -6,6 +6,7 @@ import { auditReportHtml } from "../core/view/audit-report-html";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
+import { selectionOrDocument } from "./decorations";
 
 const FAITHFULNESS_CODES = new Set(["cot-not-load-bearing", "unverbalised-hint"]);
 
@@ -29,7 +30,7 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
       return;
     }
     const document = editor.document;
-    const range = editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
+    const range = selectionOrDocument(editor);
     const text = document.getText(range);
     if (text.trim() === "") {
       void vscode.window.showWarningMessage("Loupe: nothing to audit in this selection.");

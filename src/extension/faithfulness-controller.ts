@@ -1,11 +1,11 @@
 import * as vscode from "vscode";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import { codeLensTitle, faithfulnessFindings, reportSummaryMarkdown, stepHoverMarkdown, stepLevel, stepLineLabel, stepsByLine } from "../core/view/faithfulness-view";
-import { LEVELS } from "../core/view/lenses";
 import { trackEdit } from "../core/view/range-tracking";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
+import { heatDecorationTypes, selectionOrDocument } from "./decorations";
 
 interface Check {
   /** Document offset of the analysed text's first character. */
@@ -35,9 +35,7 @@ export class FaithfulnessController implements vscode.Disposable, vscode.CodeLen
     private readonly models: ModelHost,
     extensionUri: vscode.Uri,
   ) {
-    this.levels = Array.from({ length: LEVELS }, (_, i) =>
-      vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor(`loupe.tokenHeat${i + 1}`), borderRadius: "2px" }),
-    );
+    this.levels = heatDecorationTypes();
     const icon = (name: string) => vscode.Uri.joinPath(extensionUri, "media", name);
     this.loadBearing = vscode.window.createTextEditorDecorationType({
       gutterIconPath: icon("load-bearing.svg"),
@@ -66,7 +64,7 @@ export class FaithfulnessController implements vscode.Disposable, vscode.CodeLen
       return;
     }
     const document = editor.document;
-    const range = editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
+    const range = selectionOrDocument(editor);
     const text = document.getText(range);
     if (text.trim() === "") {
       void vscode.window.showWarningMessage("Loupe: nothing to check. Select a prompt with a question, its reasoning and an answer.");

@@ -4,11 +4,12 @@ import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, type FeatureLabels } from "../core/sae/feature-labels";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
 import { featureHoverMarkdown, featureTokenLevels } from "../core/view/feature-dashboard";
-import { LEVELS } from "../core/view/lenses";
 import { describeError } from "./errors";
 import { chosenSaeFolder, labelKey, pickFeature, readLabelsQuietly } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
+import { selectionOrDocument } from "./decorations";
+import { EditorLens } from "./editor-lens";
 
 /** The worker call this lens needs (ModelHost.features; kept as an interface so tests can fake it). */
 export interface FeatureSource {
@@ -24,21 +25,14 @@ interface Shown {
 }
 
 /** Show SAE Features: token backgrounds by SAE activation, hovers with each token's top features. */
-export class FeatureLens implements vscode.Disposable, vscode.HoverProvider {
-  private readonly levels: vscode.TextEditorDecorationType[];
-  private readonly shown = new Map<string, Shown>();
-  private readonly disposables: vscode.Disposable[] = [];
+export class FeatureLens extends EditorLens<Shown> implements vscode.HoverProvider {
   private labels: FeatureLabels = { version: 1, saes: {} };
 
   constructor(
     private readonly models: ModelHost,
     private readonly source: FeatureSource,
   ) {
-    this.levels = Array.from({ length: LEVELS }, (_, i) =>
-      vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor(`loupe.tokenHeat${i + 1}`), borderRadius: "2px" }),
-    );
-    // Token offsets stop holding after an edit: drop the lens rather than colour the wrong text.
-    this.disposables.push(vscode.workspace.onDidChangeTextDocument((e) => e.contentChanges.length && this.forget(e.document)));
+    super();
   }
 
   /** Colour the selection (or document) by SAE features; with `pickFeature`, by one feature the user picks. */
@@ -49,7 +43,7 @@ export class FeatureLens implements vscode.Disposable, vscode.HoverProvider {
       return;
     }
     const document = editor.document;
-    const range = editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
+    const range = selectionOrDocument(editor);
     const text = document.getText(range);
     if (text.trim() === "") {
       void vscode.window.showInformationMessage("Loupe: select some text to read SAE features of.");
@@ -119,12 +113,7 @@ export class FeatureLens implements vscode.Disposable, vscode.HoverProvider {
     return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
   }
 
-  clear(): void {
-    this.shown.clear();
-    for (const editor of vscode.window.visibleTextEditors) for (const type of this.levels) editor.setDecorations(type, []);
-  }
-
-  private draw(editor: vscode.TextEditor): void {
+  protected draw(editor: vscode.TextEditor): void {
     const shown = this.shown.get(editor.document.uri.toString());
     const byLevel: vscode.Range[][] = this.levels.map(() => []);
     if (shown) {
@@ -134,14 +123,5 @@ export class FeatureLens implements vscode.Disposable, vscode.HoverProvider {
       }
     }
     this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
-  }
-
-  private forget(document: vscode.TextDocument): void {
-    if (!this.shown.delete(document.uri.toString())) return;
-    for (const editor of vscode.window.visibleTextEditors) if (editor.document === document) this.draw(editor);
-  }
-
-  dispose(): void {
-    for (const d of [...this.levels, ...this.disposables]) d.dispose();
   }
 }

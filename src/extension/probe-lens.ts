@@ -5,6 +5,8 @@ import { LEVELS } from "../core/view/lenses";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
+import { selectionOrDocument } from "./decorations";
+import { EditorLens } from "./editor-lens";
 
 interface Shown {
   readonly startOffset: number;
@@ -14,17 +16,9 @@ interface Shown {
 }
 
 /** A probe applied to the active editor: token backgrounds by p(label), hovers with every class. */
-export class ProbeLens implements vscode.Disposable, vscode.HoverProvider {
-  private readonly levels: vscode.TextEditorDecorationType[];
-  private readonly shown = new Map<string, Shown>();
-  private readonly disposables: vscode.Disposable[] = [];
-
+export class ProbeLens extends EditorLens<Shown> implements vscode.HoverProvider {
   constructor(private readonly models: ModelHost) {
-    this.levels = Array.from({ length: LEVELS }, (_, i) =>
-      vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor(`loupe.tokenHeat${i + 1}`), borderRadius: "2px" }),
-    );
-    // Token offsets stop holding after an edit: drop the lens rather than colour the wrong text.
-    this.disposables.push(vscode.workspace.onDidChangeTextDocument((e) => e.contentChanges.length && this.forget(e.document)));
+    super();
   }
 
   async apply(probe: ProbeFile, label: string): Promise<void> {
@@ -34,7 +28,7 @@ export class ProbeLens implements vscode.Disposable, vscode.HoverProvider {
       return;
     }
     const document = editor.document;
-    const range = editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
+    const range = selectionOrDocument(editor);
     const text = document.getText(range);
     if (text.trim() === "") return;
     try {
@@ -93,12 +87,7 @@ export class ProbeLens implements vscode.Disposable, vscode.HoverProvider {
     return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
   }
 
-  clear(): void {
-    this.shown.clear();
-    for (const editor of vscode.window.visibleTextEditors) for (const type of this.levels) editor.setDecorations(type, []);
-  }
-
-  private draw(editor: vscode.TextEditor): void {
+  protected draw(editor: vscode.TextEditor): void {
     const shown = this.shown.get(editor.document.uri.toString());
     const byLevel: vscode.Range[][] = this.levels.map(() => []);
     if (shown) {
@@ -111,14 +100,5 @@ export class ProbeLens implements vscode.Disposable, vscode.HoverProvider {
       }
     }
     this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
-  }
-
-  private forget(document: vscode.TextDocument): void {
-    if (!this.shown.delete(document.uri.toString())) return;
-    for (const editor of vscode.window.visibleTextEditors) if (editor.document === document) this.draw(editor);
-  }
-
-  dispose(): void {
-    for (const d of [...this.levels, ...this.disposables]) d.dispose();
   }
 }

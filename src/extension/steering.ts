@@ -2,6 +2,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { describeEdit, type FeatureEdit, type SteeringResult } from "../core/sae/steer";
+import { selectionOrDocument } from "./decorations";
 import { describeError } from "./errors";
 import { chosenSaeFolder, featureStatsFor, pickFeature } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
@@ -63,7 +64,7 @@ export class SteeringController implements vscode.Disposable {
       return;
     }
     const document = editor.document;
-    const text = editor.selection.isEmpty ? document.getText() : document.getText(editor.selection);
+    const text = document.getText(selectionOrDocument(editor));
     if (text.trim() === "") {
       void vscode.window.showInformationMessage("Loupe: select the prompt to continue with a steered feature.");
       return;
