@@ -12,7 +12,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import sys
 import time
 
@@ -21,6 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from gpt2_torch import read_safetensors, write_safetensors  # noqa: E402
 from llama_torch import Llama, random_weights  # noqa: E402
+from time_forward import median_ms  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -33,16 +33,6 @@ PRESETS = {
         "rope_scaling": None, "hidden_act": "silu", "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2,
     },
 }
-
-
-def median_ms(fn, reps):
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main():

@@ -13,21 +13,13 @@ import { checkModelFits, estimateModelMemory } from "../../src/core/model/memory
 import { WorkerClient } from "../../src/worker/client";
 import type { TestMethods } from "../fixtures/worker-test-entry";
 import { copyTinyModel, FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
+import { isAlive } from "../helpers/process";
 
 const ENTRY = path.join(FIXTURES, "worker-test-entry.ts");
 export const REFERENCE = path.join(__dirname, "..", "..", "models", "reference");
 
 export function startWorker(options: { cancelGraceMs?: number } = {}): WorkerClient<TestMethods> {
   return new WorkerClient<TestMethods>(ENTRY, { execArgv: ["--import", "tsx"], onOutput: () => undefined, ...options });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function gone(pid: number, limitMs = 20_000): Promise<boolean> {

@@ -14,19 +14,11 @@ import { WorkerClient, type WorkerClientOptions } from "../../src/worker/client"
 import { WorkerInternalError } from "../../src/worker/wire-errors";
 import type { TestMethods } from "../fixtures/worker-test-entry";
 import { copyTinyModel, FIXTURES, TINY_GPT2 } from "../helpers/fixtures";
+import { isAlive } from "../helpers/process";
 
 const ENTRY = path.join(FIXTURES, "worker-test-entry.ts");
 const TINY_F16 = path.join(FIXTURES, "tiny-gpt2-f16");
 const loadTiny = { folder: TINY_GPT2, cacheDir: null, threads: 1 };
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A killed process is reaped asynchronously: wait for it, with a generous limit. */
 async function gone(pid: number): Promise<boolean> {
