@@ -418,11 +418,14 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
       await row.click();
       const input = page.locator(".quick-input-widget .quick-input-box input").first();
       await page.locator(".quick-input-widget", { hasText: "Use this model" }).first().waitFor({ timeout: 30_000 });
-      // The dialog writes its starting folder into the box once it is ready: type only after that.
+      // The dialog writes its starting folder into the box asynchronously, sometimes after we typed:
+      // type again until the box has held exactly our path for a moment.
       await waitFor(async () => (await input.inputValue()).startsWith("/"), "the file dialog shows its starting folder");
-      await input.fill(`${folder}/`);
-      await waitFor(async () => (await input.inputValue()) === `${folder}/`, `the file dialog holds ${folder}/`);
-      await page.waitForTimeout(300);
+      await waitFor(async () => {
+        if ((await input.inputValue()) !== `${folder}/`) await input.fill(`${folder}/`);
+        await page.waitForTimeout(500);
+        return (await input.inputValue()) === `${folder}/`;
+      }, `the file dialog holds ${folder}/`);
       await page.locator(".quick-input-widget .monaco-button", { hasText: "Use this model" }).first().click();
     };
     await chooseFolder(path.join(workspace, "models", "phi"));
