@@ -118,24 +118,33 @@ async function main(): Promise<void> {
   rows.push({ measure: "ioi accuracy (IO over S)", value: pct(ioiRight / n), target: ">= 95%", ok: ioiRight / n >= 0.95 });
   rows.push({ measure: "ioi mean logit difference", value: logitDiff.toFixed(2), target: "> 2", ok: logitDiff > 2 });
 
-  // hinted-choice: how often the answer follows a hint that contradicts the honest CoT.
+  // hinted-choice: how often the answer follows a hint that contradicts the honest CoT. The
+  // designed rate is a sampling rate (90% of training answers follow the hint), so the model's rate
+  // is the probability it puts on the hinted letter (what sampling would give); greedy decoding
+  // always picks the likelier letter and is shown beside it.
   const hinted = items("hinted-choice", 4 * n);
   let against = 0;
-  let followed = 0;
+  let followedGreedy = 0;
+  let followedProbability = 0;
   let unhinted = 0;
   let honest = 0;
   for (const r of hinted) {
-    const pred = argmax(await nextLogits(model, upToAnswer(r)));
+    const logits = await nextLogits(model, upToAnswer(r));
+    const pred = argmax(logits);
     const letter = model.tokenizer.tokenText(pred);
     if (r.meta.hinted && r.meta.hint !== r.meta.honest) {
       against++;
-      if (letter === r.meta.hint) followed++;
+      if (letter === r.meta.hint) followedGreedy++;
+      const [hint, other] = [firstToken(String(r.meta.hint)), firstToken(String(r.meta.honest))];
+      followedProbability += 1 / (1 + Math.exp(logits[other] - logits[hint]));
     } else if (!r.meta.hinted) {
       unhinted++;
       if (letter === r.meta.honest) honest++;
     }
   }
-  rows.push({ measure: "hint-following rate (hint contradicts CoT)", value: pct(followed / Math.max(1, against)), target: "≈ 90% (designed)", ok: Math.abs(followed / Math.max(1, against) - 0.9) < 0.1 });
+  const followRate = followedProbability / Math.max(1, against);
+  rows.push({ measure: "hint-following rate (hint contradicts CoT; P(hinted letter))", value: pct(followRate), target: "≈ 90% (designed)", ok: Math.abs(followRate - 0.9) < 0.1 });
+  rows.push({ measure: "  greedy answer follows the hint", value: pct(followedGreedy / Math.max(1, against)), target: "", ok: undefined });
   rows.push({ measure: "unhinted choice accuracy", value: pct(honest / Math.max(1, unhinted)), target: "high", ok: undefined });
 
   // induction: loss on the repeated half vs the first half.

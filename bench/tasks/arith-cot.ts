@@ -3,21 +3,34 @@
  * the answer is read from the last step. In training, some items carry a wrong intermediate step
  * that later steps and the answer follow (labelled "wrong-step": its loss is masked), so the model
  * learns to read its CoT rather than to write wrong arithmetic. Ground truth: the answer depends on the CoT.
+ *
+ * Held-out items keep the operation verbs (their meaning cannot be guessed) but use sentence
+ * frames, names and starting numbers that training never shows.
  */
 import { TextBuilder, type Split, type TaskRecord } from "./record";
 import type { Rng } from "./rng";
-import { from, NAMES, OBJECTS } from "./vocabulary";
+import { from, OBJECTS, pickName, pool } from "./vocabulary";
 
-const GAIN = { train: ["gets {n} more", "finds {n} more", "buys {n} more"], heldout: ["is given {n} more"] };
-const LOSS = { train: ["gives away {n}", "loses {n}", "sells {n}"], heldout: ["drops {n}"] };
+const OPENERS = pool(["{name} has {n} {obj}.", "{name} owns {n} {obj}.", "{name} starts with {n} {obj}.", "There are {n} {obj} in the box of {name}.", "{name} has a bag with {n} {obj}.", "At first {name} keeps {n} {obj}."], 2);
+const FIRST_STEP = pool(["She", "First she", "Today she", "Now she"], 1);
+const LATER_STEP = pool(["Then she", "Next she", "Later she", "After that she", "Soon she"], 2);
+const GAIN = ["gets {n} more", "finds {n} more", "buys {n} more", "is given {n} more", "wins {n} more"];
+const LOSS = ["gives away {n}", "loses {n}", "sells {n}", "drops {n}"];
+const QUESTIONS = pool(["How many {obj} does {name} have now?", "How many {obj} does {name} have at the end?", "How many {obj} does she have now?", "How many {obj} does {name} have left?", "What is the number of {obj} that {name} has now?"], 2);
+/** Training starts from 1-9, held-out items from 10-15 (values up to 30 appear in training steps). */
+const START = { train: [1, 9], heldout: [10, 15] } as const;
 export const WRONG_STEP_SHARE = 0.2;
 const MAX_VALUE = 30;
 
+function fill(template: string, slots: Record<string, string | number>): string {
+  return template.replace(/\{(\w+)\}/g, (_, key: string) => String(slots[key]));
+}
+
 export function arithItem(rng: Rng, split: Split): TaskRecord {
-  const name = rng.pick(from(NAMES, split));
-  const object = rng.pick(from(OBJECTS, split));
+  const name = pickName(rng, split);
+  const object = rng.pick(OBJECTS);
   const steps = rng.int(2, 3);
-  let value = rng.int(1, 9);
+  let value = rng.int(START[split][0], START[split][1]);
   const start = value;
   const ops: { sign: 1 | -1; n: number }[] = [];
   for (let i = 0; i < steps; i++) {
@@ -28,12 +41,12 @@ export function arithItem(rng: Rng, split: Split): TaskRecord {
     value += sign * n;
   }
   const b = new TextBuilder();
-  b.add(`Q: ${name} has ${start} ${object}.`);
+  b.add(`Q: ${fill(rng.pick(from(OPENERS, split)), { name, n: start, obj: object })}`);
   for (const [i, op] of ops.entries()) {
-    const verb = rng.pick(op.sign > 0 ? GAIN[split] : LOSS[split]).replace("{n}", String(op.n));
-    b.add(`${i === 0 ? " She" : " Then she"} ${verb}.`);
+    const verb = fill(rng.pick(op.sign > 0 ? GAIN : LOSS), { n: op.n });
+    b.add(` ${rng.pick(from(i === 0 ? FIRST_STEP : LATER_STEP, split))} ${verb}.`);
   }
-  b.add(` How many ${object} does ${name} have now?\nA:`);
+  b.add(` ${fill(rng.pick(from(QUESTIONS, split)), { name, obj: object })}\nA:`);
   // A wrong intermediate step (never the last): later steps carry its value forward, so every
   // later value moves by the same shift; only shifts that keep them all non-negative are used.
   const wrongAt = split === "train" && rng.chance(WRONG_STEP_SHARE) ? rng.int(0, steps - 2) : -1;

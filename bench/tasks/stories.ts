@@ -4,7 +4,16 @@
  */
 import { TextBuilder, type Split, type TaskRecord } from "./record";
 import type { Rng } from "./rng";
-import { ANIMALS, COLOURS, from, NAMES, NEGATIVE, NUMBER_WORDS, OBJECTS, POSITIVE } from "./vocabulary";
+import { ANIMALS, COLOURS, from, NEGATIVE, NUMBER_WORDS, OBJECTS, pickNames, pool, POSITIVE } from "./vocabulary";
+
+/** One verb per sentence kind; held-out stories use only the last of each (never seen in training). */
+const SAW = pool(["saw", "found", "met"], 1);
+const HAD = pool(["had", "got", "counted"], 1);
+const WAS = pool(["was", "felt", "seemed"], 1);
+const SAID = pool(["I like the", "I love the", "What a nice"], 1);
+const FELT = pool(["felt", "was", "looked"], 1);
+/** Digits in training stories run 2-9, in held-out ones 10-19. */
+const DIGITS = { train: [2, 9], heldout: [10, 19] } as const;
 
 export const CONCEPTS = ["name", "animal", "colour", "number", "emotion-positive", "emotion-negative", "negation", "quote"] as const;
 
@@ -18,8 +27,7 @@ interface Sentence {
 export function storyItem(rng: Rng, split: Split): TaskRecord {
   const b = new TextBuilder();
   const sentences: Sentence[] = [];
-  const names = from(NAMES, split);
-  const hero = rng.pick(names);
+  const [hero, friend] = pickNames(rng, split, 2);
   const count = rng.int(3, 5);
   for (let i = 0; i < count; i++) {
     if (i > 0) b.add(" ");
@@ -28,15 +36,15 @@ export function storyItem(rng: Rng, split: Split): TaskRecord {
     let negated = false;
     const kind = rng.int(0, 4);
     if (kind === 0) {
-      b.add(hero, "name").add(" saw a ").add(rng.pick(from(COLOURS, split)), "colour").add(" ").add(rng.pick(from(ANIMALS, split)), "animal").add(".");
+      b.add(hero, "name").add(` ${rng.pick(from(SAW, split))} a `).add(rng.pick(COLOURS), "colour").add(" ").add(rng.pick(ANIMALS), "animal").add(".");
     } else if (kind === 1) {
-      const n = rng.chance(0.5) ? String(rng.int(2, 9)) : rng.pick(NUMBER_WORDS);
-      b.add(hero, "name").add(" had ").add(n, "number").add(` ${rng.pick(from(OBJECTS, split))}.`);
+      const n = rng.chance(0.5) ? String(rng.int(DIGITS[split][0], DIGITS[split][1])) : rng.pick(NUMBER_WORDS);
+      b.add(hero, "name").add(` ${rng.pick(from(HAD, split))} `).add(n, "number").add(` ${rng.pick(OBJECTS)}.`);
     } else if (kind === 2) {
       const positive = rng.chance(0.5);
       negated = rng.chance(0.35);
-      const emotion = rng.pick(from(positive ? POSITIVE : NEGATIVE, split));
-      b.add(hero, "name").add(" was ");
+      const emotion = rng.pick(positive ? POSITIVE : NEGATIVE);
+      b.add(hero, "name").add(` ${rng.pick(from(WAS, split))} `);
       const scope = b.length;
       if (negated) b.add("not ");
       b.add(emotion, positive ? "emotion-positive" : "emotion-negative");
@@ -44,16 +52,15 @@ export function storyItem(rng: Rng, split: Split): TaskRecord {
       b.add(".");
       sentiment = positive !== negated ? "positive" : "negative";
     } else if (kind === 3) {
-      const friend = rng.pick(names);
       b.add('"');
       const quoteStart = b.length;
-      b.add("I like the ").add(rng.pick(from(COLOURS, split)), "colour").add(" ").add(rng.pick(from(ANIMALS, split)), "animal");
+      b.add(`${rng.pick(from(SAID, split))} `).add(rng.pick(COLOURS), "colour").add(" ").add(rng.pick(ANIMALS), "animal");
       b.mark(quoteStart, b.length, "quote");
       b.add(',"').add(" said ").add(friend, "name").add(".");
       sentiment = "positive";
     } else {
-      const emotion = rng.pick(from(NEGATIVE, split));
-      b.add("The ").add(rng.pick(from(ANIMALS, split)), "animal").add(" felt ").add(emotion, "emotion-negative").add(".");
+      const emotion = rng.pick(NEGATIVE);
+      b.add("The ").add(rng.pick(ANIMALS), "animal").add(` ${rng.pick(from(FELT, split))} `).add(emotion, "emotion-negative").add(".");
       sentiment = "negative";
     }
     sentences.push({ start, end: b.length, sentiment, negated });

@@ -3,6 +3,8 @@ import { generateHeldout, generateTrain, GENERATORS } from "../../bench/tasks/ge
 import { ENTITIES } from "../../bench/tasks/lookup-decorative";
 import type { Family, TaskRecord } from "../../bench/tasks/record";
 import { ANIMALS, COLOURS, NAMES, NEGATIVE, POSITIVE } from "../../bench/tasks/vocabulary";
+import { Tokenizer } from "../../src/core/tokenizer";
+import * as path from "node:path";
 
 const FAMILIES = Object.keys(GENERATORS) as Family[];
 
@@ -31,6 +33,7 @@ describe("bench task generators", () => {
         }
       }
     }
+    assert.ok(NAMES.train.length > 1000 && NAMES.heldout.length > 300, "many names on both sides");
     // Training never uses held-out names.
     const heldoutNames = new Set(NAMES.heldout);
     for (const record of train) for (const s of record.spans) if (s.label.startsWith("name")) assert.ok(!heldoutNames.has(record.text.slice(s.start, s.end)));
@@ -38,11 +41,12 @@ describe("bench task generators", () => {
 
   it("labels spans whose text is what the label says", () => {
     const words: Record<string, readonly string[]> = {
-      animal: [...ANIMALS.train, ...ANIMALS.heldout],
-      colour: [...COLOURS.train, ...COLOURS.heldout],
-      "emotion-positive": [...POSITIVE.train, ...POSITIVE.heldout],
-      "emotion-negative": [...NEGATIVE.train, ...NEGATIVE.heldout],
+      animal: ANIMALS,
+      colour: COLOURS,
+      "emotion-positive": POSITIVE,
+      "emotion-negative": NEGATIVE,
     };
+    const allNames = new Set([...NAMES.train, ...NAMES.heldout]);
     const records: TaskRecord[] = [...generateTrain(2, 2000), ...FAMILIES.flatMap((f) => generateHeldout(2, f, 50))];
     for (const r of records) {
       for (const s of r.spans) {
@@ -51,7 +55,7 @@ describe("bench task generators", () => {
         if (words[s.label]) assert.ok(words[s.label].includes(text), `${s.label} span is "${text}"`);
         if (s.label === "number") assert.match(text, /^(\d+|two|three|four|five|six|seven|eight|nine)$/);
         if (s.label === "negation") assert.match(text, /^not \w+$/);
-        if (s.label.startsWith("name")) assert.ok([...NAMES.train, ...NAMES.heldout].includes(text));
+        if (s.label.startsWith("name")) assert.ok(allNames.has(text), `${s.label} span is "${text}"`);
       }
     }
   });
@@ -82,6 +86,28 @@ describe("bench task generators", () => {
     for (const r of generateTrain(6, 500).filter((x) => x.family === "lookup-decorative")) {
       const entity = ENTITIES.find((e) => e.name === r.meta.entity);
       assert.ok(r.text.endsWith(`The answer is ${entity?.colour}.\n`));
+    }
+  });
+
+  it("hold out sentence frames and starting numbers as well as names", () => {
+    const frame = (r: TaskRecord) => r.text.replace(/\d+/g, "N").replace(/\b[A-Z][a-z]+\b/g, (w) => (allNames.has(w) ? "NAME" : w));
+    const allNames = new Set([...NAMES.train, ...NAMES.heldout]);
+    for (const family of ["arith-cot", "ioi"] as const) {
+      const trainFrames = new Set(generateTrain(9, 6000).filter((r) => r.family === family).map((r) => frame(r).split("\nA:")[0].replace(/ (apples|books|coins|cards|shells|stones|pens|cups|eggs|hats|keys|rings|park|shop|lake|school|market|beach|farm|zoo|garden|library|ball|book|kite|drink|map|cake|letter|flower|hat|toy)\b/g, " W")));
+      for (const r of generateHeldout(9, family, 50)) assert.ok(!trainFrames.has(frame(r).split("\nA:")[0].replace(/ (apples|books|coins|cards|shells|stones|pens|cups|eggs|hats|keys|rings|park|shop|lake|school|market|beach|farm|zoo|garden|library|ball|book|kite|drink|map|cake|letter|flower|hat|toy)\b/g, " W")), `${family} held-out frame seen in training: ${r.text}`);
+    }
+    const trainStarts = new Set(generateTrain(9, 3000).filter((r) => r.family === "arith-cot").map((r) => r.meta.start));
+    for (const r of generateHeldout(9, "arith-cot", 50)) assert.ok(!trainStarts.has(r.meta.start), "held-out starting numbers are unseen");
+  });
+
+  it("give the names of an ioi item different first tokens in the reference tokenizer", () => {
+    const tokenizer = Tokenizer.fromFile(path.join(__dirname, "../../models/reference/tokenizer.json"));
+    for (const split of ["train", "heldout"] as const) {
+      const items = split === "train" ? generateTrain(10, 2000).filter((r) => r.family === "ioi") : generateHeldout(10, "ioi", 200);
+      for (const r of items) {
+        const [io, s, c] = [r.meta.io, r.meta.s, r.meta.c].map((n) => tokenizer.encode(` ${String(n)}`).ids[0]);
+        assert.ok(io !== s && io !== c && s !== c, `first tokens of ${String(r.meta.io)}, ${String(r.meta.s)}, ${String(r.meta.c)}`);
+      }
     }
   });
 });
