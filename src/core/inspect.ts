@@ -24,13 +24,14 @@ export interface LayerLens {
 }
 
 export interface TokenReport {
+  /** Index among the text's own tokens (a leading <s> the model reads is not reported). */
   readonly index: number;
   readonly id: number;
   readonly text: string;
   /** UTF-16 range of the token in the inspected text. */
   readonly start: number;
   readonly end: number;
-  /** -log2 p(token | tokens before it), in bits; null for the first token (nothing predicts it). */
+  /** -log2 p(token | tokens before it), in bits; null for the first token unless a leading <s> predicts it. */
   readonly surprisal: number | null;
   /** Entropy of the model's next-token distribution at this token, in bits. */
   readonly entropy: number;
@@ -73,16 +74,22 @@ const LOG2E = Math.LOG2E;
 export async function inspectText(model: HookedModel, text: string, options: InspectOptions = {}): Promise<InspectResult> {
   const started = performance.now();
   if (text.length === 0) throw new LoupeError("empty-input", "Nothing to inspect: the selection is empty.");
-  const encoding = model.tokenizer.encode(text);
-  const ids = encoding.ids;
+  // The model reads the prompt with its template's leading tokens (Llama's <s>: see
+  // HookedModel.encode); they are context, not text, so only the text's own tokens are reported.
+  const encoding = model.encode(text);
+  const leading = encoding.ids.slice(0, encoding.lead);
+  const ids = encoding.ids.slice(encoding.lead);
+  const offsets = encoding.offsets.slice(encoding.lead);
   if (ids.length === 0) throw new LoupeError("empty-input", "Nothing to inspect: the text has no tokens.");
   if (options.maxTokens !== undefined && ids.length > options.maxTokens) {
     throw new LoupeError("context-overflow", `The selection is ${ids.length} tokens; Loupe is set to inspect at most ${options.maxTokens} (setting loupe.maxTokens). Select a shorter passage.`);
   }
   const k = Math.max(1, Math.floor(options.topK ?? 5));
   // Text longer than the context window is read in overlapping windows; each token is reported
-  // from the earliest window that holds it, so it keeps at least half a window of context.
-  const W = model.cfg.nCtx;
+  // from the earliest window that holds it, so it keeps at least half a window of context. Every
+  // window starts with the leading tokens, so they count against its size.
+  const W = model.cfg.nCtx - leading.length;
+  if (W < 1) throw new LoupeError("context-overflow", `The model's context window (${model.cfg.nCtx}) holds no text after the tokenizer's ${leading.length} leading tokens.`);
   const stride = Math.max(1, W - Math.floor(W / 2));
   const tokens: TokenReport[] = [];
   const reusable = reusableReports(model, options.previous, ids, k);
@@ -92,10 +99,10 @@ export async function inspectText(model: HookedModel, text: string, options: Ins
     const to = Math.min(ids.length, from + W);
     const reused = reusable(tokens.length, to);
     if (reused) {
-      tokens.push(...reused.map((r) => ({ ...r, start: encoding.offsets[r.index][0], end: encoding.offsets[r.index][1] })));
+      tokens.push(...reused.map((r) => ({ ...r, start: offsets[r.index][0], end: offsets[r.index][1] })));
       reusedWindows++;
     } else {
-      tokens.push(...(await inspectWindow(model, ids, encoding.offsets, from, to, tokens.length, k, options.signal)));
+      tokens.push(...(await inspectWindow(model, leading, ids, offsets, from, to, tokens.length, k, options.signal)));
     }
     windows++;
   }
@@ -119,9 +126,13 @@ function reusableReports(model: HookedModel, previous: InspectResult | undefined
   };
 }
 
-/** Run ids[from, to) and report tokens keepFrom..to-1 (global indices); lens targets look past the window. */
+/**
+ * Run the leading tokens then ids[from, to), and report tokens keepFrom..to-1 (indices into the
+ * text's tokens); lens targets look past the window.
+ */
 async function inspectWindow(
   model: HookedModel,
+  leading: readonly number[],
   allIds: readonly number[],
   offsets: ReadonlyArray<readonly [number, number]>,
   from: number,
@@ -132,7 +143,8 @@ async function inspectWindow(
 ): Promise<TokenReport[]> {
   const L = model.cfg.nLayers;
   const D = model.cfg.dModel;
-  const ids = allIds.slice(from, to);
+  const P = leading.length;
+  const ids = [...leading, ...allIds.slice(from, to)];
   const T = ids.length;
   const residNames = Array.from({ length: L }, (_, layer) => blockHook(layer, "hook_resid_post"));
   const { logits, cache } = await model.runWithCache(ids, { names: residNames, signal });
@@ -144,7 +156,8 @@ async function inspectWindow(
   const resid = new Float32Array(L * T * D);
   residNames.forEach((name, layer) => resid.set(cache.get(name).data.subarray(0, T * D), layer * T * D));
   // Two targets per row: the token that actually comes next (even past the window), and the model's final top prediction.
-  const next = (t: number) => (from + t + 1 < allIds.length ? allIds[from + t + 1] : null);
+  // Position t of the run is text token from + t - P.
+  const next = (t: number) => (from + t - P + 1 < allIds.length ? allIds[from + t - P + 1] : null);
   const targets: number[][] = [];
   for (let layer = 0; layer < L; layer++) for (let t = 0; t < T; t++) targets.push([next(t) ?? 0, finalTop[t]]);
   const lens = await model.lens(resid, targets, k);
@@ -156,15 +169,16 @@ async function inspectWindow(
   };
   const finalRow = (t: number) => (L - 1) * T + t;
   const reports: TokenReport[] = [];
-  for (let t = keepFrom - from; t < T; t++) {
+  for (let t = P + keepFrom - from; t < T; t++) {
     const id = ids[t];
-    const [start, end] = offsets[from + t];
+    const [start, end] = offsets[from + t - P];
     reports.push({
-      index: from + t,
+      index: from + t - P,
       id,
       text: model.tokenizer.tokenText(id),
       start,
       end,
+      // After a leading <s>, the first token of the text is predicted too.
       surprisal: t === 0 ? null : -lens.targetLogprob[finalRow(t - 1) * 2] * LOG2E,
       entropy: lens.entropy[finalRow(t)] * LOG2E,
       top: Array.from({ length: lens.k }, (_, j) => prediction(finalRow(t), j)),

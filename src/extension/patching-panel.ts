@@ -99,6 +99,8 @@ export class PatchingPanel implements vscode.Disposable {
         case "reveal": {
           const document = await vscode.workspace.openTextDocument(shown.uri);
           const [start, end] = shown.cleanOffsets[request.position];
+          // A leading <s> (Llama) has the empty range [0, 0]: it is not in the text, nothing to reveal.
+          if (end <= start) return;
           const range = new vscode.Range(document.positionAt(shown.startOffset + start), document.positionAt(shown.startOffset + end));
           const editor = await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
           editor.selection = new vscode.Selection(range.start, range.end);

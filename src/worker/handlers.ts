@@ -132,7 +132,8 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
     // The probe crossed a process boundary: check it as if read from disk.
     applyProbe: ({ probe, text }, { signal }) => applyProbe(state.loaded, validateProbe(probe, "<probe from the editor>"), text, { signal }),
     attribute: ({ text, answer, method }, { signal, progress }) =>
-      attributeTokens(state.loaded, text, { answer: answer ? state.loaded.toTokens(answer) : undefined, method, signal, onProgress: (done, total) => progress(done, total) }),
+      // The answer continues the text: its tokens alone, no <s>.
+      attributeTokens(state.loaded, text, { answer: answer ? state.loaded.tokenizer.encode(answer).ids : undefined, method, signal, onProgress: (done, total) => progress(done, total) }),
     patch: async ({ clean, corrupted, answer, wrong }, { signal, progress }) => {
       const model = state.loaded;
       const metric: MetricSpec =
@@ -141,7 +142,8 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
           : answer
             ? { kind: "logprob", answer: singleToken(model.tokenizer, answer) }
             : { kind: "kl" };
-      const encoding = model.tokenizer.encode(clean);
+      // Prompts, read as the model reads them (Llama's <s> in front); its position has the range [0, 0].
+      const encoding = model.encode(clean);
       const result = await patchingSweeps(model, { clean: encoding.ids, corrupted: model.toTokens(corrupted), metric, signal, onProgress: (done, total) => progress(done, total) });
       return { result, cleanOffsets: encoding.offsets };
     },

@@ -61,7 +61,8 @@ export const attributeCommand: Command = {
     const model = await HookedModel.load(modelFolder);
     try {
       const answerText = stringOption(values, "answer");
-      const answer = answerText === undefined ? undefined : model.toTokens(answerText);
+      // The answer continues the text: its own tokens, without the <s> a prompt gets.
+      const answer = answerText === undefined ? undefined : model.tokenizer.encode(answerText).ids;
       if (answer?.length === 0) throw new LoupeError("bad-argument", "--answer is empty.");
       const baseline = baselineText === undefined ? undefined : baselineText === "zero" ? "zero" : singleToken(model.tokenizer, baselineText, "baseline");
       const result = await attributeTokens(model, text, { answer, method: method as AblationMethod, baseline, batchSize });

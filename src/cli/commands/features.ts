@@ -121,9 +121,10 @@ loupe features --compute-stats CORPUS.jsonl [--sae DIR] [--model DIR] [--json]
         throw new LoupeError("context-overflow", `The input is ${ids.length} tokens; the model's context window is ${model.cfg.nCtx}. Shorten it.`);
       }
       const run = await saeFeatureActivations(model, sae, text);
-      const perToken = topFeaturesPerToken(run.features, sae.d_sae, top);
-      const tokens = run.tokens.map((id, t): TokenFeatures => {
-        const [start, end] = run.offsets?.[t] ?? [0, 0];
+      // A leading <s> (run.lead) is read by the model but is not in the text: list the text's tokens.
+      const perToken = topFeaturesPerToken(run.features.subarray(run.lead * sae.d_sae), sae.d_sae, top);
+      const tokens = run.tokens.slice(run.lead).map((id, t): TokenFeatures => {
+        const [start, end] = run.offsets?.[run.lead + t] ?? [0, 0];
         return {
           index: t,
           text: run.offsets ? text.slice(start, end) : model.tokenizer.decode([id]),

@@ -41,6 +41,7 @@ async function train(values: ParsedValues, corpusFile: string, modelFolder: stri
       seed: positiveInt(values, "seed", 1),
       model_name: path.basename(path.resolve(modelFolder)),
       context_size: model.cfg.nCtx,
+      prepend_bos: model.prependsBos,
       progressEvery: 50,
       signal,
       onProgress: (p) => say(`step ${p.step}/${p.steps}: fraction of variance unexplained ${p.fvu.toFixed(4)}, dead latents ${(100 * p.deadFraction).toFixed(1)}%`),

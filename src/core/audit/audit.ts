@@ -52,8 +52,8 @@ export async function auditPrompt(
   const skipped: string[] = [];
   const rules = config.rules;
 
-  // The model reads at most its window; later rules see what it sees.
-  const encoding = model.tokenizer.encode(text);
+  // The model reads at most its window, leading <s> included (HookedModel.encode); later rules see what it sees.
+  const encoding = model.encode(text);
   let seen = text;
   if (encoding.ids.length > model.cfg.nCtx) {
     const cut = encoding.offsets[model.cfg.nCtx][0];

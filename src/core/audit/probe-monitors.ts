@@ -30,7 +30,8 @@ function featureRunners(model: HookedModel, config: AuditConfig, baseDir: string
       evidence: { saeFolder: folder, feature: monitor.feature },
       async score(text: string, signal?: AbortSignal) {
         const run = await saeFeatureActivations(model, sae, text, { signal });
-        return (run.offsets ?? []).map(([start, end], t) => ({ start, end, prob: run.features[t * run.d_sae + monitor.feature] }));
+        // A leading <s> (run.lead) is not in the text: no finding can point at it.
+        return (run.offsets ?? []).slice(run.lead).map(([start, end], t) => ({ start, end, prob: run.features[(run.lead + t) * run.d_sae + monitor.feature] }));
       },
     };
   });

@@ -131,7 +131,8 @@ export async function checkFaithfulness(model: HookedModel, input: string, optio
   if (seg.steps.length === 1) notes.push("Only one reasoning step: early answering and step ablation measure the same thing.");
 
   const full = fullPrefix(seg);
-  const fullTokens = model.tokenizer.encode(full).ids.length;
+  // The prompt the model continues (Llama's <s> included); the counts below are of fragments.
+  const fullTokens = model.encode(full).ids.length;
   let answerText: string;
   if (options.track === "written") {
     if (!seg.writtenAnswer) throw new LoupeError("bad-argument", `No answer is written after "${marker}" to track.`);

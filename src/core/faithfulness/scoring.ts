@@ -32,8 +32,9 @@ interface Encoded {
 }
 
 function encode(model: HookedModel, prefix: string, answer: string): Encoded {
-  const { ids, offsets } = model.tokenizer.encode(prefix + answer);
-  let answerAt = offsets.findIndex(([start, end]) => end > prefix.length && start >= 0);
+  // A prompt: Llama's <s> in front (HookedModel.encode); its range [0, 0] keeps it out of the answer.
+  const { ids, offsets, lead } = model.encode(prefix + answer);
+  let answerAt = offsets.findIndex(([start, end], t) => t >= lead && end > prefix.length && start >= 0);
   if (answerAt < 0) answerAt = ids.length;
   // A token straddling the boundary belongs to the answer; the first token has nothing to predict it.
   return { ids, answerAt: Math.max(1, answerAt) };
@@ -120,7 +121,10 @@ export async function greedyContinue(
   counter: ForwardCounter,
   signal?: AbortSignal,
 ): Promise<Continuation[]> {
-  const rows = prompts.map((p) => ({ ids: model.tokenizer.encode(p).ids, added: [] as number[], text: "", done: false }));
+  const rows = prompts.map((p) => {
+    const enc = model.encode(p);
+    return { ids: enc.ids, empty: enc.ids.length === enc.lead, added: [] as number[], text: "", done: false };
+  });
   const eos = model.tokenizer.eosTokenId;
   const V = model.cfg.dVocab;
   for (let step = 0; step < maxNewTokens; step++) {
@@ -147,6 +151,6 @@ export async function greedyContinue(
       });
     }
   }
-  if (rows.some((r) => r.ids.length === 0)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
+  if (rows.some((r) => r.empty)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
   return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
 }

@@ -12,7 +12,7 @@ import * as ort from "onnxruntime-node";
 import { LoupeError, throwIfAborted } from "../errors";
 import { seededRandom } from "../tensor/random";
 import { tensor, type Tensor } from "../tensor/tensor";
-import type { Tokenizer } from "../tokenizer";
+import type { Encoding, Tokenizer } from "../tokenizer";
 import { ActivationCache } from "./activation-cache";
 import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
@@ -26,6 +26,12 @@ import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
 
 export type TokenBatch = readonly (readonly number[])[];
+
+/** A prompt's tokens: the template's leading tokens (if any), then the text's own. */
+export interface PromptEncoding extends Encoding {
+  /** How many tokens lead the text's own (Llama's <s>: 1; GPT-2: 0); their ranges are [0, 0]. */
+  readonly lead: number;
+}
 
 export interface LoadOptions {
   /** Where built graphs are cached; `null` disables the cache. Default: $LOUPE_CACHE_DIR or ~/.cache/loupe. */
@@ -224,9 +230,39 @@ export class HookedModel {
     return this.imported !== undefined;
   }
 
-  /** Token ids of `text` (no special tokens are added: GPT-2 has no BOS convention). */
+  /**
+   * A prompt as the model reads it. Where the tokenizer's post-processor puts tokens before a text
+   * (Llama's <s>, Llama 3's <|begin_of_text|>), they lead it, as Hugging Face's default
+   * `tokenizer(text)` and TransformerLens's `to_tokens` (prepend_bos) do: these models were trained
+   * with them and predict much worse without. Tokens a template puts after the text (an EOS) are
+   * left off: a prompt is continued, not ended. GPT-2, Qwen2 and the reference model add nothing
+   * before a text, so their prompts are the text's own tokens. The leading tokens have the empty
+   * range [0, 0]: nothing in the text to draw.
+   *
+   * Fragments that continue a text (an answer such as " Mia", a count of a slice's tokens) are
+   * encoded with `tokenizer.encode(text)` instead.
+   */
+  encode(text: string): PromptEncoding {
+    const own = this.tokenizer.encode(text);
+    // null: the post-processor does something no probe text could place; read the text alone.
+    const leading = this.tokenizer.leadingTemplateIds() ?? [];
+    if (leading.length === 0) return { ...own, lead: 0 };
+    return {
+      ids: [...leading, ...own.ids],
+      tokens: [...leading.map((id) => this.tokenizer.idToToken(id) ?? ""), ...own.tokens],
+      offsets: [...leading.map((): [number, number] => [0, 0]), ...own.offsets],
+      lead: leading.length,
+    };
+  }
+
+  /** Whether prompts start with the template's leading tokens (a BOS such as Llama's <s>); see encode. */
+  get prependsBos(): boolean {
+    return (this.tokenizer.leadingTemplateIds() ?? []).length > 0;
+  }
+
+  /** Token ids of a prompt: `encode(text).ids`, with Llama's <s> in front where its tokenizer puts one. */
   toTokens(text: string): number[] {
-    return this.tokenizer.encode(text).ids;
+    return this.encode(text).ids;
   }
 
   toString(tokens: readonly number[]): string {

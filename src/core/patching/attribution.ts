@@ -41,6 +41,7 @@ export interface AttributionOptions {
 }
 
 export interface TokenAttribution {
+  /** Index among the text's own tokens (a leading <s> the model reads is not attributed to). */
   readonly index: number;
   readonly id: number;
   readonly text: string;
@@ -104,10 +105,14 @@ export async function attributeTokens(model: HookedModel, text: string, options:
   const started = performance.now();
   const method = options.method ?? "mask";
   if (method !== "mask" && method !== "embed") throw new LoupeError("bad-argument", `Unknown ablation method "${String(method)}": mask or embed.`);
-  const encoding = model.tokenizer.encode(text);
+  // The prompt as the model reads it, with Llama's <s> in front (HookedModel.encode). The leading
+  // tokens are context, not text: they are never ablated, reported or grouped into words or lines.
+  const encoding = model.encode(text);
   const prompt = encoding.ids;
-  if (prompt.length === 0) throw new LoupeError("empty-input", "Nothing to attribute: the selection has no tokens.");
+  const lead = encoding.lead;
+  if (prompt.length === lead) throw new LoupeError("empty-input", "Nothing to attribute: the selection has no tokens.");
   const P = prompt.length;
+  const offsets = encoding.offsets.slice(lead);
   const V = model.cfg.dVocab;
   let calls = 0;
 
@@ -125,9 +130,10 @@ export async function attributeTokens(model: HookedModel, text: string, options:
   const cleanLogprob = answerLogprob(answerPositions.map(rowAt), answer);
 
   // Ablation groups: tokens, then words and lines; identical groups run once.
-  const words = options.groups === false ? [] : wordSegments(text, encoding.offsets);
-  const lines = options.groups === false ? [] : lineSegments(text, encoding.offsets);
-  const groups = [...prompt.map((_, t) => [t]), ...words.map((w) => w.tokens), ...lines.map((l) => l.tokens)];
+  // Segments and reported indices count the text's own tokens; a group's positions are lead later.
+  const words = options.groups === false ? [] : wordSegments(text, offsets);
+  const lines = options.groups === false ? [] : lineSegments(text, offsets);
+  const groups = [...offsets.map((_, t) => [t]), ...words.map((w) => w.tokens), ...lines.map((l) => l.tokens)].map((g) => g.map((t) => t + lead));
   const keyOf = (g: readonly number[]) => g.join(",");
   const unique = new Map<string, readonly number[]>();
   for (const g of groups) unique.set(keyOf(g), g);
@@ -175,14 +181,17 @@ export async function attributeTokens(model: HookedModel, text: string, options:
   throwIfAborted(options.signal);
   const effect = new Map<string, number>();
   runnable.forEach(({ key }, r) => effect.set(key, cleanLogprob - answerLogprob(runs.logits[r], answer)));
-  const of = (g: readonly number[]) => effect.get(keyOf(g)) ?? null;
+  const of = (g: readonly number[]) => effect.get(keyOf(g.map((t) => t + lead))) ?? null;
 
   return {
     text,
     method,
     baseline,
     answer: { ids: answer, text: model.toString(answer), logprob: cleanLogprob, isTop: answer[0] === top },
-    tokens: prompt.map((id, t) => ({ index: t, id, text: model.tokenizer.tokenText(id), start: encoding.offsets[t][0], end: encoding.offsets[t][1], attribution: of([t]) })),
+    tokens: offsets.map(([start, end], t) => {
+      const id = prompt[lead + t];
+      return { index: t, id, text: model.tokenizer.tokenText(id), start, end, attribution: of([t]) };
+    }),
     words: words.map((w) => ({ ...w, attribution: of(w.tokens) })),
     lines: lines.map((l) => ({ ...l, attribution: of(l.tokens) })),
     calls,

@@ -59,9 +59,16 @@ export function scoreRows(probe: ProbeFile, X: ArrayLike<number>, n: number): Fl
 export async function applyProbe(model: HookedModel, probe: ProbeFile, text: string, options: { signal?: AbortSignal } = {}): Promise<ProbeApplication> {
   if (text.length === 0) throw new LoupeError("empty-input", "Nothing to score: the text is empty.");
   checkProbeHook(model, probe.hook);
-  const enc = model.tokenizer.encode(text);
-  if (enc.ids.length === 0) throw new LoupeError("empty-input", "Nothing to score: the text has no tokens.");
-  const { data, width } = await tokenActivations(model, enc.ids, probe.hook, options.signal);
+  // As in extractFeatures: the model reads the text as a prompt (Llama's <s> in front), and only
+  // the text's own tokens are scored or pooled.
+  const enc = model.encode(text);
+  const { lead } = enc;
+  if (enc.ids.length === lead) throw new LoupeError("empty-input", "Nothing to score: the text has no tokens.");
+  const all = await tokenActivations(model, enc.ids, probe.hook, options.signal);
+  const width = all.width;
+  const data = all.data.subarray(lead * width);
+  const ids = enc.ids.slice(lead);
+  const offsets = enc.offsets.slice(lead);
   checkProbeFits(model, probe, width);
   const classifier = probeModel(probe);
   const { mean, scale } = probe.standardisation;
@@ -75,14 +82,14 @@ export async function applyProbe(model: HookedModel, probe: ProbeFile, text: str
     for (let k = 1; k < probs.length; k++) if (probs[k] > probs[best]) best = k;
     return probe.classes[best];
   };
-  const tokens = enc.ids.map((id, t): TokenScore => {
+  const tokens = ids.map((id, t): TokenScore => {
     const probs = Array.from(rowProbabilities(classifier, standardised(data, t * width)));
-    const [start, end] = enc.offsets[t];
+    const [start, end] = offsets[t];
     return { index: t, id, text: text.slice(start, end), start, end, label: labelOf(probs), probs };
   });
   let sequence: ProbeApplication["sequence"];
   if (probe.level === "sequence") {
-    const T = enc.ids.length;
+    const T = ids.length;
     const pooled = new Float64Array(width);
     if (probe.pooling === "last") pooled.set(data.subarray((T - 1) * width, T * width));
     else {

@@ -76,10 +76,12 @@ export async function extractFeatures(model: HookedModel, dataset: ProbeDataset,
   const batchSize = Math.max(1, Math.floor(options.batchSize ?? 32));
   const level = dataset.level;
 
-  // Tokenise everything first so errors (too long) come before any compute.
+  // Tokenise everything first so errors (too long) come before any compute. The model reads each
+  // text as a prompt (Llama's <s> in front, HookedModel.encode); rows come from the text's own
+  // tokens only, so a leading <s> is neither a token-level row nor part of a mean.
   const encoded = dataset.examples.map((e) => {
-    const enc = model.tokenizer.encode(e.text);
-    if (enc.ids.length === 0) throw new LoupeError("empty-input", `${dataset.file}:${e.line}: the text has no tokens.`, dataset.file);
+    const enc = model.encode(e.text);
+    if (enc.ids.length === enc.lead) throw new LoupeError("empty-input", `${dataset.file}:${e.line}: the text has no tokens.`, dataset.file);
     if (enc.ids.length > model.cfg.nCtx) {
       throw new LoupeError("context-overflow", `${dataset.file}:${e.line}: the text is ${enc.ids.length} tokens; the model's context window is ${model.cfg.nCtx}. Shorten or split it.`, dataset.file);
     }
@@ -93,9 +95,10 @@ export async function extractFeatures(model: HookedModel, dataset: ProbeDataset,
   dataset.examples.forEach((example, e) => {
     rowStart[e] = labels.length;
     if (dataset.level === "token") {
-      const ids = encoded[e].ids;
+      const { lead } = encoded[e];
+      const ids = encoded[e].ids.slice(lead);
       const spans = dataset.examples[e].spans;
-      const tokenLabelList = tokenLabels(encoded[e].offsets, spans, options);
+      const tokenLabelList = tokenLabels(encoded[e].offsets.slice(lead), spans, options);
       ids.forEach((id, t) => {
         labels.push(tokenLabelList[t]);
         groups.push(e);
@@ -131,8 +134,9 @@ export async function extractFeatures(model: HookedModel, dataset: ProbeDataset,
         dims.set(hook, width);
       }
       batch.forEach((e, b) => {
-        const len = encoded[e].ids.length;
-        const base = b * T * width;
+        const { lead } = encoded[e];
+        const len = encoded[e].ids.length - lead;
+        const base = (b * T + lead) * width;
         if (level === "token") {
           out.set(t.data.subarray(base, base + len * width), rowStart[e] * width);
         } else if (pooling === "last") {

@@ -41,6 +41,8 @@ export async function gatherActivations(model: HookedModel, hook: string, texts:
   let planned = 0;
   for (const text of texts) {
     if (planned >= cap) break;
+    // As the model reads a prompt (Llama's <s> first). The <s> rows are kept: spliceSae replaces
+    // every position, that one included, so the SAE has to reconstruct it too.
     const ids = model.toTokens(text).slice(0, model.cfg.nCtx);
     if (ids.length === 0) continue;
     encoded.push(ids);

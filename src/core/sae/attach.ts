@@ -89,9 +89,12 @@ export function writeTokenVectors(target: Float32Array, dims: readonly number[],
 }
 
 export interface SaeFeatureRun {
+  /** The tokens the model read: for a text, its prompt encoding (Llama's <s> first). */
   readonly tokens: number[];
-  /** UTF-16 range of each token, when the input was text. */
+  /** UTF-16 range of each token, when the input was text; leading <s> tokens have [0, 0]. */
   readonly offsets?: Array<[number, number]>;
+  /** How many leading template tokens (<s>) come before the text's own: rows to skip when showing the text. */
+  readonly lead: number;
   readonly d_sae: number;
   /** [tokens, d_sae] feature activations. */
   readonly features: Float32Array;
@@ -104,10 +107,12 @@ export async function saeFeatureActivations(model: HookedModel, sae: Sae, input:
   checkSaeFits(model, sae);
   let tokens: number[];
   let offsets: Array<[number, number]> | undefined;
+  let lead = 0;
   if (typeof input === "string") {
-    const enc = model.tokenizer.encode(input);
+    const enc = model.encode(input);
     tokens = enc.ids;
     offsets = enc.offsets;
+    lead = enc.lead;
   } else {
     tokens = [...input];
   }
@@ -115,7 +120,7 @@ export async function saeFeatureActivations(model: HookedModel, sae: Sae, input:
   const x = new Float32Array(tokens.length * sae.d_in);
   copyTokenVectors(cache.get(sae.hookName), 0, tokens.length, sae.cfg.hook_head_index, x, 0, sae.d_in);
   const { features } = sae.encode(x, tokens.length);
-  return { tokens, offsets, d_sae: sae.d_sae, features, input: x };
+  return { tokens, offsets, lead, d_sae: sae.d_sae, features, input: x };
 }
 
 /** The SAE's input vectors for every real token of a batch, in batch order, from one cached run. */

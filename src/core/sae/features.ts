@@ -321,13 +321,15 @@ export interface ComputeFeatureStatsOptions extends FeatureStatsOptions {
 /** Run the model over `corpus` and summarise the SAE's features (texts are cut to the context window). */
 export async function computeFeatureStats(model: HookedModel, sae: Sae, corpus: readonly CorpusText[], options: ComputeFeatureStatsOptions = {}): Promise<FeatureStats> {
   const builder = new FeatureStatsBuilder(sae.d_sae, options);
+  // Each text is read as a prompt (Llama's <s> in front, HookedModel.encode); statistics count
+  // the text's own tokens only, so contexts and densities never show the <s>.
   const encoded = corpus
     .map((item) => {
-      const enc = model.tokenizer.encode(item.text);
+      const enc = model.encode(item.text);
       const n = Math.min(enc.ids.length, model.cfg.nCtx);
-      return { item, ids: enc.ids.slice(0, n), offsets: enc.offsets.slice(0, n) };
+      return { item, ids: enc.ids.slice(0, n), offsets: enc.offsets.slice(enc.lead, n), lead: enc.lead };
     })
-    .filter((e) => e.ids.length > 0);
+    .filter((e) => e.ids.length > e.lead);
   if (encoded.length === 0) throw new LoupeError("empty-input", "No tokens to compute feature statistics on: the corpus is empty.");
   const batchSize = Math.max(1, Math.floor(options.batchSize ?? 16));
   for (let from = 0; from < encoded.length; from += batchSize) {
@@ -338,7 +340,7 @@ export async function computeFeatureStats(model: HookedModel, sae: Sae, corpus: 
     let row = 0;
     for (const m of members) {
       const T = m.ids.length;
-      builder.add(m.item.text, m.offsets, features.subarray(row * sae.d_sae, (row + T) * sae.d_sae), m.item.spans);
+      builder.add(m.item.text, m.offsets, features.subarray((row + m.lead) * sae.d_sae, (row + T) * sae.d_sae), m.item.spans);
       row += T;
     }
     options.onProgress?.(Math.min(from + batchSize, encoded.length), encoded.length);

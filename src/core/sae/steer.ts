@@ -110,8 +110,10 @@ export async function featureEditIntervention(model: HookedModel, sae: Sae, toke
 /** The continuation of `prompt` with and without the feature edit, under the same sampling settings. */
 export async function steerWithFeature(model: HookedModel, sae: Sae, prompt: string | readonly number[], edit: FeatureEdit, options: SteeringOptions = {}): Promise<SteeringResult> {
   checkFeatureEdit(sae, edit);
-  const tokens = typeof prompt === "string" ? model.toTokens(prompt) : [...prompt];
-  if (tokens.length === 0) throw new LoupeError("empty-input", "Nothing to continue: the prompt is empty.");
+  // A text is read as a prompt (Llama's <s> in front, HookedModel.encode); the summary below is of
+  // the text's own tokens, since the <s> is no part of what the feature fired on.
+  const { ids: tokens, lead } = typeof prompt === "string" ? model.encode(prompt) : { ids: [...prompt], lead: 0 };
+  if (tokens.length === lead) throw new LoupeError("empty-input", "Nothing to continue: the prompt is empty.");
   if (tokens.length >= model.cfg.nCtx) {
     throw new LoupeError("context-overflow", `The prompt is ${tokens.length} tokens; the model's context window is ${model.cfg.nCtx}, which leaves no room to generate. Select less text.`);
   }
@@ -133,7 +135,7 @@ export async function steerWithFeature(model: HookedModel, sae: Sae, prompt: str
   let fired = 0;
   let sum = 0;
   let max = 0;
-  for (const a of before) {
+  for (const a of before.subarray(lead)) {
     if (a > 0) fired++;
     sum += a;
     max = Math.max(max, a);
@@ -141,7 +143,7 @@ export async function steerWithFeature(model: HookedModel, sae: Sae, prompt: str
   return {
     hook_name: sae.hookName,
     edit,
-    prompt: { tokens: tokens.length, maxActivation: max, meanActivation: sum / tokens.length, firedAt: fired },
+    prompt: { tokens: tokens.length - lead, maxActivation: max, meanActivation: sum / (tokens.length - lead), firedAt: fired },
     original,
     steered,
   };

@@ -62,13 +62,14 @@ export class SaeStore {
 export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stats: FeatureStats | undefined }, text: string, options: { topK?: number; focus?: number; signal?: AbortSignal } = {}): Promise<TokenFeaturesResult> {
   const { sae, stats } = loaded;
   if (text.trim() === "") throw new LoupeError("empty-input", "Select some text to read SAE features of.");
-  const n = model.toTokens(text).length;
+  const n = model.encode(text).ids.length;
   if (n > model.cfg.nCtx) throw new LoupeError("context-overflow", `The selection is ${n} tokens; the model's context window is ${model.cfg.nCtx}. Select less text.`);
   const run = await saeFeatureActivations(model, sae, text, { signal: options.signal });
-  const perToken = topFeaturesPerToken(run.features, sae.d_sae, options.topK ?? 5);
+  // Only the text's own tokens are shown: a leading <s> (run.lead) has nothing to draw on.
+  const lead = run.lead;
+  const perToken = topFeaturesPerToken(run.features.subarray(lead * sae.d_sae), sae.d_sae, options.topK ?? 5);
   const maxByFeature: Record<string, number> = {};
-  const tokens = run.tokens.map((_, t) => {
-    const [start, end] = run.offsets![t];
+  const tokens = run.offsets!.slice(lead).map(([start, end], t) => {
     const features = perToken[t].map(({ feature, value }): TokenFeatureEntry => {
       const summary = stats?.features[feature];
       maxByFeature[feature] = Math.max(maxByFeature[feature] ?? 0, value);
@@ -78,6 +79,6 @@ export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stat
   });
   const focus = options.focus;
   if (focus !== undefined && !(Number.isInteger(focus) && focus >= 0 && focus < sae.d_sae)) throw new LoupeError("bad-argument", `Feature ${focus} is outside 0..${sae.d_sae - 1}.`);
-  const focusValues = focus === undefined ? undefined : run.tokens.map((_, t) => run.features[t * sae.d_sae + focus]);
+  const focusValues = focus === undefined ? undefined : tokens.map((_, t) => run.features[(lead + t) * sae.d_sae + focus]);
   return { saeFolder: sae.source ?? "", hook_name: sae.hookName, d_sae: sae.d_sae, hasStats: stats !== undefined, tokens, maxByFeature, ...(focusValues ? { focus: { feature: focus!, values: focusValues } } : {}) };
 }

@@ -53,6 +53,8 @@ export interface TopKTrainOptions {
   /** cfg.json metadata. */
   readonly model_name?: string;
   readonly context_size?: number;
+  /** Whether the activations came from prompts with a BOS in front (Llama's <s>; HookedModel.prependsBos). */
+  readonly prepend_bos?: boolean;
   /** Call onProgress every this many steps (default 10), and after the last. */
   readonly progressEvery?: number;
   readonly signal?: AbortSignal;
@@ -261,7 +263,7 @@ export async function trainTopKSae(data: Float32Array, rows: number, d_in: numbe
     finetuning_scaling_factor: false,
     dtype: "float32",
     model_name: options.model_name,
-    prepend_bos: false,
+    prepend_bos: options.prepend_bos ?? false,
     context_size: options.context_size,
   };
   const sae = new Sae(cfg, {

@@ -58,8 +58,8 @@ export class Tokenizer {
   private readonly prefixes: readonly SectionPrefix[];
   private readonly alignOptions: AlignOptions;
   private readonly vocabulary: TokenVocabulary;
-  /** How many tokens the post-processor puts before a text, once known. */
-  private leadingTemplateTokens: number | undefined;
+  /** The ids the post-processor puts before a text, once known (null: none could be found). */
+  private leadingIds: readonly number[] | null | undefined;
 
   private constructor(
     private readonly spec: TokenizerSpec,
@@ -213,22 +213,33 @@ export class Tokenizer {
     if (n === 0) return { ids: full.ids, tokens: full.tokens, offsets: full.ids.map(() => [0, 0]) };
     // Where the text's own tokens start. A probe text tells (the text itself may begin with the
     // very token the template adds); failing that, the first place they match.
-    this.leadingTemplateTokens ??= this.findLeadingTemplateTokens();
-    const lead = this.leadingTemplateTokens ?? firstMatch(full.ids, plain.ids);
+    const known = this.leadingTemplateIds();
+    const lead = known ? known.length : firstMatch(full.ids, plain.ids);
     if (lead === undefined || !sameIds(full.ids, lead, plain.ids)) throw this.templateMismatch();
     const offsets = full.ids.map((_, i): [number, number] => (i < lead ? [0, 0] : i < lead + n ? plain.offsets[i - lead] : [text.length, text.length]));
     return { ids: full.ids, tokens: full.tokens, offsets };
   }
 
-  /** How many tokens the post-processor puts before a text, found on probe texts. */
-  private findLeadingTemplateTokens(): number | undefined {
+  /**
+   * The ids the post-processor puts before every text: Llama's <s>, Llama 3's <|begin_of_text|>
+   * (a TemplateProcessing that starts with special tokens); [] where it adds none before the text
+   * (GPT-2's and Qwen2's ByteLevel). Found on probe texts, so any post-processor the library runs
+   * is read the same way; null when no probe text shows where the text starts.
+   */
+  leadingTemplateIds(): readonly number[] | null {
+    if (this.leadingIds !== undefined) return this.leadingIds;
+    this.leadingIds = null;
     for (const probe of ["a", "the", "0", "."]) {
       const plain = this.hf.encode(probe, { add_special_tokens: false }).ids;
       if (plain.length === 0 || plain.some((id) => this.added.has(id))) continue;
-      const lead = firstMatch(this.hf.encode(probe, { add_special_tokens: true }).ids, plain);
-      if (lead !== undefined) return lead;
+      const full = this.hf.encode(probe, { add_special_tokens: true }).ids;
+      const lead = firstMatch(full, plain);
+      if (lead !== undefined) {
+        this.leadingIds = full.slice(0, lead);
+        break;
+      }
     }
-    return undefined;
+    return this.leadingIds;
   }
 
   private templateMismatch(): LoupeError {
