@@ -6,7 +6,7 @@
  *
  * --split train scores fresh items from the training templates and vocabulary instead (a stream no
  * training corpus uses): with the held-out table it separates "the mechanism works" from "it
- * generalises to unseen names, templates and words".
+ * generalises to unseen names, number ranges and sentence frames".
  */
 import { parseArgs } from "node:util";
 import { HookedModel } from "../../src/core/model/hooked-model";

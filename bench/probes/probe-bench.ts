@@ -3,8 +3,9 @@
  *
  *   npx tsx bench/probes/probe-bench.ts [--model models/reference] [--train 600] [--heldout 300] [--seed 1]
  *
- * Probes are trained on stories from the training split (training names, colours, animals and
- * emotion words) and scored on held-out stories, whose words of those kinds the model never saw.
+ * Probes are trained on stories from the training split and scored on held-out stories, whose
+ * names, sentence frames and digit range the model never saw (content words are shared: see
+ * bench/tasks/vocabulary.ts).
  * Token concepts are one-vs-rest probes over every token (a token takes a span's label when its
  * range overlaps the span); sentence labels (sentiment, negated) are probes on each sentence run
  * on its own, mean- or last-token pooled. For each concept the hook is chosen on a validation

@@ -13,8 +13,8 @@
  * Feature statistics are computed on an evaluation corpus of fresh training-split stories (a seed
  * no training corpus uses). Per concept label, the best single feature is picked there by F1
  * (token fires vs token inside a span of the label); that same feature is then scored on the
- * held-out stories (generateHeldout: names, colours, animals and emotion words the training split
- * never uses), so the held-out column carries no selection bias. "best held-out" re-picks the
+ * held-out stories (generateHeldout: names, sentence frames and digits the training split never
+ * uses), so the held-out column carries no selection bias. "best held-out" re-picks the
  * feature on held-out itself, for reference.
  *
  * Target (issue 5): F1 >= 0.8 for at least 5 of the 7 concepts name, animal, colour, number,

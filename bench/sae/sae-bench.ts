@@ -7,7 +7,7 @@
  *
  * Trains a TopK SAE (with AuxK) in Loupe itself on one residual hook over training texts from
  * the bench generator (split "train", mixed families), then scores it on held-out texts of every
- * family (generateHeldout: words the training split never uses):
+ * family (generateHeldout: names, number ranges and sentence frames the training split never uses):
  * - fraction of variance explained (1 - SSE / total variance of the held-out vectors);
  * - L0, the mean number of active latents per token;
  * - dead share: latents that never fire on the held-out tokens (and, from the trainer, latents
