@@ -16,9 +16,9 @@ const FIRST_STEP = pool(["She", "First she", "Today she", "Now she"], 1);
 const LATER_STEP = pool(["Then she", "Next she", "Later she", "After that she", "Soon she"], 2);
 const GAIN = ["gets {n} more", "finds {n} more", "buys {n} more", "is given {n} more", "wins {n} more"];
 const LOSS = ["gives away {n}", "loses {n}", "sells {n}", "drops {n}"];
-const QUESTIONS = pool(["How many {obj} does {name} have now?", "How many {obj} does {name} have at the end?", "How many {obj} does she have now?", "How many {obj} does {name} have left?", "What is the number of {obj} that {name} has now?"], 2);
-/** Training starts from 1-9, held-out items from 10-15 (values up to 30 appear in training steps). */
-const START = { train: [1, 9], heldout: [10, 15] } as const;
+const QUESTIONS = pool(["How many {obj} does {name} have now?", "How many {obj} does {name} have at the end?", "How many {obj} does she have now?", "What is the number of {obj} that {name} has now?", "How many {obj} does {name} have left?", "How many {obj} are there now?"], 2);
+/** Starting values: training draws from 1-9 and 16-20, held-out items from 10-15 (values training sees only as results of steps). */
+const START: Record<Split, readonly (readonly [number, number])[]> = { train: [[1, 9], [16, 20]], heldout: [[10, 15]] };
 export const WRONG_STEP_SHARE = 0.2;
 const MAX_VALUE = 30;
 
@@ -30,7 +30,8 @@ export function arithItem(rng: Rng, split: Split): TaskRecord {
   const name = pickName(rng, split);
   const object = rng.pick(OBJECTS);
   const steps = rng.int(2, 3);
-  let value = rng.int(START[split][0], START[split][1]);
+  const [lo, hi] = rng.pick(START[split]);
+  let value = rng.int(lo, hi);
   const start = value;
   const ops: { sign: 1 | -1; n: number }[] = [];
   for (let i = 0; i < steps; i++) {
