@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
@@ -10,6 +9,7 @@ import type { FeatureLens } from "./feature-lens";
 import type { ModelHost } from "./model-host";
 import { chosenSaeFolder, labelKey, labelsFile, pickFeature, readCachedFeatureStats, readLabelsQuietly } from "./sae-workspace";
 import { readSettings } from "./settings";
+import { scriptedPage } from "./webview-page";
 
 /** What `loupe.exploreFeature` takes from hover links; anything else is asked for. */
 interface ExploreArgs {
@@ -125,13 +125,8 @@ export class FeatureDashboard implements vscode.Disposable {
   }
 
   private html(webview: vscode.Webview, script: vscode.Uri): string {
-    const nonce = randomBytes(16).toString("base64");
-    return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}'; font-src ${webview.cspSource};">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style nonce="${nonce}">
-body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); padding: 0 1.2em 2em; }
+    return scriptedPage(webview, script, {
+      css: `
 svg { width: 100%; max-width: 640px; }
 rect.bin { fill: var(--vscode-charts-blue); }
 .tick { fill: var(--vscode-descriptionForeground); font-size: 10px; }
@@ -146,11 +141,8 @@ rect.bin { fill: var(--vscode-charts-blue); }
 .logits table { border-collapse: collapse; }
 .logits td { padding: .1em .6em; font-family: var(--vscode-editor-font-family); }
 .logits td.num { text-align: right; }
-.pos { color: var(--vscode-charts-blue); } .neg { color: var(--vscode-charts-red); }
-</style></head>
-<body><div id="root"></div>
-<script nonce="${nonce}" type="module" src="${webview.asWebviewUri(script)}"></script>
-</body></html>`;
+.pos { color: var(--vscode-charts-blue); } .neg { color: var(--vscode-charts-red); }`,
+    });
   }
 
   dispose(): void {

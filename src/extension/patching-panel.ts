@@ -1,10 +1,10 @@
-import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 import type { PatchingResult } from "../core/patching";
 import { heatmaps, parsePatchingRequest, patchingCsv, pngBytes } from "../core/view/patching-view";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
+import { scriptedPage } from "./webview-page";
 
 interface Shown {
   readonly result: PatchingResult;
@@ -125,22 +125,15 @@ export class PatchingPanel implements vscode.Disposable {
   }
 
   private html(webview: vscode.Webview, script: vscode.Uri): string {
-    const nonce = randomBytes(16).toString("base64");
-    return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src blob: data:; style-src ${webview.cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}'; font-src ${webview.cspSource};">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style nonce="${nonce}">
-body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); padding: 0 1.2em 2em; }
+    return scriptedPage(webview, script, {
+      images: true,
+      css: `
 svg { display: block; margin: 1em 0; }
 .bg { fill: transparent; } .title { fill: var(--vscode-foreground); font-weight: bold; font-size: 12px; }
 .axis { fill: var(--vscode-descriptionForeground); font-size: 10px; font-family: var(--vscode-editor-font-family); }
 rect.link { cursor: pointer; } rect.cell:hover { stroke: var(--vscode-focusBorder); stroke-width: 2; }
-.controls { display: flex; gap: .5em; } .legend { color: var(--vscode-descriptionForeground); }
-</style></head>
-<body><div id="root"></div>
-<script nonce="${nonce}" type="module" src="${webview.asWebviewUri(script)}"></script>
-</body></html>`;
+.controls { display: flex; gap: .5em; } .legend { color: var(--vscode-descriptionForeground); }`,
+    });
   }
 
   dispose(): void {

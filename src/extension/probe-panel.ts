@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
@@ -8,6 +7,7 @@ import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import type { ProbeLens } from "./probe-lens";
 import { readSettings } from "./settings";
+import { scriptedPage } from "./webview-page";
 
 /**
  * Loupe: Train Probe…: pick a dataset (built-in or a workspace JSONL), train a probe at every
@@ -141,14 +141,10 @@ export class ProbePanels implements vscode.Disposable {
   }
 
   private html(webview: vscode.Webview, script: vscode.Uri): string {
-    const nonce = randomBytes(16).toString("base64");
     const watched = this.state ? defaultWatchedLabel(this.state.classes, this.state.classCounts) : "";
-    return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource} 'nonce-${nonce}'; script-src 'nonce-${nonce}'; font-src ${webview.cspSource};">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style nonce="${nonce}">
-body { font-family: var(--vscode-font-family); color: var(--vscode-foreground); padding: 0 1.2em 2em; }
+    return scriptedPage(webview, script, {
+      data: { watched },
+      css: `
 svg { width: 100%; max-width: 760px; }
 .grid { stroke: var(--vscode-panel-border); stroke-width: .5; }
 .majority { stroke: var(--vscode-descriptionForeground); stroke-dasharray: 4 3; }
@@ -159,11 +155,8 @@ table.confusion { border-collapse: collapse; margin: .5em 0 1em; }
 table.confusion th, table.confusion td { padding: .25em .6em; border: 1px solid var(--vscode-panel-border); text-align: right; }
 table.confusion td { background: color-mix(in srgb, var(--vscode-charts-blue) calc(var(--strength) * 60%), transparent); }
 .controls { display: flex; gap: .5em; align-items: center; flex-wrap: wrap; }
-.legend, .warnings { color: var(--vscode-descriptionForeground); }
-</style></head>
-<body data-watched="${watched.replace(/[^\w-]/g, "")}"><div id="root"></div>
-<script nonce="${nonce}" type="module" src="${webview.asWebviewUri(script)}"></script>
-</body></html>`;
+.legend, .warnings { color: var(--vscode-descriptionForeground); }`,
+    });
   }
 
   dispose(): void {

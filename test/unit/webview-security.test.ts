@@ -34,9 +34,20 @@ function directives(policy: string): Map<string, string[]> {
 describe("webview security", () => {
   const pages = [...sources("src/extension"), ...sources("src/core/view")].filter((f) => read(f).includes("Content-Security-Policy"));
 
-  it("finds the panels' pages", () => {
-    assert.ok(pages.length >= 4, `found ${pages.map((p) => path.basename(p)).join(", ")}`);
+  it("finds the pages: the scripted panels' shared page and the audit report", () => {
+    assert.deepEqual(pages.map((p) => path.basename(p)).sort(), ["audit-report-html.ts", "webview-page.ts"]);
   });
+
+  for (const file of sources("src/extension")) {
+    const text = read(file);
+    if (!text.includes("createWebviewPanel(")) continue;
+    it(`${path.relative(ROOT, file)}: its page is one of the checked ones`, () => {
+      const assignments = [...text.matchAll(/webview\.html = ([^;]*);/g)].map((m) => m[1]);
+      assert.ok(assignments.length > 0, "sets no webview.html");
+      for (const value of assignments) assert.match(value, /^(this\.html\(|auditReportHtml\()/, value);
+      if (assignments.some((v) => v.startsWith("this.html("))) assert.match(text, /return scriptedPage\(/, "html() returns the shared page");
+    });
+  }
 
   for (const file of [...sources("src/extension"), ...sources("src/core/view")]) {
     const text = read(file);
