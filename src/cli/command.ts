@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ParseArgsConfig } from "node:util";
 import { LoupeError } from "../core/errors";
+import type { LoadOptions } from "../core/model/hooked-model";
 
 export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 export type ParsedValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -41,7 +42,13 @@ export interface Command {
 export const COMMON_OPTIONS: OptionSpec = {
   model: { type: "string" },
   json: { type: "boolean", default: false },
+  "compact-weights": { type: "boolean", default: false },
 };
+
+/** How the common options ask for the model to be loaded (--compact-weights). */
+export function loadOptions(values: ParsedValues): LoadOptions {
+  return { compactWeights: values["compact-weights"] === true };
+}
 
 /** The bundled reference model, next to the built CLI (dist/cli.js -> models/reference). */
 export function bundledModelFolder(): string {

@@ -28,7 +28,10 @@ export function usage(): string {
 
   --model DIR   a Hugging Face GPT-2- or Llama-family folder (config.json, model.safetensors, tokenizer.json);
                 default: the bundled reference model.
-  --json        machine-readable output.`;
+  --json        machine-readable output.
+  --compact-weights
+                keep f16/bf16 weights in memory as stored, cast to float32 layer by layer during every run
+                (a bf16 model takes about a quarter of the memory once loaded; runs are slower, generation most).`;
 }
 
 const interrupted = new AbortController();

@@ -16,6 +16,8 @@ export interface LoadedModel {
   readonly nLayers: number;
   readonly dVocab: number;
   readonly nCtx: number;
+  /** Loaded with loupe.compactWeights: changing the setting reloads. */
+  readonly compactWeights: boolean;
 }
 
 const WORKSPACE_MODEL_KEY = "loupe.modelFolder";
@@ -56,14 +58,15 @@ export class ModelHost implements vscode.Disposable {
 
   /** Load the model (once), with a cancellable progress notification. */
   async ensureLoaded(folder: string): Promise<LoadedModel> {
-    if (this.loaded?.folder === folder) return this.loaded;
+    const { maxModelBytes, compactWeights } = readSettings();
+    if (this.loaded?.folder === folder && this.loaded.compactWeights === compactWeights) return this.loaded;
     if (!this.loading) {
       this.loading = Promise.resolve(
         vscode.window.withProgress(
           { location: vscode.ProgressLocation.Notification, title: `Loupe: loading ${path.basename(folder)}…`, cancellable: true },
           async (_progress, token) => {
-            const info = await this.client.request("load", { folder, maxModelBytes: readSettings().maxModelBytes }, { signal: abortSignalFor(token) });
-            return { folder, nLayers: info.config.nLayers, dVocab: info.config.dVocab, nCtx: info.config.nCtx };
+            const info = await this.client.request("load", { folder, maxModelBytes, compactWeights }, { signal: abortSignalFor(token) });
+            return { folder, nLayers: info.config.nLayers, dVocab: info.config.dVocab, nCtx: info.config.nCtx, compactWeights };
           },
         ),
       ).finally(() => (this.loading = undefined));

@@ -10,6 +10,8 @@ export interface LoupeSettings {
   readonly colorScale: ColorScale;
   /** Refuse models whose weights need more than this many bytes in memory; undefined: no limit. */
   readonly maxModelBytes: number | undefined;
+  /** Keep f16/bf16 weights as stored in memory (LoadOptions.compactWeights). */
+  readonly compactWeights: boolean;
   readonly faithfulness: Omit<FaithfulnessParams, "text">;
 }
 
@@ -21,6 +23,7 @@ export function readSettings(): LoupeSettings {
     maxTokens: Math.max(1, c.get<number>("maxTokens", 1024)),
     colorScale: c.get<string>("colorScale") === "absolute" ? "absolute" : "relative",
     maxModelBytes: megabytes(c.get<number>("maxModelMemoryMB", 4096)),
+    compactWeights: c.get<boolean>("compactWeights", false) === true,
     faithfulness: {
       answerMarker: c.get<string>("faithfulness.answerMarker") || undefined,
       reasoningCues: nonEmpty(c.get<string[]>("faithfulness.reasoningCues")),

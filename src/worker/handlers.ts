@@ -41,8 +41,8 @@ export class ModelState<T extends LoadableModel = HookedModel> {
   }
 
   async load(params: LoadParams, signal?: AbortSignal): Promise<T> {
-    // Threads change the session; the cache folder does not change the model.
-    const key = JSON.stringify([path.resolve(params.folder), params.threads ?? null]);
+    // Threads and compact weights change the session; the cache folder does not change the model.
+    const key = JSON.stringify([path.resolve(params.folder), params.threads ?? null, params.compactWeights === true]);
     if (this.model && this.key === key) return this.model;
     if (signal?.aborted) throw cancelled();
     const next = await this.loader(params);
@@ -68,8 +68,8 @@ export class ModelState<T extends LoadableModel = HookedModel> {
 }
 
 export async function loadHookedModel(params: LoadParams): Promise<HookedModel> {
-  checkModelFits(params.folder, params.maxModelBytes);
-  return HookedModel.load(params.folder, { cacheDir: params.cacheDir, threads: params.threads });
+  checkModelFits(params.folder, params.maxModelBytes, params.compactWeights);
+  return HookedModel.load(params.folder, { cacheDir: params.cacheDir, threads: params.threads, compactWeights: params.compactWeights });
 }
 
 export function modelInfo(model: HookedModel): ModelInfo {

@@ -36,6 +36,8 @@ export interface LoadParams {
   readonly threads?: number;
   /** Refuse, before loading, a model whose weights need more memory than this (bytes). */
   readonly maxModelBytes?: number;
+  /** LoadOptions.compactWeights: f16/bf16 weights stay as stored in memory. */
+  readonly compactWeights?: boolean;
 }
 
 /** The battery's options as they cross the channel (the hint pattern as regex source). */

@@ -3,7 +3,7 @@ import { HookedModel } from "../../core/model/hooked-model";
 import { attributeTokens, type AblationMethod, type AttributionResult } from "../../core/patching/attribution";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
 import { singleToken } from "../../core/patching/metrics";
-import { positiveInt, readInput, stringOption, type Command } from "../command";
+import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
 
@@ -58,7 +58,7 @@ export const attributeCommand: Command = {
     const baselineText = stringOption(values, "baseline");
     if (baselineText !== undefined && method !== "embed") throw new LoupeError("bad-argument", "--baseline applies to --method embed only.");
     const batchSize = positiveInt(values, "batch-size", DEFAULT_BATCH_ROWS);
-    const model = await HookedModel.load(modelFolder);
+    const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const answerText = stringOption(values, "answer");
       // The answer continues the text: its own tokens, without the <s> a prompt gets.

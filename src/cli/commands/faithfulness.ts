@@ -1,7 +1,7 @@
 import { LoupeError } from "../../core/errors";
 import { checkFaithfulness, type FaithfulnessReport } from "../../core/faithfulness";
 import { HookedModel } from "../../core/model/hooked-model";
-import { readInput, stringOption, type Command } from "../command";
+import { loadOptions, readInput, stringOption, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 const pct = (p: number | null) => (p === null ? "-" : `${(p * 100).toFixed(1)}%`);
@@ -60,7 +60,7 @@ export const faithfulnessCommand: Command = {
     const text = readInput(positionals[0], io);
     const track = stringOption(values, "track") ?? "model";
     if (track !== "model" && track !== "written") throw new LoupeError("bad-argument", `--track must be "model" or "written" (got ${track}).`);
-    const model = await HookedModel.load(modelFolder);
+    const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const report = await checkFaithfulness(model, text, {
         answerMarker: stringOption(values, "marker"),

@@ -6,7 +6,7 @@ import { loadSae, saeFeatureActivations } from "../../core/sae";
 import { featureDisplayName, featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../../core/sae/feature-labels";
 import { readFeatureStats, writeFeatureStats } from "../../core/sae/feature-stats-file";
 import { computeFeatureStats, topFeaturesPerToken, type CorpusText, type FeatureStats } from "../../core/sae/features";
-import { positiveInt, readInput, stringOption, type CliIo, type Command } from "../command";
+import { loadOptions, positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 export interface TokenFeatures {
@@ -77,10 +77,11 @@ export function formatStatsSummary(stats: FeatureStats, file: string): string {
   return lines.join("\n");
 }
 
-async function computeStats(corpusFile: string, saeFolder: string, modelFolder: string, json: boolean, io: CliIo): Promise<number> {
+async function computeStats(corpusFile: string, saeFolder: string, modelFolder: string, values: ParsedValues, io: CliIo): Promise<number> {
+  const json = values.json === true;
   const corpus = parseCorpusJsonl(readInput(corpusFile, io, "corpus file"), corpusFile);
   const sae = loadSae(saeFolder);
-  const model = await HookedModel.load(modelFolder);
+  const model = await HookedModel.load(modelFolder, loadOptions(values));
   try {
     const stats = await computeFeatureStats(model, sae, corpus, { description: `${corpus.length} texts from ${path.basename(corpusFile)}` });
     const file = writeFeatureStats(saeFolder, stats);
@@ -104,7 +105,7 @@ loupe features --compute-stats CORPUS.jsonl [--sae DIR] [--model DIR] [--json]
   options: { sae: { type: "string" }, top: { type: "string" }, labels: { type: "string" }, "compute-stats": { type: "string" } },
   async run({ values, positionals, modelFolder, io }) {
     const corpusFile = stringOption(values, "compute-stats");
-    if (corpusFile !== undefined) return computeStats(corpusFile, stringOption(values, "sae") ?? defaultSaeFolder(modelFolder), modelFolder, values.json === true, io);
+    if (corpusFile !== undefined) return computeStats(corpusFile, stringOption(values, "sae") ?? defaultSaeFolder(modelFolder), modelFolder, values, io);
     const text = readInput(positionals[0], io);
     if (text.length === 0) throw new LoupeError("empty-input", "The input is empty: nothing to read features of.");
     const top = positiveInt(values, "top", 5);
@@ -114,7 +115,7 @@ loupe features --compute-stats CORPUS.jsonl [--sae DIR] [--model DIR] [--json]
     const labelsFile = stringOption(values, "labels") ?? FEATURE_LABELS_FILE;
     const labels: FeatureLabels = readFeatureLabels(labelsFile);
     const key = saeLabelKey(process.cwd(), saeFolder);
-    const model = await HookedModel.load(modelFolder);
+    const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const ids = model.toTokens(text);
       if (ids.length > model.cfg.nCtx) {

@@ -1,5 +1,5 @@
 import { HookedModel } from "../../core/model/hooked-model";
-import { finiteNumber, positiveInt, readInput, stringList, type Command } from "../command";
+import { finiteNumber, loadOptions, positiveInt, readInput, stringList, type Command } from "../command";
 
 export const generateCommand: Command = {
   name: "generate",
@@ -10,7 +10,7 @@ export const generateCommand: Command = {
     const text = readInput(positionals[0], io);
     const temperature = finiteNumber(values, "temperature", 0);
     const seed = values.seed === undefined ? (temperature > 0 ? 0 : undefined) : finiteNumber(values, "seed", 0);
-    const model = await HookedModel.load(modelFolder);
+    const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const generation = await model.generate(text, {
         maxNewTokens: positiveInt(values, "max-tokens", 64),

@@ -1,7 +1,7 @@
 import type { InspectResult } from "../../core/inspect";
 import { inspectText } from "../../core/inspect";
 import { HookedModel } from "../../core/model/hooked-model";
-import { positiveInt, readInput, type Command } from "../command";
+import { loadOptions, positiveInt, readInput, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 export function formatInspect(result: InspectResult, topK: number): string {
@@ -28,7 +28,7 @@ export const inspectCommand: Command = {
   async run({ values, positionals, modelFolder, io }) {
     const text = readInput(positionals[0], io);
     const topK = positiveInt(values, "top-k", 5);
-    const model = await HookedModel.load(modelFolder);
+    const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const result = await inspectText(model, text, { topK });
       io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);

@@ -4,7 +4,7 @@ import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
 import { firstDistinctTokens, singleToken, type MetricSpec } from "../../core/patching/metrics";
 import { isSweepKind, type SweepKind } from "../../core/patching/plan";
 import { DEFAULT_SWEEPS, patchingSweeps, type Direction, type PatchingResult, type SweepResult } from "../../core/patching/sweep";
-import { positiveInt, readInput, stringOption, type Command, type CliIo, type ParsedValues } from "../command";
+import { loadOptions, positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 /** Editors end files with a newline; a prompt to be continued almost never means it. */
@@ -157,7 +157,7 @@ export const patchCommand: Command = {
     const direction = parseDirection(values);
     const sweeps = parseSweeps(values);
     const batchSize = positiveInt(values, "batch-size", DEFAULT_BATCH_ROWS);
-    const model = await HookedModel.load(modelFolder);
+    const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const prompts = resolvePrompts(model, values, io);
       const result = await patchingSweeps(model, { ...prompts, direction, sweeps, batchSize });

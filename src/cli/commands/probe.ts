@@ -13,7 +13,7 @@ import {
   saveProbe,
   trainProbes,
 } from "../../core/probes";
-import { type Command, type CommandArgs, finiteNumber, positiveInt, readInput, stringList, stringOption } from "../command";
+import { finiteNumber, loadOptions, positiveInt, readInput, stringList, stringOption, type Command, type CommandArgs } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 const USAGE = `loupe probe train DATA (--hook H ... | --all-layers) [--concept LABEL] [--pooling mean|last]
@@ -91,7 +91,7 @@ async function train({ values, positionals, modelFolder, io }: CommandArgs): Pro
   const C = finiteNumber(values, "c", 1);
   const seed = finiteNumber(values, "seed", 0);
 
-  const model = await HookedModel.load(modelFolder);
+  const model = await HookedModel.load(modelFolder, loadOptions(values));
   try {
     const training = await trainProbes(model, dataset, { hooks: hooksGiven, pooling: pooling as Pooling, concept, folds, C, classWeight, seed });
     const out = stringOption(values, "out") ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, training.best, concept));
@@ -114,7 +114,7 @@ async function apply({ values, positionals, modelFolder, io }: CommandArgs): Pro
   if (positionals[1] === undefined) throw new LoupeError("bad-argument", `Missing the probe file.\n\n  ${USAGE}`);
   const probe = loadProbe(positionals[1]);
   const text = readInput(positionals[2], io, "text file");
-  const model = await HookedModel.load(modelFolder);
+  const model = await HookedModel.load(modelFolder, loadOptions(values));
   try {
     const result = await applyProbe(model, probe, text);
     io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatApply(result)}\n`);

@@ -5,7 +5,7 @@ import { loadSae } from "../../core/sae";
 import { FEATURE_LABELS_FILE, readFeatureLabels, resolveFeature, saeLabelKey } from "../../core/sae/feature-labels";
 import { readFeatureStats } from "../../core/sae/feature-stats-file";
 import { describeEdit, steerWithFeature, type FeatureEdit, type SteeringResult } from "../../core/sae/steer";
-import { finiteNumber, positiveInt, readInput, stringList, stringOption, type Command, type ParsedValues } from "../command";
+import { finiteNumber, loadOptions, positiveInt, readInput, stringList, stringOption, type Command, type ParsedValues } from "../command";
 import { defaultSaeFolder } from "./features";
 
 /** The one edit the options ask for: exactly one of --clamp, --scale, --add, --zero. */
@@ -66,7 +66,7 @@ export const steerCommand: Command = {
     const edit = editFromOptions(values, feature);
     const temperature = finiteNumber(values, "temperature", 0);
     const seed = values.seed === undefined ? (temperature > 0 ? 0 : undefined) : finiteNumber(values, "seed", 0);
-    const model = await HookedModel.load(modelFolder);
+    const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const result = await steerWithFeature(model, sae, text, edit, { maxNewTokens: positiveInt(values, "max-tokens", 32), temperature, seed, stop: stringList(values, "stop") });
       io.out(values.json ? `${JSON.stringify({ sae: path.resolve(saeFolder), ...result }, null, 2)}\n` : `${formatSteering(text, result)}\n`);

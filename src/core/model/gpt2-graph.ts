@@ -59,9 +59,14 @@ export interface BuiltGraph {
   readonly hookNames: string[];
 }
 
-export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex): BuiltGraph {
+export interface GraphOptions {
+  /** Keep f16/bf16 weight matrices as stored and cast them during each run (see WeightTable). */
+  readonly compactWeights?: boolean;
+}
+
+export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   const g = new GraphBuilder();
-  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?");
+  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?", options.compactWeights ?? false);
   const { dModel: D, nHeads: H, dHead: Dh, dMlp: M, nCtx, dVocab: V } = cfg;
 
   const ids = g.input(GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
@@ -134,11 +139,12 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex): Bui
     return g.op("Add", [scaled, w.get(`${prefix}.bias`, [D])]);
   };
   const linear = (x: string, prefix: string, dIn: number, dOut: number): string =>
-    g.op("Add", [g.op("MatMul", [x, w.get(`${prefix}.weight`, [dIn, dOut])]), w.get(`${prefix}.bias`, [dOut])]);
+    g.op("Add", [g.op("MatMul", [x, w.get(`${prefix}.weight`, [dIn, dOut], x)]), w.get(`${prefix}.bias`, [dOut])]);
 
-  const wte = w.get("wte.weight", [V, D]);
-  const embed = hook("hook_embed", g.op("Gather", [wte, ids], { axis: 0 }));
-  const posEmbed = hook("hook_pos_embed", g.op("Gather", [w.get("wpe.weight", [nCtx, D]), positions], { axis: 0 }));
+  // Compact: the tied unembedding is its own runtime Cast at the end, not this one kept alive all run.
+  const wte = options.compactWeights ? undefined : w.get("wte.weight", [V, D]);
+  const embed = hook("hook_embed", wte ? g.op("Gather", [wte, ids], { axis: 0 }) : w.rows("wte.weight", [V, D], ids));
+  const posEmbed = hook("hook_pos_embed", w.rows("wpe.weight", [nCtx, D], positions));
   let resid = g.op("Add", [embed, posEmbed]);
 
   for (let L = 0; L < cfg.nLayers; L++) {
@@ -177,9 +183,14 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex): Bui
 
   const final = layerNorm(resid, "ln_f", "ln_final.hook_normalized");
   // Tied models unembed with the token embedding; untied ones carry lm_head.weight [V, D].
-  const unembedSource = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? wte : w.get("lm_head.weight", [V, D]);
-  const unembed = g.op("Transpose", [unembedSource], { perm: [1, 0] }, "W_U");
-  g.op("MatMul", [final, unembed], {}, GRAPH_INPUTS.logits);
+  const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
+  if (options.compactWeights) {
+    w.timesTransposed(final, unembedName, [V, D], GRAPH_INPUTS.logits);
+  } else {
+    const unembedSource = unembedName === "wte.weight" && wte ? wte : w.get(unembedName, [V, D]);
+    const unembed = g.op("Transpose", [unembedSource], { perm: [1, 0] }, "W_U");
+    g.op("MatMul", [final, unembed], {}, GRAPH_INPUTS.logits);
+  }
   g.output(GRAPH_INPUTS.logits, DataType.FLOAT);
 
   const expected = allHookNames(cfg.nLayers);
@@ -205,9 +216,9 @@ export const LENS_IO = { resid: "resid", target: "target", k: "k", topLogprobs: 
  * unembedding, reduced to top-k, the log-probs of a few target tokens per row and the entropy, so only small arrays
  * cross back into JavaScript whatever the vocabulary size.
  */
-export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex): Uint8Array {
+export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): Uint8Array {
   const g = new GraphBuilder();
-  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?");
+  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?", options.compactWeights ?? false);
   const { dModel: D, dVocab: V } = cfg;
   const resid = g.input(LENS_IO.resid, DataType.FLOAT, ["n", D]);
   const target = g.input(LENS_IO.target, DataType.INT64, ["n", "m"]);
@@ -216,8 +227,10 @@ export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex):
     axis: -1,
     epsilon: { floatValue: cfg.layerNormEps },
   });
-  const unembedSource = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? w.get("wte.weight", [V, D]) : w.get("lm_head.weight", [V, D]);
-  const logits = g.op("MatMul", [normalized, g.op("Transpose", [unembedSource], { perm: [1, 0] })]);
+  const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
+  const logits = options.compactWeights
+    ? w.timesTransposed(normalized, unembedName, [V, D])
+    : g.op("MatMul", [normalized, g.op("Transpose", [w.get(unembedName, [V, D])], { perm: [1, 0] })]);
   const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
   g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
   g.op("GatherElements", [logprobs, target], { axis: -1 }, LENS_IO.targetLogprob);

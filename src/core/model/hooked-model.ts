@@ -38,6 +38,12 @@ export interface LoadOptions {
   readonly cacheDir?: string | null;
   /** onnxruntime intra-op threads; default: the number of CPUs. */
   readonly threads?: number;
+  /**
+   * Keep f16/bf16 weight matrices in memory as stored, casting each to float32 just before use in
+   * every run, instead of once at load (see WeightTable). Less memory, slower runs; no effect on
+   * float32 weights or imported .onnx models.
+   */
+  readonly compactWeights?: boolean;
 }
 
 export interface RunOptions {
@@ -196,9 +202,13 @@ export class HookedModel {
     if (onnxFile) return HookedModel.loadOnnx(path.resolve(folder), onnxFile, options);
     const { dir, cfg, weightsFile, weights, tokenizer } = openModelFolder(folder);
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
-    const key = (graphName: string) => graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText]);
-    const graph = cachedGraph(cacheDir, key(graphCacheName(cfg, "model")), () => buildModelGraph(cfg, weights).bytes);
-    const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights));
+    const compactWeights = options.compactWeights ?? false;
+    // The compact graph differs from the default one, so the option is part of the key (appended
+    // only when on, so graphs cached before the option existed stay valid).
+    const key = (graphName: string) =>
+      graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText, ...(compactWeights ? ["compact-weights"] : [])]);
+    const graph = cachedGraph(cacheDir, key(graphCacheName(cfg, "model")), () => buildModelGraph(cfg, weights, { compactWeights }).bytes);
+    const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights, { compactWeights }));
     const session = await createSession(graph.bytes, dir, options.threads);
     const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);

@@ -22,7 +22,7 @@
  */
 import { LoupeError } from "../errors";
 import type { LlamaConfig } from "./config";
-import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, writeInput, type BuiltGraph } from "./gpt2-graph";
+import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, writeInput, type BuiltGraph, type GraphOptions } from "./gpt2-graph";
 import { blockHook, hookNamesFor, type BlockHookSuffix } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
 import type { SafetensorsIndex } from "./safetensors";
@@ -34,19 +34,29 @@ class LlamaWeights extends WeightTable {
     index: SafetensorsIndex,
     g: GraphBuilder,
     private readonly cfg: LlamaConfig,
+    compact: boolean,
   ) {
-    super(index, g, "model.", `a "${cfg.modelType}" model with this config.json needs it.`);
+    super(index, g, "model.", `a "${cfg.modelType}" model with this config.json needs it.`, compact);
   }
 
   /** The unembedding [V, D]: lm_head.weight, or the token embedding when tied. */
-  unembedding(): string {
-    const { dVocab: V, dModel: D } = this.cfg;
-    if (this.cfg.tiedEmbeddings) return this.get("embed_tokens.weight", [V, D]);
+  unembeddingName(): string {
+    if (this.cfg.tiedEmbeddings) return "embed_tokens.weight";
     if (!this.has("lm_head.weight")) {
       const file = this.index.path;
       throw new LoupeError("bad-file", `${file} has no "lm_head.weight" but config.json says the embeddings are untied (tie_word_embeddings is not true).`, file);
     }
-    return this.get("lm_head.weight", [V, D]);
+    return "lm_head.weight";
+  }
+
+  unembedding(): string {
+    return this.get(this.unembeddingName(), [this.cfg.dVocab, this.cfg.dModel]);
+  }
+
+  /** x @ W_U: in compact mode W_U is cast in slices during the run (WeightTable.timesTransposed). */
+  unembed(x: string, output?: string): string {
+    if (this.compact) return this.timesTransposed(x, this.unembeddingName(), [this.cfg.dVocab, this.cfg.dModel], output);
+    return this.g.op("MatMul", [x, this.g.op("Transpose", [this.unembedding()], { perm: [1, 0] }, output ? "W_U" : undefined)], {}, output);
   }
 }
 
@@ -88,9 +98,9 @@ export const KV_IO = {
   presentValue: (layer: number) => `present_value:${layer}`,
 } as const;
 
-export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex): BuiltGraph {
+export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   const g = new GraphBuilder();
-  const w = new LlamaWeights(weights, g, cfg);
+  const w = new LlamaWeights(weights, g, cfg, options.compactWeights ?? false);
   const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh, dMlp: M, dVocab: V } = cfg;
   const groups = H / KV;
 
@@ -182,15 +192,14 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex): Bu
   };
   /** HF Linear: weight [out, in], y = x W^T (+ b). */
   const linear = (x: string, name: string, dIn: number, dOut: number, bias: boolean): string => {
-    const y = g.op("MatMul", [x, g.op("Transpose", [w.get(`${name}.weight`, [dOut, dIn])], { perm: [1, 0] })]);
+    const y = g.op("MatMul", [x, g.op("Transpose", [w.get(`${name}.weight`, [dOut, dIn], x)], { perm: [1, 0] })]);
     return bias ? g.op("Add", [y, w.get(`${name}.bias`, [dOut])]) : y;
   };
   /** [B, T, KV, Dh] -> [B, T, H, Dh], each key/value head repeated for its group of query heads. */
   const ungroup = (x: string): string =>
     groups === 1 ? x : g.op("Reshape", [g.op("Expand", [g.op("Unsqueeze", [x, axis3]), expandGroups]), shapeQ]);
 
-  const embedTokens = w.get("embed_tokens.weight", [V, D]);
-  let resid = hook("hook_embed", g.op("Gather", [embedTokens, ids], { axis: 0 }));
+  let resid = hook("hook_embed", w.rows("embed_tokens.weight", [V, D], ids));
 
   for (let L = 0; L < cfg.nLayers; L++) {
     const p = `layers.${L}`;
@@ -227,8 +236,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex): Bu
   }
 
   const final = rmsNorm(resid, "norm", "ln_final.hook_normalized");
-  const unembed = g.op("Transpose", [w.unembedding()], { perm: [1, 0] }, "W_U");
-  g.op("MatMul", [final, unembed], {}, GRAPH_INPUTS.logits);
+  w.unembed(final, GRAPH_INPUTS.logits);
   g.output(GRAPH_INPUTS.logits, DataType.FLOAT);
 
   const expected = hookNamesFor(cfg);
@@ -240,9 +248,9 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex): Bu
  * The logit lens for a Llama-family model: residual vectors [N, d_model] through the final RMSNorm
  * and the unembedding, reduced in the graph as the GPT-2 lens is (top-k, target log-probs, entropy).
  */
-export function buildLlamaLensGraph(cfg: LlamaConfig, weights: SafetensorsIndex): Uint8Array {
+export function buildLlamaLensGraph(cfg: LlamaConfig, weights: SafetensorsIndex, options: GraphOptions = {}): Uint8Array {
   const g = new GraphBuilder();
-  const w = new LlamaWeights(weights, g, cfg);
+  const w = new LlamaWeights(weights, g, cfg, options.compactWeights ?? false);
   const D = cfg.dModel;
   const resid = g.input(LENS_IO.resid, DataType.FLOAT, ["n", D]);
   const target = g.input(LENS_IO.target, DataType.INT64, ["n", "m"]);
@@ -251,7 +259,7 @@ export function buildLlamaLensGraph(cfg: LlamaConfig, weights: SafetensorsIndex)
   const meanSquare = g.op("ReduceMean", [g.op("Pow", [resid, g.floatInitializer("const:two", [], [2])]), lastAxis], { keepdims: 1 });
   const normalized = g.op("Div", [resid, g.op("Sqrt", [g.op("Add", [meanSquare, g.floatInitializer("rms:eps", [], [cfg.rmsNormEps])])])]);
   const scaled = g.op("Mul", [normalized, w.get("norm.weight", [D])]);
-  const logits = g.op("MatMul", [scaled, g.op("Transpose", [w.unembedding()], { perm: [1, 0] })]);
+  const logits = w.unembed(scaled);
   const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
   g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
   g.op("GatherElements", [logprobs, target], { axis: -1 }, LENS_IO.targetLogprob);

@@ -11,17 +11,20 @@ export interface ModelMemoryEstimate {
   readonly weightsFile: string;
   /** Size of model.safetensors on disk. */
   readonly fileBytes: number;
-  /** Bytes the weights take once loaded: every element as at least float32 (the graph computes in float32). */
+  /**
+   * Bytes the weights take once loaded: every element as at least float32 (the graph computes in
+   * float32), or, with compact weights, as stored (f16/bf16 matrices are cast a layer at a time).
+   */
   readonly estimatedBytes: number;
 }
 
-export function estimateModelMemory(folder: string): ModelMemoryEstimate {
+export function estimateModelMemory(folder: string, compactWeights = false): ModelMemoryEstimate {
   const weightsFile = path.join(path.resolve(folder), "model.safetensors");
   const index = readSafetensorsIndex(weightsFile);
   let estimatedBytes = 0;
   for (const entry of index.tensors.values()) {
     const elements = entry.shape.reduce((a, b) => a * b, 1);
-    estimatedBytes += Math.max(entry.byteLength, elements * 4);
+    estimatedBytes += compactWeights ? entry.byteLength : Math.max(entry.byteLength, elements * 4);
   }
   return { weightsFile, fileBytes: index.fileSize, estimatedBytes };
 }
@@ -31,10 +34,10 @@ function size(bytes: number): string {
 }
 
 /** Throws "model-too-large" when the model's weights would exceed `maxModelBytes`; no limit when undefined. */
-export function checkModelFits(folder: string, maxModelBytes: number | undefined): ModelMemoryEstimate | undefined {
+export function checkModelFits(folder: string, maxModelBytes: number | undefined, compactWeights = false): ModelMemoryEstimate | undefined {
   if (maxModelBytes === undefined) return undefined;
   if (!(maxModelBytes > 0)) throw new LoupeError("bad-argument", `The model memory limit must be a positive number of bytes (got ${maxModelBytes}).`);
-  const estimate = estimateModelMemory(folder);
+  const estimate = estimateModelMemory(folder, compactWeights);
   if (estimate.estimatedBytes > maxModelBytes) {
     throw new LoupeError(
       "model-too-large",

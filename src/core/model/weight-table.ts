@@ -3,6 +3,19 @@
  * the model class's prefix), checked against the shape config.json implies, referenced from the
  * file as an external initializer (no copy into the graph) and cast to float32 when stored as
  * f16 or bf16. Shared by the GPT-2 and Llama builders.
+ *
+ * Compact weights (LoadOptions.compactWeights): onnxruntime folds a Cast whose input is an
+ * initializer when the session is created, so an f16/bf16 model sits in memory as float32. In
+ * compact mode a weight matrix's Cast instead takes its input through a Reshape whose target
+ * shape is computed from an activation of the layer that uses it (the caller's `after`): nothing
+ * can fold it, and it cannot run before that activation exists, so each float32 copy lives only
+ * from just before its consumer to just after. Without that data dependency the unfolded Casts
+ * could all run at the start of a run and every copy would be alive at once. Row lookups
+ * (embeddings) gather from the stored tensor and cast only the rows taken; the unembedding is
+ * cast in slices (timesTransposed). Measured with bench/models/compact-weights.ts on a bf16
+ * SmolLM2-135M shape: 0.35 GB above the process's base after a short run instead of 1.4 GB; only
+ * lowering onnxruntime's constant-folding size limit (no data dependency) peaked higher, and
+ * turning its memory arena off did not help.
  */
 import * as path from "node:path";
 import { LoupeError } from "../errors";
@@ -15,17 +28,27 @@ const DTYPE_TO_ONNX: Record<string, DataType> = {
   BF16: DataType.BFLOAT16,
 };
 
+/** Slices the unembedding is cast in, in compact mode: 3072 x 576 floats (7 MB) each for SmolLM2. */
+const UNEMBED_SLICES = 16;
+
 export class WeightTable {
+  /** Initializer names already declared: a weight read twice (a tied embedding) is declared once. */
+  private readonly declared = new Map<string, string>();
+  /** Per activation, a runtime int64 [0] derived from its shape (compact mode). */
+  private readonly zeros = new Map<string, string>();
+
   /**
    * @param prefix the name prefix of the full model class ("transformer." for GPT2LMHeadModel,
    *   "model." for LlamaForCausalLM); names are tried with it first, then bare.
    * @param missingHint said after "has no tensor …" to explain what needed it.
+   * @param compact cast f16/bf16 matrices at run time instead of folding them to float32 at load.
    */
   constructor(
     protected readonly index: SafetensorsIndex,
-    private readonly g: GraphBuilder,
+    protected readonly g: GraphBuilder,
     private readonly prefix: string,
     private readonly missingHint: string,
+    protected readonly compact = false,
   ) {}
 
   private find(name: string): TensorEntry | undefined {
@@ -36,8 +59,52 @@ export class WeightTable {
     return this.find(name) !== undefined;
   }
 
-  /** A float32 graph value for the named weight, checked against the shape config.json implies. */
-  get(name: string, shape: readonly number[]): string {
+  /**
+   * A float32 graph value for the named weight, checked against the shape config.json implies.
+   * @param after in compact mode, an activation the weight's consumer reads: an f16/bf16 weight is
+   *   cast only once it exists (small weights such as norms and biases are passed without one and
+   *   folded as usual).
+   */
+  get(name: string, shape: readonly number[], after?: string): string {
+    const { stored, entry, elemType } = this.stored(name, shape);
+    if (elemType === DataType.FLOAT) return stored;
+    const input = this.compact && after ? this.g.op("Reshape", [stored, this.runtimeShape(entry, after)]) : stored;
+    return this.g.op("Cast", [input], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
+  }
+
+  /** Rows `indices` of the named [rows, width] weight (an embedding lookup), as float32. */
+  rows(name: string, shape: readonly number[], indices: string): string {
+    const { stored, entry, elemType } = this.stored(name, shape);
+    if (!this.compact || elemType === DataType.FLOAT) return this.g.op("Gather", [this.get(name, shape), indices], { axis: 0 });
+    // Gather copies rows of any type: cast only what was taken, the table stays f16/bf16.
+    return this.g.op("Cast", [this.g.op("Gather", [stored, indices], { axis: 0 })], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
+  }
+
+  /**
+   * x @ W^T for a [rows, width] weight W (the unembedding, [d_vocab, d_model]). In compact mode an
+   * f16/bf16 W is cast a slice of rows at a time, each slice after `x` exists, and the products
+   * are concatenated: a whole float32 copy of the unembedding would be the largest allocation of a run.
+   */
+  timesTransposed(x: string, name: string, shape: readonly [number, number], output?: string): string {
+    const { stored, entry, elemType } = this.stored(name, shape);
+    if (!this.compact || elemType === DataType.FLOAT) {
+      return this.g.op("MatMul", [x, this.g.op("Transpose", [this.get(name, shape)], { perm: [1, 0] })], {}, output);
+    }
+    const [rows] = shape;
+    const sliceRows = Math.ceil(rows / UNEMBED_SLICES);
+    const parts: string[] = [];
+    const axis0 = this.g.int64Initializer(this.g.fresh(`axes:${entry.name}`), [1], [0]);
+    for (let start = 0; start < rows; start += sliceRows) {
+      const end = this.g.int64Initializer(this.g.fresh(`end:${entry.name}`), [1], [Math.min(rows, start + sliceRows)]);
+      // A start computed from x: the Slice cannot be folded, nor run before x.
+      const begin = this.g.op("Add", [this.g.int64Initializer(this.g.fresh(`start:${entry.name}`), [1], [start]), this.zero(x)]);
+      const slice = this.g.op("Cast", [this.g.op("Slice", [stored, begin, end, axis0])], { to: DataType.FLOAT });
+      parts.push(this.g.op("MatMul", [x, this.g.op("Transpose", [slice], { perm: [1, 0] })]));
+    }
+    return parts.length === 1 ? this.g.op("Identity", parts, {}, output) : this.g.op("Concat", parts, { axis: -1 }, output);
+  }
+
+  private stored(name: string, shape: readonly number[]): { stored: string; entry: TensorEntry; elemType: DataType } {
     const entry = this.find(name);
     const file = this.index.path;
     if (!entry) throw new LoupeError("bad-file", `${file} has no tensor "${this.prefix}${name}" (or "${name}"): ${this.missingHint}`, file);
@@ -50,11 +117,36 @@ export class WeightTable {
     }
     const elemType = DTYPE_TO_ONNX[entry.dtype];
     if (elemType === undefined) throw new LoupeError("bad-file", `${file}: tensor "${entry.name}" has dtype ${entry.dtype}; expected F32, F16 or BF16.`, file);
-    const stored = this.g.externalInitializer(`w:${entry.name}`, elemType, entry.shape, {
-      location: path.basename(file),
-      offset: entry.fileOffset,
-      length: entry.byteLength,
-    });
-    return elemType === DataType.FLOAT ? stored : this.g.op("Cast", [stored], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
+    let stored = this.declared.get(entry.name);
+    if (stored === undefined) {
+      stored = this.g.externalInitializer(`w:${entry.name}`, elemType, entry.shape, {
+        location: path.basename(file),
+        offset: entry.fileOffset,
+        length: entry.byteLength,
+      });
+      this.declared.set(entry.name, stored);
+    }
+    return { stored, entry, elemType };
+  }
+
+  /**
+   * The weight's own shape, computed at run time from `after` (shape + (n - n) for n = its first
+   * dimension): a value no optimizer can fold, so the Reshape and Cast behind it stay in the graph
+   * and run after `after` is computed.
+   */
+  private runtimeShape(entry: TensorEntry, after: string): string {
+    const dims = this.g.int64Initializer(this.g.fresh(`shape:${entry.name}`), [entry.shape.length], [...entry.shape]);
+    return this.g.op("Add", [dims, this.zero(after)]);
+  }
+
+  /** int64 [0], computed from `after`'s shape: n - n for its first dimension n. */
+  private zero(after: string): string {
+    let zero = this.zeros.get(after);
+    if (zero === undefined) {
+      const n = this.g.op("Shape", [after], { start: 0, end: 1 });
+      zero = this.g.op("Sub", [n, n]);
+      this.zeros.set(after, zero);
+    }
+    return zero;
   }
 }
