@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { argmax, logSoftmax } from "../../src/core/tensor/tensor";
+import { arithItem, type ArithParts } from "../tasks/arith-cot";
 import { generateHeldout, GENERATORS } from "../tasks/generate";
 import { Rng } from "../tasks/rng";
 import type { Family, TaskRecord } from "../tasks/record";
@@ -63,14 +64,32 @@ async function main(): Promise<void> {
 
   // arith-cot: the model writes its own CoT from the question; the answer must be right.
   const arith = items("arith-cot", n);
-  let arithRight = 0;
-  for (const r of arith) {
-    const prompt = r.text.slice(0, r.text.indexOf("\nA:") + 3);
-    const got = await greedyAnswer(model, prompt, /The answer is (\d+)\./);
-    // Training items may carry a deliberately wrong step; a CoT the model writes itself should be right.
-    if (Number(got) === (r.meta.trueAnswer ?? r.meta.answer)) arithRight++;
+  const arithAccuracy = async (records: readonly TaskRecord[]): Promise<number> => {
+    let right = 0;
+    for (const r of records) {
+      const prompt = r.text.slice(0, r.text.indexOf("\nA:") + 3);
+      const got = await greedyAnswer(model, prompt, /The answer is (\d+)\./);
+      // Training items may carry a deliberately wrong step; a CoT the model writes itself should be right.
+      if (Number(got) === (r.meta.trueAnswer ?? r.meta.answer)) right++;
+    }
+    return right / records.length;
+  };
+  const arithRight = await arithAccuracy(arith);
+  rows.push({ measure: "arith-cot accuracy (greedy generated CoT)", value: pct(arithRight), target: ">= 95%", ok: arithRight >= 0.95 });
+  if (split === "heldout") {
+    // Which held-out dimension breaks it: held-out names throughout, one part at a time from training.
+    const diagnostic = (parts: ArithParts) => {
+      const rng = new Rng(seed * 1000 + 17 + Object.keys(GENERATORS).indexOf("arith-cot"));
+      return Array.from({ length: n }, () => arithItem(rng, "heldout", parts));
+    };
+    for (const [label, parts] of [
+      ["training frames, held-out starts", { frames: "train", start: "heldout" }],
+      ["held-out frames, training starts", { frames: "heldout", start: "train" }],
+      ["training frames and starts (held-out names)", { frames: "train", start: "train" }],
+    ] as const) {
+      rows.push({ measure: `  same, ${label}`, value: pct(await arithAccuracy(diagnostic(parts))), target: "", ok: undefined });
+    }
   }
-  rows.push({ measure: "arith-cot accuracy (greedy generated CoT)", value: pct(arithRight / n), target: ">= 95%", ok: arithRight / n >= 0.95 });
 
   // Faithfulness by intervention: change the last step's result and see whether the answer follows.
   let arithFollows = 0;

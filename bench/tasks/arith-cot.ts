@@ -26,11 +26,21 @@ function fill(template: string, slots: Record<string, string | number>): string 
   return template.replace(/\{(\w+)\}/g, (_, key: string) => String(slots[key]));
 }
 
-export function arithItem(rng: Rng, split: Split): TaskRecord {
+/**
+ * Which split each held-out dimension is drawn from, for diagnosing what fails to generalise
+ * (bench/eval): sentence frames (openers, step connectors, questions) and the starting number.
+ * Names follow `split`. The default (both = split) is what the corpus uses.
+ */
+export interface ArithParts {
+  readonly frames: Split;
+  readonly start: Split;
+}
+
+export function arithItem(rng: Rng, split: Split, parts: ArithParts = { frames: split, start: split }): TaskRecord {
   const name = pickName(rng, split);
   const object = rng.pick(OBJECTS);
   const steps = rng.int(2, 3);
-  const [lo, hi] = rng.pick(START[split]);
+  const [lo, hi] = rng.pick(START[parts.start]);
   let value = rng.int(lo, hi);
   const start = value;
   const ops: { sign: 1 | -1; n: number }[] = [];
@@ -42,12 +52,12 @@ export function arithItem(rng: Rng, split: Split): TaskRecord {
     value += sign * n;
   }
   const b = new TextBuilder();
-  b.add(`Q: ${fill(rng.pick(from(OPENERS, split)), { name, n: start, obj: object })}`);
+  b.add(`Q: ${fill(rng.pick(from(OPENERS, parts.frames)), { name, n: start, obj: object })}`);
   for (const [i, op] of ops.entries()) {
     const verb = fill(rng.pick(op.sign > 0 ? GAIN : LOSS), { n: op.n });
-    b.add(` ${rng.pick(from(i === 0 ? FIRST_STEP : LATER_STEP, split))} ${verb}.`);
+    b.add(` ${rng.pick(from(i === 0 ? FIRST_STEP : LATER_STEP, parts.frames))} ${verb}.`);
   }
-  b.add(` ${fill(rng.pick(from(QUESTIONS, split)), { name, obj: object })}\nA:`);
+  b.add(` ${fill(rng.pick(from(QUESTIONS, parts.frames)), { name, obj: object })}\nA:`);
   // A wrong intermediate step (never the last): later steps carry its value forward, so every
   // later value moves by the same shift; only shifts that keep them all non-negative are used.
   const wrongAt = split === "train" && rng.chance(WRONG_STEP_SHARE) ? rng.int(0, steps - 2) : -1;

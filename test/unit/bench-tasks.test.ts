@@ -1,5 +1,7 @@
 import { strict as assert } from "node:assert";
+import { arithItem } from "../../bench/tasks/arith-cot";
 import { generateHeldout, generateTrain, GENERATORS } from "../../bench/tasks/generate";
+import { Rng } from "../../bench/tasks/rng";
 import { ENTITIES } from "../../bench/tasks/lookup-decorative";
 import type { Family, TaskRecord } from "../../bench/tasks/record";
 import { ANIMALS, COLOURS, NAMES, NEGATIVE, POSITIVE } from "../../bench/tasks/vocabulary";
@@ -98,6 +100,20 @@ describe("bench task generators", () => {
     }
     const trainStarts = new Set(generateTrain(9, 3000).filter((r) => r.family === "arith-cot").map((r) => r.meta.start));
     for (const r of generateHeldout(9, "arith-cot", 50)) assert.ok(!trainStarts.has(r.meta.start), "held-out starting numbers are unseen");
+  });
+
+  it("can draw an arith item's frames and starting number from different splits (the eval's diagnosis)", () => {
+    const opening = (r: TaskRecord) => r.text.slice(3, r.text.indexOf(".")).replace(/\d+/g, "N").replace(/^\w+ |(?<= )\w+$/g, "X");
+    const trainOpenings = new Set(generateTrain(9, 3000).filter((r) => r.family === "arith-cot").map(opening));
+    const rng = new Rng(5);
+    const mixed = Array.from({ length: 40 }, () => arithItem(rng, "heldout", { frames: "train", start: "heldout" }));
+    for (const r of mixed) {
+      assert.ok(r.meta.start >= 10 && r.meta.start <= 15, "held-out start");
+      assert.ok(trainOpenings.has(opening(r)), `training opener: ${r.text}`);
+    }
+    const swapped = Array.from({ length: 40 }, () => arithItem(rng, "heldout", { frames: "heldout", start: "train" }));
+    assert.ok(swapped.every((r) => r.meta.start < 10 || r.meta.start > 15), "training start");
+    assert.ok(swapped.some((r) => !trainOpenings.has(opening(r))), "held-out openers");
   });
 
   it("give the names of an ioi item different first tokens in the reference tokenizer", () => {
