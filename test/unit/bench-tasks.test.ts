@@ -108,11 +108,12 @@ describe("bench task generators", () => {
     const rng = new Rng(5);
     const mixed = Array.from({ length: 40 }, () => arithItem(rng, "heldout", { frames: "train", start: "heldout" }));
     for (const r of mixed) {
-      assert.ok(r.meta.start >= 10 && r.meta.start <= 15, "held-out start");
+      const start = r.meta.start as number;
+      assert.ok(start >= 10 && start <= 15, "held-out start");
       assert.ok(trainOpenings.has(opening(r)), `training opener: ${r.text}`);
     }
     const swapped = Array.from({ length: 40 }, () => arithItem(rng, "heldout", { frames: "heldout", start: "train" }));
-    assert.ok(swapped.every((r) => r.meta.start < 10 || r.meta.start > 15), "training start");
+    assert.ok(swapped.every((r) => (r.meta.start as number) < 10 || (r.meta.start as number) > 15), "training start");
     assert.ok(swapped.some((r) => !trainOpenings.has(opening(r))), "held-out openers");
   });
 
