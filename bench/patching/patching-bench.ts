@@ -317,7 +317,11 @@ const METHODS: ReadonlyArray<{ readonly name: string; readonly method: AblationM
 async function ioiAttribution(model: HookedModel, title: string, records: readonly TaskRecord[], rows: string[][]): Promise<void> {
   const prefers: boolean[] = [];
   for (const r of records) prefers.push(await prefersAnswer(model, String(r.meta.prompt), model.toTokens(String(r.meta.answer)), model.toTokens(String(r.meta.wrong))));
-  for (const { name, method } of METHODS) {
+  // The metric: log p(IO) asks what makes the IO name likely at all (the verb and object do too);
+  // the logit difference IO - S (at their first differing tokens) asks what makes the model pick IO over S.
+  const metrics = [{ label: "log p(IO)", contrast: false }, { label: "logit diff IO - S", contrast: true }];
+  for (const { name: methodName, method } of METHODS) for (const metric of metrics) {
+    const name = `${methodName}, ${metric.label}`;
     let tokenHits = 0;
     let wordHits = 0;
     let hitsWhenRight = 0;
@@ -326,7 +330,10 @@ async function ioiAttribution(model: HookedModel, title: string, records: readon
     const topRoles = new Map<string, number>();
     for (const [i, r] of records.entries()) {
       const prompt = String(r.meta.prompt);
-      const res = await attributeTokens(model, prompt, { answer: model.toTokens(String(r.meta.answer)), method });
+      const pair = firstDistinctTokens(model.tokenizer, String(r.meta.answer), String(r.meta.wrong));
+      const res = metric.contrast
+        ? await attributeTokens(model, prompt, { answer: [...pair.prefix, pair.answer], contrast: pair.wrong, method })
+        : await attributeTokens(model, prompt, { answer: model.toTokens(String(r.meta.answer)), method });
       const io = r.spans.find((x) => x.label === "name-io");
       if (!io) throw new Error("ioi item without an IO span");
       const n = res.tokens.length;

@@ -10,6 +10,7 @@ const result: AttributionResult = {
   method: "mask",
   baseline: null,
   answer: { ids: [5], text: " Mia", logprob: -0.5, isTop: true },
+  contrast: null,
   tokens: [tok(0, 0, 3, 2), tok(1, 3, 7, -0.3), tok(2, 7, 11, 0.5), tok(3, 11, 12, 0), tok(4, 12, 15, 1), tok(5, 15, 26, null)],
   words: [{ start: 0, end: 3, tokens: [0], attribution: 2 } as never],
   lines: [{ start: 0, end: 11, tokens: [0, 1, 2], attribution: 2.4 } as never, { start: 12, end: 26, tokens: [4, 5], attribution: -0.2 } as never],

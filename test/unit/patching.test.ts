@@ -283,6 +283,21 @@ describe("token attribution (tiny random GPT-2)", function () {
     assert.equal(zero.baseline, "zero", "zero is the default baseline");
   });
 
+  it("with a contrast, attributes the logit difference: each token's effect is the difference of the two answers' effects", async () => {
+    const mia = [singleToken(model.tokenizer, " Mia")];
+    const leo = singleToken(model.tokenizer, " Leo");
+    const diff = await attributeTokens(model, text, { answer: mia, contrast: leo, method: "embed" });
+    const a = await attributeTokens(model, text, { answer: mia, method: "embed" });
+    const b = await attributeTokens(model, text, { answer: [leo], method: "embed" });
+    assert.equal(diff.contrast?.id, leo);
+    close(diff.contrast?.logitDiff as number, a.answer.logprob - b.answer.logprob, "clean logit difference");
+    diff.tokens.forEach((t, i) => close(t.attribution as number, (a.tokens[i].attribution as number) - (b.tokens[i].attribution as number), `token ${i}`));
+    assert.ok(diff.tokens.some((t, i) => Math.abs((t.attribution as number) - (a.tokens[i].attribution as number)) > 1e-3), "differs from log p(answer) alone");
+    assert.equal(a.contrast, null);
+    await rejectsWith(attributeTokens(model, text, { answer: mia, contrast: mia[0] }), "bad-argument", /always zero/);
+    await rejectsWith(attributeTokens(model, text, { answer: mia, contrast: -1 }), "bad-argument", /outside the vocabulary/);
+  });
+
   it("refuses an empty selection and out-of-vocabulary answers", async () => {
     await rejectsWith(attributeTokens(model, ""), "empty-input", /no tokens/);
     await rejectsWith(attributeTokens(model, text, { answer: [9999] }), "bad-argument", /outside the vocabulary/);
@@ -346,5 +361,11 @@ describe("loupe patch / attribute", function () {
     assert.match(text, /line\s+attribution\s+text/);
     assert.match(text, /Ablation by embed/);
     await assert.rejects(runCli(["attribute", "--model", TINY_GPT2, "--method", "drop", promptFile]), /--method must be mask or embed/);
+    const contrast = JSON.parse(await runCli(["attribute", "--model", TINY_GPT2, "--answer", " Alice", "--contrast", " Bob", "--json", promptFile])) as AttributionResult;
+    // Scored at the first tokens where " Alice" and " Bob" differ: the answer stops there.
+    assert.ok(" Alice".startsWith(contrast.answer.text) && contrast.answer.ids.length <= r.answer.ids.length, contrast.answer.text);
+    assert.ok(contrast.contrast && " Bob".includes(contrast.contrast.text) && contrast.contrast.id !== contrast.answer.ids.at(-1));
+    assert.match(await runCli(["attribute", "--model", TINY_GPT2, "--answer", " Alice", "--contrast", " Bob", promptFile]), /contrast "[^"]+": logit difference "[^"]+" - "[^"]+" = -?\d/);
+    await assert.rejects(runCli(["attribute", "--model", TINY_GPT2, "--contrast", " Bob", promptFile]), /--contrast needs --answer/);
   });
 });

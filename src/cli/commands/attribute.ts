@@ -2,7 +2,7 @@ import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { attributeTokens, type AblationMethod, type AttributionResult } from "../../core/patching/attribution";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
-import { singleToken } from "../../core/patching/metrics";
+import { firstDistinctTokens, singleToken } from "../../core/patching/metrics";
 import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
@@ -33,7 +33,10 @@ export function formatAttribution(result: AttributionResult): string {
   const unmeasured = result.tokens.some((t) => t.attribution === null) ? "\n- : the answer is read at this token, so masking cannot remove it (--method embed measures it)" : "";
   return [
     `answer ${quoted(result.answer.text)}: log p = ${fixed(result.answer.logprob, 3)}${result.answer.isTop ? " (the model's top prediction)" : ""}`,
-    `attribution = log p(answer) - log p(answer | token ablated), nats; > 0 means the token supports the answer. Ablation by ${how}.`,
+    ...(result.contrast ? [`contrast ${quoted(result.contrast.text)}: logit difference ${quoted(result.answer.text)} - ${quoted(result.contrast.text)} = ${fixed(result.contrast.logitDiff, 3)}`] : []),
+    result.contrast
+      ? `attribution = logit difference - logit difference with the token ablated, nats; > 0 means the token makes the model prefer the answer to the contrast. Ablation by ${how}.`
+      : `attribution = log p(answer) - log p(answer | token ablated), nats; > 0 means the token supports the answer. Ablation by ${how}.`,
     "",
     renderTable(["#", "token", "attribution", ""], tokenRows) + unmeasured,
     "",
@@ -45,12 +48,14 @@ export function formatAttribution(result: AttributionResult): string {
 
 export const attributeCommand: Command = {
   name: "attribute",
-  usage: `loupe attribute FILE|- [--answer TEXT] [--method mask|embed] [--baseline TOKEN|zero] [--batch-size N] [--model DIR] [--json]
+  usage: `loupe attribute FILE|- [--answer TEXT [--contrast TEXT]] [--method mask|embed] [--baseline TOKEN|zero] [--batch-size N] [--model DIR] [--json]
     How much each token, word and line of the text raises the log-prob of the answer that follows
     it (default: the model's top next token), by ablating them in batched runs: mask (default)
     hides a token from every later one; embed replaces its embedding (--baseline zero, the
-    default, or a token). A single final newline in FILE is ignored.`,
-  options: { answer: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" } },
+    default, or a token). --contrast attributes the logit difference answer - contrast instead
+    (at their first differing tokens), as for IOI (" Mia" vs " Leo"). A single final newline in
+    FILE is ignored.`,
+  options: { answer: { type: "string" }, contrast: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" } },
   async run({ values, positionals, modelFolder, io }) {
     const text = withoutFinalNewline(readInput(positionals[0], io));
     const method = stringOption(values, "method") ?? "mask";
@@ -61,11 +66,15 @@ export const attributeCommand: Command = {
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const answerText = stringOption(values, "answer");
-      // The answer continues the text: its own tokens, without the <s> a prompt gets.
-      const answer = answerText === undefined ? undefined : model.tokenizer.encode(answerText).ids;
+      const contrastText = stringOption(values, "contrast");
+      if (contrastText !== undefined && answerText === undefined) throw new LoupeError("bad-argument", "--contrast needs --answer: the logit difference is answer - contrast.");
+      // The answer continues the text: its own tokens, without the <s> a prompt gets. With a
+      // contrast, it ends at its first token that differs from the contrast's.
+      const pair = answerText !== undefined && contrastText !== undefined ? firstDistinctTokens(model.tokenizer, answerText, contrastText) : undefined;
+      const answer = pair ? [...pair.prefix, pair.answer] : answerText === undefined ? undefined : model.tokenizer.encode(answerText).ids;
       if (answer?.length === 0) throw new LoupeError("bad-argument", "--answer is empty.");
       const baseline = baselineText === undefined ? undefined : baselineText === "zero" ? "zero" : singleToken(model.tokenizer, baselineText, "baseline");
-      const result = await attributeTokens(model, text, { answer, method: method as AblationMethod, baseline, batchSize });
+      const result = await attributeTokens(model, text, { answer, contrast: pair?.wrong, method: method as AblationMethod, baseline, batchSize });
       io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatAttribution(result)}\n`);
     } finally {
       await model.dispose();

@@ -9,6 +9,11 @@
  * - "embed": its token embedding is replaced by a baseline (zero by default, or a chosen token);
  *   its position embedding stays. Measures every token, the last included. Not the end-of-text
  *   token by default: models read it as a document boundary, which disturbs everything after it.
+ *
+ * With a contrast token the metric is the logit difference (TransformerLens's logit_diff) at the
+ * answer's last position: log p(answer's last token) - log p(contrast). That asks what made the
+ * model prefer this answer to that one ("Mia" over "Leo"), not what made the answer likely at all,
+ * which the rest of the sentence ("gave a ball to") also does.
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
@@ -27,6 +32,13 @@ export const KNOCKOUT_SCORE = -1e9;
 export interface AttributionOptions {
   /** Tokens whose log-prob is explained, continuing the text; default the model's most likely next token. */
   readonly answer?: readonly number[];
+  /**
+   * A competing token for the answer's last position: attribute the logit difference answer -
+   * contrast there instead of log p(answer). For answers that share a first part (" Lomira" vs
+   * " Lotak"), put the shared tokens in `answer` and the first differing ones at its end and here
+   * (metrics.firstDistinctTokens).
+   */
+  readonly contrast?: number;
   /** Default "mask". */
   readonly method?: AblationMethod;
   /** For "embed": the token whose embedding stands in, or "zero" (the default). */
@@ -47,7 +59,11 @@ export interface TokenAttribution {
   readonly text: string;
   readonly start: number;
   readonly end: number;
-  /** log p(answer) - log p(answer | token ablated), nats: > 0 when the token supports the answer; null when the method cannot remove it. */
+  /**
+   * metric - metric with the token ablated, nats, where the metric is log p(answer) or, with a
+   * contrast, the logit difference: > 0 when the token supports the answer; null when the method
+   * cannot remove it.
+   */
   readonly attribution: number | null;
 }
 
@@ -68,6 +84,8 @@ export interface AttributionResult {
     /** Whether the answer's first token is the model's top prediction. */
     readonly isTop: boolean;
   };
+  /** With a contrast: the token and the clean logit difference answer - contrast (nats). */
+  readonly contrast: { readonly id: number; readonly text: string; readonly logitDiff: number } | null;
   readonly tokens: TokenAttribution[];
   readonly words: SegmentAttribution[];
   readonly lines: SegmentAttribution[];
@@ -120,6 +138,8 @@ export async function attributeTokens(model: HookedModel, text: string, options:
   let answer = options.answer ? [...options.answer] : undefined;
   if (answer?.length === 0) throw new LoupeError("bad-argument", "The answer is empty; give the text that should follow the selection.");
   for (const id of answer ?? []) if (!Number.isInteger(id) || id < 0 || id >= V) throw new LoupeError("bad-argument", `Answer token ${id} is outside the vocabulary (0..${V - 1}).`);
+  const contrast = options.contrast;
+  if (contrast !== undefined && (!Number.isInteger(contrast) || contrast < 0 || contrast >= V)) throw new LoupeError("bad-argument", `Contrast token ${contrast} is outside the vocabulary (0..${V - 1}).`);
   const input = [...prompt, ...(answer ?? []).slice(0, -1)];
   const { logits: clean, keyValues } = await model.runWithHooks(input, [], { signal: options.signal, keyValues: model.supportsPrefix });
   calls++;
@@ -128,6 +148,16 @@ export async function attributeTokens(model: HookedModel, text: string, options:
   answer ??= [top];
   const answerPositions = answer.map((_, k) => P - 1 + k);
   const cleanLogprob = answerLogprob(answerPositions.map(rowAt), answer);
+  if (contrast !== undefined && contrast === answer[answer.length - 1]) {
+    throw new LoupeError("bad-argument", `The contrast is the answer's own last token ("${model.tokenizer.tokenText(contrast)}"): their logit difference is always zero. Choose a different token.`);
+  }
+  // The metric every ablation is compared by: log p(answer), or the logit difference to the contrast.
+  const metric = (rows: readonly Float32Array[]): number => {
+    if (contrast === undefined) return answerLogprob(rows, answer);
+    const last = logSoftmax64(rows[rows.length - 1]);
+    return last[answer[answer.length - 1]] - last[contrast];
+  };
+  const cleanMetric = metric(answerPositions.map(rowAt));
 
   // Ablation groups: tokens, then words and lines; identical groups run once.
   // Segments and reported indices count the text's own tokens; a group's positions are lead later.
@@ -180,7 +210,7 @@ export async function attributeTokens(model: HookedModel, text: string, options:
   calls += runs.calls;
   throwIfAborted(options.signal);
   const effect = new Map<string, number>();
-  runnable.forEach(({ key }, r) => effect.set(key, cleanLogprob - answerLogprob(runs.logits[r], answer)));
+  runnable.forEach(({ key }, r) => effect.set(key, cleanMetric - metric(runs.logits[r])));
   const of = (g: readonly number[]) => effect.get(keyOf(g.map((t) => t + lead))) ?? null;
 
   return {
@@ -188,6 +218,7 @@ export async function attributeTokens(model: HookedModel, text: string, options:
     method,
     baseline,
     answer: { ids: answer, text: model.toString(answer), logprob: cleanLogprob, isTop: answer[0] === top },
+    contrast: contrast === undefined ? null : { id: contrast, text: model.tokenizer.tokenText(contrast), logitDiff: cleanMetric },
     tokens: offsets.map(([start, end], t) => {
       const id = prompt[lead + t];
       return { index: t, id, text: model.tokenizer.tokenText(id), start, end, attribution: of([t]) };
