@@ -43,10 +43,19 @@ export class AttributionLens extends EditorLens<Shown> implements vscode.HoverPr
       prompt: "The answer after the selection, with its leading space (e.g. \" Mia\"). Empty: the model's most likely next token.",
     });
     if (answer === undefined) return;
+    // A contrast turns the question into "why this answer rather than that one" (logit difference).
+    const contrast =
+      answer === ""
+        ? ""
+        : await vscode.window.showInputBox({
+            title: "Loupe: compare with another answer? (optional)",
+            prompt: `An answer to weigh ${JSON.stringify(answer)} against, e.g. the other name in an IOI prompt. Empty: explain the answer's probability alone.`,
+          });
+    if (contrast === undefined) return;
     try {
       await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
       const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: "Loupe: attributing the answer…", cancellable: true }, (_p, token) =>
-        this.models.attribute({ text, answer: answer === "" ? undefined : answer }, token),
+        this.models.attribute({ text, answer: answer === "" ? undefined : answer, contrast: contrast === "" ? undefined : contrast }, token),
       );
       this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), result });
       this.draw(editor);

@@ -100,7 +100,7 @@ export class ModelHost implements vscode.Disposable {
     return this.client.request("applyProbe", params, { signal: abortSignalFor(token) });
   }
 
-  async attribute(params: { text: string; answer?: string }, token: vscode.CancellationToken): Promise<AttributionResult> {
+  async attribute(params: { text: string; answer?: string; contrast?: string }, token: vscode.CancellationToken): Promise<AttributionResult> {
     return this.client.request("attribute", params, { signal: abortSignalFor(token) });
   }
 

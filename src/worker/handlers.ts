@@ -4,7 +4,7 @@ import { LoupeError } from "../core/errors";
 import { auditPrompt, probeMonitors } from "../core/audit";
 import { checkFaithfulness } from "../core/faithfulness";
 import { inspectText, type InspectResult } from "../core/inspect";
-import { attributeTokens, patchingSweeps, singleToken, type MetricSpec } from "../core/patching";
+import { attributeTokens, attributionTargets, patchingSweeps, singleToken, type MetricSpec } from "../core/patching";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
 import { describeModelFolder } from "../core/model/folder-check";
@@ -131,9 +131,8 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
       trainProbes(state.loaded, readProbeDataset(dataFile), { ...options, signal, onHook: (_hook, i, total) => progress(i, total) }),
     // The probe crossed a process boundary: check it as if read from disk.
     applyProbe: ({ probe, text }, { signal }) => applyProbe(state.loaded, validateProbe(probe, "<probe from the editor>"), text, { signal }),
-    attribute: ({ text, answer, method }, { signal, progress }) =>
-      // The answer continues the text: its tokens alone, no <s>.
-      attributeTokens(state.loaded, text, { answer: answer ? state.loaded.tokenizer.encode(answer).ids : undefined, method, signal, onProgress: (done, total) => progress(done, total) }),
+    attribute: ({ text, answer, contrast, method }, { signal, progress }) =>
+      attributeTokens(state.loaded, text, { ...attributionTargets(state.loaded.tokenizer, answer || undefined, contrast || undefined), method, signal, onProgress: (done, total) => progress(done, total) }),
     patch: async ({ clean, corrupted, answer, wrong }, { signal, progress }) => {
       const model = state.loaded;
       const metric: MetricSpec =

@@ -87,7 +87,7 @@ export interface Methods {
   };
   applyProbe: { params: { probe: ProbeFile; text: string }; result: ProbeApplication };
   /** Each token's, word's and line's effect on the answer (default: the model's top next token). */
-  attribute: { params: { text: string; answer?: string; method?: "mask" | "embed" }; result: AttributionResult };
+  attribute: { params: { text: string; answer?: string; contrast?: string; method?: "mask" | "embed" }; result: AttributionResult };
   /** Patching sweeps between two prompts; the clean prompt's token offsets come back for the editor. */
   patch: {
     params: { clean: string; corrupted: string; answer?: string; wrong?: string };

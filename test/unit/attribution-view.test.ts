@@ -38,5 +38,14 @@ describe("attribution view", () => {
     assert.match(hover, /\| word `Mia` \| \+2\.00 \|/);
     assert.match(hover, /\| this line \| \+2\.40 \|/);
     assert.match(attributionHoverMarkdown(result.tokens[5], result), /cannot be removed/);
+    assert.match(hover, /Δ log p\(answer\)/);
+  });
+
+  it("says so when the attribution is of a logit difference against a contrast", () => {
+    const contrasted = { ...result, contrast: { id: 6, text: " Leo", logitDiff: 3.25 } };
+    const hover = attributionHoverMarkdown(contrasted.tokens[0], contrasted);
+    assert.match(hover, /\*\*Attribution to ` Mia` over ` Leo`\*\* \(logit difference 3\.25\)/);
+    assert.match(hover, /Δ logit difference/);
+    assert.doesNotMatch(hover, /log p/);
   });
 });

@@ -5,7 +5,7 @@ import { main } from "../../src/cli/main";
 import { LoupeError } from "../../src/core/errors";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { blockHook } from "../../src/core/model/hooks";
-import { attributeTokens, knockoutInterventions } from "../../src/core/patching/attribution";
+import { attributeTokens, attributionTargets, knockoutInterventions } from "../../src/core/patching/attribution";
 import { bindMetric, firstDistinctTokens, logSoftmax64, singleToken, type MetricSpec } from "../../src/core/patching/metrics";
 import { isDegenerate, normalise } from "../../src/core/patching/normalise";
 import { chunks, planSweep, rowsPerCall } from "../../src/core/patching/plan";
@@ -298,6 +298,17 @@ describe("token attribution (tiny random GPT-2)", function () {
     await rejectsWith(attributeTokens(model, text, { answer: mia, contrast: -1 }), "bad-argument", /outside the vocabulary/);
   });
 
+  it("turns typed answers into tokens: alone, or cut at the first token where a contrast differs", () => {
+    const tok = model.tokenizer;
+    assert.deepEqual(attributionTargets(tok), {});
+    assert.deepEqual(attributionTargets(tok, " Alice"), { answer: tok.encode(" Alice").ids });
+    const pair = firstDistinctTokens(tok, " Alice", " Bob");
+    assert.deepEqual(attributionTargets(tok, " Alice", " Bob"), { answer: [...pair.prefix, pair.answer], contrast: pair.wrong });
+    assert.throws(() => attributionTargets(tok, undefined, " Bob"), /needs an answer/);
+    assert.throws(() => attributionTargets(tok, ""), /empty/);
+    assert.throws(() => attributionTargets(tok, " Alice", " Alice"), /no differing token/);
+  });
+
   it("refuses an empty selection and out-of-vocabulary answers", async () => {
     await rejectsWith(attributeTokens(model, ""), "empty-input", /no tokens/);
     await rejectsWith(attributeTokens(model, text, { answer: [9999] }), "bad-argument", /outside the vocabulary/);
@@ -366,6 +377,6 @@ describe("loupe patch / attribute", function () {
     assert.ok(" Alice".startsWith(contrast.answer.text) && contrast.answer.ids.length <= r.answer.ids.length, contrast.answer.text);
     assert.ok(contrast.contrast && " Bob".includes(contrast.contrast.text) && contrast.contrast.id !== contrast.answer.ids.at(-1));
     assert.match(await runCli(["attribute", "--model", TINY_GPT2, "--answer", " Alice", "--contrast", " Bob", promptFile]), /contrast "[^"]+": logit difference "[^"]+" - "[^"]+" = -?\d/);
-    await assert.rejects(runCli(["attribute", "--model", TINY_GPT2, "--contrast", " Bob", promptFile]), /--contrast needs --answer/);
+    await assert.rejects(runCli(["attribute", "--model", TINY_GPT2, "--contrast", " Bob", promptFile]), /contrast needs an answer/);
   });
 });

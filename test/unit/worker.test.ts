@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { LoupeError } from "../../src/core/errors";
 import { checkFaithfulness } from "../../src/core/faithfulness";
 import { inspectText } from "../../src/core/inspect";
+import { attributeTokens, attributionTargets } from "../../src/core/patching";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { WorkerClient, type WorkerClientOptions } from "../../src/worker/client";
 import { WorkerInternalError } from "../../src/worker/wire-errors";
@@ -93,6 +94,17 @@ describe("worker process", function () {
     assert.deepEqual({ ...remote, elapsedMs: 0 }, { ...here, elapsedMs: 0 });
     assert.equal(remote.hint?.hint.text, "X (B).");
     await assert.rejects(w.request("faithfulness", { text, hintPattern: "(" }), /hint pattern \/\(\/ is not a valid regular expression/);
+  });
+
+  it("attributes against a contrast typed as text, as in-process", async () => {
+    const w = start();
+    await w.request("load", loadTiny);
+    const text = "Alice met Bob.\nThen Bob gave the ball to";
+    const remote = await w.request("attribute", { text, answer: " Alice", contrast: " Bob" });
+    const here = await attributeTokens(local, text, attributionTargets(local.tokenizer, " Alice", " Bob"));
+    assert.ok(remote.contrast !== null);
+    assert.deepEqual({ ...remote, elapsedMs: 0 }, { ...here, elapsedMs: 0 });
+    await assert.rejects(w.request("attribute", { text, contrast: " Bob" }), /needs an answer/);
   });
 
   it("returns logits and activations as typed arrays equal to an in-process run", async () => {

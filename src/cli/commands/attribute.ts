@@ -1,8 +1,8 @@
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
-import { attributeTokens, type AblationMethod, type AttributionResult } from "../../core/patching/attribution";
+import { attributeTokens, attributionTargets, type AblationMethod, type AttributionResult } from "../../core/patching/attribution";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
-import { firstDistinctTokens, singleToken } from "../../core/patching/metrics";
+import { singleToken } from "../../core/patching/metrics";
 import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
@@ -65,16 +65,9 @@ export const attributeCommand: Command = {
     const batchSize = positiveInt(values, "batch-size", DEFAULT_BATCH_ROWS);
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
-      const answerText = stringOption(values, "answer");
-      const contrastText = stringOption(values, "contrast");
-      if (contrastText !== undefined && answerText === undefined) throw new LoupeError("bad-argument", "--contrast needs --answer: the logit difference is answer - contrast.");
-      // The answer continues the text: its own tokens, without the <s> a prompt gets. With a
-      // contrast, it ends at its first token that differs from the contrast's.
-      const pair = answerText !== undefined && contrastText !== undefined ? firstDistinctTokens(model.tokenizer, answerText, contrastText) : undefined;
-      const answer = pair ? [...pair.prefix, pair.answer] : answerText === undefined ? undefined : model.tokenizer.encode(answerText).ids;
-      if (answer?.length === 0) throw new LoupeError("bad-argument", "--answer is empty.");
+      const { answer, contrast } = attributionTargets(model.tokenizer, stringOption(values, "answer"), stringOption(values, "contrast"));
       const baseline = baselineText === undefined ? undefined : baselineText === "zero" ? "zero" : singleToken(model.tokenizer, baselineText, "baseline");
-      const result = await attributeTokens(model, text, { answer, contrast: pair?.wrong, method: method as AblationMethod, baseline, batchSize });
+      const result = await attributeTokens(model, text, { answer, contrast, method: method as AblationMethod, baseline, batchSize });
       io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatAttribution(result)}\n`);
     } finally {
       await model.dispose();

@@ -20,7 +20,8 @@ import type { HookedModel } from "../model/hooked-model";
 import { blockHook } from "../model/hooks";
 import { argmax, tensor, type Tensor } from "../tensor/tensor";
 import { runVariants, type RowIntervention } from "./batched-runs";
-import { logSoftmax64 } from "./metrics";
+import type { Tokenizer } from "../tokenizer";
+import { firstDistinctTokens, logSoftmax64 } from "./metrics";
 import { range } from "./plan";
 import { lineSegments, wordSegments, type Segment } from "./segments";
 
@@ -117,6 +118,23 @@ export function knockoutInterventions(nLayers: number, seqLen: number, promptLen
 
 export function embeddingInterventions(baseline: Tensor, group: readonly number[]): RowIntervention[] {
   return [{ hook: "hook_embed", kind: "replace", source: baseline, positions: [...group] }];
+}
+
+/**
+ * The answer tokens and contrast token for texts as a user types them (" Mia", " Leo"): the answer
+ * continues the prompt, so it is encoded alone (no <s>); with a contrast, it stops at the first
+ * token where the two differ, which is where their logit difference is read.
+ */
+export function attributionTargets(tokenizer: Tokenizer, answer?: string, contrast?: string): { answer?: number[]; contrast?: number } {
+  if (contrast !== undefined && answer === undefined) throw new LoupeError("bad-argument", "A contrast needs an answer: the logit difference is answer - contrast.");
+  if (answer === undefined) return {};
+  if (contrast === undefined) {
+    const ids = tokenizer.encode(answer).ids;
+    if (ids.length === 0) throw new LoupeError("bad-argument", "The answer is empty; give the text that should follow the selection.");
+    return { answer: ids };
+  }
+  const pair = firstDistinctTokens(tokenizer, answer, contrast);
+  return { answer: [...pair.prefix, pair.answer], contrast: pair.wrong };
 }
 
 export async function attributeTokens(model: HookedModel, text: string, options: AttributionOptions = {}): Promise<AttributionResult> {

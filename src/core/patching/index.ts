@@ -1,5 +1,5 @@
 /** Activation patching sweeps and ablation attribution of prompt tokens. */
-export { attributeTokens, type AblationMethod, type AttributionOptions, type AttributionResult, type SegmentAttribution, type TokenAttribution } from "./attribution";
+export { attributeTokens, attributionTargets, type AblationMethod, type AttributionOptions, type AttributionResult, type SegmentAttribution, type TokenAttribution } from "./attribution";
 export { runVariants, type RowIntervention } from "./batched-runs";
 export { describeMetric, firstDistinctTokens, singleToken, type AnswerPair, type MetricKind, type MetricSpec } from "./metrics";
 export { isDegenerate, normalise, normaliseAll, type Baselines } from "./normalise";

@@ -26,14 +26,16 @@ export function attributionHoverMarkdown(token: TokenAttribution, result: Attrib
   const word = result.words.find((w) => w.start <= token.start && token.end <= w.end);
   const line = result.lines.find((l) => l.start <= token.start && token.end <= l.end);
   return [
-    `**Attribution to ${codeSpan(result.answer.text)}** (log p = ${result.answer.logprob.toFixed(2)}${result.answer.isTop ? ", the model's top prediction" : ""})`,
+    result.contrast
+      ? `**Attribution to ${codeSpan(result.answer.text)} over ${codeSpan(result.contrast.text)}** (logit difference ${result.contrast.logitDiff.toFixed(2)})`
+      : `**Attribution to ${codeSpan(result.answer.text)}** (log p = ${result.answer.logprob.toFixed(2)}${result.answer.isTop ? ", the model's top prediction" : ""})`,
     "",
-    "| removed | Δ log p(answer) |",
+    result.contrast ? "| removed | Δ logit difference |" : "| removed | Δ log p(answer) |",
     "| --- | --- |",
     `| token ${codeSpan(token.text)} | ${nats(token.attribution)} |`,
     ...(word ? [`| word ${codeSpan(result.text.slice(word.start, word.end))} | ${nats(word.attribution)} |`] : []),
     ...(line ? [`| this line | ${nats(line.attribution)} |`] : []),
     "",
-    `Positive: the answer loses probability when this is removed (${result.method === "mask" ? "attention to it masked in every layer" : "its embedding replaced"}). ${token.attribution === null ? "The last token cannot be removed this way." : ""}`,
+    `Positive: ${result.contrast ? "the model prefers the answer less" : "the answer loses probability"} when this is removed (${result.method === "mask" ? "attention to it masked in every layer" : "its embedding replaced"}). ${token.attribution === null ? "The last token cannot be removed this way." : ""}`,
   ].join("\n");
 }
