@@ -3,7 +3,7 @@
  * stories family's ground-truth concepts?
  *
  *   npx tsx bench/sae/feature-bench.ts [--model models/reference] [--sae DIR]
- *       [--hook blocks.1.hook_resid_post] [--train-texts 4000] [--d-sae 1024] [--k 32] [--epochs 3]
+ *       [--hook blocks.1.hook_resid_post] [--train-texts 4000] [--families stories,...] [--d-sae 1024] [--k 32] [--epochs 3]
  *       [--batch 512] [--seed 1] [--eval-texts 400] [--heldout 300] [--out DIR]
  *
  * The SAE: --sae loads one (e.g. the shipped models/reference/sae/blocks.1.hook_resid_post, made
@@ -65,7 +65,12 @@ function scoreOf(stats: FeatureStats, label: string, feature: number): ConceptMa
 
 async function trainLikeSaeBench(model: HookedModel, hook: string, values: Record<string, string | undefined>, log: (line: string) => void): Promise<Sae> {
   const seed = Number(values.seed);
-  const texts = generateTrain(seed, Number(values["train-texts"])).map((r) => r.text);
+  const count = Number(values["train-texts"]);
+  // --families: train on those families only (drawn from a longer mixed stream, in its order).
+  const families = values.families ? new Set(values.families.split(",")) : undefined;
+  const records = families ? generateTrain(seed, count * 12).filter((r) => families.has(r.family)).slice(0, count) : generateTrain(seed, count);
+  if (records.length < count) throw new Error(`only ${records.length} training texts of ${values.families}`);
+  const texts = records.map((r) => r.text);
   const acts = await gatherActivations(model, hook, texts, { batchSize: 32 });
   log(`  gathered ${acts.rows} tokens from ${texts.length} training texts`);
   const trained = await trainTopKSae(acts.data, acts.rows, acts.d, {
@@ -90,6 +95,7 @@ async function main(): Promise<void> {
       sae: { type: "string" },
       hook: { type: "string", default: "blocks.1.hook_resid_post" },
       "train-texts": { type: "string", default: "4000" },
+      families: { type: "string" },
       "d-sae": { type: "string", default: "1024" },
       k: { type: "string", default: "32" },
       epochs: { type: "string", default: "3" },
