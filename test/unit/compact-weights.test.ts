@@ -127,6 +127,18 @@ describe("compact weights (f16/bf16 kept as stored)", function () {
     }
   });
 
+  it("folds a weight read twice (a tied embedding and unembedding) into one float32 copy", () => {
+    const tied = scratchDir("compact-tied-llama");
+    for (const file of ["model.safetensors", "tokenizer.json"]) fs.copyFileSync(path.join(folders["llama-BF16"], file), path.join(tied, file));
+    const config = JSON.parse(fs.readFileSync(path.join(folders["llama-BF16"], "config.json"), "utf8"));
+    fs.writeFileSync(path.join(tied, "config.json"), JSON.stringify({ ...config, tie_word_embeddings: true }));
+    for (const folder of [tied, folders["gpt2-F16"]]) {
+      const casts = foldableWeightCasts(buildFor(folder, false).model);
+      assert.ok(casts.some((name) => /embed_tokens|wte/.test(name)), "the embedding is cast at load");
+      assert.equal(new Set(casts).size, casts.length, `${folder}: each weight cast once`);
+    }
+  });
+
   it("does not change a float32 model's weights: no Casts either way", () => {
     for (const fixture of [TINY_GPT2, TINY_LLAMA]) {
       const compact = buildFor(fixture, true);

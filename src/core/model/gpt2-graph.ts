@@ -141,9 +141,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   const linear = (x: string, prefix: string, dIn: number, dOut: number): string =>
     g.op("Add", [g.op("MatMul", [x, w.get(`${prefix}.weight`, [dIn, dOut], x)]), w.get(`${prefix}.bias`, [dOut])]);
 
-  // Compact: the tied unembedding is its own runtime Cast at the end, not this one kept alive all run.
-  const wte = options.compactWeights ? undefined : w.get("wte.weight", [V, D]);
-  const embed = hook("hook_embed", wte ? g.op("Gather", [wte, ids], { axis: 0 }) : w.rows("wte.weight", [V, D], ids));
+  const embed = hook("hook_embed", w.rows("wte.weight", [V, D], ids));
   const posEmbed = hook("hook_pos_embed", w.rows("wpe.weight", [nCtx, D], positions));
   let resid = g.op("Add", [embed, posEmbed]);
 
@@ -184,13 +182,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   const final = layerNorm(resid, "ln_f", "ln_final.hook_normalized");
   // Tied models unembed with the token embedding; untied ones carry lm_head.weight [V, D].
   const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
-  if (options.compactWeights) {
-    w.timesTransposed(final, unembedName, [V, D], GRAPH_INPUTS.logits);
-  } else {
-    const unembedSource = unembedName === "wte.weight" && wte ? wte : w.get(unembedName, [V, D]);
-    const unembed = g.op("Transpose", [unembedSource], { perm: [1, 0] }, "W_U");
-    g.op("MatMul", [final, unembed], {}, GRAPH_INPUTS.logits);
-  }
+  w.timesTransposed(final, unembedName, [V, D], GRAPH_INPUTS.logits);
   g.output(GRAPH_INPUTS.logits, DataType.FLOAT);
 
   const expected = allHookNames(cfg.nLayers);
@@ -228,9 +220,7 @@ export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex, 
     epsilon: { floatValue: cfg.layerNormEps },
   });
   const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
-  const logits = options.compactWeights
-    ? w.timesTransposed(normalized, unembedName, [V, D])
-    : g.op("MatMul", [normalized, g.op("Transpose", [w.get(unembedName, [V, D])], { perm: [1, 0] })]);
+  const logits = w.timesTransposed(normalized, unembedName, [V, D]);
   const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
   g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
   g.op("GatherElements", [logprobs, target], { axis: -1 }, LENS_IO.targetLogprob);

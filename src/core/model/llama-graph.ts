@@ -49,14 +49,9 @@ class LlamaWeights extends WeightTable {
     return "lm_head.weight";
   }
 
-  unembedding(): string {
-    return this.get(this.unembeddingName(), [this.cfg.dVocab, this.cfg.dModel]);
-  }
-
-  /** x @ W_U: in compact mode W_U is cast in slices during the run (WeightTable.timesTransposed). */
+  /** x @ W_U (in compact mode W_U is cast in slices during the run: WeightTable.timesTransposed). */
   unembed(x: string, output?: string): string {
-    if (this.compact) return this.timesTransposed(x, this.unembeddingName(), [this.cfg.dVocab, this.cfg.dModel], output);
-    return this.g.op("MatMul", [x, this.g.op("Transpose", [this.unembedding()], { perm: [1, 0] }, output ? "W_U" : undefined)], {}, output);
+    return this.timesTransposed(x, this.unembeddingName(), [this.cfg.dVocab, this.cfg.dModel], output);
   }
 }
 

@@ -34,6 +34,8 @@ const UNEMBED_SLICES = 16;
 export class WeightTable {
   /** Initializer names already declared: a weight read twice (a tied embedding) is declared once. */
   private readonly declared = new Map<string, string>();
+  /** Load-time float32 casts already made: a weight read twice is folded into one float32 copy, not two. */
+  private readonly casts = new Map<string, string>();
   /** Per activation, a runtime int64 [0] derived from its shape (compact mode). */
   private readonly zeros = new Map<string, string>();
 
@@ -45,10 +47,10 @@ export class WeightTable {
    */
   constructor(
     protected readonly index: SafetensorsIndex,
-    protected readonly g: GraphBuilder,
+    private readonly g: GraphBuilder,
     private readonly prefix: string,
     private readonly missingHint: string,
-    protected readonly compact = false,
+    private readonly compact = false,
   ) {}
 
   private find(name: string): TensorEntry | undefined {
@@ -68,8 +70,15 @@ export class WeightTable {
   get(name: string, shape: readonly number[], after?: string): string {
     const { stored, entry, elemType } = this.stored(name, shape);
     if (elemType === DataType.FLOAT) return stored;
-    const input = this.compact && after ? this.g.op("Reshape", [stored, this.runtimeShape(entry, after)]) : stored;
-    return this.g.op("Cast", [input], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
+    const cast = (input: string) => this.g.op("Cast", [input], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
+    // Compact: a cast of its own for each use, run just before it (see the module comment).
+    if (this.compact && after) return cast(this.g.op("Reshape", [stored, this.runtimeShape(entry, after)]));
+    let folded = this.casts.get(entry.name);
+    if (folded === undefined) {
+      folded = cast(stored);
+      this.casts.set(entry.name, folded);
+    }
+    return folded;
   }
 
   /** Rows `indices` of the named [rows, width] weight (an embedding lookup), as float32. */
