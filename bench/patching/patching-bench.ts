@@ -23,7 +23,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { LoupeError } from "../../src/core/errors";
 import { HookedModel } from "../../src/core/model/hooked-model";
-import { attributeTokens, type AblationMethod, type AttributionResult } from "../../src/core/patching/attribution";
+import { attributeTokens, attributionTargets, type AblationMethod, type AttributionResult } from "../../src/core/patching/attribution";
 import { firstDistinctTokens, logSoftmax64 } from "../../src/core/patching/metrics";
 import { patchingSweeps, type PatchingResult } from "../../src/core/patching/sweep";
 import { generateHeldout } from "../tasks/generate";
@@ -330,10 +330,8 @@ async function ioiAttribution(model: HookedModel, title: string, records: readon
     const topRoles = new Map<string, number>();
     for (const [i, r] of records.entries()) {
       const prompt = String(r.meta.prompt);
-      const pair = firstDistinctTokens(model.tokenizer, String(r.meta.answer), String(r.meta.wrong));
-      const res = metric.contrast
-        ? await attributeTokens(model, prompt, { answer: [...pair.prefix, pair.answer], contrast: pair.wrong, method })
-        : await attributeTokens(model, prompt, { answer: model.toTokens(String(r.meta.answer)), method });
+      const targets = attributionTargets(model.tokenizer, String(r.meta.answer), metric.contrast ? String(r.meta.wrong) : undefined);
+      const res = await attributeTokens(model, prompt, { ...targets, method });
       const io = r.spans.find((x) => x.label === "name-io");
       if (!io) throw new Error("ioi item without an IO span");
       const n = res.tokens.length;

@@ -128,11 +128,8 @@ export function embeddingInterventions(baseline: Tensor, group: readonly number[
 export function attributionTargets(tokenizer: Tokenizer, answer?: string, contrast?: string): { answer?: number[]; contrast?: number } {
   if (contrast !== undefined && answer === undefined) throw new LoupeError("bad-argument", "A contrast needs an answer: the logit difference is answer - contrast.");
   if (answer === undefined) return {};
-  if (contrast === undefined) {
-    const ids = tokenizer.encode(answer).ids;
-    if (ids.length === 0) throw new LoupeError("bad-argument", "The answer is empty; give the text that should follow the selection.");
-    return { answer: ids };
-  }
+  // An empty answer is refused by attributeTokens, as when given as tokens.
+  if (contrast === undefined) return { answer: tokenizer.encode(answer).ids };
   const pair = firstDistinctTokens(tokenizer, answer, contrast);
   return { answer: [...pair.prefix, pair.answer], contrast: pair.wrong };
 }
@@ -175,7 +172,7 @@ export async function attributeTokens(model: HookedModel, text: string, options:
     const last = logSoftmax64(rows[rows.length - 1]);
     return last[answer[answer.length - 1]] - last[contrast];
   };
-  const cleanMetric = metric(answerPositions.map(rowAt));
+  const cleanMetric = contrast === undefined ? cleanLogprob : metric(answerPositions.map(rowAt));
 
   // Ablation groups: tokens, then words and lines; identical groups run once.
   // Segments and reported indices count the text's own tokens; a group's positions are lead later.
