@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { argmax, logSoftmax } from "../../src/core/tensor/tensor";
 import { arithItem, type ArithParts } from "../tasks/arith-cot";
-import { generateHeldout, GENERATORS } from "../tasks/generate";
+import { generateHeldout, GENERATORS, heldoutRng } from "../tasks/generate";
 import { Rng } from "../tasks/rng";
 import type { Family, TaskRecord } from "../tasks/record";
 
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   if (split === "heldout") {
     // Which held-out dimension breaks it: held-out names throughout, one part at a time from training.
     const diagnostic = (parts: ArithParts) => {
-      const rng = new Rng(seed * 1000 + 17 + Object.keys(GENERATORS).indexOf("arith-cot"));
+      const rng = heldoutRng(seed, "arith-cot");
       return Array.from({ length: n }, () => arithItem(rng, "heldout", parts));
     };
     for (const [label, parts] of [

@@ -56,9 +56,13 @@ export function generateTrain(seed: number, count: number): TaskRecord[] {
   return out;
 }
 
+/** The random stream of a family's held-out items: a different stream from training, offset per family. */
+export function heldoutRng(seed: number, family: Family): Rng {
+  return new Rng(seed * 1000 + 17 + Object.keys(GENERATORS).indexOf(family));
+}
+
 export function generateHeldout(seed: number, family: Family, count: number): TaskRecord[] {
-  // A different stream from training: the seed is offset per family.
-  const rng = new Rng(seed * 1000 + 17 + Object.keys(GENERATORS).indexOf(family));
+  const rng = heldoutRng(seed, family);
   return Array.from({ length: count }, () => GENERATORS[family](rng, "heldout"));
 }
 
