@@ -143,7 +143,9 @@ function runTask(task: Task, seed: number): TaskResult {
     if (new Set(ctrlTrain).size < 2) {
       // Every type drew the same control label: the control is trivially learnt.
       control.set(hook, ctrlHeld.filter((l) => l === ctrlTrain[0]).length / heldout.rows);
-      controlBal.set(hook, 1 / Math.max(2, new Set(ctrlHeld).size));
+      // A constant prediction recalls its own class fully and no other: 1 / (classes present), if present.
+      const present = new Set(ctrlHeld);
+      controlBal.set(hook, present.has(ctrlTrain[0]) ? 1 / present.size : 0);
     } else {
       const c = fitAndScore(X, train.rows, d, ctrlTrain, Xh, heldout.rows, ctrlHeld);
       control.set(hook, c.accuracy);
