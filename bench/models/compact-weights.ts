@@ -16,6 +16,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { HookedModel } from "../../src/core/model/hooked-model";
+import { float32ToBf16, float32ToHalf } from "../../src/core/model/safetensors";
 
 const TOKENS = 256;
 const REPS = Number(process.env.BENCH_REPS ?? 2);
@@ -45,17 +46,6 @@ function smollmTensors(): Array<[string, number[]]> {
     );
   }
   return out;
-}
-
-/** float32 -> IEEE half (round to nearest; the random weights here are normal numbers well inside its range). */
-function toHalf(x: number): number {
-  const f = new Float32Array([x]);
-  const bits = new Uint32Array(f.buffer)[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = ((bits >>> 23) & 0xff) - 127 + 15;
-  if (exp <= 0) return sign;
-  const mant = Math.round((bits & 0x7fffff) / 8192);
-  return sign | ((exp << 10) + mant);
 }
 
 /** Writes config.json, a random model.safetensors in `dtype` (tensor by tensor, no whole-model buffer) and a small tokenizer. */
@@ -89,9 +79,7 @@ function writeModel(folder: string, dtype: Dtype): void {
     let buf: Buffer;
     if (dtype === "F32") buf = Buffer.from(values.buffer);
     else {
-      const u16 = new Uint16Array(n);
-      const u32 = new Uint32Array(values.buffer);
-      for (let i = 0; i < n; i++) u16[i] = dtype === "BF16" ? u32[i] >>> 16 : toHalf(values[i]);
+      const u16 = dtype === "BF16" ? float32ToBf16(values) : float32ToHalf(values);
       buf = Buffer.from(u16.buffer);
     }
     fs.writeSync(fd, buf);

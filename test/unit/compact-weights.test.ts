@@ -13,22 +13,13 @@ import { buildLensGraph, buildModelGraph } from "../../src/core/model/build-grap
 import { parseModelConfig } from "../../src/core/model/config";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { estimateModelMemory } from "../../src/core/model/memory-limit";
-import { readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
+import { float32ToBf16, float32ToHalf, readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
 import { maxAbsDiff } from "../../src/core/tensor/tensor";
 import { loadHookedModel } from "../../src/worker/handlers";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
 const TINY_LLAMA = path.join(FIXTURES, "tiny-llama");
 type Half = "F16" | "BF16";
-
-/** float32 -> IEEE half, rounded to nearest (the fixtures' weights are small normal numbers). */
-function toF16(x: number): number {
-  const bits = new Uint32Array(Float32Array.of(x).buffer)[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = ((bits >>> 23) & 0xff) - 127 + 15;
-  if (exp <= 0) return sign; // below f16's normal range: flush to zero
-  return sign | ((exp << 10) + Math.round((bits & 0x7fffff) / 8192));
-}
 
 /** A copy of a fixture folder with every tensor stored as `dtype`. */
 function halfCopy(fixture: string, dtype: Half): string {
@@ -40,7 +31,7 @@ function halfCopy(fixture: string, dtype: Half): string {
   let offset = 0;
   for (const [name, entry] of index.tensors) {
     const values = readTensorF32(index, name);
-    const halves = dtype === "BF16" ? Uint16Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length), (b) => b >>> 16) : Uint16Array.from(values, toF16);
+    const halves = dtype === "BF16" ? float32ToBf16(values) : float32ToHalf(values);
     header[name] = { dtype, shape: entry.shape, data_offsets: [offset, offset + halves.byteLength] };
     offset += halves.byteLength;
     parts.push(Buffer.from(halves.buffer));

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../../src/core/errors";
-import { encodeSafetensors, halfToFloat32, readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
+import { encodeSafetensors, float32ToBf16, float32ToHalf, halfToFloat32, readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
 import { scratchDir } from "../helpers/fixtures";
 
 /** A safetensors file written by hand, so the header can be anything (unpadded, odd offsets). */
@@ -35,6 +35,23 @@ describe("safetensors reader", () => {
     assert.deepEqual(Array.from(f.subarray(0, 6)), [1, -2, 65504, 2 ** -24, Infinity, -Infinity]);
     assert.ok(Math.abs(f[6] - 1 / 3) < 1e-3);
     assert.ok(Number.isNaN(f[7]));
+  });
+
+  it("encodes f16 rounding to nearest even, with subnormals, overflow and NaN", () => {
+    const halves = float32ToHalf([1, -2, 65504, 2 ** -24, 1e6, -Infinity, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -26, NaN, 0.1]);
+    // 1 + 2^-11 is halfway between 1 and the next half: even (1) wins; 1 + 3 * 2^-11 rounds up.
+    assert.deepEqual(Array.from(halves.subarray(0, 9)), [0x3c00, 0xc000, 0x7bff, 0x0001, 0x7c00, 0xfc00, 0x3c00, 0x3c02, 0x0000]);
+    assert.ok(Number.isNaN(halfToFloat32(halves.subarray(9, 10))[0]));
+    // Round trip: within half a unit in the last place (2^-11 relative).
+    assert.ok(Math.abs(halfToFloat32(halves.subarray(10))[0] - 0.1) <= 0.1 * 2 ** -11);
+    const values = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 10 ** ((i % 9) - 4));
+    const back = halfToFloat32(float32ToHalf(values));
+    values.forEach((v, i) => assert.ok(Math.abs(back[i] - v) <= Math.max(Math.abs(v) * 2 ** -11, 2 ** -25), `${v} -> ${back[i]}`));
+  });
+
+  it("encodes bf16 rounding to nearest even", () => {
+    assert.deepEqual(Array.from(float32ToBf16([1, -5, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -7])), [0x3f80, 0xc0a0, 0x3f80, 0x3f82, 0x3f81]);
+    assert.equal(float32ToBf16([NaN])[0] & 0x7fc0, 0x7fc0);
   });
 
   it("reads bf16 and f16 tensors at unaligned offsets", () => {

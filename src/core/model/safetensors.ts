@@ -163,6 +163,62 @@ export function halfToFloat32(halves: Uint16Array): Float32Array {
   return out;
 }
 
+/** float32 -> IEEE half, rounded to nearest even; too large becomes infinity, too small a subnormal or zero. */
+export function float32ToHalf(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    const bits = u[0];
+    const sign = (bits >>> 16) & 0x8000;
+    const exp32 = (bits >>> 23) & 0xff;
+    let mant = bits & 0x7fffff;
+    if (exp32 === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    const exp = exp32 - 127 + 15;
+    let shift = 13;
+    let half: number;
+    if (exp >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    } else if (exp <= 0) {
+      // Subnormal: the implicit leading 1 joins the mantissa, shifted further right.
+      if (exp < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      shift = 14 - exp;
+      half = mant >>> shift;
+    } else {
+      half = (exp << 10) | (mant >>> 13);
+    }
+    const rest = mant & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    // A carry out of the mantissa moves into the exponent, which is the right rounding too.
+    if (rest > halfway || (rest === halfway && half & 1)) half++;
+    out[i] = sign | half;
+  }
+  return out;
+}
+
+/** float32 -> bfloat16 (the top half of a float32), rounded to nearest even; NaN stays NaN. */
+export function float32ToBf16(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    const bits = u[0];
+    if (Number.isNaN(f[0])) out[i] = (bits >>> 16) | 0x40;
+    else out[i] = (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
 export interface TensorToWrite {
   readonly dtype: "F32";
   readonly shape: readonly number[];
