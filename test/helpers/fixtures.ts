@@ -4,6 +4,7 @@ import * as path from "node:path";
 
 export const FIXTURES = path.join(__dirname, "..", "fixtures");
 export const TINY_GPT2 = path.join(FIXTURES, "tiny-gpt2");
+export const TINY_LLAMA = path.join(FIXTURES, "tiny-llama");
 
 export interface Reference {
   config: Record<string, unknown>;

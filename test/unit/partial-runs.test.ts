@@ -11,7 +11,7 @@ import type { Intervention } from "../../src/core/model/interventions";
 import { singleToken } from "../../src/core/patching/metrics";
 import { patchingSweeps } from "../../src/core/patching/sweep";
 import { maxAbsDiff, tensor, type Tensor } from "../../src/core/tensor/tensor";
-import { TINY_GPT2 } from "../helpers/fixtures";
+import { TINY_GPT2, TINY_LLAMA } from "../helpers/fixtures";
 
 const EPS = 1e-5;
 const TEXT = "When Mia and Leo went to the park, Leo gave a ball to";
@@ -32,7 +32,7 @@ function rejectsWith(promise: Promise<unknown>, pattern: RegExp): Promise<void> 
   return assert.rejects(promise, (error: unknown) => error instanceof LoupeError && pattern.test(error.message));
 }
 
-describe("partial runs (tiny random GPT-2)", function () {
+for (const [family, folder] of [["GPT-2", TINY_GPT2], ["Llama", TINY_LLAMA]] as const) describe(`partial runs (tiny random ${family})`, function () {
   this.timeout(120_000);
   let model: HookedModel;
   let tokens: number[];
@@ -40,11 +40,11 @@ describe("partial runs (tiny random GPT-2)", function () {
   let D: number;
 
   before(async () => {
-    model = await HookedModel.load(TINY_GPT2, { cacheDir: null, threads: 1 });
+    model = await HookedModel.load(folder, { cacheDir: null, threads: 1 });
     tokens = model.toTokens(TEXT);
     V = model.cfg.dVocab;
     D = model.cfg.dModel;
-    assert.ok(model.supportsPrefix && model.supportsStartAt, "the GPT-2 graph takes prefixes and later starts");
+    assert.ok(model.supportsPrefix && model.supportsStartAt, `the ${family} graph takes prefixes and later starts`);
   });
   after(async () => model?.dispose());
 

@@ -19,10 +19,13 @@
  * attention_mask covers past and new tokens. Fed empty pasts ([1, heads, 0, d_head], as
  * HookedModel does for a plain run), a run is exactly the plain full-sequence run. (They must be
  * fed: onnxruntime-node passes only declared inputs, so an initializer cannot be their default.)
+ *
+ * As in the GPT-2 graph, rows may start at a later block from their hook_resid_pre (resid_in:L),
+ * so a patching sweep skips the blocks before each patch.
  */
 import { LoupeError } from "../errors";
 import type { LlamaConfig } from "./config";
-import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, writeInput, type BuiltGraph, type GraphOptions } from "./gpt2-graph";
+import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, residInput, writeInput, type BuiltGraph, type GraphOptions } from "./gpt2-graph";
 import { blockHook, hookNamesFor, type BlockHookSuffix } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
 import type { SafetensorsIndex } from "./safetensors";
@@ -100,7 +103,8 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const groups = H / KV;
 
   const ids = g.input(GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
-  const positions = g.input(GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
+  // Declared for HookedModel's common feed; the rotary tables below read the positions from the past length.
+  g.input(GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
   const mask = g.input(GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "pos"]);
   // The positions whose logits are computed (HookedModel feeds every position by default). As in
   // the GPT-2 graph, the last block runs only there from its queries on (its later hooks and
@@ -145,7 +149,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const idsShape = g.op("Shape", [ids]);
   const pastLen = g.op("Gather", [g.op("Shape", [past[0][0]]), g.int64Initializer("const:two_scalar", [], [2])], { axis: 0 });
   // [batch, 1, 1, 1]: Expand stretches a batch-1 past over the batch and leaves a full one as it is.
-  const batchOnes = g.op("Concat", [g.op("Gather", [idsShape, g.int64Initializer("const:zero1", [1], [0])], { axis: 0 }), g.int64Initializer("const:ones3", [3], [1, 1, 1])], { axis: 0 });
+  const ones3 = g.int64Initializer("const:ones3", [3], [1, 1, 1]);
 
   // Causal mask from the lengths (a table of max_position_embeddings squared would not fit
   // long-context models): new token i sees keys up to past + i; AND key-not-padding: [batch, 1, query, key].
@@ -158,10 +162,14 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const keyOk = g.op("Unsqueeze", [g.op("Cast", [mask], { to: DataType.BOOL }), g.int64Initializer("axes:key", [2], [1, 2])]);
   const allowed = g.op("And", [causal, keyOk], {}, "mask:allowed");
 
-  // Rotary tables [batch, pos, 1, Dh] from the positions: angle = pos * invFreq, each frequency used
-  // for both halves of the head (HF's rotate_half layout, not interleaved pairs).
+  // Rotary tables [1, pos, 1, Dh] from the query positions past..past+pos (every row has the same
+  // ones: HookedModel pads on the right), so they fit however many rows a block sees, even when no
+  // row starts at block 0: angle = pos * invFreq, each frequency used for both halves of the head
+  // (HF's rotate_half layout, not interleaved pairs).
   const invFreq = g.floatInitializer("rope:inv_freq", [Dh / 2], ropeInverseFrequencies(cfg));
-  const angles = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [positions], { to: DataType.FLOAT }), lastAxis]), invFreq]);
+  const zero1 = g.int64Initializer("const:zero1", [1], [0]);
+  const one1 = g.int64Initializer("const:one1", [1], [1]);
+  const angles = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [queries], { to: DataType.FLOAT }), g.int64Initializer("axes:01", [2], [0, 2])]), invFreq]);
   const headAxis = g.int64Initializer("axes:2", [1], [2]);
   const cosHalf = g.op("Cos", [angles]);
   const sinHalf = g.op("Sin", [angles]);
@@ -198,6 +206,11 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
 
   for (let L = 0; L < cfg.nLayers; L++) {
     const p = `layers.${L}`;
+    if (L > 0) resid = g.op("Concat", [resid, g.input(residInput(L), DataType.FLOAT, [`rows:${L}`, "pos", D])], { axis: 0 });
+    // The rows this block sees: the first ones of the batch. [rows, 1, 1, 1] stretches a batch-1 past over them.
+    const rowsHere = g.op("Slice", [g.op("Shape", [resid]), zero1, one1]);
+    const allowedHere = g.op("Slice", [allowed, zero1, rowsHere, zero1]);
+    const batchOnes = g.op("Concat", [rowsHere, ones3], { axis: 0 });
     resid = bhook(L, "hook_resid_pre", resid);
     const x = rmsNorm(resid, `${p}.input_layernorm`);
     const q = bhook(L, "attn.hook_q", g.op("Reshape", [linear(x, `${p}.self_attn.q_proj`, D, H * Dh, cfg.qkvBias), shapeQ]));
@@ -207,7 +220,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     const last = L === cfg.nLayers - 1;
     const rotatedQ = rotate(q);
     const qT = g.op("Transpose", [last ? g.op("Gather", [rotatedQ, logitPositions], { axis: 1 }) : rotatedQ], { perm: [0, 2, 1, 3] });
-    const queryMask = last ? g.op("Gather", [allowed, logitPositions], { axis: 2 }) : allowed;
+    const queryMask = last ? g.op("Gather", [allowedHere, logitPositions], { axis: 2 }) : allowedHere;
     if (last) resid = g.op("Gather", [resid, logitPositions], { axis: 1 });
     const withPast = (pastName: string, x: string, presentName: string): string => {
       const all = g.op("Concat", [g.op("Expand", [pastName, batchOnes]), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);
