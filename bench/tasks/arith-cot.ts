@@ -11,14 +11,63 @@ import { TextBuilder, type Split, type TaskRecord } from "./record";
 import type { Rng } from "./rng";
 import { from, OBJECTS, pickName, pool } from "./vocabulary";
 
-const OPENERS = pool(["{name} has {n} {obj}.", "{name} owns {n} {obj}.", "{name} starts with {n} {obj}.", "There are {n} {obj} in the box of {name}.", "{name} has a bag with {n} {obj}.", "At first {name} keeps {n} {obj}."], 2);
-const FIRST_STEP = pool(["She", "First she", "Today she", "Now she"], 1);
-const LATER_STEP = pool(["Then she", "Next she", "Later she", "After that she", "Soon she"], 2);
+// Many frames, so the model must find the starting number and the steps by what they are (a
+// number after an owner, a gain or loss verb) rather than by a handful of memorised sentences. The
+// last entries of each pool are held out.
+const OPENERS = pool(
+  [
+    "{name} has {n} {obj}.",
+    "{name} owns {n} {obj}.",
+    "{name} starts with {n} {obj}.",
+    "There are {n} {obj} in the box of {name}.",
+    "{name} has a bag with {n} {obj}.",
+    "At first {name} keeps {n} {obj}.",
+    "{name} collects {n} {obj}.",
+    "{name} holds {n} {obj}.",
+    "In the morning {name} has {n} {obj}.",
+    "{name} counts {n} {obj} on the table.",
+    "On the shelf {name} puts {n} {obj}.",
+    "{name} brings {n} {obj} to school.",
+    "A box holds {n} {obj} for {name}.",
+    "{name} picks up {n} {obj}.",
+    "{name} carries {n} {obj} home.",
+    "Our friend {name} saves {n} {obj}.",
+    "The jar of {name} contains {n} {obj}.",
+    "{name} keeps {n} {obj} in a basket.",
+    "On a shelf there are {n} {obj} that belong to {name}.",
+  ],
+  3,
+);
+const CONNECTORS = pool(
+  ["She", "First she", "Today she", "Now she", "Then she", "Next she", "Later she", "After that she", "Soon she", "Again she", "Once more she", "In the evening she", "At noon she", "On Monday she", "After lunch she", "That day she", "Right away she", "Before dinner she", "A bit later she", "By night she"],
+  3,
+);
 const GAIN = ["gets {n} more", "finds {n} more", "buys {n} more", "is given {n} more", "wins {n} more"];
 const LOSS = ["gives away {n}", "loses {n}", "sells {n}", "drops {n}"];
-const QUESTIONS = pool(["How many {obj} does {name} have now?", "How many {obj} does {name} have at the end?", "How many {obj} does she have now?", "What is the number of {obj} that {name} has now?", "How many {obj} does {name} have left?", "How many {obj} are there now?"], 2);
-/** Starting values: training draws from 1-9 and 16-20, held-out items from 10-15 (values training sees only as results of steps). */
-const START: Record<Split, readonly (readonly [number, number])[]> = { train: [[1, 9], [16, 20]], heldout: [[10, 15]] };
+const QUESTIONS = pool(
+  [
+    "How many {obj} does {name} have now?",
+    "How many {obj} does {name} have at the end?",
+    "How many {obj} does she have now?",
+    "What is the number of {obj} that {name} has now?",
+    "How many {obj} does {name} have left?",
+    "How many {obj} are there now?",
+    "How many {obj} does she hold now?",
+    "How many {obj} remain with {name}?",
+    "What is the count of {obj} now?",
+    "How many {obj} does {name} end with?",
+    "How many {obj} does she keep in the end?",
+    "Can you tell how many {obj} {name} has?",
+    "How many {obj} are left for {name}?",
+    "What total of {obj} does {name} own now?",
+  ],
+  3,
+);
+/**
+ * Starting values: training draws from 1-9 and 16-26, held-out items from 10-15 (values training
+ * sees only as results of steps, never in the question).
+ */
+const START: Record<Split, readonly (readonly [number, number])[]> = { train: [[1, 9], [16, 26]], heldout: [[10, 15]] };
 export const WRONG_STEP_SHARE = 0.2;
 const MAX_VALUE = 30;
 
@@ -55,7 +104,7 @@ export function arithItem(rng: Rng, split: Split, parts: ArithParts = { frames: 
   b.add(`Q: ${fill(rng.pick(from(OPENERS, parts.frames)), { name, n: start, obj: object })}`);
   for (const [i, op] of ops.entries()) {
     const verb = fill(rng.pick(op.sign > 0 ? GAIN : LOSS), { n: op.n });
-    b.add(` ${rng.pick(from(i === 0 ? FIRST_STEP : LATER_STEP, parts.frames))} ${verb}.`);
+    b.add(` ${rng.pick(from(CONNECTORS, parts.frames))} ${verb}.`);
   }
   b.add(` ${fill(rng.pick(from(QUESTIONS, parts.frames)), { name, obj: object })}\nA:`);
   // A wrong intermediate step (never the last): later steps carry its value forward, so every

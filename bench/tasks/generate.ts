@@ -29,10 +29,10 @@ export const GENERATORS: Record<Family, (rng: Rng, split: Split) => TaskRecord> 
 
 /** Share of each family in the training mix. */
 export const TRAIN_MIX: Record<Family, number> = {
-  "arith-cot": 0.32,
+  "arith-cot": 0.36,
   "lookup-decorative": 0.14,
-  "hinted-choice": 0.14,
-  ioi: 0.16,
+  "hinted-choice": 0.12,
+  ioi: 0.14,
   induction: 0.1,
   stories: 0.14,
 };
