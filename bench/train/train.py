@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -120,6 +121,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", help="a model folder this script wrote: continue training from its weights")
+    ap.add_argument("--keep-checkpoints", action="store_true",
+                    help="also keep every save in OUT/checkpoints/step-N (for bench/train/average-checkpoints.ts)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -163,6 +166,12 @@ def main():
         }
         with open(os.path.join(args.out, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=2)
+        if args.keep_checkpoints:
+            kept = os.path.join(args.out, "checkpoints", f"step-{manifest['steps']}")
+            os.makedirs(kept, exist_ok=True)
+            for name in ("config.json", "model.safetensors", "manifest.json"):
+                shutil.copyfile(os.path.join(args.out, name), os.path.join(kept, name))
+            shutil.copyfile(args.tokenizer, os.path.join(kept, "tokenizer.json"))
 
     model.train()
     while time.time() - started < budget:
