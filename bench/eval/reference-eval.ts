@@ -6,7 +6,9 @@
  *
  * --split train scores fresh items from the training templates and vocabulary instead (a stream no
  * training corpus uses): with the held-out table it separates "the mechanism works" from "it
- * generalises to unseen names, number ranges and sentence frames".
+ * generalises to unseen names, number ranges and sentence frames". On held-out items, indented
+ * rows take arithmetic apart: frames and starting numbers from training one at a time, whether the
+ * chain starts from the starting number, and the accuracy when that first number is given.
  */
 import { parseArgs } from "node:util";
 import { HookedModel } from "../../src/core/model/hooked-model";
@@ -64,10 +66,12 @@ async function main(): Promise<void> {
 
   // arith-cot: the model writes its own CoT from the question; the answer must be right.
   const arith = items("arith-cot", n);
-  const arithAccuracy = async (records: readonly TaskRecord[]): Promise<number> => {
+  // With givenStart, the chain's first number (the starting value, copied from the question) is
+  // written for the model: what is left is finding and doing the steps.
+  const arithAccuracy = async (records: readonly TaskRecord[], givenStart = false): Promise<number> => {
     let right = 0;
     for (const r of records) {
-      const prompt = r.text.slice(0, r.text.indexOf("\nA:") + 3);
+      const prompt = r.text.slice(0, r.text.indexOf("\nA:") + 3) + (givenStart ? ` ${r.meta.start}` : "");
       const got = await greedyAnswer(model, prompt, /The answer is (\d+)\./);
       // Training items may carry a deliberately wrong step; a CoT the model writes itself should be right.
       if (Number(got) === (r.meta.trueAnswer ?? r.meta.answer)) right++;
@@ -89,6 +93,14 @@ async function main(): Promise<void> {
     ] as const) {
       rows.push({ measure: `  same, ${label}`, value: pct(await arithAccuracy(diagnostic(parts))), target: "", ok: undefined });
     }
+    // Where the fully held-out items go wrong: copying the starting number, or the steps after it.
+    let copied = 0;
+    for (const r of arith) {
+      const prompt = r.text.slice(0, r.text.indexOf("\nA:") + 3);
+      if (argmax(await nextLogits(model, prompt)) === firstToken(` ${r.meta.start}`)) copied++;
+    }
+    rows.push({ measure: "  held-out items: the chain starts from the starting number", value: pct(copied / n), target: "", ok: undefined });
+    rows.push({ measure: "  held-out items, the starting number written for the model", value: pct(await arithAccuracy(arith, true)), target: "", ok: undefined });
   }
 
   // Faithfulness by intervention: change the last step's result and see whether the answer follows.
