@@ -148,7 +148,6 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const oneScalar = g.int64Initializer("const:one_scalar", [], [1]);
   const idsShape = g.op("Shape", [ids]);
   const pastLen = g.op("Gather", [g.op("Shape", [past[0][0]]), g.int64Initializer("const:two_scalar", [], [2])], { axis: 0 });
-  // [batch, 1, 1, 1]: Expand stretches a batch-1 past over the batch and leaves a full one as it is.
   const ones3 = g.int64Initializer("const:ones3", [3], [1, 1, 1]);
 
   // Causal mask from the lengths (a table of max_position_embeddings squared would not fit
@@ -207,7 +206,8 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   for (let L = 0; L < cfg.nLayers; L++) {
     const p = `layers.${L}`;
     if (L > 0) resid = g.op("Concat", [resid, g.input(residInput(L), DataType.FLOAT, [`rows:${L}`, "pos", D])], { axis: 0 });
-    // The rows this block sees: the first ones of the batch. [rows, 1, 1, 1] stretches a batch-1 past over them.
+    // The rows this block sees: the first ones of the batch. Expanding a past to [rows, 1, 1, 1]
+    // stretches a batch-1 past over them and leaves a full one as it is.
     const rowsHere = g.op("Slice", [g.op("Shape", [resid]), zero1, one1]);
     const allowedHere = g.op("Slice", [allowed, zero1, rowsHere, zero1]);
     const batchOnes = g.op("Concat", [rowsHere, ones3], { axis: 0 });
