@@ -5,7 +5,7 @@
  */
 import { strict as assert } from "node:assert";
 import { LoupeError } from "../../src/core/errors";
-import { HookedModel, prefixKeyValues } from "../../src/core/model/hooked-model";
+import { cacheHeads, HookedModel, prefixKeyValues } from "../../src/core/model/hooked-model";
 import { blockHook } from "../../src/core/model/hooks";
 import type { Intervention } from "../../src/core/model/interventions";
 import { singleToken } from "../../src/core/patching/metrics";
@@ -89,7 +89,7 @@ for (const [family, folder] of [["GPT-2", TINY_GPT2], ["Llama", TINY_LLAMA]] as 
     const names = [blockHook(0, "hook_resid_post"), blockHook(1, "attn.hook_z"), "ln_final.hook_normalized"];
     const full = await model.runWithCache(tokens, { names, keyValues: true });
     const T = tokens.length;
-    assert.deepEqual(full.keyValues?.keys[0].dims, [1, model.cfg.nHeads, T, model.cfg.dHead]);
+    assert.deepEqual(full.keyValues?.keys[0].dims, [1, cacheHeads(model.cfg), T, model.cfg.dHead]);
     for (const p of [1, 5, T - 1]) {
       const prefix = prefixKeyValues(full.keyValues!, 0, p);
       const rest = await model.runWithCache(tokens.slice(p), { names, prefix, keyValues: true });
@@ -97,6 +97,19 @@ for (const [family, folder] of [["GPT-2", TINY_GPT2], ["Llama", TINY_LLAMA]] as 
       for (const name of names) near(rest.cache.get(name).data, positions(full.cache.get(name), 0, p), `${name} after a prefix of ${p}`);
       for (let L = 0; L < model.cfg.nLayers; L++) near(rest.keyValues!.keys[L].data, full.keyValues!.keys[L].data, `layer ${L} keys: prefix and new tokens`);
     }
+  });
+
+  it("caches one slot per key/value head, and refuses to cache a change that sets a group's heads apart", async () => {
+    const heads = cacheHeads(model.cfg);
+    assert.equal(heads, family === "Llama" ? 2 : model.cfg.nHeads, "the tiny Llama shares each key/value head between two query heads");
+    const { keyValues } = await model.runWithCache(tokens, { names: [], keyValues: true });
+    for (const t of [...keyValues!.keys, ...keyValues!.values]) assert.deepEqual(t.dims, [1, heads, tokens.length, model.cfg.dHead]);
+    const oneHead: Intervention = { hook: blockHook(0, "attn.hook_k"), kind: "zero", heads: [1] };
+    if (heads < model.cfg.nHeads) await rejectsWith(model.runWithHooks(tokens, [oneHead], { keyValues: true }), /shares each key\/value head among 2 query heads/);
+    else assert.ok((await model.runWithHooks(tokens, [oneHead], { keyValues: true })).keyValues);
+    // Without the cache the same intervention runs, and it matters.
+    const changed = await model.runWithHooks(tokens, [oneHead]);
+    assert.ok(maxAbsDiff(changed.logits.data, (await model.run(tokens)).data) > 1e-4);
   });
 
   it("interventions after a prefix act where the full run's would, row by row", async () => {

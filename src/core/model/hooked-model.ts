@@ -84,7 +84,10 @@ export interface StartAt {
   readonly resid: Tensor;
 }
 
-/** Keys and values of a run's tokens, one [batch, heads, tokens, d_head] tensor per layer. */
+/**
+ * Keys and values of a run's tokens, one [batch, heads, tokens, d_head] tensor per layer; heads
+ * are the key/value heads (cacheHeads), fewer than the query heads in a grouped-query model.
+ */
 export interface KeyValues {
   readonly keys: readonly Tensor[];
   readonly values: readonly Tensor[];
@@ -183,7 +186,7 @@ export class HookedModel {
     this.hasStartAt = cfg.nLayers > 1 && session.inputNames.includes(residInput(1));
 
     if (this.hasPast) {
-      const empty = new ort.Tensor("float32", new Float32Array(0), [1, cfg.nHeads, 0, cfg.dHead]);
+      const empty = new ort.Tensor("float32", new Float32Array(0), [1, cacheHeads(cfg), 0, cfg.dHead]);
       for (let L = 0; L < cfg.nLayers; L++) {
         this.idleInterventions[PAST_IO.pastKey(L)] ??= empty;
         this.idleInterventions[PAST_IO.pastValue(L)] ??= empty;
@@ -501,6 +504,9 @@ export class HookedModel {
     const kvNames: string[] = [];
     if (options.keyValues) {
       if (!this.hasPast) throw new LoupeError("bad-argument", "This model's graph does not return keys and values.");
+      // The cache holds one slot per key/value head: per-head changes within a group cannot be kept.
+      const split = cacheHeads(this.cfg) < this.cfg.nHeads && interventions.find((iv) => /\.attn\.hook_[kv]$/.test(iv.hook));
+      if (split) throw new LoupeError("bad-argument", `Intervention at ${split.hook}: this model shares each key/value head among ${this.cfg.nHeads / cacheHeads(this.cfg)} query heads, so its key/value cache cannot hold the change; run without returning keys and values.`);
       for (let L = 0; L < this.cfg.nLayers; L++) kvNames.push(PAST_IO.presentKey(L), PAST_IO.presentValue(L));
     }
     const outputs = await this.session.run(feeds, [GRAPH_INPUTS.logits, ...fetch, ...kvNames]);
@@ -552,7 +558,8 @@ export class HookedModel {
   /** The prefix's token count, after checking that it fits this model and this run. */
   private checkPrefix(prefix: KeyValues, batch: number, interventions: readonly Intervention[]): number {
     if (!this.hasPast) throw new LoupeError("bad-argument", "This model's graph cannot continue from a prefix; run the whole sequence.");
-    const { nLayers, nHeads, dHead } = this.cfg;
+    const { nLayers, dHead } = this.cfg;
+    const nHeads = cacheHeads(this.cfg);
     const all = [...prefix.keys, ...prefix.values];
     if (prefix.keys.length !== nLayers || prefix.values.length !== nLayers) {
       throw new LoupeError("bad-shape", `The prefix has keys and values for ${prefix.keys.length} and ${prefix.values.length} layers; this model has ${nLayers}.`);
@@ -568,6 +575,11 @@ export class HookedModel {
     if (P > 0 && pattern) throw new LoupeError("bad-argument", `Intervention at ${pattern.hook}: attention patterns and scores cannot be changed in a run that continues from a prefix.`);
     return P;
   }
+}
+
+/** Heads per layer in the key/value cache: one per key/value head (a Llama graph shares them among query heads). */
+export function cacheHeads(cfg: ModelConfig): number {
+  return cfg.architecture === "llama" ? cfg.nKvHeads : cfg.nHeads;
 }
 
 /**

@@ -15,8 +15,9 @@
  * - mlp.hook_pre is the gate projection, mlp.hook_post is silu(gate) * up.
  *
  * Keys and values of earlier tokens can be fed back (past_key:L, past_value:L; each layer's
- * present_key:L and present_value:L are outputs), so generation runs one new token at a time.
- * attention_mask covers past and new tokens. Fed empty pasts ([1, heads, 0, d_head], as
+ * present_key:L and present_value:L are outputs), so generation runs one new token at a time. The
+ * cache holds one slot per key/value head ([batch, n_kv_heads, tokens, d_head]), not per query head.
+ * attention_mask covers past and new tokens. Fed empty pasts ([1, n_kv_heads, 0, d_head], as
  * HookedModel does for a plain run), a run is exactly the plain full-sequence run. (They must be
  * fed: onnxruntime-node passes only declared inputs, so an initializer cannot be their default.)
  *
@@ -137,11 +138,11 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const lastAxis = g.int64Initializer("axes:last", [1], [-1]);
 
   // Past keys/values: the run's batch, or batch 1 stretched over every row (a shared prefix, as
-  // HookedModel's prefix runs feed for GPT-2 too); empty ([1, heads, 0, d_head]) for a plain run.
+  // HookedModel's prefix runs feed for GPT-2 too); empty ([1, n_kv_heads, 0, d_head]) for a plain run.
   const past: Array<[string, string]> = [];
   for (let L = 0; L < cfg.nLayers; L++) {
     const pair = [KV_IO.pastKey(L), KV_IO.pastValue(L)] as [string, string];
-    for (const name of pair) g.input(name, DataType.FLOAT, ["past_batch", H, "past", Dh]);
+    for (const name of pair) g.input(name, DataType.FLOAT, ["past_batch", KV, "past", Dh]);
     past.push(pair);
   }
   const zeroScalar = g.int64Initializer("const:zero_scalar", [], [0]);
@@ -200,6 +201,11 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   /** [B, T, KV, Dh] -> [B, T, H, Dh], each key/value head repeated for its group of query heads. */
   const ungroup = (x: string): string =>
     groups === 1 ? x : g.op("Reshape", [g.op("Expand", [g.op("Unsqueeze", [x, axis3]), expandGroups]), shapeQ]);
+  /** The same for cached keys and values, [B, KV, P, Dh] -> [B, H, P, Dh]: query head h reads key/value head h / groups. */
+  const groupOfHead = g.int64Initializer("heads:group_of_head", [H], Array.from({ length: H }, (_, h) => Math.floor(h / groups)));
+  const ungroupHeads = (x: string): string => (groups === 1 ? x : g.op("Gather", [x, groupOfHead], { axis: 1 }));
+  /** Query head kv * groups: the first of key/value head kv's group. */
+  const firstOfGroup = g.int64Initializer("heads:first_of_group", [KV], Array.from({ length: KV }, (_, kv) => kv * groups));
 
   let resid = hook("hook_embed", w.rows("embed_tokens.weight", [V, D], ids));
 
@@ -222,10 +228,19 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     const qT = g.op("Transpose", [last ? g.op("Gather", [rotatedQ, logitPositions], { axis: 1 }) : rotatedQ], { perm: [0, 2, 1, 3] });
     const queryMask = last ? g.op("Gather", [allowedHere, logitPositions], { axis: 2 }) : allowedHere;
     if (last) resid = g.op("Gather", [resid, logitPositions], { axis: 1 });
+    /**
+     * Keys or values [rows, H, past + pos, Dh] for attention, from the past ones and this run's
+     * x ([rows, pos, H, Dh], hooked). The cache output (present) keeps one slot per key/value head:
+     * the first query head of each group, which is every head of it unless an intervention at
+     * attn.hook_k or attn.hook_v set the heads of a group apart (HookedModel refuses to return the
+     * cache then).
+     */
     const withPast = (pastName: string, x: string, presentName: string): string => {
-      const all = g.op("Concat", [g.op("Expand", [pastName, batchOnes]), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);
+      const pastRows = g.op("Expand", [pastName, batchOnes]);
+      const grouped = groups === 1 ? x : g.op("Gather", [x, firstOfGroup], { axis: 2 });
+      g.op("Concat", [pastRows, g.op("Transpose", [grouped], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);
       g.output(presentName, DataType.FLOAT);
-      return all;
+      return g.op("Concat", [ungroupHeads(pastRows), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 });
     };
     const kT = g.op("Transpose", [withPast(past[L][0], rotate(k), KV_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
     const vT = withPast(past[L][1], v, KV_IO.presentValue(L));
