@@ -228,7 +228,10 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     await shots.take(page, "choose-lens");
     await entropy.click();
     await waitFor(async () => /entropy/.test((await legendText(page)) ?? ""), "legend shows the entropy lens");
-    const after = await waitForDecorations(page, (d) => d.heat.length > 0);
+    // The legend can change a frame before the editor repaints: wait for the colours to change
+    // (a lens that recoloured nothing times out here).
+    const same = (d: typeof before) => JSON.stringify(d.heat) === JSON.stringify(before.heat);
+    const after = await waitForDecorations(page, (d) => d.heat.length > 0 && !same(d), 30_000);
     await shots.take(page, "entropy-lens");
     assert.ok(after.heat.every((run) => run.line === 2));
     assert.notDeepEqual(after.heat, before.heat, "entropy colours differ from surprisal colours");
