@@ -18,9 +18,10 @@ import { chunks, DEFAULT_MEMORY_BUDGET, rowsPerCall } from "./plan";
 
 /**
  * Rows per call when the caller does not say. Batching saves the fixed cost of a call; past about
- * 16 rows of a short prompt a call is compute-bound. Warm, 32 or 64 rows are ~20% faster; cold (a
- * sweep run once, as from the editor) the first calls of a bigger batch shape page in so much
- * memory that 16 is several times faster (bench/patching, reference model).
+ * 16 rows of a short prompt a call is compute-bound. Warm, 32 or 64 rows take 10-20% less CPU; cold
+ * (a sweep run once, as from the editor) the first calls of a bigger batch shape page in more
+ * memory, and a first sweep at 32 rows took ~15% more CPU than at 16 (reference model, 26 tokens,
+ * 2 cores; earlier measurements found the cold gap several times larger). Neither clearly wins.
  */
 export const DEFAULT_BATCH_ROWS = 16;
 
