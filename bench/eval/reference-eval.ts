@@ -94,12 +94,23 @@ async function main(): Promise<void> {
       rows.push({ measure: `  same, ${label}`, value: pct(await arithAccuracy(diagnostic(parts))), target: "", ok: undefined });
     }
     // Where the fully held-out items go wrong: copying the starting number, or the steps after it.
-    let copied = 0;
-    for (const r of arith) {
-      const prompt = r.text.slice(0, r.text.indexOf("\nA:") + 3);
-      if (argmax(await nextLogits(model, prompt)) === firstToken(` ${r.meta.start}`)) copied++;
-    }
-    rows.push({ measure: "  held-out items: the chain starts from the starting number", value: pct(copied / n), target: "", ok: undefined });
+    // The probability of the right first number, with held-out starting numbers and with training
+    // ones, tells an opener the model cannot read from a number it will not start a chain with.
+    const firstNumber = async (records: readonly TaskRecord[]) => {
+      let copied = 0;
+      let probability = 0;
+      for (const r of records) {
+        const logits = await nextLogits(model, r.text.slice(0, r.text.indexOf("\nA:") + 3));
+        const start = firstToken(` ${r.meta.start}`);
+        if (argmax(logits) === start) copied++;
+        probability += Math.exp(logSoftmax(logits)[start]) / records.length;
+      }
+      return { copied: copied / records.length, probability };
+    };
+    const held = await firstNumber(arith);
+    const trainingStarts = await firstNumber(diagnostic({ frames: "heldout", start: "train" }));
+    rows.push({ measure: "  held-out items: the chain starts from the starting number", value: pct(held.copied), target: "", ok: undefined });
+    rows.push({ measure: "  P(starting number) there: held-out / training starting numbers", value: `${held.probability.toFixed(2)} / ${trainingStarts.probability.toFixed(2)}`, target: "", ok: undefined });
     rows.push({ measure: "  held-out items, the starting number written for the model", value: pct(await arithAccuracy(arith, true)), target: "", ok: undefined });
   }
 
