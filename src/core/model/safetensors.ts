@@ -163,14 +163,17 @@ export function halfToFloat32(halves: Uint16Array): Float32Array {
   return out;
 }
 
+/** Each value's bits as a float32. */
+function float32Bits(values: ArrayLike<number>): Uint32Array {
+  return new Uint32Array(Float32Array.from(values).buffer);
+}
+
 /** float32 -> IEEE half, rounded to nearest even; too large becomes infinity, too small a subnormal or zero. */
 export function float32ToHalf(values: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(values.length);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < values.length; i++) {
-    f[0] = values[i];
-    const bits = u[0];
+  const all = float32Bits(values);
+  const out = new Uint16Array(all.length);
+  for (let i = 0; i < all.length; i++) {
+    const bits = all[i];
     const sign = (bits >>> 16) & 0x8000;
     const exp32 = (bits >>> 23) & 0xff;
     let mant = bits & 0x7fffff;
@@ -184,7 +187,8 @@ export function float32ToHalf(values: ArrayLike<number>): Uint16Array {
     if (exp >= 0x1f) {
       out[i] = sign | 0x7c00;
       continue;
-    } else if (exp <= 0) {
+    }
+    if (exp <= 0) {
       // Subnormal: the implicit leading 1 joins the mantissa, shifted further right.
       if (exp < -10) {
         out[i] = sign;
@@ -207,16 +211,9 @@ export function float32ToHalf(values: ArrayLike<number>): Uint16Array {
 
 /** float32 -> bfloat16 (the top half of a float32), rounded to nearest even; NaN stays NaN. */
 export function float32ToBf16(values: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(values.length);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < values.length; i++) {
-    f[0] = values[i];
-    const bits = u[0];
-    if (Number.isNaN(f[0])) out[i] = (bits >>> 16) | 0x40;
-    else out[i] = (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
-  }
-  return out;
+  return Uint16Array.from(float32Bits(values), (bits) =>
+    (bits & 0x7fffffff) > 0x7f800000 ? (bits >>> 16) | 0x40 : (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16,
+  );
 }
 
 export interface TensorToWrite {
