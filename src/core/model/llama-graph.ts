@@ -128,9 +128,6 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const shapeQ = g.int64Initializer("shape:q", [4], [0, 0, H, Dh]);
   const shapeKv = g.int64Initializer("shape:kv", [4], [0, 0, KV, Dh]);
   const shapeFlat = g.int64Initializer("shape:flat", [3], [0, 0, H * Dh]);
-  // [B, T, KV, 1, Dh] broadcast to [B, T, KV, groups, Dh]: query head h reads key/value head h / groups.
-  const expandGroups = g.int64Initializer("shape:groups", [5], [1, 1, 1, groups, 1]);
-  const axis3 = g.int64Initializer("axes:3", [1], [3]);
   const invSqrtDh = g.floatInitializer("scale:attn", [], [1 / Math.sqrt(Dh)]);
   const maskedScore = g.floatInitializer("masked_score", [], [MASKED_SCORE]);
   const two = g.floatInitializer("const:two", [], [2]);
@@ -150,6 +147,8 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const idsShape = g.op("Shape", [ids]);
   const pastLen = g.op("Gather", [g.op("Shape", [past[0][0]]), g.int64Initializer("const:two_scalar", [], [2])], { axis: 0 });
   const ones3 = g.int64Initializer("const:ones3", [3], [1, 1, 1]);
+  const zero1 = g.int64Initializer("const:zero1", [1], [0]);
+  const one1 = g.int64Initializer("const:one1", [1], [1]);
 
   // Causal mask from the lengths (a table of max_position_embeddings squared would not fit
   // long-context models): new token i sees keys up to past + i; AND key-not-padding: [batch, 1, query, key].
@@ -167,8 +166,6 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   // row starts at block 0: angle = pos * invFreq, each frequency used for both halves of the head
   // (HF's rotate_half layout, not interleaved pairs).
   const invFreq = g.floatInitializer("rope:inv_freq", [Dh / 2], ropeInverseFrequencies(cfg));
-  const zero1 = g.int64Initializer("const:zero1", [1], [0]);
-  const one1 = g.int64Initializer("const:one1", [1], [1]);
   const angles = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [queries], { to: DataType.FLOAT }), g.int64Initializer("axes:01", [2], [0, 2])]), invFreq]);
   const headAxis = g.int64Initializer("axes:2", [1], [2]);
   const cosHalf = g.op("Cos", [angles]);
@@ -198,12 +195,13 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     const y = g.op("MatMul", [x, g.op("Transpose", [w.get(`${name}.weight`, [dOut, dIn], x)], { perm: [1, 0] })]);
     return bias ? g.op("Add", [y, w.get(`${name}.bias`, [dOut])]) : y;
   };
-  /** [B, T, KV, Dh] -> [B, T, H, Dh], each key/value head repeated for its group of query heads. */
-  const ungroup = (x: string): string =>
-    groups === 1 ? x : g.op("Reshape", [g.op("Expand", [g.op("Unsqueeze", [x, axis3]), expandGroups]), shapeQ]);
-  /** The same for cached keys and values, [B, KV, P, Dh] -> [B, H, P, Dh]: query head h reads key/value head h / groups. */
+  /**
+   * Each key/value head repeated for its group of query heads along the head axis: [B, T, KV, Dh]
+   * -> [B, T, H, Dh] for new tokens (axis 2), [B, KV, P, Dh] -> [B, H, P, Dh] for the cache (axis 1).
+   * Query head h reads key/value head h / groups.
+   */
   const groupOfHead = g.int64Initializer("heads:group_of_head", [H], Array.from({ length: H }, (_, h) => Math.floor(h / groups)));
-  const ungroupHeads = (x: string): string => (groups === 1 ? x : g.op("Gather", [x, groupOfHead], { axis: 1 }));
+  const ungroup = (x: string, axis: 1 | 2): string => (groups === 1 ? x : g.op("Gather", [x, groupOfHead], { axis }));
   /** Query head kv * groups: the first of key/value head kv's group. */
   const firstOfGroup = g.int64Initializer("heads:first_of_group", [KV], Array.from({ length: KV }, (_, kv) => kv * groups));
 
@@ -220,8 +218,8 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     resid = bhook(L, "hook_resid_pre", resid);
     const x = rmsNorm(resid, `${p}.input_layernorm`);
     const q = bhook(L, "attn.hook_q", g.op("Reshape", [linear(x, `${p}.self_attn.q_proj`, D, H * Dh, cfg.qkvBias), shapeQ]));
-    const k = bhook(L, "attn.hook_k", ungroup(g.op("Reshape", [linear(x, `${p}.self_attn.k_proj`, D, KV * Dh, cfg.qkvBias), shapeKv])));
-    const v = bhook(L, "attn.hook_v", ungroup(g.op("Reshape", [linear(x, `${p}.self_attn.v_proj`, D, KV * Dh, cfg.qkvBias), shapeKv])));
+    const k = bhook(L, "attn.hook_k", ungroup(g.op("Reshape", [linear(x, `${p}.self_attn.k_proj`, D, KV * Dh, cfg.qkvBias), shapeKv]), 2));
+    const v = bhook(L, "attn.hook_v", ungroup(g.op("Reshape", [linear(x, `${p}.self_attn.v_proj`, D, KV * Dh, cfg.qkvBias), shapeKv]), 2));
     // The last block needs every position's keys and values, but its queries only at the logit positions.
     const last = L === cfg.nLayers - 1;
     const rotatedQ = rotate(q);
@@ -240,7 +238,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
       const grouped = groups === 1 ? x : g.op("Gather", [x, firstOfGroup], { axis: 2 });
       g.op("Concat", [pastRows, g.op("Transpose", [grouped], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);
       g.output(presentName, DataType.FLOAT);
-      return g.op("Concat", [ungroupHeads(pastRows), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 });
+      return g.op("Concat", [ungroup(pastRows, 1), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 });
     };
     const kT = g.op("Transpose", [withPast(past[L][0], rotate(k), KV_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
     const vT = withPast(past[L][1], v, KV_IO.presentValue(L));
