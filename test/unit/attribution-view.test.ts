@@ -12,7 +12,7 @@ const result: AttributionResult = {
   answer: { ids: [5], text: " Mia", logprob: -0.5, isTop: true },
   contrast: null,
   tokens: [tok(0, 0, 3, 2), tok(1, 3, 7, -0.3), tok(2, 7, 11, 0.5), tok(3, 11, 12, 0), tok(4, 12, 15, 1), tok(5, 15, 26, null)],
-  words: [{ start: 0, end: 3, tokens: [0], attribution: 2 } as never],
+  words: [{ start: 0, end: 3, tokens: [0], attribution: 2 } as never, { start: 8, end: 11, tokens: [2], attribution: 0.5 } as never],
   lines: [{ start: 0, end: 11, tokens: [0, 1, 2], attribution: 2.4 } as never, { start: 12, end: 26, tokens: [4, 5], attribution: -0.2 } as never],
   calls: 2,
   elapsedMs: 10,
@@ -38,6 +38,10 @@ describe("attribution view", () => {
     assert.match(hover, /\| word `Mia` \| \+2\.00 \|/);
     assert.match(hover, /\| this line \| \+2\.40 \|/);
     assert.match(attributionHoverMarkdown(result.tokens[5], result), /cannot be removed/);
+    // " Leo" starts at its space, before its word: still found, as are its line and value.
+    const spaced = attributionHoverMarkdown(result.tokens[2], result);
+    assert.match(spaced, /\| word `Leo` \| \+0\.50 \|/);
+    assert.match(spaced, /\| this line \| \+2\.40 \|/);
     assert.match(hover, /Δ log p\(answer\)/);
   });
 

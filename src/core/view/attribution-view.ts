@@ -23,8 +23,9 @@ export function lineLabel(result: AttributionResult, lineIndex: number): string 
 }
 
 export function attributionHoverMarkdown(token: TokenAttribution, result: AttributionResult): string {
-  const word = result.words.find((w) => w.start <= token.start && token.end <= w.end);
-  const line = result.lines.find((l) => l.start <= token.start && token.end <= l.end);
+  // By membership, not by range: a GPT-2 token such as " Mia" starts before its word does.
+  const word = result.words.find((w) => w.tokens.includes(token.index));
+  const line = result.lines.find((l) => l.tokens.includes(token.index));
   return [
     result.contrast
       ? `**Attribution to ${codeSpan(result.answer.text)} over ${codeSpan(result.contrast.text)}** (logit difference ${result.contrast.logitDiff.toFixed(2)})`
