@@ -53,9 +53,10 @@ export class AttributionLens extends EditorLens<Shown> implements vscode.HoverPr
           });
     if (contrast === undefined) return;
     try {
-      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
+      const settings = readSettings();
+      await this.models.ensureLoaded(this.models.chosenFolder(settings.modelPath));
       const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: "Loupe: attributing the answer…", cancellable: true }, (_p, token) =>
-        this.models.attribute({ text, answer: answer === "" ? undefined : answer, contrast: contrast === "" ? undefined : contrast }, token),
+        this.models.attribute({ text, answer: answer === "" ? undefined : answer, contrast: contrast === "" ? undefined : contrast, method: settings.attributionMethod }, token),
       );
       this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), result });
       this.draw(editor);

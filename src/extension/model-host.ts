@@ -7,7 +7,7 @@ import type { AttributionResult, PatchingResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { SteeringResult } from "../core/sae/steer";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
-import type { FaithfulnessParams, Methods } from "../worker/protocol";
+import type { FaithfulnessParams, Methods, Params } from "../worker/protocol";
 import { WorkerClient } from "../worker/client";
 import { readSettings } from "./settings";
 
@@ -100,7 +100,7 @@ export class ModelHost implements vscode.Disposable {
     return this.client.request("applyProbe", params, { signal: abortSignalFor(token) });
   }
 
-  async attribute(params: { text: string; answer?: string; contrast?: string }, token: vscode.CancellationToken): Promise<AttributionResult> {
+  async attribute(params: Params<"attribute">, token: vscode.CancellationToken): Promise<AttributionResult> {
     return this.client.request("attribute", params, { signal: abortSignalFor(token) });
   }
 

@@ -13,6 +13,7 @@ export interface LoupeSettings {
   /** Keep f16/bf16 weights as stored in memory (LoadOptions.compactWeights). */
   readonly compactWeights: boolean;
   readonly faithfulness: Omit<FaithfulnessParams, "text">;
+  readonly attributionMethod: "mask" | "embed";
 }
 
 export function readSettings(): LoupeSettings {
@@ -24,6 +25,7 @@ export function readSettings(): LoupeSettings {
     colorScale: c.get<string>("colorScale") === "absolute" ? "absolute" : "relative",
     maxModelBytes: megabytes(c.get<number>("maxModelMemoryMB", 4096)),
     compactWeights: c.get<boolean>("compactWeights", false) === true,
+    attributionMethod: c.get<string>("attribution.method") === "embed" ? "embed" : "mask",
     faithfulness: {
       answerMarker: c.get<string>("faithfulness.answerMarker") || undefined,
       reasoningCues: nonEmpty(c.get<string[]>("faithfulness.reasoningCues")),

@@ -456,6 +456,85 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     await runCommand(page, "View: Close All Editor Groups");
   });
 
+  it("Attribute the Answer colours what supports the answer with the CLI's numbers in hovers; loupe.attribution.method switches to embedding replacement", async function () {
+    this.timeout(300_000);
+    /** The oracle: `loupe attribute --json` from the same VSIX on line 1 with the same answer. */
+    const cliAttribution = (method: "mask" | "embed") => {
+      const json = execFileSync(process.execPath, [path.join(installedExtension(), "dist", "cli.js"), "attribute", "--json", "--answer", " Mia", "--method", method, "-"], {
+        input: PROMPT_LINE,
+        encoding: "utf8",
+        env: { ...process.env, NODE_OPTIONS: "", LOUPE_CACHE_DIR: path.join(root, "cli-cache") },
+      });
+      return JSON.parse(json) as { tokens: { text: string; attribution: number | null }[]; words: { text: string; attribution: number | null }[] };
+    };
+    /** The signed number on the hover row that starts with `row` ("−" is the minus sign the hover writes). */
+    const hoverNumber = (hover: string, row: RegExp) => {
+      const line = hover.split("\n").find((l) => row.test(l.trim()));
+      const m = line && [...line.matchAll(/([+−])(\d+\.\d+)/g)].pop();
+      assert.ok(m, `a number on the hover row ${row}:\n${hover}`);
+      return (m[1] === "−" ? -1 : 1) * Number(m[2]);
+    };
+    const attribute = async () => {
+      await openFile(page, "prompt.txt");
+      await focusEditor(page);
+      await page.keyboard.press("Control+Home");
+      await page.keyboard.press("Shift+End");
+      await waitFor(async () => (await cursorStatus(page)).includes(`(${PROMPT_LINE.length} selected)`), "line 1 selected");
+      await runCommand(page, "Loupe: Attribute the Answer…");
+      const box = page.locator(".quick-input-widget .quick-input-box input").first();
+      await page.locator(".quick-input-widget", { hasText: "attribute which continuation?" }).first().waitFor({ timeout: 30_000 });
+      await box.fill(" Mia");
+      await box.press("Enter");
+      await page.locator(".quick-input-widget", { hasText: "compare with another answer?" }).first().waitFor({ timeout: 30_000 });
+      await box.press("Enter");
+      const decorations = await waitForDecorations(page, (d) => d.heat.length > 0, 120_000);
+      assert.ok(decorations.heat.every((run) => run.line === 1), `only line 1 is coloured: ${JSON.stringify(decorations.heat)}`);
+      assert.ok(decorations.heat.some((run) => run.level === 6), "the strongest token gets full colour");
+    };
+    const hoverAt = async (needle: string, occurrence: "first" | "last", shot: string) => {
+      const hover = await hoverText(page, await textPoint(page, "When Mia", needle, occurrence), "Attribution to");
+      await shots.take(page, shot);
+      await page.mouse.move(5, 450);
+      await page.keyboard.press("Escape");
+      return hover;
+    };
+
+    // Default: attention knockout; the last token, where the answer is read, has no value.
+    await attribute();
+    const masked = cliAttribution("mask");
+    const mia = await hoverAt("Mia", "first", "attribution-mask");
+    assert.match(mia, /attention to it masked in every layer/);
+    const miaWord = masked.words.find((w) => w.text === "Mia");
+    assert.ok(miaWord?.attribution != null, "the CLI measures the word Mia");
+    assert.ok(Math.abs(hoverNumber(mia, /^word\b/) - miaWord.attribution) <= 0.011, `hover's word value matches the CLI's ${miaWord.attribution}:\n${mia}`);
+    const lastMasked = await hoverAt("to", "last", "attribution-mask-last");
+    assert.match(lastMasked, /The last token cannot be removed this way\./);
+
+    // A workspace setting switches the method: every token is measured, the last included.
+    const settingsDir = path.join(workspace, ".vscode");
+    fs.mkdirSync(settingsDir, { recursive: true });
+    fs.writeFileSync(path.join(settingsDir, "settings.json"), JSON.stringify({ "loupe.attribution.method": "embed" }));
+    try {
+      const embedded = cliAttribution("embed");
+      const last = embedded.tokens[embedded.tokens.length - 1];
+      assert.ok(last.text === " to" && last.attribution !== null, `the CLI measures the last token: ${JSON.stringify(last)}`);
+      // The setting is read when the command runs; code-server picks up the file asynchronously.
+      await waitFor(async () => {
+        await attribute();
+        const hover = await hoverAt("to", "last", "attribution-embed-last");
+        return /its embedding replaced/.test(hover);
+      }, "the attribution uses the embed method", 120_000);
+      const hover = await hoverAt("to", "last", "attribution-embed-last");
+      assert.doesNotMatch(hover, /cannot be removed/);
+      assert.ok(Math.abs(hoverNumber(hover, /^token\b/) - last.attribution) <= 0.011, `hover's token value matches the CLI's ${last.attribution}:\n${hover}`);
+    } finally {
+      fs.rmSync(settingsDir, { recursive: true, force: true });
+    }
+    await runCommand(page, "Loupe: Clear");
+    await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+    await runCommand(page, "View: Close All Editor Groups");
+  });
+
   it("no Loupe error reached the user or the page", async () => {
     const notifications = await allNotifications(page);
     await shots.take(page, "final");

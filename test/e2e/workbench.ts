@@ -190,14 +190,15 @@ export async function waitForDecorations(page: Page, predicate: (d: LoupeDecorat
 }
 
 /** Page coordinates of the middle of `needle` on the editor line whose text starts with `lineStart`. */
-export async function textPoint(page: Page, lineStart: string, needle: string): Promise<{ x: number; y: number }> {
+export async function textPoint(page: Page, lineStart: string, needle: string, occurrence: "first" | "last" = "first"): Promise<{ x: number; y: number }> {
   const point = await page.evaluate(
-    ({ lineStart, needle }) => {
+    ({ lineStart, needle, occurrence }) => {
       const editor = document.querySelector(".part.editor .editor-group-container.active .monaco-editor");
       const norm = (s: string) => s.replace(/\u00a0/g, " ");
       for (const line of Array.from(editor?.querySelectorAll<HTMLElement>(".view-lines .view-line") ?? [])) {
         if (!norm(line.textContent ?? "").startsWith(lineStart)) continue;
-        const at = norm(line.textContent ?? "").indexOf(needle);
+        const text = norm(line.textContent ?? "");
+        const at = occurrence === "last" ? text.lastIndexOf(needle) : text.indexOf(needle);
         if (at < 0) return undefined;
         // Walk the text nodes to the character offsets of the needle.
         const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
@@ -225,7 +226,7 @@ export async function textPoint(page: Page, lineStart: string, needle: string): 
       }
       return undefined;
     },
-    { lineStart, needle },
+    { lineStart, needle, occurrence },
   );
   if (!point) throw new Error(`"${needle}" not found on an editor line starting with "${lineStart}"`);
   return point;
