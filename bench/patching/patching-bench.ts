@@ -327,6 +327,7 @@ async function ioiAttribution(model: HookedModel, title: string, records: readon
     let hitsWhenRight = 0;
     let right = 0;
     let lastWins = 0;
+    let neighbourWins = 0;
     const topRoles = new Map<string, number>();
     for (const [i, r] of records.entries()) {
       const prompt = String(r.meta.prompt);
@@ -342,6 +343,8 @@ async function ioiAttribution(model: HookedModel, title: string, records: readon
       const words = res.words.filter((w) => !w.tokens.includes(n - 1));
       const word = words[topIndex(words.map((w) => w.attribution))];
       if (word && word.start === io.start && word.end === io.end) wordHits++;
+      // The word the answer position reads as its neighbour (the object in "gave a ball to").
+      if (word && word === words[words.length - 1]) neighbourWins++;
       const role = word ? (r.spans.find((x) => x.start === word.start && x.end === word.end)?.label ?? q(word.text)) : "none";
       topRoles.set(role, (topRoles.get(role) ?? 0) + 1);
       if (prefers[i]) {
@@ -351,7 +354,7 @@ async function ioiAttribution(model: HookedModel, title: string, records: readon
     }
     const common = [...topRoles.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, v]) => `${k} ${v}`).join(", ");
     rows.push([`${title}, ${name}: top token is in the IO name`, pct(tokenHits / records.length), `>= 90%; on the ${right} items where the model prefers IO: ${pct(hitsWhenRight / Math.max(1, right))}`]);
-    rows.push([`${title}, ${name}: top word is the IO name`, pct(wordHits / records.length), `top words: ${common}`]);
+    rows.push([`${title}, ${name}: top word is the IO name`, pct(wordHits / records.length), `top words: ${common}; the word just before the last token in ${pct(neighbourWins / records.length)}`]);
     if (method === "embed") rows.push([`${title}, ${name}: the last token, if counted, is top`, pct(lastWins / records.length), "mask cannot measure it"]);
   }
   rows.push([`${title}: (context) the model prefers the IO name over S`, pct(prefers.filter(Boolean).length / records.length), "full-name log-prob, summed over its tokens"]);
@@ -360,7 +363,7 @@ async function ioiAttribution(model: HookedModel, title: string, records: readon
 async function inductionAttribution(model: HookedModel, records: readonly TaskRecord[], rows: string[][]): Promise<void> {
   const cuts = records.flatMap((r) => inductionCuts(model, r));
   for (const { name, method } of METHODS) {
-    const byThird = [0, 0, 0].map(() => ({ hits: 0, separator: 0, n: 0 }));
+    const byThird = [0, 0, 0].map(() => ({ hits: 0, separator: 0, neighbour: 0, n: 0 }));
     for (const cut of cuts) {
       const res: AttributionResult = await attributeTokens(model, model.toString(cut.prompt), { answer: [cut.answer], method, groups: false });
       // The cut must re-encode to the same tokens, or positions would not mean what we think.
@@ -370,10 +373,11 @@ async function inductionAttribution(model: HookedModel, records: readonly TaskRe
       bucket.n++;
       if (t === cut.expected) bucket.hits++;
       if (t === cut.separator) bucket.separator++;
+      if (t === res.tokens.length - 2 && t !== cut.expected) bucket.neighbour++;
     }
-    const all = byThird.reduce((a, b) => ({ hits: a.hits + b.hits, separator: a.separator + b.separator, n: a.n + b.n }), { hits: 0, separator: 0, n: 0 });
+    const all = byThird.reduce((a, b) => ({ hits: a.hits + b.hits, separator: a.separator + b.separator, neighbour: a.neighbour + b.neighbour, n: a.n + b.n }), { hits: 0, separator: 0, neighbour: 0, n: 0 });
     const thirds = byThird.map((b) => pct(b.hits / Math.max(1, b.n))).join(" / ");
-    rows.push([`induction (${all.n} cuts in ${records.length} items), ${name}: top is the token after the earlier copy`, pct(all.hits / Math.max(1, all.n)), `early / middle / late third of the repeat: ${thirds}; the " |" separator is top in ${pct(all.separator / Math.max(1, all.n))}`]);
+    rows.push([`induction (${all.n} cuts in ${records.length} items), ${name}: top is the token after the earlier copy`, pct(all.hits / Math.max(1, all.n)), `early / middle / late third of the repeat: ${thirds}; the " |" separator is top in ${pct(all.separator / Math.max(1, all.n))}, the token just before the last in ${pct(all.neighbour / Math.max(1, all.n))}`]);
   }
 }
 
