@@ -9,6 +9,7 @@ import { attributeTokens, attributionTargets, knockoutInterventions } from "../.
 import { bindMetric, firstDistinctTokens, logSoftmax64, singleToken, type MetricSpec } from "../../src/core/patching/metrics";
 import { isDegenerate, normalise } from "../../src/core/patching/normalise";
 import { chunks, planSweep, rowsPerCall } from "../../src/core/patching/plan";
+import { parsePairFile, stringValueOffsets } from "../../src/core/patching/pairs";
 import { lineSegments, wordSegments } from "../../src/core/patching/segments";
 import { patchActivations, patchingSweeps, type PatchingResult } from "../../src/core/patching/sweep";
 import type { AttributionResult } from "../../src/core/patching/attribution";
@@ -315,6 +316,46 @@ describe("token attribution (tiny random GPT-2)", function () {
   });
 });
 
+describe("patching pair files", () => {
+  it("reads one pair a line, skipping blank lines, with optional answers and the line of each", () => {
+    const pairs = parsePairFile('{"clean": "a b", "corrupted": "a c", "answer": " Mia", "wrong": " Leo", "note": 1}\n\n{"clean": "x", "corrupted": "y"}\r\n');
+    assert.deepEqual(pairs, [
+      { clean: "a b", corrupted: "a c", answer: " Mia", wrong: " Leo", line: 1 },
+      { clean: "x", corrupted: "y", line: 3 },
+    ]);
+  });
+
+  it("names the file and line of a bad pair", () => {
+    const bad = (content: string, why: RegExp) => assert.throws(() => parsePairFile(content, "pairs.jsonl"), (e: unknown) => e instanceof LoupeError && why.test(e.message));
+    bad('{"clean": "a", "corrupted": "b"}\n{"clean": "a"', /^pairs\.jsonl:2: not valid JSON/);
+    bad('{"clean": "a", "corrupted": "b"}\n\n["a", "b"]', /^pairs\.jsonl:3: expected a JSON object/);
+    bad('{"clean": "a"}', /^pairs\.jsonl:1: missing "corrupted"/);
+    bad('{"clean": 3, "corrupted": "b"}', /^pairs\.jsonl:1: "clean" must be a string/);
+    bad('{"clean": "a", "corrupted": "  "}', /^pairs\.jsonl:1: "corrupted" is empty/);
+    bad('{"clean": "a", "corrupted": "b", "wrong": " Leo"}', /^pairs\.jsonl:1: "wrong" needs an "answer"/);
+    bad("\n  \n", /pairs\.jsonl holds no pairs/);
+  });
+
+  it("maps each character of the clean prompt to its place in the raw JSON line, through escapes", () => {
+    const clean = 'Mia said "hi"\nthen é 🙂 to';
+    const line = `{"corrupted": "\\"clean\\": no", "clean": ${JSON.stringify(clean).replace("é", "\\u00e9")}}`;
+    const map = stringValueOffsets(line, "clean", clean);
+    assert.ok(map, line);
+    assert.equal(map.length, clean.length + 1);
+    // Every character sits where its raw form starts; the last entry is the closing quote.
+    for (let i = 0; i < clean.length; i++) {
+      const raw = line.slice(map[i], map[i + 1]);
+      assert.equal(JSON.parse(`"${raw}"`), clean[i], `character ${i}: ${raw}`);
+    }
+    assert.equal(line.slice(map[9], map[13]), '\\"hi\\"');
+    assert.equal(line.slice(map[19], map[20]), "\\u00e9");
+    assert.equal(line[map[clean.length]], '"');
+    // Not found, or decoding to something else: no map.
+    assert.equal(stringValueOffsets(line, "clean", "other"), undefined);
+    assert.equal(stringValueOffsets('{"prompt": "x"}', "clean", "x"), undefined);
+  });
+});
+
 describe("loupe patch / attribute", function () {
   this.timeout(120_000);
   const dir = scratchDir("patch-cli");
@@ -341,6 +382,22 @@ describe("loupe patch / attribute", function () {
     assert.deepEqual(r.sweeps[0].shape, [2, T]);
     assert.equal(r.sweeps[0].normalised[17], 1);
     assert.equal(r.tokens.corrupted[17].text, " Mia");
+  });
+
+  it("patch --pairs patches the chosen pair of a JSONL file, with its answers unless flags override them", async () => {
+    const pairsFile = path.join(dir, "pairs.jsonl");
+    fs.writeFileSync(pairsFile, `${JSON.stringify({ clean: CORRUPT, corrupted: CLEAN, answer: " Leo", wrong: " Mia" })}\n\n${JSON.stringify({ clean: CLEAN, corrupted: CORRUPT, answer: " Mia", wrong: " Leo" })}\n`);
+    const fromFile = JSON.parse(await runCli(["patch", "--model", TINY_GPT2, "--pairs", pairsFile, "--pair", "2", "--sweep", "resid_pre", "--json"])) as PatchingResult;
+    const fromFlags = JSON.parse(await runCli(["patch", "--model", TINY_GPT2, "--clean", cleanFile, "--corrupt", corruptFile, "--answer", " Mia", "--wrong", " Leo", "--sweep", "resid_pre", "--json"])) as PatchingResult;
+    assert.deepEqual(fromFile.sweeps[0].normalised, fromFlags.sweeps[0].normalised);
+    assert.deepEqual(fromFile.baselines, fromFlags.baselines);
+    const first = JSON.parse(await runCli(["patch", "--model", TINY_GPT2, "--pairs", pairsFile, "--sweep", "resid_pre", "--json"])) as PatchingResult;
+    assert.equal(first.tokens.clean[17].text, " Mia", "pair 1 by default: its clean prompt is the other file's corrupted one");
+    const overridden = JSON.parse(await runCli(["patch", "--model", TINY_GPT2, "--pairs", pairsFile, "--pair", "2", "--answer", " Mia", "--sweep", "resid_pre", "--json"])) as PatchingResult;
+    assert.equal(overridden.metric.kind, "logprob", "--answer alone replaces the pair's answer and wrong answer");
+    await assert.rejects(runCli(["patch", "--model", TINY_GPT2, "--pairs", pairsFile, "--pair", "3"]), /--pair 3: .*pairs\.jsonl holds 2 pair\(s\)/);
+    await assert.rejects(runCli(["patch", "--model", TINY_GPT2, "--pairs", pairsFile, "--clean", cleanFile]), /Give --pairs, or --clean and --corrupt, not both/);
+    await assert.rejects(runCli(["patch", "--model", TINY_GPT2, "--clean", cleanFile, "--corrupt", corruptFile, "--pair", "2", "--answer", " Mia"]), /--pair picks a pair from --pairs FILE/);
   });
 
   it("patch prints tables with token labels and layers", async () => {

@@ -2,6 +2,7 @@ import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
 import { firstDistinctTokens, singleToken, type MetricSpec } from "../../core/patching/metrics";
+import { parsePairFile } from "../../core/patching/pairs";
 import { isSweepKind, type SweepKind } from "../../core/patching/plan";
 import { DEFAULT_SWEEPS, patchingSweeps, type Direction, type PatchingResult, type SweepResult } from "../../core/patching/sweep";
 import { loadOptions, positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
@@ -104,11 +105,27 @@ interface Prompts {
   metric: MetricSpec;
 }
 
+/** The two prompts and the answers given for them, from --clean/--corrupt or from a pair file. */
+function promptTexts(values: ParsedValues, io: CliIo): { clean: string; corrupted: string; answer?: string; wrong?: string } {
+  const pairsFile = stringOption(values, "pairs");
+  const own = { answer: stringOption(values, "answer"), wrong: stringOption(values, "wrong") };
+  if (pairsFile === undefined) {
+    if (values.pair !== undefined) throw new LoupeError("bad-argument", "--pair picks a pair from --pairs FILE.");
+    const clean = withoutFinalNewline(readInput(stringOption(values, "clean"), io, "--clean prompt file"));
+    const corrupted = withoutFinalNewline(readInput(stringOption(values, "corrupt"), io, "--corrupt prompt file"));
+    return { clean, corrupted, ...own };
+  }
+  if (values.clean !== undefined || values.corrupt !== undefined) throw new LoupeError("bad-argument", "Give --pairs, or --clean and --corrupt, not both.");
+  const pairs = parsePairFile(readInput(pairsFile, io, "--pairs file"), pairsFile);
+  const n = positiveInt(values, "pair", 1);
+  if (n > pairs.length) throw new LoupeError("bad-argument", `--pair ${n}: ${pairsFile} holds ${pairs.length} pair(s).`);
+  const pair = pairs[n - 1];
+  // An answer given on the command line replaces the pair's answers, wrong one included.
+  return { clean: pair.clean, corrupted: pair.corrupted, ...(own.answer !== undefined ? own : { answer: pair.answer, wrong: own.wrong ?? pair.wrong }) };
+}
+
 function resolvePrompts(model: HookedModel, values: ParsedValues, io: CliIo): Prompts {
-  const cleanText = withoutFinalNewline(readInput(stringOption(values, "clean"), io, "--clean prompt file"));
-  const corruptText = withoutFinalNewline(readInput(stringOption(values, "corrupt"), io, "--corrupt prompt file"));
-  const answer = stringOption(values, "answer");
-  const wrong = stringOption(values, "wrong");
+  const { clean: cleanText, corrupted: corruptText, answer, wrong } = promptTexts(values, io);
   const kind = stringOption(values, "metric") ?? (wrong !== undefined ? "logit-diff" : answer !== undefined ? "logprob" : undefined);
   const clean = model.toTokens(cleanText);
   const corrupted = model.toTokens(corruptText);
@@ -136,15 +153,19 @@ function resolvePrompts(model: HookedModel, values: ParsedValues, io: CliIo): Pr
 
 export const patchCommand: Command = {
   name: "patch",
-  usage: `loupe patch --clean FILE --corrupt FILE --answer TOKEN [--wrong TOKEN] [--metric logit-diff|logprob|kl]
-        [--direction denoising|noising] [--sweep resid_pre,attn_out,mlp_out,heads,heads_by_pos,...]
-        [--first-distinct] [--batch-size N] [--model DIR] [--json]
+  usage: `loupe patch (--clean FILE --corrupt FILE | --pairs FILE.jsonl [--pair N]) --answer TOKEN [--wrong TOKEN]
+        [--metric logit-diff|logprob|kl] [--direction denoising|noising]
+        [--sweep resid_pre,attn_out,mlp_out,heads,heads_by_pos,...] [--first-distinct] [--batch-size N] [--model DIR] [--json]
     Activation patching between two prompts of the same token length, scored at the last token
     (a single final newline in FILE is ignored). --first-distinct scores multi-token answers by
-    their first differing tokens, appending the tokens they share to both prompts.`,
+    their first differing tokens, appending the tokens they share to both prompts. --pairs reads
+    a JSONL pair file, one {"clean", "corrupted", "answer"?, "wrong"?} a line, and patches pair N
+    (default 1); --answer and --wrong override the pair's own.`,
   options: {
     clean: { type: "string" },
     corrupt: { type: "string" },
+    pairs: { type: "string" },
+    pair: { type: "string" },
     answer: { type: "string" },
     wrong: { type: "string" },
     metric: { type: "string" },
