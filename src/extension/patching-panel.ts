@@ -1,5 +1,5 @@
 import * as vscode from "vscode";
-import type { PatchingResult } from "../core/patching";
+import { parsePairFile, stringValueOffsets, type PatchingPair, type PatchingResult } from "../core/patching";
 import { heatmaps, parsePatchingRequest, patchingCsv, pngBytes } from "../core/view/patching-view";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
@@ -8,14 +8,25 @@ import { scriptedPage } from "./webview-page";
 
 interface Shown {
   readonly result: PatchingResult;
-  readonly cleanOffsets: Array<[number, number]>;
   readonly uri: vscode.Uri;
-  readonly startOffset: number;
+  /** Document offsets of each clean token, for click-to-reveal; null where it has no text (<s>). */
+  readonly tokenRanges: Array<[number, number] | null>;
+}
+
+/** The prompts to patch, and where the clean one's characters sit in the document. */
+interface Request {
+  readonly clean: string;
+  readonly corrupted: string;
+  readonly answer?: string;
+  readonly wrong?: string;
+  /** Document offset of each character of `clean` (and one past its end). */
+  readonly cleanAt: (index: number) => number | undefined;
 }
 
 /**
  * Loupe: Patch Activations…: clean and corrupted prompts from two selections (Alt+click a second
- * one), or the selection and an edited copy of it; sweeps run in the worker; heatmaps in a webview.
+ * one), the selection and an edited copy of it, or a pair of a JSONL pair file (the pair under the
+ * cursor, else one picked); sweeps run in the worker; heatmaps in a webview.
  */
 export class PatchingPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
@@ -29,15 +40,39 @@ export class PatchingPanel implements vscode.Disposable {
   async run(): Promise<void> {
     const editor = vscode.window.activeTextEditor;
     if (!editor) {
-      void vscode.window.showInformationMessage("Loupe: select the clean prompt (and, with Alt+click, the corrupted one), then run Patch Activations.");
+      void vscode.window.showInformationMessage("Loupe: select the clean prompt (and, with Alt+click, the corrupted one) or open a pair file, then run Patch Activations.");
       return;
     }
+    const request = isPairFile(editor.document) ? await this.fromPairFile(editor) : await this.fromSelections(editor);
+    if (!request) return;
+    try {
+      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
+      const { clean, corrupted, answer, wrong } = request;
+      const { result, cleanOffsets } = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: "Loupe: patching…", cancellable: true },
+        (progress, token) => this.models.patch({ clean, corrupted, answer, wrong }, token, (done, total) => progress.report({ message: `${done}/${total} patched runs` })),
+      );
+      const tokenRanges = cleanOffsets.map(([start, end]): [number, number] | null => {
+        const from = request.cleanAt(start);
+        const to = request.cleanAt(end);
+        return end > start && from !== undefined && to !== undefined ? [from, to] : null;
+      });
+      this.shown = { result, uri: editor.document.uri, tokenRanges };
+      this.show();
+    } catch (error) {
+      const message = describeError(error);
+      if (message) void vscode.window.showErrorMessage(message);
+    }
+  }
+
+  /** Prompts from the selections, asking for what they do not give. */
+  private async fromSelections(editor: vscode.TextEditor): Promise<Request | undefined> {
     const document = editor.document;
     const first = editor.selections[0].isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selections[0];
     const clean = document.getText(first).replace(/\r?\n$/, "");
     if (clean.trim() === "") {
       void vscode.window.showWarningMessage("Loupe: select the clean prompt first.");
-      return;
+      return undefined;
     }
     let corrupted = editor.selections.length > 1 ? document.getText(editor.selections[1]).replace(/\r?\n$/, "") : undefined;
     corrupted ??= await vscode.window.showInputBox({
@@ -45,23 +80,41 @@ export class PatchingPanel implements vscode.Disposable {
       prompt: "Edit the clean prompt into the corrupted one, keeping its token count (e.g. swap one name).",
       value: clean,
     });
-    if (corrupted === undefined) return;
-    const answer = await vscode.window.showInputBox({ title: "Loupe: answer after the clean prompt", prompt: 'One token with its leading space, e.g. " Mia". Empty: KL divergence to the clean run.' });
-    if (answer === undefined) return;
-    const wrong = answer ? await vscode.window.showInputBox({ title: "Loupe: answer after the corrupted prompt", prompt: 'e.g. " Leo" (logit difference). Empty: the answer\'s log-probability.' }) : "";
-    if (wrong === undefined) return;
+    if (corrupted === undefined) return undefined;
+    const answers = await askAnswers();
+    if (!answers) return undefined;
+    const startOffset = document.offsetAt(first.start);
+    return { clean, corrupted, ...answers, cleanAt: (i) => startOffset + i };
+  }
+
+  /** The pair on the cursor's line, else one picked from the file; answers it lacks are asked for. */
+  private async fromPairFile(editor: vscode.TextEditor): Promise<Request | undefined> {
+    const document = editor.document;
+    let pairs: PatchingPair[];
     try {
-      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
-      const { result, cleanOffsets } = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: "Loupe: patching…", cancellable: true },
-        (progress, token) => this.models.patch({ clean, corrupted, answer: answer || undefined, wrong: wrong || undefined }, token, (done, total) => progress.report({ message: `${done}/${total} patched runs` })),
-      );
-      this.shown = { result, cleanOffsets, uri: document.uri, startOffset: document.offsetAt(first.start) };
-      this.show();
+      pairs = parsePairFile(document.getText(), vscode.workspace.asRelativePath(document.uri));
     } catch (error) {
       const message = describeError(error);
       if (message) void vscode.window.showErrorMessage(message);
+      return undefined;
     }
+    const cursorLine = editor.selection.active.line + 1;
+    let pair = pairs.find((p) => p.line === cursorLine);
+    if (!pair) {
+      const picked = await vscode.window.showQuickPick(
+        pairs.map((p) => ({ label: p.clean, description: p.answer ? `${JSON.stringify(p.answer)}${p.wrong ? ` vs ${JSON.stringify(p.wrong)}` : ""}` : "KL", detail: `line ${p.line} · corrupted: ${p.corrupted}`, pair: p })),
+        { title: "Loupe: which pair to patch?", matchOnDetail: true },
+      );
+      if (!picked) return undefined;
+      pair = picked.pair;
+    }
+    const answers = pair.answer === undefined ? await askAnswers() : { answer: pair.answer, wrong: pair.wrong };
+    if (!answers) return undefined;
+    const lineStart = document.offsetAt(new vscode.Position(pair.line - 1, 0));
+    // Clicking a cell selects its token inside the JSON string, escapes and all; if the literal
+    // cannot be found, cells just do not reveal.
+    const map = stringValueOffsets(document.lineAt(pair.line - 1).text, "clean", pair.clean);
+    return { clean: pair.clean, corrupted: pair.corrupted, ...answers, cleanAt: (i) => (map && i < map.length ? lineStart + map[i] : undefined) };
   }
 
   private state() {
@@ -89,7 +142,7 @@ export class PatchingPanel implements vscode.Disposable {
   private async onMessage(message: unknown): Promise<void> {
     const shown = this.shown;
     if (!shown || !this.panel) return;
-    const request = parsePatchingRequest(message, shown.cleanOffsets.length);
+    const request = parsePatchingRequest(message, shown.tokenRanges.length);
     if (!request) return;
     try {
       switch (request.type) {
@@ -97,11 +150,11 @@ export class PatchingPanel implements vscode.Disposable {
           await this.panel.webview.postMessage({ type: "state", state: this.state() });
           return;
         case "reveal": {
+          const at = shown.tokenRanges[request.position];
+          // A leading <s> (Llama) is not in the text: nothing to reveal.
+          if (!at) return;
           const document = await vscode.workspace.openTextDocument(shown.uri);
-          const [start, end] = shown.cleanOffsets[request.position];
-          // A leading <s> (Llama) has the empty range [0, 0]: it is not in the text, nothing to reveal.
-          if (end <= start) return;
-          const range = new vscode.Range(document.positionAt(shown.startOffset + start), document.positionAt(shown.startOffset + end));
+          const range = new vscode.Range(document.positionAt(at[0]), document.positionAt(at[1]));
           const editor = await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
           editor.selection = new vscode.Selection(range.start, range.end);
           editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
@@ -139,4 +192,17 @@ rect.link { cursor: pointer; } rect.cell:hover { stroke: var(--vscode-focusBorde
   dispose(): void {
     this.panel?.dispose();
   }
+}
+
+/** A JSONL document: read as a pair file rather than as a prompt. */
+function isPairFile(document: vscode.TextDocument): boolean {
+  return document.languageId === "jsonl" || document.uri.path.endsWith(".jsonl");
+}
+
+async function askAnswers(): Promise<{ answer?: string; wrong?: string } | undefined> {
+  const answer = await vscode.window.showInputBox({ title: "Loupe: answer after the clean prompt", prompt: 'One token with its leading space, e.g. " Mia". Empty: KL divergence to the clean run.' });
+  if (answer === undefined) return undefined;
+  const wrong = answer ? await vscode.window.showInputBox({ title: "Loupe: answer after the corrupted prompt", prompt: 'e.g. " Leo" (logit difference). Empty: the answer\'s log-probability.' }) : "";
+  if (wrong === undefined) return undefined;
+  return { answer: answer || undefined, wrong: wrong || undefined };
 }

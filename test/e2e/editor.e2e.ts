@@ -81,6 +81,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     fs.writeFileSync(path.join(workspace, "cot.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "arith-cot.txt")));
     fs.writeFileSync(path.join(workspace, "story.txt"), STORY);
     fs.writeFileSync(path.join(workspace, "big.txt"), "word ".repeat(20_000));
+    fs.copyFileSync(path.join(REPO_ROOT, "bench", "examples", "ioi-pairs.jsonl"), path.join(workspace, "pairs.jsonl"));
     // A Llama-family model to pick with Select Model…, and a folder it must refuse.
     fs.cpSync(path.join(REPO_ROOT, "test", "fixtures", "tiny-llama"), path.join(workspace, "models", "tiny-llama"), { recursive: true });
     fs.mkdirSync(path.join(workspace, "models", "phi"), { recursive: true });
@@ -532,6 +533,30 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     }
     await runCommand(page, "Loupe: Clear");
     await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+    await runCommand(page, "View: Close All Editor Groups");
+  });
+
+  it("Patch Activations on a pair file patches the pair under the cursor; clicking a cell selects its token inside the JSON line", async function () {
+    this.timeout(300_000);
+    const line = fs.readFileSync(path.join(workspace, "pairs.jsonl"), "utf8").split("\n")[1];
+    const pair = JSON.parse(line) as { clean: string; answer: string; wrong: string };
+    await openFile(page, "pairs.jsonl");
+    await focusEditor(page);
+    await page.keyboard.press("Control+Home");
+    await page.keyboard.press("ArrowDown");
+    await waitFor(async () => (await cursorStatus(page)).includes("Ln 2,"), "the cursor on line 2");
+    await runCommand(page, "Loupe: Patch Activations…");
+    const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+    await panel.locator("h1", { hasText: "Activation patching" }).waitFor({ timeout: 180_000 });
+    await panel.locator("svg rect.cell").first().waitFor({ timeout: 30_000 });
+    await shots.take(page, "patching-pair-file");
+    // The pair's own answers: no input boxes were needed.
+    assert.match(await panel.locator("p").first().innerText(), new RegExp(`logit\\(${JSON.stringify(pair.answer)}\\) - logit\\(${JSON.stringify(pair.wrong)}\\): clean \\d`));
+    // The last cell of the first heatmap is the last token, " to": a click selects it in the raw line.
+    await panel.locator("svg").first().locator("rect.cell.link").last().click();
+    const end = line.indexOf('"clean":') + '"clean":"'.length + pair.clean.length;
+    await waitFor(async () => (await cursorStatus(page)).includes(`Ln 2, Col ${end + 1} (3 selected)`), `" to" selected on line 2 ending at column ${end + 1}`, 30_000);
+    await shots.take(page, "patching-reveal");
     await runCommand(page, "View: Close All Editor Groups");
   });
 

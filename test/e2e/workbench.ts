@@ -64,7 +64,12 @@ export async function openFile(page: Page, name: string): Promise<void> {
 export async function focusEditor(page: Page): Promise<void> {
   const editor = page.locator(".part.editor .editor-group-container.active .monaco-editor").first();
   const line = editor.locator(".view-lines .view-line").first();
-  const box = await line.boundingBox();
+  // The editor may re-render its lines just after opening (e.g. when a language mode loads).
+  let box = await line.boundingBox();
+  for (let tries = 0; !box && tries < 50; tries++) {
+    await page.waitForTimeout(200);
+    box = await line.boundingBox();
+  }
   if (!box) throw new Error("editor not visible");
   await page.mouse.click(box.x + 2, box.y + box.height / 2);
   await page.locator(".part.editor .editor-group-container.active .monaco-editor.focused").waitFor({ timeout: 30_000 });
