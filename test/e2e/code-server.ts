@@ -95,6 +95,10 @@ export interface CodeServerOptions {
   readonly root?: string;
   /** Extra environment for code-server and so for its extension host. */
   readonly env?: NodeJS.ProcessEnv;
+  /** User settings over the defaults below. */
+  readonly userSettings?: Record<string, unknown>;
+  /** Keep VS Code's workspace trust (default off: every folder is trusted). */
+  readonly workspaceTrust?: boolean;
 }
 
 /** Install the VSIX (if any) into a fresh extensions-dir and start code-server on `workspace`. */
@@ -108,7 +112,7 @@ export async function startCodeServer(options: CodeServerOptions): Promise<CodeS
   fs.mkdirSync(path.join(userDataDir, "User"), { recursive: true });
   fs.mkdirSync(extensionsDir, { recursive: true });
   fs.mkdirSync(cacheDir, { recursive: true });
-  fs.writeFileSync(path.join(userDataDir, "User", "settings.json"), JSON.stringify(USER_SETTINGS, null, 2));
+  fs.writeFileSync(path.join(userDataDir, "User", "settings.json"), JSON.stringify({ ...USER_SETTINGS, ...options.userSettings }, null, 2));
   // Our own config file, so code-server never writes ~/.config/code-server/config.yaml with a password.
   fs.writeFileSync(configFile, "auth: none\ncert: false\n");
 
@@ -145,7 +149,7 @@ export async function startCodeServer(options: CodeServerOptions): Promise<CodeS
       "none",
       "--disable-telemetry",
       "--disable-update-check",
-      "--disable-workspace-trust",
+      ...(options.workspaceTrust ? [] : ["--disable-workspace-trust"]),
       "--disable-getting-started-override",
       "--ignore-last-opened",
       options.workspace,

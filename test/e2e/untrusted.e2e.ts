@@ -1,0 +1,91 @@
+/**
+ * End to end, workspace trust: a workspace whose .vscode/settings.json points loupe.modelPath at a
+ * model inside it. In Restricted Mode Loupe must ignore that setting and use the bundled model;
+ * once the user trusts the folder, the same setting is honoured (the control that shows the
+ * setting does reach Loupe). Same set-up as editor.e2e.ts, with workspace trust turned on.
+ */
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
+import { launchBrowser, legendText, newPage, openFile, openWorkbench, runCommand, Screenshots, waitForDecorations } from "./workbench";
+
+const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-untrusted");
+
+describe("Loupe in an untrusted workspace (packaged VSIX, code-server)", function () {
+  this.timeout(600_000);
+  this.slow(60_000);
+
+  let root: string;
+  let server: CodeServer;
+  let browser: Browser;
+  let page: Page;
+  let shots: Screenshots;
+
+  before(async function () {
+    this.timeout(900_000);
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-e2e-trust-"));
+    const workspace = path.join(root, "workspace");
+    const model = path.join(workspace, "models", "tiny-llama");
+    fs.cpSync(path.join(REPO_ROOT, "test", "fixtures", "tiny-llama"), model, { recursive: true });
+    fs.mkdirSync(path.join(workspace, ".vscode"));
+    fs.writeFileSync(path.join(workspace, ".vscode", "settings.json"), JSON.stringify({ "loupe.modelPath": model }));
+    fs.writeFileSync(path.join(workspace, "prompt.txt"), "When Mia and Leo went to the park, Leo gave a ball to\n");
+    shots = new Screenshots(OUTPUT_DIR);
+    server = await startCodeServer({
+      workspace,
+      vsix: vsixPath(),
+      root,
+      // Trust on, and no start-up question: the folder opens in Restricted Mode.
+      workspaceTrust: true,
+      userSettings: { "security.workspace.trust.enabled": true, "security.workspace.trust.startupPrompt": "never", "security.workspace.trust.banner": "never" },
+    });
+    browser = await launchBrowser();
+    page = await newPage(browser);
+    await openWorkbench(page, server.url, workspace);
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    await browser?.close().catch(() => undefined);
+    await server?.stop();
+    if (server) fs.writeFileSync(path.join(OUTPUT_DIR, "code-server.log"), server.output());
+    if (root && !process.env.LOUPE_E2E_KEEP) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  async function inspectLegend(): Promise<string> {
+    await openFile(page, "prompt.txt");
+    await runCommand(page, "Loupe: Clear");
+    await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+    await runCommand(page, "Loupe: Inspect Selection");
+    await waitForDecorations(page, (d) => d.heat.length > 0, 120_000);
+    return (await legendText(page)) ?? "";
+  }
+
+  it("in Restricted Mode, the workspace's loupe.modelPath is ignored: the bundled model inspects", async () => {
+    await page.locator(".statusbar-item", { hasText: "Restricted Mode" }).first().waitFor({ timeout: 60_000 });
+    const legend = await inspectLegend();
+    await shots.take(page, "restricted-inspect");
+    assert.match(legend, /· reference ·/, `the bundled model: ${legend}`);
+    assert.doesNotMatch(legend, /tiny-llama/);
+  });
+
+  it("once the folder is trusted, the same setting loads the workspace's model", async () => {
+    await runCommand(page, "Workspaces: Manage Workspace Trust");
+    const trust = page.locator(".workspace-trust-editor .monaco-button", { hasText: /^Trust$/ }).first();
+    await trust.waitFor({ timeout: 30_000 });
+    await shots.take(page, "trust-editor");
+    await trust.click();
+    await page.locator(".statusbar-item", { hasText: "Restricted Mode" }).first().waitFor({ state: "detached", timeout: 30_000 });
+    await runCommand(page, "View: Close All Editor Groups");
+    const legend = await inspectLegend();
+    await shots.take(page, "trusted-inspect");
+    assert.match(legend, /tiny-llama/, `the workspace's model: ${legend}`);
+  });
+});
