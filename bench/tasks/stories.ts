@@ -6,12 +6,18 @@ import { TextBuilder, type Split, type TaskRecord } from "./record";
 import type { Rng } from "./rng";
 import { ANIMALS, COLOURS, from, NEGATIVE, NUMBER_WORDS, OBJECTS, pickNames, pool, POSITIVE } from "./vocabulary";
 
-/** One verb per sentence kind; held-out stories use only the last of each (never seen in training). */
-const SAW = pool(["saw", "found", "met"], 1);
-const HAD = pool(["had", "got", "counted"], 1);
-const WAS = pool(["was", "felt", "seemed"], 1);
-const SAID = pool(["I like the", "I love the", "What a nice"], 1);
-const FELT = pool(["felt", "was", "looked"], 1);
+/**
+ * Several verbs (or quote openers) per sentence kind, so that a concept word is met in many frames
+ * and what the model learns about it is not bound to one. The last two of each list are held out:
+ * held-out stories use only those, so every held-out sentence is in a frame training never shows.
+ */
+const SAW = pool(["saw", "found", "fed", "drew", "chased", "watched", "liked", "helped", "met", "spotted"], 2);
+const HAD = pool(["had", "got", "bought", "kept", "lost", "sold", "made", "packed", "counted", "carried"], 2);
+const WAS = pool(["was", "felt", "looked", "is", "stayed", "became", "seemed", "sounded"], 2);
+const SAID = pool(["I like the", "I love the", "Look at the", "I want the", "Here is the", "We saw the", "What a nice", "I drew the"], 2);
+const FELT = pool(["felt", "was", "got", "grew", "is", "looked", "seemed", "became"], 2);
+const NEAR = pool(["ran to", "sat by", "walked to", "looked at", "came to", "slept near", "hid from", "waved at"], 2);
+const SAYS = pool(["I feel", "I am", "We are", "You look", "They seem", "I was"], 2);
 /** Digits in training stories run 2-9, in held-out ones 10-19. */
 const DIGITS = { train: [2, 9], heldout: [10, 19] } as const;
 
@@ -34,23 +40,26 @@ export function storyItem(rng: Rng, split: Split): TaskRecord {
     const start = b.length;
     let sentiment: Sentence["sentiment"] = "neutral";
     let negated = false;
-    const kind = rng.int(0, 4);
+    const kind = rng.int(0, 6);
+    // An emotion word, negated at `rate`, written at the builder's end; returns the sentence's sentiment.
+    const emotion = (rate: number): Sentence["sentiment"] => {
+      const positive = rng.chance(0.5);
+      negated = rng.chance(rate);
+      const scope = b.length;
+      if (negated) b.add("not ");
+      b.add(rng.pick(positive ? POSITIVE : NEGATIVE), positive ? "emotion-positive" : "emotion-negative");
+      if (negated) b.mark(scope, b.length, "negation");
+      return positive !== negated ? "positive" : "negative";
+    };
     if (kind === 0) {
       b.add(hero, "name").add(` ${rng.pick(from(SAW, split))} a `).add(rng.pick(COLOURS), "colour").add(" ").add(rng.pick(ANIMALS), "animal").add(".");
     } else if (kind === 1) {
       const n = rng.chance(0.5) ? String(rng.int(DIGITS[split][0], DIGITS[split][1])) : rng.pick(NUMBER_WORDS);
       b.add(hero, "name").add(` ${rng.pick(from(HAD, split))} `).add(n, "number").add(` ${rng.pick(OBJECTS)}.`);
     } else if (kind === 2) {
-      const positive = rng.chance(0.5);
-      negated = rng.chance(0.35);
-      const emotion = rng.pick(positive ? POSITIVE : NEGATIVE);
       b.add(hero, "name").add(` ${rng.pick(from(WAS, split))} `);
-      const scope = b.length;
-      if (negated) b.add("not ");
-      b.add(emotion, positive ? "emotion-positive" : "emotion-negative");
-      if (negated) b.mark(scope, b.length, "negation");
+      sentiment = emotion(0.35);
       b.add(".");
-      sentiment = positive !== negated ? "positive" : "negative";
     } else if (kind === 3) {
       b.add('"');
       const quoteStart = b.length;
@@ -58,10 +67,18 @@ export function storyItem(rng: Rng, split: Split): TaskRecord {
       b.mark(quoteStart, b.length, "quote");
       b.add(',"').add(" said ").add(friend, "name").add(".");
       sentiment = "positive";
-    } else {
-      const emotion = rng.pick(NEGATIVE);
-      b.add("The ").add(rng.pick(ANIMALS), "animal").add(` ${rng.pick(from(FELT, split))} `).add(emotion, "emotion-negative").add(".");
+    } else if (kind === 4) {
+      b.add("The ").add(rng.pick(ANIMALS), "animal").add(` ${rng.pick(from(FELT, split))} `).add(rng.pick(NEGATIVE), "emotion-negative").add(".");
       sentiment = "negative";
+    } else if (kind === 5) {
+      b.add("The ").add(rng.pick(COLOURS), "colour").add(" ").add(rng.pick(ANIMALS), "animal").add(` ${rng.pick(from(NEAR, split))} `).add(hero, "name").add(".");
+    } else {
+      b.add('"');
+      const quoteStart = b.length;
+      b.add(`${rng.pick(from(SAYS, split))} `);
+      sentiment = emotion(0.35);
+      b.mark(quoteStart, b.length, "quote");
+      b.add(',"').add(" said ").add(friend, "name").add(".");
     }
     sentences.push({ start, end: b.length, sentiment, negated });
   }

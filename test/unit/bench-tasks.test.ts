@@ -98,6 +98,15 @@ describe("bench task generators", () => {
       const trainFrames = new Set(generateTrain(9, 6000).filter((r) => r.family === family).map((r) => frame(r).split("\nA:")[0].replace(/ (apples|books|coins|cards|shells|stones|pens|cups|eggs|hats|keys|rings|park|shop|lake|school|market|beach|farm|zoo|garden|library|ball|book|kite|drink|map|cake|letter|flower|hat|toy)\b/g, " W")));
       for (const r of generateHeldout(9, family, 50)) assert.ok(!trainFrames.has(frame(r).split("\nA:")[0].replace(/ (apples|books|coins|cards|shells|stones|pens|cups|eggs|hats|keys|rings|park|shop|lake|school|market|beach|farm|zoo|garden|library|ball|book|kite|drink|map|cake|letter|flower|hat|toy)\b/g, " W")), `${family} held-out frame seen in training: ${r.text}`);
     }
+    // Stories: each sentence with its labelled words masked; no held-out sentence frame is a training one.
+    const sentenceFrames = (r: TaskRecord) => {
+      let text = r.text;
+      for (const s of [...r.spans].filter((x) => x.label !== "quote" && x.label !== "negation").sort((a, b) => b.start - a.start)) text = `${text.slice(0, s.start)}<${s.label}>${text.slice(s.end)}`;
+      return text.trim().replace(/ (apples|books|coins|cards|shells|stones|pens|cups|eggs|hats|keys|rings)\./g, " W.").split(/(?<=\.) /);
+    };
+    const trainStoryFrames = new Set(generateTrain(9, 6000).filter((r) => r.family === "stories").flatMap(sentenceFrames));
+    assert.ok(trainStoryFrames.size >= 50, `many training story frames (${trainStoryFrames.size})`);
+    for (const r of generateHeldout(9, "stories", 50)) for (const f of sentenceFrames(r)) assert.ok(!trainStoryFrames.has(f), `stories held-out frame seen in training: ${f}`);
     const trainStarts = new Set(generateTrain(9, 3000).filter((r) => r.family === "arith-cot").map((r) => r.meta.start));
     for (const r of generateHeldout(9, "arith-cot", 50)) assert.ok(!trainStarts.has(r.meta.start), "held-out starting numbers are unseen");
   });
