@@ -9,6 +9,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { Browser } from "playwright-core";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const CODE_SERVER_VERSION = "4.100.3";
@@ -216,4 +217,20 @@ export function extensionHostLogs(userDataDir: string): string[] {
   };
   walk(path.join(userDataDir, "logs"));
   return found;
+}
+
+/**
+ * A suite's end: close the browser, stop code-server, keep its logs (and the extension host's)
+ * beside the screenshots for whoever reads a failure, remove the temp folder unless LOUPE_E2E_KEEP.
+ */
+export async function closeSession(session: { browser?: Browser; server?: CodeServer; root?: string; outputDir: string }): Promise<void> {
+  const { browser, server, root, outputDir } = session;
+  await browser?.close().catch(() => undefined);
+  await server?.stop();
+  if (server) {
+    fs.mkdirSync(outputDir, { recursive: true });
+    for (const log of extensionHostLogs(server.userDataDir)) fs.copyFileSync(log, path.join(outputDir, path.basename(log)));
+    fs.writeFileSync(path.join(outputDir, "code-server.log"), server.output());
+  }
+  if (root && !process.env.LOUPE_E2E_KEEP) fs.rmSync(root, { recursive: true, force: true });
 }

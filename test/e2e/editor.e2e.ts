@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { extensionHostLogs, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
+import { closeSession, extensionHostLogs, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
 import {
   allNotifications,
   cursorStatus,
@@ -139,14 +139,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
 
   after(async function () {
     this.timeout(120_000);
-    await browser?.close().catch(() => undefined);
-    await server?.stop();
-    if (server) {
-      // Keep the logs next to the screenshots for whoever reads a failure.
-      for (const log of extensionHostLogs(server.userDataDir)) fs.copyFileSync(log, path.join(OUTPUT_DIR, path.basename(log)));
-      fs.writeFileSync(path.join(OUTPUT_DIR, "code-server.log"), server.output());
-    }
-    if (root && !process.env.LOUPE_E2E_KEEP) fs.rmSync(root, { recursive: true, force: true });
+    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
   });
 
   it("installs the VSIX and lists Loupe's commands in the command palette", async () => {

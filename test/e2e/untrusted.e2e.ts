@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
+import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
 import { launchBrowser, legendText, newPage, openFile, openWorkbench, runCommand, Screenshots, waitForDecorations } from "./workbench";
 
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-untrusted");
@@ -53,10 +53,7 @@ describe("Loupe in an untrusted workspace (packaged VSIX, code-server)", functio
 
   after(async function () {
     this.timeout(120_000);
-    await browser?.close().catch(() => undefined);
-    await server?.stop();
-    if (server) fs.writeFileSync(path.join(OUTPUT_DIR, "code-server.log"), server.output());
-    if (root && !process.env.LOUPE_E2E_KEEP) fs.rmSync(root, { recursive: true, force: true });
+    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
   });
 
   async function inspectLegend(): Promise<string> {
