@@ -25,8 +25,8 @@ interface Request {
 
 /**
  * Loupe: Patch Activations…: clean and corrupted prompts from two selections (Alt+click a second
- * one), the selection and an edited copy of it, or a pair of a JSONL pair file (the pair under the
- * cursor, else one picked); sweeps run in the worker; heatmaps in a webview.
+ * one), the selection and an edited copy of it, or, in a JSONL pair file with nothing selected, the
+ * pair under the cursor (else one picked); sweeps run in the worker; heatmaps in a webview.
  */
 export class PatchingPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
@@ -43,7 +43,8 @@ export class PatchingPanel implements vscode.Disposable {
       void vscode.window.showInformationMessage("Loupe: select the clean prompt (and, with Alt+click, the corrupted one) or open a pair file, then run Patch Activations.");
       return;
     }
-    const request = isPairFile(editor.document) ? await this.fromPairFile(editor) : await this.fromSelections(editor);
+    // In a JSONL file with nothing selected, the cursor picks a pair; a selection is always a prompt.
+    const request = isPairFile(editor.document) && editor.selection.isEmpty ? await this.fromPairFile(editor) : await this.fromSelections(editor);
     if (!request) return;
     try {
       await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
