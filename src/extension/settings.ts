@@ -25,7 +25,7 @@ export function readSettings(): LoupeSettings {
     colorScale: c.get<string>("colorScale") === "absolute" ? "absolute" : "relative",
     maxModelBytes: megabytes(c.get<number>("maxModelMemoryMB", 4096)),
     compactWeights: c.get<boolean>("compactWeights", false) === true,
-    attributionMethod: c.get<string>("attribution.method") === "embed" ? "embed" : "mask",
+    attributionMethod: c.get<string>("attribution.method") === "mask" ? "mask" : "embed",
     faithfulness: {
       answerMarker: c.get<string>("faithfulness.answerMarker") || undefined,
       reasoningCues: nonEmpty(c.get<string[]>("faithfulness.reasoningCues")),

@@ -450,7 +450,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     await runCommand(page, "View: Close All Editor Groups");
   });
 
-  it("Attribute the Answer colours what supports the answer with the CLI's numbers in hovers; loupe.attribution.method switches to embedding replacement", async function () {
+  it("Attribute the Answer colours what supports the answer with the CLI's numbers in hovers; loupe.attribution.method switches to attention knockout", async function () {
     this.timeout(300_000);
     /** The oracle: `loupe attribute --json` from the same VSIX on line 1 with the same answer. */
     const cliAttribution = (method: "mask" | "embed") => {
@@ -493,34 +493,36 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
       return hover;
     };
 
-    // Default: attention knockout; the last token, where the answer is read, has no value.
+    // Default: embedding replacement, which measures every token, the last (where the answer is read) included.
     await attribute();
-    const masked = cliAttribution("mask");
-    const mia = await hoverAt("Mia", "first", "attribution-mask");
-    assert.match(mia, /attention to it masked in every layer/);
-    const miaWord = masked.words.find((w) => w.text === "Mia");
+    const embedded = cliAttribution("embed");
+    const mia = await hoverAt("Mia", "first", "attribution-embed");
+    assert.match(mia, /its embedding replaced/);
+    const miaWord = embedded.words.find((w) => w.text === "Mia");
     assert.ok(miaWord?.attribution != null, "the CLI measures the word Mia");
     assert.ok(Math.abs(hoverNumber(mia, /^word\b/) - miaWord.attribution) <= 0.011, `hover's word value matches the CLI's ${miaWord.attribution}:\n${mia}`);
-    const lastMasked = await hoverAt("to", "last", "attribution-mask-last");
-    assert.match(lastMasked, /The last token cannot be removed this way\./);
+    const last = embedded.tokens[embedded.tokens.length - 1];
+    assert.ok(last.text === " to" && last.attribution !== null, `the CLI measures the last token: ${JSON.stringify(last)}`);
+    const lastEmbedded = await hoverAt("to", "last", "attribution-embed-last");
+    assert.doesNotMatch(lastEmbedded, /cannot be removed/);
+    assert.ok(Math.abs(hoverNumber(lastEmbedded, /^token\b/) - last.attribution) <= 0.011, `hover's token value matches the CLI's ${last.attribution}:\n${lastEmbedded}`);
 
-    // A workspace setting switches the method: every token is measured, the last included.
+    // A workspace setting switches to attention knockout, which cannot remove the last token.
     const settingsDir = path.join(workspace, ".vscode");
     fs.mkdirSync(settingsDir, { recursive: true });
-    fs.writeFileSync(path.join(settingsDir, "settings.json"), JSON.stringify({ "loupe.attribution.method": "embed" }));
+    fs.writeFileSync(path.join(settingsDir, "settings.json"), JSON.stringify({ "loupe.attribution.method": "mask" }));
     try {
-      const embedded = cliAttribution("embed");
-      const last = embedded.tokens[embedded.tokens.length - 1];
-      assert.ok(last.text === " to" && last.attribution !== null, `the CLI measures the last token: ${JSON.stringify(last)}`);
+      const masked = cliAttribution("mask");
       // The setting is read when the command runs; code-server picks up the file asynchronously.
       await waitFor(async () => {
         await attribute();
-        const hover = await hoverAt("to", "last", "attribution-embed-last");
-        return /its embedding replaced/.test(hover);
-      }, "the attribution uses the embed method", 120_000);
-      const hover = await hoverAt("to", "last", "attribution-embed-last");
-      assert.doesNotMatch(hover, /cannot be removed/);
-      assert.ok(Math.abs(hoverNumber(hover, /^token\b/) - last.attribution) <= 0.011, `hover's token value matches the CLI's ${last.attribution}:\n${hover}`);
+        return /attention to it masked in every layer/.test(await hoverAt("Mia", "first", "attribution-mask"));
+      }, "the attribution uses the mask method", 120_000);
+      const hover = await hoverAt("Mia", "first", "attribution-mask");
+      const word = masked.words.find((w) => w.text === "Mia");
+      assert.ok(word?.attribution != null);
+      assert.ok(Math.abs(hoverNumber(hover, /^word\b/) - word.attribution) <= 0.011, `hover's word value matches the CLI's ${word.attribution}:\n${hover}`);
+      assert.match(await hoverAt("to", "last", "attribution-mask-last"), /The last token cannot be removed this way\./);
     } finally {
       fs.rmSync(settingsDir, { recursive: true, force: true });
     }

@@ -219,8 +219,10 @@ describe("token attribution (tiny random GPT-2)", function () {
     for (const w of words) assert.equal(w.tokens.map((t) => model.tokenizer.tokenText(enc.ids[t])).join("").trim(), w.text, `tokens of ${w.text}`);
   });
 
-  it("the default answer is the top next token, and its log-prob matches a plain run", async () => {
+  it("the default answer is the top next token, and its log-prob matches a plain run; the default method measures every token", async () => {
     const r = await attributeTokens(model, text);
+    assert.equal(r.method, "embed");
+    assert.equal(r.baseline, "zero");
     const ids = model.toTokens(text);
     const logits = await model.run(ids);
     const V = logits.dims[2];
@@ -228,8 +230,10 @@ describe("token attribution (tiny random GPT-2)", function () {
     assert.ok(r.answer.isTop);
     close(r.answer.logprob, Math.max(...logp), "log-prob of the top token");
     assert.equal(r.tokens.length, ids.length);
-    assert.equal(r.tokens.at(-1)?.attribution, null, "masking cannot remove the token the answer is read at");
-    assert.ok(r.tokens.slice(0, -1).every((t) => t.attribution !== null && Number.isFinite(t.attribution)));
+    assert.ok(r.tokens.every((t) => t.attribution !== null && Number.isFinite(t.attribution)), "the last token included");
+    const masked = await attributeTokens(model, text, { method: "mask" });
+    assert.equal(masked.tokens.at(-1)?.attribution, null, "masking cannot remove the token the answer is read at");
+    assert.ok(masked.tokens.slice(0, -1).every((t) => t.attribution !== null && Number.isFinite(t.attribution)));
   });
 
   it("masking removes a token completely: what it was no longer matters", async () => {
@@ -239,8 +243,8 @@ describe("token attribution (tiny random GPT-2)", function () {
     const t = ids.indexOf(singleToken(model.tokenizer, " the"));
     assert.deepEqual(model.toTokens(other), ids.map((id, i) => (i === t ? singleToken(model.tokenizer, " a") : id)), "the texts differ in exactly one token");
     const answer = [singleToken(model.tokenizer, " Mia")];
-    const a = await attributeTokens(model, text, { answer, groups: false });
-    const b = await attributeTokens(model, other, { answer, groups: false });
+    const a = await attributeTokens(model, text, { answer, groups: false, method: "mask" });
+    const b = await attributeTokens(model, other, { answer, groups: false, method: "mask" });
     const ablatedA = a.answer.logprob - (a.tokens[t].attribution as number);
     const ablatedB = b.answer.logprob - (b.tokens[t].attribution as number);
     close(ablatedA, ablatedB, "ablated log-prob independent of the masked token", 1e-4);
@@ -255,7 +259,7 @@ describe("token attribution (tiny random GPT-2)", function () {
   it("a multi-token answer's log-prob is the sum over its tokens, and groups of one token agree with the token", async () => {
     const answer = model.toTokens(" Alice");
     assert.ok(answer.length > 1);
-    const r = await attributeTokens(model, text, { answer });
+    const r = await attributeTokens(model, text, { answer, method: "mask" });
     const ids = model.toTokens(text);
     const logits = await model.run([...ids, ...answer.slice(0, -1)]);
     const V = logits.dims[2];

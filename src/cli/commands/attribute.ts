@@ -50,15 +50,15 @@ export const attributeCommand: Command = {
   name: "attribute",
   usage: `loupe attribute FILE|- [--answer TEXT [--contrast TEXT]] [--method mask|embed] [--baseline TOKEN|zero] [--batch-size N] [--model DIR] [--json]
     How much each token, word and line of the text raises the log-prob of the answer that follows
-    it (default: the model's top next token), by ablating them in batched runs: mask (default)
-    hides a token from every later one; embed replaces its embedding (--baseline zero, the
-    default, or a token). --contrast attributes the logit difference answer - contrast instead
+    it (default: the model's top next token), by ablating them in batched runs: embed (default)
+    replaces its embedding (--baseline zero, the default, or a token); mask hides a token from
+    every later one (it cannot measure the last token). --contrast attributes the logit difference answer - contrast instead
     (at their first differing tokens), as for IOI (" Mia" vs " Leo"). A single final newline in
     FILE is ignored.`,
   options: { answer: { type: "string" }, contrast: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" } },
   async run({ values, positionals, modelFolder, io }) {
     const text = withoutFinalNewline(readInput(positionals[0], io));
-    const method = stringOption(values, "method") ?? "mask";
+    const method = stringOption(values, "method") ?? "embed";
     if (method !== "mask" && method !== "embed") throw new LoupeError("bad-argument", `--method must be mask or embed (got ${method}).`);
     const baselineText = stringOption(values, "baseline");
     if (baselineText !== undefined && method !== "embed") throw new LoupeError("bad-argument", "--baseline applies to --method embed only.");
