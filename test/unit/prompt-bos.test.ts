@@ -112,7 +112,7 @@ describe("prompt encoding: the template's leading tokens", function () {
     });
 
     it("attribution never attributes to <s>, and its answer log-prob is that of a run with <s>", async () => {
-      const result = await attributeTokens(model, TEXT);
+      const result = await attributeTokens(model, TEXT, { method: "mask" });
       assert.deepEqual(result.tokens.map((t) => t.id), plain.ids);
       assert.deepEqual(result.tokens.map((t) => [t.start, t.end]), plain.offsets);
       assert.ok(result.tokens.every((t) => t.end > t.start));
@@ -124,6 +124,10 @@ describe("prompt encoding: the template's leading tokens", function () {
       assert.ok(Math.abs(result.answer.logprob - expected) < 1e-3, `${result.answer.logprob} vs ${expected}`);
       // The mask method cannot remove the last token; every other text token is measured.
       assert.equal(result.tokens.filter((t) => t.attribution === null).length, 1);
+      // The default (embed) measures every text token, and still none for <s>.
+      const embedded = await attributeTokens(model, TEXT);
+      assert.deepEqual(embedded.tokens.map((t) => t.id), plain.ids);
+      assert.ok(embedded.tokens.every((t) => t.attribution !== null && Number.isFinite(t.attribution)));
     });
 
     it("probe features come from a run with <s>, one row per text token (none for <s>)", async () => {
