@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../../core/errors";
+import { jsonlRecords } from "../../core/jsonl";
 import { HookedModel } from "../../core/model/hooked-model";
 import { loadSae, saeFeatureActivations } from "../../core/sae";
 import { featureDisplayName, featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../../core/sae/feature-labels";
@@ -39,27 +40,18 @@ export function defaultSaeFolder(modelFolder: string): string {
 
 /** A corpus as JSONL: {"text": ..., "spans": [{"start","end","label"}]?} per line (the bench's records fit). */
 export function parseCorpusJsonl(content: string, file: string): CorpusText[] {
-  const out: CorpusText[] = [];
-  content.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === "") return;
-    const where = `${file}:${i + 1}`;
-    let json: unknown;
-    try {
-      json = JSON.parse(line);
-    } catch {
-      throw new LoupeError("bad-file", `${where}: not valid JSON. Each line must be {"text": ..., "spans": [...]}.`, file);
-    }
-    const r = json as { text?: unknown; spans?: unknown };
-    if (typeof r !== "object" || r === null || typeof r.text !== "string") throw new LoupeError("bad-file", `${where}: needs a "text" string.`, file);
-    if (r.spans === undefined) return void out.push({ text: r.text });
-    if (!Array.isArray(r.spans)) throw new LoupeError("bad-file", `${where}: "spans" must be a list of {start, end, label}.`, file);
+  const out = jsonlRecords(content, file, '{"text": "...", "spans": [...]}').map(({ record: r, fail }): CorpusText => {
+    if (typeof r.text !== "string") return fail(`needs a "text" string.`);
+    const text = r.text;
+    if (r.spans === undefined) return { text };
+    if (!Array.isArray(r.spans)) return fail(`"spans" must be a list of {start, end, label}.`);
     const spans = r.spans.map((s: unknown, j: number) => {
       const span = s as { start?: unknown; end?: unknown; label?: unknown };
-      const ok = typeof span === "object" && span !== null && Number.isInteger(span.start) && Number.isInteger(span.end) && typeof span.label === "string" && (span.start as number) >= 0 && (span.start as number) < (span.end as number) && (span.end as number) <= (r.text as string).length;
-      if (!ok) throw new LoupeError("bad-file", `${where}: spans[${j}] must be {start, end, label} with 0 <= start < end <= the text's length.`, file);
+      const ok = typeof span === "object" && span !== null && Number.isInteger(span.start) && Number.isInteger(span.end) && typeof span.label === "string" && (span.start as number) >= 0 && (span.start as number) < (span.end as number) && (span.end as number) <= text.length;
+      if (!ok) fail(`spans[${j}] must be {start, end, label} with 0 <= start < end <= the text's length.`);
       return { start: span.start as number, end: span.end as number, label: span.label as string };
     });
-    out.push({ text: r.text, spans });
+    return { text, spans };
   });
   if (out.length === 0) throw new LoupeError("empty-input", `${file} has no texts.`, file);
   return out;

@@ -9,6 +9,7 @@
  * and the line. Pure: the caller reads the file.
  */
 import { LoupeError } from "../errors";
+import { jsonlRecords } from "../jsonl";
 
 export interface PatchingPair {
   readonly clean: string;
@@ -20,21 +21,7 @@ export interface PatchingPair {
 }
 
 export function parsePairFile(content: string, file = "<input>"): PatchingPair[] {
-  const pairs: PatchingPair[] = [];
-  content.split(/\r?\n/).forEach((raw, index) => {
-    if (raw.trim() === "") return;
-    const line = index + 1;
-    const fail = (why: string): never => {
-      throw new LoupeError("bad-file", `${file}:${line}: ${why}`, file);
-    };
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (error) {
-      fail(`not valid JSON (${(error as Error).message}). Each line must be one object such as {"clean": "...", "corrupted": "...", "answer": " Mia", "wrong": " Leo"}.`);
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) fail(`expected a JSON object with "clean" and "corrupted".`);
-    const record = value as Record<string, unknown>;
+  const pairs = jsonlRecords(content, file, '{"clean": "...", "corrupted": "...", "answer": " Mia", "wrong": " Leo"}').map(({ record, line, fail }): PatchingPair => {
     const text = (key: string, required: boolean): string | undefined => {
       const v = record[key];
       if (v === undefined && !required) return undefined;
@@ -47,7 +34,7 @@ export function parsePairFile(content: string, file = "<input>"): PatchingPair[]
     const answer = text("answer", false);
     const wrong = text("wrong", false);
     if (wrong !== undefined && answer === undefined) fail(`"wrong" needs an "answer": the metric is the logit difference answer - wrong.`);
-    pairs.push({ clean, corrupted, ...(answer === undefined ? {} : { answer }), ...(wrong === undefined ? {} : { wrong }), line });
+    return { clean, corrupted, ...(answer === undefined ? {} : { answer }), ...(wrong === undefined ? {} : { wrong }), line };
   });
   if (pairs.length === 0) throw new LoupeError("empty-input", `${file} holds no pairs: each line should be {"clean": "...", "corrupted": "..."}.`, file);
   return pairs;

@@ -10,6 +10,7 @@
  */
 import * as fs from "node:fs";
 import { LoupeError } from "../errors";
+import { jsonlRecords } from "../jsonl";
 
 export interface LabelledSpan {
   readonly start: number;
@@ -52,22 +53,7 @@ export function parseProbeDataset(content: string, file = "<input>"): ProbeDatas
   const token: TokenExample[] = [];
   let level: "sequence" | "token" | undefined;
   let firstLine = 0;
-  const lines = content.split(/\r?\n/);
-  lines.forEach((raw, index) => {
-    const line = index + 1;
-    if (raw.trim() === "") return;
-    const where = `${file}:${line}`;
-    const fail = (why: string): never => {
-      throw new LoupeError("bad-file", `${where}: ${why}`, file);
-    };
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (error) {
-      fail(`not valid JSON (${(error as Error).message}). Each line must be one JSON object such as {"text": "...", "label": "..."}.`);
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) fail(`expected a JSON object with "text" and "label" or "spans".`);
-    const record = value as Record<string, unknown>;
+  for (const { record, line, fail } of jsonlRecords(content, file, '{"text": "...", "label": "..."}')) {
     if (typeof record.text !== "string") fail(`"text" must be a string.`);
     const text = record.text as string;
     if (text.length === 0) fail(`"text" is empty.`);
@@ -86,7 +72,7 @@ export function parseProbeDataset(content: string, file = "<input>"): ProbeDatas
       if (typeof label === "number" || typeof label === "boolean") sequence.push({ text, label: String(label), line });
       else if (typeof label === "string" && label !== "") sequence.push({ text, label, line });
       else fail(`"label" must be a non-empty string, a number or a boolean.`);
-      return;
+      continue;
     }
     if (!Array.isArray(record.spans)) fail(`"spans" must be an array of {"start", "end", "label"}.`);
     const spans = (record.spans as unknown[]).map((s, i): LabelledSpan => {
@@ -100,7 +86,7 @@ export function parseProbeDataset(content: string, file = "<input>"): ProbeDatas
       return { start: a, end: b, label };
     });
     token.push({ text, spans, line });
-  });
+  }
   if (level === undefined) throw new LoupeError("empty-input", `${file} has no examples: write one JSON object a line.`, file);
   return level === "sequence" ? { level, file, examples: sequence } : { level, file, examples: token };
 }
