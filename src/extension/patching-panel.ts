@@ -1,5 +1,5 @@
 import * as vscode from "vscode";
-import { parsePairFile, stringValueOffsets, type PatchingPair, type PatchingResult } from "../core/patching";
+import { parsePairFile, stringValueOffsets, type PatchingResult } from "../core/patching";
 import { heatmaps, parsePatchingRequest, patchingCsv, pngBytes } from "../core/view/patching-view";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
@@ -43,10 +43,10 @@ export class PatchingPanel implements vscode.Disposable {
       void vscode.window.showInformationMessage("Loupe: select the clean prompt (and, with Alt+click, the corrupted one) or open a pair file, then run Patch Activations.");
       return;
     }
-    // In a JSONL file with nothing selected, the cursor picks a pair; a selection is always a prompt.
-    const request = isPairFile(editor.document) && editor.selection.isEmpty ? await this.fromPairFile(editor) : await this.fromSelections(editor);
-    if (!request) return;
     try {
+      // In a JSONL file with nothing selected, the cursor picks a pair; a selection is always a prompt.
+      const request = isPairFile(editor.document) && editor.selection.isEmpty ? await this.fromPairFile(editor) : await this.fromSelections(editor);
+      if (!request) return;
       await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
       const { clean, corrupted, answer, wrong } = request;
       const { result, cleanOffsets } = await vscode.window.withProgress(
@@ -88,17 +88,10 @@ export class PatchingPanel implements vscode.Disposable {
     return { clean, corrupted, ...answers, cleanAt: (i) => startOffset + i };
   }
 
-  /** The pair on the cursor's line, else one picked from the file; answers it lacks are asked for. */
+  /** The pair on the cursor's line, else one picked from the file; answers it lacks are asked for. Throws on a bad file. */
   private async fromPairFile(editor: vscode.TextEditor): Promise<Request | undefined> {
     const document = editor.document;
-    let pairs: PatchingPair[];
-    try {
-      pairs = parsePairFile(document.getText(), vscode.workspace.asRelativePath(document.uri));
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-      return undefined;
-    }
+    const pairs = parsePairFile(document.getText(), vscode.workspace.asRelativePath(document.uri));
     const cursorLine = editor.selection.active.line + 1;
     let pair = pairs.find((p) => p.line === cursorLine);
     if (!pair) {

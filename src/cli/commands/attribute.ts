@@ -52,9 +52,9 @@ export const attributeCommand: Command = {
     How much each token, word and line of the text raises the log-prob of the answer that follows
     it (default: the model's top next token), by ablating them in batched runs: embed (default)
     replaces its embedding (--baseline zero, the default, or a token); mask hides a token from
-    every later one (it cannot measure the last token). --contrast attributes the logit difference answer - contrast instead
-    (at their first differing tokens), as for IOI (" Mia" vs " Leo"). A single final newline in
-    FILE is ignored.`,
+    every later one (it cannot measure the last token). --contrast attributes the logit
+    difference answer - contrast instead (at their first differing tokens), as for IOI (" Mia" vs
+    " Leo"). A single final newline in FILE is ignored.`,
   options: { answer: { type: "string" }, contrast: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" } },
   async run({ values, positionals, modelFolder, io }) {
     const text = withoutFinalNewline(readInput(positionals[0], io));
