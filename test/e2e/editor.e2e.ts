@@ -102,15 +102,20 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     return path.join(server.extensionsDir, folder);
   }
 
-  /** The oracle: the CLI shipped in the same VSIX, on the same text, with the same model. */
-  function cliToken(text: string, needle: string): TokenReport {
-    const ext = installedExtension();
-    const json = execFileSync(process.execPath, [path.join(ext, "dist", "cli.js"), "inspect", "--json", "-"], {
-      input: text,
+  /** The oracle: the CLI shipped in the same VSIX, with the same model, `input` as its standard input; its --json output parsed. */
+  function cliJson<T>(args: readonly string[], input: string, cwd?: string): T {
+    const out = execFileSync(process.execPath, [path.join(installedExtension(), "dist", "cli.js"), ...args, "--json", "-"], {
+      input,
+      cwd,
       encoding: "utf8",
       env: { ...process.env, NODE_OPTIONS: "", LOUPE_CACHE_DIR: path.join(root, "cli-cache") },
     });
-    const tokens = (JSON.parse(json) as { tokens: TokenReport[] }).tokens;
+    return JSON.parse(out) as T;
+  }
+
+  /** The CLI's report of the token of `text` at `needle`. */
+  function cliToken(text: string, needle: string): TokenReport {
+    const tokens = cliJson<{ tokens: TokenReport[] }>(["inspect"], text).tokens;
     const at = text.indexOf(needle);
     const token = tokens.find((t) => t.start <= at && at < t.end);
     assert.ok(token, `the CLI has a token at "${needle}"`);
@@ -311,10 +316,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     await shots.take(page, "sae-features");
     assert.ok(decorations.heat.some((run) => run.level === 6), "the strongest token gets full colour");
     // The oracle: the CLI from the same VSIX names the strongest feature at " red".
-    const ext = installedExtension();
-    const cli = JSON.parse(
-      execFileSync(process.execPath, [path.join(ext, "dist", "cli.js"), "features", "--json", "-"], { input: STORY, encoding: "utf8", cwd: workspace, env: { ...process.env, NODE_OPTIONS: "", LOUPE_CACHE_DIR: path.join(root, "cli-cache") } }),
-    ) as { tokens: Array<{ text: string; features: Array<{ feature: number }> }> };
+    const cli = cliJson<{ tokens: Array<{ text: string; features: Array<{ feature: number }> }> }>(["features"], STORY, workspace);
     const red = cli.tokens.find((t) => t.text === " red");
     assert.ok(red?.features.length, "the CLI lists features at \" red\"");
     const hover = await hoverText(page, await textPoint(page, "Mia saw", "red"), "SAE features");
@@ -452,15 +454,9 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
 
   it("Attribute the Answer colours what supports the answer with the CLI's numbers in hovers; loupe.attribution.method switches to attention knockout", async function () {
     this.timeout(300_000);
-    /** The oracle: `loupe attribute --json` from the same VSIX on line 1 with the same answer. */
-    const cliAttribution = (method: "mask" | "embed") => {
-      const json = execFileSync(process.execPath, [path.join(installedExtension(), "dist", "cli.js"), "attribute", "--json", "--answer", " Mia", "--method", method, "-"], {
-        input: PROMPT_LINE,
-        encoding: "utf8",
-        env: { ...process.env, NODE_OPTIONS: "", LOUPE_CACHE_DIR: path.join(root, "cli-cache") },
-      });
-      return JSON.parse(json) as { tokens: { text: string; attribution: number | null }[]; words: { text: string; attribution: number | null }[] };
-    };
+    /** The oracle: `loupe attribute` from the same VSIX on line 1 with the same answer. */
+    const cliAttribution = (method: "mask" | "embed") =>
+      cliJson<{ tokens: { text: string; attribution: number | null }[]; words: { text: string; attribution: number | null }[] }>(["attribute", "--answer", " Mia", "--method", method], PROMPT_LINE);
     /** The signed number on the hover row that starts with `row` ("−" is the minus sign the hover writes). */
     const hoverNumber = (hover: string, row: RegExp) => {
       const line = hover.split("\n").find((l) => row.test(l.trim()));
