@@ -7,7 +7,9 @@
  *
  * (a) mean residual-stream heatmap (denoising, blocks.L.hook_resid_pre) over held-out ioi pairs
  *     that share one token layout, so that positions line up; (b) top heads by head patching (z,
- *     all positions); (c) speed; (d) attribution accuracy on ioi and induction items.
+ *     all positions); (c) speed, against Loupe's own one-run-per-patch loop (same prefix reuse and
+ *     block skipping, no batching) and a plain full forward per patch; (d) attribution accuracy on
+ *     ioi and induction items.
  * Held-out names split into several tokens with this tokenizer, so answers are scored by their
  * first differing tokens (the shared tokens, often " ", are appended to both prompts); pairs whose
  * first differing tokens are string prefixes of one another (" " vs " L") are left out, as that
@@ -222,14 +224,33 @@ async function speedSection(model: HookedModel, folder: string, pair: IoiPair): 
   const { nLayers: L } = model.cfg;
   const T = clean.length;
   const sweep = (batchSize: number, skipIdentical: boolean) => patchingSweeps(model, { clean, corrupted, metric, sweeps: ["resid_pre"], batchSize, skipIdentical });
+  const loupeRun = (batch: number, skip: boolean) => async () => (await sweep(batch, skip)).calls;
+  const NAIVE = "loupe one full forward per patch (no prefix reuse or block skipping)";
+  let naiveRaw: number[] = [];
+  // What a TransformerLens user writes: cache the clean run, then run_with_hooks on the whole
+  // corrupted prompt once per patch. The PyTorch loop below does the same.
+  const naive = async () => {
+    const names = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
+    const { cache } = await model.runWithCache(clean, { names });
+    const raw: number[] = [];
+    for (const hook of names) {
+      for (let t = 0; t < T; t++) {
+        const { logits } = await model.runWithHooks(corrupted, [{ hook, kind: "replace", source: cache.get(hook), positions: [t] }], { logitPositions: [T - 1] });
+        raw.push(logits.data[metric.answer] - logits.data[metric.wrong]);
+      }
+    }
+    naiveRaw = raw;
+    return 1 + L * T;
+  };
   const methods = [
-    { label: "loupe batched, 16 rows a call (default)", batch: 16, skip: false },
-    { label: "loupe batched, 8 rows a call", batch: 8, skip: false },
-    { label: "loupe batched, 32 rows a call", batch: 32, skip: false },
-    { label: "loupe batched, 64 rows a call", batch: 64, skip: false },
-    { label: "loupe one run per patch", batch: 1, skip: false },
-    { label: "loupe batched 16, identical patches skipped (default)", batch: 16, skip: true },
-    { label: "loupe one run per patch, identical skipped", batch: 1, skip: true },
+    { label: "loupe batched, 16 rows a call (default)", run: loupeRun(16, false) },
+    { label: "loupe batched, 8 rows a call", run: loupeRun(8, false) },
+    { label: "loupe batched, 32 rows a call", run: loupeRun(32, false) },
+    { label: "loupe batched, 64 rows a call", run: loupeRun(64, false) },
+    { label: "loupe one run per patch", run: loupeRun(1, false) },
+    { label: NAIVE, run: naive },
+    { label: "loupe batched 16, identical patches skipped (default)", run: loupeRun(16, true) },
+    { label: "loupe one run per patch, identical skipped", run: loupeRun(1, true) },
   ];
   const TORCH_LOOP = "pytorch eager + hooks, one run per patch";
   const TORCH_BATCHED = "pytorch eager + hooks, one batched run";
@@ -245,13 +266,13 @@ async function speedSection(model: HookedModel, folder: string, pair: IoiPair): 
   // spent waiting for a core.
   const wall = new Map<string, number[]>();
   const cpu = new Map<string, number[]>();
-  for (const m of methods) for (let i = 0; i < 3; i++) calls.set(m.label, (await sweep(m.batch, m.skip)).calls);
+  for (const m of methods) for (let i = 0; i < 3; i++) calls.set(m.label, await m.run());
   for (let round = 0; round < REPS; round++) {
     for (const m of methods) {
-      await sweep(m.batch, m.skip);
+      await m.run();
       const start = performance.now();
       const startCpu = process.cpuUsage();
-      await sweep(m.batch, m.skip);
+      await m.run();
       const used = process.cpuUsage(startCpu);
       wall.set(m.label, [...(wall.get(m.label) ?? []), performance.now() - start]);
       cpu.set(m.label, [...(cpu.get(m.label) ?? []), (used.user + used.system) / 1000]);
@@ -275,7 +296,7 @@ async function speedSection(model: HookedModel, folder: string, pair: IoiPair): 
     `\n(c) speed: full residual sweep (blocks.{L}.hook_resid_pre, ${L} layers x ${T} positions = ${L * T} patched runs), ${THREADS} thread(s), ` +
       `${REPS} warm runs each (${os.cpus()[0]?.model ?? "cpu"}, ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)})`,
   );
-  const order = [...methods.slice(0, 5).map((m) => m.label), ...(torch ? [TORCH_LOOP, TORCH_BATCHED] : []), ...methods.slice(5).map((m) => m.label)];
+  const order = [...methods.slice(0, 6).map((m) => m.label), ...(torch ? [TORCH_LOOP, TORCH_BATCHED] : []), ...methods.slice(6).map((m) => m.label)];
   const baseCpu = median(cpu, methods[0].label);
   console.log(
     table(
@@ -288,10 +309,12 @@ async function speedSection(model: HookedModel, folder: string, pair: IoiPair): 
   const bestWall = Math.min(...batchedLabels.map((l) => fastest(l)));
   const ratios = (label: string) => `${(median(cpu, label) / bestCpu).toFixed(2)}x cpu, ${(fastest(label) / bestWall).toFixed(2)}x wall`;
   console.log(
-    `vs the best batched: one run per patch ${ratios("loupe one run per patch")} (target >= 5x)` +
+    `vs the best batched: one run per patch ${ratios("loupe one run per patch")} (target >= 5x); one full forward per patch ${ratios(NAIVE)}` +
       (torch ? `; pytorch loop ${ratios(TORCH_LOOP)}; pytorch batched ${ratios(TORCH_BATCHED)}` : ""),
   );
   console.log("loupe times include the call that caches both prompts; pytorch times exclude caching the clean run.");
+  const naiveDiff = Math.max(...naiveRaw.map((v, i) => Math.abs(v - loupe.sweeps[0].raw[i])));
+  console.log(`one full forward per patch vs the batched sweep: max |difference| over the ${L * T} metrics = ${naiveDiff.toExponential(2)}`);
   if (torch) {
     let diff = 0;
     for (let l = 0; l < L; l++) for (let t = 0; t < T; t++) diff = Math.max(diff, Math.abs(torch.loop_grid[l][t] - loupe.sweeps[0].raw[l * T + t]), Math.abs(torch.batched_grid[l][t] - loupe.sweeps[0].raw[l * T + t]));
