@@ -118,12 +118,10 @@ describe("SAE feature statistics", () => {
   it("gives F1 1 to a feature that fires exactly on one label, and counts only labelled texts", () => {
     const stats = build();
     assert.deepEqual(stats.features[0].concept, { label: "name", f1: 1, precision: 1, recall: 1 });
-    // Feature 1 fires on all 9 labelled tokens; 3 of them are names: F1 = 2*3 / (9 + 3).
-    const f1 = stats.features[1].concept!;
-    assert.equal(f1.label, "name");
-    assert.equal(f1.f1, 0.5);
-    assert.equal(f1.precision, Number((3 / 9).toPrecision(4)));
-    assert.equal(f1.recall, 1);
+    // Feature 1 fires on all 9 labelled tokens; 3 of them are names: F1 = 2*3 / (9 + 3) = 0.5.
+    // Above 10^0.6 (a bin edge) it fires on "red", "cat" and "then" only: colour F1 2*1 / (3 + 1),
+    // also 0.5; labels are visited in order, so colour, the first, keeps the tie.
+    assert.deepEqual(stats.features[1].concept, { label: "colour", f1: 0.5, precision: Number((1 / 3).toPrecision(4)), recall: 1, threshold: Number((10 ** 0.6).toPrecision(4)) });
     // Feature 3 fires on 4 labelled tokens: 3 names and "red", the one colour token.
     // name: 2*3 / (4 + 3); colour: 2*1 / (4 + 1).
     assert.equal(stats.features[3].concept!.label, "name");
@@ -136,12 +134,43 @@ describe("SAE feature statistics", () => {
     );
     const colour = stats.concepts.find((c) => c.label === "colour")!;
     assert.equal(colour.tokens, 1);
-    assert.deepEqual(colour.features[0], { feature: 3, label: "colour", f1: 0.4, precision: 0.25, recall: 1 });
-    assert.deepEqual(colour.features[1], { feature: 1, label: "colour", f1: 0.2, precision: Number((1 / 9).toPrecision(4)), recall: 1 });
+    assert.deepEqual(colour.features[0], { feature: 1, label: "colour", f1: 0.5, precision: Number((1 / 3).toPrecision(4)), recall: 1, threshold: Number((10 ** 0.6).toPrecision(4)) });
+    assert.deepEqual(colour.features[1], { feature: 3, label: "colour", f1: 0.4, precision: 0.25, recall: 1 });
     assert.deepEqual(
       stats.concepts.map((c) => c.label),
       ["colour", "name"],
     );
+  });
+
+  it("scores a feature at the activation threshold where it detects a label best", () => {
+    // Feature 0 fires weakly on every token and strongly on the two names; feature 1 only on names, weakly.
+    const text = "Mia saw Leo and a cat";
+    const spans = [
+      { start: 0, end: 3, label: "name" },
+      { start: 7, end: 11, label: "name" },
+    ];
+    const builder = new FeatureStatsBuilder(2);
+    builder.add(text, wordOffsets(text), matrix([[3, 0.2, 2.5, 0.3, 0.1, 0.2], [0.01, 0, 0.01, 0, 0, 0]]), spans);
+    const stats = builder.finish(META);
+    // Any firing: 2 names among 6 tokens (F1 0.5); from the bin edge at or below 2.5 up: exactly the names.
+    const strong = stats.features[0].concept!;
+    assert.equal(strong.f1, 1);
+    assert.ok(strong.threshold! > 0.3 && strong.threshold! <= 2.5, `threshold ${strong.threshold}`);
+    // A perfect match at any firing needs no threshold; ties keep "whenever it fires".
+    assert.deepEqual(stats.features[1].concept, { label: "name", f1: 1, precision: 1, recall: 1 });
+    // A threshold from elsewhere is applied as given, rounded up to a bin edge.
+    assert.equal(builder.conceptMatch("name", 0).f1, 1);
+    assert.equal(builder.conceptMatch("name", 0, 0).f1, 0.5);
+    assert.equal(builder.conceptMatch("name", 0, 0).threshold, undefined);
+    const high = builder.conceptMatch("name", 0, 2);
+    assert.ok(high.threshold! >= 2 && high.threshold! < 3, `threshold ${high.threshold}`);
+    assert.deepEqual([high.f1, high.recall, high.precision], [Number((2 / 3).toPrecision(4)), 0.5, 1]);
+    assert.deepEqual(builder.conceptMatch("colour", 0), { label: "colour", f1: 0, precision: 0, recall: 0 });
+    // A fire threshold above every edge but the top leaves only "whenever it fires" and the top bin.
+    const strict = new FeatureStatsBuilder(1, { fireThreshold: 1 });
+    strict.add(text, wordOffsets(text), matrix([[3, 0.2, 2.5, 0.3, 0.1, 0.2]]), spans);
+    assert.equal(strict.conceptMatch("name", 0, 0.5).threshold, undefined);
+    assert.equal(strict.conceptMatch("name", 0, 0.5).f1, 1);
   });
 
   it("keeps the top contexts best first, one per text, with the snippet's token values", () => {
@@ -419,6 +448,8 @@ describe("feature dashboard and lens views", () => {
     assert.ok(hover.includes(`[#3](${exploreFeatureLink("/w/sae", 3)})`));
     assert.ok(hover.includes("~name (F1 0.90)"));
     assert.ok(hover.includes("| 5.0% |"));
+    const thresholded = { ...result, tokens: [{ ...result.tokens[0], features: [{ ...result.tokens[0].features[0], concept: { label: "name", f1: 0.9, precision: 1, recall: 0.8, threshold: 1.585 } }] }] };
+    assert.ok(featureHoverMarkdown(thresholded, 0, () => undefined).includes("~name (F1 0.90 above 1.6)"));
     assert.ok(hover.includes("a \\*bold\\* \\| label"), hover);
     assert.deepEqual(JSON.parse(decodeURIComponent(exploreFeatureLink("/w/sae", 3).split("?")[1])), [{ saeFolder: "/w/sae", feature: 3 }]);
     assert.match(featureHoverMarkdown(result, 2, () => undefined), /No feature fires here/);

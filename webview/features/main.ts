@@ -102,7 +102,9 @@ function render(): void {
     root.append(el("p", state.note ?? "No statistics for this SAE.", "note"));
     return;
   }
-  const concept = state.concept ? ` · best-matching concept "${state.concept.label}" F1 ${state.concept.f1.toFixed(2)} (precision ${state.concept.precision.toFixed(2)}, recall ${state.concept.recall.toFixed(2)})` : "";
+  const c = state.concept;
+  const above = c?.threshold === undefined ? "" : ` above activation ${num(c.threshold)}`;
+  const concept = c ? ` · best-matching concept "${c.label}" F1 ${c.f1.toFixed(2)}${above} (precision ${c.precision.toFixed(2)}, recall ${c.recall.toFixed(2)})` : "";
   root.append(
     el("p", `density ${pct(state.density ?? 0)} (${state.fired} of ${state.corpusTokens} tokens${state.corpus ? `, ${state.corpus}` : ""}) · mean activation ${num(state.meanActivation)} · max ${num(state.maxActivation)}${concept}`),
   );

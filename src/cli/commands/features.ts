@@ -61,9 +61,10 @@ export function formatStatsSummary(stats: FeatureStats, file: string): string {
   const dead = stats.features.filter((f) => f.fired === 0).length;
   const lines = [`Wrote ${file}: ${stats.corpus.texts} texts, ${stats.corpus.tokens} tokens; ${dead}/${stats.sae.d_sae} features never fired.`];
   if (stats.concepts.length) {
-    lines.push("", renderTable(["concept", "tokens", "best feature", "F1", "precision", "recall"], stats.concepts.map((c) => {
+    lines.push("", renderTable(["concept", "tokens", "best feature", "above", "F1", "precision", "recall"], stats.concepts.map((c) => {
       const best = c.features[0];
-      return [c.label, String(c.tokens), best ? `#${best.feature}` : "-", fixed(best?.f1 ?? null, 3), fixed(best?.precision ?? null, 3), fixed(best?.recall ?? null, 3)];
+      const above = !best ? "-" : best.threshold === undefined ? "any" : best.threshold.toPrecision(2);
+      return [c.label, String(c.tokens), best ? `#${best.feature}` : "-", above, fixed(best?.f1 ?? null, 3), fixed(best?.precision ?? null, 3), fixed(best?.recall ?? null, 3)];
     })));
   }
   return lines.join("\n");

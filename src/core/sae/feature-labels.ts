@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
-import type { FeatureSummary } from "./features";
+import type { ConceptMatch, FeatureSummary } from "./features";
 
 export const FEATURE_LABELS_FILE = path.join(".loupe", "feature-labels.json");
 export const FEATURE_LABELS_VERSION = 1;
@@ -126,8 +126,13 @@ export const CONCEPT_LABEL_MIN_F1 = 0.5;
 export function featureDisplayName(feature: number, userLabel?: string, summary?: Pick<FeatureSummary, "concept">): string {
   if (userLabel) return `#${feature} ${userLabel}`;
   const c = summary?.concept;
-  if (c && c.f1 >= CONCEPT_LABEL_MIN_F1) return `#${feature} ~${c.label} (F1 ${c.f1.toFixed(2)})`;
+  if (c && c.f1 >= CONCEPT_LABEL_MIN_F1) return `#${feature} ${conceptText(c)}`;
   return `#${feature}`;
+}
+
+/** "~name (F1 0.93)", or "~name (F1 0.93 above 1.6)" when the match holds above an activation threshold. */
+export function conceptText(c: ConceptMatch): string {
+  return `~${c.label} (F1 ${c.f1.toFixed(2)}${c.threshold === undefined ? "" : ` above ${c.threshold.toPrecision(2)}`})`;
 }
 
 /**

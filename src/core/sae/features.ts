@@ -4,6 +4,10 @@
  * logit effects, and, where the corpus carries ground-truth span labels, the concept a feature
  * matches best with its F1 (token fires vs token inside a span of that label).
  *
+ * A feature is scored as a detector at its best activation threshold (one of the histogram's bin
+ * edges, or any firing at all), as a one-feature probe is (Gao et al. 2024): a latent that fires
+ * weakly on much of the text but strongly on animals is an animal feature above that threshold.
+ *
  *   const stats = await computeFeatureStats(model, sae, records);    // records: { text, spans? }[]
  *   writeFeatureStats(sae.source!, stats);                             // feature-stats.json
  *
@@ -62,6 +66,8 @@ export interface ConceptMatch {
   readonly f1: number;
   readonly precision: number;
   readonly recall: number;
+  /** The feature counts as detecting the label above this activation; absent: whenever it fires. */
+  readonly threshold?: number;
 }
 
 export interface FeatureSummary {
@@ -127,6 +133,10 @@ export class FeatureStatsBuilder {
   private readonly labelledFired: Float64Array;
   /** True positives per label: token fires and lies in a span of the label. */
   private readonly truePositives = new Map<string, Float64Array>();
+  /** Per feature and histogram bin: labelled tokens that fired into the bin. */
+  private readonly labelledHist: Uint32Array;
+  /** Per label, feature and histogram bin: those of them inside a span of the label. */
+  private readonly truePositiveHist = new Map<string, Uint32Array>();
   private readonly labelTokens = new Map<string, number>();
   private readonly contexts: Candidate[][];
   private readonly spec: HistogramSpec;
@@ -156,6 +166,7 @@ export class FeatureStatsBuilder {
     this.max = new Float32Array(S);
     this.hist = new Uint32Array(S * this.spec.bins);
     this.labelledFired = new Float64Array(S);
+    this.labelledHist = new Uint32Array(S * this.spec.bins);
     this.contexts = Array.from({ length: S }, () => []);
   }
 
@@ -189,13 +200,18 @@ export class FeatureStatsBuilder {
         this.fired[s]++;
         this.sum[s] += v;
         if (v > this.max[s]) this.max[s] = v;
-        if (v > 0) {
-          const bin = Math.min(bins - 1, Math.max(0, Math.floor((Math.log10(v) - log10Min) / binWidth)));
-          this.hist[s * bins + bin]++;
-        }
+        // Non-positive values (a negative fireThreshold) share bin 0: no threshold above it separates them.
+        const bin = v > 0 ? Math.min(bins - 1, Math.max(0, Math.floor((Math.log10(v) - log10Min) / binWidth))) : 0;
+        if (v > 0) this.hist[s * bins + bin]++;
         if (tokenLabels) {
           this.labelledFired[s]++;
-          if (labels) for (const label of labels) this.truePositives.get(label)![s]++;
+          this.labelledHist[s * bins + bin]++;
+          if (labels) {
+            for (const label of labels) {
+              this.truePositives.get(label)![s]++;
+              this.truePositiveHist.get(label)![s * bins + bin]++;
+            }
+          }
         }
         const b = bestToken[s];
         if (b < 0) touched.push(s);
@@ -228,22 +244,55 @@ export class FeatureStatsBuilder {
     }
   }
 
+  /**
+   * How well `feature` detects `label` on the labelled texts so far: at its best threshold, or at
+   * `threshold` (rounded up to the next bin edge; at or below fireThreshold: whenever it fires),
+   * e.g. a threshold picked on one corpus scored on another.
+   */
+  conceptMatch(label: string, feature: number, threshold?: number): ConceptMatch {
+    if (!this.truePositives.has(label)) return { label, f1: 0, precision: 0, recall: 0 };
+    const positives = this.labelTokens.get(label)!;
+    const bins = this.spec.bins;
+    const tpHist = this.truePositiveHist.get(label)!.subarray(feature * bins, (feature + 1) * bins);
+    const firedHist = this.labelledHist.subarray(feature * bins, (feature + 1) * bins);
+    const score = (tp: number, predicted: number, cut?: number): ConceptMatch => ({
+      label,
+      f1: predicted + positives > 0 ? round((2 * tp) / (predicted + positives)) : 0,
+      precision: predicted > 0 ? round(tp / predicted) : 0,
+      recall: positives > 0 ? round(tp / positives) : 0,
+      ...(cut !== undefined ? { threshold: round(cut) } : {}),
+    });
+    const whenFiring = score(this.truePositives.get(label)![feature], this.labelledFired[feature]);
+    // Activation >= the lower edge of bin b (b >= 1) holds exactly for the tokens in bins b and up.
+    const tpFrom = suffixSums(tpHist);
+    const firedFrom = suffixSums(firedHist);
+    const atLeastBin = (b: number) => score(tpFrom[b], firedFrom[b], this.binEdge(b));
+    const cuts = range(1, bins).filter((b) => this.binEdge(b) > this.threshold);
+    if (threshold !== undefined) {
+      if (threshold <= this.threshold || cuts.length === 0) return whenFiring;
+      return atLeastBin(cuts.find((b) => this.binEdge(b) >= threshold) ?? cuts[cuts.length - 1]);
+    }
+    let best = whenFiring;
+    // Only a strictly better F1 moves the threshold up: ties keep the lower one.
+    for (const b of cuts) {
+      const m = atLeastBin(b);
+      if (m.f1 > best.f1) best = m;
+    }
+    return best;
+  }
+
+  /** The lower edge of histogram bin b (b >= 1). */
+  private binEdge(b: number): number {
+    const { log10Min, log10Max, bins } = this.spec;
+    return 10 ** (log10Min + (b * (log10Max - log10Min)) / bins);
+  }
+
   /** Summaries of every feature and concept. `logits(f)` adds logit effects when given. */
   finish(meta: { hook_name: string; d_in: number; architecture: string; description?: string }, logits?: (feature: number) => LogitEffects | undefined): FeatureStats {
     const S = this.S;
     const bins = this.spec.bins;
     const labels = [...this.truePositives.keys()].sort();
-    const match = (label: string, s: number): ConceptMatch => {
-      const tp = this.truePositives.get(label)![s];
-      const positives = this.labelTokens.get(label)!;
-      const predicted = this.labelledFired[s];
-      return {
-        label,
-        f1: predicted + positives > 0 ? round((2 * tp) / (predicted + positives)) : 0,
-        precision: predicted > 0 ? round(tp / predicted) : 0,
-        recall: positives > 0 ? round(tp / positives) : 0,
-      };
-    };
+    const match = (label: string, s: number): ConceptMatch => this.conceptMatch(label, s);
     const features: FeatureSummary[] = [];
     for (let s = 0; s < S; s++) {
       const fired = this.fired[s];
@@ -292,6 +341,7 @@ export class FeatureStatsBuilder {
     for (const span of spans) {
       if (!this.truePositives.has(span.label)) {
         this.truePositives.set(span.label, new Float64Array(this.S));
+        this.truePositiveHist.set(span.label, new Uint32Array(this.S * this.spec.bins));
         this.labelTokens.set(span.label, 0);
       }
     }
@@ -320,6 +370,21 @@ export interface ComputeFeatureStatsOptions extends FeatureStatsOptions {
 
 /** Run the model over `corpus` and summarise the SAE's features (texts are cut to the context window). */
 export async function computeFeatureStats(model: HookedModel, sae: Sae, corpus: readonly CorpusText[], options: ComputeFeatureStatsOptions = {}): Promise<FeatureStats> {
+  const builder = await accumulateFeatureStats(model, sae, corpus, options);
+  const k = options.logitTokens ?? 10;
+  let logits: ((f: number) => LogitEffects) | undefined;
+  if (k > 0) {
+    const unembedding = readUnembedding(model);
+    if (hasLogitEffects(sae, unembedding)) {
+      const text = (id: number) => model.tokenizer.decode([id]);
+      logits = (f) => roundEffects(logitEffects(sae, f, unembedding, k, text));
+    }
+  }
+  return builder.finish({ hook_name: sae.hookName, d_in: sae.d_in, architecture: sae.cfg.architecture, description: options.description }, logits);
+}
+
+/** computeFeatureStats before its summary: the builder, e.g. to score a feature at a threshold chosen elsewhere. */
+export async function accumulateFeatureStats(model: HookedModel, sae: Sae, corpus: readonly CorpusText[], options: ComputeFeatureStatsOptions = {}): Promise<FeatureStatsBuilder> {
   const builder = new FeatureStatsBuilder(sae.d_sae, options);
   // Each text is read as a prompt (Llama's <s> in front, HookedModel.encode); statistics count
   // the text's own tokens only, so contexts and densities never show the <s>.
@@ -345,16 +410,7 @@ export async function computeFeatureStats(model: HookedModel, sae: Sae, corpus: 
     }
     options.onProgress?.(Math.min(from + batchSize, encoded.length), encoded.length);
   }
-  const k = options.logitTokens ?? 10;
-  let logits: ((f: number) => LogitEffects) | undefined;
-  if (k > 0) {
-    const unembedding = readUnembedding(model);
-    if (hasLogitEffects(sae, unembedding)) {
-      const text = (id: number) => model.tokenizer.decode([id]);
-      logits = (f) => roundEffects(logitEffects(sae, f, unembedding, k, text));
-    }
-  }
-  return builder.finish({ hook_name: sae.hookName, d_in: sae.d_in, architecture: sae.cfg.architecture, description: options.description }, logits);
+  return builder;
 }
 
 export interface TokenFeature {
@@ -376,6 +432,19 @@ export function topFeaturesPerToken(features: Float32Array, d_sae: number, k: nu
     active.sort((a, b) => b.value - a.value || a.feature - b.feature);
     out.push(active.slice(0, Math.max(0, k)));
   }
+  return out;
+}
+
+/** Integers from `from` up to, not including, `to`. */
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
+
+/** out[i]: the sum of counts[i..]. */
+function suffixSums(counts: Uint32Array): Float64Array {
+  const out = new Float64Array(counts.length);
+  let total = 0;
+  for (let i = counts.length - 1; i >= 0; i--) out[i] = total += counts[i];
   return out;
 }
 

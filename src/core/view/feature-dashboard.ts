@@ -4,10 +4,10 @@
  * `FeatureDashboardState`; the webview answers with `FeatureDashboardRequest`s, checked here before
  * anything acts on them (the page renders corpus text and user labels).
  */
-import type { FeatureStats, FeatureSummary } from "../sae/features";
+import type { ConceptMatch, FeatureStats, FeatureSummary } from "../sae/features";
 import type { TokenFeaturesResult } from "../sae/token-features";
 import type { TokenEffect } from "../sae/logit-effects";
-import { CONCEPT_LABEL_MIN_F1, featureDisplayName } from "../sae/feature-labels";
+import { CONCEPT_LABEL_MIN_F1, conceptText, featureDisplayName } from "../sae/feature-labels";
 import { codeSpan } from "./markdown";
 import { LEVELS } from "./lenses";
 
@@ -43,7 +43,7 @@ export interface FeatureDashboardState {
   readonly contexts?: ReadonlyArray<{ readonly value: number; readonly pieces: readonly ContextPiece[] }>;
   readonly promoted?: readonly TokenEffect[];
   readonly suppressed?: readonly TokenEffect[];
-  readonly concept?: { readonly label: string; readonly f1: number; readonly precision: number; readonly recall: number };
+  readonly concept?: ConceptMatch;
 }
 
 /** Split a context snippet into token pieces (with the gaps between tokens, if any) for highlighting. */
@@ -148,7 +148,7 @@ export function featureHoverMarkdown(result: TokenFeaturesResult, index: number,
   lines.push("| feature | activation | label | density |", "|---|---:|---|---:|");
   for (const f of token.features) {
     const user = labelOf(f.feature);
-    const label = user ? md(user) : f.concept ? `~${md(f.concept.label)} (F1 ${f.concept.f1.toFixed(2)})` : "";
+    const label = user ? md(user) : f.concept ? conceptText({ ...f.concept, label: md(f.concept.label) }) : "";
     const density = f.density === undefined ? "–" : `${(f.density * 100).toFixed(f.density < 0.01 ? 2 : 1)}%`;
     lines.push(`| [#${f.feature}](${exploreFeatureLink(result.saeFolder, f.feature)}) | ${f.value.toFixed(2)} | ${label} | ${density} |`);
   }
