@@ -166,6 +166,10 @@ describe("SAE feature statistics", () => {
     assert.ok(high.threshold! >= 2 && high.threshold! < 3, `threshold ${high.threshold}`);
     assert.deepEqual([high.f1, high.recall, high.precision], [Number((2 / 3).toPrecision(4)), 0.5, 1]);
     assert.deepEqual(builder.conceptMatch("colour", 0), { label: "colour", f1: 0, precision: 0, recall: 0 });
+    // A threshold as saved (rounded to 4 digits, here up: 10^0.2 = 1.58489 -> 1.585) picks its own edge again.
+    const atEdge = builder.conceptMatch("name", 0, 1.585);
+    assert.equal(atEdge.threshold, 1.585);
+    assert.equal(atEdge.f1, 1);
     // A fire threshold above every edge but the top leaves only "whenever it fires" and the top bin.
     const strict = new FeatureStatsBuilder(1, { fireThreshold: 1 });
     strict.add(text, wordOffsets(text), matrix([[3, 0.2, 2.5, 0.3, 0.1, 0.2]]), spans);

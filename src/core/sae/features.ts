@@ -270,7 +270,9 @@ export class FeatureStatsBuilder {
     const cuts = range(1, bins).filter((b) => this.binEdge(b) > this.threshold);
     if (threshold !== undefined) {
       if (threshold <= this.threshold || cuts.length === 0) return whenFiring;
-      return atLeastBin(cuts.find((b) => this.binEdge(b) >= threshold) ?? cuts[cuts.length - 1]);
+      // A saved threshold is an edge rounded to 4 significant digits, perhaps up: that edge still counts.
+      const at = threshold * (1 - 1e-3);
+      return atLeastBin(cuts.find((b) => this.binEdge(b) >= at) ?? cuts[cuts.length - 1]);
     }
     let best = whenFiring;
     // Only a strictly better F1 moves the threshold up: ties keep the lower one.
