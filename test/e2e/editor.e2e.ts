@@ -465,6 +465,10 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
       return (m[1] === "−" ? -1 : 1) * Number(m[2]);
     };
     const attribute = async () => {
+      // Start from no colours, or a re-run would find the last run's decorations at once and hover
+      // while the new result redraws them (the hover is then lost).
+      await runCommand(page, "Loupe: Clear");
+      await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
       await openFile(page, "prompt.txt");
       await focusEditor(page);
       await page.keyboard.press("Control+Home");
