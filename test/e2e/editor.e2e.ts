@@ -12,6 +12,7 @@ import type { Browser, Page } from "playwright-core";
 import { closeSession, extensionHostLogs, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
 import {
   allNotifications,
+  clearLoupe,
   cursorStatus,
   focusEditor,
   hoverText,
@@ -243,8 +244,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     const decorations = await waitForDecorations(page, (d) => d.heat.some((run) => run.line === 1) && d.heat.some((run) => run.line === 2));
     await shots.take(page, "whole-document");
     assert.ok(decorations.heat.some((run) => run.line === 1) && decorations.heat.some((run) => run.line === 2));
-    await runCommand(page, "Loupe: Clear");
-    await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+    await clearLoupe(page);
   });
 
   it("an empty document gets a notification, not an error, and no decorations", async () => {
@@ -467,8 +467,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     const attribute = async () => {
       // Start from no colours, or a re-run would find the last run's decorations at once and hover
       // while the new result redraws them (the hover is then lost).
-      await runCommand(page, "Loupe: Clear");
-      await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+      await clearLoupe(page);
       await openFile(page, "prompt.txt");
       await focusEditor(page);
       await page.keyboard.press("Control+Home");
@@ -526,8 +525,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     } finally {
       fs.rmSync(settingsDir, { recursive: true, force: true });
     }
-    await runCommand(page, "Loupe: Clear");
-    await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+    await clearLoupe(page);
     await runCommand(page, "View: Close All Editor Groups");
   });
 

@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
-import { launchBrowser, legendText, newPage, openFile, openWorkbench, runCommand, Screenshots, waitForDecorations } from "./workbench";
+import { clearLoupe, launchBrowser, legendText, newPage, openFile, openWorkbench, runCommand, Screenshots, waitForDecorations } from "./workbench";
 
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-untrusted");
 
@@ -58,8 +58,7 @@ describe("Loupe in an untrusted workspace (packaged VSIX, code-server)", functio
 
   async function inspectLegend(): Promise<string> {
     await openFile(page, "prompt.txt");
-    await runCommand(page, "Loupe: Clear");
-    await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+    await clearLoupe(page);
     await runCommand(page, "Loupe: Inspect Selection");
     await waitForDecorations(page, (d) => d.heat.length > 0, 120_000);
     return (await legendText(page)) ?? "";

@@ -194,6 +194,12 @@ export async function waitForDecorations(page: Page, predicate: (d: LoupeDecorat
   return last;
 }
 
+/** Run `Loupe: Clear` and wait until the active editor shows none of Loupe's colours. */
+export async function clearLoupe(page: Page): Promise<void> {
+  await runCommand(page, "Loupe: Clear");
+  await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
+}
+
 /** Page coordinates of the middle of `needle` on the editor line whose text starts with `lineStart`. */
 export async function textPoint(page: Page, lineStart: string, needle: string, occurrence: "first" | "last" = "first"): Promise<{ x: number; y: number }> {
   const point = await page.evaluate(
