@@ -6,13 +6,14 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { resolveModelFolder } from "../hub/model-reference";
 import { openModelFolder } from "./model-folder";
 import { checkOnnxFolder, findOnnxModelFile, openOnnxFolder } from "./onnx-import";
 
 const MAX_ONNX_CHECK_BYTES = 200 * 1024 * 1024;
 
-export function describeModelFolder(folder: string): string {
-  const dir = path.resolve(folder);
+export function describeModelFolder(reference: string): string {
+  const dir = resolveModelFolder(reference);
   const onnxFile = fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? findOnnxModelFile(dir) : undefined;
   if (!onnxFile) {
     const { cfg } = openModelFolder(dir);

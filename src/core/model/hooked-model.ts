@@ -22,8 +22,10 @@ import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
 import { KvCache } from "./kv-cache";
 import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
+import { resolveModelFolder } from "../hub/model-reference";
 import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
+import type { SafetensorsIndex } from "./safetensors";
 
 export type TokenBatch = readonly (readonly number[])[];
 
@@ -195,25 +197,27 @@ export class HookedModel {
   }
 
   /**
-   * Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors, tokenizer.json.
+   * Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors (or its
+   * shards), tokenizer.json; or a hub repo id (`ORG/NAME[@REV]`) already in the Hugging Face cache.
    * A folder with a decoder .onnx (model.onnx or onnx/model.onnx) instead of model.safetensors is
    * imported (onnx-import.ts): its residual stream becomes hooks; hookNames lists what it provides.
    */
-  static async load(folder: string, options: LoadOptions = {}): Promise<HookedModel> {
+  static async load(reference: string, options: LoadOptions = {}): Promise<HookedModel> {
+    const folder = resolveModelFolder(reference);
     // A folder with a decoder .onnx and no model.safetensors: import the graph as it is.
-    const onnxFile = fs.existsSync(folder) && fs.statSync(folder).isDirectory() ? findOnnxModelFile(path.resolve(folder)) : undefined;
-    if (onnxFile) return HookedModel.loadOnnx(path.resolve(folder), onnxFile, options);
-    const { dir, cfg, weightsFile, weights, tokenizer } = openModelFolder(folder);
+    const onnxFile = fs.existsSync(folder) && fs.statSync(folder).isDirectory() ? findOnnxModelFile(folder) : undefined;
+    if (onnxFile) return HookedModel.loadOnnx(folder, onnxFile, options);
+    const { dir, cfg, weights, tokenizer } = openModelFolder(folder);
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
     const compactWeights = options.compactWeights ?? false;
     // The compact graph differs from the default one, so the option is part of the key (appended
     // only when on, so graphs cached before the option existed stay valid).
     const key = (graphName: string) =>
-      graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText, ...(compactWeights ? ["compact-weights"] : [])]);
+      graphKey([graphName, JSON.stringify(cfg), weightLocations(weights), weights.headerText, ...(compactWeights ? ["compact-weights"] : [])]);
     const graph = cachedGraph(cacheDir, key(graphCacheName(cfg, "model")), () => buildModelGraph(cfg, weights, { compactWeights }).bytes);
     const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights, { compactWeights }));
-    const session = await createSession(graph.bytes, dir, options.threads);
-    const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
+    const session = await createSession(graph.bytes, weights.dataDir, options.threads);
+    const lensSession = await createSession(lensGraph.bytes, weights.dataDir, options.threads);
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);
   }
 
@@ -221,7 +225,7 @@ export class HookedModel {
     const { cfg, tokenizer } = openOnnxFolder(dir, modelFile);
     let imported = importOnnxDecoder(modelFile, cfg);
     // External data (a side file, or the .onnx's own bytes) is found beside the model file.
-    let session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
+    let session = await createSession(imported.bytes, imported.dataDir, options.threads);
     let headed: boolean;
     try {
       headed = await patternsHaveHeads(session, imported.hookNames, cfg);
@@ -232,9 +236,9 @@ export class HookedModel {
     if (!headed) {
       await session.release();
       imported = importOnnxDecoder(modelFile, cfg, { patterns: false });
-      session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
+      session = await createSession(imported.bytes, imported.dataDir, options.threads);
     }
-    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, path.dirname(modelFile), options.threads) : undefined;
+    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, imported.dataDir, options.threads) : undefined;
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, imported);
   }
 
@@ -575,6 +579,15 @@ export class HookedModel {
     if (P > 0 && pattern) throw new LoupeError("bad-argument", `Intervention at ${pattern.hook}: attention patterns and scores cannot be changed in a run that continues from a prefix.`);
     return P;
   }
+}
+
+/**
+ * The data files a built graph references (its external initializers' locations): part of the
+ * cache key, since two snapshots with the same headers keep their bytes in differently named blobs.
+ * A single plain model.safetensors gives "model.safetensors", the key graphs were cached under before.
+ */
+function weightLocations(weights: SafetensorsIndex): string {
+  return [...new Set([...weights.tensors.values()].map((e) => e.location))].join("\n");
 }
 
 /** Heads per layer in the key/value cache: one per key/value head (a Llama graph shares them among query heads). */
