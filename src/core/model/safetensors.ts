@@ -133,20 +133,31 @@ export function readShardedSafetensorsIndex(indexFile: string): SafetensorsIndex
   };
 }
 
-/** weight_map of a shard index: tensor name -> shard file name (a plain name in the same folder). */
+/** weight_map of a shard index file: tensor name -> shard file name (a plain name in the same folder). */
 function readWeightMap(indexFile: string): Map<string, string> {
+  let text: string;
+  try {
+    text = fs.readFileSync(indexFile, "utf8");
+  } catch (error) {
+    throw new LoupeError("missing-file", `Cannot read ${indexFile} (${(error as NodeJS.ErrnoException).code}). Download or copy it again.`, indexFile);
+  }
+  return parseWeightMap(text, indexFile);
+}
+
+/** weight_map of a shard index's text; a LoupeError naming `indexFile` when it is not one. */
+export function parseWeightMap(text: string, indexFile: string): Map<string, string> {
   const fail = (why: string) => new LoupeError("bad-file", `${indexFile} is not a valid safetensors shard index: ${why}. Re-download it or re-save the model with save_pretrained.`, indexFile);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(fs.readFileSync(indexFile, "utf8"));
-  } catch (error) {
-    throw fail((error as NodeJS.ErrnoException).code ? `it cannot be read (${(error as NodeJS.ErrnoException).code})` : "it is not JSON");
+    parsed = JSON.parse(text);
+  } catch {
+    throw fail("it is not JSON");
   }
   const weightMap = (parsed as { weight_map?: unknown } | null)?.weight_map;
   if (typeof weightMap !== "object" || weightMap === null || Array.isArray(weightMap)) throw fail(`it has no "weight_map" object`);
   const map = new Map<string, string>();
   for (const [tensor, shard] of Object.entries(weightMap)) {
-    if (typeof shard !== "string" || shard !== nodePath.basename(shard) || shard === ".." || !shard.endsWith(".safetensors")) {
+    if (typeof shard !== "string" || !/^[\w.-]+\.safetensors$/.test(shard) || shard.startsWith(".")) {
       throw fail(`tensor "${tensor}" maps to ${JSON.stringify(shard)}, not a .safetensors file beside the index`);
     }
     map.set(tensor, shard);
