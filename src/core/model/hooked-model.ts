@@ -254,7 +254,8 @@ export class HookedModel {
    * with them and predict much worse without. Tokens a template puts after the text (an EOS) are
    * left off: a prompt is continued, not ended. GPT-2, Qwen2 and the reference model add nothing
    * before a text, so their prompts are the text's own tokens. The leading tokens have the empty
-   * range [0, 0]: nothing in the text to draw.
+   * range [0, 0]: nothing in the text to draw. A text that begins with them itself (a chat rendered
+   * by its template) is read as written, as apply_chat_template's tokens are.
    *
    * Fragments that continue a text (an answer such as " Mia", a count of a slice's tokens) are
    * encoded with `tokenizer.encode(text)` instead.
@@ -263,7 +264,9 @@ export class HookedModel {
     const own = this.tokenizer.encode(text);
     // null: the post-processor does something no probe text could place; read the text alone.
     const leading = this.tokenizer.leadingTemplateIds() ?? [];
-    if (leading.length === 0) return { ...own, lead: 0 };
+    // A text that already starts with them (a rendered chat template writes its own <s>) gets no second copy.
+    const written = leading.every((id, i) => own.ids[i] === id);
+    if (leading.length === 0 || written) return { ...own, lead: 0 };
     return {
       ids: [...leading, ...own.ids],
       tokens: [...leading.map((id) => this.tokenizer.idToToken(id) ?? ""), ...own.tokens],
