@@ -21,6 +21,7 @@ import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput,
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
 import { KvCache } from "./kv-cache";
+import { stopTokenIds } from "./stop-tokens";
 import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
 import { resolveModelFolder } from "../hub/model-reference";
 import { openModelFolder } from "./model-folder";
@@ -122,7 +123,10 @@ export interface GenerateOptions extends SamplingOptions {
   readonly maxNewTokens?: number;
   /** Stop when the continuation contains one of these strings (the string is cut off). */
   readonly stop?: readonly string[];
-  /** Stop at the end-of-text token (default true). */
+  /**
+   * Stop at an end-of-sequence token (default true): generation_config.json's eos_token_id (all of
+   * them), config.json's, the tokenizer's, and at a BOS the model emits (stop-tokens.ts).
+   */
   readonly stopAtEos?: boolean;
   readonly interventions?: readonly Intervention[];
   /**
@@ -163,6 +167,9 @@ export class HookedModel {
   private readonly hasPast: boolean;
   private readonly hasLogitPositions: boolean;
   private readonly hasStartAt: boolean;
+
+  /** The tokens that end a generation (read once, at the first generate). */
+  private stopIds: Set<number> | undefined;
 
   private constructor(
     readonly folder: string,
@@ -322,7 +329,8 @@ export class HookedModel {
     if (tokens.length === 0) throw new LoupeError("empty-input", "Nothing to continue: the prompt is empty.");
     const maxNew = options.maxNewTokens ?? 32;
     const stopAtEos = options.stopAtEos ?? true;
-    const eos = this.tokenizer.eosTokenId ?? this.cfg.eosTokenId;
+    this.stopIds ??= stopTokenIds(this.folder, this.tokenizer);
+    const stops = this.stopIds;
     const start = tokens.length;
     const random = options.seed === undefined ? undefined : seededRandom(options.seed);
     let stopReason: Generation["stopReason"] = "max-tokens";
@@ -347,7 +355,7 @@ export class HookedModel {
         last = logits.data.subarray((tokens.length - 1) * V, tokens.length * V);
       }
       const next = chooseNextToken(last, options, random);
-      if (stopAtEos && next === eos) {
+      if (stopAtEos && stops.has(next)) {
         stopReason = "eos";
         break;
       }
