@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { LoupeError } from "../../src/core/errors";
 import { hubCacheDir, parseRepoRef } from "../../src/core/hub/cache-layout";
+import { listCachedModels } from "../../src/core/hub/cached-models";
 import { resolveModelFolder } from "../../src/core/hub/model-reference";
 import { describeModelFolder } from "../../src/core/model/folder-check";
 import { HookedModel } from "../../src/core/model/hooked-model";
@@ -75,6 +76,17 @@ describe("hub cache: a model by repo id", function () {
   it("loads plain copies (a cache written without symlinks, as on Windows)", async () => {
     const expected = await logitsOf(TINY_GPT2);
     assert.deepEqual(await withEnv({ HF_HUB_CACHE: path.join(cache, "copies") }, () => logitsOf("loupe-test/tiny-gpt2")), expected);
+  });
+
+  it("lists the cached models with their revisions, and describes each for Select Model…", () => {
+    const listed = listCachedModels(cache);
+    assert.deepEqual(listed.map((m) => m.reference), ["loupe-test/tiny-gpt2", "loupe-test/tiny-llama-sharded@v1"]);
+    assert.ok(listed.every((m) => fs.existsSync(path.join(m.snapshot, "config.json"))));
+    // A snapshot fetched by commit hash has no ref: it is listed by its commit.
+    const orphan = cacheRepo(cache, "loupe-test/by-commit", folderFiles(TINY_GPT2), { revision: "tmp" });
+    fs.rmSync(path.join(cache, "models--loupe-test--by-commit", "refs"), { recursive: true });
+    assert.ok(listCachedModels(cache).some((m) => m.reference === `loupe-test/by-commit@${orphan.commit}`));
+    assert.match(describeModelFolder(listed[1].snapshot), /^llama model, 2 layers, d_model 48, vocabulary 363, \d+k parameters, 0\.3 MB$/);
   });
 
   it("prefers an existing folder to a repo id, and says how to download a repo that is not cached", async () => {

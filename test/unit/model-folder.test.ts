@@ -75,7 +75,9 @@ describe("sharded checkpoints (model.safetensors.index.json)", () => {
 
 describe("describeModelFolder (Select Model…'s message)", () => {
   it("describes safetensors and ONNX folders, and refuses what it cannot use", () => {
-    assert.match(describeModelFolder(TINY_GPT2), /^GPT-2 model, 2 layers, d_model \d+, vocabulary \d+$/);
+    const parameters = [...openModelFolder(TINY_GPT2).weights.tensors.values()].reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1), 0);
+    const megabytes = (fs.statSync(path.join(TINY_GPT2, "model.safetensors")).size / 1024 ** 2).toFixed(1);
+    assert.equal(describeModelFolder(TINY_GPT2), `GPT-2 model, 2 layers, d_model 32, vocabulary 320, ${Math.round(parameters / 1000)}k parameters, ${megabytes} MB`);
     assert.match(describeModelFolder(path.join(FIXTURES, "tiny-llama")), /^llama model, 2 layers/);
     assert.match(describeModelFolder(path.join(FIXTURES, "tiny-gpt2-onnx")), /^GPT-2 model, 2 layers, imported from model\.onnx with \d+ hooks$/);
     const phi = copyOf("phi-describe");
