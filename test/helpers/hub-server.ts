@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 
 export interface FakeRepo {
   readonly repoId: string;
@@ -85,6 +86,12 @@ export async function startFakeHub(repos: readonly FakeRepo[], lifetimeMs = 60_0
       if (isLfs(file)) {
         res.writeHead(302, { Location: `/cdn/${sha256(bytes)}`, "X-Repo-Commit": repo.commit, "X-Linked-Etag": `"${sha256(bytes)}"`, "X-Linked-Size": String(bytes.length), ETag: `"${gitOid(bytes)}"` });
         return res.end();
+      }
+      // Like the hub, small files are gzipped for a client that accepts it: Content-Length is then not the file's size.
+      if (/gzip/.test(req.headers["accept-encoding"] ?? "")) {
+        const packed = gzipSync(bytes);
+        res.writeHead(200, { "X-Repo-Commit": repo.commit, ETag: `"${gitOid(bytes)}"`, "Content-Encoding": "gzip", "Content-Length": String(packed.length) });
+        return res.end(req.method === "HEAD" ? undefined : packed);
       }
       return send(req, res, file, bytes, { "X-Repo-Commit": repo.commit, ETag: `"${gitOid(bytes)}"` });
     }

@@ -125,6 +125,14 @@ describe("loupe pull: downloads into the hub cache from a hub on 127.0.0.1", fun
     assert.ok(partial && fs.statSync(path.join(blobs, partial)).size < REPO_FILES[SHARD_1].length, "a partial shard is kept");
   });
 
+  it("says the disk is full, and where, when a write fails with ENOSPC", async () => {
+    // /dev/full answers every write with ENOSPC: the shard's partial file is made to point at it.
+    const blobs = path.join(cache, "models--loupe-test--tiny-llama", "blobs");
+    fs.mkdirSync(blobs, { recursive: true });
+    fs.symlinkSync("/dev/full", path.join(blobs, `${createHash("sha256").update(REPO_FILES[SHARD_1]).digest("hex")}.incomplete`));
+    await assert.rejects(pullModel("loupe-test/tiny-llama", { env: env() }), rejectsWith("download-failed", new RegExp(`disk holding the Hugging Face cache \\(${cache}\\) is full.*HF_HUB_CACHE`)));
+  });
+
   it("makes no call at all when HF_HUB_OFFLINE is set", async () => {
     await assert.rejects(pullModel("loupe-test/tiny-llama", { env: env({ HF_HUB_OFFLINE: "1" }) }), rejectsWith("offline", /HF_HUB_OFFLINE/));
     assert.deepEqual(hub.requests, []);

@@ -49,6 +49,9 @@ export interface PullResult {
   readonly files: readonly PulledFile[];
 }
 
+/** Uncompressed transfers, as huggingface_hub asks: sizes and byte ranges then count the file's own bytes. */
+const IDENTITY = { "Accept-Encoding": "identity" };
+
 interface RemoteFile {
   readonly path: string;
   readonly etag: string;
@@ -81,9 +84,9 @@ export async function pullModel(reference: string, options: PullOptions = {}): P
     for (const file of shards) pulled.push(await session.fetchIntoCache(commit, file));
   }
   if (!isCommitHash(ref.revision)) {
-    const ref_ = refFile(session.cacheDir, ref.repoId, ref.revision);
-    fs.mkdirSync(path.dirname(ref_), { recursive: true });
-    fs.writeFileSync(ref_, commit);
+    const pointer = refFile(session.cacheDir, ref.repoId, ref.revision);
+    fs.mkdirSync(path.dirname(pointer), { recursive: true });
+    fs.writeFileSync(pointer, commit);
   }
   return { ref, commit, snapshot: snapshotDir(session.cacheDir, ref.repoId, commit), files: pulled };
 }
@@ -125,7 +128,7 @@ class HubSession {
 
   /** ETag and size of one file, from the resolve URL's headers (the CDN redirect is not followed). */
   async head(commit: string, file: string): Promise<RemoteFile> {
-    const response = await this.request(file, () => this.fetch(this.resolveUrl(commit, file), { method: "HEAD", redirect: "manual" }));
+    const response = await this.request(file, () => this.fetch(this.resolveUrl(commit, file), { method: "HEAD", redirect: "manual", headers: IDENTITY }));
     this.check(response, file);
     const etag = normaliseEtag(response.headers.get("X-Linked-Etag") ?? response.headers.get("ETag"));
     const size = Number(response.headers.get("X-Linked-Size") ?? response.headers.get("Content-Length"));
@@ -156,9 +159,8 @@ class HubSession {
     fs.mkdirSync(path.dirname(blob), { recursive: true });
     let have = fs.existsSync(partial) ? fs.statSync(partial).size : 0;
     if (have > file.size) have = 0;
-    const resumed = have > 0;
     if (have < file.size || file.size === 0) {
-      const response = await this.request(file.path, () => this.fetch(this.resolveUrl(commit, file.path), { headers: have > 0 ? { Range: `bytes=${have}-` } : {} }));
+      const response = await this.request(file.path, () => this.fetch(this.resolveUrl(commit, file.path), { headers: { ...IDENTITY, ...(have > 0 ? { Range: `bytes=${have}-` } : {}) } }));
       this.check(response, file.path);
       // 206: the server continues from `have`; 200: it sends everything, so start over.
       if (response.status !== 206 || !(response.headers.get("Content-Range") ?? "").startsWith(`bytes ${have}-`)) have = 0;
@@ -173,7 +175,7 @@ class HubSession {
     }
     await verifyContent(partial, file);
     fs.renameSync(partial, blob);
-    return resumed && have > 0 ? "resumed" : "downloaded";
+    return have > 0 ? "resumed" : "downloaded";
   }
 
   private async writeBody(response: Response, partial: string, flags: "a" | "w", file: RemoteFile): Promise<void> {
