@@ -8,7 +8,7 @@ import { listCachedModels } from "../../src/core/hub/cached-models";
 import { resolveModelFolder } from "../../src/core/hub/model-reference";
 import { describeModelFolder } from "../../src/core/model/folder-check";
 import { HookedModel } from "../../src/core/model/hooked-model";
-import { estimateModelMemory } from "../../src/core/model/memory-limit";
+import { checkModelFits, estimateModelMemory } from "../../src/core/model/memory-limit";
 import { openModelFolder } from "../../src/core/model/model-folder";
 import { scratchDir, TINY_GPT2, TINY_LLAMA } from "../helpers/fixtures";
 import { cacheRepo, folderFiles, shardedFolderFiles, withEnv, writeFolder } from "../helpers/hub-cache";
@@ -69,7 +69,12 @@ describe("hub cache: a model by repo id", function () {
       const commit = fs.readFileSync(path.join(cache, "models--loupe-test--tiny-llama-sharded", "refs", "v1"), "utf8");
       assert.deepEqual(await logitsOf(`loupe-test/tiny-llama-sharded@${commit}`), expected);
       assert.match(describeModelFolder("loupe-test/tiny-llama-sharded@v1"), /^llama model, 2 layers/);
-      assert.equal(estimateModelMemory("loupe-test/tiny-llama-sharded@v1").fileBytes > fs.statSync(path.join(TINY_LLAMA, "model.safetensors")).size - 1024, true);
+      // The memory check counts every shard: the same weights as the single file, each shard's bytes on disk.
+      const sharded = estimateModelMemory("loupe-test/tiny-llama-sharded@v1");
+      assert.equal(sharded.estimatedBytes, estimateModelMemory(TINY_LLAMA).estimatedBytes);
+      const shardBytes = fs.readdirSync(resolveModelFolder("loupe-test/tiny-llama-sharded@v1")).filter((f) => f.endsWith(".safetensors")).map((f) => fs.statSync(path.join(resolveModelFolder("loupe-test/tiny-llama-sharded@v1"), f)).size);
+      assert.equal(sharded.fileBytes, shardBytes[0] + shardBytes[1]);
+      assert.throws(() => checkModelFits("loupe-test/tiny-llama-sharded@v1", sharded.estimatedBytes - 1), /model\.safetensors\.index\.json needs about/);
     });
   });
 
