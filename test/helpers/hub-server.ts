@@ -42,7 +42,8 @@ const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 /** A git blob id, as the hub's ETag for small files. */
 const gitOid = (b: Buffer) => createHash("sha1").update(`blob ${b.length}\0`).update(b).digest("hex");
 
-export async function startFakeHub(repos: readonly FakeRepo[], lifetimeMs = 60_000): Promise<FakeHub> {
+/** lifetimeMs: when it stops by itself; chunkBytes: the pieces a transfer is written in (small: a reader sees many chunks). */
+export async function startFakeHub(repos: readonly FakeRepo[], { lifetimeMs = 60_000, chunkBytes = 16 * 1024 } = {}): Promise<FakeHub> {
   const requests: LoggedRequest[] = [];
   const cuts = new Map<string, number>();
   const blobs = new Map<string, { repo: FakeRepo; file: string; bytes: Buffer }>();
@@ -124,7 +125,7 @@ export async function startFakeHub(repos: readonly FakeRepo[], lifetimeMs = 60_0
         else res.socket?.destroy();
         return;
       }
-      const next = Math.min(end, at + 16 * 1024);
+      const next = Math.min(end, at + chunkBytes);
       res.write(bytes.subarray(at, next), () => setImmediate(pump));
       at = next;
     };
