@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LoupeError } from "../../src/core/errors";
-import { hubCacheDir, parseRepoRef } from "../../src/core/hub/cache-layout";
+import { hubCacheDir, modelName, parseRepoRef } from "../../src/core/hub/cache-layout";
 import { listCachedModels } from "../../src/core/hub/cached-models";
 import { resolveModelFolder } from "../../src/core/hub/model-reference";
 import { describeModelFolder } from "../../src/core/model/folder-check";
@@ -30,6 +30,13 @@ describe("hub cache: where it is", () => {
     assert.equal(hubCacheDir({ HF_HOME: "/b", XDG_CACHE_HOME: "/c" }), "/b/hub");
     assert.equal(hubCacheDir({ XDG_CACHE_HOME: "/c" }), "/c/huggingface/hub");
     assert.equal(hubCacheDir({}), path.join(os.homedir(), ".cache", "huggingface", "hub"));
+  });
+
+  it("names a snapshot folder by its repo id (what probes and SAEs record), any other folder by its name", () => {
+    assert.equal(modelName("/c/hub/models--HuggingFaceTB--SmolLM2-135M/snapshots/0123abc"), "HuggingFaceTB/SmolLM2-135M");
+    assert.equal(modelName("/c/hub/models--a--b/snapshots/0123abc/"), "a/b");
+    assert.equal(modelName("/models/reference"), "reference");
+    assert.equal(modelName("/x/snapshots/0123abc"), "0123abc");
   });
 
   it("reads ORG/NAME[@REVISION] and nothing else as a repo id", () => {

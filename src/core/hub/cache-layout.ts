@@ -79,3 +79,15 @@ export function refFile(cacheDir: string, repoId: string, revision: string): str
 export function blobFile(cacheDir: string, repoId: string, etag: string): string {
   return path.join(repoCacheDir(cacheDir, repoId), "blobs", etag);
 }
+
+/**
+ * A model's name for files that record it (a probe's model, an SAE's model_name): the repo id of a
+ * hub snapshot folder (…/models--ORG--NAME/snapshots/COMMIT), else the folder's own name.
+ */
+export function modelName(folder: string): string {
+  const resolved = path.resolve(folder);
+  const snapshots = path.dirname(resolved);
+  const repo = path.basename(path.dirname(snapshots));
+  const match = /^models--([^-].*?)--(.+)$/.exec(repo);
+  return path.basename(snapshots) === "snapshots" && match ? `${match[1]}/${match[2]}` : path.basename(resolved);
+}
