@@ -3,7 +3,9 @@
  * in the Hugging Face cache (each described by the worker: architecture, parameters, size, or why
  * it cannot load). Downloading is the only network access, and only on this command.
  */
+import * as fs from "node:fs";
 import * as vscode from "vscode";
+import { LoupeError } from "../core/errors";
 import { listCachedModels } from "../core/hub/cached-models";
 import { hubCacheDir, parseRepoRef } from "../core/hub/cache-layout";
 import { pullModel } from "../core/hub/download";
@@ -71,15 +73,18 @@ async function useModel(models: ModelHost, reference: string): Promise<void> {
   try {
     description = await models.describeFolder(reference);
   } catch (error) {
-    void vscode.window.showErrorMessage(`Loupe cannot use ${reference}: ${describeError(error) ?? String(error)}`);
+    // A repo id that is not cached yet: offer the download rather than only saying how.
+    const downloadable = error instanceof LoupeError && error.code === "missing-file" && parseRepoRef(reference) !== undefined && !fs.existsSync(reference);
+    const choice = await vscode.window.showErrorMessage(`Loupe cannot use ${reference}: ${describeError(error) ?? String(error)}`, ...(downloadable ? ["Download"] : []));
+    if (choice === "Download") await downloadModel(models, reference);
     return;
   }
   await models.rememberFolder(reference);
   void vscode.window.showInformationMessage(`Loupe: this workspace now uses ${reference} (${description}).`);
 }
 
-export async function downloadModel(models: ModelHost): Promise<void> {
-  const reference = await askRepoId("Hugging Face repo id to download into the cache");
+export async function downloadModel(models: ModelHost, repoId?: string): Promise<void> {
+  const reference = repoId ?? (await askRepoId("Hugging Face repo id to download into the cache"));
   if (!reference) return;
   try {
     const result = await vscode.window.withProgress(
