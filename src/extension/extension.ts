@@ -12,6 +12,7 @@ import { SteeringController } from "./steering";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
 import { downloadModel, selectModel } from "./model-picker";
+import { inspectChat } from "./chat-command";
 import { ModelHost } from "./model-host";
 
 /** Editor glue only: every computation happens in src/core, in the worker process. */
@@ -70,6 +71,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand("loupe.chooseLens", () => inspector.chooseLens()),
     vscode.commands.registerCommand("loupe.selectModel", () => selectModel(models)),
     vscode.commands.registerCommand("loupe.downloadModel", () => downloadModel(models)),
+    vscode.commands.registerCommand("loupe.inspectChat", () => inspectChat(models)),
   );
 }
 

@@ -49,7 +49,7 @@ export function readChatTemplate(folder: string): ChatTemplate {
   if (typeof named === "string") return { source: named, file: configFile, specialTokens };
   throw new LoupeError(
     "missing-file",
-    `${folder} has no chat template (chat_template.jinja, or "chat_template" in tokenizer_config.json). Use an instruct model's folder, or inspect the text itself without --chat.`,
+    `${folder} has no chat template (chat_template.jinja, or "chat_template" in tokenizer_config.json). Use an instruct model, or inspect the text itself.`,
     configFile,
   );
 }
