@@ -11,8 +11,7 @@ import { Tokenizer as NativeTokenizer } from "tokenizers";
 import { parseModelConfig, type LlamaConfig } from "../../src/core/model/config";
 import { HookedModel, prefixKeyValues } from "../../src/core/model/hooked-model";
 import { Tokenizer } from "../../src/core/tokenizer";
-import { hookLayout } from "../../src/core/model/hooks";
-import { hookShape } from "../../src/core/model/interventions";
+import { blockHook, headsAt, hookLayout, hookShape, isKeyValueHook } from "../../src/core/model/hooks";
 import { KvCache } from "../../src/core/model/kv-cache";
 import { ropeInverseFrequencies } from "../../src/core/model/llama-graph";
 import { encodeSafetensors, readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
@@ -79,15 +78,62 @@ for (const [name, folder] of [
       }
     });
 
-    it("matches PyTorch at every recorded hook (q, k before rotary; k, v one slot per query head)", async () => {
+    it("matches PyTorch at every recorded hook (q, k before rotary; k, v one slot per key/value head)", async () => {
       const prompt = reference.prompts.at(-1)!;
       const names = Object.keys(prompt.hooks);
       assert.ok(names.includes("blocks.0.attn.hook_k") && names.includes("ln_final.hook_normalized"));
       const { cache } = await model.runWithCache(prompt.tokens, { names });
+      const cfg = model.cfg as LlamaConfig;
       for (const hook of names) {
-        assert.deepEqual(cache.get(hook).dims, prompt.hooks[hook].shape, `${hook} shape`);
-        const diff = maxAbsDiff(cache.get(hook).data, prompt.hooks[hook].data);
+        // The reference records k and v repeated for each query head: its first head of each group is the key/value head.
+        const expected = isKeyValueHook(hook) ? firstOfEachGroup(prompt.hooks[hook], cfg.nHeads / cfg.nKvHeads) : prompt.hooks[hook];
+        assert.deepEqual(cache.get(hook).dims, expected.shape, `${hook} shape`);
+        const diff = maxAbsDiff(cache.get(hook).data, expected.data);
         assert.ok(diff < TOLERANCE, `${hook} differs from PyTorch by ${diff}`);
+      }
+    });
+
+    it("with ungroupGroupedQueryAttention, k and v have one slot per query head, as PyTorch's repeated ones", async () => {
+      const prompt = reference.prompts.at(-1)!;
+      const names = Object.keys(prompt.hooks);
+      const ungrouped = await HookedModel.load(folder, { cacheDir: null, threads: 1, ungroupGroupedQueryAttention: true });
+      try {
+        assert.equal(ungrouped.hookDims.keyValueHeads, model.cfg.nHeads);
+        const { cache, logits } = await ungrouped.runWithCache(prompt.tokens, { names });
+        for (const hook of names) {
+          assert.deepEqual(cache.get(hook).dims, prompt.hooks[hook].shape, `${hook} shape`);
+          const diff = maxAbsDiff(cache.get(hook).data, prompt.hooks[hook].data);
+          assert.ok(diff < TOLERANCE, `${hook} differs from PyTorch by ${diff}`);
+        }
+        assert.ok(maxAbsDiff(logits.data, prompt.logits) < TOLERANCE);
+        // Generation with the key/value cache is unchanged by the option.
+        const g = reference.generations[0];
+        assert.deepEqual((await ungrouped.generate(g.tokens, { maxNewTokens: g.greedy.length, stopAtEos: false })).tokens, g.greedy);
+      } finally {
+        await ungrouped.dispose();
+      }
+    });
+
+    it("an intervention on key/value head j acts as the same one on every query head of j's group, ungrouped", async () => {
+      const cfg = model.cfg as LlamaConfig;
+      const groups = cfg.nHeads / cfg.nKvHeads;
+      const tokens = reference.prompts[0].tokens;
+      const ungrouped = await HookedModel.load(folder, { cacheDir: null, threads: 1, ungroupGroupedQueryAttention: true });
+      try {
+        const j = cfg.nKvHeads - 1;
+        const queryHeads = Array.from({ length: groups }, (_, i) => j * groups + i);
+        for (const suffix of ["attn.hook_k", "attn.hook_v"] as const) {
+          const hook = blockHook(0, suffix);
+          const grouped = await model.runWithHooks(tokens, [{ hook, kind: "scale", factor: 0.25, heads: [j], positions: [1, 3] }]);
+          const perQueryHead = await ungrouped.runWithHooks(tokens, [{ hook, kind: "scale", factor: 0.25, heads: queryHeads, positions: [1, 3] }]);
+          const diff = maxAbsDiff(grouped.logits.data, perQueryHead.logits.data);
+          assert.ok(diff < 1e-5, `${hook}: grouped and ungrouped interventions differ by ${diff}`);
+          assert.ok(maxAbsDiff(grouped.logits.data, (await model.run(tokens)).data) > 1e-4, `${hook}: the intervention matters`);
+        }
+        // A head past the key/value heads is refused, naming the range.
+        await assert.rejects(model.runWithHooks(tokens, [{ hook: blockHook(0, "attn.hook_k"), kind: "zero", heads: [cfg.nKvHeads] }]), new RegExp(`head ${cfg.nKvHeads} is out of range \\(0\\.\\.${cfg.nKvHeads - 1}\\)`));
+      } finally {
+        await ungrouped.dispose();
       }
     });
 
@@ -158,10 +204,12 @@ for (const [name, folder] of [
       assert.ok(!model.hookNames.includes("hook_pos_embed"), "rotary models have no positional embedding hook");
       assert.equal(model.hookNames.length, 1 + 13 * model.cfg.nLayers + 1);
       assert.deepEqual(cache.names, [...model.hookNames]);
+      const cfg = model.cfg as LlamaConfig;
       for (const hook of model.hookNames) {
-        const expected = hookShape(model.cfg, hook, 1, T);
+        const expected = hookShape(model.hookDims, hook, 1, T);
         assert.deepEqual(cache.get(hook).dims, expected, hook);
-        if (hookLayout(hook) === "heads") assert.equal(expected[2], model.cfg.nHeads, `${hook} has one slot per query head`);
+        if (hookLayout(hook) === "heads") assert.equal(expected[2], isKeyValueHook(hook) ? cfg.nKvHeads : cfg.nHeads, `${hook}: one slot per ${isKeyValueHook(hook) ? "key/value" : "query"} head`);
+        assert.equal(headsAt(model.hookDims, hook), hookLayout(hook) === "resid" || hookLayout(hook) === "mlp" ? undefined : expected[hookLayout(hook) === "pattern" ? 1 : 2]);
       }
       const pattern = cache.get("blocks.1.attn.hook_pattern");
       // Causal rows summing to one.
@@ -272,6 +320,14 @@ for (const [name, folder] of [
       }
     });
   });
+}
+
+/** Heads 0, groups, 2 * groups, ... of a recorded [batch, pos, heads, d_head] activation. */
+function firstOfEachGroup(hook: { shape: number[]; data: number[] }, groups: number): { shape: number[]; data: number[] } {
+  const [B, T, H, Dh] = hook.shape;
+  const data: number[] = [];
+  for (let bt = 0; bt < B * T; bt++) for (let h = 0; h < H; h += groups) data.push(...hook.data.slice((bt * H + h) * Dh, (bt * H + h + 1) * Dh));
+  return { shape: [B, T, H / groups, Dh], data };
 }
 
 function sliceTokens(t: Tensor, n: number): Tensor {
@@ -475,6 +531,21 @@ describe("Llama-family graph cache", () => {
       assert.deepEqual(Array.from((await second.run(tokens)).data), Array.from((await first.run(tokens)).data));
     } finally {
       await Promise.all([first.dispose(), second.dispose(), other.dispose()]);
+    }
+  });
+
+  it("caches the ungrouped-hooks graph under its own key, not the default one's", async () => {
+    const cacheDir = scratchDir("llama-cache");
+    const grouped = await HookedModel.load(TINY_LLAMA, { cacheDir, threads: 1 });
+    const ungrouped = await HookedModel.load(TINY_LLAMA, { cacheDir, threads: 1, ungroupGroupedQueryAttention: true });
+    const again = await HookedModel.load(TINY_LLAMA, { cacheDir, threads: 1, ungroupGroupedQueryAttention: true });
+    try {
+      assert.deepEqual([grouped.graphFromCache, ungrouped.graphFromCache, again.graphFromCache], [false, false, true]);
+      const hook = blockHook(0, "attn.hook_k");
+      const heads = async (m: HookedModel) => (await m.runWithCache([1, 40, 41], { names: [hook] })).cache.get(hook).dims[2];
+      assert.deepEqual([await heads(grouped), await heads(again)], [(grouped.cfg as LlamaConfig).nKvHeads, grouped.cfg.nHeads]);
+    } finally {
+      await Promise.all([grouped.dispose(), ungrouped.dispose(), again.dispose()]);
     }
   });
 });
