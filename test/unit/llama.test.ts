@@ -16,7 +16,9 @@ import { KvCache } from "../../src/core/model/kv-cache";
 import { ropeInverseFrequencies } from "../../src/core/model/llama-graph";
 import { encodeSafetensors, readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
 import { patchingSweeps } from "../../src/core/patching/sweep";
+import { Sae, saveSae } from "../../src/core/sae";
 import { readUnembedding } from "../../src/core/sae/logit-effects";
+import { main } from "../../src/cli/main";
 import { argmax, maxAbsDiff, type Tensor } from "../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir } from "../helpers/fixtures";
 import { rejectsWith, throwsWith } from "../helpers/errors";
@@ -624,5 +626,34 @@ describe("Llama-family model folders with problems", () => {
     await rejectsWith(HookedModel.load(untied, { cacheDir: null }), "bad-file", /no "lm_head\.weight" but config\.json says the embeddings are untied/);
     const heads = copyFixture(TINY_LLAMA, (c) => (c.num_key_value_heads = 4));
     await rejectsWith(HookedModel.load(heads, { cacheDir: null }), "bad-shape", /k_proj\.weight" has shape \[24, 48\] but config\.json implies \[48, 48\]/);
+  });
+});
+
+describe("Llama-family SAEs on key/value hooks", () => {
+  /** An SAE on blocks.0.attn.hook_k reading `heads` heads, saved in SAELens's layout. */
+  function keySae(heads: number): string {
+    const cfg = JSON.parse(fs.readFileSync(path.join(TINY_LLAMA, "config.json"), "utf8")) as Record<string, number>;
+    const d_in = heads * cfg.head_dim;
+    const d_sae = 8;
+    const dir = scratchDir("llama-key-sae");
+    const ramp = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+    const sae = new Sae(
+      { architecture: "standard", d_in, d_sae, hook_name: "blocks.0.attn.hook_k", rescale_acts_by_decoder_norm: false, apply_b_dec_to_input: true, normalize_activations: "none", finetuning_scaling_factor: false, dtype: "float32" },
+      { W_enc: ramp(d_in * d_sae), b_enc: new Float32Array(d_sae), W_dec: ramp(d_sae * d_in), b_dec: new Float32Array(d_in) },
+    );
+    saveSae(dir, sae);
+    return dir;
+  }
+
+  it("attaches an SAE of the grouped width by default, and one of the ungrouped width with the CLI flag, naming it otherwise", async () => {
+    const cfg = JSON.parse(fs.readFileSync(path.join(TINY_LLAMA, "config.json"), "utf8")) as Record<string, number>;
+    const prompt = path.join(scratchDir("llama-key-sae-prompt"), "prompt.txt");
+    fs.writeFileSync(prompt, "Mia and Leo went");
+    const io = { out: () => {}, readStdin: () => "" };
+    const features = (sae: string, ...flags: string[]) => main(["features", "--model", TINY_LLAMA, "--sae", sae, "--json", ...flags, prompt], io);
+    assert.equal(await features(keySae(cfg.num_key_value_heads)), 0);
+    const ungroupedSae = keySae(cfg.num_attention_heads);
+    await assert.rejects(features(ungroupedSae), /d_in is 48 but blocks\.0\.attn\.hook_k .* has 24 values per token .*--ungroup-grouped-query-attention/s);
+    assert.equal(await features(ungroupedSae, "--ungroup-grouped-query-attention"), 0);
   });
 });
