@@ -21,13 +21,13 @@ import { gainInput, GRAPH_IO, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput, wri
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import type { GraphOptions } from "./graph-options";
 import { hookDims, hookLayout, hookNamesFor, isKeyValueHook, narrowedByLogitPositions, positionAxis, type HookDims } from "./hooks";
-import { KvCache, type KeyValues } from "./kv-cache";
+import { cacheHeads, KvCache, type KeyValues } from "./kv-cache";
 import { compileInterventions, type Intervention } from "./interventions";
 import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
 import { fedLogitPositions, firstPosition, padBatch, pickPositions, rowsAtHook, selectPositions, type PaddedBatch, type TokenBatch } from "./run-layout";
 
-export { prefixKeyValues, type KeyValues } from "./kv-cache";
+export { cacheHeads, prefixKeyValues, type KeyValues } from "./kv-cache";
 export type { TokenBatch } from "./run-layout";
 
 /** A prompt's tokens: the template's leading tokens (if any), then the text's own. */
@@ -148,7 +148,7 @@ export class HookedModel {
   /** The sizes that set each hook's shape (hooks.ts hookShape): attn.hook_k|v's head count included. */
   readonly hookDims: HookDims;
   private readonly hookSet: ReadonlySet<string>;
-  private readonly idleInterventions: Record<string, ort.Tensor>;
+  private readonly idleFeeds: Record<string, ort.Tensor>;
   /** Whether the graph takes past keys/values (RunOptions.prefix) and logit positions. */
   private readonly hasPast: boolean;
   private readonly hasLogitPositions: boolean;
@@ -168,12 +168,12 @@ export class HookedModel {
     this.hookNames = imported?.hookNames ?? hookNamesFor(cfg);
     this.hookDims = hookDims(cfg, graphOptions);
     this.hookSet = new Set(this.hookNames);
-    // One shared zero broadcasts to every hook: the identity intervention.
+    // What every run feeds unless it says otherwise. One shared zero broadcasts to every hook: the identity intervention.
     const zero = new ort.Tensor("float32", new Float32Array(1), [1]);
-    this.idleInterventions = {};
+    this.idleFeeds = {};
     for (const name of this.hookNames) {
-      this.idleInterventions[gainInput(name)] = zero;
-      this.idleInterventions[writeInput(name)] = zero;
+      this.idleFeeds[gainInput(name)] = zero;
+      this.idleFeeds[writeInput(name)] = zero;
     }
     this.hasPast = session.inputNames.includes(PAST_IO.pastKey(0));
     this.hasLogitPositions = session.inputNames.includes(LOGIT_POSITIONS);
@@ -182,8 +182,8 @@ export class HookedModel {
     if (this.hasPast) {
       const empty = new ort.Tensor("float32", new Float32Array(0), [1, cacheHeads(cfg), 0, cfg.dHead]);
       for (let L = 0; L < cfg.nLayers; L++) {
-        this.idleInterventions[PAST_IO.pastKey(L)] ??= empty;
-        this.idleInterventions[PAST_IO.pastValue(L)] ??= empty;
+        this.idleFeeds[PAST_IO.pastKey(L)] ??= empty;
+        this.idleFeeds[PAST_IO.pastValue(L)] ??= empty;
       }
     }
   }
@@ -410,7 +410,7 @@ export class HookedModel {
     throwIfAborted(options.signal);
     const run = this.layOut(batch, interventions, options);
     const feeds: Record<string, ort.Tensor> = {
-      ...this.idleInterventions,
+      ...this.idleFeeds,
       ...this.tokenFeeds(run),
       ...this.startAtFeeds(run, options.startAt),
       ...this.logitPositionFeeds(run),
@@ -599,10 +599,6 @@ function prefixFeeds(prefix: KeyValues | undefined): Record<string, ort.Tensor> 
   return feeds;
 }
 
-/** Heads per layer in the key/value cache: one per key/value head (a Llama graph shares them among query heads). */
-export function cacheHeads(cfg: ModelConfig): number {
-  return cfg.architecture === "llama" ? cfg.nKvHeads : cfg.nHeads;
-}
 
 /**
  * Whether an imported graph's attention patterns are [batch, head, query, key], checked on two

@@ -6,6 +6,12 @@
  */
 import { LoupeError } from "../errors";
 import { tensor, type Tensor } from "../tensor/tensor";
+import type { ModelConfig } from "./config";
+
+/** Heads per layer in the key/value cache: one per key/value head (a Llama graph shares them among query heads). */
+export function cacheHeads(cfg: ModelConfig): number {
+  return cfg.architecture === "llama" ? cfg.nKvHeads : cfg.nHeads;
+}
 
 /**
  * Keys and values of a run's tokens, one [batch, heads, tokens, d_head] tensor per layer; heads

@@ -17,6 +17,7 @@ import { Tokenizer } from "../tokenizer";
 import { readModelConfig, type ModelConfig } from "./config";
 import { gainInput, GRAPH_IO, insertHookPoint, LENS_IO, writeInput, type HookGraph } from "./hook-point";
 import { blockHook, hookNamesFor, type BlockHookSuffix } from "./hooks";
+import { cacheHeads } from "./kv-cache";
 import { DataType } from "./onnx-graph";
 import { findResidualStructure, FUSED_ATTENTION_OPS, GraphIndex, StructureError, tracesToInput, type ResidualStructure } from "./onnx-structure";
 import { checkTokenizerFitsModel } from "./tokenizer-check";
@@ -307,7 +308,6 @@ class Rewriter implements HookGraph {
     const shape = this.fresh("loupe::ids_shape");
     this.addNode("Shape", [GRAPH_IO.ids], [shape]);
     this.addNode("Slice", [shape, this.initializer("loupe::zero", DataType.INT64, [1], { int64Data: [0n] }), this.initializer("loupe::one_i", DataType.INT64, [1], { int64Data: [1n] })], [batch]);
-    const kvHeads = cfg.architecture === "llama" ? cfg.nKvHeads : cfg.nHeads;
     for (const input of past) {
       const declared = input.type?.value.case === "tensorType" ? input.type.value.value.shape?.dim : undefined;
       const dims = declared && declared.length > 0 ? declared : undefined;
@@ -317,7 +317,7 @@ class Rewriter implements HookGraph {
             if (typeof d.value.value === "string" && /past|seq|len/i.test(d.value.value)) return 0n;
             return this.fail("unsupported-architecture", `past input "${input.name}" has a dimension "${String(d.value.value)}" (axis ${i + 1}) that Loupe cannot size; it fills past keys and values as [batch, heads, 0, head_dim].`);
           })
-        : [BigInt(kvHeads), 0n, BigInt(cfg.dHead)];
+        : [BigInt(cacheHeads(cfg)), 0n, BigInt(cfg.dHead)];
       const restName = this.initializer(`loupe::past_dims`, DataType.INT64, [rest.length], { int64Data: rest });
       const full = this.fresh("loupe::past_shape");
       this.addNode("Concat", [batch, restName], [full], [create(onnx.AttributeProtoSchema, { name: "axis", type: onnx.AttributeProto_AttributeType.INT, i: 0n })]);
