@@ -27,11 +27,18 @@ const TOLERANCE = 1e-4;
 const TINY_LLAMA = path.join(FIXTURES, "tiny-llama");
 const TINY_QWEN2 = path.join(FIXTURES, "tiny-qwen2");
 
+interface Recorded {
+  shape: number[];
+  data: number[];
+}
+
 interface LlamaReference {
   config: Record<string, unknown>;
-  prompts: { text?: string; tokens: number[]; logits: number[]; hooks: Record<string, { shape: number[]; data: number[] }> }[];
+  prompts: { text?: string; tokens: number[]; logits: number[]; hooks: Record<string, Recorded>; ungrouped_hooks?: Record<string, Recorded> }[];
   generations: { tokens: number[]; greedy: number[] }[];
   intervention: { tokens: number[]; hook: string; position: number; vector: number[]; logits: number[] };
+  /** One key/value head scaled at some positions (every query head of its group reads it). */
+  key_value_intervention: { tokens: number[]; hook: string; head: number; positions: number[]; factor: number; logits: number[] };
 }
 
 function readReference(folder: string): LlamaReference {
@@ -85,14 +92,20 @@ for (const [name, folder] of [
       const names = Object.keys(prompt.hooks);
       assert.ok(names.includes("blocks.0.attn.hook_k") && names.includes("ln_final.hook_normalized"));
       const { cache } = await model.runWithCache(prompt.tokens, { names });
-      const cfg = model.cfg as LlamaConfig;
       for (const hook of names) {
-        // The reference records k and v repeated for each query head: its first head of each group is the key/value head.
-        const expected = isKeyValueHook(hook) ? firstOfEachGroup(prompt.hooks[hook], cfg.nHeads / cfg.nKvHeads) : prompt.hooks[hook];
-        assert.deepEqual(cache.get(hook).dims, expected.shape, `${hook} shape`);
-        const diff = maxAbsDiff(cache.get(hook).data, expected.data);
+        assert.deepEqual(cache.get(hook).dims, prompt.hooks[hook].shape, `${hook} shape`);
+        if (isKeyValueHook(hook)) assert.equal(cache.get(hook).dims[2], (model.cfg as LlamaConfig).nKvHeads, `${hook}: one slot per key/value head`);
+        const diff = maxAbsDiff(cache.get(hook).data, prompt.hooks[hook].data);
         assert.ok(diff < TOLERANCE, `${hook} differs from PyTorch by ${diff}`);
       }
+    });
+
+    it("scales one key/value head at attn.hook_v as PyTorch does (all query heads of its group read it)", async () => {
+      const iv = reference.key_value_intervention;
+      const edited = await model.runWithHooks(iv.tokens, [{ hook: iv.hook, kind: "scale", factor: iv.factor, heads: [iv.head], positions: iv.positions }]);
+      const diff = maxAbsDiff(edited.logits.data, iv.logits);
+      assert.ok(diff < TOLERANCE, `edited logits differ from PyTorch by ${diff}`);
+      assert.ok(maxAbsDiff(edited.logits.data, (await model.run(iv.tokens)).data) > 1e-3, "the intervention changed the logits");
     });
 
     it("with ungroupGroupedQueryAttention, k and v have one slot per query head, as PyTorch's repeated ones", async () => {
@@ -102,9 +115,11 @@ for (const [name, folder] of [
       try {
         assert.equal(ungrouped.hookDims.keyValueHeads, model.cfg.nHeads);
         const { cache, logits } = await ungrouped.runWithCache(prompt.tokens, { names });
+        const recorded = { ...prompt.hooks, ...prompt.ungrouped_hooks };
+        assert.ok(Object.keys(prompt.ungrouped_hooks ?? {}).length > 0, "the reference records ungrouped k and v");
         for (const hook of names) {
-          assert.deepEqual(cache.get(hook).dims, prompt.hooks[hook].shape, `${hook} shape`);
-          const diff = maxAbsDiff(cache.get(hook).data, prompt.hooks[hook].data);
+          assert.deepEqual(cache.get(hook).dims, recorded[hook].shape, `${hook} shape`);
+          const diff = maxAbsDiff(cache.get(hook).data, recorded[hook].data);
           assert.ok(diff < TOLERANCE, `${hook} differs from PyTorch by ${diff}`);
         }
         assert.ok(maxAbsDiff(logits.data, prompt.logits) < TOLERANCE);
@@ -322,14 +337,6 @@ for (const [name, folder] of [
       }
     });
   });
-}
-
-/** Heads 0, groups, 2 * groups, ... of a recorded [batch, pos, heads, d_head] activation. */
-function firstOfEachGroup(hook: { shape: number[]; data: number[] }, groups: number): { shape: number[]; data: number[] } {
-  const [B, T, H, Dh] = hook.shape;
-  const data: number[] = [];
-  for (let bt = 0; bt < B * T; bt++) for (let h = 0; h < H; h += groups) data.push(...hook.data.slice((bt * H + h) * Dh, (bt * H + h + 1) * Dh));
-  return { shape: [B, T, H / groups, Dh], data };
 }
 
 function sliceTokens(t: Tensor, n: number): Tensor {
