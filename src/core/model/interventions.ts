@@ -1,5 +1,5 @@
 /**
- * Interventions at hooks, compiled to the (gain, write) inputs of the graph: out = x + x*gain + write.
+ * Interventions at hooks, compiled to the (gain, write) inputs of the hook point: out = x * (1 + gain) + write (hook-point.ts).
  * Every kind is an affine map of x, so several interventions on one hook compose exactly.
  */
 import { LoupeError } from "../errors";
