@@ -22,10 +22,13 @@ import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import type { GraphOptions } from "./graph-options";
 import { hookDims, hookLayout, hookNamesFor, isKeyValueHook, narrowedByLogitPositions, positionAxis, type HookDims } from "./hooks";
 import { cacheHeads, KvCache, type KeyValues } from "./kv-cache";
+import { stopTokenIds } from "./stop-tokens";
 import { compileInterventions, type Intervention } from "./interventions";
+import { resolveModelFolder } from "../hub/model-reference";
 import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
 import { fedLogitPositions, firstPosition, padBatch, pickPositions, rowsAtHook, selectPositions, type PaddedBatch, type TokenBatch } from "./run-layout";
+import type { SafetensorsIndex } from "./safetensors";
 
 export { cacheHeads, prefixKeyValues, type KeyValues } from "./kv-cache";
 export type { TokenBatch } from "./run-layout";
@@ -110,7 +113,10 @@ export interface GenerateOptions extends SamplingOptions {
   readonly maxNewTokens?: number;
   /** Stop when the continuation contains one of these strings (the string is cut off). */
   readonly stop?: readonly string[];
-  /** Stop at the end-of-text token (default true). */
+  /**
+   * Stop at an end-of-sequence token (default true): generation_config.json's eos_token_id (all of
+   * them), config.json's, the tokenizer's, and at a BOS the model emits (stop-tokens.ts).
+   */
   readonly stopAtEos?: boolean;
   readonly interventions?: readonly Intervention[];
   /**
@@ -154,6 +160,9 @@ export class HookedModel {
   private readonly hasLogitPositions: boolean;
   private readonly hasStartAt: boolean;
 
+  /** The tokens that end a generation (read once, at the first generate). */
+  private stopIds: Set<number> | undefined;
+
   private constructor(
     readonly folder: string,
     readonly cfg: ModelConfig,
@@ -189,23 +198,25 @@ export class HookedModel {
   }
 
   /**
-   * Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors, tokenizer.json.
+   * Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors (or its
+   * shards), tokenizer.json; or a hub repo id (`ORG/NAME[@REV]`) already in the Hugging Face cache.
    * A folder with a decoder .onnx (model.onnx or onnx/model.onnx) instead of model.safetensors is
    * imported (onnx-import.ts): its residual stream becomes hooks; hookNames lists what it provides.
    */
-  static async load(folder: string, options: LoadOptions = {}): Promise<HookedModel> {
+  static async load(reference: string, options: LoadOptions = {}): Promise<HookedModel> {
+    const folder = resolveModelFolder(reference);
     // A folder with a decoder .onnx and no model.safetensors: import the graph as it is.
-    const onnxFile = fs.existsSync(folder) && fs.statSync(folder).isDirectory() ? findOnnxModelFile(path.resolve(folder)) : undefined;
-    if (onnxFile) return HookedModel.loadOnnx(path.resolve(folder), onnxFile, options);
-    const { dir, cfg, weightsFile, weights, tokenizer } = openModelFolder(folder);
+    const onnxFile = fs.existsSync(folder) && fs.statSync(folder).isDirectory() ? findOnnxModelFile(folder) : undefined;
+    if (onnxFile) return HookedModel.loadOnnx(folder, onnxFile, options);
+    const { dir, cfg, weights, tokenizer } = openModelFolder(folder);
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
     const graphOptions: GraphOptions = { compactWeights: options.compactWeights ?? false, ungroupGroupedQueryAttention: options.ungroupGroupedQueryAttention ?? false };
-    // A graph depends on the builder, the options that change it, the config and the weights header.
-    const key = (part: "model" | "lens") => graphKey([...graphKeyParts(cfg, part, graphOptions), JSON.stringify(cfg), path.basename(weightsFile), weights.headerText]);
+    // A graph depends on the builder, the options that change it, the config and the weights (their files' names and header).
+    const key = (part: "model" | "lens") => graphKey([...graphKeyParts(cfg, part, graphOptions), JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
     const graph = cachedGraph(cacheDir, key("model"), () => buildModelGraph(cfg, weights, graphOptions).bytes);
     const lensGraph = cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions));
-    const session = await createSession(graph.bytes, dir, options.threads);
-    const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
+    const session = await createSession(graph.bytes, weights.dataDir, options.threads);
+    const lensSession = await createSession(lensGraph.bytes, weights.dataDir, options.threads);
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache, graphOptions);
   }
 
@@ -213,7 +224,7 @@ export class HookedModel {
     const { cfg, tokenizer } = openOnnxFolder(dir, modelFile);
     let imported = importOnnxDecoder(modelFile, cfg);
     // External data (a side file, or the .onnx's own bytes) is found beside the model file.
-    let session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
+    let session = await createSession(imported.bytes, imported.dataDir, options.threads);
     let headed: boolean;
     try {
       headed = await patternsHaveHeads(session, imported.hookNames, cfg);
@@ -224,9 +235,9 @@ export class HookedModel {
     if (!headed) {
       await session.release();
       imported = importOnnxDecoder(modelFile, cfg, { patterns: false });
-      session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
+      session = await createSession(imported.bytes, imported.dataDir, options.threads);
     }
-    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, path.dirname(modelFile), options.threads) : undefined;
+    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, imported.dataDir, options.threads) : undefined;
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
   }
 
@@ -242,7 +253,8 @@ export class HookedModel {
    * with them and predict much worse without. Tokens a template puts after the text (an EOS) are
    * left off: a prompt is continued, not ended. GPT-2, Qwen2 and the reference model add nothing
    * before a text, so their prompts are the text's own tokens. The leading tokens have the empty
-   * range [0, 0]: nothing in the text to draw.
+   * range [0, 0]: nothing in the text to draw. A text that begins with them itself (a chat rendered
+   * by its template) is read as written, as apply_chat_template's tokens are.
    *
    * Fragments that continue a text (an answer such as " Mia", a count of a slice's tokens) are
    * encoded with `tokenizer.encode(text)` instead.
@@ -251,7 +263,9 @@ export class HookedModel {
     const own = this.tokenizer.encode(text);
     // null: the post-processor does something no probe text could place; read the text alone.
     const leading = this.tokenizer.leadingTemplateIds() ?? [];
-    if (leading.length === 0) return { ...own, lead: 0 };
+    // A text that already starts with them (a rendered chat template writes its own <s>) gets no second copy.
+    const written = leading.every((id, i) => own.ids[i] === id);
+    if (leading.length === 0 || written) return { ...own, lead: 0 };
     return {
       ids: [...leading, ...own.ids],
       tokens: [...leading.map((id) => this.tokenizer.idToToken(id) ?? ""), ...own.tokens],
@@ -307,7 +321,8 @@ export class HookedModel {
     if (tokens.length === 0) throw new LoupeError("empty-input", "Nothing to continue: the prompt is empty.");
     const maxNew = options.maxNewTokens ?? 32;
     const stopAtEos = options.stopAtEos ?? true;
-    const eos = this.tokenizer.eosTokenId ?? this.cfg.eosTokenId;
+    this.stopIds ??= stopTokenIds(this.folder, this.tokenizer);
+    const stops = this.stopIds;
     const start = tokens.length;
     const random = options.seed === undefined ? undefined : seededRandom(options.seed);
     let stopReason: Generation["stopReason"] = "max-tokens";
@@ -332,7 +347,7 @@ export class HookedModel {
         last = logits.data.subarray((tokens.length - 1) * V, tokens.length * V);
       }
       const next = chooseNextToken(last, options, random);
-      if (stopAtEos && next === eos) {
+      if (stopAtEos && stops.has(next)) {
         stopReason = "eos";
         break;
       }
@@ -571,6 +586,15 @@ export class HookedModel {
   }
 }
 
+/**
+ * The data files a built graph references (its external initializers' locations): part of the
+ * cache key, since two snapshots with the same headers keep their bytes in differently named blobs.
+ * A single plain model.safetensors gives "model.safetensors", the key graphs were cached under before.
+ */
+function weightLocations(weights: SafetensorsIndex): string {
+  return [...new Set([...weights.tensors.values()].map((e) => e.location))].join("\n");
+}
+
 /** The layout of one run, worked out by HookedModel.layOut before anything is fed. */
 interface RunLayout {
   readonly B: number;
@@ -598,7 +622,6 @@ function prefixFeeds(prefix: KeyValues | undefined): Record<string, ort.Tensor> 
   prefix?.values.forEach((v, L) => (feeds[PAST_IO.pastValue(L)] = new ort.Tensor("float32", v.data, v.dims)));
   return feeds;
 }
-
 
 /**
  * Whether an imported graph's attention patterns are [batch, head, query, key], checked on two

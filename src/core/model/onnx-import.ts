@@ -18,6 +18,8 @@ import { readModelConfig, type ModelConfig } from "./config";
 import { gainInput, GRAPH_IO, insertHookPoint, LENS_IO, writeInput, type HookGraph } from "./hook-point";
 import { blockHook, hookNamesFor, type BlockHookSuffix } from "./hooks";
 import { cacheHeads } from "./kv-cache";
+import { findWeightsFile } from "./model-weights";
+import { realLocations } from "./real-paths";
 import { DataType } from "./onnx-graph";
 import { findResidualStructure, FUSED_ATTENTION_OPS, GraphIndex, StructureError, tracesToInput, type ResidualStructure } from "./onnx-structure";
 import { checkTokenizerFitsModel } from "./tokenizer-check";
@@ -40,6 +42,8 @@ export interface ImportedGraph {
   /** TransformerLens hooks it cannot provide, each with the reason. */
   readonly unavailable: ReadonlyMap<string, string>;
   readonly modelFile: string;
+  /** The real folder of the graph's external data (a hub snapshot's symlinks followed): onnxruntime's weights folder. */
+  readonly dataDir: string;
   /** The logit lens (LENS_IO) cut from the graph's final norm and LM head; undefined when the tail depends on more than the residual stream. */
   readonly lensBytes?: Uint8Array;
 }
@@ -53,7 +57,7 @@ export interface OnnxFolder {
 
 /** The decoder .onnx of a folder without model.safetensors, or undefined (then the folder is a safetensors one). */
 export function findOnnxModelFile(dir: string): string | undefined {
-  if (fs.existsSync(path.join(dir, "model.safetensors"))) return undefined;
+  if (findWeightsFile(dir) !== undefined) return undefined;
   return ONNX_MODEL_FILES.map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
 }
 
@@ -133,13 +137,14 @@ export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: 
   const { hookNames, unavailable, points } = planHooks(structure, cfg, options.patterns ?? true);
   // Weights become references first, so neither graph below copies them.
   externalizeWeights(graph, bytes, path.basename(modelFile));
+  const dataDir = followExternalData(graph, path.dirname(modelFile));
   // The lens graph is cut out before the rewrite changes the nodes it shares.
   const lensBytes = buildImportedLens(model, index, structure.adds[structure.adds.length - 1].out, logits);
   const rewriter = new Rewriter(graph, fail);
   rewriter.adaptInputs(index, idsInput, cfg);
   rewriter.setLogits(logits);
   for (const [hook, tensor] of points) rewriter.insertHook(hook, tensor);
-  return { bytes: toBinary(onnx.ModelProtoSchema, model), lensBytes, hookNames, unavailable, modelFile };
+  return { bytes: toBinary(onnx.ModelProtoSchema, model), lensBytes, hookNames, unavailable, modelFile, dataDir };
 }
 
 type Fail = (code: "bad-file" | "unsupported-architecture", why: string) => never;
@@ -386,6 +391,14 @@ function externalizeWeights(graph: onnx.GraphProto, file: Uint8Array, location: 
     ];
     t.rawData = new Uint8Array(0);
   }
+}
+
+/** Point every external-data location at the real file (see real-paths.ts); returns the folder they are relative to. */
+function followExternalData(graph: onnx.GraphProto, modelDir: string): string {
+  const entries = graph.initializer.flatMap((t) => t.externalData.filter((e) => e.key === "location"));
+  const { dataDir, located } = realLocations(modelDir, [...new Set(entries.map((e) => e.value))]);
+  for (const entry of entries) entry.value = located.get(entry.value)!;
+  return dataDir;
 }
 
 /**
