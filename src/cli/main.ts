@@ -35,7 +35,10 @@ export function usage(): string {
   --json        machine-readable output.
   --compact-weights
                 keep f16/bf16 weights in memory as stored, cast to float32 layer by layer during every run
-                (a bf16 model takes about a quarter of the memory once loaded; runs are slower, generation most).`;
+                (a bf16 model takes about a quarter of the memory once loaded; runs are slower, generation most).
+  --ungroup-grouped-query-attention
+                grouped-query models: attn.hook_k and attn.hook_v get one slot per query head instead of one per
+                key/value head (TransformerLens's ungroup_grouped_query_attention), e.g. for an SAE trained so.`;
 }
 
 const interrupted = new AbortController();
