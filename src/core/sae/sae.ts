@@ -13,6 +13,7 @@
 import { LoupeError } from "../errors";
 import type { SaeConfig } from "./config";
 import { rowNorms, rowTimesMatrix, selectTopK } from "./kernels";
+import { processingTransform, type ActivationTransform } from "./releases/processing";
 
 export interface SaeWeights {
   readonly W_enc: Float32Array;
@@ -47,6 +48,8 @@ export class Sae {
   readonly d_sae: number;
   /** ||W_dec[i, :]|| per latent, for TopK's rescale_acts_by_decoder_norm. */
   private readonly decoderNorms?: Float32Array;
+  /** "center" when the SAE was trained on a TransformerLens model whose writes to this hook were centred. */
+  readonly inputTransform: ActivationTransform;
 
   constructor(
     readonly cfg: SaeConfig,
@@ -56,6 +59,7 @@ export class Sae {
   ) {
     this.d_in = cfg.d_in;
     this.d_sae = cfg.d_sae;
+    this.inputTransform = processingTransform(cfg.hook_name, cfg.processing, `SAE${source ? ` ${source}` : ""}`);
     const { W_enc, b_enc, W_dec, b_dec, threshold } = weights;
     const D = this.d_in;
     const S = this.d_sae;
@@ -166,24 +170,34 @@ export class Sae {
   }
 
   private normaliser(rows: number): { scale?: Float32Array; shift?: Float32Array } {
+    const centred = this.inputTransform === "center";
     switch (this.cfg.normalize_activations) {
       case "constant_norm_rescale":
-        return { scale: new Float32Array(rows) };
+        return { scale: new Float32Array(rows), shift: centred ? new Float32Array(rows) : undefined };
       case "layer_norm":
         return { scale: new Float32Array(rows), shift: new Float32Array(rows) };
       default:
         // "expected_average_only_in" is folded into the weights at load.
-        return {};
+        return centred ? { scale: new Float32Array(rows).fill(1), shift: new Float32Array(rows) } : {};
     }
   }
 
-  /** Copy row r of x into sae_in, normalised; record how to undo it. */
+  /** Copy row r of x into sae_in, centred and normalised as the SAE expects; record how to undo it. */
   private normaliseRow(x: Float32Array, r: number, sae_in: Float32Array, norm: { scale?: Float32Array; shift?: Float32Array }): void {
     const D = this.d_in;
     const base = r * D;
     for (let d = 0; d < D; d++) sae_in[d] = x[base + d];
+    if (this.inputTransform === "center") {
+      // The processed model's activation: this one minus its mean (undone after decoding by the shift).
+      let mu = 0;
+      for (let d = 0; d < D; d++) mu += sae_in[d];
+      mu /= D;
+      for (let d = 0; d < D; d++) sae_in[d] -= mu;
+      norm.shift![r] = mu;
+      if (this.cfg.normalize_activations === "none" || this.cfg.normalize_activations === "expected_average_only_in") return;
+    }
     if (!norm.scale) return;
-    if (norm.shift) {
+    if (this.cfg.normalize_activations === "layer_norm") {
       let mu = 0;
       for (let d = 0; d < D; d++) mu += sae_in[d];
       mu /= D;
@@ -192,7 +206,7 @@ export class Sae {
       const std = Math.sqrt(ss / Math.max(1, D - 1));
       for (let d = 0; d < D; d++) sae_in[d] = (sae_in[d] - mu) / (std + LAYER_NORM_EPS);
       norm.scale[r] = std;
-      norm.shift[r] = mu;
+      norm.shift![r] += mu;
       return;
     }
     let ss = 0;

@@ -26,6 +26,8 @@ export interface TokenFeaturesResult {
   readonly hook_name: string;
   readonly d_sae: number;
   readonly hasStats: boolean;
+  /** Neuronpedia's {model}/{source} of a published SAE: each feature links to its page there. */
+  readonly neuronpedia?: string;
   readonly tokens: Array<{ readonly index: number; readonly start: number; readonly end: number; readonly text: string; readonly features: TokenFeatureEntry[] }>;
   /** Each listed feature's largest activation in this text, for colour scales. */
   readonly maxByFeature: Record<string, number>;
@@ -80,5 +82,5 @@ export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stat
   const focus = options.focus;
   if (focus !== undefined && !(Number.isInteger(focus) && focus >= 0 && focus < sae.d_sae)) throw new LoupeError("bad-argument", `Feature ${focus} is outside 0..${sae.d_sae - 1}.`);
   const focusValues = focus === undefined ? undefined : tokens.map((_, t) => run.features[(lead + t) * sae.d_sae + focus]);
-  return { saeFolder: sae.source ?? "", hook_name: sae.hookName, d_sae: sae.d_sae, hasStats: stats !== undefined, tokens, maxByFeature, ...(focusValues ? { focus: { feature: focus!, values: focusValues } } : {}) };
+  return { saeFolder: sae.source ?? "", hook_name: sae.hookName, d_sae: sae.d_sae, hasStats: stats !== undefined, ...(sae.cfg.neuronpedia_id ? { neuronpedia: sae.cfg.neuronpedia_id } : {}), tokens, maxByFeature, ...(focusValues ? { focus: { feature: focus!, values: focusValues } } : {}) };
 }
