@@ -10,7 +10,9 @@ import { parseReleaseSae, releaseSaeFiles, resolveSaeReference } from "../../src
 import { SaeStore, tokenFeatures } from "../../src/core/sae/token-features";
 import { maxAbsDiff } from "../../src/core/tensor/tensor";
 import { featureDashboardState, featureHoverMarkdown } from "../../src/core/view/feature-dashboard";
+import { pullSae } from "../../src/core/sae/releases/pull";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
+import { startFakeHub } from "../helpers/hub-server";
 import { throwsWith } from "../helpers/errors";
 
 const PUBLISHED = path.join(FIXTURES, "sae-published");
@@ -132,5 +134,27 @@ describe("published dictionaries", () => {
     for (const hook of ["blocks.3.attn.hook_q", "blocks.3.mlp.hook_pre", "blocks.3.mlp.hook_post"]) assert.equal(processingTransform(hook, tl), "none", hook);
     assert.equal(processingTransform("blocks.3.hook_resid_pre", { ...tl, center_writing_weights: false }), "none");
     throwsWith(() => processingTransform("blocks.3.attn.hook_z", tl), "unsupported-architecture", /hook_z.*fold_ln/);
+  });
+
+  it("loupe pull --sae fetches one dictionary's files from the hub, and RELEASE/SAE_ID then resolves", async () => {
+    const snapshot = path.join(HUB.HF_HUB_CACHE, "models--jbloom--GPT2-Small-SAEs-Reformatted", "snapshots", "0123456789abcdef0123456789abcdef01234567");
+    const files: Record<string, Buffer> = { "README.md": Buffer.from("# SAEs") };
+    for (const id of ["blocks.1.hook_resid_pre", "blocks.2.hook_resid_pre"]) {
+      for (const name of fs.readdirSync(path.join(snapshot, "blocks.1.hook_resid_pre"))) files[`${id}/${name}`] = fs.readFileSync(path.join(snapshot, "blocks.1.hook_resid_pre", name));
+    }
+    const hub = await startFakeHub([{ repoId: "jbloom/GPT2-Small-SAEs-Reformatted", commit: "abcdef0123456789abcdef0123456789abcdef01", files }]);
+    try {
+      const cache = scratchDir("sae-pull");
+      const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint, HF_HOME: path.join(cache, "no-home") };
+      const result = await pullSae(JB, { env });
+      assert.deepEqual(result.files.map((f) => f.path).sort(), ["blocks.1.hook_resid_pre/cfg.json", "blocks.1.hook_resid_pre/sae_weights.safetensors"]);
+      assert.ok(!hub.requests.some((r) => r.url.includes("blocks.2.")), "another SAE's files were requested");
+      const resolved = resolveSaeReference(JB, env);
+      assert.equal(resolved.folder, result.folder);
+      assert.equal(loadSae(resolved.folder).cfg.neuronpedia_id, "gpt2-small/1-res-jb");
+      await assert.rejects(pullSae("gpt2-small-res-jb/blocks.3.hook_resid_pre", { env }), /has no blocks\.3\.hook_resid_pre\/cfg\.json/);
+    } finally {
+      await hub.close();
+    }
   });
 });
