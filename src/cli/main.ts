@@ -19,11 +19,12 @@ import { featuresCommand } from "./commands/features";
 import { saeCommand } from "./commands/sae";
 import { steerCommand } from "./commands/steer";
 import { pullCommand } from "./commands/pull";
+import { labelsCommand } from "./commands/labels";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, pullCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, pullCommand, labelsCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}

@@ -10,7 +10,10 @@ import { parseReleaseSae, releaseSaeFiles, resolveSaeReference } from "../../src
 import { SaeStore, tokenFeatures } from "../../src/core/sae/token-features";
 import { maxAbsDiff } from "../../src/core/tensor/tensor";
 import { featureDashboardState, featureHoverMarkdown } from "../../src/core/view/feature-dashboard";
+import { main } from "../../src/cli/main";
+import { readFeatureLabels } from "../../src/core/sae/feature-labels";
 import { pullSae } from "../../src/core/sae/releases/pull";
+import { withEnv } from "../helpers/hub-cache";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 import { startFakeHub } from "../helpers/hub-server";
 import { throwsWith } from "../helpers/errors";
@@ -156,5 +159,43 @@ describe("published dictionaries", () => {
     } finally {
       await hub.close();
     }
+  });
+
+  it("loupe labels import: a Neuronpedia export labels the release's features, shown by loupe features --sae RELEASE/SAE_ID", async () => {
+    const dir = scratchDir("np-labels");
+    const exportFile = path.join(dir, "explanations.jsonl");
+    const labelsFile = path.join(dir, "feature-labels.json");
+    const rows: object[] = [];
+    for (let f = 0; f < 48; f++) rows.push({ id: `e${f}`, modelId: "gpt2-small", layer: "1-res-jb", index: String(f), description: ` np feature  ${f} `, explanationModelName: "gpt-4o-mini", typeName: "oai_token-act-pair" });
+    rows.push({ modelId: "gpt2-small", layer: "2-res-jb", index: "3", description: "another SAE's" });
+    rows.push({ modelId: "gpt2-small", layer: "1-res-jb", index: "5", description: "a second explanation of 5" });
+    fs.writeFileSync(exportFile, rows.map((r) => JSON.stringify(r)).join("\n"));
+    fs.writeFileSync(labelsFile, JSON.stringify({ version: 1, saes: { [JB]: { "2": "mine" } } }));
+    const out: string[] = [];
+    const io = { out: (t: string) => void out.push(t), readStdin: () => "Mia and Leo went to the park" };
+    await withEnv(HUB, async () => {
+      assert.equal(await main(["labels", "import", exportFile, "--release", JB, "--labels", labelsFile, "--json"], io), 0);
+      const summary = JSON.parse(out.join("")) as { added: number; keptYours: number; otherSaesSkipped: number };
+      assert.deepEqual([summary.added, summary.keptYours, summary.otherSaesSkipped], [47, 1, 1]);
+      const labels = readFeatureLabels(labelsFile).saes[JB];
+      assert.equal(labels["2"], "mine", "the user's own label is kept");
+      assert.equal(labels["5"], "np feature 5", "the first explanation, on one line");
+      out.length = 0;
+      assert.equal(await main(["features", "-", "--sae", JB, "--labels", labelsFile, "--model", TINY_GPT2, "--json"], io), 0);
+    });
+    const result = JSON.parse(out.join("")) as { tokens: Array<{ features: Array<{ feature: number; label?: string }> }> };
+    const shown = result.tokens.flatMap((t) => t.features);
+    assert.ok(shown.length > 0);
+    for (const f of shown) assert.equal(f.label, f.feature === 2 ? "mine" : `np feature ${f.feature}`);
+  });
+
+  it("an export for a wider SAE is refused before anything is written", async () => {
+    const dir = scratchDir("np-wide");
+    const exportFile = path.join(dir, "explanations.json");
+    const labelsFile = path.join(dir, "feature-labels.json");
+    fs.writeFileSync(exportFile, JSON.stringify([{ modelId: "gpt2-small", layer: "1-res-jb", index: "24000", description: "far" }]));
+    const io = { out: () => undefined, readStdin: () => "" };
+    await withEnv(HUB, () => assert.rejects(main(["labels", "import", exportFile, "--release", JB, "--labels", labelsFile], io), /feature 24000, but gpt2-small-res-jb\/blocks\.1\.hook_resid_pre has 48 features/));
+    assert.ok(!fs.existsSync(labelsFile));
   });
 });
