@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { loadSae, saeFeatureActivations } from "../../src/core/sae";
 import { saeLabelKey } from "../../src/core/sae/feature-labels";
+import { encodeFast } from "../../src/core/sae/encoder-session";
 import { readNpz } from "../../src/core/sae/npz";
 import { processingTransform } from "../../src/core/sae/releases/processing";
 import { parseReleaseSae, releaseSaeFiles, resolveSaeReference } from "../../src/core/sae/releases/reference";
@@ -197,5 +198,19 @@ describe("published dictionaries", () => {
     const io = { out: () => undefined, readStdin: () => "" };
     await withEnv(HUB, () => assert.rejects(main(["labels", "import", exportFile, "--release", JB, "--labels", labelsFile], io), /feature 24000, but gpt2-small-res-jb\/blocks\.1\.hook_resid_pre has 48 features/));
     assert.ok(!fs.existsSync(labelsFile));
+  });
+
+  it("the onnxruntime encoder gives the JavaScript encoder's features for every architecture, centring and normalisation", async () => {
+    const folders = ["relu", "topk", "jumprelu", "relu-rescale"].map((n) => path.join(FIXTURES, "sae", n));
+    const saes = [...folders.map((f) => loadSae(f)), loadSae(resolveSaeReference(JB, HUB).folder), loadSae(path.join(PUBLISHED, "gemma-scope-npz"), { hook: "blocks.0.hook_resid_post" })];
+    const rows = 7;
+    for (const sae of saes) {
+      const x = Float32Array.from({ length: rows * sae.d_in }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 5) * 0.2);
+      const js = sae.encode(x, rows);
+      const fast = await encodeFast(sae, x, rows, { minWeights: 0 });
+      assert.ok(maxAbsDiff(fast.features, js.features) < 1e-4, `${sae.source}: features differ by ${maxAbsDiff(fast.features, js.features)}`);
+      assert.ok(fast.features.some((v) => v > 0), `${sae.source}: something fires`);
+      assert.deepEqual(fast.norm?.shift && Array.from(fast.norm.shift), js.norm?.shift && Array.from(js.norm.shift));
+    }
   });
 });

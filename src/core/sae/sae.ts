@@ -87,42 +87,63 @@ export class Sae {
 
   /** Feature activations of `rows` input vectors (x is [rows, d_in]). */
   encode(x: Float32Array, rows = x.length / this.d_in): SaeEncoding {
-    const D = this.d_in;
+    const { sae_in, norm } = this.encoderInput(x, rows);
     const S = this.d_sae;
+    const pre = new Float32Array(rows * S);
+    for (let r = 0; r < rows; r++) rowTimesMatrix(sae_in, r * this.d_in, this.d_in, this.weights.W_enc, S, this.weights.b_enc, pre, r * S);
+    return { features: this.activate(pre, rows), rows, norm };
+  }
+
+  /**
+   * The encoder's input [rows, d_in]: x centred and normalised as the SAE expects, minus b_dec when
+   * apply_b_dec_to_input; with how to map a reconstruction back. Pre-activations are then
+   * sae_in @ W_enc + b_enc, computed here or by an onnxruntime session (encoder-session.ts).
+   */
+  encoderInput(x: Float32Array, rows = x.length / this.d_in): { sae_in: Float32Array; norm?: RowNorm } {
+    const D = this.d_in;
     this.checkRows(x, rows);
-    const { W_enc, b_enc, b_dec, threshold } = this.weights;
-    const features = new Float32Array(rows * S);
+    const { b_dec } = this.weights;
     const norm = this.normaliser(rows);
-    const sae_in = new Float32Array(D);
-    const pre = new Float32Array(S);
+    const sae_in = new Float32Array(rows * D);
+    const row = new Float32Array(D);
+    const subtract = this.cfg.apply_b_dec_to_input;
+    for (let r = 0; r < rows; r++) {
+      this.normaliseRow(x, r, row, norm);
+      if (subtract) for (let d = 0; d < D; d++) row[d] -= b_dec[d];
+      sae_in.set(row, r * D);
+    }
+    return { sae_in, norm: norm.scale ? (norm as RowNorm) : undefined };
+  }
+
+  /** Feature activations [rows, d_sae] from pre-activations (which TopK may rescale in place). */
+  activate(pre: Float32Array, rows: number): Float32Array {
+    const S = this.d_sae;
+    const { threshold } = this.weights;
+    const features = new Float32Array(rows * S);
     const k = this.cfg.k ?? 0;
     const topIdx = new Int32Array(k);
     const topVal = new Float32Array(k);
-    const subtract = this.cfg.apply_b_dec_to_input;
     for (let r = 0; r < rows; r++) {
-      this.normaliseRow(x, r, sae_in, norm);
-      if (subtract) for (let d = 0; d < D; d++) sae_in[d] -= b_dec[d];
-      rowTimesMatrix(sae_in, 0, D, W_enc, S, b_enc, pre, 0);
       const out = r * S;
       switch (this.cfg.architecture) {
         case "standard":
-          for (let s = 0; s < S; s++) features[out + s] = pre[s] > 0 ? pre[s] : 0;
+          for (let s = 0; s < S; s++) features[out + s] = pre[out + s] > 0 ? pre[out + s] : 0;
           break;
         case "jumprelu":
           for (let s = 0; s < S; s++) {
-            const v = pre[s];
+            const v = pre[out + s];
             features[out + s] = v > threshold![s] && v > 0 ? v : 0;
           }
           break;
         case "topk": {
-          if (this.decoderNorms) for (let s = 0; s < S; s++) pre[s] *= this.decoderNorms[s];
-          const n = selectTopK(pre, 0, S, k, topIdx, topVal);
+          if (this.decoderNorms) for (let s = 0; s < S; s++) pre[out + s] *= this.decoderNorms[s];
+          const n = selectTopK(pre, out, S, k, topIdx, topVal);
           for (let j = 0; j < n; j++) if (topVal[j] > 0) features[out + topIdx[j]] = topVal[j];
           break;
         }
       }
     }
-    return { features, rows, norm: norm.scale ? (norm as RowNorm) : undefined };
+    return features;
   }
 
   /** Reconstruction [rows, d_in] from feature activations; `norm` (from encode) maps it back to the hook's scale. */
