@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { loadSae, saeFeatureActivations } from "../../src/core/sae";
 import { saeLabelKey } from "../../src/core/sae/feature-labels";
+import { encodeSafetensors } from "../../src/core/model/safetensors";
 import { encodeFast } from "../../src/core/sae/encoder-session";
 import { readNpz } from "../../src/core/sae/npz";
 import { processingTransform } from "../../src/core/sae/releases/processing";
@@ -212,5 +213,17 @@ describe("published dictionaries", () => {
       assert.ok(fast.features.some((v) => v > 0), `${sae.source}: something fires`);
       assert.deepEqual(fast.norm?.shift && Array.from(fast.norm.shift), js.norm?.shift && Array.from(js.norm.shift));
     }
+  });
+
+  it("SAELens's sparsity.safetensors gives hover densities when there is no feature-stats.json", async () => {
+    const folder = scratchDir("sparsity");
+    const source = resolveSaeReference(JB, HUB).folder;
+    for (const name of fs.readdirSync(source)) fs.copyFileSync(path.join(source, name), path.join(folder, name));
+    const log10 = Float32Array.from({ length: 48 }, (_, i) => -1 - i / 16);
+    fs.writeFileSync(path.join(folder, "sparsity.safetensors"), encodeSafetensors({ sparsity: { dtype: "F32", shape: [48], data: log10 } }));
+    const result = await tokenFeatures(model, new SaeStore().get(folder), "Mia and Leo went to the park", { topK: 3 });
+    const shown = result.tokens.flatMap((t) => t.features);
+    assert.ok(shown.length > 0);
+    for (const f of shown) assert.ok(Math.abs(f.density! - 10 ** log10[f.feature]) < 1e-6, `density of #${f.feature}`);
   });
 });
