@@ -5,7 +5,7 @@ import { loadOptions, positiveInt, readInput, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 export function formatInspect(result: InspectResult, topK: number): string {
-  const header = ["#", "token", "surprisal", "entropy", `top-${topK} next`, ...Array.from({ length: result.nLayers }, (_, l) => `|resid ${l}|`)];
+  const header = ["#", "token", "surprisal (bits)", "entropy (bits)", `top-${topK} next`, ...Array.from({ length: result.nLayers }, (_, l) => `|resid ${l}|`)];
   const rows = result.tokens.map((t) => [
     String(t.index),
     `"${visibleToken(t.text)}"`,
@@ -16,7 +16,12 @@ export function formatInspect(result: InspectResult, topK: number): string {
   ]);
   const known = result.tokens.filter((t) => t.surprisal !== null);
   const mean = known.reduce((s, t) => s + (t.surprisal ?? 0), 0) / Math.max(1, known.length);
-  return `${renderTable(header, rows)}\n\n${result.tokens.length} tokens, mean surprisal ${mean.toFixed(2)} bits, ${result.elapsedMs.toFixed(0)} ms (${result.modelFolder})`;
+  const notes = [
+    "surprisal: -log2 of the probability the model gave this token before seeing it; entropy: of its prediction for the next token; |resid L|: residual-stream norm after block L.",
+    // Without a leading <s>, the first token is read, not predicted.
+    ...(result.tokens[0]?.surprisal === null ? ['"-" at token 0: the first token has no surprisal, since nothing before it predicts it (the mean leaves it out).'] : []),
+  ];
+  return `${renderTable(header, rows)}\n\n${notes.join("\n")}\n${result.tokens.length} tokens, mean surprisal ${mean.toFixed(2)} bits, ${result.elapsedMs.toFixed(0)} ms (${result.modelFolder})`;
 }
 
 export const inspectCommand: Command = {
