@@ -23,6 +23,7 @@ import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
 import { KvCache } from "./kv-cache";
 import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
 import { openModelFolder } from "./model-folder";
+import { checkIdsInVocabulary } from "./tokenizer-check";
 import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
 
 export type TokenBatch = readonly (readonly number[])[];
@@ -257,6 +258,7 @@ export class HookedModel {
    */
   encode(text: string): PromptEncoding {
     const own = this.tokenizer.encode(text);
+    checkIdsInVocabulary(text, own, this.cfg.dVocab, this.tokenizer.source);
     // null: the post-processor does something no probe text could place; read the text alone.
     const leading = this.tokenizer.leadingTemplateIds() ?? [];
     if (leading.length === 0) return { ...own, lead: 0 };
