@@ -6,8 +6,10 @@ import { main } from "../../src/cli/main";
 import { LoupeError } from "../../src/core/errors";
 import type { FaithfulnessReport } from "../../src/core/faithfulness";
 import type { InspectResult } from "../../src/core/inspect";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as onnx from "onnx-buf";
 import { rejectsWith } from "../helpers/errors";
-import { scratchDir, TINY_GPT2 } from "../helpers/fixtures";
+import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
 /** Run the CLI in-process and capture what it writes to stdout. */
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
@@ -166,5 +168,24 @@ describe("loupe CLI", function () {
     assert.match(out.split("\n")[0], /surprisal \(bits\)\s+entropy \(bits\)/);
     assert.match(out, /^0\s+"W"\s+-\s/m);
     assert.match(out, /"-" at token 0: the first token has no surprisal/);
+  });
+
+  it("reports a graph that fails inside onnxruntime as a Loupe error naming the model file and the node, exit 2", async function () {
+    this.timeout(60_000);
+    // An export whose position table has 4 rows where config.json promises 64: it loads and runs
+    // short prompts, and fails in the position Gather on a longer one.
+    const folder = scratchDir("short-wpe");
+    for (const f of ["config.json", "tokenizer.json"]) fs.copyFileSync(path.join(FIXTURES, "tiny-gpt2-onnx", f), path.join(folder, f));
+    const model = fromBinary(onnx.ModelProtoSchema, fs.readFileSync(path.join(FIXTURES, "tiny-gpt2-onnx", "model.onnx")));
+    const wpe = model.graph?.initializer.find((t) => t.name === "transformer.wpe.weight");
+    assert.ok(wpe);
+    wpe.dims = [4n, wpe.dims[1]];
+    wpe.rawData = wpe.rawData.slice(0, 4 * Number(wpe.dims[1]) * 4);
+    fs.writeFileSync(path.join(folder, "model.onnx"), toBinary(onnx.ModelProtoSchema, model));
+    await rejectsWith(runCli(["inspect", "--model", folder, prompt]), "bad-file", /model\.onnx could not run on this input: its Gather node "\/wpe\/Gather" failed: indices element out of data bounds/);
+    const run = await runCliProcess(["inspect", "--model", folder, prompt], "slow");
+    assert.equal(run.code, 2);
+    assert.match(run.err, /^loupe: .*model\.onnx could not run on this input/);
+    assert.doesNotMatch(run.err, /onnxruntime:|\n\s+at /, "no onnxruntime log line, no JavaScript stack");
   });
 });

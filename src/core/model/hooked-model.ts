@@ -23,6 +23,7 @@ import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
 import { KvCache } from "./kv-cache";
 import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
 import { openModelFolder } from "./model-folder";
+import { runFailure } from "./run-failure";
 import { checkIdsInVocabulary } from "./tokenizer-check";
 import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
 
@@ -239,6 +240,11 @@ export class HookedModel {
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, imported);
   }
 
+  /** The file a run failure is blamed on: the imported .onnx, or the weights Loupe built the graph from. */
+  private get modelFile(): string {
+    return this.imported?.modelFile ?? path.join(this.folder, "model.safetensors");
+  }
+
   /** Whether this model was imported from an existing .onnx (hooks found by structure; see hookNames). */
   get isImported(): boolean {
     return this.imported !== undefined;
@@ -376,7 +382,7 @@ export class HookedModel {
     if (!this.lensSession) {
       throw new LoupeError("bad-argument", `The logit lens is not available for ${this.imported?.modelFile ?? this.folder}: it is an imported .onnx whose final norm and unembedding read more than the residual stream, so they cannot run alone. Load the model's safetensors folder for the lens.`);
     }
-    const out = await this.lensSession.run({
+    const out = await runSession(this.lensSession, this.modelFile, {
       [LENS_IO.resid]: new ort.Tensor("float32", resid, [n, D]),
       [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets.flat(), (t) => BigInt(t)), [n, m]),
       [LENS_IO.k]: new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]),
@@ -511,7 +517,7 @@ export class HookedModel {
       if (split) throw new LoupeError("bad-argument", `Intervention at ${split.hook}: this model shares each key/value head among ${this.cfg.nHeads / cacheHeads(this.cfg)} query heads, so its key/value cache cannot hold the change; run without returning keys and values.`);
       for (let L = 0; L < this.cfg.nLayers; L++) kvNames.push(PAST_IO.presentKey(L), PAST_IO.presentValue(L));
     }
-    const outputs = await this.session.run(feeds, [GRAPH_INPUTS.logits, ...fetch, ...kvNames]);
+    const outputs = await runSession(this.session, this.modelFile, feeds, [GRAPH_INPUTS.logits, ...fetch, ...kvNames]);
     throwIfAborted(signal);
     const cache = new Map<string, Tensor>();
     // Drop the doubled single position (see above).
@@ -602,13 +608,23 @@ async function patternsHaveHeads(session: ort.InferenceSession, hookNames: reado
   return patterns.every((n) => out[n].dims.join() === [1, cfg.nHeads, 2, 2].join());
 }
 
+/** session.run, a failure inside onnxruntime reported as a LoupeError naming the model file and the node. */
+async function runSession(session: ort.InferenceSession, modelFile: string, feeds: ort.InferenceSession.FeedsType, fetches?: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
+  try {
+    return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
+  } catch (error) {
+    throw runFailure(error, modelFile);
+  }
+}
+
 async function createSession(bytes: Uint8Array, weightsFolder: string, threads?: number): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: "all",
     intraOpNumThreads: threads ?? Math.max(1, os.availableParallelism()),
     interOpNumThreads: 1,
     executionMode: "sequential",
-    logSeverityLevel: 3,
+    // Fatal only: a failed run is reported once, as a LoupeError (runSession), not also as onnxruntime's log line.
+    logSeverityLevel: 4,
     extra: { session: { model_external_initializers_file_folder_path: weightsFolder } },
   };
   try {
