@@ -16,7 +16,7 @@ import type { Encoding, Tokenizer } from "../tokenizer";
 import { ActivationCache } from "./activation-cache";
 import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
-import { buildLensGraph, buildModelGraph, graphCacheName } from "./build-graph";
+import { buildLensGraph, buildModelGraph } from "./build-graph";
 import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput, writeInput } from "./gpt2-graph";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
@@ -208,12 +208,11 @@ export class HookedModel {
     const { dir, cfg, weightsFile, weights, tokenizer } = openModelFolder(folder);
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
     const compactWeights = options.compactWeights ?? false;
-    // The compact graph differs from the default one, so the option is part of the key (appended
-    // only when on, so graphs cached before the option existed stay valid).
+    // The compact graph differs from the default one, so the option is part of the key.
     const key = (graphName: string) =>
       graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText, ...(compactWeights ? ["compact-weights"] : [])]);
-    const graph = cachedGraph(cacheDir, key(graphCacheName(cfg, "model")), () => buildModelGraph(cfg, weights, { compactWeights }).bytes);
-    const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights, { compactWeights }));
+    const graph = cachedGraph(cacheDir, key("model"), () => buildModelGraph(cfg, weights, { compactWeights }).bytes);
+    const lensGraph = cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, { compactWeights }));
     const session = await createSession(graph.bytes, dir, options.threads);
     const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);
