@@ -363,6 +363,12 @@ describe("Importing .onnx decoders Loupe cannot fully read", function () {
     throwsWith(() => checkOnnxFolder(onnxFolder({ "model.onnx": fusedDecoder(2, false) })), "unsupported-architecture", /no residual stream/);
   });
 
+  it("blames config.json, not the tokenizer, when vocab_size is smaller than the graph's embedding", async () => {
+    const dir = onnxFolder({ "model.onnx": fs.readFileSync(path.join(TINY_ONNX, "model.onnx")) }, { ...CFG, vocab_size: 100 });
+    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "bad-file", /model\.onnx: the token embedding is \[320, 32\] but config\.json gives vocab_size 100/);
+    throwsWith(() => checkOnnxFolder(dir), "bad-file", /token embedding is \[320, 32\]/);
+  });
+
   it("checks the embedding against config.json", () => {
     const file = path.join(TINY_ONNX, "model.onnx");
     throwsWith(() => importOnnxDecoder(file, parseModelConfig({ ...CFG, vocab_size: 500 })), "bad-file", /token embedding is \[320, 32\] but config\.json gives vocab_size 500/);

@@ -25,7 +25,7 @@ import { compileInterventions, type CompiledHook, type Intervention } from "./in
 import { openModelFolder } from "./model-folder";
 import { runFailure } from "./run-failure";
 import { checkIdsInVocabulary } from "./tokenizer-check";
-import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
+import { findOnnxModelFile, importOnnxDecoder, importOnnxFolder, type ImportedGraph } from "./onnx-import";
 
 export type TokenBatch = readonly (readonly number[])[];
 
@@ -219,8 +219,9 @@ export class HookedModel {
   }
 
   private static async loadOnnx(dir: string, modelFile: string, options: LoadOptions): Promise<HookedModel> {
-    const { cfg, tokenizer } = openOnnxFolder(dir, modelFile);
-    let imported = importOnnxDecoder(modelFile, cfg);
+    const opened = importOnnxFolder(dir, modelFile);
+    const { cfg, tokenizer } = opened;
+    let imported = opened.imported;
     // External data (a side file, or the .onnx's own bytes) is found beside the model file.
     let session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
     let headed: boolean;

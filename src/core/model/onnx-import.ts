@@ -56,16 +56,32 @@ export function findOnnxModelFile(dir: string): string | undefined {
   return ONNX_MODEL_FILES.map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
 }
 
-/** config.json and tokenizer.json of an ONNX folder, checked like a safetensors folder's. */
+/** config.json and tokenizer.json of an ONNX folder, checked like a safetensors folder's (without reading the graph). */
 export function openOnnxFolder(dir: string, modelFile: string): OnnxFolder {
+  const { cfg, tokenizer, check } = readOnnxFolder(dir);
+  check();
+  return { dir, cfg, modelFile, tokenizer };
+}
+
+/**
+ * An ONNX folder with its graph imported. The graph is checked against config.json (its token
+ * embedding against vocab_size) before the tokenizer is, so a wrong config.json is named as such.
+ */
+export function importOnnxFolder(dir: string, modelFile: string, options: ImportOptions = {}): OnnxFolder & { readonly imported: ImportedGraph } {
+  const { cfg, tokenizer, check } = readOnnxFolder(dir);
+  const imported = importOnnxDecoder(modelFile, cfg, options);
+  check();
+  return { dir, cfg, modelFile, tokenizer, imported };
+}
+
+function readOnnxFolder(dir: string): { cfg: ModelConfig; tokenizer: Tokenizer; check: () => void } {
   const cfg = readModelConfig(dir);
   const tokenizerFile = path.join(dir, "tokenizer.json");
   if (!fs.existsSync(tokenizerFile)) {
     throw new LoupeError("missing-file", `No tokenizer.json in ${dir}. Save the tokenizer beside the model (tokenizer.save_pretrained with a fast tokenizer).`, tokenizerFile);
   }
   const tokenizer = Tokenizer.fromFile(tokenizerFile);
-  checkTokenizerFitsModel(tokenizer, cfg, tokenizerFile);
-  return { dir, cfg, modelFile, tokenizer };
+  return { cfg, tokenizer, check: () => checkTokenizerFitsModel(tokenizer, cfg, tokenizerFile) };
 }
 
 /**
@@ -76,9 +92,8 @@ export function checkOnnxFolder(folder: string): (OnnxFolder & Pick<ImportedGrap
   const dir = path.resolve(folder);
   const modelFile = fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? findOnnxModelFile(dir) : undefined;
   if (!modelFile) return undefined;
-  const opened = openOnnxFolder(dir, modelFile);
-  const { hookNames, unavailable } = importOnnxDecoder(modelFile, opened.cfg);
-  return { ...opened, hookNames, unavailable };
+  const { imported, ...opened } = importOnnxFolder(dir, modelFile);
+  return { ...opened, hookNames: imported.hookNames, unavailable: imported.unavailable };
 }
 
 export interface ImportOptions {
