@@ -81,8 +81,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
 /**
  * Exit once everything written has reached the pipe or terminal. process.exit does not wait for
  * a pipe's pending writes (stdout to a pipe is asynchronous on POSIX): output longer than the
- * pipe's buffer was cut short with exit code 0. A reader that went away (EPIPE: `| head`) ends
- * the run quietly.
+ * pipe's buffer was cut short with exit code 0.
  */
 function exitAfterOutput(code: number): void {
   process.exitCode = code;
@@ -92,6 +91,7 @@ function exitAfterOutput(code: number): void {
   process.stderr.write("", done);
 }
 
+/** A reader that went away (EPIPE: `loupe ... | head`) ends the run quietly, with the run's code so far. */
 function endQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
   stream.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
