@@ -23,9 +23,9 @@ import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
 import { KvCache } from "./kv-cache";
 import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
 import { openModelFolder } from "./model-folder";
+import { findOnnxModelFile, importOnnxDecoder, importOnnxFolder, type ImportedGraph } from "./onnx-import";
 import { runFailure } from "./run-failure";
 import { checkIdsInVocabulary } from "./tokenizer-check";
-import { findOnnxModelFile, importOnnxDecoder, importOnnxFolder, type ImportedGraph } from "./onnx-import";
 
 export type TokenBatch = readonly (readonly number[])[];
 
