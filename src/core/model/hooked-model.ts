@@ -18,10 +18,12 @@ import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
 import { buildLensGraph, buildModelGraph, graphCacheName } from "./build-graph";
 import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput, writeInput } from "./gpt2-graph";
+import { FETCH_HOOKS, gateHookOutputs } from "./fetched-hooks";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
 import { KvCache } from "./kv-cache";
 import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
+import { checkRunFits, estimateModelMemory, estimateRunBytes, lensChunkRows, type RunShape } from "./memory-limit";
 import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
 
@@ -44,6 +46,20 @@ export interface LoadOptions {
    * float32 weights or imported .onnx models.
    */
   readonly compactWeights?: boolean;
+  /**
+   * Refuse, before it runs, a forward call whose activations with the weights would pass this many
+   * bytes (loupe.maxModelMemoryMB); the logit lens is chunked to stay well within it. No limit when undefined.
+   */
+  readonly maxMemoryBytes?: number;
+}
+
+/** Bytes the logit lens's [rows, d_vocab] temporaries may take per call when no limit says less. */
+export const DEFAULT_LENS_BUDGET_BYTES = 128 * 1024 * 1024;
+
+export interface LensOptions {
+  /** Bytes the [rows, d_vocab] temporaries of one lens call may take (default: DEFAULT_LENS_BUDGET_BYTES, less under a tight limit). */
+  readonly budgetBytes?: number;
+  readonly signal?: AbortSignal;
 }
 
 export interface RunOptions {
@@ -161,6 +177,10 @@ export class HookedModel {
   private readonly hasPast: boolean;
   private readonly hasLogitPositions: boolean;
   private readonly hasStartAt: boolean;
+  /** Whether hook outputs are computed only when fetched (FETCH_HOOKS); otherwise a run holds them all. */
+  private readonly hasFetchMask: boolean;
+  /** The memory limit a run is checked against, with the weights' share of it. */
+  private memoryLimit?: { readonly maxBytes: number; readonly weightsBytes: number };
 
   private constructor(
     readonly folder: string,
@@ -184,6 +204,7 @@ export class HookedModel {
     this.hasPast = session.inputNames.includes(PAST_IO.pastKey(0));
     this.hasLogitPositions = session.inputNames.includes(LOGIT_POSITIONS);
     this.hasStartAt = cfg.nLayers > 1 && session.inputNames.includes(residInput(1));
+    this.hasFetchMask = session.inputNames.includes(FETCH_HOOKS);
 
     if (this.hasPast) {
       const empty = new ort.Tensor("float32", new Float32Array(0), [1, cacheHeads(cfg), 0, cfg.dHead]);
@@ -210,11 +231,18 @@ export class HookedModel {
     // only when on, so graphs cached before the option existed stay valid).
     const key = (graphName: string) =>
       graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText, ...(compactWeights ? ["compact-weights"] : [])]);
-    const graph = cachedGraph(cacheDir, key(graphCacheName(cfg, "model")), () => buildModelGraph(cfg, weights, { compactWeights }).bytes);
+    // Hooks are computed only when fetched (fetched-hooks.ts): a run holds only what it returns.
+    const graph = cachedGraph(cacheDir, key(`${graphCacheName(cfg, "model")}:${FETCH_HOOKS}`), () => {
+      const built = buildModelGraph(cfg, weights, { compactWeights });
+      // In HookedModel's hook order, which FETCH_HOOKS follows.
+      return gateHookOutputs(built.bytes, hookNamesFor(cfg));
+    });
     const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights, { compactWeights }));
     const session = await createSession(graph.bytes, dir, options.threads);
     const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
-    return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);
+    const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);
+    if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: estimateModelMemory(dir, compactWeights).estimatedBytes };
+    return model;
   }
 
   private static async loadOnnx(dir: string, modelFile: string, options: LoadOptions): Promise<HookedModel> {
@@ -235,7 +263,9 @@ export class HookedModel {
       session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
     }
     const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, path.dirname(modelFile), options.threads) : undefined;
-    return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, imported);
+    const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, false, imported);
+    if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: fs.statSync(modelFile).size };
+    return model;
   }
 
   /** Whether this model was imported from an existing .onnx (hooks found by structure; see hookNames). */
@@ -361,9 +391,10 @@ export class HookedModel {
   /**
    * The logit lens: residual-stream vectors [n, d_model] through ln_final and the unembedding.
    * Returns each row's top-k tokens, the log-probs of the row's target tokens (the same number for
-   * every row), and the entropy (nats).
+   * every row), and the entropy (nats). Rows go through in chunks whose [rows, d_vocab]
+   * temporaries fit the budget, each reduced in the graph: memory stays bounded whatever n is.
    */
-  async lens(resid: Float32Array, targets: readonly (readonly number[])[], k: number): Promise<LensResult> {
+  async lens(resid: Float32Array, targets: readonly (readonly number[])[], k: number, options: LensOptions = {}): Promise<LensResult> {
     const D = this.cfg.dModel;
     const n = targets.length;
     const m = targets[0]?.length ?? 0;
@@ -371,22 +402,44 @@ export class HookedModel {
     if (resid.length !== n * D) throw new LoupeError("bad-shape", `lens: ${resid.length} values are not ${n} vectors of d_model ${D}.`);
     for (const row of targets) for (const t of row) if (!Number.isInteger(t) || t < 0 || t >= this.cfg.dVocab) throw new LoupeError("bad-argument", `lens: target ${t} is outside the vocabulary.`);
     const kk = Math.max(1, Math.min(Math.floor(k), this.cfg.dVocab));
-    if (!this.lensSession) {
+    const session = this.lensSession;
+    if (!session) {
       throw new LoupeError("bad-argument", `The logit lens is not available for ${this.imported?.modelFile ?? this.folder}: it is an imported .onnx whose final norm and unembedding read more than the residual stream, so they cannot run alone. Load the model's safetensors folder for the lens.`);
     }
-    const out = await this.lensSession.run({
-      [LENS_IO.resid]: new ort.Tensor("float32", resid, [n, D]),
-      [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets.flat(), (t) => BigInt(t)), [n, m]),
-      [LENS_IO.k]: new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]),
-    });
-    return {
-      k: kk,
-      m,
-      topIds: Int32Array.from(out[LENS_IO.topIds].data as BigInt64Array, Number),
-      topLogprobs: out[LENS_IO.topLogprobs].data as Float32Array,
-      targetLogprob: out[LENS_IO.targetLogprob].data as Float32Array,
-      entropy: out[LENS_IO.entropy].data as Float32Array,
-    };
+    const rows = lensChunkRows(this.cfg.dVocab, options.budgetBytes ?? this.lensBudgetBytes());
+    const result = { k: kk, m, topIds: new Int32Array(n * kk), topLogprobs: new Float32Array(n * kk), targetLogprob: new Float32Array(n * m), entropy: new Float32Array(n) };
+    const kTensor = new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]);
+    for (let from = 0; from < n; from += rows) {
+      throwIfAborted(options.signal);
+      const to = Math.min(n, from + rows);
+      const out = await session.run({
+        [LENS_IO.resid]: new ort.Tensor("float32", resid.subarray(from * D, to * D), [to - from, D]),
+        [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets.slice(from, to).flat(), (t) => BigInt(t)), [to - from, m]),
+        [LENS_IO.k]: kTensor,
+      });
+      result.topIds.set(Int32Array.from(out[LENS_IO.topIds].data as BigInt64Array, Number), from * kk);
+      result.topLogprobs.set(out[LENS_IO.topLogprobs].data as Float32Array, from * kk);
+      result.targetLogprob.set(out[LENS_IO.targetLogprob].data as Float32Array, from * m);
+      result.entropy.set(out[LENS_IO.entropy].data as Float32Array, from);
+    }
+    return result;
+  }
+
+  /** The lens's per-call budget: the default, or less when the memory limit leaves less room beside the weights. */
+  private lensBudgetBytes(): number {
+    if (!this.memoryLimit) return DEFAULT_LENS_BUDGET_BYTES;
+    const spare = this.memoryLimit.maxBytes - this.memoryLimit.weightsBytes;
+    return Math.max(0, Math.min(DEFAULT_LENS_BUDGET_BYTES, spare / 4));
+  }
+
+  /** Throws before a forward call whose activations with the weights would pass the memory limit (LoadOptions.maxMemoryBytes). */
+  checkRunMemory(shape: RunShape, what?: string): void {
+    if (this.memoryLimit) checkRunFits(this.cfg, shape, this.memoryLimit, what);
+  }
+
+  /** Whether the memory limit leaves room for a forward call of this shape. */
+  runFits(shape: RunShape): boolean {
+    return !this.memoryLimit || this.memoryLimit.weightsBytes + estimateRunBytes(this.cfg, shape) <= this.memoryLimit.maxBytes;
   }
 
   async dispose(): Promise<void> {
@@ -436,6 +489,7 @@ export class HookedModel {
       return starts.filter((l) => l <= layer).length;
     };
     const logitPositions = options.logitPositions;
+    this.checkRunMemory({ batch: B, positions: T, prefix: P, hooks: this.hasFetchMask ? fetch : this.hookNames, logitPositions: logitPositions?.length });
     for (const p of logitPositions ?? []) {
       if (!Number.isInteger(p) || p < 0 || p >= T) throw new LoupeError("bad-argument", `Logit position ${p} is outside the tokens run (0..${T - 1}).`);
     }
@@ -508,6 +562,10 @@ export class HookedModel {
       const split = cacheHeads(this.cfg) < this.cfg.nHeads && interventions.find((iv) => /\.attn\.hook_[kv]$/.test(iv.hook));
       if (split) throw new LoupeError("bad-argument", `Intervention at ${split.hook}: this model shares each key/value head among ${this.cfg.nHeads / cacheHeads(this.cfg)} query heads, so its key/value cache cannot hold the change; run without returning keys and values.`);
       for (let L = 0; L < this.cfg.nLayers; L++) kvNames.push(PAST_IO.presentKey(L), PAST_IO.presentValue(L));
+    }
+    if (this.hasFetchMask) {
+      const wanted = new Set(fetch);
+      feeds[FETCH_HOOKS] = new ort.Tensor("bool", Uint8Array.from(this.hookNames, (name) => (wanted.has(name) ? 1 : 0)), [this.hookNames.length]);
     }
     const outputs = await this.session.run(feeds, [GRAPH_INPUTS.logits, ...fetch, ...kvNames]);
     throwIfAborted(signal);
