@@ -103,8 +103,8 @@ interface WindowResiduals {
   readonly from: number;
   readonly to: number;
   readonly keepFrom: number;
-  /** blocks.{L}.hook_resid_post, [layers, lead + to - from, d_model]. */
-  readonly resid: Float32Array;
+  /** blocks.{L}.hook_resid_post for each block L, [lead + to - from, d_model]. */
+  readonly resid: readonly Float32Array[];
   /** The model's top prediction at each run position. */
   readonly finalTop: Int32Array;
 }
@@ -236,12 +236,11 @@ async function inspectWindow(
   const ids = [...leading, ...allIds.slice(from, to)];
   const T = ids.length;
   const residNames = Array.from({ length: L }, (_, layer) => blockHook(layer, "hook_resid_post"));
-  // The logits are not read: the last block's lens is the model's prediction, reduced in the lens graph.
-  const { cache } = await model.runWithCache(ids, { names: residNames, signal });
+  // No logits: the last block's lens is the model's prediction, reduced in the lens graph chunk by chunk.
+  const { cache } = await model.runWithCache(ids, { names: residNames, logits: false, signal });
   throwIfAborted(signal);
-  const resid = new Float32Array(L * T * D);
-  residNames.forEach((name, layer) => resid.set(cache.get(name).data.subarray(0, T * D), layer * T * D));
-  const residNorm = (t: number) => residNames.map((_, layer) => l2norm(resid.subarray((layer * T + t) * D, (layer * T + t + 1) * D)));
+  const resid = residNames.map((name) => cache.get(name).data);
+  const residNorm = (t: number) => resid.map((r) => l2norm(r.subarray(t * D, (t + 1) * D)));
 
   const window: WindowResiduals = { from, to, keepFrom, resid, finalTop: new Int32Array(T) };
   const positions = Array.from({ length: T - (P + keepFrom - from) }, (_, i) => P + keepFrom - from + i);
@@ -307,7 +306,7 @@ async function windowLens(
   const targets: number[][] = [];
   layers.forEach((layer, i) =>
     positions.forEach((t, j) => {
-      resid.set(window.resid.subarray((layer * T + t) * D, (layer * T + t + 1) * D), (i * positions.length + j) * D);
+      resid.set(window.resid[layer].subarray(t * D, (t + 1) * D), (i * positions.length + j) * D);
       targets.push([next(t) ?? 0, lastOnly ? 0 : window.finalTop[t]]);
     }),
   );

@@ -54,7 +54,7 @@ export interface LoadOptions {
 }
 
 /** Bytes the logit lens's [rows, d_vocab] temporaries may take per call when no limit says less. */
-export const DEFAULT_LENS_BUDGET_BYTES = 128 * 1024 * 1024;
+export const DEFAULT_LENS_BUDGET_BYTES = 64 * 1024 * 1024;
 
 export interface LensOptions {
   /** Bytes the [rows, d_vocab] temporaries of one lens call may take (default: DEFAULT_LENS_BUDGET_BYTES, less under a tight limit). */
@@ -74,6 +74,12 @@ export interface RunOptions {
    * at other positions change nothing that is returned.
    */
   readonly logitPositions?: readonly number[];
+  /**
+   * false: no logits (RunResult.logits is [batch, 0, d_vocab]), and where the graph allows it the
+   * unembedding is not computed at all: for callers that read only hooks, or reduce the last
+   * block's residual stream themselves (the logit lens).
+   */
+  readonly logits?: boolean;
   /**
    * Continue from earlier tokens instead of running them again: their keys and values at every
    * layer (from a run with `keyValues: true`, cut with `prefixKeyValues`), batch 1 or the run's
@@ -235,7 +241,7 @@ export class HookedModel {
     const graph = cachedGraph(cacheDir, key(`${graphCacheName(cfg, "model")}:${FETCH_HOOKS}`), () => {
       const built = buildModelGraph(cfg, weights, { compactWeights });
       // In HookedModel's hook order, which FETCH_HOOKS follows.
-      return gateHookOutputs(built.bytes, hookNamesFor(cfg));
+      return gateHookOutputs(built.bytes, hookNamesFor(cfg), [GRAPH_INPUTS.logits]);
     });
     const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights, { compactWeights }));
     const session = await createSession(graph.bytes, dir, options.threads);
@@ -489,7 +495,8 @@ export class HookedModel {
       return starts.filter((l) => l <= layer).length;
     };
     const logitPositions = options.logitPositions;
-    this.checkRunMemory({ batch: B, positions: T, prefix: P, hooks: this.hasFetchMask ? fetch : this.hookNames, logitPositions: logitPositions?.length });
+    const logitRows = options.logits === false && this.hasFetchMask ? 0 : logitPositions?.length;
+    this.checkRunMemory({ batch: B, positions: T, prefix: P, hooks: this.hasFetchMask ? fetch : this.hookNames, logitPositions: logitRows });
     for (const p of logitPositions ?? []) {
       if (!Number.isInteger(p) || p < 0 || p >= T) throw new LoupeError("bad-argument", `Logit position ${p} is outside the tokens run (0..${T - 1}).`);
     }
@@ -565,9 +572,12 @@ export class HookedModel {
     }
     if (this.hasFetchMask) {
       const wanted = new Set(fetch);
-      feeds[FETCH_HOOKS] = new ort.Tensor("bool", Uint8Array.from(this.hookNames, (name) => (wanted.has(name) ? 1 : 0)), [this.hookNames.length]);
+      const mask = Uint8Array.from([...this.hookNames, GRAPH_INPUTS.logits], (name) => (wanted.has(name) ? 1 : 0));
+      mask[this.hookNames.length] = options.logits === false ? 0 : 1;
+      feeds[FETCH_HOOKS] = new ort.Tensor("bool", mask, [mask.length]);
     }
-    const outputs = await this.session.run(feeds, [GRAPH_INPUTS.logits, ...fetch, ...kvNames]);
+    const withLogits = options.logits !== false;
+    const outputs = await this.session.run(feeds, [...(withLogits ? [GRAPH_INPUTS.logits] : []), ...fetch, ...kvNames]);
     throwIfAborted(signal);
     const cache = new Map<string, Tensor>();
     // Drop the doubled single position (see above).
@@ -576,10 +586,10 @@ export class HookedModel {
       const t = fromOrt(outputs[name]);
       cache.set(name, single && this.atLogitPositions(name) ? firstPosition(t, hookLayout(name) === "pattern" ? 2 : 1) : t);
     }
-    let logits = fromOrt(outputs[GRAPH_INPUTS.logits]);
-    if (single) logits = firstPosition(logits, 1);
+    let logits = withLogits ? fromOrt(outputs[GRAPH_INPUTS.logits]) : tensor(new Float32Array(0), [B, 0, this.cfg.dVocab]);
+    if (single && withLogits) logits = firstPosition(logits, 1);
     // A graph without a logit_positions input computed them all: pick the rows asked for.
-    if (logitPositions && !this.hasLogitPositions) logits = pickPositions(logits, logitPositions);
+    if (logitPositions && !this.hasLogitPositions && withLogits) logits = pickPositions(logits, logitPositions);
     const keyValues = options.keyValues
       ? {
           keys: Array.from({ length: this.cfg.nLayers }, (_, L) => fromOrt(outputs[PAST_IO.presentKey(L)])),
