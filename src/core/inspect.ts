@@ -84,7 +84,8 @@ export interface InspectOptions {
 
 /**
  * Up to this many logits (blocks x tokens x d_vocab), the whole per-block lens is computed with
- * the inspection: the reference model's 1,024 tokens (4 x 1,024 x 4,096), GPT-2 small's 64 tokens.
+ * the inspection: the reference model's whole context (4 x 256 x 1,024), GPT-2 small up to 111
+ * tokens, SmolLM2-135M up to 45.
  * Past it the table would cost more than the forward pass (SmolLM2-135M at 1,024 tokens: 30 x
  * 1,024 x 49,152, about 1.7 TFLOP), so only the blocks asked for are.
  */
@@ -254,7 +255,7 @@ async function inspectWindow(
     const id = ids[t];
     const [start, end] = offsets[from + t - P];
     const last = final.at(L - 1, t);
-    const lens: (LayerLens | null)[] = Array.from({ length: L }, (_, layer) => (layer === L - 1 ? last.layer : (table?.at(layer, t).layer ?? null)));
+    const lens: (LayerLens | null)[] = Array.from({ length: L }, (_, layer) => (layer === L - 1 ? last.layer : table && others.includes(layer) ? table.at(layer, t).layer : null));
     reports.push({
       index: from + t - P,
       id,
