@@ -64,16 +64,19 @@ export async function scoreAnswers(
   for (let c = 0; c < rows.length; c += size) {
     throwIfAborted(signal);
     const chunk = rows.slice(c, c + size);
-    const logits = await model.run(chunk.map(({ e }) => e.ids), { signal });
+    // Logits only where an answer token is predicted: [rows, positions, d_vocab] stays small.
+    const { positions, column } = logitColumns(chunk.flatMap(({ e }) => range(e.answerAt - 1, e.ids.length - 1)));
+    const logits = await model.run(chunk.map(({ e }) => e.ids), { signal, logitPositions: positions });
     counter.passes++;
     counter.rows += chunk.length;
-    const T = logits.dims[1];
+    const K = positions.length;
     chunk.forEach(({ e, i }, b) => {
       let logprob = 0;
       let greedy = true;
       let divergesTo: string | null = null;
       for (let t = e.answerAt; t < e.ids.length; t++) {
-        const row = logits.data.subarray((b * T + t - 1) * V, (b * T + t) * V);
+        const k = column(t - 1);
+        const row = logits.data.subarray((b * K + k) * V, (b * K + k + 1) * V);
         const { logZ, best } = logSumExpArgmax(row);
         logprob += row[e.ids[t]] - logZ;
         if (greedy && best !== e.ids[t]) {
@@ -134,13 +137,15 @@ export async function greedyContinue(
     for (let c = 0; c < active.length; c += size) {
       throwIfAborted(signal);
       const chunk = active.slice(c, c + size);
-      const logits = await model.run(chunk.map((r) => [...r.ids, ...r.added]), { signal });
+      // Each row's last position only.
+      const { positions, column } = logitColumns(chunk.map((r) => r.ids.length + r.added.length - 1));
+      const logits = await model.run(chunk.map((r) => [...r.ids, ...r.added]), { signal, logitPositions: positions });
       counter.passes++;
       counter.rows += chunk.length;
-      const T = logits.dims[1];
+      const K = positions.length;
       chunk.forEach((r, b) => {
-        const t = r.ids.length + r.added.length - 1;
-        const { best } = logSumExpArgmax(logits.data.subarray((b * T + t) * V, (b * T + t + 1) * V));
+        const k = column(r.ids.length + r.added.length - 1);
+        const { best } = logSumExpArgmax(logits.data.subarray((b * K + k) * V, (b * K + k + 1) * V));
         if (best === eos) {
           r.done = true;
           return;
@@ -153,4 +158,23 @@ export async function greedyContinue(
   }
   if (rows.some((r) => r.empty)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
   return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+}
+
+/** The distinct positions a batch needs logits at, in order, and each one's column in the [rows, positions, d_vocab] result. */
+function logitColumns(needed: readonly number[]): { positions: number[]; column: (position: number) => number } {
+  // At least one position: a run returns logits somewhere (a batch with nothing to score reads none of them).
+  const positions = needed.length ? [...new Set(needed)].sort((a, b) => a - b) : [0];
+  const index = new Map(positions.map((p, k) => [p, k]));
+  return {
+    positions,
+    column: (position) => {
+      const k = index.get(position);
+      if (k === undefined) throw new Error(`internal: no logits asked for at position ${position}`);
+      return k;
+    },
+  };
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }

@@ -371,9 +371,9 @@ export class HookedModel {
         last = await kv.nextLogits(tokens);
       } else {
         const stepInterventions = options.interventionsAt ? await options.interventionsAt(tokens, options.signal) : [];
-        const { logits } = await this.forward([tokens], [...(options.interventions ?? []), ...stepInterventions], [], { signal: options.signal });
-        const V = logits.dims[2];
-        last = logits.data.subarray((tokens.length - 1) * V, tokens.length * V);
+        // The last position's logits only: the next token is read there.
+        const { logits } = await this.forward([tokens], [...(options.interventions ?? []), ...stepInterventions], [], { signal: options.signal, logitPositions: [tokens.length - 1] });
+        last = logits.data;
       }
       const next = chooseNextToken(last, options, random);
       if (stopAtEos && next === eos) {
@@ -616,8 +616,8 @@ export class HookedModel {
     return layers;
   }
 
-  /** Whether a hook is computed at the logit positions only when they are given. */
-  private atLogitPositions(hook: string): boolean {
+  /** Whether a hook is computed at the logit positions only when they are given (RunOptions.logitPositions). */
+  atLogitPositions(hook: string): boolean {
     if (hook === "ln_final.hook_normalized") return true;
     const last = this.cfg.nLayers - 1;
     return hookLayer(hook) === last && !/\.(hook_resid_pre|attn\.hook_[qkv])$/.test(hook);
