@@ -86,9 +86,10 @@ class Llama:
         y = x @ self.W[name + ".weight"].T
         return y + self.W[name + ".bias"] if bias else y
 
-    def forward(self, ids, edits=None, past=None):
+    def forward(self, ids, edits=None, past=None, keep=None):
         """ids: [B, T]. edits: {hook name: fn(x) -> x}. Returns logits and every hook's value.
 
+        keep: which hooks the cache holds (default every one).
         past: keys (after rotary) and values [B, P, H, Dh] of P earlier tokens per layer, or None; the
         cache then also holds "present", the same for all P + T tokens (generation's key/value cache).
         """
@@ -103,7 +104,8 @@ class Llama:
         def record(name, x):
             if edits and name in edits:
                 x = edits[name](x)
-            cache[name] = x
+            if keep is None or keep(name):
+                cache[name] = x
             return x
 
         B, T = ids.shape
