@@ -13,6 +13,7 @@
  *
  *   npm run bench:scale                 (about 10 minutes on 2 cores)
  *   npm run bench:scale -- --quick      (SmolLM2 shape, 128 and 1,024 tokens, inspect and faithfulness)
+ *   npm run bench:scale -- --shapes=gpt2-small --sizes=1024 --commands=inspect,audit
  *   LOUPE_BENCH_DIR=folder reuses the written models; BENCH_THREADS (default 2).
  *
  * Targets (issue 25, 2 cores): inspect at 1,024 tokens on the SmolLM2 shape under 5 s and 1.5 GB;
@@ -208,9 +209,11 @@ async function main(): Promise<void> {
   const quick = args.includes("--quick");
   const root = process.env.LOUPE_BENCH_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "loupe-scale-"));
   process.env.LOUPE_CACHE_DIR ??= path.join(root, "graph-cache");
-  const shapes: ShapeName[] = quick ? ["smollm2-135m"] : ["smollm2-135m", "gpt2-small"];
-  const sizes = quick ? [128, 1024] : [128, 512, 1024];
-  const commands: readonly Command[] = quick ? ["inspect", "faithfulness"] : COMMANDS;
+  // --shapes, --sizes, --commands (comma-separated) pick a part of the table.
+  const pick = (flag: string) => args.find((a) => a.startsWith(`--${flag}=`))?.slice(flag.length + 3).split(",");
+  const shapes = (pick("shapes") ?? (quick ? ["smollm2-135m"] : ["smollm2-135m", "gpt2-small"])) as ShapeName[];
+  const sizes = pick("sizes")?.map(Number) ?? (quick ? [128, 1024] : [128, 512, 1024]);
+  const commands = (pick("commands") ?? (quick ? ["inspect", "faithfulness"] : COMMANDS)) as readonly Command[];
   const load = os.loadavg()[0];
   const lines: string[] = [];
   for (const shape of shapes) {

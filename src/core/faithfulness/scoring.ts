@@ -5,6 +5,7 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
+import { KvCache } from "../model/kv-cache";
 
 export interface AnswerScore {
   /** log p(answer | prefix), summed over the answer's tokens (nats). */
@@ -112,9 +113,10 @@ export interface Continuation {
 }
 
 /**
- * Greedy continuation of several prompts at once, one batched forward pass per new token, until
- * `isDone(continuation)` holds for every row or `maxNewTokens` is reached. (No KV cache: the
- * reference model is small and these continuations are short.)
+ * Greedy continuation of several prompts, until `isDone(continuation)` holds for every row or
+ * `maxNewTokens` is reached. Where the graph takes a key/value prefix, each row continues from its
+ * own cache, one token per step; otherwise every step is one batched pass over every row's whole
+ * text (a 135M model rewriting six 150-token steps: minutes instead of seconds).
  */
 export async function greedyContinue(
   model: HookedModel,
@@ -128,10 +130,34 @@ export async function greedyContinue(
     const enc = model.encode(p);
     return { ids: enc.ids, empty: enc.ids.length === enc.lead, added: [] as number[], text: "", done: false };
   });
+  if (rows.some((r) => r.empty)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
   const eos = model.tokenizer.eosTokenId;
   const V = model.cfg.dVocab;
+  const take = (r: (typeof rows)[number], logits: Float32Array) => {
+    const { best } = logSumExpArgmax(logits);
+    if (best === eos) {
+      r.done = true;
+      return;
+    }
+    r.added.push(best);
+    r.text = model.tokenizer.decode(r.added);
+    r.done = isDone(r.text);
+  };
+  const open = (r: (typeof rows)[number]) => !r.done && r.ids.length + r.added.length < model.cfg.nCtx;
+  if (model.supportsPrefix) {
+    for (const r of rows) {
+      const kv = new KvCache((fresh, prefix) => model.runWithCache(fresh, { names: [], prefix, keyValues: true, logitPositions: [fresh.length - 1], signal }));
+      while (open(r) && r.added.length < maxNewTokens) {
+        throwIfAborted(signal);
+        take(r, await kv.nextLogits([...r.ids, ...r.added]));
+        counter.passes++;
+        counter.rows++;
+      }
+    }
+    return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+  }
   for (let step = 0; step < maxNewTokens; step++) {
-    const active = rows.filter((r) => !r.done && r.ids.length + r.added.length < model.cfg.nCtx);
+    const active = rows.filter(open);
     if (active.length === 0) break;
     const size = counter.batchRows ?? DEFAULT_BATCH_ROWS;
     for (let c = 0; c < active.length; c += size) {
@@ -145,18 +171,10 @@ export async function greedyContinue(
       const K = positions.length;
       chunk.forEach((r, b) => {
         const k = column(r.ids.length + r.added.length - 1);
-        const { best } = logSumExpArgmax(logits.data.subarray((b * K + k) * V, (b * K + k + 1) * V));
-        if (best === eos) {
-          r.done = true;
-          return;
-        }
-        r.added.push(best);
-        r.text = model.tokenizer.decode(r.added);
-        r.done = isDone(r.text);
+        take(r, logits.data.subarray((b * K + k) * V, (b * K + k + 1) * V));
       });
     }
   }
-  if (rows.some((r) => r.empty)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
   return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
 }
 
