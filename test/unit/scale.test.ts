@@ -5,7 +5,7 @@ import { LoupeError } from "../../src/core/errors";
 import { inspectText, inspectWithResiduals, lensTable } from "../../src/core/inspect";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { blockHook } from "../../src/core/model/hooks";
-import { checkRunFits, estimateRunBytes, lensChunkRows } from "../../src/core/model/memory-limit";
+import { checkRunFits, DEFAULT_BATCH_BUDGET_BYTES, estimateRunBytes, lensChunkRows, rowsWithin } from "../../src/core/model/memory-limit";
 import { scratchDir, TINY_LLAMA } from "../helpers/fixtures";
 
 const REFERENCE = path.join(__dirname, "..", "..", "models", "reference");
@@ -131,6 +131,15 @@ describe("the run memory limit", function () {
     const logits = estimateRunBytes(smol, { batch: 1, positions: 1024, hooks: [] });
     assert.equal(logits - base, 4 * 1023 * 49152);
     assert.ok(estimateRunBytes(smol, { batch: 8, positions: 1024, hooks: [] }) > 7 * logits);
+    // Keys and values count only when returned.
+    assert.ok(estimateRunBytes(smol, { batch: 1, positions: 1024, hooks: [], logitPositions: 1, keyValues: true }) > base);
+  });
+
+  it("splits a batched job into calls whose estimate fits the budget", () => {
+    assert.equal(rowsWithin(smol, { positions: 64, hooks: [], logitPositions: 4 }, 16), 16);
+    const long = rowsWithin(smol, { positions: 1024, hooks: [], logitPositions: 4 }, 16);
+    assert.ok(long >= 1 && long < 16, `${long} rows`);
+    assert.ok(long * estimateRunBytes(smol, { batch: 1, positions: 1024, hooks: [], logitPositions: 4 }) <= DEFAULT_BATCH_BUDGET_BYTES);
   });
 
   it("refuses a run that would pass the limit before it runs, naming the setting, and lets a smaller one through", async () => {

@@ -6,6 +6,7 @@
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { KvCache } from "../model/kv-cache";
+import { rowsWithin } from "../model/memory-limit";
 
 export interface AnswerScore {
   /** log p(answer | prefix), summed over the answer's tokens (nats). */
@@ -61,10 +62,14 @@ export async function scoreAnswers(
     .sort((a, b) => a.e.ids.length - b.e.ids.length);
   const out: (AnswerScore | null)[] = prefixes.map(() => null);
   const V = model.cfg.dVocab;
-  const size = counter.batchRows ?? DEFAULT_BATCH_ROWS;
-  for (let c = 0; c < rows.length; c += size) {
+  const requested = counter.batchRows ?? DEFAULT_BATCH_ROWS;
+  for (let c = 0; c < rows.length; ) {
     throwIfAborted(signal);
+    // Fewer rows per call for long prompts: a call's attention working set grows with rows x length².
+    const longest = rows[Math.min(rows.length, c + requested) - 1].e.ids.length;
+    const size = rowsWithin(model.cfg, { positions: longest, hooks: [] }, requested);
     const chunk = rows.slice(c, c + size);
+    c += size;
     // Logits only where an answer token is predicted: [rows, positions, d_vocab] stays small.
     const { positions, column } = logitColumns(chunk.flatMap(({ e }) => range(e.answerAt - 1, e.ids.length - 1)));
     const logits = await model.run(chunk.map(({ e }) => e.ids), { signal, logitPositions: positions });

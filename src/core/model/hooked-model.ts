@@ -240,8 +240,7 @@ export class HookedModel {
     // Hooks are computed only when fetched (fetched-hooks.ts): a run holds only what it returns.
     const graph = cachedGraph(cacheDir, key(`${graphCacheName(cfg, "model")}:${FETCH_HOOKS}`), () => {
       const built = buildModelGraph(cfg, weights, { compactWeights });
-      // In HookedModel's hook order, which FETCH_HOOKS follows.
-      return gateHookOutputs(built.bytes, hookNamesFor(cfg), [GRAPH_INPUTS.logits]);
+      return gateHookOutputs(built.bytes, fetchedOutputs(cfg), [GRAPH_INPUTS.logits]);
     });
     const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights, { compactWeights }));
     const session = await createSession(graph.bytes, dir, options.threads);
@@ -496,7 +495,7 @@ export class HookedModel {
     };
     const logitPositions = options.logitPositions;
     const logitRows = options.logits === false && this.hasFetchMask ? 0 : logitPositions?.length;
-    this.checkRunMemory({ batch: B, positions: T, prefix: P, hooks: this.hasFetchMask ? fetch : this.hookNames, logitPositions: logitRows });
+    this.checkRunMemory({ batch: B, positions: T, prefix: P, hooks: this.hasFetchMask ? fetch : this.hookNames, logitPositions: logitRows, keyValues: options.keyValues || (!this.hasFetchMask && this.hasPast) });
     for (const p of logitPositions ?? []) {
       if (!Number.isInteger(p) || p < 0 || p >= T) throw new LoupeError("bad-argument", `Logit position ${p} is outside the tokens run (0..${T - 1}).`);
     }
@@ -571,9 +570,9 @@ export class HookedModel {
       for (let L = 0; L < this.cfg.nLayers; L++) kvNames.push(PAST_IO.presentKey(L), PAST_IO.presentValue(L));
     }
     if (this.hasFetchMask) {
-      const wanted = new Set(fetch);
-      const mask = Uint8Array.from([...this.hookNames, GRAPH_INPUTS.logits], (name) => (wanted.has(name) ? 1 : 0));
-      mask[this.hookNames.length] = options.logits === false ? 0 : 1;
+      const wanted = new Set([...fetch, ...kvNames]);
+      if (options.logits !== false) wanted.add(GRAPH_INPUTS.logits);
+      const mask = Uint8Array.from([...fetchedOutputs(this.cfg), GRAPH_INPUTS.logits], (name) => (wanted.has(name) ? 1 : 0));
       feeds[FETCH_HOOKS] = new ort.Tensor("bool", mask, [mask.length]);
     }
     const withLogits = options.logits !== false;
@@ -643,6 +642,15 @@ export class HookedModel {
     if (P > 0 && pattern) throw new LoupeError("bad-argument", `Intervention at ${pattern.hook}: attention patterns and scores cannot be changed in a run that continues from a prefix.`);
     return P;
   }
+}
+
+/**
+ * The outputs a built graph returns only when fetched (FETCH_HOOKS, in this order, then the
+ * logits): every hook, then every layer's keys and values.
+ */
+function fetchedOutputs(cfg: ModelConfig): string[] {
+  const kv = Array.from({ length: cfg.nLayers }, (_, L) => [PAST_IO.presentKey(L), PAST_IO.presentValue(L)]).flat();
+  return [...hookNamesFor(cfg), ...kv];
 }
 
 /** Heads per layer in the key/value cache: one per key/value head (a Llama graph shares them among query heads). */

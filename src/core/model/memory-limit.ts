@@ -62,6 +62,8 @@ export interface RunShape {
   readonly hooks: readonly string[];
   /** Positions whose logits are returned (default: every position). */
   readonly logitPositions?: number;
+  /** Whether every layer's keys and values are returned (RunOptions.keyValues). */
+  readonly keyValues?: boolean;
 }
 
 type RunConfig = Pick<ModelConfig, "nLayers" | "dModel" | "nHeads" | "dHead" | "dMlp" | "dVocab">;
@@ -92,9 +94,18 @@ export function estimateRunBytes(cfg: RunConfig, shape: RunShape): number {
   const returned = shape.hooks.reduce((sum, hook) => sum + hookElements(cfg, hook, B, T, keys), 0);
   const logits = B * (shape.logitPositions ?? T) * cfg.dVocab;
   const block = 3 * B * cfg.nHeads * T * keys + 3 * B * T * cfg.dMlp + 8 * B * T * cfg.dModel;
-  // Keys and values of every layer stay alive for the later blocks' attention.
-  const keyValues = 2 * cfg.nLayers * B * keys * cfg.nHeads * cfg.dHead;
+  // Keys and values returned for every layer (at most one per query head).
+  const keyValues = shape.keyValues ? 2 * cfg.nLayers * B * keys * cfg.nHeads * cfg.dHead : 0;
   return 4 * (returned + logits + block + keyValues);
+}
+
+/** Bytes of forward working set one call of a batched job (variants, answers to score) may take when no limit says less. */
+export const DEFAULT_BATCH_BUDGET_BYTES = 512 * 1024 * 1024;
+
+/** Rows of `shape` (given for one row) one call may take so that its estimate stays within `budgetBytes`, at most `requested`. */
+export function rowsWithin(cfg: RunConfig, shape: Omit<RunShape, "batch">, requested: number, budgetBytes = DEFAULT_BATCH_BUDGET_BYTES): number {
+  const perRow = estimateRunBytes(cfg, { ...shape, batch: 1 });
+  return Math.max(1, Math.min(requested, Math.floor(budgetBytes / perRow)));
 }
 
 /** float32 copies of a [rows, d_vocab] block alive at once in the lens graph: logits, log-probs, their exp, p log p. */
