@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { HookedModel } from "../../src/core/model/hooked-model";
-import { blockHook } from "../../src/core/model/hooks";
+import { blockHook, hookShape } from "../../src/core/model/hooks";
 import { argmax, maxAbsDiff, type Tensor } from "../../src/core/tensor/tensor";
 import { copyTinyModel, FIXTURES, readReference, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 import { rejectsWith } from "../helpers/errors";
@@ -72,7 +72,7 @@ describe("HookedModel (tiny random GPT-2 vs PyTorch)", function () {
     const plain = await model.run(tokens);
     const identities = model.hookNames.flatMap((hook) => [
       { hook, kind: "scale" as const, factor: 1 },
-      { hook, kind: "add" as const, vector: new Float32Array(hook.includes("pattern") || hook.includes("scores") ? tokens.length : hookWidth(model, hook)) },
+      { hook, kind: "add" as const, vector: new Float32Array(hookShape(model.hookDims, hook, 1, tokens.length).at(-1)!) },
     ]);
     const hooked = await model.runWithHooks(tokens, identities);
     assert.deepEqual(Array.from(hooked.logits.data), Array.from(plain.data));
@@ -177,12 +177,6 @@ describe("HookedModel (tiny random GPT-2 vs PyTorch)", function () {
   });
 });
 
-function hookWidth(model: HookedModel, hook: string): number {
-  if (/hook_(q|k|v|z)$/.test(hook)) return model.cfg.dHead;
-  if (/mlp\.hook_(pre|post)$/.test(hook)) return model.cfg.dMlp;
-  return model.cfg.dModel;
-}
-
 describe("HookedModel errors", () => {
   it("names the missing folder", async () => {
     await rejectsWith(HookedModel.load("/nonexistent/model", { cacheDir: null }), "missing-file", /\/nonexistent\/model/);
@@ -219,11 +213,11 @@ describe("HookedModel errors", () => {
     await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "bad-file", /model\.safetensors is not a valid safetensors file/);
   });
 
-  it("reports a tokenizer that does not fit the vocabulary", async () => {
+  it("blames config.json, not the tokenizer, when its vocab_size does not match the weights", async () => {
     const dir = copyTinyModel();
     const cfgFile = path.join(dir, "config.json");
     fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, "utf8")), vocab_size: 100 }));
-    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "tokenizer-mismatch", /tokenizer\.json has 320 tokens.*vocab_size is 100/);
+    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "bad-file", /config\.json does not describe .*model\.safetensors: its vocab_size is 100, but the token embedding (transformer\.)?wte\.weight is \[320, 32\]\. .*set vocab_size to 320/);
   });
 
   describe("on a loaded model", () => {

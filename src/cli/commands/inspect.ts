@@ -2,14 +2,19 @@ import type { InspectResult } from "../../core/inspect";
 import { inspectText } from "../../core/inspect";
 import { HookedModel } from "../../core/model/hooked-model";
 import { LoupeError } from "../../core/errors";
+import { traceChatTokens, type ChatText } from "../../core/chat/inspect-chat";
+import { parseChat } from "../../core/chat/messages";
+import { readChatTemplate, renderChat } from "../../core/chat/template";
 import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
-export function formatInspect(result: InspectResult, topK: number): string {
-  const header = ["#", "token", "surprisal", "entropy", `top-${topK} next`, ...Array.from({ length: result.nLayers }, (_, l) => `|resid ${l}|`)];
-  const rows = result.tokens.map((t) => [
+/** `column`: an extra column after the token (the message each token of a chat belongs to). */
+export function formatInspect(result: InspectResult, topK: number, column?: { title: string; values: readonly string[] }): string {
+  const header = ["#", "token", ...(column ? [column.title] : []), "surprisal (bits)", "entropy (bits)", `top-${topK} next`, ...Array.from({ length: result.nLayers }, (_, l) => `|resid ${l}|`)];
+  const rows = result.tokens.map((t, i) => [
     String(t.index),
     `"${visibleToken(t.text)}"`,
+    ...(column ? [column.values[i]] : []),
     fixed(t.surprisal),
     fixed(t.entropy),
     t.top.slice(0, topK).map((p) => `"${visibleToken(p.text)}" ${(p.prob * 100).toFixed(0)}%`).join(" "),
@@ -17,30 +22,49 @@ export function formatInspect(result: InspectResult, topK: number): string {
   ]);
   const known = result.tokens.filter((t) => t.surprisal !== null);
   const mean = known.reduce((s, t) => s + (t.surprisal ?? 0), 0) / Math.max(1, known.length);
-  return `${renderTable(header, rows)}\n\n${result.tokens.length} tokens, mean surprisal ${mean.toFixed(2)} bits, ${result.elapsedMs.toFixed(0)} ms (${result.modelFolder})`;
+  const notes = [
+    "surprisal: -log2 of the probability the model gave this token before seeing it; entropy: of its prediction for the next token; |resid L|: residual-stream norm after block L.",
+    // Without a leading <s>, the first token is read, not predicted.
+    ...(result.tokens[0]?.surprisal === null ? ['"-" at token 0: the first token has no surprisal, since nothing before it predicts it (the mean leaves it out).'] : []),
+  ];
+  return `${renderTable(header, rows)}\n\n${notes.join("\n")}\n${result.tokens.length} tokens, mean surprisal ${mean.toFixed(2)} bits, ${result.elapsedMs.toFixed(0)} ms (${result.modelFolder})`;
 }
 
 export const inspectCommand: Command = {
   name: "inspect",
-  usage: `loupe inspect FILE|- [--model DIR] [--top-k N] [--lens all|L,L…] [--json]
+  usage: `loupe inspect FILE|- [--model DIR] [--top-k N] [--lens all|L,L…] [--chat [--add-generation-prompt]] [--json]
     Each token with its surprisal (bits), entropy, top next-token predictions and the
-    residual-stream norm after each block. The JSON's per-block logit lens holds the last
-    block, the blocks named by --lens (all: every block), and every block when that is cheap
-    (a small model or a short text); null where it was left out.`,
-  options: { "top-k": { type: "string" }, lens: { type: "string" } },
+    residual-stream norm after each block. --chat: FILE is a chat (JSON array or JSONL of
+    {"role", "content"} messages), rendered with the model's chat template; each token is
+    traced to its message (or marked as the template's). The JSON's per-block logit lens holds
+    the last block, the blocks named by --lens (all: every block), and every block when that is
+    cheap (a small model or a short text); null where it was left out.`,
+  options: { "top-k": { type: "string" }, lens: { type: "string" }, chat: { type: "boolean", default: false }, "add-generation-prompt": { type: "boolean", default: false } },
   async run({ values, positionals, modelFolder, io }) {
-    const text = readInput(positionals[0], io);
+    const input = readInput(positionals[0], io);
+    const chat = values.chat ? renderChatFile(input, positionals[0] ?? "-", modelFolder, values["add-generation-prompt"] === true) : undefined;
     const topK = positiveInt(values, "top-k", 5);
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
-      const result = await inspectText(model, text, { topK, ...lensOption(stringOption(values, "lens")) });
-      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
+      const result = await inspectText(model, chat?.text ?? input, { topK, ...lensOption(stringOption(values, "lens")) });
+      if (!chat) {
+        io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
+      } else {
+        const traced = traceChatTokens(result, chat);
+        const labels = traced.tokens.map((t) => (t.message === null ? "template" : `${chat.messages[t.message].role} #${t.message + 1}`));
+        io.out(values.json ? `${JSON.stringify(traced, null, 2)}\n` : `${formatInspect(result, topK, { title: "message", values: labels })}\n`);
+      }
     } finally {
       await model.dispose();
     }
     return 0;
   },
 };
+
+function renderChatFile(text: string, file: string, modelFolder: string, addGenerationPrompt: boolean): ChatText {
+  const messages = parseChat(text, file);
+  return { messages, ...renderChat(readChatTemplate(modelFolder), messages, { addGenerationPrompt }) };
+}
 
 /** --lens all: every block's lens; --lens 3,5: those blocks' (the last block's is always there). */
 function lensOption(value: string | undefined): { lensLayers?: number[]; eagerLensLogits?: number } {

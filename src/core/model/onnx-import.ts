@@ -15,10 +15,13 @@ import * as onnx from "onnx-buf";
 import { LoupeError } from "../errors";
 import { Tokenizer } from "../tokenizer";
 import { readModelConfig, type ModelConfig } from "./config";
-import { gainInput, GRAPH_INPUTS, LENS_IO, writeInput } from "./gpt2-graph";
+import { gainInput, GRAPH_IO, insertHookPoint, LENS_IO, writeInput, type HookGraph } from "./hook-point";
 import { blockHook, hookNamesFor, type BlockHookSuffix } from "./hooks";
+import { cacheHeads } from "./kv-cache";
+import { findWeightsFile } from "./model-weights";
+import { realLocations } from "./real-paths";
 import { DataType } from "./onnx-graph";
-import { findResidualStructure, FUSED_ATTENTION_OPS, GraphIndex, StructureError, tracesToInput, type ResidualStructure } from "./onnx-structure";
+import { findResidualStructure, FUSED_ATTENTION_OPS, FUSED_RESIDUAL_OPS, GraphIndex, StructureError, tracesToInput, type ResidualStructure } from "./onnx-structure";
 import { checkTokenizerFitsModel } from "./tokenizer-check";
 
 /**
@@ -39,6 +42,8 @@ export interface ImportedGraph {
   /** TransformerLens hooks it cannot provide, each with the reason. */
   readonly unavailable: ReadonlyMap<string, string>;
   readonly modelFile: string;
+  /** The real folder of the graph's external data (a hub snapshot's symlinks followed): onnxruntime's weights folder. */
+  readonly dataDir: string;
   /** The logit lens (LENS_IO) cut from the graph's final norm and LM head; undefined when the tail depends on more than the residual stream. */
   readonly lensBytes?: Uint8Array;
 }
@@ -52,20 +57,36 @@ export interface OnnxFolder {
 
 /** The decoder .onnx of a folder without model.safetensors, or undefined (then the folder is a safetensors one). */
 export function findOnnxModelFile(dir: string): string | undefined {
-  if (fs.existsSync(path.join(dir, "model.safetensors"))) return undefined;
+  if (findWeightsFile(dir) !== undefined) return undefined;
   return ONNX_MODEL_FILES.map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
 }
 
-/** config.json and tokenizer.json of an ONNX folder, checked like a safetensors folder's. */
+/** config.json and tokenizer.json of an ONNX folder, checked like a safetensors folder's (without reading the graph). */
 export function openOnnxFolder(dir: string, modelFile: string): OnnxFolder {
+  const { cfg, tokenizer, check } = readOnnxFolder(dir);
+  check();
+  return { dir, cfg, modelFile, tokenizer };
+}
+
+/**
+ * An ONNX folder with its graph imported. The graph is checked against config.json (its token
+ * embedding against vocab_size) before the tokenizer is, so a wrong config.json is named as such.
+ */
+export function importOnnxFolder(dir: string, modelFile: string, options: ImportOptions = {}): OnnxFolder & { readonly imported: ImportedGraph } {
+  const { cfg, tokenizer, check } = readOnnxFolder(dir);
+  const imported = importOnnxDecoder(modelFile, cfg, options);
+  check();
+  return { dir, cfg, modelFile, tokenizer, imported };
+}
+
+function readOnnxFolder(dir: string): { cfg: ModelConfig; tokenizer: Tokenizer; check: () => void } {
   const cfg = readModelConfig(dir);
   const tokenizerFile = path.join(dir, "tokenizer.json");
   if (!fs.existsSync(tokenizerFile)) {
     throw new LoupeError("missing-file", `No tokenizer.json in ${dir}. Save the tokenizer beside the model (tokenizer.save_pretrained with a fast tokenizer).`, tokenizerFile);
   }
   const tokenizer = Tokenizer.fromFile(tokenizerFile);
-  checkTokenizerFitsModel(tokenizer, cfg, tokenizerFile);
-  return { dir, cfg, modelFile, tokenizer };
+  return { cfg, tokenizer, check: () => checkTokenizerFitsModel(tokenizer, cfg, tokenizerFile) };
 }
 
 /**
@@ -76,9 +97,8 @@ export function checkOnnxFolder(folder: string): (OnnxFolder & Pick<ImportedGrap
   const dir = path.resolve(folder);
   const modelFile = fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? findOnnxModelFile(dir) : undefined;
   if (!modelFile) return undefined;
-  const opened = openOnnxFolder(dir, modelFile);
-  const { hookNames, unavailable } = importOnnxDecoder(modelFile, opened.cfg);
-  return { ...opened, hookNames, unavailable };
+  const { imported, ...opened } = importOnnxFolder(dir, modelFile);
+  return { ...opened, hookNames: imported.hookNames, unavailable: imported.unavailable };
 }
 
 export interface ImportOptions {
@@ -92,7 +112,7 @@ export interface ImportOptions {
 
 /** Read `modelFile`, find its residual stream, and rewrite it with hooks. Throws a LoupeError naming the file. */
 export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: ImportOptions = {}): ImportedGraph {
-  const fail = (code: "bad-file" | "unsupported-architecture", why: string): never => {
+  const fail = (code: ProblemCode, why: string): never => {
     throw new LoupeError(code, `${modelFile}: ${why}`, modelFile);
   };
   const bytes = fs.readFileSync(modelFile);
@@ -103,18 +123,16 @@ export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: 
     return fail("bad-file", `not a readable ONNX model (${(error as Error).message}).`);
   }
   const graph = model.graph;
-  if (!graph || graph.node.length === 0) return fail("bad-file", "the file holds no ONNX graph.");
-  const opset = model.opsetImport.find((o) => o.domain === "" || o.domain === "ai.onnx");
-  const version = opset ? Number(opset.version) : 0;
-  if (version < MIN_OPSET || version > MAX_OPSET) {
-    fail("unsupported-architecture", `opset ${version} is not supported; Loupe imports decoders exported with opset ${MIN_OPSET} to ${MAX_OPSET} (torch.onnx.export(..., opset_version=17)).`);
-  }
+  if (!graph) return fail("bad-file", "the file holds no ONNX graph.");
+  // Every reason is reported at once, in the order a user fixes them: what needs a new export
+  // first (it changes everything after), then what config.json gets wrong.
+  const problems = new ImportProblems(modelFile);
+  if (!checkExport(model, graph, problems)) return problems.throw();
 
   const index = new GraphIndex(graph);
-  const logitsOutput = graph.output.find((o) => o.name === GRAPH_INPUTS.logits) ?? graph.output.find((o) => /logits/i.test(o.name)) ?? (graph.output.length === 1 ? graph.output[0] : undefined);
-  const notDecoder = () =>
-    fail("unsupported-architecture", `this is not a decoder Loupe can import: it needs an input of token ids (input_ids) and a logits output (found inputs ${[...index.inputs].join(", ") || "none"}; outputs ${graph.output.map((o) => o.name).join(", ")}).`);
-  if (!logitsOutput) return notDecoder();
+  const logitsOutput = graph.output.find((o) => o.name === GRAPH_IO.logits) ?? graph.output.find((o) => /logits/i.test(o.name)) ?? (graph.output.length === 1 ? graph.output[0] : undefined);
+  const notDecoder = `this is not a decoder Loupe can import: it needs an input of token ids (input_ids) and a logits output (found inputs ${[...index.inputs].join(", ") || "none"}; outputs ${graph.output.map((o) => o.name).join(", ")}).`;
+  if (!logitsOutput) return problems.add("unsupported-architecture", notDecoder).throw();
   const logits = logitsOutput.name;
   let structure: ResidualStructure;
   try {
@@ -122,53 +140,103 @@ export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: 
   } catch (error) {
     if (!(error instanceof StructureError)) throw error;
     const merged = graph.node.some((n) => n.opType === "If") ? " The network sits inside an If node (a merged decoder, decoder_model_merged.onnx): import decoder_model.onnx or model.onnx instead." : "";
-    return fail("unsupported-architecture", `no residual stream found: ${error.message}.${merged}`);
+    return problems.add("unsupported-architecture", `no residual stream found: ${error.message}.${merged}`).throw();
   }
-  checkAgainstConfig(structure, index, cfg, fail);
+  checkAgainstConfig(structure, index, cfg, problems);
   // The token ids are what the embedding Gather indexes, whatever the input is called.
   const idsInput = (structure.embed && tracesToInput(index, structure.embed.indices)) ?? [...index.inputs].find((n) => /input_ids|^ids$|tokens/i.test(n));
-  if (!idsInput) return notDecoder();
+  if (!idsInput) problems.add("unsupported-architecture", notDecoder);
+  if (!idsInput || problems.any) return problems.throw();
 
   const { hookNames, unavailable, points } = planHooks(structure, cfg, options.patterns ?? true);
   // Weights become references first, so neither graph below copies them.
   externalizeWeights(graph, bytes, path.basename(modelFile));
+  const dataDir = followExternalData(graph, path.dirname(modelFile));
   // The lens graph is cut out before the rewrite changes the nodes it shares.
   const lensBytes = buildImportedLens(model, index, structure.adds[structure.adds.length - 1].out, logits);
   const rewriter = new Rewriter(graph, fail);
   rewriter.adaptInputs(index, idsInput, cfg);
   rewriter.setLogits(logits);
   for (const [hook, tensor] of points) rewriter.insertHook(hook, tensor);
-  return { bytes: toBinary(onnx.ModelProtoSchema, model), lensBytes, hookNames, unavailable, modelFile };
+  return { bytes: toBinary(onnx.ModelProtoSchema, model), lensBytes, hookNames, unavailable, modelFile, dataDir };
 }
 
-type Fail = (code: "bad-file" | "unsupported-architecture", why: string) => never;
+type ProblemCode = "bad-file" | "unsupported-architecture";
+type Fail = (code: ProblemCode, why: string) => never;
 
-function checkAgainstConfig(s: ResidualStructure, index: GraphIndex, cfg: ModelConfig, fail: Fail): void {
+/** What stops an import, gathered so that one error lists them all (a single one reads as before). */
+class ImportProblems {
+  private readonly list: Array<{ code: ProblemCode; why: string }> = [];
+
+  constructor(private readonly modelFile: string) {}
+
+  get any(): boolean {
+    return this.list.length > 0;
+  }
+
+  add(code: ProblemCode, why: string): this {
+    this.list.push({ code, why });
+    return this;
+  }
+
+  throw(): never {
+    const [first] = this.list;
+    if (!first) throw new Error("internal: no import problem to report");
+    if (this.list.length === 1) throw new LoupeError(first.code, `${this.modelFile}: ${first.why}`, this.modelFile);
+    const reasons = this.list.map((p, i) => `  ${i + 1}. ${p.why}`).join("\n");
+    throw new LoupeError(first.code, `${this.modelFile} cannot be imported, for ${this.list.length} reasons (fix them in this order):\n${reasons}`, this.modelFile);
+  }
+}
+
+/**
+ * What only a new export fixes: the opset, an empty graph, residual Adds that onnxruntime's
+ * optimizer fused away. False when the graph cannot be searched for a residual stream.
+ */
+function checkExport(model: onnx.ModelProto, graph: onnx.GraphProto, problems: ImportProblems): boolean {
+  const opset = model.opsetImport.find((o) => o.domain === "" || o.domain === "ai.onnx");
+  const version = opset ? Number(opset.version) : 0;
+  if (version < MIN_OPSET || version > MAX_OPSET) {
+    problems.add("unsupported-architecture", `opset ${version} is not supported; Loupe imports decoders exported with opset ${MIN_OPSET} to ${MAX_OPSET} (torch.onnx.export(..., opset_version=17)).`);
+  }
+  if (graph.node.length === 0) {
+    problems.add("bad-file", `its graph has zero nodes (${graph.initializer.length} initializers): there is no network in it to import; export the model again.`);
+    return false;
+  }
+  const fused = [...new Set(graph.node.filter((n) => FUSED_RESIDUAL_OPS.has(n.opType)).map((n) => n.opType))];
+  if (fused.length > 0) {
+    problems.add("unsupported-architecture", `the residual Adds are fused into ${fused.join(" and ")} nodes (an onnxruntime-optimized graph); export the model again without onnxruntime optimizations.`);
+  }
+  return fused.length === 0;
+}
+
+/** The found structure against config.json: float32 weights (an export setting) first, then what config.json says. */
+function checkAgainstConfig(s: ResidualStructure, index: GraphIndex, cfg: ModelConfig, problems: ImportProblems): void {
+  const table = s.embed ? index.initializers.get(s.embed.table) : undefined;
+  if (table && table.dataType !== DataType.FLOAT) problems.add("unsupported-architecture", "its weights are not float32; Loupe imports float32 exports (export without --fp16).");
   const blocks = s.adds.length / 2;
   if (s.adds.length !== 2 * cfg.nLayers) {
-    fail(
+    problems.add(
       "unsupported-architecture",
       `the residual stream has ${s.adds.length} residual Adds (${Number.isInteger(blocks) ? `${blocks} blocks of attention + MLP` : "not two per block"}), but config.json gives ${cfg.nLayers} layers. Check that config.json belongs to this model.`,
     );
   }
-  for (let L = 0; L < cfg.nLayers; L++) {
-    const [attn, mlp] = [s.adds[2 * L], s.adds[2 * L + 1]];
-    const isAttention = (ops: ReadonlySet<string>) => ops.has("Softmax") || [...ops].some((op) => FUSED_ATTENTION_OPS.has(op));
-    if (!isAttention(attn.branchOps) || isAttention(mlp.branchOps)) {
-      fail("unsupported-architecture", `block ${L} is not an attention sublayer followed by an MLP sublayer (parallel attention and MLP, as in GPT-J, is not supported).`);
-    }
+  const isAttention = (ops: ReadonlySet<string>) => ops.has("Softmax") || [...ops].some((op) => FUSED_ATTENTION_OPS.has(op));
+  const odd: number[] = [];
+  for (let L = 0; 2 * L + 1 < s.adds.length; L++) {
+    if (!isAttention(s.adds[2 * L].branchOps) || isAttention(s.adds[2 * L + 1].branchOps)) odd.push(L);
   }
-  const table = s.embed ? index.initializers.get(s.embed.table) : undefined;
+  if (odd.length > 0) {
+    problems.add("unsupported-architecture", `${odd.length === 1 ? `block ${odd[0]} is` : `blocks ${odd.join(", ")} are`} not an attention sublayer followed by an MLP sublayer (parallel attention and MLP, as in GPT-J, is not supported).`);
+  }
   if (table) {
     const [V, D] = table.dims.map(Number);
     if (D !== cfg.dModel || V !== cfg.dVocab) {
-      fail("bad-file", `the token embedding is [${V}, ${D}] but config.json gives vocab_size ${cfg.dVocab} and width ${cfg.dModel}. Check that config.json belongs to this model.`);
+      problems.add("bad-file", `the token embedding is [${V}, ${D}] but config.json gives vocab_size ${cfg.dVocab} and width ${cfg.dModel}. Check that config.json belongs to this model.`);
     }
-    if (table.dataType !== DataType.FLOAT) fail("unsupported-architecture", "its weights are not float32; Loupe imports float32 exports (export without --fp16).");
   }
   const head = index.initializers.get(s.lmHead.weight);
   if (head && head.dims.length === 2 && !head.dims.map(Number).includes(cfg.dModel)) {
-    fail("bad-file", `the LM head is [${head.dims.join(", ")}], which does not match config.json's width ${cfg.dModel}.`);
+    problems.add("bad-file", `the LM head is [${head.dims.join(", ")}], which does not match config.json's width ${cfg.dModel}.`);
   }
 }
 
@@ -216,9 +284,9 @@ function planHooks(s: ResidualStructure, cfg: ModelConfig, patterns: boolean): {
   return { hookNames, unavailable, points };
 }
 
-class Rewriter {
+class Rewriter implements HookGraph {
   private readonly names = new Set<string>();
-  private readonly one: string;
+  private readonly oneName: string;
   private counter = 0;
 
   constructor(
@@ -228,7 +296,7 @@ class Rewriter {
     for (const n of graph.node) for (const t of [...n.input, ...n.output]) this.names.add(t);
     for (const t of [...graph.input, ...graph.output]) this.names.add(t.name);
     for (const t of graph.initializer) this.names.add(t.name);
-    this.one = this.initializer("loupe::one", DataType.FLOAT, [], { floatData: [1] });
+    this.oneName = this.initializer("loupe::one", DataType.FLOAT, [], { floatData: [1] });
     graph.output = [];
   }
 
@@ -252,7 +320,7 @@ class Rewriter {
     return n;
   }
 
-  private node(opType: string, inputs: string[], outputs: string[], attribute: onnx.AttributeProto[] = []): void {
+  private addNode(opType: string, inputs: string[], outputs: string[], attribute: onnx.AttributeProto[] = []): void {
     this.graph.node.push(create(onnx.NodeProtoSchema, { opType, name: this.fresh(`loupe::${opType}`), input: inputs, output: outputs, attribute }));
   }
 
@@ -284,7 +352,7 @@ class Rewriter {
           this.redirect(original.name, target);
         }
         const to = elemType(original) ?? loupeType;
-        this.node("Cast", [loupeName], [target], [create(onnx.AttributeProtoSchema, { name: "to", type: onnx.AttributeProto_AttributeType.INT, i: BigInt(to) })]);
+        this.addNode("Cast", [loupeName], [target], [create(onnx.AttributeProtoSchema, { name: "to", type: onnx.AttributeProto_AttributeType.INT, i: BigInt(to) })]);
       }
       // An input the graph does not use is still declared: HookedModel feeds it either way.
       if (original?.name !== loupeName) this.claim(loupeName);
@@ -298,16 +366,15 @@ class Rewriter {
     if (other) {
       this.fail("unsupported-architecture", `input "${other.name}" is not one Loupe can feed (it feeds token ids, attention_mask, position_ids and empty past keys and values).`);
     }
-    feed(originals.find((i) => i.name === idsInput), GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
-    feed(positions, GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
-    feed(mask, GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "total"]);
+    feed(originals.find((i) => i.name === idsInput), GRAPH_IO.ids, DataType.INT64, ["batch", "pos"]);
+    feed(positions, GRAPH_IO.positions, DataType.INT64, ["batch", "pos"]);
+    feed(mask, GRAPH_IO.mask, DataType.FLOAT, ["batch", "total"]);
     if (past.length === 0) return;
     // Empty past keys and values: [batch, heads, 0, d_head], the batch taken from input_ids.
     const batch = this.fresh("loupe::batch");
     const shape = this.fresh("loupe::ids_shape");
-    this.node("Shape", [GRAPH_INPUTS.ids], [shape]);
-    this.node("Slice", [shape, this.initializer("loupe::zero", DataType.INT64, [1], { int64Data: [0n] }), this.initializer("loupe::one_i", DataType.INT64, [1], { int64Data: [1n] })], [batch]);
-    const kvHeads = cfg.architecture === "llama" ? cfg.nKvHeads : cfg.nHeads;
+    this.addNode("Shape", [GRAPH_IO.ids], [shape]);
+    this.addNode("Slice", [shape, this.initializer("loupe::zero", DataType.INT64, [1], { int64Data: [0n] }), this.initializer("loupe::one_i", DataType.INT64, [1], { int64Data: [1n] })], [batch]);
     for (const input of past) {
       const declared = input.type?.value.case === "tensorType" ? input.type.value.value.shape?.dim : undefined;
       const dims = declared && declared.length > 0 ? declared : undefined;
@@ -317,35 +384,47 @@ class Rewriter {
             if (typeof d.value.value === "string" && /past|seq|len/i.test(d.value.value)) return 0n;
             return this.fail("unsupported-architecture", `past input "${input.name}" has a dimension "${String(d.value.value)}" (axis ${i + 1}) that Loupe cannot size; it fills past keys and values as [batch, heads, 0, head_dim].`);
           })
-        : [BigInt(kvHeads), 0n, BigInt(cfg.dHead)];
+        : [BigInt(cacheHeads(cfg)), 0n, BigInt(cfg.dHead)];
       const restName = this.initializer(`loupe::past_dims`, DataType.INT64, [rest.length], { int64Data: rest });
       const full = this.fresh("loupe::past_shape");
-      this.node("Concat", [batch, restName], [full], [create(onnx.AttributeProtoSchema, { name: "axis", type: onnx.AttributeProto_AttributeType.INT, i: 0n })]);
+      this.addNode("Concat", [batch, restName], [full], [create(onnx.AttributeProtoSchema, { name: "axis", type: onnx.AttributeProto_AttributeType.INT, i: 0n })]);
       const zero = create(onnx.TensorProtoSchema, { dims: [1n], dataType: elemType(input) ?? DataType.FLOAT, rawData: new Uint8Array(bytesOf(elemType(input) ?? DataType.FLOAT)) });
-      this.node("ConstantOfShape", [full], [input.name], [create(onnx.AttributeProtoSchema, { name: "value", type: onnx.AttributeProto_AttributeType.TENSOR, t: zero })]);
+      this.addNode("ConstantOfShape", [full], [input.name], [create(onnx.AttributeProtoSchema, { name: "value", type: onnx.AttributeProto_AttributeType.TENSOR, t: zero })]);
     }
   }
 
   /** The logits output under Loupe's name. */
   setLogits(name: string): void {
-    if (name !== GRAPH_INPUTS.logits) this.node("Identity", [name], [this.claim(GRAPH_INPUTS.logits)]);
-    this.output(GRAPH_INPUTS.logits);
+    if (name !== GRAPH_IO.logits) this.addNode("Identity", [name], [this.claim(GRAPH_IO.logits)]);
+    this.output(GRAPH_IO.logits);
   }
 
-  /** A hook on `tensor`: out = tensor * (1 + gain) + write, read by everything that read the tensor, and a graph output. */
+  /** A hook point on `tensor` (hook-point.ts), read by everything that read the tensor. */
   insertHook(hook: string, tensor: string): void {
-    this.claim(hook);
-    const gain = this.claim(gainInput(hook));
-    const write = this.claim(writeInput(hook));
-    this.addInput(gain, DataType.FLOAT);
-    this.addInput(write, DataType.FLOAT);
+    // Claimed first, so a graph that already uses one of the names fails before anything changes.
+    for (const name of [hook, gainInput(hook), writeInput(hook)]) this.claim(name);
     this.redirect(tensor, hook);
-    const scale = this.fresh(`${hook}::scale`);
-    const kept = this.fresh(`${hook}::kept`);
-    this.node("Add", [gain, this.one], [scale]);
-    this.node("Mul", [tensor, scale], [kept]);
-    this.node("Add", [kept, write], [hook]);
-    this.output(hook);
+    insertHookPoint(this, hook, tensor);
+  }
+
+  // HookGraph, for insertHookPoint: the names it asks for were claimed by insertHook.
+  floatInput(name: string): string {
+    this.addInput(name, DataType.FLOAT);
+    return name;
+  }
+
+  node(opType: string, inputs: string[], output?: string): string {
+    const out = output ?? this.fresh(`loupe::${opType.toLowerCase()}`);
+    this.addNode(opType, inputs, [out]);
+    return out;
+  }
+
+  floatOutput(name: string): void {
+    this.output(name);
+  }
+
+  one(): string {
+    return this.oneName;
   }
 
   private output(name: string): void {
@@ -374,6 +453,14 @@ function externalizeWeights(graph: onnx.GraphProto, file: Uint8Array, location: 
     ];
     t.rawData = new Uint8Array(0);
   }
+}
+
+/** Point every external-data location at the real file (see real-paths.ts); returns the folder they are relative to. */
+function followExternalData(graph: onnx.GraphProto, modelDir: string): string {
+  const entries = graph.initializer.flatMap((t) => t.externalData.filter((e) => e.key === "location"));
+  const { dataDir, located } = realLocations(modelDir, [...new Set(entries.map((e) => e.value))]);
+  for (const entry of entries) entry.value = located.get(entry.value)!;
+  return dataDir;
 }
 
 /**

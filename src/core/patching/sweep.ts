@@ -9,7 +9,7 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel, KeyValues } from "../model/hooked-model";
-import { blockHook } from "../model/hooks";
+import { blockHook, narrowedByLogitPositions } from "../model/hooks";
 import { tensor, type Tensor } from "../tensor/tensor";
 import { runVariants, type RowIntervention } from "./batched-runs";
 import { bindMetric, checkMetricTokens, describeMetric, type MetricSpec } from "./metrics";
@@ -123,7 +123,7 @@ async function prepare(model: HookedModel, setup: PatchingSetup, hooks: readonly
   const residPre = model.supportsStartAt ? Array.from({ length: model.cfg.nLayers }, (_, L) => blockHook(L, "hook_resid_pre")) : [];
   const names = [...new Set([...hooks, ...residPre])];
   // Logits at the scored position only, unless a hook asked for lives where that would narrow it.
-  const narrow = names.every((name) => !model.atLogitPositions(name));
+  const narrow = names.every((name) => !narrowedByLogitPositions(name, model.cfg.nLayers));
   const { logits, cache, keyValues } = await model.runWithCache([setup.clean, setup.corrupted], { names, signal, keyValues: model.supportsPrefix, logitPositions: narrow ? [position] : undefined });
   const V = logits.dims[2];
   const K = logits.dims[1];
@@ -202,7 +202,7 @@ export async function patchingSweeps(model: HookedModel, options: PatchingOption
   if (kinds.length === 0) throw new LoupeError("bad-argument", "No sweep requested.");
   const headHook = options.headHook ?? "z";
   const T = options.clean.length;
-  const plans = kinds.map((kind) => planSweep(kind, model.cfg, T, headHook));
+  const plans = kinds.map((kind) => planSweep(kind, model.hookDims, T, headHook));
   const hooks = plans.flatMap((plan) => Array.from({ length: model.cfg.nLayers }, (_, layer) => sweepHook(plan.kind, layer, headHook)));
   const prep = await prepare(model, options, hooks, options.signal);
 
