@@ -17,11 +17,13 @@ import { attributeCommand } from "./commands/attribute";
 import { featuresCommand } from "./commands/features";
 import { saeCommand } from "./commands/sae";
 import { steerCommand } from "./commands/steer";
+import { traceCommand } from "./commands/trace";
+import { transcoderCommand } from "./commands/transcoder";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, traceCommand, transcoderCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}

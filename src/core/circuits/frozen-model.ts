@@ -233,6 +233,12 @@ export function inverseScales(norm: NormWeights, x: Float32Array, T: number, D: 
   return out;
 }
 
+/** The transcoder input at `hook` for residual rows [rows, d_model] at resid_mid, with their own norm scales (not frozen). */
+export function transcoderInput(norm: NormWeights, hook: FeatureInputHook, resid: Float32Array, rows: number, D: number): Float32Array {
+  if (hook === "hook_resid_mid") return resid.slice();
+  return normForward(norm, inverseScales(norm, resid, rows, D), resid, rows, D, hook === "mlp.hook_in");
+}
+
 /** The norm with frozen denominators: [T, D] -> [T, D], with gamma (and beta) when `affine`. */
 function normForward(norm: NormWeights, invScale: Float32Array, x: Float32Array, T: number, D: number, affine: boolean): Float32Array {
   const out = new Float32Array(T * D);

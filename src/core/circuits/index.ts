@@ -6,3 +6,8 @@ export * from "./replacement";
 export * from "./targets";
 export * from "./attribution";
 export * from "./prune";
+export * from "./graph-json";
+export * from "./paths";
+export * from "./trace";
+export * from "./train-transcoder";
+export * from "./transcoder-quality";

@@ -67,3 +67,14 @@ export function selectTargets(spec: TargetSpec, weights: LinearModelWeights, las
       return [{ label: spec.label, probability: 1, vector: spec.vector }];
   }
 }
+
+/** The one token `text` encodes to, or an error that says how the tokenizer splits it. */
+export function targetToken(encode: (text: string) => number[], tokenText: (id: number) => string, text: string, role: string): number {
+  const ids = encode(text);
+  if (ids.length === 1) return ids[0];
+  if (ids.length === 0) throw new LoupeError("bad-argument", `The ${role} is empty; give the token to trace, e.g. " Mia" (with its leading space).`);
+  throw new LoupeError(
+    "bad-argument",
+    `The ${role} ${JSON.stringify(text)} is ${ids.length} tokens for this tokenizer (${ids.map((id) => JSON.stringify(tokenText(id))).join(" + ")}); a graph's target is one next token. Choose a single-token ${role}.`,
+  );
+}
