@@ -19,11 +19,12 @@ import { saeCommand } from "./commands/sae";
 import { steerCommand } from "./commands/steer";
 import { traceCommand } from "./commands/trace";
 import { transcoderCommand } from "./commands/transcoder";
+import { interveneCommand } from "./commands/intervene";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, traceCommand, transcoderCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, traceCommand, transcoderCommand, interveneCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}

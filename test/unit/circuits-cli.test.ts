@@ -80,6 +80,19 @@ describe("loupe transcoder train and loupe trace", function () {
     assert.match(out, /-> logit "/);
   });
 
+  it("intervenes on the graph's top features and on named ones, reporting predicted, constrained and free changes", async () => {
+    const { code, out } = await run(["intervene", prompt, "--transcoders", plt, "--answer", " Leo", "--contrast", " Mia", "--top", "3", "--json"]);
+    assert.equal(code, 0);
+    const result = JSON.parse(out);
+    assert.equal(result.edits.length, 3);
+    assert.ok(Math.abs(result.predicted - result.constrained) <= 1e-4 * Math.max(1, Math.abs(result.predicted)));
+    assert.equal(typeof result.free, "number");
+    const first = result.edits[0];
+    const named = await run(["intervene", prompt, "--transcoders", plt, "--answer", " Leo", "--scale", `${first.layer}/${first.feature}@${first.pos}=2`]);
+    assert.match(named.out, /predicted change \(graph\)\s+-?\d/);
+    await rejectsWith(run(["intervene", prompt, "--transcoders", plt, "--zero", "1/2"]), "bad-argument", /write LAYER\/FEATURE@POSITION/);
+  });
+
   it("refuses a target the tokenizer splits, and an unknown subcommand", async () => {
     await rejectsWith(run(["trace", prompt, "--transcoders", plt, "--answer", " Leopardtastic"]), "bad-argument", /is \d+ tokens for this tokenizer .*a graph's target is one next token/);
     await rejectsWith(run(["transcoder", "fit", "x"]), "bad-argument", /the subcommand is "train"/);

@@ -8,6 +8,7 @@ import {
   encode,
   errorNode,
   graphScores,
+  interveneOnFeatures,
   loadTranscoders,
   logitNode,
   pruneGraph,
@@ -188,6 +189,32 @@ describe("circuits: attribution graphs", function () {
           if (s.layer >= t.layer || s.pos > t.pos) assert.equal(g.adjacency[i * n + j], 0);
         }));
       });
+    });
+  }
+
+  for (const folder of [TINY_GPT2, TINY_LLAMA]) {
+    it(`interventions on ${path.basename(folder)}: the graph predicts the constrained change, and the free run is reported beside it`, async () => {
+      const model = await HookedModel.load(folder, { cacheDir: null, threads: 1 });
+      try {
+        const set = randomTranscoders({ kind: "clt", nLayers: model.cfg.nLayers, dModel: model.cfg.dModel, dTranscoder: 48, seed: 5 });
+        const r = await buildReplacement(model, set, model.toTokens("When Mia and Leo went out, Mia gave a ball to"));
+        const g = attributeReplacement(r, {}, String);
+        const target = g.targets[0];
+        const edits = g.features.slice(0, 12).filter((_, i) => i % 3 === 0).map((f, i) => ({ layer: f.layer, pos: f.pos, feature: f.feature, kind: (["zero", "scale", "set", "zero"] as const)[i % 4], value: i % 4 === 1 ? 3 : 0.5 }));
+        const result = await interveneOnFeatures(model, r, target, edits);
+        assert.ok(Math.abs(result.constrained - result.predicted) <= 1e-4 * Math.max(1, Math.abs(result.predicted)), `predicted ${result.predicted}, constrained ${result.constrained}`);
+        assert.ok(Math.abs(result.predicted) > 1e-4, "the edits should move the target");
+        assert.equal(typeof result.free, "number");
+        // Zero is a scale by 0: the same change.
+        const asZero = await interveneOnFeatures(model, r, target, [{ ...edits[0], kind: "zero" }]);
+        const asScale = await interveneOnFeatures(model, r, target, [{ ...edits[0], kind: "scale", value: 0 }]);
+        assert.equal(asZero.predicted, asScale.predicted);
+        assert.ok(Math.abs((asZero.free ?? NaN) - (asScale.free ?? NaN)) < 1e-5);
+        const silent = Array.from({ length: 48 }, (_, f) => f).find((f) => r.acts[1][1 * 48 + f] === 0) as number;
+        await rejectsWith(interveneOnFeatures(model, r, target, [{ layer: 1, pos: 1, feature: silent, kind: "zero" }]), "bad-argument", /not active at position 1/);
+      } finally {
+        await model.dispose();
+      }
     });
   }
 

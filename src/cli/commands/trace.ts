@@ -3,12 +3,12 @@ import * as path from "node:path";
 import { loadTranscoders, logitNode, strongestPaths, targetToken, toCompactGraphFile, toGraphFile, trace, type AttributionGraph, type TargetSpec, type Trace } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
-import { finiteNumber, loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
+import { finiteNumber, loadOptions, positiveInt, readInput, stringOption, type Command, type ParsedValues } from "../command";
 import { fixed, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
 
 /** The bundled model's own transcoders, when --transcoders is not given. */
-function defaultTranscoders(modelFolder: string): string {
+export function defaultTranscoders(modelFolder: string): string {
   const dir = path.join(modelFolder, "transcoders", "plt");
   if (!fs.existsSync(dir)) throw new LoupeError("bad-argument", `--transcoders DIR is required: ${modelFolder} ships no transcoders (train a set with \`loupe transcoder train\`).`);
   return dir;
@@ -56,6 +56,18 @@ export function formatTrace(s: ReturnType<typeof summary>, out?: string): string
   ].join("\n");
 }
 
+/** --answer / --contrast as a target: the top tokens without them. */
+export function targetSpecOf(values: ParsedValues, model: HookedModel): TargetSpec {
+  const text = (id: number) => model.tokenizer.decode([id]);
+  const encode = (s: string) => model.tokenizer.encode(s).ids;
+  const answer = stringOption(values, "answer");
+  const contrast = stringOption(values, "contrast");
+  if (contrast !== undefined && answer === undefined) throw new LoupeError("bad-argument", "--contrast needs --answer: the target is the logit difference answer - contrast.");
+  if (answer === undefined) return { kind: "top" };
+  const token = targetToken(encode, text, answer, "answer");
+  return contrast === undefined ? { kind: "token", token } : { kind: "difference", token, contrast: targetToken(encode, text, contrast, "contrast") };
+}
+
 export const traceCommand: Command = {
   name: "trace",
   usage: `loupe trace PROMPT_FILE|- [--transcoders DIR] [--out GRAPH.json [--compact]] [--answer TOK [--contrast TOK]] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-feature-nodes N] [--max-memory-mb 4096] [--model DIR] [--json]
@@ -86,16 +98,7 @@ export const traceCommand: Command = {
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const text = (id: number) => model.tokenizer.decode([id]);
-      const encode = (s: string) => model.tokenizer.encode(s).ids;
-      const answer = stringOption(values, "answer");
-      const contrast = stringOption(values, "contrast");
-      if (contrast !== undefined && answer === undefined) throw new LoupeError("bad-argument", "--contrast needs --answer: the target is the logit difference answer - contrast.");
-      const targets: TargetSpec =
-        answer === undefined
-          ? { kind: "top" }
-          : contrast === undefined
-            ? { kind: "token", token: targetToken(encode, text, answer, "answer") }
-            : { kind: "difference", token: targetToken(encode, text, answer, "answer"), contrast: targetToken(encode, text, contrast, "contrast") };
+      const targets = targetSpecOf(values, model);
       const tokens = model.toTokens(prompt);
       const result = await trace(model, transcoders, tokens, {
         targets,

@@ -159,6 +159,18 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
   return { tokens: frozen.tokens, nLayers: L, features, targets, layout, adjacency, activeFeatureCount: nAll, transcoderKind: set.kind, scan: set.scan };
 }
 
+/**
+ * One target's direct effects from every node of the replacement (all active features, then
+ * errors, tokens): its row of the full adjacency, without building the graph. `layer` is the
+ * layer whose MLP input it reads (nLayers for a read-out after the last block).
+ */
+export function directEffects(r: ReplacementModel, vector: Float32Array, layer: number, pos: number): Float32Array {
+  const n = r.features.length + r.frozen.nLayers * r.frozen.nPos + r.frozen.nPos;
+  const out = new Float32Array(n);
+  new RowComputer(r, n).compute([{ layer, pos, vector }], out);
+  return out;
+}
+
 /** Influence through the rows computed so far (rows of unexpanded nodes count as empty). */
 function partialInfluence(rows: Float32Array, rowOfNode: Int32Array, n: number, weights: Float64Array): Float64Array {
   const normalised = new Float32Array(n * n);

@@ -11,3 +11,4 @@ export * from "./paths";
 export * from "./trace";
 export * from "./train-transcoder";
 export * from "./transcoder-quality";
+export * from "./intervene";
