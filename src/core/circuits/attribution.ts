@@ -11,7 +11,7 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
-import { dot, matmulTransposed } from "./linalg";
+import { dot } from "./linalg";
 import { influence, type NodeLayout } from "./prune";
 import { buildReplacement, type ActiveFeature, type ReplacementModel } from "./replacement";
 import { selectTargets, type LogitTarget, type TargetSpec } from "./targets";
@@ -241,10 +241,7 @@ class RowComputer {
             const gOff = (b * T + p) * D;
             out[row + nAll + l * T + p] = dot(g, gOff, errors[l], p * D, D);
             const w = this.writers[l][p];
-            if (w.cols.length === 0) continue;
-            const values = new Float32Array(w.cols.length);
-            matmulTransposed(g.subarray(gOff, gOff + D), w.vectors, values, 1, D, w.cols.length);
-            for (let i = 0; i < w.cols.length; i++) out[row + w.cols[i]] += values[i];
+            for (let i = 0; i < w.cols.length; i++) out[row + w.cols[i]] += dot(g, gOff, w.vectors, i * D, D);
           }
         }
         // The skip connection carries g back to this layer's MLP input.

@@ -162,13 +162,23 @@ export class FrozenModel {
     const P = this.layers[l].pattern;
     // u = g @ W_O^T per row, [B, Tn, H * Dh]; rows are contiguous when Tn == T, else packed per batch.
     const u = new Float32Array(B * Tn * HD);
-    for (let b = 0; b < B; b++) matmulTransposed(g.subarray(b * T * D, b * T * D + Tn * D), block.W_O, u.subarray(b * Tn * HD), Tn, D, HD);
+    const live = new Uint8Array(B * Tn);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < Tn; t++) {
+        // A target's gradient starts at one position: most rows are zero in its first block.
+        const row = g.subarray((b * T + t) * D, (b * T + t + 1) * D);
+        if (!row.some((x) => x !== 0)) continue;
+        live[b * Tn + t] = 1;
+        matmulTransposed(row, block.W_O, u.subarray((b * Tn + t) * HD), 1, D, HD);
+      }
+    }
     // Mix over positions with the frozen pattern (queries q -> keys k <= q), summing a KV group's heads.
     const w = new Float32Array(B * Tn * KD);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
         const kv = Math.floor(h / this.groupSize);
         for (let q = 0; q < Tn; q++) {
+          if (!live[b * Tn + q]) continue;
           const src = (b * Tn + q) * HD + h * Dh;
           for (let k = 0; k <= q; k++) {
             const p = P[(h * T + q) * T + k];
