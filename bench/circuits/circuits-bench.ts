@@ -7,7 +7,8 @@
  * (a) held-out IOI items, target the logit difference IO - S: are the IO and S2 name tokens among
  *     the top 3 token nodes by influence; replacement and completeness scores, PLT vs CLT;
  * (b) held-out induction items cut in the middle of the repeat, target the next token: is the
- *     token after the earlier copy the top token node (the current, last token left out);
+ *     token after the earlier copy the top token node (the current, last token and the first, the
+ *     attention sink, left out);
  * (c) zeroing each graph's 10 most influential feature nodes: the graph's predicted change of the
  *     target against the constrained (frozen) and free (real model) changes, Pearson over items;
  * (d) speed: a full graph of a 30-token prompt (model loaded; capture, rows, pruning, scores).
@@ -95,7 +96,8 @@ async function ioiSection(model: HookedModel, name: string, set: TranscoderSet, 
 
 async function inductionSection(model: HookedModel, name: string, set: TranscoderSet, items: readonly TaskRecord[], rows: string[][]): Promise<void> {
   let hits = 0;
-  let hitsWithLast = 0;
+  let inTop2 = 0;
+  let separatorTop = 0;
   let n = 0;
   for (const r of items) {
     const enc = model.tokenizer.encode(r.text);
@@ -109,15 +111,20 @@ async function inductionSection(model: HookedModel, name: string, set: Transcode
     let j = -1;
     for (let k = first - 1; k > 0; k--) if (tokens[k] === tokens[t] && tokens[k - 1] === tokens[t - 1]) { j = k; break; }
     if (j < 0) continue;
+    const separator = first - 1;
     const rep = await buildReplacement(model, set, tokens);
     const g = attributeReplacement(rep, { targets: { kind: "token", token: enc.ids[t + 1] } }, (id) => model.tokenizer.decode([id]));
     const pruned = pruneGraph(g.adjacency, g.layout, g.targets.map((x) => x.probability));
     n++;
-    if (rankedTokens(pruned.nodeInfluence, tokenNode(g.layout, 0), tokens.length, t)[0] === j + 1) hits++;
-    if (rankedTokens(pruned.nodeInfluence, tokenNode(g.layout, 0), tokens.length)[0] === j + 1) hitsWithLast++;
+    // Position 0 is left out as well as the last token: with no BOS in front, the first token is
+    // the attention sink every head falls back on (circuit-tracer makes it a constant BOS).
+    const ranked = rankedTokens(pruned.nodeInfluence, tokenNode(g.layout, 0), tokens.length, t).filter((p) => p !== 0);
+    if (ranked[0] === j + 1) hits++;
+    if (ranked.slice(0, 2).includes(j + 1)) inTop2++;
+    if (ranked[0] === separator) separatorTop++;
   }
-  rows.push([`${name}: induction, the token after the earlier copy is the top token node (last token left out)`, pct(hits / n), `>= 90%; ${n} items`]);
-  rows.push([`${name}: induction, ... counting the last token too`, pct(hitsWithLast / n), ""]);
+  rows.push([`${name}: induction, the token after the earlier copy is the top token node (first and last tokens left out)`, pct(hits / n), `>= 90%; ${n} items`]);
+  rows.push([`${name}: induction, ... among the top 2`, pct(inTop2 / n), `the " |" separator is top in ${pct(separatorTop / n)}`]);
 }
 
 async function main(): Promise<void> {
@@ -152,13 +159,13 @@ async function main(): Promise<void> {
       const prompt = model.toTokens(generateHeldout(seed + 1, "arith-cot", 1)[0].text).slice(0, 30);
       const times: number[] = [];
       let features = 0;
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 3; i++) {
         const t = await trace(model, set, prompt);
         times.push(t.elapsedMs);
         features = t.graph.features.length;
       }
       times.sort((a, b) => a - b);
-      rows.push([`${name}: full graph of a 30-token prompt, median of 5`, `${times[2].toFixed(0)} ms`, `< 1000 ms; ${features} feature nodes; attribution, pruning and scores`]);
+      rows.push([`${name}: full graph of a 30-token prompt, median of 3`, `${times[1].toFixed(0)} ms`, `< 1000 ms; ${features} feature nodes; attribution, pruning and scores`]);
     }
   } finally {
     await model.dispose();
