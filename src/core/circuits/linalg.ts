@@ -18,12 +18,41 @@ export function matmul(A: Float32Array, B: Float32Array, C: Float32Array, M: num
   }
 }
 
-/** C[M, N] (+)= A[M, K] @ B[N, K]^T: every row of A dotted with every row of B. */
+/** C[M, N] (+)= A[M, K] @ B[N, K]^T: every row of A dotted with every row of B, four rows of B at a time (A's values loaded once for four sums). */
 export function matmulTransposed(A: Float32Array, B: Float32Array, C: Float32Array, M: number, K: number, N: number, accumulate = false): void {
   for (let i = 0; i < M; i++) {
     const a = i * K;
     const c = i * N;
-    for (let j = 0; j < N; j++) {
+    let j = 0;
+    for (; j + 4 <= N; j += 4) {
+      const b0 = j * K;
+      const b1 = b0 + K;
+      const b2 = b1 + K;
+      const b3 = b2 + K;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let k = 0; k < K; k++) {
+        const x = A[a + k];
+        s0 += x * B[b0 + k];
+        s1 += x * B[b1 + k];
+        s2 += x * B[b2 + k];
+        s3 += x * B[b3 + k];
+      }
+      if (accumulate) {
+        C[c + j] += s0;
+        C[c + j + 1] += s1;
+        C[c + j + 2] += s2;
+        C[c + j + 3] += s3;
+      } else {
+        C[c + j] = s0;
+        C[c + j + 1] = s1;
+        C[c + j + 2] = s2;
+        C[c + j + 3] = s3;
+      }
+    }
+    for (; j < N; j++) {
       const b = j * K;
       let s = 0;
       for (let k = 0; k < K; k++) s += A[a + k] * B[b + k];

@@ -63,7 +63,11 @@ function propagate(normalised: Float32Array, n: number, v: Float64Array): Float6
 
 /** The score at which the cumulative share of `scores` (sorted descending) first reaches `threshold`. */
 export function thresholdFor(scores: ArrayLike<number>, threshold: number): number {
-  const sorted = Float64Array.from(scores).sort().reverse();
+  // Zeros add nothing to the cumulative share; most edge scores are zero, so sort only the rest.
+  const positive: number[] = [];
+  for (let i = 0; i < scores.length; i++) if (scores[i] > 0) positive.push(scores[i]);
+  if (positive.length === 0) return 0;
+  const sorted = Float64Array.from(positive).sort().reverse();
   let total = 0;
   for (const s of sorted) total += s;
   let cumulative = 0;
