@@ -73,6 +73,23 @@ describe("loupe transcoder train and loupe trace", function () {
     assert.ok(graph.links.some((l) => l.target === logits[0].node_id));
   });
 
+  it("writes the compact form with the same nodes and links as columns", async () => {
+    const full = path.join(dir, "full.json");
+    const compact = path.join(dir, "compact.json");
+    await run(["trace", prompt, "--transcoders", plt, "--out", full]);
+    await run(["trace", prompt, "--transcoders", plt, "--out", compact, "--compact"]);
+    const a = JSON.parse(fs.readFileSync(full, "utf8")) as GraphFile;
+    const b = JSON.parse(fs.readFileSync(compact, "utf8"));
+    assert.equal(b.format, "loupe-compact-graph");
+    assert.deepEqual(b.nodes.node_id, a.nodes.map((n) => n.node_id));
+    assert.equal(b.links.length, 3 * a.links.length);
+    a.links.forEach((l, i) => {
+      assert.equal(b.nodes.node_id[b.links[3 * i]], l.source);
+      assert.equal(b.nodes.node_id[b.links[3 * i + 1]], l.target);
+      assert.ok(Math.abs(b.links[3 * i + 2] - l.weight) <= 1e-5 * Math.max(1, Math.abs(l.weight)));
+    });
+  });
+
   it("prints the strongest paths from tokens to the target without --out", async () => {
     const { code, out } = await run(["trace", prompt, "--transcoders", plt]);
     assert.equal(code, 0);
