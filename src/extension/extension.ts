@@ -24,7 +24,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const attribution = new AttributionLens(models);
   const patching = new PatchingPanel(context, models);
   const probePanels = new ProbePanels(context, models, probeLens);
-  const featureLens = new FeatureLens(models, models);
+  const featureLens = new FeatureLens(models);
   const dashboard = new FeatureDashboard(context, models, featureLens);
   const steering = new SteeringController(models);
   context.subscriptions.push(
@@ -92,7 +92,7 @@ async function selectModel(models: ModelHost): Promise<void> {
   // Check the folder before remembering it: config, weights (or graph) and tokenizer, no model built.
   let description: string;
   try {
-    description = await models.describeFolder(folder);
+    description = (await models.request("describeFolder", { folder })).description;
   } catch (error) {
     void vscode.window.showErrorMessage(`Loupe cannot use ${folder}: ${describeError(error) ?? String(error)}`);
     return;

@@ -4,9 +4,8 @@ import { loadProbe, type ProbeApplication, type ProbeFile } from "../core/probes
 import { LEVELS } from "../core/view/lenses";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
-import { readSettings } from "./settings";
-import { selectionOrDocument } from "./decorations";
 import { EditorLens } from "./editor-lens";
+import { runOnSelection } from "./selection-command";
 
 interface Shown {
   readonly startOffset: number;
@@ -21,27 +20,17 @@ export class ProbeLens extends EditorLens<Shown> implements vscode.HoverProvider
     super();
   }
 
-  async apply(probe: ProbeFile, label: string): Promise<void> {
-    const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme !== "output") ?? vscode.window.activeTextEditor;
-    if (!editor) {
-      void vscode.window.showInformationMessage("Loupe: open the text to colour with the probe, then apply it again.");
-      return;
-    }
-    const document = editor.document;
-    const range = selectionOrDocument(editor);
-    const text = document.getText(range);
-    if (text.trim() === "") return;
-    try {
-      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
-      const application = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: "Loupe: applying the probe…", cancellable: true }, (_p, token) =>
-        this.models.applyProbe({ probe, text }, token),
-      );
-      this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), application, label, version: document.version });
-      this.draw(editor);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+  apply(probe: ProbeFile, label: string): Promise<void> {
+    return runOnSelection(this.models, {
+      // Run from the probe panel, so the text is in a visible editor rather than the active one.
+      editor: () => vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme !== "output") ?? vscode.window.activeTextEditor,
+      noEditor: "Loupe: open the text to colour with the probe, then apply it again.",
+      run: async ({ editor, document, text, startOffset }) => {
+        const application = await this.models.run("applyProbe", { probe, text }, { title: "Loupe: applying the probe…", location: vscode.ProgressLocation.Window });
+        this.shown.set(document.uri.toString(), { startOffset, application, label, version: document.version });
+        this.draw(editor);
+      },
+    });
   }
 
   /**
