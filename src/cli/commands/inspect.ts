@@ -1,7 +1,5 @@
 import type { InspectResult } from "../../core/inspect";
-import { inspectText } from "../../core/inspect";
-import { HookedModel } from "../../core/model/hooked-model";
-import { loadOptions, positiveInt, readInput, type Command } from "../command";
+import { positiveInt, readInput, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 export function formatInspect(result: InspectResult, topK: number): string {
@@ -25,16 +23,12 @@ export const inspectCommand: Command = {
     Each token with its surprisal (bits), entropy, top next-token predictions and the
     residual-stream norm after each block.`,
   options: { "top-k": { type: "string" } },
-  async run({ values, positionals, modelFolder, io }) {
+  async run(args) {
+    const { values, positionals, io } = args;
     const text = readInput(positionals[0], io);
     const topK = positiveInt(values, "top-k", 5);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
-    try {
-      const result = await inspectText(model, text, { topK });
-      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
-    } finally {
-      await model.dispose();
-    }
+    const result = await withBackend(args, (backend) => backend.request("inspect", { text, topK }));
+    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
     return 0;
   },
 };

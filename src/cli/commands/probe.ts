@@ -2,7 +2,6 @@ import * as path from "node:path";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import {
-  applyProbe,
   loadProbe,
   parseProbeDataset,
   type Pooling,
@@ -13,7 +12,7 @@ import {
   saveProbe,
   trainProbes,
 } from "../../core/probes";
-import { finiteNumber, loadOptions, positiveInt, readInput, stringList, stringOption, type Command, type CommandArgs } from "../command";
+import { finiteNumber, loadOptions, positiveInt, readInput, stringList, stringOption, withBackend, type Command, type CommandArgs } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 const USAGE = `loupe probe train DATA (--hook H ... | --all-layers) [--concept LABEL] [--pooling mean|last]
@@ -110,17 +109,13 @@ async function train({ values, positionals, modelFolder, io }: CommandArgs): Pro
   return 0;
 }
 
-async function apply({ values, positionals, modelFolder, io }: CommandArgs): Promise<number> {
+async function apply(args: CommandArgs): Promise<number> {
+  const { values, positionals, io } = args;
   if (positionals[1] === undefined) throw new LoupeError("bad-argument", `Missing the probe file.\n\n  ${USAGE}`);
   const probe = loadProbe(positionals[1]);
   const text = readInput(positionals[2], io, "text file");
-  const model = await HookedModel.load(modelFolder, loadOptions(values));
-  try {
-    const result = await applyProbe(model, probe, text);
-    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatApply(result)}\n`);
-  } finally {
-    await model.dispose();
-  }
+  const result = await withBackend(args, (backend) => backend.request("applyProbe", { probe, text }));
+  io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatApply(result)}\n`);
   return 0;
 }
 
