@@ -1,5 +1,5 @@
 import * as vscode from "vscode";
-import type { AttributionResult } from "../core/patching";
+import type { AttributionResult, TokenAttribution } from "../core/patching";
 import { attributionHoverMarkdown, attributionLevels, lineLabel } from "../core/view/attribution-view";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
@@ -15,7 +15,7 @@ interface Shown {
  * Loupe: Attribute the Answer: how much each token, word and line of the selection supports the
  * answer that follows it (batched ablation in the worker), as token colours, line labels and hovers.
  */
-export class AttributionLens extends EditorLens<Shown> implements vscode.HoverProvider {
+export class AttributionLens extends EditorLens<Shown, TokenAttribution> {
   private readonly labels: vscode.TextEditorDecorationType;
 
   constructor(private readonly models: ModelHost) {
@@ -38,27 +38,27 @@ export class AttributionLens extends EditorLens<Shown> implements vscode.HoverPr
     });
   }
 
-  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
-    const shown = this.shown.get(document.uri.toString());
-    if (!shown) return undefined;
-    const local = document.offsetAt(position) - shown.startOffset;
-    const token = shown.result.tokens.find((t) => t.start <= local && local < t.end);
-    if (!token) return undefined;
-    const markdown = new vscode.MarkdownString(attributionHoverMarkdown(token, shown.result));
-    markdown.isTrusted = false;
-    return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
+  protected tokens(shown: Shown): readonly TokenAttribution[] {
+    return shown.result.tokens;
   }
 
-  protected draw(editor: vscode.TextEditor): void {
+  protected heat(shown: Shown): Iterable<{ token: TokenAttribution; level: number }> {
+    return attributionLevels(shown.result).map(({ index, level }) => ({ token: shown.result.tokens[index], level }));
+  }
+
+  protected hoverMarkdown(shown: Shown, token: TokenAttribution): vscode.MarkdownString {
+    const markdown = new vscode.MarkdownString(attributionHoverMarkdown(token, shown.result));
+    markdown.isTrusted = false;
+    return markdown;
+  }
+
+  /** Token colours, and each line's attribution after its end. */
+  protected override draw(editor: vscode.TextEditor): void {
+    super.draw(editor);
     const shown = this.shown.get(editor.document.uri.toString());
-    const byLevel: vscode.Range[][] = this.levels.map(() => []);
     const labels: vscode.DecorationOptions[] = [];
     if (shown) {
       const at = (offset: number) => editor.document.positionAt(shown.startOffset + offset);
-      for (const { index, level } of attributionLevels(shown.result)) {
-        const t = shown.result.tokens[index];
-        byLevel[level - 1].push(new vscode.Range(at(t.start), at(t.end)));
-      }
       shown.result.lines.forEach((line, i) => {
         const text = lineLabel(shown.result, i);
         if (!text) return;
@@ -66,7 +66,6 @@ export class AttributionLens extends EditorLens<Shown> implements vscode.HoverPr
         labels.push({ range: new vscode.Range(end, end), renderOptions: { after: { contentText: text } } });
       });
     }
-    this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
     editor.setDecorations(this.labels, labels);
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { DEFAULT_AUDIT_CONFIG, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
+import { DEFAULT_AUDIT_CONFIG, lineColumn, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
 import { auditReportHtml } from "../core/view/audit-report-html";
 import type { ModelHost } from "./model-host";
 import { reportErrors, runOnSelection } from "./selection-command";
@@ -162,15 +162,8 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
 
 /** Position of an offset in a text that is not open as a document. */
 function positionAt(text: string, offset: number): vscode.Position {
-  let line = 0;
-  let lineStart = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text[i] === "\n") {
-      line++;
-      lineStart = i + 1;
-    }
-  }
-  return new vscode.Position(line, offset - lineStart);
+  const { line, column } = lineColumn(text, offset);
+  return new vscode.Position(line - 1, column - 1);
 }
 
 function findingKey(d: vscode.Diagnostic): string {

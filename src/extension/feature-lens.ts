@@ -9,6 +9,8 @@ import type { ModelHost } from "./model-host";
 import { EditorLens } from "./editor-lens";
 import { runOnSelection } from "./selection-command";
 
+type FeatureToken = TokenFeaturesResult["tokens"][number];
+
 interface Shown {
   readonly startOffset: number;
   readonly text: string;
@@ -18,7 +20,7 @@ interface Shown {
 }
 
 /** Show SAE Features: token backgrounds by SAE activation, hovers with each token's top features. */
-export class FeatureLens extends EditorLens<Shown> implements vscode.HoverProvider {
+export class FeatureLens extends EditorLens<Shown, FeatureToken> {
   private labels: FeatureLabels = { version: 1, saes: {} };
 
   constructor(private readonly models: ModelHost) {
@@ -74,29 +76,20 @@ export class FeatureLens extends EditorLens<Shown> implements vscode.HoverProvid
     this.labels = readLabelsQuietly();
   }
 
-  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
-    const shown = this.shown.get(document.uri.toString());
-    if (!shown) return undefined;
-    const local = document.offsetAt(position) - shown.startOffset;
-    const token = shown.result.tokens.find((t) => t.start <= local && local < t.end);
-    if (!token) return undefined;
+  protected tokens(shown: Shown): readonly FeatureToken[] {
+    return shown.result.tokens;
+  }
+
+  protected heat(shown: Shown): Iterable<{ token: FeatureToken; level: number }> {
+    return featureTokenLevels(shown.result, shown.focus).map(({ index, level }) => ({ token: shown.result.tokens[index], level }));
+  }
+
+  protected hoverMarkdown(shown: Shown, token: FeatureToken): vscode.MarkdownString {
     const key = labelKey(shown.result.saeFolder);
     const markdown = new vscode.MarkdownString(featureHoverMarkdown(shown.result, token.index, (f) => featureLabel(this.labels, key, f)));
     // Links may run this one command and nothing else.
     markdown.isTrusted = { enabledCommands: ["loupe.exploreFeature"] };
     markdown.supportHtml = false;
-    return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
-  }
-
-  protected draw(editor: vscode.TextEditor): void {
-    const shown = this.shown.get(editor.document.uri.toString());
-    const byLevel: vscode.Range[][] = this.levels.map(() => []);
-    if (shown) {
-      for (const { index, level } of featureTokenLevels(shown.result, shown.focus)) {
-        const t = shown.result.tokens[index];
-        if (t.end > t.start) byLevel[level - 1].push(new vscode.Range(editor.document.positionAt(shown.startOffset + t.start), editor.document.positionAt(shown.startOffset + t.end)));
-      }
-    }
-    this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
+    return markdown;
   }
 }
