@@ -4,7 +4,8 @@ import * as vscode from "vscode";
 import { DEFAULT_AUDIT_CONFIG, lineColumn, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
 import { auditReportHtml } from "../core/view/audit-report-html";
 import type { ModelHost } from "./model-host";
-import { reportErrors, runOnSelection } from "./selection-command";
+import { reportErrors } from "./errors";
+import { runOnSelection } from "./selection-command";
 
 const FAITHFULNESS_CODES = new Set(["cot-not-load-bearing", "unverbalised-hint"]);
 

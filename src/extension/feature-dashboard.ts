@@ -10,7 +10,7 @@ import type { ModelHost } from "./model-host";
 import { chosenSaeFolder, labelKey, labelsFile, pickFeature, readCachedFeatureStats, readLabelsQuietly } from "./sae-workspace";
 import { readSettings } from "./settings";
 import { ScriptedPanel } from "./scripted-panel";
-import { reportErrors } from "./selection-command";
+import { reportErrors } from "./errors";
 import type { PageOptions } from "./webview-page";
 
 /** What `loupe.exploreFeature` takes from hover links; anything else is asked for. */

@@ -4,7 +4,7 @@ import type { ReadyRequest } from "../core/view/panel-protocol";
 import { parsePatchingRequest, patchingCsv, patchingPanelState, pngBytes, type PatchingPanelRequest, type PatchingPanelState } from "../core/view/patching-view";
 import type { ModelHost } from "./model-host";
 import { ScriptedPanel } from "./scripted-panel";
-import { reportErrors } from "./selection-command";
+import { reportErrors } from "./errors";
 import type { PageOptions } from "./webview-page";
 
 interface Shown {

@@ -7,7 +7,7 @@ import { defaultWatchedLabel, parseProbePanelRequest, probePanelState, type Prob
 import type { ModelHost } from "./model-host";
 import type { ProbeLens } from "./probe-lens";
 import { ScriptedPanel } from "./scripted-panel";
-import { reportErrors } from "./selection-command";
+import { reportErrors } from "./errors";
 import type { PageOptions } from "./webview-page";
 
 /**

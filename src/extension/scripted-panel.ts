@@ -6,7 +6,7 @@
  */
 import * as vscode from "vscode";
 import { stateMessage, type ReadyRequest } from "../core/view/panel-protocol";
-import { reportErrors } from "./selection-command";
+import { reportErrors } from "./errors";
 import { scriptedPage, type PageOptions } from "./webview-page";
 
 export interface PanelSpec {

@@ -4,7 +4,7 @@
  * every error reported the same way. Commands supply only the parts that are theirs.
  */
 import * as vscode from "vscode";
-import { describeError } from "./errors";
+import { reportErrors } from "./errors";
 import type { LoadedModel, ModelHost } from "./model-host";
 
 /** The text a command runs on and where it sits. */
@@ -81,18 +81,4 @@ export async function runOnSelection<Asked = undefined>(models: ModelHost, comma
     }
     await command.run(target, asked, await models.ensureChosenLoaded());
   });
-}
-
-/** Run editor work, showing any error as Loupe shows errors (cancellation says nothing). */
-export async function reportErrors(work: () => Promise<void>): Promise<void> {
-  try {
-    await work();
-  } catch (error) {
-    showError(error);
-  }
-}
-
-export function showError(error: unknown): void {
-  const message = describeError(error);
-  if (message) void vscode.window.showErrorMessage(message);
 }
