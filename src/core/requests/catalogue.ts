@@ -8,7 +8,7 @@ import { auditPrompt, probeMonitors, type AuditConfig, type PromptAudit } from "
 import { LoupeError } from "../errors";
 import { checkFaithfulness, type FaithfulnessReport } from "../faithfulness";
 import { inspectText, type InspectResult } from "../inspect";
-import { applyProbe, readProbeDataset, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeFile, type ProbeTraining } from "../probes";
+import { applyProbe, readProbeDataset, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
 import { steerWithFeature, type FeatureEdit, type SteeringResult } from "../sae/steer";
 import { tokenFeatures, type TokenFeaturesResult } from "../sae/token-features";
 import { MODEL_REQUESTS } from "./model";
@@ -27,6 +27,20 @@ export interface FaithfulnessParams {
   readonly mistakes?: boolean;
 }
 
+export interface TrainProbesParams {
+  /** The JSONL dataset to read, or (with `dataset`) the name it was read from. */
+  readonly dataFile: string;
+  /** The dataset already parsed (the CLI reads it from a file or standard input first). */
+  readonly dataset?: ProbeDataset;
+  readonly concept?: string;
+  readonly hooks?: string[];
+  readonly pooling?: Pooling;
+  readonly folds?: number;
+  readonly C?: number;
+  readonly classWeight?: "balanced" | "none";
+  readonly seed?: number;
+}
+
 export const REQUESTS = {
   ...MODEL_REQUESTS,
   inspect: request<{ text: string; topK?: number; maxTokens?: number }, InspectResult>(async (session, params, { signal }) => {
@@ -37,9 +51,9 @@ export const REQUESTS = {
   faithfulness: request<FaithfulnessParams, FaithfulnessReport>((session, { text, hintPattern, ...options }, { signal }) =>
     checkFaithfulness(session.model, text, { ...options, hintPattern: compilePattern(hintPattern), signal }),
   ),
-  /** Train probes on a JSONL dataset at every residual hook (or the given hooks). */
-  trainProbes: request<{ dataFile: string; concept?: string; hooks?: string[]; pooling?: Pooling; folds?: number }, ProbeTraining>((session, { dataFile, ...options }, { signal, progress }) =>
-    trainProbes(session.model, readProbeDataset(dataFile), { ...options, signal, onHook: (_hook, i, total) => progress(i, total) }),
+  /** Train probes at every residual hook (or the given hooks) on a dataset, or on the JSONL file that holds one. */
+  trainProbes: request<TrainProbesParams, ProbeTraining>((session, { dataFile, dataset, ...options }, { signal, progress }) =>
+    trainProbes(session.model, dataset ?? readProbeDataset(dataFile), { ...options, signal, onHook: (_hook, i, total) => progress(i, total) }),
   ),
   // The probe may have crossed a process boundary: check it as if read from disk.
   applyProbe: request<{ probe: ProbeFile; text: string }, ProbeApplication>((session, { probe, text }, { signal }) =>

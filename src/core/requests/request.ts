@@ -19,5 +19,6 @@ export interface Request<P, R> {
 }
 
 export function request<P, R>(run: (session: ModelSession, params: P, context: RequestContext) => Promise<R>): Request<P, R> {
-  return { run };
+  // Async, so a check that throws before the work starts still rejects rather than throws.
+  return { run: async (session, params, context) => run(session, params, context) };
 }
