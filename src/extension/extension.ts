@@ -33,12 +33,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.languages.registerHoverProvider({ scheme: "*" }, new TokenHoverProvider(inspector.store)),
     vscode.commands.registerCommand("loupe.inspectSelection", () => inspector.inspectSelection()),
     vscode.commands.registerCommand("loupe.clear", () => {
-      inspector.clear();
-      faithfulness.clear();
-      audits.clear();
-      probeLens.clear();
-      attribution.clear();
-      featureLens.clear();
+      for (const shown of [inspector, faithfulness, audits, probeLens, attribution, featureLens]) shown.clear();
     }),
     featureLens,
     dashboard,

@@ -24,10 +24,10 @@ export interface SelectionTarget {
 export interface SelectionCommand<Asked> {
   /** Said when no text editor is open. */
   readonly noEditor: string;
-  /** Said when the text is blank (as a warning, or as information); none: return quietly. */
+  /** Said when the text is blank (as a warning, or as information); none: return quietly. Unused with `check`. */
   readonly blank?: string;
   readonly blankIsInformation?: boolean;
-  /** A further check on the text; a message refuses it (as a warning). */
+  /** A check of its own in place of the blank one; a message refuses the text (as a warning). */
   readonly check?: (text: string, wholeDocument: boolean) => string | undefined;
   /** Drop one final newline from the text (a prompt to be continued almost never means it). */
   readonly trimFinalNewline?: boolean;
