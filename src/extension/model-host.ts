@@ -90,9 +90,10 @@ export class ModelHost implements vscode.Disposable {
 
   /** One request under a cancellable progress display: what every command runs. */
   run<K extends RequestName>(method: K, params: ParamsOf<K>, display: ProgressDisplay): Promise<ResultOf<K>> {
+    const { title, location = vscode.ProgressLocation.Notification, report } = display;
     return Promise.resolve(
-      vscode.window.withProgress({ location: display.location ?? vscode.ProgressLocation.Notification, title: display.title, cancellable: true }, (progress, token) =>
-        this.request(method, params, token, display.report && ((done, total, message) => progress.report(display.report!(done, total, message)))),
+      vscode.window.withProgress({ location, title, cancellable: true }, (progress, token) =>
+        this.request(method, params, token, report && ((done, total, message) => progress.report(report(done, total, message)))),
       ),
     );
   }
