@@ -44,11 +44,12 @@ export const COMMON_OPTIONS: OptionSpec = {
   model: { type: "string" },
   json: { type: "boolean", default: false },
   "compact-weights": { type: "boolean", default: false },
+  "ungroup-grouped-query-attention": { type: "boolean", default: false },
 };
 
-/** How the common options ask for the model to be loaded (--compact-weights). */
+/** How the common options ask for the model to be loaded (--compact-weights, --ungroup-grouped-query-attention). */
 export function loadOptions(values: ParsedValues): LoadOptions {
-  return { compactWeights: values["compact-weights"] === true };
+  return { compactWeights: values["compact-weights"] === true, ungroupGroupedQueryAttention: values["ungroup-grouped-query-attention"] === true };
 }
 
 /**
@@ -57,7 +58,7 @@ export function loadOptions(values: ParsedValues): LoadOptions {
  */
 export async function withBackend<T>(args: CommandArgs, run: (backend: InProcessBackend) => Promise<T>, backend = new InProcessBackend()): Promise<T> {
   try {
-    await backend.request("load", { folder: args.modelFolder, compactWeights: loadOptions(args.values).compactWeights });
+    await backend.request("load", { folder: args.modelFolder, ...loadOptions(args.values) });
     return await run(backend);
   } finally {
     await backend.dispose();

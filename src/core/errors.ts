@@ -24,7 +24,9 @@ export type LoupeErrorCode =
   | "cancelled"
   | "worker-crashed"
   | "tokenizer-mismatch"
-  | "model-too-large";
+  | "model-too-large"
+  | "offline"
+  | "download-failed";
 
 /** Thrown by long jobs whose AbortSignal fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -3,13 +3,14 @@
  * weights there are, so the estimate costs one small read and no allocation. Called with the
  * limit the user configured (LoadParams.maxModelBytes in the worker).
  */
-import * as path from "node:path";
 import { LoupeError } from "../errors";
-import { readSafetensorsIndex } from "./safetensors";
+import { resolveModelFolder } from "../hub/model-reference";
+import { openModelWeights } from "./model-weights";
 
 export interface ModelMemoryEstimate {
+  /** model.safetensors, or the shard index of a sharded checkpoint. */
   readonly weightsFile: string;
-  /** Size of model.safetensors on disk. */
+  /** Size of the weights on disk (every shard). */
   readonly fileBytes: number;
   /**
    * Bytes the weights take once loaded: every element as at least float32 (the graph computes in
@@ -18,15 +19,14 @@ export interface ModelMemoryEstimate {
   readonly estimatedBytes: number;
 }
 
-export function estimateModelMemory(folder: string, compactWeights = false): ModelMemoryEstimate {
-  const weightsFile = path.join(path.resolve(folder), "model.safetensors");
-  const index = readSafetensorsIndex(weightsFile);
+export function estimateModelMemory(reference: string, compactWeights = false): ModelMemoryEstimate {
+  const index = openModelWeights(resolveModelFolder(reference));
   let estimatedBytes = 0;
   for (const entry of index.tensors.values()) {
     const elements = entry.shape.reduce((a, b) => a * b, 1);
     estimatedBytes += compactWeights ? entry.byteLength : Math.max(entry.byteLength, elements * 4);
   }
-  return { weightsFile, fileBytes: index.fileSize, estimatedBytes };
+  return { weightsFile: index.path, fileBytes: index.fileSize, estimatedBytes };
 }
 
 function size(bytes: number): string {

@@ -14,6 +14,8 @@ export interface LoadParams {
   readonly maxModelBytes?: number;
   /** LoadOptions.compactWeights: f16/bf16 weights stay as stored in memory. */
   readonly compactWeights?: boolean;
+  /** LoadOptions.ungroupGroupedQueryAttention: key/value hooks with one slot per query head. */
+  readonly ungroupGroupedQueryAttention?: boolean;
 }
 
 export interface ModelInfo {

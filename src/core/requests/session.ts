@@ -36,8 +36,8 @@ export class ModelState<T extends LoadableModel = HookedModel> {
   }
 
   async load(params: LoadParams, signal?: AbortSignal): Promise<T> {
-    // Threads and compact weights change the session; the cache folder does not change the model.
-    const key = JSON.stringify([path.resolve(params.folder), params.threads ?? null, params.compactWeights === true]);
+    // Threads and graph options change the session; the cache folder does not change the model.
+    const key = JSON.stringify([path.resolve(params.folder), params.threads ?? null, params.compactWeights === true, params.ungroupGroupedQueryAttention === true]);
     if (this.model && this.key === key) return this.model;
     if (signal?.aborted) throw cancelled();
     const next = await this.loader(params);
@@ -69,7 +69,8 @@ function cancelled(): LoupeError {
 /** The local loader: refuse a model too large for the memory limit, then build and load it. */
 export async function loadHookedModel(params: LoadParams): Promise<HookedModel> {
   checkModelFits(params.folder, params.maxModelBytes, params.compactWeights);
-  return HookedModel.load(params.folder, { cacheDir: params.cacheDir, threads: params.threads, compactWeights: params.compactWeights });
+  const { folder, cacheDir, threads, compactWeights, ungroupGroupedQueryAttention } = params;
+  return HookedModel.load(folder, { cacheDir, threads, compactWeights, ungroupGroupedQueryAttention });
 }
 
 /**
