@@ -1,7 +1,6 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { parseProbeDataset, probeFileName, spanLabels, type ProbeFile, type ProbeTraining } from "../core/probes";
+import { probeFileName, readProbeDataset, spanLabels, type ProbeFile, type ProbeTraining } from "../core/probes";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import { defaultWatchedLabel, parseProbePanelRequest, probePanelState, type ProbePanelRequest, type ProbePanelState } from "../core/view/probe-panel";
 import type { ModelHost } from "./model-host";
@@ -31,7 +30,7 @@ export class ProbePanels extends ScriptedPanel<ProbePanelState, ProbePanelReques
     if (!dataFile) return;
     let concept: string | undefined;
     await reportErrors(async () => {
-      const dataset = parseProbeDataset(fs.readFileSync(dataFile, "utf8"), dataFile);
+      const dataset = readProbeDataset(dataFile);
       if (dataset.level === "token") {
         const labels = spanLabels(dataset);
         const picked = await vscode.window.showQuickPick(labels, { title: "Loupe: probe for which span label? (one against the rest)" });

@@ -4,7 +4,7 @@ import { InProcessBackend } from "../../core/requests";
 import { FEATURE_LABELS_FILE, readFeatureLabels, resolveFeature, saeLabelKey } from "../../core/sae/feature-labels";
 import { describeEdit, type FeatureEdit, type SteeringResult } from "../../core/sae/steer";
 import { finiteNumber, positiveInt, readInput, stringList, stringOption, withBackend, type Command, type ParsedValues } from "../command";
-import { defaultSaeFolder } from "./features";
+import { saeFolderOption } from "./features";
 
 /** The one edit the options ask for: exactly one of --clamp, --scale, --add, --zero. */
 export function editFromOptions(values: ParsedValues, feature: number): FeatureEdit {
@@ -37,7 +37,7 @@ export function formatSteering(prompt: string, result: SteeringResult): string {
 
 export const steerCommand: Command = {
   name: "steer",
-  usage: `loupe steer FILE|- --feature N|NAME (--clamp V | --scale S | --add A | --zero) [--sae DIR] [--max-tokens N] [--temperature T --seed S] [--stop STR]... [--json]
+  usage: `loupe steer FILE|- --feature N|NAME (--clamp V | --scale S | --add A | --zero) [--sae DIR|RELEASE/SAE_ID] [--max-tokens N] [--temperature T --seed S] [--stop STR]... [--json]
     Continue the text twice, as is and with one SAE feature clamped, scaled, raised or zeroed at
     every position. NAME is your label for the feature or a concept from feature-stats.json.`,
   options: {
@@ -58,7 +58,7 @@ export const steerCommand: Command = {
     if (text.trim() === "") throw new LoupeError("empty-input", "The input is empty: nothing to continue.");
     const name = stringOption(values, "feature");
     if (name === undefined) throw new LoupeError("bad-argument", "Say which feature to steer with --feature N (an index, your label, or a concept name).");
-    const saeFolder = stringOption(values, "sae") ?? defaultSaeFolder(modelFolder);
+    const saeFolder = saeFolderOption(values, modelFolder);
     const backend = new InProcessBackend();
     // Read once, before the model loads: the steer request finds it in the session's SAE store.
     const { sae, stats } = backend.session.saes.get(saeFolder);
