@@ -61,10 +61,12 @@ export class InspectController implements vscode.Disposable {
       noEditor: "Loupe: open a text editor and select the text to inspect.",
       check: (text, wholeDocument) => checkInspectable(text, settings.maxTokens, wholeDocument)?.message,
       run: async ({ document, range, text, startOffset, version }, _asked, model) => {
-        const key = `${model.folder}\u0000${settings.maxTokens}\u0000${text}`;
+        // A block's lens colouring needs that block for every token; the rest of the table comes on hover.
+        const lensLayers = this.lens.kind === "logit-lens" ? [this.lens.layer] : [];
+        const key = `${model.folder}\u0000${settings.maxTokens}\u0000${lensLayers.join(",")}\u0000${text}`;
         let result = this.results.get(key);
         if (!result) {
-          result = await this.models.run("inspect", { text, topK: 5, maxTokens: settings.maxTokens }, { title: "Loupe: inspecting…", location: vscode.ProgressLocation.Window });
+          result = await this.models.run("inspect", { text, topK: 5, maxTokens: settings.maxTokens, lensLayers }, { title: "Loupe: inspecting…", location: vscode.ProgressLocation.Window });
           this.results.set(key, result);
         }
         // An edit that landed while the model ran makes the result stale at once.
@@ -110,6 +112,10 @@ export class InspectController implements vscode.Disposable {
     if (!picked.lens) return;
     this.lens = picked.lens;
     this.redrawAll();
+    // A block the shown inspection left out (a large model's long text): inspect again with it.
+    const lens = this.lens;
+    const inspection = vscode.window.activeTextEditor && this.store.get(vscode.window.activeTextEditor.document);
+    if (lens.kind === "logit-lens" && inspection && !inspection.stale && inspection.result.tokens.some((t) => t.lens[lens.layer] === null)) await this.inspectSelection();
   }
 
   private redrawAll(): void {

@@ -7,7 +7,7 @@
 import { auditPrompt, probeMonitors, type AuditConfig, type PromptAudit } from "../audit";
 import { LoupeError } from "../errors";
 import { checkFaithfulness, type FaithfulnessReport } from "../faithfulness";
-import { inspectText, type InspectResult } from "../inspect";
+import { inspectWithResiduals, lensTable, type InspectResult, type LayerLens } from "../inspect";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
 import { steerWithFeature, type FeatureEdit, type SteeringResult } from "../sae/steer";
 import { tokenFeatures, type TokenFeaturesResult } from "../sae/token-features";
@@ -43,11 +43,18 @@ export interface TrainProbesParams {
 
 export const REQUESTS = {
   ...MODEL_REQUESTS,
-  inspect: request<{ text: string; topK?: number; maxTokens?: number }, InspectResult>(async (session, params, { signal }) => {
-    const result = await inspectText(session.model, params.text, { topK: params.topK, maxTokens: params.maxTokens, signal, previous: session.recent.closest(params.text) });
-    session.recent.add(result);
-    return result;
+  /** lensLayers: blocks whose logit lens every token needs (InspectOptions.lensLayers); eagerLensLogits likewise. */
+  inspect: request<{ text: string; topK?: number; maxTokens?: number; lensLayers?: number[]; eagerLensLogits?: number }, InspectResult>(async (session, params, { signal }) => {
+    const { text, ...options } = params;
+    const inspected = await inspectWithResiduals(session.model, text, { ...options, signal, previous: session.recent.closest(text) });
+    session.recent.add(inspected.result);
+    session.residuals = inspected.residuals;
+    return inspected.result;
   }),
+  /** One inspected token's per-block logit lens (the hover's table), for blocks its inspection left out. */
+  lensTable: request<{ text: string; index: number; topK?: number }, LayerLens[]>((session, { text, index, topK }, { signal }) =>
+    lensTable(session.model, text, index, { residuals: session.residuals, topK, signal }),
+  ),
   faithfulness: request<FaithfulnessParams, FaithfulnessReport>((session, { text, hintPattern, ...options }, { signal }) =>
     checkFaithfulness(session.model, text, { ...options, hintPattern: compilePattern(hintPattern), signal }),
   ),

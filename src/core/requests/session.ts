@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { LoupeError } from "../errors";
-import type { InspectResult } from "../inspect";
+import type { InspectionResiduals, InspectResult } from "../inspect";
 import { HookedModel } from "../model/hooked-model";
 import { checkModelFits } from "../model/memory-limit";
 import { SaeStore } from "../sae/token-features";
@@ -70,7 +70,8 @@ function cancelled(): LoupeError {
 export async function loadHookedModel(params: LoadParams): Promise<HookedModel> {
   checkModelFits(params.folder, params.maxModelBytes, params.compactWeights);
   const { folder, cacheDir, threads, compactWeights, ungroupGroupedQueryAttention } = params;
-  return HookedModel.load(folder, { cacheDir, threads, compactWeights, ungroupGroupedQueryAttention });
+  // The same limit bounds each run: a request that would pass it is refused before it runs.
+  return HookedModel.load(folder, { cacheDir, threads, compactWeights, ungroupGroupedQueryAttention, maxMemoryBytes: params.maxModelBytes });
 }
 
 /**
@@ -104,6 +105,8 @@ export class RecentInspections {
 export class ModelSession {
   readonly saes = new SaeStore();
   readonly recent = new RecentInspections();
+  /** The residual stream of the latest inspection, for the hover's per-block lens (one text's worth). */
+  residuals: InspectionResiduals | undefined;
 
   constructor(readonly state: ModelState<HookedModel> = new ModelState(loadHookedModel)) {}
 
