@@ -24,7 +24,10 @@ export type LoupeErrorCode =
   | "cancelled"
   | "worker-crashed"
   | "tokenizer-mismatch"
-  | "model-too-large";
+  | "model-too-large"
+  | "unsafe-path"
+  | "file-too-large"
+  | "unsafe-pattern";
 
 /** Thrown by long jobs whose AbortSignal fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {

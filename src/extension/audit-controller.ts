@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { DEFAULT_AUDIT_CONFIG, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
+import { AUDIT_CONFIG_FILE, DEFAULT_AUDIT_CONFIG, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
+import { readTextSafelyAsync } from "../core/safe-fs";
 import { auditReportHtml } from "../core/view/audit-report-html";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
@@ -135,14 +136,8 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
   private async config(): Promise<AuditConfig> {
     const folder = vscode.workspace.workspaceFolders?.[0];
     if (!folder || !vscode.workspace.isTrusted) return DEFAULT_AUDIT_CONFIG;
-    const uri = vscode.Uri.joinPath(folder.uri, ".loupe", "audit.json");
-    let bytes: Uint8Array;
-    try {
-      bytes = await vscode.workspace.fs.readFile(uri);
-    } catch {
-      return DEFAULT_AUDIT_CONFIG;
-    }
-    return parseAuditConfig(new TextDecoder().decode(bytes), vscode.workspace.asRelativePath(uri));
+    const text = await readTextSafelyAsync(path.join(folder.uri.fsPath, AUDIT_CONFIG_FILE), { root: folder.uri.fsPath });
+    return text === undefined ? DEFAULT_AUDIT_CONFIG : parseAuditConfig(text, AUDIT_CONFIG_FILE);
   }
 
   private baseDir(): string {

@@ -10,6 +10,7 @@ import type { ModelHost } from "./model-host";
 import { chosenSaeFolder, labelKey, labelsFile, pickFeature, readCachedFeatureStats, readLabelsQuietly } from "./sae-workspace";
 import { readSettings } from "./settings";
 import { scriptedPage } from "./webview-page";
+import { writableWorkspaceFolder } from "./workspace-files";
 
 /** What `loupe.exploreFeature` takes from hover links; anything else is asked for. */
 interface ExploreArgs {
@@ -106,13 +107,11 @@ export class FeatureDashboard implements vscode.Disposable {
           await vscode.commands.executeCommand("loupe.steerFeature", { saeFolder: this.saeFolder, feature: request.feature });
           return;
         case "label": {
+          const root = writableWorkspaceFolder("keep feature labels");
           const file = labelsFile();
-          if (!file) {
-            void vscode.window.showWarningMessage("Loupe: open a folder to keep feature labels in its .loupe/feature-labels.json.");
-            return;
-          }
+          if (!root || !file) return;
           // Read, change one entry, write: labels other windows saved meanwhile are kept.
-          writeFeatureLabels(file, setFeatureLabel(readFeatureLabels(file), labelKey(this.saeFolder), request.feature, request.label));
+          writeFeatureLabels(file, setFeatureLabel(readFeatureLabels(file, { root }), labelKey(this.saeFolder), request.feature, request.label), { root });
           this.lens.reloadLabels();
           this.show(this.saeFolder, this.state.d_sae, request.feature);
           return;

@@ -11,6 +11,7 @@ import { FeatureStatsCache } from "../core/sae/feature-stats-file";
 import type { FeatureStats } from "../core/sae/features";
 import { featurePickItems } from "../core/view/feature-dashboard";
 import { describeError } from "./errors";
+import { workspaceRoot } from "./workspace-files";
 
 /** Where the workspace keeps user labels, or undefined without a folder open. */
 export function labelsFile(): string | undefined {
@@ -27,7 +28,7 @@ export function labelKey(saeFolder: string): string {
 export function readLabelsQuietly(onError?: (message: string) => void): FeatureLabels {
   const file = labelsFile();
   try {
-    return file ? readFeatureLabels(file) : { version: 1, saes: {} };
+    return file ? readFeatureLabels(file, { root: workspaceRoot() }) : { version: 1, saes: {} };
   } catch (error) {
     onError?.(describeError(error) ?? String(error));
     return { version: 1, saes: {} };

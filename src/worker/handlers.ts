@@ -1,6 +1,7 @@
 /** What the worker does for each method: thin calls into core. The process plumbing is elsewhere. */
 import * as path from "node:path";
 import { LoupeError } from "../core/errors";
+import { compileGuardedPattern } from "../core/regex-guard";
 import { auditPrompt, probeMonitors } from "../core/audit";
 import { checkFaithfulness } from "../core/faithfulness";
 import { inspectText, type InspectResult } from "../core/inspect";
@@ -158,9 +159,5 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
 
 function compilePattern(source: string | undefined): RegExp | undefined {
   if (!source) return undefined;
-  try {
-    return new RegExp(source);
-  } catch (error) {
-    throw new LoupeError("bad-argument", `The hint pattern /${source}/ is not a valid regular expression: ${(error as Error).message}`);
-  }
+  return compileGuardedPattern(source, "", "The hint pattern (setting loupe.faithfulness.hintPattern)");
 }

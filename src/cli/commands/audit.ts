@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { auditFiles, DEFAULT_AUDIT_CONFIG, expandGlobs, formatAuditText, parseAuditConfig, probeMonitors, reachesLevel, SEVERITIES, toSarif, type Severity } from "../../core/audit";
+import { writeFileSafely } from "../../core/safe-fs";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { loadOptions, stringOption, type Command } from "../command";
@@ -36,7 +37,7 @@ export const auditCommand: Command = {
             ? `${JSON.stringify(audits.map(({ text: _text, ...rest }) => rest), null, 2)}\n`
             : `${formatAuditText(audits)}\n`;
       const out = stringOption(values, "out");
-      if (out) fs.writeFileSync(out, output);
+      if (out) writeFileSafely(out, output);
       else io.out(output);
       return reachesLevel(audits, failOn as Severity | "none") ? 1 : 0;
     } finally {

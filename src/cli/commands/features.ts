@@ -105,8 +105,8 @@ loupe features --compute-stats CORPUS.jsonl [--sae DIR] [--model DIR] [--json]
     const saeFolder = stringOption(values, "sae") ?? defaultSaeFolder(modelFolder);
     const sae = loadSae(saeFolder);
     const stats: FeatureStats | undefined = readFeatureStats(saeFolder, sae);
-    const labelsFile = stringOption(values, "labels") ?? FEATURE_LABELS_FILE;
-    const labels: FeatureLabels = readFeatureLabels(labelsFile);
+    const labelsOption = stringOption(values, "labels");
+    const labels: FeatureLabels = readFeatureLabels(labelsOption ?? FEATURE_LABELS_FILE, labelsOption === undefined ? { root: process.cwd() } : {});
     const key = saeLabelKey(process.cwd(), saeFolder);
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {

@@ -94,9 +94,10 @@ async function train({ values, positionals, modelFolder, io }: CommandArgs): Pro
   const model = await HookedModel.load(modelFolder, loadOptions(values));
   try {
     const training = await trainProbes(model, dataset, { hooks: hooksGiven, pooling: pooling as Pooling, concept, folds, C, classWeight, seed });
-    const out = stringOption(values, "out") ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, training.best, concept));
+    const outOption = stringOption(values, "out");
+    const out = outOption ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, training.best, concept));
     const file = training.probes[training.best];
-    saveProbe(out, file);
+    saveProbe(out, file, outOption === undefined ? { root: process.cwd() } : {});
     if (values.json) {
       const { probes: _probes, ...summary } = training;
       const report = { ...summary, saved: out };

@@ -61,7 +61,7 @@ export const steerCommand: Command = {
     if (name === undefined) throw new LoupeError("bad-argument", "Say which feature to steer with --feature N (an index, your label, or a concept name).");
     const saeFolder = stringOption(values, "sae") ?? defaultSaeFolder(modelFolder);
     const sae = loadSae(saeFolder);
-    const labels = readFeatureLabels(FEATURE_LABELS_FILE).saes[saeLabelKey(process.cwd(), saeFolder)];
+    const labels = readFeatureLabels(FEATURE_LABELS_FILE, { root: process.cwd() }).saes[saeLabelKey(process.cwd(), saeFolder)];
     const feature = resolveFeature(name, sae.d_sae, labels, readFeatureStats(saeFolder, sae));
     const edit = editFromOptions(values, feature);
     const temperature = finiteNumber(values, "temperature", 0);
