@@ -6,7 +6,7 @@ import { readTextSafelyAsync } from "../core/safe-fs";
 import { auditReportHtml } from "../core/view/audit-report-html";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
-import { readSettings } from "./settings";
+import { readSettings, restrictedSetting } from "./settings";
 import { selectionOrDocument } from "./decorations";
 
 const FAITHFULNESS_CODES = new Set(["cot-not-load-bearing", "unverbalised-hint"]);
@@ -55,9 +55,8 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
   }
 
   async auditWorkspace(): Promise<void> {
-    const settings = vscode.workspace.getConfiguration("loupe.audit");
-    const include = settings.get<string>("include", "**/*.{prompt,prompt.md,prompt.txt}");
-    const exclude = settings.get<string>("exclude", "**/node_modules/**");
+    const include = restrictedSetting("loupe.audit", "include", "**/*.{prompt,prompt.md,prompt.txt}");
+    const exclude = restrictedSetting("loupe.audit", "exclude", "**/node_modules/**");
     const started = Date.now();
     try {
       const config = await this.config();

@@ -11,6 +11,7 @@ import { FeatureStatsCache } from "../core/sae/feature-stats-file";
 import type { FeatureStats } from "../core/sae/features";
 import { featurePickItems } from "../core/view/feature-dashboard";
 import { describeError } from "./errors";
+import { restrictedSetting } from "./settings";
 import { workspaceRoot } from "./workspace-files";
 
 /** Where the workspace keeps user labels, or undefined without a folder open. */
@@ -40,7 +41,7 @@ export function readLabelsQuietly(onError?: (message: string) => void): FeatureL
  * sae/<hook> folder (the bundled model ships one), else undefined.
  */
 export function chosenSaeFolder(modelFolder: string): string | undefined {
-  const setting = vscode.workspace.getConfiguration("loupe").get<string>("saePath", "");
+  const setting = restrictedSetting("loupe", "saePath", "");
   if (setting && vscode.workspace.isTrusted) return setting;
   const root = path.join(modelFolder, "sae");
   if (!fs.existsSync(root)) return undefined;
