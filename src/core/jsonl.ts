@@ -8,6 +8,8 @@ import * as fs from "node:fs";
 import { LoupeError } from "./errors";
 import { checkFilePath, type SafeFileOptions } from "./safe-fs";
 
+const NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
+
 /** Longest line read (UTF-16 code units): a prompt, not a corpus, fits on one line. */
 export const MAX_JSONL_LINE_CHARS = 1 << 20;
 /** Largest JSONL file read. */
@@ -62,9 +64,10 @@ export function jsonlRecords(content: string, file: string, example: string): Js
  * MAX_JSONL_FILE_BYTES and lines over MAX_JSONL_LINE_CHARS as soon as they are seen.
  */
 export async function readJsonlRecords(file: string, example: string, options: SafeFileOptions = {}): Promise<JsonlRecord[]> {
-  const { path: absolute, exists } = checkFilePath(file, options);
-  if (!exists) throw new LoupeError("missing-file", `Cannot read ${file}: it does not exist.`, file);
-  const handle = await fs.promises.open(absolute, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+  // Under a root (the workspace) the file may not be a link; a file the user picked may be.
+  const absolute = options.root === undefined ? file : checkFilePath(file, options).path;
+  if (!fs.existsSync(absolute)) throw new LoupeError("missing-file", `Cannot read ${file}: it does not exist.`, file);
+  const handle = await fs.promises.open(absolute, fs.constants.O_RDONLY | (options.root === undefined ? 0 : NOFOLLOW));
   const size = (await handle.stat()).size;
   if (size > MAX_JSONL_FILE_BYTES) {
     await handle.close();

@@ -2,8 +2,9 @@
  * Reading and writing files a repository someone else wrote can reach (`.loupe/`, datasets, model
  * folders): every file in it may be a symlink to ~/.bashrc, a dangling link, or 1 GB of JSON.
  *
- * - Reads are capped in size and, under a root, refuse symlinks and paths whose real location
- *   leaves the root.
+ * - Reads are capped in size and, under a root (the workspace), refuse symlinks and paths whose
+ *   real location leaves the root. Without a root (a model folder, which may be a Hugging Face
+ *   cache snapshot made of links) they follow links.
  * - Writes never follow a link: the bytes go to a fresh temporary file (created with O_EXCL, which
  *   refuses an existing name, link or not) that is then renamed over the target, and a target that
  *   is a link, or not a plain file, is refused outright. Under a root, the folder's real path must
@@ -160,14 +161,23 @@ function tooLarge(file: string, size: number, maxBytes: number): LoupeError {
   return new LoupeError("file-too-large", `${file} is ${megabytes(size)}, over Loupe's ${megabytes(maxBytes)} limit for this file. Shorten or split it, or delete it if you did not make it.`, file);
 }
 
-/** The text of `file` (read without following a link, at most `maxBytes`), or undefined when it does not exist. */
+/** Where a read starts: under a root, a checked path opened without following links; else any path. */
+function readTarget(file: string, options: SafeFileOptions): { path: string; exists: boolean; flags: number } {
+  if (options.root !== undefined) return { ...checkFilePath(file, options), flags: fs.constants.O_RDONLY | NOFOLLOW };
+  const absolute = path.resolve(file);
+  return { path: absolute, exists: fs.existsSync(absolute), flags: fs.constants.O_RDONLY };
+}
+
+/** The text of `file` (at most `maxBytes`; under a root, never through a link), or undefined when it does not exist. */
 export function readTextSafely(file: string, options: SafeReadOptions = {}): string | undefined {
   const maxBytes = options.maxBytes ?? MAX_WORKSPACE_JSON_BYTES;
-  const { path: absolute, exists } = checkFilePath(file, options);
+  const { path: absolute, exists, flags } = readTarget(file, options);
   if (!exists) return undefined;
-  const fd = fs.openSync(absolute, fs.constants.O_RDONLY | NOFOLLOW);
+  const fd = fs.openSync(absolute, flags);
   try {
-    const size = fs.fstatSync(fd).size;
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw refuse(file, "it is not a plain file.");
+    const size = stat.size;
     if (size > maxBytes) throw tooLarge(file, size, maxBytes);
     return fs.readFileSync(fd, "utf8");
   } finally {
@@ -178,11 +188,13 @@ export function readTextSafely(file: string, options: SafeReadOptions = {}): str
 /** As readTextSafely, without blocking the caller's thread on the read (for the extension host). */
 export async function readTextSafelyAsync(file: string, options: SafeReadOptions = {}): Promise<string | undefined> {
   const maxBytes = options.maxBytes ?? MAX_WORKSPACE_JSON_BYTES;
-  const { path: absolute, exists } = checkFilePath(file, options);
+  const { path: absolute, exists, flags } = readTarget(file, options);
   if (!exists) return undefined;
-  const handle = await fs.promises.open(absolute, fs.constants.O_RDONLY | NOFOLLOW);
+  const handle = await fs.promises.open(absolute, flags);
   try {
-    const size = (await handle.stat()).size;
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw refuse(file, "it is not a plain file.");
+    const size = stat.size;
     if (size > maxBytes) throw tooLarge(file, size, maxBytes);
     return await handle.readFile("utf8");
   } finally {

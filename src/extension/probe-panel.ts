@@ -8,7 +8,7 @@ import type { ModelHost } from "./model-host";
 import type { ProbeLens } from "./probe-lens";
 import { readSettings } from "./settings";
 import { scriptedPage } from "./webview-page";
-import { writableWorkspaceFolder } from "./workspace-files";
+import { confinedIfInWorkspace, writableWorkspaceFolder } from "./workspace-files";
 
 /**
  * Loupe: Train Probe…: pick a dataset (built-in or a workspace JSONL), train a probe at every
@@ -31,7 +31,7 @@ export class ProbePanels implements vscode.Disposable {
     if (!dataFile) return;
     let concept: string | undefined;
     try {
-      const dataset = await readProbeDatasetAsync(dataFile);
+      const dataset = await readProbeDatasetAsync(dataFile, confinedIfInWorkspace(dataFile));
       if (dataset.level === "token") {
         const labels = spanLabels(dataset);
         const picked = await vscode.window.showQuickPick(labels, { title: "Loupe: probe for which span label? (one against the rest)" });

@@ -1,4 +1,5 @@
 import * as vscode from "vscode";
+import { isInside, type SafeFileOptions } from "../core/safe-fs";
 
 /**
  * The workspace folder Loupe may write its files in (.loupe/), or undefined after telling the user
@@ -21,4 +22,10 @@ export function writableWorkspaceFolder(what: string): string | undefined {
 /** The first workspace folder's path, for reads confined to it. */
 export function workspaceRoot(): string | undefined {
   return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+}
+
+/** Read options for a file the user picked: confined to the workspace (no links) when it lies in it. */
+export function confinedIfInWorkspace(file: string): SafeFileOptions {
+  const root = workspaceRoot();
+  return root !== undefined && isInside(root, file) ? { root } : {};
 }

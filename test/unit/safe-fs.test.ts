@@ -85,6 +85,14 @@ describe("safe-fs", () => {
     assert.equal((await readTextSafelyAsync(big, { root, maxBytes: 4096 }))?.length, 2048);
   });
 
+  it("without a root (a model folder, maybe a hub-cache snapshot of links) reads follow links", () => {
+    const { root, victim } = hostile();
+    const link = path.join(root, "config.json");
+    fs.symlinkSync(victim, link);
+    assert.equal(readTextSafely(link), "export PATH=/usr/bin\n");
+    assert.throws(() => readTextSafely(link, { root }), refusal("unsafe-path", /symbolic link/));
+  });
+
   it("refuses a folder where a file is expected", () => {
     const { root } = hostile();
     fs.mkdirSync(path.join(root, ".loupe", "audit.json"));

@@ -52,8 +52,8 @@ export function readProbeDataset(file: string): ProbeDataset {
 }
 
 /** As readProbeDataset, streamed: for the extension host, which must not block on a large file. */
-export async function readProbeDatasetAsync(file: string): Promise<ProbeDataset> {
-  return datasetFromRecords(await readJsonlRecords(file, DATASET_EXAMPLE), file);
+export async function readProbeDatasetAsync(file: string, options: SafeFileOptions = {}): Promise<ProbeDataset> {
+  return datasetFromRecords(await readJsonlRecords(file, DATASET_EXAMPLE, options), file);
 }
 
 export function parseProbeDataset(content: string, file = "<input>"): ProbeDataset {

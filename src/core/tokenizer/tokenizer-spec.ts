@@ -60,7 +60,7 @@ export function readTokenizerSpec(json: unknown, source: string): TokenizerSpec 
     throw new LoupeError("bad-file", `${source}: ${what} Is it a Hugging Face tokenizer.json (tokenizer.save_pretrained)?`, source);
   };
   const tooBig = (what: string): never => {
-    throw new LoupeError("bad-file", `${source}: ${what}, more than the ${MAX_VOCAB_SIZE} Loupe accepts (the largest published vocabularies have about 262,000). Is this tokenizer.json the model's own?`, source);
+    throw new LoupeError("bad-file", `${source}: ${what}; Loupe accepts at most ${MAX_VOCAB_SIZE} (the largest published vocabularies have about 262,000). Is this tokenizer.json the model's own?`, source);
   };
 
   if (!isRecord(json)) return bad("the file is not a JSON object.");
@@ -73,11 +73,12 @@ export function readTokenizerSpec(json: unknown, source: string): TokenizerSpec 
   }
 
   if (!isRecord(model.vocab)) return bad('"model.vocab" is not an object of token -> id.');
-  const vocabEntries = Object.entries(model.vocab);
-  if (vocabEntries.length > MAX_VOCAB_SIZE) tooBig(`its vocabulary has ${vocabEntries.length} entries`);
   if (Array.isArray(model.merges) && model.merges.length > MAX_VOCAB_SIZE) tooBig(`it has ${model.merges.length} merges`);
   const vocab = new Map<string, number>();
-  for (const [token, id] of vocabEntries) {
+  // One pass that stops at the cap (a JSON-parsed object has no inherited keys).
+  for (const token in model.vocab) {
+    if (vocab.size >= MAX_VOCAB_SIZE) tooBig("its vocabulary is larger");
+    const id = model.vocab[token];
     if (!isTokenId(id)) return bad(`the vocabulary entry ${JSON.stringify(token)} has id ${JSON.stringify(id)}, not a non-negative integer below ${MAX_VOCAB_SIZE}.`);
     vocab.set(token, id);
   }
