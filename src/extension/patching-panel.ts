@@ -1,4 +1,5 @@
 import * as vscode from "vscode";
+import { writeFileSafely } from "../core/safe-fs";
 import { parsePairFile, stringValueOffsets, type PatchingResult } from "../core/patching";
 import { heatmaps, parsePatchingRequest, patchingCsv, pngBytes } from "../core/view/patching-view";
 import { describeError } from "./errors";
@@ -156,12 +157,12 @@ export class PatchingPanel implements vscode.Disposable {
         }
         case "exportCsv": {
           const target = await vscode.window.showSaveDialog({ filters: { CSV: ["csv"] }, saveLabel: "Export patching results" });
-          if (target) await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(patchingCsv(shown.result)));
+          if (target) writeFileSafely(target.fsPath, patchingCsv(shown.result));
           return;
         }
         case "exportPng": {
           const target = await vscode.window.showSaveDialog({ filters: { PNG: ["png"] }, saveLabel: "Export heatmaps" });
-          if (target) await vscode.workspace.fs.writeFile(target, pngBytes(request.dataUrl));
+          if (target) writeFileSafely(target.fsPath, pngBytes(request.dataUrl));
           return;
         }
       }

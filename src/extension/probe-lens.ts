@@ -2,11 +2,13 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { loadProbe, type ProbeApplication, type ProbeFile } from "../core/probes";
 import { LEVELS } from "../core/view/lenses";
+import { probeHoverMarkdown } from "../core/view/probe-panel";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
 import { selectionOrDocument } from "./decorations";
 import { EditorLens } from "./editor-lens";
+import { confinedIfInWorkspace } from "./workspace-files";
 
 interface Shown {
   readonly startOffset: number;
@@ -64,7 +66,7 @@ export class ProbeLens extends EditorLens<Shown> implements vscode.HoverProvider
     if (!uri) return;
     let probe: ProbeFile;
     try {
-      probe = loadProbe(uri.fsPath);
+      probe = loadProbe(uri.fsPath, confinedIfInWorkspace(uri.fsPath));
     } catch (error) {
       void vscode.window.showErrorMessage(describeError(error) ?? String(error));
       return;
@@ -81,8 +83,7 @@ export class ProbeLens extends EditorLens<Shown> implements vscode.HoverProvider
     const local = document.offsetAt(position) - shown.startOffset;
     const token = shown.application.tokens.find((t) => t.start <= local && local < t.end);
     if (!token) return undefined;
-    const rows = shown.application.classes.map((c, i) => `| ${c.replace(/[|\\`*_]/g, "\\$&")} | ${(token.probs[i] * 100).toFixed(1)}% |`);
-    const markdown = new vscode.MarkdownString([`**Probe at ${shown.application.hook}**`, "", "| class | p |", "| --- | --- |", ...rows].join("\n"));
+    const markdown = new vscode.MarkdownString(probeHoverMarkdown(shown.application, token.probs));
     markdown.isTrusted = false;
     return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
   }

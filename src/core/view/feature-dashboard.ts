@@ -8,7 +8,7 @@ import type { ConceptMatch, FeatureStats, FeatureSummary } from "../sae/features
 import type { TokenFeaturesResult } from "../sae/token-features";
 import type { TokenEffect } from "../sae/logit-effects";
 import { CONCEPT_LABEL_MIN_F1, conceptText, featureDisplayName } from "../sae/feature-labels";
-import { codeSpan } from "./markdown";
+import { codeSpan, escapeMarkdown } from "./markdown";
 import { LEVELS } from "./lenses";
 
 /** User labels are one line; longer text is cut here rather than trusted from the webview. */
@@ -127,10 +127,7 @@ export function parseFeatureDashboardRequest(message: unknown, state: Pick<Featu
   }
 }
 
-/** Escape text for Markdown hovers. */
-function md(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
-}
+
 
 /** The command link that opens the dashboard on one feature (hovers trust only this command). */
 export function exploreFeatureLink(saeFolder: string, feature: number): string {
@@ -140,7 +137,7 @@ export function exploreFeatureLink(saeFolder: string, feature: number): string {
 /** Hover for one token under the feature lens: its strongest features with names and links. */
 export function featureHoverMarkdown(result: TokenFeaturesResult, index: number, labelOf: (feature: number) => string | undefined): string {
   const token = result.tokens[index];
-  const lines = [`**Loupe SAE features** at ${codeSpan(JSON.stringify(token.text))} (token ${index}, ${md(result.hook_name)})`, ""];
+  const lines = [`**Loupe SAE features** at ${codeSpan(JSON.stringify(token.text))} (token ${index}, ${escapeMarkdown(result.hook_name)})`, ""];
   if (token.features.length === 0) {
     lines.push("No feature fires here.");
     return lines.join("\n");
@@ -148,7 +145,7 @@ export function featureHoverMarkdown(result: TokenFeaturesResult, index: number,
   lines.push("| feature | activation | label | density |", "|---|---:|---|---:|");
   for (const f of token.features) {
     const user = labelOf(f.feature);
-    const label = user ? md(user) : f.concept ? conceptText({ ...f.concept, label: md(f.concept.label) }) : "";
+    const label = user ? escapeMarkdown(user) : f.concept ? conceptText({ ...f.concept, label: escapeMarkdown(f.concept.label) }) : "";
     const density = f.density === undefined ? "–" : `${(f.density * 100).toFixed(f.density < 0.01 ? 2 : 1)}%`;
     lines.push(`| [#${f.feature}](${exploreFeatureLink(result.saeFolder, f.feature)}) | ${f.value.toFixed(2)} | ${label} | ${density} |`);
   }
