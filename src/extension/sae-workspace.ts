@@ -78,7 +78,7 @@ export async function pickFeature(saeFolder: string, d_sae: number, title: strin
   const stats = featureStatsFor(saeFolder, (m) => void vscode.window.showWarningMessage(m));
   const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
   const key = labelKey(saeFolder);
-  const items = featurePickItems(d_sae, (f) => featureLabel(labels, key, f), stats);
+  const items = featurePickItems(d_sae, (f) => featureLabel(labels, key, f), stats, Object.keys(labels.saes[key] ?? {}).map(Number));
   const picked = await vscode.window.showQuickPick(items, {
     title,
     placeHolder: stats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",

@@ -15,6 +15,8 @@ import { encodeSafetensors, readSafetensorsIndex, readTensorF32, type TensorToWr
 import { maxAbsDiff } from "../../src/core/tensor/tensor";
 import { Tokenizer } from "../../src/core/tokenizer";
 import { MAX_VOCAB_SIZE } from "../../src/core/tokenizer/tokenizer-spec";
+import { readSaeConfig } from "../../src/core/sae/config";
+import { featurePickItems, MAX_FEATURE_PICK_ITEMS } from "../../src/core/view/feature-dashboard";
 import { copyTinyModel, FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
 const isCode = (code: string, pattern?: RegExp) => (e: unknown) => e instanceof LoupeError && e.code === code && (!pattern || pattern.test(e.message));
@@ -104,5 +106,21 @@ describe("hostile tokenizers", () => {
     const json = fixture();
     json.pre_tokenizer = { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: "(a+)+$" }, behavior: "Isolated", invert: false }, json.pre_tokenizer] };
     assert.throws(() => Tokenizer.fromJSON(json, "evil/tokenizer.json"), isCode("unsafe-pattern", /evil\/tokenizer\.json: the Split step's pattern \/\(a\+\)\+\$\/ is refused/));
+  });
+});
+
+describe("hostile SAE folders", () => {
+  it("a 10M-feature cfg.json gives the picker a bounded list, labelled features kept", () => {
+    const items = featurePickItems(10_000_000, (f) => (f === 9_999_999 ? "far" : undefined), undefined, [9_999_999, 20_000_000]);
+    assert.equal(items.length, MAX_FEATURE_PICK_ITEMS);
+    assert.equal(items[0].feature, 9_999_999);
+    assert.equal(items[0].label, "#9999999 far");
+    assert.equal(featurePickItems(300, () => undefined).length, 300);
+  });
+
+  it("an oversized cfg.json is refused before parsing", () => {
+    const dir = scratchDir("sae-cfg");
+    fs.writeFileSync(path.join(dir, "cfg.json"), `{"d_in": 4, "pad": "${"x".repeat(5 * 1024 * 1024)}"}`);
+    assert.throws(() => readSaeConfig(path.join(dir, "cfg.json")), isCode("file-too-large"));
   });
 });

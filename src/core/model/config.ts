@@ -1,4 +1,3 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
 import { MAX_WORKSPACE_JSON_BYTES, readTextSafely } from "../safe-fs";

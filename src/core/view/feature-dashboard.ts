@@ -188,12 +188,17 @@ export interface FeaturePick {
   readonly detail?: string;
 }
 
+/** The most entries a feature picker gets: a 10M-wide SAE config must not build a 10M-item list. */
+export const MAX_FEATURE_PICK_ITEMS = 1 << 16;
+
 /**
  * Entries for the Explore / Steer feature pickers: features the user labelled first, then those a
  * concept matches (best F1 first), then the rest by density; features that never fired on the
- * stats corpus last. Searching the picker searches labels, concepts and promoted tokens.
+ * stats corpus last. Searching the picker searches labels, concepts and promoted tokens. Past
+ * MAX_FEATURE_PICK_ITEMS features, only the labelled ones and the first indices are offered (the
+ * CLI's --feature reaches any).
  */
-export function featurePickItems(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats): FeaturePick[] {
+export function featurePickItems(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats, labelled: readonly number[] = []): FeaturePick[] {
   const rank = (f: number): [number, number] => {
     const summary = stats?.features[f];
     if (labelOf(f)) return [0, 0];
@@ -201,11 +206,17 @@ export function featurePickItems(d_sae: number, labelOf: (feature: number) => st
     if (!stats || (summary && summary.fired > 0)) return [2, -(summary?.density ?? 0)];
     return [3, 0];
   };
-  const order = Array.from({ length: d_sae }, (_, f) => f).sort((a, b) => {
-    const [ra, ka] = rank(a);
-    const [rb, kb] = rank(b);
-    return ra - rb || ka - kb || a - b;
-  });
+  const candidates =
+    d_sae <= MAX_FEATURE_PICK_ITEMS
+      ? Array.from({ length: d_sae }, (_, f) => f)
+      : [...new Set([...labelled.filter((f) => Number.isInteger(f) && f >= 0 && f < d_sae), ...Array.from({ length: MAX_FEATURE_PICK_ITEMS }, (_, f) => f)])];
+  const order = candidates
+    .sort((a, b) => {
+      const [ra, ka] = rank(a);
+      const [rb, kb] = rank(b);
+      return ra - rb || ka - kb || a - b;
+    })
+    .slice(0, MAX_FEATURE_PICK_ITEMS);
   return order.map((feature) => {
     const summary = stats?.features[feature];
     const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${(summary.density * 100).toFixed(summary.density < 0.01 ? 2 : 1)}% · max ${summary.maxActivation.toFixed(2)}`;
