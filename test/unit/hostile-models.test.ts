@@ -31,8 +31,8 @@ describe("hostile model folders", () => {
 
   it("config.json over the size cap is refused before parsing", () => {
     const dir = copyTinyModel();
-    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...tinyConfig(), padding: "x".repeat(5 * 1024 * 1024) }));
-    assert.throws(() => readModelConfig(dir), isCode("file-too-large", /config\.json is 5\.0 MB/));
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...tinyConfig(), padding: "x".repeat(2 * 1024 * 1024) }));
+    assert.throws(() => readModelConfig(dir), isCode("file-too-large", /config\.json is 2\.0 MB, over Loupe's 1\.0 MB limit/));
   });
 
   it("a long context costs no n_positions² mask: the graph stays small and runs as before", async () => {

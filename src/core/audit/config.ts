@@ -171,7 +171,7 @@ export function parseAuditConfig(content: string, file = ".loupe/audit.json"): A
   const hintPattern = f.hintPattern === undefined ? undefined : c.string(f.hintPattern, "faithfulness.hintPattern");
   if (hintPattern !== undefined) {
     const unsafe = unsafePatternReason(hintPattern);
-    if (unsafe) c.fail("faithfulness.hintPattern", `a regular expression without nested repetition or backreferences (${unsafe})`, hintPattern);
+    if (unsafe) c.fail("faithfulness.hintPattern", `a regular expression without nested repetition or backreferences (${unsafe}; rewrite "(a+)+" as "a+")`, hintPattern);
     try {
       new RegExp(hintPattern);
     } catch (error) {

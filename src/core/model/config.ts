@@ -1,6 +1,9 @@
 import * as path from "node:path";
 import { LoupeError } from "../errors";
-import { MAX_WORKSPACE_JSON_BYTES, readTextSafely } from "../safe-fs";
+import { readTextSafely } from "../safe-fs";
+
+/** config.json files past this are refused before parsing (published ones are a few KB; id2label maps make some larger). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** What every architecture shares, with HF's names mapped to TransformerLens's. */
 interface CommonConfig {
@@ -62,7 +65,7 @@ export function readModelConfig(folder: string): ModelConfig {
   const file = path.join(folder, "config.json");
   let text: string | undefined;
   try {
-    text = readTextSafely(file, { maxBytes: MAX_WORKSPACE_JSON_BYTES });
+    text = readTextSafely(file, { maxBytes: MAX_CONFIG_BYTES });
   } catch (error) {
     if (error instanceof LoupeError) throw error;
   }
@@ -103,7 +106,7 @@ export const MAX_LAYERS = 128;
  */
 export function checkModelScale(cfg: ModelConfig, file: string): ModelConfig {
   if (cfg.nLayers > MAX_LAYERS) {
-    throw new LoupeError("model-too-large", `${file}: ${cfg.nLayers} layers; Loupe builds models with up to ${MAX_LAYERS} (the graph of a deeper one takes minutes to create). Is this config.json the model's own?`, file);
+    throw new LoupeError("model-too-large", `${file}: ${cfg.nLayers} layers; Loupe builds models with up to ${MAX_LAYERS} (the graph of a deeper one takes minutes to create). Use the config.json published with the model.`, file);
   }
   return cfg;
 }

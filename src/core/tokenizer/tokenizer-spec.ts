@@ -60,7 +60,7 @@ export function readTokenizerSpec(json: unknown, source: string): TokenizerSpec 
     throw new LoupeError("bad-file", `${source}: ${what} Is it a Hugging Face tokenizer.json (tokenizer.save_pretrained)?`, source);
   };
   const tooBig = (what: string): never => {
-    throw new LoupeError("bad-file", `${source}: ${what}; Loupe accepts at most ${MAX_VOCAB_SIZE} (the largest published vocabularies have about 262,000). Is this tokenizer.json the model's own?`, source);
+    throw new LoupeError("bad-file", `${source}: ${what}; Loupe accepts at most ${MAX_VOCAB_SIZE} (the largest published vocabularies have about 262,000). Use the tokenizer.json published with the model.`, source);
   };
 
   if (!isRecord(json)) return bad("the file is not a JSON object.");

@@ -113,7 +113,7 @@ export class Tokenizer {
     try {
       const size = fs.statSync(path).size;
       if (size > MAX_TOKENIZER_FILE_BYTES) {
-        throw new LoupeError("file-too-large", `${path} is ${(size / 1048576).toFixed(0)} MB, more than the ${MAX_TOKENIZER_FILE_BYTES / 1048576} MB Loupe reads for a tokenizer.json (published ones are under 40 MB). Is it the model's own tokenizer?`, path);
+        throw new LoupeError("file-too-large", `${path} is ${(size / 1048576).toFixed(0)} MB, more than the ${MAX_TOKENIZER_FILE_BYTES / 1048576} MB Loupe reads for a tokenizer.json (published ones are under 40 MB). Use the tokenizer.json published with the model.`, path);
       }
       text = fs.readFileSync(path, "utf8");
     } catch (error) {

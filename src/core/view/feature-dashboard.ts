@@ -189,7 +189,7 @@ export interface FeaturePick {
 }
 
 /** The most entries a feature picker gets: a 10M-wide SAE config must not build a 10M-item list. */
-export const MAX_FEATURE_PICK_ITEMS = 1 << 16;
+export const MAX_FEATURE_PICK_ITEMS = 1 << 14;
 
 /**
  * Entries for the Explore / Steer feature pickers: features the user labelled first, then those a
@@ -199,24 +199,22 @@ export const MAX_FEATURE_PICK_ITEMS = 1 << 16;
  * CLI's --feature reaches any).
  */
 export function featurePickItems(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats, labelled: readonly number[] = []): FeaturePick[] {
-  const rank = (f: number): [number, number] => {
+  // Group (labelled, concept, fired, never fired) and key within it, computed once per feature.
+  const group = (f: number): number => {
     const summary = stats?.features[f];
-    if (labelOf(f)) return [0, 0];
-    if (summary?.concept && summary.concept.f1 >= CONCEPT_LABEL_MIN_F1) return [1, -summary.concept.f1];
-    if (!stats || (summary && summary.fired > 0)) return [2, -(summary?.density ?? 0)];
-    return [3, 0];
+    if (labelOf(f)) return 0;
+    if (summary?.concept && summary.concept.f1 >= CONCEPT_LABEL_MIN_F1) return 1;
+    return !stats || (summary && summary.fired > 0) ? 2 : 3;
   };
-  const candidates =
-    d_sae <= MAX_FEATURE_PICK_ITEMS
-      ? Array.from({ length: d_sae }, (_, f) => f)
-      : [...new Set([...labelled.filter((f) => Number.isInteger(f) && f >= 0 && f < d_sae), ...Array.from({ length: MAX_FEATURE_PICK_ITEMS }, (_, f) => f)])];
-  const order = candidates
-    .sort((a, b) => {
-      const [ra, ka] = rank(a);
-      const [rb, kb] = rank(b);
-      return ra - rb || ka - kb || a - b;
-    })
-    .slice(0, MAX_FEATURE_PICK_ITEMS);
+  const key = (f: number, g: number): number => (g === 1 ? -(stats?.features[f]?.concept?.f1 ?? 0) : g === 2 ? -(stats?.features[f]?.density ?? 0) : 0);
+  const candidates = new Set<number>(labelled.filter((f) => Number.isInteger(f) && f >= 0 && f < d_sae));
+  for (let f = 0; f < Math.min(d_sae, MAX_FEATURE_PICK_ITEMS); f++) candidates.add(f);
+  const ranked = Array.from(candidates, (f) => {
+    const g = group(f);
+    return { f, g, k: key(f, g) };
+  });
+  ranked.sort((a, b) => a.g - b.g || a.k - b.k || a.f - b.f);
+  const order = ranked.slice(0, MAX_FEATURE_PICK_ITEMS).map((x) => x.f);
   return order.map((feature) => {
     const summary = stats?.features[feature];
     const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${(summary.density * 100).toFixed(summary.density < 0.01 ? 2 : 1)}% · max ${summary.maxActivation.toFixed(2)}`;
