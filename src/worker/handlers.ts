@@ -159,5 +159,5 @@ export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Meth
 
 function compilePattern(source: string | undefined): RegExp | undefined {
   if (!source) return undefined;
-  return compileGuardedPattern(source, "", "The hint pattern (setting loupe.faithfulness.hintPattern)");
+  return compileGuardedPattern(source, "", "The hint pattern");
 }
