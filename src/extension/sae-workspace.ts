@@ -9,7 +9,7 @@ import { SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../core/sae/feature-labels";
 import { FeatureStatsCache } from "../core/sae/feature-stats-file";
 import type { FeatureStats } from "../core/sae/features";
-import { featurePickItems } from "../core/view/feature-dashboard";
+import { featurePickItemsAsync } from "../core/view/feature-dashboard";
 import { describeError } from "./errors";
 import { restrictedSetting } from "./settings";
 import { workspaceRoot } from "./workspace-files";
@@ -78,7 +78,7 @@ export async function pickFeature(saeFolder: string, d_sae: number, title: strin
   const stats = featureStatsFor(saeFolder, (m) => void vscode.window.showWarningMessage(m));
   const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
   const key = labelKey(saeFolder);
-  const items = featurePickItems(d_sae, (f) => featureLabel(labels, key, f), stats, Object.keys(labels.saes[key] ?? {}).map(Number));
+  const items = await featurePickItemsAsync(d_sae, (f) => featureLabel(labels, key, f), stats, Object.keys(labels.saes[key] ?? {}).map(Number));
   const picked = await vscode.window.showQuickPick(items, {
     title,
     placeHolder: stats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",

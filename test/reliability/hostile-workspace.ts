@@ -27,7 +27,7 @@ import { readSaeConfig } from "../../src/core/sae/config";
 import { emptyFeatureLabels, readFeatureLabels, readFeatureLabelsAsync, writeFeatureLabels } from "../../src/core/sae/feature-labels";
 import { RESTRICTED_SETTINGS, settingValue } from "../../src/core/setting-trust";
 import { Tokenizer } from "../../src/core/tokenizer";
-import { featurePickItems } from "../../src/core/view/feature-dashboard";
+import { featurePickItemsAsync } from "../../src/core/view/feature-dashboard";
 import { scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
 export const BLOCK_LIMIT_MS = 100;
@@ -208,7 +208,7 @@ export async function runHostileWorkspace(options: { cli?: boolean } = {}): Prom
   await run("Quick Audit reads audit.json (link)", () => readTextSafelyAsync(path.join(loupe, "audit.json"), { root: repo }));
   await run("Feature lens reads an 83 MB feature-labels.json", () => readFeatureLabelsAsync(path.join(repo, "bloated", ".loupe", "feature-labels.json"), { root: repo }));
   await run("Train Probe reads a JSONL with a 200 MB line", () => readProbeDatasetAsync(path.join(repo, "bloated", "one-line.jsonl"), { root: repo }));
-  await run("Explore Feature picker on cfg.json d_sae 10,000,000", () => featurePickItems(readSaeConfig(path.join(repo, "sae", "cfg.json")).d_sae, () => undefined));
+  await run("Explore Feature picker on cfg.json d_sae 10,000,000", () => featurePickItemsAsync(readSaeConfig(path.join(repo, "sae", "cfg.json")).d_sae, () => undefined));
   await run("Restricted Mode: loupe.maxModelMemoryMB 0 ignored", () => {
     if (settingValue(hostileSettings, false, 4096) !== 4096) throw new Error("the workspace's 0 was honoured");
     if (!RESTRICTED_SETTINGS.includes("loupe.maxModelMemoryMB")) throw new Error("not restricted");

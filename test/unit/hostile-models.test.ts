@@ -16,7 +16,7 @@ import { maxAbsDiff } from "../../src/core/tensor/tensor";
 import { Tokenizer } from "../../src/core/tokenizer";
 import { MAX_VOCAB_SIZE } from "../../src/core/tokenizer/tokenizer-spec";
 import { readSaeConfig } from "../../src/core/sae/config";
-import { featurePickItems, MAX_FEATURE_PICK_ITEMS } from "../../src/core/view/feature-dashboard";
+import { featurePickItems, featurePickItemsAsync, MAX_FEATURE_PICK_ITEMS } from "../../src/core/view/feature-dashboard";
 import { copyTinyModel, FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
 const isCode = (code: string, pattern?: RegExp) => (e: unknown) => e instanceof LoupeError && e.code === code && (!pattern || pattern.test(e.message));
@@ -116,6 +116,11 @@ describe("hostile SAE folders", () => {
     assert.equal(items[0].feature, 9_999_999);
     assert.equal(items[0].label, "#9999999 far");
     assert.equal(featurePickItems(300, () => undefined).length, 300);
+  });
+
+  it("the editor's picker is built in chunks with the same entries", async () => {
+    const labelOf = (f: number) => (f % 1000 === 7 ? `label ${f}` : undefined);
+    assert.deepEqual(await featurePickItemsAsync(20_000, labelOf), featurePickItems(20_000, labelOf));
   });
 
   it("an oversized cfg.json is refused before parsing", () => {

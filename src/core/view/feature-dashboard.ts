@@ -199,6 +199,21 @@ export const MAX_FEATURE_PICK_ITEMS = 1 << 14;
  * CLI's --feature reaches any).
  */
 export function featurePickItems(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats, labelled: readonly number[] = []): FeaturePick[] {
+  return pickOrder(d_sae, labelOf, stats, labelled).map((feature) => pickItem(feature, labelOf, stats));
+}
+
+/** As featurePickItems, yielding to the event loop between chunks (the extension host stays responsive). */
+export async function featurePickItemsAsync(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats, labelled: readonly number[] = []): Promise<FeaturePick[]> {
+  const order = pickOrder(d_sae, labelOf, stats, labelled);
+  const items: FeaturePick[] = [];
+  for (let i = 0; i < order.length; i++) {
+    if (i > 0 && i % 2048 === 0) await new Promise((resolve) => setImmediate(resolve));
+    items.push(pickItem(order[i], labelOf, stats));
+  }
+  return items;
+}
+
+function pickOrder(d_sae: number, labelOf: (feature: number) => string | undefined, stats: FeatureStats | undefined, labelled: readonly number[]): number[] {
   // Group (labelled, concept, fired, never fired) and key within it, computed once per feature.
   const group = (f: number): number => {
     const summary = stats?.features[f];
@@ -214,11 +229,12 @@ export function featurePickItems(d_sae: number, labelOf: (feature: number) => st
     return { f, g, k: key(f, g) };
   });
   ranked.sort((a, b) => a.g - b.g || a.k - b.k || a.f - b.f);
-  const order = ranked.slice(0, MAX_FEATURE_PICK_ITEMS).map((x) => x.f);
-  return order.map((feature) => {
-    const summary = stats?.features[feature];
-    const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${(summary.density * 100).toFixed(summary.density < 0.01 ? 2 : 1)}% · max ${summary.maxActivation.toFixed(2)}`;
-    const promoted = summary?.logits?.promoted.slice(0, 5).map((e) => JSON.stringify(e.token)).join(" ");
-    return { feature, label: featureDisplayName(feature, labelOf(feature), summary), description, ...(promoted ? { detail: `promotes ${promoted}` } : {}) };
-  });
+  return ranked.slice(0, MAX_FEATURE_PICK_ITEMS).map((x) => x.f);
+}
+
+function pickItem(feature: number, labelOf: (feature: number) => string | undefined, stats: FeatureStats | undefined): FeaturePick {
+  const summary = stats?.features[feature];
+  const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${(summary.density * 100).toFixed(summary.density < 0.01 ? 2 : 1)}% · max ${summary.maxActivation.toFixed(2)}`;
+  const promoted = summary?.logits?.promoted.slice(0, 5).map((e) => JSON.stringify(e.token)).join(" ");
+  return { feature, label: featureDisplayName(feature, labelOf(feature), summary), description, ...(promoted ? { detail: `promotes ${promoted}` } : {}) };
 }
