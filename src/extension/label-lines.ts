@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { appendToDataset, labelLines } from "../core/probes";
+import { describeError } from "./errors";
 import { writableWorkspaceFolder } from "./workspace-files";
 
 /**
@@ -38,6 +39,11 @@ export async function labelSelectedLines(): Promise<void> {
   }
   const root = writableWorkspaceFolder("keep probe datasets");
   if (!root) return;
-  appendToDataset(vscode.Uri.joinPath(datasets, name).fsPath, examples, { root });
+  try {
+    appendToDataset(vscode.Uri.joinPath(datasets, name).fsPath, examples, { root });
+  } catch (error) {
+    void vscode.window.showErrorMessage(describeError(error) ?? String(error));
+    return;
+  }
   void vscode.window.showInformationMessage(`Loupe: ${examples.length} line(s) labelled "${label.trim()}" in ${path.posix.join(".loupe", "datasets", name)}.`);
 }
