@@ -222,14 +222,20 @@ function pickOrder(d_sae: number, labelOf: (feature: number) => string | undefin
     return !stats || (summary && summary.fired > 0) ? 2 : 3;
   };
   const key = (f: number, g: number): number => (g === 1 ? -(stats?.features[f]?.concept?.f1 ?? 0) : g === 2 ? -(stats?.features[f]?.density ?? 0) : 0);
-  const candidates = new Set<number>(labelled.filter((f) => Number.isInteger(f) && f >= 0 && f < d_sae));
-  for (let f = 0; f < Math.min(d_sae, MAX_FEATURE_PICK_ITEMS); f++) candidates.add(f);
-  const ranked = Array.from(candidates, (f) => {
-    const g = group(f);
-    return { f, g, k: key(f, g) };
-  });
-  ranked.sort((a, b) => a.g - b.g || a.k - b.k || a.f - b.f);
-  return ranked.slice(0, MAX_FEATURE_PICK_ITEMS).map((x) => x.f);
+  // The first indices plus labelled features past them, in flat arrays (this runs on the extension host).
+  const first = Math.min(d_sae, MAX_FEATURE_PICK_ITEMS);
+  const beyond = [...new Set(labelled)].filter((f) => Number.isInteger(f) && f >= first && f < d_sae);
+  const features = new Float64Array(first + beyond.length);
+  for (let i = 0; i < first; i++) features[i] = i;
+  features.set(beyond, first);
+  const groups = new Uint8Array(features.length);
+  const keys = new Float64Array(features.length);
+  for (let i = 0; i < features.length; i++) {
+    groups[i] = group(features[i]);
+    keys[i] = key(features[i], groups[i]);
+  }
+  const order = Uint32Array.from(features, (_, i) => i).sort((a, b) => groups[a] - groups[b] || keys[a] - keys[b] || features[a] - features[b]);
+  return Array.from(order.subarray(0, MAX_FEATURE_PICK_ITEMS), (i) => features[i]);
 }
 
 function pickItem(feature: number, labelOf: (feature: number) => string | undefined, stats: FeatureStats | undefined): FeaturePick {
