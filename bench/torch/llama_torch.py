@@ -9,8 +9,9 @@ Dev-time only (Debian's python3-torch; transformers is not used). Writes
       (Metaspace, byte fallback) trained here.
   test/fixtures/tiny-qwen2/  the same files for a Qwen2-style model: q/k/v bias, one key/value head,
       "linear" rope scaling, tied embeddings, and tiny-gpt2's byte-level tokenizer.
-reference.json holds each prompt's tokens, logits and a few hooks, greedy continuations, and an
-intervention (a vector added at one hook and position) with its logits.
+reference.json holds each prompt's tokens, logits and a few hooks (hook_k and hook_v also ungrouped),
+greedy continuations, and two interventions (a vector added at one hook and position; one
+key/value head scaled) with their logits.
 
 The model follows HF's Llama layout (weights named model.layers.L.self_attn.q_proj.weight, [out, in];
 rotary on the two halves of each head) but is written from the equations, not from transformers.
@@ -86,8 +87,12 @@ class Llama:
         y = x @ self.W[name + ".weight"].T
         return y + self.W[name + ".bias"] if bias else y
 
-    def forward(self, ids, edits=None, past=None):
+    def forward(self, ids, edits=None, past=None, ungroup=False):
         """ids: [B, T]. edits: {hook name: fn(x) -> x}. Returns logits and every hook's value.
+
+        hook_k and hook_v hold one slot per key/value head [B, T, KV, Dh], repeated for each query head
+        after the hook (TransformerLens's default); ungroup=True repeats them before the hook instead
+        (TransformerLens's ungroup_grouped_query_attention).
 
         past: keys (after rotary) and values [B, P, H, Dh] of P earlier tokens per layer, or None; the
         cache then also holds "present", the same for all P + T tokens (generation's key/value cache).
@@ -122,11 +127,15 @@ class Llama:
             k = self.linear(x, f"{p}.self_attn.k_proj", qkv_bias).view(B, T, KV, Dh)
             v = self.linear(x, f"{p}.self_attn.v_proj", qkv_bias).view(B, T, KV, Dh)
             # Each query head h reads key/value head h // (H / KV).
-            k = k.repeat_interleave(H // KV, dim=2)
-            v = v.repeat_interleave(H // KV, dim=2)
+            if ungroup:
+                k = k.repeat_interleave(H // KV, dim=2)
+                v = v.repeat_interleave(H // KV, dim=2)
             q = record(f"blocks.{L}.attn.hook_q", q)
             k = record(f"blocks.{L}.attn.hook_k", k)
             v = record(f"blocks.{L}.attn.hook_v", v)
+            if not ungroup:
+                k = k.repeat_interleave(H // KV, dim=2)
+                v = v.repeat_interleave(H // KV, dim=2)
             qr, kr = rotate(q, cos, sin), rotate(k, cos, sin)
             if past is not None:
                 kr = torch.cat([past[L][0], kr], dim=1)
@@ -330,6 +339,7 @@ HOOKS = [
     "blocks.0.hook_resid_mid", "blocks.1.mlp.hook_pre", "blocks.1.mlp.hook_post", "blocks.1.hook_mlp_out",
     "blocks.1.hook_resid_post", "ln_final.hook_normalized",
 ]
+KEY_VALUE_HOOKS = ["blocks.0.attn.hook_k", "blocks.0.attn.hook_v"]
 
 
 def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12):
@@ -352,7 +362,11 @@ def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12):
             logits, cache = model.forward(torch.tensor([ids]))
             # Hooks on the last prompt only, to keep the fixture small.
             hooks = {h: {"shape": list(cache[h].shape), "data": flat(cache[h])} for h in HOOKS} if i == len(prompts) - 1 else {}
-            reference["prompts"].append({**prompt, "logits": flat(logits[0]), "hooks": hooks})
+            entry = {**prompt, "logits": flat(logits[0]), "hooks": hooks}
+            if hooks:
+                _, ungrouped = model.forward(torch.tensor([ids]), ungroup=True)
+                entry["ungrouped_hooks"] = {h: {"shape": list(ungrouped[h].shape), "data": flat(ungrouped[h])} for h in KEY_VALUE_HOOKS}
+            reference["prompts"].append(entry)
         for prompt in prompts:
             tokens, margin = model.greedy(prompt["tokens"], new_tokens)
             # A near tie could flip under float rounding; the fixture would then test nothing stable.
@@ -371,6 +385,17 @@ def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12):
 
         edited, _ = model.forward(torch.tensor([ids]), {hook: add})
         reference["intervention"] = {"tokens": ids, "hook": hook, "position": pos, "vector": flat(vector), "logits": flat(edited[0])}
+        # Another: scale the last key/value head's values at positions 1 and 3 (every query head of its group reads them).
+        head, positions, factor = cfg["num_key_value_heads"] - 1, [1, 3], 0.25
+        kv_hook = "blocks.0.attn.hook_v"
+
+        def scale_head(x):
+            x = x.clone()
+            x[:, positions, head] *= factor
+            return x
+
+        edited, _ = model.forward(torch.tensor([ids]), {kv_hook: scale_head})
+        reference["key_value_intervention"] = {"tokens": ids, "hook": kv_hook, "head": head, "positions": positions, "factor": factor, "logits": flat(edited[0])}
     with open(os.path.join(folder, "reference.json"), "w") as f:
         json.dump(reference, f)
     size = sum(os.path.getsize(os.path.join(folder, x)) for x in os.listdir(folder))

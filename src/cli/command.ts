@@ -43,11 +43,12 @@ export const COMMON_OPTIONS: OptionSpec = {
   model: { type: "string" },
   json: { type: "boolean", default: false },
   "compact-weights": { type: "boolean", default: false },
+  "ungroup-grouped-query-attention": { type: "boolean", default: false },
 };
 
-/** How the common options ask for the model to be loaded (--compact-weights). */
+/** How the common options ask for the model to be loaded (--compact-weights, --ungroup-grouped-query-attention). */
 export function loadOptions(values: ParsedValues): LoadOptions {
-  return { compactWeights: values["compact-weights"] === true };
+  return { compactWeights: values["compact-weights"] === true, ungroupGroupedQueryAttention: values["ungroup-grouped-query-attention"] === true };
 }
 
 /** The bundled reference model, next to the built CLI (dist/cli.js -> models/reference). */

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { LoupeError } from "../core/errors";
+import { resolveModelFolder } from "../core/hub/model-reference";
 import { bundledModelFolder, COMMON_OPTIONS, type CliIo, type Command } from "./command";
 import { auditCommand } from "./commands/audit";
 import { faithfulnessCommand } from "./commands/faithfulness";
@@ -17,21 +18,27 @@ import { attributeCommand } from "./commands/attribute";
 import { featuresCommand } from "./commands/features";
 import { saeCommand } from "./commands/sae";
 import { steerCommand } from "./commands/steer";
+import { pullCommand } from "./commands/pull";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, pullCommand];
 
 export function usage(): string {
   return `Usage:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, "\n  ")}`).join("\n")}
 
-  --model DIR   a Hugging Face GPT-2- or Llama-family folder (config.json, model.safetensors, tokenizer.json);
+  --model DIR|ORG/NAME[@REV]
+                a Hugging Face GPT-2- or Llama-family folder (config.json, model.safetensors or its shards,
+                tokenizer.json), or a repo id in the Hugging Face cache (see loupe pull);
                 default: the bundled reference model.
   --json        machine-readable output.
   --compact-weights
                 keep f16/bf16 weights in memory as stored, cast to float32 layer by layer during every run
-                (a bf16 model takes about a quarter of the memory once loaded; runs are slower, generation most).`;
+                (a bf16 model takes about a quarter of the memory once loaded; runs are slower, generation most).
+  --ungroup-grouped-query-attention
+                grouped-query models: attn.hook_k and attn.hook_v get one slot per query head instead of one per
+                key/value head (TransformerLens's ungroup_grouped_query_attention), e.g. for an SAE trained so.`;
 }
 
 const interrupted = new AbortController();
@@ -57,7 +64,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   } catch (error) {
     throw new LoupeError("bad-argument", `${error instanceof Error ? error.message : String(error)}\n\n  ${command.usage}`);
   }
-  const modelFolder = typeof parsed.values.model === "string" ? parsed.values.model : bundledModelFolder();
+  const modelFolder = typeof parsed.values.model === "string" ? resolveModelFolder(parsed.values.model) : bundledModelFolder();
   return command.run({ values: parsed.values, positionals: parsed.positionals, modelFolder, io });
 }
 

@@ -27,7 +27,9 @@ export type LoupeErrorCode =
   | "model-too-large"
   | "unsafe-path"
   | "file-too-large"
-  | "unsafe-pattern";
+  | "unsafe-pattern"
+  | "offline"
+  | "download-failed";
 
 /** Thrown by long jobs whose AbortSignal fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -11,7 +11,8 @@ import { FeatureLens } from "./feature-lens";
 import { SteeringController } from "./steering";
 import { TokenHoverProvider } from "./hover";
 import { InspectController } from "./inspect-controller";
-import { describeError } from "./errors";
+import { downloadModel, selectModel } from "./model-picker";
+import { inspectChat } from "./chat-command";
 import { ModelHost } from "./model-host";
 
 /** Editor glue only: every computation happens in src/core, in the worker process. */
@@ -69,36 +70,9 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand("loupe.showFaithfulnessReport", (uri?: vscode.Uri) => faithfulness.showSummary(uri)),
     vscode.commands.registerCommand("loupe.chooseLens", () => inspector.chooseLens()),
     vscode.commands.registerCommand("loupe.selectModel", () => selectModel(models)),
+    vscode.commands.registerCommand("loupe.downloadModel", () => downloadModel(models)),
+    vscode.commands.registerCommand("loupe.inspectChat", () => inspectChat(models)),
   );
-}
-
-async function selectModel(models: ModelHost): Promise<void> {
-  const picked = await vscode.window.showQuickPick(
-    [
-      { label: "$(package) Bundled reference model", description: "trained on Loupe's synthetic bench; no download", id: "bundled" },
-      { label: "$(folder-opened) Choose a model folder…", description: "config.json, model.safetensors, tokenizer.json", id: "folder" },
-    ],
-    { title: "Loupe: select the model for this workspace" },
-  );
-  if (!picked) return;
-  if (picked.id === "bundled") {
-    await models.rememberFolder(undefined);
-    void vscode.window.showInformationMessage("Loupe: using the bundled reference model in this workspace.");
-    return;
-  }
-  const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: "Use this model" });
-  const folder = chosen?.[0]?.fsPath;
-  if (!folder) return;
-  // Check the folder before remembering it: config, weights (or graph) and tokenizer, no model built.
-  let description: string;
-  try {
-    description = await models.describeFolder(folder);
-  } catch (error) {
-    void vscode.window.showErrorMessage(`Loupe cannot use ${folder}: ${describeError(error) ?? String(error)}`);
-    return;
-  }
-  await models.rememberFolder(folder);
-  void vscode.window.showInformationMessage(`Loupe: this workspace now uses ${folder} (${description}).`);
 }
 
 export function deactivate(): void {

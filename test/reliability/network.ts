@@ -28,10 +28,10 @@ export interface WatchedRun {
   readonly ms: number;
 }
 
-export function watchedEnv(log: string): NodeJS.ProcessEnv {
+export function watchedEnv(log: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const existing = process.env.NODE_OPTIONS ? `${process.env.NODE_OPTIONS} ` : "";
   // A fresh graph cache: building the graph is part of what is watched.
-  return { ...process.env, NODE_OPTIONS: `${existing}--require ${NET_WATCH}`, LOUPE_NET_LOG: log, LOUPE_CACHE_DIR: path.join(path.dirname(log), "graph-cache") };
+  return { ...process.env, ...extra, NODE_OPTIONS: `${existing}--require ${NET_WATCH}`, LOUPE_NET_LOG: log, LOUPE_CACHE_DIR: path.join(path.dirname(log), "graph-cache") };
 }
 
 export function readAttempts(log: string): NetAttempt[] {
@@ -43,10 +43,10 @@ export function readAttempts(log: string): NetAttempt[] {
     .map((l) => JSON.parse(l) as NetAttempt);
 }
 
-/** Run `node --import tsx ARGS` with the watch on. */
-export function runWatched(name: string, args: readonly string[], log: string): WatchedRun {
+/** Run `node --import tsx ARGS` with the watch on (and `env` added to the environment). */
+export function runWatched(name: string, args: readonly string[], log: string, env: NodeJS.ProcessEnv = {}): WatchedRun {
   const started = performance.now();
-  const r = spawnSync(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT, env: watchedEnv(log), encoding: "utf8", timeout: 180_000 });
+  const r = spawnSync(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT, env: watchedEnv(log, env), encoding: "utf8", timeout: 180_000 });
   return { name, status: r.status, stderr: `${r.stderr ?? ""}${r.error ? String(r.error) : ""}`, ms: performance.now() - started };
 }
 

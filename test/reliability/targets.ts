@@ -12,7 +12,10 @@ import { LoupeError } from "../../src/core/errors";
 import { parseAuditConfig, SEVERITIES } from "../../src/core/audit/config";
 import { parseModelConfig } from "../../src/core/model/config";
 import { buildLensGraph, buildModelGraph } from "../../src/core/model/build-graph";
-import { readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
+import { readSafetensorsIndex, readShardedSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
+import { parseChat } from "../../src/core/chat/messages";
+import { renderChat } from "../../src/core/chat/template";
+import { shardSafetensors } from "../helpers/hub-cache";
 import { parseProbeDataset, tokenLabels } from "../../src/core/probes/dataset";
 import { loadProbe, probeModel, validateProbe } from "../../src/core/probes/probe-file";
 import { scoreRows } from "../../src/core/probes/apply";
@@ -464,6 +467,41 @@ const lensSetting: FuzzTarget = {
   },
 };
 
+// ---------------------------------------------------------------- hub checkpoints and chats
+
+const shardIndex: FuzzTarget = {
+  name: "shard-index",
+  about: "mutated model.safetensors.index.json over two real shards",
+  run(rng, ctx) {
+    const files = once("shards:tiny-llama", () => shardSafetensors(path.join(FIXTURES, "tiny-llama", "model.safetensors"), 2));
+    for (const [name, bytes] of Object.entries(files)) if (name.endsWith(".safetensors")) write(ctx, name, bytes);
+    const index = write(ctx, "model.safetensors.index.json", mutateJsonText(JSON.parse(files["model.safetensors.index.json"].toString()), rng));
+    const merged = readShardedSafetensorsIndex(index);
+    for (const entry of merged.tensors.values()) {
+      expect(path.dirname(path.resolve(merged.dataDir, entry.location)) === fs.realpathSync(ctx.dir), `tensor ${entry.name} is read from outside the folder`);
+      expect(readTensorF32(merged, entry.name).length === entry.shape.reduce((a, b) => a * b, 1), `tensor ${entry.name} read the wrong number of values`);
+    }
+  },
+};
+
+const CHATML_TEMPLATE = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+const chat: FuzzTarget = {
+  name: "chat",
+  about: "mutated chat files through a ChatML template, and mutated templates",
+  run(rng) {
+    const seed = [{ role: "system", content: "Be brief." }, { role: "user", content: randomText(rng, 20) }, { role: "assistant", content: " padded  " }];
+    const template = rng.chance(0.2) ? Buffer.from(mutateBytes(Buffer.from(CHATML_TEMPLATE), rng)).toString("utf8") : CHATML_TEMPLATE;
+    const messages = parseChat(mutateJsonText(seed, rng), "fuzz/chat.json");
+    const rendered = renderChat({ source: template, file: "fuzz/chat_template.jinja", specialTokens: {} }, messages, { addGenerationPrompt: rng.chance(0.5) });
+    rendered.spans.forEach((span, i) => {
+      if (!span) return;
+      const text = rendered.text.slice(span.start, span.end);
+      expect(text === messages[i].content || text === messages[i].content.trim(), `message ${i}'s span holds ${JSON.stringify(text)}`);
+    });
+  },
+};
+
 export const TARGETS: readonly FuzzTarget[] = [
   tokenizerText,
   tokenizerFile,
@@ -480,6 +518,8 @@ export const TARGETS: readonly FuzzTarget[] = [
   probeMessages,
   featureMessages,
   lensSetting,
+  shardIndex,
+  chat,
 ];
 
 /** Targets that misbehave on purpose, so tests can show the runner catches a crash and a hang. */

@@ -11,13 +11,14 @@ import { Tokenizer as NativeTokenizer } from "tokenizers";
 import { parseModelConfig, type LlamaConfig } from "../../src/core/model/config";
 import { HookedModel, prefixKeyValues } from "../../src/core/model/hooked-model";
 import { Tokenizer } from "../../src/core/tokenizer";
-import { hookLayout } from "../../src/core/model/hooks";
-import { hookShape } from "../../src/core/model/interventions";
+import { blockHook, headsAt, hookLayout, hookShape, isKeyValueHook } from "../../src/core/model/hooks";
 import { KvCache } from "../../src/core/model/kv-cache";
 import { ropeInverseFrequencies } from "../../src/core/model/llama-graph";
 import { encodeSafetensors, readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
 import { patchingSweeps } from "../../src/core/patching/sweep";
+import { Sae, saveSae } from "../../src/core/sae";
 import { readUnembedding } from "../../src/core/sae/logit-effects";
+import { main } from "../../src/cli/main";
 import { argmax, maxAbsDiff, type Tensor } from "../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir } from "../helpers/fixtures";
 import { rejectsWith, throwsWith } from "../helpers/errors";
@@ -26,11 +27,18 @@ const TOLERANCE = 1e-4;
 const TINY_LLAMA = path.join(FIXTURES, "tiny-llama");
 const TINY_QWEN2 = path.join(FIXTURES, "tiny-qwen2");
 
+interface Recorded {
+  shape: number[];
+  data: number[];
+}
+
 interface LlamaReference {
   config: Record<string, unknown>;
-  prompts: { text?: string; tokens: number[]; logits: number[]; hooks: Record<string, { shape: number[]; data: number[] }> }[];
+  prompts: { text?: string; tokens: number[]; logits: number[]; hooks: Record<string, Recorded>; ungrouped_hooks?: Record<string, Recorded> }[];
   generations: { tokens: number[]; greedy: number[] }[];
   intervention: { tokens: number[]; hook: string; position: number; vector: number[]; logits: number[] };
+  /** One key/value head scaled at some positions (every query head of its group reads it). */
+  key_value_intervention: { tokens: number[]; hook: string; head: number; positions: number[]; factor: number; logits: number[] };
 }
 
 function readReference(folder: string): LlamaReference {
@@ -79,15 +87,70 @@ for (const [name, folder] of [
       }
     });
 
-    it("matches PyTorch at every recorded hook (q, k before rotary; k, v one slot per query head)", async () => {
+    it("matches PyTorch at every recorded hook (q, k before rotary; k, v one slot per key/value head)", async () => {
       const prompt = reference.prompts.at(-1)!;
       const names = Object.keys(prompt.hooks);
       assert.ok(names.includes("blocks.0.attn.hook_k") && names.includes("ln_final.hook_normalized"));
       const { cache } = await model.runWithCache(prompt.tokens, { names });
       for (const hook of names) {
         assert.deepEqual(cache.get(hook).dims, prompt.hooks[hook].shape, `${hook} shape`);
+        if (isKeyValueHook(hook)) assert.equal(cache.get(hook).dims[2], (model.cfg as LlamaConfig).nKvHeads, `${hook}: one slot per key/value head`);
         const diff = maxAbsDiff(cache.get(hook).data, prompt.hooks[hook].data);
         assert.ok(diff < TOLERANCE, `${hook} differs from PyTorch by ${diff}`);
+      }
+    });
+
+    it("scales one key/value head at attn.hook_v as PyTorch does (all query heads of its group read it)", async () => {
+      const iv = reference.key_value_intervention;
+      const edited = await model.runWithHooks(iv.tokens, [{ hook: iv.hook, kind: "scale", factor: iv.factor, heads: [iv.head], positions: iv.positions }]);
+      const diff = maxAbsDiff(edited.logits.data, iv.logits);
+      assert.ok(diff < TOLERANCE, `edited logits differ from PyTorch by ${diff}`);
+      assert.ok(maxAbsDiff(edited.logits.data, (await model.run(iv.tokens)).data) > 1e-3, "the intervention changed the logits");
+    });
+
+    it("with ungroupGroupedQueryAttention, k and v have one slot per query head, as PyTorch's repeated ones", async () => {
+      const prompt = reference.prompts.at(-1)!;
+      const names = Object.keys(prompt.hooks);
+      const ungrouped = await HookedModel.load(folder, { cacheDir: null, threads: 1, ungroupGroupedQueryAttention: true });
+      try {
+        assert.equal(ungrouped.hookDims.keyValueHeads, model.cfg.nHeads);
+        const { cache, logits } = await ungrouped.runWithCache(prompt.tokens, { names });
+        const recorded = { ...prompt.hooks, ...prompt.ungrouped_hooks };
+        assert.ok(Object.keys(prompt.ungrouped_hooks ?? {}).length > 0, "the reference records ungrouped k and v");
+        for (const hook of names) {
+          assert.deepEqual(cache.get(hook).dims, recorded[hook].shape, `${hook} shape`);
+          const diff = maxAbsDiff(cache.get(hook).data, recorded[hook].data);
+          assert.ok(diff < TOLERANCE, `${hook} differs from PyTorch by ${diff}`);
+        }
+        assert.ok(maxAbsDiff(logits.data, prompt.logits) < TOLERANCE);
+        // Generation with the key/value cache is unchanged by the option.
+        const g = reference.generations[0];
+        assert.deepEqual((await ungrouped.generate(g.tokens, { maxNewTokens: g.greedy.length, stopAtEos: false })).tokens, g.greedy);
+      } finally {
+        await ungrouped.dispose();
+      }
+    });
+
+    it("an intervention on key/value head j acts as the same one on every query head of j's group, ungrouped", async () => {
+      const cfg = model.cfg as LlamaConfig;
+      const groups = cfg.nHeads / cfg.nKvHeads;
+      const tokens = reference.prompts[0].tokens;
+      const ungrouped = await HookedModel.load(folder, { cacheDir: null, threads: 1, ungroupGroupedQueryAttention: true });
+      try {
+        const j = cfg.nKvHeads - 1;
+        const queryHeads = Array.from({ length: groups }, (_, i) => j * groups + i);
+        for (const suffix of ["attn.hook_k", "attn.hook_v"] as const) {
+          const hook = blockHook(0, suffix);
+          const grouped = await model.runWithHooks(tokens, [{ hook, kind: "scale", factor: 0.25, heads: [j], positions: [1, 3] }]);
+          const perQueryHead = await ungrouped.runWithHooks(tokens, [{ hook, kind: "scale", factor: 0.25, heads: queryHeads, positions: [1, 3] }]);
+          const diff = maxAbsDiff(grouped.logits.data, perQueryHead.logits.data);
+          assert.ok(diff < 1e-5, `${hook}: grouped and ungrouped interventions differ by ${diff}`);
+          assert.ok(maxAbsDiff(grouped.logits.data, (await model.run(tokens)).data) > 1e-4, `${hook}: the intervention matters`);
+        }
+        // A head past the key/value heads is refused, naming the range.
+        await assert.rejects(model.runWithHooks(tokens, [{ hook: blockHook(0, "attn.hook_k"), kind: "zero", heads: [cfg.nKvHeads] }]), new RegExp(`head ${cfg.nKvHeads} is out of range \\(0\\.\\.${cfg.nKvHeads - 1}\\)`));
+      } finally {
+        await ungrouped.dispose();
       }
     });
 
@@ -158,10 +221,12 @@ for (const [name, folder] of [
       assert.ok(!model.hookNames.includes("hook_pos_embed"), "rotary models have no positional embedding hook");
       assert.equal(model.hookNames.length, 1 + 13 * model.cfg.nLayers + 1);
       assert.deepEqual(cache.names, [...model.hookNames]);
+      const cfg = model.cfg as LlamaConfig;
       for (const hook of model.hookNames) {
-        const expected = hookShape(model.cfg, hook, 1, T);
+        const expected = hookShape(model.hookDims, hook, 1, T);
         assert.deepEqual(cache.get(hook).dims, expected, hook);
-        if (hookLayout(hook) === "heads") assert.equal(expected[2], model.cfg.nHeads, `${hook} has one slot per query head`);
+        if (hookLayout(hook) === "heads") assert.equal(expected[2], isKeyValueHook(hook) ? cfg.nKvHeads : cfg.nHeads, `${hook}: one slot per ${isKeyValueHook(hook) ? "key/value" : "query"} head`);
+        assert.equal(headsAt(model.hookDims, hook), hookLayout(hook) === "resid" || hookLayout(hook) === "mlp" ? undefined : expected[hookLayout(hook) === "pattern" ? 1 : 2]);
       }
       const pattern = cache.get("blocks.1.attn.hook_pattern");
       // Causal rows summing to one.
@@ -477,6 +542,21 @@ describe("Llama-family graph cache", () => {
       await Promise.all([first.dispose(), second.dispose(), other.dispose()]);
     }
   });
+
+  it("caches the ungrouped-hooks graph under its own key, not the default one's", async () => {
+    const cacheDir = scratchDir("llama-cache");
+    const grouped = await HookedModel.load(TINY_LLAMA, { cacheDir, threads: 1 });
+    const ungrouped = await HookedModel.load(TINY_LLAMA, { cacheDir, threads: 1, ungroupGroupedQueryAttention: true });
+    const again = await HookedModel.load(TINY_LLAMA, { cacheDir, threads: 1, ungroupGroupedQueryAttention: true });
+    try {
+      assert.deepEqual([grouped.graphFromCache, ungrouped.graphFromCache, again.graphFromCache], [false, false, true]);
+      const hook = blockHook(0, "attn.hook_k");
+      const heads = async (m: HookedModel) => (await m.runWithCache([1, 40, 41], { names: [hook] })).cache.get(hook).dims[2];
+      assert.deepEqual([await heads(grouped), await heads(again)], [(grouped.cfg as LlamaConfig).nKvHeads, grouped.cfg.nHeads]);
+    } finally {
+      await Promise.all([grouped.dispose(), ungrouped.dispose(), again.dispose()]);
+    }
+  });
 });
 
 describe("Llama-family half-precision weights", () => {
@@ -553,5 +633,34 @@ describe("Llama-family model folders with problems", () => {
     await rejectsWith(HookedModel.load(untied, { cacheDir: null }), "bad-file", /no "lm_head\.weight" but config\.json says the embeddings are untied/);
     const heads = copyFixture(TINY_LLAMA, (c) => (c.num_key_value_heads = 4));
     await rejectsWith(HookedModel.load(heads, { cacheDir: null }), "bad-shape", /k_proj\.weight" has shape \[24, 48\] but config\.json implies \[48, 48\]/);
+  });
+});
+
+describe("Llama-family SAEs on key/value hooks", () => {
+  /** An SAE on blocks.0.attn.hook_k reading `heads` heads, saved in SAELens's layout. */
+  function keySae(heads: number): string {
+    const cfg = JSON.parse(fs.readFileSync(path.join(TINY_LLAMA, "config.json"), "utf8")) as Record<string, number>;
+    const d_in = heads * cfg.head_dim;
+    const d_sae = 8;
+    const dir = scratchDir("llama-key-sae");
+    const ramp = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+    const sae = new Sae(
+      { architecture: "standard", d_in, d_sae, hook_name: "blocks.0.attn.hook_k", rescale_acts_by_decoder_norm: false, apply_b_dec_to_input: true, normalize_activations: "none", finetuning_scaling_factor: false, dtype: "float32" },
+      { W_enc: ramp(d_in * d_sae), b_enc: new Float32Array(d_sae), W_dec: ramp(d_sae * d_in), b_dec: new Float32Array(d_in) },
+    );
+    saveSae(dir, sae);
+    return dir;
+  }
+
+  it("attaches an SAE of the grouped width by default, and one of the ungrouped width with the CLI flag, naming it otherwise", async () => {
+    const cfg = JSON.parse(fs.readFileSync(path.join(TINY_LLAMA, "config.json"), "utf8")) as Record<string, number>;
+    const prompt = path.join(scratchDir("llama-key-sae-prompt"), "prompt.txt");
+    fs.writeFileSync(prompt, "Mia and Leo went");
+    const io = { out: () => {}, readStdin: () => "" };
+    const features = (sae: string, ...flags: string[]) => main(["features", "--model", TINY_LLAMA, "--sae", sae, "--json", ...flags, prompt], io);
+    assert.equal(await features(keySae(cfg.num_key_value_heads)), 0);
+    const ungroupedSae = keySae(cfg.num_attention_heads);
+    await assert.rejects(features(ungroupedSae), /d_in is 48 but blocks\.0\.attn\.hook_k .* has 24 values per token .*--ungroup-grouped-query-attention/s);
+    assert.equal(await features(ungroupedSae, "--ungroup-grouped-query-attention"), 0);
   });
 });

@@ -4,7 +4,9 @@ import * as path from "node:path";
 import { LoupeError } from "../../src/core/errors";
 import { describeModelFolder } from "../../src/core/model/folder-check";
 import { openModelFolder } from "../../src/core/model/model-folder";
-import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
+import { readTensorF32 } from "../../src/core/model/safetensors";
+import { FIXTURES, scratchDir, TINY_GPT2, TINY_LLAMA } from "../helpers/fixtures";
+import { shardedFolderFiles, writeFolder } from "../helpers/hub-cache";
 
 /** A copy of the tiny GPT-2 folder to break one thing in. */
 function copyOf(prefix: string): string {
@@ -36,7 +38,7 @@ describe("openModelFolder (what Select Model… checks before remembering a fold
     refuses(noTokenizer, "missing-file", /No tokenizer\.json/);
     const sharded = copyOf("sharded");
     fs.renameSync(path.join(sharded, "model.safetensors"), path.join(sharded, "model-00001-of-00002.safetensors"));
-    refuses(sharded, "missing-file", /sharded checkpoint/);
+    refuses(sharded, "missing-file", /shards but no model\.safetensors\.index\.json/);
     const phi = copyOf("phi");
     fs.writeFileSync(path.join(phi, "config.json"), JSON.stringify({ model_type: "phi3" }));
     refuses(phi, "unsupported-architecture", /"phi3"/);
@@ -46,9 +48,36 @@ describe("openModelFolder (what Select Model… checks before remembering a fold
   });
 });
 
+describe("sharded checkpoints (model.safetensors.index.json)", () => {
+  it("reads every shard's tensors as one index, each entry reading from its own shard", () => {
+    const single = openModelFolder(TINY_LLAMA).weights;
+    const sharded = openModelFolder(writeFolder(scratchDir("sharded-llama"), shardedFolderFiles(TINY_LLAMA, 3))).weights;
+    assert.deepEqual([...sharded.tensors.keys()].sort(), [...single.tensors.keys()].sort());
+    assert.equal(new Set([...sharded.tensors.values()].map((e) => e.location)).size, 3);
+    for (const name of single.tensors.keys()) assert.deepEqual(readTensorF32(sharded, name), readTensorF32(single, name), name);
+    assert.match(sharded.path, /model\.safetensors\.index\.json$/);
+  });
+
+  it("names the index and what is wrong with it", () => {
+    const files = shardedFolderFiles(TINY_GPT2);
+    const index = JSON.parse(files["model.safetensors.index.json"].toString()) as { weight_map: Record<string, string> };
+    const write = (name: string, weightMap: unknown) =>
+      writeFolder(scratchDir(name), { ...files, "model.safetensors.index.json": Buffer.from(JSON.stringify({ weight_map: weightMap })) });
+    const [first, second] = Object.keys(index.weight_map);
+    refuses(write("escape", { ...index.weight_map, [first]: "../model.safetensors" }), "bad-file", /index\.json.*not a \.safetensors file beside the index/);
+    refuses(write("wrong-shard", { ...index.weight_map, [first]: index.weight_map[first].includes("00001") ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors" }), "bad-file", /places tensor .* which does not hold it/);
+    refuses(write("no-map", undefined), "bad-file", /no "weight_map"/);
+    const missingShard = writeFolder(scratchDir("missing-shard"), files);
+    fs.rmSync(path.join(missingShard, index.weight_map[second]));
+    refuses(missingShard, "missing-file", /Cannot open .*model-0000\d-of-00002\.safetensors/);
+  });
+});
+
 describe("describeModelFolder (Select Model…'s message)", () => {
   it("describes safetensors and ONNX folders, and refuses what it cannot use", () => {
-    assert.match(describeModelFolder(TINY_GPT2), /^GPT-2 model, 2 layers, d_model \d+, vocabulary \d+$/);
+    const parameters = [...openModelFolder(TINY_GPT2).weights.tensors.values()].reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1), 0);
+    const megabytes = (fs.statSync(path.join(TINY_GPT2, "model.safetensors")).size / 1024 ** 2).toFixed(1);
+    assert.equal(describeModelFolder(TINY_GPT2), `GPT-2 model, 2 layers, d_model 32, vocabulary 320, ${Math.round(parameters / 1000)}k parameters, ${megabytes} MB`);
     assert.match(describeModelFolder(path.join(FIXTURES, "tiny-llama")), /^llama model, 2 layers/);
     assert.match(describeModelFolder(path.join(FIXTURES, "tiny-gpt2-onnx")), /^GPT-2 model, 2 layers, imported from model\.onnx with \d+ hooks$/);
     const phi = copyOf("phi-describe");

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { HookedModel } from "../../src/core/model/hooked-model";
-import { blockHook } from "../../src/core/model/hooks";
+import { blockHook, hookShape } from "../../src/core/model/hooks";
 import { argmax, maxAbsDiff, type Tensor } from "../../src/core/tensor/tensor";
 import { copyTinyModel, FIXTURES, readReference, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 import { rejectsWith } from "../helpers/errors";
@@ -72,7 +72,7 @@ describe("HookedModel (tiny random GPT-2 vs PyTorch)", function () {
     const plain = await model.run(tokens);
     const identities = model.hookNames.flatMap((hook) => [
       { hook, kind: "scale" as const, factor: 1 },
-      { hook, kind: "add" as const, vector: new Float32Array(hook.includes("pattern") || hook.includes("scores") ? tokens.length : hookWidth(model, hook)) },
+      { hook, kind: "add" as const, vector: new Float32Array(hookShape(model.hookDims, hook, 1, tokens.length).at(-1)!) },
     ]);
     const hooked = await model.runWithHooks(tokens, identities);
     assert.deepEqual(Array.from(hooked.logits.data), Array.from(plain.data));
@@ -176,12 +176,6 @@ describe("HookedModel (tiny random GPT-2 vs PyTorch)", function () {
     }
   });
 });
-
-function hookWidth(model: HookedModel, hook: string): number {
-  if (/hook_(q|k|v|z)$/.test(hook)) return model.cfg.dHead;
-  if (/mlp\.hook_(pre|post)$/.test(hook)) return model.cfg.dMlp;
-  return model.cfg.dModel;
-}
 
 describe("HookedModel errors", () => {
   it("names the missing folder", async () => {

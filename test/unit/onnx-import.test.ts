@@ -12,6 +12,7 @@ import { checkOnnxFolder, importOnnxDecoder } from "../../src/core/model/onnx-im
 import { maxAbsDiff, type Tensor } from "../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 import { rejectsWith, throwsWith } from "../helpers/errors";
+import { cacheRepo, withEnv } from "../helpers/hub-cache";
 
 const TINY_ONNX = path.join(FIXTURES, "tiny-gpt2-onnx");
 const CFG = JSON.parse(fs.readFileSync(path.join(TINY_GPT2, "config.json"), "utf8")) as Record<string, unknown>;
@@ -206,11 +207,18 @@ describe("Importing an existing decoder .onnx (tiny GPT-2 exported by torch.onnx
     const dir = onnxFolder({ "onnx/model.onnx": toBinary(onnx.ModelProtoSchema, model), "onnx/weights.bin": Buffer.concat(chunks) });
     assert.ok(fs.statSync(path.join(dir, "onnx/model.onnx")).size < 40_000, "the model file should hold no weights");
     const external = await HookedModel.load(dir, { cacheDir: null, threads: 1 });
+    // The same files in a hub cache: the model file and its weights are symlinks to differently named blobs.
+    const hub = scratchDir("onnx-hub");
+    const files = Object.fromEntries(["config.json", "tokenizer.json", "onnx/model.onnx", "onnx/weights.bin"].map((f) => [f, fs.readFileSync(path.join(dir, f))]));
+    cacheRepo(hub, "loupe-test/onnx-external", files);
+    const fromHub = await withEnv({ HF_HUB_CACHE: hub }, () => HookedModel.load("loupe-test/onnx-external", { cacheDir: null, threads: 1 }));
     try {
       const diff = maxAbsDiff((await native.run(tokens[0])).data, (await external.run(tokens[0])).data);
       assert.ok(diff < TOLERANCE, `logits differ by ${diff}`);
+      assert.deepEqual((await fromHub.run(tokens[0])).data, (await external.run(tokens[0])).data);
     } finally {
       await external.dispose();
+      await fromHub.dispose();
     }
   });
 });

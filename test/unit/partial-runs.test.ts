@@ -99,17 +99,30 @@ for (const [family, folder] of [["GPT-2", TINY_GPT2], ["Llama", TINY_LLAMA]] as 
     }
   });
 
-  it("caches one slot per key/value head, and refuses to cache a change that sets a group's heads apart", async () => {
+  it("caches one slot per key/value head, keeps a change to one of them, and refuses one that sets a group's query heads apart", async () => {
     const heads = cacheHeads(model.cfg);
     assert.equal(heads, family === "Llama" ? 2 : model.cfg.nHeads, "the tiny Llama shares each key/value head between two query heads");
     const { keyValues } = await model.runWithCache(tokens, { names: [], keyValues: true });
     for (const t of [...keyValues!.keys, ...keyValues!.values]) assert.deepEqual(t.dims, [1, heads, tokens.length, model.cfg.dHead]);
+    // attn.hook_k has the cache's heads (TransformerLens's default): a change to one is kept.
     const oneHead: Intervention = { hook: blockHook(0, "attn.hook_k"), kind: "zero", heads: [1] };
-    if (heads < model.cfg.nHeads) await rejectsWith(model.runWithHooks(tokens, [oneHead], { keyValues: true }), /shares each key\/value head among 2 query heads/);
-    else assert.ok((await model.runWithHooks(tokens, [oneHead], { keyValues: true })).keyValues);
-    // Without the cache the same intervention runs, and it matters.
+    const zeroed = (await model.runWithHooks(tokens, [oneHead], { keyValues: true })).keyValues!.keys[0];
+    const T = tokens.length;
+    const Dh = model.cfg.dHead;
+    assert.ok(zeroed.data.subarray(T * Dh, 2 * T * Dh).every((x) => x === 0), "key head 1 of layer 0 is zero in the cache");
+    assert.ok(maxAbsDiff(zeroed.data.subarray(0, T * Dh), keyValues!.keys[0].data.subarray(0, T * Dh)) === 0, "key head 0 is untouched");
+    // The intervention matters.
     const changed = await model.runWithHooks(tokens, [oneHead]);
     assert.ok(maxAbsDiff(changed.logits.data, (await model.run(tokens)).data) > 1e-4);
+    if (family !== "Llama") return;
+    // Ungrouped hooks have one slot per query head: changing one query head's keys cannot be cached.
+    const ungrouped = await HookedModel.load(folder, { cacheDir: null, threads: 1, ungroupGroupedQueryAttention: true });
+    try {
+      await rejectsWith(ungrouped.runWithHooks(tokens, [oneHead], { keyValues: true }), /shares each key\/value head among 2 query heads/);
+      assert.ok((await ungrouped.runWithHooks(tokens, [oneHead])).logits, "without the cache the same intervention runs");
+    } finally {
+      await ungrouped.dispose();
+    }
   });
 
   it("interventions after a prefix act where the full run's would, row by row", async () => {

@@ -123,7 +123,7 @@ describe("patching (tiny random GPT-2)", function () {
     assert.deepEqual(heads.shape, [L, H]);
     assert.deepEqual(byPos.shape, [L, H, T]);
     assert.equal(byPos.raw.length, L * H * T);
-    assert.deepEqual(planSweep("heads_by_pos", model.cfg, T).cells[T + 3], { layer: 0, head: 1, position: 3 });
+    assert.deepEqual(planSweep("heads_by_pos", model.hookDims, T).cells[T + 3], { layer: 0, head: 1, position: 3 });
     // Each (layer, head) cell against a hand-made intervention on the same head.
     for (const [layer, head] of [[0, 1], [1, 3], [1, 0]]) {
       const z = blockHook(layer, "attn.hook_z");
@@ -192,11 +192,11 @@ describe("patching (tiny random GPT-2)", function () {
   it("plans chunks within a memory budget", () => {
     assert.deepEqual(chunks(5, 2), [[0, 2], [2, 4], [4, 5]]);
     const hooks = [blockHook(0, "attn.hook_attn_scores")];
-    assert.equal(rowsPerCall(model.cfg, 26, hooks, 64), 64);
+    assert.equal(rowsPerCall(model.cfg, model.hookDims, 26, hooks, 64), 64);
     // Logits alone are 26 * 320 floats a row: a 1 MB budget holds 31 rows of logits, fewer with the hook.
-    const small = rowsPerCall(model.cfg, 26, hooks, 64, 2 ** 20);
+    const small = rowsPerCall(model.cfg, model.hookDims, 26, hooks, 64, 2 ** 20);
     assert.ok(small >= 1 && small < 31, String(small));
-    assert.throws(() => rowsPerCall(model.cfg, 26, hooks, 0), /positive integer/);
+    assert.throws(() => rowsPerCall(model.cfg, model.hookDims, 26, hooks, 0), /positive integer/);
   });
 });
 

@@ -1,14 +1,19 @@
 import type { InspectResult } from "../../core/inspect";
 import { inspectText } from "../../core/inspect";
 import { HookedModel } from "../../core/model/hooked-model";
+import { traceChatTokens, type ChatText } from "../../core/chat/inspect-chat";
+import { parseChat } from "../../core/chat/messages";
+import { readChatTemplate, renderChat } from "../../core/chat/template";
 import { loadOptions, positiveInt, readInput, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
-export function formatInspect(result: InspectResult, topK: number): string {
-  const header = ["#", "token", "surprisal", "entropy", `top-${topK} next`, ...Array.from({ length: result.nLayers }, (_, l) => `|resid ${l}|`)];
-  const rows = result.tokens.map((t) => [
+/** `column`: an extra column after the token (the message each token of a chat belongs to). */
+export function formatInspect(result: InspectResult, topK: number, column?: { title: string; values: readonly string[] }): string {
+  const header = ["#", "token", ...(column ? [column.title] : []), "surprisal", "entropy", `top-${topK} next`, ...Array.from({ length: result.nLayers }, (_, l) => `|resid ${l}|`)];
+  const rows = result.tokens.map((t, i) => [
     String(t.index),
     `"${visibleToken(t.text)}"`,
+    ...(column ? [column.values[i]] : []),
     fixed(t.surprisal),
     fixed(t.entropy),
     t.top.slice(0, topK).map((p) => `"${visibleToken(p.text)}" ${(p.prob * 100).toFixed(0)}%`).join(" "),
@@ -21,20 +26,34 @@ export function formatInspect(result: InspectResult, topK: number): string {
 
 export const inspectCommand: Command = {
   name: "inspect",
-  usage: `loupe inspect FILE|- [--model DIR] [--top-k N] [--json]
+  usage: `loupe inspect FILE|- [--model DIR] [--top-k N] [--chat [--add-generation-prompt]] [--json]
     Each token with its surprisal (bits), entropy, top next-token predictions and the
-    residual-stream norm after each block.`,
-  options: { "top-k": { type: "string" } },
+    residual-stream norm after each block. --chat: FILE is a chat (JSON array or JSONL of
+    {"role", "content"} messages), rendered with the model's chat template; each token is
+    traced to its message (or marked as the template's).`,
+  options: { "top-k": { type: "string" }, chat: { type: "boolean", default: false }, "add-generation-prompt": { type: "boolean", default: false } },
   async run({ values, positionals, modelFolder, io }) {
-    const text = readInput(positionals[0], io);
+    const input = readInput(positionals[0], io);
+    const chat = values.chat ? renderChatFile(input, positionals[0] ?? "-", modelFolder, values["add-generation-prompt"] === true) : undefined;
     const topK = positiveInt(values, "top-k", 5);
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
-      const result = await inspectText(model, text, { topK });
-      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
+      const result = await inspectText(model, chat?.text ?? input, { topK });
+      if (!chat) {
+        io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
+      } else {
+        const traced = traceChatTokens(result, chat);
+        const labels = traced.tokens.map((t) => (t.message === null ? "template" : `${chat.messages[t.message].role} #${t.message + 1}`));
+        io.out(values.json ? `${JSON.stringify(traced, null, 2)}\n` : `${formatInspect(result, topK, { title: "message", values: labels })}\n`);
+      }
     } finally {
       await model.dispose();
     }
     return 0;
   },
 };
+
+function renderChatFile(text: string, file: string, modelFolder: string, addGenerationPrompt: boolean): ChatText {
+  const messages = parseChat(text, file);
+  return { messages, ...renderChat(readChatTemplate(modelFolder), messages, { addGenerationPrompt }) };
+}

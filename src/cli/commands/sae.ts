@@ -1,4 +1,5 @@
 import * as path from "node:path";
+import { modelName } from "../../core/hub/cache-layout";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { gatherActivations, saveSae, spliceSae, trainTopKSae } from "../../core/sae";
@@ -39,7 +40,7 @@ async function train(values: ParsedValues, corpusFile: string, modelFolder: stri
       epochs: positiveInt(values, "epochs", 3),
       batchSize: positiveInt(values, "batch", 512),
       seed: positiveInt(values, "seed", 1),
-      model_name: path.basename(path.resolve(modelFolder)),
+      model_name: modelName(modelFolder),
       context_size: model.cfg.nCtx,
       prepend_bos: model.prependsBos,
       progressEvery: 50,

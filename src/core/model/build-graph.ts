@@ -1,11 +1,15 @@
 /** Picks the graph builder for a config's architecture, so HookedModel stays architecture-blind. */
 import type { ModelConfig } from "./config";
-import { buildGpt2Graph, buildGpt2LensGraph, type BuiltGraph, type GraphOptions } from "./gpt2-graph";
+import { buildGpt2Graph, buildGpt2LensGraph } from "./gpt2-graph";
+import type { BuiltGraph, GraphOptions } from "./graph-options";
 import { buildLlamaGraph, buildLlamaLensGraph } from "./llama-graph";
 import type { SafetensorsIndex } from "./safetensors";
 
-/** Bump when the Llama graph's layout changes, so graphs cached by an older build are not reused. */
-const LLAMA_GRAPH_VERSION = "llama-v1";
+/**
+ * The layout version of each builder's graphs: bump one when what it builds changes, so graphs
+ * cached by an older build are not reused (test/unit/graph-versions.test.ts fingerprints them).
+ */
+export const GRAPH_VERSIONS = { gpt2: "gpt2-v2", llama: "llama-v2" } as const;
 
 export function buildModelGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   return cfg.architecture === "llama" ? buildLlamaGraph(cfg, weights, options) : buildGpt2Graph(cfg, weights, options);
@@ -15,7 +19,15 @@ export function buildLensGraph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   return cfg.architecture === "llama" ? buildLlamaLensGraph(cfg, weights, options) : buildGpt2LensGraph(cfg, weights, options);
 }
 
-/** The name a built graph is cached under: GPT-2's names are unchanged, so existing caches stay valid. */
-export function graphCacheName(cfg: ModelConfig, part: "model" | "lens"): string {
-  return cfg.architecture === "llama" ? `${LLAMA_GRAPH_VERSION}:${part}` : part;
+/**
+ * The parts of a built graph's cache key that are not the config and the weights header: the
+ * builder's version, the graph asked for, and every option that changes what is built (an option
+ * is named only when it changes the graph, so the default graph's key does not depend on it).
+ */
+export function graphKeyParts(cfg: ModelConfig, part: "model" | "lens", options: GraphOptions): string[] {
+  const parts = [`${GRAPH_VERSIONS[cfg.architecture]}:${part}`];
+  if (options.compactWeights) parts.push("compact-weights");
+  const grouped = cfg.architecture === "llama" && cfg.nKvHeads < cfg.nHeads;
+  if (part === "model" && grouped && options.ungroupGroupedQueryAttention) parts.push("ungrouped-key-value-hooks");
+  return parts;
 }

@@ -1,77 +1,26 @@
 /**
  * Builds the ONNX graph of a GPT-2-family model straight from its safetensors weights.
  *
- * Every TransformerLens hook is a graph output, and every hook is also an intervention point:
- *   out = x * (1 + gain) + write
- * with `gain` and `write` graph inputs. Fed zeros (a one-element zero broadcasts), the hook is
- * exactly the identity, so a run with no interventions is bit-identical to a plain run. Replace,
- * add, scale and zero are all choices of (gain, write) per batch row and position.
- * (A sparse form, GatherND/ScatterND over the changed slots only, measured no faster on the
- * reference model's sweeps and slower per call: onnxruntime copies x for ScatterND anyway.)
+ * Every TransformerLens hook is a graph output and an intervention point (hook-point.ts), and the
+ * graph's inputs and outputs are the ones named there: past keys and values, rows that start at a
+ * later block (resid_in:L) and logit positions included.
  */
 import type { Gpt2Config as ModelConfig } from "./config";
-import { allHookNames, blockHook, type BlockHookSuffix } from "./hooks";
+import type { BuiltGraph, GraphOptions } from "./graph-options";
+import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, residInput } from "./hook-point";
+import { allHookNames } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
 import type { SafetensorsIndex } from "./safetensors";
 import { WeightTable } from "./weight-table";
-
-export const GRAPH_INPUTS = { ids: "input_ids", positions: "position_ids", mask: "attention_mask", logits: "logits" } as const;
-
-/**
- * Inputs the GPT-2 graph has and other graphs may lack (HookedModel checks a session's inputs).
- * logit_positions [k]: the positions whose logits are computed. The last block then runs its
- * attention queries, MLP and everything after only there (keys and values at every position):
- * its hooks from attn_scores on, and ln_final.hook_normalized, hold those positions only. A
- * patched run is scored at one position, and the last block and the unembedding are most of a
- * small model's work.
- */
-export const LOGIT_POSITIONS = "logit_positions";
-
-/**
- * resid_in:L [rows, pos, d_model], for L >= 1: rows that start at block L, their hook_resid_pre
- * given. They join the batch after the rows already there, so block L sees the rows started at or
- * before it (attention_mask covers every row, in that order). Empty ([0, pos, d_model]) for a plain run.
- */
-export function residInput(layer: number): string {
-  return `resid_in:${layer}`;
-}
-
-/** Key/value cache inputs and outputs, [batch, heads, tokens, d_head]; the same names as the Llama graph's KV_IO. */
-export const PAST_IO = {
-  pastKey: (layer: number) => `past_key:${layer}`,
-  pastValue: (layer: number) => `past_value:${layer}`,
-  presentKey: (layer: number) => `present_key:${layer}`,
-  presentValue: (layer: number) => `present_value:${layer}`,
-} as const;
-
-export function gainInput(hook: string): string {
-  return `gain:${hook}`;
-}
-export function writeInput(hook: string): string {
-  return `write:${hook}`;
-}
-
-/** Masked attention scores get this value rather than -inf, so a fully masked row (padding) stays finite. */
-export const MASKED_SCORE = -1e9;
-
-export interface BuiltGraph {
-  readonly bytes: Uint8Array;
-  readonly hookNames: string[];
-}
-
-export interface GraphOptions {
-  /** Keep f16/bf16 weight matrices as stored and cast them during each run (see WeightTable). */
-  readonly compactWeights?: boolean;
-}
 
 export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   const g = new GraphBuilder();
   const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?", options.compactWeights ?? false);
   const { dModel: D, nHeads: H, dHead: Dh, dMlp: M, nCtx, dVocab: V } = cfg;
 
-  const ids = g.input(GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
-  const positions = g.input(GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
-  const mask = g.input(GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "total"]);
+  const ids = g.input(GRAPH_IO.ids, DataType.INT64, ["batch", "pos"]);
+  const positions = g.input(GRAPH_IO.positions, DataType.INT64, ["batch", "pos"]);
+  const mask = g.input(GRAPH_IO.mask, DataType.FLOAT, ["batch", "total"]);
   const logitPositions = g.input(LOGIT_POSITIONS, DataType.INT64, ["k"]);
   // Keys and values of earlier tokens (batch 1, stretched over the batch, or the run's batch): a run
   // can continue from a prefix without recomputing it. Empty ([1, H, 0, Dh]) for a plain run.
@@ -82,20 +31,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
     past.push(pair);
   }
 
-  const one = g.floatInitializer("const:one_f", [], [1]);
-  const hookNames: string[] = [];
-  /** Route a value through a hook: an intervention point, then a named graph output. */
-  const hook = (name: string, x: string): string => {
-    const gain = g.input(gainInput(name), DataType.FLOAT);
-    const write = g.input(writeInput(name), DataType.FLOAT);
-    // Two passes over x; 1 + gain costs nothing for the idle one-element gain.
-    const kept = g.op("Mul", [x, g.op("Add", [gain, one])]);
-    const out = g.op("Add", [kept, write], {}, name);
-    g.output(name, DataType.FLOAT);
-    hookNames.push(name);
-    return out;
-  };
-  const bhook = (layer: number, suffix: BlockHookSuffix, x: string) => hook(blockHook(layer, suffix), x);
+  const hooks = new HookPoints(g);
 
   // Shape constants.
   const shapeHeads = g.int64Initializer("shape:heads", [4], [0, 0, H, Dh]);
@@ -136,15 +72,15 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
     const epsilon = { floatValue: cfg.layerNormEps };
     // Without a hook to expose, one fused op applies the affine too (two passes fewer).
     if (!normalizedHook) return g.op("LayerNormalization", [x, w.get(`${prefix}.weight`, [D]), w.get(`${prefix}.bias`, [D])], { axis: -1, epsilon });
-    const normalized = hook(normalizedHook, g.op("LayerNormalization", [x, ones, zeros], { axis: -1, epsilon }));
+    const normalized = hooks.at(normalizedHook, g.op("LayerNormalization", [x, ones, zeros], { axis: -1, epsilon }));
     const scaled = g.op("Mul", [normalized, w.get(`${prefix}.weight`, [D])]);
     return g.op("Add", [scaled, w.get(`${prefix}.bias`, [D])]);
   };
   const linear = (x: string, prefix: string, dIn: number, dOut: number): string =>
     g.op("Add", [g.op("MatMul", [x, w.get(`${prefix}.weight`, [dIn, dOut], x)]), w.get(`${prefix}.bias`, [dOut])]);
 
-  const embed = hook("hook_embed", w.rows("wte.weight", [V, D], ids));
-  const posEmbed = hook("hook_pos_embed", w.rows("wpe.weight", [nCtx, D], positions));
+  const embed = hooks.at("hook_embed", w.rows("wte.weight", [V, D], ids));
+  const posEmbed = hooks.at("hook_pos_embed", w.rows("wpe.weight", [nCtx, D], positions));
   let resid = g.op("Add", [embed, posEmbed]);
 
   for (let L = 0; L < cfg.nLayers; L++) {
@@ -154,12 +90,12 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
     const rowsHere = g.op("Slice", [g.op("Shape", [resid]), zero1, one1]);
     const allowedHere = g.op("Slice", [allowed, zero1, rowsHere, zero1]);
     const batchOnes = g.op("Concat", [rowsHere, ones3], { axis: 0 });
-    resid = bhook(L, "hook_resid_pre", resid);
+    resid = hooks.block(L, "hook_resid_pre", resid);
     const qkv = linear(layerNorm(resid, `${p}.ln_1`), `${p}.attn.c_attn`, D, 3 * D);
     const [qFlat, kFlat, vFlat] = g.opMulti("Split", [qkv, splitQkv], [g.fresh("q"), g.fresh("k"), g.fresh("v")], { axis: -1 });
-    const q = bhook(L, "attn.hook_q", g.op("Reshape", [qFlat, shapeHeads]));
-    const k = bhook(L, "attn.hook_k", g.op("Reshape", [kFlat, shapeHeads]));
-    const v = bhook(L, "attn.hook_v", g.op("Reshape", [vFlat, shapeHeads]));
+    const q = hooks.block(L, "attn.hook_q", g.op("Reshape", [qFlat, shapeHeads]));
+    const k = hooks.block(L, "attn.hook_k", g.op("Reshape", [kFlat, shapeHeads]));
+    const v = hooks.block(L, "attn.hook_v", g.op("Reshape", [vFlat, shapeHeads]));
     // The last block needs every position's keys and values, but nothing reads its other outputs
     // except at the positions whose logits are computed: from its queries on, it runs only there.
     const last = L === cfg.nLayers - 1;
@@ -170,26 +106,25 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
     const kT = g.op("Transpose", [withPast(past[L][0], k, PAST_IO.presentKey(L), batchOnes)], { perm: [0, 1, 3, 2] });
     const vT = withPast(past[L][1], v, PAST_IO.presentValue(L), batchOnes);
     const rawScores = g.op("Mul", [g.op("MatMul", [qT, kT]), invSqrtDh]);
-    const scores = bhook(L, "attn.hook_attn_scores", g.op("Where", [queryMask, rawScores, maskedScore]));
-    const pattern = bhook(L, "attn.hook_pattern", g.op("Softmax", [scores], { axis: -1 }));
-    const z = bhook(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
-    const attnOut = bhook(L, "hook_attn_out", linear(g.op("Reshape", [z, shapeFlat]), `${p}.attn.c_proj`, D, D));
-    resid = bhook(L, "hook_resid_mid", g.op("Add", [resid, attnOut]));
-    const pre = bhook(L, "mlp.hook_pre", linear(layerNorm(resid, `${p}.ln_2`), `${p}.mlp.c_fc`, D, M));
-    const post = bhook(L, "mlp.hook_post", activation(g, cfg.activation, pre));
-    const mlpOut = bhook(L, "hook_mlp_out", linear(post, `${p}.mlp.c_proj`, M, D));
-    resid = bhook(L, "hook_resid_post", g.op("Add", [resid, mlpOut]));
+    const scores = hooks.block(L, "attn.hook_attn_scores", g.op("Where", [queryMask, rawScores, maskedScore]));
+    const pattern = hooks.block(L, "attn.hook_pattern", g.op("Softmax", [scores], { axis: -1 }));
+    const z = hooks.block(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
+    const attnOut = hooks.block(L, "hook_attn_out", linear(g.op("Reshape", [z, shapeFlat]), `${p}.attn.c_proj`, D, D));
+    resid = hooks.block(L, "hook_resid_mid", g.op("Add", [resid, attnOut]));
+    const pre = hooks.block(L, "mlp.hook_pre", linear(layerNorm(resid, `${p}.ln_2`), `${p}.mlp.c_fc`, D, M));
+    const post = hooks.block(L, "mlp.hook_post", activation(g, cfg.activation, pre));
+    const mlpOut = hooks.block(L, "hook_mlp_out", linear(post, `${p}.mlp.c_proj`, M, D));
+    resid = hooks.block(L, "hook_resid_post", g.op("Add", [resid, mlpOut]));
   }
 
   const final = layerNorm(resid, "ln_f", "ln_final.hook_normalized");
   // Tied models unembed with the token embedding; untied ones carry lm_head.weight [V, D].
   const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
-  w.timesTransposed(final, unembedName, [V, D], GRAPH_INPUTS.logits);
-  g.output(GRAPH_INPUTS.logits, DataType.FLOAT);
+  w.timesTransposed(final, unembedName, [V, D], GRAPH_IO.logits);
+  g.output(GRAPH_IO.logits, DataType.FLOAT);
 
-  const expected = allHookNames(cfg.nLayers);
-  if (expected.length !== hookNames.length) throw new Error("internal: GPT-2 graph is missing hooks");
-  return { bytes: g.toBytes("loupe-gpt2"), hookNames };
+  hooks.checkAgainst(allHookNames(cfg.nLayers), "GPT-2");
+  return { bytes: g.toBytes("loupe-gpt2"), hookNames: hooks.names };
 }
 
 function activation(g: GraphBuilder, kind: ModelConfig["activation"], x: string): string {
@@ -202,8 +137,6 @@ function activation(g: GraphBuilder, kind: ModelConfig["activation"], x: string)
       return g.op("Relu", [x]);
   }
 }
-
-export const LENS_IO = { resid: "resid", target: "target", k: "k", topLogprobs: "top_logprobs", topIds: "top_ids", targetLogprob: "target_logprob", entropy: "entropy" } as const;
 
 /**
  * The logit lens as its own small graph: residual vectors [N, d_model] through ln_final and the

@@ -16,16 +16,22 @@ import type { Encoding, Tokenizer } from "../tokenizer";
 import { ActivationCache } from "./activation-cache";
 import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
-import { buildLensGraph, buildModelGraph, graphCacheName } from "./build-graph";
-import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput, writeInput } from "./gpt2-graph";
+import { buildLensGraph, buildModelGraph, graphKeyParts } from "./build-graph";
+import { gainInput, GRAPH_IO, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput, writeInput } from "./hook-point";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
-import { hookLayer, hookLayout, hookNamesFor } from "./hooks";
-import { KvCache } from "./kv-cache";
-import { compileInterventions, type CompiledHook, type Intervention } from "./interventions";
+import type { GraphOptions } from "./graph-options";
+import { hookDims, hookLayout, hookNamesFor, isKeyValueHook, narrowedByLogitPositions, positionAxis, type HookDims } from "./hooks";
+import { cacheHeads, KvCache, type KeyValues } from "./kv-cache";
+import { stopTokenIds } from "./stop-tokens";
+import { compileInterventions, type Intervention } from "./interventions";
+import { resolveModelFolder } from "../hub/model-reference";
 import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
+import { fedLogitPositions, firstPosition, padBatch, pickPositions, rowsAtHook, selectPositions, type PaddedBatch, type TokenBatch } from "./run-layout";
+import type { SafetensorsIndex } from "./safetensors";
 
-export type TokenBatch = readonly (readonly number[])[];
+export { cacheHeads, prefixKeyValues, type KeyValues } from "./kv-cache";
+export type { TokenBatch } from "./run-layout";
 
 /** A prompt's tokens: the template's leading tokens (if any), then the text's own. */
 export interface PromptEncoding extends Encoding {
@@ -44,6 +50,14 @@ export interface LoadOptions {
    * float32 weights or imported .onnx models.
    */
   readonly compactWeights?: boolean;
+  /**
+   * Grouped-query models (most Llama-family ones): attn.hook_k and attn.hook_v get one slot per
+   * query head, each key/value head repeated for its group, instead of one per key/value head
+   * (TransformerLens's ungroup_grouped_query_attention; off by default, as there). Interventions
+   * there then address query heads, and a run that changes one head of a group cannot return the
+   * key/value cache. No effect on other models.
+   */
+  readonly ungroupGroupedQueryAttention?: boolean;
 }
 
 export interface RunOptions {
@@ -84,14 +98,6 @@ export interface StartAt {
   readonly resid: Tensor;
 }
 
-/**
- * Keys and values of a run's tokens, one [batch, heads, tokens, d_head] tensor per layer; heads
- * are the key/value heads (cacheHeads), fewer than the query heads in a grouped-query model.
- */
-export interface KeyValues {
-  readonly keys: readonly Tensor[];
-  readonly values: readonly Tensor[];
-}
 
 export interface RunResult {
   /** [batch, pos, d_vocab], or [batch, k, d_vocab] for the `logitPositions` asked for. */
@@ -103,24 +109,14 @@ export interface RunResult {
   readonly keyValues?: KeyValues;
 }
 
-/** The first `length` tokens of batch row `row` of `kv`, as a batch-1 prefix for RunOptions.prefix. */
-export function prefixKeyValues(kv: KeyValues, row: number, length: number): KeyValues {
-  const cut = (t: Tensor): Tensor => {
-    const [B, H, T, Dh] = t.dims;
-    if (!Number.isInteger(row) || row < 0 || row >= B) throw new LoupeError("bad-argument", `prefixKeyValues: batch row ${row} is out of range (0..${B - 1}).`);
-    if (!Number.isInteger(length) || length < 0 || length > T) throw new LoupeError("bad-argument", `prefixKeyValues: a prefix of ${length} tokens is not within the ${T} cached.`);
-    const out = new Float32Array(H * length * Dh);
-    for (let h = 0; h < H; h++) out.set(t.data.subarray(((row * H + h) * T) * Dh, ((row * H + h) * T + length) * Dh), h * length * Dh);
-    return tensor(out, [1, H, length, Dh]);
-  };
-  return { keys: kv.keys.map(cut), values: kv.values.map(cut) };
-}
-
 export interface GenerateOptions extends SamplingOptions {
   readonly maxNewTokens?: number;
   /** Stop when the continuation contains one of these strings (the string is cut off). */
   readonly stop?: readonly string[];
-  /** Stop at the end-of-text token (default true). */
+  /**
+   * Stop at an end-of-sequence token (default true): generation_config.json's eos_token_id (all of
+   * them), config.json's, the tokenizer's, and at a BOS the model emits (stop-tokens.ts).
+   */
   readonly stopAtEos?: boolean;
   readonly interventions?: readonly Intervention[];
   /**
@@ -155,12 +151,17 @@ export interface LensResult {
 
 export class HookedModel {
   readonly hookNames: readonly string[];
+  /** The sizes that set each hook's shape (hooks.ts hookShape): attn.hook_k|v's head count included. */
+  readonly hookDims: HookDims;
   private readonly hookSet: ReadonlySet<string>;
-  private readonly idleInterventions: Record<string, ort.Tensor>;
+  private readonly idleFeeds: Record<string, ort.Tensor>;
   /** Whether the graph takes past keys/values (RunOptions.prefix) and logit positions. */
   private readonly hasPast: boolean;
   private readonly hasLogitPositions: boolean;
   private readonly hasStartAt: boolean;
+
+  /** The tokens that end a generation (read once, at the first generate). */
+  private stopIds: Set<number> | undefined;
 
   private constructor(
     readonly folder: string,
@@ -169,17 +170,19 @@ export class HookedModel {
     private readonly session: ort.InferenceSession,
     private readonly lensSession: ort.InferenceSession | undefined,
     readonly graphFromCache: boolean,
+    graphOptions: GraphOptions,
     /** For an imported .onnx: the hooks its graph provides, and why the others are missing. */
     private readonly imported?: Pick<ImportedGraph, "hookNames" | "unavailable" | "modelFile">,
   ) {
     this.hookNames = imported?.hookNames ?? hookNamesFor(cfg);
+    this.hookDims = hookDims(cfg, graphOptions);
     this.hookSet = new Set(this.hookNames);
-    // One shared zero broadcasts to every hook: the identity intervention.
+    // What every run feeds unless it says otherwise. One shared zero broadcasts to every hook: the identity intervention.
     const zero = new ort.Tensor("float32", new Float32Array(1), [1]);
-    this.idleInterventions = {};
+    this.idleFeeds = {};
     for (const name of this.hookNames) {
-      this.idleInterventions[gainInput(name)] = zero;
-      this.idleInterventions[writeInput(name)] = zero;
+      this.idleFeeds[gainInput(name)] = zero;
+      this.idleFeeds[writeInput(name)] = zero;
     }
     this.hasPast = session.inputNames.includes(PAST_IO.pastKey(0));
     this.hasLogitPositions = session.inputNames.includes(LOGIT_POSITIONS);
@@ -188,40 +191,40 @@ export class HookedModel {
     if (this.hasPast) {
       const empty = new ort.Tensor("float32", new Float32Array(0), [1, cacheHeads(cfg), 0, cfg.dHead]);
       for (let L = 0; L < cfg.nLayers; L++) {
-        this.idleInterventions[PAST_IO.pastKey(L)] ??= empty;
-        this.idleInterventions[PAST_IO.pastValue(L)] ??= empty;
+        this.idleFeeds[PAST_IO.pastKey(L)] ??= empty;
+        this.idleFeeds[PAST_IO.pastValue(L)] ??= empty;
       }
     }
   }
 
   /**
-   * Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors, tokenizer.json.
+   * Load a Hugging Face GPT-2- or Llama-family folder: config.json, model.safetensors (or its
+   * shards), tokenizer.json; or a hub repo id (`ORG/NAME[@REV]`) already in the Hugging Face cache.
    * A folder with a decoder .onnx (model.onnx or onnx/model.onnx) instead of model.safetensors is
    * imported (onnx-import.ts): its residual stream becomes hooks; hookNames lists what it provides.
    */
-  static async load(folder: string, options: LoadOptions = {}): Promise<HookedModel> {
+  static async load(reference: string, options: LoadOptions = {}): Promise<HookedModel> {
+    const folder = resolveModelFolder(reference);
     // A folder with a decoder .onnx and no model.safetensors: import the graph as it is.
-    const onnxFile = fs.existsSync(folder) && fs.statSync(folder).isDirectory() ? findOnnxModelFile(path.resolve(folder)) : undefined;
-    if (onnxFile) return HookedModel.loadOnnx(path.resolve(folder), onnxFile, options);
-    const { dir, cfg, weightsFile, weights, tokenizer } = openModelFolder(folder);
+    const onnxFile = fs.existsSync(folder) && fs.statSync(folder).isDirectory() ? findOnnxModelFile(folder) : undefined;
+    if (onnxFile) return HookedModel.loadOnnx(folder, onnxFile, options);
+    const { dir, cfg, weights, tokenizer } = openModelFolder(folder);
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
-    const compactWeights = options.compactWeights ?? false;
-    // The compact graph differs from the default one, so the option is part of the key (appended
-    // only when on, so graphs cached before the option existed stay valid).
-    const key = (graphName: string) =>
-      graphKey([graphName, JSON.stringify(cfg), path.basename(weightsFile), weights.headerText, ...(compactWeights ? ["compact-weights"] : [])]);
-    const graph = cachedGraph(cacheDir, key(graphCacheName(cfg, "model")), () => buildModelGraph(cfg, weights, { compactWeights }).bytes);
-    const lensGraph = cachedGraph(cacheDir, key(graphCacheName(cfg, "lens")), () => buildLensGraph(cfg, weights, { compactWeights }));
-    const session = await createSession(graph.bytes, dir, options.threads);
-    const lensSession = await createSession(lensGraph.bytes, dir, options.threads);
-    return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache);
+    const graphOptions: GraphOptions = { compactWeights: options.compactWeights ?? false, ungroupGroupedQueryAttention: options.ungroupGroupedQueryAttention ?? false };
+    // A graph depends on the builder, the options that change it, the config and the weights (their files' names and header).
+    const key = (part: "model" | "lens") => graphKey([...graphKeyParts(cfg, part, graphOptions), JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
+    const graph = cachedGraph(cacheDir, key("model"), () => buildModelGraph(cfg, weights, graphOptions).bytes);
+    const lensGraph = cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions));
+    const session = await createSession(graph.bytes, weights.dataDir, options.threads);
+    const lensSession = await createSession(lensGraph.bytes, weights.dataDir, options.threads);
+    return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache, graphOptions);
   }
 
   private static async loadOnnx(dir: string, modelFile: string, options: LoadOptions): Promise<HookedModel> {
     const { cfg, tokenizer } = openOnnxFolder(dir, modelFile);
     let imported = importOnnxDecoder(modelFile, cfg);
     // External data (a side file, or the .onnx's own bytes) is found beside the model file.
-    let session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
+    let session = await createSession(imported.bytes, imported.dataDir, options.threads);
     let headed: boolean;
     try {
       headed = await patternsHaveHeads(session, imported.hookNames, cfg);
@@ -232,10 +235,10 @@ export class HookedModel {
     if (!headed) {
       await session.release();
       imported = importOnnxDecoder(modelFile, cfg, { patterns: false });
-      session = await createSession(imported.bytes, path.dirname(modelFile), options.threads);
+      session = await createSession(imported.bytes, imported.dataDir, options.threads);
     }
-    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, path.dirname(modelFile), options.threads) : undefined;
-    return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, imported);
+    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, imported.dataDir, options.threads) : undefined;
+    return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
   }
 
   /** Whether this model was imported from an existing .onnx (hooks found by structure; see hookNames). */
@@ -250,7 +253,8 @@ export class HookedModel {
    * with them and predict much worse without. Tokens a template puts after the text (an EOS) are
    * left off: a prompt is continued, not ended. GPT-2, Qwen2 and the reference model add nothing
    * before a text, so their prompts are the text's own tokens. The leading tokens have the empty
-   * range [0, 0]: nothing in the text to draw.
+   * range [0, 0]: nothing in the text to draw. A text that begins with them itself (a chat rendered
+   * by its template) is read as written, as apply_chat_template's tokens are.
    *
    * Fragments that continue a text (an answer such as " Mia", a count of a slice's tokens) are
    * encoded with `tokenizer.encode(text)` instead.
@@ -259,7 +263,9 @@ export class HookedModel {
     const own = this.tokenizer.encode(text);
     // null: the post-processor does something no probe text could place; read the text alone.
     const leading = this.tokenizer.leadingTemplateIds() ?? [];
-    if (leading.length === 0) return { ...own, lead: 0 };
+    // A text that already starts with them (a rendered chat template writes its own <s>) gets no second copy.
+    const written = leading.every((id, i) => own.ids[i] === id);
+    if (leading.length === 0 || written) return { ...own, lead: 0 };
     return {
       ids: [...leading, ...own.ids],
       tokens: [...leading.map((id) => this.tokenizer.idToToken(id) ?? ""), ...own.tokens],
@@ -315,7 +321,8 @@ export class HookedModel {
     if (tokens.length === 0) throw new LoupeError("empty-input", "Nothing to continue: the prompt is empty.");
     const maxNew = options.maxNewTokens ?? 32;
     const stopAtEos = options.stopAtEos ?? true;
-    const eos = this.tokenizer.eosTokenId ?? this.cfg.eosTokenId;
+    this.stopIds ??= stopTokenIds(this.folder, this.tokenizer);
+    const stops = this.stopIds;
     const start = tokens.length;
     const random = options.seed === undefined ? undefined : seededRandom(options.seed);
     let stopReason: Generation["stopReason"] = "max-tokens";
@@ -340,7 +347,7 @@ export class HookedModel {
         last = logits.data.subarray((tokens.length - 1) * V, tokens.length * V);
       }
       const next = chooseNextToken(last, options, random);
-      if (stopAtEos && next === eos) {
+      if (stopAtEos && stops.has(next)) {
         stopReason = "eos";
         break;
       }
@@ -409,91 +416,95 @@ export class HookedModel {
     throw new LoupeError("bad-argument", `Unknown hook "${name}". This model's hooks are TransformerLens names such as blocks.0.hook_resid_post (0..${this.cfg.nLayers - 1}).`);
   }
 
+  /**
+   * One run of the graph: check and lay out the batch, feed tokens, rows started at later blocks,
+   * logit positions, a prefix's keys and values and the interventions, then read the outputs back
+   * in the shapes RunResult promises.
+   */
   private async forward(batch: TokenBatch, interventions: readonly Intervention[], fetch: readonly string[], options: Omit<RunOptions, "names">): Promise<RunResult> {
-    const signal = options.signal;
-    throwIfAborted(signal);
+    throwIfAborted(options.signal);
+    const run = this.layOut(batch, interventions, options);
+    const feeds: Record<string, ort.Tensor> = {
+      ...this.idleFeeds,
+      ...this.tokenFeeds(run),
+      ...this.startAtFeeds(run, options.startAt),
+      ...this.logitPositionFeeds(run),
+      ...prefixFeeds(options.prefix),
+      ...this.interventionFeeds(run, interventions),
+    };
+    const keyValueNames = options.keyValues ? this.keyValueOutputs(interventions) : [];
+    const outputs = await this.session.run(feeds, [GRAPH_IO.logits, ...fetch, ...keyValueNames]);
+    throwIfAborted(options.signal);
+    return this.readOutputs(run, outputs, fetch, options);
+  }
+
+  /** Check a run's inputs against the model and each other, and work out its layout (RunLayout). */
+  private layOut(batch: TokenBatch, interventions: readonly Intervention[], options: Omit<RunOptions, "names">): RunLayout {
     if (batch.length === 0 || batch.some((row) => row.length === 0)) {
       throw new LoupeError("empty-input", "Nothing to run: the text is empty. Select some text first.");
     }
-    const lengths = batch.map((row) => row.length);
-    const T = Math.max(...lengths);
     const B = batch.length;
-    const prefix = options.prefix;
-    const P = prefix ? this.checkPrefix(prefix, B, interventions) : 0;
+    const P = options.prefix ? this.checkPrefix(options.prefix, B, interventions) : 0;
+    const T = Math.max(...batch.map((row) => row.length));
     if (P + T > this.cfg.nCtx) {
       throw new LoupeError(
         "context-overflow",
         `The text is ${P + T} tokens long but this model's context window is ${this.cfg.nCtx} tokens. Select a shorter passage.`,
       );
     }
-    // Rows present at each block: those started at or before it.
+    const padded = padBatch(batch, P, this.tokenizer.eosTokenId ?? 0, this.cfg.dVocab);
     const starts = options.startAt ? this.checkStartAt(options.startAt, B, T) : undefined;
-    const B0 = starts ? starts.filter((l) => l === 0).length : B;
-    const rowsAt = (hook: string): number => {
-      const layer = hookLayer(hook);
-      if (!starts) return B;
-      if (layer === undefined) return hook === "hook_embed" || hook === "hook_pos_embed" ? B0 : B;
-      return starts.filter((l) => l <= layer).length;
-    };
-    const logitPositions = options.logitPositions;
-    for (const p of logitPositions ?? []) {
+    const asked = options.logitPositions;
+    for (const p of asked ?? []) {
       if (!Number.isInteger(p) || p < 0 || p >= T) throw new LoupeError("bad-argument", `Logit position ${p} is outside the tokens run (0..${T - 1}).`);
     }
-    const pad = this.tokenizer.eosTokenId ?? 0;
-    const ids = new BigInt64Array(B * T);
-    const positions = new BigInt64Array(B * T);
-    // The mask covers prefix (all real) and tokens.
-    const mask = new Float32Array(B * (P + T));
-    batch.forEach((row, b) => {
-      mask.fill(1, b * (P + T), b * (P + T) + P);
-      for (let t = 0; t < T; t++) {
-        const real = t < row.length;
-        const id = real ? row[t] : pad;
-        if (!Number.isInteger(id) || id < 0 || id >= this.cfg.dVocab) {
-          throw new LoupeError("bad-argument", `Token id ${id} is outside the vocabulary (0..${this.cfg.dVocab - 1}).`);
-        }
-        ids[b * T + t] = BigInt(id);
-        positions[b * T + t] = BigInt(P + t);
-        mask[b * (P + T) + P + t] = real ? 1 : 0;
-      }
-    });
-    const feeds: Record<string, ort.Tensor> = {
-      ...this.idleInterventions,
-      [GRAPH_INPUTS.ids]: new ort.Tensor("int64", ids.subarray(0, B0 * T), [B0, T]),
-      [GRAPH_INPUTS.positions]: new ort.Tensor("int64", positions.subarray(0, B0 * T), [B0, T]),
-      [GRAPH_INPUTS.mask]: new ort.Tensor("float32", mask, [B, P + T]),
+    const rowsAt = (hook: string) => rowsAtHook(hook, B, this.cfg.nLayers, starts);
+    for (const iv of interventions) {
+      this.checkHook(iv.hook);
+      const missing = starts && iv.batch?.find((b) => b >= rowsAt(iv.hook));
+      if (missing !== undefined) throw new LoupeError("bad-argument", `Intervention at ${iv.hook}: batch row ${missing} starts after that hook.`);
+    }
+    const narrowed = asked && this.hasLogitPositions ? fedLogitPositions(asked) : undefined;
+    return { B, T, P, padded, starts, rowsAt, fromTokens: rowsAt("hook_embed"), asked, narrowed };
+  }
+
+  /** Token ids and positions of the rows that start from their tokens; the mask of every row. */
+  private tokenFeeds({ B, T, P, padded, fromTokens }: RunLayout): Record<string, ort.Tensor> {
+    return {
+      [GRAPH_IO.ids]: new ort.Tensor("int64", padded.ids.subarray(0, fromTokens * T), [fromTokens, T]),
+      [GRAPH_IO.positions]: new ort.Tensor("int64", padded.positions.subarray(0, fromTokens * T), [fromTokens, T]),
+      [GRAPH_IO.mask]: new ort.Tensor("float32", padded.mask, [B, P + T]),
     };
-    if (this.hasStartAt) {
-      const D = this.cfg.dModel;
-      let offset = 0;
-      for (let L = 1; L < this.cfg.nLayers; L++) {
-        const n = starts ? starts.filter((l) => l === L).length : 0;
-        const data = options.startAt ? options.startAt.resid.data.subarray(offset * T * D, (offset + n) * T * D) : new Float32Array(0);
-        feeds[residInput(L)] = new ort.Tensor("float32", data, [n, T, D]);
-        offset += n;
-      }
+  }
+
+  /** resid_in:L for every block L >= 1: the given hook_resid_pre of the rows that start there (none for a plain run). */
+  private startAtFeeds({ T, starts }: RunLayout, startAt: StartAt | undefined): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    if (!this.hasStartAt) return feeds;
+    const D = this.cfg.dModel;
+    let offset = 0;
+    for (let L = 1; L < this.cfg.nLayers; L++) {
+      const n = starts ? starts.filter((l) => l === L).length : 0;
+      const data = startAt ? startAt.resid.data.subarray(offset * T * D, (offset + n) * T * D) : new Float32Array(0);
+      feeds[residInput(L)] = new ort.Tensor("float32", data, [n, T, D]);
+      offset += n;
     }
-    if (this.hasLogitPositions) {
-      // One position asked for runs twice: with a single query the last block's attention matmul
-      // takes another path in onnxruntime (a vector product) whose rounding differs from the full run's.
-      const chosen = logitPositions ? (logitPositions.length === 1 ? [logitPositions[0], logitPositions[0]] : logitPositions) : Array.from({ length: T }, (_, t) => t);
-      feeds[LOGIT_POSITIONS] = new ort.Tensor("int64", BigInt64Array.from(chosen, BigInt), [chosen.length]);
-    }
-    if (prefix) {
-      prefix.keys.forEach((k, L) => (feeds[PAST_IO.pastKey(L)] = new ort.Tensor("float32", k.data, k.dims)));
-      prefix.values.forEach((v, L) => (feeds[PAST_IO.pastValue(L)] = new ort.Tensor("float32", v.data, v.dims)));
-    }
-    if (starts) {
-      for (const iv of interventions) {
-        const missing = iv.batch?.find((b) => b >= rowsAt(iv.hook));
-        if (missing !== undefined) throw new LoupeError("bad-argument", `Intervention at ${iv.hook}: batch row ${missing} starts after that hook.`);
-      }
-    }
-    for (const iv of interventions) this.checkHook(iv.hook);
-    const narrowed = logitPositions && this.hasLogitPositions ? (logitPositions.length === 1 ? [logitPositions[0], logitPositions[0]] : logitPositions) : undefined;
-    for (const [hook, compiled] of compileInterventions(this.cfg, this.hookSet, interventions, B, T)) {
+    return feeds;
+  }
+
+  /** The positions whose logits the graph computes: those asked for (see fedLogitPositions), else all. */
+  private logitPositionFeeds({ T, narrowed }: RunLayout): Record<string, ort.Tensor> {
+    if (!this.hasLogitPositions) return {};
+    const chosen = narrowed?.positions ?? Array.from({ length: T }, (_, t) => t);
+    return { [LOGIT_POSITIONS]: new ort.Tensor("int64", BigInt64Array.from(chosen, BigInt), [chosen.length]) };
+  }
+
+  /** gain:{hook} and write:{hook} of every hook an intervention touches, cut to the rows and positions the hook holds. */
+  private interventionFeeds({ B, T, rowsAt, narrowed }: RunLayout, interventions: readonly Intervention[]): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [hook, compiled] of compileInterventions(this.hookDims, this.hookSet, interventions, B, T)) {
       // The last block's later hooks hold only the logit positions: pick those.
-      const c = narrowed && this.atLogitPositions(hook) ? selectPositions(compiled, hookLayout(hook) === "pattern" ? 2 : 1, narrowed) : compiled;
+      const c = narrowed && narrowedByLogitPositions(hook, this.cfg.nLayers) ? selectPositions(compiled, positionAxis(hook), narrowed.positions) : compiled;
       // Rows started after this hook's block are not in its activation: drop them (rows lead).
       const rows = rowsAt(hook);
       const size = c.gain.length / B;
@@ -501,34 +512,39 @@ export class HookedModel {
       feeds[gainInput(hook)] = new ort.Tensor("float32", rows === B ? c.gain : c.gain.subarray(0, rows * size), dims);
       feeds[writeInput(hook)] = new ort.Tensor("float32", rows === B ? c.write : c.write.subarray(0, rows * size), dims);
     }
-    const kvNames: string[] = [];
-    if (options.keyValues) {
-      if (!this.hasPast) throw new LoupeError("bad-argument", "This model's graph does not return keys and values.");
-      // The cache holds one slot per key/value head: per-head changes within a group cannot be kept.
-      const split = cacheHeads(this.cfg) < this.cfg.nHeads && interventions.find((iv) => /\.attn\.hook_[kv]$/.test(iv.hook));
-      if (split) throw new LoupeError("bad-argument", `Intervention at ${split.hook}: this model shares each key/value head among ${this.cfg.nHeads / cacheHeads(this.cfg)} query heads, so its key/value cache cannot hold the change; run without returning keys and values.`);
-      for (let L = 0; L < this.cfg.nLayers; L++) kvNames.push(PAST_IO.presentKey(L), PAST_IO.presentValue(L));
-    }
-    const outputs = await this.session.run(feeds, [GRAPH_INPUTS.logits, ...fetch, ...kvNames]);
-    throwIfAborted(signal);
+    return feeds;
+  }
+
+  /** The present_key:L and present_value:L outputs, after checking the cache can hold this run's changes. */
+  private keyValueOutputs(interventions: readonly Intervention[]): string[] {
+    if (!this.hasPast) throw new LoupeError("bad-argument", "This model's graph does not return keys and values.");
+    // The cache holds one slot per key/value head: with ungrouped hooks, per-head changes within a group cannot be kept.
+    const groups = this.hookDims.keyValueHeads / cacheHeads(this.cfg);
+    const split = groups > 1 && interventions.find((iv) => isKeyValueHook(iv.hook));
+    if (split) throw new LoupeError("bad-argument", `Intervention at ${split.hook}: this model shares each key/value head among ${groups} query heads, so its key/value cache cannot hold the change; run without returning keys and values.`);
+    return Array.from({ length: this.cfg.nLayers }, (_, L) => [PAST_IO.presentKey(L), PAST_IO.presentValue(L)]).flat();
+  }
+
+  /** Logits, cached hooks and keys and values, in the shapes RunResult promises. */
+  private readOutputs({ padded, asked, narrowed }: RunLayout, outputs: ort.InferenceSession.OnnxValueMapType, fetch: readonly string[], options: Omit<RunOptions, "names">): RunResult {
     const cache = new Map<string, Tensor>();
-    // Drop the doubled single position (see above).
-    const single = narrowed && narrowed.length !== logitPositions?.length;
+    // Drop the doubled single position (see fedLogitPositions).
+    const doubled = narrowed?.doubled ?? false;
     for (const name of fetch) {
       const t = fromOrt(outputs[name]);
-      cache.set(name, single && this.atLogitPositions(name) ? firstPosition(t, hookLayout(name) === "pattern" ? 2 : 1) : t);
+      cache.set(name, doubled && narrowedByLogitPositions(name, this.cfg.nLayers) ? firstPosition(t, positionAxis(name)) : t);
     }
-    let logits = fromOrt(outputs[GRAPH_INPUTS.logits]);
-    if (single) logits = firstPosition(logits, 1);
+    let logits = fromOrt(outputs[GRAPH_IO.logits]);
+    if (doubled) logits = firstPosition(logits, 1);
     // A graph without a logit_positions input computed them all: pick the rows asked for.
-    if (logitPositions && !this.hasLogitPositions) logits = pickPositions(logits, logitPositions);
+    if (asked && !this.hasLogitPositions) logits = pickPositions(logits, asked);
     const keyValues = options.keyValues
       ? {
           keys: Array.from({ length: this.cfg.nLayers }, (_, L) => fromOrt(outputs[PAST_IO.presentKey(L)])),
           values: Array.from({ length: this.cfg.nLayers }, (_, L) => fromOrt(outputs[PAST_IO.presentValue(L)])),
         }
       : undefined;
-    return { logits, cache: new ActivationCache(cache), lengths, keyValues };
+    return { logits, cache: new ActivationCache(cache), lengths: padded.lengths, keyValues };
   }
 
   private checkStartAt(startAt: StartAt, batch: number, seq: number): readonly number[] {
@@ -546,13 +562,6 @@ export class HookedModel {
       throw new LoupeError("bad-shape", `startAt: resid has shape [${resid.dims.join(", ")}]; expected [${expected.join(", ")}].`);
     }
     return layers;
-  }
-
-  /** Whether a hook is computed at the logit positions only when they are given. */
-  private atLogitPositions(hook: string): boolean {
-    if (hook === "ln_final.hook_normalized") return true;
-    const last = this.cfg.nLayers - 1;
-    return hookLayer(hook) === last && !/\.(hook_resid_pre|attn\.hook_[qkv])$/.test(hook);
   }
 
   /** The prefix's token count, after checking that it fits this model and this run. */
@@ -577,9 +586,41 @@ export class HookedModel {
   }
 }
 
-/** Heads per layer in the key/value cache: one per key/value head (a Llama graph shares them among query heads). */
-export function cacheHeads(cfg: ModelConfig): number {
-  return cfg.architecture === "llama" ? cfg.nKvHeads : cfg.nHeads;
+/**
+ * The data files a built graph references (its external initializers' locations): part of the
+ * cache key, since two snapshots with the same headers keep their bytes in differently named blobs.
+ * A single plain model.safetensors gives "model.safetensors", the key graphs were cached under before.
+ */
+function weightLocations(weights: SafetensorsIndex): string {
+  return [...new Set([...weights.tensors.values()].map((e) => e.location))].join("\n");
+}
+
+/** The layout of one run, worked out by HookedModel.layOut before anything is fed. */
+interface RunLayout {
+  readonly B: number;
+  /** Tokens per row after padding. */
+  readonly T: number;
+  /** Tokens of the prefix the run continues from (0: none). */
+  readonly P: number;
+  readonly padded: PaddedBatch;
+  /** Each row's first block (RunOptions.startAt), or undefined when every row starts at block 0. */
+  readonly starts?: readonly number[];
+  /** Rows a hook's activation holds: those started at or before its block (they lead the batch). */
+  readonly rowsAt: (hook: string) => number;
+  /** Rows that start from their tokens. */
+  readonly fromTokens: number;
+  /** The logit positions asked for. */
+  readonly asked?: readonly number[];
+  /** The logit positions fed to a graph that narrows its last block to them. */
+  readonly narrowed?: ReturnType<typeof fedLogitPositions>;
+}
+
+/** past_key:L and past_value:L from a prefix's keys and values (the idle feeds hold empty ones). */
+function prefixFeeds(prefix: KeyValues | undefined): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  prefix?.keys.forEach((k, L) => (feeds[PAST_IO.pastKey(L)] = new ort.Tensor("float32", k.data, k.dims)));
+  prefix?.values.forEach((v, L) => (feeds[PAST_IO.pastValue(L)] = new ort.Tensor("float32", v.data, v.dims)));
+  return feeds;
 }
 
 /**
@@ -591,9 +632,9 @@ async function patternsHaveHeads(session: ort.InferenceSession, hookNames: reado
   if (patterns.length === 0) return true;
   const zero = new ort.Tensor("float32", new Float32Array(1), [1]);
   const feeds: Record<string, ort.Tensor> = {
-    [GRAPH_INPUTS.ids]: new ort.Tensor("int64", new BigInt64Array(2), [1, 2]),
-    [GRAPH_INPUTS.positions]: new ort.Tensor("int64", BigInt64Array.of(0n, 1n), [1, 2]),
-    [GRAPH_INPUTS.mask]: new ort.Tensor("float32", Float32Array.of(1, 1), [1, 2]),
+    [GRAPH_IO.ids]: new ort.Tensor("int64", new BigInt64Array(2), [1, 2]),
+    [GRAPH_IO.positions]: new ort.Tensor("int64", BigInt64Array.of(0n, 1n), [1, 2]),
+    [GRAPH_IO.mask]: new ort.Tensor("float32", Float32Array.of(1, 1), [1, 2]),
   };
   for (const name of hookNames) feeds[gainInput(name)] = feeds[writeInput(name)] = zero;
   const out = await session.run(feeds, patterns);
@@ -619,45 +660,6 @@ async function createSession(bytes: Uint8Array, weightsFolder: string, threads?:
 function fromOrt(t: ort.Tensor | undefined): Tensor {
   if (!t || t.type !== "float32") throw new Error("internal: expected a float32 output from onnxruntime");
   return tensor(t.data as Float32Array, t.dims.map(Number));
-}
-
-/** Index 0 of one axis, kept as an axis of size 1. */
-function firstPosition(t: Tensor, axis: number): Tensor {
-  const outer = t.dims.slice(0, axis).reduce((a, d) => a * d, 1);
-  const inner = t.dims.slice(axis + 1).reduce((a, d) => a * d, 1);
-  const out = new Float32Array(outer * inner);
-  for (let o = 0; o < outer; o++) out.set(t.data.subarray(o * t.dims[axis] * inner, (o * t.dims[axis] + 1) * inner), o * inner);
-  const dims = [...t.dims];
-  dims[axis] = 1;
-  return tensor(out, dims);
-}
-
-/** Compiled (gain, write) at the given indices of one axis. */
-function selectPositions(c: CompiledHook, axis: number, positions: readonly number[]): CompiledHook {
-  const outer = c.dims.slice(0, axis).reduce((a, d) => a * d, 1);
-  const inner = c.dims.slice(axis + 1).reduce((a, d) => a * d, 1);
-  const n = c.dims[axis];
-  const gain = new Float32Array(outer * positions.length * inner);
-  const write = new Float32Array(gain.length);
-  for (let o = 0; o < outer; o++) {
-    positions.forEach((p, k) => {
-      const from = (o * n + p) * inner;
-      const to = (o * positions.length + k) * inner;
-      gain.set(c.gain.subarray(from, from + inner), to);
-      write.set(c.write.subarray(from, from + inner), to);
-    });
-  }
-  const dims = [...c.dims];
-  dims[axis] = positions.length;
-  return { gain, write, dims };
-}
-
-/** Rows [batch, k, vocab] of the given positions from full logits [batch, pos, vocab]. */
-function pickPositions(logits: Tensor, positions: readonly number[]): Tensor {
-  const [B, T, V] = logits.dims;
-  const out = new Float32Array(B * positions.length * V);
-  for (let b = 0; b < B; b++) positions.forEach((p, k) => out.set(logits.data.subarray((b * T + p) * V, (b * T + p + 1) * V), (b * positions.length + k) * V));
-  return tensor(out, [B, positions.length, V]);
 }
 
 function asBatch(tokens: readonly number[] | TokenBatch): TokenBatch {

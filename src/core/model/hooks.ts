@@ -1,12 +1,14 @@
 /**
- * TransformerLens hook vocabulary. Every name here is both readable (a graph output) and
- * writable (an intervention point) in graphs Loupe builds.
+ * TransformerLens hook vocabulary, and the one place that reads hook names: a hook's block, its
+ * suffix, the layout and shape of its activation, its head axis. Every name here is both readable
+ * (a graph output) and writable (an intervention point) in graphs Loupe builds.
  */
+import type { ModelConfig } from "./config";
 
 /** Hooks that exist once per model. */
 export const GLOBAL_HOOKS = ["hook_embed", "hook_pos_embed", "ln_final.hook_normalized"] as const;
 
-/** Hooks that exist once per block; the full name is `blocks.{L}.{suffix}`. */
+/** Hooks that exist once per block; the full name is `blocks.{L}.{suffix}`. In forward order. */
 export const BLOCK_HOOK_SUFFIXES = [
   "hook_resid_pre",
   "attn.hook_q",
@@ -29,6 +31,96 @@ export function blockHook(layer: number, suffix: BlockHookSuffix): string {
   return `blocks.${layer}.${suffix}`;
 }
 
+/** `blocks.{L}.{suffix}`: how a hook at every layer is written in plans and messages. */
+export function blockHookTemplate(suffix: BlockHookSuffix): string {
+  return `blocks.{L}.${suffix}`;
+}
+
+const BLOCK_NAME = /^blocks\.(\d+)\.(.+)$/;
+
+/** The block of `blocks.{L}.{suffix}`, or undefined for a global hook (hook_embed, ln_final.hook_normalized). */
+export function layerOf(name: string): number | undefined {
+  const match = BLOCK_NAME.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** What follows `blocks.{L}.` (`attn.hook_z`), or undefined for a global hook. */
+export function suffixOf(name: string): string | undefined {
+  return BLOCK_NAME.exec(name)?.[2];
+}
+
+/** Whether `name` is `blocks.{L}.{suffix}` for some layer L. */
+export function isBlockHook(name: string, suffix: BlockHookSuffix): boolean {
+  return suffixOf(name) === suffix;
+}
+
+/** attn.hook_k and attn.hook_v: the hooks whose heads are the key/value heads (see HookDims.keyValueHeads). */
+export function isKeyValueHook(name: string): boolean {
+  const suffix = suffixOf(name);
+  return suffix === "attn.hook_k" || suffix === "attn.hook_v";
+}
+
+/**
+ * The layout of a hook's activation, so callers know what each axis means.
+ * `resid` is [batch, pos, d_model]; `heads` is [batch, pos, head, d_head];
+ * `pattern` is [batch, head, query_pos, key_pos]; `mlp` is [batch, pos, d_mlp].
+ */
+export type HookLayout = "resid" | "heads" | "pattern" | "mlp";
+
+const LAYOUT_OF_SUFFIX: ReadonlyMap<string, HookLayout> = new Map([
+  ["attn.hook_q", "heads"],
+  ["attn.hook_k", "heads"],
+  ["attn.hook_v", "heads"],
+  ["attn.hook_z", "heads"],
+  ["attn.hook_attn_scores", "pattern"],
+  ["attn.hook_pattern", "pattern"],
+  ["mlp.hook_pre", "mlp"],
+  ["mlp.hook_post", "mlp"],
+]);
+
+export function hookLayout(name: string): HookLayout {
+  const suffix = suffixOf(name);
+  return (suffix !== undefined ? LAYOUT_OF_SUFFIX.get(suffix) : undefined) ?? "resid";
+}
+
+/** Where the (query) position axis and the head axis sit in an activation of this layout. */
+export function layoutAxes(layout: HookLayout): { readonly position: 1 | 2; readonly head?: 1 | 2 } {
+  switch (layout) {
+    case "heads":
+      return { position: 1, head: 2 };
+    case "pattern":
+      return { position: 2, head: 1 };
+    default:
+      return { position: 1 };
+  }
+}
+
+/** The axis of a hook's activation that holds (query) positions. */
+export function positionAxis(name: string): 1 | 2 {
+  return layoutAxes(hookLayout(name)).position;
+}
+
+/**
+ * The block whose rows hold this hook when rows start at different blocks (RunOptions.startAt):
+ * its own; hook_embed and hook_pos_embed feed block 0; ln_final comes after the last block.
+ */
+export function blockOf(name: string, nLayers: number): number {
+  return layerOf(name) ?? (name === "ln_final.hook_normalized" ? nLayers - 1 : 0);
+}
+
+/**
+ * Whether a hook holds only the logit positions when a run asks for some (RunOptions.logitPositions):
+ * the last block runs at every position up to its keys and values, and from its attention scores
+ * on only there; ln_final follows it.
+ */
+export function narrowedByLogitPositions(name: string, nLayers: number): boolean {
+  if (name === "ln_final.hook_normalized") return true;
+  const suffix = suffixOf(name);
+  if (layerOf(name) !== nLayers - 1 || suffix === undefined) return false;
+  const at = BLOCK_HOOK_SUFFIXES.indexOf(suffix as BlockHookSuffix);
+  return at >= BLOCK_HOOK_SUFFIXES.indexOf("attn.hook_attn_scores");
+}
+
 /** Every hook name of a model with `nLayers` blocks, in forward order. */
 export function allHookNames(nLayers: number): string[] {
   const names: string[] = ["hook_embed", "hook_pos_embed"];
@@ -39,28 +131,50 @@ export function allHookNames(nLayers: number): string[] {
   return names;
 }
 
-/**
- * The layout of a hook's activation, so callers know what each axis means.
- * `resid` is [batch, pos, d_model]; `heads` is [batch, pos, head, d_head];
- * `pattern` is [batch, head, query_pos, key_pos]; `mlp` is [batch, pos, d_mlp].
- */
-export type HookLayout = "resid" | "heads" | "pattern" | "mlp";
-
-export function hookLayout(name: string): HookLayout {
-  if (/attn\.hook_(q|k|v|z)$/.test(name)) return "heads";
-  if (/attn\.hook_(pattern|attn_scores)$/.test(name)) return "pattern";
-  if (/mlp\.hook_(pre|post)$/.test(name)) return "mlp";
-  return "resid";
-}
-
-/** Parse `blocks.{L}.{suffix}` into its layer, or undefined for global hooks. */
-export function hookLayer(name: string): number | undefined {
-  const match = /^blocks\.(\d+)\./.exec(name);
-  return match ? Number(match[1]) : undefined;
-}
-
 /** Every hook name of a model in forward order: rotary models (the Llama family) have no hook_pos_embed. */
 export function hookNamesFor(cfg: { readonly nLayers: number; readonly architecture: string }): string[] {
   const names = allHookNames(cfg.nLayers);
   return cfg.architecture === "gpt2" ? names : names.filter((name) => name !== "hook_pos_embed");
+}
+
+/**
+ * The sizes that set every hook's shape. `keyValueHeads` is the head axis of attn.hook_k and
+ * attn.hook_v: a grouped-query model's key/value heads (TransformerLens's default), or one slot per
+ * query head when they are ungrouped (LoadOptions.ungroupGroupedQueryAttention).
+ */
+export interface HookDims {
+  readonly nLayers: number;
+  readonly dModel: number;
+  readonly nHeads: number;
+  readonly keyValueHeads: number;
+  readonly dHead: number;
+  readonly dMlp: number;
+}
+
+export function hookDims(cfg: ModelConfig, options: { readonly ungroupGroupedQueryAttention?: boolean } = {}): HookDims {
+  const { nLayers, dModel, nHeads, dHead, dMlp } = cfg;
+  const grouped = cfg.architecture === "llama" && !options.ungroupGroupedQueryAttention;
+  return { nLayers, dModel, nHeads, keyValueHeads: grouped ? cfg.nKvHeads : nHeads, dHead, dMlp };
+}
+
+/** The size of a hook's head axis, or undefined when it has none. */
+export function headsAt(dims: HookDims, name: string): number | undefined {
+  const layout = hookLayout(name);
+  if (layout === "pattern") return dims.nHeads;
+  if (layout !== "heads") return undefined;
+  return isKeyValueHook(name) ? dims.keyValueHeads : dims.nHeads;
+}
+
+/** The full activation shape of a hook for a run of `batch` sequences of `seq` tokens. */
+export function hookShape(dims: HookDims, name: string, batch: number, seq: number): number[] {
+  switch (hookLayout(name)) {
+    case "resid":
+      return [batch, seq, dims.dModel];
+    case "heads":
+      return [batch, seq, headsAt(dims, name) ?? dims.nHeads, dims.dHead];
+    case "pattern":
+      return [batch, dims.nHeads, seq, seq];
+    case "mlp":
+      return [batch, seq, dims.dMlp];
+  }
 }

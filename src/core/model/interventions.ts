@@ -1,11 +1,10 @@
 /**
- * Interventions at hooks, compiled to the (gain, write) inputs of the graph: out = x + x*gain + write.
+ * Interventions at hooks, compiled to the (gain, write) inputs of the hook point: out = x * (1 + gain) + write (hook-point.ts).
  * Every kind is an affine map of x, so several interventions on one hook compose exactly.
  */
 import { LoupeError } from "../errors";
 import { numel, strides, type Tensor } from "../tensor/tensor";
-import type { ModelConfig } from "./config";
-import { hookLayout, type HookLayout } from "./hooks";
+import { hookLayout, hookShape, layoutAxes, type HookDims, type HookLayout } from "./hooks";
 
 interface Selection {
   readonly hook: string;
@@ -13,7 +12,10 @@ interface Selection {
   readonly batch?: readonly number[];
   /** Positions to change (query positions for attention patterns); default all. */
   readonly positions?: readonly number[];
-  /** Heads to change, for per-head hooks (q, k, v, z, scores, pattern); default all. */
+  /**
+   * Heads to change, for per-head hooks (q, k, v, z, scores, pattern); default all. On attn.hook_k
+   * and attn.hook_v these are key/value heads (HookDims.keyValueHeads).
+   */
   readonly heads?: readonly number[];
 }
 
@@ -25,20 +27,6 @@ export type Intervention = Selection &
     | { readonly kind: "zero" }
   );
 
-/** The full activation shape of a hook for a run of `batch` sequences of `seq` tokens. */
-export function hookShape(cfg: ModelConfig, hook: string, batch: number, seq: number): number[] {
-  switch (hookLayout(hook)) {
-    case "resid":
-      return [batch, seq, cfg.dModel];
-    case "heads":
-      return [batch, seq, cfg.nHeads, cfg.dHead];
-    case "pattern":
-      return [batch, cfg.nHeads, seq, seq];
-    case "mlp":
-      return [batch, seq, cfg.dMlp];
-  }
-}
-
 export interface CompiledHook {
   readonly gain: Float32Array;
   readonly write: Float32Array;
@@ -47,7 +35,7 @@ export interface CompiledHook {
 
 /** Compile interventions into dense (gain, write) arrays, one pair per touched hook. */
 export function compileInterventions(
-  cfg: ModelConfig,
+  dims: HookDims,
   hookNames: ReadonlySet<string>,
   interventions: readonly Intervention[],
   batch: number,
@@ -60,8 +48,8 @@ export function compileInterventions(
     }
     let target = compiled.get(iv.hook);
     if (!target) {
-      const dims = hookShape(cfg, iv.hook, batch, seq);
-      target = { gain: new Float32Array(numel(dims)), write: new Float32Array(numel(dims)), dims };
+      const shape = hookShape(dims, iv.hook, batch, seq);
+      target = { gain: new Float32Array(numel(shape)), write: new Float32Array(numel(shape)), dims: shape };
       compiled.set(iv.hook, target);
     }
     apply(target, iv, hookLayout(iv.hook));
@@ -83,9 +71,7 @@ function apply(target: CompiledHook, iv: Intervention, layout: HookLayout): void
   const [B] = target.dims;
   const st = strides(target.dims);
   const last = target.dims[target.dims.length - 1];
-  // Axis of positions and of heads within the activation's layout.
-  const posAxis = layout === "pattern" ? 2 : 1;
-  const headAxis = layout === "heads" ? 2 : layout === "pattern" ? 1 : undefined;
+  const { position: posAxis, head: headAxis } = layoutAxes(layout);
   const rows = checkIndices("batch row", iv.batch, B, iv.hook);
   const positions = checkIndices("position", iv.positions, target.dims[posAxis], iv.hook);
   if (iv.heads && headAxis === undefined) throw new LoupeError("bad-argument", `Intervention at ${iv.hook}: this hook has no head axis.`);

@@ -1,10 +1,39 @@
 /**
- * Generation with a key/value cache: each step runs only the tokens not yet seen, continuing from
- * the keys and values of the earlier ones (RunOptions.prefix), so a continuation of n tokens
- * costs n single-token steps instead of n full-sequence runs.
+ * Keys and values of earlier tokens, and generation with a key/value cache: each step runs only
+ * the tokens not yet seen, continuing from the keys and values of the earlier ones
+ * (RunOptions.prefix), so a continuation of n tokens costs n single-token steps instead of n
+ * full-sequence runs.
  */
-import type { Tensor } from "../tensor/tensor";
-import type { KeyValues } from "./hooked-model";
+import { LoupeError } from "../errors";
+import { tensor, type Tensor } from "../tensor/tensor";
+import type { ModelConfig } from "./config";
+
+/** Heads per layer in the key/value cache: one per key/value head (a Llama graph shares them among query heads). */
+export function cacheHeads(cfg: ModelConfig): number {
+  return cfg.architecture === "llama" ? cfg.nKvHeads : cfg.nHeads;
+}
+
+/**
+ * Keys and values of a run's tokens, one [batch, heads, tokens, d_head] tensor per layer; heads
+ * are the key/value heads (cacheHeads), fewer than the query heads in a grouped-query model.
+ */
+export interface KeyValues {
+  readonly keys: readonly Tensor[];
+  readonly values: readonly Tensor[];
+}
+
+/** The first `length` tokens of batch row `row` of `kv`, as a batch-1 prefix for RunOptions.prefix. */
+export function prefixKeyValues(kv: KeyValues, row: number, length: number): KeyValues {
+  const cut = (t: Tensor): Tensor => {
+    const [B, H, T, Dh] = t.dims;
+    if (!Number.isInteger(row) || row < 0 || row >= B) throw new LoupeError("bad-argument", `prefixKeyValues: batch row ${row} is out of range (0..${B - 1}).`);
+    if (!Number.isInteger(length) || length < 0 || length > T) throw new LoupeError("bad-argument", `prefixKeyValues: a prefix of ${length} tokens is not within the ${T} cached.`);
+    const out = new Float32Array(H * length * Dh);
+    for (let h = 0; h < H; h++) out.set(t.data.subarray(((row * H + h) * T) * Dh, ((row * H + h) * T + length) * Dh), h * length * Dh);
+    return tensor(out, [1, H, length, Dh]);
+  };
+  return { keys: kv.keys.map(cut), values: kv.values.map(cut) };
+}
 
 /** Runs `tokens` after `prefix` (none: from the start); returns their last position's logits and every layer's keys and values. */
 export type ContinueRun = (tokens: readonly number[], prefix: KeyValues | undefined) => Promise<{ logits: Tensor; keyValues?: KeyValues }>;

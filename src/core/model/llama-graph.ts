@@ -3,20 +3,20 @@
  * safetensors weights: RMSNorm, rotary position embeddings, SwiGLU MLP, grouped-query attention,
  * optional q/k/v bias, tied or untied unembedding.
  *
- * Hooks and interventions work exactly as in the GPT-2 graph (out = x + x * gain + write, a no-op
- * when fed zeros), under the same TransformerLens names, so everything above HookedModel is
- * architecture-blind. Where Llama differs from GPT-2:
+ * Hooks and interventions are the GPT-2 graph's (hook-point.ts), under the same TransformerLens
+ * names, so everything above HookedModel is architecture-blind. Where Llama differs from GPT-2:
  * - there is no hook_pos_embed (positions enter through rotary embeddings inside attention);
  * - attn.hook_q and attn.hook_k are taken before the rotation, as in TransformerLens;
- * - attn.hook_k and attn.hook_v have one slot per query head: the shared key/value heads are
- *   repeated first (TransformerLens's ungroup_grouped_query_attention), so per-head sweeps and
- *   patches see the same head count on every per-head hook;
+ * - attn.hook_k and attn.hook_v have one slot per key/value head ([batch, pos, n_kv_heads, d_head],
+ *   TransformerLens's default): an intervention on key/value head j acts on every query head of
+ *   its group. With GraphOptions.ungroupGroupedQueryAttention they have one slot per query head
+ *   instead, the shared heads repeated first (TransformerLens's ungroup_grouped_query_attention);
  * - ln_final.hook_normalized is x / rms(x), before the RMSNorm gain (TransformerLens's RMSNorm);
  * - mlp.hook_pre is the gate projection, mlp.hook_post is silu(gate) * up.
  *
  * Keys and values of earlier tokens can be fed back (past_key:L, past_value:L; each layer's
  * present_key:L and present_value:L are outputs), so generation runs one new token at a time. The
- * cache holds one slot per key/value head ([batch, n_kv_heads, tokens, d_head]), not per query head.
+ * cache holds one slot per key/value head ([batch, n_kv_heads, tokens, d_head]) either way.
  * attention_mask covers past and new tokens. Fed empty pasts ([1, n_kv_heads, 0, d_head], as
  * HookedModel does for a plain run), a run is exactly the plain full-sequence run. (They must be
  * fed: onnxruntime-node passes only declared inputs, so an initializer cannot be their default.)
@@ -26,8 +26,9 @@
  */
 import { LoupeError } from "../errors";
 import type { LlamaConfig } from "./config";
-import { gainInput, GRAPH_INPUTS, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, residInput, writeInput, type BuiltGraph, type GraphOptions } from "./gpt2-graph";
-import { blockHook, hookNamesFor, type BlockHookSuffix } from "./hooks";
+import type { BuiltGraph, GraphOptions } from "./graph-options";
+import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, residInput } from "./hook-point";
+import { hookNamesFor } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
 import type { SafetensorsIndex } from "./safetensors";
 import { WeightTable } from "./weight-table";
@@ -89,41 +90,22 @@ export function ropeInverseFrequencies(cfg: Pick<LlamaConfig, "dHead" | "ropeThe
   return out;
 }
 
-/** Key/value cache inputs and outputs: [batch, heads, tokens, d_head], keys after rotary. */
-export const KV_IO = {
-  pastKey: (layer: number) => `past_key:${layer}`,
-  pastValue: (layer: number) => `past_value:${layer}`,
-  presentKey: (layer: number) => `present_key:${layer}`,
-  presentValue: (layer: number) => `present_value:${layer}`,
-} as const;
-
 export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   const g = new GraphBuilder();
   const w = new LlamaWeights(weights, g, cfg, options.compactWeights ?? false);
   const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh, dMlp: M, dVocab: V } = cfg;
   const groups = H / KV;
 
-  const ids = g.input(GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
+  const ids = g.input(GRAPH_IO.ids, DataType.INT64, ["batch", "pos"]);
   // Declared for HookedModel's common feed; the rotary tables below read the positions from the past length.
-  g.input(GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
-  const mask = g.input(GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "pos"]);
+  g.input(GRAPH_IO.positions, DataType.INT64, ["batch", "pos"]);
+  const mask = g.input(GRAPH_IO.mask, DataType.FLOAT, ["batch", "pos"]);
   // The positions whose logits are computed (HookedModel feeds every position by default). As in
   // the GPT-2 graph, the last block runs only there from its queries on (its later hooks and
   // ln_final hold those positions only): a patched run is scored at one position.
   const logitPositions = g.input(LOGIT_POSITIONS, DataType.INT64, ["k"]);
 
-  const hookNames: string[] = [];
-  /** Route a value through a hook: an intervention point, then a named graph output. */
-  const hook = (name: string, x: string): string => {
-    const gain = g.input(gainInput(name), DataType.FLOAT);
-    const write = g.input(writeInput(name), DataType.FLOAT);
-    const kept = g.op("Add", [x, g.op("Mul", [x, gain])]);
-    const out = g.op("Add", [kept, write], {}, name);
-    g.output(name, DataType.FLOAT);
-    hookNames.push(name);
-    return out;
-  };
-  const bhook = (layer: number, suffix: BlockHookSuffix, x: string) => hook(blockHook(layer, suffix), x);
+  const hooks = new HookPoints(g);
 
   const shapeQ = g.int64Initializer("shape:q", [4], [0, 0, H, Dh]);
   const shapeKv = g.int64Initializer("shape:kv", [4], [0, 0, KV, Dh]);
@@ -138,7 +120,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   // HookedModel's prefix runs feed for GPT-2 too); empty ([1, n_kv_heads, 0, d_head]) for a plain run.
   const past: Array<[string, string]> = [];
   for (let L = 0; L < cfg.nLayers; L++) {
-    const pair = [KV_IO.pastKey(L), KV_IO.pastValue(L)] as [string, string];
+    const pair = [PAST_IO.pastKey(L), PAST_IO.pastValue(L)] as [string, string];
     for (const name of pair) g.input(name, DataType.FLOAT, ["past_batch", KV, "past", Dh]);
     past.push(pair);
   }
@@ -187,7 +169,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   };
   const rmsNorm = (x: string, name: string, normalizedHook?: string): string => {
     let normalized = rmsNormalize(x);
-    if (normalizedHook) normalized = hook(normalizedHook, normalized);
+    if (normalizedHook) normalized = hooks.at(normalizedHook, normalized);
     return g.op("Mul", [normalized, w.get(`${name}.weight`, [D])]);
   };
   /** HF Linear: weight [out, in], y = x W^T (+ b). */
@@ -202,10 +184,12 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
    */
   const groupOfHead = g.int64Initializer("heads:group_of_head", [H], Array.from({ length: H }, (_, h) => Math.floor(h / groups)));
   const ungroup = (x: string, axis: 1 | 2): string => (groups === 1 ? x : g.op("Gather", [x, groupOfHead], { axis }));
-  /** Query head kv * groups: the first of key/value head kv's group. */
-  const firstOfGroup = g.int64Initializer("heads:first_of_group", [KV], Array.from({ length: KV }, (_, kv) => kv * groups));
+  // Hooks with one slot per query head (the option) need the key/value heads repeated before them.
+  const ungroupedHooks = (options.ungroupGroupedQueryAttention ?? false) && groups > 1;
+  /** Query head kv * groups: the first of key/value head kv's group (ungrouped hooks only). */
+  const firstOfGroup = ungroupedHooks ? g.int64Initializer("heads:first_of_group", [KV], Array.from({ length: KV }, (_, kv) => kv * groups)) : "";
 
-  let resid = hook("hook_embed", w.rows("embed_tokens.weight", [V, D], ids));
+  let resid = hooks.at("hook_embed", w.rows("embed_tokens.weight", [V, D], ids));
 
   for (let L = 0; L < cfg.nLayers; L++) {
     const p = `layers.${L}`;
@@ -215,11 +199,15 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     const rowsHere = g.op("Slice", [g.op("Shape", [resid]), zero1, one1]);
     const allowedHere = g.op("Slice", [allowed, zero1, rowsHere, zero1]);
     const batchOnes = g.op("Concat", [rowsHere, ones3], { axis: 0 });
-    resid = bhook(L, "hook_resid_pre", resid);
+    resid = hooks.block(L, "hook_resid_pre", resid);
     const x = rmsNorm(resid, `${p}.input_layernorm`);
-    const q = bhook(L, "attn.hook_q", g.op("Reshape", [linear(x, `${p}.self_attn.q_proj`, D, H * Dh, cfg.qkvBias), shapeQ]));
-    const k = bhook(L, "attn.hook_k", ungroup(g.op("Reshape", [linear(x, `${p}.self_attn.k_proj`, D, KV * Dh, cfg.qkvBias), shapeKv]), 2));
-    const v = bhook(L, "attn.hook_v", ungroup(g.op("Reshape", [linear(x, `${p}.self_attn.v_proj`, D, KV * Dh, cfg.qkvBias), shapeKv]), 2));
+    const q = hooks.block(L, "attn.hook_q", g.op("Reshape", [linear(x, `${p}.self_attn.q_proj`, D, H * Dh, cfg.qkvBias), shapeQ]));
+    const keyValueHook = (suffix: "attn.hook_k" | "attn.hook_v", proj: string): string => {
+      const grouped = g.op("Reshape", [linear(x, `${p}.self_attn.${proj}`, D, KV * Dh, cfg.qkvBias), shapeKv]);
+      return hooks.block(L, suffix, ungroupedHooks ? ungroup(grouped, 2) : grouped);
+    };
+    const k = keyValueHook("attn.hook_k", "k_proj");
+    const v = keyValueHook("attn.hook_v", "v_proj");
     // The last block needs every position's keys and values, but its queries only at the logit positions.
     const last = L === cfg.nLayers - 1;
     const rotatedQ = rotate(q);
@@ -228,41 +216,42 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     if (last) resid = g.op("Gather", [resid, logitPositions], { axis: 1 });
     /**
      * Keys or values [rows, H, past + pos, Dh] for attention, from the past ones and this run's
-     * x ([rows, pos, H, Dh], hooked). The cache output (present) keeps one slot per key/value head:
-     * the first query head of each group, which is every head of it unless an intervention at
+     * x (hooked: [rows, pos, KV, Dh], or [rows, pos, H, Dh] when the hooks are ungrouped). The
+     * cache output (present) keeps one slot per key/value head. From ungrouped hooks it takes the
+     * first query head of each group, which is every head of it unless an intervention at
      * attn.hook_k or attn.hook_v set the heads of a group apart (HookedModel refuses to return the
      * cache then).
      */
     const withPast = (pastName: string, x: string, presentName: string): string => {
       const pastRows = g.op("Expand", [pastName, batchOnes]);
-      const grouped = groups === 1 ? x : g.op("Gather", [x, firstOfGroup], { axis: 2 });
-      g.op("Concat", [pastRows, g.op("Transpose", [grouped], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);
+      const grouped = ungroupedHooks ? g.op("Gather", [x, firstOfGroup], { axis: 2 }) : x;
+      const present = g.op("Concat", [pastRows, g.op("Transpose", [grouped], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);
       g.output(presentName, DataType.FLOAT);
+      if (!ungroupedHooks) return ungroup(present, 1);
       return g.op("Concat", [ungroup(pastRows, 1), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 });
     };
-    const kT = g.op("Transpose", [withPast(past[L][0], rotate(k), KV_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
-    const vT = withPast(past[L][1], v, KV_IO.presentValue(L));
+    const kT = g.op("Transpose", [withPast(past[L][0], rotate(k), PAST_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
+    const vT = withPast(past[L][1], v, PAST_IO.presentValue(L));
     const rawScores = g.op("Mul", [g.op("MatMul", [qT, kT]), invSqrtDh]);
-    const scores = bhook(L, "attn.hook_attn_scores", g.op("Where", [queryMask, rawScores, maskedScore]));
-    const pattern = bhook(L, "attn.hook_pattern", g.op("Softmax", [scores], { axis: -1 }));
-    const z = bhook(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
-    const attnOut = bhook(L, "hook_attn_out", linear(g.op("Reshape", [z, shapeFlat]), `${p}.self_attn.o_proj`, H * Dh, D, cfg.outBias));
-    resid = bhook(L, "hook_resid_mid", g.op("Add", [resid, attnOut]));
+    const scores = hooks.block(L, "attn.hook_attn_scores", g.op("Where", [queryMask, rawScores, maskedScore]));
+    const pattern = hooks.block(L, "attn.hook_pattern", g.op("Softmax", [scores], { axis: -1 }));
+    const z = hooks.block(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
+    const attnOut = hooks.block(L, "hook_attn_out", linear(g.op("Reshape", [z, shapeFlat]), `${p}.self_attn.o_proj`, H * Dh, D, cfg.outBias));
+    resid = hooks.block(L, "hook_resid_mid", g.op("Add", [resid, attnOut]));
     const y = rmsNorm(resid, `${p}.post_attention_layernorm`);
-    const pre = bhook(L, "mlp.hook_pre", linear(y, `${p}.mlp.gate_proj`, D, M, cfg.mlpBias));
+    const pre = hooks.block(L, "mlp.hook_pre", linear(y, `${p}.mlp.gate_proj`, D, M, cfg.mlpBias));
     const up = linear(y, `${p}.mlp.up_proj`, D, M, cfg.mlpBias);
-    const post = bhook(L, "mlp.hook_post", g.op("Mul", [g.op("Mul", [pre, g.op("Sigmoid", [pre])]), up]));
-    const mlpOut = bhook(L, "hook_mlp_out", linear(post, `${p}.mlp.down_proj`, M, D, cfg.mlpBias));
-    resid = bhook(L, "hook_resid_post", g.op("Add", [resid, mlpOut]));
+    const post = hooks.block(L, "mlp.hook_post", g.op("Mul", [g.op("Mul", [pre, g.op("Sigmoid", [pre])]), up]));
+    const mlpOut = hooks.block(L, "hook_mlp_out", linear(post, `${p}.mlp.down_proj`, M, D, cfg.mlpBias));
+    resid = hooks.block(L, "hook_resid_post", g.op("Add", [resid, mlpOut]));
   }
 
   const final = rmsNorm(resid, "norm", "ln_final.hook_normalized");
-  w.unembed(final, GRAPH_INPUTS.logits);
-  g.output(GRAPH_INPUTS.logits, DataType.FLOAT);
+  w.unembed(final, GRAPH_IO.logits);
+  g.output(GRAPH_IO.logits, DataType.FLOAT);
 
-  const expected = hookNamesFor(cfg);
-  if (expected.length !== hookNames.length || expected.some((name, i) => name !== hookNames[i])) throw new Error("internal: Llama graph hooks differ from hookNamesFor");
-  return { bytes: g.toBytes("loupe-llama"), hookNames };
+  hooks.checkAgainst(hookNamesFor(cfg), "Llama");
+  return { bytes: g.toBytes("loupe-llama"), hookNames: hooks.names };
 }
 
 /**

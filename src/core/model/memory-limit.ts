@@ -6,12 +6,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { resolveModelFolder } from "../hub/model-reference";
+import { openModelWeights } from "./model-weights";
 import { findOnnxModelFile } from "./onnx-import";
-import { readSafetensorsIndex } from "./safetensors";
 
 export interface ModelMemoryEstimate {
+  /** model.safetensors, or the shard index of a sharded checkpoint. */
   readonly weightsFile: string;
-  /** Size of model.safetensors on disk. */
+  /** Size of the weights on disk (every shard). */
   readonly fileBytes: number;
   /**
    * Bytes the weights take once loaded: every element as at least float32 (the graph computes in
@@ -38,17 +40,17 @@ function estimateOnnxMemory(modelFile: string): ModelMemoryEstimate {
   return { weightsFile: modelFile, fileBytes: bytes, estimatedBytes: bytes };
 }
 
-export function estimateModelMemory(folder: string, compactWeights = false): ModelMemoryEstimate {
+export function estimateModelMemory(reference: string, compactWeights = false): ModelMemoryEstimate {
+  const folder = resolveModelFolder(reference);
   const onnxFile = findOnnxModelFile(path.resolve(folder));
   if (onnxFile) return estimateOnnxMemory(onnxFile);
-  const weightsFile = path.join(path.resolve(folder), "model.safetensors");
-  const index = readSafetensorsIndex(weightsFile);
+  const index = openModelWeights(folder);
   let estimatedBytes = 0;
   for (const entry of index.tensors.values()) {
     const elements = entry.shape.reduce((a, b) => a * b, 1);
     estimatedBytes += compactWeights ? entry.byteLength : Math.max(entry.byteLength, elements * 4);
   }
-  return { weightsFile, fileBytes: index.fileSize, estimatedBytes };
+  return { weightsFile: index.path, fileBytes: index.fileSize, estimatedBytes };
 }
 
 function size(bytes: number): string {

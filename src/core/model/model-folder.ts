@@ -1,6 +1,7 @@
 /**
  * What a model folder must hold, checked without building or running anything: config.json of an
- * architecture Loupe builds, one model.safetensors with a readable header, and a tokenizer.json
+ * architecture Loupe builds, model.safetensors (or its shards and their index) with readable
+ * headers, and a tokenizer.json
  * that belongs to the config. HookedModel.load starts here; `Loupe: Select Model…` calls it before
  * remembering a folder, so a wrong choice is explained at once.
  */
@@ -9,12 +10,14 @@ import * as path from "node:path";
 import { LoupeError } from "../errors";
 import { Tokenizer } from "../tokenizer";
 import { readModelConfig, type ModelConfig } from "./config";
-import { readSafetensorsIndex, type SafetensorsIndex } from "./safetensors";
+import { openModelWeights } from "./model-weights";
+import type { SafetensorsIndex } from "./safetensors";
 import { checkTokenizerFitsModel } from "./tokenizer-check";
 
 export interface ModelFolder {
   readonly dir: string;
   readonly cfg: ModelConfig;
+  /** model.safetensors, or model.safetensors.index.json for a sharded checkpoint. */
   readonly weightsFile: string;
   readonly weights: SafetensorsIndex;
   readonly tokenizer: Tokenizer;
@@ -27,23 +30,12 @@ export function openModelFolder(folder: string): ModelFolder {
     throw new LoupeError("missing-file", `Model folder ${dir} does not exist. Choose a folder with config.json, model.safetensors and tokenizer.json.`, dir);
   }
   const cfg = readModelConfig(dir);
-  const weightsFile = path.join(dir, "model.safetensors");
-  if (!fs.existsSync(weightsFile)) {
-    const sharded = fs.readdirSync(dir).some((f) => /^model-\d+-of-\d+\.safetensors$/.test(f));
-    throw new LoupeError(
-      "missing-file",
-      sharded
-        ? `${dir} holds a sharded checkpoint; Loupe reads a single model.safetensors for now. Merge the shards (save_pretrained with a larger max_shard_size).`
-        : `No model.safetensors in ${dir}. Save the model with save_pretrained(safe_serialization=True).`,
-      weightsFile,
-    );
-  }
+  const weights = openModelWeights(dir);
   const tokenizerFile = path.join(dir, "tokenizer.json");
   if (!fs.existsSync(tokenizerFile)) {
     throw new LoupeError("missing-file", `No tokenizer.json in ${dir}. Save the tokenizer beside the model (tokenizer.save_pretrained with a fast tokenizer).`, tokenizerFile);
   }
   const tokenizer = Tokenizer.fromFile(tokenizerFile);
   checkTokenizerFitsModel(tokenizer, cfg, tokenizerFile);
-  const weights = readSafetensorsIndex(weightsFile);
-  return { dir, cfg, weightsFile, weights, tokenizer };
+  return { dir, cfg, weightsFile: weights.path, weights, tokenizer };
 }

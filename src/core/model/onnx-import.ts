@@ -15,8 +15,11 @@ import * as onnx from "onnx-buf";
 import { LoupeError } from "../errors";
 import { Tokenizer } from "../tokenizer";
 import { readModelConfig, type ModelConfig } from "./config";
-import { gainInput, GRAPH_INPUTS, LENS_IO, writeInput } from "./gpt2-graph";
+import { gainInput, GRAPH_IO, insertHookPoint, LENS_IO, writeInput, type HookGraph } from "./hook-point";
 import { blockHook, hookNamesFor, type BlockHookSuffix } from "./hooks";
+import { cacheHeads } from "./kv-cache";
+import { findWeightsFile } from "./model-weights";
+import { realLocations } from "./real-paths";
 import { DataType } from "./onnx-graph";
 import { findResidualStructure, FUSED_ATTENTION_OPS, GraphIndex, StructureError, tracesToInput, type ResidualStructure } from "./onnx-structure";
 import { checkTokenizerFitsModel } from "./tokenizer-check";
@@ -39,6 +42,8 @@ export interface ImportedGraph {
   /** TransformerLens hooks it cannot provide, each with the reason. */
   readonly unavailable: ReadonlyMap<string, string>;
   readonly modelFile: string;
+  /** The real folder of the graph's external data (a hub snapshot's symlinks followed): onnxruntime's weights folder. */
+  readonly dataDir: string;
   /** The logit lens (LENS_IO) cut from the graph's final norm and LM head; undefined when the tail depends on more than the residual stream. */
   readonly lensBytes?: Uint8Array;
 }
@@ -52,7 +57,7 @@ export interface OnnxFolder {
 
 /** The decoder .onnx of a folder without model.safetensors, or undefined (then the folder is a safetensors one). */
 export function findOnnxModelFile(dir: string): string | undefined {
-  if (fs.existsSync(path.join(dir, "model.safetensors"))) return undefined;
+  if (findWeightsFile(dir) !== undefined) return undefined;
   return ONNX_MODEL_FILES.map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
 }
 
@@ -111,7 +116,7 @@ export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: 
   }
 
   const index = new GraphIndex(graph);
-  const logitsOutput = graph.output.find((o) => o.name === GRAPH_INPUTS.logits) ?? graph.output.find((o) => /logits/i.test(o.name)) ?? (graph.output.length === 1 ? graph.output[0] : undefined);
+  const logitsOutput = graph.output.find((o) => o.name === GRAPH_IO.logits) ?? graph.output.find((o) => /logits/i.test(o.name)) ?? (graph.output.length === 1 ? graph.output[0] : undefined);
   const notDecoder = () =>
     fail("unsupported-architecture", `this is not a decoder Loupe can import: it needs an input of token ids (input_ids) and a logits output (found inputs ${[...index.inputs].join(", ") || "none"}; outputs ${graph.output.map((o) => o.name).join(", ")}).`);
   if (!logitsOutput) return notDecoder();
@@ -132,13 +137,14 @@ export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: 
   const { hookNames, unavailable, points } = planHooks(structure, cfg, options.patterns ?? true);
   // Weights become references first, so neither graph below copies them.
   externalizeWeights(graph, bytes, path.basename(modelFile));
+  const dataDir = followExternalData(graph, path.dirname(modelFile));
   // The lens graph is cut out before the rewrite changes the nodes it shares.
   const lensBytes = buildImportedLens(model, index, structure.adds[structure.adds.length - 1].out, logits);
   const rewriter = new Rewriter(graph, fail);
   rewriter.adaptInputs(index, idsInput, cfg);
   rewriter.setLogits(logits);
   for (const [hook, tensor] of points) rewriter.insertHook(hook, tensor);
-  return { bytes: toBinary(onnx.ModelProtoSchema, model), lensBytes, hookNames, unavailable, modelFile };
+  return { bytes: toBinary(onnx.ModelProtoSchema, model), lensBytes, hookNames, unavailable, modelFile, dataDir };
 }
 
 type Fail = (code: "bad-file" | "unsupported-architecture", why: string) => never;
@@ -216,9 +222,9 @@ function planHooks(s: ResidualStructure, cfg: ModelConfig, patterns: boolean): {
   return { hookNames, unavailable, points };
 }
 
-class Rewriter {
+class Rewriter implements HookGraph {
   private readonly names = new Set<string>();
-  private readonly one: string;
+  private readonly oneName: string;
   private counter = 0;
 
   constructor(
@@ -228,7 +234,7 @@ class Rewriter {
     for (const n of graph.node) for (const t of [...n.input, ...n.output]) this.names.add(t);
     for (const t of [...graph.input, ...graph.output]) this.names.add(t.name);
     for (const t of graph.initializer) this.names.add(t.name);
-    this.one = this.initializer("loupe::one", DataType.FLOAT, [], { floatData: [1] });
+    this.oneName = this.initializer("loupe::one", DataType.FLOAT, [], { floatData: [1] });
     graph.output = [];
   }
 
@@ -252,7 +258,7 @@ class Rewriter {
     return n;
   }
 
-  private node(opType: string, inputs: string[], outputs: string[], attribute: onnx.AttributeProto[] = []): void {
+  private addNode(opType: string, inputs: string[], outputs: string[], attribute: onnx.AttributeProto[] = []): void {
     this.graph.node.push(create(onnx.NodeProtoSchema, { opType, name: this.fresh(`loupe::${opType}`), input: inputs, output: outputs, attribute }));
   }
 
@@ -284,7 +290,7 @@ class Rewriter {
           this.redirect(original.name, target);
         }
         const to = elemType(original) ?? loupeType;
-        this.node("Cast", [loupeName], [target], [create(onnx.AttributeProtoSchema, { name: "to", type: onnx.AttributeProto_AttributeType.INT, i: BigInt(to) })]);
+        this.addNode("Cast", [loupeName], [target], [create(onnx.AttributeProtoSchema, { name: "to", type: onnx.AttributeProto_AttributeType.INT, i: BigInt(to) })]);
       }
       // An input the graph does not use is still declared: HookedModel feeds it either way.
       if (original?.name !== loupeName) this.claim(loupeName);
@@ -298,16 +304,15 @@ class Rewriter {
     if (other) {
       this.fail("unsupported-architecture", `input "${other.name}" is not one Loupe can feed (it feeds token ids, attention_mask, position_ids and empty past keys and values).`);
     }
-    feed(originals.find((i) => i.name === idsInput), GRAPH_INPUTS.ids, DataType.INT64, ["batch", "pos"]);
-    feed(positions, GRAPH_INPUTS.positions, DataType.INT64, ["batch", "pos"]);
-    feed(mask, GRAPH_INPUTS.mask, DataType.FLOAT, ["batch", "total"]);
+    feed(originals.find((i) => i.name === idsInput), GRAPH_IO.ids, DataType.INT64, ["batch", "pos"]);
+    feed(positions, GRAPH_IO.positions, DataType.INT64, ["batch", "pos"]);
+    feed(mask, GRAPH_IO.mask, DataType.FLOAT, ["batch", "total"]);
     if (past.length === 0) return;
     // Empty past keys and values: [batch, heads, 0, d_head], the batch taken from input_ids.
     const batch = this.fresh("loupe::batch");
     const shape = this.fresh("loupe::ids_shape");
-    this.node("Shape", [GRAPH_INPUTS.ids], [shape]);
-    this.node("Slice", [shape, this.initializer("loupe::zero", DataType.INT64, [1], { int64Data: [0n] }), this.initializer("loupe::one_i", DataType.INT64, [1], { int64Data: [1n] })], [batch]);
-    const kvHeads = cfg.architecture === "llama" ? cfg.nKvHeads : cfg.nHeads;
+    this.addNode("Shape", [GRAPH_IO.ids], [shape]);
+    this.addNode("Slice", [shape, this.initializer("loupe::zero", DataType.INT64, [1], { int64Data: [0n] }), this.initializer("loupe::one_i", DataType.INT64, [1], { int64Data: [1n] })], [batch]);
     for (const input of past) {
       const declared = input.type?.value.case === "tensorType" ? input.type.value.value.shape?.dim : undefined;
       const dims = declared && declared.length > 0 ? declared : undefined;
@@ -317,35 +322,47 @@ class Rewriter {
             if (typeof d.value.value === "string" && /past|seq|len/i.test(d.value.value)) return 0n;
             return this.fail("unsupported-architecture", `past input "${input.name}" has a dimension "${String(d.value.value)}" (axis ${i + 1}) that Loupe cannot size; it fills past keys and values as [batch, heads, 0, head_dim].`);
           })
-        : [BigInt(kvHeads), 0n, BigInt(cfg.dHead)];
+        : [BigInt(cacheHeads(cfg)), 0n, BigInt(cfg.dHead)];
       const restName = this.initializer(`loupe::past_dims`, DataType.INT64, [rest.length], { int64Data: rest });
       const full = this.fresh("loupe::past_shape");
-      this.node("Concat", [batch, restName], [full], [create(onnx.AttributeProtoSchema, { name: "axis", type: onnx.AttributeProto_AttributeType.INT, i: 0n })]);
+      this.addNode("Concat", [batch, restName], [full], [create(onnx.AttributeProtoSchema, { name: "axis", type: onnx.AttributeProto_AttributeType.INT, i: 0n })]);
       const zero = create(onnx.TensorProtoSchema, { dims: [1n], dataType: elemType(input) ?? DataType.FLOAT, rawData: new Uint8Array(bytesOf(elemType(input) ?? DataType.FLOAT)) });
-      this.node("ConstantOfShape", [full], [input.name], [create(onnx.AttributeProtoSchema, { name: "value", type: onnx.AttributeProto_AttributeType.TENSOR, t: zero })]);
+      this.addNode("ConstantOfShape", [full], [input.name], [create(onnx.AttributeProtoSchema, { name: "value", type: onnx.AttributeProto_AttributeType.TENSOR, t: zero })]);
     }
   }
 
   /** The logits output under Loupe's name. */
   setLogits(name: string): void {
-    if (name !== GRAPH_INPUTS.logits) this.node("Identity", [name], [this.claim(GRAPH_INPUTS.logits)]);
-    this.output(GRAPH_INPUTS.logits);
+    if (name !== GRAPH_IO.logits) this.addNode("Identity", [name], [this.claim(GRAPH_IO.logits)]);
+    this.output(GRAPH_IO.logits);
   }
 
-  /** A hook on `tensor`: out = tensor * (1 + gain) + write, read by everything that read the tensor, and a graph output. */
+  /** A hook point on `tensor` (hook-point.ts), read by everything that read the tensor. */
   insertHook(hook: string, tensor: string): void {
-    this.claim(hook);
-    const gain = this.claim(gainInput(hook));
-    const write = this.claim(writeInput(hook));
-    this.addInput(gain, DataType.FLOAT);
-    this.addInput(write, DataType.FLOAT);
+    // Claimed first, so a graph that already uses one of the names fails before anything changes.
+    for (const name of [hook, gainInput(hook), writeInput(hook)]) this.claim(name);
     this.redirect(tensor, hook);
-    const scale = this.fresh(`${hook}::scale`);
-    const kept = this.fresh(`${hook}::kept`);
-    this.node("Add", [gain, this.one], [scale]);
-    this.node("Mul", [tensor, scale], [kept]);
-    this.node("Add", [kept, write], [hook]);
-    this.output(hook);
+    insertHookPoint(this, hook, tensor);
+  }
+
+  // HookGraph, for insertHookPoint: the names it asks for were claimed by insertHook.
+  floatInput(name: string): string {
+    this.addInput(name, DataType.FLOAT);
+    return name;
+  }
+
+  node(opType: string, inputs: string[], output?: string): string {
+    const out = output ?? this.fresh(`loupe::${opType.toLowerCase()}`);
+    this.addNode(opType, inputs, [out]);
+    return out;
+  }
+
+  floatOutput(name: string): void {
+    this.output(name);
+  }
+
+  one(): string {
+    return this.oneName;
   }
 
   private output(name: string): void {
@@ -374,6 +391,14 @@ function externalizeWeights(graph: onnx.GraphProto, file: Uint8Array, location: 
     ];
     t.rawData = new Uint8Array(0);
   }
+}
+
+/** Point every external-data location at the real file (see real-paths.ts); returns the folder they are relative to. */
+function followExternalData(graph: onnx.GraphProto, modelDir: string): string {
+  const entries = graph.initializer.flatMap((t) => t.externalData.filter((e) => e.key === "location"));
+  const { dataDir, located } = realLocations(modelDir, [...new Set(entries.map((e) => e.value))]);
+  for (const entry of entries) entry.value = located.get(entry.value)!;
+  return dataDir;
 }
 
 /**

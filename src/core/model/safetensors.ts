@@ -1,5 +1,7 @@
 import * as fs from "node:fs";
+import * as nodePath from "node:path";
 import { LoupeError } from "../errors";
+import { commonFolder } from "./real-paths";
 
 /** Element types Loupe reads from safetensors files. */
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "U8" | "BOOL";
@@ -15,16 +17,31 @@ export interface TensorEntry {
   /** Absolute byte offset of the tensor's data in the file. */
   readonly fileOffset: number;
   readonly byteLength: number;
+  /** The file holding the data, as it was named (a shard of a sharded checkpoint, a hub snapshot's symlink). */
+  readonly file: string;
+  /**
+   * The data file's real path (symlinks resolved) relative to the index's dataDir: what onnxruntime
+   * reads as external data. It refuses data whose real path leaves its folder, so a hub snapshot's
+   * symlink into blobs/ must be followed first.
+   */
+  readonly location: string;
 }
 
-/** The parsed header of a safetensors file; tensor data is read on demand. */
+/**
+ * The parsed header of a safetensors file, or of every shard of a sharded checkpoint
+ * (model.safetensors.index.json); tensor data is read on demand.
+ */
 export interface SafetensorsIndex {
+  /** The safetensors file, or the shard index of a sharded checkpoint: what messages name. */
   readonly path: string;
   readonly tensors: ReadonlyMap<string, TensorEntry>;
   readonly metadata: Readonly<Record<string, string>>;
-  /** The raw JSON header bytes: what a graph built from this file depends on. */
+  /** The raw JSON header bytes (every shard's, in order): what a graph built from this file depends on. */
   readonly headerText: string;
+  /** Bytes on disk, all shards together. */
   readonly fileSize: number;
+  /** The real folder holding the data files (entries' `location`s are relative to it). */
+  readonly dataDir: string;
 }
 
 /** Headers beyond this are not plausible; refusing them avoids allocating gigabytes for a corrupt length. */
@@ -40,7 +57,7 @@ export function readSafetensorsIndex(path: string): SafetensorsIndex {
   try {
     fd = fs.openSync(path, "r");
   } catch {
-    throw new LoupeError("missing-file", `Cannot open ${path}: the model folder needs a model.safetensors file.`, path);
+    throw new LoupeError("missing-file", `Cannot open ${path}: the model folder needs this file. Download or copy it again.`, path);
   }
   try {
     const fileSize = fs.fstatSync(fd).size;
@@ -62,6 +79,8 @@ export function readSafetensorsIndex(path: string): SafetensorsIndex {
     }
     if (typeof header !== "object" || header === null || Array.isArray(header)) throw bad(path, "the header is not a JSON object");
     const dataStart = 8 + headerBytes.length;
+    const realFile = fs.realpathSync(path);
+    const data: DataFile = { file: path, location: nodePath.basename(realFile) };
     const tensors = new Map<string, TensorEntry>();
     let metadata: Record<string, string> = {};
     for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
@@ -69,15 +88,91 @@ export function readSafetensorsIndex(path: string): SafetensorsIndex {
         metadata = (value ?? {}) as Record<string, string>;
         continue;
       }
-      tensors.set(name, parseEntry(path, name, value, dataStart, fileSize));
+      tensors.set(name, parseEntry(data, name, value, dataStart, fileSize));
     }
-    return { path, tensors, metadata, headerText, fileSize };
+    return { path, tensors, metadata, headerText, fileSize, dataDir: nodePath.dirname(realFile) };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-function parseEntry(path: string, name: string, value: unknown, dataStart: number, fileSize: number): TensorEntry {
+/**
+ * A sharded checkpoint as one index: model.safetensors.index.json's `weight_map` names the shard
+ * holding each tensor (every architecture is saved this way past save_pretrained's max_shard_size).
+ * Each shard's header is read; every mapped tensor must be where the map says.
+ */
+export function readShardedSafetensorsIndex(indexFile: string): SafetensorsIndex {
+  const shardMap = readWeightMap(indexFile);
+  const dir = nodePath.dirname(indexFile);
+  const shardNames = [...new Set(shardMap.values())];
+  const shards = shardNames.map((name) => readSafetensorsIndex(nodePath.join(dir, name)));
+  // Shards may resolve into one blobs/ folder (a hub snapshot) or stay side by side (a plain folder, a copy).
+  const dataDir = commonFolder(shards.map((s) => s.dataDir));
+  const tensors = new Map<string, TensorEntry>();
+  shards.forEach((shard, i) => {
+    for (const entry of shard.tensors.values()) {
+      if (tensors.has(entry.name)) {
+        throw new LoupeError("bad-file", `${indexFile}: tensor "${entry.name}" is in two shards (${tensors.get(entry.name)!.file} and ${entry.file}). Re-save the checkpoint.`, indexFile);
+      }
+      const location = nodePath.relative(dataDir, nodePath.join(shard.dataDir, entry.location));
+      tensors.set(entry.name, { ...entry, location });
+    }
+    for (const [tensor, shardName] of shardMap) {
+      if (shardName === shardNames[i] && !shard.tensors.has(tensor)) {
+        throw new LoupeError("bad-file", `${indexFile} places tensor "${tensor}" in ${shardName}, which does not hold it. Re-download or re-save the checkpoint.`, indexFile);
+      }
+    }
+  });
+  return {
+    path: indexFile,
+    tensors,
+    metadata: {},
+    headerText: shards.map((s) => s.headerText).join("\n"),
+    fileSize: shards.reduce((sum, s) => sum + s.fileSize, 0),
+    dataDir,
+  };
+}
+
+/** weight_map of a shard index file: tensor name -> shard file name (a plain name in the same folder). */
+function readWeightMap(indexFile: string): Map<string, string> {
+  let text: string;
+  try {
+    text = fs.readFileSync(indexFile, "utf8");
+  } catch (error) {
+    throw new LoupeError("missing-file", `Cannot read ${indexFile} (${(error as NodeJS.ErrnoException).code}). Download or copy it again.`, indexFile);
+  }
+  return parseWeightMap(text, indexFile);
+}
+
+/** weight_map of a shard index's text; a LoupeError naming `indexFile` when it is not one. */
+export function parseWeightMap(text: string, indexFile: string): Map<string, string> {
+  const fail = (why: string) => new LoupeError("bad-file", `${indexFile} is not a valid safetensors shard index: ${why}. Re-download it or re-save the model with save_pretrained.`, indexFile);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw fail("it is not JSON");
+  }
+  const weightMap = (parsed as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof weightMap !== "object" || weightMap === null || Array.isArray(weightMap)) throw fail(`it has no "weight_map" object`);
+  const map = new Map<string, string>();
+  for (const [tensor, shard] of Object.entries(weightMap)) {
+    if (typeof shard !== "string" || !/^[\w.-]+\.safetensors$/.test(shard) || shard.startsWith(".")) {
+      throw fail(`tensor "${tensor}" maps to ${JSON.stringify(shard)}, not a .safetensors file beside the index`);
+    }
+    map.set(tensor, shard);
+  }
+  if (map.size === 0) throw fail("its weight_map is empty");
+  return map;
+}
+
+interface DataFile {
+  readonly file: string;
+  readonly location: string;
+}
+
+function parseEntry(data: DataFile, name: string, value: unknown, dataStart: number, fileSize: number): TensorEntry {
+  const path = data.file;
   const entry = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   if (typeof entry !== "object" || entry === null) throw bad(path, `tensor "${name}" has no description`);
   const dtype = entry.dtype;
@@ -99,15 +194,15 @@ function parseEntry(path: string, name: string, value: unknown, dataStart: numbe
     throw bad(path, `tensor "${name}" has shape [${shape.join(", ")}] (${byteLength} bytes) but its data spans ${end - begin} bytes`);
   }
   if (dataStart + end > fileSize) throw bad(path, `tensor "${name}" runs past the end of the file (truncated download?)`);
-  return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], fileOffset: dataStart + begin, byteLength };
+  return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], fileOffset: dataStart + begin, byteLength, ...data };
 }
 
 /** Read one tensor as float32, converting F16 / BF16 / F64. The result is a fresh, aligned array. */
 export function readTensorF32(index: SafetensorsIndex, name: string): Float32Array {
   const entry = index.tensors.get(name);
   if (!entry) throw new LoupeError("bad-file", `${index.path} has no tensor "${name}".`, index.path);
-  const raw = readRaw(index.path, entry);
-  return toFloat32(raw, entry.dtype, `${index.path}: tensor "${name}"`);
+  const raw = readRaw(entry.file, entry);
+  return toFloat32(raw, entry.dtype, `${entry.file}: tensor "${name}"`);
 }
 
 function readRaw(path: string, entry: TensorEntry): Buffer {

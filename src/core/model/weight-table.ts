@@ -17,7 +17,6 @@
  * lowering onnxruntime's constant-folding size limit (no data dependency) peaked higher, and
  * turning its memory arena off did not help.
  */
-import * as path from "node:path";
 import { LoupeError } from "../errors";
 import { DataType, type GraphBuilder } from "./onnx-graph";
 import type { SafetensorsIndex, TensorEntry } from "./safetensors";
@@ -129,7 +128,7 @@ export class WeightTable {
     let stored = this.declared.get(entry.name);
     if (stored === undefined) {
       stored = this.g.externalInitializer(`w:${entry.name}`, elemType, entry.shape, {
-        location: path.basename(file),
+        location: entry.location,
         offset: entry.fileOffset,
         length: entry.byteLength,
       });

@@ -11,7 +11,7 @@
 import { throwIfAborted } from "../errors";
 import { prefixKeyValues, type KeyValues, type StartAt } from "../model/hooked-model";
 import type { HookedModel } from "../model/hooked-model";
-import { blockHook, hookLayer, hookLayout } from "../model/hooks";
+import { blockHook, blockOf, hookLayout } from "../model/hooks";
 import type { Intervention } from "../model/interventions";
 import { tensor, type Tensor } from "../tensor/tensor";
 import { chunks, DEFAULT_MEMORY_BUDGET, rowsPerCall } from "./plan";
@@ -59,13 +59,13 @@ export async function runVariants(
 ): Promise<VariantRuns> {
   const T = tokens.length;
   const hooks = variants.flatMap((v) => v.map((iv) => iv.hook));
-  const rows = rowsPerCall(model.cfg, T, hooks, options.batchSize ?? DEFAULT_BATCH_ROWS, options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET);
+  const rows = rowsPerCall(model.cfg, model.hookDims, T, hooks, options.batchSize ?? DEFAULT_BATCH_ROWS, options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET);
   const kv = options.keyValues && model.supportsPrefix ? options.keyValues : undefined;
   // The first position each variant may change; a call cannot start after a scored position.
   const latest = Math.min(T - 1, ...options.positions);
   const firsts = variants.map((v) => (kv ? Math.min(latest, ...v.map(firstChanged)) : 0));
   const resid = options.residPre && model.supportsStartAt ? options.residPre : undefined;
-  const layers = variants.map((v) => (resid ? Math.min(model.cfg.nLayers - 1, ...v.map((iv) => firstBlock(iv.hook, model.cfg.nLayers))) : 0));
+  const layers = variants.map((v) => (resid ? Math.min(model.cfg.nLayers - 1, ...v.map((iv) => blockOf(iv.hook, model.cfg.nLayers))) : 0));
   const order = variants.map((_, i) => i).sort((a, b) => firsts[a] - firsts[b] || layers[a] - layers[b] || a - b);
   const prefixes = new Map<number, KeyValues>();
   const logits: Float32Array[][] = new Array(variants.length);
@@ -103,11 +103,6 @@ export async function runVariants(
     options.onProgress?.(end, variants.length);
   }
   return { logits, calls };
-}
-
-/** The block a row changed at `hook` can start at: hook_embed and hook_pos_embed come before block 0, ln_final after the last. */
-function firstBlock(hook: string, nLayers: number): number {
-  return hookLayer(hook) ?? (hook.startsWith("ln_final.") ? nLayers - 1 : 0);
 }
 
 /**

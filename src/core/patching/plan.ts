@@ -4,8 +4,7 @@
  */
 import { LoupeError } from "../errors";
 import type { ModelConfig } from "../model/config";
-import { hookShape } from "../model/interventions";
-import { blockHook, hookLayout, type BlockHookSuffix } from "../model/hooks";
+import { blockHook, blockHookTemplate, headsAt, hookShape, layoutAxes, hookLayout, type BlockHookSuffix, type HookDims } from "../model/hooks";
 import { numel, strides, type Tensor } from "../tensor/tensor";
 
 /** Per (layer, position) sweeps over a block's residual stream or its two outputs. */
@@ -66,17 +65,22 @@ export function isSweepKind(name: string): name is SweepKind {
   return (SWEEP_KINDS as readonly string[]).includes(name);
 }
 
-export function sweepHook(kind: SweepKind, layer: number, headHook: HeadHook = "z"): string {
-  return blockHook(layer, kind === "heads" || kind === "heads_by_pos" ? HEAD_SUFFIX[headHook] : SUFFIX[kind]);
+function sweepSuffix(kind: SweepKind, headHook: HeadHook): BlockHookSuffix {
+  return kind === "heads" || kind === "heads_by_pos" ? HEAD_SUFFIX[headHook] : SUFFIX[kind];
 }
 
-export function planSweep(kind: SweepKind, cfg: Pick<ModelConfig, "nLayers" | "nHeads">, seqLen: number, headHook: HeadHook = "z"): SweepPlan {
+export function sweepHook(kind: SweepKind, layer: number, headHook: HeadHook = "z"): string {
+  return blockHook(layer, sweepSuffix(kind, headHook));
+}
+
+/** The cells of one sweep; a head sweep has one cell per head of the hook it patches (key/value heads on k and v). */
+export function planSweep(kind: SweepKind, dims: HookDims, seqLen: number, headHook: HeadHook = "z"): SweepPlan {
   if (!isSweepKind(kind)) throw new LoupeError("bad-argument", `Unknown sweep "${String(kind)}"; choose from ${SWEEP_KINDS.join(", ")}.`);
-  const L = cfg.nLayers;
-  const H = cfg.nHeads;
+  const L = dims.nLayers;
+  const H = headsAt(dims, sweepHook(kind, 0, headHook)) ?? 0;
   const T = seqLen;
   const cells: PatchCell[] = [];
-  const hookPattern = sweepHook(kind, 0, headHook).replace(/^blocks\.0\./, "blocks.{L}.");
+  const hookPattern = blockHookTemplate(sweepSuffix(kind, headHook));
   if (kind === "heads") {
     for (let layer = 0; layer < L; layer++) for (let head = 0; head < H; head++) cells.push({ layer, head });
     return { kind, hookPattern, axes: ["layer", "head"], shape: [L, H], cells };
@@ -106,8 +110,7 @@ export function sameAtTarget(a: Tensor, b: Tensor, target: PatchTarget): boolean
   const layout = hookLayout(target.hook);
   const dims = a.dims;
   const st = strides(dims);
-  const posAxis = layout === "pattern" ? 2 : 1;
-  const headAxis = layout === "heads" ? 2 : layout === "pattern" ? 1 : undefined;
+  const { position: posAxis, head: headAxis } = layoutAxes(layout);
   const last = dims[dims.length - 1];
   const positions = target.positions ?? range(dims[posAxis]);
   const heads = headAxis === undefined ? [0] : (target.heads ?? range(dims[headAxis]));
@@ -132,7 +135,8 @@ export const DEFAULT_MEMORY_BUDGET = 256 * 2 ** 20;
  * [rows, T, vocab] and the dense (gain, write) inputs of the hooks it touches stay within budget.
  */
 export function rowsPerCall(
-  cfg: ModelConfig,
+  cfg: Pick<ModelConfig, "dVocab">,
+  dims: HookDims,
   seqLen: number,
   hooks: Iterable<string>,
   requested: number,
@@ -140,7 +144,7 @@ export function rowsPerCall(
 ): number {
   if (!Number.isInteger(requested) || requested < 1) throw new LoupeError("bad-argument", `The batch size must be a positive integer (got ${requested}).`);
   let perRow = seqLen * cfg.dVocab;
-  for (const hook of new Set(hooks)) perRow += 2 * numel(hookShape(cfg, hook, 1, seqLen));
+  for (const hook of new Set(hooks)) perRow += 2 * numel(hookShape(dims, hook, 1, seqLen));
   return Math.max(1, Math.min(requested, Math.floor(budgetBytes / (4 * perRow))));
 }
 

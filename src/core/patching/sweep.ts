@@ -198,7 +198,7 @@ export async function patchingSweeps(model: HookedModel, options: PatchingOption
   if (kinds.length === 0) throw new LoupeError("bad-argument", "No sweep requested.");
   const headHook = options.headHook ?? "z";
   const T = options.clean.length;
-  const plans = kinds.map((kind) => planSweep(kind, model.cfg, T, headHook));
+  const plans = kinds.map((kind) => planSweep(kind, model.hookDims, T, headHook));
   const hooks = plans.flatMap((plan) => Array.from({ length: model.cfg.nLayers }, (_, layer) => sweepHook(plan.kind, layer, headHook)));
   const prep = await prepare(model, options, hooks, options.signal);
 

@@ -3,7 +3,7 @@
  * `loupe probe train` and the probe panel both run. The best hook is chosen by cross-validated
  * accuracy (see sweep.ts).
  */
-import * as path from "node:path";
+import { modelName } from "../hub/cache-layout";
 import { LoupeError } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { spanLabels, type ProbeDataset } from "./dataset";
@@ -60,7 +60,7 @@ export async function trainProbes(model: HookedModel, dataset: ProbeDataset, opt
     level: dataset.level,
     pooling,
     concept,
-    model: { name: path.basename(model.folder), nLayers: model.cfg.nLayers, dModel: model.cfg.dModel },
+    model: { name: modelName(model.folder), nLayers: model.cfg.nLayers, dModel: model.cfg.dModel },
     training: { C, classWeight, data: dataset.file, folds, seed },
   });
   return {

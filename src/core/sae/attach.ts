@@ -8,7 +8,7 @@
 import * as path from "node:path";
 import { LoupeError } from "../errors";
 import type { HookedModel, TokenBatch } from "../model/hooked-model";
-import { hookLayout } from "../model/hooks";
+import { headsAt, hookLayout, hookShape, isKeyValueHook } from "../model/hooks";
 import type { Tensor } from "../tensor/tensor";
 import { SAE_CFG_FILENAME } from "./config";
 import type { Sae } from "./sae";
@@ -20,17 +20,9 @@ export function saeFile(sae: Sae): string {
 
 /** Values per token that `hook` gives on this model (one head's when headIndex is set). */
 export function hookWidth(model: HookedModel, hook: string, headIndex?: number): number {
-  const cfg = model.cfg;
-  switch (hookLayout(hook)) {
-    case "resid":
-      return cfg.dModel;
-    case "mlp":
-      return cfg.dMlp;
-    case "heads":
-      return headIndex === undefined ? cfg.nHeads * cfg.dHead : cfg.dHead;
-    case "pattern":
-      return 0;
-  }
+  if (hookLayout(hook) === "pattern") return 0;
+  const [, , ...perToken] = hookShape(model.hookDims, hook, 1, 1);
+  return headIndex === undefined ? perToken.reduce((a, d) => a * d, 1) : model.hookDims.dHead;
 }
 
 /** Throw a clear error unless `sae` reads a hook of `model` with exactly d_in values per token. */
@@ -50,16 +42,22 @@ export function checkSaeFits(model: HookedModel, sae: Sae): void {
   if (layout === "pattern") {
     throw new LoupeError("bad-argument", `${file}: hook_name "${hook}" is an attention pattern, not one vector per token; Loupe attaches SAEs to per-token hooks.`, sae.source ? file : undefined);
   }
+  // TransformerLens groups key/value heads by default; an SAE trained on its ungrouped view reads one slot per query head.
+  const grouped = isKeyValueHook(hook) && model.hookDims.keyValueHeads < model.hookDims.nHeads;
+  const ungroupHint = grouped
+    ? ` ${hook} has one slot per key/value head here; if the SAE read one per query head (TransformerLens's ungroup_grouped_query_attention), load the model with ungroupGroupedQueryAttention (CLI --ungroup-grouped-query-attention).`
+    : "";
   if (head !== undefined) {
     if (layout !== "heads") throw new LoupeError("bad-file", `${file}: hook_head_index is set but ${hook} has no head axis.`, sae.source ? file : undefined);
-    if (head >= model.cfg.nHeads) throw new LoupeError("bad-file", `${file}: hook_head_index ${head} is past this model's ${model.cfg.nHeads} heads.`, sae.source ? file : undefined);
+    const heads = headsAt(model.hookDims, hook) ?? 0;
+    if (head >= heads) throw new LoupeError("bad-file", `${file}: hook_head_index ${head} is past the ${heads} heads of ${hook}.${ungroupHint}`, sae.source ? file : undefined);
   }
   const width = hookWidth(model, hook, head);
   if (sae.d_in !== width) {
-    const what = layout === "resid" ? "d_model" : layout === "mlp" ? "d_mlp" : head === undefined ? "n_heads * d_head" : "d_head";
+    const what = layout === "resid" ? "d_model" : layout === "mlp" ? "d_mlp" : head === undefined ? "heads * d_head" : "d_head";
     throw new LoupeError(
       "bad-shape",
-      `${file}: d_in is ${sae.d_in} but ${hook} of the model in ${model.folder} has ${width} values per token (${what}). The SAE was trained on another model; choose one made for this model.`,
+      `${file}: d_in is ${sae.d_in} but ${hook} of the model in ${model.folder} has ${width} values per token (${what}). The SAE was trained on another model; choose one made for this model.${ungroupHint}`,
       sae.source ? file : undefined,
     );
   }

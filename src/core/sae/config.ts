@@ -11,6 +11,7 @@
  */
 import { LoupeError } from "../errors";
 import { MAX_WORKSPACE_JSON_BYTES, readTextSafely } from "../safe-fs";
+import { isBlockHook, layerOf } from "../model/hooks";
 
 export const SAE_CFG_FILENAME = "cfg.json";
 export const SAE_WEIGHTS_FILENAME = "sae_weights.safetensors";
@@ -131,7 +132,7 @@ export function parseSaeConfig(json: unknown, file = SAE_CFG_FILENAME): SaeConfi
   if (reshape !== undefined && reshape !== null && reshape !== "none" && reshape !== "hook_z") {
     fail(`reshape_activations ${JSON.stringify(reshape)} is not supported (Loupe reads "none" and "hook_z").`);
   }
-  if (reshape === "hook_z" && !/attn\.hook_z$/.test(hook_name)) fail(`reshape_activations is "hook_z" but hook_name is ${hook_name}.`);
+  if (reshape === "hook_z" && !isBlockHook(hook_name, "attn.hook_z")) fail(`reshape_activations is "hook_z" but hook_name is ${hook_name}.`);
 
   const version = field("sae_lens_version");
   return {
@@ -180,9 +181,4 @@ function parseNormalize(value: unknown, fail: (why: string) => never): Normalize
   if (value === true) return "expected_average_only_in";
   if (typeof value === "string" && (NORMALIZE_ACTIVATIONS as readonly string[]).includes(value)) return value as NormalizeActivations;
   return fail(`normalize_activations ${JSON.stringify(value)} is not supported (Loupe reads ${NORMALIZE_ACTIVATIONS.map((n) => `"${n}"`).join(", ")}).`);
-}
-
-function layerOf(hook: string): number | undefined {
-  const match = /^blocks\.(\d+)\./.exec(hook);
-  return match ? Number(match[1]) : undefined;
 }

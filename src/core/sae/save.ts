@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
 import { writeFileSafely } from "../safe-fs";
+import { isBlockHook } from "../model/hooks";
 import { encodeSafetensors, type TensorToWrite } from "../model/safetensors";
 import { SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, type SaeConfig } from "./config";
 import type { Sae } from "./sae";
@@ -26,7 +27,7 @@ export function toSaeLensConfig(cfg: SaeConfig, extra: Record<string, unknown> =
     device: "cpu",
     apply_b_dec_to_input: cfg.apply_b_dec_to_input,
     normalize_activations: cfg.normalize_activations,
-    reshape_activations: /attn\.hook_z$/.test(cfg.hook_name) && cfg.hook_head_index === undefined ? "hook_z" : "none",
+    reshape_activations: isBlockHook(cfg.hook_name, "attn.hook_z") && cfg.hook_head_index === undefined ? "hook_z" : "none",
   };
   if (cfg.architecture === "topk") {
     out.k = cfg.k;

@@ -20,6 +20,7 @@
  * row. Buffers are allocated once.
  */
 import { LoupeError, throwIfAborted } from "../errors";
+import { layerOf } from "../model/hooks";
 import { seededRandom } from "../tensor/random";
 import type { SaeConfig } from "./config";
 import { selectTopK, transpose } from "./kernels";
@@ -425,11 +426,6 @@ function shuffle(order: Int32Array, random: () => number): void {
     order[i] = order[j];
     order[j] = t;
   }
-}
-
-function layerOf(hook: string): number | undefined {
-  const match = /^blocks\.(\d+)\./.exec(hook);
-  return match ? Number(match[1]) : undefined;
 }
 
 function checkOptions(data: Float32Array, rows: number, D: number, o: TopKTrainOptions): void {

@@ -1,0 +1,62 @@
+/**
+ * Built graphs are cached under a key made of the builder's version, the options that change the
+ * graph, the config and the weights header (build-graph.ts graphKeyParts), not of the graph's own
+ * bytes. So a builder that changes what it builds must bump its version, or a stale cached graph
+ * would be reused. This test fingerprints each fixture's graphs under the version in force and fails
+ * when the bytes change while the version stays.
+ */
+import { strict as assert } from "node:assert";
+import { createHash } from "node:crypto";
+import * as path from "node:path";
+import { buildLensGraph, buildModelGraph, graphKeyParts } from "../../src/core/model/build-graph";
+import type { GraphOptions } from "../../src/core/model/graph-options";
+import { openModelFolder } from "../../src/core/model/model-folder";
+import { FIXTURES } from "../helpers/fixtures";
+
+/** sha256 (first 16 hex digits) of each built graph, by fixture and cache-key parts. */
+const FINGERPRINTS: Record<string, string> = {
+  "tiny-gpt2 gpt2-v2:model": "83f14f094d958302",
+  "tiny-gpt2 gpt2-v2:lens": "a574ac0447325bd7",
+  "tiny-llama llama-v2:model": "9a7be03c8b42f9af",
+  "tiny-llama llama-v2:model+ungrouped-key-value-hooks": "c4ef04b1b71bc91e",
+  "tiny-llama llama-v2:lens": "f66e3b338f7d1b6e",
+  "tiny-qwen2 llama-v2:model": "5d2c39290c9a5b9c",
+  "tiny-qwen2 llama-v2:model+ungrouped-key-value-hooks": "3c154952322701a3",
+  "tiny-qwen2 llama-v2:lens": "0a686924badd0ace",
+};
+
+describe("graph cache keys follow what the builders build", () => {
+  const variants: Array<[string, GraphOptions]> = [
+    ["default", {}],
+    ["ungrouped", { ungroupGroupedQueryAttention: true }],
+  ];
+  for (const fixture of ["tiny-gpt2", "tiny-llama", "tiny-qwen2"]) {
+    it(`${fixture}: every graph's bytes are the ones recorded for its cache key`, () => {
+      const { cfg, weights } = openModelFolder(path.join(FIXTURES, fixture));
+      for (const [, options] of variants) {
+        for (const part of ["model", "lens"] as const) {
+          const bytes = part === "model" ? buildModelGraph(cfg, weights, options).bytes : buildLensGraph(cfg, weights, options);
+          const key = `${fixture} ${graphKeyParts(cfg, part, options).join("+")}`;
+          const fingerprint = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+          assert.equal(
+            fingerprint,
+            FINGERPRINTS[key],
+            `The ${key} graph changed (fingerprint ${fingerprint}). Bump its version in GRAPH_VERSIONS (src/core/model/build-graph.ts), then record the new fingerprint here.`,
+          );
+        }
+      }
+    });
+  }
+
+  it("an option that changes the graph changes the key; one that does not, does not", () => {
+    const llama = openModelFolder(path.join(FIXTURES, "tiny-llama"));
+    const gpt2 = openModelFolder(path.join(FIXTURES, "tiny-gpt2"));
+    const ungrouped = { ungroupGroupedQueryAttention: true };
+    assert.notDeepEqual(graphKeyParts(llama.cfg, "model", ungrouped), graphKeyParts(llama.cfg, "model", {}));
+    assert.notDeepEqual(buildModelGraph(llama.cfg, llama.weights, ungrouped).bytes, buildModelGraph(llama.cfg, llama.weights).bytes);
+    // GPT-2 has no grouped heads and the lens no key/value hooks: the same graph, the same key.
+    assert.deepEqual(graphKeyParts(gpt2.cfg, "model", ungrouped), graphKeyParts(gpt2.cfg, "model", {}));
+    assert.deepEqual(buildModelGraph(gpt2.cfg, gpt2.weights, ungrouped).bytes, buildModelGraph(gpt2.cfg, gpt2.weights).bytes);
+    assert.deepEqual(graphKeyParts(llama.cfg, "lens", ungrouped), graphKeyParts(llama.cfg, "lens", {}));
+  });
+});
