@@ -15,8 +15,8 @@ import { FIXTURES } from "../helpers/fixtures";
 
 /** sha256 (first 16 hex digits) of each built graph, by fixture and cache-key parts. */
 const FINGERPRINTS: Record<string, string> = {
-  "tiny-gpt2 gpt2-v2:model": "83f14f094d958302",
-  "tiny-gpt2 gpt2-v2:lens": "a574ac0447325bd7",
+  "tiny-gpt2 gpt2-v3:model": "be409d705a36ed81",
+  "tiny-gpt2 gpt2-v3:lens": "a574ac0447325bd7",
   "tiny-llama llama-v2:model": "9a7be03c8b42f9af",
   "tiny-llama llama-v2:model+ungrouped-key-value-hooks": "c4ef04b1b71bc91e",
   "tiny-llama llama-v2:lens": "f66e3b338f7d1b6e",

@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 /** Bump when the graph layout changes, so stale cached graphs are not reused. */
-export const GRAPH_BUILDER_VERSION = "graphs-v7";
+export const GRAPH_BUILDER_VERSION = "graphs-v6";
 
 export function defaultCacheDir(): string {
   if (process.env.LOUPE_CACHE_DIR) return process.env.LOUPE_CACHE_DIR;
