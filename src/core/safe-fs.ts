@@ -18,6 +18,8 @@ import { LoupeError } from "./errors";
 
 /** Default cap on a workspace file Loupe parses as a whole (JSON settings, labels, probes). */
 export const MAX_WORKSPACE_JSON_BYTES = 4 * 1024 * 1024;
+/** Cap on a model folder's side files (shard index, tokenizer_config.json, chat template): published ones are under 2 MB. */
+export const MAX_MODEL_SIDE_FILE_BYTES = 16 * 1024 * 1024;
 
 export interface SafeFileOptions {
   /** The folder the file must stay inside (the workspace); checked on real paths. */

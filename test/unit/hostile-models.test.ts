@@ -11,8 +11,9 @@ import { MAX_LAYERS, parseModelConfig, readModelConfig } from "../../src/core/mo
 import { evictGraphs } from "../../src/core/model/graph-cache";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { checkModelFits, estimateModelMemory } from "../../src/core/model/memory-limit";
-import { encodeSafetensors, readSafetensorsIndex, readTensorF32, type TensorToWrite } from "../../src/core/model/safetensors";
+import { encodeSafetensors, readSafetensorsIndex, readShardedSafetensorsIndex, readTensorF32, type TensorToWrite } from "../../src/core/model/safetensors";
 import { maxAbsDiff } from "../../src/core/tensor/tensor";
+import { readChatTemplate } from "../../src/core/chat/template";
 import { Tokenizer } from "../../src/core/tokenizer";
 import { MAX_VOCAB_SIZE } from "../../src/core/tokenizer/tokenizer-spec";
 import { readSaeConfig } from "../../src/core/sae/config";
@@ -127,5 +128,19 @@ describe("hostile SAE folders", () => {
     const dir = scratchDir("sae-cfg");
     fs.writeFileSync(path.join(dir, "cfg.json"), `{"d_in": 4, "pad": "${"x".repeat(5 * 1024 * 1024)}"}`);
     assert.throws(() => readSaeConfig(path.join(dir, "cfg.json")), isCode("file-too-large"));
+  });
+});
+
+describe("hostile model side files", () => {
+  it("an oversized shard index or tokenizer_config.json is refused before parsing, naming the file", () => {
+    const dir = scratchDir("sides");
+    const index = path.join(dir, "model.safetensors.index.json");
+    fs.writeFileSync(index, "{}");
+    fs.truncateSync(index, 20 * 1024 * 1024);
+    assert.throws(() => readShardedSafetensorsIndex(index), isCode("file-too-large", /model\.safetensors\.index\.json is 20\.0 MB/));
+    const config = path.join(dir, "tokenizer_config.json");
+    fs.writeFileSync(config, "{}");
+    fs.truncateSync(config, 20 * 1024 * 1024);
+    assert.throws(() => readChatTemplate(dir), isCode("file-too-large", /tokenizer_config\.json is 20\.0 MB/));
   });
 });
