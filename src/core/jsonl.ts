@@ -76,10 +76,19 @@ export async function readJsonlRecords(file: string, example: string, options: S
   const out: JsonlRecord[] = [];
   let pending = "";
   let line = 0;
-  const stream = handle.createReadStream({ encoding: "utf8", highWaterMark: 1 << 16 });
+  const stream = handle.createReadStream({ highWaterMark: 1 << 16 });
+  // Strict, as readTextFile: a byte that is not UTF-8 stops the read rather than becoming U+FFFD.
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const decode = (bytes?: Buffer): string => {
+    try {
+      return bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode();
+    } catch {
+      throw new LoupeError("bad-file", `${file} is not valid UTF-8 text (a bad byte on or after line ${line + 1}). Save the file as UTF-8.`, file);
+    }
+  };
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      const parts = (pending + chunk).split("\n");
+    for await (const bytes of stream as AsyncIterable<Buffer>) {
+      const parts = (pending + decode(bytes)).split("\n");
       pending = parts.pop() ?? "";
       if (pending.length > MAX_JSONL_LINE_CHARS) throw longLine(file, line + parts.length + 1);
       for (const raw of parts) {
@@ -90,7 +99,7 @@ export async function readJsonlRecords(file: string, example: string, options: S
   } finally {
     stream.destroy();
   }
-  const last = parseLine(pending, ++line, file, example);
+  const last = parseLine(pending + decode(), ++line, file, example);
   if (last) out.push(last);
   return out;
 }

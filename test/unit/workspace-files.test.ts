@@ -107,5 +107,7 @@ describe("workspace files in a hostile repository", () => {
     assert.equal(dataset.examples.length, parsed.length);
     fs.writeFileSync(file, '{"text": "a", "label": "x"}\n{"text": 3}\n');
     await assert.rejects(readProbeDatasetAsync(file), /d\.jsonl:2: "text" must be a string/);
+    fs.writeFileSync(file, Buffer.concat([Buffer.from('{"text": "a", "label": "x"}\n{"text": "Ren'), Buffer.from([0xe9]), Buffer.from('e", "label": "y"}\n')]));
+    await assert.rejects(readProbeDatasetAsync(file), /d\.jsonl is not valid UTF-8 text \(a bad byte on or after line 1\)/);
   });
 });

@@ -3,7 +3,7 @@ import { auditFiles, DEFAULT_AUDIT_CONFIG, expandGlobs, formatAuditText, parseAu
 import { readTextSafely, writeFileSafely, type SafeFileOptions } from "../../core/safe-fs";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
-import { loadOptions, stringOption, type Command } from "../command";
+import { loadOptions, stringOption, textOptions, type Command } from "../command";
 
 const FORMATS = ["text", "json", "sarif"] as const;
 
@@ -30,7 +30,7 @@ export const auditCommand: Command = {
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const probes = probeMonitors(model, config, configFile ? path.dirname(path.dirname(path.resolve(configFile))) : process.cwd());
-      const audits = await auditFiles(model, files, config, { probes });
+      const audits = await auditFiles(model, files, config, { probes, text: textOptions(io) });
       const output =
         format === "sarif"
           ? `${JSON.stringify(toSarif(audits), null, 2)}\n`

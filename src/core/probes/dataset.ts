@@ -11,6 +11,7 @@
 import { LoupeError } from "../errors";
 import { jsonlRecords, MAX_JSONL_FILE_BYTES, readJsonlRecords, type JsonlRecord } from "../jsonl";
 import { readTextSafely, writeFileSafely, type SafeFileOptions } from "../safe-fs";
+import { readTextFile } from "../text-file";
 
 const DATASET_EXAMPLE = '{"text": "...", "label": "..."}';
 
@@ -41,14 +42,7 @@ export type ProbeDataset =
 export const OUTSIDE_LABEL = "none";
 
 export function readProbeDataset(file: string): ProbeDataset {
-  let content: string | undefined;
-  try {
-    content = readTextSafely(file, { maxBytes: MAX_JSONL_FILE_BYTES });
-  } catch (error) {
-    if (error instanceof LoupeError) throw error;
-  }
-  if (content === undefined) throw new LoupeError("missing-file", `Cannot read the probe dataset ${file}.`, file);
-  return parseProbeDataset(content, file);
+  return parseProbeDataset(readTextFile(file, { maxBytes: MAX_JSONL_FILE_BYTES }), file);
 }
 
 /** As readProbeDataset, streamed: for the extension host, which must not block on a large file. */
