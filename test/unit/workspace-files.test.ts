@@ -81,7 +81,7 @@ describe("workspace files in a hostile repository", () => {
     assert.throws(() => writeFeatureLabels(file, emptyFeatureLabels(), { root }), isCode("unsafe-path"));
     assert.equal(fs.existsSync(target), false);
     fs.unlinkSync(file);
-    fs.writeFileSync(file, `{"version": 1, "saes": {"x": {"1": "${"a".repeat(3 * 1024 * 1024)}"}}}`);
+    fs.writeFileSync(file, `{"version": 1, "saes": {"x": {"1": "${"a".repeat(17 * 1024 * 1024)}"}}}`);
     assert.throws(() => readFeatureLabels(file, { root }), isCode("file-too-large"));
     await assert.rejects(readFeatureLabelsAsync(file, { root }), isCode("file-too-large"));
   });

@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { LoupeError } from "../errors";
 import { readTextSafely, readTextSafelyAsync, writeFileSafely, type SafeFileOptions } from "../safe-fs";
 import type { ConceptMatch, FeatureSummary } from "./features";
+import { formatReleaseSae, releaseSaeOfFolder } from "./releases/reference";
 
 export const FEATURE_LABELS_FILE = path.join(".loupe", "feature-labels.json");
 export const FEATURE_LABELS_VERSION = 1;
@@ -26,8 +27,13 @@ export function emptyFeatureLabels(): FeatureLabels {
   return { version: FEATURE_LABELS_VERSION, saes: {} };
 }
 
-/** The key of an SAE folder in the labels file: relative to the workspace when inside it. */
+/**
+ * The key of an SAE folder in the labels file: RELEASE/SAE_ID for a published SAE in the hub cache
+ * (the same on every machine), else the folder relative to the workspace when inside it.
+ */
 export function saeLabelKey(workspaceRoot: string, saeFolder: string): string {
+  const published = releaseSaeOfFolder(saeFolder);
+  if (published) return formatReleaseSae(published);
   const rel = path.relative(path.resolve(workspaceRoot), path.resolve(saeFolder));
   const key = rel === "" ? "." : rel.startsWith("..") || path.isAbsolute(rel) ? path.resolve(saeFolder) : rel;
   return key.split(path.sep).join("/");
@@ -95,8 +101,11 @@ export function mergeFeatureLabels(base: FeatureLabels, incoming: FeatureLabels)
   return { version: FEATURE_LABELS_VERSION, saes };
 }
 
-/** Largest labels file read: about 40,000 labels; a bigger one is refused rather than parsed. */
-export const MAX_FEATURE_LABELS_BYTES = 2 * 1024 * 1024;
+/**
+ * Largest labels file read (a Neuronpedia import of a 65k-feature SAE is about 4 MB); a bigger one
+ * is refused rather than parsed.
+ */
+export const MAX_FEATURE_LABELS_BYTES = 16 * 1024 * 1024;
 
 /** The labels in `file`, or none when it does not exist. Refuses a link or a file over MAX_FEATURE_LABELS_BYTES. */
 export function readFeatureLabels(file: string, options: SafeFileOptions = {}): FeatureLabels {
