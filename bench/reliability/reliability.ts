@@ -1,7 +1,10 @@
 /**
  * `npm run reliability`: the fuzz suite with more cases, the fault scenarios, 1,000 inspections
- * under a memory watch and the main commands under a network watch, summed up in one table.
- * Exits 1 when anything crashed, hung, leaked past its bound or touched the network.
+ * under a memory watch, the main commands under a network watch and the hostile workspace (links,
+ * settings and oversized files a cloned repository can hold), summed up in one table.
+ * Exits 1 when anything crashed, hung, leaked past its bound, touched the network, wrote outside
+ * the hostile workspace or rewrote its files, refused without saying what to do, or blocked the
+ * calling thread over 100 ms on a workspace file.
  *
  *   tsx bench/reliability/reliability.ts [--cases 2000] [--seed N] [--runs 1000]
  */
@@ -9,6 +12,7 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { DEFAULT_SEED, formatFuzzReport, fuzz } from "../../test/reliability/fuzz";
 import { cancelLongJob, changeModelFilesWhileLoaded, killWorkerMidRun, refuseModelOverLimit } from "../../test/reliability/faults";
+import { BLOCK_LIMIT_MS, formatHostileReport, runHostileWorkspace } from "../../test/reliability/hostile-workspace";
 import { formatCurve, LOAD_BOUNDS, runLoad } from "../../test/reliability/load";
 import { cliCommands, DELIBERATE_APIS, networkScratch, readAttempts, runDeliberateAttempts, runWatched, runWorkerWatched, unexpectedLocal } from "../../test/reliability/network";
 
@@ -82,6 +86,12 @@ async function main(): Promise<number> {
   for (const a of attempts.filter((x) => x.kind === "network")) console.log(`  attempt: ${a.api} ${a.target} (${a.argv.join(" ")})\n${a.stack}`);
   for (const dir of [self.dir, net.dir]) fs.rmSync(dir, { recursive: true, force: true });
 
+  section("hostile workspace: links out of .loupe/, restricted settings, oversized files, every command that reaches them");
+  const hostile = await runHostileWorkspace({ cli: true });
+  console.log(formatHostileReport(hostile));
+  const hostileOk = hostile.outsideChanged.length === 0 && hostile.workspaceRewritten.length === 0 && hostile.unclearRefusals.length === 0 && hostile.slowSteps.length === 0;
+  const longest = Math.max(...hostile.steps.filter((s) => !s.step.startsWith("loupe ")).map((s) => s.blockedMs));
+
   const crashes = fuzzCrashes + faultFailures + commandFailures;
   const rows: Array<[string, string]> = [
     ["inputs tried", `${tried} (${report.targets.length} fuzz targets, seed ${seed})`],
@@ -92,12 +102,16 @@ async function main(): Promise<number> {
       "memory growth",
       `heap ${signed(load.heapGrowthMb)} MB, RSS ${signed(load.rssGrowthMb)} MB (${signed(load.lateRssGrowthMb)} MB over the second half) in ${runs} inspections; bounds ${LOAD_BOUNDS.heapGrowthMb} / ${LOAD_BOUNDS.rssGrowthMb} / ${LOAD_BOUNDS.lateRssGrowthMb} MB`,
     ],
+    [
+      "hostile workspace",
+      `${hostile.steps.length} steps, ${hostile.steps.filter((s) => s.result === "refused").length} refused with a file and a fix; files changed outside: ${hostile.outsideChanged.length}, workspace files rewritten: ${hostile.workspaceRewritten.length}; longest block ${longest.toFixed(0)} ms (bound ${BLOCK_LIMIT_MS})`,
+    ],
     ["network attempts", `${networkAttempts} (${commands.length} CLI commands + the worker; watch caught ${caught.size >= DELIBERATE_APIS.length ? DELIBERATE_APIS.length : caught.size}/${DELIBERATE_APIS.length} deliberate attempts)`],
   ];
   section(`reliability (${((performance.now() - started) / 1000).toFixed(0)} s)`);
   console.log("| measure | value |\n| --- | --- |");
   for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
-  return crashes === 0 && hangs === 0 && networkAttempts === 0 && watchWorks && loadOk ? 0 : 1;
+  return crashes === 0 && hangs === 0 && networkAttempts === 0 && watchWorks && loadOk && hostileOk ? 0 : 1;
 }
 
 function signed(x: number): string {

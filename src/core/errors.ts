@@ -25,6 +25,9 @@ export type LoupeErrorCode =
   | "worker-crashed"
   | "tokenizer-mismatch"
   | "model-too-large"
+  | "unsafe-path"
+  | "file-too-large"
+  | "unsafe-pattern"
   | "offline"
   | "download-failed";
 

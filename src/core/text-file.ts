@@ -14,6 +14,8 @@ export interface TextOptions {
   readonly encoding?: string;
   /** What else the user can do besides saving as UTF-8, said after it (the CLI: pass --encoding). */
   readonly advice?: string;
+  /** Refuse a file larger than this before reading it (a dataset, not a disk image). */
+  readonly maxBytes?: number;
 }
 
 /**
@@ -46,8 +48,13 @@ export function decodeText(bytes: Uint8Array, source: string, options: TextOptio
 export function readTextFile(file: string, options: TextOptions = {}): string {
   let bytes: Buffer;
   try {
+    const size = options.maxBytes === undefined ? 0 : fs.statSync(file).size;
+    if (options.maxBytes !== undefined && size > options.maxBytes) {
+      throw new LoupeError("file-too-large", `${file} is ${(size / 1048576).toFixed(0)} MB, over Loupe's ${(options.maxBytes / 1048576).toFixed(0)} MB limit for this file. Use a sample of it.`, file);
+    }
     bytes = fs.readFileSync(file);
   } catch (error) {
+    if (error instanceof LoupeError) throw error;
     throw new LoupeError("missing-file", `Cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`, file);
   }
   return decodeText(bytes, file, options);

@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { DEFAULT_AUDIT_CONFIG, lineColumn, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
+import { AUDIT_CONFIG_FILE, DEFAULT_AUDIT_CONFIG, lineColumn, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
+import { readTextSafelyAsync } from "../core/safe-fs";
 import { auditReportHtml } from "../core/view/audit-report-html";
 import type { ModelHost } from "./model-host";
 import { reportErrors } from "./errors";
 import { runOnSelection } from "./selection-command";
+import { restrictedSetting } from "./settings";
 
 const FAITHFULNESS_CODES = new Set(["cot-not-load-bearing", "unverbalised-hint"]);
 
@@ -37,9 +39,8 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
   }
 
   async auditWorkspace(): Promise<void> {
-    const settings = vscode.workspace.getConfiguration("loupe.audit");
-    const include = settings.get<string>("include", "**/*.{prompt,prompt.md,prompt.txt}");
-    const exclude = settings.get<string>("exclude", "**/node_modules/**");
+    const include = restrictedSetting("loupe.audit", "include", "**/*.{prompt,prompt.md,prompt.txt}");
+    const exclude = restrictedSetting("loupe.audit", "exclude", "**/node_modules/**");
     const started = Date.now();
     await reportErrors(async () => {
       const config = await this.config();
@@ -115,14 +116,8 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
   private async config(): Promise<AuditConfig> {
     const folder = vscode.workspace.workspaceFolders?.[0];
     if (!folder || !vscode.workspace.isTrusted) return DEFAULT_AUDIT_CONFIG;
-    const uri = vscode.Uri.joinPath(folder.uri, ".loupe", "audit.json");
-    let bytes: Uint8Array;
-    try {
-      bytes = await vscode.workspace.fs.readFile(uri);
-    } catch {
-      return DEFAULT_AUDIT_CONFIG;
-    }
-    return parseAuditConfig(new TextDecoder().decode(bytes), vscode.workspace.asRelativePath(uri));
+    const text = await readTextSafelyAsync(path.join(folder.uri.fsPath, AUDIT_CONFIG_FILE), { root: folder.uri.fsPath });
+    return text === undefined ? DEFAULT_AUDIT_CONFIG : parseAuditConfig(text, AUDIT_CONFIG_FILE);
   }
 
   private baseDir(): string {

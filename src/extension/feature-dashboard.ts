@@ -13,6 +13,7 @@ import { readSettings } from "./settings";
 import { ScriptedPanel } from "./scripted-panel";
 import { reportErrors } from "./errors";
 import type { PageOptions } from "./webview-page";
+import { writableWorkspaceFolder } from "./workspace-files";
 
 /** What `loupe.exploreFeature` takes from hover links; anything else is asked for. */
 interface ExploreArgs {
@@ -94,13 +95,12 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
         await vscode.commands.executeCommand("loupe.steerFeature", { saeFolder: this.saeFolder, feature: request.feature });
         return;
       case "label": {
+        // No folder, or Restricted Mode: say so, write nothing.
+        const root = writableWorkspaceFolder("keep feature labels");
         const file = labelsFile();
-        if (!file) {
-          void vscode.window.showWarningMessage("Loupe: open a folder to keep feature labels in its .loupe/feature-labels.json.");
-          return;
-        }
+        if (!root || !file) return;
         // Read, change one entry, write: labels other windows saved meanwhile are kept.
-        writeFeatureLabels(file, setFeatureLabel(readFeatureLabels(file), labelKey(this.saeFolder), request.feature, request.label));
+        writeFeatureLabels(file, setFeatureLabel(readFeatureLabels(file, { root }), labelKey(this.saeFolder), request.feature, request.label), { root });
         this.lens.reloadLabels();
         this.show(this.saeFolder, state.d_sae, request.feature);
         return;

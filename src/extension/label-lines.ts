@@ -1,6 +1,8 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { labelLines, toJsonl } from "../core/probes";
+import { appendToDataset, labelLines } from "../core/probes";
+import { describeError } from "./errors";
+import { writableWorkspaceFolder } from "./workspace-files";
 
 /**
  * Loupe: Label Lines for a Probe…: give the selected lines one label and append them to a JSONL
@@ -35,13 +37,13 @@ export async function labelSelectedLines(): Promise<void> {
     void vscode.window.showWarningMessage("Loupe: the selected lines are empty; nothing was added.");
     return;
   }
-  const file = vscode.Uri.joinPath(datasets, name);
-  const before = await vscode.workspace.fs.readFile(file).then(
-    (bytes) => new TextDecoder().decode(bytes),
-    () => "",
-  );
-  await vscode.workspace.fs.createDirectory(datasets);
-  const joined = before === "" || before.endsWith("\n") ? before : `${before}\n`;
-  await vscode.workspace.fs.writeFile(file, new TextEncoder().encode(joined + toJsonl(examples)));
+  const root = writableWorkspaceFolder("keep probe datasets");
+  if (!root) return;
+  try {
+    appendToDataset(vscode.Uri.joinPath(datasets, name).fsPath, examples, { root });
+  } catch (error) {
+    void vscode.window.showErrorMessage(describeError(error) ?? String(error));
+    return;
+  }
   void vscode.window.showInformationMessage(`Loupe: ${examples.length} line(s) labelled "${label.trim()}" in ${path.posix.join(".loupe", "datasets", name)}.`);
 }

@@ -1,4 +1,5 @@
 import * as vscode from "vscode";
+import { writeFileSafely } from "../core/safe-fs";
 import { parsePairFile, stringValueOffsets, type PatchingResult } from "../core/patching";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import { parsePatchingRequest, patchingCsv, patchingPanelState, pngBytes, type PatchingPanelRequest, type PatchingPanelState } from "../core/view/patching-view";
@@ -128,12 +129,12 @@ export class PatchingPanel extends ScriptedPanel<PatchingPanelState, PatchingPan
       }
       case "exportCsv": {
         const target = await vscode.window.showSaveDialog({ filters: { CSV: ["csv"] }, saveLabel: "Export patching results" });
-        if (target) await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(patchingCsv(shown.result)));
+        if (target) writeFileSafely(target.fsPath, patchingCsv(shown.result));
         return;
       }
       case "exportPng": {
         const target = await vscode.window.showSaveDialog({ filters: { PNG: ["png"] }, saveLabel: "Export heatmaps" });
-        if (target) await vscode.workspace.fs.writeFile(target, pngBytes(request.dataUrl));
+        if (target) writeFileSafely(target.fsPath, pngBytes(request.dataUrl));
         return;
       }
     }

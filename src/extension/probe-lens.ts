@@ -2,10 +2,12 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { loadProbe, type ProbeApplication, type ProbeFile, type TokenScore } from "../core/probes";
 import { LEVELS } from "../core/view/lenses";
+import { probeHoverMarkdown } from "../core/view/probe-panel";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { EditorLens } from "./editor-lens";
 import { runOnSelection } from "./selection-command";
+import { confinedIfInWorkspace } from "./workspace-files";
 
 interface Shown {
   readonly startOffset: number;
@@ -53,7 +55,7 @@ export class ProbeLens extends EditorLens<Shown, TokenScore> {
     if (!uri) return;
     let probe: ProbeFile;
     try {
-      probe = loadProbe(uri.fsPath);
+      probe = loadProbe(uri.fsPath, confinedIfInWorkspace(uri.fsPath));
     } catch (error) {
       void vscode.window.showErrorMessage(describeError(error) ?? String(error));
       return;
@@ -78,8 +80,7 @@ export class ProbeLens extends EditorLens<Shown, TokenScore> {
   }
 
   protected hoverMarkdown(shown: Shown, token: TokenScore): vscode.MarkdownString {
-    const rows = shown.application.classes.map((c, i) => `| ${c.replace(/[|\\`*_]/g, "\\$&")} | ${(token.probs[i] * 100).toFixed(1)}% |`);
-    const markdown = new vscode.MarkdownString([`**Probe at ${shown.application.hook}**`, "", "| class | p |", "| --- | --- |", ...rows].join("\n"));
+    const markdown = new vscode.MarkdownString(probeHoverMarkdown(shown.application, token.probs));
     markdown.isTrusted = false;
     return markdown;
   }

@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { probeFileName, readProbeDataset, spanLabels, type ProbeFile, type ProbeTraining } from "../core/probes";
+import { addProbeMonitor } from "../core/audit";
+import { probeFileName, readProbeDatasetAsync, saveProbe, spanLabels, type ProbeFile, type ProbeTraining } from "../core/probes";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import { defaultWatchedLabel, parseProbePanelRequest, probePanelState, type ProbePanelRequest, type ProbePanelState } from "../core/view/probe-panel";
 import type { ModelHost } from "./model-host";
@@ -8,6 +9,7 @@ import type { ProbeLens } from "./probe-lens";
 import { ScriptedPanel } from "./scripted-panel";
 import { reportErrors } from "./errors";
 import type { PageOptions } from "./webview-page";
+import { confinedIfInWorkspace, writableWorkspaceFolder } from "./workspace-files";
 
 /**
  * Loupe: Train Probe…: pick a dataset (built-in or a workspace JSONL), train a probe at every
@@ -30,7 +32,7 @@ export class ProbePanels extends ScriptedPanel<ProbePanelState, ProbePanelReques
     if (!dataFile) return;
     let concept: string | undefined;
     await reportErrors(async () => {
-      const dataset = readProbeDataset(dataFile);
+      const dataset = await readProbeDatasetAsync(dataFile, confinedIfInWorkspace(dataFile));
       if (dataset.level === "token") {
         const labels = spanLabels(dataset);
         const picked = await vscode.window.showQuickPick(labels, { title: "Loupe: probe for which span label? (one against the rest)" });
@@ -89,32 +91,20 @@ export class ProbePanels extends ScriptedPanel<ProbePanelState, ProbePanelReques
   }
 
   private async save(probe: ProbeFile): Promise<string | undefined> {
-    const folder = vscode.workspace.workspaceFolders?.[0];
-    if (!folder) {
-      void vscode.window.showWarningMessage("Loupe: open a folder to save probes in its .loupe/probes.");
-      return undefined;
-    }
-    const file = path.join(folder.uri.fsPath, ".loupe", "probes", probeFileName(probe.training.data ?? "probe", probe.hook, probe.concept));
-    await vscode.workspace.fs.createDirectory(vscode.Uri.file(path.dirname(file)));
-    await vscode.workspace.fs.writeFile(vscode.Uri.file(file), new TextEncoder().encode(`${JSON.stringify(probe, null, 1)}\n`));
+    const root = writableWorkspaceFolder("save probes");
+    if (!root) return undefined;
+    const file = path.join(root, ".loupe", "probes", probeFileName(probe.training.data ?? "probe", probe.hook, probe.concept));
+    saveProbe(file, probe, { root });
     return file;
   }
 
   /** Save the probe and add it to .loupe/audit.json's monitors (creating the file if needed). */
   private async addMonitor(probe: ProbeFile, label: string, threshold: number): Promise<void> {
-    const folder = vscode.workspace.workspaceFolders?.[0];
     const file = await this.save(probe);
-    if (!folder || !file) return;
-    const configUri = vscode.Uri.joinPath(folder.uri, ".loupe", "audit.json");
-    let config: { probes?: unknown[] } & Record<string, unknown> = {};
-    try {
-      config = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(configUri))) as typeof config;
-    } catch {
-      config = {}; // No config yet: the defaults plus this monitor.
-    }
-    const relative = path.relative(folder.uri.fsPath, file).split(path.sep).join("/");
-    config.probes = [...(Array.isArray(config.probes) ? config.probes : []), { probe: relative, label, threshold, severity: "warning" }];
-    await vscode.workspace.fs.writeFile(configUri, new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`));
+    const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    if (!root || !file) return;
+    const relative = path.relative(root, file).split(path.sep).join("/");
+    addProbeMonitor(root, { probe: relative, label, threshold, severity: "warning" });
     void vscode.window.showInformationMessage(`Loupe: the quick audit now watches "${label}" (p ≥ ${threshold}) with ${relative}.`);
   }
 

@@ -10,8 +10,10 @@ import { SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../core/sae/feature-labels";
 import { FeatureStatsCache } from "../core/sae/feature-stats-file";
 import type { FeatureStats } from "../core/sae/features";
-import { featurePickItems } from "../core/view/feature-dashboard";
+import { featurePickItemsAsync } from "../core/view/feature-dashboard";
 import { describeError } from "./errors";
+import { restrictedSetting } from "./settings";
+import { workspaceRoot } from "./workspace-files";
 
 /** Where the workspace keeps user labels, or undefined without a folder open. */
 export function labelsFile(): string | undefined {
@@ -28,7 +30,7 @@ export function labelKey(saeFolder: string): string {
 export function readLabelsQuietly(onError?: (message: string) => void): FeatureLabels {
   const file = labelsFile();
   try {
-    return file ? readFeatureLabels(file) : { version: 1, saes: {} };
+    return file ? readFeatureLabels(file, { root: workspaceRoot() }) : { version: 1, saes: {} };
   } catch (error) {
     onError?.(describeError(error) ?? String(error));
     return { version: 1, saes: {} };
@@ -40,7 +42,7 @@ export function readLabelsQuietly(onError?: (message: string) => void): FeatureL
  * sae/<hook> folder (the bundled model ships one), else undefined.
  */
 export function chosenSaeFolder(modelFolder: string): string | undefined {
-  const setting = vscode.workspace.getConfiguration("loupe").get<string>("saePath", "");
+  const setting = restrictedSetting("loupe", "saePath", "");
   // A folder, or a published RELEASE/SAE_ID in the hub cache (a LoupeError says how to pull it).
   if (setting && vscode.workspace.isTrusted) return resolveSaeReference(setting).folder;
   const root = path.join(modelFolder, "sae");
@@ -78,7 +80,7 @@ export async function pickFeature(saeFolder: string, d_sae: number, title: strin
   const stats = featureStatsFor(saeFolder, (m) => void vscode.window.showWarningMessage(m));
   const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
   const key = labelKey(saeFolder);
-  const items = featurePickItems(d_sae, (f) => featureLabel(labels, key, f), stats);
+  const items = await featurePickItemsAsync(d_sae, (f) => featureLabel(labels, key, f), stats, Object.keys(labels.saes[key] ?? {}).map(Number));
   const picked = await vscode.window.showQuickPick(items, {
     title,
     placeHolder: stats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",

@@ -1,5 +1,6 @@
 import * as vscode from "vscode";
 import type { ColorScale } from "../core/view/lenses";
+import { settingValue } from "../core/setting-trust";
 import type { FaithfulnessParams } from "../core/requests";
 
 /** Typed access to the `loupe.*` settings. */
@@ -16,20 +17,25 @@ export interface LoupeSettings {
   readonly attributionMethod: "mask" | "embed";
 }
 
+/** A restricted setting (RESTRICTED_SETTINGS): in Restricted Mode the workspace's own value is ignored. */
+export function restrictedSetting<T>(section: string, key: string, fallback: T): T {
+  return settingValue(vscode.workspace.getConfiguration(section).inspect<T>(key), vscode.workspace.isTrusted, fallback);
+}
+
 export function readSettings(): LoupeSettings {
   const c = vscode.workspace.getConfiguration("loupe");
   return {
-    modelPath: c.get<string>("modelPath", ""),
+    modelPath: restrictedSetting("loupe", "modelPath", ""),
     defaultLens: c.get<string>("defaultLens", "surprisal"),
-    maxTokens: Math.max(1, c.get<number>("maxTokens", 1024)),
+    maxTokens: Math.max(1, restrictedSetting("loupe", "maxTokens", 1024)),
     colorScale: c.get<string>("colorScale") === "absolute" ? "absolute" : "relative",
-    maxModelBytes: megabytes(c.get<number>("maxModelMemoryMB", 4096)),
-    compactWeights: c.get<boolean>("compactWeights", false) === true,
+    maxModelBytes: megabytes(restrictedSetting("loupe", "maxModelMemoryMB", 4096)),
+    compactWeights: restrictedSetting<boolean>("loupe", "compactWeights", false) === true,
     attributionMethod: c.get<string>("attribution.method") === "mask" ? "mask" : "embed",
     faithfulness: {
       answerMarker: c.get<string>("faithfulness.answerMarker") || undefined,
       reasoningCues: nonEmpty(c.get<string[]>("faithfulness.reasoningCues")),
-      hintPattern: c.get<string>("faithfulness.hintPattern") || undefined,
+      hintPattern: restrictedSetting("loupe", "faithfulness.hintPattern", "") || undefined,
       track: c.get<string>("faithfulness.track") === "written" ? "written" : "model",
       mistakes: c.get<boolean>("faithfulness.addMistakes", true),
       generate: c.get<boolean>("faithfulness.generateWhenMissing", false),

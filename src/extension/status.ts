@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
+import { escapeMarkdown } from "../core/view/markdown";
 
 /** The status-bar legend: lens, model, token count and run time. */
 export class StatusLegend implements vscode.Disposable {
@@ -14,7 +15,7 @@ export class StatusLegend implements vscode.Disposable {
     const model = path.basename(modelFolder);
     this.item.text = `$(eye) ${lensLabel} · ${model} · ${tokens} tok · ${elapsedMs.toFixed(0)} ms${stale ? " · stale" : ""}`;
     this.item.tooltip = new vscode.MarkdownString(
-      `**Loupe**\n\nLens: ${lensLabel} (click to change)\n\nModel: ${model}\n\n${tokens} tokens, ${elapsedMs.toFixed(0)} ms${stale ? "\n\nThe text changed since this run: run Inspect Selection again." : ""}`,
+      `**Loupe**\n\nLens: ${lensLabel} (click to change)\n\nModel: ${escapeMarkdown(model)}\n\n${tokens} tokens, ${elapsedMs.toFixed(0)} ms${stale ? "\n\nThe text changed since this run: run Inspect Selection again." : ""}`,
     );
     this.item.show();
   }

@@ -1,6 +1,6 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { auditFiles, DEFAULT_AUDIT_CONFIG, expandGlobs, formatAuditText, parseAuditConfig, probeMonitors, reachesLevel, SEVERITIES, toSarif, type Severity } from "../../core/audit";
+import { readTextSafely, writeFileSafely, type SafeFileOptions } from "../../core/safe-fs";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { loadOptions, stringOption, textOptions, type Command } from "../command";
@@ -20,8 +20,10 @@ export const auditCommand: Command = {
     if (!(FORMATS as readonly string[]).includes(format)) throw new LoupeError("bad-argument", `--format must be one of ${FORMATS.join(", ")} (got ${format}).`);
     const failOn = stringOption(values, "fail-on") ?? "error";
     if (failOn !== "none" && !SEVERITIES.includes(failOn as Severity)) throw new LoupeError("bad-argument", `--fail-on must be one of ${SEVERITIES.join(", ")}, none (got ${failOn}).`);
-    const configFile = stringOption(values, "config") ?? (fs.existsSync(path.join(".loupe", "audit.json")) ? path.join(".loupe", "audit.json") : undefined);
-    const config = configFile ? parseAuditConfig(readConfig(configFile), configFile) : DEFAULT_AUDIT_CONFIG;
+    const configOption = stringOption(values, "config");
+    const configFile = configOption ?? path.join(".loupe", "audit.json");
+    const configText = readConfig(configFile, configOption === undefined ? { root: process.cwd() } : {});
+    const config = configText !== undefined ? parseAuditConfig(configText, configFile) : configOption === undefined ? DEFAULT_AUDIT_CONFIG : readConfigMissing(configFile);
     const files = expandGlobs(positionals);
     if (files.length === 0) throw new LoupeError("bad-argument", `No files match ${positionals.join(" ")}.`);
 
@@ -36,7 +38,7 @@ export const auditCommand: Command = {
             ? `${JSON.stringify(audits.map(({ text: _text, ...rest }) => rest), null, 2)}\n`
             : `${formatAuditText(audits)}\n`;
       const out = stringOption(values, "out");
-      if (out) fs.writeFileSync(out, output);
+      if (out) writeFileSafely(out, output);
       else io.out(output);
       return reachesLevel(audits, failOn as Severity | "none") ? 1 : 0;
     } finally {
@@ -45,10 +47,16 @@ export const auditCommand: Command = {
   },
 };
 
-function readConfig(file: string): string {
+/** The audit config's text, or undefined when there is none; the workspace's own is never read through a link. */
+function readConfig(file: string, options: SafeFileOptions): string | undefined {
   try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    throw new LoupeError("missing-file", `Cannot read the audit config ${file}.`, file);
+    return readTextSafely(file, options);
+  } catch (error) {
+    if (error instanceof LoupeError) throw error;
+    return readConfigMissing(file);
   }
+}
+
+function readConfigMissing(file: string): never {
+  throw new LoupeError("missing-file", `Cannot read the audit config ${file}.`, file);
 }

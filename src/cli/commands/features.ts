@@ -115,8 +115,8 @@ loupe features --compute-stats CORPUS.jsonl [--sae DIR|RELEASE/SAE_ID] [--model 
     const backend = new InProcessBackend();
     // Read once, before the model loads: the features request finds it in the session's SAE store.
     const { stats } = backend.session.saes.get(saeFolder);
-    const labelsFile = stringOption(values, "labels") ?? FEATURE_LABELS_FILE;
-    const labels: FeatureLabels = readFeatureLabels(labelsFile);
+    const labelsOption = stringOption(values, "labels");
+    const labels: FeatureLabels = readFeatureLabels(labelsOption ?? FEATURE_LABELS_FILE, labelsOption === undefined ? { root: process.cwd() } : {});
     const key = saeLabelKey(process.cwd(), saeFolder);
     const found = await withBackend(args, (b) => b.request("features", { text, saeFolder, topK: top }), backend);
     const tokens = found.tokens.map(({ index, text: tokenText, start, end, features }): TokenFeatures => ({

@@ -33,9 +33,11 @@ export const labelsCommand: Command = {
     } catch {
       d_sae = undefined;
     }
-    const labelsFile = stringOption(values, "labels") ?? FEATURE_LABELS_FILE;
-    const result = addExplanations(readFeatureLabels(labelsFile), key, found, { overwrite: values.overwrite === true, d_sae });
-    writeFeatureLabels(labelsFile, result.labels);
+    const labelsOption = stringOption(values, "labels");
+    const labelsFile = labelsOption ?? FEATURE_LABELS_FILE;
+    const confined = labelsOption === undefined ? { root: process.cwd() } : {};
+    const result = addExplanations(readFeatureLabels(labelsFile, confined), key, found, { overwrite: values.overwrite === true, d_sae });
+    writeFeatureLabels(labelsFile, result.labels, confined);
     const summary = { sae: key, neuronpedia: neuronpediaId, labelsFile, added: result.added, keptYours: result.kept, otherSaesSkipped: found.otherSaes };
     io.out(values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${key}: ${result.added} labels from ${neuronpediaId} written to ${labelsFile}${result.kept ? `; ${result.kept} features keep your own label (--overwrite replaces them)` : ""}${found.otherSaes ? `; ${found.otherSaes} rows of other SAEs skipped` : ""}.\n`);
     return 0;

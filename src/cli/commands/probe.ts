@@ -92,13 +92,17 @@ async function train(args: CommandArgs): Promise<number> {
   const training = await withBackend(args, (backend) =>
     backend.request("trainProbes", { dataFile: dataset.file, dataset, hooks: hooksGiven, pooling: pooling as Pooling, concept, folds, C, classWeight, seed }),
   );
-  const out = stringOption(values, "out") ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, training.best, concept));
-  saveProbe(out, training.probes[training.best]);
+  const outOption = stringOption(values, "out");
+  const out = outOption ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, training.best, concept));
+  // A default path lies under the working directory's .loupe/: confine it there (no links, no escape).
+  saveProbe(out, training.probes[training.best], outOption === undefined ? { root: process.cwd() } : {});
   if (values.json) {
     const { probes: _probes, ...summary } = training;
-    io.out(`${JSON.stringify({ ...summary, saved: out }, null, 2)}\n`);
+    io.out(`${JSON.stringify({ ...summary, saved: out }, null, 2)}
+`);
   } else {
-    io.out(`${formatTrain(training, out)}\n`);
+    io.out(`${formatTrain(training, out)}
+`);
   }
   return 0;
 }

@@ -62,7 +62,7 @@ export const steerCommand: Command = {
     const backend = new InProcessBackend();
     // Read once, before the model loads: the steer request finds it in the session's SAE store.
     const { sae, stats } = backend.session.saes.get(saeFolder);
-    const labels = readFeatureLabels(FEATURE_LABELS_FILE).saes[saeLabelKey(process.cwd(), saeFolder)];
+    const labels = readFeatureLabels(FEATURE_LABELS_FILE, { root: process.cwd() }).saes[saeLabelKey(process.cwd(), saeFolder)];
     const feature = resolveFeature(name, sae.d_sae, labels, stats);
     const edit = editFromOptions(values, feature);
     const temperature = finiteNumber(values, "temperature", 0);

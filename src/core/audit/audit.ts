@@ -4,6 +4,7 @@
  * chain of thought run only on prompts that have one.
  */
 import { throwIfAborted } from "../errors";
+import { compileGuardedPattern } from "../regex-guard";
 import { checkFaithfulness, segmentPrompt } from "../faithfulness";
 import { inspectText } from "../inspect";
 import type { HookedModel } from "../model/hooked-model";
@@ -107,7 +108,7 @@ export async function auditPrompt(
     if (!hasCot) {
       skipped.push("CoT rules: no reasoning followed by an answer marker");
     } else {
-      const report = await checkFaithfulness(model, seen, { ...segmentOptions, hintPattern: f.hintPattern ? new RegExp(f.hintPattern) : undefined, mistakes: f.mistakes, signal });
+      const report = await checkFaithfulness(model, seen, { ...segmentOptions, hintPattern: f.hintPattern ? compileGuardedPattern(f.hintPattern, "", "The audit's faithfulness.hintPattern") : undefined, mistakes: f.mistakes, signal });
       const steps = report.steps;
       const overall = report.scores.overall;
       if (cotRule.enabled && overall !== null && overall < cotRule.threshold && steps.length > 0) {

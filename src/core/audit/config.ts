@@ -4,6 +4,7 @@
  * describes the same shape for the editor's JSON completion (a test keeps the two in step).
  */
 import { LoupeError } from "../errors";
+import { unsafePatternReason } from "../regex-guard";
 
 export type Severity = "error" | "warning" | "information";
 export const SEVERITIES: readonly Severity[] = ["error", "warning", "information"];
@@ -169,6 +170,8 @@ export function parseAuditConfig(content: string, file = ".loupe/audit.json"): A
   }
   const hintPattern = f.hintPattern === undefined ? undefined : c.string(f.hintPattern, "faithfulness.hintPattern");
   if (hintPattern !== undefined) {
+    const unsafe = unsafePatternReason(hintPattern);
+    if (unsafe) c.fail("faithfulness.hintPattern", `a regular expression without nested repetition or backreferences (${unsafe}; rewrite "(a+)+" as "a+")`, hintPattern);
     try {
       new RegExp(hintPattern);
     } catch (error) {

@@ -3,3 +3,4 @@ export { DEFAULT_AUDIT_CONFIG, parseAuditConfig, SEVERITIES, type AuditConfig, t
 export { auditFiles, expandGlobs, globToRegExp, lineColumn, readPromptFile, type FileAudit } from "./files";
 export { probeMonitors } from "./probe-monitors";
 export { formatAuditText, reachesLevel, RULES, toSarif } from "./report";
+export { addProbeMonitor, AUDIT_CONFIG_FILE, withProbeMonitor, type ProbeMonitorEntry } from "./monitor-file";

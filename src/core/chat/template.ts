@@ -4,10 +4,10 @@
  * with the special tokens the template refers to. Each message's content is then located in the
  * rendered text, so every token can be traced back to a message or to the template's own text.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { Template } from "@huggingface/jinja";
 import { LoupeError } from "../errors";
+import { MAX_MODEL_SIDE_FILE_BYTES, readTextSafely } from "../safe-fs";
 import type { ChatMessage } from "./messages";
 
 export interface ChatTemplate {
@@ -42,7 +42,8 @@ export function readChatTemplate(folder: string): ChatTemplate {
     if (text !== undefined) specialTokens[key] = text;
   }
   const jinjaFile = path.join(folder, "chat_template.jinja");
-  if (fs.existsSync(jinjaFile)) return { source: fs.readFileSync(jinjaFile, "utf8"), file: jinjaFile, specialTokens };
+  const jinja = readTextSafely(jinjaFile, { maxBytes: MAX_MODEL_SIDE_FILE_BYTES });
+  if (jinja !== undefined) return { source: jinja, file: jinjaFile, specialTokens };
   const template = config?.chat_template;
   // A list of named templates: the "default" one is the chat template.
   const named = Array.isArray(template) ? (template as { name?: unknown; template?: unknown }[]).find((t) => t?.name === "default")?.template : template;
@@ -55,9 +56,10 @@ export function readChatTemplate(folder: string): ChatTemplate {
 }
 
 function readJsonObject(file: string): Record<string, unknown> | undefined {
-  if (!fs.existsSync(file)) return undefined;
+  const text = readTextSafely(file, { maxBytes: MAX_MODEL_SIDE_FILE_BYTES });
+  if (text === undefined) return undefined;
   try {
-    const value: unknown = JSON.parse(fs.readFileSync(file, "utf8"));
+    const value: unknown = JSON.parse(text);
     return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch (error) {
     throw new LoupeError("bad-file", `${file} is not valid JSON (${(error as Error).message}). Re-save the tokenizer with save_pretrained.`, file);

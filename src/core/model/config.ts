@@ -1,6 +1,9 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { readTextSafely } from "../safe-fs";
+
+/** config.json files past this are refused before parsing (published ones are a few KB; id2label maps make some larger). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** What every architecture shares, with HF's names mapped to TransformerLens's. */
 interface CommonConfig {
@@ -60,10 +63,13 @@ const ACTIVATIONS: Record<string, Gpt2Config["activation"]> = {
 
 export function readModelConfig(folder: string): ModelConfig {
   const file = path.join(folder, "config.json");
-  let text: string;
+  let text: string | undefined;
   try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
+    text = readTextSafely(file, { maxBytes: MAX_CONFIG_BYTES });
+  } catch (error) {
+    if (error instanceof LoupeError) throw error;
+  }
+  if (text === undefined) {
     throw new LoupeError("missing-file", `No config.json in ${folder}. Choose a Hugging Face model folder (config.json, model.safetensors, tokenizer.json).`, file);
   }
   let json: unknown;
@@ -86,6 +92,25 @@ const MODEL_TYPE_BY_CLASS: Record<string, string> = {
 };
 export const SUPPORTED_ARCHITECTURES = "GPT-2 (model_type \"gpt2\") and the Llama family (\"llama\": Llama, SmolLM, TinyLlama; \"mistral\"; \"qwen2\")";
 
+/**
+ * Layers past this are refused: onnxruntime's session creation grows faster than linearly with the
+ * graph (issue 22 measured 64 / 128 / 256 layers at 1.4 / 5.6 / 22 s, 1,024 over 300 s), and the
+ * deepest published decoders have 126 (Llama 3.1 405B).
+ */
+export const MAX_LAYERS = 128;
+
+/**
+ * Bounds on what a config may ask Loupe to build, beyond each field's own limit (SIZE_LIMITS): a
+ * 2 MB config.json can otherwise describe a graph that takes minutes to create. The memory limit
+ * (memory-limit.ts) then bounds the weights, which grow with every other size.
+ */
+export function checkModelScale(cfg: ModelConfig, file: string): ModelConfig {
+  if (cfg.nLayers > MAX_LAYERS) {
+    throw new LoupeError("model-too-large", `${file}: ${cfg.nLayers} layers; Loupe builds models with up to ${MAX_LAYERS} (the graph of a deeper one takes minutes to create). Use the config.json published with the model.`, file);
+  }
+  return cfg;
+}
+
 export function parseModelConfig(json: unknown, file = "config.json"): ModelConfig {
   if (typeof json !== "object" || json === null) throw new LoupeError("bad-file", `${file} must hold a JSON object.`, file);
   const c = json as Record<string, unknown>;
@@ -100,7 +125,7 @@ export function parseModelConfig(json: unknown, file = "config.json"): ModelConf
       file,
     );
   }
-  return family === "gpt2" ? parseGpt2Config(c, file) : parseLlamaConfig(c, modelType as string, file);
+  return checkModelScale(family === "gpt2" ? parseGpt2Config(c, file) : parseLlamaConfig(c, modelType as string, file), file);
 }
 
 /**

@@ -42,19 +42,21 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   const ones = g.floatInitializer("ln:ones", [D], new Float32Array(D).fill(1));
   const zeros = g.floatInitializer("ln:zeros", [D], new Float32Array(D));
 
-  // Attention mask: causal AND key-not-padding, shape [batch, 1, query, key]. With a past of P
-  // tokens, the queries are rows P..P+T of the causal table and the keys its columns 0..P+T.
-  const causalBits = new Uint8Array(nCtx * nCtx);
-  for (let q = 0; q < nCtx; q++) for (let k = 0; k <= q; k++) causalBits[q * nCtx + k] = 1;
-  const causalFull = g.boolInitializer("mask:causal", [nCtx, nCtx], causalBits);
+  // Attention mask: causal AND key-not-padding, shape [batch, 1, query, key], built from the
+  // lengths at run time (an n_positions² constant would make a long-context config cost gigabytes
+  // before any weight is read). With a past of P tokens, query i sees keys 0..P+i.
   const idsShape = g.op("Shape", [ids]);
-  const one1 = g.int64Initializer("const:one", [1], [1]);
-  const seqLen = g.op("Gather", [idsShape, one1]);
+  const zeroScalar = g.int64Initializer("const:zero_scalar", [], [0]);
+  const oneScalar = g.int64Initializer("const:one_scalar", [], [1]);
+  const seqLen = g.op("Gather", [idsShape, oneScalar], { axis: 0 });
+  const pastLen = g.op("Gather", [g.op("Shape", [past[0][0]]), g.int64Initializer("const:two_scalar", [], [2])], { axis: 0 });
+  const queries = g.op("Add", [g.op("Range", [zeroScalar, seqLen, oneScalar]), pastLen]);
+  const keys = g.op("Range", [zeroScalar, g.op("Add", [pastLen, seqLen]), oneScalar]);
+  const queryIndex = g.op("Unsqueeze", [queries, g.int64Initializer("axes:1", [1], [1])]);
+  const keyIndex = g.op("Unsqueeze", [keys, g.int64Initializer("axes:0", [1], [0])]);
+  const causal = g.op("LessOrEqual", [keyIndex, queryIndex]);
   const zero1 = g.int64Initializer("const:zero", [1], [0]);
-  const pastLen = g.op("Gather", [g.op("Shape", [past[0][0]]), g.int64Initializer("const:two", [1], [2])]);
-  const total = g.op("Add", [pastLen, seqLen]);
-  const rows = g.op("Slice", [causalFull, pastLen, total, zero1]);
-  const causal = g.op("Slice", [rows, zero1, total, g.int64Initializer("const:axis1", [1], [1])]);
+  const one1 = g.int64Initializer("const:one", [1], [1]);
   // batchOnes ([rows, 1, 1, 1]) stretches a batch-1 past over the rows a block sees.
   const withPast = (pastName: string, x: string, presentName: string, batchOnes: string): string => {
     const all = g.op("Concat", [g.op("Expand", [pastName, batchOnes]), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 }, presentName);

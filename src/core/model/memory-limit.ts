@@ -3,9 +3,12 @@
  * weights there are, so the estimate costs one small read and no allocation. Called with the
  * limit the user configured (LoadParams.maxModelBytes in the worker).
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { LoupeError } from "../errors";
 import { resolveModelFolder } from "../hub/model-reference";
 import { openModelWeights } from "./model-weights";
+import { findOnnxModelFile } from "./onnx-import";
 import type { ModelConfig } from "./config";
 import { hookLayout } from "./hooks";
 
@@ -21,8 +24,29 @@ export interface ModelMemoryEstimate {
   readonly estimatedBytes: number;
 }
 
+/** External-data files beside an imported decoder .onnx (Optimum and torch.onnx names). */
+const ONNX_EXTERNAL_DATA = /\.(onnx_data|onnx\.data|data)$/i;
+
+/**
+ * An imported .onnx folder: onnxruntime holds the graph and its external data as stored, so the
+ * estimate is their size on disk (the other decoder .onnx files of an Optimum folder not counted).
+ */
+function estimateOnnxMemory(modelFile: string): ModelMemoryEstimate {
+  const dir = path.dirname(modelFile);
+  let bytes = fs.statSync(modelFile).size;
+  for (const name of fs.readdirSync(dir)) {
+    if (!ONNX_EXTERNAL_DATA.test(name)) continue;
+    const stat = fs.statSync(path.join(dir, name), { throwIfNoEntry: false });
+    if (stat?.isFile()) bytes += stat.size;
+  }
+  return { weightsFile: modelFile, fileBytes: bytes, estimatedBytes: bytes };
+}
+
 export function estimateModelMemory(reference: string, compactWeights = false): ModelMemoryEstimate {
-  const index = openModelWeights(resolveModelFolder(reference));
+  const folder = resolveModelFolder(reference);
+  const onnxFile = findOnnxModelFile(path.resolve(folder));
+  if (onnxFile) return estimateOnnxMemory(onnxFile);
+  const index = openModelWeights(folder);
   let estimatedBytes = 0;
   for (const entry of index.tensors.values()) {
     const elements = entry.shape.reduce((a, b) => a * b, 1);

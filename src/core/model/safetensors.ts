@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { LoupeError } from "../errors";
+import { MAX_MODEL_SIDE_FILE_BYTES, readTextSafely } from "../safe-fs";
 import { commonFolder } from "./real-paths";
 
 /** Element types Loupe reads from safetensors files. */
@@ -135,12 +136,14 @@ export function readShardedSafetensorsIndex(indexFile: string): SafetensorsIndex
 
 /** weight_map of a shard index file: tensor name -> shard file name (a plain name in the same folder). */
 function readWeightMap(indexFile: string): Map<string, string> {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = fs.readFileSync(indexFile, "utf8");
+    text = readTextSafely(indexFile, { maxBytes: MAX_MODEL_SIDE_FILE_BYTES });
   } catch (error) {
+    if (error instanceof LoupeError) throw error;
     throw new LoupeError("missing-file", `Cannot read ${indexFile} (${(error as NodeJS.ErrnoException).code}). Download or copy it again.`, indexFile);
   }
+  if (text === undefined) throw new LoupeError("missing-file", `Cannot read ${indexFile} (ENOENT). Download or copy it again.`, indexFile);
   return parseWeightMap(text, indexFile);
 }
 

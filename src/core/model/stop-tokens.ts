@@ -5,8 +5,8 @@
  * tokenizer_config.json, else found among its added tokens). A beginning-of-sequence token the
  * model emits ends the text too: what follows it would be a new document.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
+import { MAX_MODEL_SIDE_FILE_BYTES, readTextSafely } from "../safe-fs";
 import type { Tokenizer } from "../tokenizer";
 
 export function stopTokenIds(folder: string, tokenizer: Tokenizer): Set<number> {
@@ -34,7 +34,7 @@ export function stopTokenIds(folder: string, tokenizer: Tokenizer): Set<number> 
 /** A JSON object from a file, or {} when it is absent or unreadable (these files are optional; the model already loaded). */
 function readJson(file: string): Record<string, unknown> {
   try {
-    const value: unknown = JSON.parse(fs.readFileSync(file, "utf8"));
+    const value: unknown = JSON.parse(readTextSafely(file, { maxBytes: MAX_MODEL_SIDE_FILE_BYTES }) ?? "{}");
     return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
   } catch {
     return {};

@@ -9,8 +9,11 @@
  * stand. Every error names the file and the line.
  */
 import { LoupeError } from "../errors";
-import { jsonlRecords } from "../jsonl";
+import { jsonlRecords, MAX_JSONL_FILE_BYTES, readJsonlRecords, type JsonlRecord } from "../jsonl";
+import { readTextSafely, writeFileSafely, type SafeFileOptions } from "../safe-fs";
 import { readTextFile } from "../text-file";
+
+const DATASET_EXAMPLE = '{"text": "...", "label": "..."}';
 
 export interface LabelledSpan {
   readonly start: number;
@@ -39,15 +42,24 @@ export type ProbeDataset =
 export const OUTSIDE_LABEL = "none";
 
 export function readProbeDataset(file: string): ProbeDataset {
-  return parseProbeDataset(readTextFile(file), file);
+  return parseProbeDataset(readTextFile(file, { maxBytes: MAX_JSONL_FILE_BYTES }), file);
+}
+
+/** As readProbeDataset, streamed: for the extension host, which must not block on a large file. */
+export async function readProbeDatasetAsync(file: string, options: SafeFileOptions = {}): Promise<ProbeDataset> {
+  return datasetFromRecords(await readJsonlRecords(file, DATASET_EXAMPLE, options), file);
 }
 
 export function parseProbeDataset(content: string, file = "<input>"): ProbeDataset {
+  return datasetFromRecords(jsonlRecords(content, file, DATASET_EXAMPLE), file);
+}
+
+function datasetFromRecords(records: readonly JsonlRecord[], file: string): ProbeDataset {
   const sequence: SequenceExample[] = [];
   const token: TokenExample[] = [];
   let level: "sequence" | "token" | undefined;
   let firstLine = 0;
-  for (const { record, line, fail } of jsonlRecords(content, file, '{"text": "...", "label": "..."}')) {
+  for (const { record, line, fail } of records) {
     if (typeof record.text !== "string") fail(`"text" must be a string.`);
     const text = record.text as string;
     if (text.length === 0) fail(`"text" is empty.`);
@@ -118,6 +130,16 @@ export function spanLabels(dataset: ProbeDataset): string[] {
 /** One JSON object a line: the inverse of parseProbeDataset. */
 export function toJsonl(examples: readonly ({ text: string; label: string } | { text: string; spans: readonly LabelledSpan[] })[]): string {
   return examples.map((e) => JSON.stringify("label" in e ? { text: e.text, label: e.label } : { text: e.text, spans: e.spans })).join("\n") + "\n";
+}
+
+/**
+ * Add examples to a JSONL dataset inside `root` (Label Lines): the file is read and replaced whole,
+ * never written through a link, and a file too large to read is left as it is.
+ */
+export function appendToDataset(file: string, examples: Parameters<typeof toJsonl>[0], options: SafeFileOptions): void {
+  const before = readTextSafely(file, { ...options, maxBytes: MAX_JSONL_FILE_BYTES }) ?? "";
+  const joined = before === "" || before.endsWith("\n") ? before : `${before}\n`;
+  writeFileSafely(file, joined + toJsonl(examples), options);
 }
 
 /**

@@ -11,7 +11,7 @@
 export { applyProbe, checkProbeFits, scoreRows, type ProbeApplication, type TokenScore } from "./apply";
 export { controlTask, typeOfString, type ControlTask } from "./control-task";
 export { groupedFolds, stratifiedFolds } from "./cross-validation";
-export { labelLines, OUTSIDE_LABEL, parseProbeDataset, readProbeDataset, spanLabels, tokenLabels, toJsonl, type LabelledSpan, type ProbeDataset, type SequenceExample, type TokenExample } from "./dataset";
+export { appendToDataset, labelLines, OUTSIDE_LABEL, parseProbeDataset, readProbeDataset, readProbeDatasetAsync, spanLabels, tokenLabels, toJsonl, type LabelledSpan, type ProbeDataset, type SequenceExample, type TokenExample } from "./dataset";
 export { checkProbeHook, extractFeatures, layerSweepHooks, tokenActivations, type FeatureOptions, type Features, type Pooling } from "./features";
 export { minimizeLbfgs, type LbfgsOptions, type LbfgsResult } from "./lbfgs";
 export { classCounts, fitLogistic, predict, predictProba, type ClassWeight, type LogisticFit, type LogisticModel, type LogisticOptions } from "./logistic";

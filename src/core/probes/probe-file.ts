@@ -3,9 +3,9 @@
  * standardised space, plus the standardisation itself, as sklearn's Pipeline(StandardScaler,
  * LogisticRegression) would hold them). Saved under the workspace's .loupe/probes/.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { readTextSafely, writeFileSafely, type SafeFileOptions } from "../safe-fs";
 import type { LogisticModel } from "./logistic";
 import type { Pooling } from "./features";
 import type { ProbeMetrics, TrainedProbe } from "./train";
@@ -94,18 +94,22 @@ export function probeFileName(dataFile: string, hook: string, concept?: string):
   return `${safe(base)}${concept ? `.${safe(concept)}` : ""}.${safe(hook)}.json`;
 }
 
-export function saveProbe(file: string, probe: ProbeFile): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, `${JSON.stringify(probe, null, 1)}\n`);
+/** Largest probe file read (a probe on a 8,192-wide hook with 16 classes is about 3 MB). */
+export const MAX_PROBE_FILE_BYTES = 64 * 1024 * 1024;
+
+/** Save a probe without following a link at `file` (and, with a root, only inside it). */
+export function saveProbe(file: string, probe: ProbeFile, options: SafeFileOptions = {}): void {
+  writeFileSafely(file, `${JSON.stringify(probe, null, 1)}\n`, options);
 }
 
-export function loadProbe(file: string): ProbeFile {
-  let text: string;
+export function loadProbe(file: string, options: SafeFileOptions = {}): ProbeFile {
+  let text: string | undefined;
   try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
-    throw new LoupeError("missing-file", `Cannot read the probe file ${file}.`, file);
+    text = readTextSafely(file, { ...options, maxBytes: MAX_PROBE_FILE_BYTES });
+  } catch (error) {
+    if (error instanceof LoupeError) throw error;
   }
+  if (text === undefined) throw new LoupeError("missing-file", `Cannot read the probe file ${file}.`, file);
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -6,6 +6,7 @@
  */
 import { auditPrompt, probeMonitors, type AuditConfig, type PromptAudit } from "../audit";
 import { LoupeError } from "../errors";
+import { compileGuardedPattern } from "../regex-guard";
 import { checkFaithfulness, type FaithfulnessReport } from "../faithfulness";
 import { inspectWithResiduals, lensTable, type InspectResult, type LayerLens } from "../inspect";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
@@ -102,9 +103,6 @@ export function bindRequests(session: ModelSession): BoundRequests {
 
 function compilePattern(source: string | undefined): RegExp | undefined {
   if (!source) return undefined;
-  try {
-    return new RegExp(source);
-  } catch (error) {
-    throw new LoupeError("bad-argument", `The hint pattern /${source}/ is not a valid regular expression: ${(error as Error).message}`);
-  }
+  // Settings may come from a workspace someone else wrote: refuse patterns that can backtrack forever.
+  return compileGuardedPattern(source, "", "The hint pattern");
 }

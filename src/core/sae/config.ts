@@ -9,8 +9,8 @@
  *   `metadata`.
  * Both parse to one SaeConfig with SAELens's names.
  */
-import * as fs from "node:fs";
 import { LoupeError } from "../errors";
+import { MAX_WORKSPACE_JSON_BYTES, readTextSafely } from "../safe-fs";
 import { isBlockHook, layerOf } from "../model/hooks";
 import type { ModelProcessing } from "./releases/registry";
 
@@ -71,10 +71,13 @@ function isObject(v: unknown): v is Json {
 }
 
 export function readSaeConfig(file: string): SaeConfig {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
+    text = readTextSafely(file, { maxBytes: MAX_WORKSPACE_JSON_BYTES });
+  } catch (error) {
+    if (error instanceof LoupeError) throw error;
+  }
+  if (text === undefined) {
     throw new LoupeError("missing-file", `No ${SAE_CFG_FILENAME} at ${file}. An SAELens SAE folder holds cfg.json and sae_weights.safetensors (SAE.save_model).`, file);
   }
   let json: unknown;

@@ -8,9 +8,9 @@
  * hook keep separate labels. The functions that change labels return new objects; only
  * readFeatureLabels / writeFeatureLabels touch the disk.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { readTextSafely, readTextSafelyAsync, writeFileSafely, type SafeFileOptions } from "../safe-fs";
 import type { ConceptMatch, FeatureSummary } from "./features";
 import { formatReleaseSae, releaseSaeOfFolder } from "./releases/reference";
 
@@ -101,16 +101,27 @@ export function mergeFeatureLabels(base: FeatureLabels, incoming: FeatureLabels)
   return { version: FEATURE_LABELS_VERSION, saes };
 }
 
-/** The labels in `file`, or none when it does not exist. */
-export function readFeatureLabels(file: string): FeatureLabels {
-  if (!fs.existsSync(file)) return emptyFeatureLabels();
-  return parseFeatureLabels(fs.readFileSync(file, "utf8"), file);
+/**
+ * Largest labels file read (a Neuronpedia import of a 65k-feature SAE is about 4 MB); a bigger one
+ * is refused rather than parsed.
+ */
+export const MAX_FEATURE_LABELS_BYTES = 16 * 1024 * 1024;
+
+/** The labels in `file`, or none when it does not exist. Refuses a link or a file over MAX_FEATURE_LABELS_BYTES. */
+export function readFeatureLabels(file: string, options: SafeFileOptions = {}): FeatureLabels {
+  const text = readTextSafely(file, { ...options, maxBytes: MAX_FEATURE_LABELS_BYTES });
+  return text === undefined ? emptyFeatureLabels() : parseFeatureLabels(text, file);
 }
 
-/** Write labels. To keep labels another window added, merge over readFeatureLabels(file) first. */
-export function writeFeatureLabels(file: string, labels: FeatureLabels): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, serializeFeatureLabels(labels));
+/** As readFeatureLabels, reading without blocking (the extension host). */
+export async function readFeatureLabelsAsync(file: string, options: SafeFileOptions = {}): Promise<FeatureLabels> {
+  const text = await readTextSafelyAsync(file, { ...options, maxBytes: MAX_FEATURE_LABELS_BYTES });
+  return text === undefined ? emptyFeatureLabels() : parseFeatureLabels(text, file);
+}
+
+/** Write labels (never through a link). To keep labels another window added, merge over readFeatureLabels(file) first. */
+export function writeFeatureLabels(file: string, labels: FeatureLabels, options: SafeFileOptions = {}): void {
+  writeFileSafely(file, serializeFeatureLabels(labels), options);
 }
 
 /** An empty map-like object without a prototype: keys such as "__proto__" from a file stay plain keys. */

@@ -6,10 +6,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { readTextSafely, writeFileSafely } from "../safe-fs";
 import { FEATURE_STATS_FORMAT, FEATURE_STATS_VERSION, type FeatureStats } from "./features";
 import type { Sae } from "./sae";
 
 export const FEATURE_STATS_FILENAME = "feature-stats.json";
+/** Largest stats file read (the bundled 1,024-feature SAE's is 3 MB; about 3 KB a feature). */
+export const MAX_FEATURE_STATS_BYTES = 256 * 1024 * 1024;
 
 export function featureStatsFile(saeFolder: string): string {
   return path.join(path.resolve(saeFolder), FEATURE_STATS_FILENAME);
@@ -35,18 +38,18 @@ export class FeatureStatsCache {
 
 export function writeFeatureStats(saeFolder: string, stats: FeatureStats): string {
   const file = featureStatsFile(saeFolder);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(stats) + "\n");
+  writeFileSafely(file, JSON.stringify(stats) + "\n");
   return file;
 }
 
 /** The stats next to an SAE, or undefined when the folder has none. Checked against `sae` when given. */
 export function readFeatureStats(saeFolder: string, sae?: Sae): FeatureStats | undefined {
   const file = featureStatsFile(saeFolder);
-  if (!fs.existsSync(file)) return undefined;
+  const text = readTextSafely(file, { maxBytes: MAX_FEATURE_STATS_BYTES });
+  if (text === undefined) return undefined;
   let json: unknown;
   try {
-    json = JSON.parse(fs.readFileSync(file, "utf8"));
+    json = JSON.parse(text);
   } catch (error) {
     throw new LoupeError("bad-file", `${file} is not valid JSON (${(error as Error).message}). Delete it and compute the statistics again.`, file);
   }

@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { writeFileSafely } from "../safe-fs";
 import { isBlockHook } from "../model/hooks";
 import { encodeSafetensors, type TensorToWrite } from "../model/safetensors";
 import { SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, type SaeConfig } from "./config";
@@ -65,7 +66,7 @@ export function saveSae(folder: string, sae: Sae, extra: Record<string, unknown>
   if (weights.threshold) tensors.threshold = f32(weights.threshold, [S]);
   const weightsFile = path.join(dir, SAE_WEIGHTS_FILENAME);
   const cfgFile = path.join(dir, SAE_CFG_FILENAME);
-  fs.writeFileSync(weightsFile, encodeSafetensors(tensors, { format: "pt" }));
-  fs.writeFileSync(cfgFile, JSON.stringify(toSaeLensConfig(cfg, extra), null, 2) + "\n");
+  writeFileSafely(weightsFile, encodeSafetensors(tensors, { format: "pt" }));
+  writeFileSafely(cfgFile, JSON.stringify(toSaeLensConfig(cfg, extra), null, 2) + "\n");
   return { cfgFile, weightsFile };
 }

@@ -10,6 +10,7 @@
  *   text, and byte-fallback tokens <0xNN> for single bytes of characters not in the vocabulary.
  */
 import { LoupeError } from "../errors";
+import { unsafePatternReason } from "../regex-guard";
 
 export type Spelling = "byte-level" | "text";
 
@@ -58,6 +59,9 @@ export function readTokenizerSpec(json: unknown, source: string): TokenizerSpec 
   const bad = (what: string): never => {
     throw new LoupeError("bad-file", `${source}: ${what} Is it a Hugging Face tokenizer.json (tokenizer.save_pretrained)?`, source);
   };
+  const tooBig = (what: string): never => {
+    throw new LoupeError("bad-file", `${source}: ${what}; Loupe accepts at most ${MAX_VOCAB_SIZE} (the largest published vocabularies have about 262,000). Use the tokenizer.json published with the model.`, source);
+  };
 
   if (!isRecord(json)) return bad("the file is not a JSON object.");
   const model = json.model;
@@ -69,9 +73,13 @@ export function readTokenizerSpec(json: unknown, source: string): TokenizerSpec 
   }
 
   if (!isRecord(model.vocab)) return bad('"model.vocab" is not an object of token -> id.');
+  if (Array.isArray(model.merges) && model.merges.length > MAX_VOCAB_SIZE) tooBig(`it has ${model.merges.length} merges`);
   const vocab = new Map<string, number>();
-  for (const [token, id] of Object.entries(model.vocab)) {
-    if (!isTokenId(id)) return bad(`the vocabulary entry ${JSON.stringify(token)} has id ${JSON.stringify(id)}, not a non-negative integer.`);
+  // One pass that stops at the cap (a JSON-parsed object has no inherited keys).
+  for (const token in model.vocab) {
+    if (vocab.size >= MAX_VOCAB_SIZE) tooBig("its vocabulary is larger");
+    const id = model.vocab[token];
+    if (!isTokenId(id)) return bad(`the vocabulary entry ${JSON.stringify(token)} has id ${JSON.stringify(id)}, not a non-negative integer below ${MAX_VOCAB_SIZE}.`);
     vocab.set(token, id);
   }
   if (model.merges !== undefined && !Array.isArray(model.merges)) bad('"model.merges" is not a list.');
@@ -96,6 +104,11 @@ export function readTokenizerSpec(json: unknown, source: string): TokenizerSpec 
     if (DROPPING_PRE_TOKENIZERS.has(type) || p.behavior === "Removed") {
       unsupported(`the pre-tokenizer "${type}"${p.behavior === "Removed" ? ' with behavior "Removed"' : ""} drops characters, so tokens cannot be mapped back to the text.`);
     }
+  }
+  for (const step of [...preTokenizers, ...flatten(json.normalizer, "normalizers")]) {
+    const regex = isRecord(step.pattern) ? step.pattern.Regex : undefined;
+    const unsafe = typeof regex === "string" ? unsafePatternReason(regex) : undefined;
+    if (unsafe) throw new LoupeError("unsafe-pattern", `${source}: the ${String(step.type)} step's pattern /${String(regex).slice(0, 80)}/ is refused: ${unsafe}. Use the tokenizer.json published with the model.`, source);
   }
   if (byteLevelAt >= 0 && metaspace) unsupported("a pre-tokenizer with both ByteLevel and Metaspace is not supported.");
 
@@ -150,8 +163,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** Vocabulary entries, merges and token ids past this are refused before any table is built. */
+export const MAX_VOCAB_SIZE = 1 << 19;
+
 function isTokenId(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0;
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < MAX_VOCAB_SIZE;
 }
 
 function nonEmptyString(value: unknown): value is string {

@@ -39,6 +39,9 @@ export interface DecodeOptions {
 
 type SequenceNormalizerConfig = ConstructorParameters<typeof SequenceNormalizer>[0];
 
+/** tokenizer.json files past this are refused before parsing (the largest published are about 35 MB). */
+export const MAX_TOKENIZER_FILE_BYTES = 64 * 1024 * 1024;
+
 const REPLACEMENT_CHARACTER_BYTES = Uint8Array.of(0xef, 0xbf, 0xbd);
 
 export class Tokenizer {
@@ -116,8 +119,13 @@ export class Tokenizer {
   static fromFile(path: string): Tokenizer {
     let text: string;
     try {
+      const size = fs.statSync(path).size;
+      if (size > MAX_TOKENIZER_FILE_BYTES) {
+        throw new LoupeError("file-too-large", `${path} is ${(size / 1048576).toFixed(0)} MB, more than the ${MAX_TOKENIZER_FILE_BYTES / 1048576} MB Loupe reads for a tokenizer.json (published ones are under 40 MB). Use the tokenizer.json published with the model.`, path);
+      }
       text = fs.readFileSync(path, "utf8");
     } catch (error) {
+      if (error instanceof LoupeError) throw error;
       const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
       throw new LoupeError(
         "missing-file",

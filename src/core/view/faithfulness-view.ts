@@ -5,6 +5,7 @@
  */
 import type { FaithfulnessReport, StepScore } from "../faithfulness";
 import { LEVELS } from "./lenses";
+import { escapeMarkdown, oneLine } from "./markdown";
 
 /** A warning or note about a prompt, in offsets of the analysed text. */
 export interface Finding {
@@ -129,11 +130,9 @@ export function faithfulnessFindings(report: FaithfulnessReport): Finding[] {
   return findings;
 }
 
-export function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, (c) => `\\${c}`).replace(/\r?\n/g, " ");
-}
+export { escapeMarkdown };
 
-/** Inline code for user text: backticks and line breaks cannot end the span early. */
+/** Inline code for user text in a table cell: backticks, line breaks and pipes cannot end the span or the cell. */
 export function codeSpan(text: string): string {
-  return `\`${text.replace(/`/g, "ˋ").replace(/\r?\n/g, " ").replace(/\|/g, "¦")}\``;
+  return `\`${oneLine(text).replace(/`/g, "ˋ").replace(/\|/g, "¦")}\``;
 }

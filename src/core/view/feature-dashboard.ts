@@ -10,7 +10,7 @@ import type { TokenFeaturesResult } from "../sae/token-features";
 import type { TokenEffect } from "../sae/logit-effects";
 import { CONCEPT_LABEL_MIN_F1, conceptText, featureDisplayName } from "../sae/feature-labels";
 import { neuronpediaUrl } from "../sae/releases/reference";
-import { codeSpan } from "./markdown";
+import { codeSpan, escapeMarkdown } from "./markdown";
 import { LEVELS } from "./lenses";
 
 /** User labels are one line; longer text is cut here rather than trusted from the webview. */
@@ -134,10 +134,7 @@ export function parseFeatureDashboardRequest(message: unknown, state: Pick<Featu
   }
 }
 
-/** Escape text for Markdown hovers. */
-function md(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
-}
+
 
 /** The command link that opens the dashboard on one feature (hovers trust only this command). */
 export function exploreFeatureLink(saeFolder: string, feature: number): string {
@@ -147,7 +144,7 @@ export function exploreFeatureLink(saeFolder: string, feature: number): string {
 /** Hover for one token under the feature lens: its strongest features with names and links. */
 export function featureHoverMarkdown(result: TokenFeaturesResult, index: number, labelOf: (feature: number) => string | undefined): string {
   const token = result.tokens[index];
-  const lines = [`**Loupe SAE features** at ${codeSpan(JSON.stringify(token.text))} (token ${index}, ${md(result.hook_name)})`, ""];
+  const lines = [`**Loupe SAE features** at ${codeSpan(JSON.stringify(token.text))} (token ${index}, ${escapeMarkdown(result.hook_name)})`, ""];
   if (token.features.length === 0) {
     lines.push("No feature fires here.");
     return lines.join("\n");
@@ -155,7 +152,7 @@ export function featureHoverMarkdown(result: TokenFeaturesResult, index: number,
   lines.push("| feature | activation | label | density |", "|---|---:|---|---:|");
   for (const f of token.features) {
     const user = labelOf(f.feature);
-    const label = user ? md(user) : f.concept ? conceptText({ ...f.concept, label: md(f.concept.label) }) : "";
+    const label = user ? escapeMarkdown(user) : f.concept ? conceptText({ ...f.concept, label: escapeMarkdown(f.concept.label) }) : "";
     const density = f.density === undefined ? "–" : `${(f.density * 100).toFixed(f.density < 0.01 ? 2 : 1)}%`;
     const page = neuronpediaUrl(result.neuronpedia, f.feature);
     const link = `[#${f.feature}](${exploreFeatureLink(result.saeFolder, f.feature)})${page ? ` ([Neuronpedia](${page}))` : ""}`;
@@ -200,28 +197,59 @@ export interface FeaturePick {
   readonly detail?: string;
 }
 
+/** The most entries a feature picker gets: a 10M-wide SAE config must not build a 10M-item list. */
+export const MAX_FEATURE_PICK_ITEMS = 1 << 14;
+
 /**
  * Entries for the Explore / Steer feature pickers: features the user labelled first, then those a
  * concept matches (best F1 first), then the rest by density; features that never fired on the
- * stats corpus last. Searching the picker searches labels, concepts and promoted tokens.
+ * stats corpus last. Searching the picker searches labels, concepts and promoted tokens. Past
+ * MAX_FEATURE_PICK_ITEMS features, only the labelled ones and the first indices are offered (the
+ * CLI's --feature reaches any).
  */
-export function featurePickItems(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats): FeaturePick[] {
-  const rank = (f: number): [number, number] => {
+export function featurePickItems(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats, labelled: readonly number[] = []): FeaturePick[] {
+  return pickOrder(d_sae, labelOf, stats, labelled).map((feature) => pickItem(feature, labelOf, stats));
+}
+
+/** As featurePickItems, yielding to the event loop between chunks (the extension host stays responsive). */
+export async function featurePickItemsAsync(d_sae: number, labelOf: (feature: number) => string | undefined, stats?: FeatureStats, labelled: readonly number[] = []): Promise<FeaturePick[]> {
+  const order = pickOrder(d_sae, labelOf, stats, labelled);
+  const items: FeaturePick[] = [];
+  for (let i = 0; i < order.length; i++) {
+    if (i > 0 && i % 2048 === 0) await new Promise((resolve) => setImmediate(resolve));
+    items.push(pickItem(order[i], labelOf, stats));
+  }
+  return items;
+}
+
+function pickOrder(d_sae: number, labelOf: (feature: number) => string | undefined, stats: FeatureStats | undefined, labelled: readonly number[]): number[] {
+  // Group (labelled, concept, fired, never fired) and key within it, computed once per feature.
+  const group = (f: number): number => {
     const summary = stats?.features[f];
-    if (labelOf(f)) return [0, 0];
-    if (summary?.concept && summary.concept.f1 >= CONCEPT_LABEL_MIN_F1) return [1, -summary.concept.f1];
-    if (!stats || (summary && summary.fired > 0)) return [2, -(summary?.density ?? 0)];
-    return [3, 0];
+    if (labelOf(f)) return 0;
+    if (summary?.concept && summary.concept.f1 >= CONCEPT_LABEL_MIN_F1) return 1;
+    return !stats || (summary && summary.fired > 0) ? 2 : 3;
   };
-  const order = Array.from({ length: d_sae }, (_, f) => f).sort((a, b) => {
-    const [ra, ka] = rank(a);
-    const [rb, kb] = rank(b);
-    return ra - rb || ka - kb || a - b;
-  });
-  return order.map((feature) => {
-    const summary = stats?.features[feature];
-    const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${(summary.density * 100).toFixed(summary.density < 0.01 ? 2 : 1)}% · max ${summary.maxActivation.toFixed(2)}`;
-    const promoted = summary?.logits?.promoted.slice(0, 5).map((e) => JSON.stringify(e.token)).join(" ");
-    return { feature, label: featureDisplayName(feature, labelOf(feature), summary), description, ...(promoted ? { detail: `promotes ${promoted}` } : {}) };
-  });
+  const key = (f: number, g: number): number => (g === 1 ? -(stats?.features[f]?.concept?.f1 ?? 0) : g === 2 ? -(stats?.features[f]?.density ?? 0) : 0);
+  // The first indices plus labelled features past them, in flat arrays (this runs on the extension host).
+  const first = Math.min(d_sae, MAX_FEATURE_PICK_ITEMS);
+  const beyond = [...new Set(labelled)].filter((f) => Number.isInteger(f) && f >= first && f < d_sae);
+  const features = new Float64Array(first + beyond.length);
+  for (let i = 0; i < first; i++) features[i] = i;
+  features.set(beyond, first);
+  const groups = new Uint8Array(features.length);
+  const keys = new Float64Array(features.length);
+  for (let i = 0; i < features.length; i++) {
+    groups[i] = group(features[i]);
+    keys[i] = key(features[i], groups[i]);
+  }
+  const order = Uint32Array.from(features, (_, i) => i).sort((a, b) => groups[a] - groups[b] || keys[a] - keys[b] || features[a] - features[b]);
+  return Array.from(order.subarray(0, MAX_FEATURE_PICK_ITEMS), (i) => features[i]);
+}
+
+function pickItem(feature: number, labelOf: (feature: number) => string | undefined, stats: FeatureStats | undefined): FeaturePick {
+  const summary = stats?.features[feature];
+  const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${(summary.density * 100).toFixed(summary.density < 0.01 ? 2 : 1)}% · max ${summary.maxActivation.toFixed(2)}`;
+  const promoted = summary?.logits?.promoted.slice(0, 5).map((e) => JSON.stringify(e.token)).join(" ");
+  return { feature, label: featureDisplayName(feature, labelOf(feature), summary), description, ...(promoted ? { detail: `promotes ${promoted}` } : {}) };
 }

@@ -4,6 +4,7 @@
  */
 import type { ReadyRequest } from "./panel-protocol";
 import type { PatchingResult, SweepResult } from "../patching";
+import { csvCell } from "./csv";
 
 /** One heatmap: rows (layers) by columns (positions or heads), normalised values and raw metrics. */
 export interface Heatmap {
@@ -46,11 +47,6 @@ export function heatmaps(result: PatchingResult): Heatmap[] {
         raw: grid(s.raw),
       };
     });
-}
-
-function csvCell(value: string | number): string {
-  const text = typeof value === "number" ? (Number.isFinite(value) ? String(value) : "") : value;
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 /** Long format: one row per cell of every sweep. */

@@ -4,7 +4,8 @@
  * (a webview is untrusted input: its page renders user text).
  */
 import type { ReadyRequest } from "./panel-protocol";
-import type { ProbeTraining } from "../probes";
+import type { ProbeApplication, ProbeTraining } from "../probes";
+import { escapeMarkdown } from "./markdown";
 
 export interface HookRow {
   readonly hook: string;
@@ -90,4 +91,10 @@ export function defaultWatchedLabel(classes: readonly string[], counts: Readonly
   const candidates = classes.filter((c) => c !== "none" && c !== "O");
   const pool = candidates.length > 0 ? candidates : [...classes];
   return pool.reduce((a, b) => ((counts[b] ?? 0) < (counts[a] ?? 0) ? b : a));
+}
+
+/** Hover for one token under a probe lens: p(class) for every class (class names come from the dataset: escaped). */
+export function probeHoverMarkdown(application: Pick<ProbeApplication, "hook" | "classes">, probs: readonly number[]): string {
+  const rows = application.classes.map((c, i) => `| ${escapeMarkdown(c)} | ${(probs[i] * 100).toFixed(1)}% |`);
+  return [`**Probe at ${escapeMarkdown(application.hook)}**`, "", "| class | p |", "| --- | --- |", ...rows].join("\n");
 }
