@@ -7,7 +7,7 @@ import { defineConfig, globals, js, tseslint } from "./tools/lint/plugins.mjs";
 const nodeBuiltins = [...builtinModules.filter((name) => !name.startsWith("_")), "node:*"];
 
 /** One no-restricted-imports entry per forbidden module or folder, all with the same reason. */
-function forbid(reason, { modules = [], folders = [], typesOnly = [] }) {
+function forbid(reason, { modules = [], folders = [], typesOnly = [], valuesAllowed = [] }) {
   return [
     "error",
     {
@@ -15,10 +15,19 @@ function forbid(reason, { modules = [], folders = [], typesOnly = [] }) {
       patterns: [
         ...modules.filter((m) => m.includes("*")).map((m) => ({ group: [m], message: reason })),
         ...folders.map((folder) => ({ group: [`**/${folder}`, `**/${folder}/**`], message: reason })),
-        ...typesOnly.map((folder) => ({ group: [`**/${folder}`, `**/${folder}/**`], message: reason, allowTypeImports: true })),
+        // A regex rather than a glob: gitignore-style globs cannot re-include a file under an excluded folder.
+        ...typesOnly.map((folder) => ({ regex: typesOnlyRegex(folder, valuesAllowed), message: reason, allowTypeImports: true })),
       ],
     },
   ];
+}
+
+/** Matches `folder` and everything under it except the modules in `allowed` (paths from the repo root). */
+function typesOnlyRegex(folder, allowed) {
+  const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const exceptions = allowed.filter((m) => m.startsWith(`${folder}/`)).map((m) => escape(m.slice(folder.length + 1)));
+  const rest = exceptions.length ? `(?!(?:${exceptions.join("|")})(?:\\.ts)?$)` : "";
+  return `(^|/)${escape(folder)}(/${rest}.*)?$`;
 }
 
 export default defineConfig(
@@ -50,6 +59,9 @@ export default defineConfig(
           modules: [...nodeBuiltins, "onnxruntime-node", "vscode"],
           folders: ["src/extension", "src/worker", "src/cli"],
           typesOnly: ["src/core"],
+          // The panel protocol is the one seam both sides run: its guards are plain functions, and
+          // tsconfig.webview.json (no Node types) fails the build if it ever imports Node.
+          valuesAllowed: ["src/core/view/panel-protocol"],
         },
       ),
     },

@@ -75,8 +75,8 @@ export function unsafePatternReason(source: string): string | undefined {
  */
 function quantifierAt(source: string, at: number): { length: number; repeats: boolean; variable: boolean } | undefined {
   const c = source[at];
-  let length = 0;
-  let repeats = false;
+  let length: number;
+  let repeats: boolean;
   let variable = true;
   if (c === "*" || c === "+") [length, repeats] = [1, true];
   else if (c === "?") [length, repeats] = [1, false];

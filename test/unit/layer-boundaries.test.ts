@@ -53,6 +53,7 @@ describe("layer boundaries", function () {
       ["webview/probe/lint-probe.ts", `import { x } from "../../src/extension/probe-panel";\nexport const y = x;\n`, /webview/],
       // A value import would bundle core (and its Node modules) into the browser sandbox.
       ["webview/probe/lint-probe.ts", `import { x } from "../../src/core/view/probe-panel";\nexport const y = x;\n`, /import type/],
+      ["webview/shared/lint-probe.ts", `import { x } from "../../src/core/view/panel-protocol-extra";\nexport const y = x;\n`, /import type/],
       ["src/worker/lint-probe.ts", `import * as vscode from "vscode";\nexport const v = vscode.version;\n`, /src\/worker/],
       ["src/cli/commands/lint-probe.ts", `import * as vscode from "vscode";\nexport const v = vscode.version;\n`, /src\/cli/],
     ];
@@ -69,6 +70,8 @@ describe("layer boundaries", function () {
       ["src/core/model/lint-probe.ts", `import * as fs from "node:fs";\nexport const e = fs.existsSync("a");\n`],
       ["src/core/model/lint-probe.ts", `import { readWeights } from "./weight-worker";\nexport const r = readWeights;\n`],
       ["webview/probe/lint-probe.ts", `import type { ProbePanelState } from "../../src/core/view/probe-panel";\nexport type S = ProbePanelState;\n`],
+      // The panel protocol is the one core module both sides run (its message guards).
+      ["webview/shared/lint-probe.ts", `import { isStateMessage } from "../../src/core/view/panel-protocol";\nexport const g = isStateMessage;\n`],
       ["src/extension/lint-probe.ts", `import * as vscode from "vscode";\nexport const v = vscode.version;\n`],
       ["src/worker/lint-probe.ts", `import { loadModel } from "../core/model/hooked-model";\nexport const l = loadModel;\n`],
     ];

@@ -5,7 +5,6 @@
  * the core folder it belongs to).
  */
 import { auditPrompt, probeMonitors, type AuditConfig, type PromptAudit } from "../audit";
-import { LoupeError } from "../errors";
 import { compileGuardedPattern } from "../regex-guard";
 import { checkFaithfulness, type FaithfulnessReport } from "../faithfulness";
 import { inspectWithResiduals, lensTable, type InspectResult, type LayerLens } from "../inspect";
