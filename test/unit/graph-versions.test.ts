@@ -17,12 +17,15 @@ import { FIXTURES } from "../helpers/fixtures";
 const FINGERPRINTS: Record<string, string> = {
   "tiny-gpt2 gpt2-v2:model": "83f14f094d958302",
   "tiny-gpt2 gpt2-v2:lens": "a574ac0447325bd7",
-  "tiny-llama llama-v2:model": "9a7be03c8b42f9af",
-  "tiny-llama llama-v2:model+ungrouped-key-value-hooks": "c4ef04b1b71bc91e",
-  "tiny-llama llama-v2:lens": "f66e3b338f7d1b6e",
-  "tiny-qwen2 llama-v2:model": "5d2c39290c9a5b9c",
-  "tiny-qwen2 llama-v2:model+ungrouped-key-value-hooks": "3c154952322701a3",
-  "tiny-qwen2 llama-v2:lens": "0a686924badd0ace",
+  "tiny-llama llama-v3:model": "cf7a7f0adf91e55c",
+  "tiny-llama llama-v3:model+ungrouped-key-value-hooks": "d5dd1d65b94f9057",
+  "tiny-llama llama-v3:lens": "f66e3b338f7d1b6e",
+  "tiny-qwen2 llama-v3:model": "e2b4c67f5c3195f9",
+  "tiny-qwen2 llama-v3:model+ungrouped-key-value-hooks": "ec261dacc4508c18",
+  "tiny-qwen2 llama-v3:lens": "0a686924badd0ace",
+  "tiny-qwen3 llama-v3:model": "1f5ea0ad0c653102",
+  "tiny-qwen3 llama-v3:model+ungrouped-key-value-hooks": "f0a65a091f587e54",
+  "tiny-qwen3 llama-v3:lens": "354c1d896d1e04bf",
 };
 
 describe("graph cache keys follow what the builders build", () => {
@@ -30,7 +33,7 @@ describe("graph cache keys follow what the builders build", () => {
     ["default", {}],
     ["ungrouped", { ungroupGroupedQueryAttention: true }],
   ];
-  for (const fixture of ["tiny-gpt2", "tiny-llama", "tiny-qwen2"]) {
+  for (const fixture of ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"]) {
     it(`${fixture}: every graph's bytes are the ones recorded for its cache key`, () => {
       const { cfg, weights } = openModelFolder(path.join(FIXTURES, fixture));
       for (const [, options] of variants) {

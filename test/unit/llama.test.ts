@@ -2,7 +2,7 @@
  * Llama-family models against an independent PyTorch implementation (bench/torch/llama_torch.py):
  * a tiny Llama (grouped-query attention, llama3 rope scaling, untied lm_head, SentencePiece-style
  * tokenizer) and a tiny Qwen2 (q/k/v bias, one key/value head, linear rope scaling, tied
- * embeddings, byte-level tokenizer). Regenerate with /usr/bin/python3 bench/torch/llama_torch.py.
+ * embeddings, byte-level tokenizer), and a tiny Qwen3 (q/k norms, head_dim 16 with hidden 32 and 4 heads). Regenerate with /usr/bin/python3 bench/torch/llama_torch.py.
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
@@ -26,6 +26,7 @@ import { rejectsWith, throwsWith } from "../helpers/errors";
 const TOLERANCE = 1e-4;
 const TINY_LLAMA = path.join(FIXTURES, "tiny-llama");
 const TINY_QWEN2 = path.join(FIXTURES, "tiny-qwen2");
+const TINY_QWEN3 = path.join(FIXTURES, "tiny-qwen3");
 
 interface Recorded {
   shape: number[];
@@ -64,6 +65,7 @@ function lastRow(logits: Tensor, length: number): Float32Array {
 for (const [name, folder] of [
   ["tiny Llama (GQA 4/2, llama3 rope scaling, untied)", TINY_LLAMA],
   ["tiny Qwen2 (q/k/v bias, 1 key/value head, linear rope scaling, tied)", TINY_QWEN2],
+  ["tiny Qwen3 (per-head q/k RMSNorm, head_dim apart from hidden / heads, untied)", TINY_QWEN3],
 ] as const) {
   describe(`HookedModel: ${name} vs PyTorch`, function () {
     const reference = readReference(folder);
@@ -139,10 +141,12 @@ for (const [name, folder] of [
       try {
         const j = cfg.nKvHeads - 1;
         const queryHeads = Array.from({ length: groups }, (_, i) => j * groups + i);
+        // A negative factor: a key norm after attn.hook_k (Qwen3, Gemma 3) undoes any positive scale.
+        const factor = -0.5;
         for (const suffix of ["attn.hook_k", "attn.hook_v"] as const) {
           const hook = blockHook(0, suffix);
-          const grouped = await model.runWithHooks(tokens, [{ hook, kind: "scale", factor: 0.25, heads: [j], positions: [1, 3] }]);
-          const perQueryHead = await ungrouped.runWithHooks(tokens, [{ hook, kind: "scale", factor: 0.25, heads: queryHeads, positions: [1, 3] }]);
+          const grouped = await model.runWithHooks(tokens, [{ hook, kind: "scale", factor, heads: [j], positions: [1, 3] }]);
+          const perQueryHead = await ungrouped.runWithHooks(tokens, [{ hook, kind: "scale", factor, heads: queryHeads, positions: [1, 3] }]);
           const diff = maxAbsDiff(grouped.logits.data, perQueryHead.logits.data);
           assert.ok(diff < 1e-5, `${hook}: grouped and ungrouped interventions differ by ${diff}`);
           assert.ok(maxAbsDiff(grouped.logits.data, (await model.run(tokens)).data) > 1e-4, `${hook}: the intervention matters`);

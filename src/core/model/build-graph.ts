@@ -9,7 +9,7 @@ import type { SafetensorsIndex } from "./safetensors";
  * The layout version of each builder's graphs: bump one when what it builds changes, so graphs
  * cached by an older build are not reused (test/unit/graph-versions.test.ts fingerprints them).
  */
-export const GRAPH_VERSIONS = { gpt2: "gpt2-v2", llama: "llama-v2" } as const;
+export const GRAPH_VERSIONS = { gpt2: "gpt2-v2", llama: "llama-v3" } as const;
 
 export function buildModelGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   return cfg.architecture === "llama" ? buildLlamaGraph(cfg, weights, options) : buildGpt2Graph(cfg, weights, options);

@@ -40,20 +40,33 @@ export class WeightTable {
 
   /**
    * @param prefix the name prefix of the full model class ("transformer." for GPT2LMHeadModel,
-   *   "model." for LlamaForCausalLM); names are tried with it first, then bare.
+   *   "model." for LlamaForCausalLM), or several to try in order; names are tried with it first, then bare.
    * @param missingHint said after "has no tensor …" to explain what needed it.
    * @param compact cast f16/bf16 matrices at run time instead of folding them to float32 at load.
    */
   constructor(
     protected readonly index: SafetensorsIndex,
     private readonly g: GraphBuilder,
-    private readonly prefix: string,
+    prefix: string | readonly string[],
     private readonly missingHint: string,
     private readonly compact = false,
-  ) {}
+  ) {
+    this.prefixes = typeof prefix === "string" ? [prefix] : prefix;
+  }
+
+  private readonly prefixes: readonly string[];
 
   private find(name: string): TensorEntry | undefined {
-    return this.index.tensors.get(`${this.prefix}${name}`) ?? this.index.tensors.get(name);
+    for (const prefix of this.prefixes) {
+      const entry = this.index.tensors.get(`${prefix}${name}`);
+      if (entry) return entry;
+    }
+    return this.index.tensors.get(name);
+  }
+
+  /** The stored dtype of the named weight ("F32", "BF16", ...), or undefined when absent. */
+  dtypeOf(name: string): string | undefined {
+    return this.find(name)?.dtype;
   }
 
   has(name: string): boolean {
@@ -115,7 +128,7 @@ export class WeightTable {
   private stored(name: string, shape: readonly number[]): { stored: string; entry: TensorEntry; elemType: DataType } {
     const entry = this.find(name);
     const file = this.index.path;
-    if (!entry) throw new LoupeError("bad-file", `${file} has no tensor "${this.prefix}${name}" (or "${name}"): ${this.missingHint}`, file);
+    if (!entry) throw new LoupeError("bad-file", `${file} has no tensor "${this.prefixes[0]}${name}" (or "${name}"): ${this.missingHint}`, file);
     if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
       throw new LoupeError(
         "bad-shape",
