@@ -26,6 +26,9 @@ const FINGERPRINTS: Record<string, string> = {
   "tiny-qwen3 llama-v3:model": "1f5ea0ad0c653102",
   "tiny-qwen3 llama-v3:model+ungrouped-key-value-hooks": "f0a65a091f587e54",
   "tiny-qwen3 llama-v3:lens": "354c1d896d1e04bf",
+  "tiny-gemma3 llama-v3:model": "357a3c30bea7197f",
+  "tiny-gemma3 llama-v3:model+ungrouped-key-value-hooks": "4895b78cb81ef90d",
+  "tiny-gemma3 llama-v3:lens": "183f5e31fb8ca4ba",
 };
 
 describe("graph cache keys follow what the builders build", () => {
@@ -33,7 +36,7 @@ describe("graph cache keys follow what the builders build", () => {
     ["default", {}],
     ["ungrouped", { ungroupGroupedQueryAttention: true }],
   ];
-  for (const fixture of ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"]) {
+  for (const fixture of ["tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3"]) {
     it(`${fixture}: every graph's bytes are the ones recorded for its cache key`, () => {
       const { cfg, weights } = openModelFolder(path.join(FIXTURES, fixture));
       for (const [, options] of variants) {

@@ -30,7 +30,7 @@ import type { BuiltGraph, GraphOptions } from "./graph-options";
 import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, residInput } from "./hook-point";
 import { blockHook, hookNamesFor } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
-import type { SafetensorsIndex } from "./safetensors";
+import { float32ToBf16, float32ToHalf, halfToFloat32, toFloat32, type SafetensorsIndex } from "./safetensors";
 import { WeightTable } from "./weight-table";
 
 /** The Llama-family weight table: HF names with or without the `model.` prefix (LlamaModel vs LlamaForCausalLM). */
@@ -77,17 +77,13 @@ function noGemmaTextWeights(file: string, cfg: LlamaConfig): LoupeError {
 }
 
 /**
- * x * cap rounded as the embedding's dtype stores it: HF multiplies Gemma's embeddings by
- * sqrt(hidden_size) cast to the weights' dtype (25.25 for a bf16 640-wide model, not 25.298).
+ * x as a weight of this dtype stores it: HF multiplies Gemma's embeddings by sqrt(hidden_size)
+ * cast to the weights' dtype (25.25 for a bf16 640-wide model, not 25.298).
  */
 export function roundToDtype(x: number, dtype: string | undefined): number {
-  const mantissaBits = dtype === "BF16" ? 7 : dtype === "F16" ? 10 : undefined;
-  if (mantissaBits === undefined || x === 0 || !Number.isFinite(x)) return Math.fround(x);
-  const step = Math.pow(2, Math.floor(Math.log2(Math.abs(x))) - mantissaBits);
-  const units = x / step;
-  // Round half to even, as a float cast does.
-  const rounded = Math.abs(units - Math.trunc(units)) === 0.5 ? 2 * Math.round(units / 2) : Math.round(units);
-  return rounded * step;
+  if (dtype === "BF16") return toFloat32(new Uint8Array(float32ToBf16([x]).buffer), "BF16", "embed_scale")[0];
+  if (dtype === "F16") return halfToFloat32(float32ToHalf([x]))[0];
+  return Math.fround(x);
 }
 
 /**
