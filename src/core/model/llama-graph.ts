@@ -55,9 +55,23 @@ class LlamaWeights extends WeightTable {
     return "lm_head.weight";
   }
 
+  /**
+   * Gemma 3's 262k-row embedding (tied to the unembedding) stays as stored whatever the mode: a
+   * float32 copy of it would be most of a 270M model's memory.
+   */
+  private get compactEmbedding(): boolean | undefined {
+    return this.cfg.modelType === "gemma3_text" ? true : undefined;
+  }
+
+  /** The token embedding's rows for `ids`, as float32. */
+  embed(ids: string): string {
+    return this.rows("embed_tokens.weight", [this.cfg.dVocab, this.cfg.dModel], ids, this.compactEmbedding);
+  }
+
   /** x @ W_U (in compact mode W_U is cast in slices during the run: WeightTable.timesTransposed). */
   unembed(x: string, output?: string): string {
-    return this.timesTransposed(x, this.unembeddingName(), [this.cfg.dVocab, this.cfg.dModel], output);
+    const name = this.unembeddingName();
+    return this.timesTransposed(x, name, [this.cfg.dVocab, this.cfg.dModel], output, name === "embed_tokens.weight" ? this.compactEmbedding : undefined);
   }
 
   /** An RMSNorm gain [n]: w, or 1 + w for Gemma's offset gains (folded at load). */
@@ -250,7 +264,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const firstOfGroup = ungroupedHooks ? g.int64Initializer("heads:first_of_group", [KV], Array.from({ length: KV }, (_, kv) => kv * groups)) : "";
 
   if (cfg.modelType === "gemma3_text" && !w.has("embed_tokens.weight")) throw noGemmaTextWeights(weights.path, cfg);
-  let embedded = w.rows("embed_tokens.weight", [V, D], ids);
+  let embedded = w.embed(ids);
   if (cfg.embedScale !== undefined) {
     embedded = g.op("Mul", [embedded, g.floatInitializer("scale:embed", [], [roundToDtype(cfg.embedScale, w.dtypeOf("embed_tokens.weight"))])]);
   }

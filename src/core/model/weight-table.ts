@@ -93,10 +93,13 @@ export class WeightTable {
     return folded;
   }
 
-  /** Rows `indices` of the named [rows, width] weight (an embedding lookup), as float32. */
-  rows(name: string, shape: readonly number[], indices: string): string {
+  /**
+   * Rows `indices` of the named [rows, width] weight (an embedding lookup), as float32.
+   * @param compact gather from the stored f16/bf16 table even when the table is not in compact mode.
+   */
+  rows(name: string, shape: readonly number[], indices: string, compact = this.compact): string {
     const { stored, entry, elemType } = this.stored(name, shape);
-    if (!this.compact || elemType === DataType.FLOAT) return this.g.op("Gather", [this.get(name, shape), indices], { axis: 0 });
+    if (!compact || elemType === DataType.FLOAT) return this.g.op("Gather", [this.get(name, shape), indices], { axis: 0 });
     // Gather copies rows of any type: cast only what was taken, the table stays f16/bf16.
     return this.g.op("Cast", [this.g.op("Gather", [stored, indices], { axis: 0 })], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
   }
@@ -106,9 +109,9 @@ export class WeightTable {
    * f16/bf16 W is cast a slice of rows at a time, each slice after `x` exists, and the products
    * are concatenated: a whole float32 copy of the unembedding would be the largest allocation of a run.
    */
-  timesTransposed(x: string, name: string, shape: readonly [number, number], output?: string): string {
+  timesTransposed(x: string, name: string, shape: readonly [number, number], output?: string, compact = this.compact): string {
     const { stored, entry, elemType } = this.stored(name, shape);
-    if (!this.compact || elemType === DataType.FLOAT) {
+    if (!compact || elemType === DataType.FLOAT) {
       return this.g.op("MatMul", [x, this.g.op("Transpose", [this.get(name, shape)], { perm: [1, 0] })], {}, output);
     }
     const [rows] = shape;
