@@ -1,6 +1,7 @@
 // Bundles the extension, the worker, the CLI and the benchmarks as CommonJS for Node 20.
 // onnxruntime-node stays external: it carries a native binary that must be loaded from node_modules.
 import * as esbuild from "esbuild";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 
 const common = {
@@ -12,6 +13,19 @@ const common = {
   external: ["vscode", "onnxruntime-node"],
   logLevel: "warning",
 };
+
+/**
+ * What built the graphs a bundle caches (src/core/model/graph-cache.ts): the package version and a
+ * hash of every module the graph builder bundles, so a changed builder never reuses a cached graph.
+ */
+async function graphBuilderId() {
+  const { metafile } = await esbuild.build({ ...common, entryPoints: ["src/core/model/build-graph.ts"], write: false, metafile: true, sourcemap: false });
+  const hash = createHash("sha256");
+  for (const file of Object.keys(metafile.inputs).sort()) hash.update(file).update("\0").update(fs.readFileSync(file)).update("\0");
+  const { version } = JSON.parse(fs.readFileSync("package.json", "utf8"));
+  return `${version}+${hash.digest("hex").slice(0, 16)}`;
+}
+common.define = { LOUPE_GRAPH_BUILDER: JSON.stringify(await graphBuilderId()) };
 
 const entries = {
   "dist/cli": "src/cli/main.ts",

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import type { ParseArgsConfig } from "node:util";
 import { LoupeError } from "../core/errors";
 import type { LoadOptions } from "../core/model/hooked-model";
+import { decodeText, readTextFile, type TextOptions } from "../core/text-file";
 
 export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 export type ParsedValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -14,8 +15,10 @@ export type ParsedValues = Record<string, string | boolean | (string | boolean)[
 export interface CliIo {
   /** Standard output (tests capture it). */
   out(text: string): void;
-  /** Standard input, read whole, for `-`. */
-  readStdin(): string;
+  /** Standard input, read whole, for `-`: bytes (decoded like a file) or text already decoded. */
+  readStdin(): string | Uint8Array;
+  /** How input files and standard input are decoded (--encoding; default UTF-8, strictly). */
+  readonly encoding?: string;
   /** Progress lines for long jobs (standard error; tests may leave it out). */
   progress?(text: string): void;
   /** Fires when the user interrupts (Ctrl+C): long jobs stop cleanly and save nothing. */
@@ -44,6 +47,7 @@ export const COMMON_OPTIONS: OptionSpec = {
   json: { type: "boolean", default: false },
   "compact-weights": { type: "boolean", default: false },
   "ungroup-grouped-query-attention": { type: "boolean", default: false },
+  encoding: { type: "string" },
 };
 
 /** How the common options ask for the model to be loaded (--compact-weights, --ungroup-grouped-query-attention). */
@@ -59,12 +63,16 @@ export function bundledModelFolder(): string {
 
 export function readInput(file: string | undefined, io: CliIo, what = "input file"): string {
   if (file === undefined) throw new LoupeError("bad-argument", `Missing ${what} (use - for standard input). See loupe --help.`);
-  if (file === "-") return io.readStdin();
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    throw new LoupeError("missing-file", `Cannot read ${file}.`, file);
+  if (file === "-") {
+    const input = io.readStdin();
+    return typeof input === "string" ? input : decodeText(input, "standard input", textOptions(io));
   }
+  return readTextFile(file, textOptions(io));
+}
+
+/** How input text is decoded: --encoding, and advice that names it when bytes do not fit. */
+export function textOptions(io: CliIo): TextOptions {
+  return { encoding: io.encoding, advice: "or pass its encoding (--encoding latin1 for Latin-1 or Windows-1252 text)" };
 }
 
 export function stringOption(values: ParsedValues, name: string): string | undefined {

@@ -1,7 +1,6 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { parseProbeDataset, probeFileName, spanLabels, type ProbeFile, type ProbeTraining } from "../core/probes";
+import { probeFileName, readProbeDataset, spanLabels, type ProbeFile, type ProbeTraining } from "../core/probes";
 import { defaultWatchedLabel, parseProbePanelRequest, probePanelState, type ProbePanelState } from "../core/view/probe-panel";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
@@ -30,7 +29,7 @@ export class ProbePanels implements vscode.Disposable {
     if (!dataFile) return;
     let concept: string | undefined;
     try {
-      const dataset = parseProbeDataset(fs.readFileSync(dataFile, "utf8"), dataFile);
+      const dataset = readProbeDataset(dataFile);
       if (dataset.level === "token") {
         const labels = spanLabels(dataset);
         const picked = await vscode.window.showQuickPick(labels, { title: "Loupe: probe for which span label? (one against the rest)" });

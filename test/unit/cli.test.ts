@@ -1,11 +1,15 @@
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../../src/cli/main";
 import { LoupeError } from "../../src/core/errors";
 import type { FaithfulnessReport } from "../../src/core/faithfulness";
 import type { InspectResult } from "../../src/core/inspect";
-import { scratchDir, TINY_GPT2 } from "../helpers/fixtures";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as onnx from "onnx-buf";
+import { rejectsWith } from "../helpers/errors";
+import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
 /** Run the CLI in-process and capture what it writes to stdout. */
 async function runCli(args: string[]): Promise<{ code: number; out: string }> {
@@ -21,6 +25,22 @@ async function runCli(args: string[]): Promise<{ code: number; out: string }> {
   } finally {
     process.stdout.write = write;
   }
+}
+
+/** The CLI as a process (tsx), its stdout read by a slow reader: paused once the first chunk arrives. */
+function runCliProcess(args: string[], reader: "slow" | "closes"): Promise<{ code: number | null; out: string; err: string }> {
+  const main = path.join(__dirname, "..", "..", "src", "cli", "main.ts");
+  const child = spawn(process.execPath, ["--import", "tsx", main, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const out: Buffer[] = [];
+  let err = "";
+  child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString()));
+  child.stdout.once("data", () => {
+    if (reader === "closes") return child.stdout.destroy();
+    child.stdout.pause();
+    setTimeout(() => child.stdout.resume(), 700);
+  });
+  child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, out: Buffer.concat(out).toString(), err })));
 }
 
 describe("loupe CLI", function () {
@@ -103,5 +123,69 @@ describe("loupe CLI", function () {
     assert.match(table.out, /^2\s+(load-bearing|decorative)\s+\d\.\d\d/m);
     await assert.rejects(runCli(["faithfulness", "--model", TINY_GPT2, "--track", "hers", cot]), /--track must be "model" or "written"/);
   });
-});
 
+  it("delivers all of a long output to a slow pipe before exiting, and ends quietly when the reader goes away", async function () {
+    this.timeout(60_000);
+    const long = path.join(dir, "long.txt");
+    fs.writeFileSync(long, "When Mia and Leo went to the park, Leo gave a ball to Mia. ".repeat(4));
+    const slow = await runCliProcess(["inspect", "--model", TINY_GPT2, "--json", "--top-k", "20", long], "slow");
+    assert.equal(slow.code, 0, slow.err);
+    assert.ok(slow.out.endsWith("}\n"), `the JSON was cut short after ${slow.out.length} bytes`);
+    assert.ok(slow.out.length > 256 * 1024, "the output should be larger than a pipe's buffer");
+    const result = JSON.parse(slow.out) as InspectResult;
+    assert.equal(result.tokens.length, result.tokens[result.tokens.length - 1].index + 1);
+    const closed = await runCliProcess(["inspect", "--model", TINY_GPT2, "--json", "--top-k", "20", long], "closes");
+    assert.equal(closed.code, 0);
+    assert.equal(closed.err, "", "a closed pipe is not an error to report");
+  });
+
+  it("refuses a prompt that is not UTF-8, naming the byte and the fix, and reads it with --encoding", async () => {
+    const latin1 = path.join(dir, "latin1.txt");
+    fs.writeFileSync(latin1, Buffer.from("Ren\xe9e went to the park", "latin1"));
+    await rejectsWith(runCli(["inspect", "--model", TINY_GPT2, latin1]), "bad-file", /latin1\.txt is not valid UTF-8 text \(byte 0xE9 at line 1, column 4\).*Save it as UTF-8, or pass its encoding \(--encoding latin1/);
+    const { out } = await runCli(["inspect", "--model", TINY_GPT2, "--json", "--encoding", "latin1", latin1]);
+    assert.equal((JSON.parse(out) as InspectResult).text, "Renée went to the park");
+    // Standard input is held to the same rule.
+    const stdin = await main(["inspect", "--model", TINY_GPT2, "-"], { out: () => undefined, readStdin: () => fs.readFileSync(latin1) }).catch((e: unknown) => e);
+    assert.ok(stdin instanceof LoupeError && /standard input is not valid UTF-8/.test(stdin.message));
+    await rejectsWith(runCli(["inspect", "--model", TINY_GPT2, "--encoding", "klingon", latin1]), "bad-argument", /Unknown text encoding "klingon"/);
+  });
+
+  it("prints any command's usage for --help or -h, subcommands included, and exits 0", async () => {
+    for (const args of [["features", "--help"], ["probe", "train", "-h"], ["sae", "train", "--help"], ["inspect", "-h"], ["help", "patch"]]) {
+      const { code, out } = await runCli(args);
+      assert.equal(code, 0, args.join(" "));
+      assert.match(out, new RegExp(`^Usage:\\n  loupe ${args[0] === "help" ? args[1] : args[0]} `), args.join(" "));
+      assert.match(out, /--model DIR/);
+      assert.doesNotMatch(out, /loupe generate/, "only the command asked about");
+    }
+    // After "--", --help is an argument, not a request for help.
+    await assert.rejects(runCli(["inspect", "--model", TINY_GPT2, "--", "--help"]), /Cannot read --help/);
+  });
+
+  it("labels the table's units and says what \"-\" at token 0 means", async () => {
+    const { out } = await runCli(["inspect", "--model", TINY_GPT2, prompt]);
+    assert.match(out.split("\n")[0], /surprisal \(bits\)\s+entropy \(bits\)/);
+    assert.match(out, /^0\s+"W"\s+-\s/m);
+    assert.match(out, /"-" at token 0: the first token has no surprisal/);
+  });
+
+  it("reports a graph that fails inside onnxruntime as a Loupe error naming the model file and the node, exit 2", async function () {
+    this.timeout(60_000);
+    // An export whose position table has 4 rows where config.json promises 64: it loads and runs
+    // short prompts, and fails in the position Gather on a longer one.
+    const folder = scratchDir("short-wpe");
+    for (const f of ["config.json", "tokenizer.json"]) fs.copyFileSync(path.join(FIXTURES, "tiny-gpt2-onnx", f), path.join(folder, f));
+    const model = fromBinary(onnx.ModelProtoSchema, fs.readFileSync(path.join(FIXTURES, "tiny-gpt2-onnx", "model.onnx")));
+    const wpe = model.graph?.initializer.find((t) => t.name === "transformer.wpe.weight");
+    assert.ok(wpe);
+    wpe.dims = [4n, wpe.dims[1]];
+    wpe.rawData = wpe.rawData.slice(0, 4 * Number(wpe.dims[1]) * 4);
+    fs.writeFileSync(path.join(folder, "model.onnx"), toBinary(onnx.ModelProtoSchema, model));
+    await rejectsWith(runCli(["inspect", "--model", folder, prompt]), "bad-file", /model\.onnx could not run on this input: its Gather node "\/wpe\/Gather" failed: indices element out of data bounds/);
+    const run = await runCliProcess(["inspect", "--model", folder, prompt], "slow");
+    assert.equal(run.code, 2);
+    assert.match(run.err, /^loupe: .*model\.onnx could not run on this input/);
+    assert.doesNotMatch(run.err, /onnxruntime:|\n\s+at /, "no onnxruntime log line, no JavaScript stack");
+  });
+});

@@ -617,9 +617,9 @@ describe("Llama-family model folders with problems", () => {
     await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "unsupported-architecture", /config\.json describes a "phi3" model; Loupe builds .*Llama family/);
   });
 
-  it("refuses a tokenizer with more tokens than vocab_size", async () => {
+  it("checks vocab_size against the weights before the tokenizer", async () => {
     const dir = copyFixture(TINY_LLAMA, (c) => (c.vocab_size = 300));
-    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "tokenizer-mismatch", /tokenizer\.json has 363 tokens but config\.json's vocab_size is 300/);
+    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "bad-file", /config\.json does not describe .*: its vocab_size is 300, but the token embedding (model\.)?embed_tokens\.weight is \[\d+, 48\]/);
   });
 
   it("refuses another model's smaller tokenizer: config's <s> and </s> are ordinary tokens there", async () => {

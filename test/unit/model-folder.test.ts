@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../../src/core/errors";
 import { describeModelFolder } from "../../src/core/model/folder-check";
+import { HookedModel } from "../../src/core/model/hooked-model";
 import { openModelFolder } from "../../src/core/model/model-folder";
 import { readTensorF32 } from "../../src/core/model/safetensors";
 import { FIXTURES, scratchDir, TINY_GPT2, TINY_LLAMA } from "../helpers/fixtures";
@@ -45,6 +46,44 @@ describe("openModelFolder (what Select Model… checks before remembering a fold
     const broken = copyOf("broken-header");
     fs.writeFileSync(path.join(broken, "model.safetensors"), Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x22]));
     refuses(broken, "bad-file", /model\.safetensors/);
+  });
+});
+
+describe("openModelFolder: which file is wrong when config, weights and tokenizer disagree", () => {
+  it("names config.json when vocab_size does not match the weights' embedding", () => {
+    const dir = copyOf("small-vocab");
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...cfg, vocab_size: 300 }));
+    refuses(dir, "bad-file", /config\.json does not describe .*model\.safetensors: its vocab_size is 300, but the token embedding (transformer\.)?wte\.weight is \[320, 32\]/);
+  });
+
+  it("still names a tokenizer whose own vocabulary is larger than the model's", () => {
+    const dir = copyOf("other-tokenizer");
+    fs.copyFileSync(path.join(FIXTURES, "tiny-llama", "tokenizer.json"), path.join(dir, "tokenizer.json"));
+    refuses(dir, "tokenizer-mismatch", /tokenizer\.json has \d+ tokens but config\.json's vocab_size is 320: the tokenizer belongs to another model/);
+  });
+
+  it("loads a tokenizer that adds tokens past vocab_size, and refuses only a prompt that uses one", async () => {
+    const dir = copyOf("added-past-vocab");
+    const file = path.join(dir, "tokenizer.json");
+    const tokenizer = JSON.parse(fs.readFileSync(file, "utf8")) as { added_tokens: object[] };
+    // As Hugging Face's tiny test GPT-2 does: whitespace runs added after the last embedding row.
+    for (const [id, content] of [[320, "    "], [321, "\t\t"]] as const) {
+      tokenizer.added_tokens.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: false });
+    }
+    fs.writeFileSync(file, JSON.stringify(tokenizer));
+    assert.equal(openModelFolder(dir).tokenizer.vocabSize, 322);
+    const model = await HookedModel.load(dir, { cacheDir: null, threads: 1 });
+    try {
+      const ids = model.toTokens("Mia and Leo");
+      assert.equal((await model.run(ids)).dims[1], ids.length);
+      assert.throws(
+        () => model.toTokens("Mia and    Leo"),
+        (e: unknown) => e instanceof LoupeError && e.code === "tokenizer-mismatch" && /"    " at characters 7-11, which .*tokenizer\.json encodes as id 320, a token it adds past the model's vocabulary \(vocab_size 320\)/.test(e.message),
+      );
+    } finally {
+      await model.dispose();
+    }
   });
 });
 

@@ -213,11 +213,11 @@ describe("HookedModel errors", () => {
     await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "bad-file", /model\.safetensors is not a valid safetensors file/);
   });
 
-  it("reports a tokenizer that does not fit the vocabulary", async () => {
+  it("blames config.json, not the tokenizer, when its vocab_size does not match the weights", async () => {
     const dir = copyTinyModel();
     const cfgFile = path.join(dir, "config.json");
     fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, "utf8")), vocab_size: 100 }));
-    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "tokenizer-mismatch", /tokenizer\.json has 320 tokens.*vocab_size is 100/);
+    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "bad-file", /config\.json does not describe .*model\.safetensors: its vocab_size is 100, but the token embedding (transformer\.)?wte\.weight is \[320, 32\]\. .*set vocab_size to 320/);
   });
 
   describe("on a loaded model", () => {

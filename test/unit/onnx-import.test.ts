@@ -341,6 +341,27 @@ describe("Importing .onnx decoders Loupe cannot fully read", function () {
     throwsWith(() => importOnnxDecoder(encoderFile, cfg), "unsupported-architecture", /not a decoder Loupe can import/);
   });
 
+  it("reports every reason at once, what needs a new export first", async () => {
+    // An old opset and residual Adds fused by onnxruntime's optimizer: both need a new export.
+    const optimized = readFixture();
+    optimized.opsetImport[0].version = 11n;
+    optimized.graph?.node.push(create(onnx.NodeProtoSchema, { opType: "SkipLayerNormalization", domain: "com.microsoft", input: ["a", "b"], output: ["c"] }));
+    const optimizedFile = path.join(onnxFolder({ "model.onnx": toBinary(onnx.ModelProtoSchema, optimized) }), "model.onnx");
+    throwsWith(() => importOnnxDecoder(optimizedFile, cfg), "unsupported-architecture", /model\.onnx cannot be imported, for 2 reasons \(fix them in this order\):\n  1\. opset 11 is not supported.*\n  2\. the residual Adds are fused into SkipLayerNormalization nodes.*without onnxruntime optimizations/);
+    // An old opset, then a config.json that disagrees with the graph.
+    const old = readFixture();
+    old.opsetImport[0].version = 9n;
+    const dir = onnxFolder({ "model.onnx": toBinary(onnx.ModelProtoSchema, old) }, { ...CFG, n_layer: 3, vocab_size: 500 });
+    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "unsupported-architecture", /for 3 reasons.*\n  1\. opset 9 .*\n  2\. .*4 residual Adds .*config\.json gives 3 layers.*\n  3\. the token embedding is \[320, 32\] but config\.json gives vocab_size 500/);
+  });
+
+  it("says a graph with zero nodes has zero nodes", () => {
+    const empty = readFixture();
+    if (empty.graph) empty.graph.node = [];
+    const file = path.join(onnxFolder({ "model.onnx": toBinary(onnx.ModelProtoSchema, empty) }), "model.onnx");
+    throwsWith(() => importOnnxDecoder(file, cfg), "bad-file", /model\.onnx: its graph has zero nodes \(\d+ initializers\)/);
+  });
+
   it("checks an ONNX folder without loading it, and leaves safetensors folders to the usual check", () => {
     const checked = checkOnnxFolder(TINY_ONNX);
     assert.equal(checked?.modelFile, path.join(TINY_ONNX, "model.onnx"));
@@ -348,6 +369,12 @@ describe("Importing .onnx decoders Loupe cannot fully read", function () {
     assert.ok(checked?.hookNames.includes(blockHook(1, "hook_resid_post")));
     assert.equal(checkOnnxFolder(TINY_GPT2), undefined);
     throwsWith(() => checkOnnxFolder(onnxFolder({ "model.onnx": fusedDecoder(2, false) })), "unsupported-architecture", /no residual stream/);
+  });
+
+  it("blames config.json, not the tokenizer, when vocab_size is smaller than the graph's embedding", async () => {
+    const dir = onnxFolder({ "model.onnx": fs.readFileSync(path.join(TINY_ONNX, "model.onnx")) }, { ...CFG, vocab_size: 100 });
+    await rejectsWith(HookedModel.load(dir, { cacheDir: null }), "bad-file", /model\.onnx: the token embedding is \[320, 32\] but config\.json gives vocab_size 100/);
+    throwsWith(() => checkOnnxFolder(dir), "bad-file", /token embedding is \[320, 32\]/);
   });
 
   it("checks the embedding against config.json", () => {

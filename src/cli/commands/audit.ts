@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { auditFiles, DEFAULT_AUDIT_CONFIG, expandGlobs, formatAuditText, parseAuditConfig, probeMonitors, reachesLevel, SEVERITIES, toSarif, type Severity } from "../../core/audit";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
-import { loadOptions, stringOption, type Command } from "../command";
+import { loadOptions, stringOption, textOptions, type Command } from "../command";
 
 const FORMATS = ["text", "json", "sarif"] as const;
 
@@ -28,7 +28,7 @@ export const auditCommand: Command = {
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const probes = probeMonitors(model, config, configFile ? path.dirname(path.dirname(path.resolve(configFile))) : process.cwd());
-      const audits = await auditFiles(model, files, config, { probes });
+      const audits = await auditFiles(model, files, config, { probes, text: textOptions(io) });
       const output =
         format === "sarif"
           ? `${JSON.stringify(toSarif(audits), null, 2)}\n`

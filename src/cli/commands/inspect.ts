@@ -9,7 +9,7 @@ import { fixed, renderTable, visibleToken } from "../format";
 
 /** `column`: an extra column after the token (the message each token of a chat belongs to). */
 export function formatInspect(result: InspectResult, topK: number, column?: { title: string; values: readonly string[] }): string {
-  const header = ["#", "token", ...(column ? [column.title] : []), "surprisal", "entropy", `top-${topK} next`, ...Array.from({ length: result.nLayers }, (_, l) => `|resid ${l}|`)];
+  const header = ["#", "token", ...(column ? [column.title] : []), "surprisal (bits)", "entropy (bits)", `top-${topK} next`, ...Array.from({ length: result.nLayers }, (_, l) => `|resid ${l}|`)];
   const rows = result.tokens.map((t, i) => [
     String(t.index),
     `"${visibleToken(t.text)}"`,
@@ -21,7 +21,12 @@ export function formatInspect(result: InspectResult, topK: number, column?: { ti
   ]);
   const known = result.tokens.filter((t) => t.surprisal !== null);
   const mean = known.reduce((s, t) => s + (t.surprisal ?? 0), 0) / Math.max(1, known.length);
-  return `${renderTable(header, rows)}\n\n${result.tokens.length} tokens, mean surprisal ${mean.toFixed(2)} bits, ${result.elapsedMs.toFixed(0)} ms (${result.modelFolder})`;
+  const notes = [
+    "surprisal: -log2 of the probability the model gave this token before seeing it; entropy: of its prediction for the next token; |resid L|: residual-stream norm after block L.",
+    // Without a leading <s>, the first token is read, not predicted.
+    ...(result.tokens[0]?.surprisal === null ? ['"-" at token 0: the first token has no surprisal, since nothing before it predicts it (the mean leaves it out).'] : []),
+  ];
+  return `${renderTable(header, rows)}\n\n${notes.join("\n")}\n${result.tokens.length} tokens, mean surprisal ${mean.toFixed(2)} bits, ${result.elapsedMs.toFixed(0)} ms (${result.modelFolder})`;
 }
 
 export const inspectCommand: Command = {

@@ -8,6 +8,7 @@ import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { auditPrompt, type AuditFinding, type ProbeMonitorRunner } from "./audit";
 import type { AuditConfig } from "./config";
+import { decodeText, type TextOptions } from "../text-file";
 
 export interface FileAudit {
   readonly file: string;
@@ -22,7 +23,7 @@ export interface FileAudit {
 export const MAX_PROMPT_BYTES = 1 << 20;
 
 /** Read a prompt file, or say in words why it is not a prompt. */
-export function readPromptFile(file: string): string {
+export function readPromptFile(file: string, textOptions: TextOptions = {}): string {
   let bytes: Buffer;
   try {
     const stat = fs.statSync(file);
@@ -34,12 +35,7 @@ export function readPromptFile(file: string): string {
     throw new LoupeError("missing-file", `Cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, file);
   }
   if (bytes.includes(0)) throw new LoupeError("bad-file", `${file} looks binary (it contains NUL bytes); only text prompts are audited.`, file);
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new LoupeError("bad-file", `${file} is not valid UTF-8 text.`, file);
-  }
+  const text = decodeText(bytes, file, textOptions);
   if (text.trim() === "") throw new LoupeError("empty-input", `${file} is empty.`, file);
   return text;
 }
@@ -48,7 +44,7 @@ export async function auditFiles(
   model: HookedModel,
   files: readonly string[],
   config: AuditConfig,
-  options: { signal?: AbortSignal; probes?: readonly ProbeMonitorRunner[]; onFile?: (done: number, total: number, file: string) => void } = {},
+  options: { signal?: AbortSignal; probes?: readonly ProbeMonitorRunner[]; onFile?: (done: number, total: number, file: string) => void; text?: TextOptions } = {},
 ): Promise<FileAudit[]> {
   const out: FileAudit[] = [];
   for (const [i, file] of files.entries()) {
@@ -56,7 +52,7 @@ export async function auditFiles(
     options.onFile?.(i, files.length, file);
     let text = "";
     try {
-      text = readPromptFile(file);
+      text = readPromptFile(file, options.text);
       const result = await auditPrompt(model, text, config, options);
       out.push({ file, text, findings: result.findings, skipped: result.skipped });
     } catch (error) {

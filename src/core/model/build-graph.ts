@@ -5,12 +5,6 @@ import type { BuiltGraph, GraphOptions } from "./graph-options";
 import { buildLlamaGraph, buildLlamaLensGraph } from "./llama-graph";
 import type { SafetensorsIndex } from "./safetensors";
 
-/**
- * The layout version of each builder's graphs: bump one when what it builds changes, so graphs
- * cached by an older build are not reused (test/unit/graph-versions.test.ts fingerprints them).
- */
-export const GRAPH_VERSIONS = { gpt2: "gpt2-v2", llama: "llama-v3" } as const;
-
 export function buildModelGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   return cfg.architecture === "llama" ? buildLlamaGraph(cfg, weights, options) : buildGpt2Graph(cfg, weights, options);
 }
@@ -20,12 +14,13 @@ export function buildLensGraph(cfg: ModelConfig, weights: SafetensorsIndex, opti
 }
 
 /**
- * The parts of a built graph's cache key that are not the config and the weights header: the
- * builder's version, the graph asked for, and every option that changes what is built (an option
- * is named only when it changes the graph, so the default graph's key does not depend on it).
+ * The parts of a built graph's cache key that are not the builder (graph-cache.ts keys on its
+ * version and source), the config and the weights header: the graph asked for, and every option
+ * that changes what is built (an option is named only when it changes the graph, so the default
+ * graph's key does not depend on it).
  */
 export function graphKeyParts(cfg: ModelConfig, part: "model" | "lens", options: GraphOptions): string[] {
-  const parts = [`${GRAPH_VERSIONS[cfg.architecture]}:${part}`];
+  const parts: string[] = [part];
   if (options.compactWeights) parts.push("compact-weights");
   const grouped = cfg.architecture === "llama" && cfg.nKvHeads < cfg.nHeads;
   if (part === "model" && grouped && options.ungroupGroupedQueryAttention) parts.push("ungrouped-key-value-hooks");

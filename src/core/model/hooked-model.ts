@@ -26,9 +26,11 @@ import { stopTokenIds } from "./stop-tokens";
 import { compileInterventions, type Intervention } from "./interventions";
 import { resolveModelFolder } from "../hub/model-reference";
 import { openModelFolder } from "./model-folder";
-import { findOnnxModelFile, importOnnxDecoder, openOnnxFolder, type ImportedGraph } from "./onnx-import";
+import { findOnnxModelFile, importOnnxDecoder, importOnnxFolder, type ImportedGraph } from "./onnx-import";
 import { fedLogitPositions, firstPosition, padBatch, pickPositions, rowsAtHook, selectPositions, type PaddedBatch, type TokenBatch } from "./run-layout";
+import { runFailure } from "./run-failure";
 import type { SafetensorsIndex } from "./safetensors";
+import { checkIdsInVocabulary } from "./tokenizer-check";
 
 export { cacheHeads, prefixKeyValues, type KeyValues } from "./kv-cache";
 export type { TokenBatch } from "./run-layout";
@@ -221,8 +223,9 @@ export class HookedModel {
   }
 
   private static async loadOnnx(dir: string, modelFile: string, options: LoadOptions): Promise<HookedModel> {
-    const { cfg, tokenizer } = openOnnxFolder(dir, modelFile);
-    let imported = importOnnxDecoder(modelFile, cfg);
+    const opened = importOnnxFolder(dir, modelFile);
+    const { cfg, tokenizer } = opened;
+    let imported = opened.imported;
     // External data (a side file, or the .onnx's own bytes) is found beside the model file.
     let session = await createSession(imported.bytes, imported.dataDir, options.threads);
     let headed: boolean;
@@ -239,6 +242,11 @@ export class HookedModel {
     }
     const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, imported.dataDir, options.threads) : undefined;
     return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
+  }
+
+  /** What a run failure is blamed on: the imported .onnx, or the folder Loupe built the graph from. */
+  private get modelFile(): string {
+    return this.imported?.modelFile ?? this.folder;
   }
 
   /** Whether this model was imported from an existing .onnx (hooks found by structure; see hookNames). */
@@ -261,6 +269,7 @@ export class HookedModel {
    */
   encode(text: string): PromptEncoding {
     const own = this.tokenizer.encode(text);
+    checkIdsInVocabulary(text, own, this.cfg.dVocab, this.tokenizer.source);
     // null: the post-processor does something no probe text could place; read the text alone.
     const leading = this.tokenizer.leadingTemplateIds() ?? [];
     // A text that already starts with them (a rendered chat template writes its own <s>) gets no second copy.
@@ -381,7 +390,7 @@ export class HookedModel {
     if (!this.lensSession) {
       throw new LoupeError("bad-argument", `The logit lens is not available for ${this.imported?.modelFile ?? this.folder}: it is an imported .onnx whose final norm and unembedding read more than the residual stream, so they cannot run alone. Load the model's safetensors folder for the lens.`);
     }
-    const out = await this.lensSession.run({
+    const out = await runSession(this.lensSession, this.modelFile, {
       [LENS_IO.resid]: new ort.Tensor("float32", resid, [n, D]),
       [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets.flat(), (t) => BigInt(t)), [n, m]),
       [LENS_IO.k]: new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]),
@@ -433,7 +442,7 @@ export class HookedModel {
       ...this.interventionFeeds(run, interventions),
     };
     const keyValueNames = options.keyValues ? this.keyValueOutputs(interventions) : [];
-    const outputs = await this.session.run(feeds, [GRAPH_IO.logits, ...fetch, ...keyValueNames]);
+    const outputs = await runSession(this.session, this.modelFile, feeds, [GRAPH_IO.logits, ...fetch, ...keyValueNames]);
     throwIfAborted(options.signal);
     return this.readOutputs(run, outputs, fetch, options);
   }
@@ -641,13 +650,23 @@ async function patternsHaveHeads(session: ort.InferenceSession, hookNames: reado
   return patterns.every((n) => out[n].dims.join() === [1, cfg.nHeads, 2, 2].join());
 }
 
+/** session.run, a failure inside onnxruntime reported as a LoupeError naming the model file and the node. */
+async function runSession(session: ort.InferenceSession, modelFile: string, feeds: ort.InferenceSession.FeedsType, fetches?: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
+  try {
+    return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
+  } catch (error) {
+    throw runFailure(error, modelFile);
+  }
+}
+
 async function createSession(bytes: Uint8Array, weightsFolder: string, threads?: number): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: "all",
     intraOpNumThreads: threads ?? Math.max(1, os.availableParallelism()),
     interOpNumThreads: 1,
     executionMode: "sequential",
-    logSeverityLevel: 3,
+    // Fatal only: a failed run is reported once, as a LoupeError (runSession), not also as onnxruntime's log line.
+    logSeverityLevel: 4,
     extra: { session: { model_external_initializers_file_folder_path: weightsFolder } },
   };
   try {

@@ -35,7 +35,32 @@ export function openModelFolder(folder: string): ModelFolder {
   if (!fs.existsSync(tokenizerFile)) {
     throw new LoupeError("missing-file", `No tokenizer.json in ${dir}. Save the tokenizer beside the model (tokenizer.save_pretrained with a fast tokenizer).`, tokenizerFile);
   }
+  // The weights are the ground truth: a config.json that misdescribes them is blamed before the
+  // tokenizer is measured against it.
+  checkWeightsFitConfig(weights, cfg, path.join(dir, "config.json"));
   const tokenizer = Tokenizer.fromFile(tokenizerFile);
   checkTokenizerFitsModel(tokenizer, cfg, tokenizerFile);
   return { dir, cfg, weightsFile: weights.path, weights, tokenizer };
+}
+
+/** The token embedding's names, with and without the model class's prefix. */
+const EMBEDDING_NAMES: Record<ModelConfig["architecture"], readonly string[]> = {
+  gpt2: ["transformer.wte.weight", "wte.weight"],
+  llama: ["model.embed_tokens.weight", "embed_tokens.weight"],
+};
+
+/** The token embedding [vocab_size, d_model] must be what config.json says; otherwise config.json is the file at fault. */
+function checkWeightsFitConfig(weights: SafetensorsIndex, cfg: ModelConfig, configFile: string): void {
+  const name = EMBEDDING_NAMES[cfg.architecture].find((n) => weights.tensors.has(n));
+  const shape = name === undefined ? undefined : weights.tensors.get(name)?.shape;
+  if (!shape || shape.length !== 2) return; // the graph builder names a missing or odd embedding
+  const [rows, width] = shape;
+  if (rows === cfg.dVocab && width === cfg.dModel) return;
+  const wrong = rows !== cfg.dVocab ? `vocab_size is ${cfg.dVocab}` : `the model width is ${cfg.dModel}`;
+  const fix = rows !== cfg.dVocab ? `set vocab_size to ${rows}` : `set the width (n_embd / hidden_size) to ${width}`;
+  throw new LoupeError(
+    "bad-file",
+    `${configFile} does not describe ${weights.path}: its ${wrong}, but the token embedding ${name} is [${rows}, ${width}]. Use the config.json saved with these weights, or ${fix}.`,
+    configFile,
+  );
 }

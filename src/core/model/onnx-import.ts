@@ -21,7 +21,7 @@ import { cacheHeads } from "./kv-cache";
 import { findWeightsFile } from "./model-weights";
 import { realLocations } from "./real-paths";
 import { DataType } from "./onnx-graph";
-import { findResidualStructure, FUSED_ATTENTION_OPS, GraphIndex, StructureError, tracesToInput, type ResidualStructure } from "./onnx-structure";
+import { findResidualStructure, FUSED_ATTENTION_OPS, FUSED_RESIDUAL_OPS, GraphIndex, StructureError, tracesToInput, type ResidualStructure } from "./onnx-structure";
 import { checkTokenizerFitsModel } from "./tokenizer-check";
 
 /**
@@ -61,16 +61,32 @@ export function findOnnxModelFile(dir: string): string | undefined {
   return ONNX_MODEL_FILES.map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
 }
 
-/** config.json and tokenizer.json of an ONNX folder, checked like a safetensors folder's. */
+/** config.json and tokenizer.json of an ONNX folder, checked like a safetensors folder's (without reading the graph). */
 export function openOnnxFolder(dir: string, modelFile: string): OnnxFolder {
+  const { cfg, tokenizer, check } = readOnnxFolder(dir);
+  check();
+  return { dir, cfg, modelFile, tokenizer };
+}
+
+/**
+ * An ONNX folder with its graph imported. The graph is checked against config.json (its token
+ * embedding against vocab_size) before the tokenizer is, so a wrong config.json is named as such.
+ */
+export function importOnnxFolder(dir: string, modelFile: string, options: ImportOptions = {}): OnnxFolder & { readonly imported: ImportedGraph } {
+  const { cfg, tokenizer, check } = readOnnxFolder(dir);
+  const imported = importOnnxDecoder(modelFile, cfg, options);
+  check();
+  return { dir, cfg, modelFile, tokenizer, imported };
+}
+
+function readOnnxFolder(dir: string): { cfg: ModelConfig; tokenizer: Tokenizer; check: () => void } {
   const cfg = readModelConfig(dir);
   const tokenizerFile = path.join(dir, "tokenizer.json");
   if (!fs.existsSync(tokenizerFile)) {
     throw new LoupeError("missing-file", `No tokenizer.json in ${dir}. Save the tokenizer beside the model (tokenizer.save_pretrained with a fast tokenizer).`, tokenizerFile);
   }
   const tokenizer = Tokenizer.fromFile(tokenizerFile);
-  checkTokenizerFitsModel(tokenizer, cfg, tokenizerFile);
-  return { dir, cfg, modelFile, tokenizer };
+  return { cfg, tokenizer, check: () => checkTokenizerFitsModel(tokenizer, cfg, tokenizerFile) };
 }
 
 /**
@@ -81,9 +97,8 @@ export function checkOnnxFolder(folder: string): (OnnxFolder & Pick<ImportedGrap
   const dir = path.resolve(folder);
   const modelFile = fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? findOnnxModelFile(dir) : undefined;
   if (!modelFile) return undefined;
-  const opened = openOnnxFolder(dir, modelFile);
-  const { hookNames, unavailable } = importOnnxDecoder(modelFile, opened.cfg);
-  return { ...opened, hookNames, unavailable };
+  const { imported, ...opened } = importOnnxFolder(dir, modelFile);
+  return { ...opened, hookNames: imported.hookNames, unavailable: imported.unavailable };
 }
 
 export interface ImportOptions {
@@ -97,7 +112,7 @@ export interface ImportOptions {
 
 /** Read `modelFile`, find its residual stream, and rewrite it with hooks. Throws a LoupeError naming the file. */
 export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: ImportOptions = {}): ImportedGraph {
-  const fail = (code: "bad-file" | "unsupported-architecture", why: string): never => {
+  const fail = (code: ProblemCode, why: string): never => {
     throw new LoupeError(code, `${modelFile}: ${why}`, modelFile);
   };
   const bytes = fs.readFileSync(modelFile);
@@ -108,18 +123,16 @@ export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: 
     return fail("bad-file", `not a readable ONNX model (${(error as Error).message}).`);
   }
   const graph = model.graph;
-  if (!graph || graph.node.length === 0) return fail("bad-file", "the file holds no ONNX graph.");
-  const opset = model.opsetImport.find((o) => o.domain === "" || o.domain === "ai.onnx");
-  const version = opset ? Number(opset.version) : 0;
-  if (version < MIN_OPSET || version > MAX_OPSET) {
-    fail("unsupported-architecture", `opset ${version} is not supported; Loupe imports decoders exported with opset ${MIN_OPSET} to ${MAX_OPSET} (torch.onnx.export(..., opset_version=17)).`);
-  }
+  if (!graph) return fail("bad-file", "the file holds no ONNX graph.");
+  // Every reason is reported at once, in the order a user fixes them: what needs a new export
+  // first (it changes everything after), then what config.json gets wrong.
+  const problems = new ImportProblems(modelFile);
+  if (!checkExport(model, graph, problems)) return problems.throw();
 
   const index = new GraphIndex(graph);
   const logitsOutput = graph.output.find((o) => o.name === GRAPH_IO.logits) ?? graph.output.find((o) => /logits/i.test(o.name)) ?? (graph.output.length === 1 ? graph.output[0] : undefined);
-  const notDecoder = () =>
-    fail("unsupported-architecture", `this is not a decoder Loupe can import: it needs an input of token ids (input_ids) and a logits output (found inputs ${[...index.inputs].join(", ") || "none"}; outputs ${graph.output.map((o) => o.name).join(", ")}).`);
-  if (!logitsOutput) return notDecoder();
+  const notDecoder = `this is not a decoder Loupe can import: it needs an input of token ids (input_ids) and a logits output (found inputs ${[...index.inputs].join(", ") || "none"}; outputs ${graph.output.map((o) => o.name).join(", ")}).`;
+  if (!logitsOutput) return problems.add("unsupported-architecture", notDecoder).throw();
   const logits = logitsOutput.name;
   let structure: ResidualStructure;
   try {
@@ -127,12 +140,13 @@ export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: 
   } catch (error) {
     if (!(error instanceof StructureError)) throw error;
     const merged = graph.node.some((n) => n.opType === "If") ? " The network sits inside an If node (a merged decoder, decoder_model_merged.onnx): import decoder_model.onnx or model.onnx instead." : "";
-    return fail("unsupported-architecture", `no residual stream found: ${error.message}.${merged}`);
+    return problems.add("unsupported-architecture", `no residual stream found: ${error.message}.${merged}`).throw();
   }
-  checkAgainstConfig(structure, index, cfg, fail);
+  checkAgainstConfig(structure, index, cfg, problems);
   // The token ids are what the embedding Gather indexes, whatever the input is called.
   const idsInput = (structure.embed && tracesToInput(index, structure.embed.indices)) ?? [...index.inputs].find((n) => /input_ids|^ids$|tokens/i.test(n));
-  if (!idsInput) return notDecoder();
+  if (!idsInput) problems.add("unsupported-architecture", notDecoder);
+  if (!idsInput || problems.any) return problems.throw();
 
   const { hookNames, unavailable, points } = planHooks(structure, cfg, options.patterns ?? true);
   // Weights become references first, so neither graph below copies them.
@@ -147,34 +161,82 @@ export function importOnnxDecoder(modelFile: string, cfg: ModelConfig, options: 
   return { bytes: toBinary(onnx.ModelProtoSchema, model), lensBytes, hookNames, unavailable, modelFile, dataDir };
 }
 
-type Fail = (code: "bad-file" | "unsupported-architecture", why: string) => never;
+type ProblemCode = "bad-file" | "unsupported-architecture";
+type Fail = (code: ProblemCode, why: string) => never;
 
-function checkAgainstConfig(s: ResidualStructure, index: GraphIndex, cfg: ModelConfig, fail: Fail): void {
+/** What stops an import, gathered so that one error lists them all (a single one reads as before). */
+class ImportProblems {
+  private readonly list: Array<{ code: ProblemCode; why: string }> = [];
+
+  constructor(private readonly modelFile: string) {}
+
+  get any(): boolean {
+    return this.list.length > 0;
+  }
+
+  add(code: ProblemCode, why: string): this {
+    this.list.push({ code, why });
+    return this;
+  }
+
+  throw(): never {
+    const [first] = this.list;
+    if (!first) throw new Error("internal: no import problem to report");
+    if (this.list.length === 1) throw new LoupeError(first.code, `${this.modelFile}: ${first.why}`, this.modelFile);
+    const reasons = this.list.map((p, i) => `  ${i + 1}. ${p.why}`).join("\n");
+    throw new LoupeError(first.code, `${this.modelFile} cannot be imported, for ${this.list.length} reasons (fix them in this order):\n${reasons}`, this.modelFile);
+  }
+}
+
+/**
+ * What only a new export fixes: the opset, an empty graph, residual Adds that onnxruntime's
+ * optimizer fused away. False when the graph cannot be searched for a residual stream.
+ */
+function checkExport(model: onnx.ModelProto, graph: onnx.GraphProto, problems: ImportProblems): boolean {
+  const opset = model.opsetImport.find((o) => o.domain === "" || o.domain === "ai.onnx");
+  const version = opset ? Number(opset.version) : 0;
+  if (version < MIN_OPSET || version > MAX_OPSET) {
+    problems.add("unsupported-architecture", `opset ${version} is not supported; Loupe imports decoders exported with opset ${MIN_OPSET} to ${MAX_OPSET} (torch.onnx.export(..., opset_version=17)).`);
+  }
+  if (graph.node.length === 0) {
+    problems.add("bad-file", `its graph has zero nodes (${graph.initializer.length} initializers): there is no network in it to import; export the model again.`);
+    return false;
+  }
+  const fused = [...new Set(graph.node.filter((n) => FUSED_RESIDUAL_OPS.has(n.opType)).map((n) => n.opType))];
+  if (fused.length > 0) {
+    problems.add("unsupported-architecture", `the residual Adds are fused into ${fused.join(" and ")} nodes (an onnxruntime-optimized graph); export the model again without onnxruntime optimizations.`);
+  }
+  return fused.length === 0;
+}
+
+/** The found structure against config.json: float32 weights (an export setting) first, then what config.json says. */
+function checkAgainstConfig(s: ResidualStructure, index: GraphIndex, cfg: ModelConfig, problems: ImportProblems): void {
+  const table = s.embed ? index.initializers.get(s.embed.table) : undefined;
+  if (table && table.dataType !== DataType.FLOAT) problems.add("unsupported-architecture", "its weights are not float32; Loupe imports float32 exports (export without --fp16).");
   const blocks = s.adds.length / 2;
   if (s.adds.length !== 2 * cfg.nLayers) {
-    fail(
+    problems.add(
       "unsupported-architecture",
       `the residual stream has ${s.adds.length} residual Adds (${Number.isInteger(blocks) ? `${blocks} blocks of attention + MLP` : "not two per block"}), but config.json gives ${cfg.nLayers} layers. Check that config.json belongs to this model.`,
     );
   }
-  for (let L = 0; L < cfg.nLayers; L++) {
-    const [attn, mlp] = [s.adds[2 * L], s.adds[2 * L + 1]];
-    const isAttention = (ops: ReadonlySet<string>) => ops.has("Softmax") || [...ops].some((op) => FUSED_ATTENTION_OPS.has(op));
-    if (!isAttention(attn.branchOps) || isAttention(mlp.branchOps)) {
-      fail("unsupported-architecture", `block ${L} is not an attention sublayer followed by an MLP sublayer (parallel attention and MLP, as in GPT-J, is not supported).`);
-    }
+  const isAttention = (ops: ReadonlySet<string>) => ops.has("Softmax") || [...ops].some((op) => FUSED_ATTENTION_OPS.has(op));
+  const odd: number[] = [];
+  for (let L = 0; 2 * L + 1 < s.adds.length; L++) {
+    if (!isAttention(s.adds[2 * L].branchOps) || isAttention(s.adds[2 * L + 1].branchOps)) odd.push(L);
   }
-  const table = s.embed ? index.initializers.get(s.embed.table) : undefined;
+  if (odd.length > 0) {
+    problems.add("unsupported-architecture", `${odd.length === 1 ? `block ${odd[0]} is` : `blocks ${odd.join(", ")} are`} not an attention sublayer followed by an MLP sublayer (parallel attention and MLP, as in GPT-J, is not supported).`);
+  }
   if (table) {
     const [V, D] = table.dims.map(Number);
     if (D !== cfg.dModel || V !== cfg.dVocab) {
-      fail("bad-file", `the token embedding is [${V}, ${D}] but config.json gives vocab_size ${cfg.dVocab} and width ${cfg.dModel}. Check that config.json belongs to this model.`);
+      problems.add("bad-file", `the token embedding is [${V}, ${D}] but config.json gives vocab_size ${cfg.dVocab} and width ${cfg.dModel}. Check that config.json belongs to this model.`);
     }
-    if (table.dataType !== DataType.FLOAT) fail("unsupported-architecture", "its weights are not float32; Loupe imports float32 exports (export without --fp16).");
   }
   const head = index.initializers.get(s.lmHead.weight);
   if (head && head.dims.length === 2 && !head.dims.map(Number).includes(cfg.dModel)) {
-    fail("bad-file", `the LM head is [${head.dims.join(", ")}], which does not match config.json's width ${cfg.dModel}.`);
+    problems.add("bad-file", `the LM head is [${head.dims.join(", ")}], which does not match config.json's width ${cfg.dModel}.`);
   }
 }
 

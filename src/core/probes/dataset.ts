@@ -8,9 +8,9 @@
  * ignored, so the bench's records (bench/data/heldout-*.jsonl) are token-level datasets as they
  * stand. Every error names the file and the line.
  */
-import * as fs from "node:fs";
 import { LoupeError } from "../errors";
 import { jsonlRecords } from "../jsonl";
+import { readTextFile } from "../text-file";
 
 export interface LabelledSpan {
   readonly start: number;
@@ -39,13 +39,7 @@ export type ProbeDataset =
 export const OUTSIDE_LABEL = "none";
 
 export function readProbeDataset(file: string): ProbeDataset {
-  let content: string;
-  try {
-    content = fs.readFileSync(file, "utf8");
-  } catch {
-    throw new LoupeError("missing-file", `Cannot read the probe dataset ${file}.`, file);
-  }
-  return parseProbeDataset(content, file);
+  return parseProbeDataset(readTextFile(file), file);
 }
 
 export function parseProbeDataset(content: string, file = "<input>"): ProbeDataset {

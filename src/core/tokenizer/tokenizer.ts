@@ -44,6 +44,12 @@ const REPLACEMENT_CHARACTER_BYTES = Uint8Array.of(0xef, 0xbf, 0xbd);
 export class Tokenizer {
   /** Number of ids, added tokens included (the largest id plus one). */
   readonly vocabSize: number;
+  /**
+   * Ids of the tokenizer model's own vocabulary (the largest plus one), without added tokens past
+   * it: what a model's embedding must cover. Tokenizers may add tokens beyond the embedding
+   * (Hugging Face's tiny test GPT-2 adds whitespace runs at 50257-50294 to a 50257-row model).
+   */
+  readonly modelVocabSize: number;
   readonly eosTokenId: number | undefined;
   readonly bosTokenId: number | undefined;
   /** Ids of the added tokens marked special (skipped by decode with skipSpecialTokens). */
@@ -75,12 +81,14 @@ export class Tokenizer {
       this.tokenById[id] = token;
       this.idByToken.set(token, id);
     }
+    this.modelVocabSize = this.tokenById.length;
     for (const t of spec.addedTokens) {
       this.added.set(t.id, t);
       this.tokenById[t.id] = t.content;
       this.idByToken.set(t.content, t.id);
     }
     this.vocabSize = this.tokenById.length;
+
     this.specialTokenIds = new Set(spec.addedTokens.filter((t) => t.special).map((t) => t.id));
     this.eosTokenId = findEndOfText(spec.addedTokens);
     this.bosTokenId = findBeginningOfText(spec.addedTokens);
