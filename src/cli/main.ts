@@ -19,11 +19,12 @@ import { featuresCommand } from "./commands/features";
 import { saeCommand } from "./commands/sae";
 import { steerCommand } from "./commands/steer";
 import { pullCommand } from "./commands/pull";
+import { labelsCommand } from "./commands/labels";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, pullCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, pullCommand, labelsCommand];
 
 const COMMON_OPTIONS_HELP = `  --model DIR|ORG/NAME[@REV]
                 a Hugging Face GPT-2- or Llama-family folder (config.json, model.safetensors or its shards,

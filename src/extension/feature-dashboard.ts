@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
+import { neuronpediaIdOf } from "../core/sae/releases/reference";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, readFeatureLabels, setFeatureLabel, writeFeatureLabels } from "../core/sae/feature-labels";
 import { featureStatsFile } from "../core/sae/feature-stats-file";
@@ -71,6 +72,7 @@ export class FeatureDashboard implements vscode.Disposable {
       d_sae,
       label: featureLabel(labels, labelKey(saeFolder), feature),
       stats,
+      neuronpedia: neuronpediaIdOf(saeFolder, cfg.neuronpedia_id),
     });
     const title = `Feature #${feature}${this.state.label ? `: ${this.state.label}` : ""}`;
     if (!this.panel) {

@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
+import { resolveSaeReference } from "../core/sae/releases/reference";
 import { SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../core/sae/feature-labels";
 import { FeatureStatsCache } from "../core/sae/feature-stats-file";
@@ -40,7 +41,8 @@ export function readLabelsQuietly(onError?: (message: string) => void): FeatureL
  */
 export function chosenSaeFolder(modelFolder: string): string | undefined {
   const setting = vscode.workspace.getConfiguration("loupe").get<string>("saePath", "");
-  if (setting && vscode.workspace.isTrusted) return setting;
+  // A folder, or a published RELEASE/SAE_ID in the hub cache (a LoupeError says how to pull it).
+  if (setting && vscode.workspace.isTrusted) return resolveSaeReference(setting).folder;
   const root = path.join(modelFolder, "sae");
   if (!fs.existsSync(root)) return undefined;
   const found = fs

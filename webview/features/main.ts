@@ -78,7 +78,15 @@ function render(): void {
   root.replaceChildren();
   if (!state) return;
   root.append(el("h1", `Feature #${state.feature}${state.label ? `: ${state.label}` : ""}`));
-  root.append(el("p", `${state.sae} · ${state.hook_name} · d_sae ${state.d_sae}`, "muted"));
+  const where = el("p", `${state.sae} · ${state.hook_name} · d_sae ${state.d_sae}`, "muted");
+  if (state.neuronpediaUrl?.startsWith("https://www.neuronpedia.org/")) {
+    // VS Code opens a webview's https links in the browser.
+    const link = document.createElement("a");
+    link.href = state.neuronpediaUrl;
+    link.textContent = "Neuronpedia";
+    where.append(" · ", link);
+  }
+  root.append(where);
 
   const controls = el("div", undefined, "controls");
   const field = document.createElement("vscode-textfield") as HTMLElement & { value: string };

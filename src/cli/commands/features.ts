@@ -6,6 +6,7 @@ import { HookedModel } from "../../core/model/hooked-model";
 import { loadSae, saeFeatureActivations } from "../../core/sae";
 import { featureDisplayName, featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../../core/sae/feature-labels";
 import { readFeatureStats, writeFeatureStats } from "../../core/sae/feature-stats-file";
+import { resolveSaeReference } from "../../core/sae/releases/reference";
 import { computeFeatureStats, topFeaturesPerToken, type CorpusText, type FeatureStats } from "../../core/sae/features";
 import { loadOptions, positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
@@ -28,6 +29,12 @@ export function formatFeatures(result: FeaturesResult): string {
   const rows = result.tokens.map((t) => [String(t.index), `"${visibleToken(t.text)}"`, t.features.map((f) => `${f.name} ${f.value.toFixed(2)}`).join("; ")]);
   const note = result.sae.statsFile ? "" : " (no feature-stats.json next to the SAE: only your labels are shown)";
   return `${renderTable(["#", "token", "top features (activation)"], rows)}\n\n${result.tokens.length} tokens, SAE at ${result.sae.hook_name} (d_sae ${result.sae.d_sae}) from ${result.sae.folder}${note}`;
+}
+
+/** The SAE --sae names (a folder or a cached RELEASE/SAE_ID), else the model folder's sae/ SAE. */
+export function saeFolderOption(values: ParsedValues, modelFolder: string): string {
+  const reference = stringOption(values, "sae");
+  return reference ? resolveSaeReference(reference).folder : defaultSaeFolder(modelFolder);
 }
 
 /** The SAE to use when --sae is not given: the model folder's only (or first) sae/<hook> folder. */
@@ -87,22 +94,22 @@ async function computeStats(corpusFile: string, saeFolder: string, modelFolder: 
 
 export const featuresCommand: Command = {
   name: "features",
-  usage: `loupe features FILE|- [--sae DIR] [--top N] [--labels FILE] [--model DIR] [--json]
+  usage: `loupe features FILE|- [--sae DIR|RELEASE/SAE_ID] [--top N] [--labels FILE] [--model DIR] [--json]
     Each token's strongest SAE features with their activations, named by your labels
     (.loupe/feature-labels.json) or by the concept feature-stats.json matched them to.
-    --sae defaults to the model folder's sae/ SAE.
-loupe features --compute-stats CORPUS.jsonl [--sae DIR] [--model DIR] [--json]
+    --sae: a folder, or a published RELEASE/SAE_ID in the Hugging Face cache (loupe pull --sae); default: the model folder's sae/ SAE.
+loupe features --compute-stats CORPUS.jsonl [--sae DIR|RELEASE/SAE_ID] [--model DIR] [--json]
     Write the SAE's feature-stats.json (density, activation histogram, top contexts, logit
     effects, and best-matching concept by F1 where lines carry "spans") from a JSONL corpus of
     {"text", "spans"?} lines.`,
   options: { sae: { type: "string" }, top: { type: "string" }, labels: { type: "string" }, "compute-stats": { type: "string" } },
   async run({ values, positionals, modelFolder, io }) {
     const corpusFile = stringOption(values, "compute-stats");
-    if (corpusFile !== undefined) return computeStats(corpusFile, stringOption(values, "sae") ?? defaultSaeFolder(modelFolder), modelFolder, values, io);
+    if (corpusFile !== undefined) return computeStats(corpusFile, saeFolderOption(values, modelFolder), modelFolder, values, io);
     const text = readInput(positionals[0], io);
     if (text.length === 0) throw new LoupeError("empty-input", "The input is empty: nothing to read features of.");
     const top = positiveInt(values, "top", 5);
-    const saeFolder = stringOption(values, "sae") ?? defaultSaeFolder(modelFolder);
+    const saeFolder = saeFolderOption(values, modelFolder);
     const sae = loadSae(saeFolder);
     const stats: FeatureStats | undefined = readFeatureStats(saeFolder, sae);
     const labelsFile = stringOption(values, "labels") ?? FEATURE_LABELS_FILE;

@@ -6,7 +6,7 @@ import { FEATURE_LABELS_FILE, readFeatureLabels, resolveFeature, saeLabelKey } f
 import { readFeatureStats } from "../../core/sae/feature-stats-file";
 import { describeEdit, steerWithFeature, type FeatureEdit, type SteeringResult } from "../../core/sae/steer";
 import { finiteNumber, loadOptions, positiveInt, readInput, stringList, stringOption, type Command, type ParsedValues } from "../command";
-import { defaultSaeFolder } from "./features";
+import { saeFolderOption } from "./features";
 
 /** The one edit the options ask for: exactly one of --clamp, --scale, --add, --zero. */
 export function editFromOptions(values: ParsedValues, feature: number): FeatureEdit {
@@ -39,7 +39,7 @@ export function formatSteering(prompt: string, result: SteeringResult): string {
 
 export const steerCommand: Command = {
   name: "steer",
-  usage: `loupe steer FILE|- --feature N|NAME (--clamp V | --scale S | --add A | --zero) [--sae DIR] [--max-tokens N] [--temperature T --seed S] [--stop STR]... [--json]
+  usage: `loupe steer FILE|- --feature N|NAME (--clamp V | --scale S | --add A | --zero) [--sae DIR|RELEASE/SAE_ID] [--max-tokens N] [--temperature T --seed S] [--stop STR]... [--json]
     Continue the text twice, as is and with one SAE feature clamped, scaled, raised or zeroed at
     every position. NAME is your label for the feature or a concept from feature-stats.json.`,
   options: {
@@ -59,7 +59,7 @@ export const steerCommand: Command = {
     if (text.trim() === "") throw new LoupeError("empty-input", "The input is empty: nothing to continue.");
     const name = stringOption(values, "feature");
     if (name === undefined) throw new LoupeError("bad-argument", "Say which feature to steer with --feature N (an index, your label, or a concept name).");
-    const saeFolder = stringOption(values, "sae") ?? defaultSaeFolder(modelFolder);
+    const saeFolder = saeFolderOption(values, modelFolder);
     const sae = loadSae(saeFolder);
     const labels = readFeatureLabels(FEATURE_LABELS_FILE).saes[saeLabelKey(process.cwd(), saeFolder)];
     const feature = resolveFeature(name, sae.d_sae, labels, readFeatureStats(saeFolder, sae));

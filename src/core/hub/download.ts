@@ -62,22 +62,32 @@ interface RemoteFile {
 export async function pullModel(reference: string, options: PullOptions = {}): Promise<PullResult> {
   const ref = parseRepoRef(reference);
   if (!ref) throw new LoupeError("bad-argument", `"${reference}" is not a hub repo id. Give ORG/NAME, optionally @REVISION (a branch, tag or commit), e.g. HuggingFaceTB/SmolLM2-135M-Instruct.`);
+  return pullRepoFiles(ref, (files) => {
+    const choice = chooseModelFiles(formatRepoRef(ref), files);
+    return [...choice.metadata, choice.weights];
+  }, options);
+}
+
+/**
+ * Download the files `choose` picks from a repository's file list into the hub cache (a model's,
+ * or one dictionary's of a repository holding hundreds); a shard index among them brings its shards.
+ */
+export async function pullRepoFiles(ref: RepoRef, choose: (files: readonly string[]) => string[], options: PullOptions = {}): Promise<PullResult> {
   const env = options.env ?? process.env;
   if (isOffline(env)) {
     throw new LoupeError(
       "offline",
-      `HF_HUB_OFFLINE is set, so Loupe makes no network calls and cannot download ${formatRepoRef(ref)}. Unset HF_HUB_OFFLINE to download; a model already in the cache (${hubCacheDir(env)}) loads by its repo id without it.`,
+      `HF_HUB_OFFLINE is set, so Loupe makes no network calls and cannot download ${formatRepoRef(ref)}. Unset HF_HUB_OFFLINE to download; what is already in the cache (${hubCacheDir(env)}) loads without it.`,
     );
   }
   const session = new HubSession(ref, env, options);
   const { commit, files } = await session.repoInfo();
-  const choice = chooseModelFiles(formatRepoRef(ref), files);
+  const wanted = choose(files);
   const pulled: PulledFile[] = [];
-  const wanted = [...choice.metadata, choice.weights];
   const remote = await Promise.all(wanted.map((f) => session.head(commit, f)));
   session.addToTotal(remote);
   for (const file of remote) pulled.push(await session.fetchIntoCache(commit, file));
-  if (choice.weights === SHARD_INDEX) {
+  if (wanted.includes(SHARD_INDEX)) {
     const indexPath = path.join(snapshotDir(session.cacheDir, ref.repoId, commit), SHARD_INDEX);
     const shards = await Promise.all(shardFiles(indexPath, fs.readFileSync(indexPath, "utf8")).map((f) => session.head(commit, f)));
     session.addToTotal(shards);

@@ -11,6 +11,7 @@ import type { HookedModel, TokenBatch } from "../model/hooked-model";
 import { headsAt, hookLayout, hookShape, isKeyValueHook } from "../model/hooks";
 import type { Tensor } from "../tensor/tensor";
 import { SAE_CFG_FILENAME } from "./config";
+import { encodeFast } from "./encoder-session";
 import type { Sae } from "./sae";
 
 /** The file to name in messages about an SAE: its cfg.json, or a description for one built in memory. */
@@ -117,7 +118,7 @@ export async function saeFeatureActivations(model: HookedModel, sae: Sae, input:
   const { cache } = await model.runWithCache(tokens, { names: [sae.hookName], signal: options.signal });
   const x = new Float32Array(tokens.length * sae.d_in);
   copyTokenVectors(cache.get(sae.hookName), 0, tokens.length, sae.cfg.hook_head_index, x, 0, sae.d_in);
-  const { features } = sae.encode(x, tokens.length);
+  const { features } = await encodeFast(sae, x, tokens.length);
   return { tokens, offsets, lead, d_sae: sae.d_sae, features, input: x };
 }
 

@@ -12,6 +12,7 @@
 import * as fs from "node:fs";
 import { LoupeError } from "../errors";
 import { isBlockHook, layerOf } from "../model/hooks";
+import type { ModelProcessing } from "./releases/registry";
 
 export const SAE_CFG_FILENAME = "cfg.json";
 export const SAE_WEIGHTS_FILENAME = "sae_weights.safetensors";
@@ -54,6 +55,13 @@ export interface SaeConfig {
   readonly context_size?: number;
   /** "6.x" for the metadata layout; undefined for pre-6.0 files. */
   readonly sae_lens_version?: string;
+  /**
+   * The TransformerLens weight processing of the model the SAE was trained on (SAELens's
+   * model_from_pretrained_kwargs, or the release's); undefined: none. Loupe maps activations to match.
+   */
+  readonly processing?: ModelProcessing;
+  /** Neuronpedia's {model}/{source} for this SAE (SAELens's neuronpedia_id), when it is hosted there. */
+  readonly neuronpedia_id?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -149,7 +157,26 @@ export function parseSaeConfig(json: unknown, file = SAE_CFG_FILENAME): SaeConfi
     prepend_bos: typeof field("prepend_bos") === "boolean" ? (field("prepend_bos") as boolean) : undefined,
     context_size: typeof field("context_size") === "number" ? (field("context_size") as number) : undefined,
     sae_lens_version: typeof version === "string" ? version : undefined,
+    processing: parseProcessing(field("model_from_pretrained_kwargs"), fail),
+    neuronpedia_id: typeof field("neuronpedia_id") === "string" ? (field("neuronpedia_id") as string) : undefined,
   };
+}
+
+/**
+ * SAELens's model_from_pretrained_kwargs: the kwargs SAELens passes over
+ * HookedTransformer.from_pretrained_no_processing, so a flag it does not set is off. Absent:
+ * undefined (the release's registry entry may say).
+ */
+function parseProcessing(value: unknown, fail: (why: string) => never): ModelProcessing | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) return fail(`model_from_pretrained_kwargs must be an object (found ${JSON.stringify(value)}).`);
+  const flag = (key: string): boolean => {
+    const v = value[key];
+    if (v === undefined || v === null) return false;
+    if (typeof v !== "boolean") fail(`model_from_pretrained_kwargs.${key} must be true or false (found ${JSON.stringify(v)}).`);
+    return v as boolean;
+  };
+  return { fold_ln: flag("fold_ln"), center_writing_weights: flag("center_writing_weights"), center_unembed: flag("center_unembed") };
 }
 
 function parseArchitecture(json: Json, fail: (why: string, code?: "bad-file" | "unsupported-architecture") => never): SaeArchitecture {

@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
 import type { ConceptMatch, FeatureSummary } from "./features";
+import { formatReleaseSae, releaseSaeOfFolder } from "./releases/reference";
 
 export const FEATURE_LABELS_FILE = path.join(".loupe", "feature-labels.json");
 export const FEATURE_LABELS_VERSION = 1;
@@ -26,8 +27,13 @@ export function emptyFeatureLabels(): FeatureLabels {
   return { version: FEATURE_LABELS_VERSION, saes: {} };
 }
 
-/** The key of an SAE folder in the labels file: relative to the workspace when inside it. */
+/**
+ * The key of an SAE folder in the labels file: RELEASE/SAE_ID for a published SAE in the hub cache
+ * (the same on every machine), else the folder relative to the workspace when inside it.
+ */
 export function saeLabelKey(workspaceRoot: string, saeFolder: string): string {
+  const published = releaseSaeOfFolder(saeFolder);
+  if (published) return formatReleaseSae(published);
   const rel = path.relative(path.resolve(workspaceRoot), path.resolve(saeFolder));
   const key = rel === "" ? "." : rel.startsWith("..") || path.isAbsolute(rel) ? path.resolve(saeFolder) : rel;
   return key.split(path.sep).join("/");

@@ -17,6 +17,7 @@
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { saeInputsForBatch } from "./attach";
+import { encodeFast } from "./encoder-session";
 import { hasLogitEffects, logitEffects, readUnembedding, type LogitEffects } from "./logit-effects";
 import type { Sae } from "./sae";
 
@@ -403,7 +404,7 @@ export async function accumulateFeatureStats(model: HookedModel, sae: Sae, corpu
     throwIfAborted(options.signal);
     const members = encoded.slice(from, from + batchSize);
     const { x, rows } = await saeInputsForBatch(model, sae, members.map((m) => m.ids), options.signal);
-    const { features } = sae.encode(x, rows);
+    const { features } = await encodeFast(sae, x, rows);
     let row = 0;
     for (const m of members) {
       const T = m.ids.length;

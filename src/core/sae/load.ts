@@ -1,6 +1,9 @@
 /**
- * Load an SAELens SAE folder (cfg.json + sae_weights.safetensors) into an Sae. Weights may be F32,
- * F16 or BF16; they are checked for shape and for NaN/Inf, and every error names the file.
+ * Load an SAE folder into an Sae: SAELens (cfg.json + sae_weights.safetensors), Gemma Scope
+ * (params.npz) or Gemma Scope 2 (params.safetensors). Weights may be F32, F16 or BF16; they are
+ * checked for shape and for NaN/Inf, and every error names the file. A folder of a published
+ * release in the hub cache takes the release's hook, processing and Neuronpedia id where its files
+ * do not say.
  *
  *   const sae = loadSae("saes/blocks.2.hook_resid_post");
  */
@@ -8,8 +11,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
 import { readSafetensorsIndex, readTensorF32, type SafetensorsIndex } from "../model/safetensors";
+import { layerOf } from "../model/hooks";
 import { readSaeConfig, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, type SaeConfig } from "./config";
+import { readNpz } from "./npz";
+import { releaseSaeOfFolder, type ReleaseSae } from "./releases/reference";
 import { Sae, type SaeWeights } from "./sae";
+
+export const GEMMA_SCOPE_NPZ = "params.npz";
+export const GEMMA_SCOPE_2_WEIGHTS = "params.safetensors";
 
 export interface LoadSaeOptions {
   /**
@@ -18,6 +27,10 @@ export interface LoadSaeOptions {
    * estimateNormScalingFactor over the model's activations). It is folded into the weights.
    */
   readonly normScalingFactor?: number;
+  /** The hook a Gemma Scope folder reads (its files do not say); a release's own hook otherwise. */
+  readonly hook?: string;
+  /** Which published SAE the folder holds; found from a hub-cache path when not given. */
+  readonly published?: ReleaseSae;
 }
 
 export function loadSae(folder: string, options: LoadSaeOptions = {}): Sae {
@@ -25,8 +38,12 @@ export function loadSae(folder: string, options: LoadSaeOptions = {}): Sae {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new LoupeError("missing-file", `SAE folder ${dir} does not exist. Choose a folder with ${SAE_CFG_FILENAME} and ${SAE_WEIGHTS_FILENAME} (SAELens's SAE.save_model).`, dir);
   }
+  const published = options.published ?? releaseSaeOfFolder(dir);
   const cfgFile = path.join(dir, SAE_CFG_FILENAME);
-  let cfg = readSaeConfig(cfgFile);
+  const hasSaeLens = fs.existsSync(cfgFile) || fs.existsSync(path.join(dir, SAE_WEIGHTS_FILENAME));
+  if (!hasSaeLens && fs.existsSync(path.join(dir, GEMMA_SCOPE_NPZ))) return loadGemmaScope(dir, path.join(dir, GEMMA_SCOPE_NPZ), options, published);
+  if (!hasSaeLens && fs.existsSync(path.join(dir, GEMMA_SCOPE_2_WEIGHTS))) return loadGemmaScope(dir, path.join(dir, GEMMA_SCOPE_2_WEIGHTS), options, published);
+  let cfg = withRelease(readSaeConfig(cfgFile), published);
   const weightsFile = path.join(dir, SAE_WEIGHTS_FILENAME);
   let weights = readSaeWeights(weightsFile, cfg);
   if (cfg.normalize_activations === "expected_average_only_in") {
@@ -43,6 +60,76 @@ export function loadSae(folder: string, options: LoadSaeOptions = {}): Sae {
     weights = foldNormScalingFactor(weights, s);
     cfg = { ...cfg, normalize_activations: "none" };
   }
+  return new Sae(cfg, weights, dir);
+}
+
+/** A release's facts where the SAE's own config is silent. */
+function withRelease(cfg: SaeConfig, published: ReleaseSae | undefined): SaeConfig {
+  if (!published) return cfg;
+  return {
+    ...cfg,
+    processing: cfg.processing ?? published.release.processing,
+    neuronpedia_id: cfg.neuronpedia_id ?? published.release.neuronpedia?.(published.id),
+  };
+}
+
+/**
+ * Gemma Scope's JumpReLU SAEs: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec, threshold,
+ * named so in params.npz (Gemma Scope 1) and in lower case (w_enc, w_dec) in Gemma Scope 2's
+ * params.safetensors. They encode x @ W_enc + b_enc without subtracting b_dec, on the raw model.
+ */
+function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, published: ReleaseSae | undefined): Sae {
+  const tensors = new Map<string, { shape: readonly number[]; data: () => Float32Array }>();
+  if (file.endsWith(".npz")) {
+    for (const [name, array] of readNpz(file)) tensors.set(name.toLowerCase(), { shape: array.shape, data: () => array.data });
+  } else {
+    const index = readSafetensorsIndex(file);
+    for (const [name, entry] of index.tensors) tensors.set(name.toLowerCase(), { shape: entry.shape, data: () => readTensorF32(index, name) });
+  }
+  const encoder = tensors.get("w_enc");
+  if (!encoder || encoder.shape.length !== 2) {
+    throw new LoupeError("bad-file", `${file} has no 2-D W_enc (it has: ${[...tensors.keys()].join(", ") || "nothing"}). A Gemma Scope SAE holds W_enc, W_dec, b_enc, b_dec and threshold.`, file);
+  }
+  const hook_name = options.hook ?? published?.release.hook(published.id);
+  if (!hook_name) {
+    throw new LoupeError(
+      "bad-argument",
+      `${file} does not say which hook it reads. Open it as RELEASE/SAE_ID (e.g. gemma-scope-2-270m-pt-res/layer_12_width_16k_l0_medium) or pass its hook (e.g. blocks.12.hook_resid_post).`,
+      file,
+    );
+  }
+  const [d_in, d_sae] = encoder.shape;
+  const cfg: SaeConfig = withRelease(
+    {
+      architecture: "jumprelu",
+      d_in,
+      d_sae,
+      hook_name,
+      hook_layer: layerOf(hook_name),
+      rescale_acts_by_decoder_norm: false,
+      apply_b_dec_to_input: false,
+      normalize_activations: "none",
+      finetuning_scaling_factor: false,
+      dtype: "float32",
+      model_name: published?.release.model,
+    },
+    published,
+  );
+  const read = (name: string, shape: readonly number[]): Float32Array => {
+    const t = tensors.get(name.toLowerCase());
+    if (!t) throw new LoupeError("bad-file", `${file} has no tensor "${name}" (it has: ${[...tensors.keys()].join(", ")}).`, file);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new LoupeError("bad-shape", `${file}: tensor "${name}" has shape [${t.shape.join(", ")}] but W_enc [${d_in}, ${d_sae}] implies [${shape.join(", ")}].`, file);
+    }
+    return checkFinite(t.data(), name, file);
+  };
+  const weights: SaeWeights = {
+    W_enc: read("W_enc", [d_in, d_sae]),
+    W_dec: read("W_dec", [d_sae, d_in]),
+    b_enc: read("b_enc", [d_sae]),
+    b_dec: read("b_dec", [d_in]),
+    threshold: read("threshold", [d_sae]),
+  };
   return new Sae(cfg, weights, dir);
 }
 
@@ -95,7 +182,10 @@ function readChecked(index: SafetensorsIndex, name: string, shape: readonly numb
       file,
     );
   }
-  const data = readTensorF32(index, name);
+  return checkFinite(readTensorF32(index, name), name, file, shape);
+}
+
+function checkFinite(data: Float32Array, name: string, file: string, shape: readonly number[] = []): Float32Array {
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) {
       const at = shape.length === 2 ? `[${Math.floor(i / shape[1])}, ${i % shape[1]}]` : `[${i}]`;

@@ -13,6 +13,7 @@
 import { LoupeError } from "../errors";
 import type { SaeConfig } from "./config";
 import { rowNorms, rowTimesMatrix, selectTopK } from "./kernels";
+import { processingTransform, type ActivationTransform } from "./releases/processing";
 
 export interface SaeWeights {
   readonly W_enc: Float32Array;
@@ -47,6 +48,8 @@ export class Sae {
   readonly d_sae: number;
   /** ||W_dec[i, :]|| per latent, for TopK's rescale_acts_by_decoder_norm. */
   private readonly decoderNorms?: Float32Array;
+  /** "center" when the SAE was trained on a TransformerLens model whose writes to this hook were centred. */
+  readonly inputTransform: ActivationTransform;
 
   constructor(
     readonly cfg: SaeConfig,
@@ -56,6 +59,7 @@ export class Sae {
   ) {
     this.d_in = cfg.d_in;
     this.d_sae = cfg.d_sae;
+    this.inputTransform = processingTransform(cfg.hook_name, cfg.processing, `SAE${source ? ` ${source}` : ""}`);
     const { W_enc, b_enc, W_dec, b_dec, threshold } = weights;
     const D = this.d_in;
     const S = this.d_sae;
@@ -83,42 +87,63 @@ export class Sae {
 
   /** Feature activations of `rows` input vectors (x is [rows, d_in]). */
   encode(x: Float32Array, rows = x.length / this.d_in): SaeEncoding {
-    const D = this.d_in;
+    const { sae_in, norm } = this.encoderInput(x, rows);
     const S = this.d_sae;
+    const pre = new Float32Array(rows * S);
+    for (let r = 0; r < rows; r++) rowTimesMatrix(sae_in, r * this.d_in, this.d_in, this.weights.W_enc, S, this.weights.b_enc, pre, r * S);
+    return { features: this.activate(pre, rows), rows, norm };
+  }
+
+  /**
+   * The encoder's input [rows, d_in]: x centred and normalised as the SAE expects, minus b_dec when
+   * apply_b_dec_to_input; with how to map a reconstruction back. Pre-activations are then
+   * sae_in @ W_enc + b_enc, computed here or by an onnxruntime session (encoder-session.ts).
+   */
+  encoderInput(x: Float32Array, rows = x.length / this.d_in): { sae_in: Float32Array; norm?: RowNorm } {
+    const D = this.d_in;
     this.checkRows(x, rows);
-    const { W_enc, b_enc, b_dec, threshold } = this.weights;
-    const features = new Float32Array(rows * S);
+    const { b_dec } = this.weights;
     const norm = this.normaliser(rows);
-    const sae_in = new Float32Array(D);
-    const pre = new Float32Array(S);
+    const sae_in = new Float32Array(rows * D);
+    const row = new Float32Array(D);
+    const subtract = this.cfg.apply_b_dec_to_input;
+    for (let r = 0; r < rows; r++) {
+      this.normaliseRow(x, r, row, norm);
+      if (subtract) for (let d = 0; d < D; d++) row[d] -= b_dec[d];
+      sae_in.set(row, r * D);
+    }
+    return { sae_in, norm: norm.scale ? (norm as RowNorm) : undefined };
+  }
+
+  /** Feature activations [rows, d_sae] from pre-activations (which TopK may rescale in place). */
+  activate(pre: Float32Array, rows: number): Float32Array {
+    const S = this.d_sae;
+    const { threshold } = this.weights;
+    const features = new Float32Array(rows * S);
     const k = this.cfg.k ?? 0;
     const topIdx = new Int32Array(k);
     const topVal = new Float32Array(k);
-    const subtract = this.cfg.apply_b_dec_to_input;
     for (let r = 0; r < rows; r++) {
-      this.normaliseRow(x, r, sae_in, norm);
-      if (subtract) for (let d = 0; d < D; d++) sae_in[d] -= b_dec[d];
-      rowTimesMatrix(sae_in, 0, D, W_enc, S, b_enc, pre, 0);
       const out = r * S;
       switch (this.cfg.architecture) {
         case "standard":
-          for (let s = 0; s < S; s++) features[out + s] = pre[s] > 0 ? pre[s] : 0;
+          for (let s = 0; s < S; s++) features[out + s] = pre[out + s] > 0 ? pre[out + s] : 0;
           break;
         case "jumprelu":
           for (let s = 0; s < S; s++) {
-            const v = pre[s];
+            const v = pre[out + s];
             features[out + s] = v > threshold![s] && v > 0 ? v : 0;
           }
           break;
         case "topk": {
-          if (this.decoderNorms) for (let s = 0; s < S; s++) pre[s] *= this.decoderNorms[s];
-          const n = selectTopK(pre, 0, S, k, topIdx, topVal);
+          if (this.decoderNorms) for (let s = 0; s < S; s++) pre[out + s] *= this.decoderNorms[s];
+          const n = selectTopK(pre, out, S, k, topIdx, topVal);
           for (let j = 0; j < n; j++) if (topVal[j] > 0) features[out + topIdx[j]] = topVal[j];
           break;
         }
       }
     }
-    return { features, rows, norm: norm.scale ? (norm as RowNorm) : undefined };
+    return features;
   }
 
   /** Reconstruction [rows, d_in] from feature activations; `norm` (from encode) maps it back to the hook's scale. */
@@ -166,24 +191,34 @@ export class Sae {
   }
 
   private normaliser(rows: number): { scale?: Float32Array; shift?: Float32Array } {
+    const centred = this.inputTransform === "center";
     switch (this.cfg.normalize_activations) {
       case "constant_norm_rescale":
-        return { scale: new Float32Array(rows) };
+        return { scale: new Float32Array(rows), shift: centred ? new Float32Array(rows) : undefined };
       case "layer_norm":
         return { scale: new Float32Array(rows), shift: new Float32Array(rows) };
       default:
         // "expected_average_only_in" is folded into the weights at load.
-        return {};
+        return centred ? { scale: new Float32Array(rows).fill(1), shift: new Float32Array(rows) } : {};
     }
   }
 
-  /** Copy row r of x into sae_in, normalised; record how to undo it. */
+  /** Copy row r of x into sae_in, centred and normalised as the SAE expects; record how to undo it. */
   private normaliseRow(x: Float32Array, r: number, sae_in: Float32Array, norm: { scale?: Float32Array; shift?: Float32Array }): void {
     const D = this.d_in;
     const base = r * D;
     for (let d = 0; d < D; d++) sae_in[d] = x[base + d];
+    if (this.inputTransform === "center") {
+      // The processed model's activation: this one minus its mean (undone after decoding by the shift).
+      let mu = 0;
+      for (let d = 0; d < D; d++) mu += sae_in[d];
+      mu /= D;
+      for (let d = 0; d < D; d++) sae_in[d] -= mu;
+      norm.shift![r] = mu;
+      if (this.cfg.normalize_activations === "none" || this.cfg.normalize_activations === "expected_average_only_in") return;
+    }
     if (!norm.scale) return;
-    if (norm.shift) {
+    if (this.cfg.normalize_activations === "layer_norm") {
       let mu = 0;
       for (let d = 0; d < D; d++) mu += sae_in[d];
       mu /= D;
@@ -192,7 +227,7 @@ export class Sae {
       const std = Math.sqrt(ss / Math.max(1, D - 1));
       for (let d = 0; d < D; d++) sae_in[d] = (sae_in[d] - mu) / (std + LAYER_NORM_EPS);
       norm.scale[r] = std;
-      norm.shift[r] = mu;
+      norm.shift![r] += mu;
       return;
     }
     let ss = 0;

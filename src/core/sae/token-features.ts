@@ -12,6 +12,7 @@ import { topFeaturesPerToken, type ConceptMatch, type FeatureStats } from "./fea
 import { loadSae } from "./load";
 import type { Sae } from "./sae";
 import { SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME } from "./config";
+import { readSparsityDensities, SPARSITY_FILENAME } from "./sparsity";
 
 export interface TokenFeatureEntry {
   readonly feature: number;
@@ -26,6 +27,8 @@ export interface TokenFeaturesResult {
   readonly hook_name: string;
   readonly d_sae: number;
   readonly hasStats: boolean;
+  /** Neuronpedia's {model}/{source} of a published SAE: each feature links to its page there. */
+  readonly neuronpedia?: string;
   readonly tokens: Array<{ readonly index: number; readonly start: number; readonly end: number; readonly text: string; readonly features: TokenFeatureEntry[] }>;
   /** Each listed feature's largest activation in this text, for colour scales. */
   readonly maxByFeature: Record<string, number>;
@@ -36,6 +39,8 @@ export interface TokenFeaturesResult {
 interface Loaded {
   readonly sae: Sae;
   readonly stats: FeatureStats | undefined;
+  /** SAELens's sparsity.safetensors densities, used when there are no stats. */
+  readonly densities?: Float32Array;
   readonly stamp: string;
 }
 
@@ -44,13 +49,14 @@ export class SaeStore {
   private readonly entries = new Map<string, Loaded>();
   constructor(private readonly capacity = 4) {}
 
-  get(folder: string): { sae: Sae; stats: FeatureStats | undefined } {
+  get(folder: string): { sae: Sae; stats: FeatureStats | undefined; densities?: Float32Array } {
     const dir = path.resolve(folder);
-    const stamp = [path.join(dir, SAE_CFG_FILENAME), path.join(dir, SAE_WEIGHTS_FILENAME), featureStatsFile(dir)].map(fileStamp).join("|");
+    const stamp = [path.join(dir, SAE_CFG_FILENAME), path.join(dir, SAE_WEIGHTS_FILENAME), featureStatsFile(dir), path.join(dir, SPARSITY_FILENAME)].map(fileStamp).join("|");
     const hit = this.entries.get(dir);
     if (hit && hit.stamp === stamp) return hit;
     const sae = loadSae(dir);
-    const loaded: Loaded = { sae, stats: readFeatureStats(dir, sae), stamp };
+    const stats = readFeatureStats(dir, sae);
+    const loaded: Loaded = { sae, stats, densities: stats ? undefined : readSparsityDensities(dir, sae.d_sae), stamp };
     this.entries.delete(dir);
     this.entries.set(dir, loaded);
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
@@ -59,8 +65,8 @@ export class SaeStore {
 }
 
 /** The k strongest features at every token of `text`, annotated from the stats when present. */
-export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stats: FeatureStats | undefined }, text: string, options: { topK?: number; focus?: number; signal?: AbortSignal } = {}): Promise<TokenFeaturesResult> {
-  const { sae, stats } = loaded;
+export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stats: FeatureStats | undefined; densities?: Float32Array }, text: string, options: { topK?: number; focus?: number; signal?: AbortSignal } = {}): Promise<TokenFeaturesResult> {
+  const { sae, stats, densities } = loaded;
   if (text.trim() === "") throw new LoupeError("empty-input", "Select some text to read SAE features of.");
   const n = model.encode(text).ids.length;
   if (n > model.cfg.nCtx) throw new LoupeError("context-overflow", `The selection is ${n} tokens; the model's context window is ${model.cfg.nCtx}. Select less text.`);
@@ -73,12 +79,13 @@ export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stat
     const features = perToken[t].map(({ feature, value }): TokenFeatureEntry => {
       const summary = stats?.features[feature];
       maxByFeature[feature] = Math.max(maxByFeature[feature] ?? 0, value);
-      return { feature, value, ...(summary ? { density: summary.density } : {}), ...(summary?.concept ? { concept: summary.concept } : {}) };
+      const density = summary?.density ?? densities?.[feature];
+      return { feature, value, ...(density !== undefined ? { density } : {}), ...(summary?.concept ? { concept: summary.concept } : {}) };
     });
     return { index: t, start, end, text: text.slice(start, end), features };
   });
   const focus = options.focus;
   if (focus !== undefined && !(Number.isInteger(focus) && focus >= 0 && focus < sae.d_sae)) throw new LoupeError("bad-argument", `Feature ${focus} is outside 0..${sae.d_sae - 1}.`);
   const focusValues = focus === undefined ? undefined : tokens.map((_, t) => run.features[(lead + t) * sae.d_sae + focus]);
-  return { saeFolder: sae.source ?? "", hook_name: sae.hookName, d_sae: sae.d_sae, hasStats: stats !== undefined, tokens, maxByFeature, ...(focusValues ? { focus: { feature: focus!, values: focusValues } } : {}) };
+  return { saeFolder: sae.source ?? "", hook_name: sae.hookName, d_sae: sae.d_sae, hasStats: stats !== undefined, ...(sae.cfg.neuronpedia_id ? { neuronpedia: sae.cfg.neuronpedia_id } : {}), tokens, maxByFeature, ...(focusValues ? { focus: { feature: focus!, values: focusValues } } : {}) };
 }

@@ -8,6 +8,7 @@ import type { ConceptMatch, FeatureStats, FeatureSummary } from "../sae/features
 import type { TokenFeaturesResult } from "../sae/token-features";
 import type { TokenEffect } from "../sae/logit-effects";
 import { CONCEPT_LABEL_MIN_F1, conceptText, featureDisplayName } from "../sae/feature-labels";
+import { neuronpediaUrl } from "../sae/releases/reference";
 import { codeSpan } from "./markdown";
 import { LEVELS } from "./lenses";
 
@@ -29,6 +30,8 @@ export interface FeatureDashboardState {
   /** The SAE folder as shown to the user. */
   readonly sae: string;
   readonly label: string;
+  /** The feature's Neuronpedia page, for a published SAE hosted there. */
+  readonly neuronpediaUrl?: string;
   readonly hasStats: boolean;
   /** Said when there are no stats: how to make them. */
   readonly note?: string;
@@ -66,9 +69,12 @@ export function featureDashboardState(args: {
   d_sae: number;
   label?: string;
   stats?: FeatureStats;
+  /** The SAE's Neuronpedia id ({model}/{source}), when it has one. */
+  neuronpedia?: string;
 }): FeatureDashboardState {
   const { feature, sae, hook_name, d_sae, stats } = args;
-  const base = { feature, d_sae, hook_name, sae, label: args.label ?? "" };
+  const url = neuronpediaUrl(args.neuronpedia, feature);
+  const base = { feature, d_sae, hook_name, sae, label: args.label ?? "", ...(url ? { neuronpediaUrl: url } : {}) };
   const summary = stats?.features[feature];
   if (!stats || !summary) {
     return {
@@ -150,7 +156,9 @@ export function featureHoverMarkdown(result: TokenFeaturesResult, index: number,
     const user = labelOf(f.feature);
     const label = user ? md(user) : f.concept ? conceptText({ ...f.concept, label: md(f.concept.label) }) : "";
     const density = f.density === undefined ? "–" : `${(f.density * 100).toFixed(f.density < 0.01 ? 2 : 1)}%`;
-    lines.push(`| [#${f.feature}](${exploreFeatureLink(result.saeFolder, f.feature)}) | ${f.value.toFixed(2)} | ${label} | ${density} |`);
+    const page = neuronpediaUrl(result.neuronpedia, f.feature);
+    const link = `[#${f.feature}](${exploreFeatureLink(result.saeFolder, f.feature)})${page ? ` ([Neuronpedia](${page}))` : ""}`;
+    lines.push(`| ${link} | ${f.value.toFixed(2)} | ${label} | ${density} |`);
   }
   if (!result.hasStats) lines.push("", "_No feature-stats.json next to the SAE: concepts and densities are not shown._");
   return lines.join("\n");
