@@ -87,13 +87,14 @@ class Llama:
         y = x @ self.W[name + ".weight"].T
         return y + self.W[name + ".bias"] if bias else y
 
-    def forward(self, ids, edits=None, past=None, ungroup=False):
+    def forward(self, ids, edits=None, past=None, ungroup=False, keep=None):
         """ids: [B, T]. edits: {hook name: fn(x) -> x}. Returns logits and every hook's value.
 
         hook_k and hook_v hold one slot per key/value head [B, T, KV, Dh], repeated for each query head
         after the hook (TransformerLens's default); ungroup=True repeats them before the hook instead
         (TransformerLens's ungroup_grouped_query_attention).
 
+        keep: which hooks the cache holds (default every one).
         past: keys (after rotary) and values [B, P, H, Dh] of P earlier tokens per layer, or None; the
         cache then also holds "present", the same for all P + T tokens (generation's key/value cache).
         """
@@ -108,7 +109,8 @@ class Llama:
         def record(name, x):
             if edits and name in edits:
                 x = edits[name](x)
-            cache[name] = x
+            if keep is None or keep(name):
+                cache[name] = x
             return x
 
         B, T = ids.shape

@@ -31,7 +31,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     models,
     inspector,
-    vscode.languages.registerHoverProvider({ scheme: "*" }, new TokenHoverProvider(inspector.store)),
+    vscode.languages.registerHoverProvider({ scheme: "*" }, new TokenHoverProvider(inspector.store, models)),
     vscode.commands.registerCommand("loupe.inspectSelection", () => inspector.inspectSelection()),
     vscode.commands.registerCommand("loupe.clear", () => {
       inspector.clear();

@@ -1,12 +1,19 @@
 import * as vscode from "vscode";
 import { tokenHoverMarkdown } from "../core/view/hover-text";
 import type { InspectionStore } from "./inspections";
+import type { ModelHost } from "./model-host";
 
-/** Hovers over inspected tokens: predictions, surprisal and the per-block logit lens. */
+/**
+ * Hovers over inspected tokens: predictions, surprisal and the per-block logit lens. Blocks the
+ * inspection left out (a large model's long text) are computed by the worker when hovered.
+ */
 export class TokenHoverProvider implements vscode.HoverProvider {
-  constructor(private readonly store: InspectionStore) {}
+  constructor(
+    private readonly store: InspectionStore,
+    private readonly models: ModelHost,
+  ) {}
 
-  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
+  async provideHover(document: vscode.TextDocument, position: vscode.Position, cancel: vscode.CancellationToken): Promise<vscode.Hover | undefined> {
     const inspection = this.store.get(document);
     if (!inspection) return undefined;
     const offset = document.offsetAt(position);
@@ -16,7 +23,12 @@ export class TokenHoverProvider implements vscode.HoverProvider {
       document.positionAt(inspection.startOffset + token.start),
       document.positionAt(inspection.startOffset + token.end),
     );
-    const markdown = new vscode.MarkdownString(tokenHoverMarkdown(token));
+    let table = token.lens;
+    if (table.some((layer) => layer === null) && !inspection.stale) {
+      // Shown with dashes if the worker cannot say (the model changed, or the hover moved on).
+      table = await this.models.lensTable(inspection.result.text, token.index, cancel).catch(() => table);
+    }
+    const markdown = new vscode.MarkdownString(tokenHoverMarkdown(token, table));
     markdown.supportHtml = false;
     markdown.isTrusted = false;
     return new vscode.Hover(markdown, range);

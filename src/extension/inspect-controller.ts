@@ -75,12 +75,14 @@ export class InspectController implements vscode.Disposable {
     const versionAtStart = document.version;
     try {
       const model = await this.models.ensureLoaded(this.models.chosenFolder(settings.modelPath));
-      const key = `${model.folder}\u0000${settings.maxTokens}\u0000${text}`;
+      // A block's lens colouring needs that block for every token; the rest of the table comes on hover.
+      const lensLayers = this.lens.kind === "logit-lens" ? [this.lens.layer] : [];
+      const key = `${model.folder}\u0000${settings.maxTokens}\u0000${lensLayers.join(",")}\u0000${text}`;
       let result = this.results.get(key);
       if (!result) {
         result = await vscode.window.withProgress(
           { location: vscode.ProgressLocation.Window, title: "Loupe: inspecting…", cancellable: true },
-          (_progress, token) => this.models.inspect(text, { topK: 5, maxTokens: settings.maxTokens }, token),
+          (_progress, token) => this.models.inspect(text, { topK: 5, maxTokens: settings.maxTokens, lensLayers }, token),
         );
         this.results.set(key, result);
       }
@@ -129,6 +131,10 @@ export class InspectController implements vscode.Disposable {
     if (!picked.lens) return;
     this.lens = picked.lens;
     this.redrawAll();
+    // A block the shown inspection left out (a large model's long text): inspect again with it.
+    const lens = this.lens;
+    const inspection = vscode.window.activeTextEditor && this.store.get(vscode.window.activeTextEditor.document);
+    if (lens.kind === "logit-lens" && inspection && !inspection.stale && inspection.result.tokens.some((t) => t.lens[lens.layer] === null)) await this.inspectSelection();
   }
 
   private redrawAll(): void {

@@ -2,7 +2,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
-import type { InspectResult } from "../core/inspect";
+import type { InspectResult, LayerLens } from "../core/inspect";
 import type { AttributionResult, PatchingResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
 import type { SteeringResult } from "../core/sae/steer";
@@ -80,8 +80,13 @@ export class ModelHost implements vscode.Disposable {
     return (await this.client.request("describeFolder", { folder })).description;
   }
 
-  async inspect(text: string, options: { topK: number; maxTokens: number }, token: vscode.CancellationToken): Promise<InspectResult> {
-    return this.client.request("inspect", { text, topK: options.topK, maxTokens: options.maxTokens }, { signal: abortSignalFor(token) });
+  async inspect(text: string, options: { topK: number; maxTokens: number; lensLayers: number[] }, token: vscode.CancellationToken): Promise<InspectResult> {
+    return this.client.request("inspect", { text, topK: options.topK, maxTokens: options.maxTokens, lensLayers: options.lensLayers }, { signal: abortSignalFor(token) });
+  }
+
+  /** One inspected token's per-block lens, for the blocks its inspection left out (a large model's long text). */
+  async lensTable(text: string, index: number, token: vscode.CancellationToken): Promise<LayerLens[]> {
+    return this.client.request("lensTable", { text, index, topK: 5 }, { signal: abortSignalFor(token) });
   }
 
   async faithfulness(params: FaithfulnessParams, token: vscode.CancellationToken): Promise<FaithfulnessReport> {

@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { LoupeError } from "../core/errors";
 import { auditPrompt, probeMonitors } from "../core/audit";
 import { checkFaithfulness } from "../core/faithfulness";
-import { inspectText, type InspectResult } from "../core/inspect";
+import { inspectWithResiduals, lensTable, type InspectionResiduals, type InspectResult } from "../core/inspect";
 import { attributeTokens, attributionTargets, patchingSweeps, singleToken, type MetricSpec } from "../core/patching";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe } from "../core/probes";
 import { HookedModel, type RunResult } from "../core/model/hooked-model";
@@ -69,7 +69,8 @@ export class ModelState<T extends LoadableModel = HookedModel> {
 
 export async function loadHookedModel(params: LoadParams): Promise<HookedModel> {
   checkModelFits(params.folder, params.maxModelBytes, params.compactWeights);
-  return HookedModel.load(params.folder, { cacheDir: params.cacheDir, threads: params.threads, compactWeights: params.compactWeights });
+  // The same limit bounds each run: a request that would pass it is refused before it runs.
+  return HookedModel.load(params.folder, { cacheDir: params.cacheDir, threads: params.threads, compactWeights: params.compactWeights, maxMemoryBytes: params.maxModelBytes });
 }
 
 export function modelInfo(model: HookedModel): ModelInfo {
@@ -113,15 +114,20 @@ export class RecentInspections {
 export function modelHandlers(state: ModelState<HookedModel>): HandlerTable<Methods> {
   const saes = new SaeStore();
   const recent = new RecentInspections();
+  // The residual stream of the latest inspection, for the hover's per-block lens (one text's worth).
+  let residuals: InspectionResiduals | undefined;
   return {
     ping: async () => ({ pid: process.pid }),
     describeFolder: async ({ folder }) => ({ description: describeModelFolder(folder) }),
     load: async (params, { signal }) => modelInfo(await state.load(params, signal)),
     inspect: async (params, { signal }) => {
-      const result = await inspectText(state.loaded, params.text, { topK: params.topK, maxTokens: params.maxTokens, signal, previous: recent.closest(params.text) });
-      recent.add(result);
-      return result;
+      const options = { topK: params.topK, maxTokens: params.maxTokens, lensLayers: params.lensLayers, signal, previous: recent.closest(params.text) };
+      const inspected = await inspectWithResiduals(state.loaded, params.text, options);
+      recent.add(inspected.result);
+      residuals = inspected.residuals;
+      return inspected.result;
     },
+    lensTable: ({ text, index, topK }, { signal }) => lensTable(state.loaded, text, index, { residuals, topK, signal }),
     generate: (params, { signal, progress }) => {
       const maxNewTokens = params.maxNewTokens ?? 32;
       return state.loaded.generate(params.prompt, { ...params, maxNewTokens, signal, onToken: (step) => progress(step + 1, maxNewTokens) });

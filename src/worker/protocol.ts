@@ -8,7 +8,7 @@ import type { AuditConfig, PromptAudit } from "../core/audit";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import type { AttributionResult, PatchingResult } from "../core/patching";
 import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
-import type { InspectResult } from "../core/inspect";
+import type { InspectResult, LayerLens } from "../core/inspect";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
 import type { FeatureEdit, SteeringResult } from "../core/sae/steer";
 import type { ModelConfig } from "../core/model/config";
@@ -64,7 +64,10 @@ export interface Methods {
   load: { params: LoadParams; result: ModelInfo };
   /** What Select Model… says about a folder before using it (nothing is built or loaded). */
   describeFolder: { params: { folder: string }; result: { description: string } };
-  inspect: { params: { text: string; topK?: number; maxTokens?: number }; result: InspectResult };
+  /** lensLayers: blocks whose logit lens every token needs (InspectOptions.lensLayers). */
+  inspect: { params: { text: string; topK?: number; maxTokens?: number; lensLayers?: number[] }; result: InspectResult };
+  /** One inspected token's per-block logit lens (the hover's table), for blocks its inspection left out. */
+  lensTable: { params: { text: string; index: number; topK?: number }; result: LayerLens[] };
   generate: {
     params: {
       prompt: string | number[];

@@ -68,6 +68,15 @@ describe("loupe CLI", function () {
     if (p !== undefined) assert.ok(Math.abs(-Math.log2(p) - (b.surprisal ?? 0)) < 1e-3);
   });
 
+  it("inspect --lens names the blocks whose lens every token gets, or all of them", async () => {
+    const lazy = async (lens: string) => JSON.parse((await runCli(["inspect", "--model", TINY_GPT2, "--json", "--lens", lens, prompt])).out) as InspectResult;
+    const all = await lazy("all");
+    assert.ok(all.tokens.every((t) => t.lens.every((l) => l !== null)));
+    const one = await lazy("0");
+    assert.ok(one.tokens.every((t) => t.lens[0] !== null && t.lens[all.nLayers - 1] !== null));
+    await assert.rejects(runCli(["inspect", "--model", TINY_GPT2, "--lens", "first", prompt]), /--lens must be "all" or block numbers/);
+  });
+
   it("inspect prints a table with one row per token", async () => {
     const { out } = await runCli(["inspect", "--model", TINY_GPT2, prompt]);
     const json = JSON.parse((await runCli(["inspect", "--model", TINY_GPT2, "--json", prompt])).out) as InspectResult;

@@ -34,8 +34,8 @@ describe("inspectText", function () {
       assert.ok(Math.abs(whole.tokens[t].entropy - second.tokens[t - 32].entropy) < 1e-4);
     }
     // The lens sees the true next token even at a window's last position.
-    assert.notEqual(whole.tokens[63].lens[0].nextTokenProb, null);
-    assert.equal(whole.tokens[ids.length - 1].lens[0].nextTokenProb, null);
+    assert.notEqual(whole.tokens[63].lens[0]!.nextTokenProb, null);
+    assert.equal(whole.tokens[ids.length - 1].lens[0]!.nextTokenProb, null);
   });
 
   it("re-runs only the windows an edit reaches, with the same result as a fresh inspection", async () => {
@@ -53,7 +53,7 @@ describe("inspectText", function () {
       assert.deepEqual([t.index, t.id, t.start, t.end], [f.index, f.id, f.start, f.end]);
       assert.ok(close(t.surprisal, f.surprisal) && Math.abs(t.entropy - f.entropy) < 1e-4, `token ${i}`);
       assert.deepEqual(t.top.map((p) => p.id), f.top.map((p) => p.id));
-      t.lens.forEach((l, layer) => assert.ok(close(l.nextTokenProb, f.lens[layer].nextTokenProb), `token ${i} layer ${layer}`));
+      t.lens.forEach((l, layer) => assert.ok(close(l!.nextTokenProb, f.lens[layer]!.nextTokenProb), `token ${i} layer ${layer}`));
     });
     // An edit at the start reuses nothing; another topK or an identical text are handled too.
     assert.equal((await inspectText(model, `Then ${text}`, { topK: 3, previous: before })).reusedWindows, 0);
@@ -64,7 +64,7 @@ describe("inspectText", function () {
     const cut = text.slice(0, before.tokens[63].end);
     const short = await inspectText(model, cut, { topK: 3, previous: before });
     assert.equal(short.reusedWindows, 0);
-    assert.equal(short.tokens[63].lens[0].nextTokenProb, null);
+    assert.equal(short.tokens[63].lens[0]!.nextTokenProb, null);
   });
 
   it("refuses more tokens than the maxTokens setting allows, naming the setting", async () => {

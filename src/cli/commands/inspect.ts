@@ -1,10 +1,11 @@
 import type { InspectResult } from "../../core/inspect";
 import { inspectText } from "../../core/inspect";
 import { HookedModel } from "../../core/model/hooked-model";
+import { LoupeError } from "../../core/errors";
 import { traceChatTokens, type ChatText } from "../../core/chat/inspect-chat";
 import { parseChat } from "../../core/chat/messages";
 import { readChatTemplate, renderChat } from "../../core/chat/template";
-import { loadOptions, positiveInt, readInput, type Command } from "../command";
+import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 /** `column`: an extra column after the token (the message each token of a chat belongs to). */
@@ -31,19 +32,21 @@ export function formatInspect(result: InspectResult, topK: number, column?: { ti
 
 export const inspectCommand: Command = {
   name: "inspect",
-  usage: `loupe inspect FILE|- [--model DIR] [--top-k N] [--chat [--add-generation-prompt]] [--json]
+  usage: `loupe inspect FILE|- [--model DIR] [--top-k N] [--lens all|L,L…] [--chat [--add-generation-prompt]] [--json]
     Each token with its surprisal (bits), entropy, top next-token predictions and the
     residual-stream norm after each block. --chat: FILE is a chat (JSON array or JSONL of
     {"role", "content"} messages), rendered with the model's chat template; each token is
-    traced to its message (or marked as the template's).`,
-  options: { "top-k": { type: "string" }, chat: { type: "boolean", default: false }, "add-generation-prompt": { type: "boolean", default: false } },
+    traced to its message (or marked as the template's). The JSON's per-block logit lens holds
+    the last block, the blocks named by --lens (all: every block), and every block when that is
+    cheap (a small model or a short text); null where it was left out.`,
+  options: { "top-k": { type: "string" }, lens: { type: "string" }, chat: { type: "boolean", default: false }, "add-generation-prompt": { type: "boolean", default: false } },
   async run({ values, positionals, modelFolder, io }) {
     const input = readInput(positionals[0], io);
     const chat = values.chat ? renderChatFile(input, positionals[0] ?? "-", modelFolder, values["add-generation-prompt"] === true) : undefined;
     const topK = positiveInt(values, "top-k", 5);
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
-      const result = await inspectText(model, chat?.text ?? input, { topK });
+      const result = await inspectText(model, chat?.text ?? input, { topK, ...lensOption(stringOption(values, "lens")) });
       if (!chat) {
         io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
       } else {
@@ -61,4 +64,13 @@ export const inspectCommand: Command = {
 function renderChatFile(text: string, file: string, modelFolder: string, addGenerationPrompt: boolean): ChatText {
   const messages = parseChat(text, file);
   return { messages, ...renderChat(readChatTemplate(modelFolder), messages, { addGenerationPrompt }) };
+}
+
+/** --lens all: every block's lens; --lens 3,5: those blocks' (the last block's is always there). */
+function lensOption(value: string | undefined): { lensLayers?: number[]; eagerLensLogits?: number } {
+  if (value === undefined) return {};
+  if (value === "all") return { eagerLensLogits: Infinity };
+  const layers = value.split(",").map(Number);
+  if (layers.some((l) => !Number.isInteger(l) || l < 0)) throw new LoupeError("bad-argument", `--lens must be "all" or block numbers such as 3,5 (got ${value}).`);
+  return { lensLayers: layers };
 }

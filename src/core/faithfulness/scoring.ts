@@ -5,6 +5,8 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
+import { KvCache } from "../model/kv-cache";
+import { rowsWithin } from "../model/memory-limit";
 
 export interface AnswerScore {
   /** log p(answer | prefix), summed over the answer's tokens (nats). */
@@ -60,20 +62,27 @@ export async function scoreAnswers(
     .sort((a, b) => a.e.ids.length - b.e.ids.length);
   const out: (AnswerScore | null)[] = prefixes.map(() => null);
   const V = model.cfg.dVocab;
-  const size = counter.batchRows ?? DEFAULT_BATCH_ROWS;
-  for (let c = 0; c < rows.length; c += size) {
+  const requested = counter.batchRows ?? DEFAULT_BATCH_ROWS;
+  for (let c = 0; c < rows.length; ) {
     throwIfAborted(signal);
+    // Fewer rows per call for long prompts: a call's attention working set grows with rows x length².
+    const longest = rows[Math.min(rows.length, c + requested) - 1].e.ids.length;
+    const size = rowsWithin(model.cfg, { positions: longest, hooks: [] }, requested);
     const chunk = rows.slice(c, c + size);
-    const logits = await model.run(chunk.map(({ e }) => e.ids), { signal });
+    c += size;
+    // Logits only where an answer token is predicted: [rows, positions, d_vocab] stays small.
+    const { positions, column } = logitColumns(chunk.flatMap(({ e }) => range(e.answerAt - 1, e.ids.length - 1)));
+    const logits = await model.run(chunk.map(({ e }) => e.ids), { signal, logitPositions: positions });
     counter.passes++;
     counter.rows += chunk.length;
-    const T = logits.dims[1];
+    const K = positions.length;
     chunk.forEach(({ e, i }, b) => {
       let logprob = 0;
       let greedy = true;
       let divergesTo: string | null = null;
       for (let t = e.answerAt; t < e.ids.length; t++) {
-        const row = logits.data.subarray((b * T + t - 1) * V, (b * T + t) * V);
+        const k = column(t - 1);
+        const row = logits.data.subarray((b * K + k) * V, (b * K + k + 1) * V);
         const { logZ, best } = logSumExpArgmax(row);
         logprob += row[e.ids[t]] - logZ;
         if (greedy && best !== e.ids[t]) {
@@ -109,9 +118,10 @@ export interface Continuation {
 }
 
 /**
- * Greedy continuation of several prompts at once, one batched forward pass per new token, until
- * `isDone(continuation)` holds for every row or `maxNewTokens` is reached. (No KV cache: the
- * reference model is small and these continuations are short.)
+ * Greedy continuation of several prompts, until `isDone(continuation)` holds for every row or
+ * `maxNewTokens` is reached. Where the graph takes a key/value prefix, each row continues from its
+ * own cache, one token per step; otherwise every step is one batched pass over every row's whole
+ * text (a 135M model rewriting six 150-token steps: minutes instead of seconds).
  */
 export async function greedyContinue(
   model: HookedModel,
@@ -125,32 +135,69 @@ export async function greedyContinue(
     const enc = model.encode(p);
     return { ids: enc.ids, empty: enc.ids.length === enc.lead, added: [] as number[], text: "", done: false };
   });
+  if (rows.some((r) => r.empty)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
   const eos = model.tokenizer.eosTokenId;
   const V = model.cfg.dVocab;
+  const take = (r: (typeof rows)[number], logits: Float32Array) => {
+    const { best } = logSumExpArgmax(logits);
+    if (best === eos) {
+      r.done = true;
+      return;
+    }
+    r.added.push(best);
+    r.text = model.tokenizer.decode(r.added);
+    r.done = isDone(r.text);
+  };
+  const open = (r: (typeof rows)[number]) => !r.done && r.ids.length + r.added.length < model.cfg.nCtx;
+  if (model.supportsPrefix) {
+    for (const r of rows) {
+      const kv = new KvCache((fresh, prefix) => model.runWithCache(fresh, { names: [], prefix, keyValues: true, logitPositions: [fresh.length - 1], signal }));
+      while (open(r) && r.added.length < maxNewTokens) {
+        throwIfAborted(signal);
+        take(r, await kv.nextLogits([...r.ids, ...r.added]));
+        counter.passes++;
+        counter.rows++;
+      }
+    }
+    return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+  }
   for (let step = 0; step < maxNewTokens; step++) {
-    const active = rows.filter((r) => !r.done && r.ids.length + r.added.length < model.cfg.nCtx);
+    const active = rows.filter(open);
     if (active.length === 0) break;
     const size = counter.batchRows ?? DEFAULT_BATCH_ROWS;
     for (let c = 0; c < active.length; c += size) {
       throwIfAborted(signal);
       const chunk = active.slice(c, c + size);
-      const logits = await model.run(chunk.map((r) => [...r.ids, ...r.added]), { signal });
+      // Each row's last position only.
+      const { positions, column } = logitColumns(chunk.map((r) => r.ids.length + r.added.length - 1));
+      const logits = await model.run(chunk.map((r) => [...r.ids, ...r.added]), { signal, logitPositions: positions });
       counter.passes++;
       counter.rows += chunk.length;
-      const T = logits.dims[1];
+      const K = positions.length;
       chunk.forEach((r, b) => {
-        const t = r.ids.length + r.added.length - 1;
-        const { best } = logSumExpArgmax(logits.data.subarray((b * T + t) * V, (b * T + t + 1) * V));
-        if (best === eos) {
-          r.done = true;
-          return;
-        }
-        r.added.push(best);
-        r.text = model.tokenizer.decode(r.added);
-        r.done = isDone(r.text);
+        const k = column(r.ids.length + r.added.length - 1);
+        take(r, logits.data.subarray((b * K + k) * V, (b * K + k + 1) * V));
       });
     }
   }
-  if (rows.some((r) => r.empty)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
   return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+}
+
+/** The distinct positions a batch needs logits at, in order, and each one's column in the [rows, positions, d_vocab] result. */
+function logitColumns(needed: readonly number[]): { positions: number[]; column: (position: number) => number } {
+  // At least one position: a run returns logits somewhere (a batch with nothing to score reads none of them).
+  const positions = needed.length ? [...new Set(needed)].sort((a, b) => a - b) : [0];
+  const index = new Map(positions.map((p, k) => [p, k]));
+  return {
+    positions,
+    column: (position) => {
+      const k = index.get(position);
+      if (k === undefined) throw new Error(`internal: no logits asked for at position ${position}`);
+      return k;
+    },
+  };
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }

@@ -18,6 +18,7 @@ import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
 import { buildLensGraph, buildModelGraph, graphKeyParts } from "./build-graph";
 import { gainInput, GRAPH_IO, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput, writeInput } from "./hook-point";
+import { FETCH_HOOKS, gateHookOutputs } from "./fetched-hooks";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import type { GraphOptions } from "./graph-options";
 import { hookDims, hookLayout, hookNamesFor, isKeyValueHook, narrowedByLogitPositions, positionAxis, type HookDims } from "./hooks";
@@ -25,6 +26,7 @@ import { cacheHeads, KvCache, type KeyValues } from "./kv-cache";
 import { stopTokenIds } from "./stop-tokens";
 import { compileInterventions, type Intervention } from "./interventions";
 import { resolveModelFolder } from "../hub/model-reference";
+import { checkRunFits, estimateModelMemory, estimateRunBytes, lensChunkRows, type RunShape } from "./memory-limit";
 import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, importOnnxFolder, type ImportedGraph } from "./onnx-import";
 import { fedLogitPositions, firstPosition, padBatch, pickPositions, rowsAtHook, selectPositions, type PaddedBatch, type TokenBatch } from "./run-layout";
@@ -60,6 +62,20 @@ export interface LoadOptions {
    * key/value cache. No effect on other models.
    */
   readonly ungroupGroupedQueryAttention?: boolean;
+  /**
+   * Refuse, before it runs, a forward call whose activations with the weights would pass this many
+   * bytes (loupe.maxModelMemoryMB); the logit lens is chunked to stay well within it. No limit when undefined.
+   */
+  readonly maxMemoryBytes?: number;
+}
+
+/** Bytes the logit lens's [rows, d_vocab] temporaries may take per call when no limit says less. */
+export const DEFAULT_LENS_BUDGET_BYTES = 64 * 1024 * 1024;
+
+export interface LensOptions {
+  /** Bytes the [rows, d_vocab] temporaries of one lens call may take (default: DEFAULT_LENS_BUDGET_BYTES, less under a tight limit). */
+  readonly budgetBytes?: number;
+  readonly signal?: AbortSignal;
 }
 
 export interface RunOptions {
@@ -74,6 +90,12 @@ export interface RunOptions {
    * at other positions change nothing that is returned.
    */
   readonly logitPositions?: readonly number[];
+  /**
+   * false: no logits (RunResult.logits is [batch, 0, d_vocab]), and where the graph allows it the
+   * unembedding is not computed at all: for callers that read only hooks, or reduce the last
+   * block's residual stream themselves (the logit lens).
+   */
+  readonly logits?: boolean;
   /**
    * Continue from earlier tokens instead of running them again: their keys and values at every
    * layer (from a run with `keyValues: true`, cut with `prefixKeyValues`), batch 1 or the run's
@@ -161,6 +183,10 @@ export class HookedModel {
   private readonly hasPast: boolean;
   private readonly hasLogitPositions: boolean;
   private readonly hasStartAt: boolean;
+  /** Whether hook outputs are computed only when fetched (FETCH_HOOKS); otherwise a run holds them all. */
+  private readonly hasFetchMask: boolean;
+  /** The memory limit a run is checked against, with the weights' share of it. */
+  private memoryLimit?: { readonly maxBytes: number; readonly weightsBytes: number };
 
   /** The tokens that end a generation (read once, at the first generate). */
   private stopIds: Set<number> | undefined;
@@ -189,6 +215,7 @@ export class HookedModel {
     this.hasPast = session.inputNames.includes(PAST_IO.pastKey(0));
     this.hasLogitPositions = session.inputNames.includes(LOGIT_POSITIONS);
     this.hasStartAt = cfg.nLayers > 1 && session.inputNames.includes(residInput(1));
+    this.hasFetchMask = session.inputNames.includes(FETCH_HOOKS);
 
     if (this.hasPast) {
       const empty = new ort.Tensor("float32", new Float32Array(0), [1, cacheHeads(cfg), 0, cfg.dHead]);
@@ -214,12 +241,15 @@ export class HookedModel {
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
     const graphOptions: GraphOptions = { compactWeights: options.compactWeights ?? false, ungroupGroupedQueryAttention: options.ungroupGroupedQueryAttention ?? false };
     // A graph depends on the builder, the options that change it, the config and the weights (their files' names and header).
-    const key = (part: "model" | "lens") => graphKey([...graphKeyParts(cfg, part, graphOptions), JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
-    const graph = cachedGraph(cacheDir, key("model"), () => buildModelGraph(cfg, weights, graphOptions).bytes);
+    const key = (part: "model" | "lens", ...extra: string[]) => graphKey([...graphKeyParts(cfg, part, graphOptions), ...extra, JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
+    // Hooks, keys and values and logits are computed or returned only when fetched (fetched-hooks.ts): a run holds only what it returns.
+    const graph = cachedGraph(cacheDir, key("model", FETCH_HOOKS), () => gateHookOutputs(buildModelGraph(cfg, weights, graphOptions).bytes, fetchedOutputs(cfg), [GRAPH_IO.logits]));
     const lensGraph = cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions));
     const session = await createSession(graph.bytes, weights.dataDir, options.threads);
     const lensSession = await createSession(lensGraph.bytes, weights.dataDir, options.threads);
-    return new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache, graphOptions);
+    const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache, graphOptions);
+    if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: estimateModelMemory(dir, graphOptions.compactWeights).estimatedBytes };
+    return model;
   }
 
   private static async loadOnnx(dir: string, modelFile: string, options: LoadOptions): Promise<HookedModel> {
@@ -241,7 +271,9 @@ export class HookedModel {
       session = await createSession(imported.bytes, imported.dataDir, options.threads);
     }
     const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, imported.dataDir, options.threads) : undefined;
-    return new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
+    const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
+    if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: fs.statSync(modelFile).size };
+    return model;
   }
 
   /** What a run failure is blamed on: the imported .onnx, or the folder Loupe built the graph from. */
@@ -351,9 +383,9 @@ export class HookedModel {
         last = await kv.nextLogits(tokens);
       } else {
         const stepInterventions = options.interventionsAt ? await options.interventionsAt(tokens, options.signal) : [];
-        const { logits } = await this.forward([tokens], [...(options.interventions ?? []), ...stepInterventions], [], { signal: options.signal });
-        const V = logits.dims[2];
-        last = logits.data.subarray((tokens.length - 1) * V, tokens.length * V);
+        // The last position's logits only: the next token is read there.
+        const { logits } = await this.forward([tokens], [...(options.interventions ?? []), ...stepInterventions], [], { signal: options.signal, logitPositions: [tokens.length - 1] });
+        last = logits.data;
       }
       const next = chooseNextToken(last, options, random);
       if (stopAtEos && stops.has(next)) {
@@ -377,9 +409,10 @@ export class HookedModel {
   /**
    * The logit lens: residual-stream vectors [n, d_model] through ln_final and the unembedding.
    * Returns each row's top-k tokens, the log-probs of the row's target tokens (the same number for
-   * every row), and the entropy (nats).
+   * every row), and the entropy (nats). Rows go through in chunks whose [rows, d_vocab]
+   * temporaries fit the budget, each reduced in the graph: memory stays bounded whatever n is.
    */
-  async lens(resid: Float32Array, targets: readonly (readonly number[])[], k: number): Promise<LensResult> {
+  async lens(resid: Float32Array, targets: readonly (readonly number[])[], k: number, options: LensOptions = {}): Promise<LensResult> {
     const D = this.cfg.dModel;
     const n = targets.length;
     const m = targets[0]?.length ?? 0;
@@ -387,22 +420,44 @@ export class HookedModel {
     if (resid.length !== n * D) throw new LoupeError("bad-shape", `lens: ${resid.length} values are not ${n} vectors of d_model ${D}.`);
     for (const row of targets) for (const t of row) if (!Number.isInteger(t) || t < 0 || t >= this.cfg.dVocab) throw new LoupeError("bad-argument", `lens: target ${t} is outside the vocabulary.`);
     const kk = Math.max(1, Math.min(Math.floor(k), this.cfg.dVocab));
-    if (!this.lensSession) {
+    const session = this.lensSession;
+    if (!session) {
       throw new LoupeError("bad-argument", `The logit lens is not available for ${this.imported?.modelFile ?? this.folder}: it is an imported .onnx whose final norm and unembedding read more than the residual stream, so they cannot run alone. Load the model's safetensors folder for the lens.`);
     }
-    const out = await runSession(this.lensSession, this.modelFile, {
-      [LENS_IO.resid]: new ort.Tensor("float32", resid, [n, D]),
-      [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets.flat(), (t) => BigInt(t)), [n, m]),
-      [LENS_IO.k]: new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]),
-    });
-    return {
-      k: kk,
-      m,
-      topIds: Int32Array.from(out[LENS_IO.topIds].data as BigInt64Array, Number),
-      topLogprobs: out[LENS_IO.topLogprobs].data as Float32Array,
-      targetLogprob: out[LENS_IO.targetLogprob].data as Float32Array,
-      entropy: out[LENS_IO.entropy].data as Float32Array,
-    };
+    const rows = lensChunkRows(this.cfg.dVocab, options.budgetBytes ?? this.lensBudgetBytes());
+    const result = { k: kk, m, topIds: new Int32Array(n * kk), topLogprobs: new Float32Array(n * kk), targetLogprob: new Float32Array(n * m), entropy: new Float32Array(n) };
+    const kTensor = new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]);
+    for (let from = 0; from < n; from += rows) {
+      throwIfAborted(options.signal);
+      const to = Math.min(n, from + rows);
+      const out = await runSession(session, this.modelFile, {
+        [LENS_IO.resid]: new ort.Tensor("float32", resid.subarray(from * D, to * D), [to - from, D]),
+        [LENS_IO.target]: new ort.Tensor("int64", BigInt64Array.from(targets.slice(from, to).flat(), (t) => BigInt(t)), [to - from, m]),
+        [LENS_IO.k]: kTensor,
+      });
+      result.topIds.set(Int32Array.from(out[LENS_IO.topIds].data as BigInt64Array, Number), from * kk);
+      result.topLogprobs.set(out[LENS_IO.topLogprobs].data as Float32Array, from * kk);
+      result.targetLogprob.set(out[LENS_IO.targetLogprob].data as Float32Array, from * m);
+      result.entropy.set(out[LENS_IO.entropy].data as Float32Array, from);
+    }
+    return result;
+  }
+
+  /** The lens's per-call budget: the default, or less when the memory limit leaves less room beside the weights. */
+  private lensBudgetBytes(): number {
+    if (!this.memoryLimit) return DEFAULT_LENS_BUDGET_BYTES;
+    const spare = this.memoryLimit.maxBytes - this.memoryLimit.weightsBytes;
+    return Math.max(0, Math.min(DEFAULT_LENS_BUDGET_BYTES, spare / 4));
+  }
+
+  /** Throws before a forward call whose activations with the weights would pass the memory limit (LoadOptions.maxMemoryBytes). */
+  checkRunMemory(shape: RunShape, what?: string): void {
+    if (this.memoryLimit) checkRunFits(this.cfg, shape, this.memoryLimit, what);
+  }
+
+  /** Whether the memory limit leaves room for a forward call of this shape. */
+  runFits(shape: RunShape): boolean {
+    return !this.memoryLimit || this.memoryLimit.weightsBytes + estimateRunBytes(this.cfg, shape) <= this.memoryLimit.maxBytes;
   }
 
   async dispose(): Promise<void> {
@@ -442,7 +497,18 @@ export class HookedModel {
       ...this.interventionFeeds(run, interventions),
     };
     const keyValueNames = options.keyValues ? this.keyValueOutputs(interventions) : [];
-    const outputs = await runSession(this.session, this.modelFile, feeds, [GRAPH_IO.logits, ...fetch, ...keyValueNames]);
+    const withLogits = options.logits !== false;
+    this.checkRunMemory({
+      batch: run.B,
+      positions: run.T,
+      prefix: run.P,
+      // A graph without the fetch mask holds every output, fetched or not.
+      hooks: this.hasFetchMask ? fetch : this.hookNames,
+      logitPositions: withLogits || !this.hasFetchMask ? options.logitPositions?.length : 0,
+      keyValues: options.keyValues || (!this.hasFetchMask && this.hasPast),
+    });
+    if (this.hasFetchMask) feeds[FETCH_HOOKS] = this.fetchMask([...fetch, ...keyValueNames], withLogits);
+    const outputs = await runSession(this.session, this.modelFile, feeds, [...(withLogits ? [GRAPH_IO.logits] : []), ...fetch, ...keyValueNames]);
     throwIfAborted(options.signal);
     return this.readOutputs(run, outputs, fetch, options);
   }
@@ -524,6 +590,14 @@ export class HookedModel {
     return feeds;
   }
 
+  /** FETCH_HOOKS: which of the gated outputs (fetchedOutputs, then the logits) this run returns. */
+  private fetchMask(fetched: readonly string[], logits: boolean): ort.Tensor {
+    const wanted = new Set(fetched);
+    if (logits) wanted.add(GRAPH_IO.logits);
+    const mask = Uint8Array.from([...fetchedOutputs(this.cfg), GRAPH_IO.logits], (name) => (wanted.has(name) ? 1 : 0));
+    return new ort.Tensor("bool", mask, [mask.length]);
+  }
+
   /** The present_key:L and present_value:L outputs, after checking the cache can hold this run's changes. */
   private keyValueOutputs(interventions: readonly Intervention[]): string[] {
     if (!this.hasPast) throw new LoupeError("bad-argument", "This model's graph does not return keys and values.");
@@ -543,10 +617,11 @@ export class HookedModel {
       const t = fromOrt(outputs[name]);
       cache.set(name, doubled && narrowedByLogitPositions(name, this.cfg.nLayers) ? firstPosition(t, positionAxis(name)) : t);
     }
-    let logits = fromOrt(outputs[GRAPH_IO.logits]);
-    if (doubled) logits = firstPosition(logits, 1);
+    const withLogits = options.logits !== false;
+    let logits = withLogits ? fromOrt(outputs[GRAPH_IO.logits]) : tensor(new Float32Array(0), [padded.lengths.length, 0, this.cfg.dVocab]);
+    if (doubled && withLogits) logits = firstPosition(logits, 1);
     // A graph without a logit_positions input computed them all: pick the rows asked for.
-    if (asked && !this.hasLogitPositions) logits = pickPositions(logits, asked);
+    if (asked && !this.hasLogitPositions && withLogits) logits = pickPositions(logits, asked);
     const keyValues = options.keyValues
       ? {
           keys: Array.from({ length: this.cfg.nLayers }, (_, L) => fromOrt(outputs[PAST_IO.presentKey(L)])),
@@ -593,6 +668,15 @@ export class HookedModel {
     if (P > 0 && pattern) throw new LoupeError("bad-argument", `Intervention at ${pattern.hook}: attention patterns and scores cannot be changed in a run that continues from a prefix.`);
     return P;
   }
+}
+
+/**
+ * The outputs a built graph returns only when fetched (FETCH_HOOKS, in this order, then the
+ * logits): every hook, then every layer's keys and values.
+ */
+function fetchedOutputs(cfg: ModelConfig): string[] {
+  const kv = Array.from({ length: cfg.nLayers }, (_, L) => [PAST_IO.presentKey(L), PAST_IO.presentValue(L)]).flat();
+  return [...hookNamesFor(cfg), ...kv];
 }
 
 /**

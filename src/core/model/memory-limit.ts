@@ -6,6 +6,8 @@
 import { LoupeError } from "../errors";
 import { resolveModelFolder } from "../hub/model-reference";
 import { openModelWeights } from "./model-weights";
+import type { ModelConfig } from "./config";
+import { hookLayout } from "./hooks";
 
 export interface ModelMemoryEstimate {
   /** model.safetensors, or the shard index of a sharded checkpoint. */
@@ -47,4 +49,84 @@ export function checkModelFits(folder: string, maxModelBytes: number | undefined
     );
   }
   return estimate;
+}
+
+/** The shape of one forward call, enough to bound what it allocates. */
+export interface RunShape {
+  readonly batch: number;
+  /** Tokens run (after any prefix). */
+  readonly positions: number;
+  /** Earlier tokens given as keys and values (RunOptions.prefix). */
+  readonly prefix?: number;
+  /** Hooks returned to the caller: each is held whole for the run's batch and positions. */
+  readonly hooks: readonly string[];
+  /** Positions whose logits are returned (default: every position). */
+  readonly logitPositions?: number;
+  /** Whether every layer's keys and values are returned (RunOptions.keyValues). */
+  readonly keyValues?: boolean;
+}
+
+type RunConfig = Pick<ModelConfig, "nLayers" | "dModel" | "nHeads" | "dHead" | "dMlp" | "dVocab">;
+
+/** float32 elements of one hook's activation for `batch` rows of `positions` tokens (keys span prefix and tokens). */
+export function hookElements(cfg: RunConfig, hook: string, batch: number, positions: number, keys = positions): number {
+  switch (hookLayout(hook)) {
+    case "pattern":
+      return batch * cfg.nHeads * positions * keys;
+    case "heads":
+      return batch * positions * cfg.nHeads * cfg.dHead;
+    case "mlp":
+      return batch * positions * cfg.dMlp;
+    case "resid":
+      return batch * positions * cfg.dModel;
+  }
+}
+
+/**
+ * Bytes a forward call allocates besides the weights: the hooks and logits it returns, plus the
+ * working set of the block being computed (attention scores and pattern, the MLP's hidden layer,
+ * a few residual-sized temporaries). An upper bound in the same units as the weights' estimate,
+ * from shapes alone, so a request can be refused or split before it runs.
+ */
+export function estimateRunBytes(cfg: RunConfig, shape: RunShape): number {
+  const { batch: B, positions: T } = shape;
+  const keys = (shape.prefix ?? 0) + T;
+  const returned = shape.hooks.reduce((sum, hook) => sum + hookElements(cfg, hook, B, T, keys), 0);
+  const logits = B * (shape.logitPositions ?? T) * cfg.dVocab;
+  const block = 3 * B * cfg.nHeads * T * keys + 3 * B * T * cfg.dMlp + 8 * B * T * cfg.dModel;
+  // Keys and values returned for every layer (at most one per query head).
+  const keyValues = shape.keyValues ? 2 * cfg.nLayers * B * keys * cfg.nHeads * cfg.dHead : 0;
+  return 4 * (returned + logits + block + keyValues);
+}
+
+/** Bytes of forward working set one call of a batched job (variants, answers to score) may take when no limit says less. */
+export const DEFAULT_BATCH_BUDGET_BYTES = 512 * 1024 * 1024;
+
+/** Rows of `shape` (given for one row) one call may take so that its estimate stays within `budgetBytes`, at most `requested`. */
+export function rowsWithin(cfg: RunConfig, shape: Omit<RunShape, "batch">, requested: number, budgetBytes = DEFAULT_BATCH_BUDGET_BYTES): number {
+  const perRow = estimateRunBytes(cfg, { ...shape, batch: 1 });
+  return Math.max(1, Math.min(requested, Math.floor(budgetBytes / perRow)));
+}
+
+/** float32 copies of a [rows, d_vocab] block alive at once in the lens graph: logits, log-probs, their exp, p log p. */
+const LENS_LIVE_COPIES = 4;
+
+/** Rows of the logit lens computed per onnxruntime call so that its [rows, d_vocab] temporaries stay within `budgetBytes`. */
+export function lensChunkRows(dVocab: number, budgetBytes: number): number {
+  return Math.max(1, Math.floor(budgetBytes / (LENS_LIVE_COPIES * 4 * dVocab)));
+}
+
+/**
+ * Throws "model-too-large" before a run whose activations, with the weights, would pass the
+ * limit; names the run's size and what to do. `what` says which request it is.
+ */
+export function checkRunFits(cfg: RunConfig, shape: RunShape, limit: { readonly maxBytes: number; readonly weightsBytes: number }, what = "This run"): void {
+  const run = estimateRunBytes(cfg, shape);
+  if (limit.weightsBytes + run <= limit.maxBytes) return;
+  const rows = shape.batch > 1 ? `${shape.batch} rows of ` : "";
+  throw new LoupeError(
+    "model-too-large",
+    `${what} (${rows}${shape.positions} tokens, ${shape.hooks.length} hooks returned) would need about ${size(run)} besides the ${size(limit.weightsBytes)} of weights, ` +
+      `more than the ${size(limit.maxBytes)} limit (setting loupe.maxModelMemoryMB). Select a shorter passage or raise the limit.`,
+  );
 }

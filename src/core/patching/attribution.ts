@@ -160,9 +160,11 @@ export async function attributeTokens(model: HookedModel, text: string, options:
   const contrast = options.contrast;
   if (contrast !== undefined && (!Number.isInteger(contrast) || contrast < 0 || contrast >= V)) throw new LoupeError("bad-argument", `Contrast token ${contrast} is outside the vocabulary (0..${V - 1}).`);
   const input = [...prompt, ...(answer ?? []).slice(0, -1)];
-  const { logits: clean, keyValues } = await model.runWithHooks(input, [], { signal: options.signal, keyValues: model.supportsPrefix });
+  // Logits where the answer is read only (P - 1 onwards): the rest of [positions, d_vocab] is never looked at.
+  const logitPositions = Array.from({ length: input.length - (P - 1) }, (_, k) => P - 1 + k);
+  const { logits: clean, keyValues } = await model.runWithHooks(input, [], { signal: options.signal, keyValues: model.supportsPrefix, logitPositions });
   calls++;
-  const rowAt = (p: number) => clean.data.subarray(p * V, (p + 1) * V);
+  const rowAt = (p: number) => clean.data.subarray((p - (P - 1)) * V, (p - (P - 1) + 1) * V);
   const top = argmax(rowAt(P - 1));
   answer ??= [top];
   const answerPositions = answer.map((_, k) => P - 1 + k);
@@ -196,7 +198,7 @@ export async function attributeTokens(model: HookedModel, text: string, options:
     const vector = new Float32Array(model.cfg.dModel);
     if (choice !== "zero") {
       if (!Number.isInteger(choice) || choice < 0 || choice >= V) throw new LoupeError("bad-argument", `Baseline token ${choice} is outside the vocabulary (0..${V - 1}).`);
-      const { cache } = await model.runWithCache([choice], { names: ["hook_embed"], signal: options.signal });
+      const { cache } = await model.runWithCache([choice], { names: ["hook_embed"], logits: false, signal: options.signal });
       calls++;
       vector.set(cache.get("hook_embed").data);
       baseline = { id: choice, text: model.tokenizer.tokenText(choice) };

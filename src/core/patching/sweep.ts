@@ -9,7 +9,7 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel, KeyValues } from "../model/hooked-model";
-import { blockHook } from "../model/hooks";
+import { blockHook, narrowedByLogitPositions } from "../model/hooks";
 import { tensor, type Tensor } from "../tensor/tensor";
 import { runVariants, type RowIntervention } from "./batched-runs";
 import { bindMetric, checkMetricTokens, describeMetric, type MetricSpec } from "./metrics";
@@ -122,9 +122,13 @@ async function prepare(model: HookedModel, setup: PatchingSetup, hooks: readonly
   // Every block's resid_pre too, so patched runs can start at the block they change.
   const residPre = model.supportsStartAt ? Array.from({ length: model.cfg.nLayers }, (_, L) => blockHook(L, "hook_resid_pre")) : [];
   const names = [...new Set([...hooks, ...residPre])];
-  const { logits, cache, keyValues } = await model.runWithCache([setup.clean, setup.corrupted], { names, signal, keyValues: model.supportsPrefix });
+  // Logits at the scored position only, unless a hook asked for lives where that would narrow it.
+  const narrow = names.every((name) => !narrowedByLogitPositions(name, model.cfg.nLayers));
+  const { logits, cache, keyValues } = await model.runWithCache([setup.clean, setup.corrupted], { names, signal, keyValues: model.supportsPrefix, logitPositions: narrow ? [position] : undefined });
   const V = logits.dims[2];
-  const row = (b: number) => logits.data.subarray((b * T + position) * V, (b * T + position + 1) * V);
+  const K = logits.dims[1];
+  const at = narrow ? 0 : position;
+  const row = (b: number) => logits.data.subarray((b * K + at) * V, (b * K + at + 1) * V);
   const score = bindMetric(setup.metric, row(0));
   const baselines = { clean: score(row(0)), corrupted: score(row(1)) };
   const label = describeMetric(setup.metric, model.tokenizer);

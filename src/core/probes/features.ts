@@ -62,7 +62,7 @@ export function checkProbeHook(model: HookedModel, name: string): void {
 /** Activations of one hook for one text: [tokens, width]. */
 export async function tokenActivations(model: HookedModel, ids: readonly number[], hook: string, signal?: AbortSignal): Promise<{ data: Float32Array; width: number }> {
   checkProbeHook(model, hook);
-  const { cache } = await model.runWithCache(ids, { names: [hook], signal });
+  const { cache } = await model.runWithCache(ids, { names: [hook], logits: false, signal });
   const t = cache.get(hook);
   const width = rowWidth(t);
   return { data: t.data.slice(0, ids.length * width), width };
@@ -121,7 +121,7 @@ export async function extractFeatures(model: HookedModel, dataset: ProbeDataset,
     const batch = order.slice(from, from + batchSize);
     const { cache } = await model.runWithCache(
       batch.map((e) => encoded[e].ids),
-      { names: hooks, signal: options.signal },
+      { names: hooks, logits: false, signal: options.signal },
     );
     for (const hook of hooks) {
       const t = cache.get(hook);

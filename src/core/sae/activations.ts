@@ -59,7 +59,7 @@ export async function gatherActivations(model: HookedModel, hook: string, texts:
   for (let from = 0; from < order.length; from += batchSize) {
     throwIfAborted(options.signal);
     const members = order.slice(from, from + batchSize);
-    const { cache } = await model.runWithCache(members.map((i) => encoded[i]), { names: [hook], signal: options.signal });
+    const { cache } = await model.runWithCache(members.map((i) => encoded[i]), { names: [hook], logits: false, signal: options.signal });
     const activation = cache.get(hook);
     members.forEach((text, b) => {
       // The last text may be cut so the total is exactly maxTokens.

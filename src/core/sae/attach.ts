@@ -115,7 +115,7 @@ export async function saeFeatureActivations(model: HookedModel, sae: Sae, input:
   } else {
     tokens = [...input];
   }
-  const { cache } = await model.runWithCache(tokens, { names: [sae.hookName], signal: options.signal });
+  const { cache } = await model.runWithCache(tokens, { names: [sae.hookName], logits: false, signal: options.signal });
   const x = new Float32Array(tokens.length * sae.d_in);
   copyTokenVectors(cache.get(sae.hookName), 0, tokens.length, sae.cfg.hook_head_index, x, 0, sae.d_in);
   const { features } = await encodeFast(sae, x, tokens.length);

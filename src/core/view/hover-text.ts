@@ -1,5 +1,5 @@
 /** The hover for one inspected token, as Markdown. Pure string building, shared by the editor and tests. */
-import type { TokenReport } from "../inspect";
+import type { LayerLens, TokenReport } from "../inspect";
 import { codeSpan } from "./markdown";
 
 /** Show whitespace and control characters, and keep Markdown from interpreting the token. */
@@ -12,7 +12,11 @@ function percent(p: number | null): string {
   return p === null ? "–" : `${(p * 100).toFixed(p < 0.01 ? 2 : 1)}%`;
 }
 
-export function tokenHoverMarkdown(token: TokenReport): string {
+/**
+ * `table`: the token's per-block lens when its inspection left blocks out (lensTable computes them);
+ * blocks still missing show dashes.
+ */
+export function tokenHoverMarkdown(token: TokenReport, table: readonly (LayerLens | null)[] = token.lens): string {
   const lines: string[] = [];
   lines.push(`**Loupe** token ${token.index}: ${codeSpan(JSON.stringify(token.text))} (id ${token.id})`);
   lines.push("");
@@ -24,10 +28,9 @@ export function tokenHoverMarkdown(token: TokenReport): string {
   lines.push("");
   lines.push("| block | lens top | p(top) | p(actual next) | agreement | ‖resid‖ |");
   lines.push("|---:|---|---:|---:|---:|---:|");
-  token.lens.forEach((layer, L) => {
-    lines.push(
-      `| ${L} | ${displayToken(layer.top.text)} | ${percent(layer.top.prob)} | ${percent(layer.nextTokenProb)} | ${percent(layer.agreement)} | ${token.residNorm[L].toFixed(1)} |`,
-    );
+  table.forEach((layer, L) => {
+    const cells = layer ? [displayToken(layer.top.text), percent(layer.top.prob), percent(layer.nextTokenProb), percent(layer.agreement)] : ["–", "–", "–", "–"];
+    lines.push(`| ${L} | ${cells.join(" | ")} | ${token.residNorm[L].toFixed(1)} |`);
   });
   return lines.join("\n");
 }
