@@ -20,11 +20,14 @@ import { saeCommand } from "./commands/sae";
 import { steerCommand } from "./commands/steer";
 import { pullCommand } from "./commands/pull";
 import { labelsCommand } from "./commands/labels";
+import { traceCommand } from "./commands/trace";
+import { transcoderCommand } from "./commands/transcoder";
+import { interveneCommand } from "./commands/intervene";
 
 export { bundledModelFolder } from "./command";
 export { formatInspect } from "./commands/inspect";
 
-const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, pullCommand, labelsCommand];
+const COMMANDS: readonly Command[] = [inspectCommand, generateCommand, patchCommand, attributeCommand, faithfulnessCommand, probeCommand, auditCommand, featuresCommand, steerCommand, saeCommand, pullCommand, labelsCommand, traceCommand, transcoderCommand, interveneCommand];
 
 const COMMON_OPTIONS_HELP = `  --model DIR|ORG/NAME[@REV]
                 a Hugging Face GPT-2- or Llama-family folder (config.json, model.safetensors or its shards,

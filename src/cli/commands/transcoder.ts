@@ -1,0 +1,75 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { evaluateTranscoders, gatherTranscoderData, saveTranscoders, trainTranscoders, type FeatureInputHook } from "../../core/circuits";
+import { LoupeError } from "../../core/errors";
+import { HookedModel } from "../../core/model/hooked-model";
+import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
+import { fixed, renderTable } from "../format";
+import { parseCorpusJsonl } from "./features";
+
+export const QUALITY_FILE = "quality.json";
+
+export const transcoderCommand: Command = {
+  name: "transcoder",
+  usage: `loupe transcoder train CORPUS.jsonl --kind plt|clt --out DIR [--d-transcoder N] [--k K] [--epochs E] [--max-tokens N] [--seed S] [--model DIR] [--json]
+    Train TopK transcoders on the model's MLPs over a JSONL corpus ({"text"} per line): per-layer
+    (plt: each layer's MLP input -> its output) or cross-layer (clt: -> every later layer's MLP
+    output). Saved in circuit-tracer's layout (config.yaml, layer_{i} or W_enc_{i}/W_dec_{i}
+    .safetensors) with quality.json: normalised MSE per layer, L0, dead features and CE loss
+    recovered with every MLP replaced, on the corpus's last tenth. Ctrl+C stops without saving.`,
+  options: { kind: { type: "string" }, out: { type: "string" }, "d-transcoder": { type: "string" }, k: { type: "string" }, epochs: { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" } },
+  async run({ values, positionals, modelFolder, io }) {
+    const [action, corpusFile] = positionals;
+    if (action !== "train") throw new LoupeError("bad-argument", `Unknown "loupe transcoder ${action ?? ""}": the subcommand is "train".`);
+    const kind = stringOption(values, "kind");
+    if (kind !== "plt" && kind !== "clt") throw new LoupeError("bad-argument", "Say which transcoders to train with --kind plt (per layer) or --kind clt (cross-layer).");
+    const out = stringOption(values, "out");
+    if (!out) throw new LoupeError("bad-argument", "Say where to save the transcoders with --out DIR (circuit-tracer's layout).");
+    const corpus = parseCorpusJsonl(readInput(corpusFile, io, "corpus file"), corpusFile ?? "corpus");
+    const heldCount = corpus.length < 2 ? 0 : Math.max(1, Math.floor(corpus.length / 10));
+    const train = corpus.slice(0, corpus.length - heldCount).map((t) => t.text);
+    const held = corpus.slice(corpus.length - heldCount).map((t) => t.text);
+    const dTranscoder = positiveInt(values, "d-transcoder", 512);
+    const k = positiveInt(values, "k", 16);
+    if (k > dTranscoder) throw new LoupeError("bad-argument", `--k ${k} is more than --d-transcoder ${dTranscoder}.`);
+    const inputHook: FeatureInputHook = "mlp.hook_in";
+    const say = (line: string) => io.progress?.(line);
+    const model = await HookedModel.load(modelFolder, loadOptions(values));
+    try {
+      const started = performance.now();
+      const data = await gatherTranscoderData(model, train, inputHook, { maxTokens: positiveInt(values, "max-tokens", 40_000), signal: io.signal });
+      say(`gathered ${data.rows} tokens of MLP inputs and outputs at ${model.cfg.nLayers} layers`);
+      const { set, steps } = await trainTranscoders(data, {
+        kind,
+        dTranscoder,
+        k,
+        inputHook,
+        epochs: positiveInt(values, "epochs", 4),
+        seed: positiveInt(values, "seed", 1),
+        signal: io.signal,
+        onProgress: (p) => say(`step ${p.step}/${p.steps}: normalised MSE ${p.nmse.toFixed(4)}`),
+      });
+      const quality = await evaluateTranscoders(model, set, held, io.signal);
+      const seconds = (performance.now() - started) / 1000;
+      const files = saveTranscoders(out, { ...set, scan: `loupe/${path.basename(path.resolve(modelFolder))}/${kind}` }, { model_name: path.basename(path.resolve(modelFolder)) });
+      const summary = { out: path.resolve(out), kind, dTranscoder, k, trainTokens: data.rows, steps, seconds, heldOutTexts: held.length, ...quality };
+      fs.writeFileSync(path.join(out, QUALITY_FILE), `${JSON.stringify(summary, null, 2)}\n`);
+      if (values.json === true) {
+        io.out(`${JSON.stringify(summary, null, 2)}\n`);
+      } else {
+        const rows = quality.nmse.map((m, l) => [String(l), fixed(m, 3), fixed(quality.l0[l], 1), `${(100 * quality.deadFraction[l]).toFixed(1)}%`]);
+        io.out(
+          [
+            `saved ${files.length} files to ${summary.out} (${kind === "plt" ? "transcoder_set" : "cross_layer_transcoder"}, d_transcoder ${dTranscoder}, TopK k=${k})`,
+            `trained on ${data.rows} tokens, ${steps} steps, ${fixed(seconds, 1)} s; scored on ${held.length} held-out texts (${quality.tokens} tokens)`,
+            renderTable(["layer", "normalised MSE", "L0", "dead"], rows),
+            `CE loss: model ${fixed(quality.ceModel, 3)}, every MLP replaced ${fixed(quality.ceReplaced, 3)}, every MLP zeroed ${fixed(quality.ceZeroAblated, 3)}: ${(100 * quality.ceRecovered).toFixed(1)}% recovered`,
+          ].join("\n") + "\n",
+        );
+      }
+    } finally {
+      await model.dispose();
+    }
+    return 0;
+  },
+};

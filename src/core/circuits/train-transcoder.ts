@@ -1,0 +1,208 @@
+/**
+ * Train a TopK transcoder set (per-layer or cross-layer) in plain TypeScript: each layer's encoder
+ * reads that layer's MLP input, the decoders reconstruct its MLP output (PLT) or every later
+ * layer's (CLT):
+ *
+ *   act[l] = topk_k(W_enc[l] x[l] + b_enc[l])      (circuit-tracer's TopK: the k largest, kept as they are)
+ *   y_hat[m] = sum over l <= m of act[l] W_dec[l][m - l] + b_dec[m]
+ *   loss = sum over m of ||y[m] - y_hat[m]||^2
+ *
+ * Adam; b_dec starts at the outputs' mean. Inputs and outputs are scaled per layer to mean norm
+ * sqrt(d_model) so one learning rate fits any model; the scales are folded back into the saved
+ * weights, which read and write raw activations.
+ */
+import { LoupeError, throwIfAborted } from "../errors";
+import { seededRandom } from "../tensor/random";
+import { meanNorm, meanRow } from "../sae/stats";
+import { selectTopK } from "../sae/kernels";
+import type { FeatureInputHook, TranscoderKind, TranscoderLayer, TranscoderSet } from "./transcoder";
+
+export interface TranscoderData {
+  /** Per layer [rows, d_model]: MLP inputs at the set's input hook, and MLP outputs. */
+  readonly inputs: readonly Float32Array[];
+  readonly outputs: readonly Float32Array[];
+  readonly rows: number;
+  readonly dModel: number;
+}
+
+export interface TranscoderTrainOptions {
+  readonly kind: TranscoderKind;
+  readonly dTranscoder: number;
+  readonly k: number;
+  readonly inputHook: FeatureInputHook;
+  readonly epochs?: number;
+  readonly batchSize?: number;
+  readonly lr?: number;
+  readonly seed?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: { step: number; steps: number; nmse: number }) => void;
+  readonly progressEvery?: number;
+}
+
+interface Adam {
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+}
+
+const adam = (n: number): Adam => ({ m: new Float32Array(n), v: new Float32Array(n) });
+
+function adamStep(p: Float32Array, g: Float32Array, s: Adam, lr: number, t: number): void {
+  const b1 = 0.9;
+  const b2 = 0.999;
+  const c1 = 1 - b1 ** t;
+  const c2 = 1 - b2 ** t;
+  for (let i = 0; i < p.length; i++) {
+    s.m[i] = b1 * s.m[i] + (1 - b1) * g[i];
+    s.v[i] = b2 * s.v[i] + (1 - b2) * g[i] * g[i];
+    p[i] -= (lr * (s.m[i] / c1)) / (Math.sqrt(s.v[i] / c2) + 1e-8);
+  }
+}
+
+export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainOptions): Promise<{ set: TranscoderSet; steps: number }> {
+  const L = data.inputs.length;
+  const D = data.dModel;
+  const F = o.dTranscoder;
+  const N = data.rows;
+  const k = o.k;
+  if (!(Number.isInteger(k) && k >= 1 && k <= F)) throw new LoupeError("bad-argument", `k must be from 1 to d_transcoder ${F} (got ${k}).`);
+  if (N < 2) throw new LoupeError("empty-input", "Too few tokens to train transcoders on: give a longer corpus.");
+  const rand = seededRandom(o.seed ?? 1);
+  const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const nOut = (l: number) => (o.kind === "plt" ? 1 : L - l);
+  // Per-layer scales to mean norm sqrt(D).
+  const inScale = data.inputs.map((x) => Math.sqrt(D) / Math.max(meanNorm(x, N, D), 1e-12));
+  const outScale = data.outputs.map((y) => Math.sqrt(D) / Math.max(meanNorm(y, N, D), 1e-12));
+  const W_enc = Array.from({ length: L }, () => Float32Array.from({ length: F * D }, () => normal() / Math.sqrt(D)));
+  const b_enc = Array.from({ length: L }, () => new Float32Array(F));
+  const W_dec = Array.from({ length: L }, (_, l) => Float32Array.from({ length: F * nOut(l) * D }, () => (normal() * 0.1) / Math.sqrt(D)));
+  const b_dec = data.outputs.map((y, m) => Float32Array.from(meanRow(y, N, D), (v) => v * outScale[m]));
+  const states = { W_enc: W_enc.map((w) => adam(w.length)), b_enc: b_enc.map((b) => adam(b.length)), W_dec: W_dec.map((w) => adam(w.length)), b_dec: b_dec.map((b) => adam(b.length)) };
+  const B = Math.min(o.batchSize ?? 256, N);
+  const steps = Math.max(1, Math.floor(((o.epochs ?? 4) * N) / B));
+  const lr = o.lr ?? 1e-3;
+  const order = Int32Array.from({ length: N }, (_, i) => i);
+  const x = Array.from({ length: L }, () => new Float32Array(B * D));
+  const y = Array.from({ length: L }, () => new Float32Array(B * D));
+  const pre = new Float32Array(F);
+  const idx = Array.from({ length: L }, () => new Int32Array(B * k));
+  const val = Array.from({ length: L }, () => new Float32Array(B * k));
+  const gW_enc = W_enc.map((w) => new Float32Array(w.length));
+  const gb_enc = b_enc.map((b) => new Float32Array(b.length));
+  const gW_dec = W_dec.map((w) => new Float32Array(w.length));
+  const gb_dec = b_dec.map((b) => new Float32Array(b.length));
+  const resid = Array.from({ length: L }, () => new Float32Array(B * D));
+  let cursor = N;
+  let errSum = 0;
+  let varSum = 0;
+  for (let step = 1; step <= steps; step++) {
+    throwIfAborted(o.signal);
+    if (step % 20 === 0) await new Promise((r) => setImmediate(r)); // let Ctrl+C land
+    // Next batch (reshuffle each epoch).
+    for (let b = 0; b < B; b++) {
+      if (cursor >= N) {
+        for (let i = N - 1; i > 0; i--) {
+          const j = Math.floor(rand() * (i + 1));
+          [order[i], order[j]] = [order[j], order[i]];
+        }
+        cursor = 0;
+      }
+      const row = order[cursor++];
+      for (let l = 0; l < L; l++) {
+        for (let d = 0; d < D; d++) {
+          x[l][b * D + d] = data.inputs[l][row * D + d] * inScale[l];
+          y[l][b * D + d] = data.outputs[l][row * D + d] * outScale[l];
+        }
+      }
+    }
+    // Forward: top-k of every layer, then every output's residual y_hat - y.
+    for (let l = 0; l < L; l++) {
+      for (let b = 0; b < B; b++) {
+        for (let f = 0; f < F; f++) {
+          let s = b_enc[l][f];
+          const w = f * D;
+          for (let d = 0; d < D; d++) s += W_enc[l][w + d] * x[l][b * D + d];
+          pre[f] = s;
+        }
+        selectTopK(pre, 0, F, k, idx[l].subarray(b * k), val[l].subarray(b * k));
+      }
+    }
+    for (let m = 0; m < L; m++) {
+      const r = resid[m];
+      for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) r[b * D + d] = b_dec[m][d] - y[m][b * D + d];
+    }
+    for (let l = 0; l < L; l++) {
+      const no = nOut(l);
+      for (let b = 0; b < B; b++) for (let i = 0; i < k; i++) {
+        const f = idx[l][b * k + i];
+        const a = val[l][b * k + i];
+        for (let o2 = 0; o2 < no; o2++) {
+          const r = resid[l + o2];
+          const w = (f * no + o2) * D;
+          for (let d = 0; d < D; d++) r[b * D + d] += a * W_dec[l][w + d];
+        }
+      }
+    }
+    for (let m = 0; m < L; m++) for (let i = 0; i < B * D; i++) {
+      errSum += resid[m][i] * resid[m][i];
+      varSum += y[m][i] * y[m][i];
+    }
+    // Backward: loss = sum ||resid||^2 / B.
+    const scale = 2 / B;
+    for (let l = 0; l < L; l++) {
+      gW_enc[l].fill(0);
+      gb_enc[l].fill(0);
+      gW_dec[l].fill(0);
+      const no = nOut(l);
+      for (let b = 0; b < B; b++) for (let i = 0; i < k; i++) {
+        const f = idx[l][b * k + i];
+        const a = val[l][b * k + i];
+        let gAct = 0;
+        for (let o2 = 0; o2 < no; o2++) {
+          const r = resid[l + o2];
+          const w = (f * no + o2) * D;
+          for (let d = 0; d < D; d++) {
+            const g = scale * r[b * D + d];
+            gW_dec[l][w + d] += a * g;
+            gAct += g * W_dec[l][w + d];
+          }
+        }
+        gb_enc[l][f] += gAct;
+        const w = f * D;
+        for (let d = 0; d < D; d++) gW_enc[l][w + d] += gAct * x[l][b * D + d];
+      }
+    }
+    for (let m = 0; m < L; m++) {
+      gb_dec[m].fill(0);
+      for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) gb_dec[m][d] += scale * resid[m][b * D + d];
+    }
+    const rate = step > 0.8 * steps ? (lr * (steps - step + 1)) / (0.2 * steps) : lr;
+    for (let l = 0; l < L; l++) {
+      adamStep(W_enc[l], gW_enc[l], states.W_enc[l], rate, step);
+      adamStep(b_enc[l], gb_enc[l], states.b_enc[l], rate, step);
+      adamStep(W_dec[l], gW_dec[l], states.W_dec[l], rate, step);
+      adamStep(b_dec[l], gb_dec[l], states.b_dec[l], rate, step);
+    }
+    if (step % (o.progressEvery ?? 50) === 0 || step === steps) {
+      o.onProgress?.({ step, steps, nmse: errSum / Math.max(varSum, 1e-12) });
+      errSum = 0;
+      varSum = 0;
+    }
+  }
+  // Fold the scales back: W_enc reads raw x (x * inScale), decoders write raw y (y_n / outScale).
+  const layers: TranscoderLayer[] = [];
+  for (let l = 0; l < L; l++) {
+    const no = nOut(l);
+    const dec = W_dec[l].slice();
+    for (let f = 0; f < F; f++) for (let o2 = 0; o2 < no; o2++) for (let d = 0; d < D; d++) dec[(f * no + o2) * D + d] /= outScale[l + o2];
+    layers.push({
+      W_enc: Float32Array.from(W_enc[l], (v) => v * inScale[l]),
+      b_enc: b_enc[l].slice(),
+      W_dec: dec,
+      b_dec: Float32Array.from(b_dec[l], (v) => v / outScale[l]),
+    });
+  }
+  return {
+    set: { kind: o.kind, nLayers: L, dModel: D, dTranscoder: F, activation: { kind: "topk", k }, inputHook: o.inputHook, outputHook: "hook_mlp_out", layers },
+    steps,
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * Transcoder sets on disk in circuit-tracer's layout, so sets trained with it load in Loupe and
+ * Loupe's load there:
+ *
+ *   config.yaml   model_kind (transcoder_set | cross_layer_transcoder), feature_input_hook,
+ *                 feature_output_hook, optional transcoders (one path per layer), activation, k, scan
+ *   PLT           layer_{i}.safetensors: W_enc [d_tc, d_model], W_dec [d_tc, d_model], b_enc, b_dec,
+ *                 optional activation_function.threshold (JumpReLU) and W_skip [d_model, d_model]
+ *   CLT           W_enc_{i}.safetensors: W_enc_i, b_enc_i, b_dec_i, optional threshold_i;
+ *                 W_dec_{i}.safetensors: W_dec_i [d_tc, n_layers - i, d_model]
+ *
+ * Loupe writes no `transcoders` list: circuit-tracer then finds layer_{i}.safetensors itself when
+ * the folder is uploaded as a Hugging Face repo (a list would hold paths it resolves from its own
+ * working directory). Loupe reads a list, relative to config.yaml's folder.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import YAML from "yaml";
+import { LoupeError } from "../errors";
+import { encodeSafetensors, readSafetensorsIndex, readTensorF32, type SafetensorsIndex, type TensorToWrite } from "../model/safetensors";
+import { transpose } from "../sae/kernels";
+import {
+  checkTranscoderSet,
+  decoderLayers,
+  type FeatureInputHook,
+  type FeatureOutputHook,
+  type TranscoderActivation,
+  type TranscoderLayer,
+  type TranscoderSet,
+} from "./transcoder";
+
+export const TRANSCODER_CONFIG = "config.yaml";
+const INPUT_HOOKS: readonly FeatureInputHook[] = ["mlp.hook_in", "ln2.hook_normalized", "hook_resid_mid"];
+const OUTPUT_HOOKS: readonly FeatureOutputHook[] = ["hook_mlp_out", "mlp.hook_out"];
+const MODEL_KINDS = { transcoder_set: "plt", cross_layer_transcoder: "clt" } as const;
+
+interface ParsedConfig {
+  readonly modelKind: keyof typeof MODEL_KINDS;
+  readonly inputHook: FeatureInputHook;
+  readonly outputHook: FeatureOutputHook;
+  readonly transcoders?: readonly string[];
+  readonly activation?: string;
+  readonly k?: number;
+  readonly scan?: string;
+}
+
+function parseConfig(file: string): ParsedConfig {
+  let raw: unknown;
+  try {
+    raw = YAML.parse(fs.readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new LoupeError("bad-file", `${file} is not valid YAML: ${(error as Error).message}. Fix it, or write it again with \`loupe transcoder train\`.`, file);
+  }
+  if (typeof raw !== "object" || raw === null) throw new LoupeError("bad-file", `${file} must be a YAML mapping with model_kind, feature_input_hook and feature_output_hook.`, file);
+  const cfg = raw as Record<string, unknown>;
+  const kind = cfg.model_kind;
+  if (kind !== "transcoder_set" && kind !== "cross_layer_transcoder") {
+    throw new LoupeError("bad-file", `${file}: model_kind is ${JSON.stringify(kind)}; expected transcoder_set (per-layer) or cross_layer_transcoder.`, file);
+  }
+  const hook = <T extends string>(key: string, allowed: readonly T[]): T => {
+    const value = String(cfg[key] ?? "").replace(/^blocks\.\d+\./, "");
+    if (!(allowed as readonly string[]).includes(value)) {
+      throw new LoupeError("bad-file", `${file}: ${key} is ${JSON.stringify(cfg[key])}; Loupe reads ${allowed.join(", ")} (TransformerLens names).`, file);
+    }
+    return value as T;
+  };
+  const transcoders = cfg.transcoders;
+  if (transcoders !== undefined && !(Array.isArray(transcoders) && transcoders.every((p) => typeof p === "string"))) {
+    throw new LoupeError("bad-file", `${file}: transcoders must be a list of file paths, one per layer.`, file);
+  }
+  return {
+    modelKind: kind,
+    inputHook: hook("feature_input_hook", INPUT_HOOKS),
+    outputHook: hook("feature_output_hook", OUTPUT_HOOKS),
+    transcoders: transcoders as string[] | undefined,
+    activation: typeof cfg.activation === "string" ? cfg.activation : undefined,
+    k: typeof cfg.k === "number" ? cfg.k : undefined,
+    scan: typeof cfg.scan === "string" ? cfg.scan : undefined,
+  };
+}
+
+/** Files numbered by layer (`layer_3.safetensors`), checked to run 0..n-1 without gaps. */
+function numberedFiles(dir: string, pattern: RegExp, what: string): string[] {
+  const found = new Map<number, string>();
+  for (const name of fs.readdirSync(dir)) {
+    const m = pattern.exec(name);
+    if (m) found.set(Number(m[1]), path.join(dir, name));
+  }
+  if (found.size === 0) throw new LoupeError("missing-file", `${dir} has no ${what} files; a transcoder folder holds config.yaml and one file per layer.`, dir);
+  const files: string[] = [];
+  for (let i = 0; i < found.size; i++) {
+    const file = found.get(i);
+    if (!file) throw new LoupeError("missing-file", `${dir}: ${what} for layer ${i} is missing (found layers ${[...found.keys()].sort((a, b) => a - b).join(", ")}).`, dir);
+    files.push(file);
+  }
+  return files;
+}
+
+function tensorOf(index: SafetensorsIndex, name: string, shape: readonly number[] | undefined): Float32Array {
+  const entry = index.tensors.get(name);
+  if (!entry) throw new LoupeError("bad-file", `${index.path} has no tensor "${name}"; is this a circuit-tracer transcoder file?`, index.path);
+  if (shape && (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i]))) {
+    throw new LoupeError("bad-shape", `${index.path}: "${name}" has shape [${entry.shape.join(", ")}], expected [${shape.join(", ")}].`, index.path);
+  }
+  return readTensorF32(index, name);
+}
+
+function activationOf(cfg: ParsedConfig, hasThreshold: boolean, file: string): TranscoderActivation {
+  if (cfg.activation === "topk") {
+    if (cfg.k === undefined) throw new LoupeError("bad-file", `${file}: activation is topk but k is missing; add \`k: <features kept per token>\`.`, file);
+    return { kind: "topk", k: cfg.k };
+  }
+  if (cfg.activation !== undefined && cfg.activation !== "relu" && cfg.activation !== "jumprelu" && cfg.activation !== "jump_relu") {
+    throw new LoupeError("bad-file", `${file}: activation ${JSON.stringify(cfg.activation)} is not one of topk, relu, jumprelu.`, file);
+  }
+  // As in circuit-tracer: a threshold tensor alone means JumpReLU.
+  return hasThreshold && cfg.activation !== "relu" ? { kind: "jumprelu" } : { kind: "relu" };
+}
+
+/** Read a transcoder folder (config.yaml + safetensors) written by circuit-tracer or Loupe. */
+export function loadTranscoders(folder: string): TranscoderSet {
+  const dir = path.resolve(folder);
+  const configFile = path.join(dir, TRANSCODER_CONFIG);
+  if (!fs.existsSync(configFile)) {
+    throw new LoupeError("missing-file", `No ${TRANSCODER_CONFIG} in ${dir}. A transcoder folder holds circuit-tracer's config.yaml (model_kind, feature_input_hook, feature_output_hook) beside its safetensors files; train one with \`loupe transcoder train\`.`, configFile);
+  }
+  const cfg = parseConfig(configFile);
+  const listed = cfg.transcoders?.map((p) => {
+    if (/^hf:\/\//.test(p)) throw new LoupeError("bad-file", `${configFile}: ${p} is on the Hugging Face hub; Loupe reads transcoders offline. Download the files into ${dir} and list them by relative path.`, configFile);
+    return path.resolve(dir, p);
+  });
+  for (const file of listed ?? []) if (!fs.existsSync(file)) throw new LoupeError("missing-file", `${configFile} lists ${file}, which does not exist.`, file);
+  const set = cfg.modelKind === "transcoder_set" ? readPlt(dir, cfg, listed, configFile) : readClt(dir, cfg, configFile);
+  checkTranscoderSet(set);
+  return set;
+}
+
+function readPlt(dir: string, cfg: ParsedConfig, listed: string[] | undefined, configFile: string): TranscoderSet {
+  const files = listed ?? numberedFiles(dir, /^layer_(\d+)\.safetensors$/, "layer_{i}.safetensors");
+  const first = readSafetensorsIndex(files[0]);
+  const enc = first.tensors.get("W_enc");
+  if (!enc || enc.shape.length !== 2) throw new LoupeError("bad-file", `${files[0]} has no 2-D W_enc [d_transcoder, d_model]; is this a circuit-tracer transcoder?`, files[0]);
+  const [F, D] = enc.shape;
+  const hasThreshold = first.tensors.has("activation_function.threshold");
+  const layers: TranscoderLayer[] = files.map((file) => {
+    const index = readSafetensorsIndex(file);
+    const W_skip = index.tensors.has("W_skip") ? tensorOf(index, "W_skip", [D, D]) : undefined;
+    return {
+      W_enc: tensorOf(index, "W_enc", [F, D]),
+      b_enc: tensorOf(index, "b_enc", [F]),
+      W_dec: tensorOf(index, "W_dec", [F, D]),
+      b_dec: tensorOf(index, "b_dec", [D]),
+      threshold: hasThreshold ? tensorOf(index, "activation_function.threshold", [F]) : undefined,
+      // circuit-tracer's PLT skip is x @ W_skip^T.
+      skip: W_skip ? transpose(W_skip, D, D) : undefined,
+    };
+  });
+  return {
+    kind: "plt",
+    nLayers: layers.length,
+    dModel: D,
+    dTranscoder: F,
+    activation: activationOf(cfg, hasThreshold, configFile),
+    inputHook: cfg.inputHook,
+    outputHook: cfg.outputHook,
+    layers,
+    source: dir,
+    scan: cfg.scan,
+  };
+}
+
+function readClt(dir: string, cfg: ParsedConfig, configFile: string): TranscoderSet {
+  const encFiles = numberedFiles(dir, /^W_enc_(\d+)\.safetensors$/, "W_enc_{i}.safetensors");
+  const L = encFiles.length;
+  const first = readSafetensorsIndex(encFiles[0]);
+  const enc = first.tensors.get("W_enc_0");
+  if (!enc || enc.shape.length !== 2) throw new LoupeError("bad-file", `${encFiles[0]} has no 2-D W_enc_0 [d_transcoder, d_model]; is this a circuit-tracer CLT?`, encFiles[0]);
+  const [F, D] = enc.shape;
+  const hasThreshold = first.tensors.has("threshold_0");
+  const layers: TranscoderLayer[] = encFiles.map((file, i) => {
+    const index = readSafetensorsIndex(file);
+    const decFile = path.join(dir, `W_dec_${i}.safetensors`);
+    if (!fs.existsSync(decFile)) throw new LoupeError("missing-file", `${dir}: W_dec_${i}.safetensors is missing (the CLT's decoders from layer ${i}).`, decFile);
+    return {
+      W_enc: tensorOf(index, `W_enc_${i}`, [F, D]),
+      b_enc: tensorOf(index, `b_enc_${i}`, [F]),
+      b_dec: tensorOf(index, `b_dec_${i}`, [D]),
+      threshold: hasThreshold ? tensorOf(index, `threshold_${i}`, undefined) : undefined,
+      W_dec: tensorOf(readSafetensorsIndex(decFile), `W_dec_${i}`, [F, L - i, D]),
+    };
+  });
+  return {
+    kind: "clt",
+    nLayers: L,
+    dModel: D,
+    dTranscoder: F,
+    activation: activationOf(cfg, hasThreshold, configFile),
+    inputHook: cfg.inputHook,
+    outputHook: cfg.outputHook,
+    layers,
+    source: dir,
+    scan: cfg.scan,
+  };
+}
+
+/** Write a set in circuit-tracer's layout; returns the files written (config.yaml first). */
+export function saveTranscoders(folder: string, set: TranscoderSet, extra: Record<string, unknown> = {}): string[] {
+  checkTranscoderSet(set);
+  const dir = path.resolve(folder);
+  fs.mkdirSync(dir, { recursive: true });
+  const { dModel: D, dTranscoder: F, nLayers: L } = set;
+  const f32 = (data: Float32Array, shape: number[]): TensorToWrite => ({ dtype: "F32", shape, data });
+  const written: string[] = [];
+  const write = (name: string, tensors: Record<string, TensorToWrite>) => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, encodeSafetensors(tensors, { format: "pt" }));
+    written.push(file);
+  };
+  set.layers.forEach((layer, i) => {
+    if (set.kind === "plt") {
+      const tensors: Record<string, TensorToWrite> = {
+        W_enc: f32(layer.W_enc, [F, D]),
+        W_dec: f32(layer.W_dec, [F, D]),
+        b_enc: f32(layer.b_enc, [F]),
+        b_dec: f32(layer.b_dec, [D]),
+      };
+      if (layer.threshold) tensors["activation_function.threshold"] = f32(layer.threshold, [F]);
+      if (layer.skip) tensors.W_skip = f32(transpose(layer.skip, D, D), [D, D]);
+      write(`layer_${i}.safetensors`, tensors);
+    } else {
+      if (layer.skip) throw new LoupeError("bad-argument", "circuit-tracer's CLT files have no place for a skip connection; train the CLT without one.");
+      const tensors: Record<string, TensorToWrite> = { [`W_enc_${i}`]: f32(layer.W_enc, [F, D]), [`b_enc_${i}`]: f32(layer.b_enc, [F]), [`b_dec_${i}`]: f32(layer.b_dec, [D]) };
+      if (layer.threshold) tensors[`threshold_${i}`] = f32(layer.threshold, [F]);
+      write(`W_enc_${i}.safetensors`, tensors);
+      write(`W_dec_${i}.safetensors`, { [`W_dec_${i}`]: f32(layer.W_dec, [F, decoderLayers(set, i), D]) });
+    }
+  });
+  const config: Record<string, unknown> = {
+    model_kind: set.kind === "plt" ? "transcoder_set" : "cross_layer_transcoder",
+    feature_input_hook: set.inputHook,
+    feature_output_hook: set.outputHook,
+    ...(set.activation.kind === "topk" ? { activation: "topk", k: set.activation.k } : set.activation.kind === "relu" ? { activation: "relu" } : {}),
+    ...(set.scan ? { scan: set.scan } : {}),
+    n_layers: L,
+    ...extra,
+  };
+  const configFile = path.join(dir, TRANSCODER_CONFIG);
+  fs.writeFileSync(configFile, YAML.stringify(config));
+  return [configFile, ...written];
+}
