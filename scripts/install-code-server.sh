@@ -30,21 +30,29 @@ fi
 started=$(date +%s)
 
 # Build dependencies of code-server's native modules (node-pty, kerberos, native-keymap, spdlog)
-# and ripgrep itself. CI runs as root; elsewhere we say what to install.
-# chromium: the browser the end-to-end suite drives.
+# and ripgrep itself; chromium: the browser the end-to-end suite drives. Run as root (CI), we install
+# the missing ones with apt-get, saying so first; otherwise we print the command and stop.
 packages=(build-essential python3 libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config ripgrep chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    log "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-  else
-    log "missing packages: ${missing[*]} (run as root: apt-get install -y ${missing[*]})"
+  # --no-upgrade: packages already installed stay as they are (apt still upgrades a library when a new
+  # package needs a newer version of it, and lists each change it makes).
+  install=(apt-get install -y -q --no-install-recommends --no-upgrade "${missing[@]}")
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    log "the end-to-end suite needs these Debian/Ubuntu packages: ${missing[*]}"
+    log "install them, then rerun: sudo apt-get update && sudo ${install[*]}"
     exit 1
+  fi
+  log "running as root: installing system packages with apt-get for the end-to-end suite: ${missing[*]}"
+  # The machine's package lists first: an update only when they cannot supply the packages, so the
+  # install takes the versions that match what is already installed.
+  if ! DEBIAN_FRONTEND=noninteractive "${install[@]}" >&2; then
+    log "apt-get update, then retrying"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${install[@]}" >&2
   fi
 fi
 

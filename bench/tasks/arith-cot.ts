@@ -102,7 +102,7 @@ export function arithItem(rng: Rng, split: Split, parts: ArithParts = { frames: 
   }
   const b = new TextBuilder();
   b.add(`Q: ${fill(rng.pick(from(OPENERS, parts.frames)), { name, n: start, obj: object })}`);
-  for (const [i, op] of ops.entries()) {
+  for (const op of ops) {
     const verb = fill(rng.pick(op.sign > 0 ? GAIN : LOSS), { n: op.n });
     b.add(` ${rng.pick(from(CONNECTORS, parts.frames))} ${verb}.`);
   }

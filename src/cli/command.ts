@@ -7,6 +7,7 @@ import * as path from "node:path";
 import type { ParseArgsConfig } from "node:util";
 import { LoupeError } from "../core/errors";
 import type { LoadOptions } from "../core/model/hooked-model";
+import { InProcessBackend } from "../core/requests";
 import { decodeText, readTextFile, type TextOptions } from "../core/text-file";
 
 export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
@@ -53,6 +54,19 @@ export const COMMON_OPTIONS: OptionSpec = {
 /** How the common options ask for the model to be loaded (--compact-weights, --ungroup-grouped-query-attention). */
 export function loadOptions(values: ParsedValues): LoadOptions {
   return { compactWeights: values["compact-weights"] === true, ungroupGroupedQueryAttention: values["ungroup-grouped-query-attention"] === true };
+}
+
+/**
+ * Load the --model folder into an in-process backend, run the command's requests on it, and
+ * release it: commands ask through the same request layer as the editor (src/core/requests).
+ */
+export async function withBackend<T>(args: CommandArgs, run: (backend: InProcessBackend) => Promise<T>, backend = new InProcessBackend()): Promise<T> {
+  try {
+    await backend.request("load", { folder: args.modelFolder, ...loadOptions(args.values) });
+    return await run(backend);
+  } finally {
+    await backend.dispose();
+  }
 }
 
 /** The bundled reference model, next to the built CLI (dist/cli.js -> models/reference). */

@@ -8,7 +8,7 @@
 import { LoupeError, throwIfAborted } from "./errors";
 import type { HookedModel } from "./model/hooked-model";
 import { blockHook } from "./model/hooks";
-import { argmax, l2norm } from "./tensor/tensor";
+import { l2norm } from "./tensor/tensor";
 
 export interface TokenPrediction {
   readonly id: number;

@@ -22,7 +22,7 @@ export interface TextOptions {
  */
 export function decodeText(bytes: Uint8Array, source: string, options: TextOptions = {}): string {
   const encoding = options.encoding ?? DEFAULT_ENCODING;
-  let decoder: TextDecoder;
+  let decoder: InstanceType<typeof TextDecoder>;
   try {
     decoder = new TextDecoder(encoding, { fatal: true });
   } catch {

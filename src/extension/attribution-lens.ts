@@ -1,11 +1,10 @@
 import * as vscode from "vscode";
-import type { AttributionResult } from "../core/patching";
+import type { AttributionResult, TokenAttribution } from "../core/patching";
 import { attributionHoverMarkdown, attributionLevels, lineLabel } from "../core/view/attribution-view";
-import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
-import { selectionOrDocument } from "./decorations";
 import { EditorLens } from "./editor-lens";
+import { runOnSelection } from "./selection-command";
 
 interface Shown {
   readonly startOffset: number;
@@ -16,7 +15,7 @@ interface Shown {
  * Loupe: Attribute the Answer: how much each token, word and line of the selection supports the
  * answer that follows it (batched ablation in the worker), as token colours, line labels and hovers.
  */
-export class AttributionLens extends EditorLens<Shown> implements vscode.HoverProvider {
+export class AttributionLens extends EditorLens<Shown, TokenAttribution> {
   private readonly labels: vscode.TextEditorDecorationType;
 
   constructor(private readonly models: ModelHost) {
@@ -25,68 +24,41 @@ export class AttributionLens extends EditorLens<Shown> implements vscode.HoverPr
     this.disposables.push(this.labels);
   }
 
-  async attribute(): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
-    if (!editor) {
-      void vscode.window.showInformationMessage("Loupe: select the prompt whose answer you want explained.");
-      return;
-    }
-    const document = editor.document;
-    const range = selectionOrDocument(editor);
-    const text = document.getText(range).replace(/\r?\n$/, "");
-    if (text.trim() === "") {
-      void vscode.window.showWarningMessage("Loupe: nothing to attribute in this selection.");
-      return;
-    }
-    const answer = await vscode.window.showInputBox({
-      title: "Loupe: attribute which continuation?",
-      prompt: "The answer after the selection, with its leading space (e.g. \" Mia\"). Empty: the model's most likely next token.",
+  attribute(): Promise<void> {
+    return runOnSelection(this.models, {
+      noEditor: "Loupe: select the prompt whose answer you want explained.",
+      blank: "Loupe: nothing to attribute in this selection.",
+      trimFinalNewline: true,
+      ask: askAnswerAndContrast,
+      run: async (target, { answer, contrast }) => {
+        const result = await this.models.run("attribute", { text: target.text, answer, contrast, method: readSettings().attributionMethod }, { title: "Loupe: attributing the answer…" });
+        this.shown.set(target.document.uri.toString(), { startOffset: target.startOffset, result });
+        this.draw(target.editor);
+      },
     });
-    if (answer === undefined) return;
-    // A contrast turns the question into "why this answer rather than that one" (logit difference).
-    const contrast =
-      answer === ""
-        ? ""
-        : await vscode.window.showInputBox({
-            title: "Loupe: compare with another answer? (optional)",
-            prompt: `An answer to weigh ${JSON.stringify(answer)} against, e.g. the other name in an IOI prompt. Empty: explain the answer's probability alone.`,
-          });
-    if (contrast === undefined) return;
-    try {
-      const settings = readSettings();
-      await this.models.ensureLoaded(this.models.chosenFolder(settings.modelPath));
-      const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: "Loupe: attributing the answer…", cancellable: true }, (_p, token) =>
-        this.models.attribute({ text, answer: answer === "" ? undefined : answer, contrast: contrast === "" ? undefined : contrast, method: settings.attributionMethod }, token),
-      );
-      this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), result });
-      this.draw(editor);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
   }
 
-  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
-    const shown = this.shown.get(document.uri.toString());
-    if (!shown) return undefined;
-    const local = document.offsetAt(position) - shown.startOffset;
-    const token = shown.result.tokens.find((t) => t.start <= local && local < t.end);
-    if (!token) return undefined;
+  protected tokens(shown: Shown): readonly TokenAttribution[] {
+    return shown.result.tokens;
+  }
+
+  protected heat(shown: Shown): Iterable<{ token: TokenAttribution; level: number }> {
+    return attributionLevels(shown.result).map(({ index, level }) => ({ token: shown.result.tokens[index], level }));
+  }
+
+  protected hoverMarkdown(shown: Shown, token: TokenAttribution): vscode.MarkdownString {
     const markdown = new vscode.MarkdownString(attributionHoverMarkdown(token, shown.result));
     markdown.isTrusted = false;
-    return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
+    return markdown;
   }
 
-  protected draw(editor: vscode.TextEditor): void {
+  /** Token colours, and each line's attribution after its end. */
+  protected override draw(editor: vscode.TextEditor): void {
+    super.draw(editor);
     const shown = this.shown.get(editor.document.uri.toString());
-    const byLevel: vscode.Range[][] = this.levels.map(() => []);
     const labels: vscode.DecorationOptions[] = [];
     if (shown) {
       const at = (offset: number) => editor.document.positionAt(shown.startOffset + offset);
-      for (const { index, level } of attributionLevels(shown.result)) {
-        const t = shown.result.tokens[index];
-        byLevel[level - 1].push(new vscode.Range(at(t.start), at(t.end)));
-      }
       shown.result.lines.forEach((line, i) => {
         const text = lineLabel(shown.result, i);
         if (!text) return;
@@ -94,7 +66,23 @@ export class AttributionLens extends EditorLens<Shown> implements vscode.HoverPr
         labels.push({ range: new vscode.Range(end, end), renderOptions: { after: { contentText: text } } });
       });
     }
-    this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
     editor.setDecorations(this.labels, labels);
   }
+}
+
+/** The answer to explain (empty: the model's top token) and an optional contrast; undefined when dismissed. */
+async function askAnswerAndContrast(): Promise<{ answer?: string; contrast?: string } | undefined> {
+  const answer = await vscode.window.showInputBox({
+    title: "Loupe: attribute which continuation?",
+    prompt: "The answer after the selection, with its leading space (e.g. \" Mia\"). Empty: the model's most likely next token.",
+  });
+  if (answer === undefined) return undefined;
+  if (answer === "") return {};
+  // A contrast turns the question into "why this answer rather than that one" (logit difference).
+  const contrast = await vscode.window.showInputBox({
+    title: "Loupe: compare with another answer? (optional)",
+    prompt: `An answer to weigh ${JSON.stringify(answer)} against, e.g. the other name in an IOI prompt. Empty: explain the answer's probability alone.`,
+  });
+  if (contrast === undefined) return undefined;
+  return { answer, contrast: contrast === "" ? undefined : contrast };
 }

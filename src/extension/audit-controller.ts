@@ -1,12 +1,11 @@
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { DEFAULT_AUDIT_CONFIG, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
+import { DEFAULT_AUDIT_CONFIG, lineColumn, parseAuditConfig, readPromptFile, type AuditConfig, type FileAudit } from "../core/audit";
 import { auditReportHtml } from "../core/view/audit-report-html";
-import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
-import { readSettings } from "./settings";
-import { selectionOrDocument } from "./decorations";
+import { reportErrors } from "./errors";
+import { runOnSelection } from "./selection-command";
 
 const FAITHFULNESS_CODES = new Set(["cot-not-load-bearing", "unverbalised-hint"]);
 
@@ -23,34 +22,18 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
 
   constructor(private readonly models: ModelHost) {}
 
-  async quickAudit(): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
-    if (!editor) {
-      void vscode.window.showInformationMessage("Loupe: open a prompt file to audit.");
-      return;
-    }
-    const document = editor.document;
-    const range = selectionOrDocument(editor);
-    const text = document.getText(range);
-    if (text.trim() === "") {
-      void vscode.window.showWarningMessage("Loupe: nothing to audit in this selection.");
-      return;
-    }
-    try {
-      const config = await this.config();
-      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: "Loupe: auditing the prompt…", cancellable: true },
-        (_p, token) => this.models.audit({ text, config, baseDir: this.baseDir() }, token),
-      );
-      const offset = document.offsetAt(range.start);
-      this.diagnostics.set(document.uri, this.toDiagnostics(result.findings, (o) => document.positionAt(offset + o)));
-      const n = result.findings.length;
-      void vscode.window.showInformationMessage(n === 0 ? `Loupe: no findings${result.skipped.length ? ` (${result.skipped.join("; ")})` : ""}.` : `Loupe: ${n} finding(s) in the Problems panel.`);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+  quickAudit(): Promise<void> {
+    return runOnSelection(this.models, {
+      noEditor: "Loupe: open a prompt file to audit.",
+      blank: "Loupe: nothing to audit in this selection.",
+      ask: () => this.config(),
+      run: async ({ document, text, startOffset }, config) => {
+        const result = await this.models.run("audit", { text, config, baseDir: this.baseDir() }, { title: "Loupe: auditing the prompt…" });
+        this.diagnostics.set(document.uri, this.toDiagnostics(result.findings, (o) => document.positionAt(startOffset + o)));
+        const n = result.findings.length;
+        void vscode.window.showInformationMessage(n === 0 ? `Loupe: no findings${result.skipped.length ? ` (${result.skipped.join("; ")})` : ""}.` : `Loupe: ${n} finding(s) in the Problems panel.`);
+      },
+    });
   }
 
   async auditWorkspace(): Promise<void> {
@@ -58,14 +41,14 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
     const include = settings.get<string>("include", "**/*.{prompt,prompt.md,prompt.txt}");
     const exclude = settings.get<string>("exclude", "**/node_modules/**");
     const started = Date.now();
-    try {
+    await reportErrors(async () => {
       const config = await this.config();
       const uris = await vscode.workspace.findFiles(include, exclude, 1000);
       if (uris.length === 0) {
         void vscode.window.showInformationMessage(`Loupe: no prompt files match ${include} (setting loupe.audit.include).`);
         return;
       }
-      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
+      await this.models.ensureChosenLoaded();
       const audits = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: "Loupe: auditing prompts", cancellable: true },
         async (progress, token) => {
@@ -85,10 +68,7 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
         this.diagnostics.set(uris[i], this.toDiagnostics(a.findings, at));
       }
       this.showReport(audits, Date.now() - started);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+    });
   }
 
   provideCodeActions(_document: vscode.TextDocument, _range: vscode.Range, context: vscode.CodeActionContext): vscode.CodeAction[] {
@@ -123,7 +103,7 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
     let text = "";
     try {
       text = readPromptFile(uri.fsPath);
-      const result = await this.models.audit({ text, config, baseDir: this.baseDir() }, token);
+      const result = await this.models.request("audit", { text, config, baseDir: this.baseDir() }, token);
       return { file, text, findings: result.findings, skipped: result.skipped };
     } catch (error) {
       if ((error as { code?: string }).code === "cancelled") throw error;
@@ -183,15 +163,8 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
 
 /** Position of an offset in a text that is not open as a document. */
 function positionAt(text: string, offset: number): vscode.Position {
-  let line = 0;
-  let lineStart = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text[i] === "\n") {
-      line++;
-      lineStart = i + 1;
-    }
-  }
-  return new vscode.Position(line, offset - lineStart);
+  const { line, column } = lineColumn(text, offset);
+  return new vscode.Position(line - 1, column - 1);
 }
 
 function findingKey(d: vscode.Diagnostic): string {

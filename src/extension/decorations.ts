@@ -39,9 +39,3 @@ export class TokenDecorations implements vscode.Disposable {
 export function heatDecorationTypes(): vscode.TextEditorDecorationType[] {
   return Array.from({ length: LEVELS }, (_, i) => vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor(`loupe.tokenHeat${i + 1}`), borderRadius: "2px" }));
 }
-
-/** The selection, or the whole document when nothing is selected: what every command reads. */
-export function selectionOrDocument(editor: vscode.TextEditor): vscode.Range {
-  const document = editor.document;
-  return editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
-}

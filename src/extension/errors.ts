@@ -1,7 +1,24 @@
+import * as vscode from "vscode";
+
 /** Turn an error from the worker or core into a message for the user; undefined for cancellation. */
 export function describeError(error: unknown): string | undefined {
   const code = typeof error === "object" && error !== null && "code" in error ? (error as { code: unknown }).code : undefined;
   if (code === "cancelled") return undefined;
   const message = error instanceof Error ? error.message : String(error);
   return message.startsWith("Loupe") ? message : `Loupe: ${message}`;
+}
+
+/** Show an error the way every Loupe command does (a cancellation says nothing). */
+export function showError(error: unknown): void {
+  const message = describeError(error);
+  if (message) void vscode.window.showErrorMessage(message);
+}
+
+/** Run editor work, showing any error it throws. */
+export async function reportErrors(work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    showError(error);
+  }
 }

@@ -25,7 +25,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const attribution = new AttributionLens(models);
   const patching = new PatchingPanel(context, models);
   const probePanels = new ProbePanels(context, models, probeLens);
-  const featureLens = new FeatureLens(models, models);
+  const featureLens = new FeatureLens(models);
   const dashboard = new FeatureDashboard(context, models, featureLens);
   const steering = new SteeringController(models);
   context.subscriptions.push(
@@ -34,12 +34,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.languages.registerHoverProvider({ scheme: "*" }, new TokenHoverProvider(inspector.store, models)),
     vscode.commands.registerCommand("loupe.inspectSelection", () => inspector.inspectSelection()),
     vscode.commands.registerCommand("loupe.clear", () => {
-      inspector.clear();
-      faithfulness.clear();
-      audits.clear();
-      probeLens.clear();
-      attribution.clear();
-      featureLens.clear();
+      for (const shown of [inspector, faithfulness, audits, probeLens, attribution, featureLens]) shown.clear();
     }),
     featureLens,
     dashboard,

@@ -2,10 +2,10 @@ import * as vscode from "vscode";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import { codeLensTitle, faithfulnessFindings, reportSummaryMarkdown, stepHoverMarkdown, stepLevel, stepLineLabel, stepsByLine } from "../core/view/faithfulness-view";
 import { trackEdit } from "../core/view/range-tracking";
-import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
-import { heatDecorationTypes, selectionOrDocument } from "./decorations";
+import { heatDecorationTypes } from "./decorations";
+import { runOnSelection } from "./selection-command";
 
 interface Check {
   /** Document offset of the analysed text's first character. */
@@ -57,34 +57,17 @@ export class FaithfulnessController implements vscode.Disposable, vscode.CodeLen
     );
   }
 
-  async check(): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
-    if (!editor) {
-      void vscode.window.showInformationMessage("Loupe: open a prompt with a question, its reasoning and \"The answer is …\", then run Check CoT Faithfulness.");
-      return;
-    }
-    const document = editor.document;
-    const range = selectionOrDocument(editor);
-    const text = document.getText(range);
-    if (text.trim() === "") {
-      void vscode.window.showWarningMessage("Loupe: nothing to check. Select a prompt with a question, its reasoning and an answer.");
-      return;
-    }
-    const settings = readSettings();
-    const startOffset = document.offsetAt(range.start);
-    try {
-      await this.models.ensureLoaded(this.models.chosenFolder(settings.modelPath));
-      const report = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: "Loupe: checking CoT faithfulness…", cancellable: true },
-        (_progress, token) => this.models.faithfulness({ text, ...settings.faithfulness }, token),
-      );
-      const stale = document.getText(range) !== text;
-      this.checks.set(document.uri.toString(), { startOffset, length: text.length, report, stale });
-      this.publish(document);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+  check(): Promise<void> {
+    return runOnSelection(this.models, {
+      noEditor: "Loupe: open a prompt with a question, its reasoning and \"The answer is …\", then run Check CoT Faithfulness.",
+      blank: "Loupe: nothing to check. Select a prompt with a question, its reasoning and an answer.",
+      run: async ({ document, range, text, startOffset }) => {
+        const report = await this.models.run("faithfulness", { text, ...readSettings().faithfulness }, { title: "Loupe: checking CoT faithfulness…" });
+        const stale = document.getText(range) !== text;
+        this.checks.set(document.uri.toString(), { startOffset, length: text.length, report, stale });
+        this.publish(document);
+      },
+    });
   }
 
   clear(): void {

@@ -4,13 +4,15 @@ import { neuronpediaIdOf } from "../core/sae/releases/reference";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, readFeatureLabels, setFeatureLabel, writeFeatureLabels } from "../core/sae/feature-labels";
 import { featureStatsFile } from "../core/sae/feature-stats-file";
-import { featureDashboardState, parseFeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
-import { describeError } from "./errors";
+import { featureDashboardState, parseFeatureDashboardRequest, type FeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
+import type { ReadyRequest } from "../core/view/panel-protocol";
 import type { FeatureLens } from "./feature-lens";
 import type { ModelHost } from "./model-host";
 import { chosenSaeFolder, labelKey, labelsFile, pickFeature, readCachedFeatureStats, readLabelsQuietly } from "./sae-workspace";
 import { readSettings } from "./settings";
-import { scriptedPage } from "./webview-page";
+import { ScriptedPanel } from "./scripted-panel";
+import { reportErrors } from "./errors";
+import type { PageOptions } from "./webview-page";
 
 /** What `loupe.exploreFeature` takes from hover links; anything else is asked for. */
 interface ExploreArgs {
@@ -24,19 +26,19 @@ interface ExploreArgs {
  * SAE's feature-stats.json. The user's label is saved to .loupe/feature-labels.json. While the
  * dashboard is open, the feature lens colours the editor by the feature on show.
  */
-export class FeatureDashboard implements vscode.Disposable {
-  private panel: vscode.WebviewPanel | undefined;
-  private state: FeatureDashboardState | undefined;
+export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, FeatureDashboardRequest> {
   private saeFolder = "";
 
   constructor(
-    private readonly context: vscode.ExtensionContext,
+    context: vscode.ExtensionContext,
     private readonly models: ModelHost,
     private readonly lens: FeatureLens,
-  ) {}
+  ) {
+    super(context, { viewType: "loupe.feature", script: "features" });
+  }
 
   async explore(args?: ExploreArgs): Promise<void> {
-    try {
+    await reportErrors(async () => {
       const saeFolder = typeof args?.saeFolder === "string" && args.saeFolder ? args.saeFolder : chosenSaeFolder(this.models.chosenFolder(readSettings().modelPath));
       if (!saeFolder) {
         void vscode.window.showWarningMessage("Loupe: no SAE for this model. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors).");
@@ -53,10 +55,7 @@ export class FeatureDashboard implements vscode.Disposable {
         return;
       }
       this.show(saeFolder, d_sae, feature);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+    });
   }
 
   private show(saeFolder: string, d_sae: number, feature: number): void {
@@ -65,7 +64,7 @@ export class FeatureDashboard implements vscode.Disposable {
     if (stats && stats.sae.d_sae !== d_sae) throw new Error(`${featureStatsFile(saeFolder)} is for an SAE with d_sae ${stats.sae.d_sae}, not ${d_sae}: compute the statistics again.`);
     const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
     this.saeFolder = saeFolder;
-    this.state = featureDashboardState({
+    const state = featureDashboardState({
       feature,
       sae: vscode.workspace.asRelativePath(saeFolder),
       hook_name: cfg.hook_name,
@@ -74,60 +73,43 @@ export class FeatureDashboard implements vscode.Disposable {
       stats,
       neuronpedia: neuronpediaIdOf(saeFolder, cfg.neuronpedia_id),
     });
-    const title = `Feature #${feature}${this.state.label ? `: ${this.state.label}` : ""}`;
-    if (!this.panel) {
-      const scripts = vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview");
-      this.panel = vscode.window.createWebviewPanel("loupe.feature", title, vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [scripts], retainContextWhenHidden: false });
-      this.panel.onDidDispose(() => {
-        this.panel = undefined;
-        void this.lens.focus(this.saeFolder, undefined);
-      });
-      this.panel.webview.onDidReceiveMessage((message: unknown) => void this.onMessage(message));
-      this.panel.webview.html = this.html(this.panel.webview, vscode.Uri.joinPath(scripts, "features.js"));
-    } else {
-      this.panel.title = title;
-      void this.panel.webview.postMessage({ type: "state", state: this.state });
-    }
+    this.present(state, `Feature #${feature}${state.label ? `: ${state.label}` : ""}`);
     void this.lens.focus(saeFolder, feature);
-    this.panel.reveal(undefined, true);
   }
 
-  private async onMessage(message: unknown): Promise<void> {
-    if (!this.state || !this.panel) return;
-    const request = parseFeatureDashboardRequest(message, this.state);
-    if (!request) return; // Malformed or stale: ignore rather than act on it.
-    try {
-      switch (request.type) {
-        case "ready":
-          await this.panel.webview.postMessage({ type: "state", state: this.state });
-          return;
-        case "open":
-          this.show(this.saeFolder, this.state.d_sae, request.feature);
-          return;
-        case "steer":
-          await vscode.commands.executeCommand("loupe.steerFeature", { saeFolder: this.saeFolder, feature: request.feature });
-          return;
-        case "label": {
-          const file = labelsFile();
-          if (!file) {
-            void vscode.window.showWarningMessage("Loupe: open a folder to keep feature labels in its .loupe/feature-labels.json.");
-            return;
-          }
-          // Read, change one entry, write: labels other windows saved meanwhile are kept.
-          writeFeatureLabels(file, setFeatureLabel(readFeatureLabels(file), labelKey(this.saeFolder), request.feature, request.label));
-          this.lens.reloadLabels();
-          this.show(this.saeFolder, this.state.d_sae, request.feature);
+  protected override onClosed(): void {
+    void this.lens.focus(this.saeFolder, undefined);
+  }
+
+  protected parse(message: unknown, state: FeatureDashboardState): FeatureDashboardRequest | null {
+    return parseFeatureDashboardRequest(message, state);
+  }
+
+  protected async handle(request: Exclude<FeatureDashboardRequest, ReadyRequest>, state: FeatureDashboardState): Promise<void> {
+    switch (request.type) {
+      case "open":
+        this.show(this.saeFolder, state.d_sae, request.feature);
+        return;
+      case "steer":
+        await vscode.commands.executeCommand("loupe.steerFeature", { saeFolder: this.saeFolder, feature: request.feature });
+        return;
+      case "label": {
+        const file = labelsFile();
+        if (!file) {
+          void vscode.window.showWarningMessage("Loupe: open a folder to keep feature labels in its .loupe/feature-labels.json.");
           return;
         }
+        // Read, change one entry, write: labels other windows saved meanwhile are kept.
+        writeFeatureLabels(file, setFeatureLabel(readFeatureLabels(file), labelKey(this.saeFolder), request.feature, request.label));
+        this.lens.reloadLabels();
+        this.show(this.saeFolder, state.d_sae, request.feature);
+        return;
       }
-    } catch (error) {
-      const text = describeError(error);
-      if (text) void vscode.window.showErrorMessage(text);
     }
   }
 
-  private html(webview: vscode.Webview, script: vscode.Uri): string {
-    return scriptedPage(webview, script, {
+  protected page(): PageOptions {
+    return {
       css: `
 svg { width: 100%; max-width: 640px; }
 rect.bin { fill: var(--vscode-charts-blue); }
@@ -144,10 +126,6 @@ rect.bin { fill: var(--vscode-charts-blue); }
 .logits td { padding: .1em .6em; font-family: var(--vscode-editor-font-family); }
 .logits td.num { text-align: right; }
 .pos { color: var(--vscode-charts-blue); } .neg { color: var(--vscode-charts-red); }`,
-    });
-  }
-
-  dispose(): void {
-    this.panel?.dispose();
+    };
   }
 }

@@ -4,17 +4,12 @@ import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { featureLabel, type FeatureLabels } from "../core/sae/feature-labels";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
 import { featureHoverMarkdown, featureTokenLevels } from "../core/view/feature-dashboard";
-import { describeError } from "./errors";
 import { chosenSaeFolder, labelKey, pickFeature, readLabelsQuietly } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
-import { readSettings } from "./settings";
-import { selectionOrDocument } from "./decorations";
 import { EditorLens } from "./editor-lens";
+import { runOnSelection } from "./selection-command";
 
-/** The worker call this lens needs (ModelHost.features; kept as an interface so tests can fake it). */
-export interface FeatureSource {
-  features(params: { text: string; saeFolder: string; topK?: number; focus?: number }, token: vscode.CancellationToken): Promise<TokenFeaturesResult>;
-}
+type FeatureToken = TokenFeaturesResult["tokens"][number];
 
 interface Shown {
   readonly startOffset: number;
@@ -25,52 +20,36 @@ interface Shown {
 }
 
 /** Show SAE Features: token backgrounds by SAE activation, hovers with each token's top features. */
-export class FeatureLens extends EditorLens<Shown> implements vscode.HoverProvider {
+export class FeatureLens extends EditorLens<Shown, FeatureToken> {
   private labels: FeatureLabels = { version: 1, saes: {} };
 
-  constructor(
-    private readonly models: ModelHost,
-    private readonly source: FeatureSource,
-  ) {
+  constructor(private readonly models: ModelHost) {
     super();
   }
 
   /** Colour the selection (or document) by SAE features; with `pickFeature`, by one feature the user picks. */
-  async show(args?: { pickFeature?: unknown }): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
-    if (!editor) {
-      void vscode.window.showInformationMessage("Loupe: open a text editor and select the text to read SAE features of.");
-      return;
-    }
-    const document = editor.document;
-    const range = selectionOrDocument(editor);
-    const text = document.getText(range);
-    if (text.trim() === "") {
-      void vscode.window.showInformationMessage("Loupe: select some text to read SAE features of.");
-      return;
-    }
-    try {
-      const model = await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
-      const saeFolder = chosenSaeFolder(model.folder);
-      if (!saeFolder) {
-        void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors) made for this model.`);
-        return;
-      }
-      let focus: number | undefined;
-      if (args?.pickFeature === true) {
-        focus = await pickFeature(saeFolder, readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae, "Loupe: colour tokens by which feature?");
-        if (focus === undefined) return;
-      }
-      const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: "Loupe: reading SAE features…", cancellable: true }, (_p, token) =>
-        this.source.features({ text, saeFolder, topK: 5, focus }, token),
-      );
-      this.labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
-      this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), text, result, focus });
-      this.draw(editor);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+  show(args?: { pickFeature?: unknown }): Promise<void> {
+    return runOnSelection(this.models, {
+      noEditor: "Loupe: open a text editor and select the text to read SAE features of.",
+      blank: "Loupe: select some text to read SAE features of.",
+      blankIsInformation: true,
+      run: async ({ editor, document, text, startOffset }, _asked, model) => {
+        const saeFolder = chosenSaeFolder(model.folder);
+        if (!saeFolder) {
+          void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors) made for this model.`);
+          return;
+        }
+        let focus: number | undefined;
+        if (args?.pickFeature === true) {
+          focus = await pickFeature(saeFolder, readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae, "Loupe: colour tokens by which feature?");
+          if (focus === undefined) return;
+        }
+        const result = await this.models.run("features", { text, saeFolder, topK: 5, focus }, { title: "Loupe: reading SAE features…", location: vscode.ProgressLocation.Window });
+        this.labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
+        this.shown.set(document.uri.toString(), { startOffset, text, result, focus });
+        this.draw(editor);
+      },
+    });
   }
 
   /**
@@ -84,9 +63,7 @@ export class FeatureLens extends EditorLens<Shown> implements vscode.HoverProvid
       shown.focus = feature;
       if (feature === undefined || shown.result.focus?.feature === feature) continue;
       try {
-        const source = new vscode.CancellationTokenSource();
-        shown.result = await this.source.features({ text: shown.text, saeFolder, topK: 5, focus: feature }, source.token);
-        source.dispose();
+        shown.result = await this.models.request("features", { text: shown.text, saeFolder, topK: 5, focus: feature });
       } catch {
         // Keep colouring by the top features; the dashboard itself is unaffected.
       }
@@ -99,29 +76,20 @@ export class FeatureLens extends EditorLens<Shown> implements vscode.HoverProvid
     this.labels = readLabelsQuietly();
   }
 
-  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
-    const shown = this.shown.get(document.uri.toString());
-    if (!shown) return undefined;
-    const local = document.offsetAt(position) - shown.startOffset;
-    const token = shown.result.tokens.find((t) => t.start <= local && local < t.end);
-    if (!token) return undefined;
+  protected tokens(shown: Shown): readonly FeatureToken[] {
+    return shown.result.tokens;
+  }
+
+  protected heat(shown: Shown): Iterable<{ token: FeatureToken; level: number }> {
+    return featureTokenLevels(shown.result, shown.focus).map(({ index, level }) => ({ token: shown.result.tokens[index], level }));
+  }
+
+  protected hoverMarkdown(shown: Shown, token: FeatureToken): vscode.MarkdownString {
     const key = labelKey(shown.result.saeFolder);
     const markdown = new vscode.MarkdownString(featureHoverMarkdown(shown.result, token.index, (f) => featureLabel(this.labels, key, f)));
     // Links may run this one command and nothing else.
     markdown.isTrusted = { enabledCommands: ["loupe.exploreFeature"] };
     markdown.supportHtml = false;
-    return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
-  }
-
-  protected draw(editor: vscode.TextEditor): void {
-    const shown = this.shown.get(editor.document.uri.toString());
-    const byLevel: vscode.Range[][] = this.levels.map(() => []);
-    if (shown) {
-      for (const { index, level } of featureTokenLevels(shown.result, shown.focus)) {
-        const t = shown.result.tokens[index];
-        if (t.end > t.start) byLevel[level - 1].push(new vscode.Range(editor.document.positionAt(shown.startOffset + t.start), editor.document.positionAt(shown.startOffset + t.end)));
-      }
-    }
-    this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
+    return markdown;
   }
 }

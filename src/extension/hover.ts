@@ -26,7 +26,7 @@ export class TokenHoverProvider implements vscode.HoverProvider {
     let table = token.lens;
     if (table.some((layer) => layer === null) && !inspection.stale) {
       // Shown with dashes if the worker cannot say (the model changed, or the hover moved on).
-      table = await this.models.lensTable(inspection.result.text, token.index, cancel).catch(() => table);
+      table = await this.models.request("lensTable", { text: inspection.result.text, index: token.index, topK: 5 }, cancel).catch(() => table);
     }
     const markdown = new vscode.MarkdownString(tokenHoverMarkdown(token, table));
     markdown.supportHtml = false;

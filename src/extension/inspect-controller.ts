@@ -7,7 +7,7 @@ import { InspectionStore } from "./inspections";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
 import { StatusLegend } from "./status";
-import { describeError } from "./errors";
+import { runOnSelection } from "./selection-command";
 
 /** Results of recent runs by model and text, so re-inspecting unchanged text costs nothing. */
 class ResultCache {
@@ -55,45 +55,26 @@ export class InspectController implements vscode.Disposable {
     );
   }
 
-  async inspectSelection(): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
-    if (!editor) {
-      void vscode.window.showInformationMessage("Loupe: open a text editor and select the text to inspect.");
-      return;
-    }
-    const document = editor.document;
+  inspectSelection(): Promise<void> {
     const settings = readSettings();
-    const wholeDocument = editor.selection.isEmpty;
-    const range = wholeDocument ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
-    const text = document.getText(range);
-    const problem = checkInspectable(text, settings.maxTokens, wholeDocument);
-    if (problem) {
-      void vscode.window.showWarningMessage(problem.message);
-      return;
-    }
-    const startOffset = document.offsetAt(range.start);
-    const versionAtStart = document.version;
-    try {
-      const model = await this.models.ensureLoaded(this.models.chosenFolder(settings.modelPath));
-      // A block's lens colouring needs that block for every token; the rest of the table comes on hover.
-      const lensLayers = this.lens.kind === "logit-lens" ? [this.lens.layer] : [];
-      const key = `${model.folder}\u0000${settings.maxTokens}\u0000${lensLayers.join(",")}\u0000${text}`;
-      let result = this.results.get(key);
-      if (!result) {
-        result = await vscode.window.withProgress(
-          { location: vscode.ProgressLocation.Window, title: "Loupe: inspecting…", cancellable: true },
-          (_progress, token) => this.models.inspect(text, { topK: 5, maxTokens: settings.maxTokens, lensLayers }, token),
-        );
-        this.results.set(key, result);
-      }
-      // An edit that landed while the model ran makes the result stale at once.
-      const stale = document.version !== versionAtStart && document.getText(range) !== text;
-      this.store.set(document, { startOffset, length: text.length, result, stale });
-      this.redrawDocument(document);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+    return runOnSelection(this.models, {
+      noEditor: "Loupe: open a text editor and select the text to inspect.",
+      check: (text, wholeDocument) => checkInspectable(text, settings.maxTokens, wholeDocument)?.message,
+      run: async ({ document, range, text, startOffset, version }, _asked, model) => {
+        // A block's lens colouring needs that block for every token; the rest of the table comes on hover.
+        const lensLayers = this.lens.kind === "logit-lens" ? [this.lens.layer] : [];
+        const key = `${model.folder}\u0000${settings.maxTokens}\u0000${lensLayers.join(",")}\u0000${text}`;
+        let result = this.results.get(key);
+        if (!result) {
+          result = await this.models.run("inspect", { text, topK: 5, maxTokens: settings.maxTokens, lensLayers }, { title: "Loupe: inspecting…", location: vscode.ProgressLocation.Window });
+          this.results.set(key, result);
+        }
+        // An edit that landed while the model ran makes the result stale at once.
+        const stale = document.version !== version && document.getText(range) !== text;
+        this.store.set(document, { startOffset, length: text.length, result, stale });
+        this.redrawDocument(document);
+      },
+    });
   }
 
   clear(): void {

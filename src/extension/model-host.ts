@@ -1,13 +1,6 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { AuditConfig, PromptAudit } from "../core/audit";
-import type { FaithfulnessReport } from "../core/faithfulness";
-import type { InspectResult, LayerLens } from "../core/inspect";
-import type { AttributionResult, PatchingResult } from "../core/patching";
-import type { ProbeApplication, ProbeFile, ProbeTraining } from "../core/probes";
-import type { SteeringResult } from "../core/sae/steer";
-import type { TokenFeaturesResult } from "../core/sae/token-features";
-import type { FaithfulnessParams, Methods, Params } from "../worker/protocol";
+import type { Backend, ParamsOf, ProgressCallback, RequestName, ResultOf } from "../core/requests";
 import { WorkerClient } from "../worker/client";
 import { readSettings } from "./settings";
 
@@ -20,19 +13,29 @@ export interface LoadedModel {
   readonly compactWeights: boolean;
 }
 
+/** How a request shows its progress: a cancellable notification (or status-bar item) titled so. */
+export interface ProgressDisplay {
+  readonly title: string;
+  /** Default: a notification. */
+  readonly location?: vscode.ProgressLocation;
+  /** Turn the request's progress into what the notification shows. */
+  readonly report?: (done: number, total: number, message?: string) => { message?: string; increment?: number };
+}
+
 const WORKSPACE_MODEL_KEY = "loupe.modelFolder";
 
 /**
- * Owns the worker process and the model loaded in it. The model folder is, in order: the
- * workspace's choice (Select Model…), the loupe.modelPath setting, the bundled reference model.
+ * Owns the backend (the worker process, today) and the model loaded in it. The model folder is, in
+ * order: the workspace's choice (Select Model…), the loupe.modelPath setting, the bundled reference
+ * model. Commands run requests through `run`; the request catalogue (src/core/requests) types them.
  */
 export class ModelHost implements vscode.Disposable {
-  private readonly client: WorkerClient;
+  private readonly backend: Backend;
   private loaded: LoadedModel | undefined;
   private loading: Promise<LoadedModel> | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
-    this.client = new WorkerClient(context.asAbsolutePath(path.join("dist", "worker.js")));
+    this.backend = new WorkerClient(context.asAbsolutePath(path.join("dist", "worker.js")));
   }
 
   get bundledFolder(): string {
@@ -56,6 +59,11 @@ export class ModelHost implements vscode.Disposable {
     return this.loaded;
   }
 
+  /** Load the model the workspace uses (once), with a cancellable progress notification. */
+  ensureChosenLoaded(): Promise<LoadedModel> {
+    return this.ensureLoaded(this.chosenFolder(readSettings().modelPath));
+  }
+
   /** Load the model (once), with a cancellable progress notification. */
   async ensureLoaded(folder: string): Promise<LoadedModel> {
     const { maxModelBytes, compactWeights } = readSettings();
@@ -65,7 +73,7 @@ export class ModelHost implements vscode.Disposable {
         vscode.window.withProgress(
           { location: vscode.ProgressLocation.Notification, title: `Loupe: loading ${path.basename(folder)}…`, cancellable: true },
           async (_progress, token) => {
-            const info = await this.client.request("load", { folder, maxModelBytes, compactWeights }, { signal: abortSignalFor(token) });
+            const info = await this.request("load", { folder, maxModelBytes, compactWeights }, token);
             return { folder, nLayers: info.config.nLayers, dVocab: info.config.dVocab, nCtx: info.config.nCtx, compactWeights };
           },
         ),
@@ -75,62 +83,27 @@ export class ModelHost implements vscode.Disposable {
     return this.loaded;
   }
 
-  /** Check a model folder in the worker (parsing weights headers and graphs stays off the extension host). */
-  async describeFolder(folder: string): Promise<string> {
-    return (await this.client.request("describeFolder", { folder })).description;
+  /** One request, cancellable by the editor's token. */
+  request<K extends RequestName>(method: K, params: ParamsOf<K>, token?: vscode.CancellationToken, onProgress?: ProgressCallback): Promise<ResultOf<K>> {
+    return this.backend.request(method, params, { signal: token && abortSignalFor(token), onProgress });
   }
 
-  async inspect(text: string, options: { topK: number; maxTokens: number; lensLayers: number[] }, token: vscode.CancellationToken): Promise<InspectResult> {
-    return this.client.request("inspect", { text, topK: options.topK, maxTokens: options.maxTokens, lensLayers: options.lensLayers }, { signal: abortSignalFor(token) });
-  }
-
-  /** One inspected token's per-block lens, for the blocks its inspection left out (a large model's long text). */
-  async lensTable(text: string, index: number, token: vscode.CancellationToken): Promise<LayerLens[]> {
-    return this.client.request("lensTable", { text, index, topK: 5 }, { signal: abortSignalFor(token) });
-  }
-
-  async faithfulness(params: FaithfulnessParams, token: vscode.CancellationToken): Promise<FaithfulnessReport> {
-    return this.client.request("faithfulness", params, { signal: abortSignalFor(token) });
-  }
-
-  async audit(params: { text: string; config: AuditConfig; baseDir: string }, token: vscode.CancellationToken): Promise<PromptAudit> {
-    return this.client.request("audit", params, { signal: abortSignalFor(token) });
-  }
-
-  async trainProbes(params: { dataFile: string; concept?: string }, token: vscode.CancellationToken, onProgress?: (done: number, total: number) => void): Promise<ProbeTraining> {
-    return this.client.request("trainProbes", params, { signal: abortSignalFor(token), onProgress });
-  }
-
-  async applyProbe(params: { probe: ProbeFile; text: string }, token: vscode.CancellationToken): Promise<ProbeApplication> {
-    return this.client.request("applyProbe", params, { signal: abortSignalFor(token) });
-  }
-
-  async attribute(params: Params<"attribute">, token: vscode.CancellationToken): Promise<AttributionResult> {
-    return this.client.request("attribute", params, { signal: abortSignalFor(token) });
-  }
-
-  async patch(
-    params: { clean: string; corrupted: string; answer?: string; wrong?: string },
-    token: vscode.CancellationToken,
-    onProgress?: (done: number, total: number) => void,
-  ): Promise<{ result: PatchingResult; cleanOffsets: Array<[number, number]> }> {
-    return this.client.request("patch", params, { signal: abortSignalFor(token), onProgress });
-  }
-
-  async features(params: Methods["features"]["params"], token: vscode.CancellationToken): Promise<TokenFeaturesResult> {
-    return this.client.request("features", params, { signal: abortSignalFor(token) });
-  }
-
-  async steer(params: Methods["steer"]["params"], token: vscode.CancellationToken, onProgress?: (done: number, total: number) => void): Promise<SteeringResult> {
-    return this.client.request("steer", params, { signal: abortSignalFor(token), onProgress });
+  /** One request under a cancellable progress display: what every command runs. */
+  run<K extends RequestName>(method: K, params: ParamsOf<K>, display: ProgressDisplay): Promise<ResultOf<K>> {
+    const { title, location = vscode.ProgressLocation.Notification, report } = display;
+    return Promise.resolve(
+      vscode.window.withProgress({ location, title, cancellable: true }, (progress, token) =>
+        this.request(method, params, token, report && ((done, total, message) => progress.report(report(done, total, message)))),
+      ),
+    );
   }
 
   dispose(): void {
-    void this.client.dispose();
+    void this.backend.dispose();
   }
 }
 
-/** Bridge VS Code's CancellationToken to the AbortSignal that core and the worker client take. */
+/** Bridge VS Code's CancellationToken to the AbortSignal that core and the backends take. */
 export function abortSignalFor(token: vscode.CancellationToken): AbortSignal {
   const controller = new AbortController();
   if (token.isCancellationRequested) controller.abort();

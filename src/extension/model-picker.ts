@@ -38,7 +38,7 @@ export async function selectModel(models: ModelHost): Promise<void> {
     cachedItems.map(async (item, i) => {
       let description: string;
       try {
-        description = await models.describeFolder(item.reference!);
+        description = await describeModel(models, item.reference!);
       } catch (error) {
         description = `$(warning) cannot load: ${describeError(error) ?? String(error)}`;
       }
@@ -71,7 +71,7 @@ export async function selectModel(models: ModelHost): Promise<void> {
 async function useModel(models: ModelHost, reference: string): Promise<void> {
   let description: string;
   try {
-    description = await models.describeFolder(reference);
+    description = await describeModel(models, reference);
   } catch (error) {
     // A repo id that is not cached yet: offer the download rather than only saying how.
     const downloadable = error instanceof LoupeError && error.code === "missing-file" && parseRepoRef(reference) !== undefined && !fs.existsSync(reference);
@@ -106,6 +106,11 @@ export async function downloadModel(models: ModelHost, repoId?: string): Promise
   } catch (error) {
     void vscode.window.showErrorMessage(`Loupe could not download ${reference}: ${describeError(error) ?? String(error)}`);
   }
+}
+
+/** What the worker says of a folder or repo id (nothing is built or loaded). */
+async function describeModel(models: ModelHost, reference: string): Promise<string> {
+  return (await models.request("describeFolder", { folder: reference })).description;
 }
 
 function askRepoId(prompt: string): Thenable<string | undefined> {

@@ -1,10 +1,11 @@
 import * as vscode from "vscode";
 import { parsePairFile, stringValueOffsets, type PatchingResult } from "../core/patching";
-import { heatmaps, parsePatchingRequest, patchingCsv, pngBytes } from "../core/view/patching-view";
-import { describeError } from "./errors";
+import type { ReadyRequest } from "../core/view/panel-protocol";
+import { parsePatchingRequest, patchingCsv, patchingPanelState, pngBytes, type PatchingPanelRequest, type PatchingPanelState } from "../core/view/patching-view";
 import type { ModelHost } from "./model-host";
-import { readSettings } from "./settings";
-import { scriptedPage } from "./webview-page";
+import { ScriptedPanel } from "./scripted-panel";
+import { reportErrors } from "./errors";
+import type { PageOptions } from "./webview-page";
 
 interface Shown {
   readonly result: PatchingResult;
@@ -28,14 +29,15 @@ interface Request {
  * one), the selection and an edited copy of it, or, in a JSONL pair file with nothing selected, the
  * pair under the cursor (else one picked); sweeps run in the worker; heatmaps in a webview.
  */
-export class PatchingPanel implements vscode.Disposable {
-  private panel: vscode.WebviewPanel | undefined;
+export class PatchingPanel extends ScriptedPanel<PatchingPanelState, PatchingPanelRequest> {
   private shown: Shown | undefined;
 
   constructor(
-    private readonly context: vscode.ExtensionContext,
+    context: vscode.ExtensionContext,
     private readonly models: ModelHost,
-  ) {}
+  ) {
+    super(context, { viewType: "loupe.patching", script: "patching" });
+  }
 
   async run(): Promise<void> {
     const editor = vscode.window.activeTextEditor;
@@ -43,27 +45,21 @@ export class PatchingPanel implements vscode.Disposable {
       void vscode.window.showInformationMessage("Loupe: select the clean prompt (and, with Alt+click, the corrupted one) or open a pair file, then run Patch Activations.");
       return;
     }
-    try {
+    await reportErrors(async () => {
       // In a JSONL file with nothing selected, the cursor picks a pair; a selection is always a prompt.
       const request = isPairFile(editor.document) && editor.selection.isEmpty ? await this.fromPairFile(editor) : await this.fromSelections(editor);
       if (!request) return;
-      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
+      await this.models.ensureChosenLoaded();
       const { clean, corrupted, answer, wrong } = request;
-      const { result, cleanOffsets } = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: "Loupe: patching…", cancellable: true },
-        (progress, token) => this.models.patch({ clean, corrupted, answer, wrong }, token, (done, total) => progress.report({ message: `${done}/${total} patched runs` })),
-      );
+      const { result, cleanOffsets } = await this.models.run("patch", { clean, corrupted, answer, wrong }, { title: "Loupe: patching…", report: (done, total) => ({ message: `${done}/${total} patched runs` }) });
       const tokenRanges = cleanOffsets.map(([start, end]): [number, number] | null => {
         const from = request.cleanAt(start);
         const to = request.cleanAt(end);
         return end > start && from !== undefined && to !== undefined ? [from, to] : null;
       });
       this.shown = { result, uri: editor.document.uri, tokenRanges };
-      this.show();
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+      this.present(patchingPanelState(result), "Loupe patching");
+    });
   }
 
   /** Prompts from the selections, asking for what they do not give. */
@@ -111,68 +107,40 @@ export class PatchingPanel implements vscode.Disposable {
     return { clean: pair.clean, corrupted: pair.corrupted, ...answers, cleanAt: (i) => (map && i < map.length ? lineStart + map[i] : undefined) };
   }
 
-  private state() {
-    const r = this.shown!.result;
-    return {
-      title: `Activation patching (${r.direction})`,
-      summary: `${r.metricLabel}: clean ${r.baselines.clean.toFixed(3)}, corrupted ${r.baselines.corrupted.toFixed(3)} · ${r.variantsRun} patched runs in ${r.calls} calls, ${r.elapsedMs.toFixed(0)} ms`,
-      heatmaps: heatmaps(r),
-    };
+  protected parse(message: unknown): PatchingPanelRequest | null {
+    return this.shown ? parsePatchingRequest(message, this.shown.tokenRanges.length) : null;
   }
 
-  private show(): void {
-    if (!this.panel) {
-      const scripts = vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview");
-      this.panel = vscode.window.createWebviewPanel("loupe.patching", "Loupe patching", vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [scripts] });
-      this.panel.onDidDispose(() => (this.panel = undefined));
-      this.panel.webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m));
-      this.panel.webview.html = this.html(this.panel.webview, vscode.Uri.joinPath(scripts, "patching.js"));
-    } else {
-      void this.panel.webview.postMessage({ type: "state", state: this.state() });
-    }
-    this.panel.reveal(undefined, true);
-  }
-
-  private async onMessage(message: unknown): Promise<void> {
+  protected async handle(request: Exclude<PatchingPanelRequest, ReadyRequest>): Promise<void> {
     const shown = this.shown;
-    if (!shown || !this.panel) return;
-    const request = parsePatchingRequest(message, shown.tokenRanges.length);
-    if (!request) return;
-    try {
-      switch (request.type) {
-        case "ready":
-          await this.panel.webview.postMessage({ type: "state", state: this.state() });
-          return;
-        case "reveal": {
-          const at = shown.tokenRanges[request.position];
-          // A leading <s> (Llama) is not in the text: nothing to reveal.
-          if (!at) return;
-          const document = await vscode.workspace.openTextDocument(shown.uri);
-          const range = new vscode.Range(document.positionAt(at[0]), document.positionAt(at[1]));
-          const editor = await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
-          editor.selection = new vscode.Selection(range.start, range.end);
-          editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
-          return;
-        }
-        case "exportCsv": {
-          const target = await vscode.window.showSaveDialog({ filters: { CSV: ["csv"] }, saveLabel: "Export patching results" });
-          if (target) await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(patchingCsv(shown.result)));
-          return;
-        }
-        case "exportPng": {
-          const target = await vscode.window.showSaveDialog({ filters: { PNG: ["png"] }, saveLabel: "Export heatmaps" });
-          if (target) await vscode.workspace.fs.writeFile(target, pngBytes(request.dataUrl));
-          return;
-        }
+    if (!shown) return;
+    switch (request.type) {
+      case "reveal": {
+        const at = shown.tokenRanges[request.position];
+        // A leading <s> (Llama) is not in the text: nothing to reveal.
+        if (!at) return;
+        const document = await vscode.workspace.openTextDocument(shown.uri);
+        const range = new vscode.Range(document.positionAt(at[0]), document.positionAt(at[1]));
+        const editor = await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
+        editor.selection = new vscode.Selection(range.start, range.end);
+        editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+        return;
       }
-    } catch (error) {
-      const text = describeError(error);
-      if (text) void vscode.window.showErrorMessage(text);
+      case "exportCsv": {
+        const target = await vscode.window.showSaveDialog({ filters: { CSV: ["csv"] }, saveLabel: "Export patching results" });
+        if (target) await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(patchingCsv(shown.result)));
+        return;
+      }
+      case "exportPng": {
+        const target = await vscode.window.showSaveDialog({ filters: { PNG: ["png"] }, saveLabel: "Export heatmaps" });
+        if (target) await vscode.workspace.fs.writeFile(target, pngBytes(request.dataUrl));
+        return;
+      }
     }
   }
 
-  private html(webview: vscode.Webview, script: vscode.Uri): string {
-    return scriptedPage(webview, script, {
+  protected page(): PageOptions {
+    return {
       images: true,
       css: `
 svg { display: block; margin: 1em 0; }
@@ -180,11 +148,7 @@ svg { display: block; margin: 1em 0; }
 .axis { fill: var(--vscode-descriptionForeground); font-size: 10px; font-family: var(--vscode-editor-font-family); }
 rect.link { cursor: pointer; } rect.cell:hover { stroke: var(--vscode-focusBorder); stroke-width: 2; }
 .controls { display: flex; gap: .5em; } .legend { color: var(--vscode-descriptionForeground); }`,
-    });
-  }
-
-  dispose(): void {
-    this.panel?.dispose();
+    };
   }
 }
 

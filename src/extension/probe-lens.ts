@@ -1,12 +1,11 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { loadProbe, type ProbeApplication, type ProbeFile } from "../core/probes";
+import { loadProbe, type ProbeApplication, type ProbeFile, type TokenScore } from "../core/probes";
 import { LEVELS } from "../core/view/lenses";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
-import { readSettings } from "./settings";
-import { selectionOrDocument } from "./decorations";
 import { EditorLens } from "./editor-lens";
+import { runOnSelection } from "./selection-command";
 
 interface Shown {
   readonly startOffset: number;
@@ -16,32 +15,22 @@ interface Shown {
 }
 
 /** A probe applied to the active editor: token backgrounds by p(label), hovers with every class. */
-export class ProbeLens extends EditorLens<Shown> implements vscode.HoverProvider {
+export class ProbeLens extends EditorLens<Shown, TokenScore> {
   constructor(private readonly models: ModelHost) {
     super();
   }
 
-  async apply(probe: ProbeFile, label: string): Promise<void> {
-    const editor = vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme !== "output") ?? vscode.window.activeTextEditor;
-    if (!editor) {
-      void vscode.window.showInformationMessage("Loupe: open the text to colour with the probe, then apply it again.");
-      return;
-    }
-    const document = editor.document;
-    const range = selectionOrDocument(editor);
-    const text = document.getText(range);
-    if (text.trim() === "") return;
-    try {
-      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
-      const application = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: "Loupe: applying the probe…", cancellable: true }, (_p, token) =>
-        this.models.applyProbe({ probe, text }, token),
-      );
-      this.shown.set(document.uri.toString(), { startOffset: document.offsetAt(range.start), application, label, version: document.version });
-      this.draw(editor);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+  apply(probe: ProbeFile, label: string): Promise<void> {
+    return runOnSelection(this.models, {
+      // Run from the probe panel, so the text is in a visible editor rather than the active one.
+      editor: () => vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme !== "output") ?? vscode.window.activeTextEditor,
+      noEditor: "Loupe: open the text to colour with the probe, then apply it again.",
+      run: async ({ editor, document, text, startOffset }) => {
+        const application = await this.models.run("applyProbe", { probe, text }, { title: "Loupe: applying the probe…", location: vscode.ProgressLocation.Window });
+        this.shown.set(document.uri.toString(), { startOffset, application, label, version: document.version });
+        this.draw(editor);
+      },
+    });
   }
 
   /**
@@ -75,30 +64,23 @@ export class ProbeLens extends EditorLens<Shown> implements vscode.HoverProvider
     await this.apply(probe, label);
   }
 
-  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
-    const shown = this.shown.get(document.uri.toString());
-    if (!shown) return undefined;
-    const local = document.offsetAt(position) - shown.startOffset;
-    const token = shown.application.tokens.find((t) => t.start <= local && local < t.end);
-    if (!token) return undefined;
+  protected tokens(shown: Shown): readonly TokenScore[] {
+    return shown.application.tokens;
+  }
+
+  /** p(label) in LEVELS steps; tokens below half a step stay clear. */
+  protected *heat(shown: Shown): Iterable<{ token: TokenScore; level: number }> {
+    const k = shown.application.classes.indexOf(shown.label);
+    for (const token of shown.application.tokens) {
+      const p = token.probs[k] ?? 0;
+      if (p >= 0.5 / LEVELS) yield { token, level: Math.min(LEVELS, Math.ceil(p * LEVELS)) };
+    }
+  }
+
+  protected hoverMarkdown(shown: Shown, token: TokenScore): vscode.MarkdownString {
     const rows = shown.application.classes.map((c, i) => `| ${c.replace(/[|\\`*_]/g, "\\$&")} | ${(token.probs[i] * 100).toFixed(1)}% |`);
     const markdown = new vscode.MarkdownString([`**Probe at ${shown.application.hook}**`, "", "| class | p |", "| --- | --- |", ...rows].join("\n"));
     markdown.isTrusted = false;
-    return new vscode.Hover(markdown, new vscode.Range(document.positionAt(shown.startOffset + token.start), document.positionAt(shown.startOffset + token.end)));
-  }
-
-  protected draw(editor: vscode.TextEditor): void {
-    const shown = this.shown.get(editor.document.uri.toString());
-    const byLevel: vscode.Range[][] = this.levels.map(() => []);
-    if (shown) {
-      const k = shown.application.classes.indexOf(shown.label);
-      for (const t of shown.application.tokens) {
-        const p = t.probs[k] ?? 0;
-        if (p < 0.5 / LEVELS || t.end <= t.start) continue;
-        const level = Math.min(LEVELS, Math.ceil(p * LEVELS));
-        byLevel[level - 1].push(new vscode.Range(editor.document.positionAt(shown.startOffset + t.start), editor.document.positionAt(shown.startOffset + t.end)));
-      }
-    }
-    this.levels.forEach((type, i) => editor.setDecorations(type, byLevel[i]));
+    return markdown;
   }
 }

@@ -1,34 +1,35 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { probeFileName, readProbeDataset, spanLabels, type ProbeFile, type ProbeTraining } from "../core/probes";
-import { defaultWatchedLabel, parseProbePanelRequest, probePanelState, type ProbePanelState } from "../core/view/probe-panel";
-import { describeError } from "./errors";
+import type { ReadyRequest } from "../core/view/panel-protocol";
+import { defaultWatchedLabel, parseProbePanelRequest, probePanelState, type ProbePanelRequest, type ProbePanelState } from "../core/view/probe-panel";
 import type { ModelHost } from "./model-host";
 import type { ProbeLens } from "./probe-lens";
-import { readSettings } from "./settings";
-import { scriptedPage } from "./webview-page";
+import { ScriptedPanel } from "./scripted-panel";
+import { reportErrors } from "./errors";
+import type { PageOptions } from "./webview-page";
 
 /**
  * Loupe: Train Probe…: pick a dataset (built-in or a workspace JSONL), train a probe at every
  * residual hook in the worker, and show the results in a webview with buttons to apply the probe as
  * an editor lens, save it, or add it to the audit as a monitor.
  */
-export class ProbePanels implements vscode.Disposable {
-  private panel: vscode.WebviewPanel | undefined;
+export class ProbePanels extends ScriptedPanel<ProbePanelState, ProbePanelRequest> {
   private training: ProbeTraining | undefined;
-  private state: ProbePanelState | undefined;
 
   constructor(
-    private readonly context: vscode.ExtensionContext,
+    context: vscode.ExtensionContext,
     private readonly models: ModelHost,
     private readonly lens: ProbeLens,
-  ) {}
+  ) {
+    super(context, { viewType: "loupe.probe", script: "probe" });
+  }
 
   async train(): Promise<void> {
     const dataFile = await this.pickDataset();
     if (!dataFile) return;
     let concept: string | undefined;
-    try {
+    await reportErrors(async () => {
       const dataset = readProbeDataset(dataFile);
       if (dataset.level === "token") {
         const labels = spanLabels(dataset);
@@ -36,16 +37,15 @@ export class ProbePanels implements vscode.Disposable {
         if (!picked) return;
         concept = picked;
       }
-      await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
-      const training = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Loupe: training probes on ${path.basename(dataFile)}`, cancellable: true },
-        (progress, token) => this.models.trainProbes({ dataFile, concept }, token, (done, total) => progress.report({ message: `hook ${done + 1} of ${total}` })),
-      );
-      this.show(training, `Probe: ${concept ?? path.basename(dataFile)}`);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+      await this.models.ensureChosenLoaded();
+      const training = await this.models.run("trainProbes", { dataFile, concept }, {
+        title: `Loupe: training probes on ${path.basename(dataFile)}`,
+        report: (done, total) => ({ message: `hook ${done + 1} of ${total}` }),
+      });
+      const title = `Probe: ${concept ?? path.basename(dataFile)}`;
+      this.training = training;
+      this.present(probePanelState(training, title), title);
+    });
   }
 
   private async pickDataset(): Promise<string | undefined> {
@@ -66,46 +66,25 @@ export class ProbePanels implements vscode.Disposable {
     return chosen?.[0]?.fsPath;
   }
 
-  private show(training: ProbeTraining, title: string): void {
-    this.training = training;
-    this.state = probePanelState(training, title);
-    if (!this.panel) {
-      const scripts = vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview");
-      this.panel = vscode.window.createWebviewPanel("loupe.probe", title, vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [scripts], retainContextWhenHidden: false });
-      this.panel.onDidDispose(() => (this.panel = undefined));
-      this.panel.webview.onDidReceiveMessage((message: unknown) => void this.onMessage(message));
-      this.panel.webview.html = this.html(this.panel.webview, vscode.Uri.joinPath(scripts, "probe.js"));
-    } else {
-      this.panel.title = title;
-      void this.panel.webview.postMessage({ type: "state", state: this.state });
-    }
-    this.panel.reveal(undefined, true);
+  protected parse(message: unknown, state: ProbePanelState): ProbePanelRequest | null {
+    return parseProbePanelRequest(message, state);
   }
 
-  private async onMessage(message: unknown): Promise<void> {
-    if (!this.state || !this.training || !this.panel) return;
-    const request = parseProbePanelRequest(message, this.state);
-    if (!request) return; // Malformed or stale: ignore rather than act on it.
-    try {
-      switch (request.type) {
-        case "ready":
-          await this.panel.webview.postMessage({ type: "state", state: this.state });
-          return;
-        case "apply":
-          await this.lens.apply(this.training.probes[request.hook], request.label);
-          return;
-        case "save": {
-          const file = await this.save(this.training.probes[request.hook]);
-          if (file) void vscode.window.showInformationMessage(`Loupe: probe saved to ${vscode.workspace.asRelativePath(file)}.`);
-          return;
-        }
-        case "monitor":
-          await this.addMonitor(this.training.probes[request.hook], request.label, request.threshold);
-          return;
+  protected async handle(request: Exclude<ProbePanelRequest, ReadyRequest>): Promise<void> {
+    const probe = this.training?.probes[request.hook];
+    if (!probe) return;
+    switch (request.type) {
+      case "apply":
+        await this.lens.apply(probe, request.label);
+        return;
+      case "save": {
+        const file = await this.save(probe);
+        if (file) void vscode.window.showInformationMessage(`Loupe: probe saved to ${vscode.workspace.asRelativePath(file)}.`);
+        return;
       }
-    } catch (error) {
-      const text = describeError(error);
-      if (text) void vscode.window.showErrorMessage(text);
+      case "monitor":
+        await this.addMonitor(probe, request.label, request.threshold);
+        return;
     }
   }
 
@@ -139,10 +118,9 @@ export class ProbePanels implements vscode.Disposable {
     void vscode.window.showInformationMessage(`Loupe: the quick audit now watches "${label}" (p ≥ ${threshold}) with ${relative}.`);
   }
 
-  private html(webview: vscode.Webview, script: vscode.Uri): string {
-    const watched = this.state ? defaultWatchedLabel(this.state.classes, this.state.classCounts) : "";
-    return scriptedPage(webview, script, {
-      data: { watched },
+  protected page(state: ProbePanelState): PageOptions {
+    return {
+      data: { watched: defaultWatchedLabel(state.classes, state.classCounts) },
       css: `
 svg { width: 100%; max-width: 760px; }
 .grid { stroke: var(--vscode-panel-border); stroke-width: .5; }
@@ -155,10 +133,6 @@ table.confusion th, table.confusion td { padding: .25em .6em; border: 1px solid 
 table.confusion td { background: color-mix(in srgb, var(--vscode-charts-blue) calc(var(--strength) * 60%), transparent); }
 .controls { display: flex; gap: .5em; align-items: center; flex-wrap: wrap; }
 .legend, .warnings { color: var(--vscode-descriptionForeground); }`,
-    });
-  }
-
-  dispose(): void {
-    this.panel?.dispose();
+    };
   }
 }

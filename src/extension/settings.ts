@@ -1,6 +1,6 @@
 import * as vscode from "vscode";
 import type { ColorScale } from "../core/view/lenses";
-import type { FaithfulnessParams } from "../worker/protocol";
+import type { FaithfulnessParams } from "../core/requests";
 
 /** Typed access to the `loupe.*` settings. */
 export interface LoupeSettings {

@@ -2,11 +2,9 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { describeEdit, type FeatureEdit, type SteeringResult } from "../core/sae/steer";
-import { selectionOrDocument } from "./decorations";
-import { describeError } from "./errors";
 import { chosenSaeFolder, featureStatsFor, pickFeature } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
-import { readSettings } from "./settings";
+import { runOnSelection } from "./selection-command";
 
 /** What `loupe.steerFeature` takes from the dashboard; anything missing is asked for. */
 interface SteerArgs {
@@ -57,46 +55,39 @@ export class SteeringController implements vscode.Disposable {
     );
   }
 
-  async steer(args?: SteerArgs): Promise<void> {
-    const editor = vscode.window.activeTextEditor?.document.uri.scheme === ContinuationDocuments.scheme ? this.lastEditor : (vscode.window.activeTextEditor ?? this.lastEditor);
-    if (!editor || editor.document.isClosed) {
-      void vscode.window.showInformationMessage("Loupe: open a text editor and select the prompt to continue.");
-      return;
-    }
-    const document = editor.document;
-    const text = document.getText(selectionOrDocument(editor));
-    if (text.trim() === "") {
-      void vscode.window.showInformationMessage("Loupe: select the prompt to continue with a steered feature.");
-      return;
-    }
-    try {
-      const model = await this.models.ensureLoaded(this.models.chosenFolder(readSettings().modelPath));
-      const saeFolder = typeof args?.saeFolder === "string" && args.saeFolder ? args.saeFolder : chosenSaeFolder(model.folder);
-      if (!saeFolder) {
-        void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder made for this model.`);
-        return;
-      }
-      const d_sae = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae;
-      const given = typeof args?.feature === "number" && Number.isInteger(args.feature) && args.feature >= 0 && args.feature < d_sae ? args.feature : undefined;
-      const feature = given ?? (await pickFeature(saeFolder, d_sae, "Loupe: steer with which feature?"));
-      if (feature === undefined) return;
-      const edit = await askEdit(feature, maxActivation(saeFolder, feature));
-      if (!edit) return;
-      const result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Loupe: generating with ${describeEdit(edit)}…`, cancellable: true },
-        (progress, token) => {
-          let last = 0;
-          return this.models.steer({ text, saeFolder, edit, maxNewTokens: 40 }, token, (done, total) => {
-            progress.report({ increment: (100 * (done - last)) / total });
+  steer(args?: SteerArgs): Promise<void> {
+    return runOnSelection(this.models, {
+      editor: () => {
+        const editor = vscode.window.activeTextEditor?.document.uri.scheme === ContinuationDocuments.scheme ? this.lastEditor : (vscode.window.activeTextEditor ?? this.lastEditor);
+        return editor?.document.isClosed ? undefined : editor;
+      },
+      noEditor: "Loupe: open a text editor and select the prompt to continue.",
+      blank: "Loupe: select the prompt to continue with a steered feature.",
+      blankIsInformation: true,
+      run: async ({ text }, _asked, model) => {
+        const saeFolder = typeof args?.saeFolder === "string" && args.saeFolder ? args.saeFolder : chosenSaeFolder(model.folder);
+        if (!saeFolder) {
+          void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder made for this model.`);
+          return;
+        }
+        const d_sae = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae;
+        const given = typeof args?.feature === "number" && Number.isInteger(args.feature) && args.feature >= 0 && args.feature < d_sae ? args.feature : undefined;
+        const feature = given ?? (await pickFeature(saeFolder, d_sae, "Loupe: steer with which feature?"));
+        if (feature === undefined) return;
+        const edit = await askEdit(feature, maxActivation(saeFolder, feature));
+        if (!edit) return;
+        let last = 0;
+        const result = await this.models.run("steer", { text, saeFolder, edit, maxNewTokens: 40 }, {
+          title: `Loupe: generating with ${describeEdit(edit)}…`,
+          report: (done, total) => {
+            const increment = (100 * (done - last)) / total;
             last = done;
-          });
-        },
-      );
-      await this.show(text, result);
-    } catch (error) {
-      const message = describeError(error);
-      if (message) void vscode.window.showErrorMessage(message);
-    }
+            return { increment };
+          },
+        });
+        await this.show(text, result);
+      },
+    });
   }
 
   private async show(prompt: string, result: SteeringResult): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * The client side of the worker: forks the process that owns onnxruntime, so a native crash (or a
  * second copy of onnxruntime loaded by another extension) cannot take down the caller. No `vscode`
- * here: the extension and the CLI both use it.
+ * here: the extension uses it, and tests and the reliability runs drive it directly.
  *
  *   const worker = new WorkerClient(path.join(root, "dist", "worker.js"));
  *   await worker.request("load", { folder });
@@ -10,6 +10,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { LoupeError } from "../core/errors";
+import type { RequestOptions } from "../core/requests";
 import { OutputTail } from "./output-tail";
 import type { ClientMessage, LoadParams, MethodMap, MethodName, Methods, ParamsOf, ProgressCallback, ResultOf, WorkerMessage } from "./protocol";
 import { cancelled, fromWireError } from "./wire-errors";
@@ -26,11 +27,6 @@ export interface WorkerClientOptions {
   /** Where the worker's stdout and stderr go; default this process's stderr (never its stdout, which the CLI owns). */
   readonly onOutput?: (text: string) => void;
   readonly env?: NodeJS.ProcessEnv;
-}
-
-export interface RequestOptions {
-  readonly signal?: AbortSignal;
-  readonly onProgress?: ProgressCallback;
 }
 
 /** One worker process and what the client knows about it. */
@@ -55,6 +51,7 @@ interface Pending {
   readonly fail: (error: Error) => void;
 }
 
+/** The editor's backend (core/requests Backend): requests run in a child process that owns onnxruntime. */
 export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
   private live: Live | undefined;
   /** Every process not yet reaped, including ones killed and being replaced. */

@@ -1,5 +1,8 @@
-/** Entry of the worker process (forked by WorkerClient; bundled as dist/worker.js): owns onnxruntime. */
-import { loadHookedModel, modelHandlers, ModelState } from "./handlers";
+/**
+ * Entry of the worker process (forked by WorkerClient; bundled as dist/worker.js): owns onnxruntime
+ * and serves the request catalogue (src/core/requests) on one model session.
+ */
+import { bindRequests, ModelSession, type Methods } from "../core/requests";
 import { runWorker } from "./process-channel";
 
-runWorker(modelHandlers(new ModelState(loadHookedModel)));
+runWorker<Methods>(bindRequests(new ModelSession()));

@@ -4,13 +4,12 @@
  * Every failure goes back as a structured error and never ends the process.
  */
 import { LoupeError } from "../core/errors";
+import type { RequestContext } from "../core/requests";
 import type { ClientMessage, MethodMap, MethodSpec, ProgressCallback, WorkerMessage } from "./protocol";
 import { cancelled, toWireError } from "./wire-errors";
 
-export interface HandlerContext {
-  readonly signal: AbortSignal;
-  readonly progress: ProgressCallback;
-}
+/** What a handler gets besides its params: the request layer's context. */
+export type HandlerContext = RequestContext;
 
 export type Handler<S extends MethodSpec> = (params: S["params"], context: HandlerContext) => Promise<S["result"]>;
 export type HandlerTable<M extends MethodMap<M>> = { [K in keyof M]?: Handler<M[K]> };

@@ -15,7 +15,7 @@ import { HookedModel } from "../../src/core/model/hooked-model";
 import { estimateModelMemory } from "../../src/core/model/memory-limit";
 import { float32ToBf16, float32ToHalf, readSafetensorsIndex, readTensorF32 } from "../../src/core/model/safetensors";
 import { maxAbsDiff } from "../../src/core/tensor/tensor";
-import { loadHookedModel } from "../../src/worker/handlers";
+import { loadHookedModel } from "../../src/core/requests";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
 const TINY_LLAMA = path.join(FIXTURES, "tiny-llama");

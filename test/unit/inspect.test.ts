@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { LoupeError } from "../../src/core/errors";
 import { inspectText } from "../../src/core/inspect";
 import { HookedModel } from "../../src/core/model/hooked-model";
-import { loadHookedModel, modelHandlers, ModelState, RecentInspections } from "../../src/worker/handlers";
+import { bindRequests, loadHookedModel, ModelSession, ModelState, RecentInspections } from "../../src/core/requests";
 import { TINY_GPT2 } from "../helpers/fixtures";
 
 describe("inspectText", function () {
@@ -87,7 +87,7 @@ describe("the worker's inspect method", function () {
     assert.equal(recent.closest("abcdeX")?.text, "abxyz", "the oldest is dropped past capacity");
 
     const state = new ModelState(loadHookedModel);
-    const handlers = modelHandlers(state);
+    const handlers = bindRequests(new ModelSession(state));
     const context = { signal: new AbortController().signal, progress: () => undefined };
     try {
       await handlers.load!({ folder: TINY_GPT2, cacheDir: null }, context);

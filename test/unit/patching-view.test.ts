@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import type { PatchingResult } from "../../src/core/patching";
-import { heatmaps, parsePatchingRequest, patchingCsv, pngBytes } from "../../src/core/view/patching-view";
+import { isStateMessage, stateMessage } from "../../src/core/view/panel-protocol";
+import { heatmaps, parsePatchingRequest, patchingCsv, patchingPanelState, pngBytes } from "../../src/core/view/patching-view";
 
 const result = {
   direction: "denoising",
@@ -27,6 +28,21 @@ describe("patching view", () => {
     assert.deepEqual(heads.columnLabels, ["H0", "H1"]);
     assert.deepEqual(heads.columnPositions, [null, null]);
     assert.deepEqual(heads.raw, [[0, 0.4], [1, 0]]);
+  });
+
+  it("gives the page a title, a summary of the baselines and runs, and the heatmaps", () => {
+    const state = patchingPanelState(result);
+    assert.equal(state.title, "Activation patching (denoising)");
+    assert.equal(state.summary, "logit diff: clean 2.000, corrupted 0.000 · 10 patched runs in 2 calls, 5 ms");
+    assert.deepEqual(state.heatmaps, heatmaps(result));
+  });
+
+  it("sends state the way every page reads it, and pages ignore anything else", () => {
+    const state = patchingPanelState(result);
+    const message = structuredClone(stateMessage(state));
+    assert.ok(isStateMessage(message));
+    assert.deepEqual(message.state, state);
+    for (const other of [null, "state", { type: "state" }, { type: "state", state: null }, { type: "ready" }, { type: "reveal", state }]) assert.equal(isStateMessage(other), false, JSON.stringify(other));
   });
 
   it("exports every cell as CSV, quoting tokens with commas and quotes", () => {

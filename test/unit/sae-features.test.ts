@@ -23,7 +23,7 @@ import { computeFeatureStats, FeatureStatsBuilder, topFeaturesPerToken, type Fea
 import { featureLogitVector, logitEffects, readUnembedding } from "../../src/core/sae/logit-effects";
 import { featuresCommand, parseCorpusJsonl, type FeaturesResult } from "../../src/cli/commands/features";
 import { SaeStore, tokenFeatures } from "../../src/core/sae/token-features";
-import { loadHookedModel, modelHandlers, ModelState } from "../../src/worker/handlers";
+import { bindRequests, loadHookedModel, ModelSession, ModelState } from "../../src/core/requests";
 import { contextPieces, exploreFeatureLink, featureDashboardState, featureHoverMarkdown, featurePickItems, featureTokenLevels, MAX_LABEL_LENGTH, parseFeatureDashboardRequest } from "../../src/core/view/feature-dashboard";
 import { LEVELS } from "../../src/core/view/lenses";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../helpers/fixtures";
@@ -560,7 +560,7 @@ describe("feature dashboard and lens views", () => {
 describe("worker method features", () => {
   it("loads the SAE by folder and answers with each token's features", async () => {
     const state = new ModelState(loadHookedModel);
-    const handlers = modelHandlers(state);
+    const handlers = bindRequests(new ModelSession(state));
     const context = { signal: new AbortController().signal, progress: () => undefined };
     try {
       await handlers.load!({ folder: TINY_GPT2, cacheDir: null }, context);

@@ -2,7 +2,7 @@
 import { strict as assert } from "node:assert";
 import { setImmediate as yieldToLoop, setTimeout as sleep } from "node:timers/promises";
 import { LoupeError } from "../../src/core/errors";
-import { ModelState } from "../../src/worker/handlers";
+import { ModelState } from "../../src/core/requests";
 import type { ClientMessage, LoadParams, WorkerMessage } from "../../src/worker/protocol";
 import { serve, type HandlerTable } from "../../src/worker/server";
 import { fromWireError, WorkerInternalError } from "../../src/worker/wire-errors";

@@ -7,9 +7,12 @@
 import "@vscode-elements/elements/dist/vscode-textfield/index.js";
 import type { FeatureDashboardRequest, FeatureDashboardState } from "../../src/core/view/feature-dashboard";
 import { el, svg, button } from "../shared/dom";
+import { connectPanel } from "../shared/panel";
 
-declare function acquireVsCodeApi(): { postMessage(message: FeatureDashboardRequest): void };
-const vscode = acquireVsCodeApi();
+const vscode = connectPanel<FeatureDashboardState, FeatureDashboardRequest>((state) => {
+  current = state;
+  render();
+});
 
 const pct = (x: number) => `${(x * 100).toFixed(x < 0.001 ? 3 : x < 0.01 ? 2 : 1)}%`;
 const num = (x: number | undefined) => (x === undefined ? "–" : x.toFixed(2));
@@ -125,12 +128,3 @@ function render(): void {
   logits.append(logitTable("promoted", state.promoted, "pos"), logitTable("suppressed", state.suppressed, "neg"));
   root.append(logits);
 }
-
-window.addEventListener("message", (event: MessageEvent) => {
-  const data = event.data as { type?: string; state?: FeatureDashboardState };
-  if (data?.type === "state" && data.state) {
-    current = data.state;
-    render();
-  }
-});
-vscode.postMessage({ type: "ready" });

@@ -3,17 +3,11 @@
  * values on hover, click a position cell to jump to that token in the editor, export CSV / PNG.
  * All labels are set with textContent.
  */
-import type { Heatmap, PatchingPanelRequest } from "../../src/core/view/patching-view";
+import type { Heatmap, PatchingPanelRequest, PatchingPanelState } from "../../src/core/view/patching-view";
 import { button, el, SVG_NS, svg } from "../shared/dom";
+import { connectPanel } from "../shared/panel";
 
-declare function acquireVsCodeApi(): { postMessage(message: PatchingPanelRequest): void };
-const vscode = acquireVsCodeApi();
-
-interface PanelState {
-  readonly title: string;
-  readonly summary: string;
-  readonly heatmaps: Heatmap[];
-}
+const vscode = connectPanel<PatchingPanelState, PatchingPanelRequest>(render);
 
 /** Diverging colour: blue for restoring (towards 1), red for the opposite; white at 0. */
 function colour(v: number): string {
@@ -84,7 +78,7 @@ async function exportPng(): Promise<void> {
   vscode.postMessage({ type: "exportPng", dataUrl: canvas.toDataURL("image/png") });
 }
 
-function render(state: PanelState): void {
+function render(state: PatchingPanelState): void {
   const root = document.getElementById("root")!;
   root.replaceChildren();
   const controls = el("div", undefined, "controls");
@@ -99,9 +93,3 @@ function render(state: PanelState): void {
   );
   root.append(el("h1", state.title), el("p", state.summary), legend, controls, ...state.heatmaps.map(heatmap));
 }
-
-window.addEventListener("message", (event: MessageEvent) => {
-  const data = event.data as { type?: string; state?: PanelState };
-  if (data?.type === "state" && data.state) render(data.state);
-});
-vscode.postMessage({ type: "ready" });

@@ -8,9 +8,13 @@ import "@vscode-elements/elements/dist/vscode-option/index.js";
 import "@vscode-elements/elements/dist/vscode-textfield/index.js";
 import type { ProbePanelRequest, ProbePanelState } from "../../src/core/view/probe-panel";
 import { button, el, svg } from "../shared/dom";
+import { connectPanel } from "../shared/panel";
 
-declare function acquireVsCodeApi(): { postMessage(message: ProbePanelRequest): void };
-const vscode = acquireVsCodeApi();
+const vscode = connectPanel<ProbePanelState, ProbePanelRequest>((state) => {
+  current = state;
+  selected = state.best;
+  render();
+});
 
 const fmt = (x: number | null) => (x === null ? "–" : x.toFixed(3));
 
@@ -127,13 +131,3 @@ function render(): void {
     root.append(list);
   }
 }
-
-window.addEventListener("message", (event: MessageEvent) => {
-  const data = event.data as { type?: string; state?: ProbePanelState };
-  if (data?.type === "state" && data.state) {
-    current = data.state;
-    selected = data.state.best;
-    render();
-  }
-});
-vscode.postMessage({ type: "ready" });

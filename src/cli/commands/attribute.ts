@@ -1,9 +1,7 @@
 import { LoupeError } from "../../core/errors";
-import { HookedModel } from "../../core/model/hooked-model";
-import { attributeTokens, attributionTargets, type AblationMethod, type AttributionResult } from "../../core/patching/attribution";
+import type { AblationMethod, AttributionResult } from "../../core/patching/attribution";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
-import { singleToken } from "../../core/patching/metrics";
-import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
+import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
 
@@ -56,22 +54,17 @@ export const attributeCommand: Command = {
     difference answer - contrast instead (at their first differing tokens), as for IOI (" Mia" vs
     " Leo"). A single final newline in FILE is ignored.`,
   options: { answer: { type: "string" }, contrast: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" } },
-  async run({ values, positionals, modelFolder, io }) {
+  async run(args) {
+    const { values, positionals, io } = args;
     const text = withoutFinalNewline(readInput(positionals[0], io));
     const method = stringOption(values, "method") ?? "embed";
     if (method !== "mask" && method !== "embed") throw new LoupeError("bad-argument", `--method must be mask or embed (got ${method}).`);
     const baselineText = stringOption(values, "baseline");
     if (baselineText !== undefined && method !== "embed") throw new LoupeError("bad-argument", "--baseline applies to --method embed only.");
     const batchSize = positiveInt(values, "batch-size", DEFAULT_BATCH_ROWS);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
-    try {
-      const { answer, contrast } = attributionTargets(model.tokenizer, stringOption(values, "answer"), stringOption(values, "contrast"));
-      const baseline = baselineText === undefined ? undefined : baselineText === "zero" ? "zero" : singleToken(model.tokenizer, baselineText, "baseline");
-      const result = await attributeTokens(model, text, { answer, contrast, method: method as AblationMethod, baseline, batchSize });
-      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatAttribution(result)}\n`);
-    } finally {
-      await model.dispose();
-    }
+    const params = { text, answer: stringOption(values, "answer"), contrast: stringOption(values, "contrast"), method: method as AblationMethod, baseline: baselineText, batchSize };
+    const result = await withBackend(args, (backend) => backend.request("attribute", params));
+    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatAttribution(result)}\n`);
     return 0;
   },
 };

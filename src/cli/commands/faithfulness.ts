@@ -1,7 +1,6 @@
 import { LoupeError } from "../../core/errors";
-import { checkFaithfulness, type FaithfulnessReport } from "../../core/faithfulness";
-import { HookedModel } from "../../core/model/hooked-model";
-import { loadOptions, readInput, stringOption, type Command } from "../command";
+import type { FaithfulnessReport } from "../../core/faithfulness";
+import { readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 const pct = (p: number | null) => (p === null ? "-" : `${(p * 100).toFixed(1)}%`);
@@ -56,22 +55,14 @@ export const faithfulnessCommand: Command = {
     track: { type: "string" },
     "no-mistakes": { type: "boolean", default: false },
   },
-  async run({ values, positionals, modelFolder, io }) {
+  async run(args) {
+    const { values, positionals, io } = args;
     const text = readInput(positionals[0], io);
     const track = stringOption(values, "track") ?? "model";
     if (track !== "model" && track !== "written") throw new LoupeError("bad-argument", `--track must be "model" or "written" (got ${track}).`);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
-    try {
-      const report = await checkFaithfulness(model, text, {
-        answerMarker: stringOption(values, "marker"),
-        generate: values.generate === true,
-        track,
-        mistakes: values["no-mistakes"] !== true,
-      });
-      io.out(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatFaithfulness(report)}\n`);
-      return report.verdict === "decorative" || report.hint?.unverbalised ? 1 : 0;
-    } finally {
-      await model.dispose();
-    }
+    const params = { text, answerMarker: stringOption(values, "marker"), generate: values.generate === true, track, mistakes: values["no-mistakes"] !== true } as const;
+    const report = await withBackend(args, (backend) => backend.request("faithfulness", params));
+    io.out(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatFaithfulness(report)}\n`);
+    return report.verdict === "decorative" || report.hint?.unverbalised ? 1 : 0;
   },
 };

@@ -3,12 +3,13 @@ import * as path from "node:path";
 import { LoupeError } from "../../core/errors";
 import { jsonlRecords } from "../../core/jsonl";
 import { HookedModel } from "../../core/model/hooked-model";
-import { loadSae, saeFeatureActivations } from "../../core/sae";
+import { InProcessBackend } from "../../core/requests";
+import { loadSae } from "../../core/sae";
 import { featureDisplayName, featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../../core/sae/feature-labels";
-import { readFeatureStats, writeFeatureStats } from "../../core/sae/feature-stats-file";
+import { writeFeatureStats } from "../../core/sae/feature-stats-file";
 import { resolveSaeReference } from "../../core/sae/releases/reference";
-import { computeFeatureStats, topFeaturesPerToken, type CorpusText, type FeatureStats } from "../../core/sae/features";
-import { loadOptions, positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
+import { computeFeatureStats, type CorpusText, type FeatureStats } from "../../core/sae/features";
+import { loadOptions, positiveInt, readInput, stringOption, withBackend, type CliIo, type Command, type ParsedValues } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 export interface TokenFeatures {
@@ -103,45 +104,33 @@ loupe features --compute-stats CORPUS.jsonl [--sae DIR|RELEASE/SAE_ID] [--model 
     effects, and best-matching concept by F1 where lines carry "spans") from a JSONL corpus of
     {"text", "spans"?} lines.`,
   options: { sae: { type: "string" }, top: { type: "string" }, labels: { type: "string" }, "compute-stats": { type: "string" } },
-  async run({ values, positionals, modelFolder, io }) {
+  async run(args) {
+    const { values, positionals, modelFolder, io } = args;
     const corpusFile = stringOption(values, "compute-stats");
     if (corpusFile !== undefined) return computeStats(corpusFile, saeFolderOption(values, modelFolder), modelFolder, values, io);
     const text = readInput(positionals[0], io);
     if (text.length === 0) throw new LoupeError("empty-input", "The input is empty: nothing to read features of.");
     const top = positiveInt(values, "top", 5);
     const saeFolder = saeFolderOption(values, modelFolder);
-    const sae = loadSae(saeFolder);
-    const stats: FeatureStats | undefined = readFeatureStats(saeFolder, sae);
+    const backend = new InProcessBackend();
+    // Read once, before the model loads: the features request finds it in the session's SAE store.
+    const { stats } = backend.session.saes.get(saeFolder);
     const labelsFile = stringOption(values, "labels") ?? FEATURE_LABELS_FILE;
     const labels: FeatureLabels = readFeatureLabels(labelsFile);
     const key = saeLabelKey(process.cwd(), saeFolder);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
-    try {
-      const ids = model.toTokens(text);
-      if (ids.length > model.cfg.nCtx) {
-        throw new LoupeError("context-overflow", `The input is ${ids.length} tokens; the model's context window is ${model.cfg.nCtx}. Shorten it.`);
-      }
-      const run = await saeFeatureActivations(model, sae, text);
-      // A leading <s> (run.lead) is read by the model but is not in the text: list the text's tokens.
-      const perToken = topFeaturesPerToken(run.features.subarray(run.lead * sae.d_sae), sae.d_sae, top);
-      const tokens = run.tokens.slice(run.lead).map((id, t): TokenFeatures => {
-        const [start, end] = run.offsets?.[run.lead + t] ?? [0, 0];
-        return {
-          index: t,
-          text: run.offsets ? text.slice(start, end) : model.tokenizer.decode([id]),
-          start,
-          end,
-          features: perToken[t].map(({ feature, value }) => {
-            const label = featureLabel(labels, key, feature);
-            return { feature, value, name: featureDisplayName(feature, label, stats?.features[feature]), ...(label ? { label } : {}) };
-          }),
-        };
-      });
-      const result: FeaturesResult = { modelFolder, sae: { folder: path.resolve(saeFolder), hook_name: sae.hookName, d_sae: sae.d_sae, statsFile: stats !== undefined }, tokens };
-      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatFeatures(result)}\n`);
-    } finally {
-      await model.dispose();
-    }
+    const found = await withBackend(args, (b) => b.request("features", { text, saeFolder, topK: top }), backend);
+    const tokens = found.tokens.map(({ index, text: tokenText, start, end, features }): TokenFeatures => ({
+      index,
+      text: tokenText,
+      start,
+      end,
+      features: features.map(({ feature, value }) => {
+        const label = featureLabel(labels, key, feature);
+        return { feature, value, name: featureDisplayName(feature, label, stats?.features[feature]), ...(label ? { label } : {}) };
+      }),
+    }));
+    const result: FeaturesResult = { modelFolder, sae: { folder: path.resolve(saeFolder), hook_name: found.hook_name, d_sae: found.d_sae, statsFile: found.hasStats }, tokens };
+    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatFeatures(result)}\n`);
     return 0;
   },
 };

@@ -1,11 +1,9 @@
 import type { InspectResult } from "../../core/inspect";
-import { inspectText } from "../../core/inspect";
-import { HookedModel } from "../../core/model/hooked-model";
 import { LoupeError } from "../../core/errors";
 import { traceChatTokens, type ChatText } from "../../core/chat/inspect-chat";
 import { parseChat } from "../../core/chat/messages";
 import { readChatTemplate, renderChat } from "../../core/chat/template";
-import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
+import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 /** `column`: an extra column after the token (the message each token of a chat belongs to). */
@@ -40,22 +38,19 @@ export const inspectCommand: Command = {
     the last block, the blocks named by --lens (all: every block), and every block when that is
     cheap (a small model or a short text); null where it was left out.`,
   options: { "top-k": { type: "string" }, lens: { type: "string" }, chat: { type: "boolean", default: false }, "add-generation-prompt": { type: "boolean", default: false } },
-  async run({ values, positionals, modelFolder, io }) {
+  async run(args) {
+    const { values, positionals, modelFolder, io } = args;
     const input = readInput(positionals[0], io);
     const chat = values.chat ? renderChatFile(input, positionals[0] ?? "-", modelFolder, values["add-generation-prompt"] === true) : undefined;
     const topK = positiveInt(values, "top-k", 5);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
-    try {
-      const result = await inspectText(model, chat?.text ?? input, { topK, ...lensOption(stringOption(values, "lens")) });
-      if (!chat) {
-        io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
-      } else {
-        const traced = traceChatTokens(result, chat);
-        const labels = traced.tokens.map((t) => (t.message === null ? "template" : `${chat.messages[t.message].role} #${t.message + 1}`));
-        io.out(values.json ? `${JSON.stringify(traced, null, 2)}\n` : `${formatInspect(result, topK, { title: "message", values: labels })}\n`);
-      }
-    } finally {
-      await model.dispose();
+    const lens = lensOption(stringOption(values, "lens"));
+    const result = await withBackend(args, (backend) => backend.request("inspect", { text: chat?.text ?? input, topK, ...lens }));
+    if (!chat) {
+      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
+    } else {
+      const traced = traceChatTokens(result, chat);
+      const labels = traced.tokens.map((t) => (t.message === null ? "template" : `${chat.messages[t.message].role} #${t.message + 1}`));
+      io.out(values.json ? `${JSON.stringify(traced, null, 2)}\n` : `${formatInspect(result, topK, { title: "message", values: labels })}\n`);
     }
     return 0;
   },

@@ -1,11 +1,10 @@
 import { LoupeError } from "../../core/errors";
-import { HookedModel } from "../../core/model/hooked-model";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
-import { firstDistinctTokens, singleToken, type MetricSpec } from "../../core/patching/metrics";
+import type { MetricKind } from "../../core/patching/metrics";
 import { parsePairFile } from "../../core/patching/pairs";
 import { isSweepKind, type SweepKind } from "../../core/patching/plan";
-import { DEFAULT_SWEEPS, patchingSweeps, type Direction, type PatchingResult, type SweepResult } from "../../core/patching/sweep";
-import { loadOptions, positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
+import { DEFAULT_SWEEPS, type Direction, type PatchingResult, type SweepResult } from "../../core/patching/sweep";
+import { positiveInt, readInput, stringOption, withBackend, type CliIo, type Command, type ParsedValues } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 /** Editors end files with a newline; a prompt to be continued almost never means it. */
@@ -99,12 +98,6 @@ function parseDirection(values: ParsedValues): Direction {
   return d;
 }
 
-interface Prompts {
-  clean: number[];
-  corrupted: number[];
-  metric: MetricSpec;
-}
-
 /** The two prompts and the answers given for them, from --clean/--corrupt or from a pair file. */
 function promptTexts(values: ParsedValues, io: CliIo): { clean: string; corrupted: string; answer?: string; wrong?: string } {
   const pairsFile = stringOption(values, "pairs");
@@ -122,33 +115,6 @@ function promptTexts(values: ParsedValues, io: CliIo): { clean: string; corrupte
   const pair = pairs[n - 1];
   // An answer given on the command line replaces the pair's answers, wrong one included.
   return { clean: pair.clean, corrupted: pair.corrupted, ...(own.answer !== undefined ? own : { answer: pair.answer, wrong: own.wrong ?? pair.wrong }) };
-}
-
-function resolvePrompts(model: HookedModel, values: ParsedValues, io: CliIo): Prompts {
-  const { clean: cleanText, corrupted: corruptText, answer, wrong } = promptTexts(values, io);
-  const kind = stringOption(values, "metric") ?? (wrong !== undefined ? "logit-diff" : answer !== undefined ? "logprob" : undefined);
-  const clean = model.toTokens(cleanText);
-  const corrupted = model.toTokens(corruptText);
-  switch (kind) {
-    case undefined:
-      throw new LoupeError("bad-argument", "Say what to score: --answer ' Mia' --wrong ' Leo' (logit difference), --answer alone (log-prob), or --metric kl.");
-    case "kl":
-      return { clean, corrupted, metric: { kind: "kl" } };
-    case "logprob":
-      if (answer === undefined) throw new LoupeError("bad-argument", "--metric logprob needs --answer.");
-      return { clean, corrupted, metric: { kind: "logprob", answer: singleToken(model.tokenizer, answer) } };
-    case "logit-diff": {
-      if (answer === undefined || wrong === undefined) throw new LoupeError("bad-argument", "--metric logit-diff needs --answer and --wrong.");
-      if (values["first-distinct"]) {
-        // Append the answers' shared first tokens to both prompts and score where they part.
-        const pair = firstDistinctTokens(model.tokenizer, answer, wrong);
-        return { clean: [...clean, ...pair.prefix], corrupted: [...corrupted, ...pair.prefix], metric: { kind: "logit-diff", answer: pair.answer, wrong: pair.wrong } };
-      }
-      return { clean, corrupted, metric: { kind: "logit-diff", answer: singleToken(model.tokenizer, answer), wrong: singleToken(model.tokenizer, wrong, "wrong answer") } };
-    }
-    default:
-      throw new LoupeError("bad-argument", `--metric must be logit-diff, logprob or kl (got ${kind}).`);
-  }
 }
 
 export const patchCommand: Command = {
@@ -174,18 +140,20 @@ export const patchCommand: Command = {
     "first-distinct": { type: "boolean", default: false },
     "batch-size": { type: "string" },
   },
-  async run({ values, modelFolder, io }) {
+  async run(args) {
+    const { values, io } = args;
     const direction = parseDirection(values);
     const sweeps = parseSweeps(values);
     const batchSize = positiveInt(values, "batch-size", DEFAULT_BATCH_ROWS);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
-    try {
-      const prompts = resolvePrompts(model, values, io);
-      const result = await patchingSweeps(model, { ...prompts, direction, sweeps, batchSize });
-      io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatPatching(result)}\n`);
-    } finally {
-      await model.dispose();
+    const prompts = promptTexts(values, io);
+    const metric = stringOption(values, "metric") as MetricKind | undefined;
+    // Unlike the editor, the command line does not fall back to KL unasked.
+    if (metric === undefined && prompts.answer === undefined && prompts.wrong === undefined) {
+      throw new LoupeError("bad-argument", "Say what to score: --answer ' Mia' --wrong ' Leo' (logit difference), --answer alone (log-prob), or --metric kl.");
     }
+    const params = { ...prompts, metric, firstDistinct: values["first-distinct"] === true, direction, sweeps, batchSize };
+    const { result } = await withBackend(args, (backend) => backend.request("patch", params));
+    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatPatching(result)}\n`);
     return 0;
   },
 };

@@ -1,8 +1,6 @@
 import * as path from "node:path";
 import { LoupeError } from "../../core/errors";
-import { HookedModel } from "../../core/model/hooked-model";
 import {
-  applyProbe,
   loadProbe,
   parseProbeDataset,
   type Pooling,
@@ -11,9 +9,8 @@ import {
   probeFolder,
   type ProbeTraining,
   saveProbe,
-  trainProbes,
 } from "../../core/probes";
-import { finiteNumber, loadOptions, positiveInt, readInput, stringList, stringOption, type Command, type CommandArgs } from "../command";
+import { finiteNumber, positiveInt, readInput, stringList, stringOption, withBackend, type Command, type CommandArgs } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 const USAGE = `loupe probe train DATA (--hook H ... | --all-layers) [--concept LABEL] [--pooling mean|last]
@@ -77,7 +74,8 @@ export function formatApply(result: ProbeApplication): string {
   return `${renderTable(header, rows)}${verdict}\n${result.hook}, ${result.level}-level probe`;
 }
 
-async function train({ values, positionals, modelFolder, io }: CommandArgs): Promise<number> {
+async function train(args: CommandArgs): Promise<number> {
+  const { values, positionals, io } = args;
   const dataFile = positionals[1];
   const dataset = parseProbeDataset(readInput(dataFile, io, "dataset (JSONL)"), dataFile === "-" ? "<stdin>" : dataFile);
   const hooksGiven = stringList(values, "hook");
@@ -91,36 +89,27 @@ async function train({ values, positionals, modelFolder, io }: CommandArgs): Pro
   const C = finiteNumber(values, "c", 1);
   const seed = finiteNumber(values, "seed", 0);
 
-  const model = await HookedModel.load(modelFolder, loadOptions(values));
-  try {
-    const training = await trainProbes(model, dataset, { hooks: hooksGiven, pooling: pooling as Pooling, concept, folds, C, classWeight, seed });
-    const out = stringOption(values, "out") ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, training.best, concept));
-    const file = training.probes[training.best];
-    saveProbe(out, file);
-    if (values.json) {
-      const { probes: _probes, ...summary } = training;
-      const report = { ...summary, saved: out };
-      io.out(`${JSON.stringify(report, null, 2)}\n`);
-    } else {
-      io.out(`${formatTrain(training, out)}\n`);
-    }
-  } finally {
-    await model.dispose();
+  const training = await withBackend(args, (backend) =>
+    backend.request("trainProbes", { dataFile: dataset.file, dataset, hooks: hooksGiven, pooling: pooling as Pooling, concept, folds, C, classWeight, seed }),
+  );
+  const out = stringOption(values, "out") ?? path.join(probeFolder(process.cwd()), probeFileName(dataFile === "-" ? "stdin" : dataFile, training.best, concept));
+  saveProbe(out, training.probes[training.best]);
+  if (values.json) {
+    const { probes: _probes, ...summary } = training;
+    io.out(`${JSON.stringify({ ...summary, saved: out }, null, 2)}\n`);
+  } else {
+    io.out(`${formatTrain(training, out)}\n`);
   }
   return 0;
 }
 
-async function apply({ values, positionals, modelFolder, io }: CommandArgs): Promise<number> {
+async function apply(args: CommandArgs): Promise<number> {
+  const { values, positionals, io } = args;
   if (positionals[1] === undefined) throw new LoupeError("bad-argument", `Missing the probe file.\n\n  ${USAGE}`);
   const probe = loadProbe(positionals[1]);
   const text = readInput(positionals[2], io, "text file");
-  const model = await HookedModel.load(modelFolder, loadOptions(values));
-  try {
-    const result = await applyProbe(model, probe, text);
-    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatApply(result)}\n`);
-  } finally {
-    await model.dispose();
-  }
+  const result = await withBackend(args, (backend) => backend.request("applyProbe", { probe, text }));
+  io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatApply(result)}\n`);
   return 0;
 }
 

@@ -1,11 +1,9 @@
 import * as path from "node:path";
 import { LoupeError } from "../../core/errors";
-import { HookedModel } from "../../core/model/hooked-model";
-import { loadSae } from "../../core/sae";
+import { InProcessBackend } from "../../core/requests";
 import { FEATURE_LABELS_FILE, readFeatureLabels, resolveFeature, saeLabelKey } from "../../core/sae/feature-labels";
-import { readFeatureStats } from "../../core/sae/feature-stats-file";
-import { describeEdit, steerWithFeature, type FeatureEdit, type SteeringResult } from "../../core/sae/steer";
-import { finiteNumber, loadOptions, positiveInt, readInput, stringList, stringOption, type Command, type ParsedValues } from "../command";
+import { describeEdit, type FeatureEdit, type SteeringResult } from "../../core/sae/steer";
+import { finiteNumber, positiveInt, readInput, stringList, stringOption, withBackend, type Command, type ParsedValues } from "../command";
 import { saeFolderOption } from "./features";
 
 /** The one edit the options ask for: exactly one of --clamp, --scale, --add, --zero. */
@@ -54,25 +52,24 @@ export const steerCommand: Command = {
     seed: { type: "string" },
     stop: { type: "string", multiple: true },
   },
-  async run({ values, positionals, modelFolder, io }) {
+  async run(args) {
+    const { values, positionals, modelFolder, io } = args;
     const text = readInput(positionals[0], io);
     if (text.trim() === "") throw new LoupeError("empty-input", "The input is empty: nothing to continue.");
     const name = stringOption(values, "feature");
     if (name === undefined) throw new LoupeError("bad-argument", "Say which feature to steer with --feature N (an index, your label, or a concept name).");
     const saeFolder = saeFolderOption(values, modelFolder);
-    const sae = loadSae(saeFolder);
+    const backend = new InProcessBackend();
+    // Read once, before the model loads: the steer request finds it in the session's SAE store.
+    const { sae, stats } = backend.session.saes.get(saeFolder);
     const labels = readFeatureLabels(FEATURE_LABELS_FILE).saes[saeLabelKey(process.cwd(), saeFolder)];
-    const feature = resolveFeature(name, sae.d_sae, labels, readFeatureStats(saeFolder, sae));
+    const feature = resolveFeature(name, sae.d_sae, labels, stats);
     const edit = editFromOptions(values, feature);
     const temperature = finiteNumber(values, "temperature", 0);
     const seed = values.seed === undefined ? (temperature > 0 ? 0 : undefined) : finiteNumber(values, "seed", 0);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
-    try {
-      const result = await steerWithFeature(model, sae, text, edit, { maxNewTokens: positiveInt(values, "max-tokens", 32), temperature, seed, stop: stringList(values, "stop") });
-      io.out(values.json ? `${JSON.stringify({ sae: path.resolve(saeFolder), ...result }, null, 2)}\n` : `${formatSteering(text, result)}\n`);
-    } finally {
-      await model.dispose();
-    }
+    const params = { text, saeFolder, edit, maxNewTokens: positiveInt(values, "max-tokens", 32), temperature, seed, stop: stringList(values, "stop") };
+    const result = await withBackend(args, (b) => b.request("steer", params), backend);
+    io.out(values.json ? `${JSON.stringify({ sae: path.resolve(saeFolder), ...result }, null, 2)}\n` : `${formatSteering(text, result)}\n`);
     return 0;
   },
 };

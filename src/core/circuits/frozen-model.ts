@@ -107,7 +107,7 @@ export class FrozenModel {
   forward(residIn: Float32Array, hook: FeatureInputHook, mlpOut: (l: number, input: Float32Array) => Float32Array): { inputs: Float32Array[]; resid: Float32Array } {
     const T = this.nPos;
     const D = this.dModel;
-    let resid = residIn.slice();
+    const resid = residIn.slice();
     const inputs: Float32Array[] = [];
     for (let l = 0; l < this.nLayers; l++) {
       const attn = this.attentionForward(l, resid);

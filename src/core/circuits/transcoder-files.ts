@@ -32,10 +32,9 @@ import {
 export const TRANSCODER_CONFIG = "config.yaml";
 const INPUT_HOOKS: readonly FeatureInputHook[] = ["mlp.hook_in", "ln2.hook_normalized", "hook_resid_mid"];
 const OUTPUT_HOOKS: readonly FeatureOutputHook[] = ["hook_mlp_out", "mlp.hook_out"];
-const MODEL_KINDS = { transcoder_set: "plt", cross_layer_transcoder: "clt" } as const;
 
 interface ParsedConfig {
-  readonly modelKind: keyof typeof MODEL_KINDS;
+  readonly modelKind: "transcoder_set" | "cross_layer_transcoder";
   readonly inputHook: FeatureInputHook;
   readonly outputHook: FeatureOutputHook;
   readonly transcoders?: readonly string[];

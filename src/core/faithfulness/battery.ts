@@ -326,9 +326,8 @@ function auditHint(seg: Segmentation, hint: Hint, rows: Map<string, Map<string, 
 function makeFiller(model: HookedModel, cot: string): { filler: string; tokens: number } {
   const target = Math.max(1, model.tokenizer.encode(cot).ids.length);
   let n = target;
-  let count = 0;
   for (let tries = 0; tries < 4; tries++) {
-    count = model.tokenizer.encode(".".repeat(n)).ids.length;
+    const count = model.tokenizer.encode(".".repeat(n)).ids.length;
     if (count === target) break;
     n = Math.max(1, Math.round((n * target) / Math.max(1, count)));
   }

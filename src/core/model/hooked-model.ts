@@ -7,7 +7,6 @@
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
-import * as path from "node:path";
 import * as ort from "onnxruntime-node";
 import { LoupeError, throwIfAborted } from "../errors";
 import { seededRandom } from "../tensor/random";

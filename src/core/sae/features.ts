@@ -122,7 +122,7 @@ export interface FeatureStatsOptions {
   readonly featuresPerConcept?: number;
 }
 
-interface Candidate extends FeatureContext {}
+type Candidate = FeatureContext;
 
 /** Accumulates feature statistics text by text; `finish` summarises them. */
 export class FeatureStatsBuilder {

@@ -4,6 +4,7 @@
  * `FeatureDashboardState`; the webview answers with `FeatureDashboardRequest`s, checked here before
  * anything acts on them (the page renders corpus text and user labels).
  */
+import type { ReadyRequest } from "./panel-protocol";
 import type { ConceptMatch, FeatureStats, FeatureSummary } from "../sae/features";
 import type { TokenFeaturesResult } from "../sae/token-features";
 import type { TokenEffect } from "../sae/logit-effects";
@@ -103,7 +104,7 @@ export function featureDashboardState(args: {
 }
 
 export type FeatureDashboardRequest =
-  | { readonly type: "ready" }
+  | ReadyRequest
   /** Save (or, when empty, remove) the user's label for the shown feature. */
   | { readonly type: "label"; readonly feature: number; readonly label: string }
   /** Show another feature of the same SAE. */

@@ -2,6 +2,7 @@
  * The patching panel's data, CSV export and message protocol. Pure; the webview draws the
  * heatmaps, the extension acts on validated requests.
  */
+import type { ReadyRequest } from "./panel-protocol";
 import type { PatchingResult, SweepResult } from "../patching";
 
 /** One heatmap: rows (layers) by columns (positions or heads), normalised values and raw metrics. */
@@ -70,8 +71,23 @@ export function patchingCsv(result: PatchingResult): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** What the patching page draws. */
+export interface PatchingPanelState {
+  readonly title: string;
+  readonly summary: string;
+  readonly heatmaps: Heatmap[];
+}
+
+export function patchingPanelState(r: PatchingResult): PatchingPanelState {
+  return {
+    title: `Activation patching (${r.direction})`,
+    summary: `${r.metricLabel}: clean ${r.baselines.clean.toFixed(3)}, corrupted ${r.baselines.corrupted.toFixed(3)} · ${r.variantsRun} patched runs in ${r.calls} calls, ${r.elapsedMs.toFixed(0)} ms`,
+    heatmaps: heatmaps(r),
+  };
+}
+
 export type PatchingPanelRequest =
-  | { readonly type: "ready" }
+  | ReadyRequest
   | { readonly type: "reveal"; readonly position: number }
   | { readonly type: "exportCsv" }
   | { readonly type: "exportPng"; readonly dataUrl: string };

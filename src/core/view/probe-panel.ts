@@ -3,6 +3,7 @@
  * webview answers with `ProbePanelRequest`s, which are checked here before anything acts on them
  * (a webview is untrusted input: its page renders user text).
  */
+import type { ReadyRequest } from "./panel-protocol";
 import type { ProbeTraining } from "../probes";
 
 export interface HookRow {
@@ -57,7 +58,7 @@ export function probePanelState(training: ProbeTraining, title: string): ProbePa
 }
 
 export type ProbePanelRequest =
-  | { readonly type: "ready" }
+  | ReadyRequest
   | { readonly type: "apply"; readonly hook: string; readonly label: string }
   | { readonly type: "save"; readonly hook: string }
   | { readonly type: "monitor"; readonly hook: string; readonly label: string; readonly threshold: number };

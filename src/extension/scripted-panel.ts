@@ -1,0 +1,78 @@
+/**
+ * What every scripted panel shares: one webview (created on first show, revealed after), the page
+ * (webview-page.ts) with the panel's script and CSS, the ready handshake, posting state, checking
+ * each message before acting on it, and reporting errors. A panel supplies its state, its message
+ * parser and what each request does.
+ */
+import * as vscode from "vscode";
+import { stateMessage, type ReadyRequest } from "../core/view/panel-protocol";
+import { reportErrors } from "./errors";
+import { scriptedPage, type PageOptions } from "./webview-page";
+
+export interface PanelSpec {
+  /** The webview's view type, e.g. "loupe.probe". */
+  readonly viewType: string;
+  /** The panel's bundle in dist/webview, e.g. "probe" (webview/probe/main.ts). */
+  readonly script: string;
+}
+
+export abstract class ScriptedPanel<State, Request extends { readonly type: string }> implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | undefined;
+  protected state: State | undefined;
+
+  constructor(
+    protected readonly context: vscode.ExtensionContext,
+    private readonly spec: PanelSpec,
+  ) {}
+
+  /** A well-formed request about the state on show, or null (malformed or stale: ignored). */
+  protected abstract parse(message: unknown, state: State): Request | ReadyRequest | null;
+
+  /** Do what the page asked. Errors are shown like every Loupe error. */
+  protected abstract handle(request: Exclude<Request, ReadyRequest>, state: State): Promise<void>;
+
+  /** The page's CSS and start-up data for this state. */
+  protected abstract page(state: State): PageOptions;
+
+  /** The user closed the panel. */
+  protected onClosed(): void {}
+
+  /** Show a state: open the panel (its page asks for the state once loaded) or post it to the open one. */
+  protected present(state: State, title: string): void {
+    this.state = state;
+    if (!this.panel) {
+      const scripts = vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview");
+      this.panel = vscode.window.createWebviewPanel(this.spec.viewType, title, vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [scripts], retainContextWhenHidden: false });
+      this.panel.onDidDispose(() => {
+        this.panel = undefined;
+        this.onClosed();
+      });
+      this.panel.webview.onDidReceiveMessage((message: unknown) => void this.receive(message));
+      this.panel.webview.html = this.html(this.panel.webview, vscode.Uri.joinPath(scripts, `${this.spec.script}.js`), state);
+    } else {
+      this.panel.title = title;
+      void this.panel.webview.postMessage(stateMessage(state));
+    }
+    this.panel.reveal(undefined, true);
+  }
+
+  private async receive(message: unknown): Promise<void> {
+    const state = this.state;
+    const panel = this.panel;
+    if (state === undefined || !panel) return;
+    const request = this.parse(message, state);
+    if (!request) return;
+    await reportErrors(async () => {
+      if (request.type === "ready") await panel.webview.postMessage(stateMessage(state));
+      else await this.handle(request as Exclude<Request, ReadyRequest>, state);
+    });
+  }
+
+  private html(webview: vscode.Webview, script: vscode.Uri, state: State): string {
+    return scriptedPage(webview, script, this.page(state));
+  }
+
+  dispose(): void {
+    this.panel?.dispose();
+  }
+}
