@@ -1,7 +1,8 @@
 /**
  * Speed at the size users run, Loupe vs PyTorch eager in the same run, on random weights:
  * - BENCH_ARCH=llama (default): SmolLM2-135M's shape (30 layers, d_model 576, 9 query / 3
- *   key-value heads, 134.5M parameters) against bench/torch/llama_torch.py;
+ *   key-value heads, 134.5M parameters) against bench/torch/llama_torch.py; BENCH_PRESET=gemma3-270m
+ *   (against bench/torch/gemma3_torch.py) or qwen3-0.6b for those models' shapes;
  * - BENCH_ARCH=gpt2: GPT-2 small's shape (12 layers, d_model 768, 124M parameters) against
  *   bench/torch/gpt2_torch.py (which has no key/value cache, so no PyTorch generation column).
  * Measured: forward on 256 tokens, plain and with every hook returned (Loupe) / recorded
@@ -21,6 +22,9 @@ import * as path from "node:path";
 import { HookedModel } from "../../src/core/model/hooked-model";
 
 const ARCH = process.env.BENCH_ARCH === "gpt2" ? "gpt2" : "llama";
+/** The Llama-family shape (bench/torch/time_llama.py presets): smollm2-135m, gemma3-270m, qwen3-0.6b. */
+const PRESET = process.env.BENCH_PRESET ?? "smollm2-135m";
+const SHAPE = ARCH === "gpt2" ? "GPT-2 small" : PRESET;
 const TOKENS = 256;
 const PROMPT = 16;
 const NEW = Number(process.env.BENCH_NEW ?? 64);
@@ -59,7 +63,7 @@ function randomIds(n: number, vocab: number, seed: number): number[] {
 }
 
 function writeModel(folder: string): string {
-  if (ARCH === "llama") return execFileSync(PYTHON, [path.join(TORCH, "time_llama.py"), folder, "--write-random", "--preset", "smollm2-135m"], { encoding: "utf8" }).trim();
+  if (ARCH === "llama") return execFileSync(PYTHON, [path.join(TORCH, "time_llama.py"), folder, "--write-random", "--preset", PRESET], { encoding: "utf8" }).trim();
   const out = execFileSync(PYTHON, [path.join(TORCH, "time_forward.py"), folder, "--write-random", "--layers", "12", "--d-model", "768", "--heads", "12", "--vocab", "50257", "--ctx", "1024"], { encoding: "utf8" });
   fs.copyFileSync(path.join(FIXTURES, "tiny-gpt2", "tokenizer.json"), path.join(folder, "tokenizer.json"));
   return out.trim();
@@ -86,7 +90,7 @@ async function main(): Promise<void> {
   if (!folder || !fs.existsSync(path.join(folder, "model.safetensors"))) {
     folder ??= fs.mkdtempSync(path.join(os.tmpdir(), `loupe-${ARCH}-bench-`));
     fs.mkdirSync(folder, { recursive: true });
-    console.log(`wrote a random ${ARCH === "llama" ? "SmolLM2-135M" : "GPT-2 small"}-shaped model to ${folder} (${writeModel(folder)})`);
+    console.log(`wrote a random ${SHAPE}-shaped model to ${folder} (${writeModel(folder)})`);
   }
   const torch = torchTiming(folder);
 
@@ -127,7 +131,7 @@ async function main(): Promise<void> {
   ];
   const c = model.cfg;
   const heads = "nKvHeads" in c ? `${c.nHeads}/${c.nKvHeads}` : `${c.nHeads}`;
-  console.log(`\n${ARCH} speed: random ${ARCH === "llama" ? "SmolLM2-135M" : "GPT-2 small"} shape (${c.nLayers}L, d${c.dModel}, ${heads} heads, vocab ${c.dVocab}), ${THREADS} threads, ${os.cpus().length} CPUs, median of ${REPS}, load average ${os.loadavg()[0].toFixed(1)}; torch ${torch?.version ?? "n/a"}`);
+  console.log(`\n${ARCH} speed: random ${SHAPE} shape (${c.nLayers}L, d${c.dModel}, ${heads} heads, vocab ${c.dVocab}), ${THREADS} threads, ${os.cpus().length} CPUs, median of ${REPS}, load average ${os.loadavg()[0].toFixed(1)}; torch ${torch?.version ?? "n/a"}`);
   console.log("| measure | Loupe | PyTorch eager | Loupe speed-up |\n|---|---:|---:|---:|");
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
   console.log(`\ncached and uncached generation agree on the first ${fullNew} tokens: ${same}`);

@@ -138,6 +138,10 @@ class Llama:
             if not ungroup:
                 k = k.repeat_interleave(H // KV, dim=2)
                 v = v.repeat_interleave(H // KV, dim=2)
+            if cfg["model_type"] == "qwen3":
+                # Qwen3: each head's query and key RMS-normalised over d_head (gain [d_head]) before rotary.
+                q = rms_norm(q, W[f"{p}.self_attn.q_norm.weight"], eps)
+                k = rms_norm(k, W[f"{p}.self_attn.k_norm.weight"], eps)
             qr, kr = rotate(q, cos, sin), rotate(k, cos, sin)
             if past is not None:
                 kr = torch.cat([past[L][0], kr], dim=1)
@@ -196,6 +200,9 @@ def random_weights(cfg, seed):
     W = {"model.embed_tokens.weight": rnd(V, D, std=1.0), "model.norm.weight": gain(D)}
     for L in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{L}"
+        if cfg["model_type"] == "qwen3":
+            W[f"{p}.self_attn.q_norm.weight"] = gain(Dh)
+            W[f"{p}.self_attn.k_norm.weight"] = gain(Dh)
         W[f"{p}.input_layernorm.weight"] = gain(D)
         W[f"{p}.post_attention_layernorm.weight"] = gain(D)
         for name, out_dim in (("q_proj", H * Dh), ("k_proj", KV * Dh), ("v_proj", KV * Dh)):
@@ -344,7 +351,7 @@ HOOKS = [
 KEY_VALUE_HOOKS = ["blocks.0.attn.hook_k", "blocks.0.attn.hook_v"]
 
 
-def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12):
+def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12, model_class=None, hooks=None):
     folder = os.path.join(ROOT, name)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "config.json"), "w") as f:
@@ -356,14 +363,15 @@ def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12):
         with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
             json.dump(tokenizer, f, ensure_ascii=False)
     # Read the weights back, so the reference runs on exactly what the file holds.
-    model = Llama(read_safetensors(os.path.join(folder, "model.safetensors")), cfg)
+    model = (model_class or Llama)(read_safetensors(os.path.join(folder, "model.safetensors")), cfg)
+    hooks_recorded = hooks or HOOKS
     reference = {"config": cfg, "prompts": [], "generations": [], "intervention": None}
     with torch.no_grad():
         for i, prompt in enumerate(prompts):
             ids = prompt["tokens"]
             logits, cache = model.forward(torch.tensor([ids]))
             # Hooks on the last prompt only, to keep the fixture small.
-            hooks = {h: {"shape": list(cache[h].shape), "data": flat(cache[h])} for h in HOOKS} if i == len(prompts) - 1 else {}
+            hooks = {h: {"shape": list(cache[h].shape), "data": flat(cache[h])} for h in hooks_recorded} if i == len(prompts) - 1 else {}
             entry = {**prompt, "logits": flat(logits[0]), "hooks": hooks}
             if hooks:
                 _, ungrouped = model.forward(torch.tensor([ids]), ungroup=True)
@@ -435,6 +443,16 @@ def main():
         "bos_token_id": 319, "eos_token_id": 319,
     }
     write_fixture("tiny-qwen2", qwen, random_weights(qwen, seed=77), gpt2_tokenizer, qwen_prompts)
+    qwen3 = {
+        "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"],
+        "vocab_size": 320, "hidden_size": 32, "intermediate_size": 80, "num_hidden_layers": 2,
+        # head_dim 16 with 4 heads: q_proj is wider than hidden_size, as in Qwen3-0.6B (16 x 128 vs 1024).
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 64,
+        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "rope_scaling": None, "attention_bias": False,
+        "hidden_act": "silu", "tie_word_embeddings": False, "use_sliding_window": False,
+        "bos_token_id": 319, "eos_token_id": 319,
+    }
+    write_fixture("tiny-qwen3", qwen3, random_weights(qwen3, seed=303), gpt2_tokenizer, qwen_prompts)
     print("torch", torch.__version__)
 
 

@@ -19,7 +19,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from gpt2_torch import read_safetensors, write_safetensors  # noqa: E402
-from llama_torch import Llama, random_weights  # noqa: E402
+import gemma3_torch  # noqa: E402
+import llama_torch  # noqa: E402
 from time_forward import median_ms  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -32,7 +33,32 @@ PRESETS = {
         "head_dim": 64, "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
         "rope_scaling": None, "hidden_act": "silu", "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2,
     },
+    # google/gemma-3-270m's shape: 268M parameters, 170M of them the 262k x 640 embedding.
+    "gemma3-270m": {
+        "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "vocab_size": 262144, "hidden_size": 640,
+        "intermediate_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 4, "num_key_value_heads": 1,
+        "head_dim": 256, "query_pre_attn_scalar": 256, "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
+        "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0, "rope_scaling": None, "sliding_window": 512,
+        "layer_types": ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(18)],
+        "hidden_activation": "gelu_pytorch_tanh", "final_logit_softcapping": None, "attn_logit_softcapping": None,
+        "tie_word_embeddings": True, "bos_token_id": 2, "eos_token_id": 1,
+    },
+    # Qwen/Qwen3-0.6B's shape: 596M parameters, head_dim 128 with 16 heads on a 1024-wide stream.
+    "qwen3-0.6b": {
+        "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "vocab_size": 151936, "hidden_size": 1024,
+        "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+        "head_dim": 128, "max_position_embeddings": 40960, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+        "rope_scaling": None, "attention_bias": False, "hidden_act": "silu", "tie_word_embeddings": True,
+        "use_sliding_window": False, "bos_token_id": 151643, "eos_token_id": 151645,
+    },
 }
+
+# The reference model and random weights of each family.
+FAMILIES = {"gemma3_text": gemma3_torch}
+
+
+def family(cfg):
+    return FAMILIES.get(cfg["model_type"], llama_torch)
 
 
 def main():
@@ -53,7 +79,7 @@ def main():
         os.makedirs(args.folder, exist_ok=True)
         with open(os.path.join(args.folder, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
-        weights = random_weights(cfg, seed=5)
+        weights = family(cfg).random_weights(cfg, seed=5)
         write_safetensors(os.path.join(args.folder, "model.safetensors"), weights, "F32")
         # A small tokenizer whose <s> and </s> ids match the config; timing feeds ids directly.
         shutil.copy(os.path.join(ROOT, "test", "fixtures", "tiny-llama", "tokenizer.json"), os.path.join(args.folder, "tokenizer.json"))
@@ -62,7 +88,8 @@ def main():
 
     with open(os.path.join(args.folder, "config.json")) as f:
         cfg = json.load(f)
-    model = Llama(read_safetensors(os.path.join(args.folder, "model.safetensors")), cfg)
+    module = family(cfg)
+    model = (module.Gemma3 if module is gemma3_torch else module.Llama)(read_safetensors(os.path.join(args.folder, "model.safetensors")), cfg)
     g = torch.Generator().manual_seed(3)
     ids = torch.randint(3, cfg["vocab_size"], (1, args.tokens), generator=g)
     prompt = ids[0, : args.prompt].tolist()

@@ -118,6 +118,25 @@ describe("compact weights (f16/bf16 kept as stored)", function () {
     }
   });
 
+  it("Gemma 3 keeps its (tied) embedding table as stored by default, gathered per token and cast in slices to unembed", async () => {
+    const folder = halfCopy(path.join(FIXTURES, "tiny-gemma3"), "BF16");
+    const plain = buildFor(folder, false);
+    for (const graph of [plain.model, plain.lens]) {
+      const casts = foldableWeightCasts(graph);
+      assert.ok(!casts.some((name) => name.includes("embed_tokens")), `no load-time cast of the embedding (${casts.join(", ")})`);
+      assert.ok(graph.node.filter((n) => n.opType === "Slice" && n.input[0].includes("embed_tokens")).length > 1, "the unembedding is cast in slices");
+    }
+    assert.ok(foldableWeightCasts(plain.model).some((name) => name.includes("q_proj")), "other matrices still fold to float32 by default");
+    assert.ok(plain.model.node.some((n) => n.opType === "Gather" && n.input[0].includes("embed_tokens")), "rows gathered from the stored table");
+    const [a, b] = await Promise.all([HookedModel.load(folder, { cacheDir: null, threads: 1 }), HookedModel.load(folder, { cacheDir: null, threads: 1, compactWeights: true })]);
+    try {
+      const tokens = [2, 40, 41, 42, 43, 44, 45, 46];
+      assert.ok(maxAbsDiff((await a.run(tokens)).data, (await b.run(tokens)).data) < 1e-4);
+    } finally {
+      await Promise.all([a.dispose(), b.dispose()]);
+    }
+  });
+
   it("folds a weight read twice (a tied embedding and unembedding) into one float32 copy", () => {
     const tied = scratchDir("compact-tied-llama");
     for (const file of ["model.safetensors", "tokenizer.json"]) fs.copyFileSync(path.join(folders["llama-BF16"], file), path.join(tied, file));

@@ -2,7 +2,7 @@
  * Llama-family models against an independent PyTorch implementation (bench/torch/llama_torch.py):
  * a tiny Llama (grouped-query attention, llama3 rope scaling, untied lm_head, SentencePiece-style
  * tokenizer) and a tiny Qwen2 (q/k/v bias, one key/value head, linear rope scaling, tied
- * embeddings, byte-level tokenizer). Regenerate with /usr/bin/python3 bench/torch/llama_torch.py.
+ * embeddings, byte-level tokenizer), and a tiny Qwen3 (q/k norms, head_dim 16 with hidden 32 and 4 heads). Regenerate with /usr/bin/python3 bench/torch/llama_torch.py.
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
@@ -22,10 +22,13 @@ import { main } from "../../src/cli/main";
 import { argmax, maxAbsDiff, type Tensor } from "../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir } from "../helpers/fixtures";
 import { rejectsWith, throwsWith } from "../helpers/errors";
+import { assertMatchesRustTokenizer } from "../helpers/rust-tokenizer";
 
 const TOLERANCE = 1e-4;
 const TINY_LLAMA = path.join(FIXTURES, "tiny-llama");
 const TINY_QWEN2 = path.join(FIXTURES, "tiny-qwen2");
+const TINY_QWEN3 = path.join(FIXTURES, "tiny-qwen3");
+const TINY_GEMMA3 = path.join(FIXTURES, "tiny-gemma3");
 
 interface Recorded {
   shape: number[];
@@ -64,6 +67,8 @@ function lastRow(logits: Tensor, length: number): Float32Array {
 for (const [name, folder] of [
   ["tiny Llama (GQA 4/2, llama3 rope scaling, untied)", TINY_LLAMA],
   ["tiny Qwen2 (q/k/v bias, 1 key/value head, linear rope scaling, tied)", TINY_QWEN2],
+  ["tiny Qwen3 (per-head q/k RMSNorm, head_dim apart from hidden / heads, untied)", TINY_QWEN3],
+  ["tiny Gemma 3 (sliding window 4 < prompt, local/global rotary, four norms, GeGLU, softcaps, tied)", TINY_GEMMA3],
 ] as const) {
   describe(`HookedModel: ${name} vs PyTorch`, function () {
     const reference = readReference(folder);
@@ -139,10 +144,12 @@ for (const [name, folder] of [
       try {
         const j = cfg.nKvHeads - 1;
         const queryHeads = Array.from({ length: groups }, (_, i) => j * groups + i);
+        // A negative factor: a key norm after attn.hook_k (Qwen3, Gemma 3) undoes any positive scale.
+        const factor = -0.5;
         for (const suffix of ["attn.hook_k", "attn.hook_v"] as const) {
           const hook = blockHook(0, suffix);
-          const grouped = await model.runWithHooks(tokens, [{ hook, kind: "scale", factor: 0.25, heads: [j], positions: [1, 3] }]);
-          const perQueryHead = await ungrouped.runWithHooks(tokens, [{ hook, kind: "scale", factor: 0.25, heads: queryHeads, positions: [1, 3] }]);
+          const grouped = await model.runWithHooks(tokens, [{ hook, kind: "scale", factor, heads: [j], positions: [1, 3] }]);
+          const perQueryHead = await ungrouped.runWithHooks(tokens, [{ hook, kind: "scale", factor, heads: queryHeads, positions: [1, 3] }]);
           const diff = maxAbsDiff(grouped.logits.data, perQueryHead.logits.data);
           assert.ok(diff < 1e-5, `${hook}: grouped and ungrouped interventions differ by ${diff}`);
           assert.ok(maxAbsDiff(grouped.logits.data, (await model.run(tokens)).data) > 1e-4, `${hook}: the intervention matters`);
@@ -219,7 +226,8 @@ for (const [name, folder] of [
       const T = tokens.length;
       const { cache } = await model.runWithCache(tokens);
       assert.ok(!model.hookNames.includes("hook_pos_embed"), "rotary models have no positional embedding hook");
-      assert.equal(model.hookNames.length, 1 + 13 * model.cfg.nLayers + 1);
+      // Gemma's post-norm hooks (ln1_post, ln2_post) are two more per block.
+      assert.equal(model.hookNames.length, 1 + ((model.cfg as LlamaConfig).postNorms ? 15 : 13) * model.cfg.nLayers + 1);
       assert.deepEqual(cache.names, [...model.hookNames]);
       const cfg = model.cfg as LlamaConfig;
       for (const hook of model.hookNames) {
@@ -303,7 +311,9 @@ for (const [name, folder] of [
       const { W_U, dModel, dVocab } = readUnembedding(model);
       const T = tokens.length;
       const x = cache.get("ln_final.hook_normalized").data.subarray((T - 1) * dModel, T * dModel);
-      const row = lastRow(logits, T);
+      // Soft-capped logits (Gemma) are compared before the cap, where they are linear in x.
+      const cap = (model.cfg as LlamaConfig).finalLogitSoftcap;
+      const row = lastRow(logits, T).map((l) => (cap === undefined ? l : cap * Math.atanh(l / cap)));
       // The effective unembedding is centred over the vocabulary: logits minus x . W_U is one constant.
       const gaps = Array.from({ length: dVocab }, (_, v) => {
         let s = 0;
@@ -362,12 +372,7 @@ describe("Llama tokenizer (SentencePiece-style BPE with byte fallback, trained b
   it("agrees with the Rust tokenizer on ids and UTF-16 offsets, and decodes back to the text", async () => {
     const oracle = NativeTokenizer.fromFile(file);
     for (const text of [...reference.prompts.map((p) => p.text!), "Leo  and\tMia 😀😀 é e\u0301 漢字", " leading space", "x"]) {
-      const ours = model.tokenizer.encode(text);
-      const theirs = await oracle.encode(text, null, { addSpecialTokens: false });
-      assert.deepEqual(ours.ids, theirs.getIds(), `ids of ${JSON.stringify(text)}`);
-      const toUtf16 = [0];
-      for (const ch of text) toUtf16.push(toUtf16.at(-1)! + ch.length);
-      assert.deepEqual(ours.offsets, theirs.getOffsets().map(([s, e]) => [toUtf16[s], toUtf16[e]]), `offsets of ${JSON.stringify(text)}`);
+      const ours = await assertMatchesRustTokenizer(model.tokenizer, oracle, text);
       // " x" and "x" both become "▁x": decode gives "x", as the Rust decoder does.
       assert.equal(model.tokenizer.decode(ours.ids), text.startsWith(" ") ? text.slice(1) : text, "round trip");
       assert.equal(model.tokenizer.decode(ours.ids), await oracle.decode(ours.ids, false));
@@ -432,12 +437,7 @@ describe("Llama-3, Qwen2 and SmolLM-style byte-level tokenizers against the Rust
       const tokenizer = Tokenizer.fromJSON(json, name);
       const oracle = NativeTokenizer.fromString(JSON.stringify(json));
       for (const text of texts) {
-        const ours = tokenizer.encode(text);
-        const theirs = await oracle.encode(text, null, { addSpecialTokens: false });
-        assert.deepEqual(ours.ids, theirs.getIds(), `ids of ${JSON.stringify(text)}`);
-        const toUtf16 = [0];
-        for (const ch of text) toUtf16.push(toUtf16.at(-1)! + ch.length);
-        assert.deepEqual(ours.offsets, theirs.getOffsets().map(([a, b]) => [toUtf16[a], toUtf16[b]]), `offsets of ${JSON.stringify(text)}`);
+        const ours = await assertMatchesRustTokenizer(tokenizer, oracle, text);
         assert.equal(tokenizer.decode(ours.ids), text);
       }
       if (name.startsWith("Llama 3")) {

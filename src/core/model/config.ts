@@ -49,6 +49,35 @@ export interface LlamaConfig extends CommonConfig {
   readonly outBias: boolean;
   /** Bias on gate, up and down projections (Llama's mlp_bias). */
   readonly mlpBias: boolean;
+  /** Per-head RMSNorm of queries and keys before rotary (Qwen3, Gemma 3: q_norm and k_norm, gains [d_head]). */
+  readonly qkNorm: boolean;
+  /** RMSNorm gains stored as offsets from one (Gemma: x * (1 + w)); 0 for Llama's x * w. */
+  readonly normGainOffset: 0 | 1;
+  /**
+   * Gemma's four norms per block: the attention and MLP outputs are normalised again before they
+   * join the residual (post_attention_layernorm, post_feedforward_layernorm), and the MLP reads
+   * pre_feedforward_layernorm. Without it, post_attention_layernorm is the MLP's input norm (Llama).
+   */
+  readonly postNorms: boolean;
+  /** Token embeddings times this (Gemma: sqrt(hidden_size), rounded to the embedding's dtype by the builder). */
+  readonly embedScale?: number;
+  /** The gated MLP's activation: silu (SwiGLU) or tanh-approximated GELU (Gemma's GeGLU). */
+  readonly mlpActivation: "silu" | "gelu_tanh";
+  /** Multiplies attention scores: 1/sqrt(d_head), or Gemma's query_pre_attn_scalar^-0.5. */
+  readonly attnScale: number;
+  /**
+   * Per layer, its sliding window (a query sees itself and the window - 1 tokens before it), or
+   * undefined for global attention. Gemma 3 mixes the two; other Llama-family models have none.
+   */
+  readonly layerWindows: readonly (number | undefined)[];
+  /** Rotary base of the sliding-window layers, unscaled (Gemma 3's rope_local_base_freq); global layers use ropeTheta and ropeScaling. */
+  readonly ropeLocalTheta?: number;
+  /** tanh soft-capping of the final logits (cap * tanh(logits / cap)), when config.json sets final_logit_softcapping. */
+  readonly finalLogitSoftcap?: number;
+  /** The same on attention scores before the mask (attn_logit_softcapping). */
+  readonly attnLogitSoftcap?: number;
+  /** Weight-name prefixes of the model class, tried in order before the bare name. */
+  readonly weightPrefixes: readonly string[];
 }
 
 export type ModelConfig = Gpt2Config | LlamaConfig;
@@ -82,15 +111,27 @@ export function readModelConfig(folder: string): ModelConfig {
 }
 
 /** Architectures Loupe builds, by config.json's model_type, and by the class names in "architectures". */
-const FAMILY_BY_MODEL_TYPE: Record<string, "gpt2" | "llama"> = { gpt2: "gpt2", llama: "llama", mistral: "llama", qwen2: "llama" };
+const FAMILY_BY_MODEL_TYPE: Record<string, "gpt2" | "llama"> = {
+  gpt2: "gpt2",
+  llama: "llama",
+  mistral: "llama",
+  qwen2: "llama",
+  qwen3: "llama",
+  gemma3_text: "llama",
+  gemma3: "llama",
+};
 const MODEL_TYPE_BY_CLASS: Record<string, string> = {
   GPT2LMHeadModel: "gpt2",
   GPT2Model: "gpt2",
   LlamaForCausalLM: "llama",
   MistralForCausalLM: "mistral",
   Qwen2ForCausalLM: "qwen2",
+  Qwen3ForCausalLM: "qwen3",
+  Gemma3ForCausalLM: "gemma3_text",
+  Gemma3ForConditionalGeneration: "gemma3",
 };
-export const SUPPORTED_ARCHITECTURES = "GPT-2 (model_type \"gpt2\") and the Llama family (\"llama\": Llama, SmolLM, TinyLlama; \"mistral\"; \"qwen2\")";
+export const SUPPORTED_ARCHITECTURES =
+  'GPT-2 (model_type "gpt2") and the Llama family ("llama": Llama, SmolLM, TinyLlama; "mistral"; "qwen2"; "qwen3"; "gemma3_text", and the text tower of "gemma3")';
 
 /**
  * Layers past this are refused: onnxruntime's session creation grows faster than linearly with the
@@ -125,7 +166,22 @@ export function parseModelConfig(json: unknown, file = "config.json"): ModelConf
       file,
     );
   }
-  return checkModelScale(family === "gpt2" ? parseGpt2Config(c, file) : parseLlamaConfig(c, modelType as string, file), file);
+  if (family === "gpt2") return checkModelScale(parseGpt2Config(c, file), file);
+  if (modelType === "gemma3") return checkModelScale(parseGemma3Multimodal(c, file), file);
+  return checkModelScale(parseLlamaConfig(c, modelType as string, file), file);
+}
+
+/**
+ * A "gemma3" checkpoint (Gemma3ForConditionalGeneration) holds a vision tower and a text model;
+ * Loupe runs the text model: its config under text_config, its weights under language_model.
+ */
+function parseGemma3Multimodal(c: Record<string, unknown>, file: string): LlamaConfig {
+  if (!isObject(c.text_config)) {
+    throw new LoupeError("unsupported-architecture", `${file} is a Gemma 3 multimodal config with no "text_config"; Loupe runs Gemma 3's text model. Choose a Gemma 3 text checkpoint (model_type "gemma3_text").`, file);
+  }
+  const text = parseLlamaConfig({ ...c.text_config, tie_word_embeddings: c.tie_word_embeddings ?? c.text_config.tie_word_embeddings }, "gemma3_text", file);
+  // Older files name the text model's weights language_model.model.*, transformers 4.52+ model.language_model.*.
+  return { ...text, weightPrefixes: ["language_model.model.", "model.language_model.", "language_model."] };
 }
 
 /**
@@ -136,7 +192,7 @@ export function parseModelConfig(json: unknown, file = "config.json"): ModelConf
 const SIZE_LIMITS: Record<string, number> = {
   n_embd: 65536, n_head: 65536, n_layer: 1024, n_inner: 262144, n_positions: 16384, vocab_size: 1 << 22,
   hidden_size: 65536, num_attention_heads: 65536, num_key_value_heads: 65536, head_dim: 4096, intermediate_size: 262144,
-  num_hidden_layers: 1024, max_position_embeddings: 1 << 20, sliding_window: 1 << 20,
+  num_hidden_layers: 1024, max_position_embeddings: 1 << 20, sliding_window: 1 << 20, sliding_window_pattern: 1024,
 };
 
 /** config.json's `key` as a positive integer within Loupe's size limits (or `fallback` when absent). */
@@ -182,8 +238,8 @@ function parseGpt2Config(c: Record<string, unknown>, file: string): Gpt2Config {
   };
 }
 
-/** Activations of the gated MLP (SwiGLU: act(gate(x)) * up(x)) that Llama-family configs name. */
-const GATED_ACTIVATIONS = new Set(["silu", "swish"]);
+/** Activations of the gated MLP (act(gate(x)) * up(x)) that Llama-family configs name: SwiGLU, Gemma's GeGLU. */
+const GATED_ACTIVATIONS: Record<string, LlamaConfig["mlpActivation"]> = { silu: "silu", swish: "silu", gelu_pytorch_tanh: "gelu_tanh" };
 
 function parseLlamaConfig(c: Record<string, unknown>, modelType: string, file: string): LlamaConfig {
   const int = (key: string, fallback?: number): number => positiveInt(c, key, file, fallback);
@@ -207,28 +263,43 @@ function parseLlamaConfig(c: Record<string, unknown>, modelType: string, file: s
   if (c.head_dim == null && dModel % nHeads !== 0) {
     throw new LoupeError("bad-file", `${file}: hidden_size (${dModel}) must be divisible by num_attention_heads (${nHeads}), or head_dim must be given.`, file);
   }
-  const dHead = c.head_dim == null ? dModel / nHeads : int("head_dim");
+  const gemma = modelType === "gemma3_text";
+  // Gemma3TextConfig's head_dim defaults to 256, whatever hidden_size / heads is.
+  const dHead = c.head_dim == null ? (gemma ? 256 : dModel / nHeads) : int("head_dim");
   if (dHead % 2 !== 0) throw new LoupeError("bad-file", `${file}: head_dim ${dHead} must be even for rotary embeddings.`, file);
 
-  const act = typeof c.hidden_act === "string" ? c.hidden_act : c.hidden_act == null ? "silu" : JSON.stringify(c.hidden_act);
-  if (!GATED_ACTIVATIONS.has(act)) unsupported(`hidden_act "${act}" (Loupe builds SwiGLU MLPs with "silu")`);
+  const actKey = gemma ? "hidden_activation" : "hidden_act";
+  const actValue = gemma ? (c.hidden_activation ?? c.hidden_act ?? "gelu_pytorch_tanh") : (c.hidden_act ?? "silu");
+  const act = typeof actValue === "string" ? actValue : JSON.stringify(actValue);
+  const mlpActivation = GATED_ACTIVATIONS[act];
+  if (!mlpActivation) unsupported(`${actKey} "${act}" (Loupe builds gated MLPs with "silu" or "gelu_pytorch_tanh")`);
   const partial = c.partial_rotary_factor;
   if (partial != null && partial !== 1) unsupported(`partial_rotary_factor ${JSON.stringify(partial)} (only full rotary)`);
 
-  // transformers 5 moves rope settings into rope_parameters; older files keep rope_theta and rope_scaling.
+  // transformers 5 moves rope settings into rope_parameters (for Gemma 3, one entry per attention
+  // type); older files keep rope_theta, rope_scaling and rope_local_base_freq.
   const ropeParameters = isObject(c.rope_parameters) ? c.rope_parameters : undefined;
-  const ropeTheta = positive("rope_theta", ropeParameters?.rope_theta ?? c.rope_theta ?? 10000);
-  const ropeScaling = parseRopeScaling(ropeParameters ?? c.rope_scaling, file);
+  const globalRope = ropeParameters && isObject(ropeParameters.full_attention) ? ropeParameters.full_attention : ropeParameters;
+  const localRope = ropeParameters && isObject(ropeParameters.sliding_attention) ? ropeParameters.sliding_attention : undefined;
+  const ropeTheta = positive("rope_theta", globalRope?.rope_theta ?? c.rope_theta ?? (gemma ? 1_000_000 : 10000));
+  const ropeScaling = parseRopeScaling(globalRope ?? c.rope_scaling, file);
 
-  // A sliding window is exact only within it: cap the context there rather than build a banded mask.
   let nCtx = int("max_position_embeddings");
-  const slidingOn = modelType === "qwen2" ? c.use_sliding_window === true : c.sliding_window != null;
-  if (slidingOn) {
-    if (modelType === "qwen2" && typeof c.max_window_layers === "number" && c.max_window_layers < int("num_hidden_layers")) {
-      unsupported("use_sliding_window with max_window_layers below num_hidden_layers (a window on some layers only)");
+  let layerWindows: (number | undefined)[] = [];
+  const nLayers = int("num_hidden_layers");
+  if (gemma) {
+    layerWindows = gemmaLayerTypes(c, nLayers, file).map((type) => (type === "sliding_attention" ? int("sliding_window", 4096) : undefined));
+  } else {
+    // A sliding window on every layer is exact only within it: cap the context there rather than build a banded mask.
+    const slidingOn = modelType === "qwen2" || modelType === "qwen3" ? c.use_sliding_window === true : c.sliding_window != null;
+    if (slidingOn) {
+      if ((modelType === "qwen2" || modelType === "qwen3") && typeof c.max_window_layers === "number" && c.max_window_layers < nLayers) {
+        unsupported("use_sliding_window with max_window_layers below num_hidden_layers (a window on some layers only)");
+      }
+      nCtx = Math.min(nCtx, int("sliding_window"));
     }
-    nCtx = Math.min(nCtx, int("sliding_window"));
   }
+  const optionalPositive = (key: string): number | undefined => (c[key] == null ? undefined : positive(key, c[key]));
 
   const attentionBias = c.attention_bias === true;
   const firstId = (key: string): number | undefined => {
@@ -239,7 +310,7 @@ function parseLlamaConfig(c: Record<string, unknown>, modelType: string, file: s
   return {
     architecture: "llama",
     modelType,
-    nLayers: int("num_hidden_layers"),
+    nLayers,
     dModel,
     nHeads,
     nKvHeads,
@@ -254,11 +325,36 @@ function parseLlamaConfig(c: Record<string, unknown>, modelType: string, file: s
     qkvBias: modelType === "qwen2" || attentionBias,
     outBias: modelType !== "qwen2" && attentionBias,
     mlpBias: c.mlp_bias === true,
-    // LlamaConfig, MistralConfig and Qwen2Config default to untied embeddings.
-    tiedEmbeddings: c.tie_word_embeddings === true,
+    qkNorm: gemma || modelType === "qwen3",
+    normGainOffset: gemma ? 1 : 0,
+    postNorms: gemma,
+    embedScale: gemma ? Math.sqrt(dModel) : undefined,
+    mlpActivation,
+    attnScale: 1 / Math.sqrt(gemma ? positive("query_pre_attn_scalar", c.query_pre_attn_scalar ?? 256) : dHead),
+    layerWindows: layerWindows.length > 0 ? layerWindows : new Array<undefined>(nLayers).fill(undefined),
+    ropeLocalTheta: gemma ? positive("rope_local_base_freq", localRope?.rope_theta ?? c.rope_local_base_freq ?? 10000) : undefined,
+    finalLogitSoftcap: optionalPositive("final_logit_softcapping"),
+    attnLogitSoftcap: optionalPositive("attn_logit_softcapping"),
+    weightPrefixes: ["model."],
+    // Gemma 3 ties its embeddings by default; LlamaConfig, MistralConfig and Qwen2/3Config do not.
+    tiedEmbeddings: gemma ? c.tie_word_embeddings !== false : c.tie_word_embeddings === true,
     bosTokenId: firstId("bos_token_id"),
     eosTokenId: firstId("eos_token_id"),
   };
+}
+
+/** Gemma 3's attention type per layer: layer_types, else every sliding_window_pattern-th layer global (default 6). */
+function gemmaLayerTypes(c: Record<string, unknown>, nLayers: number, file: string): string[] {
+  const types = new Set(["sliding_attention", "full_attention"]);
+  if (c.layer_types != null) {
+    const t = c.layer_types;
+    if (!Array.isArray(t) || t.length !== nLayers || !t.every((x) => typeof x === "string" && types.has(x))) {
+      throw new LoupeError("bad-file", `${file}: "layer_types" must list "sliding_attention" or "full_attention" for each of the ${nLayers} layers.`, file);
+    }
+    return t as string[];
+  }
+  const pattern = positiveInt(c, "sliding_window_pattern", file, 6);
+  return Array.from({ length: nLayers }, (_, i) => ((i + 1) % pattern === 0 ? "full_attention" : "sliding_attention"));
 }
 
 const SUPPORTED_ROPE = 'rope_scaling null, "default", "linear", "llama3" or "dynamic"';

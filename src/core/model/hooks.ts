@@ -17,10 +17,12 @@ export const BLOCK_HOOK_SUFFIXES = [
   "attn.hook_attn_scores",
   "attn.hook_pattern",
   "attn.hook_z",
+  "ln1_post.hook_normalized",
   "hook_attn_out",
   "hook_resid_mid",
   "mlp.hook_pre",
   "mlp.hook_post",
+  "ln2_post.hook_normalized",
   "hook_mlp_out",
   "hook_resid_post",
 ] as const;
@@ -121,19 +123,29 @@ export function narrowedByLogitPositions(name: string, nLayers: number): boolean
   return at >= BLOCK_HOOK_SUFFIXES.indexOf("attn.hook_attn_scores");
 }
 
-/** Every hook name of a model with `nLayers` blocks, in forward order. */
-export function allHookNames(nLayers: number): string[] {
+/**
+ * The norms Gemma applies to the attention and MLP outputs before they join the residual
+ * (TransformerLens's ln1_post and ln2_post): x / rms(x), before the gain. Only models with them
+ * (LlamaConfig.postNorms) have these hooks.
+ */
+const POST_NORM_SUFFIXES: ReadonlySet<string> = new Set(["ln1_post.hook_normalized", "ln2_post.hook_normalized"]);
+
+/** Every hook name of a GPT-2-style model with `nLayers` blocks (positional embeddings, no post-norms), in forward order. */
+export function allHookNames(nLayers: number, options: { readonly postNorms?: boolean } = {}): string[] {
   const names: string[] = ["hook_embed", "hook_pos_embed"];
   for (let layer = 0; layer < nLayers; layer++) {
-    for (const suffix of BLOCK_HOOK_SUFFIXES) names.push(blockHook(layer, suffix));
+    for (const suffix of BLOCK_HOOK_SUFFIXES) if (options.postNorms || !POST_NORM_SUFFIXES.has(suffix)) names.push(blockHook(layer, suffix));
   }
   names.push("ln_final.hook_normalized");
   return names;
 }
 
-/** Every hook name of a model in forward order: rotary models (the Llama family) have no hook_pos_embed. */
-export function hookNamesFor(cfg: { readonly nLayers: number; readonly architecture: string }): string[] {
-  const names = allHookNames(cfg.nLayers);
+/**
+ * Every hook name of a model in forward order: rotary models (the Llama family) have no
+ * hook_pos_embed; Gemma's have the post-norm hooks.
+ */
+export function hookNamesFor(cfg: { readonly nLayers: number; readonly architecture: string; readonly postNorms?: boolean }): string[] {
+  const names = allHookNames(cfg.nLayers, { postNorms: cfg.postNorms });
   return cfg.architecture === "gpt2" ? names : names.filter((name) => name !== "hook_pos_embed");
 }
 

@@ -25,46 +25,86 @@
  * so a patching sweep skips the blocks before each patch.
  */
 import { LoupeError } from "../errors";
-import type { LlamaConfig } from "./config";
+import type { LlamaConfig, RopeScaling } from "./config";
 import type { BuiltGraph, GraphOptions } from "./graph-options";
 import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, residInput } from "./hook-point";
-import { hookNamesFor } from "./hooks";
+import { blockHook, hookNamesFor } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
-import type { SafetensorsIndex } from "./safetensors";
+import { float32ToBf16, float32ToHalf, halfToFloat32, toFloat32, type SafetensorsIndex } from "./safetensors";
 import { WeightTable } from "./weight-table";
 
 /** The Llama-family weight table: HF names with or without the `model.` prefix (LlamaModel vs LlamaForCausalLM). */
 class LlamaWeights extends WeightTable {
   constructor(
     index: SafetensorsIndex,
-    g: GraphBuilder,
+    private readonly graph: GraphBuilder,
     private readonly cfg: LlamaConfig,
     compact: boolean,
   ) {
-    super(index, g, "model.", `a "${cfg.modelType}" model with this config.json needs it.`, compact);
+    super(index, graph, cfg.weightPrefixes, `a "${cfg.modelType}" model with this config.json needs it.`, compact);
   }
 
   /** The unembedding [V, D]: lm_head.weight, or the token embedding when tied. */
   unembeddingName(): string {
     if (this.cfg.tiedEmbeddings) return "embed_tokens.weight";
     if (!this.has("lm_head.weight")) {
+      if (this.cfg.modelType === "gemma3_text" && !this.has("embed_tokens.weight")) throw noGemmaTextWeights(this.index.path, this.cfg);
       const file = this.index.path;
       throw new LoupeError("bad-file", `${file} has no "lm_head.weight" but config.json says the embeddings are untied (tie_word_embeddings is not true).`, file);
     }
     return "lm_head.weight";
   }
 
+  /**
+   * Gemma 3's 262k-row embedding (tied to the unembedding) stays as stored whatever the mode: a
+   * float32 copy of it would be most of a 270M model's memory.
+   */
+  private get compactEmbedding(): boolean | undefined {
+    return this.cfg.modelType === "gemma3_text" ? true : undefined;
+  }
+
+  /** The token embedding's rows for `ids`, as float32. */
+  embed(ids: string): string {
+    return this.rows("embed_tokens.weight", [this.cfg.dVocab, this.cfg.dModel], ids, this.compactEmbedding);
+  }
+
   /** x @ W_U (in compact mode W_U is cast in slices during the run: WeightTable.timesTransposed). */
   unembed(x: string, output?: string): string {
-    return this.timesTransposed(x, this.unembeddingName(), [this.cfg.dVocab, this.cfg.dModel], output);
+    const name = this.unembeddingName();
+    return this.timesTransposed(x, name, [this.cfg.dVocab, this.cfg.dModel], output, name === "embed_tokens.weight" ? this.compactEmbedding : undefined);
   }
+
+  /** An RMSNorm gain [n]: w, or 1 + w for Gemma's offset gains (folded at load). */
+  gain(name: string, n: number): string {
+    const weight = this.get(name, [n]);
+    return this.cfg.normGainOffset === 0 ? weight : this.graph.op("Add", [weight, this.graph.floatInitializer(this.graph.fresh("const:one"), [], [1])]);
+  }
+}
+
+/** A Gemma 3 folder whose weights hold no text model (a vision tower alone, or another variant). */
+function noGemmaTextWeights(file: string, cfg: LlamaConfig): LoupeError {
+  return new LoupeError(
+    "bad-file",
+    `${file} has no Gemma 3 text weights: no "${cfg.weightPrefixes[0]}embed_tokens.weight" (nor under ${cfg.weightPrefixes.slice(1).join(", ") || "another prefix"}). Loupe runs Gemma 3's text model; choose a checkpoint that includes it.`,
+    file,
+  );
+}
+
+/**
+ * x as a weight of this dtype stores it: HF multiplies Gemma's embeddings by sqrt(hidden_size)
+ * cast to the weights' dtype (25.25 for a bf16 640-wide model, not 25.298).
+ */
+export function roundToDtype(x: number, dtype: string | undefined): number {
+  if (dtype === "BF16") return toFloat32(new Uint8Array(float32ToBf16([x]).buffer), "BF16", "embed_scale")[0];
+  if (dtype === "F16") return halfToFloat32(float32ToHalf([x]))[0];
+  return Math.fround(x);
 }
 
 /**
  * Rotary inverse frequencies, one per pair of dimensions, after the config's rope scaling.
  * Computed in float64 and rounded once, so every position's angle is pos * invFreq in float32.
  */
-export function ropeInverseFrequencies(cfg: Pick<LlamaConfig, "dHead" | "ropeTheta" | "ropeScaling">): Float32Array {
+export function ropeInverseFrequencies(cfg: { readonly dHead: number; readonly ropeTheta: number; readonly ropeScaling: RopeScaling }): Float32Array {
   const half = cfg.dHead / 2;
   const out = new Float32Array(half);
   const s = cfg.ropeScaling;
@@ -110,7 +150,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const shapeQ = g.int64Initializer("shape:q", [4], [0, 0, H, Dh]);
   const shapeKv = g.int64Initializer("shape:kv", [4], [0, 0, KV, Dh]);
   const shapeFlat = g.int64Initializer("shape:flat", [3], [0, 0, H * Dh]);
-  const invSqrtDh = g.floatInitializer("scale:attn", [], [1 / Math.sqrt(Dh)]);
+  const attnScale = g.floatInitializer("scale:attn", [], [cfg.attnScale]);
   const maskedScore = g.floatInitializer("masked_score", [], [MASKED_SCORE]);
   const two = g.floatInitializer("const:two", [], [2]);
   const eps = g.floatInitializer("rms:eps", [], [cfg.rmsNormEps]);
@@ -142,21 +182,48 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   const causal = g.op("LessOrEqual", [keyIndex, queryIndex]);
   const keyOk = g.op("Unsqueeze", [g.op("Cast", [mask], { to: DataType.BOOL }), g.int64Initializer("axes:key", [2], [1, 2])]);
   const allowed = g.op("And", [causal, keyOk], {}, "mask:allowed");
+  // Sliding-window layers (Gemma 3) also drop keys `window` or more tokens back: query - key < window.
+  // Positions are absolute, so a cached run past the window masks exactly as a full one.
+  let distance: string | undefined;
+  const windowMasks = new Map<number, string>();
+  const allowedAt = (L: number): string => {
+    const window = cfg.layerWindows[L];
+    if (window === undefined) return allowed;
+    let masked = windowMasks.get(window);
+    if (masked === undefined) {
+      distance ??= g.op("Sub", [queryIndex, keyIndex]);
+      const within = g.op("Less", [distance, g.int64Initializer(g.fresh("window"), [], [window])]);
+      masked = g.op("And", [allowed, within], {}, g.fresh(`mask:window_${window}`));
+      windowMasks.set(window, masked);
+    }
+    return masked;
+  };
 
   // Rotary tables [1, pos, 1, Dh] from the query positions past..past+pos (every row has the same
   // ones: HookedModel pads on the right), so they fit however many rows a block sees, even when no
   // row starts at block 0: angle = pos * invFreq, each frequency used for both halves of the head
   // (HF's rotate_half layout, not interleaved pairs).
-  const invFreq = g.floatInitializer("rope:inv_freq", [Dh / 2], ropeInverseFrequencies(cfg));
-  const angles = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [queries], { to: DataType.FLOAT }), g.int64Initializer("axes:01", [2], [0, 2])]), invFreq]);
+  const queryPositions = g.op("Unsqueeze", [g.op("Cast", [queries], { to: DataType.FLOAT }), g.int64Initializer("axes:01", [2], [0, 2])]);
   const headAxis = g.int64Initializer("axes:2", [1], [2]);
-  const cosHalf = g.op("Cos", [angles]);
-  const sinHalf = g.op("Sin", [angles]);
-  const cos = g.op("Unsqueeze", [g.op("Concat", [cosHalf, cosHalf], { axis: -1 }), headAxis], {}, "rope:cos");
-  // rotate_half(x) = [-x2, x1]; folding the sign into sin leaves a swap of halves: x*cos + [x2, x1]*[-sin, sin].
-  const signedSin = g.op("Unsqueeze", [g.op("Concat", [g.op("Neg", [sinHalf]), sinHalf], { axis: -1 }), headAxis], {}, "rope:sin");
+  /** cos and signed sin tables for one set of rotary frequencies (`tag` names them: "" global, "local:" for Gemma's sliding layers). */
+  const rotaryTables = (tag: string, frequencies: Float32Array): { cos: string; signedSin: string } => {
+    const invFreq = g.floatInitializer(`rope:${tag}inv_freq`, [Dh / 2], frequencies);
+    const angles = g.op("Mul", [queryPositions, invFreq]);
+    const cosHalf = g.op("Cos", [angles]);
+    const sinHalf = g.op("Sin", [angles]);
+    const cos = g.op("Unsqueeze", [g.op("Concat", [cosHalf, cosHalf], { axis: -1 }), headAxis], {}, `rope:${tag}cos`);
+    // rotate_half(x) = [-x2, x1]; folding the sign into sin leaves a swap of halves: x*cos + [x2, x1]*[-sin, sin].
+    const signedSin = g.op("Unsqueeze", [g.op("Concat", [g.op("Neg", [sinHalf]), sinHalf], { axis: -1 }), headAxis], {}, `rope:${tag}sin`);
+    return { cos, signedSin };
+  };
+  const globalRotary = rotaryTables("", ropeInverseFrequencies(cfg));
+  // Gemma 3's sliding-window layers rotate with their own base and no scaling.
+  const localRotary =
+    cfg.ropeLocalTheta !== undefined && cfg.layerWindows.some((w) => w !== undefined)
+      ? rotaryTables("local:", ropeInverseFrequencies({ dHead: Dh, ropeTheta: cfg.ropeLocalTheta, ropeScaling: { kind: "none" } }))
+      : globalRotary;
   const halves = g.int64Initializer("split:rope", [2], [Dh / 2, Dh / 2]);
-  const rotate = (x: string): string => {
+  const rotate = (x: string, { cos, signedSin }: { cos: string; signedSin: string }): string => {
     const [x1, x2] = g.opMulti("Split", [x, halves], [g.fresh("rope:x1"), g.fresh("rope:x2")], { axis: -1 });
     const swapped = g.op("Concat", [x2, x1], { axis: -1 });
     return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [swapped, signedSin])]);
@@ -167,10 +234,17 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     const meanSquare = g.op("ReduceMean", [g.op("Pow", [x, two]), lastAxis], { keepdims: 1 });
     return g.op("Div", [x, g.op("Sqrt", [g.op("Add", [meanSquare, eps])])]);
   };
-  const rmsNorm = (x: string, name: string, normalizedHook?: string): string => {
+  const rmsNorm = (x: string, name: string, normalizedHook?: string, width = D): string => {
     let normalized = rmsNormalize(x);
     if (normalizedHook) normalized = hooks.at(normalizedHook, normalized);
-    return g.op("Mul", [normalized, w.get(`${name}.weight`, [D])]);
+    return g.op("Mul", [normalized, w.gain(`${name}.weight`, width)]);
+  };
+  /** Qwen3's and Gemma 3's per-head norm of queries or keys [B, T, heads, Dh] (q_norm, k_norm), before rotary. */
+  const headNorm = (x: string, name: string): string => (cfg.qkNorm ? rmsNorm(x, name, undefined, Dh) : x);
+  const softcap = (x: string, cap: number | undefined, output?: string): string => {
+    if (cap === undefined) return output ? g.op("Identity", [x], {}, output) : x;
+    const capValue = g.floatInitializer(g.fresh("softcap"), [], [cap]);
+    return g.op("Mul", [g.op("Tanh", [g.op("Div", [x, capValue])]), capValue], {}, output);
   };
   /** HF Linear: weight [out, in], y = x W^T (+ b). */
   const linear = (x: string, name: string, dIn: number, dOut: number, bias: boolean): string => {
@@ -189,7 +263,12 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   /** Query head kv * groups: the first of key/value head kv's group (ungrouped hooks only). */
   const firstOfGroup = ungroupedHooks ? g.int64Initializer("heads:first_of_group", [KV], Array.from({ length: KV }, (_, kv) => kv * groups)) : "";
 
-  let resid = hooks.at("hook_embed", w.rows("embed_tokens.weight", [V, D], ids));
+  if (cfg.modelType === "gemma3_text" && !w.has("embed_tokens.weight")) throw noGemmaTextWeights(weights.path, cfg);
+  let embedded = w.embed(ids);
+  if (cfg.embedScale !== undefined) {
+    embedded = g.op("Mul", [embedded, g.floatInitializer("scale:embed", [], [roundToDtype(cfg.embedScale, w.dtypeOf("embed_tokens.weight"))])]);
+  }
+  let resid = hooks.at("hook_embed", embedded);
 
   for (let L = 0; L < cfg.nLayers; L++) {
     const p = `layers.${L}`;
@@ -197,7 +276,8 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     // The rows this block sees: the first ones of the batch. Expanding a past to [rows, 1, 1, 1]
     // stretches a batch-1 past over them and leaves a full one as it is.
     const rowsHere = g.op("Slice", [g.op("Shape", [resid]), zero1, one1]);
-    const allowedHere = g.op("Slice", [allowed, zero1, rowsHere, zero1]);
+    const allowedHere = g.op("Slice", [allowedAt(L), zero1, rowsHere, zero1]);
+    const rotary = cfg.layerWindows[L] === undefined ? globalRotary : localRotary;
     const batchOnes = g.op("Concat", [rowsHere, ones3], { axis: 0 });
     resid = hooks.block(L, "hook_resid_pre", resid);
     const x = rmsNorm(resid, `${p}.input_layernorm`);
@@ -210,7 +290,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     const v = keyValueHook("attn.hook_v", "v_proj");
     // The last block needs every position's keys and values, but its queries only at the logit positions.
     const last = L === cfg.nLayers - 1;
-    const rotatedQ = rotate(q);
+    const rotatedQ = rotate(headNorm(q, `${p}.self_attn.q_norm`), rotary);
     const qT = g.op("Transpose", [last ? g.op("Gather", [rotatedQ, logitPositions], { axis: 1 }) : rotatedQ], { perm: [0, 2, 1, 3] });
     const queryMask = last ? g.op("Gather", [allowedHere, logitPositions], { axis: 2 }) : allowedHere;
     if (last) resid = g.op("Gather", [resid, logitPositions], { axis: 1 });
@@ -230,24 +310,31 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
       if (!ungroupedHooks) return ungroup(present, 1);
       return g.op("Concat", [ungroup(pastRows, 1), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 });
     };
-    const kT = g.op("Transpose", [withPast(past[L][0], rotate(k), PAST_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
+    const kT = g.op("Transpose", [withPast(past[L][0], rotate(headNorm(k, `${p}.self_attn.k_norm`), rotary), PAST_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
     const vT = withPast(past[L][1], v, PAST_IO.presentValue(L));
-    const rawScores = g.op("Mul", [g.op("MatMul", [qT, kT]), invSqrtDh]);
+    const rawScores = softcap(g.op("Mul", [g.op("MatMul", [qT, kT]), attnScale]), cfg.attnLogitSoftcap);
     const scores = hooks.block(L, "attn.hook_attn_scores", g.op("Where", [queryMask, rawScores, maskedScore]));
     const pattern = hooks.block(L, "attn.hook_pattern", g.op("Softmax", [scores], { axis: -1 }));
     const z = hooks.block(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
-    const attnOut = hooks.block(L, "hook_attn_out", linear(g.op("Reshape", [z, shapeFlat]), `${p}.self_attn.o_proj`, H * Dh, D, cfg.outBias));
+    let attnOut = linear(g.op("Reshape", [z, shapeFlat]), `${p}.self_attn.o_proj`, H * Dh, D, cfg.outBias);
+    // Gemma normalises each branch's output again before it joins the residual (TransformerLens's ln1_post, ln2_post).
+    if (cfg.postNorms) attnOut = rmsNorm(attnOut, `${p}.post_attention_layernorm`, blockHook(L, "ln1_post.hook_normalized"));
+    attnOut = hooks.block(L, "hook_attn_out", attnOut);
     resid = hooks.block(L, "hook_resid_mid", g.op("Add", [resid, attnOut]));
-    const y = rmsNorm(resid, `${p}.post_attention_layernorm`);
+    const y = rmsNorm(resid, cfg.postNorms ? `${p}.pre_feedforward_layernorm` : `${p}.post_attention_layernorm`);
     const pre = hooks.block(L, "mlp.hook_pre", linear(y, `${p}.mlp.gate_proj`, D, M, cfg.mlpBias));
     const up = linear(y, `${p}.mlp.up_proj`, D, M, cfg.mlpBias);
-    const post = hooks.block(L, "mlp.hook_post", g.op("Mul", [g.op("Mul", [pre, g.op("Sigmoid", [pre])]), up]));
-    const mlpOut = hooks.block(L, "hook_mlp_out", linear(post, `${p}.mlp.down_proj`, M, D, cfg.mlpBias));
+    const activated = cfg.mlpActivation === "silu" ? g.op("Mul", [pre, g.op("Sigmoid", [pre])]) : g.op("Gelu", [pre], { approximate: "tanh" });
+    const post = hooks.block(L, "mlp.hook_post", g.op("Mul", [activated, up]));
+    let mlpOut = linear(post, `${p}.mlp.down_proj`, M, D, cfg.mlpBias);
+    if (cfg.postNorms) mlpOut = rmsNorm(mlpOut, `${p}.post_feedforward_layernorm`, blockHook(L, "ln2_post.hook_normalized"));
+    mlpOut = hooks.block(L, "hook_mlp_out", mlpOut);
     resid = hooks.block(L, "hook_resid_post", g.op("Add", [resid, mlpOut]));
   }
 
   const final = rmsNorm(resid, "norm", "ln_final.hook_normalized");
-  w.unembed(final, GRAPH_IO.logits);
+  if (cfg.finalLogitSoftcap === undefined) w.unembed(final, GRAPH_IO.logits);
+  else softcap(w.unembed(final), cfg.finalLogitSoftcap, GRAPH_IO.logits);
   g.output(GRAPH_IO.logits, DataType.FLOAT);
 
   hooks.checkAgainst(hookNamesFor(cfg), "Llama");
@@ -268,8 +355,9 @@ export function buildLlamaLensGraph(cfg: LlamaConfig, weights: SafetensorsIndex,
   const lastAxis = g.int64Initializer("axes:last", [1], [-1]);
   const meanSquare = g.op("ReduceMean", [g.op("Pow", [resid, g.floatInitializer("const:two", [], [2])]), lastAxis], { keepdims: 1 });
   const normalized = g.op("Div", [resid, g.op("Sqrt", [g.op("Add", [meanSquare, g.floatInitializer("rms:eps", [], [cfg.rmsNormEps])])])]);
-  const scaled = g.op("Mul", [normalized, w.get("norm.weight", [D])]);
-  const logits = w.unembed(scaled);
+  const scaled = g.op("Mul", [normalized, w.gain("norm.weight", D)]);
+  const cap = cfg.finalLogitSoftcap;
+  const logits = cap === undefined ? w.unembed(scaled) : g.op("Mul", [g.op("Tanh", [g.op("Div", [w.unembed(scaled), g.floatInitializer("softcap", [], [cap])])]), "softcap"]);
   const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
   g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
   g.op("GatherElements", [logprobs, target], { axis: -1 }, LENS_IO.targetLogprob);

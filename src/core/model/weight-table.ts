@@ -40,20 +40,33 @@ export class WeightTable {
 
   /**
    * @param prefix the name prefix of the full model class ("transformer." for GPT2LMHeadModel,
-   *   "model." for LlamaForCausalLM); names are tried with it first, then bare.
+   *   "model." for LlamaForCausalLM), or several to try in order; names are tried with it first, then bare.
    * @param missingHint said after "has no tensor …" to explain what needed it.
    * @param compact cast f16/bf16 matrices at run time instead of folding them to float32 at load.
    */
   constructor(
     protected readonly index: SafetensorsIndex,
     private readonly g: GraphBuilder,
-    private readonly prefix: string,
+    prefix: string | readonly string[],
     private readonly missingHint: string,
     private readonly compact = false,
-  ) {}
+  ) {
+    this.prefixes = typeof prefix === "string" ? [prefix] : prefix;
+  }
+
+  private readonly prefixes: readonly string[];
 
   private find(name: string): TensorEntry | undefined {
-    return this.index.tensors.get(`${this.prefix}${name}`) ?? this.index.tensors.get(name);
+    for (const prefix of this.prefixes) {
+      const entry = this.index.tensors.get(`${prefix}${name}`);
+      if (entry) return entry;
+    }
+    return this.index.tensors.get(name);
+  }
+
+  /** The stored dtype of the named weight ("F32", "BF16", ...), or undefined when absent. */
+  dtypeOf(name: string): string | undefined {
+    return this.find(name)?.dtype;
   }
 
   has(name: string): boolean {
@@ -80,10 +93,13 @@ export class WeightTable {
     return folded;
   }
 
-  /** Rows `indices` of the named [rows, width] weight (an embedding lookup), as float32. */
-  rows(name: string, shape: readonly number[], indices: string): string {
+  /**
+   * Rows `indices` of the named [rows, width] weight (an embedding lookup), as float32.
+   * @param compact gather from the stored f16/bf16 table even when the table is not in compact mode.
+   */
+  rows(name: string, shape: readonly number[], indices: string, compact = this.compact): string {
     const { stored, entry, elemType } = this.stored(name, shape);
-    if (!this.compact || elemType === DataType.FLOAT) return this.g.op("Gather", [this.get(name, shape), indices], { axis: 0 });
+    if (!compact || elemType === DataType.FLOAT) return this.g.op("Gather", [this.get(name, shape), indices], { axis: 0 });
     // Gather copies rows of any type: cast only what was taken, the table stays f16/bf16.
     return this.g.op("Cast", [this.g.op("Gather", [stored, indices], { axis: 0 })], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
   }
@@ -93,9 +109,9 @@ export class WeightTable {
    * f16/bf16 W is cast a slice of rows at a time, each slice after `x` exists, and the products
    * are concatenated: a whole float32 copy of the unembedding would be the largest allocation of a run.
    */
-  timesTransposed(x: string, name: string, shape: readonly [number, number], output?: string): string {
+  timesTransposed(x: string, name: string, shape: readonly [number, number], output?: string, compact = this.compact): string {
     const { stored, entry, elemType } = this.stored(name, shape);
-    if (!this.compact || elemType === DataType.FLOAT) {
+    if (!compact || elemType === DataType.FLOAT) {
       return this.g.op("MatMul", [x, this.g.op("Transpose", [this.get(name, shape)], { perm: [1, 0] })], {}, output);
     }
     const [rows] = shape;
@@ -115,7 +131,7 @@ export class WeightTable {
   private stored(name: string, shape: readonly number[]): { stored: string; entry: TensorEntry; elemType: DataType } {
     const entry = this.find(name);
     const file = this.index.path;
-    if (!entry) throw new LoupeError("bad-file", `${file} has no tensor "${this.prefix}${name}" (or "${name}"): ${this.missingHint}`, file);
+    if (!entry) throw new LoupeError("bad-file", `${file} has no tensor "${this.prefixes[0]}${name}" (or "${name}"): ${this.missingHint}`, file);
     if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
       throw new LoupeError(
         "bad-shape",

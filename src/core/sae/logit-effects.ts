@@ -67,15 +67,18 @@ export function readUnembedding(model: HookedModel): Unembedding {
   const file = path.join(model.folder, "model.safetensors");
   const index = readSafetensorsIndex(file);
   const llama = model.cfg.architecture === "llama";
-  const prefix = llama ? "model" : "transformer";
-  const name = (n: string): string | undefined => [`${prefix}.${n}`, n].find((c) => index.tensors.has(c));
-  const untied = !model.cfg.tiedEmbeddings && index.tensors.has("lm_head.weight");
+  const prefixes = model.cfg.architecture === "llama" ? model.cfg.weightPrefixes : ["transformer."];
+  const name = (n: string): string | undefined => [...prefixes.map((p) => `${p}${n}`), n].find((c) => index.tensors.has(c));
+  const lmHead = name("lm_head.weight");
+  const untied = !model.cfg.tiedEmbeddings && lmHead !== undefined;
   const embedding = llama ? "embed_tokens.weight" : "wte.weight";
-  const unembedName = untied ? "lm_head.weight" : name(embedding);
+  const unembedName = untied ? lmHead : name(embedding);
   if (!unembedName) throw new LoupeError("bad-file", `${file} has no ${embedding} (or lm_head.weight): cannot compute logit effects.`, file);
-  // The final norm's gain: LayerNorm's for GPT-2, RMSNorm's for the Llama family.
+  // The final norm's gain: LayerNorm's for GPT-2, RMSNorm's for the Llama family (1 + w for Gemma's).
+  // Soft-capped logits (Gemma) are not linear in x: effects are on the logits before the cap.
   const gammaName = name(llama ? "norm.weight" : "ln_f.weight");
-  const gamma = gammaName ? readTensorF32(index, gammaName) : undefined;
+  let gamma = gammaName ? readTensorF32(index, gammaName) : undefined;
+  if (gamma && model.cfg.architecture === "llama" && model.cfg.normGainOffset === 1) gamma = gamma.map((w) => 1 + w);
   return effectiveUnembedding(readTensorF32(index, unembedName), model.cfg.dVocab, model.cfg.dModel, gamma);
 }
 
