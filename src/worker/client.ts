@@ -41,6 +41,8 @@ interface Live {
   replaying: Promise<void> | undefined;
   /** Set when the client killed the process itself, to explain that to the requests still on it. */
   killedBecause: string | undefined;
+  /** Cancelled requests still queued behind others: their grace period starts when they reach the head. */
+  readonly waitingGraces: Map<number, () => void>;
 }
 
 interface Pending {
@@ -123,9 +125,10 @@ export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
       const id = this.nextId++;
       const graceMs = this.options.cancelGraceMs ?? 2000;
       let graceTimer: NodeJS.Timeout | undefined;
-      const onAbort = () => {
-        this.post(live, { type: "cancel", id });
-        // A handler stuck in native code never sees its signal: kill the worker after a grace period.
+      // A handler stuck in native code never sees its signal: kill the worker after a grace period.
+      // The period starts only once the request is the oldest on its worker: while a load (a reload
+      // after a crash, or a big model) runs ahead of it, the worker has not even started it.
+      const armGrace = () => {
         graceTimer = setTimeout(() => {
           const p = this.take(id);
           if (!p) return;
@@ -133,8 +136,14 @@ export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
           this.kill(live, `a cancelled request ("${method}") did not stop within ${graceMs} ms`);
         }, graceMs);
       };
+      const onAbort = () => {
+        this.post(live, { type: "cancel", id });
+        if (this.isOldestOn(live, id)) armGrace();
+        else live.waitingGraces.set(id, armGrace);
+      };
       const cleanup = () => {
         signal?.removeEventListener("abort", onAbort);
+        live.waitingGraces.delete(id);
         clearTimeout(graceTimer);
         if (method === "load") live.loadsInFlight--;
       };
@@ -183,7 +192,7 @@ export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
     // Advanced serialization carries typed arrays as raw bytes. stdout is piped, never inherited:
     // whatever the worker or onnxruntime prints must not land in the CLI's output.
     const child = fork(this.entry, [], { execArgv, serialization: "advanced", stdio: ["ignore", "pipe", "pipe", "ipc"], env: this.options.env });
-    const live: Live = { child, output: new OutputTail(), ended: undefined, model: undefined, loadsInFlight: 0, replaying: undefined, killedBecause: undefined };
+    const live: Live = { child, output: new OutputTail(), ended: undefined, model: undefined, loadsInFlight: 0, replaying: undefined, killedBecause: undefined, waitingGraces: new Map() };
     const sink = this.options.onOutput ?? ((text: string) => process.stderr.write(text));
     const forward = (chunk: string) => {
       live.output.push(chunk);
@@ -230,6 +239,21 @@ export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
     if (!p) return;
     if (message.type === "response") p.succeed(message.result);
     else p.fail(fromWireError(message.error));
+    this.armGracesAtHead(p.live);
+  }
+
+  /** Whether every request sent to this worker before `id` has settled (the worker runs them in order). */
+  private isOldestOn(live: Live, id: number): boolean {
+    for (const [other, p] of this.pending) if (other < id && p.live === live) return false;
+    return true;
+  }
+
+  private armGracesAtHead(live: Live): void {
+    for (const [id, arm] of live.waitingGraces) {
+      if (!this.isOldestOn(live, id)) continue;
+      live.waitingGraces.delete(id);
+      arm();
+    }
   }
 
   private onGone(live: Live, how: string): void {

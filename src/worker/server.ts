@@ -55,6 +55,8 @@ export function serve<M extends MethodMap<M>>(channel: Channel, handlers: Handle
   });
 
   async function run(id: number, method: string, params: unknown, job: Job): Promise<void> {
+    // Read what arrived while the job ahead held the event loop (a cancel of this one) before starting.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     job.started = true;
     if (job.answered) return;
     const signal = job.controller.signal;

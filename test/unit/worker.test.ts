@@ -192,6 +192,22 @@ describe("worker process", function () {
     assert.equal(w.pid, pid);
   });
 
+  it("starts a cancelled request's grace period only when the worker reaches it, not while a blocking job runs ahead", async () => {
+    // A reload after a crash holds the worker's event loop for longer than the grace period on a
+    // real model; the queued request's cancel must not kill the worker that is doing the reload.
+    const w = start({ cancelGraceMs: 200 });
+    await w.request("ping", {});
+    const pid = w.pid;
+    const queued = new AbortController();
+    // Cancel the queued request once the blocking job holds the worker's event loop.
+    const blocking = w.request("block", { ms: 1200, tag: "blocking" }, { onProgress: () => setTimeout(() => queued.abort(), 150) });
+    const q = w.request("sleep", { ms: 0, tag: "q" }, { signal: queued.signal });
+    assert.deepEqual(await blocking, ["blocking"], "the job ahead was not killed by the queued request's grace period");
+    await assert.rejects(q, code("cancelled"));
+    assert.equal(w.pid, pid, "the same worker");
+    assert.deepEqual(await w.request("sleep", { ms: 0, tag: "after" }), ["blocking", "after"], "the cancelled request never ran");
+  });
+
   it("turns a crash into a clear error, then restarts and reloads the model", async () => {
     const w = start();
     await w.request("load", loadTiny);
