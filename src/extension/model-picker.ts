@@ -50,6 +50,8 @@ export async function selectModel(models: ModelHost): Promise<void> {
     picker.onDidAccept(() => resolve(picker.selectedItems[0]));
     picker.onDidHide(() => resolve(undefined));
   });
+  // Hide before dispose: hiding hands focus back to the editor (a bare dispose left the palette unable to open).
+  picker.hide();
   picker.dispose();
   if (!picked) return;
   if (picked.id === "bundled") {
