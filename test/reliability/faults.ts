@@ -1,5 +1,5 @@
 /**
- * Fault scenarios, shared by test/unit/faults.test.ts and bench/reliability: each injects faults
+ * Fault scenarios, shared by test/unit/reliability/faults.test.ts and bench/reliability: each injects faults
  * into a real worker process (or the loader) and asserts the outcome a user must see: a clear
  * LoupeError for the request that was hit, a working next request, no process left behind.
  * Each returns how many faults it injected.

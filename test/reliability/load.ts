@@ -1,6 +1,6 @@
 /**
  * Load: many consecutive inspections in one process on the reference model, with heap and RSS
- * sampled (after a full GC) every `every` runs. Shared by test/unit/load.test.ts and the bench.
+ * sampled (after a full GC) every `every` runs. Shared by test/unit/reliability/load.test.ts and the bench.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

@@ -1,0 +1,105 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { main } from "../../../src/cli/main";
+import type { ChatInspectResult } from "../../../src/core/chat/inspect-chat";
+import { parseChat } from "../../../src/core/chat/messages";
+import { readChatTemplate, renderChat, tokenMessages } from "../../../src/core/chat/template";
+import { LoupeError } from "../../../src/core/errors";
+import { HookedModel } from "../../../src/core/model/hooked-model";
+import { scratchDir, TINY_LLAMA } from "../../helpers/fixtures";
+import { folderFiles, writeFolder } from "../../helpers/hub-cache";
+
+// SmolLM2-Instruct's ChatML template (a default system prompt when the chat has none).
+const CHATML =
+  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful AI assistant<|im_end|>\\n' }}{% endif %}" +
+  "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+// A Llama-2-style template that writes its own BOS and strips each message.
+const LLAMA =
+  "{% for message in messages %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + message['content'] | trim + ' [/INST]' }}{% else %}{{ ' ' + message['content'] | trim + ' ' + eos_token }}{% endif %}{% endfor %}";
+
+const CHAT = [
+  { role: "user", content: "the cat sat" },
+  { role: "assistant", content: "  on the mat  " },
+];
+
+function modelWithTemplate(name: string, template: string, asJinjaFile = false): string {
+  const dir = writeFolder(scratchDir(name), folderFiles(TINY_LLAMA));
+  const config = { bos_token: "<s>", eos_token: { content: "</s>", special: true }, ...(asJinjaFile ? { chat_template: "unused {{ messages }}" } : { chat_template: template }) };
+  fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(config));
+  if (asJinjaFile) fs.writeFileSync(path.join(dir, "chat_template.jinja"), template);
+  return dir;
+}
+
+describe("chat templates", function () {
+  this.timeout(30_000);
+
+  it("renders a chat as apply_chat_template does and finds each message's content in it", () => {
+    const template = readChatTemplate(modelWithTemplate("chatml", CHATML));
+    const rendered = renderChat(template, CHAT, { addGenerationPrompt: true });
+    assert.equal(
+      rendered.text,
+      "<|im_start|>system\nYou are a helpful AI assistant<|im_end|>\n<|im_start|>user\nthe cat sat<|im_end|>\n<|im_start|>assistant\n  on the mat  <|im_end|>\n<|im_start|>assistant\n",
+    );
+    assert.deepEqual(rendered.spans.map((s) => s && rendered.text.slice(s.start, s.end)), ["the cat sat", "  on the mat  "]);
+  });
+
+  it("prefers chat_template.jinja, passes the special tokens (AddedToken objects too), and finds trimmed content", () => {
+    const template = readChatTemplate(modelWithTemplate("jinja-file", LLAMA, true));
+    assert.match(template.file, /chat_template\.jinja$/);
+    const rendered = renderChat(template, CHAT);
+    assert.equal(rendered.text, "<s>[INST] the cat sat [/INST] on the mat </s>");
+    assert.deepEqual(rendered.spans.map((s) => s && rendered.text.slice(s.start, s.end)), ["the cat sat", "on the mat"]);
+  });
+
+  it("marks each token as a message's or the template's", () => {
+    const spans = [{ message: 0, start: 5, end: 10 }, undefined, { message: 2, start: 12, end: 14 }];
+    assert.deepEqual(tokenMessages([[0, 5], [4, 6], [6, 10], [10, 12], [12, 14], [14, 14]], spans), [null, 0, 0, null, 2, null]);
+  });
+
+  it("a template that writes its own <s> is read with one BOS, not two", async () => {
+    const dir = modelWithTemplate("bos", LLAMA);
+    const model = await HookedModel.load(dir, { cacheDir: null, threads: 1 });
+    try {
+      const { text } = renderChat(readChatTemplate(dir), CHAT);
+      const encoding = model.encode(text);
+      assert.equal(encoding.lead, 0);
+      assert.deepEqual(encoding.ids.slice(0, 2).map((id) => id === 1), [true, false]);
+      assert.equal(model.encode("the cat").lead, 1, "plain text still gets the BOS");
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it("loupe inspect --chat traces every token to its message text or to the template", async () => {
+    const dir = modelWithTemplate("cli", CHATML);
+    const chatFile = path.join(dir, "chat.jsonl");
+    fs.writeFileSync(chatFile, CHAT.map((m) => JSON.stringify(m)).join("\n"));
+    const out: string[] = [];
+    const io = { out: (t: string) => void out.push(t), readStdin: () => "" };
+    assert.equal(await main(["inspect", "--model", dir, "--chat", "--json", chatFile], io), 0);
+    const result = JSON.parse(out.join("")) as ChatInspectResult;
+    CHAT.forEach((m, i) => {
+      const own = result.tokens.filter((t) => t.message === i);
+      assert.equal(own.map((t) => result.text.slice(t.start, t.end)).join(""), m.content);
+      assert.equal(own.map((t) => m.content.slice(...t.messageRange!)).join(""), m.content);
+    });
+    // Every character outside the messages is covered by template tokens, and only by them.
+    const inMessage = (i: number) => result.messages.some((m) => m.start !== null && m.end !== null && i >= m.start && i < m.end);
+    for (let i = 0; i < result.text.length; i++) {
+      const owners = new Set(result.tokens.filter((t) => t.start <= i && i < t.end).map((t) => t.message));
+      assert.deepEqual(owners.has(null), !inMessage(i), `character ${i} ${JSON.stringify(result.text[i])}`);
+    }
+    out.length = 0;
+    assert.equal(await main(["inspect", "--model", dir, "--chat", chatFile], io), 0);
+    assert.match(out.join(""), /" c"\s+user #1/);
+    assert.match(out.join(""), /"\|"\s+template/);
+  });
+
+  it("names the file and the fix for a chat it cannot read or a model without a template", () => {
+    assert.throws(() => parseChat('{"role": "user", "content": "hi"}\n{"role": "user"}', "chat.jsonl"), (e: unknown) => e instanceof LoupeError && /chat\.jsonl:2: "content" must be a string/.test(e.message));
+    assert.throws(() => parseChat('{"messages": [{"content": "hi"}]}', "chat.json"), /chat\.json: message 1: "role" must be a non-empty string/);
+    assert.throws(() => parseChat("[]", "chat.json"), /holds no messages/);
+    assert.throws(() => readChatTemplate(TINY_LLAMA), (e: unknown) => e instanceof LoupeError && /no chat template/.test(e.message));
+  });
+});

@@ -1,0 +1,22 @@
+/**
+ * The hostile-workspace scenario of `npm run reliability`, checked here on the file system and in
+ * words (its timings are the bench's to report): nothing outside the repository changes, none of
+ * its files is rewritten, and every hostile path is refused with the file and the fix named.
+ */
+import { strict as assert } from "node:assert";
+import { runHostileWorkspace } from "../../reliability/hostile-workspace";
+
+describe("a hostile workspace", function () {
+  this.timeout(240_000);
+
+  it("every command path leaves the file system as it was and refuses clearly", async () => {
+    const report = await runHostileWorkspace({ cli: true });
+    assert.deepEqual(report.outsideChanged, []);
+    assert.deepEqual(report.workspaceRewritten, []);
+    assert.deepEqual(report.unclearRefusals, []);
+    const accepted = report.steps.filter((s) => s.result === "ok").map((s) => s.step);
+    // Only the settings checks (which pass by ignoring the workspace) and the bounded picker succeed.
+    assert.deepEqual(accepted, ["Explore Feature picker on cfg.json d_sae 10,000,000", "Restricted Mode: loupe.maxModelMemoryMB 0 ignored", "Restricted Mode: hint pattern ignored"]);
+    assert.ok(report.steps.length >= 19);
+  });
+});
