@@ -154,18 +154,7 @@ function readPlt(dir: string, cfg: ParsedConfig, listed: string[] | undefined, c
       skip: W_skip ? transpose(W_skip, D, D) : undefined,
     };
   });
-  return {
-    kind: "plt",
-    nLayers: layers.length,
-    dModel: D,
-    dTranscoder: F,
-    activation: activationOf(cfg, hasThreshold, configFile),
-    inputHook: cfg.inputHook,
-    outputHook: cfg.outputHook,
-    layers,
-    source: dir,
-    scan: cfg.scan,
-  };
+  return transcoderSet("plt", dir, cfg, configFile, [F, D], hasThreshold, layers);
 }
 
 function readClt(dir: string, cfg: ParsedConfig, configFile: string): TranscoderSet {
@@ -188,9 +177,14 @@ function readClt(dir: string, cfg: ParsedConfig, configFile: string): Transcoder
       W_dec: tensorOf(readSafetensorsIndex(decFile), `W_dec_${i}`, [F, L - i, D]),
     };
   });
+  return transcoderSet("clt", dir, cfg, configFile, [F, D], hasThreshold, layers);
+}
+
+/** The set both readers return: sizes from the first encoder, hooks and scan from config.yaml. */
+function transcoderSet(kind: TranscoderSet["kind"], dir: string, cfg: ParsedConfig, configFile: string, [F, D]: readonly number[], hasThreshold: boolean, layers: TranscoderLayer[]): TranscoderSet {
   return {
-    kind: "clt",
-    nLayers: L,
+    kind,
+    nLayers: layers.length,
     dModel: D,
     dTranscoder: F,
     activation: activationOf(cfg, hasThreshold, configFile),
