@@ -133,7 +133,7 @@ export function ropeInverseFrequencies(cfg: { readonly dHead: number; readonly r
 export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   const g = new GraphBuilder();
   const w = new LlamaWeights(weights, g, cfg, options.compactWeights ?? false);
-  const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh, dMlp: M, dVocab: V } = cfg;
+  const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh, dMlp: M } = cfg;
   const groups = H / KV;
 
   const ids = g.input(GRAPH_IO.ids, DataType.INT64, ["batch", "pos"]);
