@@ -14,7 +14,7 @@ const ALLOWED = [
   /^extension\/dist\/webview\/[\w-]+\.js$/,
   /^extension\/media\//,
   /^extension\/schemas\/[\w.-]+\.json$/,
-  /^extension\/models\/reference\/(sae\/[\w.-]+\/)?[\w.-]+$/,
+  /^extension\/models\/reference\/(sae\/[\w.-]+\/|transcoders\/(plt|clt)\/)?[\w.-]+$/,
   /^extension\/node_modules\/onnxruntime-node\/(package\.json|dist\/[\w-]+\.js)$/,
   /^extension\/node_modules\/onnxruntime-node\/bin\/napi-v\d+\/linux\/x64\/(onnxruntime_binding\.node|libonnxruntime\.so\.1)$/,
   /^extension\/node_modules\/onnxruntime-common\/(package\.json|dist\/cjs\/[\w-]+\.js|dist\/cjs\/package\.json)$/,
@@ -31,6 +31,9 @@ const REQUIRED = [
   "extension/models/reference/config.json",
   "extension/models/reference/model.safetensors",
   "extension/models/reference/tokenizer.json",
+  // The default set of Loupe: Trace Circuit… on the bundled model.
+  "extension/models/reference/transcoders/plt/config.yaml",
+  "extension/models/reference/transcoders/plt/layer_0.safetensors",
   "extension/node_modules/onnxruntime-node/package.json",
   "extension/node_modules/onnxruntime-node/dist/index.js",
   "extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node",
