@@ -23,6 +23,8 @@ export interface TracedPath {
   readonly score: number;
   /** Node labels from a token to the target, e.g. `"Mia"@3`, `L1/12 at "to"@9`, `logit " Leo"`. */
   readonly nodes: readonly string[];
+  /** The prompt position of the token the path starts from. */
+  readonly fromToken: number;
 }
 
 export interface TraceSummary {
@@ -78,7 +80,11 @@ export function summariseTrace(t: Trace, tokenText: (id: number) => string, path
   const { graph, pruned } = t;
   const { layout } = graph;
   const keptFeatures = pruned.nodeMask.subarray(0, layout.nFeatures).reduce((a, b) => a + b, 0);
-  const paths = strongestPaths(graph, pruned, logitNode(layout, 0), pathCount).map((p) => ({ score: p.score, nodes: p.nodes.map((i) => nodeLabel(graph, i, tokenText)) }));
+  const paths = strongestPaths(graph, pruned, logitNode(layout, 0), pathCount).map((p) => ({
+    score: p.score,
+    nodes: p.nodes.map((i) => nodeLabel(graph, i, tokenText)),
+    fromToken: p.nodes[0] - tokenNode(layout, 0),
+  }));
   return {
     targets: graph.targets.map((x) => ({ label: x.label, token: x.token ?? null, probability: x.probability })),
     activeFeatures: graph.activeFeatureCount,

@@ -52,6 +52,7 @@ describe("traceCircuit request", function () {
     assert.equal(result.completenessScore, cli.completenessScore);
     assert.deepEqual(result.paths, cli.paths);
     assert.deepEqual(result.tokens.map((t) => t.influence), cli.tokenInfluence);
+    for (const p of result.paths) assert.equal(p.nodes[0], `${JSON.stringify(result.tokens[p.fromToken].text)}@${p.fromToken}`);
     assert.ok(result.paths.length > 0 && result.paths.every((p) => /^"/.test(p.nodes[0]) && p.nodes[p.nodes.length - 1] === 'logit " Leo -  Mia"'), JSON.stringify(result.paths));
   });
 
