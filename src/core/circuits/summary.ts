@@ -48,7 +48,7 @@ export interface TraceSummary {
 export function bundledTranscoders(modelFolder: string): string {
   const dir = path.join(modelFolder, "transcoders", "plt");
   if (!fs.existsSync(dir)) {
-    throw new LoupeError("bad-argument", `${modelFolder} ships no transcoders: name a transcoder folder (circuit-tracer's layout; \`loupe transcoder train\` writes one).`, modelFolder);
+    throw new LoupeError("bad-argument", `${modelFolder} ships no transcoders: name a transcoder folder made for it (the loupe.transcoderPath setting, or --transcoders DIR), in circuit-tracer's layout; \`loupe transcoder train\` writes one.`, modelFolder);
   }
   return dir;
 }
