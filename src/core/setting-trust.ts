@@ -8,6 +8,7 @@
 export const RESTRICTED_SETTINGS = [
   "loupe.modelPath",
   "loupe.saePath",
+  "loupe.transcoderPath",
   // 0 turns the memory guard off; a large value lets a hostile model exhaust memory.
   "loupe.maxModelMemoryMB",
   "loupe.compactWeights",

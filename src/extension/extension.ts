@@ -1,6 +1,7 @@
 import * as vscode from "vscode";
 import { AttributionLens } from "./attribution-lens";
 import { AuditController } from "./audit-controller";
+import { CircuitLens } from "./circuit-lens";
 import { labelSelectedLines } from "./label-lines";
 import { PatchingPanel } from "./patching-panel";
 import { ProbeLens } from "./probe-lens";
@@ -23,6 +24,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const audits = new AuditController(models);
   const probeLens = new ProbeLens(models);
   const attribution = new AttributionLens(models);
+  const circuit = new CircuitLens(models);
   const patching = new PatchingPanel(context, models);
   const probePanels = new ProbePanels(context, models, probeLens);
   const featureLens = new FeatureLens(models);
@@ -34,7 +36,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.languages.registerHoverProvider({ scheme: "*" }, new TokenHoverProvider(inspector.store, models)),
     vscode.commands.registerCommand("loupe.inspectSelection", () => inspector.inspectSelection()),
     vscode.commands.registerCommand("loupe.clear", () => {
-      for (const shown of [inspector, faithfulness, audits, probeLens, attribution, featureLens]) shown.clear();
+      for (const shown of [inspector, faithfulness, audits, probeLens, attribution, circuit, featureLens]) shown.clear();
     }),
     featureLens,
     dashboard,
@@ -47,6 +49,9 @@ export function activate(context: vscode.ExtensionContext): void {
     attribution,
     vscode.languages.registerHoverProvider({ scheme: "*" }, attribution),
     vscode.commands.registerCommand("loupe.attributeAnswer", () => attribution.attribute()),
+    circuit,
+    vscode.languages.registerHoverProvider({ scheme: "*" }, circuit),
+    vscode.commands.registerCommand("loupe.traceCircuit", () => circuit.trace()),
     patching,
     vscode.commands.registerCommand("loupe.patchActivations", () => patching.run()),
     probeLens,

@@ -1,11 +1,11 @@
-import { buildReplacement, interveneOnFeatures, loadTranscoders, selectTargets, type FeatureEdit } from "../../core/circuits";
+import { buildReplacement, interveneOnFeatures, selectTargets, type FeatureEdit } from "../../core/circuits";
 import { attributeReplacement, pruneGraph } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { loadOptions, positiveInt, readInput, stringList, stringOption, type Command } from "../command";
 import { fixed, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
-import { defaultTranscoders, targetSpecOf } from "./trace";
+import { targetSpecOf, transcodersOption } from "./trace";
 
 /** "L/F@P" or "L/F@P=V". */
 function parseEdit(spec: string, kind: FeatureEdit["kind"]): FeatureEdit {
@@ -34,7 +34,7 @@ export const interveneCommand: Command = {
   },
   async run({ values, positionals, modelFolder, io }) {
     const prompt = withoutFinalNewline(readInput(positionals[0], io, "prompt file"));
-    const transcoders = loadTranscoders(stringOption(values, "transcoders") ?? defaultTranscoders(modelFolder));
+    const transcoders = transcodersOption(values, modelFolder);
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const text = (id: number) => model.tokenizer.decode([id]);

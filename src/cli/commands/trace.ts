@@ -1,52 +1,18 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadTranscoders, logitNode, strongestPaths, targetToken, toCompactGraphFile, toGraphFile, trace, type AttributionGraph, type TargetSpec, type Trace } from "../../core/circuits";
+import { bundledTranscoders, loadTranscoders, summariseTrace, targetSpecFor, toCompactGraphFile, toGraphFile, trace, type TargetSpec, type TraceSummary, type TranscoderSet } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { finiteNumber, loadOptions, positiveInt, readInput, stringOption, type Command, type ParsedValues } from "../command";
 import { fixed, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
 
-/** The bundled model's own transcoders, when --transcoders is not given. */
-export function defaultTranscoders(modelFolder: string): string {
-  const dir = path.join(modelFolder, "transcoders", "plt");
-  if (!fs.existsSync(dir)) throw new LoupeError("bad-argument", `--transcoders DIR is required: ${modelFolder} ships no transcoders (train a set with \`loupe transcoder train\`).`);
-  return dir;
+/** --transcoders, or the model folder's own set (the bundled model ships one). */
+export function transcodersOption(values: ParsedValues, modelFolder: string): TranscoderSet {
+  return loadTranscoders(stringOption(values, "transcoders") ?? bundledTranscoders(modelFolder));
 }
 
-function nodeLabel(graph: AttributionGraph, i: number, text: (id: number) => string): string {
-  const { nFeatures, nErrors, nTokens } = graph.layout;
-  const T = nTokens;
-  const tok = (pos: number) => `"${visibleToken(text(graph.tokens[pos]))}"@${pos}`;
-  if (i < nFeatures) {
-    const f = graph.features[i];
-    return `L${f.layer}/${f.feature} at ${tok(f.pos)}`;
-  }
-  if (i < nFeatures + nErrors) return `error L${Math.floor((i - nFeatures) / T)} at ${tok((i - nFeatures) % T)}`;
-  if (i < nFeatures + nErrors + nTokens) return tok(i - nFeatures - nErrors);
-  return `logit "${visibleToken(graph.targets[i - nFeatures - nErrors - nTokens].label)}"`;
-}
-
-function summary(t: Trace, text: (id: number) => string) {
-  const { graph, pruned } = t;
-  const keptFeatures = pruned.nodeMask.subarray(0, graph.layout.nFeatures).reduce((a, b) => a + b, 0);
-  const paths = strongestPaths(graph, pruned, logitNode(graph.layout, 0)).map((p) => ({ score: p.score, nodes: p.nodes.map((i) => nodeLabel(graph, i, text)) }));
-  return {
-    targets: graph.targets.map((x) => ({ label: x.label, token: x.token ?? null, probability: x.probability })),
-    activeFeatures: graph.activeFeatureCount,
-    featureNodes: graph.layout.nFeatures,
-    keptFeatureNodes: keptFeatures,
-    keptEdges: pruned.edgeMask.reduce((a, b) => a + b, 0),
-    replacementScore: t.scores.replacement,
-    completenessScore: t.scores.completeness,
-    prunedReplacementScore: t.prunedScores.replacement,
-    prunedCompletenessScore: t.prunedScores.completeness,
-    elapsedMs: t.elapsedMs,
-    paths,
-  };
-}
-
-export function formatTrace(s: ReturnType<typeof summary>, out?: string): string {
+export function formatTrace(s: TraceSummary, out?: string): string {
   return [
     `target ${s.targets.map((t) => `"${visibleToken(t.label)}" (p=${fixed(t.probability, 3)})`).join(", ")}`,
     `${s.activeFeatures} active features, ${s.featureNodes} feature nodes; pruned to ${s.keptFeatureNodes} features and ${s.keptEdges} edges`,
@@ -58,14 +24,7 @@ export function formatTrace(s: ReturnType<typeof summary>, out?: string): string
 
 /** --answer / --contrast as a target: the top tokens without them. */
 export function targetSpecOf(values: ParsedValues, model: HookedModel): TargetSpec {
-  const text = (id: number) => model.tokenizer.decode([id]);
-  const encode = (s: string) => model.tokenizer.encode(s).ids;
-  const answer = stringOption(values, "answer");
-  const contrast = stringOption(values, "contrast");
-  if (contrast !== undefined && answer === undefined) throw new LoupeError("bad-argument", "--contrast needs --answer: the target is the logit difference answer - contrast.");
-  if (answer === undefined) return { kind: "top" };
-  const token = targetToken(encode, text, answer, "answer");
-  return contrast === undefined ? { kind: "token", token } : { kind: "difference", token, contrast: targetToken(encode, text, contrast, "contrast") };
+  return targetSpecFor(model, stringOption(values, "answer"), stringOption(values, "contrast"));
 }
 
 export const traceCommand: Command = {
@@ -94,7 +53,7 @@ export const traceCommand: Command = {
     for (const [name, v] of [["node-threshold", nodeThreshold], ["edge-threshold", edgeThreshold]] as const) {
       if (!(v > 0 && v <= 1)) throw new LoupeError("bad-argument", `--${name} must be in (0, 1] (got ${v}).`);
     }
-    const transcoders = loadTranscoders(stringOption(values, "transcoders") ?? defaultTranscoders(modelFolder));
+    const transcoders = transcodersOption(values, modelFolder);
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const text = (id: number) => model.tokenizer.decode([id]);
@@ -108,7 +67,7 @@ export const traceCommand: Command = {
         maxMemoryBytes: positiveInt(values, "max-memory-mb", 4096) * 2 ** 20,
         signal: io.signal,
       });
-      const s = summary(result, text);
+      const s = summariseTrace(result, text);
       const out = stringOption(values, "out");
       if (out) {
         const file = toGraphFile(result.graph, result.pruned, {

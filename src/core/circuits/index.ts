@@ -12,3 +12,4 @@ export * from "./trace";
 export * from "./train-transcoder";
 export * from "./transcoder-quality";
 export * from "./intervene";
+export * from "./summary";

@@ -11,6 +11,7 @@ import { inspectWithResiduals, lensTable, type InspectResult, type LayerLens } f
 import { applyProbe, readProbeDataset, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
 import { steerWithFeature, type FeatureEdit, type SteeringResult } from "../sae/steer";
 import { tokenFeatures, type TokenFeaturesResult } from "../sae/token-features";
+import { CIRCUIT_REQUESTS } from "./circuits";
 import { MODEL_REQUESTS } from "./model";
 import { PATCHING_REQUESTS } from "./patching";
 import { request, type Request, type RequestContext } from "./request";
@@ -67,6 +68,7 @@ export const REQUESTS = {
     applyProbe(session.model, validateProbe(probe, "<probe from the editor>"), text, { signal }),
   ),
   ...PATCHING_REQUESTS,
+  ...CIRCUIT_REQUESTS,
   /** Quick audit of one prompt; probe files in the config resolve against baseDir. */
   audit: request<{ text: string; config: AuditConfig; baseDir: string }, PromptAudit>((session, { text, config, baseDir }, { signal }) =>
     auditPrompt(session.model, text, config, { signal, probes: probeMonitors(session.model, config, baseDir) }),

@@ -1,0 +1,70 @@
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { CircuitToken, CircuitTrace } from "../core/requests";
+import { circuitHoverMarkdown, circuitLevels } from "../core/view/circuit-view";
+import { EditorLens } from "./editor-lens";
+import type { ModelHost } from "./model-host";
+import { runOnSelection } from "./selection-command";
+import { restrictedSetting } from "./settings";
+
+interface Shown {
+  readonly startOffset: number;
+  readonly trace: CircuitTrace;
+}
+
+/**
+ * Loupe: Trace Circuit…: an attribution graph of the selection's next token through a transcoder
+ * set (in the worker), shown as the "Circuit influence" lens: each token coloured by its influence
+ * on the target, its hover giving that influence and the strongest paths.
+ */
+export class CircuitLens extends EditorLens<Shown, CircuitToken> {
+  constructor(private readonly models: ModelHost) {
+    super();
+  }
+
+  trace(): Promise<void> {
+    return runOnSelection(this.models, {
+      noEditor: "Loupe: select the prompt whose next token you want traced.",
+      blank: "Loupe: nothing to trace in this selection.",
+      trimFinalNewline: true,
+      ask: askAnswer,
+      run: async (target, { answer }) => {
+        const trace = await this.models.run("traceCircuit", { text: target.text, answer, transcoders: transcoderSetting() }, { title: "Loupe: tracing the circuit…" });
+        this.shown.set(target.document.uri.toString(), { startOffset: target.startOffset, trace });
+        this.draw(target.editor);
+      },
+    });
+  }
+
+  protected tokens(shown: Shown): readonly CircuitToken[] {
+    return shown.trace.tokens;
+  }
+
+  protected heat(shown: Shown): Iterable<{ token: CircuitToken; level: number }> {
+    return circuitLevels(shown.trace).map(({ index, level }) => ({ token: shown.trace.tokens[index], level }));
+  }
+
+  protected hoverMarkdown(shown: Shown, token: CircuitToken): vscode.MarkdownString {
+    const markdown = new vscode.MarkdownString(circuitHoverMarkdown(shown.trace, shown.trace.tokens.indexOf(token)));
+    markdown.isTrusted = false;
+    return markdown;
+  }
+}
+
+/** loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder; undefined: the model's own set. */
+function transcoderSetting(): string | undefined {
+  const setting = restrictedSetting("loupe", "transcoderPath", "");
+  if (!setting) return undefined;
+  const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  return path.isAbsolute(setting) || !root ? setting : path.join(root, setting);
+}
+
+/** The answer token to trace (empty: the model's top prediction); undefined when dismissed. */
+async function askAnswer(): Promise<{ answer?: string } | undefined> {
+  const answer = await vscode.window.showInputBox({
+    title: "Loupe: trace which next token?",
+    prompt: "One token, with its leading space (e.g. \" Mia\"). Empty: the model's most likely next tokens.",
+  });
+  if (answer === undefined) return undefined;
+  return answer === "" ? {} : { answer };
+}

@@ -1,0 +1,70 @@
+/**
+ * The traceCircuit request (src/core/requests/circuits.ts): the editor's Trace Circuit answers
+ * what `loupe trace` and the core graph say, with each token placed in the text.
+ */
+import { strict as assert } from "node:assert";
+import * as path from "node:path";
+import { main } from "../../../src/cli/main";
+import { attribute, influence, loadTranscoders, logitWeights, nodeCount, normaliseRows, tokenNode } from "../../../src/core/circuits";
+import { InProcessBackend } from "../../../src/core/requests";
+import { rejectsWith } from "../../helpers/errors";
+import { TINY_GPT2 } from "../../helpers/fixtures";
+
+const REFERENCE = path.join(__dirname, "..", "..", "..", "models", "reference");
+const PLT = path.join(REFERENCE, "transcoders", "plt");
+const PROMPT = "When Mia and Leo went to the park, Mia gave a ball to";
+
+describe("traceCircuit request", function () {
+  this.timeout(300_000);
+  let backend: InProcessBackend;
+  before(async () => {
+    backend = new InProcessBackend();
+    await backend.request("load", { folder: REFERENCE, cacheDir: null, threads: 1 });
+  });
+  after(async () => backend?.dispose());
+
+  it("gives each token's influence on the answer as the core graph computes it, placed in the text", async () => {
+    const result = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo" });
+    assert.equal(result.transcoders, PLT, "the bundled model's own PLT set by default");
+    assert.deepEqual(result.targets.map((t) => t.label), [" Leo"]);
+
+    // Influence recomputed from the core graph: w (Â + Â² + ...) at the token nodes.
+    const model = backend.session.model;
+    const graph = await attribute(model, loadTranscoders(PLT), model.toTokens(PROMPT), { targets: { kind: "token", token: result.targets[0].token ?? -1 } });
+    const n = nodeCount(graph.layout);
+    const expected = influence(normaliseRows(graph.adjacency, n), n, logitWeights(graph.layout, graph.targets.map((t) => t.probability)));
+    assert.equal(result.tokens.length, graph.layout.nTokens);
+    result.tokens.forEach((t, pos) => assert.ok(Math.abs(t.influence - expected[tokenNode(graph.layout, pos)]) < 1e-9, `token ${pos}: ${t.influence} vs ${expected[tokenNode(graph.layout, pos)]}`));
+    assert.ok(result.tokens.some((t) => t.influence > 0));
+
+    // Offsets cover the prompt, token by token.
+    assert.equal(result.tokens.map((t) => PROMPT.slice(t.start, t.end)).join(""), PROMPT);
+    assert.deepEqual(result.tokens.map((t) => PROMPT.slice(t.start, t.end)), result.tokens.map((t) => t.text));
+  });
+
+  it("agrees with `loupe trace --json` on the scores and the paths", async () => {
+    const result = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", contrast: " Mia" });
+    let out = "";
+    const io = { out: (t: string) => void (out += t), readStdin: () => `${PROMPT}\n`, progress: () => undefined };
+    assert.equal(await main(["trace", "-", "--answer", " Leo", "--contrast", " Mia", "--json", "--model", REFERENCE], io), 0);
+    const cli = JSON.parse(out);
+    assert.equal(result.replacementScore, cli.replacementScore);
+    assert.equal(result.completenessScore, cli.completenessScore);
+    assert.deepEqual(result.paths, cli.paths);
+    assert.deepEqual(result.tokens.map((t) => t.influence), cli.tokenInfluence);
+    for (const p of result.paths) assert.equal(p.nodes[0], `${JSON.stringify(result.tokens[p.fromToken].text)}@${p.fromToken}`);
+    assert.ok(result.paths.length > 0 && result.paths.every((p) => /^"/.test(p.nodes[0]) && p.nodes[p.nodes.length - 1] === 'logit " Leo -  Mia"'), JSON.stringify(result.paths));
+  });
+
+  it("refuses thresholds outside (0, 1] and transcoders of another model, saying which", async () => {
+    await rejectsWith(backend.request("traceCircuit", { text: PROMPT, nodeThreshold: 0 }), "bad-argument", /node threshold must be in \(0, 1\]/);
+    const tiny = new InProcessBackend();
+    try {
+      await tiny.request("load", { folder: TINY_GPT2, cacheDir: null, threads: 1 });
+      await rejectsWith(tiny.request("traceCircuit", { text: PROMPT }), "bad-argument", /tiny-gpt2 ships no transcoders: name a transcoder folder/);
+      await rejectsWith(tiny.request("traceCircuit", { text: PROMPT, transcoders: PLT }), "bad-shape", /transcoders belong to another model/);
+    } finally {
+      await tiny.dispose();
+    }
+  });
+});
