@@ -453,6 +453,10 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     const bundled = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Bundled reference model" }).first();
     await bundled.waitFor({ timeout: 30_000 });
     await bundled.click();
+    // The picker is the extension's own QuickPick: it closes when the extension host hears of the
+    // click, a moment later. Wait for the outcome, or the palette's keys would land in the picker.
+    await page.locator(".notifications-toasts .notification-toast", { hasText: "using the bundled reference model" }).first().waitFor({ state: "visible", timeout: 30_000 });
+    await page.locator(".quick-input-widget .quick-input-box input").first().waitFor({ state: "hidden", timeout: 30_000 });
     await runCommand(page, "View: Close All Editor Groups");
   });
 
