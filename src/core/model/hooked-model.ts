@@ -195,7 +195,7 @@ export class HookedModel {
     readonly cfg: ModelConfig,
     readonly tokenizer: Tokenizer,
     private readonly session: ort.InferenceSession,
-    private readonly lensSession: ort.InferenceSession | undefined,
+    private readonly lensSession: LazySession | undefined,
     readonly graphFromCache: boolean,
     graphOptions: GraphOptions,
     /** For an imported .onnx: the hooks its graph provides, and why the others are missing. */
@@ -243,9 +243,8 @@ export class HookedModel {
     const key = (part: "model" | "lens", ...extra: string[]) => graphKey([...graphKeyParts(cfg, part, graphOptions), ...extra, JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
     // Hooks, keys and values and logits are computed or returned only when fetched (fetched-hooks.ts): a run holds only what it returns.
     const graph = cachedGraph(cacheDir, key("model", FETCH_HOOKS), () => gateHookOutputs(buildModelGraph(cfg, weights, graphOptions).bytes, fetchedOutputs(cfg), [GRAPH_IO.logits]));
-    const lensGraph = cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions));
     const session = await createSession(graph.bytes, weights.dataDir, options.threads);
-    const lensSession = await createSession(lensGraph.bytes, weights.dataDir, options.threads);
+    const lensSession = new LazySession(() => createSession(cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions)).bytes, weights.dataDir, options.threads));
     const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache, graphOptions);
     if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: estimateModelMemory(dir, graphOptions.compactWeights).estimatedBytes };
     return model;
@@ -269,7 +268,8 @@ export class HookedModel {
       imported = importOnnxDecoder(modelFile, cfg, { patterns: false });
       session = await createSession(imported.bytes, imported.dataDir, options.threads);
     }
-    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, imported.dataDir, options.threads) : undefined;
+    const lensBytes = imported.lensBytes;
+    const lensSession = lensBytes ? new LazySession(() => createSession(lensBytes, imported.dataDir, options.threads)) : undefined;
     const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
     if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: fs.statSync(modelFile).size };
     return model;
@@ -419,10 +419,10 @@ export class HookedModel {
     if (resid.length !== n * D) throw new LoupeError("bad-shape", `lens: ${resid.length} values are not ${n} vectors of d_model ${D}.`);
     for (const row of targets) for (const t of row) if (!Number.isInteger(t) || t < 0 || t >= this.cfg.dVocab) throw new LoupeError("bad-argument", `lens: target ${t} is outside the vocabulary.`);
     const kk = Math.max(1, Math.min(Math.floor(k), this.cfg.dVocab));
-    const session = this.lensSession;
-    if (!session) {
+    if (!this.lensSession) {
       throw new LoupeError("bad-argument", `The logit lens is not available for ${this.imported?.modelFile ?? this.folder}: it is an imported .onnx whose final norm and unembedding read more than the residual stream, so they cannot run alone. Load the model's safetensors folder for the lens.`);
     }
+    const session = await this.lensSession.get();
     const rows = lensChunkRows(this.cfg.dVocab, options.budgetBytes ?? this.lensBudgetBytes());
     const result = { k: kk, m, topIds: new Int32Array(n * kk), topLogprobs: new Float32Array(n * kk), targetLogprob: new Float32Array(n * m), entropy: new Float32Array(n) };
     const kTensor = new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]);
@@ -739,6 +739,32 @@ async function runSession(session: ort.InferenceSession, modelFile: string, feed
     return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
   } catch (error) {
     throw runFailure(error, modelFile);
+  }
+}
+
+/**
+ * A session created on first use. The logit lens's graph holds its own copy of the final norm and
+ * the unembedding (Gemma 3 270M: 0.67 GB in float32) and takes seconds to create; most commands
+ * never run it.
+ */
+class LazySession {
+  private session: Promise<ort.InferenceSession> | undefined;
+
+  constructor(private readonly create: () => Promise<ort.InferenceSession>) {}
+
+  get(): Promise<ort.InferenceSession> {
+    // A failed creation is not remembered: the next call tries again (and reports again).
+    this.session ??= this.create().catch((error: unknown) => {
+      this.session = undefined;
+      throw error;
+    });
+    return this.session;
+  }
+
+  async release(): Promise<void> {
+    const pending = this.session;
+    this.session = undefined;
+    if (pending) await (await pending.catch(() => undefined))?.release();
   }
 }
 
