@@ -103,6 +103,8 @@ export function hookElements(cfg: RunConfig, hook: string, batch: number, positi
       return batch * positions * cfg.dMlp;
     case "resid":
       return batch * positions * cfg.dModel;
+    case "scale":
+      return batch * positions;
   }
 }
 
