@@ -5,7 +5,7 @@
  * scores), then the attribution graph of the answer's first token (circuit-shares.ts), and the
  * AUROC of each score at telling the two families apart, PLT and CLT side by side.
  *
- *   npx tsx bench/faithfulness/circuit-faithfulness-bench.ts [--model models/reference] [--n 16] [--seed 1] [--max-feature-nodes 7500]
+ *   npx tsx bench/faithfulness/circuit-faithfulness-bench.ts [--model models/reference] [--n 16] [--seed 1] [--max-feature-nodes 7500] [--sets plt,clt]
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -31,13 +31,13 @@ const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { model: { type: "string", default: "models/reference" }, n: { type: "string", default: "16" }, seed: { type: "string", default: "1" }, "max-feature-nodes": { type: "string", default: "7500" } },
+    options: { model: { type: "string", default: "models/reference" }, n: { type: "string", default: "16" }, seed: { type: "string", default: "1" }, "max-feature-nodes": { type: "string", default: "7500" }, sets: { type: "string", default: "plt,clt" } },
   });
   const n = Number(values.n);
   const seed = Number(values.seed);
   const maxFeatureNodes = Number(values["max-feature-nodes"]);
   const model = await HookedModel.load(values.model, { threads: 2 });
-  const sets = Object.fromEntries(["plt", "clt"].map((kind) => [kind, loadTranscoders(path.join(values.model, "transcoders", kind))]));
+  const sets = Object.fromEntries(values.sets.split(",").map((kind) => [kind, loadTranscoders(path.join(values.model, "transcoders", kind))]));
   console.log(`faithfulness through the circuit on ${values.model}: ${n} held-out items per family (seed ${seed}), at most ${maxFeatureNodes} feature nodes\n`);
 
   const run = async (family: "arith-cot" | "lookup-decorative"): Promise<Scored[]> => {

@@ -1,11 +1,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { evaluateTranscoders, gatherTranscoderData, saveTranscoders, trainTranscoders, type FeatureInputHook } from "../../core/circuits";
+import { bundledTranscoders, computeTranscoderFeatureStats, evaluateTranscoders, gatherTranscoderData, loadTranscoders, saveTranscoders, trainTranscoders, writeTranscoderFeatureStats, type FeatureInputHook } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { loadOptions, positiveInt, readInput, stringOption, type Command } from "../command";
 import { fixed, renderTable } from "../format";
-import { parseCorpusJsonl } from "./features";
+import { formatStatsSummary, parseCorpusJsonl } from "./features";
 
 export const QUALITY_FILE = "quality.json";
 
@@ -16,11 +16,32 @@ export const transcoderCommand: Command = {
     (plt: each layer's MLP input -> its output) or cross-layer (clt: -> every later layer's MLP
     output). Saved in circuit-tracer's layout (config.yaml, layer_{i} or W_enc_{i}/W_dec_{i}
     .safetensors) with quality.json: normalised MSE per layer, L0, dead features and CE loss
-    recovered with every MLP replaced, on the corpus's last tenth. Ctrl+C stops without saving.`,
-  options: { kind: { type: "string" }, out: { type: "string" }, "d-transcoder": { type: "string" }, k: { type: "string" }, epochs: { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" } },
+    recovered with every MLP replaced, on the corpus's last tenth. Ctrl+C stops without saving.
+loupe transcoder stats CORPUS.jsonl [--transcoders DIR] [--model DIR]
+    Write each layer's feature statistics beside the set (layer_{i}.feature-stats.json, the
+    format of an SAE's feature-stats.json: density, histogram, top contexts, concepts, logit
+    effects through W_dec). DIR defaults to the model folder's own PLT set.`,
+  options: { kind: { type: "string" }, out: { type: "string" }, "d-transcoder": { type: "string" }, k: { type: "string" }, epochs: { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" }, transcoders: { type: "string" } },
   async run({ values, positionals, modelFolder, io }) {
     const [action, corpusFile] = positionals;
-    if (action !== "train") throw new LoupeError("bad-argument", `Unknown "loupe transcoder ${action ?? ""}": the subcommand is "train".`);
+    if (action === "stats") {
+      const corpus = parseCorpusJsonl(readInput(corpusFile, io, "corpus file"), corpusFile ?? "corpus");
+      const model = await HookedModel.load(modelFolder, loadOptions(values));
+      try {
+        const folder = stringOption(values, "transcoders") ?? bundledTranscoders(modelFolder);
+        const stats = await computeTranscoderFeatureStats(model, loadTranscoders(folder), corpus, {
+          signal: io.signal,
+          description: `${corpus.length} texts from ${path.basename(corpusFile ?? "corpus")}`,
+          onProgress: (done, total) => done % 100 === 0 && io.progress?.(`${done}/${total} texts`),
+        });
+        const files = writeTranscoderFeatureStats(folder, stats);
+        io.out(`${stats.map((s, l) => formatStatsSummary(s, files[l])).join("\n")}\n`);
+      } finally {
+        await model.dispose();
+      }
+      return 0;
+    }
+    if (action !== "train") throw new LoupeError("bad-argument", `Unknown "loupe transcoder ${action ?? ""}": the subcommands are "train" and "stats".`);
     const kind = stringOption(values, "kind");
     if (kind !== "plt" && kind !== "clt") throw new LoupeError("bad-argument", "Say which transcoders to train with --kind plt (per layer) or --kind clt (cross-layer).");
     const out = stringOption(values, "out");
