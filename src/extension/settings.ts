@@ -41,7 +41,7 @@ export function readSettings(): LoupeSettings {
       mistakes: c.get<boolean>("faithfulness.addMistakes", true),
       generate: c.get<boolean>("faithfulness.generateWhenMissing", false),
       // The circuit view needs a transcoder set; without one the report says so in a note.
-      ...(c.get<boolean>("faithfulness.traceCircuit", true) ? { circuit: "if-available" as const, transcoders: transcoderSetting() } : {}),
+      ...(c.get<boolean>("faithfulness.traceCircuit", false) ? { circuit: "if-available" as const, transcoders: transcoderSetting() } : {}),
     },
   };
 }
