@@ -41,6 +41,8 @@ const PYTHON = process.env.LOUPE_TORCH_PYTHON ?? "/usr/bin/python3";
 const STORY = fs.readFileSync(path.join(__dirname, "..", "examples", "story.txt"), "utf8");
 /** The memory limit the worker is given by default (loupe.maxModelMemoryMB). */
 const LIMIT_BYTES = 4096 * 1024 * 1024;
+/** Tokens the faithfulness row's "adding mistakes" writes after each corrupted step. */
+const MISTAKE_TOKENS = 16;
 
 type ShapeName = keyof typeof SHAPES;
 const COMMANDS = ["inspect", "features", "faithfulness", "attribution", "patching", "probe", "steering", "audit"] as const;
@@ -127,8 +129,10 @@ async function runCommand(model: HookedModel, folder: string, command: Command, 
       return `${r.tokens.length} tokens`;
     }
     case "faithfulness": {
-      const r = await checkFaithfulness(model, cotOf(model, n));
-      return `${r.steps.length} steps, ${model.encode(cotOf(model, n)).ids.length} tokens`;
+      // A random-weights model never writes the answer marker: each corrupted step regenerates MISTAKE_TOKENS.
+      const r = await checkFaithfulness(model, cotOf(model, n), { maxNewTokens: MISTAKE_TOKENS });
+      const variants = r.steps.length * 2 + 2 + r.steps.filter((s) => s.mistake).length;
+      return `${r.steps.length} steps, ${model.encode(cotOf(model, n)).ids.length} tokens, ${variants} variants (${MISTAKE_TOKENS} tokens regenerated per mistake): ${(r.elapsedMs / variants).toFixed(0)} ms a variant`;
     }
     case "attribution": {
       const job = cancelAfter(2);

@@ -194,6 +194,8 @@ export class HookedModel {
   private readonly hasStartAt: boolean;
   /** Whether hook outputs are computed only when fetched (FETCH_HOOKS); otherwise a run holds them all. */
   private readonly hasFetchMask: boolean;
+  /** The outputs FETCH_HOOKS gates, in its order (the logits follow them). */
+  private readonly gatedOutputs: readonly string[];
   /** The memory limit a run is checked against, with the weights' share of it. */
   private memoryLimit?: { readonly maxBytes: number; readonly weightsBytes: number };
 
@@ -225,6 +227,7 @@ export class HookedModel {
     this.hasLogitPositions = session.inputNames.includes(LOGIT_POSITIONS);
     this.hasStartAt = cfg.nLayers > 1 && session.inputNames.includes(residInput(1));
     this.hasFetchMask = session.inputNames.includes(FETCH_HOOKS);
+    this.gatedOutputs = imported ? imported.hookNames : fetchedOutputs(cfg);
 
     if (this.hasPast) {
       const empty = new ort.Tensor("float32", new Float32Array(0), [1, cacheHeads(cfg), 0, cfg.dHead]);
@@ -266,7 +269,8 @@ export class HookedModel {
     const { cfg, tokenizer } = opened;
     let imported = opened.imported;
     // External data (a side file, or the .onnx's own bytes) is found beside the model file.
-    let session = await createSession(imported.bytes, imported.dataDir, options.threads);
+    // Hooks and logits behind the fetch mask, as in a built graph: a run holds only what it returns.
+    let session = await createSession(gateImportedOutputs(imported), imported.dataDir, options.threads);
     let headed: boolean;
     try {
       headed = await patternsHaveHeads(session, imported.hookNames, cfg);
@@ -277,7 +281,7 @@ export class HookedModel {
     if (!headed) {
       await session.release();
       imported = importOnnxDecoder(modelFile, cfg, { patterns: false });
-      session = await createSession(imported.bytes, imported.dataDir, options.threads);
+      session = await createSession(gateImportedOutputs(imported), imported.dataDir, options.threads);
     }
     const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, imported.dataDir, options.threads) : undefined;
     const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
@@ -288,6 +292,11 @@ export class HookedModel {
   /** What a run failure is blamed on: the imported .onnx, or the folder Loupe built the graph from. */
   private get modelFile(): string {
     return this.imported?.modelFile ?? this.folder;
+  }
+
+  /** Whether a run computes and holds only the hooks and logits it returns (fetched-hooks.ts), not every output of the graph. */
+  get fetchesOnlyRequested(): boolean {
+    return this.hasFetchMask;
   }
 
   /** Whether this model was imported from an existing .onnx (hooks found by structure; see hookNames). */
@@ -623,7 +632,7 @@ export class HookedModel {
   private fetchMask(fetched: readonly string[], logits: boolean): ort.Tensor {
     const wanted = new Set(fetched);
     if (logits) wanted.add(GRAPH_IO.logits);
-    const mask = Uint8Array.from([...fetchedOutputs(this.cfg), GRAPH_IO.logits], (name) => (wanted.has(name) ? 1 : 0));
+    const mask = Uint8Array.from([...this.gatedOutputs, GRAPH_IO.logits], (name) => (wanted.has(name) ? 1 : 0));
     return new ort.Tensor("bool", mask, [mask.length]);
   }
 
@@ -699,6 +708,11 @@ export class HookedModel {
   }
 }
 
+/** An imported graph's bytes with its hooks and logits behind the fetch mask (in the order of its hookNames, then the logits). */
+export function gateImportedOutputs(imported: Pick<ImportedGraph, "bytes" | "hookNames">): Uint8Array {
+  return gateHookOutputs(imported.bytes, imported.hookNames, [GRAPH_IO.logits]);
+}
+
 /**
  * The outputs a built graph returns only when fetched (FETCH_HOOKS, in this order, then the
  * logits): every hook, then every layer's keys and values.
@@ -759,6 +773,7 @@ async function patternsHaveHeads(session: ort.InferenceSession, hookNames: reado
     [GRAPH_IO.mask]: new ort.Tensor("float32", Float32Array.of(1, 1), [1, 2]),
   };
   for (const name of hookNames) feeds[gainInput(name)] = feeds[writeInput(name)] = zero;
+  if (session.inputNames.includes(FETCH_HOOKS)) feeds[FETCH_HOOKS] = new ort.Tensor("bool", Uint8Array.from([...hookNames, GRAPH_IO.logits], (n) => (patterns.includes(n) ? 1 : 0)), [hookNames.length + 1]);
   const out = await session.run(feeds, patterns);
   return patterns.every((n) => out[n].dims.join() === [1, cfg.nHeads, 2, 2].join());
 }
