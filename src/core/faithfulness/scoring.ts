@@ -137,7 +137,8 @@ export async function scoreAnswers(
 /**
  * Rows (sorted by shared length) in calls: at most `requested` rows whose attention working set
  * (rows x length x keys) fits the batch budget, and a row joins a call only when the tokens the call
- * would run for it from the call's shared length cost less than a call of its own.
+ * would run more with it (from the call's shared length, padding included) cost less than a call of
+ * its own.
  */
 function scoringCalls<R extends { readonly e: Encoded; readonly from: number }>(model: HookedModel, rows: readonly R[], requested: number): R[][] {
   const calls: R[][] = [];
@@ -145,9 +146,11 @@ function scoringCalls<R extends { readonly e: Encoded; readonly from: number }>(
     const call = calls[calls.length - 1];
     if (call) {
       const from = call[0].from;
-      const longest = Math.max(row.e.ids.length, ...call.map((r) => r.e.ids.length)) - from;
+      const before = Math.max(...call.map((r) => r.e.ids.length)) - from;
+      const longest = Math.max(before, row.e.ids.length - from);
       const size = rowsWithin(model.cfg, { positions: longest, prefix: from, hooks: [] }, requested);
-      const worth = row.e.ids.length - from <= row.e.ids.length - row.from + CALL_COST_TOKENS;
+      // Tokens the call runs more with the row (padding included) against the row's own call.
+      const worth = longest * (call.length + 1) - before * call.length <= row.e.ids.length - row.from + CALL_COST_TOKENS;
       if (call.length < size && worth) {
         call.push(row);
         continue;
