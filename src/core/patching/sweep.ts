@@ -14,7 +14,7 @@ import { numel, tensor, type Tensor } from "../tensor/tensor";
 import { runVariants, type RowIntervention } from "./batched-runs";
 import { bindMetric, checkMetricTokens, describeMetric, type MetricSpec } from "./metrics";
 import { normaliseAll, requireGap, type Baselines } from "./normalise";
-import { cellTarget, DEFAULT_MEMORY_BUDGET, planSweep, sameAtTarget, type Axis, type HeadHook, type PatchTarget, type SweepKind, sweepHook } from "./plan";
+import { cellTarget, DEFAULT_MEMORY_BUDGET, planSweep, sameAtTarget, type Axis, type HeadHook, type PatchTarget, type SweepKind } from "./plan";
 
 export type Direction = "denoising" | "noising";
 
