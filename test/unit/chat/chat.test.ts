@@ -96,6 +96,24 @@ describe("chat templates", function () {
     assert.match(out.join(""), /"\|"\s+template/);
   });
 
+  it("stops a template that loops, runs long or builds a huge text, naming its file; real templates stay within bounds", () => {
+    const hostile = (name: string, source: string) => readChatTemplate(modelWithTemplate(name, source, true));
+    const stopped = (pattern: RegExp) => (e: unknown) => e instanceof LoupeError && /chat_template\.jinja was stopped/.test(e.message) && pattern.test(e.message) && /chat_template\.jinja$/.test(e.file ?? "");
+    const started = Date.now();
+    assert.throws(() => renderChat(hostile("range", "{% for i in range(10**9) %}x{% endfor %}"), CHAT), stopped(/steps/));
+    assert.throws(() => renderChat(hostile("nested", "{% for i in range(10**4) %}{% for j in range(10**4) %}{% endfor %}{% endfor %}"), CHAT), stopped(/steps/));
+    // A text that doubles each step (x, xx, xxxx ...) passes the size bound long before the step bound.
+    const doubling = "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}";
+    assert.throws(() => renderChat(hostile("doubling", doubling), CHAT), stopped(/characters/));
+    assert.throws(() => renderChat(hostile("slow", "{% for i in range(10**6) %}{{ i }}{% endfor %}"), CHAT, { bounds: { maxSteps: 1e9, maxMilliseconds: 50, maxChars: 1e9 } }), stopped(/ms/));
+    assert.ok(Date.now() - started < 20_000);
+    // The bounds leave real templates alone: a 200-message chat through ChatML, with range() and strftime_now.
+    const long = Array.from({ length: 200 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `message ${i} `.repeat(20) }));
+    assert.equal(renderChat(readChatTemplate(modelWithTemplate("long", CHATML)), long).spans.filter(Boolean).length, 200);
+    const dated = renderChat(hostile("dated", "{% for i in range(2, 8, 3) %}{{ i }},{% endfor %}{{ strftime_now('%Y') }}{{ raise_exception('no') if false }}"), CHAT).text;
+    assert.equal(dated, `2,5,${new Date().getFullYear()}`);
+  });
+
   it("names the file and the fix for a chat it cannot read or a model without a template", () => {
     assert.throws(() => parseChat('{"role": "user", "content": "hi"}\n{"role": "user"}', "chat.jsonl"), (e: unknown) => e instanceof LoupeError && /chat\.jsonl:2: "content" must be a string/.test(e.message));
     assert.throws(() => parseChat('{"messages": [{"content": "hi"}]}', "chat.json"), /chat\.json: message 1: "role" must be a non-empty string/);
