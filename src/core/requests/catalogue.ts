@@ -8,7 +8,7 @@ import { auditPrompt, probeMonitors, type AuditConfig, type PromptAudit } from "
 import { compileGuardedPattern } from "../regex-guard";
 import { checkFaithfulness, type FaithfulnessReport } from "../faithfulness";
 import { inspectWithResiduals, lensTable, type InspectResult, type LayerLens } from "../inspect";
-import { applyProbe, readProbeDataset, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
+import { applyProbe, readProbeDatasetAsync, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
 import { steerWithFeature, type FeatureEdit, type SteeringResult } from "../sae/steer";
 import { tokenFeatures, type TokenFeaturesResult } from "../sae/token-features";
 import { CIRCUIT_REQUESTS } from "./circuits";
@@ -33,6 +33,8 @@ export interface TrainProbesParams {
   readonly dataFile: string;
   /** The dataset already parsed (the CLI reads it from a file or standard input first). */
   readonly dataset?: ProbeDataset;
+  /** The workspace a dataFile inside it must stay in: read as the editor reads it (no links, no real path outside). */
+  readonly root?: string;
   readonly concept?: string;
   readonly hooks?: string[];
   readonly pooling?: Pooling;
@@ -60,8 +62,12 @@ export const REQUESTS = {
     checkFaithfulness(session.model, text, { ...options, hintPattern: compilePattern(hintPattern), signal }),
   ),
   /** Train probes at every residual hook (or the given hooks) on a dataset, or on the JSONL file that holds one. */
-  trainProbes: request<TrainProbesParams, ProbeTraining>((session, { dataFile, dataset, ...options }, { signal, progress }) =>
-    trainProbes(session.model, dataset ?? readProbeDataset(dataFile), { ...options, signal, onHook: (_hook, i, total) => progress(i, total) }),
+  trainProbes: request<TrainProbesParams, ProbeTraining>(async (session, { dataFile, dataset, root, ...options }, { signal, progress }) =>
+    trainProbes(session.model, dataset ?? (await readProbeDatasetAsync(dataFile, root === undefined ? {} : { root })), {
+      ...options,
+      signal,
+      onHook: (_hook, i, total) => progress(i, total),
+    }),
   ),
   // The probe may have crossed a process boundary: check it as if read from disk.
   applyProbe: request<{ probe: ProbeFile; text: string }, ProbeApplication>((session, { probe, text }, { signal }) =>
