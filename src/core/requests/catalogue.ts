@@ -12,6 +12,7 @@ import { applyProbe, readProbeDatasetAsync, trainProbes, validateProbe, type Poo
 import { steerWithFeature, type FeatureEdit, type SteeringResult } from "../sae/steer";
 import { tokenFeatures, type TokenFeaturesResult } from "../sae/token-features";
 import { CIRCUIT_REQUESTS } from "./circuits";
+import { FEATURE_FILE_REQUESTS } from "./feature-files";
 import { MODEL_REQUESTS } from "./model";
 import { PATCHING_REQUESTS } from "./patching";
 import { request, type Request, type RequestContext } from "./request";
@@ -75,6 +76,7 @@ export const REQUESTS = {
   ),
   ...PATCHING_REQUESTS,
   ...CIRCUIT_REQUESTS,
+  ...FEATURE_FILE_REQUESTS,
   /** Quick audit of one prompt; probe files in the config resolve against baseDir. */
   audit: request<{ text: string; config: AuditConfig; baseDir: string }, PromptAudit>((session, { text, config, baseDir }, { signal }) =>
     auditPrompt(session.model, text, config, { signal, probes: probeMonitors(session.model, config, baseDir) }),

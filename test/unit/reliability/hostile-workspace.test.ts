@@ -15,8 +15,19 @@ describe("a hostile workspace", function () {
     assert.deepEqual(report.workspaceRewritten, []);
     assert.deepEqual(report.unclearRefusals, []);
     const accepted = report.steps.filter((s) => s.result === "ok").map((s) => s.step);
-    // Only the settings checks (which pass by ignoring the workspace) and the bounded picker succeed.
-    assert.deepEqual(accepted, ["Explore Feature picker on cfg.json d_sae 10,000,000", "Restricted Mode: loupe.maxModelMemoryMB 0 ignored", "Restricted Mode: hint pattern ignored"]);
-    assert.ok(report.steps.length >= 19);
+    // Only the near-cap files (valid, so read, by the worker), the settings checks (which pass by
+    // ignoring the workspace) and the bounded picker succeed.
+    assert.deepEqual(
+      accepted.map((step) => step.replace(/\d+ MB/, "N MB")),
+      [
+        "Feature lens reads a N MB feature-labels.json (worker)",
+        "Explore Feature reads a N MB feature-stats.json (worker)",
+        "Explore Feature picker on both near-cap files (worker)",
+        "Explore Feature picker on cfg.json d_sae 10,000,000",
+        "Restricted Mode: loupe.maxModelMemoryMB 0 ignored",
+        "Restricted Mode: hint pattern ignored",
+      ],
+    );
+    assert.ok(report.steps.length >= 22);
   });
 });
