@@ -32,7 +32,6 @@ import { MAX_FEATURE_STATS_BYTES } from "../../src/core/sae/feature-stats-file";
 import { FEATURE_STATS_FORMAT, FEATURE_STATS_VERSION } from "../../src/core/sae/features";
 import { RESTRICTED_SETTINGS, settingValue } from "../../src/core/setting-trust";
 import { Tokenizer } from "../../src/core/tokenizer";
-import { featurePickItemsAsync } from "../../src/core/view/feature-dashboard";
 import { WorkerClient } from "../../src/worker/client";
 import { scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
@@ -256,6 +255,8 @@ export async function runHostileWorkspace(options: { cli?: boolean } = {}): Prom
   await run("Save probe (probes/*.json -> ~/probe.json)", () => saveProbe(path.join(loupe, "probes", `data.${HOOK}.json`), probe, { root: repo }));
   // The editor's worker: labels and feature stats are read there (src/core/requests/feature-files.ts).
   const worker = new WorkerClient(path.join(ROOT, "src", "worker", "main.ts"), { execArgv: ["--import", "tsx"], onOutput: () => undefined });
+  // The editor's worker is running before any of these commands (it holds the model): start it untimed.
+  await worker.request("featureLabels", { file: path.join(base, "none.json"), key: "x", features: [] });
   const dangling = { file: path.join(loupe, "feature-labels.json"), root: repo, key: "x" };
   await run("Label feature (dangling feature-labels.json)", () => worker.request("setFeatureLabel", { ...dangling, feature: 1, label: "x" }));
   await run("Feature lens reads labels (dangling link)", () => worker.request("featureLabels", { ...dangling, features: [1] }));
@@ -270,9 +271,9 @@ export async function runHostileWorkspace(options: { cli?: boolean } = {}): Prom
     worker.request("featureDashboard", { saeFolder: nearCapSae, feature: 7, sae: "near-cap/sae", hook_name: NEAR_CAP_SAE.hook_name, d_sae: NEAR_CAP_SAE.d_sae }),
   );
   await run("Explore Feature picker on both near-cap files (worker)", () => worker.request("featurePicks", { saeFolder: nearCapSae, d_sae: NEAR_CAP_SAE.d_sae, labels: nearCapLabels }));
+  await run("Explore Feature picker on cfg.json d_sae 10,000,000", async () => worker.request("featurePicks", { saeFolder: path.join(repo, "sae"), d_sae: readSaeConfig(path.join(repo, "sae", "cfg.json")).d_sae }));
   await worker.dispose();
   await run("Train Probe reads a JSONL with a 200 MB line", () => readProbeDatasetAsync(path.join(repo, "bloated", "one-line.jsonl"), { root: repo }));
-  await run("Explore Feature picker on cfg.json d_sae 10,000,000", () => featurePickItemsAsync(readSaeConfig(path.join(repo, "sae", "cfg.json")).d_sae, () => undefined));
   await run("Restricted Mode: loupe.maxModelMemoryMB 0 ignored", () => {
     if (settingValue(hostileSettings, false, 4096) !== 4096) throw new Error("the workspace's 0 was honoured");
     if (!RESTRICTED_SETTINGS.includes("loupe.maxModelMemoryMB")) throw new Error("not restricted");
