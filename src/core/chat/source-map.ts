@@ -30,8 +30,10 @@ export function locateChatContents(text: string, file: string, base = 0): Conten
       at += line.length + 1;
     }
   } else {
-    const root = new JsonScanner(text, 0).value();
-    const list = root.kind === "array" ? root : root.kind === "object" ? root.members.get("messages") : undefined;
+    // One value (an array, {"messages": [...]}, or one message), or message objects selected inside an array.
+    const values = new JsonScanner(text, 0).values();
+    const root = values.length === 1 ? values[0] : { kind: "array" as const, items: values };
+    const list = root.kind === "array" ? root : root.kind === "object" ? (root.members.has("content") && root.members.has("role") ? { kind: "array" as const, items: [root] } : root.members.get("messages")) : undefined;
     if (list?.kind !== "array") throw unreadable(file);
     messages.push(...list.items);
   }
@@ -78,6 +80,18 @@ class JsonScanner {
     private readonly text: string,
     private at: number,
   ) {}
+
+  /** Values separated by commas up to the end of the text (a trailing comma allowed). */
+  values(): JsonNode[] {
+    const out: JsonNode[] = [];
+    for (this.skipSpace(); this.at < this.text.length; this.skipSpace()) {
+      out.push(this.value());
+      this.skipSpace();
+      if (this.text[this.at] === ",") this.at++;
+      else if (this.at < this.text.length) throw new Error("unexpected text after a value");
+    }
+    return out;
+  }
 
   value(): JsonNode {
     this.skipSpace();

@@ -53,4 +53,16 @@ describe("chat files: where each message's content is written", () => {
     assertMapsBack(file, "chat.jsonl", sources, start, selection);
     assert.equal(file.slice(...sourceRange(sources[0], 0, 4)), "caf\\u00e9");
   });
+
+  it("reads message objects selected inside a JSON file's array (one, or several with their commas)", () => {
+    const file = `[\n  {"role": "system", "content": "skip"},\n  {"role": "user", "content": "a \\"b\\""},\n  {"role": "assistant", "content": "c\\u00e9"}\n]`;
+    const start = file.indexOf(`{"role": "user"`);
+    const several = file.slice(start, file.lastIndexOf("}") + 1);
+    assert.deepEqual(parseChat(several, "chat.json").map((m) => m.content), ['a "b"', "cé"]);
+    assertMapsBack(file, "chat.json", locateChatContents(several, "chat.json", start), start, several);
+    const one = file.slice(start, file.indexOf("},", start) + 2);
+    assert.deepEqual(parseChat(one, "chat.json"), [{ role: "user", content: 'a "b"' }]);
+    assertMapsBack(file, "chat.json", locateChatContents(one, "chat.json", start), start, one);
+    assert.throws(() => parseChat(`{"role": "user", "content": "x"} trailing`, "chat.json"), /chat\.json: not valid JSON/);
+  });
 });
