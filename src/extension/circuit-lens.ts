@@ -52,7 +52,7 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
 }
 
 /** loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder; undefined: the model's own set. */
-function transcoderSetting(): string | undefined {
+export function transcoderSetting(): string | undefined {
   const setting = restrictedSetting("loupe", "transcoderPath", "");
   if (!setting) return undefined;
   const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
