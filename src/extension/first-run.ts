@@ -41,5 +41,8 @@ async function openSample(context: vscode.ExtensionContext, name: unknown): Prom
   }
   const text = fs.readFileSync(context.asAbsolutePath(`media/walkthrough/samples/${sample}.txt`), "utf8");
   const document = await vscode.workspace.openTextDocument({ content: text.replace(/\n$/, ""), language: "plaintext" });
-  await vscode.window.showTextDocument(document);
+  // Beside the walkthrough (or any other non-text editor), so the walkthrough's next button finds the
+  // sample as the one text editor in view.
+  const besideOther = !vscode.window.activeTextEditor && vscode.window.tabGroups.activeTabGroup.activeTab !== undefined;
+  await vscode.window.showTextDocument(document, { viewColumn: besideOther ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active });
 }

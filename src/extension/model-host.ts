@@ -5,6 +5,7 @@ import type { ModelSource, RunRecord } from "../core/view/loupe-tree";
 import { WorkerClient } from "../worker/client";
 import { lineSink } from "../worker/output-tail";
 import { describeError } from "./errors";
+import { activeOrOnlyTextEditor } from "./selection-command";
 import { readSettings } from "./settings";
 
 export interface LoadedModel {
@@ -122,7 +123,7 @@ export class ModelHost implements vscode.Disposable {
   /** One request under a cancellable progress display: what every command runs. Logged with its time, and recorded against the active document. */
   async run<K extends RequestName>(method: K, params: ParamsOf<K>, display: ProgressDisplay): Promise<ResultOf<K>> {
     const { title, location = vscode.ProgressLocation.Notification, report } = display;
-    const document = vscode.window.activeTextEditor?.document;
+    const document = activeOrOnlyTextEditor()?.document;
     const started = performance.now();
     const finish = (error?: string) => {
       const elapsedMs = performance.now() - started;

@@ -24,8 +24,10 @@ function packageTarget(target: VsixTarget, ignoreDir: string): string {
   const ignoreFile = path.join(ignoreDir, `${target}.vscodeignore`);
   fs.writeFileSync(ignoreFile, ignoreFileFor(target, fs.readFileSync(path.join(REPO_ROOT, ".vscodeignore"), "utf8")));
   const out = vsixFileName(target);
+  // vsce turns the README's relative links (docs/, docs/images/: not shipped) into links into the
+  // repository that package.json names, so the Marketplace, Open VSX and the editor show them.
   const vsce = path.join(REPO_ROOT, "node_modules", ".bin", process.platform === "win32" ? "vsce.cmd" : "vsce");
-  execFileSync(vsce, ["package", "--target", target, "--ignoreFile", ignoreFile, "--no-rewrite-relative-links", "--out", out], { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(vsce, ["package", "--target", target, "--ignoreFile", ignoreFile, "--out", out], { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit"] });
   return path.join(REPO_ROOT, out);
 }
 
