@@ -83,6 +83,12 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await page.locator(".gettingStartedContainer").first().waitFor({ state: "visible", timeout: 30_000 });
   }
 
+  /** Focus the sample beside the walkthrough and wait for Loupe's colours there (the decoration reader reads the active group). */
+  async function sampleDecorated(timeoutMs?: number): Promise<void> {
+    await page.locator(".tabs-container .tab.active", { hasText: "Untitled" }).first().click();
+    await waitForDecorations(page, (d) => d.heat.length > 0, timeoutMs);
+  }
+
   async function answerQuickPick(rowText: string): Promise<void> {
     const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: rowText }).first();
     await row.waitFor({ timeout: 30_000 });
@@ -105,9 +111,10 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await page.locator(".tabs-container .tab", { hasText: "Untitled" }).first().waitFor({ timeout: 30_000 });
     await showWalkthrough();
     await clickStepButton("inspect", "Inspect it");
-    await waitForDecorations(page, (d) => d.heat.length > 0);
     await waitFor(() => stepDone("inspect"), "the inspect step is checked");
+    await sampleDecorated();
     await shots.take(page, "walkthrough-inspected");
+    await showWalkthrough();
 
     // 2. Choose a model: Select Model… offers the bundled one.
     await clickStepButton("model", "Select Model…");
@@ -116,8 +123,8 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
 
     // 3. SAE features on the same sample.
     await clickStepButton("features", "Show SAE Features");
-    await waitForDecorations(page, (d) => d.heat.length > 0);
     await waitFor(() => stepDone("features"), "the features step is checked");
+    await sampleDecorated();
 
     // 4. A chain of thought: its CodeLens shows the score.
     await showWalkthrough();
@@ -141,8 +148,8 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await clickStepButton("circuit", "Trace Circuit…");
     await page.locator(".quick-input-widget", { hasText: "trace which next token?" }).first().waitFor({ timeout: 30_000 });
     await page.keyboard.press("Enter");
-    await waitForDecorations(page, (d) => d.heat.length > 0, 240_000);
     await waitFor(() => stepDone("circuit"), "the circuit step is checked");
+    await sampleDecorated(240_000);
     await shots.take(page, "walkthrough-circuit");
 
     // 7. The Loupe view and its log.
@@ -157,9 +164,9 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
   });
 
   it("the Loupe view shows the model, its dictionaries, the workspace's graphs and probes, and the last results", async () => {
-    // The untitled samples stay open (closing them would ask whether to save).
-    await runCommand(page, "Loupe: Focus on Loupe View");
+    // The walkthrough opened the view; the untitled samples stay open (closing them would ask to save).
     const tree = page.locator('.pane-body [role="tree"]', { has: page.locator(".monaco-list-row", { hasText: "Dictionaries" }) }).first();
+    if (!(await tree.isVisible())) await page.locator('.activitybar .action-item a[aria-label^="Loupe"]').first().click();
     await tree.waitFor({ timeout: 30_000 });
     const row = (text: string | RegExp) => tree.locator(".monaco-list-row", { hasText: text }).first();
     await row("reference").waitFor({ timeout: 30_000 });
@@ -175,6 +182,11 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await row("ioi-mia").waitFor({ timeout: 30_000 });
     await row("Probes").click();
     await row("sentiment").waitFor({ timeout: 30_000 });
+
+    // A document under Last results opens it: the story the walkthrough inspected, still coloured.
+    await row("Untitled-1").click();
+    await page.locator(".tabs-container .tab.active", { hasText: "Untitled-1" }).first().waitFor({ timeout: 30_000 });
+    await waitForDecorations(page, (d) => d.heat.length > 0);
     await shots.take(page, "loupe-view");
 
     // A saved graph opens in an editor (the graph panel, where one is registered for it).

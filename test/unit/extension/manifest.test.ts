@@ -54,6 +54,14 @@ describe("package.json contributions", () => {
     }
   });
 
+  it("has what the Marketplace and Open VSX ask for: a repository, a license, a PNG icon (vsce refuses SVG)", () => {
+    assert.match(pkg.repository.url, /^https:\/\/github\.com\/[\w.-]+\/[\w.-]+\.git$/);
+    assert.ok(fs.existsSync(path.join(ROOT, "LICENSE")));
+    const icon = fs.readFileSync(path.join(ROOT, pkg.icon));
+    assert.equal(icon.subarray(1, 4).toString("latin1"), "PNG");
+    assert.deepEqual([icon.readUInt32BE(16), icon.readUInt32BE(20)], [128, 128], "128x128 pixels");
+  });
+
   it("the samples the walkthrough opens exist", () => {
     const steps: Step[] = pkg.contributes.walkthroughs[0].steps;
     const samples = steps.flatMap((s) => [...s.description.matchAll(/command:loupe\.openSample\?([^)\s]+)/g)].map((m) => (JSON.parse(decodeURIComponent(m[1])) as string[])[0]));
