@@ -6,11 +6,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { buildLoupeTree, RecentRuns, type DictionaryState, type LoupeViewState, type TreeNode, type WorkspaceFile } from "../core/view/loupe-tree";
-import { transcoderSetting } from "./circuit-lens";
 import { describeError } from "./errors";
 import type { ModelHost } from "./model-host";
 import { chosenSaeFolder } from "./sae-workspace";
-import { readSettings, restrictedSetting } from "./settings";
+import { readSettings, restrictedSetting, transcoderSetting } from "./settings";
 
 export const GRAPHS_GLOB = ".loupe/graphs/*.json";
 const PROBES_GLOB = ".loupe/probes/*.json";
