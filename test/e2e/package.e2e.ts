@@ -68,6 +68,7 @@ describe("the packaged VSIX", () => {
     assert.deepEqual(vsixProblems("linux-x64", names, manifest), []);
     const pkg = JSON.parse(readZipEntry(file, entries.find((e) => e.name === "extension/package.json")!).toString("utf8")) as { main: string };
     assert.equal(pkg.main, "./dist/extension.js");
-    assert.ok(size < 30e6, `the VSIX stays small (${(size / 1e6).toFixed(2)} MB)`);
+    // 30.6 MB with the transcoder sets' feature statistics (main, 714fda4); the CPU runtime is 45 MB of it unpacked.
+    assert.ok(size < 32e6, `the VSIX stays small (${(size / 1e6).toFixed(2)} MB)`);
   });
 });
