@@ -15,10 +15,12 @@ import { InspectController } from "./inspect-controller";
 import { downloadModel, selectModel } from "./model-picker";
 import { inspectChat } from "./chat-command";
 import { ModelHost } from "./model-host";
+import { activateFirstRun } from "./first-run";
 
 /** Editor glue only: every computation happens in src/core, in the worker process. */
 export function activate(context: vscode.ExtensionContext): void {
-  const models = new ModelHost(context);
+  const log = vscode.window.createOutputChannel("Loupe", { log: true });
+  const models = new ModelHost(context, log);
   const inspector = new InspectController(models);
   const faithfulness = new FaithfulnessController(models, context.extensionUri);
   const audits = new AuditController(models);
@@ -73,6 +75,8 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand("loupe.downloadModel", () => downloadModel(models)),
     vscode.commands.registerCommand("loupe.inspectChat", () => inspectChat(models, inspector)),
   );
+  // The output channel, the Loupe view and the walkthrough's commands.
+  activateFirstRun(context, models, log);
 }
 
 export function deactivate(): void {
