@@ -3,7 +3,8 @@
  * is built and summarised by the same core as `loupe trace` (circuits/trace.ts, summary.ts); what
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
-import { bundledTranscoders, loadTranscoders, summariseTrace, targetSpecFor, trace, type TracedPath, type TracedTarget } from "../circuits";
+import * as path from "node:path";
+import { buildReplacement, bundledTranscoders, interveneOnFeatures, loadTranscoders, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, type FeatureEdit, type GraphFile, type InterventionResult, type TracedPath, type TracedTarget } from "../circuits";
 import { LoupeError } from "../errors";
 import { request } from "./request";
 
@@ -17,6 +18,11 @@ export interface TraceCircuitParams {
   readonly contrast?: string;
   readonly nodeThreshold?: number;
   readonly edgeThreshold?: number;
+  /**
+   * Also return the graph as circuit-tracer's graph JSON, pruned at these looser thresholds so a
+   * viewer can prune further (the circuit panel's sliders).
+   */
+  readonly graphFile?: { readonly nodeThreshold: number; readonly edgeThreshold: number };
 }
 
 export interface CircuitToken {
@@ -35,6 +41,17 @@ export interface CircuitTrace {
   readonly replacementScore: number;
   readonly completenessScore: number;
   readonly paths: readonly TracedPath[];
+  /** With `graphFile`: the graph, its metadata saying which model, transcoders and target. */
+  readonly graph?: GraphFile;
+}
+
+export interface InterveneCircuitParams {
+  readonly text: string;
+  readonly transcoders?: string;
+  /** The target as the graph was traced: an answer (and contrast), or the top token without one. */
+  readonly answer?: string;
+  readonly contrast?: string;
+  readonly edits: readonly FeatureEdit[];
 }
 
 function checkThreshold(name: string, value: number | undefined): void {
@@ -45,6 +62,8 @@ export const CIRCUIT_REQUESTS = {
   traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress }) => {
     checkThreshold("node threshold", params.nodeThreshold);
     checkThreshold("edge threshold", params.edgeThreshold);
+    checkThreshold("graph file's node threshold", params.graphFile?.nodeThreshold);
+    checkThreshold("graph file's edge threshold", params.graphFile?.edgeThreshold);
     const model = session.model;
     const folder = params.transcoders || bundledTranscoders(model.folder);
     const transcoders = loadTranscoders(folder);
@@ -65,6 +84,40 @@ export const CIRCUIT_REQUESTS = {
       replacementScore: summary.replacementScore,
       completenessScore: summary.completenessScore,
       paths: summary.paths,
+      ...(params.graphFile ? { graph: graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText) } : {}),
     };
   }),
+  /** Check: zero or scale features of a traced graph and compare the graph's predicted change of the target with the model's (`loupe intervene`). */
+  interveneCircuit: request<InterveneCircuitParams, InterventionResult>(async (session, params, { signal }) => {
+    const model = session.model;
+    const transcoders = loadTranscoders(params.transcoders || bundledTranscoders(model.folder));
+    const tokenText = (id: number) => model.tokenizer.decode([id]);
+    const replacement = await buildReplacement(model, transcoders, model.toTokens(params.text), signal);
+    const target = selectTargets(targetSpecFor(model, params.answer, params.contrast), replacement.frozen.weights, replacement.frozen.lastLogits, tokenText)[0];
+    return interveneOnFeatures(model, replacement, target, params.edits, { signal });
+  }),
 };
+
+function graphFileOf(traced: Awaited<ReturnType<typeof trace>>, params: TraceCircuitParams, model: { folder: string; cfg: { dVocab: number } }, transcoders: string, tokenText: (id: number) => string): GraphFile {
+  const { graph } = traced;
+  const thresholds = params.graphFile as NonNullable<TraceCircuitParams["graphFile"]>;
+  const pruned = pruneGraph(graph.adjacency, graph.layout, graph.targets.map((t) => t.probability), thresholds.nodeThreshold, thresholds.edgeThreshold);
+  return toGraphFile(graph, pruned, {
+    slug: "loupe-trace",
+    prompt: params.text,
+    tokenText,
+    dVocab: model.cfg.dVocab,
+    nodeThreshold: thresholds.nodeThreshold,
+    info: {
+      generator: "loupe trace",
+      model: path.basename(path.resolve(model.folder)),
+      transcoders,
+      transcoder_kind: graph.transcoderKind,
+      ...(params.answer !== undefined ? { answer: params.answer } : {}),
+      ...(params.contrast !== undefined ? { contrast: params.contrast } : {}),
+      edge_threshold: thresholds.edgeThreshold,
+      replacement_score: traced.scores.replacement,
+      completeness_score: traced.scores.completeness,
+    },
+  });
+}
