@@ -243,7 +243,9 @@ describe("circuit panel: id clashes", () => {
   it("reads a file whose error id equals a layer-0 feature's (circuit-tracer's ids allow it), saying so", () => {
     const feature = smallFile.nodes.find((n) => n.feature_type === "cross layer transcoder" && n.layer === "0")!;
     const [, f, pos] = feature.node_id.split("_");
-    const clash = { ...smallFile, nodes: smallFile.nodes.map((n) => (n.feature_type === "mlp reconstruction error" && n.ctx_idx === Number(pos) && n.layer === "0" ? { ...n, node_id: `0_${f}_${pos}` } : n)) };
+    const errorId = `0_0_${pos}`;
+    const rename = (id: string) => (id === errorId ? `0_${f}_${pos}` : id);
+    const clash = { ...smallFile, nodes: smallFile.nodes.map((n) => ({ ...n, node_id: rename(n.node_id) })), links: smallFile.links.map((l) => ({ ...l, source: rename(l.source) })) };
     const graph = parseGraphFile(JSON.stringify(clash), "clash.json");
     assert.equal(graph.nodes.length, clash.nodes.length);
     assert.match(graph.warnings.join(), new RegExp(`0_${f}_${pos}.*drawn to the feature`));
