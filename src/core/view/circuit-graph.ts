@@ -223,3 +223,23 @@ export function withSubgraph(graph: PanelGraph, pinned: readonly string[], super
     clickedId: known.has(clickedId) ? clickedId : "",
   };
 }
+
+/**
+ * Each prompt token's [start, end) in metadata.prompt, when the tokens spell it out (a leading
+ * BOS that is not in the text gets [0, 0]); null when they do not (the reader cannot place them).
+ */
+export function promptTokenOffsets(graph: PanelGraph): [number, number][] | null {
+  const prompt = graph.metadata.prompt;
+  const tokens = graph.metadata.prompt_tokens;
+  if (typeof prompt !== "string" || !Array.isArray(tokens)) return null;
+  const offsets: [number, number][] = [];
+  let at = 0;
+  for (const [i, token] of tokens.entries()) {
+    if (prompt.startsWith(token, at) && token !== "") {
+      offsets.push([at, at + token.length]);
+      at += token.length;
+    } else if (i === 0) offsets.push([0, 0]);
+    else return null;
+  }
+  return at === prompt.length ? offsets : null;
+}

@@ -252,3 +252,14 @@ describe("circuit panel: id clashes", () => {
     assert.deepEqual(parsed.warnings, []);
   });
 });
+
+describe("circuit panel: tokens in the text", () => {
+  const withPrompt = (prompt: string, tokens: string[]) => ({ ...parsed, metadata: { ...parsed.metadata, prompt, prompt_tokens: tokens } });
+  it("places each prompt token in the prompt, a BOS at [0, 0], and gives up when the tokens do not spell it", async () => {
+    const { promptTokenOffsets } = await import("../../../src/core/view/circuit-graph");
+    assert.deepEqual(promptTokenOffsets(withPrompt("When Mia", ["When", " Mia"])), [[0, 4], [4, 8]]);
+    assert.deepEqual(promptTokenOffsets(withPrompt("When Mia", ["<s>", "When", " Mia"])), [[0, 0], [0, 4], [4, 8]]);
+    assert.equal(promptTokenOffsets(withPrompt("When Mia", ["When", " Leo"])), null);
+    assert.equal(promptTokenOffsets(withPrompt("When Mia!", ["When", " Mia"])), null);
+  });
+});
