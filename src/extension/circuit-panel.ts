@@ -243,10 +243,10 @@ export const CIRCUIT_PAGE: PageOptions = {
 body { padding: 0 .8em 1em; }
 .toolbar { display: flex; flex-wrap: wrap; gap: .6em 1.2em; align-items: center; margin: .4em 0; }
 .slider { display: inline-flex; gap: .4em; align-items: center; }
-.layout { display: flex; gap: 1em; align-items: flex-start; }
-canvas.graph { flex: 1 1 auto; min-width: 300px; width: 100%; height: 72vh; border: 1px solid var(--vscode-panel-border); }
+.layout { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+canvas.graph { flex: 3 1 420px; min-width: 0; height: 72vh; border: 1px solid var(--vscode-panel-border); }
 canvas.graph:focus { outline: 1px solid var(--vscode-focusBorder); }
-.side { flex: 0 0 22em; max-height: 72vh; overflow: auto; }
+.side { flex: 1 1 16em; max-width: 30em; }
 .side h2 { font-size: 1.05em; margin: .6em 0 .3em; } .side h3 { font-size: .95em; margin: .6em 0 .2em; }
 .muted, .summary { color: var(--vscode-descriptionForeground); }
 .notice { padding: .4em .6em; border-left: 3px solid var(--vscode-editorWarning-foreground); background: var(--vscode-textBlockQuote-background); }

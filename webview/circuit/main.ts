@@ -203,7 +203,9 @@ function drawNow(): void {
   const nodes = countShown(shown.prune.nodes);
   const links = countShown(shown.prune.links);
   summary.textContent = `${nodes} of ${shown.graph.nodes.length} nodes, ${links} of ${shown.graph.links.length} links shown · ${shown.graph.metadata.prompt_tokens?.length ?? shown.graph.tokens.length} tokens`;
-  Object.assign(canvas.dataset, { nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), frameMs: (performance.now() - started).toFixed(2) });
+  // Where each token node is on screen (CSS pixels), so a test can click one.
+  const tokenNodes = shown.graph.nodes.flatMap((n, i) => (n.kind === "embedding" && shown?.prune.nodes[i] ? [[n.pos, Math.round(shown.layout.x[i] * shown.view.scale + shown.view.offsetX), Math.round(shown.layout.y[i] * shown.view.scale + shown.view.offsetY)]] : []));
+  Object.assign(canvas.dataset, { nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
 }
 
 // Pan (drag), zoom (wheel), click (a press that did not move).
@@ -321,7 +323,8 @@ function renderDetails(): void {
   const { graph, prune } = shown;
   const node = graph.nodes[shown.selected];
   details.append(el("h2", node.label));
-  const facts = [`${node.kind} · ${node.row === 0 ? "embedding" : node.kind === "logit" ? "output" : `layer ${node.row - 1}`} · token ${JSON.stringify(graph.tokens[node.pos] ?? "")}@${node.pos}`];
+  const place = node.kind === "embedding" ? [] : [node.kind === "logit" ? "output" : `layer ${node.row - 1}`];
+  const facts = [node.kind, ...place, `token ${JSON.stringify(graph.tokens[node.pos] ?? "")}@${node.pos}`];
   if (node.kind === "feature") facts.push(`feature ${node.feature}`);
   if (node.activation !== null) facts.push(`activation ${node.activation.toFixed(3)}`);
   if (node.influence !== null) facts.push(`cumulative influence ${node.influence.toFixed(3)}`);
