@@ -65,6 +65,14 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
     });
   }
 
+  /** Open a workspace file by name through Go to File (the explorer folds .loupe/graphs into one row). */
+  async function quickOpen(name: string): Promise<void> {
+    await runCommand(page, "Go to File...");
+    await page.locator(".quick-input-widget .quick-input-box input").fill(name);
+    await page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: name }).first().waitFor({ timeout: 30_000 });
+    await page.keyboard.press("Enter");
+  }
+
   /** Tab through the graph until `count` feature nodes are pinned (P pins the focused node). */
   async function pinFeatures(count: number): Promise<string[]> {
     const canvas = panel().locator("canvas.graph");
@@ -146,9 +154,7 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
     assert.ok(saved.nodes.length > 0 && saved.links.length > 0 && saved.metadata.prompt === PROMPT);
 
     await runCommand(page, "View: Close All Editor Groups");
-    await page.locator(".explorer-folders-view .monaco-list-row", { hasText: ".loupe" }).first().click();
-    await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "graphs" }).first().click();
-    await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "ioi-leo.json" }).first().click();
+    await quickOpen("ioi-leo.json");
     await panel().locator("canvas.graph[data-nodes]").waitFor({ timeout: 60_000 });
     await panel().locator(".supernode", { hasText: "say Leo" }).waitFor({ timeout: 10_000 });
     assert.match(await panel().locator(".subgraph h2").first().innerText(), /Subgraph: 2 pinned/);
@@ -178,7 +184,7 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
     const text = '{"metadata": {}, "nodes": [{"node_id": "x"}], "links": []}';
     fs.writeFileSync(file, text);
     await runCommand(page, "View: Close All Editor Groups");
-    await page.locator(".explorer-folders-view .monaco-list-row", { hasText: "broken.json" }).first().click();
+    await quickOpen("broken.json");
     await panel().locator(".notice", { hasText: "broken.json is not a circuit-tracer graph" }).waitFor({ timeout: 60_000 });
     await shots.take(page, "malformed");
     assert.equal(fs.readFileSync(file, "utf8"), text);

@@ -49,6 +49,17 @@ export function syntheticGraph(options: SyntheticGraphOptions): AttributionGraph
       adjacency[t * n + s] = (rand() < 0.7 ? 1 : -1) * (0.01 + rand() ** 3);
     }
   }
+  // Every feature, error and token gets a way out (to a node above, else a logit), so every node
+  // has influence on the logits and a threshold of 1 shows the whole graph.
+  for (let s = 0; s < n - 2; s++) {
+    let out = false;
+    for (let t = 0; t < n && !out; t++) out = adjacency[t * n + s] !== 0;
+    if (out) continue;
+    const targets: number[] = [];
+    for (let t = 0; t < nFeatures; t++) if (layerOf(s) < layerOf(t) && posOf(s) <= posOf(t)) targets.push(t);
+    const t = targets.length > 0 ? targets[Math.floor(rand() * targets.length)] : n - 2;
+    adjacency[t * n + s] = 0.01 + rand() ** 3;
+  }
   const tokens = Array.from({ length: T }, (_, p) => 100 + p);
   return {
     tokens,
@@ -68,7 +79,9 @@ export function syntheticGraph(options: SyntheticGraphOptions): AttributionGraph
 /** The whole graph (every link) as circuit-tracer's graph JSON. */
 export function syntheticGraphFile(graph: AttributionGraph, nodeInfluence?: Float64Array): GraphFile {
   const n = graph.adjacency.length === 0 ? 0 : Math.round(Math.sqrt(graph.adjacency.length));
-  const everything = { nodeMask: new Uint8Array(n).fill(1), edgeMask: Uint8Array.from(graph.adjacency, (v) => (v !== 0 ? 1 : 0)), nodeInfluence: nodeInfluence ?? new Float64Array(n) };
+  const edgeMask = new Uint8Array(n * n);
+  for (let k = 0; k < n * n; k++) edgeMask[k] = graph.adjacency[k] !== 0 ? 1 : 0;
+  const everything = { nodeMask: new Uint8Array(n).fill(1), edgeMask, nodeInfluence: nodeInfluence ?? new Float64Array(n) };
   return toGraphFile(graph, everything, {
     slug: "synthetic",
     prompt: graph.tokens.map((id) => `t${id}`).join(" "),

@@ -205,7 +205,7 @@ function drawNow(): void {
   summary.textContent = `${nodes} of ${shown.graph.nodes.length} nodes, ${links} of ${shown.graph.links.length} links shown · ${shown.graph.metadata.prompt_tokens?.length ?? shown.graph.tokens.length} tokens`;
   // Where each token node is on screen (CSS pixels), so a test can click one.
   const tokenNodes = shown.graph.nodes.flatMap((n, i) => (n.kind === "embedding" && shown?.prune.nodes[i] ? [[n.pos, Math.round(shown.layout.x[i] * shown.view.scale + shown.view.offsetX), Math.round(shown.layout.y[i] * shown.view.scale + shown.view.offsetY)]] : []));
-  Object.assign(canvas.dataset, { nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
+  Object.assign(canvas.dataset, { graph: shown.key, nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
 }
 
 // Pan (drag), zoom (wheel), click (a press that did not move).
