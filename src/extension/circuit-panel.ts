@@ -26,6 +26,7 @@ interface Shown {
   /** The prompt's document and each token's range in it, when known. */
   prompt?: { readonly uri: vscode.Uri; readonly ranges: readonly ([number, number] | null)[] };
   check?: CheckOutcome;
+  feature?: CircuitPanelState["feature"];
 }
 
 /**
@@ -102,6 +103,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
       canCheck: !!shown && !this.notice,
       ...(shown?.file ? { file: vscode.workspace.asRelativePath(shown.file) } : {}),
       ...(shown?.check ? { check: shown.check } : {}),
+      ...(shown?.feature ? { feature: shown.feature } : {}),
     };
   }
 
@@ -124,6 +126,14 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     switch (request.type) {
       case "reveal":
         return this.reveal(shown, request.pos);
+      case "feature": {
+        // Only for the loaded model's own graph: another model's transcoders would answer wrongly.
+        if (this.notice || !this.models.current) return;
+        const [edit] = featureEdits(shown.graph, [request.nodeId], "zero");
+        const effects = await this.models.request("circuitFeatureLogits", { transcoders: transcodersOf(shown.graph), layer: edit.layer, feature: edit.feature });
+        shown.feature = { nodeId: request.nodeId, ...effects };
+        return this.show();
+      }
       case "check":
         return this.check(shown, request.nodeIds, request.kind, request.factor);
       case "save":
@@ -166,13 +176,11 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     const loaded = await this.models.ensureChosenLoaded();
     this.notice = checkRefusal(shown.graph, path.basename(loaded.folder));
     if (this.notice) return this.show();
-    const info = shown.graph.metadata.info ?? {};
-    const text = (key: string) => (typeof info[key] === "string" ? (info[key] as string) : undefined);
+    const text = (key: string) => infoText(shown.graph, key);
     const edits = featureEdits(shown.graph, nodeIds, kind, factor);
     const result = await this.models.run(
       "interveneCircuit",
-      // A graph file names its transcoders by path: followed only in a trusted workspace, else the model's own set.
-      { text: shown.graph.metadata.prompt, transcoders: vscode.workspace.isTrusted ? text("transcoders") : undefined, answer: text("answer"), contrast: text("contrast"), edits },
+      { text: shown.graph.metadata.prompt, transcoders: transcodersOf(shown.graph), answer: text("answer"), contrast: text("contrast"), edits },
       { title: "Loupe: checking the circuit…" },
     );
     shown.check = { ...result, nodeIds, kind, ...(factor !== undefined ? { factor } : {}), command: interveneArguments(edits) };
@@ -200,6 +208,16 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     shown.raw.qParams = qParams;
     void vscode.window.showInformationMessage(`Loupe: graph saved to ${vscode.workspace.asRelativePath(file)} (${qParams.pinnedIds.length} pinned, ${qParams.supernodes.length} supernodes).`);
   }
+}
+
+function infoText(graph: PanelGraph, key: string): string | undefined {
+  const value = graph.metadata.info?.[key];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** A graph file names its transcoders by path: followed only in a trusted workspace, else the model's own set. */
+function transcodersOf(graph: PanelGraph): string | undefined {
+  return vscode.workspace.isTrusted ? infoText(graph, "transcoders") : undefined;
 }
 
 function graphJson(shown: Shown, qParams: QParams): string {

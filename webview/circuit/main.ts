@@ -110,6 +110,7 @@ function render(next: CircuitPanelState): void {
     return;
   }
   if (!shown || shown.key !== next.graphKey) load(next.graph, next.graphKey);
+  else if (next.feature) renderDetails();
   renderCheck();
 }
 
@@ -266,6 +267,8 @@ function reveal(pos: number): void {
 function select(node: number): void {
   if (!shown) return;
   shown.selected = node;
+  const selected = shown.graph.nodes[node];
+  if (selected?.kind === "feature" && state?.canCheck && state.feature?.nodeId !== selected.id) host.postMessage({ type: "feature", nodeId: selected.id });
   keepInView(node);
   draw();
   renderDetails();
@@ -337,6 +340,11 @@ function renderDetails(): void {
     button("Show token in editor", () => reveal(node.pos)),
   );
   details.append(actions);
+  const effects = state?.feature?.nodeId === node.id ? state.feature : undefined;
+  if (effects) {
+    const tokens = (list: typeof effects.promoted) => list.map((t) => `${JSON.stringify(t.token)} ${t.value >= 0 ? "+" : ""}${t.value.toFixed(2)}`).join(", ");
+    details.append(el("h3", "Direct logit effects"), el("p", `Promotes ${tokens(effects.promoted)}`, "positive"), el("p", `Suppresses ${tokens(effects.suppressed)}`, "negative"));
+  }
   const all = nodeLinks(graph, shown.selected);
   const visible = nodeLinks(graph, shown.selected, prune.links);
   for (const [title, links, end] of [

@@ -4,8 +4,9 @@
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
 import * as path from "node:path";
-import { buildReplacement, bundledTranscoders, interveneOnFeatures, loadTranscoders, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, type FeatureEdit, type GraphFile, type InterventionResult, type TracedPath, type TracedTarget } from "../circuits";
+import { buildReplacement, bundledTranscoders, decoderLayers, decoderRow, interveneOnFeatures, loadTranscoders, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, type FeatureEdit, type GraphFile, type InterventionResult, type TracedPath, type TracedTarget } from "../circuits";
 import { LoupeError } from "../errors";
+import { directionLogitVector, readUnembedding, topLogitEffects, type LogitEffects } from "../sae/logit-effects";
 import { request } from "./request";
 
 export interface TraceCircuitParams {
@@ -95,6 +96,25 @@ export const CIRCUIT_REQUESTS = {
     const replacement = await buildReplacement(model, transcoders, model.toTokens(params.text), signal);
     const target = selectTargets(targetSpecFor(model, params.answer, params.contrast), replacement.frozen.weights, replacement.frozen.lastLogits, tokenText)[0];
     return interveneOnFeatures(model, replacement, target, params.edits, { signal });
+  }),
+  /**
+   * A transcoder feature's direct logit effects (the panel's feature card): its decoder rows summed
+   * over the layers it writes to, read through the centred unembedding, as Neuronpedia's top and
+   * bottom logits.
+   */
+  circuitFeatureLogits: request<{ transcoders?: string; layer: number; feature: number; k?: number }, LogitEffects>(async (session, params) => {
+    const model = session.model;
+    const set = loadTranscoders(params.transcoders || bundledTranscoders(model.folder));
+    const { layer, feature } = params;
+    if (!(Number.isInteger(layer) && layer >= 0 && layer < set.nLayers && Number.isInteger(feature) && feature >= 0 && feature < set.dTranscoder)) {
+      throw new LoupeError("bad-argument", `Feature ${layer}/${feature} is outside this transcoder set (${set.nLayers} layers, ${set.dTranscoder} features).`);
+    }
+    const direction = new Float32Array(set.dModel);
+    for (let o = 0; o < decoderLayers(set, layer); o++) {
+      const row = decoderRow(set, layer, feature, layer + o);
+      for (let d = 0; d < direction.length; d++) direction[d] += row[d];
+    }
+    return topLogitEffects(directionLogitVector(direction, readUnembedding(model)), params.k ?? 8, (id) => model.tokenizer.decode([id]));
   }),
 };
 

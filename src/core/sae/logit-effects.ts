@@ -89,25 +89,35 @@ export function hasLogitEffects(sae: Sae, unembedding: Unembedding): boolean {
 
 /** effect[v] for every token v of one feature's decoder direction. */
 export function featureLogitVector(sae: Sae, feature: number, unembedding: Unembedding): Float32Array {
-  const { dVocab, dModel, W_U } = unembedding;
+  const { dModel } = unembedding;
   if (!hasLogitEffects(sae, unembedding)) {
     throw new LoupeError("bad-argument", `Logit effects need an SAE on a residual-width hook (d_in ${dModel}); ${sae.hookName} with d_in ${sae.d_in} does not write to the residual stream directly.`);
   }
   if (!Number.isInteger(feature) || feature < 0 || feature >= sae.d_sae) throw new LoupeError("bad-argument", `Feature ${feature} is outside 0..${sae.d_sae - 1}.`);
-  const dir = sae.weights.W_dec.subarray(feature * dModel, (feature + 1) * dModel);
+  return directionLogitVector(sae.weights.W_dec.subarray(feature * dModel, (feature + 1) * dModel), unembedding);
+}
+
+/** The k most promoted and k most suppressed tokens of one feature. */
+export function logitEffects(sae: Sae, feature: number, unembedding: Unembedding, k: number, tokenText: (id: number) => string): LogitEffects {
+  return topLogitEffects(featureLogitVector(sae, feature, unembedding), k, tokenText);
+}
+
+/** effect[v] for every token v of a residual-stream direction ([d_model]), e.g. a transcoder feature's decoder rows summed. */
+export function directionLogitVector(direction: Float32Array, unembedding: Unembedding): Float32Array {
+  const { dVocab, dModel, W_U } = unembedding;
+  if (direction.length !== dModel) throw new LoupeError("bad-shape", `A direction for logit effects needs d_model ${dModel} values, got ${direction.length}.`);
   const out = new Float32Array(dVocab);
   for (let v = 0; v < dVocab; v++) {
     let s = 0;
     const row = v * dModel;
-    for (let j = 0; j < dModel; j++) s += dir[j] * W_U[row + j];
+    for (let j = 0; j < dModel; j++) s += direction[j] * W_U[row + j];
     out[v] = s;
   }
   return out;
 }
 
-/** The k most promoted and k most suppressed tokens of one feature. */
-export function logitEffects(sae: Sae, feature: number, unembedding: Unembedding, k: number, tokenText: (id: number) => string): LogitEffects {
-  const effect = featureLogitVector(sae, feature, unembedding);
+/** The k most promoted and k most suppressed tokens of an effect vector. */
+export function topLogitEffects(effect: Float32Array, k: number, tokenText: (id: number) => string): LogitEffects {
   const entry = (id: number): TokenEffect => ({ id, token: tokenText(id), value: effect[id] });
   const promoted = topIds(effect, k).map(entry);
   const suppressed = topIds(effect.map((v) => -v), k).map(entry);

@@ -5,6 +5,7 @@
  * graph on show before anything acts on it.
  */
 import type { FeatureEdit, InterventionResult } from "../circuits/intervene";
+import type { LogitEffects } from "../sae/logit-effects";
 import type { PanelGraph, QParams } from "./circuit-graph";
 import type { ReadyRequest } from "./panel-protocol";
 
@@ -30,11 +31,14 @@ export interface CircuitPanelState {
   /** The graph's file in the workspace, when it has one ("Save" writes it; otherwise asks for a name). */
   readonly file?: string;
   readonly check?: CheckOutcome;
+  /** The last feature card asked for: its direct logit effects. */
+  readonly feature?: { readonly nodeId: string } & LogitEffects;
 }
 
 export type CircuitPanelRequest =
   | ReadyRequest
   | { readonly type: "reveal"; readonly pos: number }
+  | { readonly type: "feature"; readonly nodeId: string }
   | { readonly type: "check"; readonly nodeIds: readonly string[]; readonly kind: "zero" | "scale"; readonly factor?: number }
   | { readonly type: "save"; readonly qParams: QParams }
   | { readonly type: "export"; readonly qParams: QParams };
@@ -67,6 +71,8 @@ export function parseCircuitPanelRequest(message: unknown, graph: PanelGraph | n
   switch (m.type) {
     case "reveal":
       return Number.isInteger(m.pos) && (m.pos as number) >= 0 && (m.pos as number) < graph.tokens.length ? { type: "reveal", pos: m.pos as number } : null;
+    case "feature":
+      return typeof m.nodeId === "string" && graph.nodes.some((n) => n.id === m.nodeId && n.kind === "feature") && Object.keys(m).length === 2 ? { type: "feature", nodeId: m.nodeId } : null;
     case "check": {
       if (!isStringList(m.nodeIds, MAX_IDS) || m.nodeIds.length === 0) return null;
       const features = new Set(graph.nodes.filter((n) => n.kind === "feature").map((n) => n.id));

@@ -198,6 +198,7 @@ describe("circuit panel: messages", () => {
     assert.deepEqual(parseCircuitPanelRequest({ type: "check", nodeIds: [feature.id], kind: "scale", factor: 0.5 }, parsed), { type: "check", nodeIds: [feature.id], kind: "scale", factor: 0.5 });
     assert.deepEqual(parseCircuitPanelRequest({ type: "save", qParams: q }, parsed), { type: "save", qParams: q });
     assert.deepEqual(parseCircuitPanelRequest({ type: "export", qParams: q }, parsed), { type: "export", qParams: q });
+    assert.deepEqual(parseCircuitPanelRequest({ type: "feature", nodeId: feature.id }, parsed), { type: "feature", nodeId: feature.id });
   });
 
   it("ignores anything else: unknown nodes, non-features to Check, bad numbers, no graph", () => {
@@ -218,6 +219,8 @@ describe("circuit panel: messages", () => {
       { type: "save", qParams: { ...q, supernodes: [["label only"]] } },
       { type: "save", qParams: { ...q, clickedId: "ghost" } },
       { type: "save" },
+      { type: "feature", nodeId: error.id },
+      { type: "feature", nodeId: feature.id, extra: true },
       { type: "open", path: "/etc/passwd" },
     ];
     for (const message of bad) assert.equal(parseCircuitPanelRequest(message, parsed), null, JSON.stringify(message));
