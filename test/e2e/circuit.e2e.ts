@@ -16,6 +16,8 @@ import { cursorStatus, focusEditor, launchBrowser, newPage, openFile, openWorkbe
 
 const PROMPT = "When Mia and Leo went to the park, Mia gave a ball to";
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-circuit");
+/** A graph file with a node that has no feature_type. */
+const BROKEN = '{"metadata": {}, "nodes": [{"node_id": "x"}], "links": []}';
 
 async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -42,6 +44,9 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
     workspace = path.join(root, "workspace");
     fs.mkdirSync(workspace);
     fs.writeFileSync(path.join(workspace, "ioi.txt"), `${PROMPT}\n`);
+    // Written before the window opens, so Go to File lists it (its file list is cached).
+    fs.mkdirSync(path.join(workspace, ".loupe", "graphs"), { recursive: true });
+    fs.writeFileSync(path.join(workspace, ".loupe", "graphs", "broken.json"), BROKEN);
     shots = new Screenshots(OUTPUT_DIR);
     server = await startCodeServer({ workspace, vsix: vsixPath(), root });
     browser = await launchBrowser();
@@ -181,13 +186,11 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
 
   it("a malformed graph file gets a message in the panel and stays as it was", async () => {
     const file = path.join(workspace, ".loupe", "graphs", "broken.json");
-    const text = '{"metadata": {}, "nodes": [{"node_id": "x"}], "links": []}';
-    fs.writeFileSync(file, text);
     await runCommand(page, "View: Close All Editor Groups");
     await quickOpen("broken.json");
     await panel().locator(".notice", { hasText: "broken.json is not a circuit-tracer graph" }).waitFor({ timeout: 60_000 });
     await shots.take(page, "malformed");
-    assert.equal(fs.readFileSync(file, "utf8"), text);
+    assert.equal(fs.readFileSync(file, "utf8"), BROKEN);
     assert.deepEqual(pageErrors.filter((e) => /loupe|circuit/i.test(e)), []);
   });
 });

@@ -353,7 +353,8 @@ function renderDetails(): void {
   ] as const) {
     if (links.length === 0) continue;
     const shares = linkShares(graph, links, end);
-    details.append(el("h3", `${title}: ${links.length} links · from features ${percent(shares.features)}, errors ${percent(shares.errors)}, tokens ${percent(shares.tokens)}`.replace("from", end === "source" ? "from" : "to")));
+    const split = end === "source" ? `from features ${percent(shares.features)}, errors ${percent(shares.errors)}, tokens ${percent(shares.tokens)}` : `to features ${percent(shares.features)}, logits ${percent(shares.logits)}`;
+    details.append(el("h3", `${title}: ${links.length} links · ${split}`));
     const list = el("ol", undefined, "links");
     const shownLinks = end === "source" ? visible.inputs : visible.outputs;
     for (const k of shownLinks.slice(0, 12)) {

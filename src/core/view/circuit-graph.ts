@@ -170,11 +170,13 @@ function defaultLabel(kind: NodeKind, id: string, layer: number, pos: number, to
   }
 }
 
-/** Where a node's input (or output) comes from: the share of |weight| from features, errors and tokens. */
+/** Where a node's input comes from (or its output goes): the share of |weight| by the other end's kind. */
 export interface LinkShares {
   readonly features: number;
   readonly errors: number;
   readonly tokens: number;
+  /** Outputs only: the share going straight to logits. */
+  readonly logits: number;
   readonly total: number;
 }
 
@@ -182,6 +184,7 @@ export function linkShares(graph: PanelGraph, links: readonly number[], end: "so
   let features = 0;
   let errors = 0;
   let tokens = 0;
+  let logits = 0;
   for (const k of links) {
     const link = graph.links[k];
     const kind = graph.nodes[link[end]].kind;
@@ -189,10 +192,11 @@ export function linkShares(graph: PanelGraph, links: readonly number[], end: "so
     if (kind === "feature") features += w;
     else if (kind === "error") errors += w;
     else if (kind === "embedding") tokens += w;
+    else logits += w;
   }
-  const total = features + errors + tokens;
+  const total = features + errors + tokens + logits;
   const share = (v: number) => (total > 0 ? v / total : 0);
-  return { features: share(features), errors: share(errors), tokens: share(tokens), total };
+  return { features: share(features), errors: share(errors), tokens: share(tokens), logits: share(logits), total };
 }
 
 /** A node's input and output links among the `shown` ones, strongest first. */

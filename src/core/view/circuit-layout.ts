@@ -19,7 +19,8 @@ export interface GridLayout {
 export const NODE_RADIUS = 5;
 const COLUMN_WIDTH = 64;
 const ROW_HEIGHT = 56;
-export const GRID_MARGIN = 24;
+/** Room around the grid for the layer names (left) and the tokens (below). */
+export const GRID_MARGIN = 44;
 
 /** The centre of a grid cell, in world coordinates. */
 export function cellCentre(layout: Pick<GridLayout, "columnWidth" | "rowHeight">, rows: number, row: number, pos: number): { x: number; y: number } {

@@ -91,6 +91,10 @@ describe("circuit panel: graph files", () => {
     const total = features + errors + tokens;
     assert.ok(Math.abs(shares.features - features / total) < 1e-12 && Math.abs(shares.errors - errors / total) < 1e-12 && Math.abs(shares.tokens - tokens / total) < 1e-12);
     assert.ok(Math.abs(shares.features + shares.errors + shares.tokens - 1) < 1e-12);
+    assert.equal(shares.logits, 0);
+    const feature = parsed.nodes.findIndex((n, i) => n.kind === "feature" && parsed.links.some((l) => l.source === i && parsed.nodes[l.target].kind === "logit"));
+    const out = linkShares(parsed, nodeLinks(parsed, feature).outputs, "target");
+    assert.ok(out.logits > 0 && Math.abs(out.features + out.logits - 1) < 1e-12);
   });
 });
 
