@@ -259,6 +259,7 @@ export class CircuitGraphEditorProvider implements vscode.CustomTextEditorProvid
 export const CIRCUIT_PAGE: PageOptions = {
   css: `
 body { padding: 0 .8em 1em; }
+[hidden] { display: none !important; }
 .toolbar { display: flex; flex-wrap: wrap; gap: .6em 1.2em; align-items: center; margin: .4em 0; }
 .slider { display: inline-flex; gap: .4em; align-items: center; }
 .layout { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }

@@ -107,7 +107,7 @@ export function parseGraphFile(text: string, fileName: string): PanelGraph {
     const id = n.node_id;
     if (typeof id !== "string" || id === "") return fail(`node ${i} has no node_id`);
     const kind = KINDS[n.feature_type as GraphFileNode["feature_type"]];
-    if (!kind) return fail(`node ${id} has feature_type ${JSON.stringify(n.feature_type)} (expected one of ${Object.keys(KINDS).map((k) => JSON.stringify(k)).join(", ")})`);
+    if (!kind) return fail(`node ${id} has ${n.feature_type === undefined ? "no feature_type" : `feature_type ${JSON.stringify(n.feature_type)}`} (expected one of ${Object.keys(KINDS).map((k) => JSON.stringify(k)).join(", ")})`);
     const first = index.get(id);
     if (first === undefined) index.set(id, i);
     // circuit-tracer's error ids ("0_{layer}_{pos}") can equal a layer-0 feature's ("0_{feature}_{pos}"):
