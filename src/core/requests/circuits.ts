@@ -4,7 +4,7 @@
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
 import * as path from "node:path";
-import { buildReplacement, bundledTranscoders, decoderLayers, decoderRow, interveneOnFeatures, loadTranscoders, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, type FeatureEdit, type GraphFile, type InterventionResult, type TracedPath, type TracedTarget } from "../circuits";
+import { buildReplacement, bundledTranscoders, decoderLayers, decoderRow, interveneOnFeatures, loadTranscoders, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget } from "../circuits";
 import { LoupeError } from "../errors";
 import { directionLogitVector, readUnembedding, topLogitEffects, type LogitEffects } from "../sae/logit-effects";
 import { request } from "./request";
@@ -23,7 +23,12 @@ export interface TraceCircuitParams {
    * Also return the graph as circuit-tracer's graph JSON, pruned at these looser thresholds so a
    * viewer can prune further (the circuit panel's sliders).
    */
-  readonly graphFile?: { readonly nodeThreshold: number; readonly edgeThreshold: number };
+  readonly graphFile?: {
+    readonly nodeThreshold: number;
+    readonly edgeThreshold: number;
+    /** Prune harder (down to the lens's thresholds) while the file would hold more links than this (default 60,000). */
+    readonly maxLinks?: number;
+  };
 }
 
 export interface CircuitToken {
@@ -120,8 +125,19 @@ export const CIRCUIT_REQUESTS = {
 
 function graphFileOf(traced: Awaited<ReturnType<typeof trace>>, params: TraceCircuitParams, model: { folder: string; cfg: { dVocab: number } }, transcoders: string, tokenText: (id: number) => string): GraphFile {
   const { graph } = traced;
-  const thresholds = params.graphFile as NonNullable<TraceCircuitParams["graphFile"]>;
-  const pruned = pruneGraph(graph.adjacency, graph.layout, graph.targets.map((t) => t.probability), thresholds.nodeThreshold, thresholds.edgeThreshold);
+  const wanted = params.graphFile as NonNullable<TraceCircuitParams["graphFile"]>;
+  const probabilities = graph.targets.map((t) => t.probability);
+  // A viewer stays responsive to a few tens of thousands of links: tighten towards the lens's
+  // thresholds until the file fits, and say which thresholds the file was pruned at.
+  const lens = { nodeThreshold: params.nodeThreshold ?? 0.8, edgeThreshold: params.edgeThreshold ?? 0.98 };
+  const steps = [wanted, { nodeThreshold: (wanted.nodeThreshold + lens.nodeThreshold) / 2, edgeThreshold: (wanted.edgeThreshold + lens.edgeThreshold) / 2 }, lens];
+  let thresholds = steps[0];
+  let pruned = pruneGraph(graph.adjacency, graph.layout, probabilities, thresholds.nodeThreshold, thresholds.edgeThreshold);
+  for (const next of steps.slice(1)) {
+    if (keptLinks(pruned) <= (wanted.maxLinks ?? 60_000)) break;
+    thresholds = next;
+    pruned = pruneGraph(graph.adjacency, graph.layout, probabilities, thresholds.nodeThreshold, thresholds.edgeThreshold);
+  }
   return toGraphFile(graph, pruned, {
     slug: "loupe-trace",
     prompt: params.text,
@@ -140,4 +156,14 @@ function graphFileOf(traced: Awaited<ReturnType<typeof trace>>, params: TraceCir
       completeness_score: traced.scores.completeness,
     },
   });
+}
+
+function keptLinks(pruned: PruneResult): number {
+  const n = pruned.nodeMask.length;
+  let count = 0;
+  for (let t = 0; t < n; t++) {
+    if (!pruned.nodeMask[t]) continue;
+    for (let s = 0; s < n; s++) if (pruned.edgeMask[t * n + s] && pruned.nodeMask[s]) count++;
+  }
+  return count;
 }

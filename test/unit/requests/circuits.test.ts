@@ -83,6 +83,11 @@ describe("traceCircuit request", function () {
     const atDefaults = prunePanelGraph(graph, 0.8, 0.98);
     assert.ok(countShown(atDefaults.nodes) < graph.nodes.length && countShown(atDefaults.links) < graph.links.length);
     await rejectsWith(backend.request("traceCircuit", { text: PROMPT, graphFile: { nodeThreshold: 1.5, edgeThreshold: 0.9 } }), "bad-argument", /graph file's node threshold must be in \(0, 1\]/);
+    // Over maxLinks, the file is pruned harder, at most to the lens's thresholds, and says so.
+    const capped = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995, maxLinks: 100 } });
+    assert.ok(capped.graph && capped.graph.links.length < result.graph.links.length);
+    assert.deepEqual([capped.graph.metadata.node_threshold, capped.graph.metadata.info?.edge_threshold], [0.8, 0.98]);
+    assert.equal(result.graph.metadata.node_threshold, 0.95);
   });
 
   it("interveneCircuit (the panel's Check) gives `loupe intervene`'s numbers for the same features", async () => {
