@@ -7,7 +7,7 @@
 import { linkShares, nodeLinks, supernodeOf, withSubgraph, type PanelGraph } from "../../src/core/view/circuit-graph";
 import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, tabOrder, toWorld, zoomAt, type Direction, type GridLayout, type Viewport } from "../../src/core/view/circuit-layout";
 import type { CircuitPanelRequest, CircuitPanelState } from "../../src/core/view/circuit-panel";
-import { countShown, prunePanelGraph, type PanelPrune } from "../../src/core/view/circuit-prune";
+import { countShown, DEFAULT_THRESHOLDS, initialThresholds, prunePanelGraph, type PanelPrune } from "../../src/core/view/circuit-prune";
 import { button, el } from "../shared/dom";
 import { connectPanel } from "../shared/panel";
 import { drawScene, readTheme, type Theme } from "./draw";
@@ -47,10 +47,10 @@ canvas.setAttribute("aria-label", "Attribution graph: arrow keys and Tab move be
 const details = el("section", undefined, "details");
 const subgraph = el("section", undefined, "subgraph");
 const checkOut = el("section", undefined, "check");
-const nodeSlider = slider("Node threshold", 0.8, (v) => reprune(v, undefined));
-const edgeSlider = slider("Edge threshold", 0.98, (v) => reprune(undefined, v));
+const nodeSlider = slider("Node threshold", DEFAULT_THRESHOLDS.node, (v) => reprune(v, undefined));
+const edgeSlider = slider("Edge threshold", DEFAULT_THRESHOLDS.edge, (v) => reprune(undefined, v));
 
-function slider(label: string, value: number, onInput: (v: number) => void): { box: HTMLElement; input: HTMLInputElement; out: HTMLElement } {
+function slider(label: string, value: number, onInput: (v: number) => void): { box: HTMLElement; input: HTMLInputElement; out: HTMLElement; set: (v: number) => void } {
   const input = el("input");
   input.type = "range";
   input.min = "0.05";
@@ -65,7 +65,11 @@ function slider(label: string, value: number, onInput: (v: number) => void): { b
   });
   const box = el("label", `${label} `, "slider");
   box.append(input, out);
-  return { box, input, out };
+  const set = (v: number) => {
+    input.value = String(v);
+    out.textContent = v.toFixed(2);
+  };
+  return { box, input, out, set };
 }
 
 const checkKind = el("select");
@@ -116,8 +120,11 @@ function render(next: CircuitPanelState): void {
 
 function load(graph: PanelGraph, key: string): void {
   const byId = new Map(graph.nodes.map((n, i) => [n.id, i]));
-  const nodeThreshold = Number(nodeSlider.input.value);
-  const edgeThreshold = Number(edgeSlider.input.value);
+  const start = initialThresholds(graph);
+  nodeSlider.set(start.node);
+  edgeSlider.set(start.edge);
+  const nodeThreshold = start.node;
+  const edgeThreshold = start.edge;
   const prune = prunePanelGraph(graph, nodeThreshold, edgeThreshold);
   const layout = layoutGraph(graph, prune.nodes);
   shown = {

@@ -95,3 +95,16 @@ export function countShown(mask: Uint8Array): number {
   for (const v of mask) count += v;
   return count;
 }
+
+/** circuit-tracer's default pruning, where the panel's sliders start on a graph pruned more loosely. */
+export const DEFAULT_THRESHOLDS = { node: 0.8, edge: 0.98 };
+
+/**
+ * Where the sliders start: the defaults on a graph the tracer pruned more loosely (the panel's own
+ * traces), else 1 (the file as it was saved: pruning an already-pruned graph again at 0.8 would
+ * hide part of it).
+ */
+export function initialThresholds(graph: PanelGraph): { node: number; edge: number } {
+  const saved = graph.metadata.node_threshold;
+  return typeof saved === "number" && saved > DEFAULT_THRESHOLDS.node ? DEFAULT_THRESHOLDS : { node: 1, edge: 1 };
+}

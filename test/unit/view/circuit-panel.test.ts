@@ -8,7 +8,7 @@ import { pruneGraph, type GraphFile } from "../../../src/core/circuits";
 import { GraphFileError, linkShares, nodeLinks, parseGraphFile, parseQParams, supernodeOf, withSubgraph } from "../../../src/core/view/circuit-graph";
 import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, tabOrder, toScreen, toWorld, zoomAt } from "../../../src/core/view/circuit-layout";
 import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest } from "../../../src/core/view/circuit-panel";
-import { countShown, prunePanelGraph } from "../../../src/core/view/circuit-prune";
+import { countShown, initialThresholds, prunePanelGraph } from "../../../src/core/view/circuit-prune";
 import { syntheticGraph, syntheticGraphFile } from "../../helpers/circuit-graphs";
 
 const small = syntheticGraph({ layers: 3, tokens: 5, featuresPerCell: 2, linksPerNode: 6, seed: 3 });
@@ -120,6 +120,17 @@ describe("circuit panel: live pruning", () => {
       assert.ok(countShown(panel.nodes) < parsed.nodes.length, "something was pruned");
     });
   }
+
+  it("starts the sliders at 0.8 / 0.98 on a loosely pruned graph, and at 1 (the file as saved) on one pruned at 0.8 or tighter", () => {
+    const at = (node_threshold: number) => initialThresholds({ ...parsed, metadata: { ...parsed.metadata, node_threshold } });
+    assert.deepEqual(at(0.95), { node: 0.8, edge: 0.98 });
+    assert.deepEqual(at(0.8), { node: 1, edge: 1 });
+    assert.deepEqual(at(0.6), { node: 1, edge: 1 });
+    // At 1 a graph whose every node reaches the logits shows whole.
+    const all = prunePanelGraph(parsed, 1, 1);
+    assert.equal(countShown(all.nodes), parsed.nodes.length);
+    assert.equal(countShown(all.links), parsed.links.length);
+  });
 
   it("shows fewer nodes and links as the thresholds tighten, and always the tokens and logits", () => {
     const loose = prunePanelGraph(parsed, 0.95, 0.99);
