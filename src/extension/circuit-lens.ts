@@ -1,4 +1,3 @@
-import * as path from "node:path";
 import * as vscode from "vscode";
 import type { CircuitToken, CircuitTrace } from "../core/requests";
 import { circuitHoverMarkdown, circuitLevels } from "../core/view/circuit-view";
@@ -6,7 +5,7 @@ import type { CircuitPanel } from "./circuit-panel";
 import { EditorLens } from "./editor-lens";
 import type { ModelHost } from "./model-host";
 import { runOnSelection } from "./selection-command";
-import { restrictedSetting } from "./settings";
+import { transcoderSetting } from "./settings";
 
 interface Shown {
   readonly startOffset: number;
@@ -61,14 +60,6 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
  * circuit-tracer's defaults (0.8, 0.98).
  */
 const PANEL_PRUNING = { nodeThreshold: 0.95, edgeThreshold: 0.995 };
-
-/** loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder; undefined: the model's own set. */
-function transcoderSetting(): string | undefined {
-  const setting = restrictedSetting("loupe", "transcoderPath", "");
-  if (!setting) return undefined;
-  const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  return path.isAbsolute(setting) || !root ? setting : path.join(root, setting);
-}
 
 /** The answer token to trace (empty: the model's top prediction); undefined when dismissed. */
 async function askAnswer(): Promise<{ answer?: string } | undefined> {

@@ -9,7 +9,7 @@ import type { ReadyRequest } from "../core/view/panel-protocol";
 import type { ModelHost } from "./model-host";
 import { ScriptedPanel } from "./scripted-panel";
 import type { PageOptions } from "./webview-page";
-import { writableWorkspaceFolder } from "./workspace-files";
+import { writableWorkspaceFolder, workspaceRoot } from "./workspace-files";
 
 /** Where saved graphs live, relative to the workspace folder. */
 export const GRAPHS_FOLDER = path.join(".loupe", "graphs");
@@ -130,8 +130,8 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
         // Only for the loaded model's own graph: another model's transcoders would answer wrongly.
         if (this.notice || !this.models.current) return;
         const [edit] = featureEdits(shown.graph, [request.nodeId], "zero");
-        const effects = await this.models.request("circuitFeatureLogits", { transcoders: transcodersOf(shown.graph), layer: edit.layer, feature: edit.feature });
-        shown.feature = { nodeId: request.nodeId, ...effects };
+        const dashboard = await this.models.request("transcoderFeature", { transcoders: transcodersOf(shown.graph), layer: edit.layer, feature: edit.feature, workspaceRoot: workspaceRoot() });
+        shown.feature = { nodeId: request.nodeId, label: dashboard.label, ...dashboard.logits };
         return this.show();
       }
       case "check":

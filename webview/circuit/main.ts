@@ -350,7 +350,7 @@ function renderDetails(): void {
   const effects = state?.feature?.nodeId === node.id ? state.feature : undefined;
   if (effects) {
     const tokens = (list: typeof effects.promoted) => list.map((t) => `${JSON.stringify(t.token)} ${t.value >= 0 ? "+" : ""}${t.value.toFixed(2)}`).join(", ");
-    details.append(el("h3", "Direct logit effects"), el("p", `Promotes ${tokens(effects.promoted)}`, "positive"), el("p", `Suppresses ${tokens(effects.suppressed)}`, "negative"));
+    details.append(el("h3", `Dashboard: ${effects.label} · direct logit effects`), el("p", `Promotes ${tokens(effects.promoted)}`, "positive"), el("p", `Suppresses ${tokens(effects.suppressed)}`, "negative"));
   }
   const all = nodeLinks(graph, shown.selected);
   const visible = nodeLinks(graph, shown.selected, prune.links);

@@ -4,9 +4,8 @@
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
 import * as path from "node:path";
-import { buildReplacement, bundledTranscoders, decoderLayers, decoderRow, interveneOnFeatures, loadTranscoders, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget } from "../circuits";
+import { buildReplacement, bundledTranscoders, interveneOnFeatures, loadTranscoders, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, transcoderFeatureDashboard, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
 import { LoupeError } from "../errors";
-import { directionLogitVector, readUnembedding, topLogitEffects, type LogitEffects } from "../sae/logit-effects";
 import { request } from "./request";
 
 export interface TraceCircuitParams {
@@ -64,7 +63,21 @@ function checkThreshold(name: string, value: number | undefined): void {
   if (value !== undefined && !(value > 0 && value <= 1)) throw new LoupeError("bad-argument", `The ${name} must be in (0, 1] (got ${value}).`);
 }
 
+export interface TranscoderFeatureParams {
+  /** A transcoder folder; default the model folder's own PLT set. */
+  readonly transcoders?: string;
+  readonly layer: number;
+  readonly feature: number;
+  /** The workspace whose `.loupe/feature-labels.json` names features; without it no user label. */
+  readonly workspaceRoot?: string;
+}
+
 export const CIRCUIT_REQUESTS = {
+  /** One transcoder feature's dashboard: label, density, histogram, top contexts, logit effects (the graph panel's node detail). */
+  transcoderFeature: request<TranscoderFeatureParams, TranscoderFeatureDashboard>(async (session, { transcoders, layer, feature, workspaceRoot }) => {
+    const folder = transcoders || bundledTranscoders(session.model.folder);
+    return transcoderFeatureDashboard(session.model, loadTranscoders(folder), folder, layer, feature, { workspaceRoot });
+  }),
   traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress }) => {
     checkThreshold("node threshold", params.nodeThreshold);
     checkThreshold("edge threshold", params.edgeThreshold);
@@ -101,25 +114,6 @@ export const CIRCUIT_REQUESTS = {
     const replacement = await buildReplacement(model, transcoders, model.toTokens(params.text), signal);
     const target = selectTargets(targetSpecFor(model, params.answer, params.contrast), replacement.frozen.weights, replacement.frozen.lastLogits, tokenText)[0];
     return interveneOnFeatures(model, replacement, target, params.edits, { signal });
-  }),
-  /**
-   * A transcoder feature's direct logit effects (the panel's feature card): its decoder rows summed
-   * over the layers it writes to, read through the centred unembedding, as Neuronpedia's top and
-   * bottom logits.
-   */
-  circuitFeatureLogits: request<{ transcoders?: string; layer: number; feature: number; k?: number }, LogitEffects>(async (session, params) => {
-    const model = session.model;
-    const set = loadTranscoders(params.transcoders || bundledTranscoders(model.folder));
-    const { layer, feature } = params;
-    if (!(Number.isInteger(layer) && layer >= 0 && layer < set.nLayers && Number.isInteger(feature) && feature >= 0 && feature < set.dTranscoder)) {
-      throw new LoupeError("bad-argument", `Feature ${layer}/${feature} is outside this transcoder set (${set.nLayers} layers, ${set.dTranscoder} features).`);
-    }
-    const direction = new Float32Array(set.dModel);
-    for (let o = 0; o < decoderLayers(set, layer); o++) {
-      const row = decoderRow(set, layer, feature, layer + o);
-      for (let d = 0; d < direction.length; d++) direction[d] += row[d];
-    }
-    return topLogitEffects(directionLogitVector(direction, readUnembedding(model)), params.k ?? 8, (id) => model.tokenizer.decode([id]));
   }),
 };
 

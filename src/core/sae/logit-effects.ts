@@ -97,26 +97,26 @@ export function featureLogitVector(sae: Sae, feature: number, unembedding: Unemb
   return directionLogitVector(sae.weights.W_dec.subarray(feature * dModel, (feature + 1) * dModel), unembedding);
 }
 
-/** The k most promoted and k most suppressed tokens of one feature. */
-export function logitEffects(sae: Sae, feature: number, unembedding: Unembedding, k: number, tokenText: (id: number) => string): LogitEffects {
-  return topLogitEffects(featureLogitVector(sae, feature, unembedding), k, tokenText);
-}
-
-/** effect[v] for every token v of a residual-stream direction ([d_model]), e.g. a transcoder feature's decoder rows summed. */
-export function directionLogitVector(direction: Float32Array, unembedding: Unembedding): Float32Array {
+/** effect[v] for every token v of a direction written into the residual stream ([d_model]). */
+export function directionLogitVector(dir: Float32Array, unembedding: Unembedding): Float32Array {
   const { dVocab, dModel, W_U } = unembedding;
-  if (direction.length !== dModel) throw new LoupeError("bad-shape", `A direction for logit effects needs d_model ${dModel} values, got ${direction.length}.`);
+  if (dir.length !== dModel) throw new LoupeError("bad-shape", `A direction of ${dir.length} values cannot be read through a d_model ${dModel} unembedding.`);
   const out = new Float32Array(dVocab);
   for (let v = 0; v < dVocab; v++) {
     let s = 0;
     const row = v * dModel;
-    for (let j = 0; j < dModel; j++) s += direction[j] * W_U[row + j];
+    for (let j = 0; j < dModel; j++) s += dir[j] * W_U[row + j];
     out[v] = s;
   }
   return out;
 }
 
-/** The k most promoted and k most suppressed tokens of an effect vector. */
+/** The k most promoted and k most suppressed tokens of one feature. */
+export function logitEffects(sae: Sae, feature: number, unembedding: Unembedding, k: number, tokenText: (id: number) => string): LogitEffects {
+  return topLogitEffects(featureLogitVector(sae, feature, unembedding), k, tokenText);
+}
+
+/** The k most promoted and k most suppressed tokens of a vector of logit effects. */
 export function topLogitEffects(effect: Float32Array, k: number, tokenText: (id: number) => string): LogitEffects {
   const entry = (id: number): TokenEffect => ({ id, token: tokenText(id), value: effect[id] });
   const promoted = topIds(effect, k).map(entry);

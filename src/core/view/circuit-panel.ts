@@ -31,8 +31,8 @@ export interface CircuitPanelState {
   /** The graph's file in the workspace, when it has one ("Save" writes it; otherwise asks for a name). */
   readonly file?: string;
   readonly check?: CheckOutcome;
-  /** The last feature card asked for: its direct logit effects. */
-  readonly feature?: { readonly nodeId: string } & LogitEffects;
+  /** The last feature card asked for: the set's label for it and its direct logit effects (the transcoderFeature dashboard). */
+  readonly feature?: { readonly nodeId: string; readonly label: string } & LogitEffects;
 }
 
 export type CircuitPanelRequest =

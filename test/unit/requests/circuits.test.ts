@@ -5,9 +5,8 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
-import { attribute, decoderRow, influence, loadTranscoders, logitWeights, nodeCount, normaliseRows, tokenNode } from "../../../src/core/circuits";
+import { attribute, influence, loadTranscoders, logitWeights, nodeCount, normaliseRows, tokenNode } from "../../../src/core/circuits";
 import { InProcessBackend } from "../../../src/core/requests";
-import { readUnembedding } from "../../../src/core/sae/logit-effects";
 import { parseGraphFile } from "../../../src/core/view/circuit-graph";
 import { featureEdits, interveneArguments } from "../../../src/core/view/circuit-panel";
 import { countShown, prunePanelGraph } from "../../../src/core/view/circuit-prune";
@@ -106,25 +105,4 @@ describe("traceCircuit request", function () {
     assert.ok(Math.abs(result.predicted) > 0, "the edit changes the target");
   });
 
-  it("circuitFeatureLogits: a feature's direct logit effects are the logit change of adding its decoder row to the final residual", async () => {
-    const set = loadTranscoders(PLT);
-    const layer = set.nLayers - 1;
-    const effects = await backend.request("circuitFeatureLogits", { layer, feature: 5, k: 3 });
-    assert.equal(effects.promoted.length, 3);
-    assert.ok(effects.promoted[0].value >= effects.promoted[2].value && effects.suppressed[0].value <= effects.suppressed[2].value);
-    assert.ok(effects.promoted[0].value > 0 && effects.suppressed[0].value < 0);
-    // The ranking is that of (decoder row) . (unembedding row), whatever the centring.
-    const model = backend.session.model;
-    const unembedding = readUnembedding(model);
-    const row = decoderRow(set, layer, 5, layer);
-    const raw = (id: number) => {
-      let s = 0;
-      for (let d = 0; d < row.length; d++) s += row[d] * unembedding.W_U[id * row.length + d];
-      return s;
-    };
-    const all = Array.from({ length: unembedding.dVocab }, (_, id) => raw(id));
-    assert.equal(effects.promoted[0].id, all.indexOf(Math.max(...all)));
-    assert.equal(effects.suppressed[0].id, all.indexOf(Math.min(...all)));
-    await rejectsWith(backend.request("circuitFeatureLogits", { layer: 99, feature: 0 }), "bad-argument", /outside this transcoder set/);
-  });
 });
