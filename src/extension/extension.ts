@@ -2,6 +2,7 @@ import * as vscode from "vscode";
 import { AttributionLens } from "./attribution-lens";
 import { AuditController } from "./audit-controller";
 import { CircuitLens } from "./circuit-lens";
+import { CircuitGraphEditorProvider, CircuitPanel } from "./circuit-panel";
 import { labelSelectedLines } from "./label-lines";
 import { PatchingPanel } from "./patching-panel";
 import { ProbeLens } from "./probe-lens";
@@ -26,7 +27,8 @@ export function activate(context: vscode.ExtensionContext): void {
   const audits = new AuditController(models);
   const probeLens = new ProbeLens(models);
   const attribution = new AttributionLens(models);
-  const circuit = new CircuitLens(models);
+  const circuitPanel = new CircuitPanel(context, models);
+  const circuit = new CircuitLens(models, circuitPanel);
   const patching = new PatchingPanel(context, models);
   const probePanels = new ProbePanels(context, models, probeLens);
   const featureLens = new FeatureLens(models);
@@ -54,6 +56,8 @@ export function activate(context: vscode.ExtensionContext): void {
     circuit,
     vscode.languages.registerHoverProvider({ scheme: "*" }, circuit),
     vscode.commands.registerCommand("loupe.traceCircuit", () => circuit.trace()),
+    circuitPanel,
+    vscode.window.registerCustomEditorProvider(CircuitGraphEditorProvider.viewType, new CircuitGraphEditorProvider(context, models), { supportsMultipleEditorsPerDocument: true }),
     patching,
     vscode.commands.registerCommand("loupe.patchActivations", () => patching.run()),
     probeLens,
