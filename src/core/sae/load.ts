@@ -13,6 +13,7 @@ import { LoupeError } from "../errors";
 import { readSafetensorsIndex, readTensorF32, type SafetensorsIndex } from "../model/safetensors";
 import { layerOf } from "../model/hooks";
 import { readSaeConfig, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, type SaeConfig } from "./config";
+import { transpose } from "./kernels";
 import { readNpz } from "./npz";
 import { releaseSaeOfFolder, type ReleaseSae } from "./releases/reference";
 import { Sae, type SaeWeights } from "./sae";
@@ -29,6 +30,8 @@ export interface LoadSaeOptions {
   readonly normScalingFactor?: number;
   /** The hook a Gemma Scope folder reads (its files do not say); a release's own hook otherwise. */
   readonly hook?: string;
+  /** The hook a Gemma Scope 2 transcoder folder writes; a release's own otherwise. */
+  readonly hookOut?: string;
   /** Which published SAE the folder holds; found from a hub-cache path when not given. */
   readonly published?: ReleaseSae;
 }
@@ -77,6 +80,8 @@ function withRelease(cfg: SaeConfig, published: ReleaseSae | undefined): SaeConf
  * Gemma Scope's JumpReLU SAEs: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec, threshold,
  * named so in params.npz (Gemma Scope 1) and in lower case (w_enc, w_dec) in Gemma Scope 2's
  * params.safetensors. They encode x @ W_enc + b_enc without subtracting b_dec, on the raw model.
+ * Gemma Scope 2's transcoders add affine_skip_connection [d_in, d_out], applied as x @ A (Google's
+ * reference code, and circuit-tracer's loader, which stores its transpose as W_skip).
  */
 function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, published: ReleaseSae | undefined): Sae {
   const tensors = new Map<string, { shape: readonly number[]; data: () => Float32Array }>();
@@ -99,6 +104,9 @@ function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, publ
     );
   }
   const [d_in, d_sae] = encoder.shape;
+  const skip = tensors.get("affine_skip_connection");
+  const d_out = tensors.get("w_dec")?.shape[1] ?? d_in;
+  const isTranscoder = skip !== undefined || d_out !== d_in;
   const cfg: SaeConfig = withRelease(
     {
       architecture: "jumprelu",
@@ -112,6 +120,7 @@ function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, publ
       finetuning_scaling_factor: false,
       dtype: "float32",
       model_name: published?.release.model,
+      transcoder: isTranscoder ? { d_out, skip: skip !== undefined, hook_name_out: options.hookOut ?? published?.release.hookOut?.(published.id) } : undefined,
     },
     published,
   );
@@ -119,16 +128,17 @@ function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, publ
     const t = tensors.get(name.toLowerCase());
     if (!t) throw new LoupeError("bad-file", `${file} has no tensor "${name}" (it has: ${[...tensors.keys()].join(", ")}).`, file);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new LoupeError("bad-shape", `${file}: tensor "${name}" has shape [${t.shape.join(", ")}] but W_enc [${d_in}, ${d_sae}] implies [${shape.join(", ")}].`, file);
+      throw new LoupeError("bad-shape", `${file}: tensor "${name}" has shape [${t.shape.join(", ")}] but W_enc [${d_in}, ${d_sae}] and W_dec [${d_sae}, ${d_out}] imply [${shape.join(", ")}].`, file);
     }
     return checkFinite(t.data(), name, file);
   };
   const weights: SaeWeights = {
     W_enc: read("W_enc", [d_in, d_sae]),
-    W_dec: read("W_dec", [d_sae, d_in]),
+    W_dec: read("W_dec", [d_sae, d_out]),
     b_enc: read("b_enc", [d_sae]),
-    b_dec: read("b_dec", [d_in]),
+    b_dec: read("b_dec", [d_out]),
     threshold: read("threshold", [d_sae]),
+    W_skip: skip ? read("affine_skip_connection", [d_in, d_out]) : undefined,
   };
   return new Sae(cfg, weights, dir);
 }
@@ -141,11 +151,14 @@ export function readSaeWeights(file: string, cfg: SaeConfig): SaeWeights {
   const index = readSafetensorsIndex(file);
   const D = cfg.d_in;
   const S = cfg.d_sae;
+  const O = cfg.transcoder?.d_out ?? D;
   const read = (name: string, shape: readonly number[]): Float32Array => readChecked(index, name, shape, cfg);
   const W_enc = read("W_enc", [D, S]);
   const b_enc = read("b_enc", [S]);
-  let W_dec = read("W_dec", [S, D]);
-  const b_dec = read("b_dec", [D]);
+  let W_dec = read("W_dec", [S, O]);
+  const b_dec = read("b_dec", [O]);
+  // SAELens's skip transcoders store W_skip [d_out, d_in] and add x @ W_skip.T.
+  const W_skip = cfg.transcoder?.skip ? transpose(read("W_skip", [O, D]), O, D) : undefined;
   let threshold: Float32Array | undefined;
   if (cfg.architecture === "jumprelu") {
     // Training checkpoints store log_threshold; inference files store threshold.
@@ -157,10 +170,10 @@ export function readSaeWeights(file: string, cfg: SaeConfig): SaeWeights {
     const c = read("scaling_factor", [S]);
     if (c.some((v) => v !== 1)) {
       W_dec = W_dec.slice();
-      for (let s = 0; s < S; s++) for (let d = 0; d < D; d++) W_dec[s * D + d] *= c[s];
+      for (let s = 0; s < S; s++) for (let d = 0; d < O; d++) W_dec[s * O + d] *= c[s];
     }
   }
-  return { W_enc, b_enc, W_dec, b_dec, threshold };
+  return { W_enc, b_enc, W_dec, b_dec, threshold, W_skip };
 }
 
 function readChecked(index: SafetensorsIndex, name: string, shape: readonly number[], cfg: SaeConfig): Float32Array {

@@ -24,7 +24,7 @@ const PUBLISHED = path.join(FIXTURES, "sae-published");
 const HUB = { HF_HUB_CACHE: path.join(PUBLISHED, "hub") };
 const JB = "gpt2-small-res-jb/blocks.1.hook_resid_pre";
 const GS2 = "gemma-scope-2-270m-pt-res/layer_0_width_16k_l0_small";
-const TOLERANCE = 1e-4;
+const TOLERANCE = 1e-5;
 
 interface PublishedReference {
   tokens: number[];

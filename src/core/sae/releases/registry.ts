@@ -46,6 +46,8 @@ export interface SaeRelease {
   readonly path: (id: string) => string;
   /** The TransformerLens hook an SAE reads (needed where the files do not say). */
   readonly hook: (id: string) => string;
+  /** Transcoder releases: the hook an SAE writes. */
+  readonly hookOut?: (id: string) => string;
   /** Neuronpedia's {model}/{source} for an SAE, when Neuronpedia hosts it. */
   readonly neuronpedia?: (id: string) => string | undefined;
   readonly processing: ModelProcessing;
