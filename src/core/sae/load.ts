@@ -1,6 +1,7 @@
 /**
- * Load an SAE folder into an Sae: SAELens (cfg.json + sae_weights.safetensors), Gemma Scope
- * (params.npz) or Gemma Scope 2 (params.safetensors). Weights may be F32, F16 or BF16; they are
+ * Load an SAE folder into an Sae: SAELens (cfg.json + sae_weights.safetensors, transcoders
+ * included), Gemma Scope (params.npz), Gemma Scope 2 (params.safetensors) or Llama Scope
+ * (hyperparams.json + checkpoints/final.safetensors). Weights may be F32, F16 or BF16; they are
  * checked for shape and for NaN/Inf, and every error names the file. A folder of a published
  * release in the hub cache takes the release's hook, processing and Neuronpedia id where its files
  * do not say.
@@ -10,6 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { MAX_WORKSPACE_JSON_BYTES, readTextSafely } from "../safe-fs";
 import { readSafetensorsIndex, readTensorF32, type SafetensorsIndex } from "../model/safetensors";
 import { layerOf } from "../model/hooks";
 import { readSaeConfig, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, type SaeConfig } from "./config";
@@ -20,6 +22,8 @@ import { Sae, type SaeWeights } from "./sae";
 
 export const GEMMA_SCOPE_NPZ = "params.npz";
 export const GEMMA_SCOPE_2_WEIGHTS = "params.safetensors";
+export const LLAMA_SCOPE_HYPERPARAMS = "hyperparams.json";
+export const LLAMA_SCOPE_WEIGHTS = "checkpoints/final.safetensors";
 
 export interface LoadSaeOptions {
   /**
@@ -46,6 +50,7 @@ export function loadSae(folder: string, options: LoadSaeOptions = {}): Sae {
   const hasSaeLens = fs.existsSync(cfgFile) || fs.existsSync(path.join(dir, SAE_WEIGHTS_FILENAME));
   if (!hasSaeLens && fs.existsSync(path.join(dir, GEMMA_SCOPE_NPZ))) return loadGemmaScope(dir, path.join(dir, GEMMA_SCOPE_NPZ), options, published);
   if (!hasSaeLens && fs.existsSync(path.join(dir, GEMMA_SCOPE_2_WEIGHTS))) return loadGemmaScope(dir, path.join(dir, GEMMA_SCOPE_2_WEIGHTS), options, published);
+  if (!hasSaeLens && fs.existsSync(path.join(dir, LLAMA_SCOPE_HYPERPARAMS))) return loadLlamaScope(dir, published);
   let cfg = withRelease(readSaeConfig(cfgFile), published);
   const weightsFile = path.join(dir, SAE_WEIGHTS_FILENAME);
   let weights = readSaeWeights(weightsFile, cfg);
@@ -107,23 +112,10 @@ function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, publ
   const skip = tensors.get("affine_skip_connection");
   const d_out = tensors.get("w_dec")?.shape[1] ?? d_in;
   const isTranscoder = skip !== undefined || d_out !== d_in;
-  const cfg: SaeConfig = withRelease(
-    {
-      architecture: "jumprelu",
-      d_in,
-      d_sae,
-      hook_name,
-      hook_layer: layerOf(hook_name),
-      rescale_acts_by_decoder_norm: false,
-      apply_b_dec_to_input: false,
-      normalize_activations: "none",
-      finetuning_scaling_factor: false,
-      dtype: "float32",
-      model_name: published?.release.model,
-      transcoder: isTranscoder ? { d_out, skip: skip !== undefined, hook_name_out: options.hookOut ?? published?.release.hookOut?.(published.id) } : undefined,
-    },
-    published,
-  );
+  const cfg: SaeConfig = {
+    ...jumpReluConfig(hook_name, d_in, d_sae, published),
+    transcoder: isTranscoder ? { d_out, skip: skip !== undefined, hook_name_out: options.hookOut ?? published?.release.hookOut?.(published.id) } : undefined,
+  };
   const read = (name: string, shape: readonly number[]): Float32Array => {
     const t = tensors.get(name.toLowerCase());
     if (!t) throw new LoupeError("bad-file", `${file} has no tensor "${name}" (it has: ${[...tensors.keys()].join(", ")}).`, file);
@@ -141,6 +133,68 @@ function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, publ
     W_skip: skip ? read("affine_skip_connection", [d_in, d_out]) : undefined,
   };
   return new Sae(cfg, weights, dir);
+}
+
+/** The config of a JumpReLU SAE whose files hold no SAELens cfg.json (Gemma Scope, Llama Scope): x @ W_enc + b_enc, b_dec not subtracted. */
+function jumpReluConfig(hook_name: string, d_in: number, d_sae: number, published: ReleaseSae | undefined): SaeConfig {
+  return withRelease(
+    {
+      architecture: "jumprelu",
+      d_in,
+      d_sae,
+      hook_name,
+      hook_layer: layerOf(hook_name),
+      rescale_acts_by_decoder_norm: false,
+      apply_b_dec_to_input: false,
+      normalize_activations: "none",
+      finetuning_scaling_factor: false,
+      dtype: "float32",
+      model_name: published?.release.model,
+    },
+    published,
+  );
+}
+
+/**
+ * Llama Scope's JumpReLU SAEs, as SAELens's llama_scope conversion reads them: encoder.weight
+ * [d_sae, d_model] and decoder.weight [d_model, d_sae] (nn.Linear layout), one scalar
+ * jump_relu_threshold, and inputs scaled by s = sqrt(d_model) / dataset_average_activation_norm.in
+ * ("dataset-wise" normalisation). The threshold is compared in the scaled space as
+ * jump_relu_threshold * s, and s is folded into the weights.
+ */
+function loadLlamaScope(dir: string, published: ReleaseSae | undefined): Sae {
+  const hyperFile = path.join(dir, LLAMA_SCOPE_HYPERPARAMS);
+  const text = readTextSafely(hyperFile, { maxBytes: MAX_WORKSPACE_JSON_BYTES });
+  let hp: Record<string, unknown>;
+  try {
+    hp = JSON.parse(text ?? "") as Record<string, unknown>;
+  } catch (error) {
+    throw new LoupeError("bad-file", `${hyperFile} is not valid JSON (${(error as Error).message}). Download it again with \`loupe pull --sae RELEASE/SAE_ID\`.`, hyperFile);
+  }
+  const number = (value: unknown, key: string): number => {
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new LoupeError("bad-file", `${hyperFile}: ${key} must be a non-negative number (found ${JSON.stringify(value)}); is this a Llama Scope SAE?`, hyperFile);
+    return value;
+  };
+  const d_in = number(hp.d_model, "d_model");
+  const d_sae = number(hp.d_sae, "d_sae");
+  const norms = hp.dataset_average_activation_norm as Record<string, unknown> | undefined;
+  const s = Math.sqrt(d_in) / number(norms?.in, "dataset_average_activation_norm.in");
+  const t = number(hp.jump_relu_threshold, "jump_relu_threshold");
+  const hook = typeof hp.hook_point_in === "string" ? hp.hook_point_in : published?.release.hook(published.id);
+  if (!hook) throw new LoupeError("bad-file", `${hyperFile} has no hook_point_in (e.g. "blocks.15.hook_resid_post").`, hyperFile);
+  const weightsFile = path.join(dir, LLAMA_SCOPE_WEIGHTS);
+  if (!fs.existsSync(weightsFile)) throw new LoupeError("missing-file", `No ${LLAMA_SCOPE_WEIGHTS} in ${dir}. A Llama Scope SAE holds its weights there; download them with \`loupe pull --sae RELEASE/SAE_ID\`.`, weightsFile);
+  const index = readSafetensorsIndex(weightsFile);
+  const cfg = jumpReluConfig(hook, d_in, d_sae, published);
+  const read = (name: string, shape: readonly number[]) => readChecked(index, name, shape, cfg);
+  const weights: SaeWeights = {
+    W_enc: transpose(read("encoder.weight", [d_sae, d_in]), d_sae, d_in),
+    W_dec: transpose(read("decoder.weight", [d_in, d_sae]), d_in, d_sae),
+    b_enc: read("encoder.bias", [d_sae]),
+    b_dec: read("decoder.bias", [d_in]),
+    threshold: new Float32Array(d_sae).fill(t * s),
+  };
+  return new Sae(cfg, foldNormScalingFactor(weights, s), dir);
 }
 
 /** Read and check the tensors an SAE of this config needs. */

@@ -49,6 +49,8 @@ export function releaseSaeFiles(sae: ReleaseSae): { folder: string; required: st
       return { folder, required: within(["params.npz"]), optional: [] };
     case "gemma-scope-2":
       return { folder, required: within(["params.safetensors"]), optional: within(["config.json"]) };
+    case "llama-scope":
+      return { folder, required: within(["hyperparams.json", "checkpoints/final.safetensors"]), optional: [] };
   }
 }
 
@@ -99,8 +101,8 @@ export function releaseSaeOfFolder(folder: string): ReleaseSae | undefined {
   const inRepo = parts.slice(at + 2).join("/");
   for (const release of SAE_RELEASES) {
     if (release.repo !== repoId) continue;
-    for (const id of [inRepo, inRepo.slice(inRepo.indexOf("/") + 1)]) {
-      if (release.ids.test(id) && release.path(id) === inRepo) return { release, id };
+    for (const id of [inRepo, inRepo.slice(inRepo.indexOf("/") + 1), release.idOfPath?.(inRepo)]) {
+      if (id !== undefined && release.ids.test(id) && release.path(id) === inRepo) return { release, id };
     }
   }
   return undefined;

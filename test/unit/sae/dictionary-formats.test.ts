@@ -1,7 +1,7 @@
 /**
- * Transcoders in each publisher's layout (bench/sae/make_transcoder_fixtures.py wrote the files and
+ * Dictionaries in each publisher's layout (bench/sae/make_format_fixtures.py wrote the files and
  * what PyTorch computes for them): circuit-tracer's PLT and CLT sets, SAELens's transcoder
- * architectures and Gemma Scope 2's params.safetensors with affine_skip_connection.
+ * architectures, Gemma Scope 2's params.safetensors with affine_skip_connection, and Llama Scope.
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
@@ -9,13 +9,16 @@ import * as path from "node:path";
 import { decode, encode } from "../../../src/core/circuits/transcoder";
 import { loadTranscoders } from "../../../src/core/circuits/transcoder-files";
 import { loadSae } from "../../../src/core/sae";
+import { parseReleaseSae, releaseSaeFiles, resolveSaeReference } from "../../../src/core/sae/releases/reference";
 import { spliceSae } from "../../../src/core/sae/splice";
 import { maxAbsDiff } from "../../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir } from "../../helpers/fixtures";
 import { rejectsWith, throwsWith } from "../../helpers/errors";
 import type { HookedModel } from "../../../src/core/model/hooked-model";
 
-const DIR = path.join(FIXTURES, "sae-published", "transcoders");
+const PUBLISHED = path.join(FIXTURES, "sae-published");
+const DIR = path.join(PUBLISHED, "transcoders");
+const HUB = { HF_HUB_CACHE: path.join(PUBLISHED, "hub") };
 const TOLERANCE = 1e-5;
 
 interface Expected {
@@ -28,10 +31,10 @@ interface TranscoderReference {
   sets: Record<string, { feature_acts: number[][]; outputs: number[][] }>;
   saes: Record<string, Expected & { input: number[] }>;
 }
-const reference = JSON.parse(fs.readFileSync(path.join(DIR, "reference.json"), "utf8")) as TranscoderReference;
+const reference = JSON.parse(fs.readFileSync(path.join(PUBLISHED, "formats-reference.json"), "utf8")) as TranscoderReference;
 const inputs = reference.inputs.map((x) => Float32Array.from(x));
 
-describe("transcoders in circuit-tracer's, SAELens's and Gemma Scope 2's layouts vs PyTorch", () => {
+describe("dictionaries in circuit-tracer's, SAELens's, Gemma Scope 2's and Llama Scope's layouts vs PyTorch", () => {
   for (const [name, kind, activation] of [
     ["plt-jumprelu-skip", "plt", "jumprelu"],
     ["plt-topk", "plt", "topk"],
@@ -93,6 +96,38 @@ describe("transcoders in circuit-tracer's, SAELens's and Gemma Scope 2's layouts
     assert.ok(maxAbsDiff(features, expected.feature_acts) < TOLERANCE, "feature activations differ");
     const diff = maxAbsDiff(reconstruction, expected.outputs);
     assert.ok(diff < TOLERANCE, `output differs from PyTorch by ${diff}`);
+  });
+
+  it("Llama Scope resolves by release in a hub cache, and encodes and decodes as SAELens's conversion does (1e-5)", () => {
+    const resolved = resolveSaeReference("llama_scope_lxr_8x/l0r_8x", HUB);
+    assert.equal(path.basename(resolved.folder), "Llama3_1-8B-Base-L0R-8x");
+    const sae = loadSae(resolved.folder);
+    assert.equal(sae.hookName, "blocks.0.hook_resid_post");
+    assert.equal(sae.cfg.architecture, "jumprelu");
+    assert.equal(sae.cfg.neuronpedia_id, "llama3.1-8b/0-llamascope-res-32k");
+    assert.equal(sae.cfg.model_name, "meta-llama/Llama-3.1-8B");
+    const expected = reference.saes["llama_scope_lxr_8x/l0r_8x"];
+    const { features, reconstruction } = sae.forward(Float32Array.from(expected.input));
+    assert.ok(features.some((v) => v > 0) && features.some((v) => v === 0), "the threshold keeps some features and drops others");
+    const diff = maxAbsDiff(features, expected.feature_acts);
+    assert.ok(diff < TOLERANCE, `feature activations differ from PyTorch by ${diff}`);
+    assert.ok(maxAbsDiff(reconstruction, expected.outputs) < TOLERANCE, "reconstruction differs");
+  });
+
+  it("the registry's Llama and Qwen releases name their folders, hooks and Neuronpedia sources as SAELens does", () => {
+    const cases: [string, string, string, string | undefined][] = [
+      ["llama_scope_lxa_32x/l31a_32x", "Llama3_1-8B-Base-L31A-32x", "blocks.31.hook_attn_out", "llama3.1-8b/31-llamascope-att-131k"],
+      ["llama_scope_lxm_8x/l7m_8x", "Llama3_1-8B-Base-L7M-8x", "blocks.7.hook_mlp_out", "llama3.1-8b/7-llamascope-mlp-32k"],
+      ["llama-3-8b-it-res-jh/blocks.25.hook_resid_post", "blocks.25.hook_resid_post", "blocks.25.hook_resid_post", "llama3-8b-it/25-res-jh"],
+    ];
+    for (const [reference, folder, hook, neuronpedia] of cases) {
+      const sae = parseReleaseSae(reference)!;
+      assert.equal(sae.release.path(sae.id), folder, reference);
+      assert.equal(sae.release.hook(sae.id), hook, reference);
+      assert.equal(sae.release.neuronpedia?.(sae.id), neuronpedia, reference);
+    }
+    assert.deepEqual(releaseSaeFiles(parseReleaseSae("llama_scope_lxr_32x/l3r_32x")!).required, ["Llama3_1-8B-Base-L3R-32x/hyperparams.json", "Llama3_1-8B-Base-L3R-32x/checkpoints/final.safetensors"]);
+    throwsWith(() => parseReleaseSae("llama_scope_lxr_8x/l32r_8x"), "bad-argument", /not an SAE id of llama_scope_lxr_8x \(ids look like l15r_8x/);
   });
 
   it("a skip transcoder's decode asks for the input; splicing and steering refuse a transcoder", async () => {

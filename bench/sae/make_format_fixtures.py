@@ -1,12 +1,13 @@
-"""Writes transcoder fixtures in each publisher's on-disk layout, and what PyTorch computes for them
-(feature activations and outputs), so Loupe's readers, encoders and skip connections are checked
-against a second implementation.
+"""Writes dictionary fixtures in the layouts that make_published_fixtures.py and
+make_saelens_fixture.py do not cover, each as its publisher writes it, and what PyTorch computes
+for them (feature activations and outputs), so Loupe's readers, encoders and skip connections are
+checked against a second implementation.
 
-    /usr/bin/python3 bench/sae/make_transcoder_fixtures.py
+    /usr/bin/python3 bench/sae/make_format_fixtures.py
 
 Dev-time only (Debian's python3-torch). The maths follows each tool's inference code (read, not
 imported); every set has d_model 32 (the tiny test GPT-2's) and 2 layers. Inputs are random rows.
-Outputs under test/fixtures/sae-published/transcoders/:
+Outputs under test/fixtures/sae-published/ (transcoders/ and hub/):
   plt-jumprelu-skip/   circuit-tracer per-layer set: config.yaml + layer_{i}.safetensors with W_enc
                        [d_tc, d_model], W_dec [d_tc, d_model], b_enc, b_dec,
                        activation_function.threshold and W_skip [d_model, d_model];
@@ -23,7 +24,13 @@ Outputs under test/fixtures/sae-published/transcoders/:
   gemma-scope-2-transcoder/params.safetensors  Gemma Scope 2's keys (w_enc, w_dec, b_enc, b_dec,
                        threshold, affine_skip_connection); Google's reference adds
                        x @ affine_skip_connection (untransposed, as circuit-tracer's loader does)
-  reference.json       inputs, feature activations and outputs per set
+  hub/models--fnlp--Llama3_1-8B-Base-LXR-8x/…/Llama3_1-8B-Base-L0R-8x/   Llama Scope's layout:
+                       hyperparams.json (d_model, d_sae, hook_point_in, jump_relu_threshold,
+                       dataset_average_activation_norm) + checkpoints/final.safetensors with
+                       encoder.weight [d_sae, d_model], decoder.weight [d_model, d_sae], biases.
+                       Encoded as SAELens's llama_scope conversion does: inputs scaled by
+                       s = sqrt(d_model) / average norm, one threshold jump_relu_threshold * s
+  formats-reference.json   inputs, feature activations and outputs per fixture
 """
 import json
 import os
@@ -35,7 +42,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "torch"))
 from gpt2_torch import write_safetensors  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "..", "test", "fixtures", "sae-published", "transcoders")
+PUBLISHED = os.path.join(os.path.dirname(__file__), "..", "..", "test", "fixtures", "sae-published")
+OUT = os.path.join(PUBLISHED, "transcoders")
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
 D, F_TC, LAYERS, ROWS, K = 32, 24, 2, 6, 4
 # Pre-activations sit this far from every decision boundary (threshold, zero, top-k cut), so float
 # differences between two implementations cannot flip which features fire.
@@ -191,6 +200,39 @@ def write_gemma_scope_2(name, g, x):
     return {"input": flat(x), "feature_acts": flat(act), "outputs": flat(out)}
 
 
+def write_llama_scope(g, x):
+    """Llama Scope's own layout, in a hub cache as fnlp/Llama3_1-8B-Base-LXR-8x holds it."""
+    repo = os.path.join(PUBLISHED, "hub", "models--fnlp--Llama3_1-8B-Base-LXR-8x")
+    folder = os.path.join(repo, "snapshots", COMMIT, "Llama3_1-8B-Base-L0R-8x")
+    os.makedirs(os.path.join(folder, "checkpoints"), exist_ok=True)
+    os.makedirs(os.path.join(repo, "refs"), exist_ok=True)
+    with open(os.path.join(repo, "refs", "main"), "w") as f:
+        f.write(COMMIT)
+    average_norm = float(x.norm(dim=-1).mean()) * 1.3
+    s = D ** 0.5 / average_norm
+
+    def make(g):
+        return {
+            "encoder.weight": torch.randn(F_TC, D, generator=g) / D ** 0.5,
+            "encoder.bias": torch.randn(F_TC, generator=g) * 0.3,
+            "decoder.weight": torch.randn(D, F_TC, generator=g) * 0.2,
+            "decoder.bias": torch.randn(D, generator=g) * 0.1,
+        }
+
+    threshold = 0.2
+    pre_of = lambda w: (x * s) @ w["encoder.weight"].T + w["encoder.bias"]  # noqa: E731
+    w = pick(g, make, lambda w: margin_ok(pre_of(w), threshold * s))
+    pre = pre_of(w)
+    act = F.relu(pre) * (pre > threshold * s)
+    out = (act @ w["decoder.weight"].T + w["decoder.bias"]) / s
+    write_safetensors(os.path.join(folder, "checkpoints", "final.safetensors"), w, "F32")
+    with open(os.path.join(folder, "hyperparams.json"), "w") as f:
+        json.dump({"d_model": D, "d_sae": F_TC, "hook_point_in": "blocks.0.hook_resid_post", "hook_point_out": "blocks.0.hook_resid_post",
+                   "act_fn": "jumprelu", "jump_relu_threshold": threshold, "norm_activation": "dataset-wise",
+                   "dataset_average_activation_norm": {"in": average_norm, "out": average_norm}, "top_k": -1}, f, indent=2)
+    return {"input": flat(x), "feature_acts": flat(act), "outputs": flat(out)}
+
+
 def main():
     g = torch.Generator().manual_seed(28)
     xs = [torch.randn(ROWS, D, generator=g) for _ in range(LAYERS)]
@@ -202,9 +244,10 @@ def main():
         reference["saes"]["saelens-skip-transcoder"] = write_saelens("saelens-skip-transcoder", g, xs[0], "skip_transcoder")
         reference["saes"]["saelens-jumprelu-transcoder"] = write_saelens("saelens-jumprelu-transcoder", g, xs[0], "jumprelu_transcoder")
         reference["saes"]["gemma-scope-2-transcoder"] = write_gemma_scope_2("gemma-scope-2-transcoder", g, xs[0])
-    with open(os.path.join(OUT, "reference.json"), "w") as f:
+        reference["saes"]["llama_scope_lxr_8x/l0r_8x"] = write_llama_scope(g, xs[1] * 3.0)
+    with open(os.path.join(PUBLISHED, "formats-reference.json"), "w") as f:
         json.dump(reference, f)
-    print("wrote", ", ".join([*reference["sets"], *reference["saes"]]), "under", os.path.abspath(OUT), "torch", torch.__version__)
+    print("wrote", ", ".join([*reference["sets"], *reference["saes"]]), "under", os.path.abspath(PUBLISHED), "torch", torch.__version__)
 
 
 if __name__ == "__main__":
