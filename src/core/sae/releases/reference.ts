@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../../errors";
-import { DEFAULT_REVISION, hubCacheDir, snapshotDir, type Environment } from "../../hub/cache-layout";
+import { DEFAULT_REVISION, hubCacheDir, snapshotDir, snapshotLocation, type Environment } from "../../hub/cache-layout";
 import { cachedCommit } from "../../hub/model-reference";
 import { findRelease, SAE_RELEASES, type SaeRelease } from "./registry";
 
@@ -93,12 +93,10 @@ export function neuronpediaUrl(neuronpediaId: string | undefined, feature: numbe
  * so an SAE opened by its folder still gets its release's facts, label key and Neuronpedia page.
  */
 export function releaseSaeOfFolder(folder: string): ReleaseSae | undefined {
-  const parts = path.resolve(folder).split(path.sep);
-  const at = parts.lastIndexOf("snapshots");
-  const repo = at >= 1 ? /^models--([^-].*?)--(.+)$/.exec(parts[at - 1]) : null;
-  if (!repo || parts.length < at + 3) return undefined;
-  const repoId = `${repo[1]}/${repo[2]}`;
-  const inRepo = parts.slice(at + 2).join("/");
+  const location = snapshotLocation(folder);
+  if (!location || location.inRepo.length === 0) return undefined;
+  const { repoId } = location;
+  const inRepo = location.inRepo.join("/");
   for (const release of SAE_RELEASES) {
     if (release.repo !== repoId) continue;
     for (const id of [inRepo, inRepo.slice(inRepo.indexOf("/") + 1), release.idOfPath?.(inRepo)]) {
