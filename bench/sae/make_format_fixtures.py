@@ -21,6 +21,10 @@ Outputs under test/fixtures/sae-published/ (transcoders/ and hub/):
                        W_dec [d_sae, d_out], b_enc, b_dec [d_out], W_skip [d_out, d_in];
                        out = relu(x @ W_enc + b_enc) @ W_dec + b_dec + x @ W_skip.T
   saelens-jumprelu-transcoder/     architecture jumprelu_transcoder (threshold, no skip)
+  gemma-scope-plt/, gemma-scope-2-plt/   circuit-tracer configs whose `transcoders` list hf:// files
+                       held in hub/ (google/gemma-scope-2b-pt-transcoders' params.npz with W_enc
+                       [d_model, d_tc]; google/gemma-scope-2-270m-pt's params.safetensors with
+                       Gemma Scope 2's keys), read as circuit-tracer's gemma-scope loaders read them
   gemma-scope-2-transcoder/params.safetensors  Gemma Scope 2's keys (w_enc, w_dec, b_enc, b_dec,
                        threshold, affine_skip_connection); Google's reference adds
                        x @ affine_skip_connection (untransposed, as circuit-tracer's loader does)
@@ -36,6 +40,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -200,6 +205,43 @@ def write_gemma_scope_2(name, g, x):
     return {"input": flat(x), "feature_acts": flat(act), "outputs": flat(out)}
 
 
+def hub_snapshot(repo_id):
+    repo = os.path.join(PUBLISHED, "hub", "models--" + repo_id.replace("/", "--"))
+    os.makedirs(os.path.join(repo, "refs"), exist_ok=True)
+    with open(os.path.join(repo, "refs", "main"), "w") as f:
+        f.write(COMMIT)
+    return os.path.join(repo, "snapshots", COMMIT)
+
+
+def write_gemma_scope_plt(name, g, xs, version):
+    """A circuit-tracer config.yaml listing Gemma Scope transcoders by hf:// URI, the files in hub/."""
+    repo_id = "google/gemma-scope-2b-pt-transcoders" if version == 1 else "google/gemma-scope-2-270m-pt"
+    snapshot = hub_snapshot(repo_id)
+    uris, acts, outs = [], [], []
+    for layer, x in enumerate(xs):
+        w = pick(g, lambda g: sae_transcoder(g, True, version == 2), lambda w, x=x: margin_ok(x @ w["W_enc"] + w["b_enc"], w["threshold"]))
+        act = jumprelu(x @ w["W_enc"] + w["b_enc"], w["threshold"])
+        out = act @ w["W_dec"] + w["b_dec"] + (x @ w["W_skip"] if version == 2 else 0)
+        if version == 1:
+            rel = f"layer_{layer}/width_16k/average_l0_76/params.npz"
+            os.makedirs(os.path.dirname(os.path.join(snapshot, rel)), exist_ok=True)
+            np.savez(os.path.join(snapshot, rel), **{k: v.numpy() for k, v in w.items()})
+        else:
+            rel = f"transcoder/layer_{layer}_width_16k_l0_small/params.safetensors"
+            os.makedirs(os.path.dirname(os.path.join(snapshot, rel)), exist_ok=True)
+            keys = {"W_enc": "w_enc", "W_dec": "w_dec", "b_enc": "b_enc", "b_dec": "b_dec", "threshold": "threshold", "W_skip": "affine_skip_connection"}
+            write_safetensors(os.path.join(snapshot, rel), {keys[k]: v for k, v in w.items()}, "F32")
+        uris.append(f"hf://{repo_id}/{rel}")
+        acts.append(flat(act))
+        outs.append(flat(out))
+    folder = os.path.join(OUT, name)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "config.yaml"), "w") as f:
+        f.write(f'model_kind: "transcoder_set"\nfeature_input_hook: "ln2.hook_normalized"\nfeature_output_hook: "hook_mlp_out"\nscan: "fixture-{name}"\ntranscoders:\n')
+        f.writelines(f'  - "{uri}"\n' for uri in uris)
+    return {"feature_acts": acts, "outputs": outs}
+
+
 def write_llama_scope(g, x):
     """Llama Scope's own layout, in a hub cache as fnlp/Llama3_1-8B-Base-LXR-8x holds it."""
     repo = os.path.join(PUBLISHED, "hub", "models--fnlp--Llama3_1-8B-Base-LXR-8x")
@@ -245,6 +287,8 @@ def main():
         reference["saes"]["saelens-jumprelu-transcoder"] = write_saelens("saelens-jumprelu-transcoder", g, xs[0], "jumprelu_transcoder")
         reference["saes"]["gemma-scope-2-transcoder"] = write_gemma_scope_2("gemma-scope-2-transcoder", g, xs[0])
         reference["saes"]["llama_scope_lxr_8x/l0r_8x"] = write_llama_scope(g, xs[1] * 3.0)
+        reference["sets"]["gemma-scope-plt"] = write_gemma_scope_plt("gemma-scope-plt", g, xs, 1)
+        reference["sets"]["gemma-scope-2-plt"] = write_gemma_scope_plt("gemma-scope-2-plt", g, xs, 2)
     with open(os.path.join(PUBLISHED, "formats-reference.json"), "w") as f:
         json.dump(reference, f)
     print("wrote", ", ".join([*reference["sets"], *reference["saes"]]), "under", os.path.abspath(PUBLISHED), "torch", torch.__version__)

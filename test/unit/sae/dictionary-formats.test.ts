@@ -39,9 +39,11 @@ describe("dictionaries in circuit-tracer's, SAELens's, Gemma Scope 2's and Llama
     ["plt-jumprelu-skip", "plt", "jumprelu"],
     ["plt-topk", "plt", "topk"],
     ["clt-jumprelu", "clt", "jumprelu"],
+    ["gemma-scope-plt", "plt", "jumprelu"],
+    ["gemma-scope-2-plt", "plt", "jumprelu"],
   ] as const) {
     it(`circuit-tracer ${name}: every layer encodes and decodes as PyTorch does (1e-5)`, () => {
-      const set = loadTranscoders(path.join(DIR, name));
+      const set = loadTranscoders(path.join(DIR, name), HUB);
       const expected = reference.sets[name];
       assert.equal(set.kind, kind);
       assert.equal(set.activation.kind, activation);
@@ -57,6 +59,16 @@ describe("dictionaries in circuit-tracer's, SAELens's, Gemma Scope 2's and Llama
       });
     });
   }
+
+  it("config.yaml's hf:// entries are read from the Hugging Face cache; a missing one says how to fetch it", () => {
+    const set = loadTranscoders(path.join(DIR, "gemma-scope-2-plt"), HUB);
+    assert.ok(set.layers.every((layer) => layer.skip), "Gemma Scope 2's affine_skip_connection is each layer's skip");
+    throwsWith(
+      () => loadTranscoders(path.join(DIR, "gemma-scope-2-plt"), { HF_HUB_CACHE: scratchDir("empty-hub") }),
+      "missing-file",
+      /lists hf:\/\/google\/gemma-scope-2-270m-pt\/transcoder\/layer_0_width_16k_l0_small\/params\.safetensors, which is not in the Hugging Face cache .*huggingface-cli download google\/gemma-scope-2-270m-pt transcoder\/layer_0/,
+    );
+  });
 
   it("circuit-tracer's W_skip is part of a PLT's output", () => {
     const set = loadTranscoders(path.join(DIR, "plt-jumprelu-skip"));
