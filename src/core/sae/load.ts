@@ -34,7 +34,7 @@ export interface LoadSaeOptions {
   readonly normScalingFactor?: number;
   /** The hook a Gemma Scope folder reads (its files do not say); a release's own hook otherwise. */
   readonly hook?: string;
-  /** The hook a Gemma Scope 2 transcoder folder writes; a release's own otherwise. */
+  /** The hook a Gemma Scope 2 transcoder folder writes (its files do not say). */
   readonly hookOut?: string;
   /** Which published SAE the folder holds; found from a hub-cache path when not given. */
   readonly published?: ReleaseSae;
@@ -114,7 +114,7 @@ function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, publ
   const isTranscoder = skip !== undefined || d_out !== d_in;
   const cfg: SaeConfig = {
     ...jumpReluConfig(hook_name, d_in, d_sae, published),
-    transcoder: isTranscoder ? { d_out, skip: skip !== undefined, hook_name_out: options.hookOut ?? published?.release.hookOut?.(published.id) } : undefined,
+    transcoder: isTranscoder ? { d_out, skip: skip !== undefined, hook_name_out: options.hookOut } : undefined,
   };
   const read = (name: string, shape: readonly number[]): Float32Array => {
     const t = tensors.get(name.toLowerCase());

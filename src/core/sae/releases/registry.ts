@@ -50,8 +50,6 @@ export interface SaeRelease {
   readonly idOfPath?: (folder: string) => string | undefined;
   /** The TransformerLens hook an SAE reads (needed where the files do not say). */
   readonly hook: (id: string) => string;
-  /** Transcoder releases: the hook an SAE writes. */
-  readonly hookOut?: (id: string) => string;
   /** Neuronpedia's {model}/{source} for an SAE, when Neuronpedia hosts it. */
   readonly neuronpedia?: (id: string) => string | undefined;
   readonly processing: ModelProcessing;
