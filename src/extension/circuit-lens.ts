@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { CircuitToken, CircuitTrace } from "../core/requests";
@@ -51,12 +52,17 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
   }
 }
 
-/** loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder; undefined: the model's own set. */
+/**
+ * loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder when that
+ * exists, else as given (a cached hub repository ORG/NAME); undefined: the model's own set.
+ */
 function transcoderSetting(): string | undefined {
   const setting = restrictedSetting("loupe", "transcoderPath", "");
   if (!setting) return undefined;
   const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  return path.isAbsolute(setting) || !root ? setting : path.join(root, setting);
+  if (path.isAbsolute(setting) || !root) return setting;
+  const inWorkspace = path.join(root, setting);
+  return fs.existsSync(inWorkspace) ? inWorkspace : setting;
 }
 
 /** The answer token to trace (empty: the model's top prediction); undefined when dismissed. */

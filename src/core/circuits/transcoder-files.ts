@@ -20,7 +20,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import YAML from "yaml";
 import { LoupeError } from "../errors";
-import { DEFAULT_REVISION, hubCacheDir, snapshotDir, type Environment } from "../hub/cache-layout";
+import { DEFAULT_REVISION, formatRepoRef, hubCacheDir, parseRepoRef, snapshotDir, type Environment } from "../hub/cache-layout";
 import { cachedCommit } from "../hub/model-reference";
 import { readNpz } from "../sae/npz";
 import { encodeSafetensors, readSafetensorsIndex, readTensorF32, type SafetensorsIndex, type TensorToWrite } from "../model/safetensors";
@@ -140,9 +140,31 @@ export function resolveHfUri(uri: string, configFile: string, env: Environment =
   return found;
 }
 
-/** Read a transcoder folder (config.yaml + safetensors) written by circuit-tracer or Loupe. */
+/**
+ * The folder a transcoder reference names: an existing folder, else a hub repository ORG/NAME[@REV]
+ * holding config.yaml at its root (as circuit-tracer's sets are published), found in the cache.
+ */
+export function resolveTranscoderFolder(reference: string, env: Environment = process.env): string {
+  const asPath = path.resolve(reference);
+  const ref = fs.existsSync(asPath) ? undefined : parseRepoRef(reference);
+  if (!ref) return asPath;
+  const cacheDir = hubCacheDir(env);
+  const commit = cachedCommit(cacheDir, ref);
+  const snapshot = commit === undefined ? undefined : snapshotDir(cacheDir, ref.repoId, commit);
+  if (!snapshot || !fs.existsSync(path.join(snapshot, TRANSCODER_CONFIG))) {
+    throw new LoupeError(
+      "missing-file",
+      `Transcoders ${formatRepoRef(ref)} are neither a folder (${asPath} does not exist) nor a repository with ${TRANSCODER_CONFIG} in the Hugging Face cache (${cacheDir}). ` +
+        `Download the set first (e.g. \`huggingface-cli download ${ref.repoId}\`), or set HF_HUB_CACHE or HF_HOME to the cache that holds it.`,
+      snapshot ?? cacheDir,
+    );
+  }
+  return snapshot;
+}
+
+/** Read a transcoder set (config.yaml + safetensors) written by circuit-tracer or Loupe: a folder, or a cached hub repository ORG/NAME[@REV]. */
 export function loadTranscoders(folder: string, env: Environment = process.env): TranscoderSet {
-  const dir = path.resolve(folder);
+  const dir = resolveTranscoderFolder(folder, env);
   const configFile = path.join(dir, TRANSCODER_CONFIG);
   if (!fs.existsSync(configFile)) {
     throw new LoupeError("missing-file", `No ${TRANSCODER_CONFIG} in ${dir}. A transcoder folder holds circuit-tracer's config.yaml (model_kind, feature_input_hook, feature_output_hook) beside its safetensors files; train one with \`loupe transcoder train\`.`, configFile);

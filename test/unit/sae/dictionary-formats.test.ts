@@ -13,6 +13,7 @@ import { parseReleaseSae, releaseSaeFiles, resolveSaeReference } from "../../../
 import { spliceSae } from "../../../src/core/sae/splice";
 import { maxAbsDiff } from "../../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir } from "../../helpers/fixtures";
+import { cacheRepo } from "../../helpers/hub-cache";
 import { rejectsWith, throwsWith } from "../../helpers/errors";
 import type { HookedModel } from "../../../src/core/model/hooked-model";
 
@@ -68,6 +69,17 @@ describe("dictionaries in circuit-tracer's, SAELens's, Gemma Scope 2's and Llama
       "missing-file",
       /lists hf:\/\/google\/gemma-scope-2-270m-pt\/transcoder\/layer_0_width_16k_l0_small\/params\.safetensors, which is not in the Hugging Face cache .*huggingface-cli download google\/gemma-scope-2-270m-pt transcoder\/layer_0/,
     );
+  });
+
+  it("a transcoder set named by its hub repository ORG/NAME loads from the Hugging Face cache, as circuit-tracer publishes sets", () => {
+    const source = path.join(DIR, "plt-jumprelu-skip");
+    const hub = scratchDir("transcoder-hub");
+    cacheRepo(hub, "fixture-org/plt-set", Object.fromEntries(fs.readdirSync(source).map((name) => [name, fs.readFileSync(path.join(source, name))])));
+    const set = loadTranscoders("fixture-org/plt-set", { HF_HUB_CACHE: hub });
+    assert.equal(set.nLayers, 2);
+    const acts = encode(set, 1, inputs[1], reference.rows);
+    assert.ok(maxAbsDiff(acts, reference.sets["plt-jumprelu-skip"].feature_acts[1]) < TOLERANCE);
+    throwsWith(() => loadTranscoders("fixture-org/other-set", { HF_HUB_CACHE: hub }), "missing-file", /Transcoders fixture-org\/other-set are neither a folder .* nor a repository with config\.yaml in the Hugging Face cache .*huggingface-cli download fixture-org\/other-set/);
   });
 
   it("circuit-tracer's W_skip is part of a PLT's output", () => {
