@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { decode, encode } from "../../../src/core/circuits/transcoder";
 import { loadTranscoders } from "../../../src/core/circuits/transcoder-files";
+import { transcoderStatsFile } from "../../../src/core/circuits/transcoder-stats";
 import { loadSae } from "../../../src/core/sae";
 import { parseReleaseSae, releaseSaeFiles, resolveSaeReference } from "../../../src/core/sae/releases/reference";
 import { spliceSae } from "../../../src/core/sae/splice";
@@ -79,6 +80,10 @@ describe("dictionaries in circuit-tracer's, SAELens's, Gemma Scope 2's and Llama
     assert.equal(set.nLayers, 2);
     const acts = encode(set, 1, inputs[1], reference.rows);
     assert.ok(maxAbsDiff(acts, reference.sets["plt-jumprelu-skip"].feature_acts[1]) < TOLERANCE);
+    // Its per-layer statistics would go to Loupe's cache, not into the snapshot.
+    const statsFile = transcoderStatsFile(set.source!, 1);
+    assert.ok(!statsFile.startsWith(hub) && statsFile.includes(path.join("feature-stats", "models--fixture-org--plt-set")), statsFile);
+    assert.equal(transcoderStatsFile(source, 1), path.join(source, "layer_1.feature-stats.json"));
     throwsWith(() => loadTranscoders("fixture-org/other-set", { HF_HUB_CACHE: hub }), "missing-file", /Transcoders fixture-org\/other-set are neither a folder .* nor a repository with config\.yaml in the Hugging Face cache .*huggingface-cli download fixture-org\/other-set/);
   });
 
