@@ -5,8 +5,10 @@
  *
  * For each width, a random JumpReLU SAE (Gemma Scope's architecture, d_model 640 as Gemma 3 270M)
  * encodes the same random [tokens, d_in] activations three ways, in this one run:
- * - Loupe's onnxruntime encoder (encodeFast: one Gemm, then the activation in JavaScript), first
- *   call (session build included) and the best of 3 warm calls;
+ * - Loupe's onnxruntime encoder (encodeFast: one Gemm with W_enc fed as an input, then the
+ *   activation in JavaScript), first call (session build included) and the best of 3 warm calls;
+ * - the same Gemm with W_enc and b_enc as graph initializers (Loupe's encoder before: the weights
+ *   copied through protobuf into onnxruntime), first call and best of 3 warm calls;
  * - Loupe's JavaScript loop (Sae.encode), one call;
  * - PyTorch (bench/sae/torch_encode.py: x @ W_enc + b_enc, JumpReLU), best of 3, on the same bytes.
  * Ratios are against PyTorch; Loupe's features are compared with PyTorch's (largest difference
@@ -20,6 +22,8 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { renderTable } from "../../src/cli/format";
 import { Sae } from "../../src/core/sae/sae";
+import * as ort from "onnxruntime-node";
+import { DataType, GraphBuilder } from "../../src/core/model/onnx-graph";
 import { encodeFast } from "../../src/core/sae/encoder-session";
 import { seededRandom } from "../../src/core/tensor/random";
 
@@ -54,6 +58,15 @@ function agreement(a: Float32Array, b: Float32Array): string {
   return `${m.toExponential(1)}, ${flips} flips`;
 }
 
+/** The encoder as Loupe built it before: W_enc and b_enc as initializers inside the graph. */
+async function initializerSession(D: number, S: number, W_enc: Float32Array, b_enc: Float32Array): Promise<ort.InferenceSession> {
+  const g = new GraphBuilder();
+  const input = g.input("sae_in", DataType.FLOAT, ["rows", D]);
+  g.op("Gemm", [input, g.floatInitializer("W_enc", [D, S], W_enc), g.floatInitializer("b_enc", [S], b_enc)], {}, "hidden_pre");
+  g.output("hidden_pre", DataType.FLOAT);
+  return ort.InferenceSession.create(g.toBytes("sae_encoder"), { graphOptimizationLevel: "all", intraOpNumThreads: os.availableParallelism(), interOpNumThreads: 1, logSeverityLevel: 3 });
+}
+
 async function main(): Promise<void> {
   const rows: string[][] = [];
   let peakRss = process.memoryUsage().rss;
@@ -85,6 +98,16 @@ async function main(): Promise<void> {
     let warm = Infinity;
     for (let i = 0; i < 3; i++) warm = Math.min(warm, await timeMs(async () => (fast = await encodeFast(sae, x, T))));
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    let session: ort.InferenceSession | undefined;
+    // The same work as encodeFast: the Gemm, then the activation in JavaScript.
+    const encodeWith = async (s: ort.InferenceSession) => sae.activate((await s.run({ sae_in: new ort.Tensor("float32", x, [T, D]) })).hidden_pre.data as Float32Array, T);
+    const initializerFirst = await timeMs(async () => {
+      session = await initializerSession(D, S, weights.W_enc, weights.b_enc);
+      await encodeWith(session);
+    });
+    let initializerWarm = Infinity;
+    for (let i = 0; i < 3; i++) initializerWarm = Math.min(initializerWarm, await timeMs(() => encodeWith(session!)));
+    await session!.release();
     let js = sae.encode(x, T);
     const jsMs = await timeMs(() => (js = sae.encode(x, T)));
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
@@ -94,6 +117,8 @@ async function main(): Promise<void> {
     rows.push([`${S} (${(S / 1024).toFixed(0)}k)`, "PyTorch (reference)", torch.ms.toFixed(1), "1.00x", "-", `${torch.peak_rss_mb.toFixed(0)} MB (${torch.threads} threads)`]);
     rows.push(["", "Loupe onnxruntime, warm", warm.toFixed(1), ratio(warm), agreement(fast.features, torchFeatures), ""]);
     rows.push(["", "Loupe onnxruntime, new session", sessionAndFirst.toFixed(1), ratio(sessionAndFirst), "", ""]);
+    rows.push(["", "W_enc as initializer (before), warm", initializerWarm.toFixed(1), ratio(initializerWarm), "", ""]);
+    rows.push(["", "W_enc as initializer (before), new session", initializerFirst.toFixed(1), ratio(initializerFirst), "", ""]);
     rows.push(["", "Loupe JavaScript loop", jsMs.toFixed(1), ratio(jsMs), agreement(js.features, torchFeatures), `${(peakRss / 2 ** 20).toFixed(0)} MB (Loupe process)`]);
   }
   console.log(`Encode ${T} tokens, d_in ${D}, JumpReLU, random weights; ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? "?"})\n`);

@@ -1,3 +1,4 @@
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ColorScale } from "../core/view/lenses";
@@ -55,10 +56,15 @@ function megabytes(mb: number | undefined): number | undefined {
   return typeof mb === "number" && Number.isFinite(mb) && mb > 0 ? mb * 1024 * 1024 : undefined;
 }
 
-/** loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder; undefined: the model's own set. */
+/**
+ * loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder when that
+ * exists, else as given (a cached hub repository ORG/NAME); undefined: the model's own set.
+ */
 export function transcoderSetting(): string | undefined {
   const setting = restrictedSetting("loupe", "transcoderPath", "");
   if (!setting) return undefined;
   const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  return path.isAbsolute(setting) || !root ? setting : path.join(root, setting);
+  if (path.isAbsolute(setting) || !root) return setting;
+  const inWorkspace = path.join(root, setting);
+  return fs.existsSync(inWorkspace) ? inWorkspace : setting;
 }

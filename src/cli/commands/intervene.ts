@@ -18,7 +18,7 @@ function parseEdit(spec: string, kind: FeatureEdit["kind"]): FeatureEdit {
 
 export const interveneCommand: Command = {
   name: "intervene",
-  usage: `loupe intervene PROMPT_FILE|- [--transcoders DIR] [--zero L/F@P]... [--scale L/F@P=X]... [--set L/F@P=V]... [--top N] [--answer TOK [--contrast TOK]] [--model DIR] [--json]
+  usage: `loupe intervene PROMPT_FILE|- [--transcoders DIR|ORG/NAME] [--zero L/F@P]... [--scale L/F@P=X]... [--set L/F@P=V]... [--top N] [--answer TOK [--contrast TOK]] [--model DIR] [--json]
     Edit transcoder features (layer L, feature F, position P) and compare the attribution graph's
     predicted change of the target with the model's: constrained (attention, norms and other
     features frozen: direct effects only) and free (the real model recomputes everything after the

@@ -29,7 +29,7 @@ export function targetSpecOf(values: ParsedValues, model: HookedModel): TargetSp
 
 export const traceCommand: Command = {
   name: "trace",
-  usage: `loupe trace PROMPT_FILE|- [--transcoders DIR] [--out GRAPH.json [--compact]] [--answer TOK [--contrast TOK]] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-feature-nodes N] [--max-memory-mb 4096] [--model DIR] [--json]
+  usage: `loupe trace PROMPT_FILE|- [--transcoders DIR|ORG/NAME] [--out GRAPH.json [--compact]] [--answer TOK [--contrast TOK]] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-feature-nodes N] [--max-memory-mb 4096] [--model DIR] [--json]
     An attribution graph (circuit-tracer's semantics) of the prompt's next token through a
     transcoder set (circuit-tracer's folder layout; default: the bundled model's PLT set): the
     top tokens to probability 0.95 (at most 10), or --answer, or the logit difference --answer -

@@ -11,12 +11,18 @@
  *
  * Loupe writes no `transcoders` list: circuit-tracer then finds layer_{i}.safetensors itself when
  * the folder is uploaded as a Hugging Face repo (a list would hold paths it resolves from its own
- * working directory). Loupe reads a list, relative to config.yaml's folder.
+ * working directory). Loupe reads a list, relative to config.yaml's folder, or circuit-tracer's
+ * hf://ORG/NAME/PATH[?revision=REV] entries, found in the Hugging Face cache (never downloaded here).
+ * A listed PLT file may also be a Gemma Scope transcoder: params.npz (W_enc [d_model, d_tc],
+ * threshold) or Gemma Scope 2's params.safetensors (w_enc, w_dec, threshold, affine_skip_connection).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import YAML from "yaml";
 import { LoupeError } from "../errors";
+import { DEFAULT_REVISION, formatRepoRef, hubCacheDir, parseRepoRef, snapshotDir, type Environment } from "../hub/cache-layout";
+import { cachedCommit } from "../hub/model-reference";
+import { readNpz } from "../sae/npz";
 import { encodeSafetensors, readSafetensorsIndex, readTensorF32, type SafetensorsIndex, type TensorToWrite } from "../model/safetensors";
 import { transpose } from "../sae/kernels";
 import {
@@ -116,18 +122,55 @@ function activationOf(cfg: ParsedConfig, hasThreshold: boolean, file: string): T
   return hasThreshold && cfg.activation !== "relu" ? { kind: "jumprelu" } : { kind: "relu" };
 }
 
-/** Read a transcoder folder (config.yaml + safetensors) written by circuit-tracer or Loupe. */
-export function loadTranscoders(folder: string): TranscoderSet {
-  const dir = path.resolve(folder);
+/** circuit-tracer's hf://ORG/NAME/PATH[?revision=REV]: the file in the Hugging Face cache. */
+export function resolveHfUri(uri: string, configFile: string, env: Environment = process.env): string {
+  const m = /^hf:\/\/([^/?]+\/[^/?]+)\/([^?]+)(?:\?revision=([^&]+))?$/.exec(uri);
+  if (!m) throw new LoupeError("bad-file", `${configFile}: ${uri} is not hf://ORG/NAME/PATH[?revision=REV].`, configFile);
+  const [, repoId, file, revision = DEFAULT_REVISION] = m;
+  const cacheDir = hubCacheDir(env);
+  const commit = cachedCommit(cacheDir, { repoId, revision });
+  const found = commit === undefined ? undefined : path.join(snapshotDir(cacheDir, repoId, commit), ...file.split("/"));
+  if (!found || !fs.existsSync(found)) {
+    throw new LoupeError(
+      "missing-file",
+      `${configFile} lists ${uri}, which is not in the Hugging Face cache (${cacheDir}). Loupe reads transcoders offline: download the file first (e.g. \`huggingface-cli download ${repoId} ${file}\`), or set HF_HUB_CACHE or HF_HOME to the cache that holds it.`,
+      found ?? cacheDir,
+    );
+  }
+  return found;
+}
+
+/**
+ * The folder a transcoder reference names: an existing folder, else a hub repository ORG/NAME[@REV]
+ * holding config.yaml at its root (as circuit-tracer's sets are published), found in the cache.
+ */
+export function resolveTranscoderFolder(reference: string, env: Environment = process.env): string {
+  const asPath = path.resolve(reference);
+  const ref = fs.existsSync(asPath) ? undefined : parseRepoRef(reference);
+  if (!ref) return asPath;
+  const cacheDir = hubCacheDir(env);
+  const commit = cachedCommit(cacheDir, ref);
+  const snapshot = commit === undefined ? undefined : snapshotDir(cacheDir, ref.repoId, commit);
+  if (!snapshot || !fs.existsSync(path.join(snapshot, TRANSCODER_CONFIG))) {
+    throw new LoupeError(
+      "missing-file",
+      `Transcoders ${formatRepoRef(ref)} are neither a folder (${asPath} does not exist) nor a repository with ${TRANSCODER_CONFIG} in the Hugging Face cache (${cacheDir}). ` +
+        `Download the set first (e.g. \`huggingface-cli download ${ref.repoId}\`), or set HF_HUB_CACHE or HF_HOME to the cache that holds it.`,
+      snapshot ?? cacheDir,
+    );
+  }
+  return snapshot;
+}
+
+/** Read a transcoder set (config.yaml + safetensors) written by circuit-tracer or Loupe: a folder, or a cached hub repository ORG/NAME[@REV]. */
+export function loadTranscoders(folder: string, env: Environment = process.env): TranscoderSet {
+  const dir = resolveTranscoderFolder(folder, env);
   const configFile = path.join(dir, TRANSCODER_CONFIG);
   if (!fs.existsSync(configFile)) {
     throw new LoupeError("missing-file", `No ${TRANSCODER_CONFIG} in ${dir}. A transcoder folder holds circuit-tracer's config.yaml (model_kind, feature_input_hook, feature_output_hook) beside its safetensors files; train one with \`loupe transcoder train\`.`, configFile);
   }
   const cfg = parseConfig(configFile);
-  const listed = cfg.transcoders?.map((p) => {
-    if (/^hf:\/\//.test(p)) throw new LoupeError("bad-file", `${configFile}: ${p} is on the Hugging Face hub; Loupe reads transcoders offline. Download the files into ${dir} and list them by relative path.`, configFile);
-    return path.resolve(dir, p);
-  });
+  const listed = cfg.transcoders?.map((p) => (/^hf:\/\//.test(p) ? resolveHfUri(p, configFile, env) : path.resolve(dir, p)));
   for (const file of listed ?? []) if (!fs.existsSync(file)) throw new LoupeError("missing-file", `${configFile} lists ${file}, which does not exist.`, file);
   const set = cfg.modelKind === "transcoder_set" ? readPlt(dir, cfg, listed, configFile) : readClt(dir, cfg, configFile);
   checkTranscoderSet(set);
@@ -136,25 +179,79 @@ export function loadTranscoders(folder: string): TranscoderSet {
 
 function readPlt(dir: string, cfg: ParsedConfig, listed: string[] | undefined, configFile: string): TranscoderSet {
   const files = listed ?? numberedFiles(dir, /^layer_(\d+)\.safetensors$/, "layer_{i}.safetensors");
-  const first = readSafetensorsIndex(files[0]);
-  const enc = first.tensors.get("W_enc");
-  if (!enc || enc.shape.length !== 2) throw new LoupeError("bad-file", `${files[0]} has no 2-D W_enc [d_transcoder, d_model]; is this a circuit-tracer transcoder?`, files[0]);
-  const [F, D] = enc.shape;
-  const hasThreshold = first.tensors.has("activation_function.threshold");
-  const layers: TranscoderLayer[] = files.map((file) => {
-    const index = readSafetensorsIndex(file);
-    const W_skip = index.tensors.has("W_skip") ? tensorOf(index, "W_skip", [D, D]) : undefined;
-    return {
-      W_enc: tensorOf(index, "W_enc", [F, D]),
-      b_enc: tensorOf(index, "b_enc", [F]),
-      W_dec: tensorOf(index, "W_dec", [F, D]),
-      b_dec: tensorOf(index, "b_dec", [D]),
-      threshold: hasThreshold ? tensorOf(index, "activation_function.threshold", [F]) : undefined,
-      // circuit-tracer's PLT skip is x @ W_skip^T.
-      skip: W_skip ? transpose(W_skip, D, D) : undefined,
-    };
+  const layers = files.map(readPltLayer);
+  const [F, D] = layers[0].size;
+  const hasThreshold = layers[0].layer.threshold !== undefined;
+  layers.forEach(({ size, layer }, i) => {
+    if (size[0] !== F || size[1] !== D || (layer.threshold !== undefined) !== hasThreshold) {
+      throw new LoupeError("bad-shape", `${files[i]}: layer ${i} is [${size.join(", ")}]${layer.threshold ? " with" : " without"} a threshold, but layer 0 is [${F}, ${D}]${hasThreshold ? " with" : " without"} one.`, files[i]);
+    }
   });
-  return transcoderSet("plt", dir, cfg, configFile, [F, D], hasThreshold, layers);
+  return transcoderSet("plt", dir, cfg, configFile, [F, D], hasThreshold, layers.map((l) => l.layer));
+}
+
+/** One PLT layer file in circuit-tracer's, Gemma Scope's (.npz) or Gemma Scope 2's layout, with its [d_tc, d_model]. */
+function readPltLayer(file: string): { layer: TranscoderLayer; size: [number, number] } {
+  if (file.endsWith(".npz")) {
+    const arrays = readNpz(file);
+    return gemmaScopeLayer(file, (name) => arrays.get(name), "W_enc", "W_dec", undefined);
+  }
+  const index = readSafetensorsIndex(file);
+  if (index.tensors.has("w_enc")) {
+    const get = (name: string) => {
+      const entry = index.tensors.get(name);
+      return entry && { shape: entry.shape, data: readTensorF32(index, name) };
+    };
+    return gemmaScopeLayer(file, get, "w_enc", "w_dec", "affine_skip_connection");
+  }
+  const enc = index.tensors.get("W_enc");
+  if (!enc || enc.shape.length !== 2) throw new LoupeError("bad-file", `${file} has no 2-D W_enc [d_transcoder, d_model]; is this a circuit-tracer transcoder?`, file);
+  const [F, D] = enc.shape;
+  const W_skip = index.tensors.has("W_skip") ? tensorOf(index, "W_skip", [D, D]) : undefined;
+  const layer: TranscoderLayer = {
+    W_enc: tensorOf(index, "W_enc", [F, D]),
+    b_enc: tensorOf(index, "b_enc", [F]),
+    W_dec: tensorOf(index, "W_dec", [F, D]),
+    b_dec: tensorOf(index, "b_dec", [D]),
+    threshold: index.tensors.has("activation_function.threshold") ? tensorOf(index, "activation_function.threshold", [F]) : undefined,
+    // circuit-tracer's PLT skip is x @ W_skip^T.
+    skip: W_skip ? transpose(W_skip, D, D) : undefined,
+  };
+  return { layer, size: [F, D] };
+}
+
+/**
+ * A Gemma Scope transcoder as circuit-tracer's gemma-scope loaders read it: W_enc [d_model, d_tc]
+ * (transposed here), W_dec [d_tc, d_model], b_enc, b_dec, threshold (JumpReLU) and, in Gemma Scope
+ * 2, affine_skip_connection A applied as x @ A.
+ */
+function gemmaScopeLayer(
+  file: string,
+  get: (name: string) => { shape: readonly number[]; data: Float32Array } | undefined,
+  encName: string,
+  decName: string,
+  skipName: string | undefined,
+): { layer: TranscoderLayer; size: [number, number] } {
+  const tensor = (name: string, shape: readonly number[] | undefined): Float32Array => {
+    const t = get(name);
+    if (!t) throw new LoupeError("bad-file", `${file} has no tensor "${name}"; a Gemma Scope transcoder holds ${encName}, ${decName}, b_enc, b_dec and threshold.`, file);
+    if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
+      throw new LoupeError("bad-shape", `${file}: "${name}" has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}].`, file);
+    }
+    return t.data;
+  };
+  const enc = get(encName);
+  if (!enc || enc.shape.length !== 2) throw new LoupeError("bad-file", `${file} has no 2-D ${encName} [d_model, d_transcoder]; is this a Gemma Scope transcoder?`, file);
+  const [D, F] = enc.shape;
+  const layer: TranscoderLayer = {
+    W_enc: transpose(enc.data, D, F),
+    b_enc: tensor("b_enc", [F]),
+    W_dec: tensor(decName, [F, D]),
+    b_dec: tensor("b_dec", [D]),
+    threshold: tensor("threshold", [F]),
+    skip: skipName && get(skipName) ? tensor(skipName, [D, D]) : undefined,
+  };
+  return { layer, size: [F, D] };
 }
 
 function readClt(dir: string, cfg: ParsedConfig, configFile: string): TranscoderSet {

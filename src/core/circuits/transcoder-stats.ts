@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { blockHook } from "../model/hooks";
-import { readFeatureStatsFile, writeFeatureStatsFile, type StatsSubject } from "../sae/feature-stats-file";
+import { readFeatureStatsFile, statsFileFor, writeFeatureStatsFile, type StatsSubject } from "../sae/feature-stats-file";
 import { FEATURE_LABELS_FILE, featureDisplayName, featureLabel, readFeatureLabels, saeLabelKey } from "../sae/feature-labels";
 import { FeatureStatsBuilder, roundEffects, type ComputeFeatureStatsOptions, type CorpusText, type FeatureStats, type FeatureSummary, type HistogramSpec } from "../sae/features";
 import { directionLogitVector, readUnembedding, topLogitEffects, type LogitEffects, type Unembedding } from "../sae/logit-effects";
@@ -21,9 +21,9 @@ import { readLinearModelWeights } from "./model-weights";
 import { checkTranscodersFit } from "./replacement";
 import { decoderLayers, decoderRow, encode, type TranscoderSet } from "./transcoder";
 
-/** Layer `layer`'s statistics file in a set folder. */
+/** Layer `layer`'s statistics file in a set folder (in Loupe's cache for a set in the hub cache, which Loupe never writes into). */
 export function transcoderStatsFile(setFolder: string, layer: number): string {
-  return path.join(path.resolve(setFolder), `layer_${layer}.feature-stats.json`);
+  return statsFileFor(setFolder, `layer_${layer}.feature-stats.json`);
 }
 
 /** What a layer's statistics describe: the features reading that layer's MLP input. */

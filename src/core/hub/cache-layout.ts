@@ -109,6 +109,25 @@ export function blobFile(cacheDir: string, repoId: string, etag: string): string
   return path.join(repoCacheDir(cacheDir, repoId), "blobs", etag);
 }
 
+/** Where a path sits in a hub cache: …/{repoFolder}/snapshots/{commit}/{inRepo…}; undefined outside one. */
+export interface SnapshotLocation {
+  /** models--ORG--NAME. */
+  readonly repoFolder: string;
+  /** ORG/NAME. */
+  readonly repoId: string;
+  readonly commit: string;
+  /** Path segments inside the snapshot (empty for the snapshot itself). */
+  readonly inRepo: readonly string[];
+}
+
+export function snapshotLocation(file: string): SnapshotLocation | undefined {
+  const parts = path.resolve(file).split(path.sep);
+  const at = parts.lastIndexOf("snapshots");
+  const repo = at >= 1 ? /^models--([^-].*?)--(.+)$/.exec(parts[at - 1]) : null;
+  if (!repo || parts.length < at + 2 || parts[at + 1] === "") return undefined;
+  return { repoFolder: parts[at - 1], repoId: `${repo[1]}/${repo[2]}`, commit: parts[at + 1], inRepo: parts.slice(at + 2) };
+}
+
 /**
  * A model's name for files that record it (a probe's model, an SAE's model_name): the repo id of a
  * hub snapshot folder (…/models--ORG--NAME/snapshots/COMMIT), else the folder's own name.

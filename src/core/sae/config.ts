@@ -21,6 +21,17 @@ export const SAE_ARCHITECTURES = ["standard", "topk", "jumprelu"] as const;
 export type SaeArchitecture = (typeof SAE_ARCHITECTURES)[number];
 
 /**
+ * SAELens's transcoder architectures: the activation they use, and whether W_skip (an affine skip
+ * from input to output) is part of them. A transcoder reads hook_name and writes hook_name_out.
+ */
+const TRANSCODER_ARCHITECTURES: Readonly<Record<string, { readonly activation: SaeArchitecture; readonly skip: boolean }>> = {
+  transcoder: { activation: "standard", skip: false },
+  skip_transcoder: { activation: "standard", skip: true },
+  jumprelu_transcoder: { activation: "jumprelu", skip: false },
+  jumprelu_skip_transcoder: { activation: "jumprelu", skip: true },
+};
+
+/**
  * How activations are scaled before encoding (SAELens's names):
  * - "none";
  * - "expected_average_only_in": one constant factor (chosen in training so that the mean norm is
@@ -62,6 +73,11 @@ export interface SaeConfig {
   readonly processing?: ModelProcessing;
   /** Neuronpedia's {model}/{source} for this SAE (SAELens's neuronpedia_id), when it is hosted there. */
   readonly neuronpedia_id?: string;
+  /**
+   * Transcoders only: the hook the decoder writes (SAELens's metadata.hook_name_out), its width
+   * d_out, and whether the weights hold an affine skip W_skip added to the output.
+   */
+  readonly transcoder?: { readonly hook_name_out?: string; readonly d_out: number; readonly skip: boolean };
 }
 
 type Json = Record<string, unknown>;
@@ -123,7 +139,8 @@ export function parseSaeConfig(json: unknown, file = SAE_CFG_FILENAME): SaeConfi
   }
   const hook_name = hook as string;
 
-  const architecture = parseArchitecture(json, fail);
+  const transcoderArchitecture = typeof json.architecture === "string" ? TRANSCODER_ARCHITECTURES[json.architecture] : undefined;
+  const architecture = transcoderArchitecture?.activation ?? parseArchitecture(json, fail);
   let k: number | undefined;
   if (architecture === "topk") {
     const kwargs = isObject(json.activation_fn_kwargs) ? json.activation_fn_kwargs : {};
@@ -143,6 +160,18 @@ export function parseSaeConfig(json: unknown, file = SAE_CFG_FILENAME): SaeConfi
   if (reshape === "hook_z" && !isBlockHook(hook_name, "attn.hook_z")) fail(`reshape_activations is "hook_z" but hook_name is ${hook_name}.`);
 
   const version = field("sae_lens_version");
+  let transcoder: SaeConfig["transcoder"];
+  if (transcoderArchitecture) {
+    // SAELens refuses apply_b_dec_to_input for transcoders: b_dec has the output's width.
+    if (json.apply_b_dec_to_input === true) fail(`apply_b_dec_to_input is true, which a ${json.architecture as string} cannot have (b_dec is the output's bias).`);
+    if (normalize_activations !== "none") fail(`normalize_activations is "${normalize_activations}"; Loupe reads transcoders without input normalisation only.`);
+    const hookOut = field("hook_name_out");
+    transcoder = {
+      hook_name_out: typeof hookOut === "string" && hookOut.length > 0 ? hookOut : undefined,
+      d_out: json.d_out === undefined || json.d_out === null ? d_in : positiveInt("d_out", json.d_out),
+      skip: transcoderArchitecture.skip,
+    };
+  }
   return {
     architecture,
     d_in,
@@ -152,7 +181,7 @@ export function parseSaeConfig(json: unknown, file = SAE_CFG_FILENAME): SaeConfi
     hook_head_index: optionalInt("hook_head_index", field("hook_head_index") ?? field("hook_point_head_index")),
     k,
     rescale_acts_by_decoder_norm: architecture === "topk" && bool("rescale_acts_by_decoder_norm", json.rescale_acts_by_decoder_norm, false),
-    apply_b_dec_to_input: bool("apply_b_dec_to_input", json.apply_b_dec_to_input, true),
+    apply_b_dec_to_input: !transcoder && bool("apply_b_dec_to_input", json.apply_b_dec_to_input, true),
     normalize_activations,
     finetuning_scaling_factor: bool("finetuning_scaling_factor", json.finetuning_scaling_factor, false),
     dtype: typeof json.dtype === "string" ? json.dtype : "float32",
@@ -162,6 +191,7 @@ export function parseSaeConfig(json: unknown, file = SAE_CFG_FILENAME): SaeConfi
     sae_lens_version: typeof version === "string" ? version : undefined,
     processing: parseProcessing(field("model_from_pretrained_kwargs"), fail),
     neuronpedia_id: typeof field("neuronpedia_id") === "string" ? (field("neuronpedia_id") as string) : undefined,
+    transcoder,
   };
 }
 
@@ -191,7 +221,7 @@ function parseArchitecture(json: Json, fail: (why: string, code?: "bad-file" | "
   const architecture = (declared ?? "standard") as string;
   if (!(SAE_ARCHITECTURES as readonly string[]).includes(architecture)) {
     fail(
-      `architecture "${architecture}" is not supported. Loupe reads SAELens's standard (ReLU), topk and jumprelu SAEs` +
+      `architecture "${architecture}" is not supported. Loupe reads SAELens's standard (ReLU), topk and jumprelu SAEs and its ${Object.keys(TRANSCODER_ARCHITECTURES).join(", ")}` +
         (architecture === "batchtopk" ? "; SAELens saves a trained BatchTopK SAE for inference as jumprelu, so load that export." : "."),
       "unsupported-architecture",
     );

@@ -1,11 +1,14 @@
 /**
- * feature-stats.json, saved next to an SAE's cfg.json: FeatureStats as computed by
+ * feature-stats.json, saved next to an SAE's cfg.json (in Loupe's cache for a published one in
+ * the hub cache): FeatureStats as computed by
  * computeFeatureStats. Reading checks the parts the editor relies on (format, version, widths,
  * one entry per feature) and names the file in every error.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { snapshotLocation } from "../hub/cache-layout";
+import { defaultCacheDir } from "../model/graph-cache";
 import { readTextSafely, writeFileSafely } from "../safe-fs";
 import { FEATURE_STATS_FORMAT, FEATURE_STATS_VERSION, type FeatureStats } from "./features";
 import type { Sae } from "./sae";
@@ -14,8 +17,24 @@ export const FEATURE_STATS_FILENAME = "feature-stats.json";
 /** Largest stats file read (the bundled 1,024-feature SAE's is 3 MB; about 3 KB a feature). */
 export const MAX_FEATURE_STATS_BYTES = 256 * 1024 * 1024;
 
-export function featureStatsFile(saeFolder: string): string {
-  return path.join(path.resolve(saeFolder), FEATURE_STATS_FILENAME);
+/** Under Loupe's cache: statistics of dictionaries that live in a Hugging Face cache. */
+export const HUB_FEATURE_STATS_DIR = "feature-stats";
+
+/**
+ * Where an SAE's statistics live: next to its cfg.json, except for a folder inside a Hugging Face
+ * cache snapshot (a published dictionary), which Loupe never writes into (the hub owns it, and its
+ * files are shared blobs): those go to Loupe's cache, keyed by repository, commit and path.
+ */
+export function featureStatsFile(saeFolder: string, cacheDir = defaultCacheDir()): string {
+  return statsFileFor(saeFolder, FEATURE_STATS_FILENAME, cacheDir);
+}
+
+/** A statistics file `name` of a dictionary folder: in it, or in Loupe's cache for a folder inside a hub snapshot. */
+export function statsFileFor(folder: string, name: string, cacheDir = defaultCacheDir()): string {
+  const dir = path.resolve(folder);
+  const hub = snapshotLocation(dir);
+  if (!hub) return path.join(dir, name);
+  return path.join(path.resolve(cacheDir), HUB_FEATURE_STATS_DIR, hub.repoFolder, hub.commit, ...hub.inRepo, name);
 }
 
 /** A file's modification time and size ("-" when missing): reread a cached parse when this changes. */

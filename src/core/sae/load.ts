@@ -1,6 +1,7 @@
 /**
- * Load an SAE folder into an Sae: SAELens (cfg.json + sae_weights.safetensors), Gemma Scope
- * (params.npz) or Gemma Scope 2 (params.safetensors). Weights may be F32, F16 or BF16; they are
+ * Load an SAE folder into an Sae: SAELens (cfg.json + sae_weights.safetensors, transcoders
+ * included), Gemma Scope (params.npz), Gemma Scope 2 (params.safetensors) or Llama Scope
+ * (hyperparams.json + checkpoints/final.safetensors). Weights may be F32, F16 or BF16; they are
  * checked for shape and for NaN/Inf, and every error names the file. A folder of a published
  * release in the hub cache takes the release's hook, processing and Neuronpedia id where its files
  * do not say.
@@ -10,15 +11,19 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { MAX_WORKSPACE_JSON_BYTES, readTextSafely } from "../safe-fs";
 import { readSafetensorsIndex, readTensorF32, type SafetensorsIndex } from "../model/safetensors";
 import { layerOf } from "../model/hooks";
 import { readSaeConfig, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, type SaeConfig } from "./config";
+import { transpose } from "./kernels";
 import { readNpz } from "./npz";
 import { releaseSaeOfFolder, type ReleaseSae } from "./releases/reference";
 import { Sae, type SaeWeights } from "./sae";
 
 export const GEMMA_SCOPE_NPZ = "params.npz";
 export const GEMMA_SCOPE_2_WEIGHTS = "params.safetensors";
+export const LLAMA_SCOPE_HYPERPARAMS = "hyperparams.json";
+export const LLAMA_SCOPE_WEIGHTS = "checkpoints/final.safetensors";
 
 export interface LoadSaeOptions {
   /**
@@ -29,6 +34,8 @@ export interface LoadSaeOptions {
   readonly normScalingFactor?: number;
   /** The hook a Gemma Scope folder reads (its files do not say); a release's own hook otherwise. */
   readonly hook?: string;
+  /** The hook a Gemma Scope 2 transcoder folder writes (its files do not say). */
+  readonly hookOut?: string;
   /** Which published SAE the folder holds; found from a hub-cache path when not given. */
   readonly published?: ReleaseSae;
 }
@@ -43,6 +50,7 @@ export function loadSae(folder: string, options: LoadSaeOptions = {}): Sae {
   const hasSaeLens = fs.existsSync(cfgFile) || fs.existsSync(path.join(dir, SAE_WEIGHTS_FILENAME));
   if (!hasSaeLens && fs.existsSync(path.join(dir, GEMMA_SCOPE_NPZ))) return loadGemmaScope(dir, path.join(dir, GEMMA_SCOPE_NPZ), options, published);
   if (!hasSaeLens && fs.existsSync(path.join(dir, GEMMA_SCOPE_2_WEIGHTS))) return loadGemmaScope(dir, path.join(dir, GEMMA_SCOPE_2_WEIGHTS), options, published);
+  if (!hasSaeLens && fs.existsSync(path.join(dir, LLAMA_SCOPE_HYPERPARAMS))) return loadLlamaScope(dir, published);
   let cfg = withRelease(readSaeConfig(cfgFile), published);
   const weightsFile = path.join(dir, SAE_WEIGHTS_FILENAME);
   let weights = readSaeWeights(weightsFile, cfg);
@@ -77,6 +85,8 @@ function withRelease(cfg: SaeConfig, published: ReleaseSae | undefined): SaeConf
  * Gemma Scope's JumpReLU SAEs: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec, threshold,
  * named so in params.npz (Gemma Scope 1) and in lower case (w_enc, w_dec) in Gemma Scope 2's
  * params.safetensors. They encode x @ W_enc + b_enc without subtracting b_dec, on the raw model.
+ * Gemma Scope 2's transcoders add affine_skip_connection [d_in, d_out], applied as x @ A (Google's
+ * reference code, and circuit-tracer's loader, which stores its transpose as W_skip).
  */
 function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, published: ReleaseSae | undefined): Sae {
   const tensors = new Map<string, { shape: readonly number[]; data: () => Float32Array }>();
@@ -99,7 +109,35 @@ function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, publ
     );
   }
   const [d_in, d_sae] = encoder.shape;
-  const cfg: SaeConfig = withRelease(
+  const skip = tensors.get("affine_skip_connection");
+  const d_out = tensors.get("w_dec")?.shape[1] ?? d_in;
+  const isTranscoder = skip !== undefined || d_out !== d_in;
+  const cfg: SaeConfig = {
+    ...jumpReluConfig(hook_name, d_in, d_sae, published),
+    transcoder: isTranscoder ? { d_out, skip: skip !== undefined, hook_name_out: options.hookOut } : undefined,
+  };
+  const read = (name: string, shape: readonly number[]): Float32Array => {
+    const t = tensors.get(name.toLowerCase());
+    if (!t) throw new LoupeError("bad-file", `${file} has no tensor "${name}" (it has: ${[...tensors.keys()].join(", ")}).`, file);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new LoupeError("bad-shape", `${file}: tensor "${name}" has shape [${t.shape.join(", ")}] but W_enc [${d_in}, ${d_sae}] and W_dec [${d_sae}, ${d_out}] imply [${shape.join(", ")}].`, file);
+    }
+    return checkFinite(t.data(), name, file);
+  };
+  const weights: SaeWeights = {
+    W_enc: read("W_enc", [d_in, d_sae]),
+    W_dec: read("W_dec", [d_sae, d_out]),
+    b_enc: read("b_enc", [d_sae]),
+    b_dec: read("b_dec", [d_out]),
+    threshold: read("threshold", [d_sae]),
+    W_skip: skip ? read("affine_skip_connection", [d_in, d_out]) : undefined,
+  };
+  return new Sae(cfg, weights, dir);
+}
+
+/** The config of a JumpReLU SAE whose files hold no SAELens cfg.json (Gemma Scope, Llama Scope): x @ W_enc + b_enc, b_dec not subtracted. */
+function jumpReluConfig(hook_name: string, d_in: number, d_sae: number, published: ReleaseSae | undefined): SaeConfig {
+  return withRelease(
     {
       architecture: "jumprelu",
       d_in,
@@ -115,22 +153,48 @@ function loadGemmaScope(dir: string, file: string, options: LoadSaeOptions, publ
     },
     published,
   );
-  const read = (name: string, shape: readonly number[]): Float32Array => {
-    const t = tensors.get(name.toLowerCase());
-    if (!t) throw new LoupeError("bad-file", `${file} has no tensor "${name}" (it has: ${[...tensors.keys()].join(", ")}).`, file);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new LoupeError("bad-shape", `${file}: tensor "${name}" has shape [${t.shape.join(", ")}] but W_enc [${d_in}, ${d_sae}] implies [${shape.join(", ")}].`, file);
-    }
-    return checkFinite(t.data(), name, file);
+}
+
+/**
+ * Llama Scope's JumpReLU SAEs, as SAELens's llama_scope conversion reads them: encoder.weight
+ * [d_sae, d_model] and decoder.weight [d_model, d_sae] (nn.Linear layout), one scalar
+ * jump_relu_threshold, and inputs scaled by s = sqrt(d_model) / dataset_average_activation_norm.in
+ * ("dataset-wise" normalisation). The threshold is compared in the scaled space as
+ * jump_relu_threshold * s, and s is folded into the weights.
+ */
+function loadLlamaScope(dir: string, published: ReleaseSae | undefined): Sae {
+  const hyperFile = path.join(dir, LLAMA_SCOPE_HYPERPARAMS);
+  const text = readTextSafely(hyperFile, { maxBytes: MAX_WORKSPACE_JSON_BYTES });
+  let hp: Record<string, unknown>;
+  try {
+    hp = JSON.parse(text ?? "") as Record<string, unknown>;
+  } catch (error) {
+    throw new LoupeError("bad-file", `${hyperFile} is not valid JSON (${(error as Error).message}). Download it again with \`loupe pull --sae RELEASE/SAE_ID\`.`, hyperFile);
+  }
+  const number = (value: unknown, key: string): number => {
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new LoupeError("bad-file", `${hyperFile}: ${key} must be a non-negative number (found ${JSON.stringify(value)}); is this a Llama Scope SAE?`, hyperFile);
+    return value;
   };
+  const d_in = number(hp.d_model, "d_model");
+  const d_sae = number(hp.d_sae, "d_sae");
+  const norms = hp.dataset_average_activation_norm as Record<string, unknown> | undefined;
+  const s = Math.sqrt(d_in) / number(norms?.in, "dataset_average_activation_norm.in");
+  const t = number(hp.jump_relu_threshold, "jump_relu_threshold");
+  const hook = typeof hp.hook_point_in === "string" ? hp.hook_point_in : published?.release.hook(published.id);
+  if (!hook) throw new LoupeError("bad-file", `${hyperFile} has no hook_point_in (e.g. "blocks.15.hook_resid_post").`, hyperFile);
+  const weightsFile = path.join(dir, LLAMA_SCOPE_WEIGHTS);
+  if (!fs.existsSync(weightsFile)) throw new LoupeError("missing-file", `No ${LLAMA_SCOPE_WEIGHTS} in ${dir}. A Llama Scope SAE holds its weights there; download them with \`loupe pull --sae RELEASE/SAE_ID\`.`, weightsFile);
+  const index = readSafetensorsIndex(weightsFile);
+  const cfg = jumpReluConfig(hook, d_in, d_sae, published);
+  const read = (name: string, shape: readonly number[]) => readChecked(index, name, shape, cfg);
   const weights: SaeWeights = {
-    W_enc: read("W_enc", [d_in, d_sae]),
-    W_dec: read("W_dec", [d_sae, d_in]),
-    b_enc: read("b_enc", [d_sae]),
-    b_dec: read("b_dec", [d_in]),
-    threshold: read("threshold", [d_sae]),
+    W_enc: transpose(read("encoder.weight", [d_sae, d_in]), d_sae, d_in),
+    W_dec: transpose(read("decoder.weight", [d_in, d_sae]), d_in, d_sae),
+    b_enc: read("encoder.bias", [d_sae]),
+    b_dec: read("decoder.bias", [d_in]),
+    threshold: new Float32Array(d_sae).fill(t * s),
   };
-  return new Sae(cfg, weights, dir);
+  return new Sae(cfg, foldNormScalingFactor(weights, s), dir);
 }
 
 /** Read and check the tensors an SAE of this config needs. */
@@ -141,11 +205,14 @@ export function readSaeWeights(file: string, cfg: SaeConfig): SaeWeights {
   const index = readSafetensorsIndex(file);
   const D = cfg.d_in;
   const S = cfg.d_sae;
+  const O = cfg.transcoder?.d_out ?? D;
   const read = (name: string, shape: readonly number[]): Float32Array => readChecked(index, name, shape, cfg);
   const W_enc = read("W_enc", [D, S]);
   const b_enc = read("b_enc", [S]);
-  let W_dec = read("W_dec", [S, D]);
-  const b_dec = read("b_dec", [D]);
+  let W_dec = read("W_dec", [S, O]);
+  const b_dec = read("b_dec", [O]);
+  // SAELens's skip transcoders store W_skip [d_out, d_in] and add x @ W_skip.T.
+  const W_skip = cfg.transcoder?.skip ? transpose(read("W_skip", [O, D]), O, D) : undefined;
   let threshold: Float32Array | undefined;
   if (cfg.architecture === "jumprelu") {
     // Training checkpoints store log_threshold; inference files store threshold.
@@ -157,10 +224,10 @@ export function readSaeWeights(file: string, cfg: SaeConfig): SaeWeights {
     const c = read("scaling_factor", [S]);
     if (c.some((v) => v !== 1)) {
       W_dec = W_dec.slice();
-      for (let s = 0; s < S; s++) for (let d = 0; d < D; d++) W_dec[s * D + d] *= c[s];
+      for (let s = 0; s < S; s++) for (let d = 0; d < O; d++) W_dec[s * O + d] *= c[s];
     }
   }
-  return { W_enc, b_enc, W_dec, b_dec, threshold };
+  return { W_enc, b_enc, W_dec, b_dec, threshold, W_skip };
 }
 
 function readChecked(index: SafetensorsIndex, name: string, shape: readonly number[], cfg: SaeConfig): Float32Array {

@@ -8,7 +8,10 @@
  *                  jumprelu: relu(hidden_pre) where hidden_pre > threshold, zero elsewhere
  *   reconstruction = unnormalise(feature_acts @ W_dec + b_dec)
  *
- * Weights are row-major: W_enc [d_in, d_sae], W_dec [d_sae, d_in]. Inputs are [rows, d_in].
+ * A transcoder (cfg.transcoder) reads one hook and predicts another of width d_out: its output is
+ * feature_acts @ W_dec + b_dec (+ x @ W_skip, the affine skip, on the raw input), not unnormalised.
+ *
+ * Weights are row-major: W_enc [d_in, d_sae], W_dec [d_sae, d_out], W_skip [d_in, d_out]. Inputs are [rows, d_in].
  */
 import { LoupeError } from "../errors";
 import type { SaeConfig } from "./config";
@@ -22,6 +25,8 @@ export interface SaeWeights {
   readonly b_dec: Float32Array;
   /** JumpReLU only. */
   readonly threshold?: Float32Array;
+  /** Skip transcoders only: [d_in, d_out], the matrix that right-multiplies the input (SAELens stores its transpose). */
+  readonly W_skip?: Float32Array;
 }
 
 /**
@@ -46,6 +51,8 @@ const LAYER_NORM_EPS = 1e-5;
 export class Sae {
   readonly d_in: number;
   readonly d_sae: number;
+  /** Width of what decode returns: d_in, or a transcoder's d_out. */
+  readonly d_out: number;
   /** ||W_dec[i, :]|| per latent, for TopK's rescale_acts_by_decoder_norm. */
   private readonly decoderNorms?: Float32Array;
   /** "center" when the SAE was trained on a TransformerLens model whose writes to this hook were centred. */
@@ -59,17 +66,21 @@ export class Sae {
   ) {
     this.d_in = cfg.d_in;
     this.d_sae = cfg.d_sae;
+    this.d_out = cfg.transcoder?.d_out ?? cfg.d_in;
     this.inputTransform = processingTransform(cfg.hook_name, cfg.processing, `SAE${source ? ` ${source}` : ""}`);
-    const { W_enc, b_enc, W_dec, b_dec, threshold } = weights;
+    const { W_enc, b_enc, W_dec, b_dec, threshold, W_skip } = weights;
     const D = this.d_in;
     const S = this.d_sae;
+    const O = this.d_out;
     const expect = (name: string, got: number, want: number) => {
       if (got !== want) throw new LoupeError("bad-shape", `SAE${source ? ` ${source}` : ""}: ${name} has ${got} values, expected ${want} (d_in ${D}, d_sae ${S}).`, source);
     };
     expect("W_enc", W_enc.length, D * S);
     expect("b_enc", b_enc.length, S);
-    expect("W_dec", W_dec.length, S * D);
-    expect("b_dec", b_dec.length, D);
+    expect("W_dec", W_dec.length, S * O);
+    expect("b_dec", b_dec.length, O);
+    if (cfg.transcoder?.skip && !W_skip) throw new LoupeError("bad-file", `SAE${source ? ` ${source}` : ""}: a skip transcoder needs W_skip.`, source);
+    if (W_skip) expect("W_skip", W_skip.length, D * O);
     if (cfg.architecture === "jumprelu") {
       if (!threshold) throw new LoupeError("bad-file", `SAE${source ? ` ${source}` : ""}: a JumpReLU SAE needs a threshold.`, source);
       expect("threshold", threshold.length, S);
@@ -77,12 +88,23 @@ export class Sae {
     if (cfg.architecture === "topk") {
       const k = cfg.k;
       if (k === undefined || !Number.isInteger(k) || k < 1 || k > S) throw new LoupeError("bad-file", `SAE${source ? ` ${source}` : ""}: a TopK SAE needs k from 1 to d_sae ${S} (got ${k}).`, source);
-      if (cfg.rescale_acts_by_decoder_norm) this.decoderNorms = rowNorms(W_dec, S, D);
+      if (cfg.rescale_acts_by_decoder_norm) this.decoderNorms = rowNorms(W_dec, S, O);
     }
   }
 
   get hookName(): string {
     return this.cfg.hook_name;
+  }
+
+  /** Splicing and steering rewrite the hook an SAE reads with its output: a transcoder's output belongs to another hook. */
+  requireAutoencoder(what: string): void {
+    const t = this.cfg.transcoder;
+    if (!t) return;
+    throw new LoupeError(
+      "bad-argument",
+      `SAE${this.source ? ` ${this.source}` : ""} is a transcoder (reads ${this.hookName}, writes ${t.hook_name_out ?? "another hook"}): ${what} needs a sparse autoencoder. Load transcoders as a set (loupe.transcoderPath, loupe trace) instead.`,
+      this.source,
+    );
   }
 
   /** Feature activations of `rows` input vectors (x is [rows, d_in]). */
@@ -146,14 +168,19 @@ export class Sae {
     return features;
   }
 
-  /** Reconstruction [rows, d_in] from feature activations; `norm` (from encode) maps it back to the hook's scale. */
-  decode(features: Float32Array, rows = features.length / this.d_sae, norm?: RowNorm): Float32Array {
-    const D = this.d_in;
+  /**
+   * Reconstruction [rows, d_out] from feature activations; `norm` (from encode) maps it back to the
+   * hook's scale. A skip transcoder also needs the input x [rows, d_in] it encoded, for x @ W_skip.
+   */
+  decode(features: Float32Array, rows = features.length / this.d_sae, norm?: RowNorm, input?: Float32Array): Float32Array {
+    const D = this.d_out;
     const S = this.d_sae;
     if (!Number.isInteger(rows) || features.length !== rows * S) {
       throw new LoupeError("bad-shape", `SAE decode: ${features.length} values are not ${rows} rows of d_sae ${S}.`);
     }
-    const { W_dec, b_dec } = this.weights;
+    const { W_dec, b_dec, W_skip } = this.weights;
+    if (W_skip && input === undefined) throw new LoupeError("bad-argument", `SAE${this.source ? ` ${this.source}` : ""} is a skip transcoder: decoding needs the input it encoded.`, this.source);
+    if (W_skip) this.checkRows(input!, rows);
     const out = new Float32Array(rows * D);
     for (let r = 0; r < rows; r++) {
       const o = r * D;
@@ -165,7 +192,9 @@ export class Sae {
         const w = s * D;
         for (let d = 0; d < D; d++) out[o + d] += f * W_dec[w + d];
       }
-      if (norm) {
+      // out row = (its decoded value as the bias) + x_r @ W_skip.
+      if (W_skip) rowTimesMatrix(input!, r * this.d_in, this.d_in, W_skip, D, out.slice(o, o + D), out, o);
+      if (norm && !this.cfg.transcoder) {
         const scale = norm.scale[r];
         const shift = norm.shift ? norm.shift[r] : 0;
         for (let d = 0; d < D; d++) out[o + d] = out[o + d] * scale + shift;
@@ -177,7 +206,7 @@ export class Sae {
   /** encode then decode: the SAE's reconstruction of x, with its features. */
   forward(x: Float32Array, rows = x.length / this.d_in): { features: Float32Array; reconstruction: Float32Array } {
     const enc = this.encode(x, rows);
-    return { features: enc.features, reconstruction: this.decode(enc.features, rows, enc.norm) };
+    return { features: enc.features, reconstruction: this.decode(enc.features, rows, enc.norm, x) };
   }
 
   private checkRows(x: Float32Array, rows: number): void {

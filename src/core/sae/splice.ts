@@ -32,6 +32,7 @@ export interface SpliceResult {
 }
 
 export async function spliceSae(model: HookedModel, sae: Sae, tokens: readonly number[] | TokenBatch, options: { signal?: AbortSignal } = {}): Promise<SpliceResult> {
+  sae.requireAutoencoder("splicing");
   const batch = asBatch(tokens);
   const B = batch.length;
   const head = sae.cfg.hook_head_index;

@@ -61,6 +61,7 @@ export function describeEdit(edit: FeatureEdit): string {
 
 /** Check an edit against the SAE; throws a clear error for a feature out of range or a non-finite number. */
 export function checkFeatureEdit(sae: Sae, edit: FeatureEdit): void {
+  sae.requireAutoencoder("steering");
   if (!Number.isInteger(edit.feature) || edit.feature < 0 || edit.feature >= sae.d_sae) {
     throw new LoupeError("bad-argument", `Feature ${edit.feature} is outside 0..${sae.d_sae - 1} (this SAE has ${sae.d_sae} features).`);
   }

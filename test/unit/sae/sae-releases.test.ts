@@ -14,8 +14,9 @@ import { maxAbsDiff } from "../../../src/core/tensor/tensor";
 import { featureDashboardState, featureHoverMarkdown } from "../../../src/core/view/feature-dashboard";
 import { main } from "../../../src/cli/main";
 import { readFeatureLabels } from "../../../src/core/sae/feature-labels";
+import { featureStatsFile } from "../../../src/core/sae/feature-stats-file";
 import { pullSae } from "../../../src/core/sae/releases/pull";
-import { withEnv } from "../../helpers/hub-cache";
+import { cacheRepo, withEnv } from "../../helpers/hub-cache";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
 import { startFakeHub } from "../../helpers/hub-server";
 import { throwsWith } from "../../helpers/errors";
@@ -24,7 +25,7 @@ const PUBLISHED = path.join(FIXTURES, "sae-published");
 const HUB = { HF_HUB_CACHE: path.join(PUBLISHED, "hub") };
 const JB = "gpt2-small-res-jb/blocks.1.hook_resid_pre";
 const GS2 = "gemma-scope-2-270m-pt-res/layer_0_width_16k_l0_small";
-const TOLERANCE = 1e-4;
+const TOLERANCE = 1e-5;
 
 interface PublishedReference {
   tokens: number[];
@@ -189,6 +190,31 @@ describe("published dictionaries", () => {
     const shown = result.tokens.flatMap((t) => t.features);
     assert.ok(shown.length > 0);
     for (const f of shown) assert.equal(f.label, f.feature === 2 ? "mine" : `np feature ${f.feature}`);
+  });
+
+  it("loupe features --compute-stats on a cached release writes to Loupe's cache, never into the hub cache, and features then reads it", async () => {
+    const hubCache = scratchDir("stats-hub");
+    const loupeCache = scratchDir("stats-loupe");
+    const source = resolveSaeReference(JB, HUB).folder;
+    const files = Object.fromEntries(fs.readdirSync(source).map((name) => [`blocks.1.hook_resid_pre/${name}`, fs.readFileSync(path.join(source, name))]));
+    const { snapshot } = cacheRepo(hubCache, "jbloom/GPT2-Small-SAEs-Reformatted", files);
+    const listing = (dir: string) => fs.readdirSync(dir, { recursive: true }).map(String).sort();
+    const before = listing(path.join(hubCache));
+    const corpus = path.join(scratchDir("stats-corpus"), "corpus.jsonl");
+    fs.writeFileSync(corpus, ["Mia and Leo went to the park", "The cat sat on the mat"].map((text) => JSON.stringify({ text })).join("\n"));
+    const out: string[] = [];
+    const io = { out: (t: string) => void out.push(t), readStdin: () => "Mia and Leo went to the park" };
+    await withEnv({ HF_HUB_CACHE: hubCache, LOUPE_CACHE_DIR: loupeCache }, async () => {
+      assert.equal(await main(["features", "--compute-stats", corpus, "--sae", JB, "--model", TINY_GPT2, "--json"], io), 0);
+      const { file } = JSON.parse(out.join("")) as { file: string };
+      assert.equal(file, featureStatsFile(path.join(snapshot, "blocks.1.hook_resid_pre")));
+      assert.ok(file.startsWith(path.join(loupeCache, "feature-stats", "models--jbloom--GPT2-Small-SAEs-Reformatted")), file);
+      assert.ok(fs.existsSync(file));
+      out.length = 0;
+      assert.equal(await main(["features", "-", "--sae", JB, "--model", TINY_GPT2, "--json"], io), 0);
+      assert.equal((JSON.parse(out.join("")) as { sae: { statsFile: boolean } }).sae.statsFile, true, "features reads the statistics back");
+    });
+    assert.deepEqual(listing(hubCache), before, "nothing was written into the hub cache");
   });
 
   it("an export for a wider SAE is refused before anything is written", async () => {

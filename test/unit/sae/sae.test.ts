@@ -24,7 +24,7 @@ import { FIXTURES, scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
 import { rejectsWith, throwsWith } from "../../helpers/errors";
 
 const SAE_FIXTURES = path.join(FIXTURES, "sae");
-const TOLERANCE = 1e-4;
+const TOLERANCE = 1e-5;
 
 interface SaeReference {
   hook_name: string;
@@ -140,7 +140,7 @@ describe("SAE (SAELens folders vs an independent PyTorch implementation)", funct
   after(async () => model?.dispose());
 
   for (const name of Object.keys(reference.saes)) {
-    it(`${name}: feature activations and reconstruction match PyTorch within 1e-4`, async () => {
+    it(`${name}: feature activations and reconstruction match PyTorch within 1e-5`, async () => {
       const expected = reference.saes[name];
       const sae = loadSae(path.join(SAE_FIXTURES, name));
       assert.equal(sae.cfg.architecture, expected.architecture);

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../../errors";
-import { DEFAULT_REVISION, hubCacheDir, snapshotDir, type Environment } from "../../hub/cache-layout";
+import { DEFAULT_REVISION, hubCacheDir, snapshotDir, snapshotLocation, type Environment } from "../../hub/cache-layout";
 import { cachedCommit } from "../../hub/model-reference";
 import { findRelease, SAE_RELEASES, type SaeRelease } from "./registry";
 
@@ -49,6 +49,8 @@ export function releaseSaeFiles(sae: ReleaseSae): { folder: string; required: st
       return { folder, required: within(["params.npz"]), optional: [] };
     case "gemma-scope-2":
       return { folder, required: within(["params.safetensors"]), optional: within(["config.json"]) };
+    case "llama-scope":
+      return { folder, required: within(["hyperparams.json", "checkpoints/final.safetensors"]), optional: [] };
   }
 }
 
@@ -91,16 +93,14 @@ export function neuronpediaUrl(neuronpediaId: string | undefined, feature: numbe
  * so an SAE opened by its folder still gets its release's facts, label key and Neuronpedia page.
  */
 export function releaseSaeOfFolder(folder: string): ReleaseSae | undefined {
-  const parts = path.resolve(folder).split(path.sep);
-  const at = parts.lastIndexOf("snapshots");
-  const repo = at >= 1 ? /^models--([^-].*?)--(.+)$/.exec(parts[at - 1]) : null;
-  if (!repo || parts.length < at + 3) return undefined;
-  const repoId = `${repo[1]}/${repo[2]}`;
-  const inRepo = parts.slice(at + 2).join("/");
+  const location = snapshotLocation(folder);
+  if (!location || location.inRepo.length === 0) return undefined;
+  const { repoId } = location;
+  const inRepo = location.inRepo.join("/");
   for (const release of SAE_RELEASES) {
     if (release.repo !== repoId) continue;
-    for (const id of [inRepo, inRepo.slice(inRepo.indexOf("/") + 1)]) {
-      if (release.ids.test(id) && release.path(id) === inRepo) return { release, id };
+    for (const id of [inRepo, inRepo.slice(inRepo.indexOf("/") + 1), release.idOfPath?.(inRepo)]) {
+      if (id !== undefined && release.ids.test(id) && release.path(id) === inRepo) return { release, id };
     }
   }
   return undefined;

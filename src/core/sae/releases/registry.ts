@@ -15,7 +15,9 @@ export type SaeFileFormat =
   /** Gemma Scope 1: params.npz with W_enc, W_dec, b_enc, b_dec, threshold (JumpReLU). */
   | "gemma-scope"
   /** Gemma Scope 2: params.safetensors (w_enc, w_dec, b_enc, b_dec, threshold) + config.json. */
-  | "gemma-scope-2";
+  | "gemma-scope-2"
+  /** Llama Scope: hyperparams.json + checkpoints/final.safetensors (encoder.weight, decoder.weight, biases). */
+  | "llama-scope";
 
 /**
  * TransformerLens's from_pretrained processing of the model the SAE was trained on. Loupe runs the
@@ -44,6 +46,8 @@ export interface SaeRelease {
   readonly example: string;
   /** The folder in the repository holding an SAE's files. */
   readonly path: (id: string) => string;
+  /** The id whose folder is `folder`, where ids are not folder names (path's inverse). */
+  readonly idOfPath?: (folder: string) => string | undefined;
   /** The TransformerLens hook an SAE reads (needed where the files do not say). */
   readonly hook: (id: string) => string;
   /** Neuronpedia's {model}/{source} for an SAE, when Neuronpedia hosts it. */
@@ -72,6 +76,36 @@ function gemmaScope2(size: "270m" | "1b", site: "res" | "res-all"): SaeRelease {
   };
 }
 
+const LLAMA_SCOPE_SITES = { r: { name: "res", hook: "hook_resid_post" }, a: { name: "att", hook: "hook_attn_out" }, m: { name: "mlp", hook: "hook_mlp_out" } } as const;
+
+/**
+ * Llama Scope (OpenMOSS): JumpReLU SAEs on every layer of Llama-3.1-8B at three sites, 8x (32k)
+ * or 32x (131k) wide; SAELens's llama_scope_lx{r,a,m}_{8,32}x.
+ */
+function llamaScope(site: keyof typeof LLAMA_SCOPE_SITES, expansion: 8 | 32): SaeRelease {
+  const { name, hook } = LLAMA_SCOPE_SITES[site];
+  const S = site.toUpperCase();
+  const layer = (id: string): number => Number(/^l(\d+)/.exec(id)?.[1]);
+  return {
+    release: `llama_scope_lx${site}_${expansion}x`,
+    repo: `fnlp/Llama3_1-8B-Base-LX${S}-${expansion}x`,
+    model: "meta-llama/Llama-3.1-8B",
+    hubModel: "meta-llama/Llama-3.1-8B",
+    format: "llama-scope",
+    ids: new RegExp(`^l([0-9]|[12][0-9]|3[01])${site}_${expansion}x$`),
+    example: `l15${site}_${expansion}x`,
+    path: (id) => `Llama3_1-8B-Base-L${layer(id)}${S}-${expansion}x`,
+    idOfPath: (folder) => {
+      const m = new RegExp(`^Llama3_1-8B-Base-L(\\d+)${S}-${expansion}x$`).exec(folder);
+      return m ? `l${m[1]}${site}_${expansion}x` : undefined;
+    },
+    hook: (id) => `blocks.${layer(id)}.${hook}`,
+    neuronpedia: (id) => `llama3.1-8b/${layer(id)}-llamascope-${name}-${expansion === 8 ? "32k" : "131k"}`,
+    // RMSNorm models: TransformerLens's processing leaves the residual stream as it is.
+    processing: NO_PROCESSING,
+  };
+}
+
 export const SAE_RELEASES: readonly SaeRelease[] = [
   {
     // Joseph Bloom's residual-stream SAEs: hook_resid_pre of every layer, and resid_post of the last.
@@ -93,6 +127,21 @@ export const SAE_RELEASES: readonly SaeRelease[] = [
   gemmaScope2("270m", "res-all"),
   gemmaScope2("1b", "res"),
   gemmaScope2("1b", "res-all"),
+  {
+    // SAELens's llama-3-8b-it-res-jh: one residual SAE on Llama 3 8B Instruct, in SAELens's layout.
+    release: "llama-3-8b-it-res-jh",
+    repo: "Juliushanhanhan/llama-3-8b-it-res",
+    model: "meta-llama/Meta-Llama-3-8B-Instruct",
+    hubModel: "meta-llama/Meta-Llama-3-8B-Instruct",
+    format: "saelens",
+    ids: /^blocks\.25\.hook_resid_post$/,
+    example: "blocks.25.hook_resid_post",
+    path: (id) => id,
+    hook: (id) => id,
+    neuronpedia: () => "llama3-8b-it/25-res-jh",
+    processing: NO_PROCESSING,
+  },
+  ...(["r", "a", "m"] as const).flatMap((site) => [llamaScope(site, 8), llamaScope(site, 32)]),
 ];
 
 /** A release by name. */

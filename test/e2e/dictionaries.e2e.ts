@@ -1,0 +1,111 @@
+/**
+ * End to end, published dictionaries (issue 28): a Hugging Face cache in a temp folder holds a
+ * release's files (gpt2-small-res-jb's layout, for the tiny test GPT-2); the workspace names the
+ * SAE as RELEASE/SAE_ID in loupe.saePath; `loupe labels import` (the CLI shipped in the same VSIX)
+ * turns a Neuronpedia explanations export into workspace labels. Show SAE Features must then show
+ * those labels in its hovers, with each feature's Neuronpedia link. Own code-server, as
+ * untrusted.e2e.ts; screenshots go to test-output/e2e-dictionaries/.
+ */
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
+import { hoverText, launchBrowser, newPage, openFile, openWorkbench, runCommand, Screenshots, textPoint, waitForDecorations } from "./workbench";
+
+const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-dictionaries");
+const RELEASE_SAE = "gpt2-small-res-jb/blocks.1.hook_resid_pre";
+const TEXT = "Mia and Leo went to the park with a red ball";
+/** The label the export gives feature f: Neuronpedia's description, as the user would read it. */
+const explanation = (f: number) => `np explanation ${f}`;
+
+describe("Published dictionaries in code-server (packaged VSIX): RELEASE/SAE_ID and imported Neuronpedia labels", function () {
+  this.timeout(600_000);
+  this.slow(60_000);
+
+  let root: string;
+  let workspace: string;
+  let hubCache: string;
+  let server: CodeServer;
+  let browser: Browser;
+  let page: Page;
+  let shots: Screenshots;
+
+  /** The CLI shipped in the installed VSIX, run in the workspace with the temp hub cache. */
+  function cli(args: readonly string[], input = ""): string {
+    const folder = fs.readdirSync(server.extensionsDir).find((d) => d.startsWith("loupe-dev.loupe-"));
+    assert.ok(folder, `Loupe is installed in ${server.extensionsDir}`);
+    return execFileSync(process.execPath, [path.join(server.extensionsDir, folder, "dist", "cli.js"), ...args], {
+      input,
+      cwd: workspace,
+      encoding: "utf8",
+      env: { ...process.env, NODE_OPTIONS: "", HF_HUB_CACHE: hubCache, LOUPE_CACHE_DIR: path.join(root, "cli-cache") },
+    });
+  }
+
+  before(async function () {
+    this.timeout(900_000);
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-e2e-dicts-"));
+    workspace = path.join(root, "workspace");
+    hubCache = path.join(root, "hub");
+    const repo = "models--jbloom--GPT2-Small-SAEs-Reformatted";
+    fs.cpSync(path.join(REPO_ROOT, "test", "fixtures", "sae-published", "hub", repo), path.join(hubCache, repo), { recursive: true });
+    const model = path.join(workspace, "models", "tiny-gpt2");
+    fs.cpSync(path.join(REPO_ROOT, "test", "fixtures", "tiny-gpt2"), model, { recursive: true });
+    fs.mkdirSync(path.join(workspace, ".vscode"));
+    fs.writeFileSync(path.join(workspace, ".vscode", "settings.json"), JSON.stringify({ "loupe.modelPath": model, "loupe.saePath": RELEASE_SAE }));
+    fs.writeFileSync(path.join(workspace, "story.txt"), `${TEXT}\n`);
+    // A Neuronpedia export (JSONL, one explanation per row) for the release's 48 features.
+    const rows = Array.from({ length: 48 }, (_, f) => ({ modelId: "gpt2-small", layer: "1-res-jb", index: String(f), description: explanation(f), explanationModelName: "gpt-4o-mini" }));
+    fs.writeFileSync(path.join(workspace, "explanations.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"));
+    shots = new Screenshots(OUTPUT_DIR);
+    server = await startCodeServer({ workspace, vsix: vsixPath(), root, env: { HF_HUB_CACHE: hubCache } });
+    browser = await launchBrowser();
+    page = await newPage(browser);
+    await openWorkbench(page, server.url, workspace);
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
+  });
+
+  it("loupe labels import writes the export's explanations into the workspace labels, offline", () => {
+    const summary = JSON.parse(cli(["labels", "import", "explanations.jsonl", "--release", RELEASE_SAE, "--json"])) as { added: number; labelsFile: string };
+    assert.equal(summary.added, 48);
+    const labels = JSON.parse(fs.readFileSync(path.join(workspace, ".loupe", "feature-labels.json"), "utf8")) as { saes: Record<string, Record<string, string>> };
+    assert.equal(labels.saes[RELEASE_SAE]["7"], explanation(7));
+  });
+
+  it("Show SAE Features on RELEASE/SAE_ID from the hub cache: hovers show the imported labels and link each feature to Neuronpedia", async function () {
+    this.timeout(300_000);
+    // The oracle: the CLI from the same VSIX, with the same labels, names the features at " park".
+    const found = JSON.parse(cli(["features", "-", "--sae", RELEASE_SAE, "--model", path.join(workspace, "models", "tiny-gpt2"), "--json"], TEXT)) as {
+      tokens: Array<{ text: string; features: Array<{ feature: number; label?: string }> }>;
+    };
+    const token = found.tokens.find((t) => t.features.length > 0 && t.text.trim().length > 1);
+    assert.ok(token, "some feature fires on a word");
+    const top = token.features[0];
+    assert.equal(top.label, explanation(top.feature), "the CLI shows the imported label");
+
+    await openFile(page, "story.txt");
+    await runCommand(page, "Loupe: Show SAE Features");
+    await waitForDecorations(page, (d) => d.heat.length > 0, 180_000);
+    await shots.take(page, "release-sae-features");
+    const hover = await hoverText(page, await textPoint(page, "Mia and", token.text.trim()), "SAE features");
+    await shots.take(page, "release-sae-hover");
+    assert.ok(hover.includes(explanation(top.feature)), `the hover shows the imported label "${explanation(top.feature)}":\n${hover}`);
+    assert.ok(hover.includes(`#${top.feature}`), `the hover lists #${top.feature}:\n${hover}`);
+    const links = await page.locator(".monaco-hover:not(.hidden) a").evaluateAll((as) => as.map((a) => a.getAttribute("data-href") ?? a.getAttribute("href") ?? ""));
+    assert.ok(links.includes(`https://www.neuronpedia.org/gpt2-small/1-res-jb/${top.feature}`), `a link to the feature's Neuronpedia page: ${links.join(", ")}`);
+    await page.mouse.move(5, 450);
+    await page.keyboard.press("Escape");
+    await runCommand(page, "Loupe: Clear");
+  });
+});
