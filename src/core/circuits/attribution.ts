@@ -11,11 +11,11 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
-import { dot } from "./linalg";
+import { RowComputer, type TargetRow } from "./backward-rows";
 import { influence, type NodeLayout } from "./prune";
 import { buildReplacement, type ActiveFeature, type ReplacementModel } from "./replacement";
 import { selectTargets, type LogitTarget, type TargetSpec } from "./targets";
-import { decoderLayers, decoderRow, encoderRow } from "./transcoder";
+import { encoderRow } from "./transcoder";
 import type { TranscoderSet } from "./transcoder";
 
 export interface AttributionOptions {
@@ -63,14 +63,6 @@ export async function attribute(model: HookedModel, transcoders: TranscoderSet, 
   const replacement = await buildReplacement(model, transcoders, tokens, options.signal);
   const label = (id: number) => model.tokenizer.decode([id]);
   return attributeReplacement(replacement, options, label);
-}
-
-/** A target row: what to carry back, and where it is read. */
-interface TargetRow {
-  /** Layer whose MLP input it reads; nLayers for a logit (read after the last block). */
-  readonly layer: number;
-  readonly pos: number;
-  readonly vector: Float32Array;
 }
 
 export function attributeReplacement(r: ReplacementModel, options: AttributionOptions, tokenLabel: (id: number) => string): AttributionGraph {
@@ -183,91 +175,4 @@ function partialInfluence(rows: Float32Array, rowOfNode: Int32Array, n: number, 
     for (let j = 0; j < n; j++) normalised[node * n + j] = Math.abs(rows[r * n + j]) * inv;
   }
   return influence(normalised, n, weights);
-}
-
-/**
- * Carries batches of target vectors back through the frozen model and reads off every source's
- * direct effect. Sources are grouped once by the layer whose MLP output they write to.
- */
-class RowComputer {
-  /** writers[l][p]: feature columns writing into layer l's MLP output at position p, and their vectors (activation x decoder row). */
-  private readonly writers: { cols: Int32Array; vectors: Float32Array }[][];
-
-  constructor(
-    private readonly r: ReplacementModel,
-    private readonly nNodes: number,
-  ) {
-    const { frozen, transcoders: set } = r;
-    const T = frozen.nPos;
-    const L = frozen.nLayers;
-    const D = frozen.dModel;
-    const lists: { cols: number[]; vectors: number[][] }[][] = Array.from({ length: L }, () => Array.from({ length: T }, () => ({ cols: [], vectors: [] })));
-    r.features.forEach((f, col) => {
-      for (let o = 0; o < decoderLayers(set, f.layer); o++) {
-        const row = decoderRow(set, f.layer, f.feature, f.layer + o);
-        const entry = lists[f.layer + o][f.pos];
-        entry.cols.push(col);
-        entry.vectors.push(Array.from(row, (x) => x * f.activation));
-      }
-    });
-    this.writers = lists.map((perPos) =>
-      perPos.map(({ cols, vectors }) => {
-        const flat = new Float32Array(cols.length * D);
-        vectors.forEach((v, i) => flat.set(v, i * D));
-        return { cols: Int32Array.from(cols), vectors: flat };
-      }),
-    );
-  }
-
-  /** Fill `out` ([specs.length, nNodes], zeroed) with each target's row. */
-  compute(specs: readonly TargetRow[], out: Float32Array): void {
-    const { frozen, transcoders: set, errors } = this.r;
-    const T = frozen.nPos;
-    const L = frozen.nLayers;
-    const D = frozen.dModel;
-    const B = specs.length;
-    const nAll = this.r.features.length;
-    const top = Math.max(...specs.map((s) => s.layer));
-    const Tn = Math.max(...specs.map((s) => s.pos)) + 1;
-    let g = new Float32Array(B * T * D);
-    specs.forEach((s, b) => s.layer === L && frozen.finalBackward(s.pos, s.vector, g, (b * T + s.pos) * D));
-    const scratch = new Float32Array(D);
-    for (let l = Math.min(top, L - 1); l >= 0; l--) {
-      // Sources writing into this layer's MLP output see g (the gradient at resid_post l).
-      if (l < top) {
-        for (let b = 0; b < B; b++) {
-          const row = b * this.nNodes;
-          for (let p = 0; p < Tn; p++) {
-            const gOff = (b * T + p) * D;
-            out[row + nAll + l * T + p] = dot(g, gOff, errors[l], p * D, D);
-            const w = this.writers[l][p];
-            for (let i = 0; i < w.cols.length; i++) out[row + w.cols[i]] += dot(g, gOff, w.vectors, i * D, D);
-          }
-        }
-        // The skip connection carries g back to this layer's MLP input.
-        const skip = set.layers[l].skip;
-        if (skip) {
-          const gMid = g.slice();
-          for (let b = 0; b < B; b++) for (let p = 0; p < Tn; p++) {
-            const gOff = (b * T + p) * D;
-            for (let i = 0; i < D; i++) {
-              let s = 0;
-              for (let j = 0; j < D; j++) s += skip[i * D + j] * g[gOff + j];
-              scratch[i] = s;
-            }
-            frozen.inputBackward(l, set.inputHook, p, scratch, gMid, gOff);
-          }
-          g = gMid;
-        }
-      }
-      // Targets reading this layer's MLP input start here.
-      specs.forEach((s, b) => s.layer === l && frozen.inputBackward(l, set.inputHook, s.pos, s.vector, g, (b * T + s.pos) * D));
-      const gPre = g.slice();
-      frozen.attentionBackward(l, g, gPre, B, Tn);
-      g = gPre;
-    }
-    for (let b = 0; b < B; b++) {
-      for (let p = 0; p < Tn; p++) out[b * this.nNodes + nAll + L * T + p] = dot(g, (b * T + p) * D, frozen.embed, p * D, D);
-    }
-  }
 }
