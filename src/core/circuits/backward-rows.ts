@@ -30,8 +30,20 @@ const enum RowState {
   NotStarted,
   /** At its target's position only (before its first attention layer). */
   OnePosition,
+  /** At every position up to its target's, as a few basis vectors (see RowBasis). */
+  Basis,
   /** At every position up to its target's. */
   Spread,
+}
+
+/**
+ * A row one attention layer below where it started: g[k] = sum_j c[k, j] * vectors[j] for k <= pos,
+ * with its own vector at pos (c[k, 0] = [k == pos]) and one vector per head of the attention
+ * above (c[k, 1 + h] = that layer's norm1 scale at k times its pattern P[h, pos, k]).
+ */
+interface RowBasis {
+  readonly vectors: Float32Array;
+  readonly coefficients: Float32Array;
 }
 
 export class RowComputer {
@@ -74,6 +86,7 @@ export class RowComputer {
     const B = specs.length;
     const top = Math.max(...specs.map((s) => s.layer));
     const state = new Uint8Array(B).fill(RowState.NotStarted);
+    const bases: (RowBasis | undefined)[] = new Array(B);
     const g = new Float32Array(B * T * D);
     specs.forEach((s, b) => {
       if (s.layer !== L) return;
@@ -91,7 +104,7 @@ export class RowComputer {
         frozen.inputBackward(l, set.inputHook, s.pos, s.vector, g, (b * T + s.pos) * D);
         state[b] = RowState.OnePosition;
       });
-      this.attentionBackward(l, specs, state, g);
+      this.attentionBackward(l, specs, state, bases, g);
     }
     const tokenCol = this.r.features.length + L * T;
     specs.forEach((s, b) => {
@@ -108,7 +121,7 @@ export class RowComputer {
     for (let p = 0; p < T; p++) {
       rows.length = 0;
       specs.forEach((s, b) => {
-        if (state[b] === RowState.Spread ? p <= s.pos : state[b] === RowState.OnePosition && p === s.pos) rows.push(b);
+        if (state[b] === RowState.OnePosition ? p === s.pos : state[b] !== RowState.NotStarted && p <= s.pos) rows.push(b);
       });
       if (rows.length === 0) continue;
       rows.forEach((b, i) => gathered.set(g.subarray((b * T + p) * D, (b * T + p + 1) * D), i * D));
@@ -131,6 +144,7 @@ export class RowComputer {
     specs.forEach((s, b) => {
       if (state[b] === RowState.NotStarted) return;
       const first = state[b] === RowState.OnePosition ? s.pos : 0;
+      if (state[b] === RowState.Basis) state[b] = RowState.Spread;
       const count = s.pos + 1 - first;
       const through = new Float32Array(count * D);
       matmulTransposed(g.subarray((b * T + first) * D, (b * T + s.pos + 1) * D), skip, through, count, D, D);
@@ -139,21 +153,31 @@ export class RowComputer {
   }
 
   /** g <- g + attention_l^T g for every started row (the residual stream carries g past the attention). */
-  private attentionBackward(l: number, specs: readonly TargetRow[], state: Uint8Array, g: Float32Array): void {
+  private attentionBackward(l: number, specs: readonly TargetRow[], state: Uint8Array, bases: (RowBasis | undefined)[], g: Float32Array): void {
     const { frozen } = this.r;
     const T = frozen.nPos;
     const D = frozen.dModel;
+    const H = frozen.weights.nHeads;
+    const nb = H + 1;
     const delta = new Float32Array(g.length);
     const single = specs.flatMap((s, b) => (state[b] === RowState.OnePosition ? [b] : []));
     if (single.length > 0) {
       const at = new Float32Array(single.length * D);
       single.forEach((b, i) => at.set(g.subarray((b * T + specs[b].pos) * D, (b * T + specs[b].pos + 1) * D), i * D));
       const positions = Int32Array.from(single, (b) => specs[b].pos);
-      const bases = Int32Array.from(single, (b) => b * T);
-      frozen.attentionBackwardAtOnePosition(l, at, single.length, positions, delta, bases);
+      const y = frozen.attentionBackwardAtOnePosition(l, at, single.length, positions, delta, Int32Array.from(single, (b) => b * T));
+      if (l > 0) single.forEach((b, i) => (bases[b] = this.basisBelow(l, specs[b].pos, at.subarray(i * D, (i + 1) * D), y, i)));
     }
+    const fromBasis = specs.flatMap((s, b) => (state[b] === RowState.Basis && this.basisIsCheaper(s.pos + 1, nb) ? [b] : []));
+    if (fromBasis.length > 0) {
+      const V = new Float32Array(fromBasis.length * nb * D);
+      fromBasis.forEach((b, i) => V.set((bases[b] as RowBasis).vectors, i * nb * D));
+      const c = fromBasis.map((b) => (bases[b] as RowBasis).coefficients);
+      frozen.attentionBackwardFromBasis(l, V, nb, c, Int32Array.from(fromBasis, (b) => specs[b].pos), delta, Int32Array.from(fromBasis, (b) => b * T));
+    }
+    const viaBasis = new Set(fromBasis);
     specs.forEach((s, b) => {
-      if (state[b] !== RowState.Spread) return;
+      if ((state[b] !== RowState.Spread && state[b] !== RowState.Basis) || viaBasis.has(b)) return;
       const from = b * T * D;
       const to = (b * T + s.pos + 1) * D;
       frozen.attentionBackward(l, g.subarray(from, to), s.pos + 1, delta.subarray(from, to));
@@ -162,7 +186,33 @@ export class RowComputer {
       if (state[b] === RowState.NotStarted) return;
       const to = (b * T + s.pos + 1) * D;
       for (let i = b * T * D; i < to; i++) g[i] += delta[i];
-      state[b] = RowState.Spread;
+      state[b] = state[b] === RowState.OnePosition && l > 0 ? RowState.Basis : RowState.Spread;
+      if (state[b] === RowState.Spread) bases[b] = undefined;
     });
+  }
+
+  /** Row i's gradient below layer l's attention in basis form (see RowBasis): its vector at `pos`, then one per head. */
+  private basisBelow(l: number, pos: number, own: Float32Array, y: readonly Float32Array[], i: number): RowBasis {
+    const { frozen } = this.r;
+    const T = frozen.nPos;
+    const D = frozen.dModel;
+    const H = y.length;
+    const nb = H + 1;
+    const vectors = new Float32Array(nb * D);
+    vectors.set(own, 0);
+    y.forEach((yh, h) => vectors.set(yh.subarray(i * D, (i + 1) * D), (1 + h) * D));
+    const { pattern, invScale1 } = frozen.layers[l];
+    const coefficients = new Float32Array((pos + 1) * nb);
+    coefficients[pos * nb] = 1;
+    for (let k = 0; k <= pos; k++) for (let h = 0; h < H; h++) coefficients[k * nb + 1 + h] = invScale1[k] * pattern[(h * T + pos) * T + k];
+    return { vectors, coefficients };
+  }
+
+  /** Multiply-adds of the basis form against the dense form for a row over `positions` positions. */
+  private basisIsCheaper(positions: number, nb: number): boolean {
+    const { dModel: D, nHeads: H } = this.r.frozen.weights;
+    const dense = 2 * positions * D * D;
+    const basis = 2 * nb * D * D + positions * H * nb * D + (positions * positions * H * nb) / 2;
+    return basis < dense;
   }
 }

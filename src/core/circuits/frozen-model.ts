@@ -158,7 +158,7 @@ export class FrozenModel {
    * g [m, d_model]: each row's gradient at position q[r] of the block's output; added into `into`
    * at rows (base[r] + k) for k <= q[r].
    */
-  attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array): void {
+  attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array): Float32Array[] {
     const T = this.nPos;
     const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
@@ -189,6 +189,62 @@ export class FrozenModel {
           const yh = y[h];
           const src = r * D;
           for (let d = 0; d < D; d++) into[dst + d] += c * yh[src + d];
+        }
+      }
+    }
+    return y;
+  }
+
+  /**
+   * The same transpose for rows given as a few basis vectors and per-position coefficients,
+   * g[k] = sum_j c[k, j] * V[j] for k <= q (a row one attention layer below its start: its own
+   * vector at q plus one vector per head of the layer above, scaled by that layer's pattern and
+   * norm). Both W_O^T and W_V^T then run once per basis vector instead of once per position.
+   *
+   * V [m * nb, d_model]: row r's basis vectors at rows r * nb ..; c[r] [(q[r] + 1), nb].
+   */
+  attentionBackwardFromBasis(l: number, V: Float32Array, nb: number, c: readonly Float32Array[], q: Int32Array, into: Float32Array, base: Int32Array): void {
+    const T = this.nPos;
+    const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
+    const block = this.weights.blocks[l];
+    const HD = H * Dh;
+    const m = q.length;
+    const rows = m * nb;
+    const z = new Float32Array(rows * HD);
+    matmulTransposed(V, block.W_O, z, rows, D, HD);
+    const heads = this.valueHeads(l);
+    const zh = new Float32Array(rows * Dh);
+    const y: Float32Array[] = [];
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < rows; i++) zh.set(z.subarray(i * HD + h * Dh, i * HD + (h + 1) * Dh), i * Dh);
+      const yh = new Float32Array(rows * D);
+      matmulTransposed(zh, heads[Math.floor(h / this.groupSize)], yh, rows, Dh, D);
+      for (let i = 0; i < rows; i++) normBackwardLinear(block.norm1, yh, i * D, D);
+      y.push(yh);
+    }
+    const P = this.layers[l].pattern;
+    const inv = this.layers[l].invScale1;
+    const e = new Float32Array(nb);
+    for (let r = 0; r < m; r++) {
+      const qr = q[r];
+      const cr = c[r];
+      for (let k = 0; k <= qr; k++) {
+        const dst = (base[r] + k) * D;
+        for (let h = 0; h < H; h++) {
+          // e[j] = inv[k] * sum over queries k2 >= k of P[h, k2, k] * c[k2, j]
+          e.fill(0);
+          for (let k2 = k; k2 <= qr; k2++) {
+            const p = P[(h * T + k2) * T + k];
+            if (p === 0) continue;
+            for (let j = 0; j < nb; j++) e[j] += p * cr[k2 * nb + j];
+          }
+          const yh = y[h];
+          for (let j = 0; j < nb; j++) {
+            const w = e[j] * inv[k];
+            if (w === 0) continue;
+            const src = (r * nb + j) * D;
+            for (let d = 0; d < D; d++) into[dst + d] += w * yh[src + d];
+          }
         }
       }
     }
