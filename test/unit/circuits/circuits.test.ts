@@ -233,6 +233,18 @@ describe("circuits: attribution graphs", function () {
       assert.ok(loose.nodeMask.reduce((a, b) => a + b, 0) >= pruned.nodeMask.reduce((a, b) => a + b, 0));
       const scores = graphScores(g.adjacency, g.layout, g.targets.map((t) => t.probability));
       for (const v of [scores.replacement, scores.completeness]) assert.ok(v > 0 && v < 1, `score ${v}`);
+      assert.deepEqual(pruned.scores, scores);
+      // Every kept feature has an edge in and out, every kept error an edge out.
+      for (let j = 0; j < tokenNode(g.layout, 0); j++) {
+        if (!pruned.nodeMask[j]) continue;
+        let into = j >= g.layout.nFeatures;
+        let out = false;
+        for (let k = 0; k < n; k++) {
+          into ||= pruned.edgeMask[j * n + k] === 1;
+          out ||= pruned.edgeMask[k * n + j] === 1;
+        }
+        assert.ok(into && out, `node ${j} kept without an edge in or out`);
+      }
       // Without any error (transcoders that reconstruct exactly), both scores are 1.
       const exact = { ...r, errors: r.errors.map((e) => new Float32Array(e.length)) };
       const ge = attributeReplacement(exact, {}, String);
