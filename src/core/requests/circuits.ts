@@ -3,7 +3,7 @@
  * is built and summarised by the same core as `loupe trace` (circuits/trace.ts, summary.ts); what
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
-import { bundledTranscoders, loadTranscoders, summariseTrace, targetSpecFor, trace, type TracedPath, type TracedTarget } from "../circuits";
+import { bundledTranscoders, summariseTrace, targetSpecFor, trace, type TracedPath, type TracedTarget } from "../circuits";
 import { LoupeError } from "../errors";
 import { request } from "./request";
 
@@ -47,13 +47,14 @@ export const CIRCUIT_REQUESTS = {
     checkThreshold("edge threshold", params.edgeThreshold);
     const model = session.model;
     const folder = params.transcoders || bundledTranscoders(model.folder);
-    const transcoders = loadTranscoders(folder);
+    const transcoders = session.transcoders.get(folder, model);
     const encoding = model.encode(params.text);
     const tokenText = (id: number) => model.tokenizer.decode([id]);
     const traced = await trace(model, transcoders, encoding.ids, {
       targets: targetSpecFor(model, params.answer, params.contrast),
       nodeThreshold: params.nodeThreshold,
       edgeThreshold: params.edgeThreshold,
+      maxMemoryBytes: model.spareMemoryBytes,
       signal,
       onProgress: progress,
     });

@@ -8,6 +8,7 @@ import type { InspectionResiduals, InspectResult } from "../inspect";
 import { HookedModel } from "../model/hooked-model";
 import { checkModelFits } from "../model/memory-limit";
 import { SaeStore } from "../sae/token-features";
+import { TranscoderStore } from "../circuits/transcoder-store";
 import type { LoadParams } from "./model";
 
 interface LoadableModel {
@@ -104,6 +105,8 @@ export class RecentInspections {
 
 export class ModelSession {
   readonly saes = new SaeStore();
+  /** Transcoder sets read for the loaded model (emptied when another model is loaded). */
+  readonly transcoders = new TranscoderStore();
   readonly recent = new RecentInspections();
   /** The residual stream of the latest inspection, for the hover's per-block lens (one text's worth). */
   residuals: InspectionResiduals | undefined;

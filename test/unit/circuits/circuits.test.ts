@@ -7,6 +7,7 @@ import {
   decode,
   encode,
   errorNode,
+  estimateAttributionBytes,
   graphScores,
   interveneOnFeatures,
   loadTranscoders,
@@ -281,6 +282,21 @@ describe("circuits: attribution graphs", function () {
       const set = randomTranscoders({ kind: "plt", nLayers: 2, dModel: model.cfg.dModel, dTranscoder: 64 });
       const r = await buildReplacement(model, set, model.toTokens("the cat sat on the mat"));
       throwsWith(() => attributeReplacement(r, { maxMemoryBytes: 1024 }, String), "model-too-large", /needs about .* MB, more than the 0 MB allowed/);
+      // A limit the whole graph passes but a smaller one fits: the message names the largest
+      // --max-feature-nodes that fits, and that graph is built within the limit.
+      const all = r.features.length;
+      const limit = Math.floor((estimateAttributionBytes(r, 1, all) + estimateAttributionBytes(r, 1, Math.floor(all / 3))) / 2);
+      let message = "";
+      try {
+        attributeReplacement(r, { maxMemoryBytes: limit, targets: { kind: "token", token: 5 } }, String);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      const suggested = Number(/--max-feature-nodes (\d+)/.exec(message)?.[1]);
+      assert.ok(suggested > all / 3 && suggested < all, `${message} (${all} active features)`);
+      assert.ok(estimateAttributionBytes(r, 1, suggested) <= limit && estimateAttributionBytes(r, 1, suggested + 1) > limit);
+      const g = attributeReplacement(r, { maxMemoryBytes: limit, maxFeatureNodes: suggested, targets: { kind: "token", token: 5 } }, String);
+      assert.equal(g.features.length, suggested);
     } finally {
       await model.dispose();
     }
