@@ -48,11 +48,11 @@ export async function scaleRows(options: ScaleOptions): Promise<string[][]> {
     const out = execFileSync(process.execPath, [...process.execArgv, path.join(__dirname, "circuits-bench.ts"), "--child-scale", dir, String(options.tokens), String(options.maxFeatureNodes), String(options.threads)], { encoding: "utf8", maxBuffer: 1 << 26 });
     const loupe = JSON.parse(out.trim().split("\n").pop() as string) as LoupeSide;
     const torchOut = execFileSync("/usr/bin/python3", [path.join(__dirname, "..", "torch", "attribution_rows_torch.py"), loupe.job], { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: String(options.threads) } });
-    const torch = JSON.parse(torchOut.trim().split("\n").pop() as string) as { rows: number; seconds: number; peak_rss_mb: number; max_relative_row_error: number };
+    const torch = JSON.parse(torchOut.trim().split("\n").pop() as string) as { rows: number; seconds: number; cpu_seconds: number; peak_rss_mb: number; max_relative_row_error: number };
     const what = `${options.tokens} tokens, ${loupe.activeFeatures} active features, ${loupe.rows} rows`;
     return [
       [`gpt2-124m shape, PLT d_tc ${D_TRANSCODER} TopK ${TOPK}: Loupe rows (capture + replacement + rows)`, `${loupe.wallMs.toFixed(0)} ms wall, ${loupe.cpuMs.toFixed(0)} ms CPU`, what],
-      ["... PyTorch autograd, batched backward (same rows)", `${(1000 * torch.seconds).toFixed(0)} ms wall`, `${torch.rows} rows; Loupe / PyTorch ${(loupe.wallMs / (1000 * torch.seconds)).toFixed(2)}x`],
+      ["... PyTorch autograd, batched backward (same rows)", `${(1000 * torch.seconds).toFixed(0)} ms wall, ${(1000 * torch.cpu_seconds).toFixed(0)} ms CPU`, `${torch.rows} rows; Loupe / PyTorch ${(loupe.wallMs / (1000 * torch.seconds)).toFixed(2)}x wall, ${(loupe.cpuMs / (1000 * torch.cpu_seconds)).toFixed(2)}x CPU`],
       ["... peak RSS, Loupe (after loading the model)", `${loupe.peakMb.toFixed(0)} MB (${loupe.loadedMb.toFixed(0)} MB)`, `${options.threads} threads; weights in f32`],
       ["... peak RSS, PyTorch", `${torch.peak_rss_mb.toFixed(0)} MB`, ""],
       ["... largest |torch - loupe| / row max, checked rows", torch.max_relative_row_error.toExponential(2), "2 logit rows and 2 feature rows over the kept nodes"],

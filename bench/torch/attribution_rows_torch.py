@@ -31,6 +31,7 @@ def main(path):
     tc = [read_safetensors(os.path.join(job["transcoders"], f"layer_{l}.safetensors")) for l in range(L)]
     k = job["k"]
     started = time.time()
+    cpu_started = time.process_time()
     with torch.no_grad():
         _, rec = frozen_forward(W, tc, cfg, tokens)
     acts, errors = [], []
@@ -68,6 +69,7 @@ def main(path):
                 out[start:start + b, len(active) + l * T: len(active) + (l + 1) * T] = (ge[l] * errors[l].detach()).sum(-1)
         out[start:start + b, len(active) + L * T:] = (gE * embed.detach()).sum(-1)
     seconds = time.time() - started
+    cpu_seconds = time.process_time() - cpu_started
     worst = 0.0
     for check in job["check"]:  # Loupe's rows over its kept features, errors and tokens
         r = check["row"]
@@ -76,7 +78,7 @@ def main(path):
         loupe = torch.tensor(check["values"])
         worst = max(worst, ((mine - loupe).abs().max() / loupe.abs().max().clamp(min=1e-6)).item())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rows": n_rows, "sources": n_sources, "seconds": seconds, "peak_rss_mb": peak, "max_relative_row_error": worst}))
+    print(json.dumps({"rows": n_rows, "sources": n_sources, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak, "max_relative_row_error": worst}))
 
 
 if __name__ == "__main__":
