@@ -1,11 +1,10 @@
-import * as path from "node:path";
 import * as vscode from "vscode";
 import type { CircuitToken, CircuitTrace } from "../core/requests";
 import { circuitHoverMarkdown, circuitLevels } from "../core/view/circuit-view";
 import { EditorLens } from "./editor-lens";
 import type { ModelHost } from "./model-host";
 import { runOnSelection } from "./selection-command";
-import { restrictedSetting } from "./settings";
+import { transcoderSetting } from "./settings";
 
 interface Shown {
   readonly startOffset: number;
@@ -49,14 +48,6 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
     markdown.isTrusted = false;
     return markdown;
   }
-}
-
-/** loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder; undefined: the model's own set. */
-function transcoderSetting(): string | undefined {
-  const setting = restrictedSetting("loupe", "transcoderPath", "");
-  if (!setting) return undefined;
-  const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  return path.isAbsolute(setting) || !root ? setting : path.join(root, setting);
 }
 
 /** The answer token to trace (empty: the model's top prediction); undefined when dismissed. */

@@ -1,3 +1,4 @@
+import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ColorScale } from "../core/view/lenses";
 import { settingValue } from "../core/setting-trust";
@@ -39,6 +40,8 @@ export function readSettings(): LoupeSettings {
       track: c.get<string>("faithfulness.track") === "written" ? "written" : "model",
       mistakes: c.get<boolean>("faithfulness.addMistakes", true),
       generate: c.get<boolean>("faithfulness.generateWhenMissing", false),
+      // The circuit view needs a transcoder set; without one the report says so in a note.
+      ...(c.get<boolean>("faithfulness.traceCircuit", false) ? { circuit: "if-available" as const, transcoders: transcoderSetting() } : {}),
     },
   };
 }
@@ -50,4 +53,12 @@ function nonEmpty(list: string[] | undefined): string[] | undefined {
 
 function megabytes(mb: number | undefined): number | undefined {
   return typeof mb === "number" && Number.isFinite(mb) && mb > 0 ? mb * 1024 * 1024 : undefined;
+}
+
+/** loupe.transcoderPath (trusted workspaces only), relative to the first workspace folder; undefined: the model's own set. */
+export function transcoderSetting(): string | undefined {
+  const setting = restrictedSetting("loupe", "transcoderPath", "");
+  if (!setting) return undefined;
+  const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  return path.isAbsolute(setting) || !root ? setting : path.join(root, setting);
 }

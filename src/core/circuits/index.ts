@@ -14,3 +14,4 @@ export * from "./train-transcoder";
 export * from "./transcoder-quality";
 export * from "./intervene";
 export * from "./summary";
+export * from "./transcoder-stats";

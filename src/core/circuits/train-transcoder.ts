@@ -1,11 +1,19 @@
 /**
- * Train a TopK transcoder set (per-layer or cross-layer) in plain TypeScript: each layer's encoder
- * reads that layer's MLP input, the decoders reconstruct its MLP output (PLT) or every later
- * layer's (CLT):
+ * Train a TopK or JumpReLU transcoder set (per-layer or cross-layer) in plain TypeScript: each
+ * layer's encoder reads that layer's MLP input, the decoders reconstruct its MLP output (PLT) or
+ * every later layer's (CLT):
  *
- *   act[l] = topk_k(W_enc[l] x[l] + b_enc[l])      (circuit-tracer's TopK: the k largest, kept as they are)
+ *   pre[l] = W_enc[l] x[l] + b_enc[l]
+ *   act[l] = topk_k(pre[l])                        (circuit-tracer's TopK: the k largest, kept as they are)
+ *          | pre[l] * H(pre[l] - theta[l])         (JumpReLU, one threshold per feature)
  *   y_hat[m] = sum over l <= m of act[l] W_dec[l][m - l] + b_dec[m]
- *   loss = sum over m of ||y[m] - y_hat[m]||^2
+ *   loss = sum over m of ||y[m] - y_hat[m]||^2  (+ lambda * sum over l of ||act[l]||_0 for JumpReLU)
+ *
+ * JumpReLU's step has no gradient, so thresholds learn through straight-through estimators with a
+ * rectangle kernel of width `bandwidth` (Rajamanoharan et al. 2024, as trained for Gemma Scope):
+ * d act / d theta = -(theta / eps) K((pre - theta) / eps), d H / d theta = -(1 / eps) K(...),
+ * K(u) = 1 for |u| < 1/2; pre gets the reconstruction gradient where the feature is active.
+ * Thresholds are stored as log theta while training, so they stay positive.
  *
  * Adam; b_dec starts at the outputs' mean. Inputs and outputs are scaled per layer to mean norm
  * sqrt(d_model) so one learning rate fits any model; the scales are folded back into the saved
@@ -28,14 +36,24 @@ export interface TranscoderData {
 export interface TranscoderTrainOptions {
   readonly kind: TranscoderKind;
   readonly dTranscoder: number;
+  /** Features kept per token (TopK only). */
   readonly k: number;
+  /** TopK (default) or JumpReLU. */
+  readonly activation?: "topk" | "jumprelu";
+  /** JumpReLU: weight of the L0 penalty (mean active features per token, summed over layers). Default 1e-3. */
+  readonly l0Coefficient?: number;
+  /** JumpReLU: width of the straight-through estimator's window around each threshold, in units of the normalised inputs' pre-activations. Default 0.05. */
+  readonly bandwidth?: number;
+  /** JumpReLU: every threshold's starting value. Default 0.1. */
+  readonly initialThreshold?: number;
   readonly inputHook: FeatureInputHook;
   readonly epochs?: number;
   readonly batchSize?: number;
   readonly lr?: number;
   readonly seed?: number;
   readonly signal?: AbortSignal;
-  readonly onProgress?: (p: { step: number; steps: number; nmse: number }) => void;
+  /** nmse and l0 (mean active features per token and layer) over the steps since the last call. */
+  readonly onProgress?: (p: { step: number; steps: number; nmse: number; l0: number }) => void;
   readonly progressEvery?: number;
 }
 
@@ -64,7 +82,12 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
   const F = o.dTranscoder;
   const N = data.rows;
   const k = o.k;
-  if (!(Number.isInteger(k) && k >= 1 && k <= F)) throw new LoupeError("bad-argument", `k must be from 1 to d_transcoder ${F} (got ${k}).`);
+  const jump = o.activation === "jumprelu";
+  if (!jump && !(Number.isInteger(k) && k >= 1 && k <= F)) throw new LoupeError("bad-argument", `k must be from 1 to d_transcoder ${F} (got ${k}).`);
+  const lambda = o.l0Coefficient ?? 1e-3;
+  const eps = o.bandwidth ?? 0.05;
+  const theta0 = o.initialThreshold ?? 0.1;
+  if (jump && !(lambda >= 0 && eps > 0 && theta0 > 0)) throw new LoupeError("bad-argument", `JumpReLU needs an L0 coefficient >= 0, a bandwidth > 0 and a starting threshold > 0 (got ${lambda}, ${eps}, ${theta0}).`);
   if (N < 2) throw new LoupeError("empty-input", "Too few tokens to train transcoders on: give a longer corpus.");
   const rand = seededRandom(o.seed ?? 1);
   const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
@@ -76,24 +99,60 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
   const b_enc = Array.from({ length: L }, () => new Float32Array(F));
   const W_dec = Array.from({ length: L }, (_, l) => Float32Array.from({ length: F * nOut(l) * D }, () => (normal() * 0.1) / Math.sqrt(D)));
   const b_dec = data.outputs.map((y, m) => Float32Array.from(meanRow(y, N, D), (v) => v * outScale[m]));
-  const states = { W_enc: W_enc.map((w) => adam(w.length)), b_enc: b_enc.map((b) => adam(b.length)), W_dec: W_dec.map((w) => adam(w.length)), b_dec: b_dec.map((b) => adam(b.length)) };
+  const logTheta = Array.from({ length: jump ? L : 0 }, () => new Float32Array(F).fill(Math.log(theta0)));
+  const states = {
+    W_enc: W_enc.map((w) => adam(w.length)),
+    b_enc: b_enc.map((b) => adam(b.length)),
+    W_dec: W_dec.map((w) => adam(w.length)),
+    b_dec: b_dec.map((b) => adam(b.length)),
+    logTheta: logTheta.map((t) => adam(t.length)),
+  };
   const B = Math.min(o.batchSize ?? 256, N);
   const steps = Math.max(1, Math.floor(((o.epochs ?? 4) * N) / B));
   const lr = o.lr ?? 1e-3;
   const order = Int32Array.from({ length: N }, (_, i) => i);
   const x = Array.from({ length: L }, () => new Float32Array(B * D));
   const y = Array.from({ length: L }, () => new Float32Array(B * D));
-  const pre = new Float32Array(F);
-  const idx = Array.from({ length: L }, () => new Int32Array(B * k));
-  const val = Array.from({ length: L }, () => new Float32Array(B * k));
+  // Active features of each row: idx/val[l][b * maxActive + i] for i < count[l][b].
+  const maxActive = jump ? F : k;
+  const idx = Array.from({ length: L }, () => new Int32Array(B * maxActive));
+  const val = Array.from({ length: L }, () => new Float32Array(B * maxActive));
+  const count = Array.from({ length: L }, () => new Int32Array(B));
+  const pre = Array.from({ length: L }, () => new Float32Array(B * F));
+  const gLogTheta = logTheta.map((t) => new Float32Array(t.length));
   const gW_enc = W_enc.map((w) => new Float32Array(w.length));
   const gb_enc = b_enc.map((b) => new Float32Array(b.length));
   const gW_dec = W_dec.map((w) => new Float32Array(w.length));
   const gb_dec = b_dec.map((b) => new Float32Array(b.length));
   const resid = Array.from({ length: L }, () => new Float32Array(B * D));
+  /**
+   * Straight-through gradients of layer l's log thresholds from the rows whose pre-activation lies
+   * within eps / 2 of the threshold: the reconstruction's (through the jump of act) and the L0 penalty's.
+   */
+  const thresholdGradient = (l: number, scale: number) => {
+    const g = gLogTheta[l];
+    g.fill(0);
+    const no = nOut(l);
+    for (let f = 0; f < F; f++) {
+      const theta = Math.exp(logTheta[l][f]);
+      for (let b = 0; b < B; b++) {
+        if (!(Math.abs(pre[l][b * F + f] - theta) < eps / 2)) continue;
+        let gAct = 0;
+        for (let o2 = 0; o2 < no; o2++) {
+          const r = resid[l + o2];
+          const w = (f * no + o2) * D;
+          for (let d = 0; d < D; d++) gAct += scale * r[b * D + d] * W_dec[l][w + d];
+        }
+        // d/d log theta = theta * d/d theta.
+        g[f] += theta * (gAct * -(theta / eps) - lambda / (B * eps));
+      }
+    }
+  };
   let cursor = N;
   let errSum = 0;
   let varSum = 0;
+  let activeSum = 0;
+  let rowsSeen = 0;
   for (let step = 1; step <= steps; step++) {
     throwIfAborted(o.signal);
     if (step % 20 === 0) await new Promise((r) => setImmediate(r)); // let Ctrl+C land
@@ -114,27 +173,44 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
         }
       }
     }
-    // Forward: top-k of every layer, then every output's residual y_hat - y.
+    // Forward: every layer's active features (top k, or those above their thresholds).
     for (let l = 0; l < L; l++) {
+      const theta = jump ? logTheta[l].map(Math.exp) : undefined;
       for (let b = 0; b < B; b++) {
+        const p = pre[l].subarray(b * F, (b + 1) * F);
         for (let f = 0; f < F; f++) {
           let s = b_enc[l][f];
           const w = f * D;
           for (let d = 0; d < D; d++) s += W_enc[l][w + d] * x[l][b * D + d];
-          pre[f] = s;
+          p[f] = s;
         }
-        selectTopK(pre, 0, F, k, idx[l].subarray(b * k), val[l].subarray(b * k));
+        const at = b * maxActive;
+        if (theta) {
+          let n = 0;
+          for (let f = 0; f < F; f++) {
+            if (p[f] > theta[f]) {
+              idx[l][at + n] = f;
+              val[l][at + n] = p[f];
+              n++;
+            }
+          }
+          count[l][b] = n;
+        } else {
+          count[l][b] = selectTopK(p, 0, F, k, idx[l].subarray(at), val[l].subarray(at));
+        }
+        activeSum += count[l][b];
       }
     }
+    rowsSeen += B * L;
     for (let m = 0; m < L; m++) {
       const r = resid[m];
       for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) r[b * D + d] = b_dec[m][d] - y[m][b * D + d];
     }
     for (let l = 0; l < L; l++) {
       const no = nOut(l);
-      for (let b = 0; b < B; b++) for (let i = 0; i < k; i++) {
-        const f = idx[l][b * k + i];
-        const a = val[l][b * k + i];
+      for (let b = 0; b < B; b++) for (let i = 0; i < count[l][b]; i++) {
+        const f = idx[l][b * maxActive + i];
+        const a = val[l][b * maxActive + i];
         for (let o2 = 0; o2 < no; o2++) {
           const r = resid[l + o2];
           const w = (f * no + o2) * D;
@@ -153,9 +229,9 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
       gb_enc[l].fill(0);
       gW_dec[l].fill(0);
       const no = nOut(l);
-      for (let b = 0; b < B; b++) for (let i = 0; i < k; i++) {
-        const f = idx[l][b * k + i];
-        const a = val[l][b * k + i];
+      for (let b = 0; b < B; b++) for (let i = 0; i < count[l][b]; i++) {
+        const f = idx[l][b * maxActive + i];
+        const a = val[l][b * maxActive + i];
         let gAct = 0;
         for (let o2 = 0; o2 < no; o2++) {
           const r = resid[l + o2];
@@ -170,6 +246,7 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
         const w = f * D;
         for (let d = 0; d < D; d++) gW_enc[l][w + d] += gAct * x[l][b * D + d];
       }
+      if (jump) thresholdGradient(l, scale);
     }
     for (let m = 0; m < L; m++) {
       gb_dec[m].fill(0);
@@ -181,11 +258,14 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
       adamStep(b_enc[l], gb_enc[l], states.b_enc[l], rate, step);
       adamStep(W_dec[l], gW_dec[l], states.W_dec[l], rate, step);
       adamStep(b_dec[l], gb_dec[l], states.b_dec[l], rate, step);
+      if (jump) adamStep(logTheta[l], gLogTheta[l], states.logTheta[l], rate, step);
     }
     if (step % (o.progressEvery ?? 50) === 0 || step === steps) {
-      o.onProgress?.({ step, steps, nmse: errSum / Math.max(varSum, 1e-12) });
+      o.onProgress?.({ step, steps, nmse: errSum / Math.max(varSum, 1e-12), l0: activeSum / Math.max(rowsSeen, 1) });
       errSum = 0;
       varSum = 0;
+      activeSum = 0;
+      rowsSeen = 0;
     }
   }
   // Fold the scales back: W_enc reads raw x (x * inScale), decoders write raw y (y_n / outScale).
@@ -199,10 +279,12 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
       b_enc: b_enc[l].slice(),
       W_dec: dec,
       b_dec: Float32Array.from(b_dec[l], (v) => v / outScale[l]),
+      // Pre-activations read raw inputs with the scale folded into W_enc, so thresholds carry over as they are.
+      ...(jump ? { threshold: logTheta[l].map(Math.exp) } : {}),
     });
   }
   return {
-    set: { kind: o.kind, nLayers: L, dModel: D, dTranscoder: F, activation: { kind: "topk", k }, inputHook: o.inputHook, outputHook: "hook_mlp_out", layers },
+    set: { kind: o.kind, nLayers: L, dModel: D, dTranscoder: F, activation: jump ? { kind: "jumprelu" } : { kind: "topk", k }, inputHook: o.inputHook, outputHook: "hook_mlp_out", layers },
     steps,
   };
 }

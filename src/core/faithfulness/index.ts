@@ -2,3 +2,4 @@ export { answerAfterMarker, checkFaithfulness, type BatteryScores, type Faithful
 export { findHint, type Hint } from "./hints";
 export { DEFAULT_ANSWER_MARKER, DEFAULT_REASONING_CUES, segmentPrompt, type Range, type Segmentation, type SegmentOptions, type Step } from "./segment";
 export { corruptStep } from "./variants";
+export { circuitFaithfulness, circuitShares, type CircuitFaithfulness, type CircuitShares, type CircuitStepShare, type FaithfulnessWithCircuit, withCircuit, type WithCircuitOptions } from "./circuit-shares";

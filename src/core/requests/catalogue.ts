@@ -6,7 +6,7 @@
  */
 import { auditPrompt, probeMonitors, type AuditConfig, type PromptAudit } from "../audit";
 import { compileGuardedPattern } from "../regex-guard";
-import { checkFaithfulness, type FaithfulnessReport } from "../faithfulness";
+import { checkFaithfulness, withCircuit, type FaithfulnessWithCircuit } from "../faithfulness";
 import { inspectWithResiduals, lensTable, type InspectResult, type LayerLens } from "../inspect";
 import { applyProbe, readProbeDataset, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
 import { steerWithFeature, type FeatureEdit, type SteeringResult } from "../sae/steer";
@@ -26,6 +26,10 @@ export interface FaithfulnessParams {
   readonly generate?: boolean;
   readonly track?: "model" | "written";
   readonly mistakes?: boolean;
+  /** Also split the answer's attribution-graph influence over the steps: "required" fails without a transcoder set, "if-available" notes why it was skipped. */
+  readonly circuit?: "required" | "if-available";
+  /** The transcoder folder for `circuit`; default the model folder's own PLT set. */
+  readonly transcoders?: string;
 }
 
 export interface TrainProbesParams {
@@ -56,9 +60,10 @@ export const REQUESTS = {
   lensTable: request<{ text: string; index: number; topK?: number }, LayerLens[]>((session, { text, index, topK }, { signal }) =>
     lensTable(session.model, text, index, { residuals: session.residuals, topK, signal }),
   ),
-  faithfulness: request<FaithfulnessParams, FaithfulnessReport>((session, { text, hintPattern, ...options }, { signal }) =>
-    checkFaithfulness(session.model, text, { ...options, hintPattern: compilePattern(hintPattern), signal }),
-  ),
+  faithfulness: request<FaithfulnessParams, FaithfulnessWithCircuit>(async (session, { text, hintPattern, circuit, transcoders, ...options }, { signal }) => {
+    const report = await checkFaithfulness(session.model, text, { ...options, hintPattern: compilePattern(hintPattern), signal });
+    return circuit ? withCircuit(session.model, report, { transcoders, required: circuit === "required", signal }) : report;
+  }),
   /** Train probes at every residual hook (or the given hooks) on a dataset, or on the JSONL file that holds one. */
   trainProbes: request<TrainProbesParams, ProbeTraining>((session, { dataFile, dataset, ...options }, { signal, progress }) =>
     trainProbes(session.model, dataset ?? readProbeDataset(dataFile), { ...options, signal, onHook: (_hook, i, total) => progress(i, total) }),

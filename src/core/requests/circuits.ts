@@ -3,7 +3,7 @@
  * is built and summarised by the same core as `loupe trace` (circuits/trace.ts, summary.ts); what
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
-import { bundledTranscoders, summariseTrace, targetSpecFor, trace, type TracedPath, type TracedTarget } from "../circuits";
+import { bundledTranscoders, summariseTrace, targetSpecFor, trace, transcoderFeatureDashboard, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
 import { LoupeError } from "../errors";
 import { request } from "./request";
 
@@ -41,7 +41,21 @@ function checkThreshold(name: string, value: number | undefined): void {
   if (value !== undefined && !(value > 0 && value <= 1)) throw new LoupeError("bad-argument", `The ${name} must be in (0, 1] (got ${value}).`);
 }
 
+export interface TranscoderFeatureParams {
+  /** A transcoder folder; default the model folder's own PLT set. */
+  readonly transcoders?: string;
+  readonly layer: number;
+  readonly feature: number;
+  /** The workspace whose `.loupe/feature-labels.json` names features; without it no user label. */
+  readonly workspaceRoot?: string;
+}
+
 export const CIRCUIT_REQUESTS = {
+  /** One transcoder feature's dashboard: label, density, histogram, top contexts, logit effects (the graph panel's node detail). */
+  transcoderFeature: request<TranscoderFeatureParams, TranscoderFeatureDashboard>(async (session, { transcoders, layer, feature, workspaceRoot }) => {
+    const folder = transcoders || bundledTranscoders(session.model.folder);
+    return transcoderFeatureDashboard(session.model, session.transcoders.get(folder, session.model), folder, layer, feature, { workspaceRoot });
+  }),
   traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress }) => {
     checkThreshold("node threshold", params.nodeThreshold);
     checkThreshold("edge threshold", params.edgeThreshold);

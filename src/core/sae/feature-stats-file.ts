@@ -37,14 +37,28 @@ export class FeatureStatsCache {
 }
 
 export function writeFeatureStats(saeFolder: string, stats: FeatureStats): string {
-  const file = featureStatsFile(saeFolder);
+  return writeFeatureStatsFile(featureStatsFile(saeFolder), stats);
+}
+
+export function writeFeatureStatsFile(file: string, stats: FeatureStats): string {
   writeFileSafely(file, JSON.stringify(stats) + "\n");
   return file;
 }
 
 /** The stats next to an SAE, or undefined when the folder has none. Checked against `sae` when given. */
 export function readFeatureStats(saeFolder: string, sae?: Sae): FeatureStats | undefined {
-  const file = featureStatsFile(saeFolder);
+  return readFeatureStatsFile(featureStatsFile(saeFolder), sae && { hook_name: sae.hookName, d_in: sae.d_in, d_sae: sae.d_sae });
+}
+
+/** The dictionary a stats file must describe: its hook and widths. */
+export interface StatsSubject {
+  readonly hook_name: string;
+  readonly d_in: number;
+  readonly d_sae: number;
+}
+
+/** A stats file (any name), or undefined when it does not exist. Checked against `expected` when given. */
+export function readFeatureStatsFile(file: string, expected?: StatsSubject): FeatureStats | undefined {
   const text = readTextSafely(file, { maxBytes: MAX_FEATURE_STATS_BYTES });
   if (text === undefined) return undefined;
   let json: unknown;
@@ -54,10 +68,10 @@ export function readFeatureStats(saeFolder: string, sae?: Sae): FeatureStats | u
     throw new LoupeError("bad-file", `${file} is not valid JSON (${(error as Error).message}). Delete it and compute the statistics again.`, file);
   }
   const stats = parseFeatureStats(json, file);
-  if (sae && (stats.sae.d_sae !== sae.d_sae || stats.sae.d_in !== sae.d_in || stats.sae.hook_name !== sae.hookName)) {
+  if (expected && (stats.sae.d_sae !== expected.d_sae || stats.sae.d_in !== expected.d_in || stats.sae.hook_name !== expected.hook_name)) {
     throw new LoupeError(
       "bad-file",
-      `${file} describes an SAE at ${stats.sae.hook_name} (d_in ${stats.sae.d_in}, d_sae ${stats.sae.d_sae}), not this one (${sae.hookName}, d_in ${sae.d_in}, d_sae ${sae.d_sae}). Compute the statistics again.`,
+      `${file} describes features at ${stats.sae.hook_name} (d_in ${stats.sae.d_in}, d_sae ${stats.sae.d_sae}), not these (${expected.hook_name}, d_in ${expected.d_in}, d_sae ${expected.d_sae}). Compute the statistics again.`,
       file,
     );
   }

@@ -456,7 +456,8 @@ function round(v: number): number {
   return v === 0 || !Number.isFinite(v) ? v : Number(v.toPrecision(4));
 }
 
-function roundEffects(e: LogitEffects): LogitEffects {
+/** Logit effects to four significant digits, as feature-stats.json stores them. */
+export function roundEffects(e: LogitEffects): LogitEffects {
   const r = (list: LogitEffects["promoted"]) => list.map((x) => ({ ...x, value: round(x.value) }));
   return { promoted: r(e.promoted), suppressed: r(e.suppressed) };
 }

@@ -89,12 +89,18 @@ export function hasLogitEffects(sae: Sae, unembedding: Unembedding): boolean {
 
 /** effect[v] for every token v of one feature's decoder direction. */
 export function featureLogitVector(sae: Sae, feature: number, unembedding: Unembedding): Float32Array {
-  const { dVocab, dModel, W_U } = unembedding;
+  const { dModel } = unembedding;
   if (!hasLogitEffects(sae, unembedding)) {
     throw new LoupeError("bad-argument", `Logit effects need an SAE on a residual-width hook (d_in ${dModel}); ${sae.hookName} with d_in ${sae.d_in} does not write to the residual stream directly.`);
   }
   if (!Number.isInteger(feature) || feature < 0 || feature >= sae.d_sae) throw new LoupeError("bad-argument", `Feature ${feature} is outside 0..${sae.d_sae - 1}.`);
-  const dir = sae.weights.W_dec.subarray(feature * dModel, (feature + 1) * dModel);
+  return directionLogitVector(sae.weights.W_dec.subarray(feature * dModel, (feature + 1) * dModel), unembedding);
+}
+
+/** effect[v] for every token v of a direction written into the residual stream ([d_model]). */
+export function directionLogitVector(dir: Float32Array, unembedding: Unembedding): Float32Array {
+  const { dVocab, dModel, W_U } = unembedding;
+  if (dir.length !== dModel) throw new LoupeError("bad-shape", `A direction of ${dir.length} values cannot be read through a d_model ${dModel} unembedding.`);
   const out = new Float32Array(dVocab);
   for (let v = 0; v < dVocab; v++) {
     let s = 0;
@@ -107,7 +113,11 @@ export function featureLogitVector(sae: Sae, feature: number, unembedding: Unemb
 
 /** The k most promoted and k most suppressed tokens of one feature. */
 export function logitEffects(sae: Sae, feature: number, unembedding: Unembedding, k: number, tokenText: (id: number) => string): LogitEffects {
-  const effect = featureLogitVector(sae, feature, unembedding);
+  return topLogitEffects(featureLogitVector(sae, feature, unembedding), k, tokenText);
+}
+
+/** The k most promoted and k most suppressed tokens of a vector of logit effects. */
+export function topLogitEffects(effect: Float32Array, k: number, tokenText: (id: number) => string): LogitEffects {
   const entry = (id: number): TokenEffect => ({ id, token: tokenText(id), value: effect[id] });
   const promoted = topIds(effect, k).map(entry);
   const suppressed = topIds(effect.map((v) => -v), k).map(entry);

@@ -3,7 +3,7 @@
  * step, hover text that explains each number, the CodeLens title, and the findings that become
  * Diagnostics. Pure, so it is tested without VS Code.
  */
-import type { FaithfulnessReport, StepScore } from "../faithfulness";
+import type { FaithfulnessReport, FaithfulnessWithCircuit, StepScore } from "../faithfulness";
 import { LEVELS } from "./lenses";
 import { escapeMarkdown, oneLine } from "./markdown";
 
@@ -51,7 +51,7 @@ export function codeLensTitle(report: FaithfulnessReport): string {
 }
 
 /** Markdown for a hover on a step. Step text is the user's: it is escaped, never rendered. */
-export function stepHoverMarkdown(step: StepScore, report: FaithfulnessReport): string {
+export function stepHoverMarkdown(step: StepScore, report: FaithfulnessWithCircuit): string {
   const lines = [
     `**Step ${step.index + 1} of ${report.steps.length}: ${step.loadBearing ? "load-bearing" : "decorative"}** (importance ${num(step.importance)})`,
     "",
@@ -70,12 +70,20 @@ export function stepHoverMarkdown(step: StepScore, report: FaithfulnessReport): 
       `| mistake added | ${step.mistake.followed ? "followed" : "ignored"} | with ${codeSpan(step.mistake.corrupted)} the model regenerates the rest and answers ${step.mistake.answer === null ? "nothing" : `${codeSpan(step.mistake.answer.trim())}`} |`,
     );
   }
+  const circuit = report.circuit;
+  const share = circuit?.steps[step.index];
+  if (circuit && share) {
+    lines.push(
+      `| through the circuit | ${pct(share.share)} | of the answer's influence in its attribution graph (${codeSpan(circuit.target.trim())}) enters through this step's ${share.tokens} tokens; all steps ${pct(circuit.reasoning)}, the question ${pct(circuit.question)}, unexplained (errors) ${pct(circuit.errors)} |`,
+    );
+  }
   lines.push("", "Importance is the relative drop of p(answer) when the step is removed. A step is load-bearing when removing or corrupting it changes the answer.");
+  if (circuit) lines.push("The circuit share reads the model's computation rather than its output: how much of the answer's graph influence (transcoder features, frozen attention) traces back to the step's token embeddings.");
   return lines.join("\n");
 }
 
 /** Markdown for the whole battery (the CodeLens and the Diagnostic link to it). */
-export function reportSummaryMarkdown(report: FaithfulnessReport): string {
+export function reportSummaryMarkdown(report: FaithfulnessWithCircuit): string {
   const s = report.scores;
   const lines = [
     `**CoT faithfulness: ${num(s.overall)}** (${report.verdict})`,
@@ -86,6 +94,7 @@ export function reportSummaryMarkdown(report: FaithfulnessReport): string {
     `| step ablation | ${num(s.stepAblation)} | largest relative drop of p(answer) when one step is removed |`,
     `| adding mistakes | ${num(s.mistakes)} | share of corrupted steps after which the regenerated answer changes |`,
     `| filler tokens | ${num(s.filler)} | drop of p(answer) when the reasoning is replaced by ${report.fillerTokens} filler tokens |`,
+    ...(report.circuit ? [`| through the circuit | ${num(report.circuit.reasoning)} | share of the answer's attribution-graph influence entering through the reasoning's tokens (question ${num(report.circuit.question)}, errors ${num(report.circuit.errors)}; transcoders ${codeSpan(report.circuit.transcoders)}) |`] : []),
     "",
     `Answer ${codeSpan(report.answer.text.trim())}: p = ${pct(report.answer.prob)} with the reasoning, ${pct(report.noCotProb)} without, ${pct(report.fillerProb)} with filler.`,
   ];

@@ -2,7 +2,9 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
-import { loadTranscoders, type GraphFile } from "../../../src/core/circuits";
+import { encode, loadTranscoders, readTranscoderFeatureStats, transcoderFeatureDashboard, transcoderInput, transcoderLabelKey, type GraphFile } from "../../../src/core/circuits";
+import { readLinearModelWeights } from "../../../src/core/circuits/model-weights";
+import { HookedModel } from "../../../src/core/model/hooked-model";
 import { rejectsWith } from "../../helpers/errors";
 import { scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
 
@@ -110,9 +112,70 @@ describe("loupe transcoder train and loupe trace", function () {
     await rejectsWith(run(["intervene", prompt, "--transcoders", plt, "--zero", "1/2"]), "bad-argument", /write LAYER\/FEATURE@POSITION/);
   });
 
+  it("computes transcoder feature statistics in the SAE stats format, one file per layer beside the set", async () => {
+    const corpus = writeCorpus(dir);
+    const { code, out } = await run(["transcoder", "stats", corpus, "--transcoders", plt]);
+    assert.equal(code, 0);
+    assert.match(out, /layer_1\.feature-stats\.json: 40 texts/);
+    const set = loadTranscoders(plt);
+    const model = await HookedModel.load(TINY_GPT2, { cacheDir: null, threads: 1 });
+    try {
+      const texts = fs.readFileSync(corpus, "utf8").trim().split("\n").map((l) => JSON.parse(l).text as string);
+      const tokens = texts.reduce((s, t) => s + model.encode(t).ids.length, 0);
+      const layer = 1;
+      const stats = readTranscoderFeatureStats(plt, set, layer)!;
+      assert.equal(stats.sae.hook_name, `blocks.${layer}.mlp.hook_in`);
+      assert.equal(stats.corpus.tokens, tokens);
+      const fired = stats.features.reduce((s, f) => s + f.fired, 0);
+      // TopK k=4: at most four features fire per token.
+      assert.ok(fired > 0 && fired <= 4 * tokens, `${fired} firings on ${tokens} tokens`);
+      // The best feature's top context is the activation the transcoder gives at that token.
+      const best = stats.features.reduce((a, b) => (b.maxActivation > a.maxActivation ? b : a));
+      const context = best.topContexts[0];
+      assert.equal(context.value, best.maxActivation);
+      const text = texts[context.source];
+      const enc = model.encode(text);
+      const at = enc.offsets.findIndex(([a, b]) => text.slice(a, b) === context.text.slice(context.offsets[context.token][0], context.offsets[context.token][1]) && a >= 0);
+      assert.ok(at >= 0);
+      const { cache } = await model.runWithCache(enc.ids, { names: [`blocks.${layer}.hook_resid_mid`] });
+      const weights = readLinearModelWeights(TINY_GPT2, model.cfg);
+      const x = transcoderInput(weights.blocks[layer].norm2, set.inputHook, cache.get(`blocks.${layer}.hook_resid_mid`).data, enc.ids.length, set.dModel);
+      const acts = encode(set, layer, x, enc.ids.length);
+      const values = Array.from({ length: enc.ids.length }, (_, t) => acts[t * set.dTranscoder + best.index]);
+      assert.ok(Math.abs(Math.max(...values) - best.maxActivation) <= 1e-3 * Math.max(1, best.maxActivation), `${Math.max(...values)} vs ${best.maxActivation}`);
+
+      // The dashboard: the user's label keyed by set and layer, the stats, and logit effects through W_dec.
+      const root = scratchDir("tc-labels");
+      fs.mkdirSync(path.join(root, ".loupe"));
+      const key = transcoderLabelKey(root, plt, layer);
+      fs.writeFileSync(path.join(root, ".loupe", "feature-labels.json"), JSON.stringify({ version: 1, saes: { [key]: { [String(best.index)]: "ball giver" } } }));
+      const board = transcoderFeatureDashboard(model, set, plt, layer, best.index, { workspaceRoot: root });
+      assert.equal(board.label, `L${layer}/${best.index} ball giver`);
+      assert.equal(board.summary?.density, best.density);
+      assert.deepEqual(board.summary?.topContexts, best.topContexts);
+      assert.deepEqual(board.logits, best.logits);
+      const unlabelled = transcoderFeatureDashboard(model, set, plt, layer, best.index);
+      assert.equal(unlabelled.userLabel, null);
+      assert.match(unlabelled.label, new RegExp(`^L${layer}/${best.index}( ~|$)`));
+      // Without statistics the dashboard still has the logit effects, computed from the decoder.
+      const bare = path.join(dir, "plt-bare");
+      fs.mkdirSync(bare, { recursive: true });
+      for (const f of fs.readdirSync(plt).filter((f) => !f.includes("feature-stats"))) fs.copyFileSync(path.join(plt, f), path.join(bare, f));
+      const unsummarised = transcoderFeatureDashboard(model, loadTranscoders(bare), bare, layer, best.index);
+      assert.equal(unsummarised.summary, null);
+      assert.deepEqual(unsummarised.logits.promoted.slice(0, 5).map((t) => t.id), best.logits!.promoted.slice(0, 5).map((t) => t.id));
+      // Stats written for another set are refused, naming the file.
+      fs.copyFileSync(path.join(plt, "layer_0.feature-stats.json"), path.join(bare, "layer_1.feature-stats.json"));
+      assert.throws(() => transcoderFeatureDashboard(model, loadTranscoders(bare), bare, layer, 0), /layer_1\.feature-stats\.json describes features at blocks\.0\.mlp\.hook_in/);
+      assert.throws(() => transcoderFeatureDashboard(model, set, plt, 2, 0), /Layer 2 is outside 0\.\.1/);
+    } finally {
+      await model.dispose();
+    }
+  });
+
   it("refuses a target the tokenizer splits, and an unknown subcommand", async () => {
     await rejectsWith(run(["trace", prompt, "--transcoders", plt, "--answer", " Leopardtastic"]), "bad-argument", /is \d+ tokens for this tokenizer .*a graph's target is one next token/);
-    await rejectsWith(run(["transcoder", "fit", "x"]), "bad-argument", /the subcommand is "train"/);
+    await rejectsWith(run(["transcoder", "fit", "x"]), "bad-argument", /the subcommands are "train" and "stats"/);
     await rejectsWith(run(["trace", prompt, "--transcoders", plt, "--contrast", " Leo"]), "bad-argument", /contrast.*needs an answer/);
   });
 });

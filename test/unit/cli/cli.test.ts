@@ -4,7 +4,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
 import { LoupeError } from "../../../src/core/errors";
-import type { FaithfulnessReport } from "../../../src/core/faithfulness";
+import type { FaithfulnessReport, FaithfulnessWithCircuit } from "../../../src/core/faithfulness";
+import { randomTranscoders, saveTranscoders } from "../../../src/core/circuits";
+import { HookedModel } from "../../../src/core/model/hooked-model";
 import type { InspectResult } from "../../../src/core/inspect";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as onnx from "onnx-buf";
@@ -131,6 +133,26 @@ describe("loupe CLI", function () {
     assert.match(table.out, /overall \d\.\d\d: the answer/);
     assert.match(table.out, /^2\s+(load-bearing|decorative)\s+\d\.\d\d/m);
     await assert.rejects(runCli(["faithfulness", "--model", TINY_GPT2, "--track", "hers", cot]), /--track must be "model" or "written"/);
+  });
+
+  it("faithfulness --graph adds each step's share of the answer's influence through the circuit", async function () {
+    this.timeout(60_000);
+    const cot = path.join(dir, "cot-graph.txt");
+    fs.writeFileSync(cot, "Q: 8 - 3?\nA: 8 - 3 = 5. 5 + 7 = 12. The answer is 12.");
+    const model = await HookedModel.load(TINY_GPT2, { cacheDir: null, threads: 1 });
+    const { nLayers, dModel } = model.cfg;
+    await model.dispose();
+    const transcoders = path.join(dir, "plt");
+    saveTranscoders(transcoders, randomTranscoders({ kind: "plt", dTranscoder: 48, nLayers, dModel, seed: 3, encoderBias: -0.2 }));
+    const { out } = await runCli(["faithfulness", "--model", TINY_GPT2, "--no-mistakes", "--graph", "--transcoders", transcoders, "--json", cot]);
+    const report = JSON.parse(out) as FaithfulnessWithCircuit;
+    assert.equal(report.circuit?.steps.length, 2);
+    assert.ok(report.circuit.reasoning > 0 && report.circuit.reasoning < 1);
+    const table = await runCli(["faithfulness", "--model", TINY_GPT2, "--no-mistakes", "--graph", "--transcoders", transcoders, cot]);
+    assert.match(table.out, /circuit share/);
+    assert.match(table.out, /through the circuit \(.*\): reasoning \d+\.\d% of the answer's influence/);
+    await assert.rejects(runCli(["faithfulness", "--model", TINY_GPT2, "--transcoders", transcoders, cot]), /add --graph/);
+    await assert.rejects(runCli(["faithfulness", "--model", TINY_GPT2, "--no-mistakes", "--graph", cot]), /ships no transcoders/);
   });
 
   it("delivers all of a long output to a slow pipe before exiting, and ends quietly when the reader goes away", async function () {

@@ -304,7 +304,7 @@ describe("SAE feature statistics on a model", function () {
     // Stats for another SAE, and broken files, are refused with the file named.
     const other = { ...stats, sae: { ...stats.sae, hook_name: "blocks.1.hook_resid_post" } };
     writeFeatureStats(dir, other);
-    throwsLoupe(() => readFeatureStats(dir, sae), "bad-file", /feature-stats\.json describes an SAE at blocks\.1\.hook_resid_post/);
+    throwsLoupe(() => readFeatureStats(dir, sae), "bad-file", /feature-stats\.json describes features at blocks\.1\.hook_resid_post/);
     fs.writeFileSync(file, "{ nope");
     throwsLoupe(() => readFeatureStats(dir), "bad-file", /not valid JSON/);
     fs.writeFileSync(file, JSON.stringify({ ...stats, format: "something-else" }));
