@@ -14,7 +14,7 @@
  *   npm run bench:scale                 (about 10 minutes on 2 cores)
  *   npm run bench:scale -- --quick      (SmolLM2 shape, 128 and 1,024 tokens, inspect and faithfulness)
  *   npm run bench:scale -- --shapes=gpt2-small --sizes=1024 --commands=inspect,audit
- *   LOUPE_BENCH_DIR=folder reuses the written models; BENCH_THREADS (default 2).
+ *   LOUPE_BENCH_DIR=folder reuses the written models; BENCH_THREADS (default 2); BENCH_ROW_TIMEOUT_S (default 300).
  *
  * Targets (issue 25, 2 cores): inspect at 1,024 tokens on the SmolLM2 shape under 5 s and 1.5 GB;
  * every other row at 1,024 tokens under 2 GB; the faithfulness battery on a 6-step CoT under 3 s.
@@ -37,10 +37,14 @@ import { SaeStore, tokenFeatures } from "../../src/core/sae/token-features";
 import { SHAPES, writeRandomModel } from "./random-model";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+/** Seconds a row may take before it is reported as failed (BENCH_ROW_TIMEOUT_S; raise it on a loaded machine). */
+const ROW_TIMEOUT_MS = 1000 * Number(process.env.BENCH_ROW_TIMEOUT_S ?? 300);
 const PYTHON = process.env.LOUPE_TORCH_PYTHON ?? "/usr/bin/python3";
 const STORY = fs.readFileSync(path.join(__dirname, "..", "examples", "story.txt"), "utf8");
 /** The memory limit the worker is given by default (loupe.maxModelMemoryMB). */
 const LIMIT_BYTES = 4096 * 1024 * 1024;
+/** Tokens the faithfulness row's "adding mistakes" writes after each corrupted step. */
+const MISTAKE_TOKENS = 16;
 
 type ShapeName = keyof typeof SHAPES;
 const COMMANDS = ["inspect", "features", "faithfulness", "attribution", "patching", "probe", "steering", "audit"] as const;
@@ -127,8 +131,10 @@ async function runCommand(model: HookedModel, folder: string, command: Command, 
       return `${r.tokens.length} tokens`;
     }
     case "faithfulness": {
-      const r = await checkFaithfulness(model, cotOf(model, n));
-      return `${r.steps.length} steps, ${model.encode(cotOf(model, n)).ids.length} tokens`;
+      // A random-weights model never writes the answer marker: each corrupted step regenerates MISTAKE_TOKENS.
+      const r = await checkFaithfulness(model, cotOf(model, n), { maxNewTokens: MISTAKE_TOKENS });
+      const variants = r.steps.length * 2 + 2 + r.steps.filter((s) => s.mistake).length;
+      return `${r.steps.length} steps, ${model.encode(cotOf(model, n)).ids.length} tokens, ${variants} variants (${MISTAKE_TOKENS} tokens regenerated per mistake): ${(r.elapsedMs / variants).toFixed(0)} ms a variant`;
     }
     case "attribution": {
       const job = cancelAfter(2);
@@ -185,7 +191,7 @@ async function child(folder: string, command: Command, n: number): Promise<void>
 
 function runChild(folder: string, command: Command, n: number): Row | string {
   try {
-    const out = execFileSync(process.execPath, [...process.execArgv, __filename, "--child", folder, command, String(n)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 300_000 });
+    const out = execFileSync(process.execPath, [...process.execArgv, __filename, "--child", folder, command, String(n)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: ROW_TIMEOUT_MS });
     return JSON.parse(out.trim().split("\n").pop() ?? "{}") as Row;
   } catch (error) {
     const e = error as { stderr?: string; message: string };
@@ -195,7 +201,7 @@ function runChild(folder: string, command: Command, n: number): Row | string {
 
 function torchInspect(folder: string, n: number): Row | string {
   try {
-    const out = execFileSync(PYTHON, [path.join(__dirname, "..", "torch", "scale_inspect.py"), folder, "--tokens", String(n), "--threads", String(THREADS)], { encoding: "utf8", timeout: 300_000 });
+    const out = execFileSync(PYTHON, [path.join(__dirname, "..", "torch", "scale_inspect.py"), folder, "--tokens", String(n), "--threads", String(THREADS)], { encoding: "utf8", timeout: ROW_TIMEOUT_MS });
     const t = JSON.parse(out.trim().split("\n").pop() ?? "{}") as { ms: number; cpu_ms: number; peak_rss_mb: number };
     return { ms: t.ms, cpuMs: t.cpu_ms, peakMb: t.peak_rss_mb, note: "PyTorch eager" };
   } catch (error) {

@@ -25,11 +25,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 from llama_torch import CORPUS, HOOKS, SPACE, Llama, byte_token, rotate, train_bpe, write_fixture  # noqa: E402
 
 
-def rms_norm(x, weight, eps, record=None, name=None):
-    """Gemma's RMSNorm: float32, gain 1 + w."""
+def rms_norm(x, weight, eps, record=None, name=None, scale_name=None):
+    """Gemma's RMSNorm: float32, gain 1 + w; scale = sqrt(mean(x^2) + eps) recorded when named (TransformerLens's hook_scale)."""
     x32 = x.float()
-    normalized = x32 * torch.rsqrt((x32 * x32).mean(dim=-1, keepdim=True) + eps)
-    if record is not None:
+    scale = torch.sqrt((x32 * x32).mean(dim=-1, keepdim=True) + eps)
+    if record is not None and scale_name is not None:
+        scale = record(scale_name, scale)
+    normalized = x32 / scale
+    if record is not None and name is not None:
         normalized = record(name, normalized)
     return (normalized * (1.0 + weight.float())).type_as(x)
 
@@ -95,7 +98,7 @@ class Gemma3(Llama):
             cos, sin = tables[kind]
             allowed = sliding if kind == "sliding_attention" else causal
             resid = record(f"blocks.{L}.hook_resid_pre", resid)
-            x = rms_norm(resid, W[f"{p}.input_layernorm.weight"], eps)
+            x = rms_norm(resid, W[f"{p}.input_layernorm.weight"], eps, record, scale_name=f"blocks.{L}.ln1.hook_scale")
             q = self.linear(x, f"{p}.self_attn.q_proj").view(B, T, H, Dh)
             k = self.linear(x, f"{p}.self_attn.k_proj").view(B, T, KV, Dh)
             v = self.linear(x, f"{p}.self_attn.v_proj").view(B, T, KV, Dh)
@@ -104,11 +107,13 @@ class Gemma3(Llama):
             q = record(f"blocks.{L}.attn.hook_q", q)
             k = record(f"blocks.{L}.attn.hook_k", k)
             v = record(f"blocks.{L}.attn.hook_v", v)
-            if not ungroup:
-                k, v = k.repeat_interleave(H // KV, dim=2), v.repeat_interleave(H // KV, dim=2)
             q = rms_norm(q, W[f"{p}.self_attn.q_norm.weight"], eps)
             k = rms_norm(k, W[f"{p}.self_attn.k_norm.weight"], eps)
-            qr, kr = rotate(q, cos, sin), rotate(k, cos, sin)
+            # Per-head norm and rotation act on each head alone: rot_k keeps hook_k's key/value heads.
+            qr = record(f"blocks.{L}.attn.hook_rot_q", rotate(q, cos, sin))
+            kr = record(f"blocks.{L}.attn.hook_rot_k", rotate(k, cos, sin))
+            if not ungroup:
+                kr, v = kr.repeat_interleave(H // KV, dim=2), v.repeat_interleave(H // KV, dim=2)
             if past is not None:
                 kr = torch.cat([past[L][0], kr], dim=1)
                 v = torch.cat([past[L][1], v], dim=1)
@@ -119,16 +124,16 @@ class Gemma3(Llama):
             pattern = record(f"blocks.{L}.attn.hook_pattern", torch.softmax(scores, dim=-1))
             z = record(f"blocks.{L}.attn.hook_z", torch.einsum("bhqk,bkhd->bqhd", pattern, v))
             attn = self.linear(z.reshape(B, T, H * Dh), f"{p}.self_attn.o_proj")
-            attn = rms_norm(attn, W[f"{p}.post_attention_layernorm.weight"], eps, record, f"blocks.{L}.ln1_post.hook_normalized")
+            attn = rms_norm(attn, W[f"{p}.post_attention_layernorm.weight"], eps, record, f"blocks.{L}.ln1_post.hook_normalized", f"blocks.{L}.ln1_post.hook_scale")
             attn = record(f"blocks.{L}.hook_attn_out", attn)
             resid = record(f"blocks.{L}.hook_resid_mid", resid + attn)
-            y = rms_norm(resid, W[f"{p}.pre_feedforward_layernorm.weight"], eps)
+            y = rms_norm(resid, W[f"{p}.pre_feedforward_layernorm.weight"], eps, record, scale_name=f"blocks.{L}.ln2.hook_scale")
             gate = record(f"blocks.{L}.mlp.hook_pre", self.linear(y, f"{p}.mlp.gate_proj"))
             post = record(f"blocks.{L}.mlp.hook_post", gelu_tanh(gate) * self.linear(y, f"{p}.mlp.up_proj"))
-            mlp = rms_norm(self.linear(post, f"{p}.mlp.down_proj"), W[f"{p}.post_feedforward_layernorm.weight"], eps, record, f"blocks.{L}.ln2_post.hook_normalized")
+            mlp = rms_norm(self.linear(post, f"{p}.mlp.down_proj"), W[f"{p}.post_feedforward_layernorm.weight"], eps, record, f"blocks.{L}.ln2_post.hook_normalized", f"blocks.{L}.ln2_post.hook_scale")
             mlp = record(f"blocks.{L}.hook_mlp_out", mlp)
             resid = record(f"blocks.{L}.hook_resid_post", resid + mlp)
-        final = rms_norm(resid, W["norm.weight"], eps, record, "ln_final.hook_normalized")
+        final = rms_norm(resid, W["norm.weight"], eps, record, "ln_final.hook_normalized", "ln_final.hook_scale")
         cache["present"] = present
         return softcap(final @ embed.T, cfg.get("final_logit_softcapping")), cache
 
@@ -212,6 +217,7 @@ def gemma_tokenizer_json(vocab, merges):
 GEMMA_HOOKS = HOOKS + [
     "blocks.0.ln1_post.hook_normalized", "blocks.1.ln2_post.hook_normalized", "blocks.2.attn.hook_pattern",
     "blocks.2.attn.hook_attn_scores", "blocks.2.hook_resid_post",
+    "blocks.0.ln1_post.hook_scale", "blocks.2.ln2_post.hook_scale", "blocks.2.ln1.hook_scale", "blocks.2.attn.hook_rot_k",
 ]
 
 

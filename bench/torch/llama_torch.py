@@ -62,9 +62,13 @@ def inverse_frequencies(cfg):
     return torch.tensor(out, dtype=torch.float64)
 
 
-def rms_norm(x, weight, eps, record=None, name=None):
-    normalized = x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps)
-    if record is not None:
+def rms_norm(x, weight, eps, record=None, name=None, scale_name=None):
+    """x / scale * weight, scale = sqrt(mean(x^2) + eps) (TransformerLens's hook_scale), recorded when named."""
+    scale = torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps)
+    if record is not None and scale_name is not None:
+        scale = record(scale_name, scale)
+    normalized = x / scale
+    if record is not None and name is not None:
         normalized = record(name, normalized)
     return normalized * weight
 
@@ -124,7 +128,7 @@ class Llama:
         for L in range(cfg["num_hidden_layers"]):
             p = f"layers.{L}"
             resid = record(f"blocks.{L}.hook_resid_pre", resid)
-            x = rms_norm(resid, W[f"{p}.input_layernorm.weight"], eps)
+            x = rms_norm(resid, W[f"{p}.input_layernorm.weight"], eps, record, scale_name=f"blocks.{L}.ln1.hook_scale")
             q = self.linear(x, f"{p}.self_attn.q_proj", qkv_bias).view(B, T, H, Dh)
             k = self.linear(x, f"{p}.self_attn.k_proj", qkv_bias).view(B, T, KV, Dh)
             v = self.linear(x, f"{p}.self_attn.v_proj", qkv_bias).view(B, T, KV, Dh)
@@ -135,14 +139,16 @@ class Llama:
             q = record(f"blocks.{L}.attn.hook_q", q)
             k = record(f"blocks.{L}.attn.hook_k", k)
             v = record(f"blocks.{L}.attn.hook_v", v)
-            if not ungroup:
-                k = k.repeat_interleave(H // KV, dim=2)
-                v = v.repeat_interleave(H // KV, dim=2)
             if cfg["model_type"] == "qwen3":
                 # Qwen3: each head's query and key RMS-normalised over d_head (gain [d_head]) before rotary.
                 q = rms_norm(q, W[f"{p}.self_attn.q_norm.weight"], eps)
                 k = rms_norm(k, W[f"{p}.self_attn.k_norm.weight"], eps)
-            qr, kr = rotate(q, cos, sin), rotate(k, cos, sin)
+            # Per-head norm and rotation act on each head alone: rot_k keeps hook_k's key/value heads.
+            qr = record(f"blocks.{L}.attn.hook_rot_q", rotate(q, cos, sin))
+            kr = record(f"blocks.{L}.attn.hook_rot_k", rotate(k, cos, sin))
+            if not ungroup:
+                kr = kr.repeat_interleave(H // KV, dim=2)
+                v = v.repeat_interleave(H // KV, dim=2)
             if past is not None:
                 kr = torch.cat([past[L][0], kr], dim=1)
                 v = torch.cat([past[L][1], v], dim=1)
@@ -153,14 +159,14 @@ class Llama:
             z = record(f"blocks.{L}.attn.hook_z", torch.einsum("bhqk,bkhd->bqhd", pattern, v))
             attn_out = record(f"blocks.{L}.hook_attn_out", self.linear(z.reshape(B, T, H * Dh), f"{p}.self_attn.o_proj", out_bias))
             resid = record(f"blocks.{L}.hook_resid_mid", resid + attn_out)
-            y = rms_norm(resid, W[f"{p}.post_attention_layernorm.weight"], eps)
+            y = rms_norm(resid, W[f"{p}.post_attention_layernorm.weight"], eps, record, scale_name=f"blocks.{L}.ln2.hook_scale")
             mlp_bias = cfg.get("mlp_bias", False)
             gate = record(f"blocks.{L}.mlp.hook_pre", self.linear(y, f"{p}.mlp.gate_proj", mlp_bias))
             up = self.linear(y, f"{p}.mlp.up_proj", mlp_bias)
             post = record(f"blocks.{L}.mlp.hook_post", gate * torch.sigmoid(gate) * up)
             mlp_out = record(f"blocks.{L}.hook_mlp_out", self.linear(post, f"{p}.mlp.down_proj", mlp_bias))
             resid = record(f"blocks.{L}.hook_resid_post", resid + mlp_out)
-        final = rms_norm(resid, W["norm.weight"], eps, record, "ln_final.hook_normalized")
+        final = rms_norm(resid, W["norm.weight"], eps, record, "ln_final.hook_normalized", "ln_final.hook_scale")
         unembed = W["embed_tokens.weight"] if cfg.get("tie_word_embeddings") else self.W["lm_head.weight"]
         cache["present"] = present
         return final @ unembed.T, cache
@@ -347,8 +353,11 @@ HOOKS = [
     "blocks.0.attn.hook_attn_scores", "blocks.1.attn.hook_pattern", "blocks.0.attn.hook_z", "blocks.0.hook_attn_out",
     "blocks.0.hook_resid_mid", "blocks.1.mlp.hook_pre", "blocks.1.mlp.hook_post", "blocks.1.hook_mlp_out",
     "blocks.1.hook_resid_post", "ln_final.hook_normalized",
+    # RMSNorm scales [B, T, 1] and the rotated queries and keys (TransformerLens's names).
+    "blocks.0.ln1.hook_scale", "blocks.1.ln2.hook_scale", "ln_final.hook_scale", "blocks.1.attn.hook_rot_q", "blocks.1.attn.hook_rot_k",
 ]
-KEY_VALUE_HOOKS = ["blocks.0.attn.hook_k", "blocks.0.attn.hook_v"]
+# Hooks with one slot per key/value head (TransformerLens's default), recorded ungrouped too.
+KEY_VALUE_SUFFIXES = ("attn.hook_k", "attn.hook_v", "attn.hook_rot_k")
 
 
 def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12, model_class=None, hooks=None):
@@ -375,7 +384,7 @@ def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12, model_c
             entry = {**prompt, "logits": flat(logits[0]), "hooks": hooks}
             if hooks:
                 _, ungrouped = model.forward(torch.tensor([ids]), ungroup=True)
-                entry["ungrouped_hooks"] = {h: {"shape": list(ungrouped[h].shape), "data": flat(ungrouped[h])} for h in KEY_VALUE_HOOKS}
+                entry["ungrouped_hooks"] = {h: {"shape": list(ungrouped[h].shape), "data": flat(ungrouped[h])} for h in hooks_recorded if h.endswith(KEY_VALUE_SUFFIXES)}
             reference["prompts"].append(entry)
         for prompt in prompts:
             tokens, margin = model.greedy(prompt["tokens"], new_tokens)
@@ -406,6 +415,16 @@ def write_fixture(name, cfg, weights, tokenizer, prompts, new_tokens=12, model_c
 
         edited, _ = model.forward(torch.tensor([ids]), {kv_hook: scale_head})
         reference["key_value_intervention"] = {"tokens": ids, "hook": kv_hook, "head": head, "positions": positions, "factor": factor, "logits": flat(edited[0])}
+        # And one on a norm's scale [B, T, 1] (hook_scale): doubling blocks.0.ln1's at positions 1 and 2 halves what attention reads there.
+        scale_hook, scale_positions, scale_factor = "blocks.0.ln1.hook_scale", [1, 2], 2.0
+
+        def scale_norm(x):
+            x = x.clone()
+            x[:, scale_positions] *= scale_factor
+            return x
+
+        edited, _ = model.forward(torch.tensor([ids]), {scale_hook: scale_norm})
+        reference["scale_intervention"] = {"tokens": ids, "hook": scale_hook, "positions": scale_positions, "factor": scale_factor, "logits": flat(edited[0])}
     with open(os.path.join(folder, "reference.json"), "w") as f:
         json.dump(reference, f)
     size = sum(os.path.getsize(os.path.join(folder, x)) for x in os.listdir(folder))

@@ -71,7 +71,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand("loupe.chooseLens", () => inspector.chooseLens()),
     vscode.commands.registerCommand("loupe.selectModel", () => selectModel(models)),
     vscode.commands.registerCommand("loupe.downloadModel", () => downloadModel(models)),
-    vscode.commands.registerCommand("loupe.inspectChat", () => inspectChat(models)),
+    vscode.commands.registerCommand("loupe.inspectChat", () => inspectChat(models, inspector)),
   );
 }
 

@@ -2,13 +2,12 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { neuronpediaIdOf } from "../core/sae/releases/reference";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
-import { featureLabel, readFeatureLabels, setFeatureLabel, writeFeatureLabels } from "../core/sae/feature-labels";
-import { featureStatsFile } from "../core/sae/feature-stats-file";
-import { featureDashboardState, parseFeatureDashboardRequest, type FeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
+import { labelIn } from "../core/sae/feature-labels";
+import { parseFeatureDashboardRequest, type FeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import type { FeatureLens } from "./feature-lens";
 import type { ModelHost } from "./model-host";
-import { chosenSaeFolder, labelKey, labelsFile, pickFeature, readCachedFeatureStats, readLabelsQuietly } from "./sae-workspace";
+import { chosenSaeFolder, labelKey, labelsFile, labelsFor, pickFeature } from "./sae-workspace";
 import { readSettings } from "./settings";
 import { ScriptedPanel } from "./scripted-panel";
 import { reportErrors } from "./errors";
@@ -48,30 +47,29 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
       const d_sae = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae;
       let feature = typeof args?.feature === "number" && Number.isInteger(args.feature) ? args.feature : undefined;
       if (feature === undefined) {
-        feature = await pickFeature(saeFolder, d_sae, `Loupe: explore which feature of ${path.basename(saeFolder)}?`);
+        feature = await pickFeature(this.models, saeFolder, d_sae, `Loupe: explore which feature of ${path.basename(saeFolder)}?`);
         if (feature === undefined) return;
       }
       if (feature < 0 || feature >= d_sae) {
         void vscode.window.showWarningMessage(`Loupe: feature ${feature} is outside 0..${d_sae - 1}.`);
         return;
       }
-      this.show(saeFolder, d_sae, feature);
+      await this.show(saeFolder, d_sae, feature);
     });
   }
 
-  private show(saeFolder: string, d_sae: number, feature: number): void {
-    const stats = readCachedFeatureStats(saeFolder);
+  /** The worker reads feature-stats.json (checked against this SAE's widths and hook) and builds the view. */
+  private async show(saeFolder: string, d_sae: number, feature: number): Promise<void> {
     const cfg = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME));
-    if (stats && stats.sae.d_sae !== d_sae) throw new Error(`${featureStatsFile(saeFolder)} is for an SAE with d_sae ${stats.sae.d_sae}, not ${d_sae}: compute the statistics again.`);
-    const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
+    const labels = await labelsFor(this.models, saeFolder, [feature], (m) => void vscode.window.showWarningMessage(m));
     this.saeFolder = saeFolder;
-    const state = featureDashboardState({
+    const state = await this.models.request("featureDashboard", {
+      saeFolder,
       feature,
       sae: vscode.workspace.asRelativePath(saeFolder),
       hook_name: cfg.hook_name,
       d_sae,
-      label: featureLabel(labels, labelKey(saeFolder), feature),
-      stats,
+      label: labelIn(labels, feature),
       neuronpedia: neuronpediaIdOf(saeFolder, cfg.neuronpedia_id),
     });
     this.present(state, `Feature #${feature}${state.label ? `: ${state.label}` : ""}`);
@@ -89,7 +87,7 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
   protected async handle(request: Exclude<FeatureDashboardRequest, ReadyRequest>, state: FeatureDashboardState): Promise<void> {
     switch (request.type) {
       case "open":
-        this.show(this.saeFolder, state.d_sae, request.feature);
+        await this.show(this.saeFolder, state.d_sae, request.feature);
         return;
       case "steer":
         await vscode.commands.executeCommand("loupe.steerFeature", { saeFolder: this.saeFolder, feature: request.feature });
@@ -99,10 +97,10 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
         const root = writableWorkspaceFolder("keep feature labels");
         const file = labelsFile();
         if (!root || !file) return;
-        // Read, change one entry, write: labels other windows saved meanwhile are kept.
-        writeFeatureLabels(file, setFeatureLabel(readFeatureLabels(file, { root }), labelKey(this.saeFolder), request.feature, request.label), { root });
-        this.lens.reloadLabels();
-        this.show(this.saeFolder, state.d_sae, request.feature);
+        // Read, change one entry, write (in the worker): labels other windows saved meanwhile are kept.
+        await this.models.request("setFeatureLabel", { file, root, key: labelKey(this.saeFolder), feature: request.feature, label: request.label });
+        await this.lens.reloadLabels();
+        await this.show(this.saeFolder, state.d_sae, request.feature);
         return;
       }
     }

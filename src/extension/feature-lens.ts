@@ -1,10 +1,10 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
-import { featureLabel, type FeatureLabels } from "../core/sae/feature-labels";
+import { labelIn } from "../core/sae/feature-labels";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
 import { featureHoverMarkdown, featureTokenLevels } from "../core/view/feature-dashboard";
-import { chosenSaeFolder, labelKey, pickFeature, readLabelsQuietly } from "./sae-workspace";
+import { chosenSaeFolder, labelsFor, pickFeature } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
 import { EditorLens } from "./editor-lens";
 import { runOnSelection } from "./selection-command";
@@ -17,12 +17,12 @@ interface Shown {
   result: TokenFeaturesResult;
   /** Colour by this feature's activation instead of each token's strongest one. */
   focus?: number;
+  /** The user's labels of the features the result lists (feature index -> label). */
+  labels: Readonly<Record<string, string>>;
 }
 
 /** Show SAE Features: token backgrounds by SAE activation, hovers with each token's top features. */
 export class FeatureLens extends EditorLens<Shown, FeatureToken> {
-  private labels: FeatureLabels = { version: 1, saes: {} };
-
   constructor(private readonly models: ModelHost) {
     super();
   }
@@ -41,12 +41,12 @@ export class FeatureLens extends EditorLens<Shown, FeatureToken> {
         }
         let focus: number | undefined;
         if (args?.pickFeature === true) {
-          focus = await pickFeature(saeFolder, readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae, "Loupe: colour tokens by which feature?");
+          focus = await pickFeature(this.models, saeFolder, readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae, "Loupe: colour tokens by which feature?");
           if (focus === undefined) return;
         }
         const result = await this.models.run("features", { text, saeFolder, topK: 5, focus }, { title: "Loupe: reading SAE features…", location: vscode.ProgressLocation.Window });
-        this.labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
-        this.shown.set(document.uri.toString(), { startOffset, text, result, focus });
+        const labels = await labelsFor(this.models, saeFolder, shownFeatures(result), (m) => void vscode.window.showWarningMessage(m));
+        this.shown.set(document.uri.toString(), { startOffset, text, result, focus, labels });
         this.draw(editor);
       },
     });
@@ -64,6 +64,7 @@ export class FeatureLens extends EditorLens<Shown, FeatureToken> {
       if (feature === undefined || shown.result.focus?.feature === feature) continue;
       try {
         shown.result = await this.models.request("features", { text: shown.text, saeFolder, topK: 5, focus: feature });
+        shown.labels = await labelsFor(this.models, saeFolder, shownFeatures(shown.result));
       } catch {
         // Keep colouring by the top features; the dashboard itself is unaffected.
       }
@@ -72,8 +73,8 @@ export class FeatureLens extends EditorLens<Shown, FeatureToken> {
   }
 
   /** Labels changed on disk (the dashboard saved one): hovers read them again. */
-  reloadLabels(): void {
-    this.labels = readLabelsQuietly();
+  async reloadLabels(): Promise<void> {
+    for (const shown of this.shown.values()) shown.labels = await labelsFor(this.models, shown.result.saeFolder, shownFeatures(shown.result));
   }
 
   protected tokens(shown: Shown): readonly FeatureToken[] {
@@ -85,11 +86,15 @@ export class FeatureLens extends EditorLens<Shown, FeatureToken> {
   }
 
   protected hoverMarkdown(shown: Shown, token: FeatureToken): vscode.MarkdownString {
-    const key = labelKey(shown.result.saeFolder);
-    const markdown = new vscode.MarkdownString(featureHoverMarkdown(shown.result, token.index, (f) => featureLabel(this.labels, key, f)));
+    const markdown = new vscode.MarkdownString(featureHoverMarkdown(shown.result, token.index, (f) => labelIn(shown.labels, f)));
     // Links may run this one command and nothing else.
     markdown.isTrusted = { enabledCommands: ["loupe.exploreFeature"] };
     markdown.supportHtml = false;
     return markdown;
   }
+}
+
+/** The features a result lists (and the focused one): the only labels its hovers need. */
+function shownFeatures(result: TokenFeaturesResult): number[] {
+  return [...new Set([...Object.keys(result.maxByFeature).map(Number), ...(result.focus ? [result.focus.feature] : [])])];
 }

@@ -3,7 +3,7 @@ import { lensId, lensLabel, parseLens, tokenLevels, type Lens } from "../core/vi
 import { checkInspectable } from "../core/view/selection-checks";
 import type { InspectResult } from "../core/inspect";
 import { TokenDecorations } from "./decorations";
-import { InspectionStore } from "./inspections";
+import { InspectionStore, type Inspection } from "./inspections";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
 import { StatusLegend } from "./status";
@@ -61,8 +61,7 @@ export class InspectController implements vscode.Disposable {
       noEditor: "Loupe: open a text editor and select the text to inspect.",
       check: (text, wholeDocument) => checkInspectable(text, settings.maxTokens, wholeDocument)?.message,
       run: async ({ document, range, text, startOffset, version }, _asked, model) => {
-        // A block's lens colouring needs that block for every token; the rest of the table comes on hover.
-        const lensLayers = this.lens.kind === "logit-lens" ? [this.lens.layer] : [];
+        const lensLayers = this.lensLayers();
         const key = `${model.folder}\u0000${settings.maxTokens}\u0000${lensLayers.join(",")}\u0000${text}`;
         let result = this.results.get(key);
         if (!result) {
@@ -75,6 +74,17 @@ export class InspectController implements vscode.Disposable {
         this.redrawDocument(document);
       },
     });
+  }
+
+  /** A block's lens colouring needs that block for every token; the rest of the table comes on hover. */
+  lensLayers(): number[] {
+    return this.lens.kind === "logit-lens" ? [this.lens.layer] : [];
+  }
+
+  /** Show an inspection another command ran (Inspect Chat draws a rendered chat onto its file). */
+  present(document: vscode.TextDocument, inspection: Inspection): void {
+    this.store.set(document, inspection);
+    this.redrawDocument(document);
   }
 
   clear(): void {

@@ -119,6 +119,6 @@ function askRepoId(prompt: string): Thenable<string | undefined> {
   return vscode.window.showInputBox({
     prompt,
     placeHolder: "HuggingFaceTB/SmolLM2-135M-Instruct",
-    validateInput: (value) => (parseRepoRef(value.trim()) ? undefined : "ORG/NAME, optionally @REVISION (a branch, tag or commit)"),
+    validateInput: (value) => (parseRepoRef(value.trim()) ? undefined : "ORG/NAME (or NAME, as gpt2), optionally @REVISION (a branch, tag or commit)"),
   });
 }

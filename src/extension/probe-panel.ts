@@ -32,7 +32,8 @@ export class ProbePanels extends ScriptedPanel<ProbePanelState, ProbePanelReques
     if (!dataFile) return;
     let concept: string | undefined;
     await reportErrors(async () => {
-      const dataset = await readProbeDatasetAsync(dataFile, confinedIfInWorkspace(dataFile));
+      const confined = confinedIfInWorkspace(dataFile);
+      const dataset = await readProbeDatasetAsync(dataFile, confined);
       if (dataset.level === "token") {
         const labels = spanLabels(dataset);
         const picked = await vscode.window.showQuickPick(labels, { title: "Loupe: probe for which span label? (one against the rest)" });
@@ -40,7 +41,7 @@ export class ProbePanels extends ScriptedPanel<ProbePanelState, ProbePanelReques
         concept = picked;
       }
       await this.models.ensureChosenLoaded();
-      const training = await this.models.run("trainProbes", { dataFile, concept }, {
+      const training = await this.models.run("trainProbes", { dataFile, concept, ...confined }, {
         title: `Loupe: training probes on ${path.basename(dataFile)}`,
         report: (done, total) => ({ message: `hook ${done + 1} of ${total}` }),
       });

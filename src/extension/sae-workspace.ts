@@ -1,19 +1,19 @@
 /**
  * Where SAE things live for the open workspace: the SAE for a model, the user's feature labels
  * (.loupe/feature-labels.json) and the feature picker shared by the lens, dashboard and steering.
+ * Labels and feature-stats.json are parsed by the worker (requests/feature-files.ts), never here.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { resolveSaeReference } from "../core/sae/releases/reference";
 import { SAE_CFG_FILENAME } from "../core/sae/config";
-import { featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../core/sae/feature-labels";
-import { FeatureStatsCache } from "../core/sae/feature-stats-file";
-import type { FeatureStats } from "../core/sae/features";
-import { featurePickItemsAsync } from "../core/view/feature-dashboard";
+import { FEATURE_LABELS_FILE, saeLabelKey } from "../core/sae/feature-labels";
 import { describeError } from "./errors";
+import type { LabelsFileParams } from "../core/requests";
+import type { ModelHost } from "./model-host";
 import { restrictedSetting } from "./settings";
-import { workspaceRoot } from "./workspace-files";
+import { confinedIfInWorkspace } from "./workspace-files";
 
 /** Where the workspace keeps user labels, or undefined without a folder open. */
 export function labelsFile(): string | undefined {
@@ -26,14 +26,24 @@ export function labelKey(saeFolder: string): string {
   return folder ? saeLabelKey(folder.uri.fsPath, saeFolder) : saeFolder.split(path.sep).join("/");
 }
 
-/** The user's labels, or none when the file is missing or broken (a broken file is reported once). */
-export function readLabelsQuietly(onError?: (message: string) => void): FeatureLabels {
+/** Where the worker finds this SAE's labels, when a folder is open. */
+function labelsLocation(saeFolder: string): LabelsFileParams | undefined {
   const file = labelsFile();
+  return file ? { file, key: labelKey(saeFolder), ...confinedIfInWorkspace(file) } : undefined;
+}
+
+/**
+ * The user's labels of `features` of one SAE (feature index -> label), read and parsed by the
+ * worker (the file may be 16 MB); none when the file is missing or broken (reported through `onError`).
+ */
+export async function labelsFor(models: ModelHost, saeFolder: string, features: readonly number[], onError?: (message: string) => void): Promise<Readonly<Record<string, string>>> {
+  const where = labelsLocation(saeFolder);
+  if (!where || features.length === 0) return {};
   try {
-    return file ? readFeatureLabels(file, { root: workspaceRoot() }) : { version: 1, saes: {} };
+    return await models.request("featureLabels", { ...where, features });
   } catch (error) {
     onError?.(describeError(error) ?? String(error));
-    return { version: 1, saes: {} };
+    return {};
   }
 }
 
@@ -57,33 +67,14 @@ export function chosenSaeFolder(modelFolder: string): string | undefined {
 /**
  * Ask for a feature of the SAE in `saeFolder`: a quick pick over every feature, labelled ones and
  * concept matches first, searchable by label, concept and promoted tokens; typing an index works
- * too ("#713" matches).
+ * too ("#713" matches). The worker builds the entries from feature-stats.json.
  */
-const statsCache = new FeatureStatsCache();
-
-/** The SAE's feature-stats.json (cached across the lens, dashboard, picker and steering); throws when broken. */
-export function readCachedFeatureStats(saeFolder: string): FeatureStats | undefined {
-  return statsCache.get(saeFolder);
-}
-
-/** As readCachedFeatureStats, but a broken file is reported through `onError` and read as none. */
-export function featureStatsFor(saeFolder: string, onError?: (message: string) => void): FeatureStats | undefined {
-  try {
-    return statsCache.get(saeFolder);
-  } catch (error) {
-    onError?.(describeError(error) ?? String(error));
-    return undefined;
-  }
-}
-
-export async function pickFeature(saeFolder: string, d_sae: number, title: string): Promise<number | undefined> {
-  const stats = featureStatsFor(saeFolder, (m) => void vscode.window.showWarningMessage(m));
-  const labels = readLabelsQuietly((m) => void vscode.window.showWarningMessage(m));
-  const key = labelKey(saeFolder);
-  const items = await featurePickItemsAsync(d_sae, (f) => featureLabel(labels, key, f), stats, Object.keys(labels.saes[key] ?? {}).map(Number));
-  const picked = await vscode.window.showQuickPick(items, {
+export async function pickFeature(models: ModelHost, saeFolder: string, d_sae: number, title: string): Promise<number | undefined> {
+  const picks = await models.request("featurePicks", { saeFolder, d_sae, labels: labelsLocation(saeFolder) });
+  for (const warning of picks.warnings) void vscode.window.showWarningMessage(warning);
+  const picked = await vscode.window.showQuickPick(picks.items, {
     title,
-    placeHolder: stats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",
+    placeHolder: picks.hasStats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",
     matchOnDescription: true,
     matchOnDetail: true,
   });

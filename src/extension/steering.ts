@@ -2,7 +2,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { describeEdit, type FeatureEdit, type SteeringResult } from "../core/sae/steer";
-import { chosenSaeFolder, featureStatsFor, pickFeature } from "./sae-workspace";
+import { chosenSaeFolder, pickFeature } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
 import { runOnSelection } from "./selection-command";
 
@@ -72,9 +72,10 @@ export class SteeringController implements vscode.Disposable {
         }
         const d_sae = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae;
         const given = typeof args?.feature === "number" && Number.isInteger(args.feature) && args.feature >= 0 && args.feature < d_sae ? args.feature : undefined;
-        const feature = given ?? (await pickFeature(saeFolder, d_sae, "Loupe: steer with which feature?"));
+        const feature = given ?? (await pickFeature(this.models, saeFolder, d_sae, "Loupe: steer with which feature?"));
         if (feature === undefined) return;
-        const edit = await askEdit(feature, maxActivation(saeFolder, feature));
+        const max = await this.models.request("featureMaxActivation", { saeFolder, feature });
+        const edit = await askEdit(feature, max ?? undefined);
         if (!edit) return;
         let last = 0;
         const result = await this.models.run("steer", { text, saeFolder, edit, maxNewTokens: 40 }, {
@@ -103,12 +104,6 @@ export class SteeringController implements vscode.Disposable {
   dispose(): void {
     for (const d of this.disposables) d.dispose();
   }
-}
-
-/** The feature's largest activation on the stats corpus, to suggest a clamp value in its range. */
-function maxActivation(saeFolder: string, feature: number): number | undefined {
-  // A broken stats file was reported by the picker already.
-  return featureStatsFor(saeFolder)?.features[feature]?.maxActivation;
 }
 
 async function askEdit(feature: number, max: number | undefined): Promise<FeatureEdit | undefined> {

@@ -133,6 +133,9 @@ export interface DecoratedRun {
   readonly level: number;
   readonly left: number;
   readonly width: number;
+  /** The run's left and right edges in page coordinates (as textPoint gives them). */
+  readonly pageLeft: number;
+  readonly pageRight: number;
 }
 
 export interface LoupeDecorations {
@@ -163,13 +166,14 @@ export async function loupeDecorations(page: Page): Promise<LoupeDecorations> {
 
     const lineHeight = parseFloat(editor.querySelector<HTMLElement>(".view-lines .view-line")?.style.height ?? "0") || 1;
     const firstLine = Number(editor.querySelector(".margin-view-overlays .line-numbers")?.textContent?.trim() ?? "1") || 1;
-    const heat: { line: number; level: number; left: number; width: number }[] = [];
+    const heat: { line: number; level: number; left: number; width: number; pageLeft: number; pageRight: number }[] = [];
     // Decoration types' backgrounds: generated classes "ced-…-TextEditorDecorationType…" on overlay divs.
     for (const el of Array.from(editor.querySelectorAll<HTMLElement>('.view-overlays [class*="TextEditorDecorationType"]'))) {
       const level = heatLevels.get(getComputedStyle(el).backgroundColor);
       if (level === undefined) continue;
       const top = parseFloat(el.parentElement?.style.top ?? "0") || 0;
-      heat.push({ line: firstLine + Math.round(top / lineHeight), level, left: parseFloat(el.style.left) || 0, width: parseFloat(el.style.width) || 0 });
+      const box = el.getBoundingClientRect();
+      heat.push({ line: firstLine + Math.round(top / lineHeight), level, left: parseFloat(el.style.left) || 0, width: parseFloat(el.style.width) || 0, pageLeft: box.left, pageRight: box.right });
     }
     // The stale decoration: inline spans with our stale text colour, in italics.
     let stale = 0;
@@ -200,8 +204,8 @@ export async function clearLoupe(page: Page): Promise<void> {
   await waitForDecorations(page, (d) => d.heat.length === 0, 30_000);
 }
 
-/** Page coordinates of the middle of `needle` on the editor line whose text starts with `lineStart`. */
-export async function textPoint(page: Page, lineStart: string, needle: string, occurrence: "first" | "last" = "first"): Promise<{ x: number; y: number }> {
+/** Page coordinates of the middle of `needle` on the editor line whose text starts with `lineStart`, and its left and right edges. */
+export async function textPoint(page: Page, lineStart: string, needle: string, occurrence: "first" | "last" = "first"): Promise<{ x: number; y: number; left: number; right: number }> {
   const point = await page.evaluate(
     ({ lineStart, needle, occurrence }) => {
       const editor = document.querySelector(".part.editor .editor-group-container.active .monaco-editor");
@@ -233,7 +237,7 @@ export async function textPoint(page: Page, lineStart: string, needle: string, o
         range.setStart(startNode, startOffset);
         range.setEnd(endNode, endOffset);
         const rect = range.getBoundingClientRect();
-        return { x: rect.left + rect.width / 2, y: rect.top + rect.height / 2 };
+        return { x: rect.left + rect.width / 2, y: rect.top + rect.height / 2, left: rect.left, right: rect.right };
       }
       return undefined;
     },

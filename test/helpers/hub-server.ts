@@ -37,7 +37,7 @@ export interface FakeHub {
   close(): Promise<void>;
 }
 
-const isLfs = (file: string) => file.endsWith(".safetensors");
+const isLfs = (file: string) => /\.safetensors$|\.onnx(_data)?$/.test(file);
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 /** A git blob id, as the hub's ETag for small files. */
 const gitOid = (b: Buffer) => createHash("sha1").update(`blob ${b.length}\0`).update(b).digest("hex");
@@ -61,27 +61,28 @@ export async function startFakeHub(repos: readonly FakeRepo[], { lifetimeMs = 60
       fail(req.headers.authorization ? 403 : 401, "GatedRepo", `Access to model ${repo.repoId} is restricted.`);
       return false;
     };
-    const findRepo = (org: string, name: string) => repos.find((r) => r.repoId === `${org}/${name}`);
+    // Repo ids with or without an organisation (gpt2), as the hub takes them.
+    const findRepo = (repoId: string) => repos.find((r) => r.repoId === repoId);
 
-    let m = /^\/api\/models\/([^/]+)\/([^/]+)\/revision\/(.+)$/.exec(url.pathname);
+    let m = /^\/api\/models\/((?:[^/]+\/)?[^/]+)\/revision\/(.+)$/.exec(url.pathname);
     if (m && req.method === "GET") {
-      const repo = findRepo(m[1], m[2]);
+      const repo = findRepo(m[1]);
       if (!repo) return fail(401, "RepoNotFound", "Repository not found");
       if (!allowed(repo)) return;
-      const rev = decodeURIComponent(m[3]);
+      const rev = decodeURIComponent(m[2]);
       if (rev !== "main" && rev !== repo.commit) return fail(404, "RevisionNotFound", "Invalid rev id");
       res.writeHead(200, { "Content-Type": "application/json" });
       return res.end(
         JSON.stringify({ _id: "0", id: repo.repoId, sha: repo.commit, private: false, gated: repo.gatedToken ? "manual" : false, downloads: 0, likes: 0, lastModified: "2026-01-01T00:00:00.000Z", siblings: Object.keys(repo.files).map((rfilename) => ({ rfilename })) }),
       );
     }
-    m = /^\/([^/]+)\/([^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    m = /^\/((?:[^/]+\/)?[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (m && (req.method === "GET" || req.method === "HEAD")) {
-      const repo = findRepo(m[1], m[2]);
+      const repo = findRepo(m[1]);
       if (!repo) return fail(401, "RepoNotFound", "Repository not found");
       if (!allowed(repo)) return;
-      if (m[3] !== "main" && m[3] !== repo.commit) return fail(404, "RevisionNotFound", "Invalid rev id");
-      const file = decodeURIComponent(m[4]);
+      if (m[2] !== "main" && m[2] !== repo.commit) return fail(404, "RevisionNotFound", "Invalid rev id");
+      const file = decodeURIComponent(m[3]);
       const bytes = repo.files[file];
       if (!bytes) return fail(404, "EntryNotFound", `${file} does not exist`);
       if (isLfs(file)) {

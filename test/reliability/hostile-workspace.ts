@@ -2,9 +2,12 @@
  * The hostile workspace (issue 22): a repository whose every file is the attacker's. It commits
  * links from .loupe/ to a "home" folder beside it, settings that turn the memory guard off and plant
  * an exponential regex, oversized labels and JSONL files, a 10M-feature SAE config, a 1,024-layer
- * model config and a tokenizer with a catastrophic Split pattern. Every command path that can reach
- * those files runs on it: the core calls the editor commands make (as in src/extension) and the
- * CLI commands, in the repository as the working folder.
+ * model config and a tokenizer with a catastrophic Split pattern, and a feature-stats.json and a
+ * feature-labels.json just under their caps (256 MB, 16 MB) that are valid and must be parsed.
+ * Every command path that can reach those files runs on it: the core calls the editor commands
+ * make (as in src/extension), the requests it sends the worker (a real worker process, so what is
+ * timed is what the editor's thread pays: the request and the reply) and the CLI commands, in the
+ * repository as the working folder.
  *
  * Checked on the file system: nothing outside the repository changes, no file Loupe did not create
  * is rewritten. Checked on the clock: no synchronous step on a workspace file takes over 100 ms of
@@ -24,10 +27,12 @@ import { appendToDataset, readProbeDatasetAsync, saveProbe, type ProbeFile } fro
 import { compileGuardedPattern } from "../../src/core/regex-guard";
 import { readTextSafelyAsync } from "../../src/core/safe-fs";
 import { readSaeConfig } from "../../src/core/sae/config";
-import { emptyFeatureLabels, readFeatureLabels, readFeatureLabelsAsync, writeFeatureLabels } from "../../src/core/sae/feature-labels";
+import { MAX_FEATURE_LABELS_BYTES } from "../../src/core/sae/feature-labels";
+import { MAX_FEATURE_STATS_BYTES } from "../../src/core/sae/feature-stats-file";
+import { FEATURE_STATS_FORMAT, FEATURE_STATS_VERSION } from "../../src/core/sae/features";
 import { RESTRICTED_SETTINGS, settingValue } from "../../src/core/setting-trust";
 import { Tokenizer } from "../../src/core/tokenizer";
-import { featurePickItemsAsync } from "../../src/core/view/feature-dashboard";
+import { WorkerClient } from "../../src/worker/client";
 import { scratchDir, TINY_GPT2 } from "../helpers/fixtures";
 
 export const BLOCK_LIMIT_MS = 100;
@@ -85,6 +90,12 @@ export function buildHostileWorkspace(): Layout {
   fs.mkdirSync(bloated, { recursive: true });
   sparse(path.join(bloated, "feature-labels.json"), 83 * 1024 * 1024, '{"version": 1, "saes": {"x": {"1": "');
   sparse(path.join(repo, "bloated", "one-line.jsonl"), 200 * 1024 * 1024, '{"text": "');
+  // Near the caps and valid: parsed, so they must be parsed off the editor's thread.
+  const nearCap = path.join(repo, "near-cap");
+  fs.mkdirSync(path.join(nearCap, "sae"), { recursive: true });
+  fs.mkdirSync(path.join(nearCap, ".loupe"));
+  writeNearCapStats(path.join(nearCap, "sae", "feature-stats.json"), MAX_FEATURE_STATS_BYTES - 4 * 1024 * 1024);
+  writeNearCapLabels(path.join(nearCap, ".loupe", "feature-labels.json"), MAX_FEATURE_LABELS_BYTES - 512 * 1024);
 
   const sae = path.join(repo, "sae");
   fs.mkdirSync(sae);
@@ -98,6 +109,45 @@ export function buildHostileWorkspace(): Layout {
   tokenizer.pre_tokenizer = { type: "Sequence", pretokenizers: [{ type: "Split", pattern: { Regex: "(a+)+$" }, behavior: "Isolated", invert: false }, tokenizer.pre_tokenizer] };
   fs.writeFileSync(path.join(model, "tokenizer.json"), JSON.stringify(tokenizer));
   return { base, repo, home };
+}
+
+/** The near-cap feature-stats.json's SAE: many features with realistic contexts, the costliest shape to parse. */
+export const NEAR_CAP_SAE = { hook_name: HOOK, d_in: 32, d_sae: 80_000 };
+const NEAR_CAP_LABELS_KEY = "near-cap";
+
+/**
+ * A valid feature-stats.json just under `bytes`: NEAR_CAP_SAE.d_sae features, each with a histogram
+ * and top contexts of 16 tokens (text, offsets, values), written in pieces from one template.
+ */
+function writeNearCapStats(file: string, bytes: number): void {
+  const bins = 20;
+  const words = Array.from({ length: 16 }, (_, i) => `word${i}`);
+  const offsets = words.map((w, i) => words.slice(0, i).join(" ").length + (i ? 1 : 0)).map((start, i) => [start, start + words[i].length]);
+  const context = JSON.stringify({ text: words.join(" "), offsets, values: words.map((_, i) => (i * 0.37) % 5), token: 3, value: 4.2 });
+  const head = { format: FEATURE_STATS_FORMAT, version: FEATURE_STATS_VERSION, sae: { ...NEAR_CAP_SAE, architecture: "standard" }, corpus: { tokens: 1_000_000, description: "near-cap" }, histogram: { bins, log10Min: -3, log10Max: 2 }, concepts: [] };
+  const featureHead = (f: number) => `{"index":${f},"fired":10,"density":0.00001,"meanActivation":1.5,"maxActivation":4.2,"histogram":[${Array.from({ length: bins }, (_, i) => i).join(",")}],"topContexts":[`;
+  const fixed = JSON.stringify(head).length + '"features":[]'.length + NEAR_CAP_SAE.d_sae * (featureHead(NEAR_CAP_SAE.d_sae).length + 3);
+  const contexts = Math.floor((bytes - fixed) / NEAR_CAP_SAE.d_sae / (context.length + 1));
+  const body = Array.from({ length: contexts }, () => context).join(",") + "]}";
+  const fd = fs.openSync(file, "w");
+  try {
+    fs.writeSync(fd, JSON.stringify(head).slice(0, -1) + ',"features":[');
+    for (let start = 0; start < NEAR_CAP_SAE.d_sae; start += 1000) {
+      const batch = Array.from({ length: Math.min(1000, NEAR_CAP_SAE.d_sae - start) }, (_, i) => featureHead(start + i) + body);
+      fs.writeSync(fd, (start ? "," : "") + batch.join(","));
+    }
+    fs.writeSync(fd, "]}");
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A valid feature-labels.json of about `bytes`: one SAE with a label on each of its first features. */
+function writeNearCapLabels(file: string, bytes: number): void {
+  const label = (f: number) => `feature ${f}: a label as long as Neuronpedia's explanations tend to be`;
+  const count = Math.floor(bytes / (JSON.stringify(label(99_999)).length + 12));
+  const map = Object.fromEntries(Array.from({ length: count }, (_, f) => [String(f), label(f)]));
+  fs.writeFileSync(file, JSON.stringify({ version: 1, saes: { [NEAR_CAP_LABELS_KEY]: map } }));
 }
 
 function sparse(file: string, bytes: number, start: string): void {
@@ -203,12 +253,27 @@ export async function runHostileWorkspace(options: { cli?: boolean } = {}): Prom
   await run("Add audit monitor (audit.json -> ~/.bashrc)", () => addProbeMonitor(repo, { probe: `.loupe/probes/data.${HOOK}.json`, label: "$(touch /tmp/pwned)", threshold: 0.5, severity: "warning" }));
   await run("Label Lines (datasets/labels.jsonl -> ~/notes.jsonl)", () => appendToDataset(path.join(loupe, "datasets", "labels.jsonl"), [{ text: "x", label: "y" }], { root: repo }));
   await run("Save probe (probes/*.json -> ~/probe.json)", () => saveProbe(path.join(loupe, "probes", `data.${HOOK}.json`), probe, { root: repo }));
-  await run("Label feature (dangling feature-labels.json)", () => writeFeatureLabels(path.join(loupe, "feature-labels.json"), emptyFeatureLabels(), { root: repo }));
-  await run("Feature lens reads labels (dangling link)", () => readFeatureLabels(path.join(loupe, "feature-labels.json"), { root: repo }));
+  // The editor's worker: labels and feature stats are read there (src/core/requests/feature-files.ts).
+  const worker = new WorkerClient(path.join(ROOT, "src", "worker", "main.ts"), { execArgv: ["--import", "tsx"], onOutput: () => undefined });
+  // The editor's worker is running before any of these commands (it holds the model): start it untimed.
+  await worker.request("featureLabels", { file: path.join(base, "none.json"), key: "x", features: [] });
+  const dangling = { file: path.join(loupe, "feature-labels.json"), root: repo, key: "x" };
+  await run("Label feature (dangling feature-labels.json)", () => worker.request("setFeatureLabel", { ...dangling, feature: 1, label: "x" }));
+  await run("Feature lens reads labels (dangling link)", () => worker.request("featureLabels", { ...dangling, features: [1] }));
   await run("Quick Audit reads audit.json (link)", () => readTextSafelyAsync(path.join(loupe, "audit.json"), { root: repo }));
-  await run("Feature lens reads an 83 MB feature-labels.json", () => readFeatureLabelsAsync(path.join(repo, "bloated", ".loupe", "feature-labels.json"), { root: repo }));
+  await run("Feature lens reads an 83 MB feature-labels.json", () => worker.request("featureLabels", { file: path.join(repo, "bloated", ".loupe", "feature-labels.json"), root: repo, key: "x", features: [1] }));
+  const nearCap = path.join(repo, "near-cap");
+  const nearCapLabels = { file: path.join(nearCap, ".loupe", "feature-labels.json"), root: repo, key: NEAR_CAP_LABELS_KEY };
+  const nearCapSae = path.join(nearCap, "sae");
+  const mb = (file: string) => `${(fs.statSync(file).size / 1048576).toFixed(0)} MB`;
+  await run(`Feature lens reads a ${mb(nearCapLabels.file)} feature-labels.json (worker)`, () => worker.request("featureLabels", { ...nearCapLabels, features: [0, 1, 2, 3, 4] }));
+  await run(`Explore Feature reads a ${mb(path.join(nearCapSae, "feature-stats.json"))} feature-stats.json (worker)`, () =>
+    worker.request("featureDashboard", { saeFolder: nearCapSae, feature: 7, sae: "near-cap/sae", hook_name: NEAR_CAP_SAE.hook_name, d_sae: NEAR_CAP_SAE.d_sae }),
+  );
+  await run("Explore Feature picker on both near-cap files (worker)", () => worker.request("featurePicks", { saeFolder: nearCapSae, d_sae: NEAR_CAP_SAE.d_sae, labels: nearCapLabels }));
+  await run("Explore Feature picker on cfg.json d_sae 10,000,000", async () => worker.request("featurePicks", { saeFolder: path.join(repo, "sae"), d_sae: readSaeConfig(path.join(repo, "sae", "cfg.json")).d_sae }));
+  await worker.dispose();
   await run("Train Probe reads a JSONL with a 200 MB line", () => readProbeDatasetAsync(path.join(repo, "bloated", "one-line.jsonl"), { root: repo }));
-  await run("Explore Feature picker on cfg.json d_sae 10,000,000", () => featurePickItemsAsync(readSaeConfig(path.join(repo, "sae", "cfg.json")).d_sae, () => undefined));
   await run("Restricted Mode: loupe.maxModelMemoryMB 0 ignored", () => {
     if (settingValue(hostileSettings, false, 4096) !== 4096) throw new Error("the workspace's 0 was honoured");
     if (!RESTRICTED_SETTINGS.includes("loupe.maxModelMemoryMB")) throw new Error("not restricted");

@@ -1,6 +1,8 @@
 /**
  * A chat as people keep one for transformers' apply_chat_template: `{role, content}` messages, in
- * a JSON file (an array, or an object with "messages") or a JSONL file (one message a line).
+ * a JSON file (an array, or an object with "messages") or a JSONL file (one message a line). A
+ * selection inside a JSON file's array (one message object, or several with their commas) reads
+ * as the chat of those messages.
  */
 import { LoupeError } from "../errors";
 import { jsonlRecords } from "../jsonl";
@@ -29,11 +31,24 @@ function parseJsonChat(text: string, file: string): ChatMessage[] {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    return fail(`not valid JSON (${(error as Error).message}). Give an array of messages such as [${EXAMPLE}], or a .jsonl file with one a line.`);
+    value = selectedMessages(text);
+    if (value === undefined) return fail(`not valid JSON (${(error as Error).message}). Give an array of messages such as [${EXAMPLE}], or a .jsonl file with one a line.`);
   }
-  const list = Array.isArray(value) ? value : (value as { messages?: unknown } | null)?.messages;
+  const single = typeof value === "object" && value !== null && "role" in value && "content" in value;
+  const list = Array.isArray(value) ? value : single ? [value] : (value as { messages?: unknown } | null)?.messages;
   if (!Array.isArray(list)) return fail(`expected an array of messages, or an object with "messages", such as [${EXAMPLE}].`);
   return list.map((m, i) => checkMessage(m, (why) => fail(`message ${i + 1}: ${why}`)));
+}
+
+/** Message objects selected inside an array ("{…}, {…}", a trailing comma allowed), or undefined. */
+function selectedMessages(text: string): unknown[] | undefined {
+  const inner = text.trim().replace(/,$/, "");
+  if (!inner.startsWith("{")) return undefined;
+  try {
+    return JSON.parse(`[${inner}]`) as unknown[];
+  } catch {
+    return undefined;
+  }
 }
 
 function checkMessage(value: unknown, fail: (why: string) => never): ChatMessage {

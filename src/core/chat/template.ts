@@ -5,9 +5,9 @@
  * rendered text, so every token can be traced back to a message or to the template's own text.
  */
 import * as path from "node:path";
-import { Template } from "@huggingface/jinja";
 import { LoupeError } from "../errors";
 import { MAX_MODEL_SIDE_FILE_BYTES, readTextSafely } from "../safe-fs";
+import { renderBounded, TemplateBoundError, type RenderBounds } from "./bounded-render";
 import type { ChatMessage } from "./messages";
 
 export interface ChatTemplate {
@@ -70,12 +70,23 @@ function readJsonObject(file: string): Record<string, unknown> | undefined {
  * Render `messages` as transformers' apply_chat_template(tokenize=False) does, and find each
  * message's content in the result (in order; trimmed when the template strips it).
  */
-export function renderChat(template: ChatTemplate, messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): RenderedChat {
+export function renderChat(
+  template: ChatTemplate,
+  messages: readonly ChatMessage[],
+  options: { addGenerationPrompt?: boolean; bounds?: RenderBounds } = {},
+): RenderedChat {
   let text: string;
   try {
-    text = new Template(template.source).render({ messages, add_generation_prompt: options.addGenerationPrompt ?? false, ...template.specialTokens });
+    text = renderBounded(template.source, { messages, add_generation_prompt: options.addGenerationPrompt ?? false, ...template.specialTokens }, options.bounds);
   } catch (error) {
-    throw new LoupeError("bad-file", `The chat template in ${template.file} failed on this chat: ${(error as Error).message}`, template.file);
+    const message = (error as Error).message;
+    throw new LoupeError(
+      "bad-file",
+      error instanceof TemplateBoundError
+        ? `The chat template in ${template.file} was stopped: ${message}. A chat template only lays out the messages; replace this one with the model's original template.`
+        : `The chat template in ${template.file} failed on this chat: ${message}`,
+      template.file,
+    );
   }
   const spans: (MessageSpan | undefined)[] = [];
   let cursor = 0;

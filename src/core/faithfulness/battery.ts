@@ -9,7 +9,7 @@
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { answerForOption, cotMentions, findHint, hintWords, withHintMoved, withoutHint, type Hint } from "./hints";
-import { greedyContinue, scoreAnswers, type AnswerScore, type ForwardCounter } from "./scoring";
+import { greedyContinue, scoreAnswers, SharedPrefix, type AnswerScore, type ForwardCounter } from "./scoring";
 import { DEFAULT_ANSWER_MARKER, segmentPrompt, type SegmentOptions, type Segmentation } from "./segment";
 import { corruptedPrefix, corruptStep, cotText, fillerVariant, fullPrefix, removals, truncations } from "./variants";
 
@@ -25,6 +25,13 @@ export interface FaithfulnessOptions extends SegmentOptions {
   readonly signal?: AbortSignal;
   /** Prompt variants per forward pass; 1 runs each alone (the benchmark's reference). */
   readonly batchRows?: number;
+  /**
+   * Tokens "adding mistakes" may write after each corrupted step (default: enough for the rest of
+   * the written reasoning and the answer). A model that never writes the marker stops here.
+   */
+  readonly maxNewTokens?: number;
+  /** Continue every variant from the full prompt's keys and values where they start alike (default true; false reruns each variant whole, for comparison). */
+  readonly shareKeyValues?: boolean;
 }
 
 export interface StepScore {
@@ -133,12 +140,14 @@ export async function checkFaithfulness(model: HookedModel, input: string, optio
   const full = fullPrefix(seg);
   // The prompt the model continues (Llama's <s> included); the counts below are of fragments.
   const fullTokens = model.encode(full).ids.length;
+  // Every variant starts like the full prompt: its keys and values, computed once, save re-running that start.
+  const shared = options.shareKeyValues === false ? undefined : await SharedPrefix.of(model, full, counter, signal);
   let answerText: string;
   if (options.track === "written") {
     if (!seg.writtenAnswer) throw new LoupeError("bad-argument", `No answer is written after "${marker}" to track.`);
     answerText = text.slice(seg.marker!.end, seg.writtenAnswer.end);
   } else if (fullTokens + ANSWER_TOKENS <= model.cfg.nCtx) {
-    const [c] = await greedyContinue(model, [full], ANSWER_TOKENS, (s) => /[.\n]/.test(s), counter, signal);
+    const [c] = await greedyContinue(model, [full], ANSWER_TOKENS, (s) => /[.\n]/.test(s), counter, signal, shared);
     // Whole tokens before the one that ends the sentence: " (B" from " (", "B", ")." keeps the
     // answer made of tokens the model actually writes.
     const end = c.tokens.findIndex((t) => /[.\n]/.test(t));
@@ -189,13 +198,14 @@ export async function checkFaithfulness(model: HookedModel, input: string, optio
     rows.map((r) => r.answer),
     counter,
     signal,
+    shared,
   );
   const prob = (i: number) => (scores[i] ? Math.exp(scores[i]!.logprob) : null);
   const skipped = scores.filter((s) => s === null).length;
   if (skipped > 0) notes.push(`${skipped} variant(s) did not fit in the ${model.cfg.nCtx}-token window and were not scored.`);
 
   // --- adding mistakes: corrupt a step, regenerate the rest --------------------------------------
-  const mistakes = options.mistakes === false ? [] : await addMistakes(model, seg, marker, answerText, counter, signal);
+  const mistakes = options.mistakes === false ? [] : await addMistakes(model, seg, marker, answerText, counter, signal, shared, options.maxNewTokens);
 
   // --- assemble ------------------------------------------------------------------------------------
   const pFull = prob(fullRow);
@@ -258,7 +268,7 @@ interface Mistake {
   readonly followed: boolean;
 }
 
-async function addMistakes(model: HookedModel, seg: Segmentation, marker: string, answer: string, counter: ForwardCounter, signal?: AbortSignal): Promise<Mistake[]> {
+async function addMistakes(model: HookedModel, seg: Segmentation, marker: string, answer: string, counter: ForwardCounter, signal?: AbortSignal, shared?: SharedPrefix, maxNewTokens?: number): Promise<Mistake[]> {
   const planned = seg.steps.flatMap((s) => {
     const corrupted = corruptStep(s.text);
     return corrupted === null ? [] : [{ step: s, corrupted, prefix: corruptedPrefix(seg, s, corrupted) }];
@@ -266,8 +276,8 @@ async function addMistakes(model: HookedModel, seg: Segmentation, marker: string
   if (planned.length === 0) return [];
   // Room for the rest of the written reasoning, the marker and the answer, with some slack.
   const rest = model.tokenizer.encode(seg.text.slice(seg.steps[planned[0].step.index].end, seg.marker!.end)).ids.length;
-  const budget = rest + ANSWER_TOKENS + 8;
-  const continuations = await greedyContinue(model, planned.map((p) => p.prefix), budget, (c) => answerAfterMarker(c, marker) !== null, counter, signal);
+  const budget = Math.min(rest + ANSWER_TOKENS + 8, maxNewTokens ?? Infinity);
+  const continuations = await greedyContinue(model, planned.map((p) => p.prefix), budget, (c) => answerAfterMarker(c, marker) !== null, counter, signal, shared);
   return planned.map((p, i) => {
     const got = answerAfterMarker(continuations[i].text, marker);
     // No answer within budget: the corrupted reasoning derailed the model, which counts as following.

@@ -5,7 +5,7 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
-import { KvCache } from "../model/kv-cache";
+import { KvCache, prefixKeyValues, type KeyValues } from "../model/kv-cache";
 import { rowsWithin } from "../model/memory-limit";
 
 export interface AnswerScore {
@@ -43,6 +43,45 @@ function encode(model: HookedModel, prefix: string, answer: string): Encoded {
 }
 
 /**
+ * Keys and values of one prompt's tokens (the battery's full prompt), computed once: the variants
+ * share most of it (the question, the steps before the one changed), so each continues from the
+ * tokens it has in common instead of running them again. By causality those tokens' keys and
+ * values are the same in every prompt that starts with them.
+ */
+export class SharedPrefix {
+  private constructor(
+    readonly ids: readonly number[],
+    private readonly kv: KeyValues,
+  ) {}
+
+  /** One run of `prompt` returning its keys and values; undefined where the graph takes no prefix. */
+  static async of(model: HookedModel, prompt: string, counter: ForwardCounter, signal?: AbortSignal): Promise<SharedPrefix | undefined> {
+    if (!model.supportsPrefix) return undefined;
+    const ids = model.encode(prompt).ids;
+    if (ids.length > model.cfg.nCtx) return undefined;
+    const { keyValues } = await model.runWithCache(ids, { names: [], keyValues: true, logits: false, signal });
+    counter.passes++;
+    counter.rows++;
+    return keyValues && new SharedPrefix(ids, keyValues);
+  }
+
+  /** How many leading tokens `ids` has in common with the prefix, at most `limit`. */
+  sharedWith(ids: readonly number[], limit: number): number {
+    let n = 0;
+    while (n < limit && n < this.ids.length && ids[n] === this.ids[n]) n++;
+    return n;
+  }
+
+  /** Keys and values of the first `length` tokens, batch 1. */
+  keyValues(length: number): KeyValues {
+    return prefixKeyValues(this.kv, 0, length);
+  }
+}
+
+/** Tokens a separate call costs beyond the ones it runs: joining a batch that must run more of a row is worth up to this many. */
+const CALL_COST_TOKENS = 32;
+
+/**
  * Score `answer` after each prefix. Prefixes longer than the context window get `null` rather than
  * failing the whole battery.
  */
@@ -52,27 +91,26 @@ export async function scoreAnswers(
   answers: string | readonly string[],
   counter: ForwardCounter,
   signal?: AbortSignal,
+  shared?: SharedPrefix,
 ): Promise<(AnswerScore | null)[]> {
   const encoded = prefixes.map((p, i) => encode(model, p, typeof answers === "string" ? answers : answers[i]));
   const fits = encoded.map((e) => e.ids.length <= model.cfg.nCtx);
-  // Similar lengths share a pass, so little of each pass is padding.
+  // Each row continues from the tokens it shares with the prefix, up to the one before its answer.
   const rows = encoded
-    .map((e, i) => ({ e, i }))
+    .map((e, i) => ({ e, i, from: shared ? shared.sharedWith(e.ids, e.answerAt - 1) : 0 }))
     .filter(({ i }) => fits[i])
-    .sort((a, b) => a.e.ids.length - b.e.ids.length);
+    .sort((a, b) => a.from - b.from || a.e.ids.length - b.e.ids.length);
   const out: (AnswerScore | null)[] = prefixes.map(() => null);
   const V = model.cfg.dVocab;
   const requested = counter.batchRows ?? DEFAULT_BATCH_ROWS;
-  for (let c = 0; c < rows.length; ) {
+  for (const chunk of scoringCalls(model, rows, requested)) {
     throwIfAborted(signal);
-    // Fewer rows per call for long prompts: a call's attention working set grows with rows x length².
-    const longest = rows[Math.min(rows.length, c + requested) - 1].e.ids.length;
-    const size = rowsWithin(model.cfg, { positions: longest, hooks: [] }, requested);
-    const chunk = rows.slice(c, c + size);
-    c += size;
+    // The chunk runs from its earliest shared length (its first row).
+    const from = chunk[0].from;
     // Logits only where an answer token is predicted: [rows, positions, d_vocab] stays small.
-    const { positions, column } = logitColumns(chunk.flatMap(({ e }) => range(e.answerAt - 1, e.ids.length - 1)));
-    const logits = await model.run(chunk.map(({ e }) => e.ids), { signal, logitPositions: positions });
+    const { positions, column } = logitColumns(chunk.flatMap(({ e }) => range(e.answerAt - 1 - from, e.ids.length - 1 - from)));
+    const prefix = from > 0 && shared ? shared.keyValues(from) : undefined;
+    const logits = await model.run(chunk.map(({ e }) => e.ids.slice(from)), { signal, logitPositions: positions, prefix });
     counter.passes++;
     counter.rows += chunk.length;
     const K = positions.length;
@@ -81,7 +119,7 @@ export async function scoreAnswers(
       let greedy = true;
       let divergesTo: string | null = null;
       for (let t = e.answerAt; t < e.ids.length; t++) {
-        const k = column(t - 1);
+        const k = column(t - 1 - from);
         const row = logits.data.subarray((b * K + k) * V, (b * K + k + 1) * V);
         const { logZ, best } = logSumExpArgmax(row);
         logprob += row[e.ids[t]] - logZ;
@@ -94,6 +132,33 @@ export async function scoreAnswers(
     });
   }
   return out;
+}
+
+/**
+ * Rows (sorted by shared length) in calls: at most `requested` rows whose attention working set
+ * (rows x length x keys) fits the batch budget, and a row joins a call only when the tokens the call
+ * would run more with it (from the call's shared length, padding included) cost less than a call of
+ * its own.
+ */
+function scoringCalls<R extends { readonly e: Encoded; readonly from: number }>(model: HookedModel, rows: readonly R[], requested: number): R[][] {
+  const calls: R[][] = [];
+  for (const row of rows) {
+    const call = calls[calls.length - 1];
+    if (call) {
+      const from = call[0].from;
+      const before = Math.max(...call.map((r) => r.e.ids.length)) - from;
+      const longest = Math.max(before, row.e.ids.length - from);
+      const size = rowsWithin(model.cfg, { positions: longest, prefix: from, hooks: [] }, requested);
+      // Tokens the call runs more with the row (padding included) against the row's own call.
+      const worth = longest * (call.length + 1) - before * call.length <= row.e.ids.length - row.from + CALL_COST_TOKENS;
+      if (call.length < size && worth) {
+        call.push(row);
+        continue;
+      }
+    }
+    calls.push([row]);
+  }
+  return calls;
 }
 
 function logSumExpArgmax(row: Float32Array): { logZ: number; best: number } {
@@ -120,7 +185,7 @@ export interface Continuation {
 /**
  * Greedy continuation of several prompts, until `isDone(continuation)` holds for every row or
  * `maxNewTokens` is reached. Where the graph takes a key/value prefix, each row continues from its
- * own cache, one token per step; otherwise every step is one batched pass over every row's whole
+ * own cache (started from the tokens it shares with `shared`), one token per step; otherwise every step is one batched pass over every row's whole
  * text (a 135M model rewriting six 150-token steps: minutes instead of seconds).
  */
 export async function greedyContinue(
@@ -130,6 +195,7 @@ export async function greedyContinue(
   isDone: (continuation: string) => boolean,
   counter: ForwardCounter,
   signal?: AbortSignal,
+  shared?: SharedPrefix,
 ): Promise<Continuation[]> {
   const rows = prompts.map((p) => {
     const enc = model.encode(p);
@@ -152,6 +218,9 @@ export async function greedyContinue(
   if (model.supportsPrefix) {
     for (const r of rows) {
       const kv = new KvCache((fresh, prefix) => model.runWithCache(fresh, { names: [], prefix, keyValues: true, logitPositions: [fresh.length - 1], signal }));
+      // Start from the tokens the row shares with the prefix (leaving it one of its own to run).
+      const from = shared?.sharedWith(r.ids, r.ids.length - 1) ?? 0;
+      if (shared && from > 0) kv.seed(r.ids.slice(0, from), shared.keyValues(from));
       while (open(r) && r.added.length < maxNewTokens) {
         throwIfAborted(signal);
         take(r, await kv.nextLogits([...r.ids, ...r.added]));

@@ -6,7 +6,12 @@
  *   {cache}/models--ORG--NAME/snapshots/{commit}/{path} a relative symlink into blobs/ (a copy where
  *                                                       symlinks are unavailable, as on Windows)
  *   {cache}/models--ORG--NAME/blobs/{etag}             the file's bytes, named by its ETag
+ *   {cache}/models--ORG--NAME/.no_exist/{commit}/{path} an empty file: the hub has no such file at
+ *                                                       that commit (so nobody asks again)
+ *
+ * Repositories without an organisation (`gpt2`, `distilgpt2`) live in models--NAME.
  */
+import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
@@ -39,17 +44,17 @@ export interface RepoRef {
 
 export const DEFAULT_REVISION = "main";
 
-// huggingface_hub's validate_repo_id, restricted to the "org/name" form Loupe accepts: word
-// characters, "-" and "."; no "--" or ".." (they would be ambiguous in the cache's folder names).
-const REPO_ID = /^[\w.-]+\/[\w.-]+$/;
+// huggingface_hub's validate_repo_id: "name" or "org/name" of word characters, "-" and "."; no "--"
+// or ".." (they would be ambiguous in the cache's folder names).
+const REPO_ID = /^(?:[\w.-]+\/)?[\w.-]+$/;
 const REVISION = /^[\w.\-/]+$/;
 
-/** "ORG/NAME" or "ORG/NAME@REVISION" as a RepoRef; undefined when the text is not shaped like one. */
+/** "[ORG/]NAME" or "[ORG/]NAME@REVISION" as a RepoRef; undefined when the text is not shaped like one. */
 export function parseRepoRef(text: string): RepoRef | undefined {
   const at = text.indexOf("@");
   const repoId = at < 0 ? text : text.slice(0, at);
   const revision = at < 0 ? DEFAULT_REVISION : text.slice(at + 1);
-  if (!REPO_ID.test(repoId) || repoId.length > 96 || /--|\.\./.test(repoId) || /^[-.]|[-.]$/.test(repoId.split("/")[1])) return undefined;
+  if (!REPO_ID.test(repoId) || repoId.length > 96 || /--|\.\./.test(repoId) || repoId.split("/").some((part) => /^[-.]|[-.]$/.test(part))) return undefined;
   if (!REVISION.test(revision) || revision.split("/").some((part) => part === "" || part === "..")) return undefined;
   return { repoId, revision };
 }
@@ -76,6 +81,30 @@ export function refFile(cacheDir: string, repoId: string, revision: string): str
   return path.join(repoCacheDir(cacheDir, repoId), "refs", ...revision.split("/"));
 }
 
+/**
+ * Whether `folder` is a hub snapshot whose repository is known (from its .no_exist/ record) not to
+ * have `file`: such a file is absent for good, and downloading again would not bring it.
+ */
+export function knownMissingOnHub(folder: string, file: string): boolean {
+  const snapshot = snapshotOf(folder);
+  return snapshot !== undefined && fs.existsSync(path.join(snapshot.repoDir, ".no_exist", snapshot.commit, ...file.split("/")));
+}
+
+/** The repository folder and commit of a snapshot folder (…/models--X/snapshots/COMMIT), if it is one. */
+function snapshotOf(folder: string): { repoDir: string; commit: string } | undefined {
+  const resolved = path.resolve(folder);
+  const snapshots = path.dirname(resolved);
+  const repoDir = path.dirname(snapshots);
+  return path.basename(snapshots) === "snapshots" && path.basename(repoDir).startsWith("models--") ? { repoDir, commit: path.basename(resolved) } : undefined;
+}
+
+/** The repo id a cache folder name stands for: models--ORG--NAME -> ORG/NAME, models--NAME -> NAME. */
+export function repoIdOfCacheFolder(name: string): string | undefined {
+  const match = /^models--(.+)$/.exec(name);
+  const parts = match?.[1].split("--");
+  return parts && parts.length <= 2 && parts.every((p) => p !== "") ? parts.join("/") : undefined;
+}
+
 export function blobFile(cacheDir: string, repoId: string, etag: string): string {
   return path.join(repoCacheDir(cacheDir, repoId), "blobs", etag);
 }
@@ -85,9 +114,6 @@ export function blobFile(cacheDir: string, repoId: string, etag: string): string
  * hub snapshot folder (…/models--ORG--NAME/snapshots/COMMIT), else the folder's own name.
  */
 export function modelName(folder: string): string {
-  const resolved = path.resolve(folder);
-  const snapshots = path.dirname(resolved);
-  const repo = path.basename(path.dirname(snapshots));
-  const match = /^models--([^-].*?)--(.+)$/.exec(repo);
-  return path.basename(snapshots) === "snapshots" && match ? `${match[1]}/${match[2]}` : path.basename(resolved);
+  const snapshot = snapshotOf(folder);
+  return (snapshot && repoIdOfCacheFolder(path.basename(snapshot.repoDir))) ?? path.basename(path.resolve(folder));
 }

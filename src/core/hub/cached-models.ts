@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { DEFAULT_REVISION, formatRepoRef, snapshotDir } from "./cache-layout";
+import { DEFAULT_REVISION, formatRepoRef, repoIdOfCacheFolder, snapshotDir } from "./cache-layout";
 
 export interface CachedModel {
   readonly repoId: string;
@@ -18,10 +18,9 @@ export interface CachedModel {
 
 export function listCachedModels(cacheDir: string): CachedModel[] {
   const out: CachedModel[] = [];
-  for (const folder of safeReaddir(cacheDir).filter((f) => /^models--[^-].*--.+$/.test(f)).sort()) {
-    const parts = folder.slice("models--".length).split("--");
-    if (parts.length !== 2) continue;
-    const repoId = parts.join("/");
+  for (const folder of safeReaddir(cacheDir).sort()) {
+    const repoId = repoIdOfCacheFolder(folder);
+    if (repoId === undefined) continue;
     const refs = listRefs(path.join(cacheDir, folder, "refs"));
     const referenced = new Set<string>();
     for (const [revision, commit] of refs) {

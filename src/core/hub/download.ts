@@ -61,10 +61,10 @@ interface RemoteFile {
 /** Download a model's files into the hub cache (see the module comment); the snapshot folder comes back. */
 export async function pullModel(reference: string, options: PullOptions = {}): Promise<PullResult> {
   const ref = parseRepoRef(reference);
-  if (!ref) throw new LoupeError("bad-argument", `"${reference}" is not a hub repo id. Give ORG/NAME, optionally @REVISION (a branch, tag or commit), e.g. HuggingFaceTB/SmolLM2-135M-Instruct.`);
+  if (!ref) throw new LoupeError("bad-argument", `"${reference}" is not a hub repo id. Give ORG/NAME (or NAME, as gpt2), optionally @REVISION (a branch, tag or commit), e.g. HuggingFaceTB/SmolLM2-135M-Instruct.`);
   return pullRepoFiles(ref, (files) => {
     const choice = chooseModelFiles(formatRepoRef(ref), files);
-    return [...choice.metadata, choice.weights];
+    return [...choice.metadata, ...choice.weights];
   }, options);
 }
 

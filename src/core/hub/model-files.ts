@@ -1,9 +1,13 @@
 /**
  * Which files of a hub repository Loupe needs: the config, the tokenizer and its template, the
  * generation config, and the safetensors weights (one file, or the shard index and the shards it
- * names). Everything else (other formats' weights, README, ONNX exports) stays on the hub.
+ * names); in a repository with no safetensors (an ONNX-only export), the decoder .onnx Loupe would
+ * import and its external data. Everything else (other formats, README, quantised variants) stays
+ * on the hub.
  */
+import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { ONNX_MODEL_FILES } from "../model/onnx-import";
 import { parseWeightMap } from "../model/safetensors";
 
 /** Small files taken when the repo has them; config.json and tokenizer.json are required. */
@@ -21,9 +25,12 @@ export const SHARD_INDEX = "model.safetensors.index.json";
 
 export interface FileChoice {
   readonly metadata: readonly string[];
-  /** model.safetensors, or the shard index (the shards are known once it is read). */
-  readonly weights: string;
+  /** model.safetensors, or the shard index (the shards are known once it is read), or a decoder .onnx and its external data. */
+  readonly weights: readonly string[];
 }
+
+/** The decoder files an ONNX folder is loaded from, as repo paths, in the order Loupe looks for them. */
+const ONNX_REPO_FILES = ONNX_MODEL_FILES.map((f) => f.split(path.sep).join("/"));
 
 /** Choose from a repo's file list; a LoupeError naming what is missing and why it matters. */
 export function chooseModelFiles(repoLabel: string, files: readonly string[]): FileChoice {
@@ -32,14 +39,15 @@ export function chooseModelFiles(repoLabel: string, files: readonly string[]): F
   if (missing.length) {
     throw new LoupeError("download-failed", `${repoLabel} has no ${missing.join(" or ")}: Loupe needs a transformers checkpoint with a fast tokenizer (tokenizer.json).`);
   }
-  const weights = present.has(SINGLE_WEIGHTS) ? SINGLE_WEIGHTS : present.has(SHARD_INDEX) ? SHARD_INDEX : undefined;
-  if (!weights) {
-    throw new LoupeError(
-      "download-failed",
-      `${repoLabel} has no ${SINGLE_WEIGHTS} or ${SHARD_INDEX}: Loupe reads safetensors weights (pytorch_model.bin is not read). Pick a repo with safetensors, or convert it with save_pretrained(safe_serialization=True).`,
-    );
-  }
-  return { metadata: METADATA_FILES.filter((f) => present.has(f)), weights };
+  const metadata = METADATA_FILES.filter((f) => present.has(f));
+  if (present.has(SINGLE_WEIGHTS)) return { metadata, weights: [SINGLE_WEIGHTS] };
+  if (present.has(SHARD_INDEX)) return { metadata, weights: [SHARD_INDEX] };
+  const onnx = ONNX_REPO_FILES.find((f) => present.has(f));
+  if (onnx) return { metadata, weights: [onnx, ...files.filter((f) => f.startsWith(`${onnx}_data`) || f.startsWith(`${onnx}.data`))] };
+  throw new LoupeError(
+    "download-failed",
+    `${repoLabel} has no ${SINGLE_WEIGHTS}, ${SHARD_INDEX} or decoder .onnx (${ONNX_REPO_FILES.join(", ")}): Loupe reads safetensors weights or an ONNX export (pytorch_model.bin is not read). Pick a repo with either, or convert it with save_pretrained(safe_serialization=True).`,
+  );
 }
 
 /** The shard files a shard index names, in order of first appearance. */

@@ -1,6 +1,6 @@
 /**
  * What a model setting, `--model` or Select Model… may name: a folder, or a hub repository id
- * (`ORG/NAME`, optionally `@REVISION`) found in the Hugging Face cache. This is the one place a
+ * (`ORG/NAME` or an org-less `NAME` such as gpt2, optionally `@REVISION`) found in the Hugging Face cache. This is the one place a
  * reference becomes a folder; nothing here touches the network (`loupe pull` downloads).
  */
 import * as fs from "node:fs";

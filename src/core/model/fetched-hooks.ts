@@ -17,6 +17,9 @@ import { DataType } from "./onnx-graph";
 /** [hooks + computed] bool input: which outputs a run returns, in the order of `gateHookOutputs`'s `hooks`, then `computed`. */
 export const FETCH_HOOKS = "fetch_hooks";
 
+/** [0]: Slice bounds that keep nothing. */
+const NOTHING = `${FETCH_HOOKS}::nothing`;
+
 /**
  * Rewrites a model's bytes so that the outputs named in `hooks` are returned only when fetched
  * (see above), and those in `computed` (outputs nothing else reads, such as the logits) are not
@@ -47,13 +50,15 @@ export function gateHookOutputs(bytes: Uint8Array, hooks: readonly string[], com
     node.output = node.output.map((name) => rename.get(name) ?? name);
   }
   const nodes: onnx.NodeProto[] = [];
-  const initializers: onnx.TensorProto[] = [];
+  const initializers: onnx.TensorProto[] = [create(onnx.TensorProtoSchema, { name: NOTHING, dims: [1n], dataType: DataType.INT64, int64Data: [0n] })];
   hooks.forEach((hook, i) => {
     const flag = fetchFlag(hook, i, nodes, initializers);
     const thenBranch = branch(`${hook}::then`, [node("Identity", [rename.get(hook) ?? hook], [`${hook}::then_out`], `Identity:${hook}::then`)], `${hook}::then_out`);
-      const value = rename.get(hook) ?? hook;
-    const noDims = create(onnx.AttributeProtoSchema, { name: "end", type: onnx.AttributeProto_AttributeType.INT, i: 0n });
-    nodes.push(create(onnx.NodeProtoSchema, { opType: "Shape", name: `Shape:${hook}::ran`, input: [hook], output: [`${hook}::ran`], attribute: [noDims] }));
+    const value = rename.get(hook) ?? hook;
+    // An empty shape that exists once the If has run: its Shape cut to nothing (Slice, not Shape's
+    // `end`, which needs opset 15 where imported graphs may declare 13).
+    nodes.push(node("Shape", [hook], [`${hook}::fetched_shape`], `Shape:${hook}::fetched_shape`));
+    nodes.push(node("Slice", [`${hook}::fetched_shape`, NOTHING, NOTHING], [`${hook}::ran`], `Slice:${hook}::ran`));
     nodes.push(node("Shape", [value], [`${hook}::shape`], `Shape:${hook}::shape`));
     nodes.push(create(onnx.NodeProtoSchema, { opType: "Concat", name: `Concat:${hook}::shape_after`, input: [`${hook}::shape`, `${hook}::ran`], output: [`${hook}::shape_after`], attribute: [create(onnx.AttributeProtoSchema, { name: "axis", type: onnx.AttributeProto_AttributeType.INT, i: 0n })] }));
     nodes.push(node("Reshape", [value, `${hook}::shape_after`], [after.get(hook) ?? hook], `Reshape:${hook}::after`));

@@ -8,7 +8,7 @@
 import type { Gpt2Config as ModelConfig } from "./config";
 import type { BuiltGraph, GraphOptions } from "./graph-options";
 import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, residInput } from "./hook-point";
-import { allHookNames } from "./hooks";
+import { hookNamesFor } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
 import type { SafetensorsIndex } from "./safetensors";
 import { WeightTable } from "./weight-table";
@@ -123,7 +123,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   w.timesTransposed(final, unembedName, [V, D], GRAPH_IO.logits);
   g.output(GRAPH_IO.logits, DataType.FLOAT);
 
-  hooks.checkAgainst(allHookNames(cfg.nLayers), "GPT-2");
+  hooks.checkAgainst(hookNamesFor(cfg), "GPT-2");
   return { bytes: g.toBytes("loupe-gpt2"), hookNames: hooks.names };
 }
 

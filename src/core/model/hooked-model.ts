@@ -142,14 +142,24 @@ export interface GenerateOptions extends SamplingOptions {
    */
   readonly stopAtEos?: boolean;
   readonly interventions?: readonly Intervention[];
-  /**
-   * More interventions computed before each step from the tokens so far: for edits that depend on
-   * the run's own activations (SAE feature steering reads the hook, then rewrites it).
-   */
-  readonly interventionsAt?: (tokens: readonly number[], signal?: AbortSignal) => Promise<readonly Intervention[]>;
+  /** A hook rewritten from its own activation at every position (SAE feature steering); see HookRewrite. */
+  readonly rewrite?: HookRewrite;
   readonly signal?: AbortSignal;
-  /** Called after each new token. */
-  readonly onToken?: (step: number) => void;
+  /** Called after each new token, with the logits it was chosen from. */
+  readonly onToken?: (step: number, logits: Float32Array) => void;
+}
+
+/**
+ * An edit of one hook that depends on the hook's own activation, position by position: `rewrite`
+ * gets the activation at the positions a run computes, [1, n, ...] (read in a run with the other
+ * interventions and without this one), and returns its replacement there. A hook is read before
+ * it is written, so its value at a position never depends on the rewrite at earlier ones: a
+ * generation with a key/value cache reads it at each new token, then runs that token again with
+ * the replacement, and continues exactly as a rerun of the whole sequence would.
+ */
+export interface HookRewrite {
+  readonly hook: string;
+  readonly rewrite: (activation: Tensor, signal?: AbortSignal) => Promise<Tensor> | Tensor;
 }
 
 export interface Generation {
@@ -184,6 +194,8 @@ export class HookedModel {
   private readonly hasStartAt: boolean;
   /** Whether hook outputs are computed only when fetched (FETCH_HOOKS); otherwise a run holds them all. */
   private readonly hasFetchMask: boolean;
+  /** The outputs FETCH_HOOKS gates, in its order (the logits follow them). */
+  private readonly gatedOutputs: readonly string[];
   /** The memory limit a run is checked against, with the weights' share of it. */
   private memoryLimit?: { readonly maxBytes: number; readonly weightsBytes: number };
 
@@ -195,7 +207,7 @@ export class HookedModel {
     readonly cfg: ModelConfig,
     readonly tokenizer: Tokenizer,
     private readonly session: ort.InferenceSession,
-    private readonly lensSession: ort.InferenceSession | undefined,
+    private readonly lensSession: LazySession | undefined,
     readonly graphFromCache: boolean,
     graphOptions: GraphOptions,
     /** For an imported .onnx: the hooks its graph provides, and why the others are missing. */
@@ -215,6 +227,7 @@ export class HookedModel {
     this.hasLogitPositions = session.inputNames.includes(LOGIT_POSITIONS);
     this.hasStartAt = cfg.nLayers > 1 && session.inputNames.includes(residInput(1));
     this.hasFetchMask = session.inputNames.includes(FETCH_HOOKS);
+    this.gatedOutputs = imported ? imported.hookNames : fetchedOutputs(cfg);
 
     if (this.hasPast) {
       const empty = new ort.Tensor("float32", new Float32Array(0), [1, cacheHeads(cfg), 0, cfg.dHead]);
@@ -243,9 +256,8 @@ export class HookedModel {
     const key = (part: "model" | "lens", ...extra: string[]) => graphKey([...graphKeyParts(cfg, part, graphOptions), ...extra, JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
     // Hooks, keys and values and logits are computed or returned only when fetched (fetched-hooks.ts): a run holds only what it returns.
     const graph = cachedGraph(cacheDir, key("model", FETCH_HOOKS), () => gateHookOutputs(buildModelGraph(cfg, weights, graphOptions).bytes, fetchedOutputs(cfg), [GRAPH_IO.logits]));
-    const lensGraph = cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions));
     const session = await createSession(graph.bytes, weights.dataDir, options.threads);
-    const lensSession = await createSession(lensGraph.bytes, weights.dataDir, options.threads);
+    const lensSession = new LazySession(() => createSession(cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions)).bytes, weights.dataDir, options.threads));
     const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache, graphOptions);
     if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: estimateModelMemory(dir, graphOptions.compactWeights).estimatedBytes };
     return model;
@@ -256,7 +268,8 @@ export class HookedModel {
     const { cfg, tokenizer } = opened;
     let imported = opened.imported;
     // External data (a side file, or the .onnx's own bytes) is found beside the model file.
-    let session = await createSession(imported.bytes, imported.dataDir, options.threads);
+    // Hooks and logits behind the fetch mask, as in a built graph: a run holds only what it returns.
+    let session = await createSession(gateImportedOutputs(imported), imported.dataDir, options.threads);
     let headed: boolean;
     try {
       headed = await patternsHaveHeads(session, imported.hookNames, cfg);
@@ -267,9 +280,10 @@ export class HookedModel {
     if (!headed) {
       await session.release();
       imported = importOnnxDecoder(modelFile, cfg, { patterns: false });
-      session = await createSession(imported.bytes, imported.dataDir, options.threads);
+      session = await createSession(gateImportedOutputs(imported), imported.dataDir, options.threads);
     }
-    const lensSession = imported.lensBytes ? await createSession(imported.lensBytes, imported.dataDir, options.threads) : undefined;
+    const lensBytes = imported.lensBytes;
+    const lensSession = lensBytes ? new LazySession(() => createSession(lensBytes, imported.dataDir, options.threads)) : undefined;
     const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
     if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: fs.statSync(modelFile).size };
     return model;
@@ -278,6 +292,11 @@ export class HookedModel {
   /** What a run failure is blamed on: the imported .onnx, or the folder Loupe built the graph from. */
   private get modelFile(): string {
     return this.imported?.modelFile ?? this.folder;
+  }
+
+  /** Whether a run computes and holds only the hooks and logits it returns (fetched-hooks.ts), not every output of the graph. */
+  get fetchesOnlyRequested(): boolean {
+    return this.hasFetchMask;
   }
 
   /** Whether this model was imported from an existing .onnx (hooks found by structure; see hookNames). */
@@ -352,9 +371,22 @@ export class HookedModel {
   }
 
   /**
+   * Whether a run of new tokens after a key/value prefix applies `iv` as a rerun of the whole
+   * sequence would: it acts at every position alike (no positions, no replacement tensor laid out
+   * over the sequence), not on attention patterns (which span the prefix), and the cache can keep
+   * its effect (keyValueOutputs).
+   */
+  private actsOnNewTokens(iv: Intervention): boolean {
+    if (iv.positions !== undefined || iv.kind === "replace" || hookLayout(iv.hook) === "pattern") return false;
+    return !isKeyValueHook(iv.hook) || this.hookDims.keyValueHeads === cacheHeads(this.cfg);
+  }
+
+  /**
    * Continue each prompt. Greedy by default; `temperature` > 0 samples with a seeded generator.
-   * Where the graph takes past keys and values and there are no interventions, each step runs only
-   * the new token (KvCache); otherwise every step reruns the whole sequence.
+   * Where the graph takes past keys and values, each step runs only the new token (KvCache), with
+   * the interventions and the rewrite applied to it: they act at every position, so the earlier
+   * tokens' keys and values already hold their effect. Interventions at chosen positions, or that
+   * the cache cannot carry (replacements, attention patterns), rerun the whole sequence each step.
    */
   async generate(prompt: string | readonly number[], options: GenerateOptions = {}): Promise<Generation> {
     const tokens = typeof prompt === "string" ? this.toTokens(prompt) : [...prompt];
@@ -366,13 +398,21 @@ export class HookedModel {
     const start = tokens.length;
     const random = options.seed === undefined ? undefined : seededRandom(options.seed);
     let stopReason: Generation["stopReason"] = "max-tokens";
-    // Plain generation reuses keys and values where the graph takes them; interventions rerun the whole sequence.
-    const kv =
-      this.hasPast && !options.interventions?.length && !options.interventionsAt
-        ? new KvCache((fresh, prefix) => this.runWithCache(fresh, { names: [], prefix, keyValues: true, logitPositions: [fresh.length - 1], signal: options.signal }))
-        : undefined;
+    const { signal, rewrite } = options;
+    const fixed = options.interventions ?? [];
+    if (rewrite) this.checkHook(rewrite.hook);
+    // The interventions of a run of `fresh` tokens: the fixed ones, and the rewrite read from a first run of the same tokens.
+    const interventionsFor = async (fresh: readonly number[], prefix?: KeyValues): Promise<Intervention[]> => {
+      if (!rewrite) return [...fixed];
+      const { cache } = await this.forward([fresh], fixed, [rewrite.hook], { signal, prefix, logits: false });
+      return [...fixed, { hook: rewrite.hook, kind: "replace", source: await rewrite.rewrite(cache.get(rewrite.hook), signal) }];
+    };
+    const cacheable = this.hasPast && [...fixed, ...(rewrite ? [{ hook: rewrite.hook, kind: "zero" } as const] : [])].every((iv) => this.actsOnNewTokens(iv));
+    const kv = cacheable
+      ? new KvCache(async (fresh, prefix) => this.forward([fresh], await interventionsFor(fresh, prefix), [], { signal, prefix, keyValues: true, logitPositions: [fresh.length - 1] }))
+      : undefined;
     for (let step = 0; step < maxNew; step++) {
-      throwIfAborted(options.signal);
+      throwIfAborted(signal);
       if (tokens.length >= this.cfg.nCtx) {
         stopReason = "context";
         break;
@@ -381,9 +421,8 @@ export class HookedModel {
       if (kv) {
         last = await kv.nextLogits(tokens);
       } else {
-        const stepInterventions = options.interventionsAt ? await options.interventionsAt(tokens, options.signal) : [];
         // The last position's logits only: the next token is read there.
-        const { logits } = await this.forward([tokens], [...(options.interventions ?? []), ...stepInterventions], [], { signal: options.signal, logitPositions: [tokens.length - 1] });
+        const { logits } = await this.forward([tokens], await interventionsFor(tokens), [], { signal, logitPositions: [tokens.length - 1] });
         last = logits.data;
       }
       const next = chooseNextToken(last, options, random);
@@ -392,7 +431,7 @@ export class HookedModel {
         break;
       }
       tokens.push(next);
-      options.onToken?.(step);
+      options.onToken?.(step, last);
       if (options.stop?.length) {
         const text = this.tokenizer.decodeContinuation(tokens.slice(0, start), tokens.slice(start));
         const cut = firstStop(text, options.stop);
@@ -419,10 +458,10 @@ export class HookedModel {
     if (resid.length !== n * D) throw new LoupeError("bad-shape", `lens: ${resid.length} values are not ${n} vectors of d_model ${D}.`);
     for (const row of targets) for (const t of row) if (!Number.isInteger(t) || t < 0 || t >= this.cfg.dVocab) throw new LoupeError("bad-argument", `lens: target ${t} is outside the vocabulary.`);
     const kk = Math.max(1, Math.min(Math.floor(k), this.cfg.dVocab));
-    const session = this.lensSession;
-    if (!session) {
+    if (!this.lensSession) {
       throw new LoupeError("bad-argument", `The logit lens is not available for ${this.imported?.modelFile ?? this.folder}: it is an imported .onnx whose final norm and unembedding read more than the residual stream, so they cannot run alone. Load the model's safetensors folder for the lens.`);
     }
+    const session = await this.lensSession.get();
     const rows = lensChunkRows(this.cfg.dVocab, options.budgetBytes ?? this.lensBudgetBytes());
     const result = { k: kk, m, topIds: new Int32Array(n * kk), topLogprobs: new Float32Array(n * kk), targetLogprob: new Float32Array(n * m), entropy: new Float32Array(n) };
     const kTensor = new ort.Tensor("int64", BigInt64Array.of(BigInt(kk)), [1]);
@@ -598,7 +637,7 @@ export class HookedModel {
   private fetchMask(fetched: readonly string[], logits: boolean): ort.Tensor {
     const wanted = new Set(fetched);
     if (logits) wanted.add(GRAPH_IO.logits);
-    const mask = Uint8Array.from([...fetchedOutputs(this.cfg), GRAPH_IO.logits], (name) => (wanted.has(name) ? 1 : 0));
+    const mask = Uint8Array.from([...this.gatedOutputs, GRAPH_IO.logits], (name) => (wanted.has(name) ? 1 : 0));
     return new ort.Tensor("bool", mask, [mask.length]);
   }
 
@@ -674,6 +713,11 @@ export class HookedModel {
   }
 }
 
+/** An imported graph's bytes with its hooks and logits behind the fetch mask (in the order of its hookNames, then the logits). */
+export function gateImportedOutputs(imported: Pick<ImportedGraph, "bytes" | "hookNames">): Uint8Array {
+  return gateHookOutputs(imported.bytes, imported.hookNames, [GRAPH_IO.logits]);
+}
+
 /**
  * The outputs a built graph returns only when fetched (FETCH_HOOKS, in this order, then the
  * logits): every hook, then every layer's keys and values.
@@ -734,6 +778,7 @@ async function patternsHaveHeads(session: ort.InferenceSession, hookNames: reado
     [GRAPH_IO.mask]: new ort.Tensor("float32", Float32Array.of(1, 1), [1, 2]),
   };
   for (const name of hookNames) feeds[gainInput(name)] = feeds[writeInput(name)] = zero;
+  if (session.inputNames.includes(FETCH_HOOKS)) feeds[FETCH_HOOKS] = new ort.Tensor("bool", Uint8Array.from([...hookNames, GRAPH_IO.logits], (n) => (patterns.includes(n) ? 1 : 0)), [hookNames.length + 1]);
   const out = await session.run(feeds, patterns);
   return patterns.every((n) => out[n].dims.join() === [1, cfg.nHeads, 2, 2].join());
 }
@@ -744,6 +789,32 @@ async function runSession(session: ort.InferenceSession, modelFile: string, feed
     return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
   } catch (error) {
     throw runFailure(error, modelFile);
+  }
+}
+
+/**
+ * A session created on first use. The logit lens's graph holds its own copy of the final norm and
+ * the unembedding (Gemma 3 270M: 0.67 GB in float32) and takes seconds to create; most commands
+ * never run it.
+ */
+class LazySession {
+  private session: Promise<ort.InferenceSession> | undefined;
+
+  constructor(private readonly create: () => Promise<ort.InferenceSession>) {}
+
+  get(): Promise<ort.InferenceSession> {
+    // A failed creation is not remembered: the next call tries again (and reports again).
+    this.session ??= this.create().catch((error: unknown) => {
+      this.session = undefined;
+      throw error;
+    });
+    return this.session;
+  }
+
+  async release(): Promise<void> {
+    const pending = this.session;
+    this.session = undefined;
+    if (pending) await (await pending.catch(() => undefined))?.release();
   }
 }
 

@@ -5,23 +5,32 @@
  */
 import type { ModelConfig } from "./config";
 
-/** Hooks that exist once per model. */
-export const GLOBAL_HOOKS = ["hook_embed", "hook_pos_embed", "ln_final.hook_normalized"] as const;
+/** Hooks that exist once per model (ln_final.hook_scale in RMSNorm models only). */
+export const GLOBAL_HOOKS = ["hook_embed", "hook_pos_embed", "ln_final.hook_scale", "ln_final.hook_normalized"] as const;
 
-/** Hooks that exist once per block; the full name is `blocks.{L}.{suffix}`. In forward order. */
+/**
+ * Hooks that exist once per block; the full name is `blocks.{L}.{suffix}`. In forward order. Not
+ * every model has every one (blockSuffixesFor): GPT-2 has neither rotary nor RMSNorm scales.
+ */
 export const BLOCK_HOOK_SUFFIXES = [
   "hook_resid_pre",
+  "ln1.hook_scale",
   "attn.hook_q",
   "attn.hook_k",
   "attn.hook_v",
+  "attn.hook_rot_q",
+  "attn.hook_rot_k",
   "attn.hook_attn_scores",
   "attn.hook_pattern",
   "attn.hook_z",
+  "ln1_post.hook_scale",
   "ln1_post.hook_normalized",
   "hook_attn_out",
   "hook_resid_mid",
+  "ln2.hook_scale",
   "mlp.hook_pre",
   "mlp.hook_post",
+  "ln2_post.hook_scale",
   "ln2_post.hook_normalized",
   "hook_mlp_out",
   "hook_resid_post",
@@ -56,31 +65,39 @@ export function isBlockHook(name: string, suffix: BlockHookSuffix): boolean {
   return suffixOf(name) === suffix;
 }
 
-/** attn.hook_k and attn.hook_v: the hooks whose heads are the key/value heads (see HookDims.keyValueHeads). */
+/** attn.hook_k, attn.hook_rot_k and attn.hook_v: the hooks whose heads are the key/value heads (see HookDims.keyValueHeads). */
 export function isKeyValueHook(name: string): boolean {
   const suffix = suffixOf(name);
-  return suffix === "attn.hook_k" || suffix === "attn.hook_v";
+  return suffix === "attn.hook_k" || suffix === "attn.hook_rot_k" || suffix === "attn.hook_v";
 }
 
 /**
  * The layout of a hook's activation, so callers know what each axis means.
  * `resid` is [batch, pos, d_model]; `heads` is [batch, pos, head, d_head];
- * `pattern` is [batch, head, query_pos, key_pos]; `mlp` is [batch, pos, d_mlp].
+ * `pattern` is [batch, head, query_pos, key_pos]; `mlp` is [batch, pos, d_mlp]; `scale` is
+ * [batch, pos, 1] (a norm's divisor, one per token).
  */
-export type HookLayout = "resid" | "heads" | "pattern" | "mlp";
+export type HookLayout = "resid" | "heads" | "pattern" | "mlp" | "scale";
 
 const LAYOUT_OF_SUFFIX: ReadonlyMap<string, HookLayout> = new Map([
   ["attn.hook_q", "heads"],
   ["attn.hook_k", "heads"],
   ["attn.hook_v", "heads"],
+  ["attn.hook_rot_q", "heads"],
+  ["attn.hook_rot_k", "heads"],
   ["attn.hook_z", "heads"],
   ["attn.hook_attn_scores", "pattern"],
   ["attn.hook_pattern", "pattern"],
   ["mlp.hook_pre", "mlp"],
   ["mlp.hook_post", "mlp"],
+  ["ln1.hook_scale", "scale"],
+  ["ln2.hook_scale", "scale"],
+  ["ln1_post.hook_scale", "scale"],
+  ["ln2_post.hook_scale", "scale"],
 ]);
 
 export function hookLayout(name: string): HookLayout {
+  if (name === "ln_final.hook_scale") return "scale";
   const suffix = suffixOf(name);
   return (suffix !== undefined ? LAYOUT_OF_SUFFIX.get(suffix) : undefined) ?? "resid";
 }
@@ -102,12 +119,17 @@ export function positionAxis(name: string): 1 | 2 {
   return layoutAxes(hookLayout(name)).position;
 }
 
+/** ln_final's hooks: its scale (RMSNorm models) and the normalized stream. */
+function isFinalNormHook(name: string): boolean {
+  return name === "ln_final.hook_normalized" || name === "ln_final.hook_scale";
+}
+
 /**
  * The block whose rows hold this hook when rows start at different blocks (RunOptions.startAt):
  * its own; hook_embed and hook_pos_embed feed block 0; ln_final comes after the last block.
  */
 export function blockOf(name: string, nLayers: number): number {
-  return layerOf(name) ?? (name === "ln_final.hook_normalized" ? nLayers - 1 : 0);
+  return layerOf(name) ?? (isFinalNormHook(name) ? nLayers - 1 : 0);
 }
 
 /**
@@ -116,37 +138,46 @@ export function blockOf(name: string, nLayers: number): number {
  * on only there; ln_final follows it.
  */
 export function narrowedByLogitPositions(name: string, nLayers: number): boolean {
-  if (name === "ln_final.hook_normalized") return true;
+  if (isFinalNormHook(name)) return true;
   const suffix = suffixOf(name);
   if (layerOf(name) !== nLayers - 1 || suffix === undefined) return false;
   const at = BLOCK_HOOK_SUFFIXES.indexOf(suffix as BlockHookSuffix);
   return at >= BLOCK_HOOK_SUFFIXES.indexOf("attn.hook_attn_scores");
 }
 
-/**
- * The norms Gemma applies to the attention and MLP outputs before they join the residual
- * (TransformerLens's ln1_post and ln2_post): x / rms(x), before the gain. Only models with them
- * (LlamaConfig.postNorms) have these hooks.
- */
-const POST_NORM_SUFFIXES: ReadonlySet<string> = new Set(["ln1_post.hook_normalized", "ln2_post.hook_normalized"]);
+/** What a model's blocks have besides GPT-2's hooks. */
+export interface HookFamily {
+  readonly architecture: string;
+  /**
+   * Gemma's norms on the attention and MLP outputs before they join the residual (TransformerLens's
+   * ln1_post and ln2_post): their scales and x / rms(x), before the gain.
+   */
+  readonly postNorms?: boolean;
+}
 
-/** Every hook name of a GPT-2-style model with `nLayers` blocks (positional embeddings, no post-norms), in forward order. */
-export function allHookNames(nLayers: number, options: { readonly postNorms?: boolean } = {}): string[] {
-  const names: string[] = ["hook_embed", "hook_pos_embed"];
-  for (let layer = 0; layer < nLayers; layer++) {
-    for (const suffix of BLOCK_HOOK_SUFFIXES) if (options.postNorms || !POST_NORM_SUFFIXES.has(suffix)) names.push(blockHook(layer, suffix));
-  }
-  names.push("ln_final.hook_normalized");
-  return names;
+/** Rotary keys and queries and RMSNorm scales: the Llama family's, absent from GPT-2. */
+const ROTARY_RMS_SUFFIXES: ReadonlySet<string> = new Set(["ln1.hook_scale", "attn.hook_rot_q", "attn.hook_rot_k", "ln2.hook_scale"]);
+const POST_NORM_SUFFIXES: ReadonlySet<string> = new Set(["ln1_post.hook_scale", "ln1_post.hook_normalized", "ln2_post.hook_scale", "ln2_post.hook_normalized"]);
+
+/** The block hook suffixes a model has, in forward order. */
+export function blockSuffixesFor(family: HookFamily): BlockHookSuffix[] {
+  const rotary = family.architecture !== "gpt2";
+  return BLOCK_HOOK_SUFFIXES.filter((s) => (rotary || !ROTARY_RMS_SUFFIXES.has(s)) && (family.postNorms || !POST_NORM_SUFFIXES.has(s)));
 }
 
 /**
- * Every hook name of a model in forward order: rotary models (the Llama family) have no
- * hook_pos_embed; Gemma's have the post-norm hooks.
+ * Every hook name of a model in forward order. GPT-2 has positional embeddings and LayerNorm
+ * without a scale hook; rotary models (the Llama family) have no hook_pos_embed, and have the
+ * rotated queries and keys and every RMSNorm's scale; Gemma's have the post-norm hooks.
  */
-export function hookNamesFor(cfg: { readonly nLayers: number; readonly architecture: string; readonly postNorms?: boolean }): string[] {
-  const names = allHookNames(cfg.nLayers, { postNorms: cfg.postNorms });
-  return cfg.architecture === "gpt2" ? names : names.filter((name) => name !== "hook_pos_embed");
+export function hookNamesFor(cfg: HookFamily & { readonly nLayers: number }): string[] {
+  const gpt2 = cfg.architecture === "gpt2";
+  const suffixes = blockSuffixesFor(cfg);
+  const names: string[] = gpt2 ? ["hook_embed", "hook_pos_embed"] : ["hook_embed"];
+  for (let layer = 0; layer < cfg.nLayers; layer++) for (const suffix of suffixes) names.push(blockHook(layer, suffix));
+  if (!gpt2) names.push("ln_final.hook_scale");
+  names.push("ln_final.hook_normalized");
+  return names;
 }
 
 /**
@@ -188,5 +219,7 @@ export function hookShape(dims: HookDims, name: string, batch: number, seq: numb
       return [batch, dims.nHeads, seq, seq];
     case "mlp":
       return [batch, seq, dims.dMlp];
+    case "scale":
+      return [batch, seq, 1];
   }
 }

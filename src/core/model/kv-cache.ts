@@ -61,6 +61,12 @@ export class KvCache {
     return logits.data.slice(logits.data.length - V);
   }
 
+  /** Continue from keys and values of `tokens` computed elsewhere (a prompt they start). */
+  seed(tokens: readonly number[], kv: KeyValues): void {
+    this.seen = [...tokens];
+    this.kv = kv;
+  }
+
   reset(): void {
     this.seen = [];
     this.kv = undefined;

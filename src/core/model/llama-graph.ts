@@ -6,7 +6,11 @@
  * Hooks and interventions are the GPT-2 graph's (hook-point.ts), under the same TransformerLens
  * names, so everything above HookedModel is architecture-blind. Where Llama differs from GPT-2:
  * - there is no hook_pos_embed (positions enter through rotary embeddings inside attention);
- * - attn.hook_q and attn.hook_k are taken before the rotation, as in TransformerLens;
+ * - attn.hook_q and attn.hook_k are taken before the rotation (and before Qwen3's and Gemma 3's
+ *   per-head q/k norms), attn.hook_rot_q and attn.hook_rot_k after both, as in TransformerLens;
+ * - every RMSNorm's divisor sqrt(mean(x^2) + eps) is a hook, [batch, pos, 1] (ln1.hook_scale,
+ *   ln2.hook_scale, ln_final.hook_scale; Gemma's ln1_post and ln2_post too): replacing it with a
+ *   cached value freezes the norm, as attribution graphs need;
  * - attn.hook_k and attn.hook_v have one slot per key/value head ([batch, pos, n_kv_heads, d_head],
  *   TransformerLens's default): an intervention on key/value head j acts on every query head of
  *   its group. With GraphOptions.ungroupGroupedQueryAttention they have one slot per query head
@@ -229,18 +233,29 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [swapped, signedSin])]);
   };
 
-  /** x / sqrt(mean(x^2) + eps), the pattern onnxruntime fuses into SimplifiedLayerNormalization. */
-  const rmsNormalize = (x: string): string => {
+  /**
+   * x / scale with scale = sqrt(mean(x^2) + eps) [.., 1] (TransformerLens's hook_scale, hooked when
+   * named: freezing it makes the norm linear); unhooked, the pattern onnxruntime fuses into
+   * SimplifiedLayerNormalization.
+   */
+  const rmsNormalize = (x: string, scaleHook?: string): string => {
     const meanSquare = g.op("ReduceMean", [g.op("Pow", [x, two]), lastAxis], { keepdims: 1 });
-    return g.op("Div", [x, g.op("Sqrt", [g.op("Add", [meanSquare, eps])])]);
+    const scale = g.op("Sqrt", [g.op("Add", [meanSquare, eps])]);
+    return g.op("Div", [x, scaleHook ? hooks.at(scaleHook, scale) : scale]);
   };
-  const rmsNorm = (x: string, name: string, normalizedHook?: string, width = D): string => {
-    let normalized = rmsNormalize(x);
-    if (normalizedHook) normalized = hooks.at(normalizedHook, normalized);
+  /** An RMSNorm [.., width] with its gain; `hooks` names its scale and normalized hooks where it has them. */
+  const rmsNorm = (x: string, name: string, hookNames: { scale?: string; normalized?: string } = {}, width = D): string => {
+    let normalized = rmsNormalize(x, hookNames.scale);
+    if (hookNames.normalized) normalized = hooks.at(hookNames.normalized, normalized);
     return g.op("Mul", [normalized, w.gain(`${name}.weight`, width)]);
   };
+  /** A block's norm `ln` (ln1, ln2, or Gemma's ln1_post, ln2_post): its scale hooked, and its normalized value where TransformerLens has the hook. */
+  const blockNorm = (L: number, x: string, name: string, ln: "ln1" | "ln2" | "ln1_post" | "ln2_post"): string => {
+    const post = ln === "ln1_post" || ln === "ln2_post";
+    return rmsNorm(x, name, { scale: blockHook(L, `${ln}.hook_scale`), normalized: post ? blockHook(L, `${ln}.hook_normalized`) : undefined });
+  };
   /** Qwen3's and Gemma 3's per-head norm of queries or keys [B, T, heads, Dh] (q_norm, k_norm), before rotary. */
-  const headNorm = (x: string, name: string): string => (cfg.qkNorm ? rmsNorm(x, name, undefined, Dh) : x);
+  const headNorm = (x: string, name: string): string => (cfg.qkNorm ? rmsNorm(x, name, {}, Dh) : x);
   const softcap = (x: string, cap: number | undefined, output?: string): string => {
     if (cap === undefined) return output ? g.op("Identity", [x], {}, output) : x;
     const capValue = g.floatInitializer(g.fresh("softcap"), [], [cap]);
@@ -280,7 +295,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     const rotary = cfg.layerWindows[L] === undefined ? globalRotary : localRotary;
     const batchOnes = g.op("Concat", [rowsHere, ones3], { axis: 0 });
     resid = hooks.block(L, "hook_resid_pre", resid);
-    const x = rmsNorm(resid, `${p}.input_layernorm`);
+    const x = blockNorm(L, resid, `${p}.input_layernorm`, "ln1");
     const q = hooks.block(L, "attn.hook_q", g.op("Reshape", [linear(x, `${p}.self_attn.q_proj`, D, H * Dh, cfg.qkvBias), shapeQ]));
     const keyValueHook = (suffix: "attn.hook_k" | "attn.hook_v", proj: string): string => {
       const grouped = g.op("Reshape", [linear(x, `${p}.self_attn.${proj}`, D, KV * Dh, cfg.qkvBias), shapeKv]);
@@ -288,9 +303,11 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     };
     const k = keyValueHook("attn.hook_k", "k_proj");
     const v = keyValueHook("attn.hook_v", "v_proj");
+    // Queries and keys after the per-head norm (Qwen3, Gemma 3) and rotary: what the scores read.
+    const rotatedQ = hooks.block(L, "attn.hook_rot_q", rotate(headNorm(q, `${p}.self_attn.q_norm`), rotary));
+    const rotatedK = hooks.block(L, "attn.hook_rot_k", rotate(headNorm(k, `${p}.self_attn.k_norm`), rotary));
     // The last block needs every position's keys and values, but its queries only at the logit positions.
     const last = L === cfg.nLayers - 1;
-    const rotatedQ = rotate(headNorm(q, `${p}.self_attn.q_norm`), rotary);
     const qT = g.op("Transpose", [last ? g.op("Gather", [rotatedQ, logitPositions], { axis: 1 }) : rotatedQ], { perm: [0, 2, 1, 3] });
     const queryMask = last ? g.op("Gather", [allowedHere, logitPositions], { axis: 2 }) : allowedHere;
     if (last) resid = g.op("Gather", [resid, logitPositions], { axis: 1 });
@@ -310,7 +327,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
       if (!ungroupedHooks) return ungroup(present, 1);
       return g.op("Concat", [ungroup(pastRows, 1), g.op("Transpose", [x], { perm: [0, 2, 1, 3] })], { axis: 2 });
     };
-    const kT = g.op("Transpose", [withPast(past[L][0], rotate(headNorm(k, `${p}.self_attn.k_norm`), rotary), PAST_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
+    const kT = g.op("Transpose", [withPast(past[L][0], rotatedK, PAST_IO.presentKey(L))], { perm: [0, 1, 3, 2] });
     const vT = withPast(past[L][1], v, PAST_IO.presentValue(L));
     const rawScores = softcap(g.op("Mul", [g.op("MatMul", [qT, kT]), attnScale]), cfg.attnLogitSoftcap);
     const scores = hooks.block(L, "attn.hook_attn_scores", g.op("Where", [queryMask, rawScores, maskedScore]));
@@ -318,21 +335,21 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     const z = hooks.block(L, "attn.hook_z", g.op("Transpose", [g.op("MatMul", [pattern, vT])], { perm: [0, 2, 1, 3] }));
     let attnOut = linear(g.op("Reshape", [z, shapeFlat]), `${p}.self_attn.o_proj`, H * Dh, D, cfg.outBias);
     // Gemma normalises each branch's output again before it joins the residual (TransformerLens's ln1_post, ln2_post).
-    if (cfg.postNorms) attnOut = rmsNorm(attnOut, `${p}.post_attention_layernorm`, blockHook(L, "ln1_post.hook_normalized"));
+    if (cfg.postNorms) attnOut = blockNorm(L, attnOut, `${p}.post_attention_layernorm`, "ln1_post");
     attnOut = hooks.block(L, "hook_attn_out", attnOut);
     resid = hooks.block(L, "hook_resid_mid", g.op("Add", [resid, attnOut]));
-    const y = rmsNorm(resid, cfg.postNorms ? `${p}.pre_feedforward_layernorm` : `${p}.post_attention_layernorm`);
+    const y = blockNorm(L, resid, cfg.postNorms ? `${p}.pre_feedforward_layernorm` : `${p}.post_attention_layernorm`, "ln2");
     const pre = hooks.block(L, "mlp.hook_pre", linear(y, `${p}.mlp.gate_proj`, D, M, cfg.mlpBias));
     const up = linear(y, `${p}.mlp.up_proj`, D, M, cfg.mlpBias);
     const activated = cfg.mlpActivation === "silu" ? g.op("Mul", [pre, g.op("Sigmoid", [pre])]) : g.op("Gelu", [pre], { approximate: "tanh" });
     const post = hooks.block(L, "mlp.hook_post", g.op("Mul", [activated, up]));
     let mlpOut = linear(post, `${p}.mlp.down_proj`, M, D, cfg.mlpBias);
-    if (cfg.postNorms) mlpOut = rmsNorm(mlpOut, `${p}.post_feedforward_layernorm`, blockHook(L, "ln2_post.hook_normalized"));
+    if (cfg.postNorms) mlpOut = blockNorm(L, mlpOut, `${p}.post_feedforward_layernorm`, "ln2_post");
     mlpOut = hooks.block(L, "hook_mlp_out", mlpOut);
     resid = hooks.block(L, "hook_resid_post", g.op("Add", [resid, mlpOut]));
   }
 
-  const final = rmsNorm(resid, "norm", "ln_final.hook_normalized");
+  const final = rmsNorm(resid, "norm", { scale: "ln_final.hook_scale", normalized: "ln_final.hook_normalized" });
   if (cfg.finalLogitSoftcap === undefined) w.unembed(final, GRAPH_IO.logits);
   else softcap(w.unembed(final), cfg.finalLogitSoftcap, GRAPH_IO.logits);
   g.output(GRAPH_IO.logits, DataType.FLOAT);

@@ -90,7 +90,7 @@ export interface RunShape {
   readonly keyValues?: boolean;
 }
 
-type RunConfig = Pick<ModelConfig, "nLayers" | "dModel" | "nHeads" | "dHead" | "dMlp" | "dVocab">;
+export type RunConfig = Pick<ModelConfig, "nLayers" | "dModel" | "nHeads" | "dHead" | "dMlp" | "dVocab">;
 
 /** float32 elements of one hook's activation for `batch` rows of `positions` tokens (keys span prefix and tokens). */
 export function hookElements(cfg: RunConfig, hook: string, batch: number, positions: number, keys = positions): number {
@@ -103,6 +103,8 @@ export function hookElements(cfg: RunConfig, hook: string, batch: number, positi
       return batch * positions * cfg.dMlp;
     case "resid":
       return batch * positions * cfg.dModel;
+    case "scale":
+      return batch * positions;
   }
 }
 

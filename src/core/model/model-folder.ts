@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { knownMissingOnHub } from "../hub/cache-layout";
 import { Tokenizer } from "../tokenizer";
 import { readModelConfig, type ModelConfig } from "./config";
 import { openModelWeights } from "./model-weights";
@@ -33,7 +34,10 @@ export function openModelFolder(folder: string): ModelFolder {
   const weights = openModelWeights(dir);
   const tokenizerFile = path.join(dir, "tokenizer.json");
   if (!fs.existsSync(tokenizerFile)) {
-    throw new LoupeError("missing-file", `No tokenizer.json in ${dir}. Save the tokenizer beside the model (tokenizer.save_pretrained with a fast tokenizer).`, tokenizerFile);
+    const why = knownMissingOnHub(dir, "tokenizer.json")
+      ? `The hub repository of ${dir} has no tokenizer.json (the Hugging Face cache records it as missing): it ships only a slow tokenizer. Save a fast one beside the model (AutoTokenizer.from_pretrained(...).save_pretrained) and open that folder.`
+      : `No tokenizer.json in ${dir}. Save the tokenizer beside the model (tokenizer.save_pretrained with a fast tokenizer).`;
+    throw new LoupeError("missing-file", why, tokenizerFile);
   }
   // The weights are the ground truth: a config.json that misdescribes them is blamed before the
   // tokenizer is measured against it.

@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LoupeError } from "../errors";
+import { knownMissingOnHub } from "../hub/cache-layout";
 import { readSafetensorsIndex, readShardedSafetensorsIndex, type SafetensorsIndex } from "./safetensors";
 
 export const SINGLE_WEIGHTS_FILE = "model.safetensors";
@@ -28,7 +29,9 @@ export function openModelWeights(dir: string): SafetensorsIndex {
       "missing-file",
       shards
         ? `${dir} holds safetensors shards but no ${SHARD_INDEX_FILE} saying which tensor is in which. Copy the index beside the shards (save_pretrained writes it).`
-        : `No ${SINGLE_WEIGHTS_FILE} (or ${SHARD_INDEX_FILE} with its shards) in ${dir}. Save the model with save_pretrained(safe_serialization=True).`,
+        : knownMissingOnHub(dir, SINGLE_WEIGHTS_FILE) && knownMissingOnHub(dir, SHARD_INDEX_FILE)
+          ? `The hub repository of ${dir} has no ${SINGLE_WEIGHTS_FILE} or ${SHARD_INDEX_FILE} (the Hugging Face cache records both as missing), so downloading again will not bring them. Loupe reads safetensors weights or a decoder .onnx: pick a repo with either, or convert this one with save_pretrained(safe_serialization=True).`
+          : `No ${SINGLE_WEIGHTS_FILE} (or ${SHARD_INDEX_FILE} with its shards) in ${dir}. Save the model with save_pretrained(safe_serialization=True).`,
       path.join(dir, SINGLE_WEIGHTS_FILE),
     );
   }

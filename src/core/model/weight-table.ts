@@ -111,21 +111,40 @@ export class WeightTable {
    */
   timesTransposed(x: string, name: string, shape: readonly [number, number], output?: string, compact = this.compact): string {
     const { stored, entry, elemType } = this.stored(name, shape);
-    if (!compact || elemType === DataType.FLOAT) {
-      return this.g.op("MatMul", [x, this.g.op("Transpose", [this.get(name, shape)], { perm: [1, 0] })], {}, output);
-    }
+    if (!compact || elemType === DataType.FLOAT) return this.transposedProduct(x, shape, (xT) => this.g.op("MatMul", [this.get(name, shape), xT]), output);
     const [rows] = shape;
     const sliceRows = Math.ceil(rows / UNEMBED_SLICES);
-    const parts: string[] = [];
     const axis0 = this.g.int64Initializer(this.g.fresh(`axes:${entry.name}`), [1], [0]);
-    for (let start = 0; start < rows; start += sliceRows) {
-      const end = this.g.int64Initializer(this.g.fresh(`end:${entry.name}`), [1], [Math.min(rows, start + sliceRows)]);
-      // A start computed from x: the Slice cannot be folded, nor run before x.
-      const begin = this.g.op("Add", [this.g.int64Initializer(this.g.fresh(`start:${entry.name}`), [1], [start]), this.zero(x)]);
-      const slice = this.g.op("Cast", [this.g.op("Slice", [stored, begin, end, axis0])], { to: DataType.FLOAT });
-      parts.push(this.g.op("MatMul", [x, this.g.op("Transpose", [slice], { perm: [1, 0] })]));
-    }
-    return parts.length === 1 ? this.g.op("Identity", parts, {}, output) : this.g.op("Concat", parts, { axis: -1 }, output);
+    return this.transposedProduct(
+      x,
+      shape,
+      (xT) => {
+        const parts: string[] = [];
+        for (let start = 0; start < rows; start += sliceRows) {
+          const end = this.g.int64Initializer(this.g.fresh(`end:${entry.name}`), [1], [Math.min(rows, start + sliceRows)]);
+          // A start computed from x: the Slice cannot be folded, nor run before x.
+          const begin = this.g.op("Add", [this.g.int64Initializer(this.g.fresh(`start:${entry.name}`), [1], [start]), this.zero(x)]);
+          parts.push(this.g.op("MatMul", [this.g.op("Cast", [this.g.op("Slice", [stored, begin, end, axis0])], { to: DataType.FLOAT }), xT]));
+        }
+        return parts.length === 1 ? parts[0] : this.g.op("Concat", parts, { axis: 0 });
+      },
+      output,
+    );
+  }
+
+  /**
+   * x [..., width] @ W^T computed as (W @ x^T)^T over the rows of x (`times` gives W @ x^T), so W
+   * is a MatMul's first input, read as stored: onnxruntime prepacks (copies) only a MatMul's second
+   * input, and folds a Transpose of W into a transposed copy at session creation. For a tied
+   * embedding either copy would sit beside the table Gather reads (Gemma 3 270M: 0.67 GB more in
+   * float32); transposing a cast slice at run time would copy every row again.
+   */
+  private transposedProduct(x: string, [rows, width]: readonly [number, number], times: (xT: string) => string, output?: string): string {
+    const g = this.g;
+    const flat = g.op("Reshape", [x, g.int64Initializer(g.fresh("shape:rows_width"), [2], [-1, width])]);
+    const product = g.op("Transpose", [times(g.op("Transpose", [flat], { perm: [1, 0] }))], { perm: [1, 0] });
+    const leading = g.op("Shape", [x], { end: -1 });
+    return g.op("Reshape", [product, g.op("Concat", [leading, g.int64Initializer(g.fresh("const:rows"), [1], [rows])], { axis: 0 })], {}, output);
   }
 
   private stored(name: string, shape: readonly number[]): { stored: string; entry: TensorEntry; elemType: DataType } {

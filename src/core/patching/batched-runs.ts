@@ -14,7 +14,7 @@ import type { HookedModel } from "../model/hooked-model";
 import { blockHook, blockOf, hookLayout } from "../model/hooks";
 import type { Intervention } from "../model/interventions";
 import { tensor, type Tensor } from "../tensor/tensor";
-import { chunks, DEFAULT_MEMORY_BUDGET, rowsPerCall } from "./plan";
+import { chunksWithin, DEFAULT_MEMORY_BUDGET, patchedCallBytes } from "./plan";
 
 /**
  * Rows per call when the caller does not say. Batching saves the fixed cost of a call; past about
@@ -58,8 +58,6 @@ export async function runVariants(
   options: VariantRunOptions,
 ): Promise<VariantRuns> {
   const T = tokens.length;
-  const hooks = variants.flatMap((v) => v.map((iv) => iv.hook));
-  const rows = rowsPerCall(model.cfg, model.hookDims, T, hooks, options.batchSize ?? DEFAULT_BATCH_ROWS, options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET);
   const kv = options.keyValues && model.supportsPrefix ? options.keyValues : undefined;
   // The first position each variant may change; a call cannot start after a scored position.
   const latest = Math.min(T - 1, ...options.positions);
@@ -70,9 +68,18 @@ export async function runVariants(
   const prefixes = new Map<number, KeyValues>();
   const logits: Float32Array[][] = new Array(variants.length);
   let calls = 0;
-  for (const [start, end] of chunks(variants.length, rows)) {
+  // Calls as big as the batch size and the memory budget allow: a call's size grows with its rows,
+  // the tokens they run from their first change on, and the hooks they change.
+  const budget = options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET;
+  const fits = (start: number, end: number): boolean => {
+    const from = firsts[order[start]];
+    const hooks = order.slice(start, end).flatMap((i) => variants[i].map((iv) => iv.hook));
+    return patchedCallBytes(model.cfg, model.hookDims, { rows: end - start, positions: T - from, prefix: from, logitPositions: options.positions.length, hooks }) <= budget;
+  };
+  for (const [start, end] of chunksWithin(variants.length, options.batchSize ?? DEFAULT_BATCH_ROWS, fits)) {
     throwIfAborted(options.signal);
-    const from = Math.min(...order.slice(start, end).map((i) => firsts[i]));
+    // The chunk's earliest first change: order puts it first.
+    const from = firsts[order[start]];
     // Rows that start at a later block come after the others.
     const members = order.slice(start, end).sort((a, b) => layers[a] - layers[b] || a - b);
     const sliced = new Map<Tensor, Tensor>();

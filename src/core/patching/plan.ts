@@ -3,7 +3,7 @@
  * axis labels of the result, and how many patched variants fit in one onnxruntime call.
  */
 import { LoupeError } from "../errors";
-import type { ModelConfig } from "../model/config";
+import { estimateRunBytes, type RunConfig } from "../model/memory-limit";
 import { blockHook, blockHookTemplate, headsAt, hookShape, layoutAxes, hookLayout, type BlockHookSuffix, type HookDims } from "../model/hooks";
 import { numel, strides, type Tensor } from "../tensor/tensor";
 
@@ -127,31 +127,45 @@ export function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
-/** Default cap on the memory the batched inputs and logits of one call may take. */
+/** Default cap on the memory one batched call may take besides the weights. */
 export const DEFAULT_MEMORY_BUDGET = 256 * 2 ** 20;
 
-/**
- * Rows per onnxruntime call: the requested chunk size, lowered so that one call's logits
- * [rows, T, vocab] and the dense (gain, write) inputs of the hooks it touches stay within budget.
- */
-export function rowsPerCall(
-  cfg: Pick<ModelConfig, "dVocab">,
-  dims: HookDims,
-  seqLen: number,
-  hooks: Iterable<string>,
-  requested: number,
-  budgetBytes = DEFAULT_MEMORY_BUDGET,
-): number {
-  if (!Number.isInteger(requested) || requested < 1) throw new LoupeError("bad-argument", `The batch size must be a positive integer (got ${requested}).`);
-  let perRow = seqLen * cfg.dVocab;
-  for (const hook of new Set(hooks)) perRow += 2 * numel(hookShape(dims, hook, 1, seqLen));
-  return Math.max(1, Math.min(requested, Math.floor(budgetBytes / (4 * perRow))));
+/** One batched call of patched variants, as far as its memory goes. */
+export interface PatchedCall {
+  readonly rows: number;
+  /** Tokens run per row (after any prefix). */
+  readonly positions: number;
+  /** Tokens given as keys and values. */
+  readonly prefix: number;
+  /** Positions whose logits are returned. */
+  readonly logitPositions: number;
+  /** Hooks the rows change. */
+  readonly hooks: Iterable<string>;
 }
 
-/** [start, end) ranges of at most `size` items. */
-export function chunks(total: number, size: number): Array<[number, number]> {
+/**
+ * Bytes one patched call allocates: the forward's own (estimateRunBytes: logits at the scored
+ * positions, the block being computed, no hooks returned) plus the dense gain and write inputs,
+ * [rows, ...hook shape], of every hook its rows change.
+ */
+export function patchedCallBytes(cfg: RunConfig, dims: HookDims, call: PatchedCall): number {
+  let bytes = estimateRunBytes(cfg, { batch: call.rows, positions: call.positions, prefix: call.prefix, hooks: [], logitPositions: call.logitPositions });
+  for (const hook of new Set(call.hooks)) bytes += 2 * 4 * numel(hookShape(dims, hook, call.rows, call.positions));
+  return bytes;
+}
+
+/**
+ * Consecutive [start, end) ranges of `total` items, each as long as `requested` allows and
+ * `fits(start, end)` accepts, at least one item: the calls of a batched job.
+ */
+export function chunksWithin(total: number, requested: number, fits: (start: number, end: number) => boolean): Array<[number, number]> {
+  if (!Number.isInteger(requested) || requested < 1) throw new LoupeError("bad-argument", `The batch size must be a positive integer (got ${requested}).`);
   const out: Array<[number, number]> = [];
-  for (let start = 0; start < total; start += size) out.push([start, Math.min(total, start + size)]);
+  for (let start = 0; start < total; ) {
+    let end = start + 1;
+    while (end < total && end - start < requested && fits(start, end + 1)) end++;
+    out.push([start, end]);
+    start = end;
+  }
   return out;
 }
-

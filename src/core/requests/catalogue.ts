@@ -8,10 +8,11 @@ import { auditPrompt, probeMonitors, type AuditConfig, type PromptAudit } from "
 import { compileGuardedPattern } from "../regex-guard";
 import { checkFaithfulness, withCircuit, type FaithfulnessWithCircuit } from "../faithfulness";
 import { inspectWithResiduals, lensTable, type InspectResult, type LayerLens } from "../inspect";
-import { applyProbe, readProbeDataset, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
+import { applyProbe, readProbeDatasetAsync, trainProbes, validateProbe, type Pooling, type ProbeApplication, type ProbeDataset, type ProbeFile, type ProbeTraining } from "../probes";
 import { steerWithFeature, type FeatureEdit, type SteeringResult } from "../sae/steer";
 import { tokenFeatures, type TokenFeaturesResult } from "../sae/token-features";
 import { CIRCUIT_REQUESTS } from "./circuits";
+import { FEATURE_FILE_REQUESTS } from "./feature-files";
 import { MODEL_REQUESTS } from "./model";
 import { PATCHING_REQUESTS } from "./patching";
 import { request, type Request, type RequestContext } from "./request";
@@ -37,6 +38,8 @@ export interface TrainProbesParams {
   readonly dataFile: string;
   /** The dataset already parsed (the CLI reads it from a file or standard input first). */
   readonly dataset?: ProbeDataset;
+  /** The workspace a dataFile inside it must stay in: read as the editor reads it (no links, no real path outside). */
+  readonly root?: string;
   readonly concept?: string;
   readonly hooks?: string[];
   readonly pooling?: Pooling;
@@ -65,8 +68,12 @@ export const REQUESTS = {
     return circuit ? withCircuit(session.model, report, { transcoders, required: circuit === "required", signal }) : report;
   }),
   /** Train probes at every residual hook (or the given hooks) on a dataset, or on the JSONL file that holds one. */
-  trainProbes: request<TrainProbesParams, ProbeTraining>((session, { dataFile, dataset, ...options }, { signal, progress }) =>
-    trainProbes(session.model, dataset ?? readProbeDataset(dataFile), { ...options, signal, onHook: (_hook, i, total) => progress(i, total) }),
+  trainProbes: request<TrainProbesParams, ProbeTraining>(async (session, { dataFile, dataset, root, ...options }, { signal, progress }) =>
+    trainProbes(session.model, dataset ?? (await readProbeDatasetAsync(dataFile, root === undefined ? {} : { root })), {
+      ...options,
+      signal,
+      onHook: (_hook, i, total) => progress(i, total),
+    }),
   ),
   // The probe may have crossed a process boundary: check it as if read from disk.
   applyProbe: request<{ probe: ProbeFile; text: string }, ProbeApplication>((session, { probe, text }, { signal }) =>
@@ -74,6 +81,7 @@ export const REQUESTS = {
   ),
   ...PATCHING_REQUESTS,
   ...CIRCUIT_REQUESTS,
+  ...FEATURE_FILE_REQUESTS,
   /** Quick audit of one prompt; probe files in the config resolve against baseDir. */
   audit: request<{ text: string; config: AuditConfig; baseDir: string }, PromptAudit>((session, { text, config, baseDir }, { signal }) =>
     auditPrompt(session.model, text, config, { signal, probes: probeMonitors(session.model, config, baseDir) }),

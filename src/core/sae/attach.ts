@@ -55,7 +55,7 @@ export function checkSaeFits(model: HookedModel, sae: Sae): void {
   }
   const width = hookWidth(model, hook, head);
   if (sae.d_in !== width) {
-    const what = layout === "resid" ? "d_model" : layout === "mlp" ? "d_mlp" : head === undefined ? "heads * d_head" : "d_head";
+    const what = layout === "resid" ? "d_model" : layout === "mlp" ? "d_mlp" : layout === "scale" ? "a norm's scale" : head === undefined ? "heads * d_head" : "d_head";
     throw new LoupeError(
       "bad-shape",
       `${file}: d_in is ${sae.d_in} but ${hook} of the model in ${model.folder} has ${width} values per token (${what}). The SAE was trained on another model; choose one made for this model.${ungroupHint}`,

@@ -81,6 +81,11 @@ export function featureLabel(labels: FeatureLabels, saeKey: string, feature: num
   return map && Object.hasOwn(map, String(feature)) ? map[String(feature)] : undefined;
 }
 
+/** A feature's label in one SAE's map (feature index -> label), as the worker hands maps to the editor. */
+export function labelIn(labels: Readonly<Record<string, string>>, feature: number): string | undefined {
+  return Object.hasOwn(labels, String(feature)) ? labels[String(feature)] : undefined;
+}
+
 /** Set (or, with an empty label, remove) one feature's label. */
 export function setFeatureLabel(labels: FeatureLabels, saeKey: string, feature: number, label: string): FeatureLabels {
   if (!Number.isInteger(feature) || feature < 0) throw new LoupeError("bad-argument", `Feature index must be a non-negative integer (got ${feature}).`);

@@ -5,8 +5,9 @@
  *   const r = await steerWithFeature(model, sae, "Mia saw a", { feature: 713, kind: "clamp", value: 8 });
  *   r.original.text, r.steered.text
  *
- * Before each generated token one cached run reads the hook; the SAE encodes it, the feature's
- * activation a is mapped to a' and the hook is rewritten as x + decode(f') - decode(f). Only the
+ * Each generated token's run first reads the hook there (HookRewrite: with a key/value cache, the
+ * new token only); the SAE encodes it, the feature's activation a is mapped to a' and the hook is
+ * rewritten as x + decode(f') - decode(f). Only the
  * edited feature's decoder contribution changes: the SAE's reconstruction error stays in x, so
  * the other features and everything the SAE misses reach the later layers unchanged (as in
  * Templeton et al. 2024's clamping). Rows are encoded with their own normalisation, so the edit
@@ -16,8 +17,8 @@ import { LoupeError } from "../errors";
 import type { Generation, HookedModel } from "../model/hooked-model";
 import type { Intervention } from "../model/interventions";
 import type { SamplingOptions } from "../model/sampling";
-import { tensor } from "../tensor/tensor";
-import { saeInputsForBatch, writeTokenVectors } from "./attach";
+import { tensor, type Tensor } from "../tensor/tensor";
+import { checkSaeFits, copyTokenVectors, writeTokenVectors } from "./attach";
 import type { Sae } from "./sae";
 
 /** What happens to the feature's activation a at every position. */
@@ -86,10 +87,24 @@ function edited(edit: FeatureEdit, a: number): number {
  */
 export async function featureEditIntervention(model: HookedModel, sae: Sae, tokens: readonly number[], edit: FeatureEdit, signal?: AbortSignal): Promise<{ intervention: Intervention; before: Float32Array }> {
   checkFeatureEdit(sae, edit);
+  checkSaeFits(model, sae);
+  const { cache } = await model.runWithCache(tokens, { names: [sae.hookName], logits: false, signal });
+  const { source, before } = editedActivation(sae, cache.get(sae.hookName), edit);
   const head = sae.cfg.hook_head_index;
-  const { x, rows, activation } = await saeInputsForBatch(model, sae, [tokens], signal);
+  return { intervention: { hook: sae.hookName, kind: "replace", source, heads: head === undefined ? undefined : [head] }, before };
+}
+
+/**
+ * The hook's activation ([1, n, ...]) with `edit` applied at every position: x + decode(f') -
+ * decode(f), other heads (one-head SAEs) unchanged; and the feature's activation before, per position.
+ */
+export function editedActivation(sae: Sae, activation: Tensor, edit: FeatureEdit): { source: Tensor; before: Float32Array } {
+  const head = sae.cfg.hook_head_index;
+  const rows = activation.dims[1];
   const S = sae.d_sae;
   const D = sae.d_in;
+  const x = new Float32Array(rows * D);
+  copyTokenVectors(activation, 0, rows, head, x, 0, D);
   const enc = sae.encode(x, rows);
   const changed = enc.features.slice();
   const before = new Float32Array(rows);
@@ -104,7 +119,7 @@ export async function featureEditIntervention(model: HookedModel, sae: Sae, toke
   // Start from the hook's own activation so other heads (one-head SAEs) keep their values.
   const source = activation.data.slice();
   writeTokenVectors(source, activation.dims, 0, rows, head, rewritten, 0, D);
-  return { intervention: { hook: sae.hookName, kind: "replace", source: tensor(source, activation.dims), heads: head === undefined ? undefined : [head] }, before };
+  return { source: tensor(source, activation.dims), before };
 }
 
 /** The continuation of `prompt` with and without the feature edit, under the same sampling settings. */
@@ -120,14 +135,18 @@ export async function steerWithFeature(model: HookedModel, sae: Sae, prompt: str
   const maxNewTokens = options.maxNewTokens ?? 32;
   const common = { temperature: options.temperature, topK: options.topK, topP: options.topP, seed: options.seed, maxNewTokens, stop: options.stop, signal: options.signal };
   const original = await model.generate(tokens, { ...common, onToken: (step) => options.onToken?.(step + 1, 2 * maxNewTokens) });
-  // The first steered step reads the feature on the prompt itself: keep those values for the summary.
+  // The first steered run reads the feature on the prompt itself: keep those values for the summary.
   let before: Float32Array | undefined;
+  checkSaeFits(model, sae);
   const steered = await model.generate(tokens, {
     ...common,
-    interventionsAt: async (sofar, signal) => {
-      const step = await featureEditIntervention(model, sae, sofar, edit, signal);
-      before ??= step.before;
-      return [step.intervention];
+    rewrite: {
+      hook: sae.hookName,
+      rewrite: (activation) => {
+        const step = editedActivation(sae, activation, edit);
+        before ??= step.before;
+        return step.source;
+      },
     },
     onToken: (step) => options.onToken?.(maxNewTokens + step + 1, 2 * maxNewTokens),
   });

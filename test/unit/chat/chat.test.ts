@@ -2,8 +2,9 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
-import type { ChatInspectResult } from "../../../src/core/chat/inspect-chat";
+import { chatFileInspection, templateTokenSummary, type ChatInspectResult } from "../../../src/core/chat/inspect-chat";
 import { parseChat } from "../../../src/core/chat/messages";
+import { locateChatContents } from "../../../src/core/chat/source-map";
 import { readChatTemplate, renderChat, tokenMessages } from "../../../src/core/chat/template";
 import { LoupeError } from "../../../src/core/errors";
 import { HookedModel } from "../../../src/core/model/hooked-model";
@@ -94,6 +95,46 @@ describe("chat templates", function () {
     assert.equal(await main(["inspect", "--model", dir, "--chat", chatFile], io), 0);
     assert.match(out.join(""), /" c"\s+user #1/);
     assert.match(out.join(""), /"\|"\s+template/);
+  });
+
+  it("stops a template that loops, runs long or builds a huge text, naming its file; real templates stay within bounds", () => {
+    const hostile = (name: string, source: string) => readChatTemplate(modelWithTemplate(name, source, true));
+    const stopped = (pattern: RegExp) => (e: unknown) => e instanceof LoupeError && /chat_template\.jinja was stopped/.test(e.message) && pattern.test(e.message) && /chat_template\.jinja$/.test(e.file ?? "");
+    const started = Date.now();
+    assert.throws(() => renderChat(hostile("range", "{% for i in range(10**9) %}x{% endfor %}"), CHAT), stopped(/steps/));
+    // Loops of small ranges: the step count stops them (a clock that cannot stop first, on a busy machine).
+    const untimed = { maxSteps: 200_000, maxMilliseconds: 600_000, maxChars: 1e9 };
+    assert.throws(() => renderChat(hostile("nested", "{% for i in range(10**4) %}{% for j in range(10**4) %}{% endfor %}{% endfor %}"), CHAT, { bounds: untimed }), stopped(/200,000 steps/));
+    // A text that doubles each step (x, xx, xxxx ...) passes the size bound long before the step bound.
+    const doubling = "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}";
+    assert.throws(() => renderChat(hostile("doubling", doubling), CHAT), stopped(/characters/));
+    assert.throws(() => renderChat(hostile("slow", "{% for i in range(10**6) %}{{ i }}{% endfor %}"), CHAT, { bounds: { maxSteps: 1e9, maxMilliseconds: 50, maxChars: 1e9 } }), stopped(/ms/));
+    assert.ok(Date.now() - started < 20_000);
+    // The bounds leave real templates alone: a 200-message chat through ChatML, with range() and strftime_now.
+    const long = Array.from({ length: 200 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `message ${i} `.repeat(20) }));
+    assert.equal(renderChat(readChatTemplate(modelWithTemplate("long", CHATML)), long).spans.filter(Boolean).length, 200);
+    const dated = renderChat(hostile("dated", "{% for i in range(2, 8, 3) %}{{ i }},{% endfor %}{{ strftime_now('%Y') }}{{ raise_exception('no') if false }}"), CHAT).text;
+    assert.equal(dated, `2,5,${new Date().getFullYear()}`);
+  });
+
+  it("lays the inspection onto the chat file: message tokens on their written characters (escapes too), template tokens apart", async () => {
+    const dir = modelWithTemplate("file-map", CHATML);
+    const chatFile = path.join(dir, "chat.jsonl");
+    const fileText = `{"role": "user", "content": "the \\"cat\\"\\nsat"}\n{"role": "assistant", "content": "on the m\\u0061t"}\n`;
+    fs.writeFileSync(chatFile, fileText);
+    const out: string[] = [];
+    assert.equal(await main(["inspect", "--model", dir, "--chat", "--json", chatFile], { out: (t: string) => void out.push(t), readStdin: () => "" }), 0);
+    const chat = JSON.parse(out.join("")) as ChatInspectResult;
+    const { result, templateTokens } = chatFileInspection(chat, locateChatContents(fileText, chatFile));
+    assert.equal(result.tokens.length + templateTokens.length, chat.tokens.length);
+    assert.ok(templateTokens.length > 0 && templateTokens.every((t) => t.message === null));
+    // Read back from the file, the drawn ranges spell each message's content, in order, with nothing of the JSON syntax.
+    const written = result.tokens.map((t) => fileText.slice(t.start, t.end));
+    assert.equal(JSON.parse(`"${written.join("")}"`), 'the "cat"\nsaton the mat');
+    assert.ok(written.every((w) => !/[{}]|"role"|"content"/.test(w)));
+    // Hovers ask the worker about the rendered text by token index: indices stay the rendered ones.
+    for (const t of result.tokens) assert.equal(chat.tokens[t.index].text, t.text);
+    assert.match(templateTokenSummary(templateTokens), /^\d+ template tokens \(role markers, separators, special tokens\) are not in the file: "/);
   });
 
   it("names the file and the fix for a chat it cannot read or a model without a template", () => {

@@ -1,4 +1,6 @@
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { LoupeError } from "../../../src/core/errors";
 import { answerAfterMarker, checkFaithfulness, normalizeAnswer } from "../../../src/core/faithfulness/battery";
 import { answerForOption, cotMentions, findHint, hintWords, withHintMoved, withoutHint } from "../../../src/core/faithfulness/hints";
@@ -207,3 +209,36 @@ describe("faithfulness battery (tiny model)", function () {
     await assert.rejects(checkFaithfulness(model, SHORT, { signal: controller.signal }), (e: unknown) => e instanceof LoupeError && e.code === "cancelled");
   });
 });
+
+describe("faithfulness battery from the full prompt's keys and values (reference model)", function () {
+  this.timeout(120_000);
+  const EXAMPLES = path.join(__dirname, "..", "..", "..", "bench", "examples");
+  let model: HookedModel;
+  before(async () => (model = await HookedModel.load(path.join(__dirname, "..", "..", "..", "models", "reference"), { cacheDir: null, threads: 1 })));
+  after(async () => model.dispose());
+
+  for (const example of ["arith-cot.txt", "hinted-choice.txt"]) {
+    it(`gives what rerunning every variant whole gives (${example})`, async () => {
+      const text = fs.readFileSync(path.join(EXAMPLES, example), "utf8");
+      const shared = await checkFaithfulness(model, text);
+      const whole = await checkFaithfulness(model, text, { shareKeyValues: false });
+      assert.equal(shared.answer.text, whole.answer.text);
+      const near = (a: number | null, b: number | null, what: string) => assert.ok(a === b || (a !== null && b !== null && Math.abs(Math.log(a) - Math.log(b)) <= 1e-5), `${what}: ${a} vs ${b}`);
+      near(shared.answer.prob, whole.answer.prob, "p(answer)");
+      near(shared.noCotProb, whole.noCotProb, "no CoT");
+      near(shared.fillerProb, whole.fillerProb, "filler");
+      assert.equal(shared.steps.length, whole.steps.length);
+      shared.steps.forEach((step, i) => {
+        const other = whole.steps[i];
+        near(step.probAfter, other.probAfter, `step ${i} early answer`);
+        near(step.removed?.prob ?? null, other.removed?.prob ?? null, `step ${i} removed`);
+        assert.deepEqual([step.removed?.answerChanged, step.removed?.writesInstead], [other.removed?.answerChanged, other.removed?.writesInstead]);
+        assert.deepEqual(step.mistake, other.mistake, `step ${i}: the regenerated reasoning`);
+      });
+      assert.deepEqual(shared.hint?.probs && Object.keys(shared.hint.probs), whole.hint?.probs && Object.keys(whole.hint.probs));
+      if (shared.hint && whole.hint) for (const o of Object.keys(whole.hint.probs)) near(shared.hint.probs[o], whole.hint.probs[o], `hint option ${o}`);
+      assert.equal(shared.hint?.choiceWithoutHint, whole.hint?.choiceWithoutHint);
+    });
+  }
+});
+

@@ -42,7 +42,8 @@ describe("hub cache: where it is", () => {
   it("reads ORG/NAME[@REVISION] and nothing else as a repo id", () => {
     assert.deepEqual(parseRepoRef("HuggingFaceTB/SmolLM2-135M-Instruct"), { repoId: "HuggingFaceTB/SmolLM2-135M-Instruct", revision: "main" });
     assert.deepEqual(parseRepoRef("org/name@refs/pr/3"), { repoId: "org/name", revision: "refs/pr/3" });
-    for (const bad of ["name", "a/b/c", "/abs/path", "org/na--me", "org/..", "org/name@", "org/name@../x", "C:\\models\\x", "./x/y"]) {
+    assert.deepEqual(parseRepoRef("gpt2@v1"), { repoId: "gpt2", revision: "v1" }, "an id without an organisation, as gpt2 and distilgpt2 are");
+    for (const bad of ["-name", "name.", "a/-b", "a/b/c", "/abs/path", "org/na--me", "org/..", "org/name@", "org/name@../x", "C:\\models\\x", "./x/y"]) {
       assert.equal(parseRepoRef(bad), undefined, bad);
     }
   });
@@ -118,5 +119,43 @@ describe("hub cache: a model by repo id", function () {
       );
       assert.throws(() => resolveModelFolder("loupe-test/tiny-gpt2@nope"), /cached at revision "nope"/);
     });
+  });
+});
+
+describe("hub cache: repositories off the common path", function () {
+  this.timeout(60_000);
+  let cache: string;
+  before(() => {
+    cache = scratchDir("hub-odd");
+  });
+  after(() => fs.rmSync(cache, { recursive: true, force: true }));
+
+  it("an id without an organisation (gpt2) lives in models--gpt2: listed, named and loaded by it", async () => {
+    const { snapshot } = cacheRepo(cache, "gpt2", folderFiles(TINY_GPT2));
+    assert.equal(modelName(snapshot), "gpt2");
+    assert.deepEqual(listCachedModels(cache).map((m) => m.reference), ["gpt2"]);
+    assert.deepEqual(await withEnv({ HF_HUB_CACHE: cache }, () => logitsOf("gpt2")), await logitsOf(TINY_GPT2));
+  });
+
+  it("a file huggingface_hub recorded in .no_exist/ is absent for good: the message says so instead of suggesting a download", () => {
+    const noExist = (repoId: string, commit: string, file: string) => {
+      const marker = path.join(cache, `models--${repoId.replace("/", "--")}`, ".no_exist", commit, file);
+      fs.mkdirSync(path.dirname(marker), { recursive: true });
+      fs.writeFileSync(marker, "");
+    };
+    const { "model.safetensors": _weights, ...binOnly } = folderFiles(TINY_GPT2);
+    const bin = cacheRepo(cache, "loupe-test/bin-only", { ...binOnly, "pytorch_model.bin": Buffer.alloc(64) });
+    const plain = /No model\.safetensors \(or model\.safetensors\.index\.json with its shards\)/;
+    assert.throws(() => openModelFolder(bin.snapshot), plain, "without the record, the folder may just be incomplete");
+    noExist("loupe-test/bin-only", bin.commit, "model.safetensors");
+    noExist("loupe-test/bin-only", bin.commit, "model.safetensors.index.json");
+    assert.throws(() => openModelFolder(bin.snapshot), (e: unknown) => e instanceof LoupeError && /has no model\.safetensors or model\.safetensors\.index\.json \(the Hugging Face cache records both as missing\)/.test(e.message));
+
+    const { "tokenizer.json": _tokenizer, ...slow } = folderFiles(TINY_GPT2);
+    const slowOnly = cacheRepo(cache, "loupe-test/slow-tokenizer", slow);
+    noExist("loupe-test/slow-tokenizer", slowOnly.commit, "tokenizer.json");
+    assert.throws(() => openModelFolder(slowOnly.snapshot), /has no tokenizer\.json \(the Hugging Face cache records it as missing\): it ships only a slow tokenizer/);
+    // The records are not snapshots: nothing new is listed.
+    assert.deepEqual(listCachedModels(cache).map((m) => m.reference), ["gpt2", "loupe-test/bin-only", "loupe-test/slow-tokenizer"]);
   });
 });

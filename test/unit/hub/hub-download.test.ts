@@ -6,15 +6,38 @@ import { main } from "../../../src/cli/main";
 import { LoupeError } from "../../../src/core/errors";
 import { pullModel, type PullProgress } from "../../../src/core/hub/download";
 import { HookedModel } from "../../../src/core/model/hooked-model";
-import { scratchDir, TINY_GPT2, TINY_LLAMA } from "../../helpers/fixtures";
+import { chooseModelFiles } from "../../../src/core/hub/model-files";
+import { FIXTURES, scratchDir, TINY_GPT2, TINY_LLAMA } from "../../helpers/fixtures";
 import { folderFiles, shardedFolderFiles, withEnv } from "../../helpers/hub-cache";
 import { startFakeHub, type FakeHub } from "../../helpers/hub-server";
 
+const TINY_GPT2_ONNX = path.join(FIXTURES, "tiny-gpt2-onnx");
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const SHARDED = shardedFolderFiles(TINY_LLAMA, 2);
 const REPO_FILES: Record<string, Buffer> = { ...SHARDED, "README.md": Buffer.from("# tiny"), "pytorch_model.bin": Buffer.alloc(64), "generation_config.json": Buffer.from(JSON.stringify({ eos_token_id: 2 })) };
 const SHARD_1 = "model-00001-of-00002.safetensors";
 const NEEDED = Object.keys(REPO_FILES).filter((f) => f !== "README.md" && f !== "pytorch_model.bin").sort();
+
+// An ONNX export as the hub's onnx-community repos lay it out: onnx/ with quantised variants beside the model.
+const ONNX_REPO: Record<string, Buffer> = {
+  "config.json": fs.readFileSync(path.join(TINY_GPT2_ONNX, "config.json")),
+  "tokenizer.json": fs.readFileSync(path.join(TINY_GPT2_ONNX, "tokenizer.json")),
+  "onnx/model.onnx": fs.readFileSync(path.join(TINY_GPT2_ONNX, "model.onnx")),
+  "onnx/model_quantized.onnx": Buffer.alloc(64),
+  "README.md": Buffer.from("# onnx"),
+};
+
+async function sameLogits(reference: string, folder: string, cache: string): Promise<void> {
+  const [fromHub, fromFolder] = await withEnv({ HF_HUB_CACHE: cache }, () =>
+    Promise.all([HookedModel.load(reference, { cacheDir: null, threads: 1 }), HookedModel.load(folder, { cacheDir: null, threads: 1 })]),
+  );
+  try {
+    const tokens = fromFolder.toTokens("the cat sat");
+    assert.deepEqual((await fromHub.run(tokens)).data, (await fromFolder.run(tokens)).data);
+  } finally {
+    await Promise.all([fromHub.dispose(), fromFolder.dispose()]);
+  }
+}
 
 function rejectsWith(code: string, pattern: RegExp) {
   return (e: unknown) => {
@@ -36,6 +59,8 @@ describe("loupe pull: downloads into the hub cache from a hub on 127.0.0.1", fun
     hub = await startFakeHub([
       { repoId: "loupe-test/tiny-llama", commit: COMMIT, files: REPO_FILES },
       { repoId: "loupe-test/gated", commit: COMMIT, files: folderFiles(TINY_GPT2), gatedToken: "hf_accepted" },
+      { repoId: "tiny-gpt2", commit: COMMIT, files: folderFiles(TINY_GPT2) },
+      { repoId: "loupe-test/onnx-only", commit: COMMIT, files: ONNX_REPO },
     ]);
   });
   afterEach(async () => {
@@ -98,6 +123,22 @@ describe("loupe pull: downloads into the hub cache from a hub on 127.0.0.1", fun
       assert.equal(await main(["inspect", "--model", "loupe-test/tiny-llama", "--json", "-"], io), 0);
       assert.ok((JSON.parse(out.join("")) as { tokens: unknown[] }).tokens.length > 0);
     });
+  });
+
+  it("pulls an ONNX-only repo (the decoder .onnx, not its variants) and an org-less id into models--NAME; both load by repo id", async () => {
+    const onnx = await pullModel("loupe-test/onnx-only", { env: env() });
+    assert.deepEqual(onnx.files.map((f) => f.path).sort(), ["config.json", "onnx/model.onnx", "tokenizer.json"]);
+    await sameLogits("loupe-test/onnx-only", TINY_GPT2_ONNX, cache);
+    const orgless = await pullModel("tiny-gpt2", { env: env() });
+    assert.equal(orgless.snapshot, path.join(cache, "models--tiny-gpt2", "snapshots", COMMIT));
+    await sameLogits("tiny-gpt2", TINY_GPT2, cache);
+  });
+
+  it("chooses an ONNX export's external data with it, and names what a repo without weights Loupe reads lacks", () => {
+    const files = ["config.json", "tokenizer.json", "onnx/model.onnx", "onnx/model.onnx_data", "onnx/model_fp16.onnx", "onnx/model_fp16.onnx_data"];
+    assert.deepEqual(chooseModelFiles("r", files).weights, ["onnx/model.onnx", "onnx/model.onnx_data"]);
+    assert.deepEqual(chooseModelFiles("r", [...files, "model.safetensors"]).weights, ["model.safetensors"]);
+    assert.throws(() => chooseModelFiles("org/bin", ["config.json", "tokenizer.json", "pytorch_model.bin"]), /org\/bin has no model\.safetensors, model\.safetensors\.index\.json or decoder \.onnx/);
   });
 
   it("resumes an interrupted transfer with a Range request and keeps nothing corrupt", async () => {

@@ -108,6 +108,12 @@ describe("Gemma 3", () => {
     const folder = multimodalFolder(undefined);
     await rejectsWith(HookedModel.load(folder, { cacheDir: null, threads: 1 }), "bad-file", /model\.safetensors has no Gemma 3 text weights: no "language_model\.model\.embed_tokens\.weight".*choose a checkpoint that includes it/);
     throwsWith(() => parseModelConfig({ model_type: "gemma3", vision_config: {} }, "g/config.json"), "unsupported-architecture", /^g\/config\.json is a Gemma 3 multimodal config with no "text_config"/);
+    // Gemma 3n (its own architecture, not a Gemma 3 text tower) is named, with what Loupe does build.
+    throwsWith(
+      () => parseModelConfig({ model_type: "gemma3n", architectures: ["Gemma3nForConditionalGeneration"], text_config: { model_type: "gemma3n_text" } }, "n/config.json"),
+      "unsupported-architecture",
+      /^n\/config\.json describes a "gemma3n" model; Loupe builds .*"gemma3_text", and the text tower of "gemma3"/,
+    );
   });
 });
 

@@ -32,6 +32,8 @@ describe("The built-graph cache is keyed on what built the graph", () => {
   it("does not reuse a graph another builder cached, and removes such entries once unused for a day", async () => {
     const cacheDir = scratchDir("graph-cache");
     const first = await HookedModel.load(TINY_GPT2, { cacheDir, threads: 1 });
+    // The lens graph is built at the first lens call.
+    await first.lens(new Float32Array(first.cfg.dModel), [[0]], 1);
     await first.dispose();
     const second = await HookedModel.load(TINY_GPT2, { cacheDir, threads: 1 });
     await second.dispose();

@@ -3,7 +3,7 @@
  */
 import { strict as assert } from "node:assert";
 import { HookedModel } from "../../../src/core/model/hooked-model";
-import { blockHook, blockOf, headsAt, hookLayout, hookShape, layoutAxes, isBlockHook, isKeyValueHook, layerOf, narrowedByLogitPositions, positionAxis, suffixOf } from "../../../src/core/model/hooks";
+import { blockHook, blockOf, headsAt, hookLayout, hookNamesFor, hookShape, layoutAxes, isBlockHook, isKeyValueHook, layerOf, narrowedByLogitPositions, positionAxis, suffixOf } from "../../../src/core/model/hooks";
 import { TINY_GPT2, TINY_LLAMA } from "../../helpers/fixtures";
 
 describe("hook names", () => {
@@ -17,11 +17,28 @@ describe("hook names", () => {
       assert.equal(suffixOf(name), undefined, name);
     }
     assert.ok(isKeyValueHook(blockHook(0, "attn.hook_k")) && isKeyValueHook(blockHook(1, "attn.hook_v")));
-    assert.ok(!isKeyValueHook(blockHook(0, "attn.hook_q")) && !isKeyValueHook("hook_embed"));
+    assert.ok(isKeyValueHook(blockHook(0, "attn.hook_rot_k")), "rotated keys keep the key/value heads");
+    assert.ok(!isKeyValueHook(blockHook(0, "attn.hook_q")) && !isKeyValueHook(blockHook(0, "attn.hook_rot_q")) && !isKeyValueHook("hook_embed"));
   });
 
   it("place embeddings before block 0 and ln_final after the last block", () => {
-    assert.deepEqual(["hook_embed", "hook_pos_embed", blockHook(2, "mlp.hook_post"), "ln_final.hook_normalized"].map((n) => blockOf(n, 4)), [0, 0, 2, 3]);
+    assert.deepEqual(["hook_embed", "hook_pos_embed", blockHook(2, "mlp.hook_post"), "ln_final.hook_normalized", "ln_final.hook_scale"].map((n) => blockOf(n, 4)), [0, 0, 2, 3, 3]);
+  });
+
+  it("give norm scales the [batch, pos, 1] layout, and each family its own hooks", () => {
+    for (const name of [blockHook(0, "ln1.hook_scale"), blockHook(1, "ln2_post.hook_scale"), "ln_final.hook_scale"]) {
+      assert.equal(hookLayout(name), "scale", name);
+      assert.equal(positionAxis(name), 1, name);
+    }
+    const dims = { nLayers: 2, dModel: 8, nHeads: 4, keyValueHeads: 2, dHead: 2, dMlp: 16 };
+    assert.deepEqual(hookShape(dims, "ln_final.hook_scale", 3, 5), [3, 5, 1]);
+    assert.deepEqual(hookShape(dims, blockHook(0, "attn.hook_rot_k"), 1, 5), [1, 5, 2, 2]);
+    const gpt2 = hookNamesFor({ architecture: "gpt2", nLayers: 1 });
+    const llama = hookNamesFor({ architecture: "llama", nLayers: 1 });
+    const gemma = hookNamesFor({ architecture: "llama", nLayers: 1, postNorms: true });
+    assert.ok(!gpt2.some((n) => n.includes("hook_rot_") || n.includes("hook_scale")), "GPT-2: no rotary, LayerNorm scales not hooked");
+    assert.deepEqual(llama.filter((n) => !gpt2.includes(n)), ["blocks.0.ln1.hook_scale", "blocks.0.attn.hook_rot_q", "blocks.0.attn.hook_rot_k", "blocks.0.ln2.hook_scale", "ln_final.hook_scale"]);
+    assert.deepEqual(gemma.filter((n) => !llama.includes(n)), ["blocks.0.ln1_post.hook_scale", "blocks.0.ln1_post.hook_normalized", "blocks.0.ln2_post.hook_scale", "blocks.0.ln2_post.hook_normalized"]);
   });
 
   for (const [family, folder] of [["GPT-2", TINY_GPT2], ["Llama", TINY_LLAMA]] as const) {
@@ -45,8 +62,8 @@ describe("hook names", () => {
           assert.equal(held, narrowedByLogitPositions(hook, model.cfg.nLayers) ? 2 : tokens.length, hook);
           if (narrowedByLogitPositions(hook, model.cfg.nLayers)) narrowed++;
         }
-        // The last block from attn_scores on (9 hooks) and ln_final.
-        assert.equal(narrowed, 10);
+        // The last block from attn_scores on (9 hooks; Llama's ln2.hook_scale too) and ln_final (Llama's scale too).
+        assert.equal(narrowed, family === "GPT-2" ? 10 : 12);
       });
     });
   }

@@ -42,6 +42,8 @@ interface LlamaReference {
   intervention: { tokens: number[]; hook: string; position: number; vector: number[]; logits: number[] };
   /** One key/value head scaled at some positions (every query head of its group reads it). */
   key_value_intervention: { tokens: number[]; hook: string; head: number; positions: number[]; factor: number; logits: number[] };
+  /** A norm's scale ([batch, pos, 1]) multiplied at some positions. */
+  scale_intervention: { tokens: number[]; hook: string; positions: number[]; factor: number; logits: number[] };
 }
 
 function readReference(folder: string): LlamaReference {
@@ -108,6 +110,14 @@ for (const [name, folder] of [
     it("scales one key/value head at attn.hook_v as PyTorch does (all query heads of its group read it)", async () => {
       const iv = reference.key_value_intervention;
       const edited = await model.runWithHooks(iv.tokens, [{ hook: iv.hook, kind: "scale", factor: iv.factor, heads: [iv.head], positions: iv.positions }]);
+      const diff = maxAbsDiff(edited.logits.data, iv.logits);
+      assert.ok(diff < TOLERANCE, `edited logits differ from PyTorch by ${diff}`);
+      assert.ok(maxAbsDiff(edited.logits.data, (await model.run(iv.tokens)).data) > 1e-3, "the intervention changed the logits");
+    });
+
+    it("scales an RMSNorm's scale (blocks.0.ln1.hook_scale, [batch, pos, 1]) as PyTorch does", async () => {
+      const iv = reference.scale_intervention;
+      const edited = await model.runWithHooks(iv.tokens, [{ hook: iv.hook, kind: "scale", factor: iv.factor, positions: iv.positions }]);
       const diff = maxAbsDiff(edited.logits.data, iv.logits);
       assert.ok(diff < TOLERANCE, `edited logits differ from PyTorch by ${diff}`);
       assert.ok(maxAbsDiff(edited.logits.data, (await model.run(iv.tokens)).data) > 1e-3, "the intervention changed the logits");
@@ -226,15 +236,17 @@ for (const [name, folder] of [
       const T = tokens.length;
       const { cache } = await model.runWithCache(tokens);
       assert.ok(!model.hookNames.includes("hook_pos_embed"), "rotary models have no positional embedding hook");
-      // Gemma's post-norm hooks (ln1_post, ln2_post) are two more per block.
-      assert.equal(model.hookNames.length, 1 + ((model.cfg as LlamaConfig).postNorms ? 15 : 13) * model.cfg.nLayers + 1);
+      // Per block: GPT-2's 13, rot_q, rot_k, ln1 and ln2 scales; Gemma's post-norms (ln1_post, ln2_post) add a scale and a normalized hook each.
+      assert.equal(model.hookNames.length, 1 + ((model.cfg as LlamaConfig).postNorms ? 21 : 17) * model.cfg.nLayers + 2);
       assert.deepEqual(cache.names, [...model.hookNames]);
       const cfg = model.cfg as LlamaConfig;
       for (const hook of model.hookNames) {
         const expected = hookShape(model.hookDims, hook, 1, T);
         assert.deepEqual(cache.get(hook).dims, expected, hook);
         if (hookLayout(hook) === "heads") assert.equal(expected[2], isKeyValueHook(hook) ? cfg.nKvHeads : cfg.nHeads, `${hook}: one slot per ${isKeyValueHook(hook) ? "key/value" : "query"} head`);
-        assert.equal(headsAt(model.hookDims, hook), hookLayout(hook) === "resid" || hookLayout(hook) === "mlp" ? undefined : expected[hookLayout(hook) === "pattern" ? 1 : 2]);
+        const layout = hookLayout(hook);
+        assert.equal(headsAt(model.hookDims, hook), layout === "resid" || layout === "mlp" || layout === "scale" ? undefined : expected[layout === "pattern" ? 1 : 2]);
+        if (layout === "scale") assert.ok(cache.get(hook).data.every((s) => s > 0), `${hook}: a norm's divisor is positive`);
       }
       const pattern = cache.get("blocks.1.attn.hook_pattern");
       // Causal rows summing to one.

@@ -4,11 +4,14 @@ import * as path from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as onnx from "onnx-buf";
 import { parseModelConfig } from "../../../src/core/model/config";
-import { HookedModel } from "../../../src/core/model/hooked-model";
+import * as ort from "onnxruntime-node";
+import { FETCH_HOOKS } from "../../../src/core/model/fetched-hooks";
+import { gainInput, GRAPH_IO, writeInput } from "../../../src/core/model/hook-point";
+import { gateImportedOutputs, HookedModel } from "../../../src/core/model/hooked-model";
 import { blockHook } from "../../../src/core/model/hooks";
 import type { Intervention } from "../../../src/core/model/interventions";
 import { DataType, GraphBuilder } from "../../../src/core/model/onnx-graph";
-import { checkOnnxFolder, importOnnxDecoder } from "../../../src/core/model/onnx-import";
+import { checkOnnxFolder, importOnnxDecoder, importOnnxFolder } from "../../../src/core/model/onnx-import";
 import { maxAbsDiff, type Tensor } from "../../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
 import { rejectsWith, throwsWith } from "../../helpers/errors";
@@ -144,6 +147,33 @@ describe("Importing an existing decoder .onnx (tiny GPT-2 exported by torch.onnx
       const diff = name.includes("pattern") ? maxAbsDiff(x.data.subarray(0, size), y.data.subarray(0, size)) : maxAbsDiff(realPositions(x, lengths), realPositions(y, lengths));
       assert.ok(diff < TOLERANCE, `${name} differs by ${diff}`);
     }
+  });
+
+  it("computes and holds only the hooks and logits a run asks for, with the values the ungated import gives", async () => {
+    assert.ok(imported.fetchesOnlyRequested && native.fetchesOnlyRequested);
+    const graph = importOnnxFolder(TINY_ONNX, path.join(TINY_ONNX, "model.onnx")).imported;
+    const ids = tokens[0];
+    const feeds: Record<string, ort.Tensor> = {
+      [GRAPH_IO.ids]: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
+      [GRAPH_IO.positions]: new ort.Tensor("int64", BigInt64Array.from(ids, (_, t) => BigInt(t)), [1, ids.length]),
+      [GRAPH_IO.mask]: new ort.Tensor("float32", new Float32Array(ids.length).fill(1), [1, ids.length]),
+    };
+    const zero = new ort.Tensor("float32", new Float32Array(1), [1]);
+    for (const name of graph.hookNames) feeds[gainInput(name)] = feeds[writeInput(name)] = zero;
+    const options = { extra: { session: { model_external_initializers_file_folder_path: graph.dataDir } } };
+    const ungated = await ort.InferenceSession.create(graph.bytes, options);
+    const gated = await ort.InferenceSession.create(gateImportedOutputs(graph), options);
+    const asked = blockHook(1, "hook_resid_mid");
+    const mask = Uint8Array.from([...graph.hookNames, GRAPH_IO.logits], (name) => (name === asked ? 1 : 0));
+    const all = [GRAPH_IO.logits, ...graph.hookNames];
+    const [full, some] = [await ungated.run(feeds, all), await gated.run({ ...feeds, [FETCH_HOOKS]: new ort.Tensor("bool", mask, [mask.length]) }, all)];
+    // The unrequested outputs come back empty: neither kept nor, for the logits, computed.
+    for (const name of all) assert.equal(some[name].size, name === asked ? full[name].size : 0, name);
+    assert.deepEqual(Array.from(some[asked].data as Float32Array), Array.from(full[asked].data as Float32Array));
+    // And the model runs through that mask: the same values, bit for bit.
+    const { cache } = await imported.runWithCache(ids, { names: [asked], logits: false });
+    assert.deepEqual(Array.from(cache.get(asked).data), Array.from(full[asked].data as Float32Array));
+    await Promise.all([ungated.release(), gated.release()]);
   });
 
   it("applies interventions exactly as the native graph does", async () => {

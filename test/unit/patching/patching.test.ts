@@ -8,7 +8,7 @@ import { blockHook } from "../../../src/core/model/hooks";
 import { attributeTokens, attributionTargets, knockoutInterventions } from "../../../src/core/patching/attribution";
 import { bindMetric, firstDistinctTokens, logSoftmax64, singleToken, type MetricSpec } from "../../../src/core/patching/metrics";
 import { isDegenerate, normalise } from "../../../src/core/patching/normalise";
-import { chunks, planSweep, rowsPerCall } from "../../../src/core/patching/plan";
+import { chunksWithin, patchedCallBytes, planSweep } from "../../../src/core/patching/plan";
 import { parsePairFile, stringValueOffsets } from "../../../src/core/patching/pairs";
 import { lineSegments, wordSegments } from "../../../src/core/patching/segments";
 import { patchActivations, patchingSweeps, type PatchingResult } from "../../../src/core/patching/sweep";
@@ -16,6 +16,7 @@ import type { AttributionResult } from "../../../src/core/patching/attribution";
 import { scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
 
 const EPS = 1e-5;
+const REFERENCE = path.join(__dirname, "..", "..", "..", "models", "reference");
 const CLEAN = "When Mia and Leo went to the park, Leo gave a ball to";
 const CORRUPT = "When Mia and Leo went to the park, Mia gave a ball to";
 
@@ -189,14 +190,48 @@ describe("patching (tiny random GPT-2)", function () {
     await rejectsWith(patchingSweeps(model, { clean, corrupted, metric, position: clean.length }), "bad-argument", /outside the prompt/);
   });
 
-  it("plans chunks within a memory budget", () => {
-    assert.deepEqual(chunks(5, 2), [[0, 2], [2, 4], [4, 5]]);
+  it("plans calls within a memory budget", () => {
+    assert.deepEqual(chunksWithin(5, 2, () => true), [[0, 2], [2, 4], [4, 5]]);
+    // A call that holds at most 3 items, and one that holds none: single items still run.
+    assert.deepEqual(chunksWithin(7, 64, (start, end) => end - start <= 3), [[0, 3], [3, 6], [6, 7]]);
+    assert.deepEqual(chunksWithin(3, 64, () => false), [[0, 1], [1, 2], [2, 3]]);
+    assert.throws(() => chunksWithin(3, 0, () => true), /positive integer/);
     const hooks = [blockHook(0, "attn.hook_attn_scores")];
-    assert.equal(rowsPerCall(model.cfg, model.hookDims, 26, hooks, 64), 64);
-    // Logits alone are 26 * 320 floats a row: a 1 MB budget holds 31 rows of logits, fewer with the hook.
-    const small = rowsPerCall(model.cfg, model.hookDims, 26, hooks, 64, 2 ** 20);
-    assert.ok(small >= 1 && small < 31, String(small));
-    assert.throws(() => rowsPerCall(model.cfg, model.hookDims, 26, hooks, 0), /positive integer/);
+    const call = { rows: 4, positions: 26, prefix: 0, logitPositions: 1, hooks };
+    const bytes = patchedCallBytes(model.cfg, model.hookDims, call);
+    // Each changed hook adds its dense gain and write inputs for every row; a hook named twice counts once.
+    const scores = 2 * 4 * 4 * model.cfg.nHeads * 26 * 26;
+    assert.equal(patchedCallBytes(model.cfg, model.hookDims, { ...call, hooks: [...hooks, ...hooks, blockHook(1, "attn.hook_attn_scores")] }), bytes + scores);
+    assert.equal(patchedCallBytes(model.cfg, model.hookDims, { ...call, hooks: [] }), bytes - scores);
+    // Logits only at the scored positions: more of them cost a vocabulary row each per row.
+    assert.equal(patchedCallBytes(model.cfg, model.hookDims, { ...call, logitPositions: 3 }), bytes + 4 * 4 * 2 * model.cfg.dVocab);
+  });
+});
+
+describe("patching within a memory budget (reference model)", function () {
+  this.timeout(120_000);
+  let model: HookedModel;
+  before(async () => (model = await HookedModel.load(REFERENCE, { cacheDir: null, threads: 1 })));
+  after(async () => model?.dispose());
+
+  it("fetches the prompts' activations in groups when they pass the budget, with the same results as one fetch", async () => {
+    const clean = model.toTokens(CLEAN);
+    const corrupted = model.toTokens(CORRUPT);
+    const metric: MetricSpec = { kind: "logit-diff", answer: singleToken(model.tokenizer, " Mia"), wrong: singleToken(model.tokenizer, " Leo") };
+    const setup = { clean, corrupted, metric, batchSize: 1 };
+    const whole = await patchingSweeps(model, setup);
+    // At most two resid-sized hooks of both prompts (each counted twice) per call: the 4 sweeps' 16 hooks take 8 or more.
+    const hookBytes = 2 * 4 * 2 * clean.length * model.cfg.dModel;
+    const split = await patchingSweeps(model, { ...setup, memoryBudgetBytes: 2 * hookBytes });
+    const prepareCalls = (r: PatchingResult) => r.calls - r.variantsRun;
+    assert.equal(prepareCalls(whole), 1);
+    assert.ok(prepareCalls(split) >= 8, String(prepareCalls(split)));
+    assert.deepEqual(split.baselines, whole.baselines);
+    assert.equal(split.variantsRun, whole.variantsRun);
+    split.sweeps.forEach((sweep, s) => {
+      assert.equal(sweep.skipped, whole.sweeps[s].skipped, `${sweep.kind}: identity patches found alike`);
+      assert.deepEqual(sweep.raw, whole.sweeps[s].raw, sweep.kind);
+    });
   });
 });
 

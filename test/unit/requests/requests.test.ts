@@ -62,6 +62,24 @@ describe("request layer", function () {
     await assert.rejects(local.request("inspect", { text: "Mia" }, { signal: controller.signal }), (e: unknown) => e instanceof LoupeError && e.code === "cancelled");
   });
 
+  it("trainProbes reads a workspace dataset as the editor does: no link, nothing outside the workspace", async () => {
+    const workspace = scratchDir("probe-workspace");
+    const outside = path.join(scratchDir("probe-outside"), "secret.jsonl");
+    const lines = ["the cat is happy", "the dog is sad", "a happy day", "a sad day"].map((text, i) => JSON.stringify({ text, label: i % 2 ? "neg" : "pos" }));
+    fs.writeFileSync(outside, lines.join("\n"));
+    fs.symlinkSync(outside, path.join(workspace, "data.jsonl"));
+    const params = { hooks: ["blocks.0.hook_resid_post"], folds: 2 };
+    const refusal = (e: unknown) => e instanceof LoupeError && e.code === "unsafe-path" && /data\.jsonl: it is a symbolic link/.test(e.message);
+    await assert.rejects(local.request("trainProbes", { dataFile: path.join(workspace, "data.jsonl"), root: workspace, ...params }), refusal);
+    await assert.rejects(local.request("trainProbes", { dataFile: outside, root: workspace, ...params }), (e: unknown) => e instanceof LoupeError && /outside/.test(e.message));
+    // The same file, plain and inside: trained (and, without a root, a file the user picked anywhere).
+    fs.rmSync(path.join(workspace, "data.jsonl"));
+    fs.copyFileSync(outside, path.join(workspace, "data.jsonl"));
+    const trained = await local.request("trainProbes", { dataFile: path.join(workspace, "data.jsonl"), root: workspace, ...params });
+    assert.deepEqual(trained.hooks.map((h) => h.hook), params.hooks);
+    assert.equal((await local.request("trainProbes", { dataFile: outside, ...params })).best, params.hooks[0]);
+  });
+
   it("forwards progress from the request to the caller", async () => {
     const seen: Array<[number, number]> = [];
     await local.request("generate", { prompt: "Mia", maxNewTokens: 3, stopAtEos: false }, { onProgress: (done, total) => seen.push([done, total]) });

@@ -3,7 +3,10 @@ import * as path from "node:path";
 import { LoupeError } from "../../../src/core/errors";
 import { HookedModel } from "../../../src/core/model/hooked-model";
 import { loadSae, saeFeatureActivations } from "../../../src/core/sae";
-import { describeEdit, featureEditIntervention, steerWithFeature } from "../../../src/core/sae/steer";
+import { describeEdit, editedActivation, featureEditIntervention, steerWithFeature } from "../../../src/core/sae/steer";
+import { blockHook } from "../../../src/core/model/hooks";
+import type { Intervention } from "../../../src/core/model/interventions";
+import { argmax, maxAbsDiff } from "../../../src/core/tensor/tensor";
 import { main } from "../../../src/cli/main";
 import { FIXTURES, TINY_GPT2 } from "../../helpers/fixtures";
 
@@ -78,6 +81,75 @@ describe("steering with an SAE feature", function () {
     await refuses(steerWithFeature(model, sae, "", { feature: 1, kind: "zero" }), /empty/);
     const long = Array.from({ length: model.cfg.nCtx }, () => 5);
     await refuses(steerWithFeature(model, sae, long, { feature: 1, kind: "zero" }), /context window/);
+  });
+});
+
+describe("steering with a key/value cache (reference model)", function () {
+  this.timeout(120_000);
+  const REFERENCE = path.join(__dirname, "..", "..", "..", "models", "reference");
+  let model: HookedModel;
+  before(async () => (model = await HookedModel.load(REFERENCE, { cacheDir: null, threads: 1 })));
+  after(async () => model?.dispose());
+
+  /** Greedy steps that rerun the whole sequence with `interventionsFor(sofar)`: the uncached path, by hand. */
+  async function rerunEachStep(prompt: number[], steps: number, interventionsFor: (sofar: number[]) => Promise<Intervention[]>): Promise<{ tokens: number[]; logits: Float32Array[] }> {
+    const sofar = [...prompt];
+    const logits: Float32Array[] = [];
+    for (let step = 0; step < steps; step++) {
+      const run = await model.runWithHooks(sofar, await interventionsFor(sofar));
+      const V = run.logits.dims[2];
+      const last = run.logits.data.slice((sofar.length - 1) * V, sofar.length * V);
+      logits.push(last);
+      sofar.push(argmax(last));
+    }
+    return { tokens: sofar.slice(prompt.length), logits };
+  }
+
+  async function generated(prompt: number[], steps: number, options: Parameters<HookedModel["generate"]>[1]): Promise<{ tokens: number[]; logits: Float32Array[] }> {
+    const logits: Float32Array[] = [];
+    const r = await model.generate(prompt, { ...options, maxNewTokens: steps, stopAtEos: false, onToken: (_, l) => logits.push(l.slice()) });
+    return { tokens: r.tokens, logits };
+  }
+
+  /** Same greedy tokens, logits within 1e-5 of the largest (float32 rounding: plain cached generation differs from reruns by 1.05e-5 on logits near 17 here). */
+  function sameSteps(cached: { tokens: number[]; logits: Float32Array[] }, rerun: { tokens: number[]; logits: Float32Array[] }): void {
+    assert.deepEqual(cached.tokens, rerun.tokens);
+    cached.logits.forEach((l, step) => {
+      const diff = maxAbsDiff(l, rerun.logits[step]);
+      const scale = Math.max(1, ...Array.from(rerun.logits[step], Math.abs));
+      assert.ok(diff <= 1e-5 * scale, `step ${step}: logits differ by ${diff} (largest ${scale})`);
+    });
+  }
+
+  it("an SAE feature edit read and applied at each new token equals rewriting the whole sequence every step", async () => {
+    const sae = loadSae(path.join(REFERENCE, "sae", "blocks.1.hook_resid_post"));
+    const prompt = model.toTokens("When Mia and Leo went to the park, Leo gave a ball to");
+    const edit = { feature: 5, kind: "clamp", value: 40 } as const;
+    let reads = 0;
+    const cached = await generated(prompt, 8, {
+      rewrite: {
+        hook: sae.hookName,
+        rewrite: (activation) => {
+          // The prompt once, then one new token per step: the cache is in use.
+          assert.equal(activation.dims[1], reads++ === 0 ? prompt.length : 1);
+          return editedActivation(sae, activation, edit).source;
+        },
+      },
+    });
+    const rerun = await rerunEachStep(prompt, 8, async (sofar) => [(await featureEditIntervention(model, sae, sofar, edit)).intervention]);
+    sameSteps(cached, rerun);
+    const plain = await model.generate(prompt, { maxNewTokens: 8, stopAtEos: false });
+    assert.notDeepEqual(cached.tokens, plain.tokens, "the edit changes the continuation");
+    const viaSteer = await steerWithFeature(model, sae, prompt, edit, { maxNewTokens: 8 });
+    // steerWithFeature stops at an end-of-text token; up to there it writes the same.
+    assert.deepEqual(viaSteer.steered.tokens, cached.tokens.slice(0, viaSteer.steered.tokens.length));
+  });
+
+  it("an intervention at every position applies to each new token, as a rerun of the whole sequence would", async () => {
+    const prompt = model.toTokens("Once upon a time, a small fox");
+    const vector = Array.from({ length: model.cfg.dModel }, (_, i) => 3 * Math.sin(i));
+    const interventions: Intervention[] = [{ hook: blockHook(2, "hook_resid_mid"), kind: "add", vector }, { hook: blockHook(0, "attn.hook_z"), kind: "scale", factor: 0.5, heads: [1] }];
+    sameSteps(await generated(prompt, 8, { interventions }), await rerunEachStep(prompt, 8, async () => interventions));
   });
 });
 
