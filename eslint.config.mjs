@@ -60,8 +60,9 @@ export default defineConfig(
           folders: ["src/extension", "src/worker", "src/cli"],
           typesOnly: ["src/core"],
           // The panel protocol is the one seam both sides run: its guards are plain functions, and
-          // tsconfig.webview.json (no Node types) fails the build if it ever imports Node.
-          valuesAllowed: ["src/core/view/panel-protocol"],
+          // tsconfig.webview.json (no Node types) fails the build if it ever imports Node. The
+          // circuit panel's graph, pruning and layout are pure too: its page prunes and hit-tests live.
+          valuesAllowed: ["src/core/view/panel-protocol", "src/core/view/circuit-graph", "src/core/view/circuit-prune", "src/core/view/circuit-layout"],
         },
       ),
     },

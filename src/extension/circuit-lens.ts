@@ -1,6 +1,7 @@
 import * as vscode from "vscode";
 import type { CircuitToken, CircuitTrace } from "../core/requests";
 import { circuitHoverMarkdown, circuitLevels } from "../core/view/circuit-view";
+import type { CircuitPanel } from "./circuit-panel";
 import { EditorLens } from "./editor-lens";
 import type { ModelHost } from "./model-host";
 import { runOnSelection } from "./selection-command";
@@ -17,7 +18,10 @@ interface Shown {
  * on the target, its hover giving that influence and the strongest paths.
  */
 export class CircuitLens extends EditorLens<Shown, CircuitToken> {
-  constructor(private readonly models: ModelHost) {
+  constructor(
+    private readonly models: ModelHost,
+    private readonly panel: CircuitPanel,
+  ) {
     super();
   }
 
@@ -28,9 +32,10 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
       trimFinalNewline: true,
       ask: askAnswer,
       run: async (target, { answer }) => {
-        const trace = await this.models.run("traceCircuit", { text: target.text, answer, transcoders: transcoderSetting() }, { title: "Loupe: tracing the circuit…" });
+        const { graph, ...trace } = await this.models.run("traceCircuit", { text: target.text, answer, transcoders: transcoderSetting(), graphFile: PANEL_PRUNING }, { title: "Loupe: tracing the circuit…" });
         this.shown.set(target.document.uri.toString(), { startOffset: target.startOffset, trace });
         this.draw(target.editor);
+        if (graph) this.panel.showTrace(trace, graph, target.document.uri, target.startOffset);
       },
     });
   }
@@ -49,6 +54,12 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
     return markdown;
   }
 }
+
+/**
+ * The panel's graph is pruned loosely so its sliders can prune further in the page; they start at
+ * circuit-tracer's defaults (0.8, 0.98).
+ */
+const PANEL_PRUNING = { nodeThreshold: 0.95, edgeThreshold: 0.995 };
 
 /** The answer token to trace (empty: the model's top prediction); undefined when dismissed. */
 async function askAnswer(): Promise<{ answer?: string } | undefined> {

@@ -2,6 +2,7 @@ import * as vscode from "vscode";
 import { AttributionLens } from "./attribution-lens";
 import { AuditController } from "./audit-controller";
 import { CircuitLens } from "./circuit-lens";
+import { CircuitGraphEditorProvider, CircuitPanel } from "./circuit-panel";
 import { labelSelectedLines } from "./label-lines";
 import { PatchingPanel } from "./patching-panel";
 import { ProbeLens } from "./probe-lens";
@@ -15,16 +16,19 @@ import { InspectController } from "./inspect-controller";
 import { downloadModel, selectModel } from "./model-picker";
 import { inspectChat } from "./chat-command";
 import { ModelHost } from "./model-host";
+import { activateFirstRun } from "./first-run";
 
 /** Editor glue only: every computation happens in src/core, in the worker process. */
 export function activate(context: vscode.ExtensionContext): void {
-  const models = new ModelHost(context);
+  const log = vscode.window.createOutputChannel("Loupe", { log: true });
+  const models = new ModelHost(context, log);
   const inspector = new InspectController(models);
   const faithfulness = new FaithfulnessController(models, context.extensionUri);
   const audits = new AuditController(models);
   const probeLens = new ProbeLens(models);
   const attribution = new AttributionLens(models);
-  const circuit = new CircuitLens(models);
+  const circuitPanel = new CircuitPanel(context, models);
+  const circuit = new CircuitLens(models, circuitPanel);
   const patching = new PatchingPanel(context, models);
   const probePanels = new ProbePanels(context, models, probeLens);
   const featureLens = new FeatureLens(models);
@@ -52,6 +56,8 @@ export function activate(context: vscode.ExtensionContext): void {
     circuit,
     vscode.languages.registerHoverProvider({ scheme: "*" }, circuit),
     vscode.commands.registerCommand("loupe.traceCircuit", () => circuit.trace()),
+    circuitPanel,
+    vscode.window.registerCustomEditorProvider(CircuitGraphEditorProvider.viewType, new CircuitGraphEditorProvider(context, models), { supportsMultipleEditorsPerDocument: true }),
     patching,
     vscode.commands.registerCommand("loupe.patchActivations", () => patching.run()),
     probeLens,
@@ -73,6 +79,8 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand("loupe.downloadModel", () => downloadModel(models)),
     vscode.commands.registerCommand("loupe.inspectChat", () => inspectChat(models, inspector)),
   );
+  // The output channel, the Loupe view and the walkthrough's commands.
+  activateFirstRun(context, models, log);
 }
 
 export function deactivate(): void {

@@ -1,7 +1,11 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { Backend, ParamsOf, ProgressCallback, RequestName, ResultOf } from "../core/requests";
+import type { ModelSource, RunRecord } from "../core/view/loupe-tree";
 import { WorkerClient } from "../worker/client";
+import { lineSink } from "../worker/output-tail";
+import { describeError } from "./errors";
+import { activeOrOnlyTextEditor } from "./selection-command";
 import { readSettings } from "./settings";
 
 export interface LoadedModel {
@@ -33,9 +37,20 @@ export class ModelHost implements vscode.Disposable {
   private readonly backend: Backend;
   private loaded: LoadedModel | undefined;
   private loading: Promise<LoadedModel> | undefined;
+  private readonly modelChanged = new vscode.EventEmitter<void>();
+  private readonly ran = new vscode.EventEmitter<RunRecord>();
+  /** The model folder was chosen, loaded or forgotten. */
+  readonly onDidChangeModel = this.modelChanged.event;
+  /** A command's request finished (or failed) on a document: the Loupe view's last results. */
+  readonly onDidRun = this.ran.event;
 
-  constructor(private readonly context: vscode.ExtensionContext) {
-    this.backend = new WorkerClient(context.asAbsolutePath(path.join("dist", "worker.js")));
+  /** `log`: the Loupe output channel, which gets the worker's output, model loads and request timings. */
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly log?: vscode.LogOutputChannel,
+  ) {
+    const onOutput = log ? lineSink((line) => log.info(`[worker] ${line}`)) : undefined;
+    this.backend = new WorkerClient(context.asAbsolutePath(path.join("dist", "worker.js")), { onOutput });
   }
 
   get bundledFolder(): string {
@@ -43,16 +58,23 @@ export class ModelHost implements vscode.Disposable {
   }
 
   chosenFolder(settingPath: string): string {
+    return this.modelChoice(settingPath).folder;
+  }
+
+  /** The model folder the workspace uses and where that choice comes from. */
+  modelChoice(settingPath: string): { folder: string; source: ModelSource } {
     const workspaceChoice = this.context.workspaceState.get<string>(WORKSPACE_MODEL_KEY);
-    if (workspaceChoice) return workspaceChoice;
-    if (settingPath && vscode.workspace.isTrusted) return settingPath;
-    return this.bundledFolder;
+    if (workspaceChoice) return { folder: workspaceChoice, source: "workspace" };
+    if (settingPath && vscode.workspace.isTrusted) return { folder: settingPath, source: "setting" };
+    return { folder: this.bundledFolder, source: "bundled" };
   }
 
   async rememberFolder(folder: string | undefined): Promise<void> {
     await this.context.workspaceState.update(WORKSPACE_MODEL_KEY, folder);
     this.loaded = undefined;
     this.loading = undefined;
+    this.log?.info(`Model for this workspace: ${folder ?? "the loupe.modelPath setting or the bundled model"}`);
+    this.modelChanged.fire();
   }
 
   get current(): LoadedModel | undefined {
@@ -73,13 +95,23 @@ export class ModelHost implements vscode.Disposable {
         vscode.window.withProgress(
           { location: vscode.ProgressLocation.Notification, title: `Loupe: loading ${path.basename(folder)}…`, cancellable: true },
           async (_progress, token) => {
-            const info = await this.request("load", { folder, maxModelBytes, compactWeights }, token);
-            return { folder, nLayers: info.config.nLayers, dVocab: info.config.dVocab, nCtx: info.config.nCtx, compactWeights };
+            this.log?.info(`Loading ${folder}${compactWeights ? " (compact weights)" : ""}…`);
+            const started = performance.now();
+            try {
+              const info = await this.request("load", { folder, maxModelBytes, compactWeights }, token);
+              const { nLayers, dVocab, nCtx } = info.config;
+              this.log?.info(`Loaded ${path.basename(folder)} in ${Math.round(performance.now() - started)} ms: ${nLayers} layers, d_vocab ${dVocab}, n_ctx ${nCtx}, graph ${info.graphFromCache ? "from the cache" : "built"}`);
+              return { folder, nLayers, dVocab, nCtx, compactWeights };
+            } catch (error) {
+              this.log?.error(`Loading ${folder} failed: ${describeError(error) ?? "cancelled"}`);
+              throw error;
+            }
           },
         ),
       ).finally(() => (this.loading = undefined));
     }
     this.loaded = await this.loading;
+    this.modelChanged.fire();
     return this.loaded;
   }
 
@@ -88,17 +120,35 @@ export class ModelHost implements vscode.Disposable {
     return this.backend.request(method, params, { signal: token && abortSignalFor(token), onProgress });
   }
 
-  /** One request under a cancellable progress display: what every command runs. */
-  run<K extends RequestName>(method: K, params: ParamsOf<K>, display: ProgressDisplay): Promise<ResultOf<K>> {
+  /** One request under a cancellable progress display: what every command runs. Logged with its time, and recorded against the active document. */
+  async run<K extends RequestName>(method: K, params: ParamsOf<K>, display: ProgressDisplay): Promise<ResultOf<K>> {
     const { title, location = vscode.ProgressLocation.Notification, report } = display;
-    return Promise.resolve(
-      vscode.window.withProgress({ location, title, cancellable: true }, (progress, token) =>
+    const document = activeOrOnlyTextEditor()?.document;
+    const started = performance.now();
+    const finish = (error?: string) => {
+      const elapsedMs = performance.now() - started;
+      const on = document ? ` on ${vscode.workspace.asRelativePath(document.uri)}` : "";
+      if (error) this.log?.error(`${method}${on} failed after ${Math.round(elapsedMs)} ms: ${error}`);
+      else this.log?.info(`${method}${on}: ${Math.round(elapsedMs)} ms`);
+      if (document) this.ran.fire({ document: document.uri.toString(), documentLabel: vscode.workspace.asRelativePath(document.uri), method, elapsedMs, error, finishedAt: Date.now() });
+    };
+    try {
+      const result = await vscode.window.withProgress({ location, title, cancellable: true }, (progress, token) =>
         this.request(method, params, token, report && ((done, total, message) => progress.report(report(done, total, message)))),
-      ),
-    );
+      );
+      finish();
+      return result;
+    } catch (error) {
+      const message = describeError(error);
+      if (message) finish(message);
+      else this.log?.info(`${method} cancelled`);
+      throw error;
+    }
   }
 
   dispose(): void {
+    this.modelChanged.dispose();
+    this.ran.dispose();
     void this.backend.dispose();
   }
 }

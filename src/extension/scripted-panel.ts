@@ -41,19 +41,34 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
   protected present(state: State, title: string): void {
     this.state = state;
     if (!this.panel) {
-      const scripts = vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview");
-      this.panel = vscode.window.createWebviewPanel(this.spec.viewType, title, vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [scripts], retainContextWhenHidden: false });
-      this.panel.onDidDispose(() => {
-        this.panel = undefined;
-        this.onClosed();
-      });
-      this.panel.webview.onDidReceiveMessage((message: unknown) => void this.receive(message));
-      this.panel.webview.html = this.html(this.panel.webview, vscode.Uri.joinPath(scripts, `${this.spec.script}.js`), state);
+      const panel = vscode.window.createWebviewPanel(this.spec.viewType, title, vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [this.scripts()], retainContextWhenHidden: false });
+      this.setUp(panel, state);
     } else {
       this.panel.title = title;
       void this.panel.webview.postMessage(stateMessage(state));
     }
-    this.panel.reveal(undefined, true);
+    this.panel?.reveal(undefined, true);
+  }
+
+  /** Show a state in a webview panel the editor made (a custom editor's), instead of creating one. */
+  protected adopt(panel: vscode.WebviewPanel, state: State): void {
+    this.state = state;
+    panel.webview.options = { enableScripts: true, localResourceRoots: [this.scripts()] };
+    this.setUp(panel, state);
+  }
+
+  private scripts(): vscode.Uri {
+    return vscode.Uri.joinPath(this.context.extensionUri, "dist", "webview");
+  }
+
+  private setUp(panel: vscode.WebviewPanel, state: State): void {
+    this.panel = panel;
+    panel.onDidDispose(() => {
+      this.panel = undefined;
+      this.onClosed();
+    });
+    panel.webview.onDidReceiveMessage((message: unknown) => void this.receive(message));
+    panel.webview.html = this.html(panel.webview, vscode.Uri.joinPath(this.scripts(), `${this.spec.script}.js`), state);
   }
 
   private async receive(message: unknown): Promise<void> {

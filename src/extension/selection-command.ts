@@ -45,9 +45,18 @@ export function selectionOrDocument(editor: vscode.TextEditor): vscode.Range {
   return editor.selection.isEmpty ? new vscode.Range(document.positionAt(0), document.positionAt(document.getText().length)) : editor.selection;
 }
 
+/**
+ * The active text editor, or, while focus is elsewhere (the walkthrough, a panel, the Loupe view), the
+ * one text editor in view: a command run from there means that text. Two or more visible: none.
+ */
+export function activeOrOnlyTextEditor(): vscode.TextEditor | undefined {
+  const visible = vscode.window.visibleTextEditors.filter((e) => e.document.uri.scheme !== "output");
+  return vscode.window.activeTextEditor ?? (visible.length === 1 ? visible[0] : undefined);
+}
+
 /** The target of a command, or undefined after saying why there is none. */
 export function selectionTarget(command: Omit<SelectionCommand<unknown>, "run" | "ask">): SelectionTarget | undefined {
-  const editor = command.editor ? command.editor() : vscode.window.activeTextEditor;
+  const editor = command.editor ? command.editor() : activeOrOnlyTextEditor();
   if (!editor) {
     void vscode.window.showInformationMessage(command.noEditor);
     return undefined;

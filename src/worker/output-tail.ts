@@ -17,3 +17,13 @@ export class OutputTail {
       .join("\n");
   }
 }
+
+/** Turn a stream's chunks into whole lines (a chunk may end mid-line); blank lines are dropped. */
+export function lineSink(onLine: (line: string) => void): (chunk: string) => void {
+  let partial = "";
+  return (chunk) => {
+    const lines = (partial + chunk).split(/\r?\n/);
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line.trim() !== "") onLine(line);
+  };
+}

@@ -3,7 +3,8 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO_ROOT, vsixPath } from "./code-server";
-import { listZip, readZipEntry } from "./vsix";
+import { vsixProblems } from "../../tools/package/vsix-contents";
+import { listZip, readZipEntry } from "../../tools/package/zip";
 
 /** Every file the VSIX may hold. */
 const ALLOWED = [
@@ -63,8 +64,11 @@ describe("the packaged VSIX", () => {
 
     const manifest = readZipEntry(file, entries.find((e) => e.name === "extension.vsixmanifest")!).toString("utf8");
     assert.match(manifest, /TargetPlatform="linux-x64"/);
+    // The same check npm run package:all applies to every platform's VSIX.
+    assert.deepEqual(vsixProblems("linux-x64", names, manifest), []);
     const pkg = JSON.parse(readZipEntry(file, entries.find((e) => e.name === "extension/package.json")!).toString("utf8")) as { main: string };
     assert.equal(pkg.main, "./dist/extension.js");
-    assert.ok(size < 30e6, `the VSIX stays small (${(size / 1e6).toFixed(2)} MB)`);
+    // 30.6 MB with the transcoder sets' feature statistics (main, 714fda4); the CPU runtime is 45 MB of it unpacked.
+    assert.ok(size < 32e6, `the VSIX stays small (${(size / 1e6).toFixed(2)} MB)`);
   });
 });

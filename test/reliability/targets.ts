@@ -25,7 +25,10 @@ import { parseFeatureStats, readFeatureStats } from "../../src/core/sae/feature-
 import { Tokenizer } from "../../src/core/tokenizer";
 import { featureDashboardState, MAX_LABEL_LENGTH, parseFeatureDashboardRequest } from "../../src/core/view/feature-dashboard";
 import { parseLens } from "../../src/core/view/lenses";
+import { GraphFileError, parseGraphFile, withSubgraph } from "../../src/core/view/circuit-graph";
+import { parseCircuitPanelRequest } from "../../src/core/view/circuit-panel";
 import { parsePatchingRequest } from "../../src/core/view/patching-view";
+import { syntheticGraph, syntheticGraphFile } from "../helpers/circuit-graphs";
 import { parseProbePanelRequest } from "../../src/core/view/probe-panel";
 import { interesting, mutateBytes, mutateJson, mutateSafetensors } from "./mutate";
 import type { Prng } from "./prng";
@@ -455,6 +458,61 @@ const featureMessages: FuzzTarget = {
   },
 };
 
+/** A small traced-shape graph file, its parsed form and valid panel messages about it. */
+const circuitFixture = () =>
+  once("circuit", () => {
+    const file = syntheticGraphFile(syntheticGraph({ layers: 2, tokens: 4, featuresPerCell: 2, linksPerNode: 4, seed: 5 }));
+    return { file, graph: parseGraphFile(JSON.stringify(file), "fuzz/graph.json") };
+  });
+
+const circuitGraphFile: FuzzTarget = {
+  name: "circuit-graph-file",
+  about: "circuit-tracer graph JSON opened in the circuit panel",
+  run(rng) {
+    const { file } = circuitFixture();
+    let graph;
+    try {
+      graph = parseGraphFile(mutateJsonText(file, rng), "fuzz/graph.json");
+    } catch (error) {
+      if (error instanceof GraphFileError) {
+        expect(error.message.startsWith("fuzz/graph.json "), `the message does not name the file: ${error.message}`);
+        return "rejected";
+      }
+      throw error;
+    }
+    for (const l of graph.links) expect(graph.nodes[l.source] && graph.nodes[l.target] && Number.isFinite(l.weight), "a link to no node, or a weight that is not a number");
+    for (const n of graph.nodes) expect(n.row >= 0 && n.row < graph.rows && n.pos >= 0 && n.pos < graph.tokens.length, `node ${n.id} off the grid`);
+  },
+};
+
+const circuitMessages: FuzzTarget = {
+  name: "webview-circuit",
+  about: "circuit panel messages",
+  run(rng) {
+    const { graph } = circuitFixture();
+    const feature = graph.nodes.find((n) => n.kind === "feature")?.id ?? "";
+    const q = withSubgraph(graph, [feature], [{ label: "group", members: [feature] }], feature);
+    const m = message(rng, [
+      { type: "ready" },
+      { type: "reveal", pos: 2 },
+      { type: "feature", nodeId: feature },
+      { type: "check", nodeIds: [feature], kind: "scale", factor: 0.5 },
+      { type: "save", qParams: q },
+      { type: "export", qParams: { ...q, clickedId: "<script>" } },
+    ]);
+    const r = parseCircuitPanelRequest(m, graph);
+    if (r === null) return "rejected";
+    const known = new Set(graph.nodes.map((n) => n.id));
+    const features = new Set(graph.nodes.filter((n) => n.kind === "feature").map((n) => n.id));
+    if (r.type === "reveal") expect(Number.isInteger(r.pos) && r.pos >= 0 && r.pos < graph.tokens.length, `accepted reveal of position ${r.pos}`);
+    if (r.type === "feature") expect(features.has(r.nodeId), `accepted feature card of ${r.nodeId}`);
+    if (r.type === "check") expect(r.nodeIds.length > 0 && r.nodeIds.every((id) => features.has(id)) && (r.kind === "zero" || Number.isFinite(r.factor)), "accepted a Check of something other than features");
+    if (r.type === "save" || r.type === "export") {
+      expect(r.qParams.pinnedIds.every((id) => known.has(id)) && r.qParams.supernodes.every((s) => s.length >= 2 && s.slice(1).every((id) => known.has(id))), "accepted pins of unknown nodes");
+    }
+  },
+};
+
 const lensSetting: FuzzTarget = {
   name: "lens-setting",
   about: "loupe.defaultLens values",
@@ -517,6 +575,8 @@ export const TARGETS: readonly FuzzTarget[] = [
   patchingMessages,
   probeMessages,
   featureMessages,
+  circuitGraphFile,
+  circuitMessages,
   lensSetting,
   shardIndex,
   chat,

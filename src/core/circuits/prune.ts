@@ -92,11 +92,15 @@ export interface PruneResult {
   readonly edgeMask: Uint8Array;
   /** Influence of every node on the logit targets (before pruning). */
   readonly nodeInfluence: Float64Array;
+}
+
+/** pruneGraph's result: the masks, and the whole graph's scores from the same influence. */
+export interface PrunedGraph extends PruneResult {
   /** Scores of the whole graph (before pruning): graphScores of the same adjacency. */
   readonly scores: GraphScores;
 }
 
-export function pruneGraph(A: Float32Array, layout: NodeLayout, probabilities: ArrayLike<number>, nodeThreshold = 0.8, edgeThreshold = 0.98): PruneResult {
+export function pruneGraph(A: Float32Array, layout: NodeLayout, probabilities: ArrayLike<number>, nodeThreshold = 0.8, edgeThreshold = 0.98): PrunedGraph {
   const n = nodeCount(layout);
   const w = logitWeights(layout, probabilities);
   const normalisedA = normaliseRows(A, n);

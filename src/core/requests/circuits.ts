@@ -3,7 +3,8 @@
  * is built and summarised by the same core as `loupe trace` (circuits/trace.ts, summary.ts); what
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
-import { bundledTranscoders, summariseTrace, targetSpecFor, trace, transcoderFeatureDashboard, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
+import * as path from "node:path";
+import { buildReplacement, bundledTranscoders, interveneOnFeatures, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, transcoderFeatureDashboard, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
 import { LoupeError } from "../errors";
 import { request } from "./request";
 
@@ -17,6 +18,16 @@ export interface TraceCircuitParams {
   readonly contrast?: string;
   readonly nodeThreshold?: number;
   readonly edgeThreshold?: number;
+  /**
+   * Also return the graph as circuit-tracer's graph JSON, pruned at these looser thresholds so a
+   * viewer can prune further (the circuit panel's sliders).
+   */
+  readonly graphFile?: {
+    readonly nodeThreshold: number;
+    readonly edgeThreshold: number;
+    /** Prune harder (down to the lens's thresholds) while the file would hold more links than this (default 60,000). */
+    readonly maxLinks?: number;
+  };
 }
 
 export interface CircuitToken {
@@ -35,6 +46,17 @@ export interface CircuitTrace {
   readonly replacementScore: number;
   readonly completenessScore: number;
   readonly paths: readonly TracedPath[];
+  /** With `graphFile`: the graph, its metadata saying which model, transcoders and target. */
+  readonly graph?: GraphFile;
+}
+
+export interface InterveneCircuitParams {
+  readonly text: string;
+  readonly transcoders?: string;
+  /** The target as the graph was traced: an answer (and contrast), or the top token without one. */
+  readonly answer?: string;
+  readonly contrast?: string;
+  readonly edits: readonly FeatureEdit[];
 }
 
 function checkThreshold(name: string, value: number | undefined): void {
@@ -59,6 +81,8 @@ export const CIRCUIT_REQUESTS = {
   traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress }) => {
     checkThreshold("node threshold", params.nodeThreshold);
     checkThreshold("edge threshold", params.edgeThreshold);
+    checkThreshold("graph file's node threshold", params.graphFile?.nodeThreshold);
+    checkThreshold("graph file's edge threshold", params.graphFile?.edgeThreshold);
     const model = session.model;
     const folder = params.transcoders || bundledTranscoders(model.folder);
     const transcoders = session.transcoders.get(folder, model);
@@ -80,6 +104,61 @@ export const CIRCUIT_REQUESTS = {
       replacementScore: summary.replacementScore,
       completenessScore: summary.completenessScore,
       paths: summary.paths,
+      ...(params.graphFile ? { graph: graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText) } : {}),
     };
   }),
+  /** Check: zero or scale features of a traced graph and compare the graph's predicted change of the target with the model's (`loupe intervene`). */
+  interveneCircuit: request<InterveneCircuitParams, InterventionResult>(async (session, params, { signal }) => {
+    const model = session.model;
+    const transcoders = session.transcoders.get(params.transcoders || bundledTranscoders(model.folder), model);
+    const tokenText = (id: number) => model.tokenizer.decode([id]);
+    const replacement = await buildReplacement(model, transcoders, model.toTokens(params.text), signal);
+    const target = selectTargets(targetSpecFor(model, params.answer, params.contrast), replacement.frozen.weights, replacement.frozen.lastLogits, tokenText)[0];
+    return interveneOnFeatures(model, replacement, target, params.edits, { signal });
+  }),
 };
+
+function graphFileOf(traced: Awaited<ReturnType<typeof trace>>, params: TraceCircuitParams, model: { folder: string; cfg: { dVocab: number } }, transcoders: string, tokenText: (id: number) => string): GraphFile {
+  const { graph } = traced;
+  const wanted = params.graphFile as NonNullable<TraceCircuitParams["graphFile"]>;
+  const probabilities = graph.targets.map((t) => t.probability);
+  // A viewer stays responsive to a few tens of thousands of links: tighten towards the lens's
+  // thresholds until the file fits, and say which thresholds the file was pruned at.
+  const lens = { nodeThreshold: params.nodeThreshold ?? 0.8, edgeThreshold: params.edgeThreshold ?? 0.98 };
+  const steps = [wanted, { nodeThreshold: (wanted.nodeThreshold + lens.nodeThreshold) / 2, edgeThreshold: (wanted.edgeThreshold + lens.edgeThreshold) / 2 }, lens];
+  let thresholds = steps[0];
+  let pruned = pruneGraph(graph.adjacency, graph.layout, probabilities, thresholds.nodeThreshold, thresholds.edgeThreshold);
+  for (const next of steps.slice(1)) {
+    if (keptLinks(pruned) <= (wanted.maxLinks ?? 60_000)) break;
+    thresholds = next;
+    pruned = pruneGraph(graph.adjacency, graph.layout, probabilities, thresholds.nodeThreshold, thresholds.edgeThreshold);
+  }
+  return toGraphFile(graph, pruned, {
+    slug: "loupe-trace",
+    prompt: params.text,
+    tokenText,
+    dVocab: model.cfg.dVocab,
+    nodeThreshold: thresholds.nodeThreshold,
+    info: {
+      generator: "loupe trace",
+      model: path.basename(path.resolve(model.folder)),
+      transcoders,
+      transcoder_kind: graph.transcoderKind,
+      ...(params.answer !== undefined ? { answer: params.answer } : {}),
+      ...(params.contrast !== undefined ? { contrast: params.contrast } : {}),
+      edge_threshold: thresholds.edgeThreshold,
+      replacement_score: traced.scores.replacement,
+      completeness_score: traced.scores.completeness,
+    },
+  });
+}
+
+function keptLinks(pruned: PruneResult): number {
+  const n = pruned.nodeMask.length;
+  let count = 0;
+  for (let t = 0; t < n; t++) {
+    if (!pruned.nodeMask[t]) continue;
+    for (let s = 0; s < n; s++) if (pruned.edgeMask[t * n + s] && pruned.nodeMask[s]) count++;
+  }
+  return count;
+}

@@ -1,6 +1,6 @@
 export type { Backend, RequestOptions } from "./backend";
 export { bindRequests, REQUESTS, type BoundRequests, type FaithfulnessParams, type Methods, type ParamsOf, type RequestName, type Requests, type ResultOf } from "./catalogue";
-export type { CircuitToken, CircuitTrace, TraceCircuitParams, TranscoderFeatureParams } from "./circuits";
+export type { CircuitToken, CircuitTrace, InterveneCircuitParams, TraceCircuitParams, TranscoderFeatureParams } from "./circuits";
 export type { FeatureDashboardParams, FeaturePicks, FeaturePicksParams, LabelsFileParams } from "./feature-files";
 export { InProcessBackend } from "./in-process";
 export type { GenerateParams, LoadParams, ModelInfo, RunResultWire, WireTensor } from "./model";

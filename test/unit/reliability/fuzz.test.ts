@@ -31,7 +31,7 @@ describe("fuzz", function () {
 
   it("the mutators both reach the readers and get past them", () => {
     // A suite that only ever produced rejected input (or only valid input) would test little.
-    for (const name of ["safetensors", "model-config", "sae-load", "probe-file", "audit-config", "feature-stats", "feature-labels", "probe-dataset", "webview-patching", "webview-probe", "webview-features", "lens-setting"]) {
+    for (const name of ["safetensors", "model-config", "sae-load", "probe-file", "audit-config", "feature-stats", "feature-labels", "probe-dataset", "webview-patching", "webview-probe", "webview-features", "webview-circuit", "circuit-graph-file", "lens-setting"]) {
       const t = report.targets.find((s) => s.target === name);
       assert.ok(t && t.accepted > 0 && t.rejected > 0, `${name}: ${t?.accepted} accepted, ${t?.rejected} rejected`);
     }

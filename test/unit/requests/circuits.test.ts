@@ -7,6 +7,9 @@ import * as path from "node:path";
 import { main } from "../../../src/cli/main";
 import { attribute, influence, loadTranscoders, logitWeights, nodeCount, normaliseRows, tokenNode } from "../../../src/core/circuits";
 import { InProcessBackend } from "../../../src/core/requests";
+import { parseGraphFile } from "../../../src/core/view/circuit-graph";
+import { featureEdits, interveneArguments } from "../../../src/core/view/circuit-panel";
+import { countShown, prunePanelGraph } from "../../../src/core/view/circuit-prune";
 import { rejectsWith } from "../../helpers/errors";
 import { TINY_GPT2 } from "../../helpers/fixtures";
 
@@ -84,4 +87,39 @@ describe("traceCircuit request", function () {
       await tiny.dispose();
     }
   });
+
+  it("returns the graph as circuit-tracer's JSON for the panel, saying which model, transcoders and answer", async () => {
+    const result = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995 } });
+    assert.ok(result.graph);
+    const graph = parseGraphFile(JSON.stringify(result.graph), "traced.json");
+    assert.equal(graph.metadata.prompt, PROMPT);
+    assert.deepEqual(graph.metadata.info && { model: graph.metadata.info.model, answer: graph.metadata.info.answer, transcoders: graph.metadata.info.transcoders }, { model: "reference", answer: " Leo", transcoders: PLT });
+    assert.equal(graph.tokens.length, result.tokens.length);
+    // Looser than the lens's 0.8 / 0.98, so the panel's sliders can prune further.
+    const atDefaults = prunePanelGraph(graph, 0.8, 0.98);
+    assert.ok(countShown(atDefaults.nodes) < graph.nodes.length && countShown(atDefaults.links) < graph.links.length);
+    await rejectsWith(backend.request("traceCircuit", { text: PROMPT, graphFile: { nodeThreshold: 1.5, edgeThreshold: 0.9 } }), "bad-argument", /graph file's node threshold must be in \(0, 1\]/);
+    // Over maxLinks, the file is pruned harder, at most to the lens's thresholds, and says so.
+    const capped = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995, maxLinks: 100 } });
+    assert.ok(capped.graph && capped.graph.links.length < result.graph.links.length);
+    assert.deepEqual([capped.graph.metadata.node_threshold, capped.graph.metadata.info?.edge_threshold], [0.8, 0.98]);
+    assert.equal(result.graph.metadata.node_threshold, 0.95);
+  });
+
+  it("interveneCircuit (the panel's Check) gives `loupe intervene`'s numbers for the same features", async () => {
+    const { graph } = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.8, edgeThreshold: 0.98 } });
+    assert.ok(graph);
+    const parsed = parseGraphFile(JSON.stringify(graph), "traced.json");
+    const ids = parsed.nodes.filter((n) => n.kind === "feature").slice(0, 3).map((n) => n.id);
+    const edits = featureEdits(parsed, ids, "scale", 0.5);
+    const result = await backend.request("interveneCircuit", { text: PROMPT, answer: " Leo", edits });
+    let out = "";
+    const io = { out: (t: string) => void (out += t), readStdin: () => `${PROMPT}\n`, progress: () => undefined };
+    assert.equal(await main(["intervene", "-", ...interveneArguments(edits).split(" "), "--answer", " Leo", "--json", "--model", REFERENCE], io), 0);
+    const cli = JSON.parse(out);
+    assert.deepEqual(cli.edits, edits);
+    for (const key of ["baseline", "predicted", "constrained", "free"] as const) assert.equal(result[key], cli[key], key);
+    assert.ok(Math.abs(result.predicted) > 0, "the edit changes the target");
+  });
+
 });

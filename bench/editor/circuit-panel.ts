@@ -1,0 +1,173 @@
+/**
+ * bench:editor rows for the circuit panel.
+ *
+ *   1. Command to graph drawn: Loupe: Trace Circuit… on a 30-token prompt in code-server (the
+ *      packaged VSIX, headless Chromium, the reference model already loaded), from pressing Enter
+ *      in its answer box to the panel's canvas having drawn the graph. Reference in the same run:
+ *      the same trace in-process (InProcessBackend, no editor, no worker, no page).
+ *   2. Panning a synthetic 2,000-node / 20,000-link graph in the panel's page (headless Chromium,
+ *      no editor): the draw time of each frame and the interval between frames while the mouse
+ *      drags across it. Reference in the same run: the same pan over the IOI-sized graph. Peak JS
+ *      heap of the page.
+ *
+ *   npm run package && bash scripts/install-code-server.sh && npx tsx bench/editor/circuit-panel.ts [--runs 3] [--skip-editor]
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import type { Page } from "playwright-core";
+import { InProcessBackend } from "../../src/core/requests";
+import { parseGraphFile } from "../../src/core/view/circuit-graph";
+import type { CircuitPanelState } from "../../src/core/view/circuit-panel";
+import { syntheticGraph, syntheticGraphFile } from "../../test/helpers/circuit-graphs";
+import { startCodeServer, vsixPath } from "../../test/e2e/code-server";
+import { focusEditor, launchBrowser, newPage, openFile, openWorkbench, runCommand } from "../../test/e2e/workbench";
+import { openCircuitPage } from "./circuit-page";
+
+const MODEL = path.join(__dirname, "..", "..", "models", "reference");
+/** Cut to their first 30 tokens on the reference model's tokenizer. */
+const PROMPTS = [
+  "When Mia and Leo went to the park after school on a sunny day, Mia found a small red ball under the old tree and gave it to",
+  "When Sam and Ana walked to the shop near the river on a cold morning, Ana saw a little blue kite in the window and bought it for",
+  "When Tom and Eva came home from the beach late in the warm evening, Eva made a big green cake in the kitchen and gave a slice to",
+  "When Ben and Zoe played in the garden behind the house all afternoon, Zoe picked a bright yellow flower near the fence and handed it to",
+];
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+const ms = (v: number) => `${v.toFixed(0)} ms`;
+
+async function commandToGraph(runs: number): Promise<string[]> {
+  const backend = new InProcessBackend();
+  await backend.request("load", { folder: MODEL, cacheDir: null, threads: 2 });
+  const model = backend.session.model;
+  const prompts = PROMPTS.slice(0, runs + 1).map((p) => model.toString(model.toTokens(p).slice(0, 30)));
+  const counts = prompts.map((p) => model.toTokens(p).length);
+  await backend.request("traceCircuit", { text: prompts[0] });
+  const core: number[] = [];
+  for (const prompt of prompts.slice(1)) {
+    const t0 = performance.now();
+    await backend.request("traceCircuit", { text: prompt, graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995 } });
+    core.push(performance.now() - t0);
+  }
+  await backend.dispose();
+
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-circuit-bench-"));
+  const workspace = path.join(root, "workspace");
+  fs.mkdirSync(workspace);
+  prompts.forEach((p, i) => fs.writeFileSync(path.join(workspace, `prompt-${i}.txt`), p));
+  const server = await startCodeServer({ workspace, vsix: vsixPath(), root });
+  const browser = await launchBrowser();
+  const editor: number[] = [];
+  try {
+    const page = await newPage(browser);
+    await openWorkbench(page, server.url, workspace);
+    for (const [i] of prompts.entries()) {
+      await openFile(page, `prompt-${i}.txt`);
+      await focusEditor(page);
+      await runCommand(page, "Loupe: Trace Circuit…");
+      await page.locator(".quick-input-widget input").waitFor({ timeout: 30_000 });
+      const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+      const t0 = performance.now();
+      await page.keyboard.press("Enter");
+      // The first run loads the model and builds the graph: a warm-up, not timed.
+      const deadline = Date.now() + 600_000;
+      for (;;) {
+        const drawn = await panel.locator("canvas.graph").getAttribute("data-nodes", { timeout: 1_000 }).catch(() => null);
+        // The panel numbers the graphs it shows: the i-th trace is graph i + 1.
+        const key = await panel.locator("canvas.graph").getAttribute("data-graph", { timeout: 1_000 }).catch(() => null);
+        if (drawn && Number(drawn) > 0 && key === String(i + 1)) break;
+        if (Date.now() > deadline) throw new Error(`no graph drawn for prompt ${i}`);
+        await page.waitForTimeout(20);
+      }
+      if (i > 0) editor.push(performance.now() - t0);
+    }
+  } finally {
+    await browser.close();
+    await server.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  return [
+    `| Trace Circuit, command to graph drawn (editor) | ${counts.slice(1).join(", ")} tokens | ${ms(quantile(editor, 0.5))} | ${ms(Math.max(...editor))} | ${(quantile(editor, 0.5) / quantile(core, 0.5)).toFixed(2)}x | target < 2 s |`,
+    `| traceCircuit in-process (reference) | same prompts | ${ms(quantile(core, 0.5))} | ${ms(Math.max(...core))} | 1.00x | |`,
+  ];
+}
+
+interface PanStats {
+  readonly nodes: number;
+  readonly links: number;
+  readonly drawMs: number[];
+  readonly intervalMs: number[];
+  readonly heapMb: number;
+}
+
+async function pan(page: Page, steps: number): Promise<PanStats> {
+  await page.locator("input[aria-label='Node threshold']").fill("1");
+  await page.locator("input[aria-label='Edge threshold']").fill("1");
+  await page.waitForTimeout(300);
+  const box = await page.locator("canvas.graph").boundingBox();
+  if (!box) throw new Error("no canvas");
+  await page.evaluate("window.__frames = []; (function tick(t) { window.__frames.push(t); requestAnimationFrame(tick); })(performance.now());");
+  const drawMs: number[] = [];
+  await page.mouse.move(box.x + box.width * 0.2, box.y + box.height / 2);
+  await page.mouse.down();
+  for (let k = 0; k < steps; k++) {
+    await page.mouse.move(box.x + box.width * (0.2 + (0.6 * (k % 20)) / 20), box.y + box.height / 2 + (k % 7));
+    await page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))");
+    drawMs.push(Number(await page.locator("canvas.graph").getAttribute("data-frame-ms")));
+  }
+  await page.mouse.up();
+  const frames = (await page.evaluate("window.__frames")) as number[];
+  const intervalMs = frames.slice(1).map((t, i) => t - frames[i]);
+  const heap = (await page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")) as number;
+  return {
+    nodes: Number(await page.locator("canvas.graph").getAttribute("data-nodes")),
+    links: Number(await page.locator("canvas.graph").getAttribute("data-links")),
+    drawMs,
+    intervalMs,
+    heapMb: heap / 2 ** 20,
+  };
+}
+
+async function panning(steps: number): Promise<string[]> {
+  const browser = await launchBrowser();
+  try {
+    const state = (graph: ReturnType<typeof parseGraphFile>, key: string): CircuitPanelState => ({ title: key, graphKey: key, graph, canCheck: false });
+    const large = parseGraphFile(JSON.stringify(syntheticGraphFile(syntheticGraph({ layers: 6, tokens: 30, featuresPerCell: 10, linksPerNode: 11, seed: 7 }))), "synthetic.json");
+    const small = parseGraphFile(JSON.stringify(syntheticGraphFile(syntheticGraph({ layers: 4, tokens: 14, featuresPerCell: 2, linksPerNode: 10, seed: 7 }))), "ioi-sized.json");
+    const rows: string[] = [];
+    let reference: PanStats | undefined;
+    for (const [name, graph] of [
+      ["IOI-sized graph (reference)", small],
+      ["synthetic large graph", large],
+    ] as const) {
+      const { page } = await openCircuitPage(browser, state(graph, name));
+      const stats = await pan(page, steps);
+      await page.close();
+      reference ??= stats;
+      rows.push(
+        `| pan ${name} | ${stats.nodes} nodes, ${stats.links} links | ${quantile(stats.drawMs, 0.5).toFixed(1)} ms draw (p95 ${quantile(stats.drawMs, 0.95).toFixed(1)}) | ${quantile(stats.intervalMs, 0.5).toFixed(1)} ms frame interval (p95 ${quantile(stats.intervalMs, 0.95).toFixed(1)}) | ${(quantile(stats.drawMs, 0.5) / Math.max(0.01, quantile(reference.drawMs, 0.5))).toFixed(1)}x draw | ${stats.heapMb.toFixed(0)} MB JS heap |`,
+      );
+    }
+    return rows;
+  } finally {
+    await browser.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, steps: { type: "string", default: "60" }, "skip-editor": { type: "boolean", default: false } } });
+  const rows: string[] = [];
+  rows.push(...(await panning(Number(values.steps))));
+  if (!values["skip-editor"]) rows.push(...(await commandToGraph(Math.min(Number(values.runs), PROMPTS.length - 1))));
+  console.log(["| circuit panel | size | median | worst / p95 | ratio | note |", "|---|---|---|---|---|---|", ...rows].join("\n"));
+}
+
+void main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,214 @@
+/**
+ * First run in the real editor: the walkthrough's steps, each completed by clicking its own buttons,
+ * then the Loupe view (the model, dictionaries, a saved graph, the last results) driven by clicks,
+ * and the Loupe log. Screenshots go to test-output/first-run/ (the README's come from here).
+ */
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Browser, Locator, Page } from "playwright-core";
+import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
+import { launchBrowser, newPage, openWorkbench, runCommand, Screenshots, waitForDecorations } from "./workbench";
+
+const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "first-run");
+const STEPS = ["inspect", "model", "features", "faithfulness", "audit", "circuit", "view"] as const;
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Every file named `name` under `dir`. */
+function findFiles(dir: string, name: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? findFiles(path.join(dir, e.name), name) : e.name === name ? [path.join(dir, e.name)] : []));
+}
+
+describe("first run: the walkthrough and the Loupe view (packaged VSIX, real editor)", function () {
+  this.timeout(600_000);
+  this.slow(60_000);
+
+  let root: string;
+  let workspace: string;
+  let server: CodeServer;
+  let browser: Browser;
+  let page: Page;
+  let shots: Screenshots;
+
+  before(async function () {
+    this.timeout(900_000);
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-first-run-"));
+    workspace = path.join(root, "workspace");
+    fs.mkdirSync(path.join(workspace, ".loupe", "graphs"), { recursive: true });
+    fs.mkdirSync(path.join(workspace, ".loupe", "probes"), { recursive: true });
+    fs.writeFileSync(path.join(workspace, ".loupe", "graphs", "ioi-mia.json"), JSON.stringify({ metadata: { prompt: "When Mia and Leo went to the park, Leo gave a ball to" }, nodes: [], links: [] }));
+    fs.writeFileSync(path.join(workspace, ".loupe", "probes", "sentiment.json"), "{}");
+    fs.writeFileSync(path.join(workspace, "notes.txt"), "A workspace for the first run.\n");
+    shots = new Screenshots(OUTPUT_DIR);
+    server = await startCodeServer({ workspace, vsix: vsixPath(), root });
+    browser = await launchBrowser();
+    page = await newPage(browser);
+    await openWorkbench(page, server.url, workspace);
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
+  });
+
+  /** The walkthrough step's checkbox: aria-checked turns "true" when its completion event fires. */
+  const stepCheck = (step: string): Locator => page.locator(`[data-done-step-id$="#${step}"]`).first();
+  const stepDone = async (step: string) => (await stepCheck(step).getAttribute("aria-checked")) === "true";
+
+  /** Expand a step of the open walkthrough and click one of its buttons. */
+  async function clickStepButton(step: string, label: string): Promise<void> {
+    const container = page.locator(`.getting-started-step:has([data-done-step-id$="#${step}"])`).first();
+    await container.click();
+    const button = container.locator(".monaco-button, a", { hasText: label }).first();
+    await button.waitFor({ state: "visible", timeout: 30_000 });
+    await button.click();
+  }
+
+  /** Back to the walkthrough tab (a step's button may have opened an editor beside it). */
+  async function showWalkthrough(): Promise<void> {
+    await page.locator(".tabs-container .tab", { hasText: "Walkthrough" }).first().click();
+    await page.locator(".gettingStartedContainer").first().waitFor({ state: "visible", timeout: 30_000 });
+  }
+
+  /** Focus the sample beside the walkthrough and wait for Loupe's colours there (the decoration reader reads the active group). */
+  async function sampleDecorated(timeoutMs?: number): Promise<void> {
+    await page.locator(".tabs-container .tab.active", { hasText: "Untitled" }).first().click();
+    await waitForDecorations(page, (d) => d.heat.length > 0, timeoutMs);
+  }
+
+  async function answerQuickPick(rowText: string): Promise<void> {
+    const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: rowText }).first();
+    await row.waitFor({ timeout: 30_000 });
+    await row.click();
+    await page.locator(".quick-input-widget .quick-input-box input").first().waitFor({ state: "hidden", timeout: 30_000 });
+  }
+
+  it("opens the Loupe walkthrough from the Welcome page's list", async () => {
+    await runCommand(page, "Welcome: Open Walkthrough...");
+    await answerQuickPick("Get started with Loupe");
+    await page.locator(".gettingStartedContainer", { hasText: "Get started with Loupe" }).first().waitFor({ timeout: 60_000 });
+    for (const step of STEPS) assert.equal(await stepDone(step), false, `${step} starts unchecked`);
+    await shots.take(page, "walkthrough");
+  });
+
+  it("completes each step by clicking its buttons: the commands run on the sample prompts", async function () {
+    this.timeout(600_000);
+    // 1. Inspect a sample prompt: opens beside the walkthrough, then Inspect it colours the tokens.
+    await clickStepButton("inspect", "Open a sample prompt");
+    await page.locator(".tabs-container .tab", { hasText: "Untitled" }).first().waitFor({ timeout: 30_000 });
+    await showWalkthrough();
+    await clickStepButton("inspect", "Inspect it");
+    await waitFor(() => stepDone("inspect"), "the inspect step is checked");
+    await sampleDecorated();
+    await shots.take(page, "walkthrough-inspected");
+    await showWalkthrough();
+
+    // 2. Choose a model: Select Model… offers the bundled one.
+    await clickStepButton("model", "Select Model…");
+    await answerQuickPick("Bundled reference model");
+    await waitFor(() => stepDone("model"), "the model step is checked");
+
+    // 3. SAE features on the same sample.
+    await clickStepButton("features", "Show SAE Features");
+    await waitFor(() => stepDone("features"), "the features step is checked");
+    await sampleDecorated();
+
+    // 4. A chain of thought: its CodeLens shows the score.
+    await showWalkthrough();
+    await clickStepButton("faithfulness", "Open a chain of thought");
+    await page.locator(".monaco-editor .view-lines", { hasText: "The answer is 5." }).first().waitFor({ timeout: 30_000 });
+    await showWalkthrough();
+    await clickStepButton("faithfulness", "Check CoT Faithfulness");
+    await page.locator(".monaco-editor .codelens-decoration", { hasText: "CoT faithfulness" }).first().waitFor({ timeout: 180_000 });
+    await waitFor(() => stepDone("faithfulness"), "the faithfulness step is checked");
+
+    // 5. Quick Audit on the same prompt.
+    await clickStepButton("audit", "Quick Audit");
+    await page.locator(".notifications-toasts .notification-toast", { hasText: /finding\(s\) in the Problems panel|no findings/i }).first().waitFor({ timeout: 180_000 });
+    await waitFor(() => stepDone("audit"), "the audit step is checked");
+
+    // 6. Trace a circuit: the IOI sentence, the model's own top prediction (empty answer).
+    await showWalkthrough();
+    await clickStepButton("circuit", "Open a sentence to trace");
+    await page.locator(".monaco-editor .view-lines", { hasText: "Leo gave a ball to" }).first().waitFor({ timeout: 30_000 });
+    await showWalkthrough();
+    await clickStepButton("circuit", "Trace Circuit…");
+    await page.locator(".quick-input-widget", { hasText: "trace which next token?" }).first().waitFor({ timeout: 30_000 });
+    await page.keyboard.press("Enter");
+    await waitFor(() => stepDone("circuit"), "the circuit step is checked");
+    await sampleDecorated(240_000);
+    await shots.take(page, "walkthrough-circuit");
+
+    // 7. The Loupe view and its log.
+    await showWalkthrough();
+    await clickStepButton("view", "Open the Loupe view");
+    await page.locator('.pane-header[aria-label^="Loupe"], .composite.title', { hasText: "Loupe" }).first().waitFor({ timeout: 30_000 });
+    await clickStepButton("view", "Show Log");
+    await waitFor(() => stepDone("view"), "the view step is checked");
+
+    for (const step of STEPS) assert.ok(await stepDone(step), `${step} is checked`);
+    await shots.take(page, "walkthrough-done");
+  });
+
+  it("the Loupe view shows the model, its dictionaries, the workspace's graphs and probes, and the last results", async () => {
+    // The walkthrough opened the view; the untitled samples stay open (closing them would ask to save).
+    const tree = page.locator('.pane-body [role="tree"]', { has: page.locator(".monaco-list-row", { hasText: "Dictionaries" }) }).first();
+    if (!(await tree.isVisible())) await page.locator('.activitybar .action-item a[aria-label^="Loupe"]').first().click();
+    await tree.waitFor({ timeout: 30_000 });
+    const row = (text: string | RegExp) => tree.locator(".monaco-list-row", { hasText: text }).first();
+    await row("reference").waitFor({ timeout: 30_000 });
+    assert.match(await row("reference").innerText(), /bundled reference model/);
+    // Loaded by the walkthrough's commands: its shape shows under it.
+    await row("reference").click();
+    await row(/layers · d_vocab/).waitFor({ timeout: 30_000 });
+    assert.match(await row("SAE").innerText(), /blocks\.1\.hook_resid_post/);
+    assert.match(await row("Transcoder set").innerText(), /plt/);
+    // Last results: the three samples, each with what ran on it.
+    for (const result of ["Inspect", "SAE features", "CoT faithfulness", "Quick Audit", "Circuit"]) await row(new RegExp(`^${result}`)).waitFor({ timeout: 30_000 });
+    await row("Saved graphs").click();
+    await row("ioi-mia").waitFor({ timeout: 30_000 });
+    await row("Probes").click();
+    await row("sentiment").waitFor({ timeout: 30_000 });
+
+    // A document under Last results opens it: the story the walkthrough inspected, still coloured.
+    await row("Untitled-1").click();
+    await page.locator(".tabs-container .tab.active", { hasText: "Untitled-1" }).first().waitFor({ timeout: 30_000 });
+    await waitForDecorations(page, (d) => d.heat.length > 0);
+    await shots.take(page, "loupe-view");
+
+    // A saved graph opens in an editor (the graph panel, where one is registered for it).
+    await row("ioi-mia").click();
+    await page.locator(".tabs-container .tab.active", { hasText: "ioi-mia" }).first().waitFor({ timeout: 30_000 });
+
+    // The model's action runs its command: Select Model… opens its picker.
+    await row("Select Model…").click();
+    await page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Bundled reference model" }).first().waitFor({ timeout: 30_000 });
+    await shots.take(page, "loupe-view-select-model");
+    await page.keyboard.press("Escape");
+  });
+
+  it("the Loupe log has the model load, each request's time and nothing from another channel", async () => {
+    await runCommand(page, "Loupe: Show Log");
+    await page.locator(".part.panel .monaco-editor .view-lines", { hasText: "Loaded reference" }).first().waitFor({ timeout: 30_000 });
+    await shots.take(page, "loupe-log");
+    const logs = findFiles(server.userDataDir, "Loupe.log");
+    assert.equal(logs.length, 1, `one Loupe.log under ${server.userDataDir}`);
+    const log = fs.readFileSync(logs[0], "utf8");
+    assert.match(log, /\[info\] Loading .*models[\\/]reference/);
+    assert.match(log, /\[info\] Loaded reference in \d+ ms: \d+ layers, d_vocab \d+, n_ctx \d+, graph (built|from the cache)/);
+    for (const method of ["inspect", "features", "faithfulness", "audit", "traceCircuit"]) assert.match(log, new RegExp(`\\[info\\] ${method} on Untitled-\\d+: \\d+ ms`), `${method} is logged with its time`);
+  });
+});
