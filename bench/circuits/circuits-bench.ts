@@ -11,15 +11,22 @@
  *     attention sink, left out);
  * (c) zeroing each graph's 10 most influential feature nodes: the graph's predicted change of the
  *     target against the constrained (frozen) and free (real model) changes, Pearson over items;
- * (d) speed: a full graph of a 30-token prompt (model loaded; capture, rows, pruning, scores).
+ * (d) speed: a full graph of a 30-token prompt (model loaded; capture, rows, pruning, scores), wall
+ *     and CPU time (the fair figure on a shared machine).
+ *
+ *   --speed-only: only (d).
+ *   --shape gpt2-124m [--max-feature-nodes 7500] [--tokens 64] [--threads 2]: instead, the 124M row
+ *     against PyTorch autograd (scale-row.ts); needs /usr/bin/python3 with python3-torch.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import { parseArgs } from "node:util";
 import { buildReplacement, attributeReplacement, graphScores, interveneOnFeatures, loadTranscoders, pruneGraph, tokenNode, trace, type TranscoderSet } from "../../src/core/circuits";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { firstDistinctTokens } from "../../src/core/patching/metrics";
 import { renderTable } from "../../src/cli/format";
 import { generateHeldout } from "../tasks/generate";
+import { scaleChild, scaleRows } from "./scale-row";
 import type { TaskRecord } from "../tasks/record";
 
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
@@ -128,8 +135,15 @@ async function inductionSection(model: HookedModel, name: string, set: Transcode
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === "--child-scale") return scaleChild(argv[1], Number(argv[2]), Number(argv[3]), Number(argv[4]));
   const { values } = parseArgs({
     options: {
+      "speed-only": { type: "boolean", default: false },
+      shape: { type: "string" },
+      "max-feature-nodes": { type: "string", default: "7500" },
+      tokens: { type: "string", default: "64" },
+      threads: { type: "string", default: "2" },
       model: { type: "string", default: "models/reference" },
       plt: { type: "string", default: "models/reference/transcoders/plt" },
       clt: { type: "string", default: "models/reference/transcoders/clt" },
@@ -137,6 +151,13 @@ async function main(): Promise<void> {
       seed: { type: "string", default: "5" },
     },
   });
+  if (values.shape !== undefined) {
+    if (values.shape !== "gpt2-124m") throw new Error(`--shape ${values.shape}: the only shape is gpt2-124m`);
+    const rows = await scaleRows({ tokens: Number(values.tokens), maxFeatureNodes: Number(values["max-feature-nodes"]), threads: Number(values.threads) });
+    console.log(renderTable(["measure", "value", "note"], rows));
+    console.log(`load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")} at the end, ${os.cpus().length} CPUs`);
+    return;
+  }
   const items = Number(values.items);
   const seed = Number(values.seed);
   const model = await HookedModel.load(values.model);
@@ -151,26 +172,33 @@ async function main(): Promise<void> {
       }
       const set = loadTranscoders(dir);
       const zeroing = { predicted: [] as number[], constrained: [] as number[], free: [] as number[] };
-      await ioiSection(model, name, set, ioi, rows, zeroing);
-      rows.push([`${name}: zero the top-10 feature nodes, Pearson(predicted, constrained)`, f3(pearson(zeroing.predicted, zeroing.constrained)), `>= 0.9; ${zeroing.predicted.length} ioi items`]);
-      rows.push([`${name}: zero the top-10 feature nodes, Pearson(predicted, free)`, f3(pearson(zeroing.predicted, zeroing.free)), "the real model: MLPs and attention respond"]);
-      await inductionSection(model, name, set, induction, rows);
+      if (!values["speed-only"]) {
+        await ioiSection(model, name, set, ioi, rows, zeroing);
+        rows.push([`${name}: zero the top-10 feature nodes, Pearson(predicted, constrained)`, f3(pearson(zeroing.predicted, zeroing.constrained)), `>= 0.9; ${zeroing.predicted.length} ioi items`]);
+        rows.push([`${name}: zero the top-10 feature nodes, Pearson(predicted, free)`, f3(pearson(zeroing.predicted, zeroing.free)), "the real model: MLPs and attention respond"]);
+        await inductionSection(model, name, set, induction, rows);
+      }
       // (d) speed on a 30-token prompt.
       const prompt = model.toTokens(generateHeldout(seed + 1, "arith-cot", 1)[0].text).slice(0, 30);
       const times: number[] = [];
+      const cpu: number[] = [];
       let features = 0;
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 5; i++) {
+        const used = process.cpuUsage();
         const t = await trace(model, set, prompt);
+        const spent = process.cpuUsage(used);
         times.push(t.elapsedMs);
+        cpu.push((spent.user + spent.system) / 1000);
         features = t.graph.features.length;
       }
-      times.sort((a, b) => a - b);
-      rows.push([`${name}: full graph of a 30-token prompt, median of 3`, `${times[1].toFixed(0)} ms`, `< 1000 ms; ${features} feature nodes; attribution, pruning and scores`]);
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      rows.push([`${name}: full graph of a 30-token prompt, median of 5`, `${median(times).toFixed(0)} ms wall, ${median(cpu).toFixed(0)} ms CPU`, `< 1000 ms; ${features} feature nodes; capture, rows, pruning and scores`]);
     }
   } finally {
     await model.dispose();
   }
   console.log(renderTable(["measure", "value", "target / note"], rows));
+  console.log(`load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")} at the end, ${os.cpus().length} CPUs`);
 }
 
 main().catch((error) => {

@@ -11,23 +11,68 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
-import { dot } from "./linalg";
-import { influence, type NodeLayout } from "./prune";
+import { RowComputer, type TargetRow } from "./backward-rows";
+import type { NodeLayout } from "./prune";
 import { buildReplacement, type ActiveFeature, type ReplacementModel } from "./replacement";
 import { selectTargets, type LogitTarget, type TargetSpec } from "./targets";
-import { decoderLayers, decoderRow, encoderRow } from "./transcoder";
+import { decoderLayers, encoderRow } from "./transcoder";
 import type { TranscoderSet } from "./transcoder";
 
 export interface AttributionOptions {
   readonly targets?: TargetSpec;
   /** Feature nodes kept at most; chosen by influence on the targets, as rows are computed (default 7500). */
   readonly maxFeatureNodes?: number;
-  /** Targets carried back together (default 32). */
+  /** Targets carried back together (default 64). */
   readonly batchSize?: number;
   /** Refuse a graph whose matrices would need more bytes than this. */
   readonly maxMemoryBytes?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (rowsDone: number, rowsTotal: number) => void;
+}
+
+const DEFAULT_BATCH = 64;
+
+/**
+ * float32 n x n copies alive at once while a graph is pruned and scored (the adjacency, its
+ * normalised |A|, the pruned matrix and its normalised form, the edge scores, trace's kept edges
+ * and their normalised form), plus the edge mask's byte.
+ */
+const PRUNING_BYTES_PER_ENTRY = 7 * 4 + 1;
+
+/**
+ * Bytes an attribution of `r` holds at its peak, beside the model: the computed rows (each over
+ * every node of the replacement), the final graph with pruning's copies, every source's output
+ * vector, a batch of gradients and the replacement's own caches.
+ */
+export function estimateAttributionBytes(r: ReplacementModel, nTargets: number, maxFeatures: number, batchSize = DEFAULT_BATCH): number {
+  const { frozen, transcoders: set, features } = r;
+  const T = frozen.nPos;
+  const D = frozen.dModel;
+  const L = frozen.nLayers;
+  const nAllNodes = features.length + L * T + T + nTargets;
+  const n = maxFeatures + L * T + T + nTargets;
+  let writerVectors = L * T;
+  for (const f of features) writerVectors += decoderLayers(set, f.layer);
+  const replacement = 4 * L * T * (set.dTranscoder + 4 * D + frozen.weights.nHeads * T);
+  return 4 * (maxFeatures + nTargets) * nAllNodes + PRUNING_BYTES_PER_ENTRY * n * n + 4 * writerVectors * D + 2 * 4 * batchSize * T * D + replacement;
+}
+
+/** Refuses, before any row is computed, a graph whose estimate passes the limit; names the largest --max-feature-nodes that fits. */
+function checkGraphFits(r: ReplacementModel, nTargets: number, maxFeatures: number, batchSize: number, maxBytes: number): void {
+  const bytes = estimateAttributionBytes(r, nTargets, maxFeatures, batchSize);
+  if (bytes <= maxBytes) return;
+  let fits = 0;
+  for (let lo = 1, hi = maxFeatures - 1; lo <= hi; ) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (estimateAttributionBytes(r, nTargets, mid, batchSize) <= maxBytes) [fits, lo] = [mid, mid + 1];
+    else hi = mid - 1;
+  }
+  const mb = (x: number) => Math.ceil(x / 2 ** 20);
+  const fix = fits > 0 ? `Use --max-feature-nodes ${fits} (or less), shorten the prompt, or raise the limit.` : "Shorten the prompt or raise the limit: even a graph without feature nodes does not fit.";
+  throw new LoupeError(
+    "model-too-large",
+    `This graph (${r.features.length} active features, ${maxFeatures} kept, ${r.frozen.nPos} tokens) needs about ${mb(bytes)} MB, more than the ${Math.floor(maxBytes / 2 ** 20)} MB allowed (loupe.maxModelMemoryMB). ${fix}`,
+  );
 }
 
 export interface AttributionGraph {
@@ -65,14 +110,6 @@ export async function attribute(model: HookedModel, transcoders: TranscoderSet, 
   return attributeReplacement(replacement, options, label);
 }
 
-/** A target row: what to carry back, and where it is read. */
-interface TargetRow {
-  /** Layer whose MLP input it reads; nLayers for a logit (read after the last block). */
-  readonly layer: number;
-  readonly pos: number;
-  readonly vector: Float32Array;
-}
-
 export function attributeReplacement(r: ReplacementModel, options: AttributionOptions, tokenLabel: (id: number) => string): AttributionGraph {
   const { frozen, transcoders: set } = r;
   const T = frozen.nPos;
@@ -87,21 +124,15 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
   const errorCount = L * T;
   const nAllNodes = nAll + errorCount + T + targets.length;
   const rowsNeeded = maxFeatures + targets.length;
-  const nFinal = maxFeatures + errorCount + T + targets.length;
-  const bytes = 4 * (rowsNeeded * nAllNodes + nFinal * nFinal * 2);
-  if (options.maxMemoryBytes !== undefined && bytes > options.maxMemoryBytes) {
-    throw new LoupeError(
-      "model-too-large",
-      `This graph (${nAll} active features, ${rowsNeeded} rows of ${nAllNodes} nodes) needs about ${Math.ceil(bytes / 2 ** 20)} MB, more than the ${Math.floor(options.maxMemoryBytes / 2 ** 20)} MB allowed (loupe.maxModelMemoryMB). Lower --max-feature-nodes or shorten the prompt.`,
-    );
-  }
+  const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  if (options.maxMemoryBytes !== undefined) checkGraphFits(r, targets.length, maxFeatures, batchSize, options.maxMemoryBytes);
 
   const computer = new RowComputer(r, nAllNodes);
   const rows = new Float32Array(rowsNeeded * nAllNodes);
   const rowOfNode = new Int32Array(nAllNodes).fill(-1);
   let rowsDone = 0;
   const run = (nodes: number[], specs: TargetRow[]) => {
-    const batch = options.batchSize ?? 32;
+    const batch = batchSize;
     for (let start = 0; start < specs.length; start += batch) {
       throwIfAborted(options.signal);
       const part = specs.slice(start, start + batch);
@@ -130,7 +161,7 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
     targets.forEach((t, j) => (weights[logitRowsAt + j] = t.probability));
     const expanded = new Uint8Array(nAll);
     selected = [];
-    const batch = Math.max(options.batchSize ?? 32, Math.ceil(maxFeatures / 8));
+    const batch = Math.max(batchSize, Math.ceil(maxFeatures / 8));
     while (selected.length < maxFeatures) {
       const inf = partialInfluence(rows, rowOfNode, nAllNodes, weights);
       const order = allFeatures.map((_, i) => i).filter((i) => !expanded[i]).sort((a, b) => inf[b] - inf[a] || a - b);
@@ -171,103 +202,35 @@ export function directEffects(r: ReplacementModel, vector: Float32Array, layer: 
   return out;
 }
 
-/** Influence through the rows computed so far (rows of unexpanded nodes count as empty). */
-function partialInfluence(rows: Float32Array, rowOfNode: Int32Array, n: number, weights: Float64Array): Float64Array {
-  const normalised = new Float32Array(n * n);
-  for (let node = 0; node < n; node++) {
-    const r = rowOfNode[node];
-    if (r < 0) continue;
+/**
+ * Influence through the rows computed so far (rows of unexpanded nodes count as empty), read from
+ * the rows in place: the row-normalised |A| is never formed (it would be n x n over every active
+ * feature).
+ */
+function partialInfluence(rows: Float32Array, rowOfNode: Int32Array, n: number, weights: Float64Array, maxIterations = 1000): Float64Array {
+  const inverseSums = new Map<number, number>();
+  rowOfNode.forEach((r) => {
+    if (r < 0) return;
     let s = 0;
     for (let j = 0; j < n; j++) s += Math.abs(rows[r * n + j]);
-    const inv = 1 / Math.max(s, 1e-10);
-    for (let j = 0; j < n; j++) normalised[node * n + j] = Math.abs(rows[r * n + j]) * inv;
-  }
-  return influence(normalised, n, weights);
-}
-
-/**
- * Carries batches of target vectors back through the frozen model and reads off every source's
- * direct effect. Sources are grouped once by the layer whose MLP output they write to.
- */
-class RowComputer {
-  /** writers[l][p]: feature columns writing into layer l's MLP output at position p, and their vectors (activation x decoder row). */
-  private readonly writers: { cols: Int32Array; vectors: Float32Array }[][];
-
-  constructor(
-    private readonly r: ReplacementModel,
-    private readonly nNodes: number,
-  ) {
-    const { frozen, transcoders: set } = r;
-    const T = frozen.nPos;
-    const L = frozen.nLayers;
-    const D = frozen.dModel;
-    const lists: { cols: number[]; vectors: number[][] }[][] = Array.from({ length: L }, () => Array.from({ length: T }, () => ({ cols: [], vectors: [] })));
-    r.features.forEach((f, col) => {
-      for (let o = 0; o < decoderLayers(set, f.layer); o++) {
-        const row = decoderRow(set, f.layer, f.feature, f.layer + o);
-        const entry = lists[f.layer + o][f.pos];
-        entry.cols.push(col);
-        entry.vectors.push(Array.from(row, (x) => x * f.activation));
-      }
-    });
-    this.writers = lists.map((perPos) =>
-      perPos.map(({ cols, vectors }) => {
-        const flat = new Float32Array(cols.length * D);
-        vectors.forEach((v, i) => flat.set(v, i * D));
-        return { cols: Int32Array.from(cols), vectors: flat };
-      }),
-    );
-  }
-
-  /** Fill `out` ([specs.length, nNodes], zeroed) with each target's row. */
-  compute(specs: readonly TargetRow[], out: Float32Array): void {
-    const { frozen, transcoders: set, errors } = this.r;
-    const T = frozen.nPos;
-    const L = frozen.nLayers;
-    const D = frozen.dModel;
-    const B = specs.length;
-    const nAll = this.r.features.length;
-    const top = Math.max(...specs.map((s) => s.layer));
-    const Tn = Math.max(...specs.map((s) => s.pos)) + 1;
-    let g = new Float32Array(B * T * D);
-    specs.forEach((s, b) => s.layer === L && frozen.finalBackward(s.pos, s.vector, g, (b * T + s.pos) * D));
-    const scratch = new Float32Array(D);
-    for (let l = Math.min(top, L - 1); l >= 0; l--) {
-      // Sources writing into this layer's MLP output see g (the gradient at resid_post l).
-      if (l < top) {
-        for (let b = 0; b < B; b++) {
-          const row = b * this.nNodes;
-          for (let p = 0; p < Tn; p++) {
-            const gOff = (b * T + p) * D;
-            out[row + nAll + l * T + p] = dot(g, gOff, errors[l], p * D, D);
-            const w = this.writers[l][p];
-            for (let i = 0; i < w.cols.length; i++) out[row + w.cols[i]] += dot(g, gOff, w.vectors, i * D, D);
-          }
-        }
-        // The skip connection carries g back to this layer's MLP input.
-        const skip = set.layers[l].skip;
-        if (skip) {
-          const gMid = g.slice();
-          for (let b = 0; b < B; b++) for (let p = 0; p < Tn; p++) {
-            const gOff = (b * T + p) * D;
-            for (let i = 0; i < D; i++) {
-              let s = 0;
-              for (let j = 0; j < D; j++) s += skip[i * D + j] * g[gOff + j];
-              scratch[i] = s;
-            }
-            frozen.inputBackward(l, set.inputHook, p, scratch, gMid, gOff);
-          }
-          g = gMid;
-        }
-      }
-      // Targets reading this layer's MLP input start here.
-      specs.forEach((s, b) => s.layer === l && frozen.inputBackward(l, set.inputHook, s.pos, s.vector, g, (b * T + s.pos) * D));
-      const gPre = g.slice();
-      frozen.attentionBackward(l, g, gPre, B, Tn);
-      g = gPre;
+    inverseSums.set(r, 1 / Math.max(s, 1e-10));
+  });
+  const total = new Float64Array(n);
+  let current = weights;
+  for (let it = 0; it <= maxIterations; it++) {
+    const next = new Float64Array(n);
+    let any = false;
+    for (let node = 0; node < n; node++) {
+      const x = current[node];
+      const r = rowOfNode[node];
+      if (x === 0 || r < 0) continue;
+      const scale = x * (inverseSums.get(r) as number);
+      for (let j = 0; j < n; j++) next[j] += scale * Math.abs(rows[r * n + j]);
+      any = true;
     }
-    for (let b = 0; b < B; b++) {
-      for (let p = 0; p < Tn; p++) out[b * this.nNodes + nAll + L * T + p] = dot(g, (b * T + p) * D, frozen.embed, p * D, D);
-    }
+    if (!any) break;
+    for (let j = 0; j < n; j++) total[j] += next[j];
+    current = next;
   }
+  return total;
 }

@@ -29,6 +29,7 @@ export class FrozenModel {
   readonly nLayers: number;
   readonly dModel: number;
   private readonly groupSize: number;
+  private readonly valueHeadCache = new Map<number, Float32Array[]>();
 
   constructor(
     readonly weights: LinearModelWeights,
@@ -148,53 +149,155 @@ export class FrozenModel {
   }
 
   /**
-   * Transpose of the frozen attention of layer l, for B gradients at once: g [B, T, d_model] with
-   * respect to the block's output residual (attention part only) -> added into `into` [B, T, d_model]
-   * with respect to its input. Only positions below `positions` are touched (later ones are zero).
+   * Transpose of layer l's frozen attention for rows that are non-zero at one position only (a
+   * target's first attention layer on its way down). With one query position q the pattern only
+   * scales: each head's value-space gradient is the same vector at every key k <= q, so W_V^T (and
+   * norm1's centring) runs once per head instead of once per key, and the keys get
+   * inv1[k] * sum_h P[h, q, k] * Y_h.
+   *
+   * g [m, d_model]: each row's gradient at position q[r] of the block's output; added into `into`
+   * at rows (base[r] + k) for k <= q[r].
    */
-  attentionBackward(l: number, g: Float32Array, into: Float32Array, B: number, positions: number): void {
+  attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array): Float32Array[] {
     const T = this.nPos;
-    const Tn = positions;
+    const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
+    const block = this.weights.blocks[l];
+    const HD = H * Dh;
+    const u = new Float32Array(m * HD);
+    matmulTransposed(g, block.W_O, u, m, D, HD);
+    const heads = this.valueHeads(l);
+    const uh = new Float32Array(m * Dh);
+    const y: Float32Array[] = [];
+    for (let h = 0; h < H; h++) {
+      for (let r = 0; r < m; r++) uh.set(u.subarray(r * HD + h * Dh, r * HD + (h + 1) * Dh), r * Dh);
+      const yh = new Float32Array(m * D);
+      matmulTransposed(uh, heads[Math.floor(h / this.groupSize)], yh, m, Dh, D);
+      for (let r = 0; r < m; r++) normBackwardLinear(block.norm1, yh, r * D, D);
+      y.push(yh);
+    }
+    const P = this.layers[l].pattern;
+    const inv = this.layers[l].invScale1;
+    const coefficient = new Float32Array(H);
+    for (let r = 0; r < m; r++) {
+      const qr = q[r];
+      for (let k = 0; k <= qr; k++) {
+        for (let h = 0; h < H; h++) coefficient[h] = P[(h * T + qr) * T + k] * inv[k];
+        const dst = (base[r] + k) * D;
+        for (let h = 0; h < H; h++) {
+          const c = coefficient[h];
+          if (c === 0) continue;
+          const yh = y[h];
+          const src = r * D;
+          for (let d = 0; d < D; d++) into[dst + d] += c * yh[src + d];
+        }
+      }
+    }
+    return y;
+  }
+
+  /**
+   * The same transpose for rows given as a few basis vectors and per-position coefficients,
+   * g[k] = sum_j c[k, j] * V[j] for k <= q (a row one attention layer below its start: its own
+   * vector at q plus one vector per head of the layer above, scaled by that layer's pattern and
+   * norm). Both W_O^T and W_V^T then run once per basis vector instead of once per position.
+   *
+   * V [m * nb, d_model]: row r's basis vectors at rows r * nb ..; c[r] [(q[r] + 1), nb].
+   */
+  attentionBackwardFromBasis(l: number, V: Float32Array, nb: number, c: readonly Float32Array[], q: Int32Array, into: Float32Array, base: Int32Array): void {
+    const T = this.nPos;
+    const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
+    const block = this.weights.blocks[l];
+    const HD = H * Dh;
+    const m = q.length;
+    const rows = m * nb;
+    const z = new Float32Array(rows * HD);
+    matmulTransposed(V, block.W_O, z, rows, D, HD);
+    const heads = this.valueHeads(l);
+    const zh = new Float32Array(rows * Dh);
+    const y: Float32Array[] = [];
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < rows; i++) zh.set(z.subarray(i * HD + h * Dh, i * HD + (h + 1) * Dh), i * Dh);
+      const yh = new Float32Array(rows * D);
+      matmulTransposed(zh, heads[Math.floor(h / this.groupSize)], yh, rows, Dh, D);
+      for (let i = 0; i < rows; i++) normBackwardLinear(block.norm1, yh, i * D, D);
+      y.push(yh);
+    }
+    const P = this.layers[l].pattern;
+    const inv = this.layers[l].invScale1;
+    const e = new Float32Array(nb);
+    for (let r = 0; r < m; r++) {
+      const qr = q[r];
+      const cr = c[r];
+      for (let k = 0; k <= qr; k++) {
+        const dst = (base[r] + k) * D;
+        for (let h = 0; h < H; h++) {
+          // e[j] = inv[k] * sum over queries k2 >= k of P[h, k2, k] * c[k2, j]
+          e.fill(0);
+          for (let k2 = k; k2 <= qr; k2++) {
+            const p = P[(h * T + k2) * T + k];
+            if (p === 0) continue;
+            for (let j = 0; j < nb; j++) e[j] += p * cr[k2 * nb + j];
+          }
+          const yh = y[h];
+          for (let j = 0; j < nb; j++) {
+            const w = e[j] * inv[k];
+            if (w === 0) continue;
+            const src = (r * nb + j) * D;
+            for (let d = 0; d < D; d++) into[dst + d] += w * yh[src + d];
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Transpose of layer l's frozen attention for one row of gradients over positions 0 .. extent-1:
+   * g [extent, d_model] at the block's output -> added into `into` [extent, d_model] at its input.
+   * Later positions are zero (causal attention never carries them back).
+   */
+  attentionBackward(l: number, g: Float32Array, extent: number, into: Float32Array): void {
+    const T = this.nPos;
     const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
     const KD = KV * Dh;
     const P = this.layers[l].pattern;
-    // u = g @ W_O^T per row, [B, Tn, H * Dh]; rows are contiguous when Tn == T, else packed per batch.
-    const u = new Float32Array(B * Tn * HD);
-    const live = new Uint8Array(B * Tn);
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < Tn; t++) {
-        // A target's gradient starts at one position: most rows are zero in its first block.
-        const row = g.subarray((b * T + t) * D, (b * T + t + 1) * D);
-        if (!row.some((x) => x !== 0)) continue;
-        live[b * Tn + t] = 1;
-        matmulTransposed(row, block.W_O, u.subarray((b * Tn + t) * HD), 1, D, HD);
-      }
-    }
+    const u = new Float32Array(extent * HD);
+    matmulTransposed(g, block.W_O, u, extent, D, HD);
     // Mix over positions with the frozen pattern (queries q -> keys k <= q), summing a KV group's heads.
-    const w = new Float32Array(B * Tn * KD);
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < H; h++) {
-        const kv = Math.floor(h / this.groupSize);
-        for (let q = 0; q < Tn; q++) {
-          if (!live[b * Tn + q]) continue;
-          const src = (b * Tn + q) * HD + h * Dh;
-          for (let k = 0; k <= q; k++) {
-            const p = P[(h * T + q) * T + k];
-            if (p === 0) continue;
-            const dst = (b * Tn + k) * KD + kv * Dh;
-            for (let d = 0; d < Dh; d++) w[dst + d] += p * u[src + d];
-          }
+    const w = new Float32Array(extent * KD);
+    for (let h = 0; h < H; h++) {
+      const kv = Math.floor(h / this.groupSize);
+      for (let q = 0; q < extent; q++) {
+        const src = q * HD + h * Dh;
+        for (let k = 0; k <= q; k++) {
+          const p = P[(h * T + q) * T + k];
+          if (p === 0) continue;
+          const dst = k * KD + kv * Dh;
+          for (let d = 0; d < Dh; d++) w[dst + d] += p * u[src + d];
         }
       }
     }
     // y = w @ W_V^T, then back through norm1's frozen linear part.
-    const y = new Float32Array(B * Tn * D);
-    matmulTransposed(w, block.W_V, y, B * Tn, KD, D);
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < Tn; t++) normBackward(block.norm1, this.layers[l].invScale1[t], y, (b * Tn + t) * D, into, (b * T + t) * D, D);
+    const y = new Float32Array(extent * D);
+    matmulTransposed(w, block.W_V, y, extent, KD, D);
+    for (let t = 0; t < extent; t++) normBackward(block.norm1, this.layers[l].invScale1[t], y, t * D, into, t * D, D);
+  }
+
+  /** W_V of layer l split by KV head, each [d_model, d_head] with contiguous rows (for row-times-row products). */
+  private valueHeads(l: number): Float32Array[] {
+    let heads = this.valueHeadCache.get(l);
+    if (!heads) {
+      const { dModel: D, nKvHeads: KV, dHead: Dh } = this.weights;
+      const W_V = this.weights.blocks[l].W_V;
+      heads = Array.from({ length: KV }, (_, kv) => {
+        const out = new Float32Array(D * Dh);
+        for (let d = 0; d < D; d++) out.set(W_V.subarray(d * KV * Dh + kv * Dh, d * KV * Dh + (kv + 1) * Dh), d * Dh);
+        return out;
+      });
+      this.valueHeadCache.set(l, heads);
     }
+    return heads;
   }
 
   /**
@@ -264,6 +367,16 @@ function normForward(norm: NormWeights, invScale: Float32Array, x: Float32Array,
     }
   }
   return out;
+}
+
+/** The frozen norm's transpose without its 1/scale, in place: centre(gamma ⊙ g) (no centring for RMSNorm). */
+function normBackwardLinear(norm: NormWeights, g: Float32Array, offset: number, D: number): void {
+  let mean = 0;
+  if (norm.kind === "layernorm") {
+    for (let d = 0; d < D; d++) mean += norm.gamma[d] * g[offset + d];
+    mean /= D;
+  }
+  for (let d = 0; d < D; d++) g[offset + d] = norm.gamma[d] * g[offset + d] - mean;
 }
 
 /** Transpose of the frozen norm's linear part on one vector: into += inv * centre(gamma ⊙ g) (no centring for RMSNorm). */

@@ -1,5 +1,6 @@
 export * from "./transcoder";
 export * from "./transcoder-files";
+export * from "./transcoder-store";
 export * from "./random-transcoders";
 export * from "./frozen-model";
 export * from "./replacement";

@@ -4,10 +4,10 @@
  * norm and the unembedding. GPT-2 stores Conv1D weights [in, out]; the Llama family stores Linear
  * weights [out, in]: both become x @ W with W [in, out] here.
  */
-import * as path from "node:path";
 import { LoupeError } from "../errors";
 import type { ModelConfig } from "../model/config";
-import { readSafetensorsIndex, readTensorF32, type SafetensorsIndex } from "../model/safetensors";
+import { openModelWeights } from "../model/model-weights";
+import { readTensorF32, type SafetensorsIndex } from "../model/safetensors";
 import { transpose } from "../sae/kernels";
 
 export interface NormWeights {
@@ -42,9 +42,9 @@ export interface LinearModelWeights {
   readonly W_U: Float32Array;
 }
 
+/** The weights from a model folder: model.safetensors, or its shards through model.safetensors.index.json. */
 export function readLinearModelWeights(folder: string, cfg: ModelConfig): LinearModelWeights {
-  const file = path.join(folder, "model.safetensors");
-  const index = readSafetensorsIndex(file);
+  const index = openModelWeights(folder);
   return cfg.architecture === "gpt2" ? readGpt2(index, cfg) : readLlama(index, cfg);
 }
 

@@ -64,18 +64,19 @@ function propagate(normalised: Float32Array, n: number, v: Float64Array): Float6
 /** The score at which the cumulative share of `scores` (sorted descending) first reaches `threshold`. */
 export function thresholdFor(scores: ArrayLike<number>, threshold: number): number {
   // Zeros add nothing to the cumulative share; most edge scores are zero, so sort only the rest.
-  const positive: number[] = [];
-  for (let i = 0; i < scores.length; i++) if (scores[i] > 0) positive.push(scores[i]);
-  if (positive.length === 0) return 0;
-  const sorted = Float64Array.from(positive).sort().reverse();
+  const positive = new Float64Array(scores.length);
+  let count = 0;
+  for (let i = 0; i < scores.length; i++) if (scores[i] > 0) positive[count++] = scores[i];
+  if (count === 0) return 0;
+  const sorted = positive.subarray(0, count).sort();
   let total = 0;
-  for (const s of sorted) total += s;
+  for (let i = 0; i < count; i++) total += sorted[i];
   let cumulative = 0;
-  for (let i = 0; i < sorted.length; i++) {
+  for (let i = count - 1; i >= 0; i--) {
     cumulative += sorted[i];
     if (cumulative / total >= threshold) return sorted[i];
   }
-  return sorted[sorted.length - 1] ?? 0;
+  return sorted[0];
 }
 
 export function logitWeights(layout: NodeLayout, probabilities: ArrayLike<number>): Float64Array {
@@ -93,10 +94,18 @@ export interface PruneResult {
   readonly nodeInfluence: Float64Array;
 }
 
-export function pruneGraph(A: Float32Array, layout: NodeLayout, probabilities: ArrayLike<number>, nodeThreshold = 0.8, edgeThreshold = 0.98): PruneResult {
+/** pruneGraph's result: the masks, and the whole graph's scores from the same influence. */
+export interface PrunedGraph extends PruneResult {
+  /** Scores of the whole graph (before pruning): graphScores of the same adjacency. */
+  readonly scores: GraphScores;
+}
+
+export function pruneGraph(A: Float32Array, layout: NodeLayout, probabilities: ArrayLike<number>, nodeThreshold = 0.8, edgeThreshold = 0.98): PrunedGraph {
   const n = nodeCount(layout);
   const w = logitWeights(layout, probabilities);
-  const nodeInfluence = influence(normaliseRows(A, n), n, w);
+  const normalisedA = normaliseRows(A, n);
+  const nodeInfluence = influence(normalisedA, n, w);
+  const scores = scoresOf(normalisedA, nodeInfluence, layout, w);
   const nodeCut = thresholdFor(nodeInfluence, nodeThreshold);
   const nodeMask = new Uint8Array(n);
   const alwaysFrom = n - layout.nLogits - layout.nTokens;
@@ -118,24 +127,47 @@ export function pruneGraph(A: Float32Array, layout: NodeLayout, probabilities: A
   const edgeMask = new Uint8Array(n * n);
   for (let k = 0; k < n * n; k++) edgeMask[k] = edgeScores[k] >= edgeCut && edgeScores[k] > 0 ? 1 : 0;
 
-  // Features and errors need an outgoing edge, features an incoming one; repeat until stable.
-  const { nFeatures } = layout;
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (let j = 0; j < alwaysFrom; j++) {
-      if (!nodeMask[j]) continue;
-      let out = false;
-      for (let i = 0; i < n && !out; i++) out = edgeMask[i * n + j] === 1;
-      let into = j >= nFeatures;
-      for (let k = 0; k < n && !into; k++) into = edgeMask[j * n + k] === 1;
-      if (!out || !into) {
-        nodeMask[j] = 0;
-        changed = true;
-        for (let k = 0; k < n; k++) edgeMask[j * n + k] = edgeMask[k * n + j] = 0;
+  dropUnconnected(edgeMask, nodeMask, n, layout.nFeatures, alwaysFrom);
+  return { nodeMask, edgeMask, nodeInfluence, scores };
+}
+
+/**
+ * Features and errors need an outgoing edge, features an incoming one: drop those that lack one,
+ * with their edges, until none does. Edge counts per node are kept, so each drop costs one row
+ * and one column instead of a rescan of the graph.
+ */
+function dropUnconnected(edgeMask: Uint8Array, nodeMask: Uint8Array, n: number, nFeatures: number, alwaysFrom: number): void {
+  const outgoing = new Int32Array(n);
+  const incoming = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      if (!edgeMask[i * n + j]) continue;
+      outgoing[j]++;
+      incoming[i]++;
+    }
+  }
+  const lacking = (j: number) => j < alwaysFrom && nodeMask[j] === 1 && (outgoing[j] === 0 || (j < nFeatures && incoming[j] === 0));
+  const pending: number[] = [];
+  for (let j = 0; j < alwaysFrom; j++) if (lacking(j)) pending.push(j);
+  while (pending.length > 0) {
+    const j = pending.pop() as number;
+    if (!lacking(j)) continue;
+    nodeMask[j] = 0;
+    for (let k = 0; k < n; k++) {
+      if (edgeMask[j * n + k]) {
+        edgeMask[j * n + k] = 0;
+        incoming[j]--;
+        outgoing[k]--;
+        if (lacking(k)) pending.push(k);
+      }
+      if (edgeMask[k * n + j]) {
+        edgeMask[k * n + j] = 0;
+        outgoing[j]--;
+        incoming[k]--;
+        if (lacking(k)) pending.push(k);
       }
     }
   }
-  return { nodeMask, edgeMask, nodeInfluence };
 }
 
 export interface GraphScores {
@@ -147,7 +179,11 @@ export function graphScores(A: Float32Array, layout: NodeLayout, probabilities: 
   const n = nodeCount(layout);
   const w = logitWeights(layout, probabilities);
   const normalised = normaliseRows(A, n);
-  const inf = influence(normalised, n, w);
+  return scoresOf(normalised, influence(normalised, n, w), layout, w);
+}
+
+function scoresOf(normalised: Float32Array, inf: Float64Array, layout: NodeLayout, w: Float64Array): GraphScores {
+  const n = nodeCount(layout);
   const errorStart = layout.nFeatures;
   const errorEnd = errorStart + layout.nErrors;
   const tokenEnd = errorEnd + layout.nTokens;

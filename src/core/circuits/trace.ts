@@ -30,7 +30,7 @@ export async function trace(model: HookedModel, transcoders: TranscoderSet, toke
   return {
     graph,
     pruned,
-    scores: graphScores(graph.adjacency, graph.layout, probabilities),
+    scores: pruned.scores,
     prunedScores: graphScores(kept, graph.layout, probabilities),
     elapsedMs: performance.now() - started,
   };

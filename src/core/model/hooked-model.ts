@@ -493,6 +493,11 @@ export class HookedModel {
     if (this.memoryLimit) checkRunFits(this.cfg, shape, this.memoryLimit, what);
   }
 
+  /** Bytes the memory limit (LoadOptions.maxMemoryBytes) leaves beside the weights; undefined without a limit. */
+  get spareMemoryBytes(): number | undefined {
+    return this.memoryLimit && Math.max(0, this.memoryLimit.maxBytes - this.memoryLimit.weightsBytes);
+  }
+
   /** Whether the memory limit leaves room for a forward call of this shape. */
   runFits(shape: RunShape): boolean {
     return !this.memoryLimit || this.memoryLimit.weightsBytes + estimateRunBytes(this.cfg, shape) <= this.memoryLimit.maxBytes;

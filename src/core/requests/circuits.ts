@@ -4,7 +4,7 @@
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
 import * as path from "node:path";
-import { buildReplacement, bundledTranscoders, interveneOnFeatures, loadTranscoders, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, transcoderFeatureDashboard, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
+import { buildReplacement, bundledTranscoders, interveneOnFeatures, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, transcoderFeatureDashboard, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
 import { LoupeError } from "../errors";
 import { request } from "./request";
 
@@ -76,7 +76,7 @@ export const CIRCUIT_REQUESTS = {
   /** One transcoder feature's dashboard: label, density, histogram, top contexts, logit effects (the graph panel's node detail). */
   transcoderFeature: request<TranscoderFeatureParams, TranscoderFeatureDashboard>(async (session, { transcoders, layer, feature, workspaceRoot }) => {
     const folder = transcoders || bundledTranscoders(session.model.folder);
-    return transcoderFeatureDashboard(session.model, loadTranscoders(folder), folder, layer, feature, { workspaceRoot });
+    return transcoderFeatureDashboard(session.model, session.transcoders.get(folder, session.model), folder, layer, feature, { workspaceRoot });
   }),
   traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress }) => {
     checkThreshold("node threshold", params.nodeThreshold);
@@ -85,13 +85,14 @@ export const CIRCUIT_REQUESTS = {
     checkThreshold("graph file's edge threshold", params.graphFile?.edgeThreshold);
     const model = session.model;
     const folder = params.transcoders || bundledTranscoders(model.folder);
-    const transcoders = loadTranscoders(folder);
+    const transcoders = session.transcoders.get(folder, model);
     const encoding = model.encode(params.text);
     const tokenText = (id: number) => model.tokenizer.decode([id]);
     const traced = await trace(model, transcoders, encoding.ids, {
       targets: targetSpecFor(model, params.answer, params.contrast),
       nodeThreshold: params.nodeThreshold,
       edgeThreshold: params.edgeThreshold,
+      maxMemoryBytes: model.spareMemoryBytes,
       signal,
       onProgress: progress,
     });
@@ -109,7 +110,7 @@ export const CIRCUIT_REQUESTS = {
   /** Check: zero or scale features of a traced graph and compare the graph's predicted change of the target with the model's (`loupe intervene`). */
   interveneCircuit: request<InterveneCircuitParams, InterventionResult>(async (session, params, { signal }) => {
     const model = session.model;
-    const transcoders = loadTranscoders(params.transcoders || bundledTranscoders(model.folder));
+    const transcoders = session.transcoders.get(params.transcoders || bundledTranscoders(model.folder), model);
     const tokenText = (id: number) => model.tokenizer.decode([id]);
     const replacement = await buildReplacement(model, transcoders, model.toTokens(params.text), signal);
     const target = selectTargets(targetSpecFor(model, params.answer, params.contrast), replacement.frozen.weights, replacement.frozen.lastLogits, tokenText)[0];

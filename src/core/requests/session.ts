@@ -9,6 +9,7 @@ import { HookedModel } from "../model/hooked-model";
 import { checkModelFits } from "../model/memory-limit";
 import { FeatureStatsCache } from "../sae/feature-stats-file";
 import { SaeStore } from "../sae/token-features";
+import { TranscoderStore } from "../circuits/transcoder-store";
 import type { LoadParams } from "./model";
 
 interface LoadableModel {
@@ -105,6 +106,8 @@ export class RecentInspections {
 
 export class ModelSession {
   readonly saes = new SaeStore();
+  /** Transcoder sets read for the loaded model (emptied when another model is loaded). */
+  readonly transcoders = new TranscoderStore();
   /** Each SAE's feature-stats.json, parsed here (not on the editor's thread) and kept while unchanged. */
   readonly featureStats = new FeatureStatsCache();
   readonly recent = new RecentInspections();

@@ -7,6 +7,7 @@ import {
   decode,
   encode,
   errorNode,
+  estimateAttributionBytes,
   graphScores,
   interveneOnFeatures,
   loadTranscoders,
@@ -233,6 +234,18 @@ describe("circuits: attribution graphs", function () {
       assert.ok(loose.nodeMask.reduce((a, b) => a + b, 0) >= pruned.nodeMask.reduce((a, b) => a + b, 0));
       const scores = graphScores(g.adjacency, g.layout, g.targets.map((t) => t.probability));
       for (const v of [scores.replacement, scores.completeness]) assert.ok(v > 0 && v < 1, `score ${v}`);
+      assert.deepEqual(pruned.scores, scores);
+      // Every kept feature has an edge in and out, every kept error an edge out.
+      for (let j = 0; j < tokenNode(g.layout, 0); j++) {
+        if (!pruned.nodeMask[j]) continue;
+        let into = j >= g.layout.nFeatures;
+        let out = false;
+        for (let k = 0; k < n; k++) {
+          into ||= pruned.edgeMask[j * n + k] === 1;
+          out ||= pruned.edgeMask[k * n + j] === 1;
+        }
+        assert.ok(into && out, `node ${j} kept without an edge in or out`);
+      }
       // Without any error (transcoders that reconstruct exactly), both scores are 1.
       const exact = { ...r, errors: r.errors.map((e) => new Float32Array(e.length)) };
       const ge = attributeReplacement(exact, {}, String);
@@ -269,6 +282,21 @@ describe("circuits: attribution graphs", function () {
       const set = randomTranscoders({ kind: "plt", nLayers: 2, dModel: model.cfg.dModel, dTranscoder: 64 });
       const r = await buildReplacement(model, set, model.toTokens("the cat sat on the mat"));
       throwsWith(() => attributeReplacement(r, { maxMemoryBytes: 1024 }, String), "model-too-large", /needs about .* MB, more than the 0 MB allowed/);
+      // A limit the whole graph passes but a smaller one fits: the message names the largest
+      // --max-feature-nodes that fits, and that graph is built within the limit.
+      const all = r.features.length;
+      const limit = Math.floor((estimateAttributionBytes(r, 1, all) + estimateAttributionBytes(r, 1, Math.floor(all / 3))) / 2);
+      let message = "";
+      try {
+        attributeReplacement(r, { maxMemoryBytes: limit, targets: { kind: "token", token: 5 } }, String);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      const suggested = Number(/--max-feature-nodes (\d+)/.exec(message)?.[1]);
+      assert.ok(suggested > all / 3 && suggested < all, `${message} (${all} active features)`);
+      assert.ok(estimateAttributionBytes(r, 1, suggested) <= limit && estimateAttributionBytes(r, 1, suggested + 1) > limit);
+      const g = attributeReplacement(r, { maxMemoryBytes: limit, maxFeatureNodes: suggested, targets: { kind: "token", token: 5 } }, String);
+      assert.equal(g.features.length, suggested);
     } finally {
       await model.dispose();
     }

@@ -59,6 +59,23 @@ describe("traceCircuit request", function () {
     assert.ok(result.paths.length > 0 && result.paths.every((p) => /^"/.test(p.nodes[0]) && p.nodes[p.nodes.length - 1] === 'logit " Leo -  Mia"'), JSON.stringify(result.paths));
   });
 
+  it("keeps the transcoder set between requests, and refuses a graph past loupe.maxModelMemoryMB before building it", async () => {
+    await backend.request("traceCircuit", { text: PROMPT, answer: " Leo" });
+    const model = backend.session.model;
+    const kept = backend.session.transcoders.get(PLT, model);
+    await backend.request("traceCircuit", { text: PROMPT, answer: " Mia" });
+    assert.equal(backend.session.transcoders.get(PLT, model), kept, "read from disk once");
+
+    const small = new InProcessBackend();
+    try {
+      // 8 MB: the 3.8 MB reference model loads, but its graph over this prompt needs tens of MB.
+      await small.request("load", { folder: REFERENCE, cacheDir: null, threads: 1, maxModelBytes: 8 * 2 ** 20 });
+      await rejectsWith(small.request("traceCircuit", { text: PROMPT, answer: " Leo" }), "model-too-large", /needs about \d+ MB, more than the \d+ MB allowed \(loupe\.maxModelMemoryMB\)\. Use --max-feature-nodes \d+/);
+    } finally {
+      await small.dispose();
+    }
+  });
+
   it("refuses thresholds outside (0, 1] and transcoders of another model, saying which", async () => {
     await rejectsWith(backend.request("traceCircuit", { text: PROMPT, nodeThreshold: 0 }), "bad-argument", /node threshold must be in \(0, 1\]/);
     const tiny = new InProcessBackend();

@@ -1,0 +1,218 @@
+/**
+ * Rows of the attribution graph through the transposed frozen model. A batch of target read-out
+ * vectors walks down the layers as gradients [batch, position, d_model]; at each layer, every
+ * source writing there (a feature's activation x decoder row, an error) is dotted with the
+ * gradient at its position, as one row-times-row product per position. A row is non-zero only at
+ * positions up to its target's (attention is causal), and at its target's position alone until its
+ * first attention layer, where the pattern's mixing is applied after W_V^T instead of before it.
+ */
+import { dot, matmulTransposed } from "./linalg";
+import type { ReplacementModel } from "./replacement";
+import { decoderLayers, decoderRow } from "./transcoder";
+
+/** A target row: what to carry back, and where it is read. */
+export interface TargetRow {
+  /** Layer whose MLP input it reads; nLayers for a logit (read after the last block). */
+  readonly layer: number;
+  readonly pos: number;
+  readonly vector: Float32Array;
+}
+
+/** The sources writing into one (layer, position): their node columns and output vectors [n, d_model], the error last. */
+interface Writers {
+  readonly cols: Int32Array;
+  readonly vectors: Float32Array;
+}
+
+/** Where a row's gradient is non-zero. */
+const enum RowState {
+  /** Its target reads a layer further down: nothing yet. */
+  NotStarted,
+  /** At its target's position only (before its first attention layer). */
+  OnePosition,
+  /** At every position up to its target's, as a few basis vectors (see RowBasis). */
+  Basis,
+  /** At every position up to its target's. */
+  Spread,
+}
+
+/**
+ * A row one attention layer below where it started: g[k] = sum_j c[k, j] * vectors[j] for k <= pos,
+ * with its own vector at pos (c[k, 0] = [k == pos]) and one vector per head of the attention
+ * above (c[k, 1 + h] = that layer's norm1 scale at k times its pattern P[h, pos, k]).
+ */
+interface RowBasis {
+  readonly vectors: Float32Array;
+  readonly coefficients: Float32Array;
+}
+
+export class RowComputer {
+  /** writers[l][p]: every source writing into layer l's MLP output at position p. */
+  private readonly writers: Writers[][];
+
+  constructor(
+    private readonly r: ReplacementModel,
+    private readonly nNodes: number,
+  ) {
+    const { frozen, transcoders: set, features, errors } = r;
+    const T = frozen.nPos;
+    const L = frozen.nLayers;
+    const D = frozen.dModel;
+    const lists: { cols: number[]; rows: Float32Array[] }[][] = Array.from({ length: L }, () => Array.from({ length: T }, () => ({ cols: [], rows: [] })));
+    features.forEach((f, col) => {
+      for (let o = 0; o < decoderLayers(set, f.layer); o++) {
+        const entry = lists[f.layer + o][f.pos];
+        entry.cols.push(col);
+        entry.rows.push(decoderRow(set, f.layer, f.feature, f.layer + o).map((x) => x * f.activation));
+      }
+    });
+    this.writers = lists.map((perPos, l) =>
+      perPos.map(({ cols, rows }, p) => {
+        cols.push(features.length + l * T + p);
+        rows.push(errors[l].subarray(p * D, (p + 1) * D));
+        const vectors = new Float32Array(rows.length * D);
+        rows.forEach((v, i) => vectors.set(v, i * D));
+        return { cols: Int32Array.from(cols), vectors };
+      }),
+    );
+  }
+
+  /** Fill `out` ([specs.length, nNodes], zeroed) with each target's row. */
+  compute(specs: readonly TargetRow[], out: Float32Array): void {
+    const { frozen, transcoders: set } = this.r;
+    const T = frozen.nPos;
+    const L = frozen.nLayers;
+    const D = frozen.dModel;
+    const B = specs.length;
+    const top = Math.max(...specs.map((s) => s.layer));
+    const state = new Uint8Array(B).fill(RowState.NotStarted);
+    const bases: (RowBasis | undefined)[] = new Array(B);
+    const g = new Float32Array(B * T * D);
+    specs.forEach((s, b) => {
+      if (s.layer !== L) return;
+      frozen.finalBackward(s.pos, s.vector, g, (b * T + s.pos) * D);
+      state[b] = RowState.OnePosition;
+    });
+    for (let l = Math.min(top, L - 1); l >= 0; l--) {
+      if (l < top) {
+        this.readSources(l, specs, state, g, out);
+        const skip = set.layers[l].skip;
+        if (skip) this.skipBackward(l, skip, specs, state, g);
+      }
+      specs.forEach((s, b) => {
+        if (s.layer !== l) return;
+        frozen.inputBackward(l, set.inputHook, s.pos, s.vector, g, (b * T + s.pos) * D);
+        state[b] = RowState.OnePosition;
+      });
+      this.attentionBackward(l, specs, state, bases, g);
+    }
+    const tokenCol = this.r.features.length + L * T;
+    specs.forEach((s, b) => {
+      for (let p = 0; p <= s.pos; p++) out[b * this.nNodes + tokenCol + p] = dot(g, (b * T + p) * D, frozen.embed, p * D, D);
+    });
+  }
+
+  /** Every source writing into layer l's MLP output, dotted with the gradient there. */
+  private readSources(l: number, specs: readonly TargetRow[], state: Uint8Array, g: Float32Array, out: Float32Array): void {
+    const T = this.r.frozen.nPos;
+    const D = this.r.frozen.dModel;
+    const rows: number[] = [];
+    const gathered = new Float32Array(specs.length * D);
+    for (let p = 0; p < T; p++) {
+      rows.length = 0;
+      specs.forEach((s, b) => {
+        if (state[b] === RowState.OnePosition ? p === s.pos : state[b] !== RowState.NotStarted && p <= s.pos) rows.push(b);
+      });
+      if (rows.length === 0) continue;
+      rows.forEach((b, i) => gathered.set(g.subarray((b * T + p) * D, (b * T + p + 1) * D), i * D));
+      const { cols, vectors } = this.writers[l][p];
+      const n = cols.length;
+      const effects = new Float32Array(rows.length * n);
+      matmulTransposed(gathered, vectors, effects, rows.length, D, n);
+      rows.forEach((b, i) => {
+        const row = b * this.nNodes;
+        for (let j = 0; j < n; j++) out[row + cols[j]] += effects[i * n + j];
+      });
+    }
+  }
+
+  /** The transcoder's skip connection carries the gradient at layer l's MLP output back to its input. */
+  private skipBackward(l: number, skip: Float32Array, specs: readonly TargetRow[], state: Uint8Array, g: Float32Array): void {
+    const { frozen, transcoders: set } = this.r;
+    const T = frozen.nPos;
+    const D = frozen.dModel;
+    specs.forEach((s, b) => {
+      if (state[b] === RowState.NotStarted) return;
+      const first = state[b] === RowState.OnePosition ? s.pos : 0;
+      if (state[b] === RowState.Basis) state[b] = RowState.Spread;
+      const count = s.pos + 1 - first;
+      const through = new Float32Array(count * D);
+      matmulTransposed(g.subarray((b * T + first) * D, (b * T + s.pos + 1) * D), skip, through, count, D, D);
+      for (let i = 0; i < count; i++) frozen.inputBackward(l, set.inputHook, first + i, through.subarray(i * D, (i + 1) * D), g, (b * T + first + i) * D);
+    });
+  }
+
+  /** g <- g + attention_l^T g for every started row (the residual stream carries g past the attention). */
+  private attentionBackward(l: number, specs: readonly TargetRow[], state: Uint8Array, bases: (RowBasis | undefined)[], g: Float32Array): void {
+    const { frozen } = this.r;
+    const T = frozen.nPos;
+    const D = frozen.dModel;
+    const H = frozen.weights.nHeads;
+    const nb = H + 1;
+    const delta = new Float32Array(g.length);
+    const single = specs.flatMap((s, b) => (state[b] === RowState.OnePosition ? [b] : []));
+    if (single.length > 0) {
+      const at = new Float32Array(single.length * D);
+      single.forEach((b, i) => at.set(g.subarray((b * T + specs[b].pos) * D, (b * T + specs[b].pos + 1) * D), i * D));
+      const positions = Int32Array.from(single, (b) => specs[b].pos);
+      const y = frozen.attentionBackwardAtOnePosition(l, at, single.length, positions, delta, Int32Array.from(single, (b) => b * T));
+      if (l > 0) single.forEach((b, i) => (bases[b] = this.basisBelow(l, specs[b].pos, at.subarray(i * D, (i + 1) * D), y, i)));
+    }
+    const fromBasis = specs.flatMap((s, b) => (state[b] === RowState.Basis && this.basisIsCheaper(s.pos + 1, nb) ? [b] : []));
+    if (fromBasis.length > 0) {
+      const V = new Float32Array(fromBasis.length * nb * D);
+      fromBasis.forEach((b, i) => V.set((bases[b] as RowBasis).vectors, i * nb * D));
+      const c = fromBasis.map((b) => (bases[b] as RowBasis).coefficients);
+      frozen.attentionBackwardFromBasis(l, V, nb, c, Int32Array.from(fromBasis, (b) => specs[b].pos), delta, Int32Array.from(fromBasis, (b) => b * T));
+    }
+    const viaBasis = new Set(fromBasis);
+    specs.forEach((s, b) => {
+      if ((state[b] !== RowState.Spread && state[b] !== RowState.Basis) || viaBasis.has(b)) return;
+      const from = b * T * D;
+      const to = (b * T + s.pos + 1) * D;
+      frozen.attentionBackward(l, g.subarray(from, to), s.pos + 1, delta.subarray(from, to));
+    });
+    specs.forEach((s, b) => {
+      if (state[b] === RowState.NotStarted) return;
+      const to = (b * T + s.pos + 1) * D;
+      for (let i = b * T * D; i < to; i++) g[i] += delta[i];
+      state[b] = state[b] === RowState.OnePosition && l > 0 ? RowState.Basis : RowState.Spread;
+      if (state[b] === RowState.Spread) bases[b] = undefined;
+    });
+  }
+
+  /** Row i's gradient below layer l's attention in basis form (see RowBasis): its vector at `pos`, then one per head. */
+  private basisBelow(l: number, pos: number, own: Float32Array, y: readonly Float32Array[], i: number): RowBasis {
+    const { frozen } = this.r;
+    const T = frozen.nPos;
+    const D = frozen.dModel;
+    const H = y.length;
+    const nb = H + 1;
+    const vectors = new Float32Array(nb * D);
+    vectors.set(own, 0);
+    y.forEach((yh, h) => vectors.set(yh.subarray(i * D, (i + 1) * D), (1 + h) * D));
+    const { pattern, invScale1 } = frozen.layers[l];
+    const coefficients = new Float32Array((pos + 1) * nb);
+    coefficients[pos * nb] = 1;
+    for (let k = 0; k <= pos; k++) for (let h = 0; h < H; h++) coefficients[k * nb + 1 + h] = invScale1[k] * pattern[(h * T + pos) * T + k];
+    return { vectors, coefficients };
+  }
+
+  /** Multiply-adds of the basis form against the dense form for a row over `positions` positions. */
+  private basisIsCheaper(positions: number, nb: number): boolean {
+    const { dModel: D, nHeads: H } = this.r.frozen.weights;
+    const dense = 2 * positions * D * D;
+    const basis = 2 * nb * D * D + positions * H * nb * D + (positions * positions * H * nb) / 2;
+    return basis < dense;
+  }
+}
