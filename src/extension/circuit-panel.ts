@@ -52,7 +52,10 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   showTrace(trace: CircuitTrace, graph: GraphFile, document: vscode.Uri, startOffset: number): void {
     this.setGraph(parseGraphFile(JSON.stringify(graph), "the traced graph"), graph as unknown as Record<string, unknown>);
     if (this.shown) this.shown.prompt = { uri: document, ranges: trace.tokens.map((t) => (t.end > t.start ? [startOffset + t.start, startOffset + t.end] : null)) };
-    this.show();
+    // Beside the prompt's own editor, not the active group's: when the walkthrough or another panel
+    // has focus, "beside the active group" is the prompt's group, and the graph would cover it.
+    const column = columnOf(document);
+    this.show(column === undefined ? undefined : column + 1);
   }
 
   /** A graph file's document in the webview panel VS Code made for it; re-read when the document changes. */
@@ -107,9 +110,9 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     };
   }
 
-  private show(): void {
+  private show(column?: vscode.ViewColumn): void {
     const state = this.currentState();
-    this.present(state, state.title);
+    this.present(state, state.title, column);
   }
 
   protected page(): PageOptions {
@@ -156,7 +159,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     }
     const document = await vscode.workspace.openTextDocument(shown.prompt.uri);
     const selection = new vscode.Selection(document.positionAt(range[0]), document.positionAt(range[1]));
-    const editor = await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
+    const editor = await vscode.window.showTextDocument(document, { viewColumn: columnOf(document.uri) ?? vscode.ViewColumn.One, preserveFocus: false });
     editor.selection = selection;
     editor.revealRange(selection, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
   }
@@ -275,3 +278,8 @@ ol.links, ul.pins { padding-left: 1.4em; margin: .2em 0; }
 td.number { text-align: right; font-family: var(--vscode-editor-font-family); padding-left: 1em; }
 .command { font-family: var(--vscode-editor-font-family); font-size: .9em; color: var(--vscode-descriptionForeground); word-break: break-all; }`,
 };
+
+/** The column of a visible editor showing `uri`, if one does. */
+function columnOf(uri: vscode.Uri): vscode.ViewColumn | undefined {
+  return vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === uri.toString())?.viewColumn;
+}

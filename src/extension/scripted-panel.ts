@@ -37,11 +37,14 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
   /** The user closed the panel. */
   protected onClosed(): void {}
 
-  /** Show a state: open the panel (its page asks for the state once loaded) or post it to the open one. */
-  protected present(state: State, title: string): void {
+  /**
+   * Show a state: open the panel (its page asks for the state once loaded) or post it to the open one.
+   * `column`: where a new panel opens; beside the active group unless the caller knows better.
+   */
+  protected present(state: State, title: string, column: vscode.ViewColumn = vscode.ViewColumn.Beside): void {
     this.state = state;
     if (!this.panel) {
-      const panel = vscode.window.createWebviewPanel(this.spec.viewType, title, vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [this.scripts()], retainContextWhenHidden: false });
+      const panel = vscode.window.createWebviewPanel(this.spec.viewType, title, column, { enableScripts: true, localResourceRoots: [this.scripts()], retainContextWhenHidden: false });
       this.setUp(panel, state);
     } else {
       this.panel.title = title;
