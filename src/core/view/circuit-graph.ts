@@ -97,7 +97,7 @@ export function parseGraphFile(text: string, fileName: string): PanelGraph {
   if (!Array.isArray(raw.nodes)) return fail('it has no "nodes" list');
   if (!Array.isArray(raw.links)) return fail('it has no "links" list');
   const metadata = raw.metadata as GraphFile["metadata"];
-  const tokens = Array.isArray(metadata.prompt_tokens) ? metadata.prompt_tokens.map(String) : [];
+  const tokens = Array.isArray(metadata.prompt_tokens) ? metadata.prompt_tokens.map(asText) : [];
 
   const index = new Map<string, number>();
   const clashes: string[] = [];
@@ -137,11 +137,11 @@ export function parseGraphFile(text: string, fileName: string): PanelGraph {
   }));
   const links: PanelLink[] = raw.links.map((l: unknown, i: number) => {
     if (!isObject(l)) return fail(`link ${i} is not an object`);
-    const source = index.get(String(l.source));
-    const target = index.get(String(l.target));
+    const source = index.get(asText(l.source));
+    const target = index.get(asText(l.target));
     if (source === undefined || target === undefined) return fail(`link ${i} joins ${JSON.stringify(l.source)} to ${JSON.stringify(l.target)}, and ${source === undefined ? "the first" : "the second"} is no node of the graph`);
     const weight = l.weight;
-    if (typeof weight !== "number" || !Number.isFinite(weight)) return fail(`link ${i} (${String(l.source)} -> ${String(l.target)}) has weight ${JSON.stringify(weight)}`);
+    if (typeof weight !== "number" || !Number.isFinite(weight)) return fail(`link ${i} (${asText(l.source)} -> ${asText(l.target)}) has weight ${JSON.stringify(weight)}`);
     return { source, target, weight };
   });
   const maxPos = Math.max(tokens.length - 1, ...nodes.map((n) => n.pos));
@@ -246,4 +246,9 @@ export function promptTokenOffsets(graph: PanelGraph): [number, number][] | null
     else return null;
   }
   return at === prompt.length ? offsets : null;
+}
+
+/** A file's value as text without calling its methods: `String({"toString": 1})` throws. */
+function asText(value: unknown): string {
+  return typeof value === "object" && value !== null ? (JSON.stringify(value) ?? "") : String(value);
 }

@@ -59,6 +59,11 @@ describe("circuit panel: graph files", () => {
     }
   });
 
+  it("names values whose toString is not a function instead of throwing (a fuzz crash)", () => {
+    const hostile = { ...smallFile, metadata: { ...smallFile.metadata, prompt_tokens: [{ toString: 1 }] }, links: [{ source: { toString: 1 }, target: "x", weight: 1 }] };
+    assert.throws(() => parseGraphFile(JSON.stringify(hostile), "bad.json"), (e: unknown) => e instanceof GraphFileError && /toString/.test(e.message));
+  });
+
   it("round-trips pins and supernodes through qParams in circuit-tracer's shape, dropping unknown ids", () => {
     const [a, b, c] = parsed.nodes.map((n) => n.id);
     const q = withSubgraph(parsed, [a, b, "ghost", a], [{ label: "say Leo", members: [b, c, "ghost"] }, { label: "empty", members: ["ghost"] }], c);
