@@ -40,25 +40,7 @@ export function normaliseRows(A: Float32Array, n: number): Float32Array {
  * series ends (exactly: the products reach zero); `maxIterations` guards against a malformed one.
  */
 export function influence(normalised: Float32Array, n: number, weights: Float64Array, maxIterations = 1000): Float64Array {
-  const total = new Float64Array(n);
-  let current = propagate(normalised, n, weights);
-  for (let it = 0; it < maxIterations && current.some((v) => v !== 0); it++) {
-    for (let j = 0; j < n; j++) total[j] += current[j];
-    current = propagate(normalised, n, current);
-  }
-  return total;
-}
-
-/** v @ Â. */
-function propagate(normalised: Float32Array, n: number, v: Float64Array): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const x = v[i];
-    if (x === 0) continue;
-    const row = i * n;
-    for (let j = 0; j < n; j++) out[j] += x * normalised[row + j];
-  }
-  return out;
+  return sparseInfluence(compressRows(normalised, n, false), n, weights, maxIterations);
 }
 
 /** The score at which the cumulative share of `scores` (sorted descending) first reaches `threshold`. */
@@ -103,32 +85,98 @@ export interface PrunedGraph extends PruneResult {
 export function pruneGraph(A: Float32Array, layout: NodeLayout, probabilities: ArrayLike<number>, nodeThreshold = 0.8, edgeThreshold = 0.98): PrunedGraph {
   const n = nodeCount(layout);
   const w = logitWeights(layout, probabilities);
-  const normalisedA = normaliseRows(A, n);
-  const nodeInfluence = influence(normalisedA, n, w);
+  const normalisedA = sparseNormalised(A, n);
+  const nodeInfluence = sparseInfluence(normalisedA, n, w);
   const scores = scoresOf(normalisedA, nodeInfluence, layout, w);
   const nodeCut = thresholdFor(nodeInfluence, nodeThreshold);
   const nodeMask = new Uint8Array(n);
   const alwaysFrom = n - layout.nLogits - layout.nTokens;
   for (let i = 0; i < n; i++) nodeMask[i] = i >= alwaysFrom || nodeInfluence[i] >= nodeCut ? 1 : 0;
 
-  const pruned = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    if (!nodeMask[i]) continue;
-    for (let j = 0; j < n; j++) if (nodeMask[j]) pruned[i * n + j] = A[i * n + j];
-  }
-  const normalised = normaliseRows(pruned, n);
-  const edgeInfluence = influence(normalised, n, w);
-  const edgeScores = new Float32Array(n * n);
+  // Edge scores, in place of the pruned graph's normalised values: Â[t, s] (influence[t] + w[t]).
+  const edges = sparseNormalised(A, n, nodeMask);
+  const edgeInfluence = sparseInfluence(edges, n, w);
   for (let i = 0; i < n; i++) {
     const scale = edgeInfluence[i] + w[i];
-    for (let j = 0; j < n; j++) edgeScores[i * n + j] = normalised[i * n + j] * scale;
+    for (let e = edges.start[i]; e < edges.start[i + 1]; e++) edges.values[e] *= scale;
   }
-  const edgeCut = thresholdFor(edgeScores, edgeThreshold);
+  const edgeCut = thresholdFor(edges.values, edgeThreshold);
   const edgeMask = new Uint8Array(n * n);
-  for (let k = 0; k < n * n; k++) edgeMask[k] = edgeScores[k] >= edgeCut && edgeScores[k] > 0 ? 1 : 0;
+  for (let i = 0; i < n; i++) {
+    for (let e = edges.start[i]; e < edges.start[i + 1]; e++) {
+      const score = edges.values[e];
+      if (score >= edgeCut && score > 0) edgeMask[i * n + edges.cols[e]] = 1;
+    }
+  }
 
   dropUnconnected(edgeMask, nodeMask, n, layout.nFeatures, alwaysFrom);
   return { nodeMask, edgeMask, nodeInfluence, scores };
+}
+
+/**
+ * Row-normalised |A| holding only its non-zero entries (compressed rows). An attribution graph is
+ * mostly zeros (causal in positions, layered, and a pruned graph keeps few nodes), so influence
+ * and scores walk these instead of n x n. Summed in the dense form's order: the same numbers.
+ */
+interface SparseRows {
+  /** Row i's entries are start[i] .. start[i + 1] - 1. */
+  readonly start: Int32Array;
+  readonly cols: Int32Array;
+  readonly values: Float32Array;
+}
+
+/** Row-normalised |A| over the entries whose row and column `keep` marks and `edgeMask` keeps (all without them), zeros left out. */
+function sparseNormalised(A: Float32Array, n: number, keep?: Uint8Array, edgeMask?: Uint8Array): SparseRows {
+  return compressRows(A, n, true, keep, edgeMask);
+}
+
+/** The non-zero entries of A (as |A| row-normalised when `normalise`) that `keep` and `edgeMask` keep. */
+function compressRows(A: Float32Array, n: number, normalise: boolean, keep?: Uint8Array, edgeMask?: Uint8Array): SparseRows {
+  const start = new Int32Array(n + 1);
+  const kept = (i: number, j: number) => A[i * n + j] !== 0 && (!keep || keep[j] === 1) && (!edgeMask || edgeMask[i * n + j] === 1);
+  for (let i = 0; i < n; i++) {
+    let count = 0;
+    if (!keep || keep[i]) for (let j = 0; j < n; j++) if (kept(i, j)) count++;
+    start[i + 1] = start[i] + count;
+  }
+  const cols = new Int32Array(start[n]);
+  const values = new Float32Array(start[n]);
+  for (let i = 0; i < n; i++) {
+    if (start[i + 1] === start[i]) continue;
+    let s = 0;
+    let e = start[i];
+    for (let j = 0; j < n; j++) {
+      if (!kept(i, j)) continue;
+      s += Math.abs(A[i * n + j]);
+      cols[e++] = j;
+    }
+    const inv = 1 / Math.max(s, 1e-10);
+    for (let k = start[i]; k < e; k++) values[k] = normalise ? Math.abs(A[i * n + cols[k]]) * inv : A[i * n + cols[k]];
+  }
+  return { start, cols, values };
+}
+
+/** influence() on the compressed rows. */
+function sparseInfluence(R: SparseRows, n: number, weights: Float64Array, maxIterations = 1000): Float64Array {
+  const total = new Float64Array(n);
+  let current = weights;
+  for (let it = 0; it <= maxIterations; it++) {
+    const next = new Float64Array(n);
+    let any = false;
+    for (let i = 0; i < n; i++) {
+      const x = current[i];
+      if (x === 0) continue;
+      for (let e = R.start[i]; e < R.start[i + 1]; e++) next[R.cols[e]] += x * R.values[e];
+    }
+    for (let j = 0; j < n; j++) {
+      if (next[j] === 0) continue;
+      total[j] += next[j];
+      any = true;
+    }
+    if (!any) break;
+    current = next;
+  }
+  return total;
 }
 
 /**
@@ -175,14 +223,15 @@ export interface GraphScores {
   readonly completeness: number;
 }
 
-export function graphScores(A: Float32Array, layout: NodeLayout, probabilities: ArrayLike<number>): GraphScores {
+/** Replacement and completeness scores of A, or of the edges `edgeMask` keeps (a pruned graph). */
+export function graphScores(A: Float32Array, layout: NodeLayout, probabilities: ArrayLike<number>, edgeMask?: Uint8Array): GraphScores {
   const n = nodeCount(layout);
   const w = logitWeights(layout, probabilities);
-  const normalised = normaliseRows(A, n);
-  return scoresOf(normalised, influence(normalised, n, w), layout, w);
+  const normalised = sparseNormalised(A, n, undefined, edgeMask);
+  return scoresOf(normalised, sparseInfluence(normalised, n, w), layout, w);
 }
 
-function scoresOf(normalised: Float32Array, inf: Float64Array, layout: NodeLayout, w: Float64Array): GraphScores {
+function scoresOf(normalised: SparseRows, inf: Float64Array, layout: NodeLayout, w: Float64Array): GraphScores {
   const n = nodeCount(layout);
   const errorStart = layout.nFeatures;
   const errorEnd = errorStart + layout.nErrors;
@@ -195,7 +244,10 @@ function scoresOf(normalised: Float32Array, inf: Float64Array, layout: NodeLayou
   let total = 0;
   for (let i = 0; i < n; i++) {
     let errorShare = 0;
-    for (let j = errorStart; j < errorEnd; j++) errorShare += normalised[i * n + j];
+    for (let e = normalised.start[i]; e < normalised.start[i + 1]; e++) {
+      const j = normalised.cols[e];
+      if (j >= errorStart && j < errorEnd) errorShare += normalised.values[e];
+    }
     const out = inf[i] + w[i];
     weighted += (1 - errorShare) * out;
     total += out;

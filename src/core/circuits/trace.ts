@@ -26,12 +26,11 @@ export async function trace(model: HookedModel, transcoders: TranscoderSet, toke
   const graph = await attribute(model, transcoders, tokens, options);
   const probabilities = graph.targets.map((t) => t.probability);
   const pruned = pruneGraph(graph.adjacency, graph.layout, probabilities, options.nodeThreshold ?? 0.8, options.edgeThreshold ?? 0.98);
-  const kept = graph.adjacency.map((v, k) => (pruned.edgeMask[k] ? v : 0));
   return {
     graph,
     pruned,
     scores: pruned.scores,
-    prunedScores: graphScores(kept, graph.layout, probabilities),
+    prunedScores: graphScores(graph.adjacency, graph.layout, probabilities, pruned.edgeMask),
     elapsedMs: performance.now() - started,
   };
 }
