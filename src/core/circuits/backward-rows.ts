@@ -6,7 +6,8 @@
  * positions up to its target's (attention is causal), and at its target's position alone until its
  * first attention layer, where the pattern's mixing is applied after W_V^T instead of before it.
  */
-import { dot, matmulTransposed } from "./linalg";
+import { normLinearForward } from "./frozen-model";
+import { dot, matmul, matmulTransposed } from "./linalg";
 import type { ReplacementModel } from "./replacement";
 import { decoderLayers, decoderRow } from "./transcoder";
 
@@ -49,6 +50,7 @@ interface RowBasis {
 export class RowComputer {
   /** writers[l][p]: every source writing into layer l's MLP output at position p. */
   private readonly writers: Writers[][];
+  private firstLayerOutputs?: Float32Array;
 
   constructor(
     private readonly r: ReplacementModel,
@@ -104,11 +106,11 @@ export class RowComputer {
         frozen.inputBackward(l, set.inputHook, s.pos, s.vector, g, (b * T + s.pos) * D);
         state[b] = RowState.OnePosition;
       });
-      this.attentionBackward(l, specs, state, bases, g);
+      this.attentionBackward(l, specs, state, bases, g, out);
     }
     const tokenCol = this.r.features.length + L * T;
     specs.forEach((s, b) => {
-      for (let p = 0; p <= s.pos; p++) out[b * this.nNodes + tokenCol + p] = dot(g, (b * T + p) * D, frozen.embed, p * D, D);
+      for (let p = 0; p <= s.pos; p++) out[b * this.nNodes + tokenCol + p] += dot(g, (b * T + p) * D, frozen.embed, p * D, D);
     });
   }
 
@@ -153,7 +155,7 @@ export class RowComputer {
   }
 
   /** g <- g + attention_l^T g for every started row (the residual stream carries g past the attention). */
-  private attentionBackward(l: number, specs: readonly TargetRow[], state: Uint8Array, bases: (RowBasis | undefined)[], g: Float32Array): void {
+  private attentionBackward(l: number, specs: readonly TargetRow[], state: Uint8Array, bases: (RowBasis | undefined)[], g: Float32Array, out: Float32Array): void {
     const { frozen } = this.r;
     const T = frozen.nPos;
     const D = frozen.dModel;
@@ -176,8 +178,12 @@ export class RowComputer {
       frozen.attentionBackwardFromBasis(l, V, nb, c, Int32Array.from(fromBasis, (b) => specs[b].pos), delta, Int32Array.from(fromBasis, (b) => b * T));
     }
     const viaBasis = new Set(fromBasis);
+    const dense = specs.flatMap((s, b) => ((state[b] === RowState.Spread || state[b] === RowState.Basis) && !viaBasis.has(b) ? [b] : []));
+    // Below layer 0's attention only the embeddings read the gradient: credit them directly.
+    const toTokens = l === 0 ? dense : [];
+    if (toTokens.length > 0) this.tokensThroughFirstAttention(toTokens, specs, g, out);
     specs.forEach((s, b) => {
-      if ((state[b] !== RowState.Spread && state[b] !== RowState.Basis) || viaBasis.has(b)) return;
+      if (!dense.includes(b) || toTokens.includes(b)) return;
       const from = b * T * D;
       const to = (b * T + s.pos + 1) * D;
       frozen.attentionBackward(l, g.subarray(from, to), s.pos + 1, delta.subarray(from, to));
@@ -189,6 +195,66 @@ export class RowComputer {
       state[b] = state[b] === RowState.OnePosition && l > 0 ? RowState.Basis : RowState.Spread;
       if (state[b] === RowState.Spread) bases[b] = undefined;
     });
+  }
+
+  /**
+   * Token columns of spread rows through layer 0's frozen attention, without carrying their
+   * gradient below it. The embedding at k reaches the output at q through head h as
+   * inv1[k] P[h, q, k] o[h, k], o[h, k] its value vector's output (headOutputs), so its column
+   * gains sum over q >= k and h of inv1[k] P[h, q, k] (g[q] · o[h, k]): (k + 1) H dots of d_model
+   * per query instead of two d_model x d_model products per position. (The residual path, e[k] ·
+   * g[k], is added with every row's at the end.)
+   */
+  private tokensThroughFirstAttention(rows: readonly number[], specs: readonly TargetRow[], g: Float32Array, out: Float32Array): void {
+    const { frozen } = this.r;
+    const T = frozen.nPos;
+    const D = frozen.dModel;
+    const H = frozen.weights.nHeads;
+    const outputs = this.headOutputs();
+    const { pattern: P, invScale1: inv } = frozen.layers[0];
+    const tokenCol = this.r.features.length + frozen.nLayers * T;
+    const last = Math.max(...rows.map((b) => specs[b].pos));
+    const gathered = new Float32Array(rows.length * D);
+    const dots = new Float32Array(rows.length * (last + 1) * H);
+    for (let q = 0; q <= last; q++) {
+      const active = rows.filter((b) => specs[b].pos >= q);
+      active.forEach((b, i) => gathered.set(g.subarray((b * T + q) * D, (b * T + q + 1) * D), i * D));
+      const width = (q + 1) * H;
+      matmulTransposed(gathered, outputs, dots, active.length, D, width);
+      active.forEach((b, i) => {
+        const row = b * this.nNodes + tokenCol;
+        for (let k = 0; k <= q; k++) {
+          let s = 0;
+          for (let h = 0; h < H; h++) s += P[(h * T + q) * T + k] * dots[i * width + k * H + h];
+          out[row + k] += inv[k] * s;
+        }
+      });
+    }
+  }
+
+  /**
+   * o[h, k] [T * H, d_model], row k * H + h: what the embedding at k adds to layer 0's attention
+   * output through head h per unit of pattern and norm scale, (norm1's linear part of e[k]) W_V,h W_O,h.
+   */
+  private headOutputs(): Float32Array {
+    if (this.firstLayerOutputs) return this.firstLayerOutputs;
+    const { frozen } = this.r;
+    const T = frozen.nPos;
+    const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh } = frozen.weights;
+    const block = frozen.weights.blocks[0];
+    const group = H / KV;
+    const normed = new Float32Array(T * D);
+    for (let k = 0; k < T; k++) normLinearForward(block.norm1, frozen.embed, k * D, normed, k * D, D);
+    const values = new Float32Array(T * KV * Dh);
+    matmul(normed, block.W_V, values, T, D, KV * Dh);
+    const outputs = new Float32Array(T * H * D);
+    for (let k = 0; k < T; k++) {
+      for (let h = 0; h < H; h++) {
+        const v = values.subarray((k * KV + Math.floor(h / group)) * Dh, (k * KV + Math.floor(h / group) + 1) * Dh);
+        matmul(v, block.W_O.subarray(h * Dh * D, (h + 1) * Dh * D), outputs.subarray((k * H + h) * D, (k * H + h + 1) * D), 1, Dh, D);
+      }
+    }
+    return (this.firstLayerOutputs = outputs);
   }
 
   /** Row i's gradient below layer l's attention in basis form (see RowBasis): its vector at `pos`, then one per head. */

@@ -369,6 +369,19 @@ function normForward(norm: NormWeights, invScale: Float32Array, x: Float32Array,
   return out;
 }
 
+/**
+ * The frozen norm's linear part without its 1/scale, forward on one vector: gamma ⊙ centre(x)
+ * (no centring for RMSNorm), the adjoint of normBackwardLinear: x · normBackwardLinear(g) = normLinearForward(x) · g.
+ */
+export function normLinearForward(norm: NormWeights, x: Float32Array, xOffset: number, into: Float32Array, offset: number, D: number): void {
+  let mean = 0;
+  if (norm.kind === "layernorm") {
+    for (let d = 0; d < D; d++) mean += x[xOffset + d];
+    mean /= D;
+  }
+  for (let d = 0; d < D; d++) into[offset + d] = norm.gamma[d] * (x[xOffset + d] - mean);
+}
+
 /** The frozen norm's transpose without its 1/scale, in place: centre(gamma ⊙ g) (no centring for RMSNorm). */
 function normBackwardLinear(norm: NormWeights, g: Float32Array, offset: number, D: number): void {
   let mean = 0;
