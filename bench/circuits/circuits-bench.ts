@@ -4,11 +4,14 @@
  *   npx tsx bench/circuits/circuits-bench.ts [--plt models/reference/transcoders/plt]
  *       [--clt models/reference/transcoders/clt] [--items 40] [--seed 5]
  *
+ * Prompts are traced as circuit-tracer traces them, behind a constant special token (prompt.ts);
+ * that token is not a prompt token and is never ranked.
+ *
  * (a) held-out IOI items, target the logit difference IO - S: are the IO and S2 name tokens among
  *     the top 3 token nodes by influence; replacement and completeness scores, PLT vs CLT;
  * (b) held-out induction items cut in the middle of the repeat, target the next token: is the
- *     token after the earlier copy the top token node (the current, last token and the first, the
- *     attention sink, left out);
+ *     token after the earlier copy the top token node (also: with the current token left out,
+ *     and by signed total effect instead of influence, to show what influence misses);
  * (c) zeroing each graph's 10 most influential feature nodes: the graph's predicted change of the
  *     target against the constrained (frozen) and free (real model) changes, Pearson over items;
  * (d) speed: a full graph of a 30-token prompt (model loaded; capture, rows, pruning, scores), wall
@@ -21,7 +24,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import { parseArgs } from "node:util";
-import { buildReplacement, attributeReplacement, graphScores, interveneOnFeatures, loadTranscoders, pruneGraph, tokenNode, trace, type TranscoderSet } from "../../src/core/circuits";
+import { buildReplacement, attributeReplacement, graphScores, interveneOnFeatures, loadTranscoders, nodeTotal, pruneGraph, tokenNode, trace, traceEncoding, type AttributionGraph, type TranscoderSet } from "../../src/core/circuits";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { firstDistinctTokens } from "../../src/core/patching/metrics";
 import { renderTable } from "../../src/cli/format";
@@ -53,21 +56,53 @@ function positionsOf(offsets: readonly (readonly [number, number])[], span: { st
   return offsets.flatMap(([s, e], i) => (s < span.end && e > span.start ? [i] : []));
 }
 
-/** Token nodes ranked by influence, most first. */
-function rankedTokens(nodeInfluence: Float64Array, firstToken: number, count: number, leaveOut?: number): number[] {
-  return Array.from({ length: count }, (_, p) => p).filter((p) => p !== leaveOut).sort((a, b) => nodeInfluence[firstToken + b] - nodeInfluence[firstToken + a]);
+/** Prompt token positions (the leading special token left out) ranked by `score`, most first. */
+function rankedTokens(score: ArrayLike<number>, firstToken: number, count: number, lead: number): number[] {
+  return Array.from({ length: count - lead }, (_, p) => p + lead).sort((a, b) => score[firstToken + b] - score[firstToken + a]);
+}
+
+/**
+ * Each node's signed total effect on the first target through the graph's linearised paths: a
+ * feature passes a change of its pre-activation on one to one, so a path's effect is the product of
+ * its edges with each feature's edge weights taken per unit of its activation. For a token node
+ * this is gradient x input of its embedding in the frozen replacement model. Not circuit-tracer's
+ * influence (which sums |A| shares, so contributions that cancel both count); printed beside it to
+ * show what the ranking by influence misses.
+ */
+function signedTotals(g: AttributionGraph): Float64Array {
+  const n = nodeTotal(g);
+  const A = g.adjacency;
+  const F = g.layout.nFeatures;
+  const total = new Float64Array(n);
+  let current = new Float64Array(n);
+  current[n - g.layout.nLogits] = 1;
+  for (let depth = 0; depth < n && current.some((x) => x !== 0); depth++) {
+    const next = new Float64Array(n);
+    for (let t = 0; t < n; t++) {
+      const x = current[t];
+      if (x === 0) continue;
+      for (let s = 0; s < n; s++) {
+        const a = A[t * n + s];
+        if (a !== 0) next[s] += (x * a) / (s < F ? g.features[s].activation : 1);
+      }
+    }
+    for (let s = 0; s < n; s++) total[s] += next[s];
+    current = next;
+  }
+  return total;
 }
 
 async function ioiSection(model: HookedModel, name: string, set: TranscoderSet, items: readonly TaskRecord[], rows: string[][], zeroing: { predicted: number[]; constrained: number[]; free: number[] }): Promise<void> {
   let io = 0;
   let s2 = 0;
   let both = 0;
+  let bothSigned = 0;
   let n = 0;
   const replacement: number[] = [];
   const completeness: number[] = [];
   for (const r of items) {
     const prompt = String(r.meta.prompt);
-    const enc = model.tokenizer.encode(prompt);
+    const enc = traceEncoding(model, prompt);
     const pair = firstDistinctTokens(model.tokenizer, String(r.meta.answer), String(r.meta.wrong));
     const tokens = [...enc.ids, ...pair.prefix];
     const rep = await buildReplacement(model, set, tokens);
@@ -76,7 +111,7 @@ async function ioiSection(model: HookedModel, name: string, set: TranscoderSet, 
     const scores = graphScores(g.adjacency, g.layout, g.targets.map((t) => t.probability));
     replacement.push(scores.replacement);
     completeness.push(scores.completeness);
-    const top = rankedTokens(pruned.nodeInfluence, tokenNode(g.layout, 0), tokens.length).slice(0, 3);
+    const top = rankedTokens(pruned.nodeInfluence, tokenNode(g.layout, 0), tokens.length, enc.lead).slice(0, 3);
     const ioPos = positionsOf(enc.offsets, r.spans.find((x) => x.label === "name-io"));
     const s2Pos = positionsOf(enc.offsets, r.spans.find((x) => x.label === "name-s2"));
     const hitIo = ioPos.some((p) => top.includes(p));
@@ -85,6 +120,9 @@ async function ioiSection(model: HookedModel, name: string, set: TranscoderSet, 
     if (hitIo) io++;
     if (hitS2) s2++;
     if (hitIo && hitS2) both++;
+    const signed = signedTotals(g).map(Math.abs);
+    const topSigned = rankedTokens(signed, tokenNode(g.layout, 0), tokens.length, enc.lead).slice(0, 3);
+    if (ioPos.some((p) => topSigned.includes(p)) && s2Pos.some((p) => topSigned.includes(p))) bothSigned++;
     if (zeroing) {
       const best = g.features.map((f, i) => ({ f, inf: pruned.nodeInfluence[i] })).sort((a, b) => b.inf - a.inf).slice(0, 10);
       const res = await interveneOnFeatures(model, rep, g.targets[0], best.map(({ f }) => ({ layer: f.layer, pos: f.pos, feature: f.feature, kind: "zero" as const })));
@@ -96,23 +134,26 @@ async function ioiSection(model: HookedModel, name: string, set: TranscoderSet, 
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   rows.push([`${name}: ioi, IO name among the top 3 token nodes`, pct(io / n), ">= 90%"]);
   rows.push([`${name}: ioi, S2 name among the top 3 token nodes`, pct(s2 / n), ">= 90%"]);
-  rows.push([`${name}: ioi, both`, pct(both / n), ""]);
+  rows.push([`${name}: ioi, both`, pct(both / n), `${n} items`]);
+  rows.push([`${name}: ioi, both among the top 3 by |signed total effect| (not the metric)`, pct(bothSigned / n), "gradient x input through the linearised graph"]);
   rows.push([`${name}: replacement score (mean)`, f3(mean(replacement)), "token / (token + error) influence"]);
   rows.push([`${name}: completeness score (mean)`, f3(mean(completeness)), "non-error share of inputs, by influence"]);
 }
 
 async function inductionSection(model: HookedModel, name: string, set: TranscoderSet, items: readonly TaskRecord[], rows: string[][]): Promise<void> {
   let hits = 0;
+  let hitsBesideCurrent = 0;
   let inTop2 = 0;
   let separatorTop = 0;
+  let signedHits = 0;
   let n = 0;
   for (const r of items) {
-    const enc = model.tokenizer.encode(r.text);
+    const enc = traceEncoding(model, r.text);
     const repeatStart = Number(r.meta.repeatStart);
     const first = enc.offsets.findIndex(([s]) => s >= repeatStart);
     const end = enc.offsets.findIndex(([s]) => s >= r.text.length - 1);
     const t = first + Math.floor((end - first) / 2);
-    if (first < 2 || t + 1 >= enc.ids.length) continue;
+    if (first < enc.lead + 2 || t + 1 >= enc.ids.length) continue;
     const tokens = enc.ids.slice(0, t + 1);
     // The earlier copy: the latest j in the first half whose token and predecessor match t's.
     let j = -1;
@@ -123,15 +164,18 @@ async function inductionSection(model: HookedModel, name: string, set: Transcode
     const g = attributeReplacement(rep, { targets: { kind: "token", token: enc.ids[t + 1] } }, (id) => model.tokenizer.decode([id]));
     const pruned = pruneGraph(g.adjacency, g.layout, g.targets.map((x) => x.probability));
     n++;
-    // Position 0 is left out as well as the last token: with no BOS in front, the first token is
-    // the attention sink every head falls back on (circuit-tracer makes it a constant BOS).
-    const ranked = rankedTokens(pruned.nodeInfluence, tokenNode(g.layout, 0), tokens.length, t).filter((p) => p !== 0);
+    // Every prompt token competes (the leading special token is a constant, not a prompt token).
+    const ranked = rankedTokens(pruned.nodeInfluence, tokenNode(g.layout, 0), tokens.length, enc.lead);
     if (ranked[0] === j + 1) hits++;
+    if (ranked.filter((p) => p !== t)[0] === j + 1) hitsBesideCurrent++;
     if (ranked.slice(0, 2).includes(j + 1)) inTop2++;
     if (ranked[0] === separator) separatorTop++;
+    if (rankedTokens(signedTotals(g), tokenNode(g.layout, 0), tokens.length, enc.lead)[0] === j + 1) signedHits++;
   }
-  rows.push([`${name}: induction, the token after the earlier copy is the top token node (first and last tokens left out)`, pct(hits / n), `>= 90%; ${n} items`]);
+  rows.push([`${name}: induction, the token after the earlier copy is the top token node`, pct(hits / n), `>= 90%; ${n} items`]);
+  rows.push([`${name}: induction, ... top once the current (last) token is left out`, pct(hitsBesideCurrent / n), ""]);
   rows.push([`${name}: induction, ... among the top 2`, pct(inTop2 / n), `the " |" separator is top in ${pct(separatorTop / n)}`]);
+  rows.push([`${name}: induction, ... top by signed total effect (not the metric)`, pct(signedHits / n), "gradient x input through the linearised graph"]);
 }
 
 async function main(): Promise<void> {
@@ -179,7 +223,7 @@ async function main(): Promise<void> {
         await inductionSection(model, name, set, induction, rows);
       }
       // (d) speed on a 30-token prompt.
-      const prompt = model.toTokens(generateHeldout(seed + 1, "arith-cot", 1)[0].text).slice(0, 30);
+      const prompt = traceEncoding(model, generateHeldout(seed + 1, "arith-cot", 1)[0].text).ids.slice(0, 30);
       const times: number[] = [];
       const cpu: number[] = [];
       let features = 0;

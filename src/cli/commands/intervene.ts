@@ -1,4 +1,4 @@
-import { buildReplacement, interveneOnFeatures, selectTargets, type FeatureEdit } from "../../core/circuits";
+import { buildReplacement, interveneOnFeatures, selectTargets, traceEncoding, type FeatureEdit } from "../../core/circuits";
 import { attributeReplacement, pruneGraph } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
@@ -38,7 +38,7 @@ export const interveneCommand: Command = {
     const model = await HookedModel.load(modelFolder, loadOptions(values));
     try {
       const text = (id: number) => model.tokenizer.decode([id]);
-      const r = await buildReplacement(model, transcoders, model.toTokens(prompt), io.signal);
+      const r = await buildReplacement(model, transcoders, traceEncoding(model, prompt).ids, io.signal);
       const spec = targetSpecOf(values, model);
       const target = selectTargets(spec, r.frozen.weights, r.frozen.lastLogits, text)[0];
       const edits: FeatureEdit[] = [

@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { bundledTranscoders, loadTranscoders, summariseTrace, targetSpecFor, toCompactGraphFile, toGraphFile, trace, type TargetSpec, type TraceSummary, type TranscoderSet } from "../../core/circuits";
+import { bundledTranscoders, loadTranscoders, summariseTrace, targetSpecFor, toCompactGraphFile, toGraphFile, trace, traceEncoding, type TargetSpec, type TraceSummary, type TranscoderSet } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
 import { HookedModel } from "../../core/model/hooked-model";
 import { finiteNumber, loadOptions, positiveInt, readInput, stringOption, type Command, type ParsedValues } from "../command";
@@ -58,7 +58,7 @@ export const traceCommand: Command = {
     try {
       const text = (id: number) => model.tokenizer.decode([id]);
       const targets = targetSpecOf(values, model);
-      const tokens = model.toTokens(prompt);
+      const tokens = traceEncoding(model, prompt).ids;
       const result = await trace(model, transcoders, tokens, {
         targets,
         nodeThreshold,

@@ -4,6 +4,7 @@ export * from "./transcoder-store";
 export * from "./random-transcoders";
 export * from "./frozen-model";
 export * from "./replacement";
+export * from "./prompt";
 export * from "./targets";
 export * from "./attribution";
 export * from "./prune";

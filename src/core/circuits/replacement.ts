@@ -1,12 +1,14 @@
 /**
  * The prompt's replacement model: the frozen model with every MLP rebuilt as transcoder features
  * plus an error (the MLP's true output minus the reconstruction), so the frozen forward pass still
- * reproduces the model exactly. Positions holding a BOS token are constants: their features are
- * not nodes and their errors are zero, as in circuit-tracer.
+ * reproduces the model exactly. Positions holding a BOS token (the special token a traced prompt
+ * starts with, see prompt.ts) are constants: their features are not nodes and their errors are
+ * zero, as in circuit-tracer.
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { FrozenModel } from "./frozen-model";
+import { leadingSpecialToken } from "./prompt";
 import { decode, encode, type TranscoderSet } from "./transcoder";
 
 export interface ActiveFeature {
@@ -54,7 +56,7 @@ export async function buildReplacement(model: HookedModel, set: TranscoderSet, t
   checkPrompt(model, tokens);
   const frozen = await FrozenModel.capture(model, tokens, signal);
   throwIfAborted(signal);
-  return replacementFrom(frozen, set, bosPositionsOf(tokens, model.cfg.bosTokenId));
+  return replacementFrom(frozen, set, bosPositionsOf(tokens, leadingSpecialToken(model.cfg)));
 }
 
 export function bosPositionsOf(tokens: readonly number[], bosTokenId: number | undefined): Set<number> {

@@ -4,7 +4,7 @@
  * this adds is each token's place in the text, so a client can colour the prompt.
  */
 import * as path from "node:path";
-import { buildReplacement, bundledTranscoders, interveneOnFeatures, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, transcoderFeatureDashboard, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
+import { buildReplacement, bundledTranscoders, interveneOnFeatures, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, traceEncoding, transcoderFeatureDashboard, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
 import { LoupeError } from "../errors";
 import { request } from "./request";
 
@@ -86,7 +86,7 @@ export const CIRCUIT_REQUESTS = {
     const model = session.model;
     const folder = params.transcoders || bundledTranscoders(model.folder);
     const transcoders = session.transcoders.get(folder, model);
-    const encoding = model.encode(params.text);
+    const encoding = traceEncoding(model, params.text);
     const tokenText = (id: number) => model.tokenizer.decode([id]);
     const traced = await trace(model, transcoders, encoding.ids, {
       targets: targetSpecFor(model, params.answer, params.contrast),
@@ -112,7 +112,7 @@ export const CIRCUIT_REQUESTS = {
     const model = session.model;
     const transcoders = session.transcoders.get(params.transcoders || bundledTranscoders(model.folder), model);
     const tokenText = (id: number) => model.tokenizer.decode([id]);
-    const replacement = await buildReplacement(model, transcoders, model.toTokens(params.text), signal);
+    const replacement = await buildReplacement(model, transcoders, traceEncoding(model, params.text).ids, signal);
     const target = selectTargets(targetSpecFor(model, params.answer, params.contrast), replacement.frozen.weights, replacement.frozen.lastLogits, tokenText)[0];
     return interveneOnFeatures(model, replacement, target, params.edits, { signal });
   }),

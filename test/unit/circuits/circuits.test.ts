@@ -17,6 +17,7 @@ import {
   runFrozen,
   saveTranscoders,
   tokenNode,
+  traceEncoding,
   decoderRow,
   type AttributionGraph,
   type FrozenInjection,
@@ -299,6 +300,36 @@ describe("circuits: attribution graphs", function () {
       assert.equal(g.features.length, suggested);
     } finally {
       await model.dispose();
+    }
+  });
+});
+
+describe("circuits: prompts traced behind a special token, as circuit-tracer does", function () {
+  this.timeout(60_000);
+
+  it("leads a GPT-2 prompt with its <|endoftext|> once, holds that position constant, and leaves Llama's <s> alone", async () => {
+    const gpt2 = await HookedModel.load(TINY_GPT2, { cacheDir: null, threads: 1 });
+    const llama = await HookedModel.load(TINY_LLAMA, { cacheDir: null, threads: 1 });
+    try {
+      const text = "the cat sat on the mat";
+      const own = gpt2.encode(text);
+      const traced = traceEncoding(gpt2, text);
+      assert.deepEqual(traced.ids, [gpt2.cfg.bosTokenId, ...own.ids]);
+      assert.deepEqual(traced.offsets, [[0, 0], ...own.offsets]);
+      assert.equal(traced.lead, 1);
+      assert.deepEqual(traceEncoding(gpt2, "<|endoftext|>the cat").ids.filter((id) => id === gpt2.cfg.bosTokenId).length, 1, "a prompt that starts with it gets no second one");
+      assert.deepEqual(traceEncoding(llama, text), llama.encode(text), "Llama's template already leads with <s>");
+      assert.equal(llama.encode(text).ids[0], llama.cfg.bosTokenId);
+
+      // Position 0 is a constant: no feature there, a zero error; the prompt's own tokens keep theirs.
+      const set = randomTranscoders({ kind: "plt", nLayers: gpt2.cfg.nLayers, dModel: gpt2.cfg.dModel, dTranscoder: 64, seed: 3 });
+      const r = await buildReplacement(gpt2, set, traced.ids);
+      assert.ok(r.features.length > 0 && r.features.every((f) => f.pos > 0));
+      assert.ok(r.errors.every((e) => e.subarray(0, gpt2.cfg.dModel).every((x) => x === 0)));
+      assert.ok(r.errors.some((e) => e.subarray(gpt2.cfg.dModel).some((x) => x !== 0)));
+    } finally {
+      await gpt2.dispose();
+      await llama.dispose();
     }
   });
 });

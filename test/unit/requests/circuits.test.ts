@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
-import { attribute, influence, loadTranscoders, logitWeights, nodeCount, normaliseRows, tokenNode } from "../../../src/core/circuits";
+import { attribute, influence, loadTranscoders, logitWeights, nodeCount, normaliseRows, tokenNode, traceEncoding } from "../../../src/core/circuits";
 import { InProcessBackend } from "../../../src/core/requests";
 import { parseGraphFile } from "../../../src/core/view/circuit-graph";
 import { featureEdits, interveneArguments } from "../../../src/core/view/circuit-panel";
@@ -33,16 +33,19 @@ describe("traceCircuit request", function () {
 
     // Influence recomputed from the core graph: w (Â + Â² + ...) at the token nodes.
     const model = backend.session.model;
-    const graph = await attribute(model, loadTranscoders(PLT), model.toTokens(PROMPT), { targets: { kind: "token", token: result.targets[0].token ?? -1 } });
+    const graph = await attribute(model, loadTranscoders(PLT), traceEncoding(model, PROMPT).ids, { targets: { kind: "token", token: result.targets[0].token ?? -1 } });
     const n = nodeCount(graph.layout);
     const expected = influence(normaliseRows(graph.adjacency, n), n, logitWeights(graph.layout, graph.targets.map((t) => t.probability)));
     assert.equal(result.tokens.length, graph.layout.nTokens);
     result.tokens.forEach((t, pos) => assert.ok(Math.abs(t.influence - expected[tokenNode(graph.layout, pos)]) < 1e-9, `token ${pos}: ${t.influence} vs ${expected[tokenNode(graph.layout, pos)]}`));
     assert.ok(result.tokens.some((t) => t.influence > 0));
 
-    // Offsets cover the prompt, token by token.
-    assert.equal(result.tokens.map((t) => PROMPT.slice(t.start, t.end)).join(""), PROMPT);
-    assert.deepEqual(result.tokens.map((t) => PROMPT.slice(t.start, t.end)), result.tokens.map((t) => t.text));
+    // As circuit-tracer traces it: behind the model's <|endoftext|>, with the empty range [0, 0];
+    // the prompt's own offsets cover it, token by token.
+    assert.deepEqual(result.tokens[0], { ...result.tokens[0], text: "<|endoftext|>", start: 0, end: 0 });
+    const own = result.tokens.slice(1);
+    assert.equal(own.map((t) => PROMPT.slice(t.start, t.end)).join(""), PROMPT);
+    assert.deepEqual(own.map((t) => PROMPT.slice(t.start, t.end)), own.map((t) => t.text));
   });
 
   it("agrees with `loupe trace --json` on the scores and the paths", async () => {
