@@ -181,11 +181,13 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
   selected.forEach((old, i) => (columnOf[i] = old));
   for (let j = features.length; j < n; j++) columnOf[j] = j - features.length + nAll;
   const adjacency = new Float32Array(n * n);
+  const everyColumn = n === nAllNodes; // every feature kept: columns in place, rows copy whole
   for (let i = 0; i < n; i++) {
     const row = rowOfNode[columnOf[i]];
     if (row < 0) continue;
     const src = row * nAllNodes;
-    for (let j = 0; j < n; j++) adjacency[i * n + j] = rows[src + columnOf[j]];
+    if (everyColumn) adjacency.set(rows.subarray(src, src + n), i * n);
+    else for (let j = 0; j < n; j++) adjacency[i * n + j] = rows[src + columnOf[j]];
   }
   return { tokens: frozen.tokens, nLayers: L, features, targets, layout, adjacency, activeFeatureCount: nAll, transcoderKind: set.kind, scan: set.scan };
 }

@@ -51,6 +51,8 @@ export class RowComputer {
   /** writers[l][p]: every source writing into layer l's MLP output at position p. */
   private readonly writers: Writers[][];
   private firstLayerOutputs?: Float32Array;
+  /** The attention's change of a batch's gradients, reused across layers and batches (left zeroed after each use). */
+  private delta = new Float32Array(0);
 
   constructor(
     private readonly r: ReplacementModel,
@@ -161,7 +163,7 @@ export class RowComputer {
     const D = frozen.dModel;
     const H = frozen.weights.nHeads;
     const nb = H + 1;
-    const delta = new Float32Array(g.length);
+    const delta = this.deltaBuffer(g.length);
     const single = specs.flatMap((s, b) => (state[b] === RowState.OnePosition ? [b] : []));
     if (single.length > 0) {
       const at = new Float32Array(single.length * D);
@@ -191,10 +193,18 @@ export class RowComputer {
     specs.forEach((s, b) => {
       if (state[b] === RowState.NotStarted) return;
       const to = (b * T + s.pos + 1) * D;
-      for (let i = b * T * D; i < to; i++) g[i] += delta[i];
+      for (let i = b * T * D; i < to; i++) {
+        g[i] += delta[i];
+        delta[i] = 0;
+      }
       state[b] = state[b] === RowState.OnePosition && l > 0 ? RowState.Basis : RowState.Spread;
       if (state[b] === RowState.Spread) bases[b] = undefined;
     });
+  }
+
+  private deltaBuffer(length: number): Float32Array {
+    if (this.delta.length < length) this.delta = new Float32Array(length);
+    return this.delta;
   }
 
   /**
