@@ -133,27 +133,35 @@ function sparseNormalised(A: Float32Array, n: number, keep?: Uint8Array, edgeMas
 /** The non-zero entries of A (as |A| row-normalised when `normalise`) that `keep` and `edgeMask` keep. */
 function compressRows(A: Float32Array, n: number, normalise: boolean, keep?: Uint8Array, edgeMask?: Uint8Array): SparseRows {
   const start = new Int32Array(n + 1);
-  const kept = (i: number, j: number) => A[i * n + j] !== 0 && (!keep || keep[j] === 1) && (!edgeMask || edgeMask[i * n + j] === 1);
+  let cols: Int32Array = new Int32Array(Math.max(16, n));
   for (let i = 0; i < n; i++) {
-    let count = 0;
-    if (!keep || keep[i]) for (let j = 0; j < n; j++) if (kept(i, j)) count++;
-    start[i + 1] = start[i] + count;
+    let e = start[i];
+    if (!keep || keep[i]) {
+      const row = i * n;
+      if (e + n > cols.length) cols = grow(cols, e + n);
+      if (!keep && !edgeMask) {
+        for (let j = 0; j < n; j++) if (A[row + j] !== 0) cols[e++] = j;
+      } else {
+        for (let j = 0; j < n; j++) if (A[row + j] !== 0 && (!keep || keep[j] === 1) && (!edgeMask || edgeMask[row + j] === 1)) cols[e++] = j;
+      }
+    }
+    start[i + 1] = e;
   }
-  const cols = new Int32Array(start[n]);
   const values = new Float32Array(start[n]);
   for (let i = 0; i < n; i++) {
-    if (start[i + 1] === start[i]) continue;
+    const row = i * n;
     let s = 0;
-    let e = start[i];
-    for (let j = 0; j < n; j++) {
-      if (!kept(i, j)) continue;
-      s += Math.abs(A[i * n + j]);
-      cols[e++] = j;
-    }
+    for (let k = start[i]; k < start[i + 1]; k++) s += Math.abs(A[row + cols[k]]);
     const inv = 1 / Math.max(s, 1e-10);
-    for (let k = start[i]; k < e; k++) values[k] = normalise ? Math.abs(A[i * n + cols[k]]) * inv : A[i * n + cols[k]];
+    for (let k = start[i]; k < start[i + 1]; k++) values[k] = normalise ? Math.abs(A[row + cols[k]]) * inv : A[row + cols[k]];
   }
-  return { start, cols, values };
+  return { start, cols: cols.slice(0, start[n]), values };
+}
+
+function grow(a: Int32Array, atLeast: number): Int32Array {
+  const out = new Int32Array(Math.max(atLeast, 2 * a.length));
+  out.set(a);
+  return out;
 }
 
 /** influence() on the compressed rows. */
