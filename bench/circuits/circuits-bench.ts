@@ -145,6 +145,7 @@ async function inductionSection(model: HookedModel, name: string, set: Transcode
   let hitsBesideCurrent = 0;
   let inTop2 = 0;
   let separatorTop = 0;
+  let firstWordTop = 0;
   let signedHits = 0;
   let n = 0;
   for (const r of items) {
@@ -159,7 +160,8 @@ async function inductionSection(model: HookedModel, name: string, set: Transcode
     let j = -1;
     for (let k = first - 1; k > 0; k--) if (tokens[k] === tokens[t] && tokens[k - 1] === tokens[t - 1]) { j = k; break; }
     if (j < 0) continue;
-    const separator = first - 1;
+    // The token holding the "|" (the repeat's first word token carries the space after it, so it is not first - 1).
+    const separator = enc.offsets.findIndex(([s, e]) => s <= repeatStart - 2 && e > repeatStart - 2);
     const rep = await buildReplacement(model, set, tokens);
     const g = attributeReplacement(rep, { targets: { kind: "token", token: enc.ids[t + 1] } }, (id) => model.tokenizer.decode([id]));
     const pruned = pruneGraph(g.adjacency, g.layout, g.targets.map((x) => x.probability));
@@ -170,11 +172,12 @@ async function inductionSection(model: HookedModel, name: string, set: Transcode
     if (ranked.filter((p) => p !== t)[0] === j + 1) hitsBesideCurrent++;
     if (ranked.slice(0, 2).includes(j + 1)) inTop2++;
     if (ranked[0] === separator) separatorTop++;
+    if (ranked[0] === enc.lead) firstWordTop++;
     if (rankedTokens(signedTotals(g), tokenNode(g.layout, 0), tokens.length, enc.lead)[0] === j + 1) signedHits++;
   }
   rows.push([`${name}: induction, the token after the earlier copy is the top token node`, pct(hits / n), `>= 90%; ${n} items`]);
   rows.push([`${name}: induction, ... top once the current (last) token is left out`, pct(hitsBesideCurrent / n), ""]);
-  rows.push([`${name}: induction, ... among the top 2`, pct(inTop2 / n), `the " |" separator is top in ${pct(separatorTop / n)}`]);
+  rows.push([`${name}: induction, ... among the top 2`, pct(inTop2 / n), `top instead: the " |" separator in ${pct(separatorTop / n)}, the first prompt token ("Repeat") in ${pct(firstWordTop / n)}`]);
   rows.push([`${name}: induction, ... top by signed total effect (not the metric)`, pct(signedHits / n), "gradient x input through the linearised graph"]);
 }
 
