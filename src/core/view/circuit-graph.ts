@@ -212,6 +212,25 @@ export function nodeLinks(graph: PanelGraph, node: number, shown?: Uint8Array): 
   return { inputs: inputs.sort(byWeight), outputs: outputs.sort(byWeight) };
 }
 
+/** A node's facts as the panel lists them: kind, layer, token and position, feature, activation, influence, probability. */
+export function nodeFacts(graph: PanelGraph, index: number): string[] {
+  const node = graph.nodes[index];
+  const place = node.kind === "embedding" ? [] : [node.kind === "logit" ? "output" : `layer ${node.row - 1}`];
+  const facts = [node.kind, ...place, `token ${JSON.stringify(graph.tokens[node.pos] ?? "")}@${node.pos}`];
+  if (node.kind === "feature") facts.push(`feature ${node.feature}`);
+  if (node.activation !== null) facts.push(`activation ${node.activation.toFixed(3)}`);
+  if (node.influence !== null) facts.push(`cumulative influence ${node.influence.toFixed(3)}`);
+  if (node.kind === "logit") facts.push(`p = ${node.probability.toFixed(3)}`);
+  return facts;
+}
+
+/** What the live region says when the keyboard reaches a node: its label, facts and its links among the `shown` ones. */
+export function nodeAnnouncement(graph: PanelGraph, index: number, shown?: Uint8Array): string {
+  const { inputs, outputs } = nodeLinks(graph, index, shown);
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+  return `${graph.nodes[index].label}: ${nodeFacts(graph, index).join(", ")}; ${count(inputs.length, "input link")}, ${count(outputs.length, "output link")}.`;
+}
+
 /** The supernode a qParams entry describes: circuit-tracer writes [label, ...node ids]. */
 export function supernodeOf(entry: readonly string[]): { label: string; members: string[] } {
   return { label: entry[0], members: entry.slice(1) };

@@ -5,8 +5,10 @@
  * graph on show before anything acts on it.
  */
 import type { FeatureEdit, InterventionResult } from "../circuits/intervene";
-import type { LogitEffects } from "../sae/logit-effects";
+import type { TranscoderFeatureDashboard } from "../circuits/transcoder-stats";
+import type { NeuronpediaTranscoders } from "../sae/releases/neuronpedia";
 import type { PanelGraph, QParams } from "./circuit-graph";
+import { featureStatsView, type FeatureStatsView } from "./feature-dashboard";
 import type { ReadyRequest } from "./panel-protocol";
 
 /** A Check run: what was edited and the target's predicted and actual change. */
@@ -31,8 +33,36 @@ export interface CircuitPanelState {
   /** The graph's file in the workspace, when it has one ("Save" writes it; otherwise asks for a name). */
   readonly file?: string;
   readonly check?: CheckOutcome;
-  /** The last feature card asked for: the set's label for it and its direct logit effects (the transcoderFeature dashboard). */
-  readonly feature?: { readonly nodeId: string; readonly label: string } & LogitEffects;
+  /** The last feature card asked for (a feature node's transcoder feature dashboard). */
+  readonly feature?: CircuitFeatureCard;
+  /** Where Neuronpedia hosts the graph's transcoder set: its feature nodes link there. */
+  readonly neuronpedia?: NeuronpediaTranscoders;
+}
+
+/**
+ * A feature node's card: the transcoder feature's dashboard (label, density, activation histogram,
+ * top contexts, logit effects) in the SAE dashboard's form, so the page draws it with the same pieces.
+ */
+export interface CircuitFeatureCard extends Partial<FeatureStatsView> {
+  readonly nodeId: string;
+  readonly layer: number;
+  readonly feature: number;
+  readonly label: string;
+  readonly hasStats: boolean;
+  /** Without statistics: how to make them. */
+  readonly note?: string;
+  readonly promoted: FeatureStatsView["promoted"];
+  readonly suppressed: FeatureStatsView["suppressed"];
+}
+
+/** The card of feature node `nodeId` from the transcoderFeature dashboard of its set (`transcoders`: the set as the user names it). */
+export function circuitFeatureCard(nodeId: string, dashboard: TranscoderFeatureDashboard, transcoders: string): CircuitFeatureCard {
+  const { layer, feature, label, summary, histogram, corpus, logits } = dashboard;
+  const base = { nodeId, layer, feature, label, promoted: logits.promoted, suppressed: logits.suppressed };
+  if (!summary || !histogram || !corpus) {
+    return { ...base, hasStats: false, note: `No statistics for layer ${layer} of ${transcoders}: compute them with \`loupe transcoder stats CORPUS.jsonl --transcoders ${transcoders}\`.` };
+  }
+  return { ...base, hasStats: true, ...featureStatsView(summary, histogram, corpus, logits) };
 }
 
 export type CircuitPanelRequest =

@@ -5,8 +5,8 @@
  */
 import { strict as assert } from "node:assert";
 import { pruneGraph, type GraphFile } from "../../../src/core/circuits";
-import { GraphFileError, linkShares, nodeLinks, parseGraphFile, parseQParams, supernodeOf, withSubgraph } from "../../../src/core/view/circuit-graph";
-import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, tabOrder, toScreen, toWorld, zoomAt } from "../../../src/core/view/circuit-layout";
+import { GraphFileError, linkShares, nodeAnnouncement, nodeLinks, parseGraphFile, parseQParams, supernodeOf, withSubgraph } from "../../../src/core/view/circuit-graph";
+import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, toScreen, toWorld, zoomAt } from "../../../src/core/view/circuit-layout";
 import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest } from "../../../src/core/view/circuit-panel";
 import { countShown, initialThresholds, prunePanelGraph } from "../../../src/core/view/circuit-prune";
 import { syntheticGraph, syntheticGraphFile } from "../../helpers/circuit-graphs";
@@ -190,19 +190,28 @@ describe("circuit panel: layout, hit-testing and keyboard", () => {
     assert.ok(Math.abs(before.x - after.x) < 1e-9 && Math.abs(before.y - after.y) < 1e-9);
   });
 
-  it("moves with the arrows to a node in that direction and tabs through every shown node", () => {
+  it("moves with the arrows to a node in that direction", () => {
     const start = neighbour(parsed, layout, shown, -1, "up");
     assert.ok(parsed.nodes[start].isTarget, "starts at the target logit");
     const down = neighbour(parsed, layout, shown, start, "down");
     assert.ok(down !== start && layout.y[down] > layout.y[start]);
     const left = neighbour(parsed, layout, shown, down, "left");
     if (left !== down) assert.ok(layout.x[left] < layout.x[down]);
-    const order: number[] = [];
-    let at = -1;
-    for (let k = 0; k < countShown(shown); k++) order.push((at = tabOrder(layout, shown, at, 1)));
-    assert.equal(new Set(order).size, countShown(shown));
-    assert.equal(tabOrder(layout, shown, order[order.length - 1], 1), order[0], "wraps");
-    assert.equal(tabOrder(layout, shown, order[0], -1), order[order.length - 1]);
+    const right = neighbour(parsed, layout, shown, down, "right");
+    if (right !== down) assert.ok(layout.x[right] > layout.x[down]);
+  });
+
+  it("announces the node the keyboard reaches: its label, layer, token and its links at the thresholds shown", () => {
+    const links = prunePanelGraph(parsed, 0.95, 0.99).links;
+    const index = parsed.nodes.findIndex((n, i) => n.kind === "feature" && shown[i] && nodeLinks(parsed, i, links).inputs.length > 1 && nodeLinks(parsed, i).inputs.length > nodeLinks(parsed, i, links).inputs.length);
+    assert.ok(index >= 0);
+    const node = parsed.nodes[index];
+    const { inputs, outputs } = nodeLinks(parsed, index, links);
+    const text = nodeAnnouncement(parsed, index, links);
+    assert.ok(text.startsWith(`${node.label}: feature, layer ${node.row - 1}, token ${JSON.stringify(parsed.tokens[node.pos])}@${node.pos}, feature ${node.feature}`), text);
+    assert.ok(text.endsWith(`; ${inputs.length} input links, ${outputs.length} output link${outputs.length === 1 ? "" : "s"}.`), text);
+    // Looser thresholds show more links, and the announcement counts them.
+    assert.notEqual(nodeAnnouncement(parsed, index), text);
   });
 });
 
