@@ -3,8 +3,8 @@ import * as vscode from "vscode";
 import type { GraphFile } from "../core/circuits/graph-json";
 import type { CircuitTrace } from "../core/requests";
 import { writeFileSafely } from "../core/safe-fs";
-import { GraphFileError, parseGraphFile, promptTokenOffsets, type PanelGraph, type QParams } from "../core/view/circuit-graph";
-import { checkRefusal, circuitFeatureCard, featureEdits, interveneArguments, parseCircuitPanelRequest, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
+import { GraphFileError, parseGraphFile, promptTokenOffsets, readGraph, type PanelGraph, type QParams } from "../core/view/circuit-graph";
+import { checkRefusal, circuitFeatureCard, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import type { NeuronpediaTranscoders } from "../core/sae/releases/neuronpedia";
 import { neuronpediaTranscodersOf } from "../core/sae/releases/reference";
@@ -45,6 +45,8 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   private error: string | undefined;
   private notice: string | undefined;
   private graphKey = 0;
+  /** The graph last posted to the page, by key: updates for it leave the graph out. */
+  private sentGraphKey: string | undefined;
 
   constructor(
     context: vscode.ExtensionContext,
@@ -55,7 +57,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
 
   /** A fresh trace of `document`'s text from `startOffset`. */
   showTrace(trace: CircuitTrace, graph: GraphFile, document: vscode.Uri, startOffset: number): void {
-    this.setGraph(parseGraphFile(JSON.stringify(graph), "the traced graph"), graph as unknown as Record<string, unknown>);
+    this.setGraph(readGraph(graph, "the traced graph"), graph as unknown as Record<string, unknown>);
     if (this.shown) this.shown.prompt = { uri: document, ranges: trace.tokens.map((t) => (t.end > t.start ? [startOffset + t.start, startOffset + t.end] : null)) };
     // Beside the prompt's own editor, not the active group's: when the walkthrough or another panel
     // has focus, "beside the active group" is the prompt's group, and the graph would cover it.
@@ -126,6 +128,12 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
 
   protected page(): PageOptions {
     return CIRCUIT_PAGE;
+  }
+
+  protected override update(state: CircuitPanelState): CircuitPanelState {
+    const update = stateUpdate(state, this.sentGraphKey);
+    this.sentGraphKey = state.graphKey;
+    return update;
   }
 
   protected parse(message: unknown): CircuitPanelRequest | null {

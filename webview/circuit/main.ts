@@ -111,7 +111,11 @@ side.append(details, subgraph, checkOut);
 layoutBox.append(canvas, side);
 root.append(notice, summary, toolbar, layoutBox, announcer);
 
-function render(next: CircuitPanelState): void {
+function render(update: CircuitPanelState): void {
+  // An update without the graph is for the graph on show; one for another graph waits for the whole state.
+  const held = update.graph === undefined && shown?.key === update.graphKey ? shown.graph : undefined;
+  if (update.graph === undefined && !held) return;
+  const next = held ? { ...update, graph: held } : update;
   state = next;
   document.title = next.title;
   const notes = next.error ? [next.error] : [...(next.graph?.warnings ?? []), ...(next.notice ? [next.notice] : [])];
@@ -226,7 +230,10 @@ function drawNow(): void {
   summary.textContent = `${nodes} of ${shown.graph.nodes.length} nodes, ${links} of ${shown.graph.links.length} links shown · ${shown.graph.metadata.prompt_tokens?.length ?? shown.graph.tokens.length} tokens`;
   // Where each token node is on screen (CSS pixels), so a test can click one.
   const tokenNodes = shown.graph.nodes.flatMap((n, i) => (n.kind === "embedding" && shown?.prune.nodes[i] ? [[n.pos, Math.round(shown.layout.x[i] * shown.view.scale + shown.view.offsetX), Math.round(shown.layout.y[i] * shown.view.scale + shown.view.offsetY)]] : []));
-  Object.assign(canvas.dataset, { graph: shown.key, nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
+  // The selected node and where it is on screen, so a test can click it again.
+  const at = shown.selected;
+  const selected = at >= 0 ? [shown.graph.nodes[at].id, Math.round(shown.layout.x[at] * shown.view.scale + shown.view.offsetX), Math.round(shown.layout.y[at] * shown.view.scale + shown.view.offsetY)] : null;
+  Object.assign(canvas.dataset, { selected: JSON.stringify(selected), graph: shown.key, nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
 }
 
 // Pan (drag), zoom (wheel), click (a press that did not move).

@@ -82,15 +82,24 @@ export function parseQParams(value: unknown): QParams {
  * mislead.
  */
 export function parseGraphFile(text: string, fileName: string): PanelGraph {
-  const fail = (what: string): never => {
-    throw new GraphFileError(`${fileName} is not a circuit-tracer graph Loupe can show: ${what}. Write one with \`loupe trace PROMPT --out ${fileName}\` or Loupe: Trace Circuit…, or export it from circuit-tracer (create_graph_files).`);
-  };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    return fail(`it is not JSON (${(error as Error).message})`);
+    throw graphFileError(fileName, `it is not JSON (${(error as Error).message})`);
   }
+  return readGraph(raw, fileName);
+}
+
+function graphFileError(fileName: string, what: string): GraphFileError {
+  return new GraphFileError(`${fileName} is not a circuit-tracer graph Loupe can show: ${what}. Write one with \`loupe trace PROMPT --out ${fileName}\` or Loupe: Trace Circuit…, or export it from circuit-tracer (create_graph_files).`);
+}
+
+/** The graph in a parsed file (or a trace's graph as the worker sent it: no text to write and parse again), checked as parseGraphFile checks it. */
+export function readGraph(raw: unknown, fileName: string): PanelGraph {
+  const fail = (what: string): never => {
+    throw graphFileError(fileName, what);
+  };
   if (!isObject(raw)) return fail("the top level is not an object");
   if (raw.format === "loupe-compact-graph") return fail("it is Loupe's compact form (--compact), which only Loupe's scripts read; write it without --compact");
   if (!isObject(raw.metadata)) return fail('it has no "metadata" object');

@@ -24,8 +24,12 @@ export interface CircuitPanelState {
   readonly title: string;
   /** Changes whenever the graph does: the page keeps its view, pins and sliders while it stays. */
   readonly graphKey: string;
-  /** Null when the file could not be read; `error` says why. */
-  readonly graph: PanelGraph | null;
+  /**
+   * Null when the file could not be read; `error` says why. Absent from an update for the graph the
+   * page already holds (the same graphKey): a traced graph is megabytes of JSON, and a feature card
+   * or a Check result should not carry it again.
+   */
+  readonly graph?: PanelGraph | null;
   readonly error?: string;
   /** Why Check cannot run on this graph (another model, no prompt), shown above it. */
   readonly notice?: string;
@@ -89,6 +93,13 @@ function parseQParamsMessage(v: unknown, known: ReadonlySet<string>): QParams | 
   if (typeof q.clickedId !== "string" || (q.clickedId !== "" && !known.has(q.clickedId))) return null;
   if (typeof q.sg_pos !== "string" || q.sg_pos.length > MAX_TEXT) return null;
   return { pinnedIds: q.pinnedIds, supernodes: q.supernodes as string[][], linkType: q.linkType, clickedId: q.clickedId, sg_pos: q.sg_pos };
+}
+
+/** The state as an open page needs it: without the graph when the page was last sent this graphKey. */
+export function stateUpdate(state: CircuitPanelState, sentGraphKey: string | undefined): CircuitPanelState {
+  if (state.graphKey !== sentGraphKey || !state.graph) return state;
+  const { graph: _held, ...rest } = state;
+  return rest;
 }
 
 /** A well-formed request about `graph`, or null (malformed, unknown nodes, or no graph shown). */

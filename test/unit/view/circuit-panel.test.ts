@@ -7,7 +7,7 @@ import { strict as assert } from "node:assert";
 import { pruneGraph, type GraphFile } from "../../../src/core/circuits";
 import { GraphFileError, linkShares, nodeAnnouncement, nodeLinks, parseGraphFile, parseQParams, supernodeOf, withSubgraph } from "../../../src/core/view/circuit-graph";
 import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, toScreen, toWorld, zoomAt } from "../../../src/core/view/circuit-layout";
-import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest } from "../../../src/core/view/circuit-panel";
+import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate } from "../../../src/core/view/circuit-panel";
 import { countShown, initialThresholds, prunePanelGraph } from "../../../src/core/view/circuit-prune";
 import { syntheticGraph, syntheticGraphFile } from "../../helpers/circuit-graphs";
 
@@ -268,6 +268,18 @@ describe("circuit panel: messages", () => {
     assert.match(checkRefusal(parsed, "smollm2") ?? "", /traced on the model "reference", but "smollm2" is loaded/);
     const foreign = parseGraphFile(JSON.stringify({ ...smallFile, metadata: { ...smallFile.metadata, scan: "gemma-2-2b", info: undefined } }), "g.json");
     assert.match(checkRefusal(foreign, "reference") ?? "", /another tool \(scan "gemma-2-2b"\)/);
+  });
+});
+
+describe("circuit panel: state updates", () => {
+  it("leaves the graph out of an update for the graph the page holds, and sends it for a new one or a failed read", () => {
+    const state = { title: "t", graphKey: "3", graph: parsed, canCheck: true };
+    assert.equal(stateUpdate(state, "2").graph, parsed, "a new graph goes whole");
+    assert.equal(stateUpdate(state, undefined).graph, parsed, "nothing sent yet");
+    const update = stateUpdate({ ...state, check: undefined }, "3");
+    assert.ok(!("graph" in update), "the page keeps its graph");
+    assert.deepEqual({ ...update, graph: parsed }, { ...state, check: undefined });
+    assert.equal(stateUpdate({ ...state, graph: null, error: "bad" }, "3").graph, null, "a failed read clears the page's graph");
   });
 });
 
