@@ -184,7 +184,7 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
     await waitFor(async () => JSON.parse(await canvasData("selected"))?.[0] === id, `the click selects ${id}`);
     const card = panel().locator(".feature-card");
     await card.locator("h3", { hasText: /^Dashboard: L\d+\/\d+/ }).waitFor({ timeout: 60_000 });
-    await card.locator("svg[aria-label='histogram of log10 activation'] rect.bin").first().waitFor({ timeout: 10_000 });
+    await card.locator("svg[aria-label='histogram of log10 activation'] rect.bin").first().waitFor({ state: "attached", timeout: 10_000 });
     assert.equal(await card.locator("rect.bin").count(), 25, "the statistics' 25 log10 bins");
     assert.ok((await card.locator(".context").count()) > 0, "top contexts");
     assert.ok((await card.locator(".context .tok.focus").count()) > 0, "each context marks its token");
