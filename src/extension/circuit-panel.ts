@@ -4,7 +4,7 @@ import type { GraphFile } from "../core/circuits/graph-json";
 import type { CircuitTrace } from "../core/requests";
 import { writeFileSafely } from "../core/safe-fs";
 import { GraphFileError, parseGraphFile, promptTokenOffsets, readGraph, type PanelGraph, type QParams } from "../core/view/circuit-graph";
-import { checkRefusal, circuitFeatureCard, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
+import { checkRefusal, circuitFeatureCard, circuitFeatureCardFailed, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import type { NeuronpediaTranscoders } from "../core/sae/releases/neuronpedia";
 import { neuronpediaTranscodersOf } from "../core/sae/releases/reference";
@@ -150,8 +150,15 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
         // Only for the loaded model's own graph: another model's transcoders would answer wrongly.
         if (this.notice || !this.models.current) return;
         const [edit] = featureEdits(shown.graph, [request.nodeId], "zero");
-        const dashboard = await this.models.request("transcoderFeature", { transcoders: transcodersOf(shown.graph), layer: edit.layer, feature: edit.feature, workspaceRoot: workspaceRoot() });
-        shown.feature = circuitFeatureCard(request.nodeId, dashboard, infoText(shown.graph, "transcoders") ?? "DIR");
+        try {
+          const dashboard = await this.models.request("transcoderFeature", { transcoders: transcodersOf(shown.graph), layer: edit.layer, feature: edit.feature, workspaceRoot: workspaceRoot() });
+          shown.feature = circuitFeatureCard(request.nodeId, dashboard, infoText(shown.graph, "transcoders") ?? "DIR");
+        } catch (error) {
+          // The card would otherwise say "Loading…" forever; the error is still reported as usual.
+          shown.feature = circuitFeatureCardFailed(request.nodeId, edit.layer, edit.feature, error instanceof Error ? error.message : String(error));
+          this.show();
+          throw error;
+        }
         return this.show();
       }
       case "check":

@@ -405,7 +405,10 @@ function featureCard(nodeId: string): HTMLElement {
   }
   box.append(el("h3", `Dashboard: ${card.label}`));
   if (hasFeatureStats(card)) box.append(...featureStatsElements(card, "h3"));
-  else box.append(el("p", card.note ?? "No statistics for this feature.", "muted"), ...logitEffects(card, "h3"));
+  else {
+    box.append(el("p", card.note ?? "No statistics for this feature.", "muted"));
+    if (card.promoted.length + card.suppressed.length > 0) box.append(...logitEffects(card, "h3"));
+  }
   return box;
 }
 

@@ -69,6 +69,11 @@ export function circuitFeatureCard(nodeId: string, dashboard: TranscoderFeatureD
   return { ...base, hasStats: true, ...featureStatsView(summary, histogram, corpus, logits) };
 }
 
+/** The card of a feature whose dashboard could not be made (the request failed): says why instead of loading forever. */
+export function circuitFeatureCardFailed(nodeId: string, layer: number, feature: number, reason: string): CircuitFeatureCard {
+  return { nodeId, layer, feature, label: `L${layer} #${feature}`, hasStats: false, note: `No dashboard for this feature: ${reason}`, promoted: [], suppressed: [] };
+}
+
 export type CircuitPanelRequest =
   | ReadyRequest
   | { readonly type: "reveal"; readonly pos: number }

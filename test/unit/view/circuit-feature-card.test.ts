@@ -9,7 +9,7 @@ import { loadTranscoders, nodeLabel, readTranscoderFeatureStats, type Attributio
 import type { CircuitTrace } from "../../../src/core/requests";
 import { neuronpediaTranscoders, transcoderNeuronpediaUrl } from "../../../src/core/sae/releases/neuronpedia";
 import { neuronpediaTranscodersOf } from "../../../src/core/sae/releases/reference";
-import { circuitFeatureCard } from "../../../src/core/view/circuit-panel";
+import { circuitFeatureCard, circuitFeatureCardFailed } from "../../../src/core/view/circuit-panel";
 import { circuitHoverMarkdown, pathFeature } from "../../../src/core/view/circuit-view";
 import { featureDashboardState } from "../../../src/core/view/feature-dashboard";
 
@@ -25,6 +25,14 @@ describe("circuit panel: feature card", () => {
   const { logits, ...summary } = entry;
   if (!logits) throw new Error("the reference set's statistics hold logit effects");
   const dashboard: TranscoderFeatureDashboard = { layer, feature, labelKey: "plt#layer_1", label: `L1/${feature}`, userLabel: null, summary, histogram: stats.histogram, corpus: stats.corpus, logits, statsFile: "layer_1.feature-stats.json" };
+
+  it("a failed dashboard request gives a card for that node saying why, with no statistics and no logit tables", () => {
+    const card = circuitFeatureCardFailed("1_7_4", 1, 7, "the worker stopped");
+    assert.equal(card.nodeId, "1_7_4");
+    assert.equal(card.hasStats, false);
+    assert.match(card.note ?? "", /the worker stopped/);
+    assert.deepEqual([card.promoted.length, card.suppressed.length], [0, 0]);
+  });
 
   it("shows a transcoder feature's histogram, top contexts and logit effects as the SAE dashboard shows a feature's", () => {
     const card = circuitFeatureCard(`1_${feature}_4`, dashboard, "plt");
