@@ -1,6 +1,9 @@
+import { continuationEnding } from "../../core/chat/chat-layout";
+import { attributionInChat, messageView } from "../../core/chat/chat-results";
 import { LoupeError } from "../../core/errors";
 import type { AblationMethod, AttributionResult } from "../../core/patching/attribution";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
+import { CHAT_OPTION, CHAT_USAGE_CONTINUED, chatInput, withMessages } from "../chat-input";
 import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
@@ -46,17 +49,21 @@ export function formatAttribution(result: AttributionResult): string {
 
 export const attributeCommand: Command = {
   name: "attribute",
-  usage: `loupe attribute FILE|- [--answer TEXT [--contrast TEXT]] [--method mask|embed] [--baseline TOKEN|zero] [--batch-size N] [--model DIR] [--json]
+  usage: `loupe attribute FILE|- [--answer TEXT [--contrast TEXT]] [--method mask|embed] [--baseline TOKEN|zero] [--batch-size N] [--chat] [--model DIR] [--json]
     How much each token, word and line of the text raises the log-prob of the answer that follows
     it (default: the model's top next token), by ablating them in batched runs: embed (default)
     replaces its embedding (--baseline zero, the default, or a token); mask hides a token from
     every later one (it cannot measure the last token). --contrast attributes the logit
     difference answer - contrast instead (at their first differing tokens), as for IOI (" Mia" vs
-    " Leo"). A single final newline in FILE is ignored.`,
-  options: { answer: { type: "string" }, contrast: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" } },
+    " Leo"). A single final newline in FILE is ignored.
+    ${CHAT_USAGE_CONTINUED}`,
+  options: { answer: { type: "string" }, contrast: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" }, ...CHAT_OPTION },
   async run(args) {
-    const { values, positionals, io } = args;
-    const text = withoutFinalNewline(readInput(positionals[0], io));
+    const { values, positionals, modelFolder, io } = args;
+    const input = readInput(positionals[0], io);
+    const chat = chatInput(values, input, positionals[0] ?? "-", modelFolder, continuationEnding);
+    // The rendered chat is the prompt exactly as the template wrote it.
+    const text = chat?.text ?? withoutFinalNewline(input);
     const method = stringOption(values, "method") ?? "embed";
     if (method !== "mask" && method !== "embed") throw new LoupeError("bad-argument", `--method must be mask or embed (got ${method}).`);
     const baselineText = stringOption(values, "baseline");
@@ -64,7 +71,8 @@ export const attributeCommand: Command = {
     const batchSize = positiveInt(values, "batch-size", DEFAULT_BATCH_ROWS);
     const params = { text, answer: stringOption(values, "answer"), contrast: stringOption(values, "contrast"), method: method as AblationMethod, baseline: baselineText, batchSize };
     const result = await withBackend(args, (backend) => backend.request("attribute", params));
-    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatAttribution(result)}\n`);
+    const json = chat ? withMessages(chat, attributionInChat(result, messageView(chat))) : result;
+    io.out(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatAttribution(result)}\n`);
     return 0;
   },
 };

@@ -1,8 +1,7 @@
 import type { InspectResult } from "../../core/inspect";
 import { LoupeError } from "../../core/errors";
-import { traceChatTokens, type ChatText } from "../../core/chat/inspect-chat";
-import { parseChat } from "../../core/chat/messages";
-import { readChatTemplate, renderChat } from "../../core/chat/template";
+import { traceChatTokens } from "../../core/chat/inspect-chat";
+import { CHAT_OPTION, chatInput } from "../chat-input";
 import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
@@ -37,11 +36,11 @@ export const inspectCommand: Command = {
     traced to its message (or marked as the template's). The JSON's per-block logit lens holds
     the last block, the blocks named by --lens (all: every block), and every block when that is
     cheap (a small model or a short text); null where it was left out.`,
-  options: { "top-k": { type: "string" }, lens: { type: "string" }, chat: { type: "boolean", default: false }, "add-generation-prompt": { type: "boolean", default: false } },
+  options: { "top-k": { type: "string" }, lens: { type: "string" }, ...CHAT_OPTION, "add-generation-prompt": { type: "boolean", default: false } },
   async run(args) {
     const { values, positionals, modelFolder, io } = args;
     const input = readInput(positionals[0], io);
-    const chat = values.chat ? renderChatFile(input, positionals[0] ?? "-", modelFolder, values["add-generation-prompt"] === true) : undefined;
+    const chat = chatInput(values, input, positionals[0] ?? "-", modelFolder, () => (values["add-generation-prompt"] === true ? "generation-prompt" : "as-written"));
     const topK = positiveInt(values, "top-k", 5);
     const lens = lensOption(stringOption(values, "lens"));
     const result = await withBackend(args, (backend) => backend.request("inspect", { text: chat?.text ?? input, topK, ...lens }));
@@ -55,11 +54,6 @@ export const inspectCommand: Command = {
     return 0;
   },
 };
-
-function renderChatFile(text: string, file: string, modelFolder: string, addGenerationPrompt: boolean): ChatText {
-  const messages = parseChat(text, file);
-  return { messages, ...renderChat(readChatTemplate(modelFolder), messages, { addGenerationPrompt }) };
-}
 
 /** --lens all: every block's lens; --lens 3,5: those blocks' (the last block's is always there). */
 function lensOption(value: string | undefined): { lensLayers?: number[]; eagerLensLogits?: number } {

@@ -2,9 +2,9 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
+import { ChatLayout } from "../../../src/core/chat/chat-layout";
 import { chatFileInspection, templateTokenSummary, type ChatInspectResult } from "../../../src/core/chat/inspect-chat";
 import { parseChat } from "../../../src/core/chat/messages";
-import { locateChatContents } from "../../../src/core/chat/source-map";
 import { readChatTemplate, renderChat, tokenMessages } from "../../../src/core/chat/template";
 import { LoupeError } from "../../../src/core/errors";
 import { HookedModel } from "../../../src/core/model/hooked-model";
@@ -125,9 +125,11 @@ describe("chat templates", function () {
     const out: string[] = [];
     assert.equal(await main(["inspect", "--model", dir, "--chat", "--json", chatFile], { out: (t: string) => void out.push(t), readStdin: () => "" }), 0);
     const chat = JSON.parse(out.join("")) as ChatInspectResult;
-    const { result, templateTokens } = chatFileInspection(chat, locateChatContents(fileText, chatFile));
+    const layout = ChatLayout.render(readChatTemplate(dir), parseChat(fileText, chatFile), "as-written", { text: fileText, name: chatFile });
+    assert.equal(layout.text, chat.text);
+    const { result, templateTokens } = chatFileInspection(chat, layout);
     assert.equal(result.tokens.length + templateTokens.length, chat.tokens.length);
-    assert.ok(templateTokens.length > 0 && templateTokens.every((t) => t.message === null));
+    assert.ok(templateTokens.length > 0 && templateTokens.every((t) => chat.tokens[t.index].message === null));
     // Read back from the file, the drawn ranges spell each message's content, in order, with nothing of the JSON syntax.
     const written = result.tokens.map((t) => fileText.slice(t.start, t.end));
     assert.equal(JSON.parse(`"${written.join("")}"`), 'the "cat"\nsaton the mat');
