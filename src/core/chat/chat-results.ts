@@ -55,7 +55,8 @@ export function faithfulnessInChat(report: FaithfulnessWithCircuit, view: ChatVi
  * The faithfulness battery on a chat: the CoT is the last assistant message (or, with `generate`
  * after a user message, the reply the model writes). The battery's question ends at the last
  * reasoning cue that starts a line, so the cue is the rendered text from the start of the line
- * before that message to where its content starts (ChatML's "<|im_start|>assistant\n").
+ * before that message to where its content starts (ChatML's "<|im_start|>assistant\n", or "A:"
+ * in a template that writes "A: " before the assistant's words).
  */
 export function chatReasoningCue(chat: ChatLayout, options: { answerMarker?: string; generate?: boolean }): string {
   const last = chat.messages.length - 1;
@@ -69,7 +70,10 @@ export function chatReasoningCue(chat: ChatLayout, options: { answerMarker?: str
   }
   const start = assistant ? chat.rendered.spans[last]?.start : chat.text.length;
   if (start === undefined || start === 0) throw new LoupeError("bad-argument", "The chat template puts no question before the last assistant message: there is nothing for the reasoning to answer.");
-  return chat.text.slice(chat.text.lastIndexOf("\n", start - 2) + 1, start);
+  const line = chat.text.slice(chat.text.lastIndexOf("\n", start - 2) + 1, start);
+  // Spaces after the role marker go with the reasoning, as after "A:" in a plain prompt: a variant
+  // without the CoT then reads "A: The answer is", not "A:  The answer is".
+  return line.replace(/[ \t]+$/, "") || line;
 }
 
 export function circuitInChat(trace: CircuitTrace, view: ChatView): CircuitTrace {
