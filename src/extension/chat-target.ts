@@ -11,6 +11,7 @@ import { fileView, type ChatView } from "../core/chat/chat-results";
 import { templateTokenSummary } from "../core/chat/inspect-chat";
 import { parseChat, type ChatMessage } from "../core/chat/messages";
 import { readChatTemplate } from "../core/chat/template";
+import { LoupeError } from "../core/errors";
 import { resolveModelFolder } from "../core/hub/model-reference";
 import type { LoadedModel } from "./model-host";
 import type { SelectionTarget } from "./selection-command";
@@ -32,18 +33,26 @@ export function chatTarget(target: SelectionTarget, model: LoadedModel, ending: 
 }
 
 /**
- * The target as a chat when it is one: a JSON or JSONL document whose text has "role" keys (a
- * malformed message there is an error naming the file), read with the model's chat template.
- * Undefined for any other text, and, after saying so, for a model without a chat template: the
- * command then reads the text as written.
+ * The target as a chat when it is one: a JSON or JSONL document of {role, content} messages, read
+ * with the model's chat template. Undefined for any other text; and, after saying why, for JSON
+ * with "role" keys that is no chat, or a model without a chat template: the command then reads the
+ * text as written.
  */
 export function chatTargetIfChat(target: SelectionTarget, model: LoadedModel, ending: (messages: readonly ChatMessage[]) => ChatEnding): ChatLayout | undefined {
   const name = chatFileName(target.document);
   if (!name || !/"role"\s*:/.test(target.text)) return undefined;
-  const messages = parseChat(target.text, name);
+  const asText = (why: string) => void vscode.window.showInformationMessage(`Loupe: ${path.basename(name)} is read as plain text, not as a chat: ${why}`);
+  let messages: ChatMessage[];
+  try {
+    messages = parseChat(target.text, name);
+  } catch (error) {
+    if (!(error instanceof LoupeError)) throw error;
+    asText(error.message);
+    return undefined;
+  }
   const template = chatTemplateIfAny(resolveModelFolder(model.folder));
   if (!template) {
-    void vscode.window.showInformationMessage(`Loupe: ${path.basename(model.folder)} has no chat template, so ${path.basename(name)} is read as plain text. Select Model… an instruct model to read it as a chat.`);
+    asText(`${path.basename(model.folder)} has no chat template. Select Model… an instruct model to read it as a chat.`);
     return undefined;
   }
   return ChatLayout.render(template, messages, ending(messages), { text: target.text, name });
