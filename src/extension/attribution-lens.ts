@@ -67,7 +67,8 @@ export class AttributionLens extends EditorLens<Shown, TokenAttribution> {
       const at = (offset: number) => editor.document.positionAt(shown.startOffset + offset);
       shown.result.lines.forEach((line, i) => {
         const text = lineLabel(shown.result, i);
-        if (!text) return;
+        // A line of a chat template's own text has no characters in the chat file.
+        if (!text || line.end <= line.start) return;
         const end = editor.document.lineAt(at(Math.max(line.start, line.end - 1)).line).range.end;
         labels.push({ range: new vscode.Range(end, end), renderOptions: { after: { contentText: text } } });
       });
