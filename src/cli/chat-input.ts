@@ -26,3 +26,14 @@ export function chatInput(values: ParsedValues, text: string, file: string, mode
 export function withMessages<T extends object>(chat: ChatLayout, result: T): T & { messages: ReturnType<ChatLayout["messagesInText"]> } {
   return { ...result, messages: chat.messagesInText() };
 }
+
+/** The table column that names each token's message ("user #1") or marks it as the template's. */
+export function messageColumn(chat: ChatLayout, tokens: readonly { readonly start: number; readonly end: number }[]): { title: string; values: string[] } {
+  return {
+    title: "message",
+    values: tokens.map((t) => {
+      const { message } = chat.place(t);
+      return message === null ? "template" : `${chat.messages[message].role} #${message + 1}`;
+    }),
+  };
+}

@@ -11,7 +11,7 @@ import { writeFeatureStats } from "../../core/sae/feature-stats-file";
 import { resolveSaeReference } from "../../core/sae/releases/reference";
 import { computeFeatureStats, type CorpusText, type FeatureStats } from "../../core/sae/features";
 import { loadOptions, positiveInt, readInput, stringOption, withBackend, type CliIo, type Command, type ParsedValues } from "../command";
-import { CHAT_OPTION, chatInput, withMessages } from "../chat-input";
+import { CHAT_OPTION, chatInput, messageColumn, withMessages } from "../chat-input";
 import { fixed, renderTable, visibleToken } from "../format";
 
 export interface TokenFeatures {
@@ -28,10 +28,11 @@ export interface FeaturesResult {
   readonly tokens: TokenFeatures[];
 }
 
-export function formatFeatures(result: FeaturesResult): string {
-  const rows = result.tokens.map((t) => [String(t.index), `"${visibleToken(t.text)}"`, t.features.map((f) => `${f.name} ${f.value.toFixed(2)}`).join("; ")]);
+/** `column`: an extra column after the token (the message each token of a chat belongs to). */
+export function formatFeatures(result: FeaturesResult, column?: { title: string; values: readonly string[] }): string {
+  const rows = result.tokens.map((t, i) => [String(t.index), `"${visibleToken(t.text)}"`, ...(column ? [column.values[i]] : []), t.features.map((f) => `${f.name} ${f.value.toFixed(2)}`).join("; ")]);
   const note = result.sae.statsFile ? "" : " (no feature-stats.json next to the SAE: only your labels are shown)";
-  return `${renderTable(["#", "token", "top features (activation)"], rows)}\n\n${result.tokens.length} tokens, SAE at ${result.sae.hook_name} (d_sae ${result.sae.d_sae}) from ${result.sae.folder}${note}`;
+  return `${renderTable(["#", "token", ...(column ? [column.title] : []), "top features (activation)"], rows)}\n\n${result.tokens.length} tokens, SAE at ${result.sae.hook_name} (d_sae ${result.sae.d_sae}) from ${result.sae.folder}${note}`;
 }
 
 /** The SAE --sae names (a folder or a cached RELEASE/SAE_ID), else the model folder's sae/ SAE. */
@@ -134,7 +135,7 @@ loupe features --compute-stats CORPUS.jsonl [--sae DIR|RELEASE/SAE_ID] [--model 
       }),
     }));
     const result: FeaturesResult = { modelFolder, sae: { folder: path.resolve(saeFolder), hook_name: found.hook_name, d_sae: found.d_sae, statsFile: found.hasStats }, tokens };
-    io.out(values.json ? `${JSON.stringify(chat ? withMessages(chat, result) : result, null, 2)}\n` : `${formatFeatures(result)}\n`);
+    io.out(values.json ? `${JSON.stringify(chat ? withMessages(chat, result) : result, null, 2)}\n` : `${formatFeatures(result, chat && messageColumn(chat, read.tokens))}\n`);
     return 0;
   },
 };

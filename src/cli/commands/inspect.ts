@@ -1,7 +1,7 @@
 import type { InspectResult } from "../../core/inspect";
 import { LoupeError } from "../../core/errors";
 import { traceChatTokens } from "../../core/chat/inspect-chat";
-import { CHAT_OPTION, chatInput } from "../chat-input";
+import { CHAT_OPTION, chatInput, messageColumn } from "../chat-input";
 import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
@@ -47,9 +47,7 @@ export const inspectCommand: Command = {
     if (!chat) {
       io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
     } else {
-      const traced = traceChatTokens(result, chat);
-      const labels = traced.tokens.map((t) => (t.message === null ? "template" : `${chat.messages[t.message].role} #${t.message + 1}`));
-      io.out(values.json ? `${JSON.stringify(traced, null, 2)}\n` : `${formatInspect(result, topK, { title: "message", values: labels })}\n`);
+      io.out(values.json ? `${JSON.stringify(traceChatTokens(result, chat), null, 2)}\n` : `${formatInspect(result, topK, messageColumn(chat, result.tokens))}\n`);
     }
     return 0;
   },

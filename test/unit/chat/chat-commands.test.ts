@@ -49,6 +49,12 @@ describe("commands on a chat (--chat, and the editor's chat files)", function ()
     return JSON.parse(out) as T;
   }
 
+  async function printed(...args: string[]): Promise<string> {
+    let out = "";
+    assert.equal(await main([...args, "--model", model], { out: (t) => void (out += t), readStdin: () => "" }), 0);
+    return out;
+  }
+
   /** A JSONL chat file and the rendered text as a plain prompt file. */
   function files(name: string, messages: { role: string; content: string }[], ending: "as-written" | "continue") {
     const chatFile = path.join(dir, `${name}.jsonl`);
@@ -155,6 +161,10 @@ describe("commands on a chat (--chat, and the editor's chat files)", function ()
     assert.deepEqual(chat.tokens.map((t) => [t.text, t.features]), plain.tokens.map((t) => [t.text, t.features]));
     assertPlaced(chat.tokens, layout);
     assert.ok(chat.tokens.some((t) => t.message === 0) && chat.tokens.some((t) => t.message === 1) && chat.tokens.some((t) => t.message === null));
+    // The table names each token's message, as loupe inspect --chat does.
+    const table = await printed("features", "--chat", chatFile);
+    assert.match(table, /"Q"\s+template/);
+    assert.match(table, /" 8"\s+assistant #2/);
 
     const moved = featuresInChat({ saeFolder: "", hook_name: "", d_sae: 0, hasStats: false, maxByFeature: {}, tokens: plain.tokens.map((t, index) => ({ ...t, index })) }, fileView(layout));
     // Template tokens keep their place in the list but cover nothing in the file.
