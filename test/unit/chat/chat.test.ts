@@ -139,6 +139,19 @@ describe("chat templates", function () {
     assert.match(templateTokenSummary(templateTokens), /^\d+ template tokens \(role markers, separators, special tokens\) are not in the file: "/);
   });
 
+  it("continues a last message only where the template writes it as given, and places the template's text between messages on the file", () => {
+    const shouting = readChatTemplate(modelWithTemplate("upper", "{% for m in messages %}{{ m['role'] + ': ' + m['content'] | upper + '\\n' }}{% endfor %}"));
+    assert.throws(() => renderChat(shouting, CHAT, { continueFinalMessage: true }), (e: unknown) => e instanceof LoupeError && /does not write the last message's content as given/.test(e.message) && /tokenizer_config\.json$/.test(e.file ?? ""));
+    const fileText = CHAT.map((m) => JSON.stringify(m)).join("\n");
+    const layout = ChatLayout.render(readChatTemplate(modelWithTemplate("anchor", CHATML)), CHAT, "continue", { text: fileText, name: "chat.jsonl" });
+    assert.ok(layout.text.endsWith("<|im_start|>assistant\n  on the mat  "));
+    // "<|im_end|>\n<|im_start|>assistant\n" sits after the user's message: an empty range at its closing quote; the default system prompt before any message, at 0.
+    const between = layout.text.lastIndexOf("<|im_end|>");
+    const closingQuote = fileText.indexOf('"}');
+    assert.deepEqual(layout.onFile({ start: between, end: between + 10 }), { start: closingQuote, end: closingQuote });
+    assert.deepEqual(layout.onFile({ start: 0, end: 5 }), { start: 0, end: 0 });
+  });
+
   it("names the file and the fix for a chat it cannot read or a model without a template", () => {
     assert.throws(() => parseChat('{"role": "user", "content": "hi"}\n{"role": "user"}', "chat.jsonl"), (e: unknown) => e instanceof LoupeError && /chat\.jsonl:2: "content" must be a string/.test(e.message));
     assert.throws(() => parseChat('{"messages": [{"content": "hi"}]}', "chat.json"), /chat\.json: message 1: "role" must be a non-empty string/);
