@@ -3,7 +3,7 @@ import { attributionInChat, messageView } from "../../core/chat/chat-results";
 import { LoupeError } from "../../core/errors";
 import type { AblationMethod, AttributionResult } from "../../core/patching/attribution";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
-import { CHAT_OPTION, CHAT_USAGE_CONTINUED, chatInput, withMessages } from "../chat-input";
+import { CHAT_OPTION, CHAT_USAGE_CONTINUED, chatInput, messageColumn, withMessages } from "../chat-input";
 import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
@@ -17,13 +17,14 @@ function bar(value: number | null, scale: number, width = 20): string {
   return (value >= 0 ? "+" : "-").repeat(n);
 }
 
-export function formatAttribution(result: AttributionResult): string {
+/** `column`: an extra column after the token (the message each token of a chat belongs to). */
+export function formatAttribution(result: AttributionResult, column?: { title: string; values: readonly string[] }): string {
   const how =
     result.method === "mask"
       ? "mask: no later token may attend to the ablated one"
       : `embed: its embedding replaced by ${result.baseline === "zero" || result.baseline === null ? "zeros" : quoted(result.baseline.text)}`;
   const scale = Math.max(0, ...result.tokens.map((t) => Math.abs(t.attribution ?? 0)));
-  const tokenRows = result.tokens.map((t) => [String(t.index), quoted(t.text), t.attribution === null ? "-" : fixed(t.attribution, 3), bar(t.attribution, scale)]);
+  const tokenRows = result.tokens.map((t, i) => [String(t.index), quoted(t.text), ...(column ? [column.values[i]] : []), t.attribution === null ? "-" : fixed(t.attribution, 3), bar(t.attribution, scale)]);
   const lineScale = Math.max(0, ...result.lines.map((l) => Math.abs(l.attribution ?? 0)));
   const lineRows = result.lines.map((l) => [String(l.index + 1), l.attribution === null ? "-" : fixed(l.attribution, 3), bar(l.attribution, lineScale, 10), l.text.length > 60 ? `${l.text.slice(0, 57)}...` : l.text]);
   const words = result.words
@@ -39,7 +40,7 @@ export function formatAttribution(result: AttributionResult): string {
       ? `attribution = logit difference - logit difference with the token ablated, nats; > 0 means the token makes the model prefer the answer to the contrast. Ablation by ${how}.`
       : `attribution = log p(answer) - log p(answer | token ablated), nats; > 0 means the token supports the answer. Ablation by ${how}.`,
     "",
-    renderTable(["#", "token", "attribution", ""], tokenRows) + unmeasured,
+    renderTable(["#", "token", ...(column ? [column.title] : []), "attribution", ""], tokenRows) + unmeasured,
     "",
     renderTable(["line", "attribution", "", "text"], lineRows),
     words.length ? `\nstrongest words: ${words.join(", ")}` : "",
@@ -72,7 +73,7 @@ export const attributeCommand: Command = {
     const params = { text, answer: stringOption(values, "answer"), contrast: stringOption(values, "contrast"), method: method as AblationMethod, baseline: baselineText, batchSize };
     const result = await withBackend(args, (backend) => backend.request("attribute", params));
     const json = chat ? withMessages(chat, attributionInChat(result, messageView(chat))) : result;
-    io.out(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatAttribution(result)}\n`);
+    io.out(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatAttribution(result, chat && messageColumn(chat, result.tokens))}\n`);
     return 0;
   },
 };

@@ -148,6 +148,8 @@ describe("commands on a chat (--chat, and the editor's chat files)", function ()
     assert.deepEqual(chat.tokens.filter((t) => t.message === null).map((t) => t.text).join("").replace(/\s/g, ""), "Q:A:");
     assert.equal(chat.tokens.filter((t) => t.message === 1).map((t) => t.text).join("").trim(), openAnswer[1].content);
 
+    assert.match(await printed("attribute", "--chat", chatFile), /"A"\s+template\s/);
+
     const onFile = attributionInChat(plain as unknown as AttributionResult, fileView(layout));
     const drawn = onFile.tokens.filter((t) => t.end > t.start).map((t) => fileText.slice(t.start, t.end)).join("");
     assert.equal(drawn.replace(/\s/g, ""), (QUESTION + openAnswer[1].content).replace(/\s/g, ""));
