@@ -63,6 +63,11 @@ export interface InterveneCircuitParams {
   readonly edits: readonly FeatureEdit[];
 }
 
+/** Each traced token with its range in the text and its embedding node's influence. */
+export function circuitTokens(encoding: { ids: readonly number[]; offsets: readonly (readonly [number, number])[] }, tokenText: (id: number) => string, influence: readonly number[]): CircuitToken[] {
+  return encoding.ids.map((id, i) => ({ text: tokenText(id), start: encoding.offsets[i][0], end: encoding.offsets[i][1], influence: influence[i] }));
+}
+
 function checkThreshold(name: string, value: number | undefined): void {
   if (value !== undefined && !(value > 0 && value <= 1)) throw new LoupeError("bad-argument", `The ${name} must be in (0, 1] (got ${value}).`);
 }
@@ -104,7 +109,7 @@ export const CIRCUIT_REQUESTS = {
     const neuronpedia = neuronpediaTranscodersOf(folder, transcoders.scan);
     return {
       transcoders: transcoders.source ?? folder,
-      tokens: encoding.ids.map((id, i) => ({ text: tokenText(id), start: encoding.offsets[i][0], end: encoding.offsets[i][1], influence: summary.tokenInfluence[i] })),
+      tokens: circuitTokens(encoding, tokenText, summary.tokenInfluence),
       targets: summary.targets,
       replacementScore: summary.replacementScore,
       completenessScore: summary.completenessScore,
