@@ -178,7 +178,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     shown.prompt ??= this.findPrompt(shown);
     const range = shown.prompt?.ranges[pos];
     if (!shown.prompt || !range) {
-      void vscode.window.showInformationMessage(shown.prompt ? "Loupe: this token (a BOS) is not in the text." : "Loupe: open the file that holds this graph's prompt to see its tokens there.");
+      void vscode.window.showInformationMessage(shown.prompt ? "Loupe: this token is not in the file's text (a BOS, or a token the chat template added)." : "Loupe: open the file that holds this graph's prompt to see its tokens there.");
       return;
     }
     const document = await vscode.workspace.openTextDocument(shown.prompt.uri);
