@@ -15,16 +15,17 @@ export function leadingSpecialToken(cfg: Pick<ModelConfig, "bosTokenId" | "eosTo
   return cfg.bosTokenId ?? cfg.eosTokenId;
 }
 
-/** `ids` with the leading special token in front, unless they start with it (or the model has none). */
-export function withLeadingSpecialToken(cfg: Pick<ModelConfig, "bosTokenId" | "eosTokenId">, ids: readonly number[]): number[] {
+/** `ids` with the leading special token in front, unless they start with a special token already (or the model has none). */
+export function withLeadingSpecialToken(cfg: Pick<ModelConfig, "bosTokenId" | "eosTokenId">, ids: readonly number[], isSpecial: (id: number) => boolean = (id) => id === leadingSpecialToken(cfg)): number[] {
   const lead = leadingSpecialToken(cfg);
-  return lead === undefined || ids[0] === lead ? [...ids] : [lead, ...ids];
+  return lead === undefined || ids.length === 0 || isSpecial(ids[0]) ? [...ids] : [lead, ...ids];
 }
 
 /** model.encode(text), led by the special token circuit-tracer would put there (see above). */
 export function traceEncoding(model: HookedModel, text: string): PromptEncoding {
   const own = model.encode(text);
-  const ids = withLeadingSpecialToken(model.cfg, own.ids);
+  // circuit-tracer adds nothing before a prompt that starts with any special token (a chat template's own).
+  const ids = withLeadingSpecialToken(model.cfg, own.ids, (id) => id === leadingSpecialToken(model.cfg) || model.tokenizer.specialTokenIds.has(id));
   if (ids.length === own.ids.length) return own;
   return {
     ...own,
