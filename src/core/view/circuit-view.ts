@@ -8,11 +8,18 @@ import { transcoderNeuronpediaUrl } from "../sae/releases/neuronpedia";
 import { codeSpan } from "./faithfulness-view";
 import { LEVELS } from "./lenses";
 
-/** Level 1..LEVELS for tokens with influence, relative to the most influential; none for the rest. */
+/**
+ * The tokens that are in the text: not the leading BOS the trace puts in front, nor a chat
+ * template's own tokens (empty ranges). Scales and shares count only these, or the sink token's
+ * influence would wash out every colour the user can see.
+ */
+const inText = (t: CircuitToken): boolean => t.end > t.start;
+
+/** Level 1..LEVELS for tokens with influence, relative to the most influential token in the text; none for the rest. */
 export function circuitLevels(trace: CircuitTrace): { index: number; level: number }[] {
-  const max = Math.max(0, ...trace.tokens.map((t) => t.influence));
+  const max = Math.max(0, ...trace.tokens.filter(inText).map((t) => t.influence));
   if (max <= 0) return [];
-  return trace.tokens.flatMap((t, index) => (t.influence > 0 && t.end > t.start ? [{ index, level: Math.max(1, Math.ceil((t.influence / max) * LEVELS)) }] : []));
+  return trace.tokens.flatMap((t, index) => (t.influence > 0 && inText(t) ? [{ index, level: Math.max(1, Math.ceil((t.influence / max) * LEVELS)) }] : []));
 }
 
 export function circuitTargetText(trace: CircuitTrace): string {
@@ -21,7 +28,7 @@ export function circuitTargetText(trace: CircuitTrace): string {
 
 export function circuitHoverMarkdown(trace: CircuitTrace, index: number): string {
   const token: CircuitToken = trace.tokens[index];
-  const total = trace.tokens.reduce((sum, t) => sum + t.influence, 0);
+  const total = trace.tokens.filter(inText).reduce((sum, t) => sum + t.influence, 0);
   const share = total > 0 ? ` (${((token.influence / total) * 100).toFixed(0)}% of the prompt tokens' influence)` : "";
   const fromHere = trace.paths.filter((p) => p.fromToken === index);
   const shownPaths = fromHere.length ? fromHere : trace.paths;

@@ -27,6 +27,16 @@ describe("circuit view", () => {
     assert.deepEqual(circuitLevels({ ...trace, tokens: trace.tokens.map((t) => ({ ...t, influence: 0 })) }), []);
   });
 
+  it("scales colours and shares by the tokens in the text, not the leading BOS the trace adds", () => {
+    const led: CircuitTrace = { ...trace, tokens: [{ text: "<|endoftext|>", start: 0, end: 0, influence: 0.8 }, ...trace.tokens], paths: [] };
+    assert.deepEqual(circuitLevels(led), [
+      { index: 1, level: LEVELS },
+      { index: 2, level: Math.ceil(0.25 * LEVELS) },
+      { index: 4, level: Math.ceil(0.5 * LEVELS) },
+    ]);
+    assert.match(circuitHoverMarkdown(led, 1), /\(57% of the prompt tokens' influence\)/);
+  });
+
   it("hovers with the token's influence, its share, and the paths from it (else all)", () => {
     const hover = circuitHoverMarkdown(trace, 0);
     assert.match(hover, /Circuit influence on ` Leo` \(p = 0\.500\)/);
