@@ -28,7 +28,7 @@ export interface FeaturesResult {
 
 export function formatFeatures(result: FeaturesResult): string {
   const rows = result.tokens.map((t) => [String(t.index), `"${visibleToken(t.text)}"`, t.features.map((f) => `${f.name} ${f.value.toFixed(2)}`).join("; ")]);
-  const note = result.sae.statsFile ? "" : " (no feature-stats.json next to the SAE: only your labels are shown)";
+  const note = result.sae.statsFile ? "" : " (no feature statistics for this SAE: only your labels are shown)";
   return `${renderTable(["#", "token", "top features (activation)"], rows)}\n\n${result.tokens.length} tokens, SAE at ${result.sae.hook_name} (d_sae ${result.sae.d_sae}) from ${result.sae.folder}${note}`;
 }
 

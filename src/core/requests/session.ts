@@ -7,8 +7,7 @@ import { LoupeError } from "../errors";
 import type { InspectionResiduals, InspectResult } from "../inspect";
 import { HookedModel } from "../model/hooked-model";
 import { checkModelFits } from "../model/memory-limit";
-import { FeatureStatsCache } from "../sae/feature-stats-file";
-import { SaeStore } from "../sae/token-features";
+import { SaeStore } from "../sae/sae-store";
 import { TranscoderStore } from "../circuits/transcoder-store";
 import type { LoadParams } from "./model";
 
@@ -105,11 +104,10 @@ export class RecentInspections {
 }
 
 export class ModelSession {
+  /** SAEs by folder, each with its feature-stats.json parsed (here, not on the editor's thread) and checked once. */
   readonly saes = new SaeStore();
   /** Transcoder sets read for the loaded model (emptied when another model is loaded). */
   readonly transcoders = new TranscoderStore();
-  /** Each SAE's feature-stats.json, parsed here (not on the editor's thread) and kept while unchanged. */
-  readonly featureStats = new FeatureStatsCache();
   readonly recent = new RecentInspections();
   /** The residual stream of the latest inspection, for the hover's per-block lens (one text's worth). */
   residuals: InspectionResiduals | undefined;
