@@ -36,9 +36,13 @@ export class ModelState<T extends LoadableModel = HookedModel> {
     return this.model;
   }
 
+  /** Whether `load(params)` would return the model already loaded (nothing built or read). */
+  holds(params: LoadParams): boolean {
+    return this.model !== undefined && this.key === loadKey(params);
+  }
+
   async load(params: LoadParams, signal?: AbortSignal): Promise<T> {
-    // Threads and graph options change the session; the cache folder does not change the model.
-    const key = JSON.stringify([path.resolve(params.folder), params.threads ?? null, params.compactWeights === true, params.ungroupGroupedQueryAttention === true]);
+    const key = loadKey(params);
     if (this.model && this.key === key) return this.model;
     if (signal?.aborted) throw cancelled();
     const next = await this.loader(params);
@@ -61,6 +65,11 @@ export class ModelState<T extends LoadableModel = HookedModel> {
     await model?.dispose();
     return had;
   }
+}
+
+/** What makes a loaded model another one: threads and graph options change the session; the cache folder does not change the model. */
+function loadKey(params: LoadParams): string {
+  return JSON.stringify([path.resolve(params.folder), params.threads ?? null, params.compactWeights === true, params.ungroupGroupedQueryAttention === true]);
 }
 
 function cancelled(): LoupeError {

@@ -155,7 +155,9 @@ describe("worker model state", () => {
 
   it("keeps one model: loading another folder releases the previous one", async () => {
     const { s, made } = state();
+    assert.equal(s.holds({ folder: "/models/a" }), false);
     const a = await s.load({ folder: "/models/a" });
+    assert.ok(s.holds({ folder: "/models/a" }) && !s.holds({ folder: "/models/a", compactWeights: true }));
     assert.equal(await s.load({ folder: "/models/a" }), a, "the same folder is not loaded twice");
     const b = await s.load({ folder: "/models/b" });
     assert.deepEqual(made.map((m) => [m.folder, m.disposed]), [["/models/a", true], ["/models/b", false]]);
