@@ -19,8 +19,9 @@ export class LoupeError extends Error {
  * What the user can change to get past an error, which the CLI and the editor name differently (a
  * flag, a setting); the message says what happened in words true on both. `memory-limit`: the model
  * memory limit; `featureNodes`, for a circuit, the most feature nodes that fit under it.
+ * `transcoder-set`: the dictionary given as an SAE is a transcoder, to give where transcoders go.
  */
-export type LoupeHint = { readonly kind: "memory-limit"; readonly featureNodes?: number };
+export type LoupeHint = { readonly kind: "memory-limit"; readonly featureNodes?: number } | { readonly kind: "transcoder-set" };
 
 /** Where an error is shown. */
 export type Surface = "cli" | "editor";
@@ -37,6 +38,8 @@ function hintText(hint: LoupeHint, surface: Surface): string {
       const nodes = hint.featureNodes ? `--max-feature-nodes ${hint.featureNodes} fits; ` : "";
       return `${nodes}the limit is --max-memory-mb.`;
     }
+    case "transcoder-set":
+      return surface === "editor" ? "Set loupe.transcoderPath to it (Trace Circuit), not loupe.saePath." : "Give it to loupe trace --transcoders, not --sae.";
   }
 }
 
