@@ -28,7 +28,7 @@ export interface FeatureDashboardState {
   readonly feature: number;
   readonly d_sae: number;
   readonly hook_name: string;
-  /** The SAE folder as shown to the user. */
+  /** The SAE as shown to the user (and given to `loupe features --sae`): RELEASE/SAE_ID for a published one, else its folder. */
   readonly sae: string;
   readonly label: string;
   /** The feature's Neuronpedia page, for a published SAE hosted there. */
