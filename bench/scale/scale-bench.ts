@@ -33,7 +33,8 @@ import { encodeSafetensors } from "../../src/core/model/safetensors";
 import { attributeTokens, patchingSweeps } from "../../src/core/patching";
 import { applyProbe, validateProbe } from "../../src/core/probes";
 import { steerWithFeature } from "../../src/core/sae/steer";
-import { SaeStore, tokenFeatures } from "../../src/core/sae/token-features";
+import { SaeStore } from "../../src/core/sae/sae-store";
+import { tokenFeatures } from "../../src/core/sae/token-features";
 import { SHAPES, writeRandomModel } from "./random-model";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);

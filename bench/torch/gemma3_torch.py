@@ -15,6 +15,7 @@ Writes test/fixtures/tiny-gemma3/: config.json, model.safetensors, a Gemma-style
 (Replace " " -> "▁" normalizer, no pre-tokenizer, no dummy prefix, byte fallback) and reference.json
 (as llama_torch.py's, plus the post-norm hooks, prompts longer than the window).
 """
+import functools
 import math
 import os
 import sys
@@ -22,19 +23,11 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from llama_torch import CORPUS, HOOKS, SPACE, Llama, byte_token, rotate, train_bpe, write_fixture  # noqa: E402
+import llama_torch  # noqa: E402
+from llama_torch import CORPUS, HOOKS, SPACE, Llama, bpe_encode, rope_inverse_frequencies, rotate, train_bpe, write_fixture  # noqa: E402
 
-
-def rms_norm(x, weight, eps, record=None, name=None, scale_name=None):
-    """Gemma's RMSNorm: float32, gain 1 + w; scale = sqrt(mean(x^2) + eps) recorded when named (TransformerLens's hook_scale)."""
-    x32 = x.float()
-    scale = torch.sqrt((x32 * x32).mean(dim=-1, keepdim=True) + eps)
-    if record is not None and scale_name is not None:
-        scale = record(scale_name, scale)
-    normalized = x32 / scale
-    if record is not None and name is not None:
-        normalized = record(name, normalized)
-    return (normalized * (1.0 + weight.float())).type_as(x)
+# Gemma's RMSNorm: float32, with the gain stored as an offset from 1 (x / rms(x) * (1 + w)).
+rms_norm = functools.partial(llama_torch.rms_norm, gain_offset=1.0)
 
 
 def gelu_tanh(x):
@@ -45,13 +38,6 @@ def softcap(x, cap):
     return x if cap is None else torch.tanh(x / cap) * cap
 
 
-def inverse_frequencies(theta, d, scaling=None):
-    f = theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    if scaling and scaling.get("rope_type", scaling.get("type")) == "linear":
-        f = f / scaling["factor"]
-    return f.float()
-
-
 class Gemma3(Llama):
     """Gemma 3; greedy decoding (with and without the key/value cache) is Llama's, over this forward."""
 
@@ -59,8 +45,8 @@ class Gemma3(Llama):
         self.W = {k.removeprefix("model."): v for k, v in weights.items()}
         self.cfg = cfg
         d = cfg["head_dim"]
-        self.inv_freq_global = inverse_frequencies(cfg["rope_theta"], d, cfg.get("rope_scaling"))
-        self.inv_freq_local = inverse_frequencies(cfg["rope_local_base_freq"], d)
+        self.inv_freq_global = rope_inverse_frequencies(cfg["rope_theta"], d, cfg.get("rope_scaling")).float()
+        self.inv_freq_local = rope_inverse_frequencies(cfg["rope_local_base_freq"], d).float()
 
     def linear(self, x, name):
         return x @ self.W[name + ".weight"].T
@@ -176,21 +162,6 @@ def gemma_vocab():
     return {GEMMA_SPECIALS.get(t, t): i for t, i in vocab.items()}, merges
 
 
-def gemma_encode(text, vocab, merges):
-    rank = {m: i for i, m in enumerate(merges)}
-    symbols = list(text.replace(" ", SPACE))
-    while True:
-        ranked = [(rank[(a, b)], i) for i, (a, b) in enumerate(zip(symbols, symbols[1:])) if (a, b) in rank]
-        if not ranked:
-            break
-        _, i = min(ranked)
-        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
-    ids = []
-    for sym in symbols:
-        ids.extend([vocab[sym]] if sym in vocab else [vocab[byte_token(b)] for b in sym.encode("utf-8")])
-    return ids
-
-
 def gemma_tokenizer_json(vocab, merges):
     special = lambda tok: {"id": vocab[tok], "content": tok, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}  # noqa: E731
     single = [{"SpecialToken": {"id": "<bos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]
@@ -227,7 +198,7 @@ def main():
     vocab, merges = gemma_vocab()
     # Longer than the window (4), so sliding layers drop keys that global ones see.
     texts = ["Mia and Leo went to the river with the ball.", "Café 😀 naïve  x", "3 + 4 = 7 and the dog slept"]
-    prompts = [{"text": t, "tokens": [vocab["<bos>"]] + gemma_encode(t, vocab, merges)} for t in texts]
+    prompts = [{"text": t, "tokens": [vocab["<bos>"]] + bpe_encode(t, vocab, merges, prepend_space=False)} for t in texts]
     cfg = {
         "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"],
         "vocab_size": len(vocab), "hidden_size": 40, "intermediate_size": 96, "num_hidden_layers": 3,

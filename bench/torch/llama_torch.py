@@ -37,10 +37,13 @@ SPACE = "\u2581"
 
 
 def inverse_frequencies(cfg):
-    """One rotation speed per pair of dimensions (i, i + d/2), after rope scaling, in float64."""
-    d = cfg["head_dim"]
-    theta = cfg.get("rope_theta", 10000.0)
-    scaling = cfg.get("rope_scaling") or {}
+    """One rotation speed per pair of dimensions (i, i + d/2) for the config's rope_theta and rope_scaling, in float64."""
+    return rope_inverse_frequencies(cfg.get("rope_theta", 10000.0), cfg["head_dim"], cfg.get("rope_scaling"))
+
+
+def rope_inverse_frequencies(theta, d, scaling=None):
+    """One rotation speed per pair of dimensions (i, i + d/2), after rope scaling (linear or llama3), in float64."""
+    scaling = scaling or {}
     kind = scaling.get("rope_type", scaling.get("type", "default"))
     out = []
     for i in range(d // 2):
@@ -62,15 +65,19 @@ def inverse_frequencies(cfg):
     return torch.tensor(out, dtype=torch.float64)
 
 
-def rms_norm(x, weight, eps, record=None, name=None, scale_name=None):
-    """x / scale * weight, scale = sqrt(mean(x^2) + eps) (TransformerLens's hook_scale), recorded when named."""
-    scale = torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps)
+def rms_norm(x, weight, eps, record=None, name=None, scale_name=None, gain_offset=0.0):
+    """x / scale * (gain_offset + weight) in float32, returned in x's dtype; scale = sqrt(mean(x^2) + eps)
+    (TransformerLens's hook_scale) and x / scale (hook_normalized) recorded when named. Gemma stores its
+    gain as an offset from 1 (gain_offset=1)."""
+    x32 = x.float()
+    scale = torch.sqrt((x32 * x32).mean(dim=-1, keepdim=True) + eps)
     if record is not None and scale_name is not None:
         scale = record(scale_name, scale)
-    normalized = x / scale
+    normalized = x32 / scale
     if record is not None and name is not None:
         normalized = record(name, normalized)
-    return normalized * weight
+    gain = weight.float() + gain_offset if gain_offset else weight.float()
+    return (normalized * gain).type_as(x)
 
 
 def rotate(x, c, s):
@@ -290,11 +297,12 @@ def train_bpe(corpus, n_merges):
     return vocab, merges
 
 
-def bpe_encode(text, vocab, merges):
-    """Token ids as HF's BPE with this tokenizer.json gives them (prepend ▁ once, merges by rank, byte fallback)."""
+def bpe_encode(text, vocab, merges, prepend_space=True):
+    """Token ids as HF's BPE with this tokenizer.json gives them (spaces as ▁, one ▁ prepended unless
+    prepend_space is False as in Gemma's, merges by rank, byte fallback)."""
     rank = {m: i for i, m in enumerate(merges)}
     s = text.replace(" ", SPACE)
-    if not s.startswith(SPACE):
+    if prepend_space and not s.startswith(SPACE):
         s = SPACE + s
     symbols = list(s)
     while True:

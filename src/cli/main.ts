@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
-import { LoupeError } from "../core/errors";
+import { errorText, LoupeError } from "../core/errors";
 import { resolveModelFolder } from "../core/hub/model-reference";
 import { bundledModelFolder, COMMON_OPTIONS, type CliIo, type Command } from "./command";
 import { auditCommand } from "./commands/audit";
@@ -119,7 +119,7 @@ if (require.main === module) {
     process.once("SIGINT", () => process.exit(130));
   });
   main(process.argv.slice(2)).then(exitAfterOutput, (error: unknown) => {
-    const message = error instanceof LoupeError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    const message = error instanceof LoupeError ? errorText(error, "cli") : error instanceof Error ? (error.stack ?? error.message) : String(error);
     process.stderr.write(`loupe: ${message}\n`);
     exitAfterOutput(error instanceof LoupeError ? 2 : 1);
   });

@@ -5,7 +5,7 @@ import { AUDIT_CONFIG_FILE, DEFAULT_AUDIT_CONFIG, lineColumn, parseAuditConfig, 
 import { readTextSafelyAsync } from "../core/safe-fs";
 import { auditReportHtml } from "../core/view/audit-report-html";
 import type { ModelHost } from "./model-host";
-import { reportErrors } from "./errors";
+import { errorMessage, reportErrors } from "./errors";
 import { runOnSelection } from "./selection-command";
 import { restrictedSetting } from "./settings";
 
@@ -108,7 +108,7 @@ export class AuditController implements vscode.Disposable, vscode.CodeActionProv
       return { file, text, findings: result.findings, skipped: result.skipped };
     } catch (error) {
       if ((error as { code?: string }).code === "cancelled") throw error;
-      return { file, text, findings: [], skipped: [], error: error instanceof Error ? error.message : String(error) };
+      return { file, text, findings: [], skipped: [], error: errorMessage(error) };
     }
   }
 

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { neuronpediaIdOf } from "../core/sae/releases/reference";
+import { formatReleaseSae, neuronpediaIdOf, releaseSaeOfFolder } from "../core/sae/releases/reference";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { labelIn } from "../core/sae/feature-labels";
 import { parseFeatureDashboardRequest, type FeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
@@ -66,7 +66,7 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
     const state = await this.models.request("featureDashboard", {
       saeFolder,
       feature,
-      sae: vscode.workspace.asRelativePath(saeFolder),
+      sae: shownSae(saeFolder),
       hook_name: cfg.hook_name,
       d_sae,
       label: labelIn(labels, feature),
@@ -131,3 +131,9 @@ rect.bin { fill: var(--vscode-charts-blue); }
 .logits td { padding: .1em .6em; font-family: var(--vscode-editor-font-family); }
 .logits td.num { text-align: right; }
 .pos { color: var(--vscode-charts-blue); } .neg { color: var(--vscode-charts-red); }`;
+
+/** A published SAE by its RELEASE/SAE_ID (as loupe.saePath and `--sae` take it), a folder relative to the workspace. */
+function shownSae(saeFolder: string): string {
+  const published = releaseSaeOfFolder(saeFolder);
+  return published ? formatReleaseSae(published) : vscode.workspace.asRelativePath(saeFolder);
+}

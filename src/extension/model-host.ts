@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { Backend, ParamsOf, ProgressCallback, RequestName, ResultOf } from "../core/requests";
+import type { Backend, ModelInfo, ParamsOf, ProgressCallback, RequestName, ResultOf } from "../core/requests";
 import type { ModelSource, RunRecord } from "../core/view/loupe-tree";
 import { WorkerClient } from "../worker/client";
 import { lineSink } from "../worker/output-tail";
@@ -27,6 +27,9 @@ export interface ProgressDisplay {
 }
 
 const WORKSPACE_MODEL_KEY = "loupe.modelFolder";
+
+/** The log's words for what a load did with the graph. */
+const LOAD_SAYS: Record<ModelInfo["graph"], string> = { built: "graph built", cache: "graph from the cache", "already-loaded": "already loaded in the worker" };
 
 /**
  * Owns the backend (the worker process, today) and the model loaded in it. The model folder is, in
@@ -100,7 +103,7 @@ export class ModelHost implements vscode.Disposable {
             try {
               const info = await this.request("load", { folder, maxModelBytes, compactWeights }, token);
               const { nLayers, dVocab, nCtx } = info.config;
-              this.log?.info(`Loaded ${path.basename(folder)} in ${Math.round(performance.now() - started)} ms: ${nLayers} layers, d_vocab ${dVocab}, n_ctx ${nCtx}, graph ${info.graphFromCache ? "from the cache" : "built"}`);
+              this.log?.info(`Loaded ${path.basename(folder)} in ${Math.round(performance.now() - started)} ms: ${nLayers} layers, d_vocab ${dVocab}, n_ctx ${nCtx}, ${LOAD_SAYS[info.graph]}`);
               return { folder, nLayers, dVocab, nCtx, compactWeights };
             } catch (error) {
               this.log?.error(`Loading ${folder} failed: ${describeError(error) ?? "cancelled"}`);

@@ -74,7 +74,7 @@ export async function pickFeature(models: ModelHost, saeFolder: string, d_sae: n
   for (const warning of picks.warnings) void vscode.window.showWarningMessage(warning);
   const picked = await vscode.window.showQuickPick(picks.items, {
     title,
-    placeHolder: picks.hasStats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature-stats.json next to this SAE: no labels to search)",
+    placeHolder: picks.hasStats ? "Search by label, concept or promoted token, or type #index" : "Type #index (no feature statistics for this SAE: no concepts to search)",
     matchOnDescription: true,
     matchOnDetail: true,
   });

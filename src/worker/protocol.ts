@@ -4,7 +4,7 @@
  * end to end against the handlers the worker serves.
  * The channel is Node's IPC with `serialization: "advanced"`: typed arrays cross as raw bytes.
  */
-import type { LoupeErrorCode } from "../core/errors";
+import type { LoupeErrorCode, LoupeHint } from "../core/errors";
 
 /** Each method's params and result, from the one catalogue in src/core/requests. */
 export type { FaithfulnessParams, LoadParams, Methods, ModelInfo, ProgressCallback, RunResultWire, WireTensor } from "../core/requests";
@@ -25,6 +25,8 @@ export interface WireError {
   readonly code: LoupeErrorCode | "internal";
   readonly message: string;
   readonly file?: string;
+  /** A LoupeError's hint, worded by the surface that shows it. */
+  readonly hint?: LoupeHint;
   /** The worker-side stack of an internal error, for bug reports. */
   readonly stack?: string;
 }

@@ -1,4 +1,4 @@
-/** Errors across the process boundary: a LoupeError keeps its code and file; anything else is a bug. */
+/** Errors across the process boundary: a LoupeError keeps its code, file and hint; anything else is a bug. */
 import { LoupeError } from "../core/errors";
 import type { WireError } from "./protocol";
 
@@ -16,7 +16,7 @@ export class WorkerInternalError extends Error {
 }
 
 export function toWireError(error: unknown): WireError {
-  if (error instanceof LoupeError) return { code: error.code, message: error.message, file: error.file };
+  if (error instanceof LoupeError) return { code: error.code, message: error.message, file: error.file, ...(error.hint ? { hint: error.hint } : {}) };
   const message = error instanceof Error ? error.message : String(error);
   const stack = error instanceof Error ? error.stack : undefined;
   return { code: "internal", message: `Internal error in the Loupe worker: ${message}`, stack };
@@ -24,7 +24,7 @@ export function toWireError(error: unknown): WireError {
 
 export function fromWireError(error: WireError): LoupeError | WorkerInternalError {
   if (error.code === "internal") return new WorkerInternalError(error.message, error.stack);
-  return new LoupeError(error.code, error.message, error.file);
+  return new LoupeError(error.code, error.message, error.file, error.hint);
 }
 
 export function cancelled(detail = ""): LoupeError {

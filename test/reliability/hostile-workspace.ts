@@ -23,6 +23,7 @@ import { pathToFileURL } from "node:url";
 import { addProbeMonitor, parseAuditConfig } from "../../src/core/audit";
 import { LoupeError } from "../../src/core/errors";
 import { readModelConfig } from "../../src/core/model/config";
+import { encodeSafetensors } from "../../src/core/model/safetensors";
 import { appendToDataset, readProbeDatasetAsync, saveProbe, type ProbeFile } from "../../src/core/probes";
 import { compileGuardedPattern } from "../../src/core/regex-guard";
 import { readTextSafelyAsync } from "../../src/core/safe-fs";
@@ -94,6 +95,7 @@ export function buildHostileWorkspace(): Layout {
   const nearCap = path.join(repo, "near-cap");
   fs.mkdirSync(path.join(nearCap, "sae"), { recursive: true });
   fs.mkdirSync(path.join(nearCap, ".loupe"));
+  writeNearCapSae(path.join(nearCap, "sae"));
   writeNearCapStats(path.join(nearCap, "sae", "feature-stats.json"), MAX_FEATURE_STATS_BYTES - 4 * 1024 * 1024);
   writeNearCapLabels(path.join(nearCap, ".loupe", "feature-labels.json"), MAX_FEATURE_LABELS_BYTES - 512 * 1024);
 
@@ -114,6 +116,14 @@ export function buildHostileWorkspace(): Layout {
 /** The near-cap feature-stats.json's SAE: many features with realistic contexts, the costliest shape to parse. */
 export const NEAR_CAP_SAE = { hook_name: HOOK, d_in: 32, d_sae: 80_000 };
 const NEAR_CAP_LABELS_KEY = "near-cap";
+
+/** The SAE the near-cap stats describe (zero weights): the worker reads stats only checked against their SAE. */
+function writeNearCapSae(folder: string): void {
+  const { hook_name, d_in, d_sae } = NEAR_CAP_SAE;
+  fs.writeFileSync(path.join(folder, "cfg.json"), JSON.stringify({ d_in, d_sae, architecture: "standard", apply_b_dec_to_input: true, normalize_activations: "none", metadata: { hook_name } }));
+  const zeros = (shape: number[]) => ({ dtype: "F32" as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+  fs.writeFileSync(path.join(folder, "sae_weights.safetensors"), encodeSafetensors({ W_enc: zeros([d_in, d_sae]), b_enc: zeros([d_sae]), W_dec: zeros([d_sae, d_in]), b_dec: zeros([d_in]) }));
+}
 
 /**
  * A valid feature-stats.json just under `bytes`: NEAR_CAP_SAE.d_sae features, each with a histogram

@@ -31,7 +31,7 @@ export interface FeaturesResult {
 /** `column`: an extra column after the token (the message each token of a chat belongs to). */
 export function formatFeatures(result: FeaturesResult, column?: { title: string; values: readonly string[] }): string {
   const rows = result.tokens.map((t, i) => [String(t.index), `"${visibleToken(t.text)}"`, ...(column ? [column.values[i]] : []), t.features.map((f) => `${f.name} ${f.value.toFixed(2)}`).join("; ")]);
-  const note = result.sae.statsFile ? "" : " (no feature-stats.json next to the SAE: only your labels are shown)";
+  const note = result.sae.statsFile ? "" : " (no feature statistics for this SAE: only your labels are shown)";
   return `${renderTable(["#", "token", ...(column ? [column.title] : []), "top features (activation)"], rows)}\n\n${result.tokens.length} tokens, SAE at ${result.sae.hook_name} (d_sae ${result.sae.d_sae}) from ${result.sae.folder}${note}`;
 }
 

@@ -57,7 +57,7 @@ export function estimateAttributionBytes(r: ReplacementModel, nTargets: number, 
   return 4 * (maxFeatures + nTargets) * nAllNodes + PRUNING_BYTES_PER_ENTRY * n * n + 4 * writerVectors * D + 2 * 4 * batchSize * T * D + replacement;
 }
 
-/** Refuses, before any row is computed, a graph whose estimate passes the limit; names the largest --max-feature-nodes that fits. */
+/** Refuses, before any row is computed, a graph whose estimate passes the limit; its hint has the most feature nodes that fit. */
 function checkGraphFits(r: ReplacementModel, nTargets: number, maxFeatures: number, batchSize: number, maxBytes: number): void {
   const bytes = estimateAttributionBytes(r, nTargets, maxFeatures, batchSize);
   if (bytes <= maxBytes) return;
@@ -68,10 +68,12 @@ function checkGraphFits(r: ReplacementModel, nTargets: number, maxFeatures: numb
     else hi = mid - 1;
   }
   const mb = (x: number) => Math.ceil(x / 2 ** 20);
-  const fix = fits > 0 ? `Use --max-feature-nodes ${fits} (or less), shorten the prompt, or raise the limit.` : "Shorten the prompt or raise the limit: even a graph without feature nodes does not fit.";
+  const fix = fits > 0 ? "Shorten the prompt or raise the limit." : "Shorten the prompt or raise the limit: even a graph without feature nodes does not fit.";
   throw new LoupeError(
     "model-too-large",
-    `This graph (${r.features.length} active features, ${maxFeatures} kept, ${r.frozen.nPos} tokens) needs about ${mb(bytes)} MB, more than the ${Math.floor(maxBytes / 2 ** 20)} MB allowed (loupe.maxModelMemoryMB). ${fix}`,
+    `This graph (${r.features.length} active features, ${maxFeatures} kept, ${r.frozen.nPos} tokens) needs about ${mb(bytes)} MB, more than the ${Math.floor(maxBytes / 2 ** 20)} MB allowed. ${fix}`,
+    undefined,
+    { kind: "memory-limit", ...(fits > 0 ? { featureNodes: fits } : {}) },
   );
 }
 

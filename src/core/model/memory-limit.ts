@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LoupeError } from "../errors";
+import { LoupeError, type LoupeHint } from "../errors";
 import { resolveModelFolder } from "../hub/model-reference";
 import { openModelWeights } from "./model-weights";
 import { findOnnxModelFile } from "./onnx-import";
@@ -55,6 +55,9 @@ export function estimateModelMemory(reference: string, compactWeights = false): 
   return { weightsFile: index.path, fileBytes: index.fileSize, estimatedBytes };
 }
 
+/** The memory limit is the knob: `loupe.maxModelMemoryMB` in the editor, `--max-memory-mb` on the command line. */
+const MEMORY_LIMIT: LoupeHint = { kind: "memory-limit" };
+
 function size(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(0)} MB` : `${(bytes / 1024).toFixed(0)} KB`;
 }
@@ -70,6 +73,7 @@ export function checkModelFits(folder: string, maxModelBytes: number | undefined
       `${estimate.weightsFile} needs about ${size(estimate.estimatedBytes)} of memory once loaded, more than the ${size(maxModelBytes)} limit. ` +
         `Choose a smaller model or raise the limit.`,
       estimate.weightsFile,
+      MEMORY_LIMIT,
     );
   }
   return estimate;
@@ -153,6 +157,8 @@ export function checkRunFits(cfg: RunConfig, shape: RunShape, limit: { readonly 
   throw new LoupeError(
     "model-too-large",
     `${what} (${rows}${shape.positions} tokens, ${shape.hooks.length} hooks returned) would need about ${size(run)} besides the ${size(limit.weightsBytes)} of weights, ` +
-      `more than the ${size(limit.maxBytes)} limit (setting loupe.maxModelMemoryMB). Select a shorter passage or raise the limit.`,
+      `more than the ${size(limit.maxBytes)} limit. Select a shorter passage or raise the limit.`,
+    undefined,
+    MEMORY_LIMIT,
   );
 }

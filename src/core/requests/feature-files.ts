@@ -7,7 +7,6 @@
  */
 import { LoupeError } from "../errors";
 import { labelIn, readFeatureLabels, setFeatureLabel, writeFeatureLabels } from "../sae/feature-labels";
-import { featureStatsFile } from "../sae/feature-stats-file";
 import { featureDashboardState, featurePickItems, type FeatureDashboardState, type FeaturePick } from "../view/feature-dashboard";
 import { request } from "./request";
 
@@ -24,7 +23,7 @@ export interface FeatureDashboardParams {
   readonly feature: number;
   readonly d_sae: number;
   readonly hook_name: string;
-  /** The SAE folder as shown to the user. */
+  /** The SAE as shown to the user (and given to `loupe features --sae`): RELEASE/SAE_ID for a published one, else its folder. */
   readonly sae: string;
   readonly label?: string;
   readonly neuronpedia?: string;
@@ -45,25 +44,21 @@ export interface FeaturePicks {
 }
 
 export const FEATURE_FILE_REQUESTS = {
-  /** One feature's dashboard from the SAE's feature-stats.json (parsed once per file version). */
+  /** One feature's dashboard from the SAE's feature-stats.json (parsed and checked against the SAE once per file version). */
   featureDashboard: request<FeatureDashboardParams, FeatureDashboardState>(async (session, { saeFolder, ...args }) => {
-    const stats = session.featureStats.get(saeFolder);
-    if (stats && (stats.sae.d_sae !== args.d_sae || stats.sae.hook_name !== args.hook_name)) {
-      const file = featureStatsFile(saeFolder);
-      throw new LoupeError("bad-file", `${file} is for an SAE at ${stats.sae.hook_name} with d_sae ${stats.sae.d_sae}, not this one (${args.hook_name}, d_sae ${args.d_sae}): compute the statistics again.`, file);
-    }
-    return featureDashboardState({ ...args, stats });
+    const { stats, densities, statsFile } = session.saes.get(saeFolder);
+    return featureDashboardState({ ...args, stats, statsFile, sparsityDensity: densities?.[args.feature] });
   }),
   /** A feature's largest activation on the stats corpus (a clamp value in its range); null without usable stats. */
   featureMaxActivation: request<{ readonly saeFolder: string; readonly feature: number }, number | null>(async (session, { saeFolder, feature }) => {
     // A broken file: the picker and the dashboard say so.
-    return orNone(() => session.featureStats.get(saeFolder), undefined, [])?.features[feature]?.maxActivation ?? null;
+    return orNone(() => session.saes.get(saeFolder).stats, undefined, [])?.features[feature]?.maxActivation ?? null;
   }),
   /** The Explore / Steer picker's entries; a broken stats file is reported and the picker offered without it. */
   featurePicks: request<FeaturePicksParams, FeaturePicks>(async (session, { saeFolder, d_sae, labels: where }) => {
     const warnings: string[] = [];
     const labels = where ? orNone(() => saeLabels(where), {}, warnings) : {};
-    const stats = orNone(() => session.featureStats.get(saeFolder), undefined, warnings);
+    const stats = orNone(() => session.saes.get(saeFolder).stats, undefined, warnings);
     const items = featurePickItems(d_sae, (f) => labelIn(labels, f), stats, Object.keys(labels).map(Number));
     return { items, hasStats: stats !== undefined, warnings };
   }),

@@ -23,7 +23,8 @@ export interface ModelInfo {
   readonly config: ModelConfig;
   readonly hookNames: readonly string[];
   readonly vocabSize: number;
-  readonly graphFromCache: boolean;
+  /** What this load did for the graph: built it, read it from the graph cache, or nothing (the model was already loaded). */
+  readonly graph: "built" | "cache" | "already-loaded";
 }
 
 /** A tensor as plain data (the Float32Array crosses IPC as raw bytes). */
@@ -54,8 +55,9 @@ export interface GenerateParams {
 
 type Empty = Record<string, never>;
 
-export function modelInfo(model: HookedModel): ModelInfo {
-  return { folder: model.folder, config: model.cfg, hookNames: [...model.hookNames], vocabSize: model.tokenizer.vocabSize, graphFromCache: model.graphFromCache };
+export function modelInfo(model: HookedModel, alreadyLoaded: boolean): ModelInfo {
+  const graph = alreadyLoaded ? "already-loaded" : model.graphFromCache ? "cache" : "built";
+  return { folder: model.folder, config: model.cfg, hookNames: [...model.hookNames], vocabSize: model.tokenizer.vocabSize, graph };
 }
 
 function toWire(run: RunResult): RunResultWire {
@@ -66,7 +68,10 @@ function toWire(run: RunResult): RunResultWire {
 
 export const MODEL_REQUESTS = {
   ping: request<Empty, { pid: number }>(async () => ({ pid: process.pid })),
-  load: request<LoadParams, ModelInfo>(async (session, params, { signal }) => modelInfo(await session.state.load(params, signal))),
+  load: request<LoadParams, ModelInfo>(async (session, params, { signal }) => {
+    const alreadyLoaded = session.state.holds(params);
+    return modelInfo(await session.state.load(params, signal), alreadyLoaded);
+  }),
   /** What Select Model… says about a folder before using it (nothing is built or loaded). */
   describeFolder: request<{ folder: string }, { description: string }>(async (_session, { folder }) => ({ description: describeModelFolder(folder) })),
   generate: request<GenerateParams, Generation>((session, params, { signal, progress }) => {

@@ -7,8 +7,7 @@ import { LoupeError } from "../errors";
 import type { InspectionResiduals, InspectResult } from "../inspect";
 import { HookedModel } from "../model/hooked-model";
 import { checkModelFits } from "../model/memory-limit";
-import { FeatureStatsCache } from "../sae/feature-stats-file";
-import { SaeStore } from "../sae/token-features";
+import { SaeStore } from "../sae/sae-store";
 import { TranscoderStore } from "../circuits/transcoder-store";
 import type { LoadParams } from "./model";
 
@@ -37,9 +36,13 @@ export class ModelState<T extends LoadableModel = HookedModel> {
     return this.model;
   }
 
+  /** Whether `load(params)` would return the model already loaded (nothing built or read). */
+  holds(params: LoadParams): boolean {
+    return this.model !== undefined && this.key === loadKey(params);
+  }
+
   async load(params: LoadParams, signal?: AbortSignal): Promise<T> {
-    // Threads and graph options change the session; the cache folder does not change the model.
-    const key = JSON.stringify([path.resolve(params.folder), params.threads ?? null, params.compactWeights === true, params.ungroupGroupedQueryAttention === true]);
+    const key = loadKey(params);
     if (this.model && this.key === key) return this.model;
     if (signal?.aborted) throw cancelled();
     const next = await this.loader(params);
@@ -62,6 +65,11 @@ export class ModelState<T extends LoadableModel = HookedModel> {
     await model?.dispose();
     return had;
   }
+}
+
+/** What makes a loaded model another one: threads and graph options change the session; the cache folder does not change the model. */
+function loadKey(params: LoadParams): string {
+  return JSON.stringify([path.resolve(params.folder), params.threads ?? null, params.compactWeights === true, params.ungroupGroupedQueryAttention === true]);
 }
 
 function cancelled(): LoupeError {
@@ -105,11 +113,10 @@ export class RecentInspections {
 }
 
 export class ModelSession {
+  /** SAEs by folder, each with its feature-stats.json parsed (here, not on the editor's thread) and checked once. */
   readonly saes = new SaeStore();
   /** Transcoder sets read for the loaded model (emptied when another model is loaded). */
   readonly transcoders = new TranscoderStore();
-  /** Each SAE's feature-stats.json, parsed here (not on the editor's thread) and kept while unchanged. */
-  readonly featureStats = new FeatureStatsCache();
   readonly recent = new RecentInspections();
   /** The residual stream of the latest inspection, for the hover's per-block lens (one text's worth). */
   residuals: InspectionResiduals | undefined;

@@ -8,11 +8,17 @@
 import * as path from "node:path";
 import { LoupeError } from "../errors";
 import type { HookedModel, TokenBatch } from "../model/hooked-model";
-import { headsAt, hookLayout, hookShape, isKeyValueHook } from "../model/hooks";
+import { headsAt, hookLayout, hookShape, isKeyValueHook, suffixOf } from "../model/hooks";
 import type { Tensor } from "../tensor/tensor";
 import { SAE_CFG_FILENAME } from "./config";
 import { encodeFast } from "./encoder-session";
 import type { Sae } from "./sae";
+
+/**
+ * circuit-tracer's transcoder inputs that TransformerLens names but Loupe's graphs compute inside the
+ * norm: transcoder sets read them (from hook_resid_mid and the norm's weights); an SAE cannot attach.
+ */
+const TRANSCODER_INPUTS: ReadonlySet<string> = new Set(["ln2.hook_normalized", "mlp.hook_in"]);
 
 /** The file to name in messages about an SAE: its cfg.json, or a description for one built in memory. */
 export function saeFile(sae: Sae): string {
@@ -31,6 +37,15 @@ export function checkSaeFits(model: HookedModel, sae: Sae): void {
   const file = saeFile(sae);
   const hook = sae.hookName;
   const head = sae.cfg.hook_head_index;
+  const suffix = suffixOf(hook);
+  if (!model.hookNames.includes(hook) && suffix !== undefined && TRANSCODER_INPUTS.has(suffix)) {
+    throw new LoupeError(
+      "bad-argument",
+      `${file}: hook_name "${hook}" is the MLP's normalised input, which Loupe's models do not expose as a hook (they have blocks.{L}.ln2.hook_scale and blocks.{L}.hook_resid_mid). A dictionary reading it is a transcoder: Loupe reads it as a transcoder set (circuit-tracer's config.yaml, feature_input_hook: ${suffix}), not as an SAE.`,
+      sae.source ? file : undefined,
+      { kind: "transcoder-set" },
+    );
+  }
   if (!model.hookNames.includes(hook)) {
     const last = model.cfg.nLayers - 1;
     throw new LoupeError(

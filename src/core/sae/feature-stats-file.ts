@@ -43,18 +43,6 @@ export function fileStamp(file: string): string {
   return stat ? `${stat.mtimeMs}:${stat.size}` : "-";
 }
 
-/** feature-stats.json is megabytes: parsed once per folder, again only when the file changes. */
-export class FeatureStatsCache {
-  private entry: { file: string; stamp: string; stats: FeatureStats | undefined } | undefined;
-
-  get(saeFolder: string, sae?: Sae): FeatureStats | undefined {
-    const file = featureStatsFile(saeFolder);
-    const stamp = fileStamp(file);
-    if (this.entry?.file !== file || this.entry.stamp !== stamp) this.entry = { file, stamp, stats: readFeatureStats(saeFolder, sae) };
-    return this.entry.stats;
-  }
-}
-
 export function writeFeatureStats(saeFolder: string, stats: FeatureStats): string {
   return writeFeatureStatsFile(featureStatsFile(saeFolder), stats);
 }
@@ -66,7 +54,7 @@ export function writeFeatureStatsFile(file: string, stats: FeatureStats): string
 
 /** The stats next to an SAE, or undefined when the folder has none. Checked against `sae` when given. */
 export function readFeatureStats(saeFolder: string, sae?: Sae): FeatureStats | undefined {
-  return readFeatureStatsFile(featureStatsFile(saeFolder), sae && { hook_name: sae.hookName, d_in: sae.d_in, d_sae: sae.d_sae });
+  return readFeatureStatsFile(featureStatsFile(saeFolder), sae && statsSubject(sae));
 }
 
 /** The dictionary a stats file must describe: its hook and widths. */
@@ -74,6 +62,10 @@ export interface StatsSubject {
   readonly hook_name: string;
   readonly d_in: number;
   readonly d_sae: number;
+}
+
+export function statsSubject(sae: Sae): StatsSubject {
+  return { hook_name: sae.hookName, d_in: sae.d_in, d_sae: sae.d_sae };
 }
 
 /** A stats file (any name), or undefined when it does not exist. Checked against `expected` when given. */

@@ -1,18 +1,14 @@
 /**
  * Each token's strongest SAE features for the editor (the worker's `features` method): one cached
- * forward pass, the SAE's encoding, and, from feature-stats.json when the SAE folder has one, each
- * listed feature's density and matched concept so hovers can name it.
+ * forward pass, the SAE's encoding, and, from feature-stats.json when the SAE has one (else the
+ * densities of SAELens's sparsity.safetensors), each listed feature's density and matched concept
+ * so hovers can name it.
  */
-import * as path from "node:path";
 import { LoupeError } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { saeFeatureActivations } from "./attach";
-import { featureStatsFile, fileStamp, readFeatureStats } from "./feature-stats-file";
-import { topFeaturesPerToken, type ConceptMatch, type FeatureStats } from "./features";
-import { loadSae } from "./load";
-import type { Sae } from "./sae";
-import { SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME } from "./config";
-import { readSparsityDensities, SPARSITY_FILENAME } from "./sparsity";
+import { topFeaturesPerToken, type ConceptMatch } from "./features";
+import type { LoadedSae } from "./sae-store";
 
 export interface TokenFeatureEntry {
   readonly feature: number;
@@ -27,6 +23,8 @@ export interface TokenFeaturesResult {
   readonly hook_name: string;
   readonly d_sae: number;
   readonly hasStats: boolean;
+  /** Without stats, the densities shown are SAELens's (sparsity.safetensors, over its training tokens). */
+  readonly sparsityDensities?: boolean;
   /** Neuronpedia's {model}/{source} of a published SAE: each feature links to its page there. */
   readonly neuronpedia?: string;
   readonly tokens: Array<{ readonly index: number; readonly start: number; readonly end: number; readonly text: string; readonly features: TokenFeatureEntry[] }>;
@@ -36,36 +34,8 @@ export interface TokenFeaturesResult {
   readonly focus?: { readonly feature: number; readonly values: number[] };
 }
 
-interface Loaded {
-  readonly sae: Sae;
-  readonly stats: FeatureStats | undefined;
-  /** SAELens's sparsity.safetensors densities, used when there are no stats. */
-  readonly densities?: Float32Array;
-  readonly stamp: string;
-}
-
-/** Loaded SAEs and their stats by folder, reloaded when a file in the folder changes. */
-export class SaeStore {
-  private readonly entries = new Map<string, Loaded>();
-  constructor(private readonly capacity = 4) {}
-
-  get(folder: string): { sae: Sae; stats: FeatureStats | undefined; densities?: Float32Array } {
-    const dir = path.resolve(folder);
-    const stamp = [path.join(dir, SAE_CFG_FILENAME), path.join(dir, SAE_WEIGHTS_FILENAME), featureStatsFile(dir), path.join(dir, SPARSITY_FILENAME)].map(fileStamp).join("|");
-    const hit = this.entries.get(dir);
-    if (hit && hit.stamp === stamp) return hit;
-    const sae = loadSae(dir);
-    const stats = readFeatureStats(dir, sae);
-    const loaded: Loaded = { sae, stats, densities: stats ? undefined : readSparsityDensities(dir, sae.d_sae), stamp };
-    this.entries.delete(dir);
-    this.entries.set(dir, loaded);
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
-    return loaded;
-  }
-}
-
 /** The k strongest features at every token of `text`, annotated from the stats when present. */
-export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stats: FeatureStats | undefined; densities?: Float32Array }, text: string, options: { topK?: number; focus?: number; signal?: AbortSignal } = {}): Promise<TokenFeaturesResult> {
+export async function tokenFeatures(model: HookedModel, loaded: Omit<LoadedSae, "statsFile">, text: string, options: { topK?: number; focus?: number; signal?: AbortSignal } = {}): Promise<TokenFeaturesResult> {
   const { sae, stats, densities } = loaded;
   if (text.trim() === "") throw new LoupeError("empty-input", "Select some text to read SAE features of.");
   const n = model.encode(text).ids.length;
@@ -87,5 +57,5 @@ export async function tokenFeatures(model: HookedModel, loaded: { sae: Sae; stat
   const focus = options.focus;
   if (focus !== undefined && !(Number.isInteger(focus) && focus >= 0 && focus < sae.d_sae)) throw new LoupeError("bad-argument", `Feature ${focus} is outside 0..${sae.d_sae - 1}.`);
   const focusValues = focus === undefined ? undefined : tokens.map((_, t) => run.features[(lead + t) * sae.d_sae + focus]);
-  return { saeFolder: sae.source ?? "", hook_name: sae.hookName, d_sae: sae.d_sae, hasStats: stats !== undefined, ...(sae.cfg.neuronpedia_id ? { neuronpedia: sae.cfg.neuronpedia_id } : {}), tokens, maxByFeature, ...(focusValues ? { focus: { feature: focus!, values: focusValues } } : {}) };
+  return { saeFolder: sae.source ?? "", hook_name: sae.hookName, d_sae: sae.d_sae, hasStats: stats !== undefined, ...(!stats && densities ? { sparsityDensities: true } : {}), ...(sae.cfg.neuronpedia_id ? { neuronpedia: sae.cfg.neuronpedia_id } : {}), tokens, maxByFeature, ...(focusValues ? { focus: { feature: focus!, values: focusValues } } : {}) };
 }

@@ -44,7 +44,7 @@ export interface FeatureDashboardState extends Partial<FeatureStatsView> {
   readonly feature: number;
   readonly d_sae: number;
   readonly hook_name: string;
-  /** The SAE folder as shown to the user. */
+  /** The SAE as shown to the user (and given to `loupe features --sae`): RELEASE/SAE_ID for a published one, else its folder. */
   readonly sae: string;
   readonly label: string;
   /** The feature's Neuronpedia page, for a published SAE hosted there. */
@@ -52,6 +52,18 @@ export interface FeatureDashboardState extends Partial<FeatureStatsView> {
   readonly hasStats: boolean;
   /** Said when there are no stats: how to make them. */
   readonly note?: string;
+}
+
+/** The dashboard without stats: what it does know, where Loupe looked for the stats, and how to compute them. */
+function missingStatsNote(sae: string, statsFile: string | undefined, sparsityDensity: number | undefined): string {
+  const density = sparsityDensity === undefined ? "" : `Density ${densityPercent(sparsityDensity)} over SAELens's training tokens (sparsity.safetensors). `;
+  const where = statsFile ? ` (Loupe looks for ${statsFile})` : "";
+  return `${density}No feature statistics for this SAE yet${where}. Compute them with: loupe features --compute-stats CORPUS.jsonl --sae ${sae}`;
+}
+
+/** A density (0..1) as a percentage, two decimals below 1%. */
+function densityPercent(density: number): string {
+  return `${(density * 100).toFixed(density < 0.01 ? 2 : 1)}%`;
 }
 
 /** Split a context snippet into token pieces (with the gaps between tokens, if any) for highlighting. */
@@ -74,6 +86,10 @@ export function featureDashboardState(args: {
   d_sae: number;
   label?: string;
   stats?: FeatureStats;
+  /** Where the stats were looked for (in Loupe's cache for an SAE in the Hugging Face cache). */
+  statsFile?: string;
+  /** Without stats: the feature's density from SAELens's sparsity.safetensors, when the SAE ships one. */
+  sparsityDensity?: number;
   /** The SAE's Neuronpedia id ({model}/{source}), when it has one. */
   neuronpedia?: string;
 }): FeatureDashboardState {
@@ -85,7 +101,7 @@ export function featureDashboardState(args: {
     return {
       ...base,
       hasStats: false,
-      note: `No feature-stats.json next to this SAE. Compute it with: loupe features --compute-stats CORPUS.jsonl --sae ${sae}`,
+      note: missingStatsNote(sae, args.statsFile, args.sparsityDensity),
     };
   }
   return { ...base, hasStats: true, ...featureStatsView(summary, stats.histogram, stats.corpus) };
@@ -162,12 +178,12 @@ export function featureHoverMarkdown(result: TokenFeaturesResult, index: number,
   for (const f of token.features) {
     const user = labelOf(f.feature);
     const label = user ? escapeMarkdown(user) : f.concept ? conceptText({ ...f.concept, label: escapeMarkdown(f.concept.label) }) : "";
-    const density = f.density === undefined ? "–" : `${(f.density * 100).toFixed(f.density < 0.01 ? 2 : 1)}%`;
+    const density = f.density === undefined ? "–" : densityPercent(f.density);
     const page = neuronpediaUrl(result.neuronpedia, f.feature);
     const link = `[#${f.feature}](${exploreFeatureLink(result.saeFolder, f.feature)})${page ? ` ([Neuronpedia](${page}))` : ""}`;
     lines.push(`| ${link} | ${f.value.toFixed(2)} | ${label} | ${density} |`);
   }
-  if (!result.hasStats) lines.push("", "_No feature-stats.json next to the SAE: concepts and densities are not shown._");
+  if (!result.hasStats) lines.push("", result.sparsityDensities ? "_No feature statistics for this SAE: no concepts; densities are SAELens's (sparsity.safetensors)._" : "_No feature statistics for this SAE: concepts and densities are not shown._");
   return lines.join("\n");
 }
 
@@ -258,7 +274,7 @@ function pickOrder(d_sae: number, labelOf: (feature: number) => string | undefin
 
 function pickItem(feature: number, labelOf: (feature: number) => string | undefined, stats: FeatureStats | undefined): FeaturePick {
   const summary = stats?.features[feature];
-  const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${(summary.density * 100).toFixed(summary.density < 0.01 ? 2 : 1)}% · max ${summary.maxActivation.toFixed(2)}`;
+  const description = !summary ? "" : summary.fired === 0 ? "never fired on the stats corpus" : `density ${densityPercent(summary.density)} · max ${summary.maxActivation.toFixed(2)}`;
   const promoted = summary?.logits?.promoted.slice(0, 5).map((e) => JSON.stringify(e.token)).join(" ");
   return { feature, label: featureDisplayName(feature, labelOf(feature), summary), description, ...(promoted ? { detail: `promotes ${promoted}` } : {}) };
 }

@@ -29,6 +29,7 @@ import { HookedModel } from "../../../src/core/model/hooked-model";
 import { blockHook } from "../../../src/core/model/hooks";
 import { encodeSafetensors } from "../../../src/core/model/safetensors";
 import { scratchDir, TINY_GPT2, TINY_LLAMA } from "../../helpers/fixtures";
+import { errorText, type LoupeError } from "../../../src/core/errors";
 import { rejectsWith, throwsWith } from "../../helpers/errors";
 
 /** Every target's value (feature pre-activation without b_enc, or logit read-out) from a frozen run. */
@@ -283,15 +284,15 @@ describe("circuits: attribution graphs", function () {
       const set = randomTranscoders({ kind: "plt", nLayers: 2, dModel: model.cfg.dModel, dTranscoder: 64 });
       const r = await buildReplacement(model, set, model.toTokens("the cat sat on the mat"));
       throwsWith(() => attributeReplacement(r, { maxMemoryBytes: 1024 }, String), "model-too-large", /needs about .* MB, more than the 0 MB allowed/);
-      // A limit the whole graph passes but a smaller one fits: the message names the largest
-      // --max-feature-nodes that fits, and that graph is built within the limit.
+      // A limit the whole graph passes but a smaller one fits: the CLI's words for the error's hint
+      // name the largest --max-feature-nodes that fits, and that graph is built within the limit.
       const all = r.features.length;
       const limit = Math.floor((estimateAttributionBytes(r, 1, all) + estimateAttributionBytes(r, 1, Math.floor(all / 3))) / 2);
       let message = "";
       try {
         attributeReplacement(r, { maxMemoryBytes: limit, targets: { kind: "token", token: 5 } }, String);
       } catch (error) {
-        message = (error as Error).message;
+        message = errorText(error as LoupeError, "cli");
       }
       const suggested = Number(/--max-feature-nodes (\d+)/.exec(message)?.[1]);
       assert.ok(suggested > all / 3 && suggested < all, `${message} (${all} active features)`);

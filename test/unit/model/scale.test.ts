@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { writeRandomModel } from "../../../bench/scale/random-model";
-import { LoupeError } from "../../../src/core/errors";
+import { errorText, LoupeError } from "../../../src/core/errors";
 import { inspectText, inspectWithResiduals, lensTable } from "../../../src/core/inspect";
 import { fromBinary } from "@bufbuild/protobuf";
 import * as onnx from "onnx-buf";
@@ -175,10 +175,17 @@ describe("the run memory limit", function () {
     assert.ok(long * estimateRunBytes(smol, { batch: 1, positions: 1024, hooks: [], logitPositions: 4 }) <= DEFAULT_BATCH_BUDGET_BYTES);
   });
 
-  it("refuses a run that would pass the limit before it runs, naming the setting, and lets a smaller one through", async () => {
+  it("refuses a run that would pass the limit before it runs, the editor naming the setting and the CLI its flag, and lets a smaller one through", async () => {
     assert.throws(
       () => checkRunFits(smol, { batch: 4, positions: 1024, hooks: [] }, { maxBytes: 1024 ** 3, weightsBytes: 0.54e9 }),
-      (e: unknown) => e instanceof LoupeError && e.code === "model-too-large" && /loupe\.maxModelMemoryMB/.test(e.message) && /4 rows of 1024 tokens/.test(e.message),
+      (e: unknown) =>
+        e instanceof LoupeError &&
+        e.code === "model-too-large" &&
+        /4 rows of 1024 tokens/.test(e.message) &&
+        /The limit is the setting loupe\.maxModelMemoryMB\.$/.test(errorText(e, "editor")) &&
+        !errorText(e, "editor").includes("--") &&
+        /the limit is --max-memory-mb\.$/.test(errorText(e, "cli")) &&
+        !errorText(e, "cli").includes("loupe.maxModelMemoryMB"),
     );
     const model = await HookedModel.load(TINY_LLAMA, { cacheDir: null, threads: 1, maxMemoryBytes: 2 * 1024 * 1024 });
     try {

@@ -6,6 +6,7 @@ import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
 import { attribute, influence, loadTranscoders, logitWeights, nodeCount, normaliseRows, tokenNode, traceEncoding } from "../../../src/core/circuits";
+import { errorText, type LoupeError } from "../../../src/core/errors";
 import { InProcessBackend } from "../../../src/core/requests";
 import { parseGraphFile } from "../../../src/core/view/circuit-graph";
 import { featureEdits, interveneArguments } from "../../../src/core/view/circuit-panel";
@@ -73,7 +74,12 @@ describe("traceCircuit request", function () {
     try {
       // 8 MB: the 3.8 MB reference model loads, but its graph over this prompt needs tens of MB.
       await small.request("load", { folder: REFERENCE, cacheDir: null, threads: 1, maxModelBytes: 8 * 2 ** 20 });
-      await rejectsWith(small.request("traceCircuit", { text: PROMPT, answer: " Leo" }), "model-too-large", /needs about \d+ MB, more than the \d+ MB allowed \(loupe\.maxModelMemoryMB\)\. Use --max-feature-nodes \d+/);
+      const refusal = small.request("traceCircuit", { text: PROMPT, answer: " Leo" });
+      await rejectsWith(refusal, "model-too-large", /needs about \d+ MB, more than the \d+ MB allowed\. Shorten the prompt or raise the limit\.$/);
+      const error = (await refusal.then(() => undefined, (e: unknown) => e)) as LoupeError;
+      // The editor has no feature-node option: it names its setting; the CLI names its flags.
+      assert.match(errorText(error, "editor"), /raise the limit\. The limit is the setting loupe\.maxModelMemoryMB\.$/);
+      assert.match(errorText(error, "cli"), /raise the limit\. --max-feature-nodes \d+ fits; the limit is --max-memory-mb\.$/);
     } finally {
       await small.dispose();
     }

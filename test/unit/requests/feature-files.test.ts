@@ -33,12 +33,36 @@ describe("feature files are parsed by the backend", function () {
   });
   after(() => backend.dispose());
 
-  it("answers one feature's dashboard from feature-stats.json, and refuses stats made for another SAE", async () => {
+  it("answers one feature's dashboard from feature-stats.json, read through the SAE store the lens uses", async () => {
     const state = await backend.request("featureDashboard", { ...view, feature: 3, label: "x" });
     assert.deepEqual(state, featureDashboardState({ ...view, feature: 3, label: "x", stats: readFeatureStats(SAE) }));
     assert.equal(state.hasStats, true);
-    await assert.rejects(backend.request("featureDashboard", { ...view, d_sae: cfg.d_sae * 2, feature: 3 }), (e: unknown) => e instanceof LoupeError && /feature-stats\.json is for an SAE/.test(e.message));
     assert.equal(await backend.request("featureMaxActivation", { saeFolder: SAE, feature: 3 }), readFeatureStats(SAE)!.features[3].maxActivation);
+    assert.ok(backend.session.saes.get(SAE).stats, "the requests filled the session's one SAE store");
+  });
+
+  it("checks the stats against the SAE for every request: stats made for another hook are refused, not shown", async () => {
+    const other = scratchDir("stats-other-sae");
+    for (const file of fs.readdirSync(SAE)) fs.copyFileSync(path.join(SAE, file), path.join(other, file));
+    const stats = JSON.parse(fs.readFileSync(path.join(other, "feature-stats.json"), "utf8")) as { sae: { hook_name: string } };
+    stats.sae.hook_name = "blocks.0.hook_resid_post";
+    fs.writeFileSync(path.join(other, "feature-stats.json"), JSON.stringify(stats));
+    const refused = (e: unknown) => e instanceof LoupeError && e.code === "bad-file" && e.message.includes(path.join(other, "feature-stats.json")) && /blocks\.0\.hook_resid_post/.test(e.message);
+    await assert.rejects(backend.request("featureDashboard", { ...view, saeFolder: other, feature: 3 }), refused);
+    const picks = await backend.request("featurePicks", { saeFolder: other, d_sae: cfg.d_sae });
+    assert.equal(picks.hasStats, false);
+    assert.match(picks.warnings.join(), /describes features at blocks\.0\.hook_resid_post/);
+    assert.equal(await backend.request("featureMaxActivation", { saeFolder: other, feature: 3 }), null);
+  });
+
+  it("without stats, the dashboard names where Loupe looked and what the SAE's own sparsity file says", async () => {
+    const bare = scratchDir("stats-none");
+    for (const file of ["cfg.json", "sae_weights.safetensors"]) fs.copyFileSync(path.join(SAE, file), path.join(bare, file));
+    const state = await backend.request("featureDashboard", { ...view, saeFolder: bare, sae: "bare", feature: 3 });
+    assert.equal(state.hasStats, false);
+    assert.ok(state.note?.includes(path.join(bare, "feature-stats.json")), state.note);
+    assert.match(state.note ?? "", /loupe features --compute-stats CORPUS\.jsonl --sae bare/);
+    assert.doesNotMatch(state.note ?? "", /Density/);
   });
 
   it("builds the picker with the user's labels first; a broken stats file becomes a warning, not a lost picker", async () => {
@@ -47,7 +71,7 @@ describe("feature files are parsed by the backend", function () {
     assert.deepEqual(picks.items.slice(0, 2).map((p) => p.label), ["#5 my five", "#900 nine hundred"]);
     assert.ok(picks.hasStats && picks.warnings.length === 0);
     const broken = scratchDir("broken-stats");
-    fs.copyFileSync(path.join(SAE, "cfg.json"), path.join(broken, "cfg.json"));
+    for (const file of ["cfg.json", "sae_weights.safetensors"]) fs.copyFileSync(path.join(SAE, file), path.join(broken, file));
     fs.writeFileSync(path.join(broken, "feature-stats.json"), "{ not json");
     const without = await backend.request("featurePicks", { saeFolder: broken, d_sae: cfg.d_sae, labels });
     assert.equal(without.hasStats, false);
@@ -70,7 +94,7 @@ describe("feature files are parsed by the backend", function () {
   });
 
   it("the extension host's code calls no parser of either file", () => {
-    const parsers = /\b(readFeatureStats|readFeatureLabels|readFeatureLabelsAsync|FeatureStatsCache|parseFeatureStats|parseFeatureLabels)\b/;
+    const parsers = /\b(readFeatureStats|readFeatureStatsFile|readFeatureLabels|readFeatureLabelsAsync|SaeStore|parseFeatureStats|parseFeatureLabels)\b/;
     const dir = path.join(ROOT, "src", "extension");
     const offenders = fs.readdirSync(dir).filter((f) => f.endsWith(".ts") && parsers.test(fs.readFileSync(path.join(dir, f), "utf8")));
     assert.deepEqual(offenders, []);

@@ -32,6 +32,21 @@ describe("request layer", function () {
     for (const name of Object.keys(REQUESTS)) assert.equal(typeof bound[name as keyof typeof bound], "function", name);
   });
 
+  it("says what a load did with the graph: built, read from the cache, or nothing because the model was already loaded", async () => {
+    const cacheDir = scratchDir("load-graph");
+    const first = new InProcessBackend();
+    const second = new InProcessBackend();
+    try {
+      const params = { folder: TINY_GPT2, cacheDir, threads: 1 };
+      assert.equal((await first.request("load", params)).graph, "built");
+      assert.equal((await first.request("load", params)).graph, "already-loaded", "a reload of the loaded model builds nothing");
+      assert.equal((await second.request("load", params)).graph, "cache");
+      assert.equal((await second.request("load", { ...params, threads: 2 })).graph, "cache", "another thread count loads again, from the cache");
+    } finally {
+      await Promise.all([first.dispose(), second.dispose()]);
+    }
+  });
+
   it("chooses the patching metric from the answers given, or as asked", () => {
     const model = local.session.model;
     assert.equal(patchingInputs(model, { clean: CLEAN, corrupted: CORRUPT }).metric.kind, "kl");

@@ -18,11 +18,12 @@ import {
   setFeatureLabel,
   writeFeatureLabels,
 } from "../../../src/core/sae/feature-labels";
-import { FEATURE_STATS_FILENAME, FeatureStatsCache, readFeatureStats, writeFeatureStats } from "../../../src/core/sae/feature-stats-file";
+import { FEATURE_STATS_FILENAME, readFeatureStats, writeFeatureStats } from "../../../src/core/sae/feature-stats-file";
 import { computeFeatureStats, FeatureStatsBuilder, topFeaturesPerToken, type FeatureStats } from "../../../src/core/sae/features";
 import { featureLogitVector, logitEffects, readUnembedding } from "../../../src/core/sae/logit-effects";
 import { featuresCommand, parseCorpusJsonl, type FeaturesResult } from "../../../src/cli/commands/features";
-import { SaeStore, tokenFeatures } from "../../../src/core/sae/token-features";
+import { SaeStore } from "../../../src/core/sae/sae-store";
+import { tokenFeatures } from "../../../src/core/sae/token-features";
 import { bindRequests, loadHookedModel, ModelSession, ModelState } from "../../../src/core/requests";
 import { contextPieces, exploreFeatureLink, featureDashboardState, featureHoverMarkdown, featurePickItems, featureTokenLevels, MAX_LABEL_LENGTH, parseFeatureDashboardRequest } from "../../../src/core/view/feature-dashboard";
 import { LEVELS } from "../../../src/core/view/lenses";
@@ -575,23 +576,45 @@ describe("worker method features", () => {
   });
 });
 
-describe("feature-stats.json cache", () => {
-  it("parses the file once and again only after it changes", () => {
-    const saeDir = scratchDir("stats-cache");
-    const builder = new FeatureStatsBuilder(2);
-    const write = (tokens: number) => {
+describe("SAE store: one cache of SAEs and their feature-stats.json", () => {
+  /** A copy of the top-k SAE and a writer of stats for it over `tokens` corpus tokens (or for another hook). */
+  function saeWithStats(name: string) {
+    const saeDir = scratchDir(name);
+    for (const f of fs.readdirSync(TOPK_SAE)) fs.copyFileSync(path.join(TOPK_SAE, f), path.join(saeDir, f));
+    const sae = loadSae(saeDir);
+    const write = (tokens: number, hook_name = sae.hookName) => {
+      const builder = new FeatureStatsBuilder(sae.d_sae);
       const t = Array.from({ length: tokens }, (_, i) => [i, i + 1] as [number, number]);
-      builder.add("x".repeat(tokens + 1), t, new Float32Array(tokens * 2).fill(1));
-      writeFeatureStats(saeDir, builder.finish(META));
+      builder.add("x".repeat(tokens + 1), t, new Float32Array(tokens * sae.d_sae).fill(1));
+      writeFeatureStats(saeDir, builder.finish({ hook_name, d_in: sae.d_in, architecture: sae.cfg.architecture }));
     };
-    const cache = new FeatureStatsCache();
-    assert.equal(cache.get(saeDir), undefined, "no file yet");
+    return { saeDir, write };
+  }
+
+  it("parses the stats once per version of the file, checked against the SAE, and keeps the SAE loaded meanwhile", () => {
+    const { saeDir, write } = saeWithStats("sae-store");
+    const store = new SaeStore();
+    const none = store.get(saeDir);
+    assert.equal(none.stats, undefined, "no file yet");
+    assert.equal(none.statsFile, path.join(saeDir, FEATURE_STATS_FILENAME));
     write(3);
-    const first = cache.get(saeDir);
-    assert.equal(first?.corpus.tokens, 3);
-    assert.equal(cache.get(saeDir), first, "the same parse while the file is unchanged");
+    const first = store.get(saeDir);
+    assert.equal(first.stats?.corpus.tokens, 3);
+    assert.equal(first.sae, none.sae, "the SAE is not reloaded when only its stats change");
+    assert.equal(store.get(saeDir).stats, first.stats, "the same parse while the file is unchanged");
     write(4);
-    assert.equal(cache.get(saeDir)?.corpus.tokens, 7);
+    assert.equal(store.get(saeDir).stats?.corpus.tokens, 4);
+  });
+
+  it("refuses stats made for another SAE, with the file named, until the file changes", () => {
+    const { saeDir, write } = saeWithStats("sae-store-other");
+    const store = new SaeStore();
+    write(3, "blocks.1.hook_resid_post");
+    const refused = (e: unknown) => e instanceof LoupeError && e.code === "bad-file" && e.message.includes(path.join(saeDir, FEATURE_STATS_FILENAME)) && /blocks\.1\.hook_resid_post/.test(e.message);
+    assert.throws(() => store.get(saeDir), refused);
+    assert.throws(() => store.get(saeDir), refused, "the refusal is kept, not forgotten");
+    write(3);
+    assert.equal(store.get(saeDir).stats?.sae.hook_name, "blocks.0.hook_resid_post");
   });
 });
 

@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { HookedModel } from "../../../src/core/model/hooked-model";
+import { InProcessBackend } from "../../../src/core/requests";
 import { loadSae, saeFeatureActivations } from "../../../src/core/sae";
 import { saeLabelKey } from "../../../src/core/sae/feature-labels";
 import { encodeSafetensors } from "../../../src/core/model/safetensors";
@@ -9,7 +10,8 @@ import { encodeFast } from "../../../src/core/sae/encoder-session";
 import { readNpz } from "../../../src/core/sae/npz";
 import { processingTransform } from "../../../src/core/sae/releases/processing";
 import { parseReleaseSae, releaseSaeFiles, resolveSaeReference } from "../../../src/core/sae/releases/reference";
-import { SaeStore, tokenFeatures } from "../../../src/core/sae/token-features";
+import { SaeStore } from "../../../src/core/sae/sae-store";
+import { tokenFeatures } from "../../../src/core/sae/token-features";
 import { maxAbsDiff } from "../../../src/core/tensor/tensor";
 import { featureDashboardState, featureHoverMarkdown } from "../../../src/core/view/feature-dashboard";
 import { main } from "../../../src/cli/main";
@@ -204,16 +206,25 @@ describe("published dictionaries", () => {
     fs.writeFileSync(corpus, ["Mia and Leo went to the park", "The cat sat on the mat"].map((text) => JSON.stringify({ text })).join("\n"));
     const out: string[] = [];
     const io = { out: (t: string) => void out.push(t), readStdin: () => "Mia and Leo went to the park" };
+    const saeFolder = path.join(snapshot, "blocks.1.hook_resid_pre");
+    const backend = new InProcessBackend();
+    const dashboard = () => backend.request("featureDashboard", { saeFolder, feature: 7, sae: JB, hook_name: "blocks.1.hook_resid_pre", d_sae: 48 });
     await withEnv({ HF_HUB_CACHE: hubCache, LOUPE_CACHE_DIR: loupeCache }, async () => {
+      const statsFile = featureStatsFile(saeFolder);
+      const missing = await dashboard();
+      assert.equal(missing.hasStats, false);
+      assert.ok(missing.note?.includes(statsFile), `the dashboard names the file in Loupe's cache, not the SAE's folder: ${missing.note}`);
+      assert.match(missing.note ?? "", new RegExp(`--sae ${JB}$`));
       assert.equal(await main(["features", "--compute-stats", corpus, "--sae", JB, "--model", TINY_GPT2, "--json"], io), 0);
       const { file } = JSON.parse(out.join("")) as { file: string };
-      assert.equal(file, featureStatsFile(path.join(snapshot, "blocks.1.hook_resid_pre")));
+      assert.equal(file, statsFile);
       assert.ok(file.startsWith(path.join(loupeCache, "feature-stats", "models--jbloom--GPT2-Small-SAEs-Reformatted")), file);
       assert.ok(fs.existsSync(file));
       out.length = 0;
       assert.equal(await main(["features", "-", "--sae", JB, "--model", TINY_GPT2, "--json"], io), 0);
       assert.equal((JSON.parse(out.join("")) as { sae: { statsFile: boolean } }).sae.statsFile, true, "features reads the statistics back");
-    });
+      assert.equal((await dashboard()).hasStats, true, "the dashboard reads them from Loupe's cache");
+    }).finally(() => backend.dispose());
     assert.deepEqual(listing(hubCache), before, "nothing was written into the hub cache");
   });
 
@@ -251,5 +262,14 @@ describe("published dictionaries", () => {
     const shown = result.tokens.flatMap((t) => t.features);
     assert.ok(shown.length > 0);
     for (const f of shown) assert.ok(Math.abs(f.density! - 10 ** log10[f.feature]) < 1e-6, `density of #${f.feature}`);
+    assert.match(featureHoverMarkdown(result, result.tokens.findIndex((t) => t.features.length > 0), () => undefined), /densities are SAELens's \(sparsity\.safetensors\)/);
+    const backend = new InProcessBackend();
+    try {
+      const state = await backend.request("featureDashboard", { saeFolder: folder, feature: 16, sae: "sparsity", hook_name: "blocks.1.hook_resid_pre", d_sae: 48 });
+      assert.equal(state.hasStats, false);
+      assert.match(state.note ?? "", /^Density 1\.00% over SAELens's training tokens \(sparsity\.safetensors\)\. No feature statistics/);
+    } finally {
+      await backend.dispose();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { errorText, LoupeError } from "../../../src/core/errors";
 import { HookedModel } from "../../../src/core/model/hooked-model";
 import { encodeSafetensors } from "../../../src/core/model/safetensors";
 import {
@@ -483,6 +484,19 @@ describe("SAE errors name the file", () => {
     const dir = scratchDir("sae-hook");
     saveSae(dir, randomSae(32, 24, { hook_name: "blocks.7.hook_resid_post" }));
     throwsWith(() => checkSaeFits(model, loadSae(dir)), "bad-argument", new RegExp(`${escape(path.join(dir, "cfg.json"))}: hook_name "blocks\\.7\\.hook_resid_post" is not a hook`));
+  });
+
+  it("a transcoder given as an SAE: its hook (the MLP's normalised input) is named, and each surface says where transcoders go", () => {
+    for (const suffix of ["ln2.hook_normalized", "mlp.hook_in"]) {
+      const dir = scratchDir("sae-transcoder-hook");
+      saveSae(dir, randomSae(32, 24, { hook_name: `blocks.1.${suffix}` }));
+      const hook = escape(`blocks.1.${suffix}`);
+      throwsWith(() => checkSaeFits(model, loadSae(dir)), "bad-argument", new RegExp(`cfg\\.json: hook_name "${hook}" is the MLP's normalised input.*A dictionary reading it is a transcoder`));
+      assert.throws(
+        () => checkSaeFits(model, loadSae(dir)),
+        (e: unknown) => e instanceof LoupeError && /Set loupe\.transcoderPath to it/.test(errorText(e, "editor")) && /loupe trace --transcoders/.test(errorText(e, "cli")),
+      );
+    }
   });
 
   it("a missing tensor", () => {

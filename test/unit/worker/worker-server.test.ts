@@ -61,7 +61,7 @@ describe("worker server", () => {
       throw new LoupeError("cancelled", "Cancelled.");
     },
     throwLoupe: async () => {
-      throw new LoupeError("missing-file", "No /x/config.json.", "/x/config.json");
+      throw new LoupeError("missing-file", "No /x/config.json.", "/x/config.json", { kind: "memory-limit", featureNodes: 3 });
     },
     throwPlain: async () => {
       throw new TypeError("undefined is not a function");
@@ -104,7 +104,7 @@ describe("worker server", () => {
     assert.deepEqual(answers, [2, 1], "a queued request is answered at once, not after the job ahead of it");
   });
 
-  it("sends LoupeErrors with code and file, and anything else as an internal error", async () => {
+  it("sends LoupeErrors with code, file and hint, and anything else as an internal error", async () => {
     const fake = fakeChannel();
     serve(fake.channel, handlers);
     fake.deliver({ type: "request", id: 1, method: "throwLoupe", params: {} });
@@ -120,6 +120,7 @@ describe("worker server", () => {
     }));
     const [loupe, plain, unknown, inherited, unsendable] = errors;
     assert.ok(loupe instanceof LoupeError && loupe.code === "missing-file" && loupe.file === "/x/config.json");
+    assert.deepEqual(loupe.hint, { kind: "memory-limit", featureNodes: 3 }, "the editor words the hint on its side of the channel");
     assert.ok(plain instanceof WorkerInternalError && !(plain instanceof LoupeError));
     assert.match(plain.message, /Internal error in the Loupe worker: undefined is not a function/);
     assert.match(plain.workerStack ?? "", /TypeError/);
@@ -154,7 +155,9 @@ describe("worker model state", () => {
 
   it("keeps one model: loading another folder releases the previous one", async () => {
     const { s, made } = state();
+    assert.equal(s.holds({ folder: "/models/a" }), false);
     const a = await s.load({ folder: "/models/a" });
+    assert.ok(s.holds({ folder: "/models/a" }) && !s.holds({ folder: "/models/a", compactWeights: true }));
     assert.equal(await s.load({ folder: "/models/a" }), a, "the same folder is not loaded twice");
     const b = await s.load({ folder: "/models/b" });
     assert.deepEqual(made.map((m) => [m.folder, m.disposed]), [["/models/a", true], ["/models/b", false]]);
