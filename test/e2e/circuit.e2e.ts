@@ -119,7 +119,8 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
 
   it("clicking a token node selects that token in the editor", async () => {
     const tokens = JSON.parse(await canvasData("token-nodes")) as [number, number, number][];
-    const leo = tokens.find(([pos]) => pos === 3);
+    // Position 0 is the <|endoftext|> the trace puts in front (as circuit-tracer does); " Leo" is position 4.
+    const leo = tokens.find(([pos]) => pos === 4);
     assert.ok(leo, JSON.stringify(tokens));
     await panel().locator("canvas.graph").click({ position: { x: leo[1], y: leo[2] } });
     // " Leo" is characters 12-16 of line 1.
