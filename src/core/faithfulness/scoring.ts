@@ -5,7 +5,7 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
-import { KvCache, prefixKeyValues, type KeyValues } from "../model/kv-cache";
+import { alignedKeyValues, keepRows, placeRow, prefixKeyValues, type KeyValues } from "../model/kv-cache";
 import { rowsWithin } from "../model/memory-limit";
 
 export interface AnswerScore {
@@ -183,28 +183,31 @@ export interface Continuation {
 }
 
 /**
- * Greedy continuation of several prompts, until `isDone(continuation)` holds for every row or
- * `maxNewTokens` is reached. Where the graph takes a key/value prefix, each row continues from its
- * own cache (started from the tokens it shares with `shared`), one token per step; otherwise every step is one batched pass over every row's whole
- * text (a 135M model rewriting six 150-token steps: minutes instead of seconds).
+ * Greedy continuation of several prompts, until `isDone(continuation, row)` holds for a row or it
+ * has `maxNewTokens` (one for all, or one per row). Where the graph takes a key/value prefix, each
+ * row first runs the tokens it does not share with `shared`, then the open rows decode together,
+ * one token each per call, their keys and values aligned on the right (decodeTogether); otherwise
+ * every step is one batched pass over every row's whole text (a 135M model rewriting six 150-token
+ * steps: minutes instead of seconds).
  */
 export async function greedyContinue(
   model: HookedModel,
   prompts: readonly string[],
-  maxNewTokens: number,
-  isDone: (continuation: string) => boolean,
+  maxNewTokens: number | readonly number[],
+  isDone: (continuation: string, row: number) => boolean,
   counter: ForwardCounter,
   signal?: AbortSignal,
   shared?: SharedPrefix,
 ): Promise<Continuation[]> {
-  const rows = prompts.map((p) => {
+  const rows: Row[] = prompts.map((p, i) => {
     const enc = model.encode(p);
-    return { ids: enc.ids, empty: enc.ids.length === enc.lead, added: [] as number[], text: "", done: false };
+    const budget = typeof maxNewTokens === "number" ? maxNewTokens : maxNewTokens[i];
+    return { index: i, ids: enc.ids, empty: enc.ids.length === enc.lead, budget, added: [], text: "", done: false };
   });
   if (rows.some((r) => r.empty)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
   const eos = model.tokenizer.eosTokenId;
   const V = model.cfg.dVocab;
-  const take = (r: (typeof rows)[number], logits: Float32Array) => {
+  const take = (r: Row, logits: Float32Array) => {
     const { best } = logSumExpArgmax(logits);
     if (best === eos) {
       r.done = true;
@@ -212,25 +215,15 @@ export async function greedyContinue(
     }
     r.added.push(best);
     r.text = model.tokenizer.decode(r.added);
-    r.done = isDone(r.text);
+    r.done = isDone(r.text, r.index);
   };
-  const open = (r: (typeof rows)[number]) => !r.done && r.ids.length + r.added.length < model.cfg.nCtx;
+  const open = (r: Row) => !r.done && r.added.length < r.budget && r.ids.length + r.added.length < model.cfg.nCtx;
+  const result = () => rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
   if (model.supportsPrefix) {
-    for (const r of rows) {
-      const kv = new KvCache((fresh, prefix) => model.runWithCache(fresh, { names: [], prefix, keyValues: true, logitPositions: [fresh.length - 1], signal }));
-      // Start from the tokens the row shares with the prefix (leaving it one of its own to run).
-      const from = shared?.sharedWith(r.ids, r.ids.length - 1) ?? 0;
-      if (shared && from > 0) kv.seed(r.ids.slice(0, from), shared.keyValues(from));
-      while (open(r) && r.added.length < maxNewTokens) {
-        throwIfAborted(signal);
-        take(r, await kv.nextLogits([...r.ids, ...r.added]));
-        counter.passes++;
-        counter.rows++;
-      }
-    }
-    return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+    await decodeTogether(model, rows, open, take, counter, signal, shared);
+    return result();
   }
-  for (let step = 0; step < maxNewTokens; step++) {
+  for (;;) {
     const active = rows.filter(open);
     if (active.length === 0) break;
     const size = counter.batchRows ?? DEFAULT_BATCH_ROWS;
@@ -249,7 +242,72 @@ export async function greedyContinue(
       });
     }
   }
-  return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+  return result();
+}
+
+interface Row {
+  readonly index: number;
+  readonly ids: readonly number[];
+  readonly empty: boolean;
+  readonly budget: number;
+  readonly added: number[];
+  text: string;
+  done: boolean;
+}
+
+/**
+ * Greedy decoding from key/value caches. Each open row runs its own tokens after the ones it shares
+ * with `shared` (one call a row), which gives its first new token; then the rows still open decode
+ * in groups (counter.batchRows, fewer where the memory budget says so), one call per token for the
+ * whole group, each row's keys and values aligned on the right (RunOptions.prefixPadding) and rows
+ * leaving the group as they finish. A row's logits are its unbatched ones up to summation order.
+ */
+async function decodeTogether(
+  model: HookedModel,
+  rows: readonly Row[],
+  open: (r: Row) => boolean,
+  take: (r: Row, logits: Float32Array) => void,
+  counter: ForwardCounter,
+  signal?: AbortSignal,
+  shared?: SharedPrefix,
+): Promise<void> {
+  const V = model.cfg.dVocab;
+  const lastLogits = (logits: Float32Array, b: number) => logits.subarray(b * V, (b + 1) * V);
+  const starting = rows.filter(open);
+  const requested = model.supportsPrefixPadding ? counter.batchRows ?? DEFAULT_BATCH_ROWS : 1;
+  const longest = Math.max(0, ...starting.map((r) => r.ids.length + r.budget));
+  const size = rowsWithin(model.cfg, { positions: 1, prefix: longest, hooks: [], logitPositions: 2, keyValues: true }, requested);
+  for (let g = 0; g < starting.length; g += size) {
+    const group = starting.slice(g, g + size);
+    let aligned = alignedKeyValues(model.cfg, group.map((r) => r.ids.length));
+    for (const [b, r] of group.entries()) {
+      throwIfAborted(signal);
+      // Start from the tokens the row shares with the prefix (leaving it one of its own to run).
+      const from = shared?.sharedWith(r.ids, r.ids.length - 1) ?? 0;
+      const prefix = shared && from > 0 ? shared.keyValues(from) : undefined;
+      const { logits, keyValues } = await model.runWithCache(r.ids.slice(from), { names: [], prefix, keyValues: true, logitPositions: [r.ids.length - from - 1], signal });
+      counter.passes++;
+      counter.rows++;
+      placeRow(aligned, b, keyValues!);
+      take(r, lastLogits(logits.data, 0));
+    }
+    let live = group.map((r, b) => ({ r, b })).filter(({ r }) => open(r));
+    if (live.length > 0) aligned = keepRows(aligned, live.map(({ b }) => b));
+    while (live.length > 0) {
+      throwIfAborted(signal);
+      const { logits, keyValues } = await model.runWithCache(
+        live.map(({ r }) => [r.added[r.added.length - 1]]),
+        { names: [], prefix: aligned.kv, prefixPadding: live.length > 1 ? aligned.padding : undefined, keyValues: true, logitPositions: [0], signal },
+      );
+      counter.passes++;
+      counter.rows += live.length;
+      live.forEach(({ r }, b) => take(r, lastLogits(logits.data, b)));
+      const still = live.flatMap(({ r }, b) => (open(r) ? [b] : []));
+      if (still.length === 0) break;
+      aligned = keepRows({ kv: keyValues!, padding: aligned.padding }, still);
+      live = still.map((b) => ({ r: live[b].r, b }));
+    }
+  }
 }
 
 /** The distinct positions a batch needs logits at, in order, and each one's column in the [rows, positions, d_vocab] result. */

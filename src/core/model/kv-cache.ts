@@ -72,3 +72,51 @@ export class KvCache {
     this.kv = undefined;
   }
 }
+
+/**
+ * Keys and values of rows of different lengths in one batch, each row aligned on the right:
+ * `padding[b]` empty slots lead row b (RunOptions.prefixPadding), so the rows decode together,
+ * one new token each per call.
+ */
+export interface AlignedKeyValues {
+  readonly kv: KeyValues;
+  readonly padding: readonly number[];
+}
+
+/** Room for rows of these token counts (empty slots zero), each row filled by `placeRow`. */
+export function alignedKeyValues(cfg: ModelConfig, lengths: readonly number[]): AlignedKeyValues {
+  const C = Math.max(...lengths);
+  const H = cacheHeads(cfg);
+  const make = () => tensor(new Float32Array(lengths.length * H * C * cfg.dHead), [lengths.length, H, C, cfg.dHead]);
+  return {
+    kv: { keys: Array.from({ length: cfg.nLayers }, make), values: Array.from({ length: cfg.nLayers }, make) },
+    padding: lengths.map((n) => C - n),
+  };
+}
+
+/** Copy batch-1 keys and values `row` (of the length it was given room for) into its place. */
+export function placeRow(aligned: AlignedKeyValues, row: number, kv: KeyValues): void {
+  const copy = (into: Tensor, from: Tensor) => {
+    const [, H, C, Dh] = into.dims;
+    const n = C - aligned.padding[row];
+    if (from.dims[0] !== 1 || from.dims[2] !== n) throw new Error(`internal: row ${row} holds ${n} tokens, not ${from.dims[2]}`);
+    for (let h = 0; h < H; h++) into.data.set(from.data.subarray(h * n * Dh, (h + 1) * n * Dh), ((row * H + h) * C + C - n) * Dh);
+  };
+  aligned.kv.keys.forEach((t, L) => copy(t, kv.keys[L]));
+  aligned.kv.values.forEach((t, L) => copy(t, kv.values[L]));
+}
+
+/** Only `rows` of `aligned` (in that order), less the empty slots every one of them leads with. */
+export function keepRows(aligned: AlignedKeyValues, rows: readonly number[]): AlignedKeyValues {
+  const drop = Math.min(...rows.map((r) => aligned.padding[r]));
+  if (drop === 0 && rows.length === aligned.padding.length && rows.every((r, i) => r === i)) return aligned;
+  const cut = (t: Tensor): Tensor => {
+    const [, H, C, Dh] = t.dims;
+    const out = new Float32Array(rows.length * H * (C - drop) * Dh);
+    rows.forEach((r, i) => {
+      for (let h = 0; h < H; h++) out.set(t.data.subarray(((r * H + h) * C + drop) * Dh, ((r * H + h) + 1) * C * Dh), (i * H + h) * (C - drop) * Dh);
+    });
+    return tensor(out, [rows.length, H, C - drop, Dh]);
+  };
+  return { kv: { keys: aligned.kv.keys.map(cut), values: aligned.kv.values.map(cut) }, padding: rows.map((r) => aligned.padding[r] - drop) };
+}
