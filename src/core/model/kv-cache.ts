@@ -24,13 +24,19 @@ export interface KeyValues {
 
 /** The first `length` tokens of batch row `row` of `kv`, as a batch-1 prefix for RunOptions.prefix. */
 export function prefixKeyValues(kv: KeyValues, row: number, length: number): KeyValues {
+  return sliceKeyValues(kv, row, 0, length);
+}
+
+/** Slots `start` to `end` of batch row `row` of `kv`, as batch 1. */
+export function sliceKeyValues(kv: KeyValues, row: number, start: number, end: number): KeyValues {
   const cut = (t: Tensor): Tensor => {
     const [B, H, T, Dh] = t.dims;
     if (!Number.isInteger(row) || row < 0 || row >= B) throw new LoupeError("bad-argument", `prefixKeyValues: batch row ${row} is out of range (0..${B - 1}).`);
-    if (!Number.isInteger(length) || length < 0 || length > T) throw new LoupeError("bad-argument", `prefixKeyValues: a prefix of ${length} tokens is not within the ${T} cached.`);
-    const out = new Float32Array(H * length * Dh);
-    for (let h = 0; h < H; h++) out.set(t.data.subarray(((row * H + h) * T) * Dh, ((row * H + h) * T + length) * Dh), h * length * Dh);
-    return tensor(out, [1, H, length, Dh]);
+    if (!Number.isInteger(end) || start < 0 || end < start || end > T) throw new LoupeError("bad-argument", `prefixKeyValues: a prefix of ${end} tokens is not within the ${T} cached.`);
+    const n = end - start;
+    const out = new Float32Array(H * n * Dh);
+    for (let h = 0; h < H; h++) out.set(t.data.subarray(((row * H + h) * T + start) * Dh, ((row * H + h) * T + end) * Dh), h * n * Dh);
+    return tensor(out, [1, H, n, Dh]);
   };
   return { keys: kv.keys.map(cut), values: kv.values.map(cut) };
 }
