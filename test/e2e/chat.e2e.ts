@@ -7,11 +7,10 @@
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import type { Browser, Page } from "playwright-core";
-import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
-import { hoverText, launchBrowser, newPage, notificationToasts, openFile, openWorkbench, runCommand, Screenshots, textPoint, waitForDecorations } from "./workbench";
+import type { Page } from "playwright-core";
+import { REPO_ROOT } from "./code-server";
+import { hoverText, notificationToasts, openFile, runCommand, Screenshots, textPoint, useCodeServer, waitForDecorations } from "./workbench";
 
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-chat");
 // ChatML, as SmolLM2-Instruct writes it.
@@ -26,16 +25,12 @@ describe("Loupe: Inspect Chat on a chat file (packaged VSIX, code-server)", func
   this.timeout(600_000);
   this.slow(60_000);
 
-  let root: string;
-  let server: CodeServer;
-  let browser: Browser;
   let page: Page;
   let shots: Screenshots;
+  const session = useCodeServer({ outputDir: OUTPUT_DIR, tempPrefix: "loupe-e2e-chat-", prepare: writeWorkspace });
+  before(() => ({ page, shots } = session));
 
-  before(async function () {
-    this.timeout(900_000);
-    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-e2e-chat-"));
-    const workspace = path.join(root, "workspace");
+  function writeWorkspace(workspace: string): void {
     const model = path.join(workspace, "models", "reference-chat");
     fs.mkdirSync(model, { recursive: true });
     for (const file of ["config.json", "model.safetensors", "tokenizer.json"]) fs.copyFileSync(path.join(REPO_ROOT, "models", "reference", file), path.join(model, file));
@@ -43,21 +38,7 @@ describe("Loupe: Inspect Chat on a chat file (packaged VSIX, code-server)", func
     fs.mkdirSync(path.join(workspace, ".vscode"));
     fs.writeFileSync(path.join(workspace, ".vscode", "settings.json"), JSON.stringify({ "loupe.modelPath": model }));
     fs.writeFileSync(path.join(workspace, "chat.jsonl"), LINES.map((l) => `${l.start}"${l.content}"}`).join("\n") + "\n");
-    shots = new Screenshots(OUTPUT_DIR);
-    server = await startCodeServer({ workspace, vsix: vsixPath(), root });
-    browser = await launchBrowser();
-    page = await newPage(browser);
-    await openWorkbench(page, server.url, workspace);
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
-  });
+  }
 
   it("draws every token on its message's text in the chat file, hovers it there, and names the template's tokens", async () => {
     await openFile(page, "chat.jsonl");

@@ -8,24 +8,15 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import type { Browser, FrameLocator, Page } from "playwright-core";
-import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
-import { cursorStatus, focusEditor, launchBrowser, newPage, openFile, openWorkbench, runCommand, Screenshots } from "./workbench";
+import type { FrameLocator, Page } from "playwright-core";
+import { REPO_ROOT, type CodeServer } from "./code-server";
+import { cursorStatus, focusEditor, openFile, runCommand, Screenshots, useCodeServer, waitFor } from "./workbench";
 
 const PROMPT = "When Mia and Leo went to the park, Mia gave a ball to";
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-circuit");
 /** A graph file with a node that has no feature_type. */
 const BROKEN = '{"metadata": {}, "nodes": [{"node_id": "x"}], "links": []}';
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("Circuit panel in code-server (packaged VSIX, real editor)", function () {
   this.timeout(600_000);
@@ -33,29 +24,18 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
   let root: string;
   let workspace: string;
   let server: CodeServer;
-  let browser: Browser;
   let page: Page;
   let shots: Screenshots;
-  const pageErrors: string[] = [];
+  const session = useCodeServer({ outputDir: OUTPUT_DIR, tempPrefix: "loupe-e2e-circuit-", prepare: writeWorkspace });
+  const pageErrors = session.pageErrors;
+  before(() => ({ root, workspace, server, page, shots } = session));
 
-  before(async function () {
-    this.timeout(900_000);
-    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-e2e-circuit-"));
-    workspace = path.join(root, "workspace");
-    fs.mkdirSync(workspace);
+  function writeWorkspace(workspace: string): void {
     fs.writeFileSync(path.join(workspace, "ioi.txt"), `${PROMPT}\n`);
     // Written before the window opens, so Go to File lists it (its file list is cached).
     fs.mkdirSync(path.join(workspace, ".loupe", "graphs"), { recursive: true });
     fs.writeFileSync(path.join(workspace, ".loupe", "graphs", "broken.json"), BROKEN);
-    shots = new Screenshots(OUTPUT_DIR);
-    server = await startCodeServer({ workspace, vsix: vsixPath(), root });
-    browser = await launchBrowser();
-    page = await newPage(browser);
-    page.on("pageerror", (error) => pageErrors.push(String(error)));
-    await openWorkbench(page, server.url, workspace);
-  });
-
-  after(async () => closeSession({ browser, server, root, outputDir: OUTPUT_DIR }));
+  }
 
   const panel = (): FrameLocator => page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
   const canvasData = async (key: string): Promise<string> => (await panel().locator("canvas.graph").getAttribute(`data-${key}`)) ?? "";

@@ -9,11 +9,10 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import type { Browser, Page } from "playwright-core";
-import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
-import { hoverText, launchBrowser, newPage, openFile, openWorkbench, runCommand, Screenshots, textPoint, waitForDecorations } from "./workbench";
+import type { Page } from "playwright-core";
+import { REPO_ROOT, type CodeServer } from "./code-server";
+import { hoverText, openFile, runCommand, Screenshots, textPoint, useCodeServer, waitForDecorations, type SuiteServerOptions } from "./workbench";
 
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-dictionaries");
 const RELEASE_SAE = "gpt2-small-res-jb/blocks.1.hook_resid_pre";
@@ -29,9 +28,10 @@ describe("Published dictionaries in code-server (packaged VSIX): RELEASE/SAE_ID 
   let workspace: string;
   let hubCache: string;
   let server: CodeServer;
-  let browser: Browser;
   let page: Page;
   let shots: Screenshots;
+  const session = useCodeServer({ outputDir: OUTPUT_DIR, tempPrefix: "loupe-e2e-dicts-", prepare: writeWorkspace });
+  before(() => ({ root, workspace, server, page, shots } = session));
 
   /** The CLI shipped in the installed VSIX, run in the workspace with the temp hub cache. */
   function cli(args: readonly string[], input = ""): string {
@@ -45,10 +45,8 @@ describe("Published dictionaries in code-server (packaged VSIX): RELEASE/SAE_ID 
     });
   }
 
-  before(async function () {
-    this.timeout(900_000);
-    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-e2e-dicts-"));
-    workspace = path.join(root, "workspace");
+  /** The workspace, and a hub cache beside it holding the release's files (code-server's HF_HUB_CACHE). */
+  function writeWorkspace(workspace: string, root: string): SuiteServerOptions {
     hubCache = path.join(root, "hub");
     const repo = "models--jbloom--GPT2-Small-SAEs-Reformatted";
     fs.cpSync(path.join(REPO_ROOT, "test", "fixtures", "sae-published", "hub", repo), path.join(hubCache, repo), { recursive: true });
@@ -60,21 +58,8 @@ describe("Published dictionaries in code-server (packaged VSIX): RELEASE/SAE_ID 
     // A Neuronpedia export (JSONL, one explanation per row) for the release's 48 features.
     const rows = Array.from({ length: 48 }, (_, f) => ({ modelId: "gpt2-small", layer: "1-res-jb", index: String(f), description: explanation(f), explanationModelName: "gpt-4o-mini" }));
     fs.writeFileSync(path.join(workspace, "explanations.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"));
-    shots = new Screenshots(OUTPUT_DIR);
-    server = await startCodeServer({ workspace, vsix: vsixPath(), root, env: { HF_HUB_CACHE: hubCache } });
-    browser = await launchBrowser();
-    page = await newPage(browser);
-    await openWorkbench(page, server.url, workspace);
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
-  });
+    return { env: { HF_HUB_CACHE: hubCache } };
+  }
 
   it("loupe labels import writes the export's explanations into the workspace labels, offline", () => {
     const summary = JSON.parse(cli(["labels", "import", "explanations.jsonl", "--release", RELEASE_SAE, "--json"])) as { added: number; labelsFile: string };

@@ -6,27 +6,25 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import type { Browser, Page } from "playwright-core";
-import { closeSession, extensionHostLogs, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
+import type { Page } from "playwright-core";
+import { extensionHostLogs, REPO_ROOT, type CodeServer } from "./code-server";
 import {
   allNotifications,
   clearLoupe,
   cursorStatus,
   focusEditor,
   hoverText,
-  launchBrowser,
   legendText,
   loupeDecorations,
-  newPage,
   notificationToasts,
   openFile,
-  openWorkbench,
   paletteEntries,
   runCommand,
   Screenshots,
   textPoint,
+  useCodeServer,
+  waitFor,
   waitForDecorations,
 } from "./workbench";
 
@@ -52,14 +50,6 @@ function shownPercent(p: number): string {
   return `${(p * 100).toFixed(p < 0.01 ? 2 : 1)}%`;
 }
 
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe("Loupe in code-server (packaged VSIX, real editor)", function () {
   this.timeout(600_000);
   this.slow(60_000);
@@ -67,16 +57,16 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
   let root: string;
   let workspace: string;
   let server: CodeServer;
-  let browser: Browser;
   let page: Page;
   let shots: Screenshots;
-  const pageErrors: string[] = [];
+  const session = useCodeServer({ outputDir: OUTPUT_DIR, tempPrefix: "loupe-e2e-", prepare: writeWorkspace });
+  const pageErrors = session.pageErrors;
+  before(async () => {
+    ({ root, workspace, server, page, shots } = session);
+    await shots.take(page, "workbench");
+  });
 
-  before(async function () {
-    this.timeout(900_000);
-    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-e2e-"));
-    workspace = path.join(root, "workspace");
-    fs.mkdirSync(workspace);
+  function writeWorkspace(workspace: string): void {
     fs.writeFileSync(path.join(workspace, "prompt.txt"), PROMPT);
     fs.writeFileSync(path.join(workspace, "empty.txt"), "");
     fs.writeFileSync(path.join(workspace, "cot.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "arith-cot.txt")));
@@ -88,14 +78,7 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     fs.mkdirSync(path.join(workspace, "models", "phi"), { recursive: true });
     fs.writeFileSync(path.join(workspace, "models", "phi", "config.json"), JSON.stringify({ model_type: "phi3" }));
     fs.writeFileSync(path.join(workspace, "decorative.txt"), fs.readFileSync(path.join(REPO_ROOT, "bench", "examples", "lookup-decorative.txt")));
-    shots = new Screenshots(OUTPUT_DIR);
-    server = await startCodeServer({ workspace, vsix: vsixPath(), root });
-    browser = await launchBrowser();
-    page = await newPage(browser);
-    page.on("pageerror", (error) => pageErrors.push(String(error)));
-    await openWorkbench(page, server.url, workspace);
-    await shots.take(page, "workbench");
-  });
+  }
 
   function installedExtension(): string {
     const folder = fs.readdirSync(server.extensionsDir).find((d) => d.startsWith("loupe-dev.loupe-"));
@@ -138,15 +121,6 @@ describe("Loupe in code-server (packaged VSIX, real editor)", function () {
     await page.mouse.move(5, 450);
     await page.keyboard.press("Escape");
   }
-
-  afterEach(async function () {
-    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
-  });
 
   it("installs the VSIX and lists Loupe's commands in the command palette", async () => {
     const installed = fs.readdirSync(server.extensionsDir).filter((d) => d.startsWith("loupe-dev.loupe-"));

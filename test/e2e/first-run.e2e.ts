@@ -5,22 +5,15 @@
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import type { Browser, Locator, Page } from "playwright-core";
-import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
-import { launchBrowser, newPage, openWorkbench, runCommand, Screenshots, waitForDecorations } from "./workbench";
+import type { Locator, Page } from "playwright-core";
+import { REPO_ROOT, type CodeServer } from "./code-server";
+import { runCommand, Screenshots, useCodeServer, waitFor, waitForDecorations } from "./workbench";
 
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "first-run");
 const STEPS = ["inspect", "model", "features", "faithfulness", "audit", "circuit", "view"] as const;
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** How long a walkthrough step may take to show its check (a step may load a model). */
+const STEP_MS = 60_000;
 
 /** Every file named `name` under `dir`. */
 function findFiles(dir: string, name: string): string[] {
@@ -32,37 +25,19 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
   this.timeout(600_000);
   this.slow(60_000);
 
-  let root: string;
-  let workspace: string;
   let server: CodeServer;
-  let browser: Browser;
   let page: Page;
   let shots: Screenshots;
+  const session = useCodeServer({ outputDir: OUTPUT_DIR, tempPrefix: "loupe-first-run-", prepare: writeWorkspace });
+  before(() => ({ server, page, shots } = session));
 
-  before(async function () {
-    this.timeout(900_000);
-    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-first-run-"));
-    workspace = path.join(root, "workspace");
+  function writeWorkspace(workspace: string): void {
     fs.mkdirSync(path.join(workspace, ".loupe", "graphs"), { recursive: true });
     fs.mkdirSync(path.join(workspace, ".loupe", "probes"), { recursive: true });
     fs.writeFileSync(path.join(workspace, ".loupe", "graphs", "ioi-mia.json"), JSON.stringify({ metadata: { prompt: "When Mia and Leo went to the park, Leo gave a ball to" }, nodes: [], links: [] }));
     fs.writeFileSync(path.join(workspace, ".loupe", "probes", "sentiment.json"), "{}");
     fs.writeFileSync(path.join(workspace, "notes.txt"), "A workspace for the first run.\n");
-    shots = new Screenshots(OUTPUT_DIR);
-    server = await startCodeServer({ workspace, vsix: vsixPath(), root });
-    browser = await launchBrowser();
-    page = await newPage(browser);
-    await openWorkbench(page, server.url, workspace);
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
-  });
+  }
 
   /** The walkthrough step's checkbox: aria-checked turns "true" when its completion event fires. */
   const stepCheck = (step: string): Locator => page.locator(`[data-done-step-id$="#${step}"]`).first();
@@ -113,7 +88,7 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await page.locator(".tabs-container .tab", { hasText: "Untitled" }).first().waitFor({ timeout: 30_000 });
     await showWalkthrough();
     await clickStepButton("inspect", "Inspect it");
-    await waitFor(() => stepDone("inspect"), "the inspect step is checked");
+    await waitFor(() => stepDone("inspect"), "the inspect step is checked", STEP_MS);
     await sampleDecorated();
     await shots.take(page, "walkthrough-inspected");
     await showWalkthrough();
@@ -131,11 +106,11 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
         await page.keyboard.press("Escape");
       }
     }
-    await waitFor(() => stepDone("model"), "the model step is checked");
+    await waitFor(() => stepDone("model"), "the model step is checked", STEP_MS);
 
     // 3. SAE features on the same sample.
     await clickStepButton("features", "Show SAE Features");
-    await waitFor(() => stepDone("features"), "the features step is checked");
+    await waitFor(() => stepDone("features"), "the features step is checked", STEP_MS);
     await sampleDecorated();
 
     // 4. A chain of thought: its CodeLens shows the score.
@@ -145,12 +120,12 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await showWalkthrough();
     await clickStepButton("faithfulness", "Check CoT Faithfulness");
     await page.locator(".monaco-editor .codelens-decoration", { hasText: "CoT faithfulness" }).first().waitFor({ timeout: 180_000 });
-    await waitFor(() => stepDone("faithfulness"), "the faithfulness step is checked");
+    await waitFor(() => stepDone("faithfulness"), "the faithfulness step is checked", STEP_MS);
 
     // 5. Quick Audit on the same prompt.
     await clickStepButton("audit", "Quick Audit");
     await page.locator(".notifications-toasts .notification-toast", { hasText: /finding\(s\) in the Problems panel|no findings/i }).first().waitFor({ timeout: 180_000 });
-    await waitFor(() => stepDone("audit"), "the audit step is checked");
+    await waitFor(() => stepDone("audit"), "the audit step is checked", STEP_MS);
 
     // 6. Trace a circuit: the IOI sentence, the model's own top prediction (empty answer).
     await showWalkthrough();
@@ -160,7 +135,7 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await clickStepButton("circuit", "Trace Circuit…");
     await page.locator(".quick-input-widget", { hasText: "trace which next token?" }).first().waitFor({ timeout: 30_000 });
     await page.keyboard.press("Enter");
-    await waitFor(() => stepDone("circuit"), "the circuit step is checked");
+    await waitFor(() => stepDone("circuit"), "the circuit step is checked", STEP_MS);
     // The graph opens in a panel beside the sentence's editor (circuit.e2e.ts checks the graph and
     // the influence colours themselves; with three editor groups the decoration reader misses them).
     await page.locator(".tabs-container .tab", { hasText: "Circuit:" }).first().waitFor({ timeout: 240_000 });
@@ -171,7 +146,7 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await clickStepButton("view", "Open the Loupe view");
     await page.locator('.pane-header[aria-label^="Loupe"], .composite.title', { hasText: "Loupe" }).first().waitFor({ timeout: 30_000 });
     await clickStepButton("view", "Show Log");
-    await waitFor(() => stepDone("view"), "the view step is checked");
+    await waitFor(() => stepDone("view"), "the view step is checked", STEP_MS);
 
     for (const step of STEPS) assert.ok(await stepDone(step), `${step} is checked`);
     await shots.take(page, "walkthrough-done");

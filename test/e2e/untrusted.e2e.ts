@@ -11,11 +11,10 @@
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import type { Browser, Page } from "playwright-core";
-import { closeSession, REPO_ROOT, startCodeServer, vsixPath, type CodeServer } from "./code-server";
-import { clearLoupe, launchBrowser, legendText, newPage, openFile, openWorkbench, runCommand, Screenshots, waitForDecorations } from "./workbench";
+import type { Page } from "playwright-core";
+import { REPO_ROOT } from "./code-server";
+import { clearLoupe, legendText, openFile, runCommand, Screenshots, useCodeServer, waitForDecorations, type SuiteServerOptions } from "./workbench";
 
 const OUTPUT_DIR = path.join(REPO_ROOT, "test-output", "e2e-untrusted");
 const NOTES = '{"text": "the user\'s own", "label": "x"}\n';
@@ -24,18 +23,15 @@ describe("Loupe in an untrusted workspace (packaged VSIX, code-server)", functio
   this.timeout(600_000);
   this.slow(60_000);
 
-  let root: string;
   let home: string;
   let loupeDir: string;
-  let server: CodeServer;
-  let browser: Browser;
   let page: Page;
   let shots: Screenshots;
+  const session = useCodeServer({ outputDir: OUTPUT_DIR, tempPrefix: "loupe-e2e-trust-", prepare: writeWorkspace });
+  before(() => ({ page, shots } = session));
 
-  before(async function () {
-    this.timeout(900_000);
-    root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-e2e-trust-"));
-    const workspace = path.join(root, "workspace");
+  /** A hostile workspace, with a home folder beside it that a link in the workspace points into. */
+  function writeWorkspace(workspace: string, root: string): SuiteServerOptions {
     const model = path.join(workspace, "models", "tiny-llama");
     fs.cpSync(path.join(REPO_ROOT, "test", "fixtures", "tiny-llama"), model, { recursive: true });
     fs.mkdirSync(path.join(workspace, ".vscode"));
@@ -48,28 +44,12 @@ describe("Loupe in an untrusted workspace (packaged VSIX, code-server)", functio
     fs.mkdirSync(path.join(workspace, ".loupe", "datasets"), { recursive: true });
     fs.symlinkSync(path.join("..", "..", "..", "home", "notes.jsonl"), path.join(workspace, ".loupe", "datasets", "labels.jsonl"));
     loupeDir = path.join(workspace, ".loupe");
-    shots = new Screenshots(OUTPUT_DIR);
-    server = await startCodeServer({
-      workspace,
-      vsix: vsixPath(),
-      root,
+    return {
       // Trust on, and no start-up question: the folder opens in Restricted Mode.
       workspaceTrust: true,
       userSettings: { "security.workspace.trust.enabled": true, "security.workspace.trust.startupPrompt": "never", "security.workspace.trust.banner": "never" },
-    });
-    browser = await launchBrowser();
-    page = await newPage(browser);
-    await openWorkbench(page, server.url, workspace);
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === "failed" && page) await shots.take(page, `FAILED-${this.currentTest.title}`).catch(() => undefined);
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await closeSession({ browser, server, root, outputDir: OUTPUT_DIR });
-  });
+    };
+  }
 
   async function inspectLegend(): Promise<string> {
     await openFile(page, "prompt.txt");

@@ -9,8 +9,10 @@
  * classes by reading the page's CSS rules for our theme colour ids, so the test does not depend on generated numbers.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { closeSession, startCodeServer, vsixPath, type CodeServer, type CodeServerOptions } from "./code-server";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"];
@@ -42,6 +44,72 @@ export class Screenshots {
     const file = path.join(this.dir, `${String(this.n).padStart(2, "0")}-${name.replace(/[^\w.-]+/g, "-")}.png`);
     await page.screenshot({ path: file });
     return file;
+  }
+}
+
+/** A suite's live code-server session: set by the hooks useCodeServer registers, so read it in tests and hooks, not at definition. */
+export interface CodeServerSession {
+  /** The suite's temp folder: user data, extensions, Loupe's cache; removed afterwards unless LOUPE_E2E_KEEP. */
+  readonly root: string;
+  /** `root/workspace`, the folder the workbench opens. */
+  readonly workspace: string;
+  readonly server: CodeServer;
+  readonly browser: Browser;
+  readonly page: Page;
+  readonly shots: Screenshots;
+  /** Errors thrown in the workbench page (the array exists from the start). */
+  readonly pageErrors: string[];
+}
+
+/** What a suite may set of code-server's options (the helper sets the workspace, VSIX and temp folder). */
+export type SuiteServerOptions = Omit<CodeServerOptions, "workspace" | "vsix" | "root">;
+
+export interface CodeServerSuite {
+  /** Where the screenshots, and at the end code-server's and the extension host's logs, go. */
+  readonly outputDir: string;
+  /** The temp folder's name prefix, e.g. "loupe-e2e-chat-". */
+  readonly tempPrefix: string;
+  /** Fills the (empty) workspace before code-server starts; may return code-server options (env, user settings, trust). */
+  readonly prepare?: (workspace: string, root: string) => SuiteServerOptions | void;
+}
+
+/**
+ * One code-server per suite: call inside describe(). Registers a `before` hook (temp folder, the
+ * prepared workspace, code-server with the packaged VSIX, a browser page on the workbench), an
+ * `afterEach` that screenshots a failed test as FAILED-<title>, and an `after` that closes the session.
+ */
+export function useCodeServer(suite: CodeServerSuite): CodeServerSession {
+  const live: { -readonly [K in keyof CodeServerSession]?: CodeServerSession[K] } = { pageErrors: [] };
+  before(async function () {
+    this.timeout(900_000);
+    const root = (live.root = fs.mkdtempSync(path.join(os.tmpdir(), suite.tempPrefix)));
+    const workspace = (live.workspace = path.join(root, "workspace"));
+    fs.mkdirSync(workspace);
+    const options = suite.prepare?.(workspace, root) ?? {};
+    live.shots = new Screenshots(suite.outputDir);
+    live.server = await startCodeServer({ ...options, workspace, vsix: vsixPath(), root });
+    live.browser = await launchBrowser();
+    const page = (live.page = await newPage(live.browser));
+    page.on("pageerror", (error) => live.pageErrors?.push(String(error)));
+    await openWorkbench(page, live.server.url, workspace);
+  });
+  afterEach(async function () {
+    const test = this.currentTest;
+    if (test?.state === "failed" && live.page && live.shots) await live.shots.take(live.page, `FAILED-${test.title}`).catch(() => undefined);
+  });
+  after(async function () {
+    this.timeout(120_000);
+    await closeSession({ browser: live.browser, server: live.server, root: live.root, outputDir: suite.outputDir });
+  });
+  return live as CodeServerSession;
+}
+
+/** Poll `condition` until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
