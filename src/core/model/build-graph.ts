@@ -1,12 +1,33 @@
 /** Picks the graph builder for a config's architecture, so HookedModel stays architecture-blind. */
 import type { ModelConfig } from "./config";
+import { gateHookOutputs } from "./fetched-hooks";
 import { buildGpt2Graph, buildGpt2LensGraph } from "./gpt2-graph";
 import type { BuiltGraph, GraphOptions } from "./graph-options";
+import { GRAPH_IO, PAST_IO } from "./hook-point";
+import { hookNamesFor } from "./hooks";
 import { buildLlamaGraph, buildLlamaLensGraph } from "./llama-graph";
 import type { SafetensorsIndex } from "./safetensors";
 
 export function buildModelGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   return cfg.architecture === "llama" ? buildLlamaGraph(cfg, weights, options) : buildGpt2Graph(cfg, weights, options);
+}
+
+/**
+ * The graph a HookedModel runs: every hook, key/value output and the logits behind the fetch mask
+ * (fetched-hooks.ts), so a run computes or holds only what it returns. Built here, with the
+ * builders, so that the graph cache's key (a hash of this module's imports) covers the gating too.
+ */
+export function buildFetchGatedModelGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): Uint8Array {
+  return gateHookOutputs(buildModelGraph(cfg, weights, options).bytes, fetchedOutputs(cfg), [GRAPH_IO.logits]);
+}
+
+/**
+ * The outputs a built graph returns only when fetched (FETCH_HOOKS, in this order, then the
+ * logits): every hook, then every layer's keys and values.
+ */
+export function fetchedOutputs(cfg: ModelConfig): string[] {
+  const kv = Array.from({ length: cfg.nLayers }, (_, L) => [PAST_IO.presentKey(L), PAST_IO.presentValue(L)]).flat();
+  return [...hookNamesFor(cfg), ...kv];
 }
 
 export function buildLensGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): Uint8Array {

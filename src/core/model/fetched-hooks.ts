@@ -23,18 +23,12 @@ const NOTHING = `${FETCH_HOOKS}::nothing`;
 /**
  * Rewrites a model's bytes so that the outputs named in `hooks` are returned only when fetched
  * (see above), and those in `computed` (outputs nothing else reads, such as the logits) are not
- * even computed unless fetched: the node that makes each moves into its If's branch.
+ * even computed unless fetched: the nodes only each needs move into its If's branch.
  */
 export function gateHookOutputs(bytes: Uint8Array, hooks: readonly string[], computed: readonly string[] = []): Uint8Array {
   const model = fromBinary(onnx.ModelProtoSchema, bytes);
   const graph = model.graph;
   if (!graph) throw new Error("internal: a model without a graph");
-  const moved = computed.map((name) => {
-    const at = graph.node.findIndex((n) => n.output.includes(name));
-    if (at < 0 || graph.node.some((n) => n.input.includes(name))) throw new Error(`internal: ${name} is not an output that only the caller reads`);
-    const [producer] = graph.node.splice(at, 1);
-    return producer;
-  });
   const gated = new Set(hooks);
   const outputs = new Set(graph.output.map((o) => o.name));
   const missing = hooks.find((h) => !outputs.has(h));
@@ -64,11 +58,13 @@ export function gateHookOutputs(bytes: Uint8Array, hooks: readonly string[], com
     nodes.push(node("Reshape", [value, `${hook}::shape_after`], [after.get(hook) ?? hook], `Reshape:${hook}::after`));
     nodes.push(ifNode(hook, flag, thenBranch, emptyBranch(hook)));
   });
+  graph.node.push(...nodes.splice(0));
+  // Once every hook's gate is in the graph, so that a hook's value is seen to feed its own If too.
   computed.forEach((name, i) => {
-    const producer = moved[i];
+    const producers = takeExclusiveProducers(graph, name);
     const flag = fetchFlag(name, hooks.length + i, nodes, initializers);
-    producer.output = producer.output.map((o) => (o === name ? `${name}::then_out` : o));
-    nodes.push(ifNode(name, flag, branch(`${name}::then`, [producer], `${name}::then_out`), emptyBranch(name)));
+    for (const producer of producers) producer.output = producer.output.map((o) => (o === name ? `${name}::then_out` : o));
+    nodes.push(ifNode(name, flag, branch(`${name}::then`, producers, `${name}::then_out`), emptyBranch(name)));
   });
   graph.node.push(...nodes);
   graph.initializer.push(...initializers);
@@ -89,6 +85,36 @@ export function gateHookOutputs(bytes: Uint8Array, hooks: readonly string[], com
   // Declared output types stay (float32); a gated output's shape is no longer fixed.
   for (const output of graph.output) if ((gated.has(output.name) || computed.includes(output.name)) && output.type?.value.case === "tensorType") output.type.value.value.shape = undefined;
   return toBinary(onnx.ModelProtoSchema, model);
+}
+
+/**
+ * Removes from the graph, and returns in graph order, the node that makes the output `name` and
+ * every node whose outputs feed only those nodes: the whole computation only `name` needs (the
+ * unembedding is a MatMul between a Transpose and a Reshape, and each of them would otherwise
+ * run, and hold its [positions, d_vocab] result, in every run). Nodes are in topological order,
+ * so walking back from the end decides each node after all of its consumers.
+ */
+function takeExclusiveProducers(graph: onnx.GraphProto, name: string): onnx.NodeProto[] {
+  const at = graph.node.findIndex((n) => n.output.includes(name));
+  if (at < 0 || graph.node.some((n) => n.input.includes(name))) throw new Error(`internal: ${name} is not an output that only the caller reads`);
+  const graphOutputs = new Set(graph.output.map((o) => o.name));
+  const consumers = new Map<string, number[]>();
+  graph.node.forEach((n, i) => readsOf(n).forEach((input) => consumers.set(input, [...(consumers.get(input) ?? []), i])));
+  const taken = new Set([at]);
+  for (let i = at - 1; i >= 0; i--) {
+    const outputs = graph.node[i].output.filter((o) => o !== "");
+    const feedsOnlyTaken = outputs.every((o) => !graphOutputs.has(o) && (consumers.get(o) ?? []).every((c) => taken.has(c)));
+    if (feedsOnlyTaken && outputs.some((o) => consumers.has(o))) taken.add(i);
+  }
+  const producers = graph.node.filter((_, i) => taken.has(i));
+  graph.node = graph.node.filter((_, i) => !taken.has(i));
+  return producers;
+}
+
+/** The values a node reads: its inputs, and any outer-scope value its subgraphs (If, Loop) read by name. */
+function readsOf(n: onnx.NodeProto): string[] {
+  const subgraphs = n.attribute.flatMap((a) => [...(a.g ? [a.g] : []), ...a.graphs]);
+  return [...n.input, ...subgraphs.flatMap((g) => g.node.flatMap(readsOf))];
 }
 
 /** The boolean FETCH_HOOKS[index], as a scalar for an If. */

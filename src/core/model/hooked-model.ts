@@ -15,7 +15,7 @@ import type { Encoding, Tokenizer } from "../tokenizer";
 import { ActivationCache } from "./activation-cache";
 import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
-import { buildLensGraph, buildModelGraph, graphKeyParts } from "./build-graph";
+import { buildFetchGatedModelGraph, buildLensGraph, fetchedOutputs, graphKeyParts } from "./build-graph";
 import { gainInput, GRAPH_IO, LENS_IO, LOGIT_POSITIONS, PAST_IO, POSITION_OFFSETS, residInput, writeInput } from "./hook-point";
 import { FETCH_HOOKS, gateHookOutputs } from "./fetched-hooks";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
@@ -268,7 +268,7 @@ export class HookedModel {
     // A graph depends on the builder, the options that change it, the config and the weights (their files' names and header).
     const key = (part: "model" | "lens", ...extra: string[]) => graphKey([...graphKeyParts(cfg, part, graphOptions), ...extra, JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
     // Hooks, keys and values and logits are computed or returned only when fetched (fetched-hooks.ts): a run holds only what it returns.
-    const graph = cachedGraph(cacheDir, key("model", FETCH_HOOKS), () => gateHookOutputs(buildModelGraph(cfg, weights, graphOptions).bytes, fetchedOutputs(cfg), [GRAPH_IO.logits]));
+    const graph = cachedGraph(cacheDir, key("model", FETCH_HOOKS), () => buildFetchGatedModelGraph(cfg, weights, graphOptions));
     const session = await createSession(graph.bytes, weights.dataDir, options.threads);
     const lensSession = new LazySession(() => createSession(cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions)).bytes, weights.dataDir, options.threads));
     const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache, graphOptions);
@@ -747,15 +747,6 @@ export class HookedModel {
 /** An imported graph's bytes with its hooks and logits behind the fetch mask (in the order of its hookNames, then the logits). */
 export function gateImportedOutputs(imported: Pick<ImportedGraph, "bytes" | "hookNames">): Uint8Array {
   return gateHookOutputs(imported.bytes, imported.hookNames, [GRAPH_IO.logits]);
-}
-
-/**
- * The outputs a built graph returns only when fetched (FETCH_HOOKS, in this order, then the
- * logits): every hook, then every layer's keys and values.
- */
-function fetchedOutputs(cfg: ModelConfig): string[] {
-  const kv = Array.from({ length: cfg.nLayers }, (_, L) => [PAST_IO.presentKey(L), PAST_IO.presentValue(L)]).flat();
-  return [...hookNamesFor(cfg), ...kv];
 }
 
 /**

@@ -3,10 +3,15 @@ import * as path from "node:path";
 import { writeRandomModel } from "../../../bench/scale/random-model";
 import { LoupeError } from "../../../src/core/errors";
 import { inspectText, inspectWithResiduals, lensTable } from "../../../src/core/inspect";
+import { fromBinary } from "@bufbuild/protobuf";
+import * as onnx from "onnx-buf";
+import { buildFetchGatedModelGraph } from "../../../src/core/model/build-graph";
+import { GRAPH_IO } from "../../../src/core/model/hook-point";
 import { HookedModel } from "../../../src/core/model/hooked-model";
+import { openModelFolder } from "../../../src/core/model/model-folder";
 import { blockHook } from "../../../src/core/model/hooks";
 import { checkRunFits, DEFAULT_BATCH_BUDGET_BYTES, estimateRunBytes, lensChunkRows, rowsWithin } from "../../../src/core/model/memory-limit";
-import { scratchDir, TINY_LLAMA } from "../../helpers/fixtures";
+import { FIXTURES, scratchDir, TINY_GPT2, TINY_LLAMA } from "../../helpers/fixtures";
 
 const REFERENCE = path.join(__dirname, "..", "..", "..", "models", "reference");
 
@@ -118,6 +123,34 @@ describe("runs hold only what they fetch", function () {
       await model.dispose();
     }
   });
+});
+
+/**
+ * Top-level nodes of a gated graph whose every output only the logits' If reads: work a run
+ * without logits would still do (the If's flag and the final norm's hook, which other runs read, aside).
+ */
+function workOnlyForLogits(bytes: Uint8Array): string[] {
+  const graph = fromBinary(onnx.ModelProtoSchema, bytes).graph!;
+  const kept = (n: onnx.NodeProto) => n.output.some((o) => o === `${GRAPH_IO.logits}::fetched` || o.endsWith("::after"));
+  const reads = (n: onnx.NodeProto): string[] => [...n.input, ...n.attribute.flatMap((a) => (a.g ? a.g.node.flatMap(reads) : []))];
+  const readers = new Map<string, string[]>();
+  for (const n of graph.node) for (const input of reads(n)) readers.set(input, [...(readers.get(input) ?? []), n.name]);
+  return graph.node.filter((n) => !kept(n) && n.output.every((o) => (readers.get(o) ?? []).length > 0 && readers.get(o)!.every((r) => r === `If:${GRAPH_IO.logits}`))).map((n) => `${n.opType} ${n.name}`);
+}
+
+describe("the unembedding runs only when logits are fetched", () => {
+  for (const folder of [TINY_GPT2, TINY_LLAMA, path.join(FIXTURES, "tiny-gemma3")]) {
+    it(`${path.basename(folder)}: every node only the logits need is inside the logits' If`, () => {
+      const { cfg, weights } = openModelFolder(folder);
+      for (const compactWeights of [false, true]) {
+        const bytes = buildFetchGatedModelGraph(cfg, weights, { compactWeights });
+        assert.deepEqual(workOnlyForLogits(bytes), []);
+        const gate = fromBinary(onnx.ModelProtoSchema, bytes).graph!.node.find((n) => n.name === `If:${GRAPH_IO.logits}`)!;
+        const then = gate.attribute.find((a) => a.name === "then_branch")!.g!;
+        assert.ok(then.node.some((n) => n.opType === "MatMul"), "the unembedding's MatMul is in the branch");
+      }
+    });
+  }
 });
 
 describe("the run memory limit", function () {
