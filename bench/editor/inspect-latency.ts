@@ -46,7 +46,7 @@ async function editorRuns(lines: readonly string[], runs: number, settings: Reco
   const server = await startCodeServer({ workspace, vsix: vsixPath(), root });
   const browser = await launchBrowser();
   const times: number[] = [];
-  let workerPeakMb: number | null = null;
+  let workerPeakMb: number | null;
   try {
     const page = await newPage(browser);
     await openWorkbench(page, server.url, workspace);
