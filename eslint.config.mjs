@@ -61,8 +61,9 @@ export default defineConfig(
           typesOnly: ["src/core"],
           // The panel protocol is the one seam both sides run: its guards are plain functions, and
           // tsconfig.webview.json (no Node types) fails the build if it ever imports Node. The
-          // circuit panel's graph, pruning and layout are pure too: its page prunes and hit-tests live.
-          valuesAllowed: ["src/core/view/panel-protocol", "src/core/view/circuit-graph", "src/core/view/circuit-prune", "src/core/view/circuit-layout"],
+          // circuit panel's graph, pruning and layout are pure too: its page prunes and hit-tests live,
+          // and links feature nodes to Neuronpedia.
+          valuesAllowed: ["src/core/view/panel-protocol", "src/core/view/circuit-graph", "src/core/view/circuit-prune", "src/core/view/circuit-layout", "src/core/sae/releases/neuronpedia"],
         },
       ),
     },

@@ -9,6 +9,11 @@
  *      no editor): the draw time of each frame and the interval between frames while the mouse
  *      drags across it. Reference in the same run: the same pan over the IOI-sized graph. Peak JS
  *      heap of the page.
+ *   3. The panel's own part of row 1, stage by stage, on the graph a 30-token trace gives (traced
+ *      in-process once): the worker's reply across the process boundary (v8 serialisation, as
+ *      Node's advanced IPC), the extension turning the graph file into the panel's graph, the state
+ *      message to the page (JSON, as VS Code posts it) and its parse in the page, and in the page
+ *      pruning + layout + hit-test index and the first frame. Reference: the trace itself.
  *
  *   npm run package && bash scripts/install-code-server.sh && npx tsx bench/editor/circuit-panel.ts [--runs 3] [--skip-editor]
  */
@@ -16,9 +21,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import * as v8 from "node:v8";
 import type { Page } from "playwright-core";
 import { InProcessBackend } from "../../src/core/requests";
-import { parseGraphFile } from "../../src/core/view/circuit-graph";
+import { parseGraphFile, readGraph } from "../../src/core/view/circuit-graph";
 import type { CircuitPanelState } from "../../src/core/view/circuit-panel";
 import { syntheticGraph, syntheticGraphFile } from "../../test/helpers/circuit-graphs";
 import { startCodeServer, vsixPath } from "../../test/e2e/code-server";
@@ -159,9 +165,84 @@ async function panning(steps: number): Promise<string[]> {
   }
 }
 
+/** Median of `runs` timings of `f` (ms). */
+function timed(runs: number, f: () => void): number {
+  const times: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    f();
+    times.push(performance.now() - t0);
+  }
+  return quantile(times, 0.5);
+}
+
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MB`;
+
+async function panelPart(runs: number): Promise<string[]> {
+  const backend = new InProcessBackend();
+  await backend.request("load", { folder: MODEL, cacheDir: null, threads: 2 });
+  const model = backend.session.model;
+  const prompt = model.toString(model.toTokens(PROMPTS[0]).slice(0, 30));
+  await backend.request("traceCircuit", { text: prompt });
+  const t0 = performance.now();
+  const result = await backend.request("traceCircuit", { text: prompt, graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995 } });
+  const traceMs = performance.now() - t0;
+  await backend.dispose();
+  const graphFile = result.graph;
+  if (!graphFile) throw new Error("the trace returned no graph file");
+
+  const reply = v8.serialize(result);
+  const ipcMs = timed(runs, () => v8.deserialize(v8.serialize(result)));
+  const toPanelMs = timed(runs, () => readGraph(graphFile, "the traced graph"));
+  const toPanelBeforeMs = timed(runs, () => parseGraphFile(JSON.stringify(graphFile), "the traced graph"));
+  const graph = readGraph(graphFile, "the traced graph");
+  const state: CircuitPanelState = { title: "bench", graphKey: "1", graph, canCheck: false };
+  const message = JSON.stringify({ type: "state", state });
+  const stringifyMs = timed(runs, () => JSON.stringify({ type: "state", state }));
+
+  const browser = await launchBrowser();
+  let page: { parseMs: number; prepareMs: number; firstDrawMs: number; nodes: number; links: number };
+  try {
+    const parses: number[] = [];
+    const prepares: number[] = [];
+    const draws: number[] = [];
+    let counts = { nodes: 0, links: 0 };
+    for (let r = 0; r < runs; r++) {
+      const opened = await openCircuitPage(browser, state);
+      parses.push((await opened.page.evaluate(`(() => { const text = ${JSON.stringify(message)}; const t0 = performance.now(); JSON.parse(text); return performance.now() - t0; })()`)) as number);
+      const data = (await opened.page.evaluate("({ ...document.querySelector('canvas.graph').dataset })")) as Record<string, string>;
+      prepares.push(Number(data.prepareMs));
+      draws.push(Number(data.frameMs));
+      counts = { nodes: Number(data.nodes), links: Number(data.links) };
+      await opened.page.close();
+    }
+    page = { parseMs: quantile(parses, 0.5), prepareMs: quantile(prepares, 0.5), firstDrawMs: quantile(draws, 0.5), ...counts };
+  } finally {
+    await browser.close();
+  }
+  const share = (v: number) => `${((v / traceMs) * 100).toFixed(1)}%`;
+  const size = `${graphFile.nodes.length} nodes, ${graphFile.links.length} links`;
+  return [
+    `| trace, 30 tokens, in-process (reference) | ${size} | ${ms(traceMs)} | | 100% | |`,
+    `| worker reply across the process (v8 serialise + parse) | ${mb(reply.byteLength)} | ${timedText(ipcMs)} | | ${share(ipcMs)} | |`,
+    `| extension: graph file to panel graph | | ${timedText(toPanelMs)} | | ${share(toPanelMs)} | was ${timedText(toPanelBeforeMs)} (written as JSON and parsed again) |`,
+    `| state message to the page (JSON.stringify) | ${mb(Buffer.byteLength(message))} | ${timedText(stringifyMs)} | | ${share(stringifyMs)} | |`,
+    `| page: JSON.parse of the message | | ${timedText(page.parseMs)} | | ${share(page.parseMs)} | |`,
+    `| page: prune + layout + index | ${page.nodes} nodes, ${page.links} links shown | ${timedText(page.prepareMs)} | | ${share(page.prepareMs)} | |`,
+    `| page: first frame | | ${timedText(page.firstDrawMs)} | | ${share(page.firstDrawMs)} | |`,
+  ];
+}
+
+const timedText = (v: number) => `${v.toFixed(1)} ms`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, steps: { type: "string", default: "60" }, "skip-editor": { type: "boolean", default: false } } });
+  const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, steps: { type: "string", default: "60" }, "skip-editor": { type: "boolean", default: false }, "panel-only": { type: "boolean", default: false } } });
   const rows: string[] = [];
+  rows.push(...(await panelPart(5)));
+  if (values["panel-only"]) {
+    console.log(["| circuit panel | size | median | worst / p95 | ratio | note |", "|---|---|---|---|---|---|", ...rows].join("\n"));
+    return;
+  }
   rows.push(...(await panning(Number(values.steps))));
   if (!values["skip-editor"]) rows.push(...(await commandToGraph(Math.min(Number(values.runs), PROMPTS.length - 1))));
   console.log(["| circuit panel | size | median | worst / p95 | ratio | note |", "|---|---|---|---|---|---|", ...rows].join("\n"));

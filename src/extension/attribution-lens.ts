@@ -1,8 +1,11 @@
 import * as vscode from "vscode";
+import { continuationEnding } from "../core/chat/chat-layout";
+import { attributionInChat } from "../core/chat/chat-results";
 import type { AttributionResult, TokenAttribution } from "../core/patching";
 import { attributionHoverMarkdown, attributionLevels, lineLabel } from "../core/view/attribution-view";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
+import { announceChat, chatTargetIfChat, onChatFile } from "./chat-target";
 import { EditorLens } from "./editor-lens";
 import { runOnSelection } from "./selection-command";
 
@@ -30,10 +33,13 @@ export class AttributionLens extends EditorLens<Shown, TokenAttribution> {
       blank: "Loupe: nothing to attribute in this selection.",
       trimFinalNewline: true,
       ask: askAnswerAndContrast,
-      run: async (target, { answer, contrast }) => {
-        const result = await this.models.run("attribute", { text: target.text, answer, contrast, method: readSettings().attributionMethod }, { title: "Loupe: attributing the answer…" });
-        this.shown.set(target.document.uri.toString(), { startOffset: target.startOffset, result });
+      run: async (target, { answer, contrast }, model) => {
+        // A chat file: the answer that follows the chat (the assistant's next token).
+        const chat = chatTargetIfChat(target, model, continuationEnding);
+        const read = await this.models.run("attribute", { text: chat?.text ?? target.text, answer, contrast, method: readSettings().attributionMethod }, { title: "Loupe: attributing the answer…" });
+        this.shown.set(target.document.uri.toString(), { startOffset: target.startOffset, result: onChatFile(chat, read, attributionInChat) });
         this.draw(target.editor);
+        if (chat) announceChat(chat, read.tokens, "attributed");
       },
     });
   }
@@ -61,7 +67,8 @@ export class AttributionLens extends EditorLens<Shown, TokenAttribution> {
       const at = (offset: number) => editor.document.positionAt(shown.startOffset + offset);
       shown.result.lines.forEach((line, i) => {
         const text = lineLabel(shown.result, i);
-        if (!text) return;
+        // A line of a chat template's own text has no characters in the chat file.
+        if (!text || line.end <= line.start) return;
         const end = editor.document.lineAt(at(Math.max(line.start, line.end - 1)).line).range.end;
         labels.push({ range: new vscode.Range(end, end), renderOptions: { after: { contentText: text } } });
       });

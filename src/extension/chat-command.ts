@@ -6,11 +6,8 @@
  * separators, special tokens) are not in the file; a message says what they were.
  */
 import * as vscode from "vscode";
-import { chatFileInspection, templateTokenSummary, traceChatTokens } from "../core/chat/inspect-chat";
-import { parseChat } from "../core/chat/messages";
-import { locateChatContents } from "../core/chat/source-map";
-import { readChatTemplate, renderChat } from "../core/chat/template";
-import { resolveModelFolder } from "../core/hub/model-reference";
+import { chatFileInspection } from "../core/chat/inspect-chat";
+import { announceChat, chatTarget } from "./chat-target";
 import type { InspectController } from "./inspect-controller";
 import type { ModelHost } from "./model-host";
 import { runOnSelection } from "./selection-command";
@@ -20,20 +17,18 @@ export function inspectChat(models: ModelHost, inspector: InspectController): Pr
   return runOnSelection(models, {
     noEditor: 'Loupe: open a chat file (JSON or JSONL of {"role", "content"} messages) first.',
     blank: 'Loupe: this chat file is empty. Give {"role", "content"} messages, one a line (JSONL) or in a JSON array.',
-    run: async ({ document, range, text, startOffset, version }, _asked, model) => {
-      const file = document.fileName || document.uri.toString();
-      const messages = parseChat(text, file);
-      const sources = locateChatContents(text, file);
-      const rendered = renderChat(readChatTemplate(resolveModelFolder(model.folder)), messages);
+    run: async (target, _asked, model) => {
+      const { document, range, text, startOffset, version } = target;
+      const chat = chatTarget(target, model, () => "as-written");
       const inspected = await models.run(
         "inspect",
-        { text: rendered.text, topK: 5, maxTokens: readSettings().maxTokens, lensLayers: inspector.lensLayers() },
+        { text: chat.text, topK: 5, maxTokens: readSettings().maxTokens, lensLayers: inspector.lensLayers() },
         { title: "Loupe: inspecting the chat…", location: vscode.ProgressLocation.Window },
       );
-      const { result, templateTokens } = chatFileInspection(traceChatTokens(inspected, { messages, ...rendered }), sources);
+      const { result } = chatFileInspection(inspected, chat);
       const stale = document.version !== version && document.getText(range) !== text;
       inspector.present(document, { startOffset, length: text.length, result, stale });
-      void vscode.window.showInformationMessage(`Loupe: ${messages.length} messages inspected, ${result.tokens.length} tokens drawn on their text. ${templateTokenSummary(templateTokens)}`);
+      announceChat(chat, inspected.tokens, "inspected");
     },
   });
 }

@@ -1,7 +1,10 @@
 import * as vscode from "vscode";
+import { continuationEnding } from "../core/chat/chat-layout";
+import { circuitInChat } from "../core/chat/chat-results";
 import type { CircuitToken, CircuitTrace } from "../core/requests";
 import { circuitHoverMarkdown, circuitLevels } from "../core/view/circuit-view";
 import type { CircuitPanel } from "./circuit-panel";
+import { announceChat, chatTargetIfChat, onChatFile } from "./chat-target";
 import { EditorLens } from "./editor-lens";
 import type { ModelHost } from "./model-host";
 import { runOnSelection } from "./selection-command";
@@ -31,11 +34,15 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
       blank: "Loupe: nothing to trace in this selection.",
       trimFinalNewline: true,
       ask: askAnswer,
-      run: async (target, { answer }) => {
-        const { graph, ...trace } = await this.models.run("traceCircuit", { text: target.text, answer, transcoders: transcoderSetting(), graphFile: PANEL_PRUNING }, { title: "Loupe: tracing the circuit…" });
+      run: async (target, { answer }, model) => {
+        const chat = chatTargetIfChat(target, model, continuationEnding);
+        const { graph, ...traced } = await this.models.run("traceCircuit", { text: chat?.text ?? target.text, answer, transcoders: transcoderSetting(), graphFile: PANEL_PRUNING }, { title: "Loupe: tracing the circuit…" });
+        // The panel reveals a node's token through these ranges: on a chat, the message text in the file.
+        const trace = onChatFile(chat, traced, circuitInChat);
         this.shown.set(target.document.uri.toString(), { startOffset: target.startOffset, trace });
         this.draw(target.editor);
         if (graph) this.panel.showTrace(trace, graph, target.document.uri, target.startOffset);
+        if (chat) announceChat(chat, traced.tokens, "traced");
       },
     });
   }

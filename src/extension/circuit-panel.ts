@@ -3,9 +3,12 @@ import * as vscode from "vscode";
 import type { GraphFile } from "../core/circuits/graph-json";
 import type { CircuitTrace } from "../core/requests";
 import { writeFileSafely } from "../core/safe-fs";
-import { GraphFileError, parseGraphFile, promptTokenOffsets, type PanelGraph, type QParams } from "../core/view/circuit-graph";
-import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
+import { GraphFileError, parseGraphFile, promptTokenOffsets, readGraph, type PanelGraph, type QParams } from "../core/view/circuit-graph";
+import { checkRefusal, circuitFeatureCard, circuitFeatureCardFailed, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
 import type { ReadyRequest } from "../core/view/panel-protocol";
+import type { NeuronpediaTranscoders } from "../core/sae/releases/neuronpedia";
+import { neuronpediaTranscodersOf } from "../core/sae/releases/reference";
+import { FEATURE_CARD_CSS } from "./feature-dashboard";
 import type { ModelHost } from "./model-host";
 import { ScriptedPanel } from "./scripted-panel";
 import type { PageOptions } from "./webview-page";
@@ -27,6 +30,8 @@ interface Shown {
   prompt?: { readonly uri: vscode.Uri; readonly ranges: readonly ([number, number] | null)[] };
   check?: CheckOutcome;
   feature?: CircuitPanelState["feature"];
+  /** Where Neuronpedia hosts the graph's transcoders (by the set's hub repository or the graph's scan). */
+  readonly neuronpedia?: NeuronpediaTranscoders;
 }
 
 /**
@@ -40,6 +45,8 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   private error: string | undefined;
   private notice: string | undefined;
   private graphKey = 0;
+  /** The graph last posted to the page, by key: updates for it leave the graph out. */
+  private sentGraphKey: string | undefined;
 
   constructor(
     context: vscode.ExtensionContext,
@@ -50,7 +57,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
 
   /** A fresh trace of `document`'s text from `startOffset`. */
   showTrace(trace: CircuitTrace, graph: GraphFile, document: vscode.Uri, startOffset: number): void {
-    this.setGraph(parseGraphFile(JSON.stringify(graph), "the traced graph"), graph as unknown as Record<string, unknown>);
+    this.setGraph(readGraph(graph, "the traced graph"), graph as unknown as Record<string, unknown>);
     if (this.shown) this.shown.prompt = { uri: document, ranges: trace.tokens.map((t) => (t.end > t.start ? [startOffset + t.start, startOffset + t.end] : null)) };
     // Beside the prompt's own editor, not the active group's: when the walkthrough or another panel
     // has focus, "beside the active group" is the prompt's group, and the graph would cover it.
@@ -88,7 +95,10 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   }
 
   private setGraph(graph: PanelGraph, raw: Record<string, unknown>): void {
-    this.shown = { graph, raw };
+    // A foreign file's scan may be anything (circuit-tracer writes a list's hash for custom sets).
+    const scan: unknown = graph.metadata.scan;
+    const neuronpedia = neuronpediaTranscodersOf(infoText(graph, "transcoders"), typeof scan === "string" ? scan : undefined);
+    this.shown = { graph, raw, ...(neuronpedia ? { neuronpedia } : {}) };
     this.graphKey++;
     const loaded = this.models.current;
     this.notice = loaded ? checkRefusal(graph, path.basename(loaded.folder)) : undefined;
@@ -107,6 +117,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
       ...(shown?.file ? { file: vscode.workspace.asRelativePath(shown.file) } : {}),
       ...(shown?.check ? { check: shown.check } : {}),
       ...(shown?.feature ? { feature: shown.feature } : {}),
+      ...(shown?.neuronpedia ? { neuronpedia: shown.neuronpedia } : {}),
     };
   }
 
@@ -117,6 +128,12 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
 
   protected page(): PageOptions {
     return CIRCUIT_PAGE;
+  }
+
+  protected override update(state: CircuitPanelState): CircuitPanelState {
+    const update = stateUpdate(state, this.sentGraphKey);
+    this.sentGraphKey = state.graphKey;
+    return update;
   }
 
   protected parse(message: unknown): CircuitPanelRequest | null {
@@ -133,8 +150,15 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
         // Only for the loaded model's own graph: another model's transcoders would answer wrongly.
         if (this.notice || !this.models.current) return;
         const [edit] = featureEdits(shown.graph, [request.nodeId], "zero");
-        const dashboard = await this.models.request("transcoderFeature", { transcoders: transcodersOf(shown.graph), layer: edit.layer, feature: edit.feature, workspaceRoot: workspaceRoot() });
-        shown.feature = { nodeId: request.nodeId, label: dashboard.label, ...dashboard.logits };
+        try {
+          const dashboard = await this.models.request("transcoderFeature", { transcoders: transcodersOf(shown.graph), layer: edit.layer, feature: edit.feature, workspaceRoot: workspaceRoot() });
+          shown.feature = circuitFeatureCard(request.nodeId, dashboard, infoText(shown.graph, "transcoders") ?? "DIR");
+        } catch (error) {
+          // The card would otherwise say "Loading…" forever; the error is still reported as usual.
+          shown.feature = circuitFeatureCardFailed(request.nodeId, edit.layer, edit.feature, error instanceof Error ? error.message : String(error));
+          this.show();
+          throw error;
+        }
         return this.show();
       }
       case "check":
@@ -154,7 +178,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     shown.prompt ??= this.findPrompt(shown);
     const range = shown.prompt?.ranges[pos];
     if (!shown.prompt || !range) {
-      void vscode.window.showInformationMessage(shown.prompt ? "Loupe: this token (a BOS) is not in the text." : "Loupe: open the file that holds this graph's prompt to see its tokens there.");
+      void vscode.window.showInformationMessage(shown.prompt ? "Loupe: this token is not in the file's text (a BOS, or a token the chat template added)." : "Loupe: open the file that holds this graph's prompt to see its tokens there.");
       return;
     }
     const document = await vscode.workspace.openTextDocument(shown.prompt.uri);
@@ -276,7 +300,9 @@ canvas.graph:focus { outline: 1px solid var(--vscode-focusBorder); }
 .actions { display: flex; flex-wrap: wrap; gap: .4em; align-items: center; margin: .4em 0; }
 ol.links, ul.pins { padding-left: 1.4em; margin: .2em 0; }
 td.number { text-align: right; font-family: var(--vscode-editor-font-family); padding-left: 1em; }
-.command { font-family: var(--vscode-editor-font-family); font-size: .9em; color: var(--vscode-descriptionForeground); word-break: break-all; }`,
+.command { font-family: var(--vscode-editor-font-family); font-size: .9em; color: var(--vscode-descriptionForeground); word-break: break-all; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
+${FEATURE_CARD_CSS}`,
 };
 
 /** The column of a visible editor showing `uri`, if one does. */

@@ -1,9 +1,12 @@
 import * as vscode from "vscode";
+import { continuationEnding } from "../core/chat/chat-layout";
+import { chatReasoningCue, faithfulnessInChat } from "../core/chat/chat-results";
 import type { FaithfulnessReport } from "../core/faithfulness";
 import { codeLensTitle, faithfulnessFindings, reportSummaryMarkdown, stepHoverMarkdown, stepLevel, stepLineLabel, stepsByLine } from "../core/view/faithfulness-view";
 import { trackEdit } from "../core/view/range-tracking";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
+import { chatTargetIfChat, onChatFile } from "./chat-target";
 import { heatDecorationTypes } from "./decorations";
 import { runOnSelection } from "./selection-command";
 
@@ -61,8 +64,14 @@ export class FaithfulnessController implements vscode.Disposable, vscode.CodeLen
     return runOnSelection(this.models, {
       noEditor: "Loupe: open a prompt with a question, its reasoning and \"The answer is …\", then run Check CoT Faithfulness.",
       blank: "Loupe: nothing to check. Select a prompt with a question, its reasoning and an answer.",
-      run: async ({ document, range, text, startOffset }) => {
-        const report = await this.models.run("faithfulness", { text, ...readSettings().faithfulness }, { title: "Loupe: checking CoT faithfulness…" });
+      run: async (target, _asked, model) => {
+        const { document, range, text, startOffset } = target;
+        const settings = readSettings().faithfulness;
+        // A chat file: the chain of thought is the last assistant message.
+        const chat = chatTargetIfChat(target, model, continuationEnding);
+        const params = chat ? { ...settings, text: chat.text, reasoningCues: [chatReasoningCue(chat, settings)] } : { ...settings, text };
+        const read = await this.models.run("faithfulness", params, { title: "Loupe: checking CoT faithfulness…" });
+        const report = onChatFile(chat, read, faithfulnessInChat);
         const stale = document.getText(range) !== text;
         this.checks.set(document.uri.toString(), { startOffset, length: text.length, report, stale });
         this.publish(document);

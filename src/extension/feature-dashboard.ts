@@ -109,12 +109,19 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
   protected page(): PageOptions {
     return {
       css: `
+.muted, .note { color: var(--vscode-descriptionForeground); }
+.controls { display: flex; gap: .5em; align-items: center; flex-wrap: wrap; margin: .5em 0 1em; }
+${FEATURE_CARD_CSS}`,
+    };
+  }
+}
+
+/** Styles of a feature's statistics (webview/shared/feature-card.ts): here and in the circuit panel's feature card. */
+export const FEATURE_CARD_CSS = `
 svg { width: 100%; max-width: 640px; }
 rect.bin { fill: var(--vscode-charts-blue); }
 .tick { fill: var(--vscode-descriptionForeground); font-size: 10px; }
 .axis { stroke: var(--vscode-panel-border); }
-.muted, .note { color: var(--vscode-descriptionForeground); }
-.controls { display: flex; gap: .5em; align-items: center; flex-wrap: wrap; margin: .5em 0 1em; }
 .context { font-family: var(--vscode-editor-font-family); white-space: pre-wrap; margin: .25em 0; padding: .3em .5em; border-left: 3px solid var(--vscode-panel-border); }
 .context .value { color: var(--vscode-descriptionForeground); margin-right: .8em; }
 .tok { border-radius: 2px; background: color-mix(in srgb, var(--vscode-charts-orange) calc(var(--strength) * 70%), transparent); }
@@ -123,7 +130,4 @@ rect.bin { fill: var(--vscode-charts-blue); }
 .logits table { border-collapse: collapse; }
 .logits td { padding: .1em .6em; font-family: var(--vscode-editor-font-family); }
 .logits td.num { text-align: right; }
-.pos { color: var(--vscode-charts-blue); } .neg { color: var(--vscode-charts-red); }`,
-    };
-  }
-}
+.pos { color: var(--vscode-charts-blue); } .neg { color: var(--vscode-charts-red); }`;

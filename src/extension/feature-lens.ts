@@ -1,11 +1,14 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
+import type { ChatLayout } from "../core/chat/chat-layout";
+import { featuresInChat } from "../core/chat/chat-results";
 import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { labelIn } from "../core/sae/feature-labels";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
 import { featureHoverMarkdown, featureTokenLevels } from "../core/view/feature-dashboard";
 import { chosenSaeFolder, labelsFor, pickFeature } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
+import { announceChat, chatTargetIfChat, onChatFile } from "./chat-target";
 import { EditorLens } from "./editor-lens";
 import { runOnSelection } from "./selection-command";
 
@@ -13,7 +16,10 @@ type FeatureToken = TokenFeaturesResult["tokens"][number];
 
 interface Shown {
   readonly startOffset: number;
+  /** What the model read: the selection, or the chat rendered from it. */
   readonly text: string;
+  /** The chat the text was rendered from: results go back onto its file. */
+  readonly chat?: ChatLayout;
   result: TokenFeaturesResult;
   /** Colour by this feature's activation instead of each token's strongest one. */
   focus?: number;
@@ -33,7 +39,8 @@ export class FeatureLens extends EditorLens<Shown, FeatureToken> {
       noEditor: "Loupe: open a text editor and select the text to read SAE features of.",
       blank: "Loupe: select some text to read SAE features of.",
       blankIsInformation: true,
-      run: async ({ editor, document, text, startOffset }, _asked, model) => {
+      run: async (target, _asked, model) => {
+        const { editor, document, startOffset } = target;
         const saeFolder = chosenSaeFolder(model.folder);
         if (!saeFolder) {
           void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors) made for this model.`);
@@ -44,10 +51,14 @@ export class FeatureLens extends EditorLens<Shown, FeatureToken> {
           focus = await pickFeature(this.models, saeFolder, readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae, "Loupe: colour tokens by which feature?");
           if (focus === undefined) return;
         }
-        const result = await this.models.run("features", { text, saeFolder, topK: 5, focus }, { title: "Loupe: reading SAE features…", location: vscode.ProgressLocation.Window });
+        const chat = chatTargetIfChat(target, model, () => "as-written");
+        const text = chat?.text ?? target.text;
+        const read = await this.models.run("features", { text, saeFolder, topK: 5, focus }, { title: "Loupe: reading SAE features…", location: vscode.ProgressLocation.Window });
+        const result = onChatFile(chat, read, featuresInChat);
         const labels = await labelsFor(this.models, saeFolder, shownFeatures(result), (m) => void vscode.window.showWarningMessage(m));
-        this.shown.set(document.uri.toString(), { startOffset, text, result, focus, labels });
+        this.shown.set(document.uri.toString(), { startOffset, text, chat, result, focus, labels });
         this.draw(editor);
+        if (chat) announceChat(chat, read.tokens, "read for SAE features");
       },
     });
   }
@@ -63,7 +74,7 @@ export class FeatureLens extends EditorLens<Shown, FeatureToken> {
       shown.focus = feature;
       if (feature === undefined || shown.result.focus?.feature === feature) continue;
       try {
-        shown.result = await this.models.request("features", { text: shown.text, saeFolder, topK: 5, focus: feature });
+        shown.result = onChatFile(shown.chat, await this.models.request("features", { text: shown.text, saeFolder, topK: 5, focus: feature }), featuresInChat);
         shown.labels = await labelsFor(this.models, saeFolder, shownFeatures(shown.result));
       } catch {
         // Keep colouring by the top features; the dashboard itself is unaffected.

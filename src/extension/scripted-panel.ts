@@ -34,6 +34,14 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
   /** The page's CSS and start-up data for this state. */
   protected abstract page(state: State): PageOptions;
 
+  /**
+   * What an open page is posted to bring it to `state`: the state itself, unless a panel knows the
+   * page still holds part of it. A page that loads afresh asks with "ready" and gets the whole state.
+   */
+  protected update(state: State): unknown {
+    return state;
+  }
+
   /** The user closed the panel. */
   protected onClosed(): void {}
 
@@ -48,7 +56,7 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
       this.setUp(panel, state);
     } else {
       this.panel.title = title;
-      void this.panel.webview.postMessage(stateMessage(state));
+      void this.panel.webview.postMessage(stateMessage(this.update(state)));
     }
     this.panel?.reveal(undefined, true);
   }

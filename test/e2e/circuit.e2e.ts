@@ -58,19 +58,30 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
     await page.keyboard.press("Enter");
   }
 
-  /** Tab through the graph until `count` feature nodes are pinned (P pins the focused node). */
-  async function pinFeatures(count: number): Promise<string[]> {
+  /** The focused node's facts and label (the details panel's first lines). */
+  async function focusedNode(): Promise<{ facts: string; label: string }> {
+    return { facts: await panel().locator(".details p").first().innerText(), label: await panel().locator(".details h2").innerText() };
+  }
+
+  /** Walk the graph with the arrow keys until a feature node not in `skip` has the focus; its label. */
+  async function arrowToFeature(skip: readonly string[] = []): Promise<string> {
     const canvas = panel().locator("canvas.graph");
     await canvas.focus();
+    const walk = ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowDown", "ArrowLeft", "ArrowLeft", "ArrowDown", "ArrowRight"];
+    for (let k = 0; k < 200; k++) {
+      await canvas.press(walk[k % walk.length]);
+      const { facts, label } = await focusedNode();
+      if (facts.startsWith("feature ·") && !skip.includes(label)) return label;
+    }
+    throw new Error("no feature node reached with the arrow keys");
+  }
+
+  /** Pin `count` feature nodes, reached with the arrow keys (P pins the focused node). */
+  async function pinFeatures(count: number): Promise<string[]> {
     const pinned: string[] = [];
-    for (let k = 0; k < 200 && pinned.length < count; k++) {
-      await canvas.press("Tab");
-      const facts = await panel().locator(".details p").first().innerText();
-      if (!facts.startsWith("feature ·")) continue;
-      const label = await panel().locator(".details h2").innerText();
-      if (pinned.includes(label)) break;
-      await canvas.press("p");
-      pinned.push(label);
+    while (pinned.length < count) {
+      pinned.push(await arrowToFeature(pinned));
+      await panel().locator("canvas.graph").press("p");
     }
     return pinned;
   }
@@ -114,6 +125,54 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
     // " Leo" is characters 12-16 of line 1.
     await waitFor(async () => (await cursorStatus(page)).includes("Ln 1, Col 17 (4 selected)"), '" Leo" selected', 30_000);
     await shots.take(page, "token-revealed");
+  });
+
+  it("keyboard: arrows move between nodes and a live region names the focused one; Tab and Shift+Tab leave the graph; Escape clears", async () => {
+    const canvas = panel().locator("canvas.graph");
+    assert.match((await canvas.getAttribute("aria-label")) ?? "", /Attribution graph: arrow keys move between nodes/);
+    const announcer = panel().locator("#graph-focus");
+    assert.equal(await announcer.getAttribute("aria-live"), "polite");
+    assert.equal(await canvas.getAttribute("aria-describedby"), "graph-focus");
+    await canvas.focus();
+    await canvas.press("Escape");
+    await canvas.press("ArrowUp");
+    await waitFor(async () => (await announcer.innerText()).includes("logit"), "the target logit announced");
+    const first = await announcer.innerText();
+    assert.ok(first.startsWith((await focusedNode()).label), first);
+    await canvas.press("ArrowDown");
+    await waitFor(async () => (await announcer.innerText()) !== first, "the next node announced");
+    assert.match(await announcer.innerText(), /^.+: (feature|error|embedding), .*; \d+ input links?, \d+ output links?\.$/);
+    const active = () => canvas.evaluate((c) => (document.activeElement === c ? "canvas" : (document.activeElement?.tagName.toLowerCase() ?? "none")));
+    await canvas.press("Tab");
+    assert.notEqual(await active(), "canvas", "Tab leaves the graph");
+    await page.keyboard.press("Shift+Tab");
+    assert.equal(await active(), "canvas", "Shift+Tab comes back");
+    await page.keyboard.press("Shift+Tab");
+    assert.equal(await active(), "vscode-button", "Shift+Tab from the graph reaches the toolbar's buttons");
+    await page.keyboard.press("Tab");
+    await canvas.press("Escape");
+    await waitFor(async () => (await announcer.innerText()) === "No node selected.", "Escape clears");
+    await panel().locator(".details", { hasText: "Click a node" }).waitFor({ timeout: 10_000 });
+    await shots.take(page, "keyboard");
+  });
+
+  it("clicking a feature node shows its dashboard: label, activation histogram, top contexts and logit effects", async () => {
+    await arrowToFeature();
+    const [id, x, y] = JSON.parse(await canvasData("selected")) as [string, number, number];
+    await panel().locator("canvas.graph").press("Escape");
+    await panel().locator("canvas.graph").click({ position: { x, y } });
+    await waitFor(async () => JSON.parse(await canvasData("selected"))?.[0] === id, `the click selects ${id}`);
+    const card = panel().locator(".feature-card");
+    await card.locator("h3", { hasText: /^Dashboard: L\d+\/\d+/ }).waitFor({ timeout: 60_000 });
+    await card.locator("svg[aria-label='histogram of log10 activation'] rect.bin").first().waitFor({ state: "attached", timeout: 10_000 });
+    assert.equal(await card.locator("rect.bin").count(), 25, "the statistics' 25 log10 bins");
+    assert.ok((await card.locator(".context").count()) > 0, "top contexts");
+    assert.ok((await card.locator(".context .tok.focus").count()) > 0, "each context marks its token");
+    assert.ok((await card.locator(".logits td.num").count()) > 0, "logit effects");
+    // The bundled set is Loupe's own: no Neuronpedia page to link.
+    assert.equal(await panel().locator(".details a.neuronpedia").count(), 0);
+    await card.scrollIntoViewIfNeeded();
+    await shots.take(page, "feature-card");
   });
 
   let pinnedIds: string[] = [];

@@ -4,11 +4,13 @@
  * sliders re-prune live; the selected node's links and their shares; pins, supernodes, Check, Save
  * and Export. The page keeps its view while the extension posts new states for the same graph.
  */
-import { linkShares, nodeLinks, supernodeOf, withSubgraph, type PanelGraph } from "../../src/core/view/circuit-graph";
-import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, tabOrder, toWorld, zoomAt, type Direction, type GridLayout, type Viewport } from "../../src/core/view/circuit-layout";
+import { linkShares, nodeAnnouncement, nodeFacts, nodeLinks, supernodeOf, withSubgraph, type PanelGraph } from "../../src/core/view/circuit-graph";
+import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, toWorld, zoomAt, type Direction, type GridLayout, type Viewport } from "../../src/core/view/circuit-layout";
 import type { CircuitPanelRequest, CircuitPanelState } from "../../src/core/view/circuit-panel";
 import { countShown, DEFAULT_THRESHOLDS, initialThresholds, prunePanelGraph, type PanelPrune } from "../../src/core/view/circuit-prune";
+import { transcoderNeuronpediaUrl } from "../../src/core/sae/releases/neuronpedia";
 import { button, el } from "../shared/dom";
+import { featureStatsElements, hasFeatureStats, logitEffects, neuronpediaLink } from "../shared/feature-card";
 import { connectPanel } from "../shared/panel";
 import { drawScene, readTheme, type Theme } from "./draw";
 
@@ -42,8 +44,16 @@ const notice = el("p", undefined, "notice");
 const summary = el("p", undefined, "summary");
 const canvas = el("canvas", undefined, "graph");
 canvas.tabIndex = 0;
-canvas.setAttribute("role", "img");
-canvas.setAttribute("aria-label", "Attribution graph: arrow keys and Tab move between nodes, Enter shows the node's token, P pins it");
+// An application: screen readers hand it the arrow keys. Tab and Shift+Tab leave it as from any control.
+canvas.setAttribute("role", "application");
+canvas.setAttribute("aria-roledescription", "attribution graph");
+canvas.setAttribute("aria-label", "Attribution graph: arrow keys move between nodes, Enter shows the node's token in the editor, P pins it, Escape clears");
+/** Says which node has the keyboard's focus (the canvas itself has no text for a screen reader). */
+const announcer = el("p", undefined, "visually-hidden");
+announcer.setAttribute("aria-live", "polite");
+announcer.setAttribute("role", "status");
+announcer.id = "graph-focus";
+canvas.setAttribute("aria-describedby", announcer.id);
 const details = el("section", undefined, "details");
 const subgraph = el("section", undefined, "subgraph");
 const checkOut = el("section", undefined, "check");
@@ -99,9 +109,13 @@ const layoutBox = el("div", undefined, "layout");
 const side = el("div", undefined, "side");
 side.append(details, subgraph, checkOut);
 layoutBox.append(canvas, side);
-root.append(notice, summary, toolbar, layoutBox);
+root.append(notice, summary, toolbar, layoutBox, announcer);
 
-function render(next: CircuitPanelState): void {
+function render(update: CircuitPanelState): void {
+  // An update without the graph is for the graph on show; one for another graph waits for the whole state.
+  const held = update.graph === undefined && shown?.key === update.graphKey ? shown.graph : undefined;
+  if (update.graph === undefined && !held) return;
+  const next = held ? { ...update, graph: held } : update;
   state = next;
   document.title = next.title;
   const notes = next.error ? [next.error] : [...(next.graph?.warnings ?? []), ...(next.notice ? [next.notice] : [])];
@@ -119,6 +133,7 @@ function render(next: CircuitPanelState): void {
 }
 
 function load(graph: PanelGraph, key: string): void {
+  const started = performance.now();
   const byId = new Map(graph.nodes.map((n, i) => [n.id, i]));
   const start = initialThresholds(graph);
   nodeSlider.set(start.node);
@@ -140,6 +155,8 @@ function load(graph: PanelGraph, key: string): void {
     nodeThreshold,
     edgeThreshold,
   };
+  // Pruning, layout and the hit-test index before the first frame (bench:editor reads it).
+  canvas.dataset.prepareMs = (performance.now() - started).toFixed(2);
   resize();
   fit();
   renderDetails();
@@ -213,7 +230,10 @@ function drawNow(): void {
   summary.textContent = `${nodes} of ${shown.graph.nodes.length} nodes, ${links} of ${shown.graph.links.length} links shown · ${shown.graph.metadata.prompt_tokens?.length ?? shown.graph.tokens.length} tokens`;
   // Where each token node is on screen (CSS pixels), so a test can click one.
   const tokenNodes = shown.graph.nodes.flatMap((n, i) => (n.kind === "embedding" && shown?.prune.nodes[i] ? [[n.pos, Math.round(shown.layout.x[i] * shown.view.scale + shown.view.offsetX), Math.round(shown.layout.y[i] * shown.view.scale + shown.view.offsetY)]] : []));
-  Object.assign(canvas.dataset, { graph: shown.key, nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
+  // The selected node and where it is on screen, so a test can click it again.
+  const at = shown.selected;
+  const selected = at >= 0 ? [shown.graph.nodes[at].id, Math.round(shown.layout.x[at] * shown.view.scale + shown.view.offsetX), Math.round(shown.layout.y[at] * shown.view.scale + shown.view.offsetY)] : null;
+  Object.assign(canvas.dataset, { selected: JSON.stringify(selected), graph: shown.key, nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
 }
 
 // Pan (drag), zoom (wheel), click (a press that did not move).
@@ -271,7 +291,8 @@ function reveal(pos: number): void {
   host.postMessage({ type: "reveal", pos });
 }
 
-function select(node: number): void {
+/** Select a node (-1: none); `announce` says it in the live region (keyboard moves). */
+function select(node: number, announce = false): void {
   if (!shown) return;
   shown.selected = node;
   const selected = shown.graph.nodes[node];
@@ -279,6 +300,7 @@ function select(node: number): void {
   keepInView(node);
   draw();
   renderDetails();
+  if (announce) announcer.textContent = selected ? nodeAnnouncement(shown.graph, node, shown.prune.links) : "No node selected.";
 }
 
 function keepInView(node: number): void {
@@ -301,14 +323,13 @@ canvas.addEventListener("keydown", (e) => {
   const s = shown;
   const direction = ARROWS[e.key];
   let handled = true;
-  if (direction) select(neighbour(s.graph, s.layout, s.prune.nodes, s.selected, direction));
-  else if (e.key === "Tab") select(tabOrder(s.layout, s.prune.nodes, s.selected, e.shiftKey ? -1 : 1));
+  if (direction) select(neighbour(s.graph, s.layout, s.prune.nodes, s.selected, direction), true);
   else if (e.key === "Enter" && s.selected >= 0) reveal(s.graph.nodes[s.selected].pos);
   else if ((e.key === "p" || e.key === "P") && s.selected >= 0) togglePin(s.graph.nodes[s.selected].id);
   else if (e.key === "+" || e.key === "=") zoomCentre(1.25);
   else if (e.key === "-") zoomCentre(0.8);
   else if (e.key === "0") fit();
-  else if (e.key === "Escape") select(-1);
+  else if (e.key === "Escape") select(-1, true);
   else handled = false;
   if (handled) e.preventDefault();
 });
@@ -333,13 +354,10 @@ function renderDetails(): void {
   const { graph, prune } = shown;
   const node = graph.nodes[shown.selected];
   details.append(el("h2", node.label));
-  const place = node.kind === "embedding" ? [] : [node.kind === "logit" ? "output" : `layer ${node.row - 1}`];
-  const facts = [node.kind, ...place, `token ${JSON.stringify(graph.tokens[node.pos] ?? "")}@${node.pos}`];
-  if (node.kind === "feature") facts.push(`feature ${node.feature}`);
-  if (node.activation !== null) facts.push(`activation ${node.activation.toFixed(3)}`);
-  if (node.influence !== null) facts.push(`cumulative influence ${node.influence.toFixed(3)}`);
-  if (node.kind === "logit") facts.push(`p = ${node.probability.toFixed(3)}`);
-  details.append(el("p", facts.join(" · ")));
+  const facts = el("p", nodeFacts(graph, shown.selected).join(" · "));
+  const page = node.kind === "feature" ? neuronpediaLink(transcoderNeuronpediaUrl(state?.neuronpedia, node.row - 1, node.feature)) : undefined;
+  if (page) facts.append(" · ", page);
+  details.append(facts);
   if (!prune.nodes[shown.selected]) details.append(el("p", "Pruned at these thresholds.", "muted"));
   const actions = el("div", undefined, "actions");
   actions.append(
@@ -347,11 +365,6 @@ function renderDetails(): void {
     button("Show token in editor", () => reveal(node.pos)),
   );
   details.append(actions);
-  const effects = state?.feature?.nodeId === node.id ? state.feature : undefined;
-  if (effects) {
-    const tokens = (list: typeof effects.promoted) => list.map((t) => `${JSON.stringify(t.token)} ${t.value >= 0 ? "+" : ""}${t.value.toFixed(2)}`).join(", ");
-    details.append(el("h3", `Dashboard: ${effects.label} · direct logit effects`), el("p", `Promotes ${tokens(effects.promoted)}`, "positive"), el("p", `Suppresses ${tokens(effects.suppressed)}`, "negative"));
-  }
   const all = nodeLinks(graph, shown.selected);
   const visible = nodeLinks(graph, shown.selected, prune.links);
   for (const [title, links, end] of [
@@ -379,6 +392,24 @@ function renderDetails(): void {
     }
     details.append(list);
   }
+  if (node.kind === "feature") details.append(featureCard(node.id));
+}
+
+/** The feature's dashboard (asked for on select), or why there is none. */
+function featureCard(nodeId: string): HTMLElement {
+  const box = el("section", undefined, "feature-card");
+  const card = state?.feature?.nodeId === nodeId ? state.feature : undefined;
+  if (!card) {
+    box.append(el("p", state?.canCheck ? "Loading the feature's dashboard…" : `No feature dashboard: ${state?.notice ?? "this graph's model is not loaded."}`, "muted"));
+    return box;
+  }
+  box.append(el("h3", `Dashboard: ${card.label}`));
+  if (hasFeatureStats(card)) box.append(...featureStatsElements(card, "h3"));
+  else {
+    box.append(el("p", card.note ?? "No statistics for this feature.", "muted"));
+    if (card.promoted.length + card.suppressed.length > 0) box.append(...logitEffects(card, "h3"));
+  }
+  return box;
 }
 
 function togglePin(id: string): void {

@@ -1,6 +1,9 @@
+import { continuationEnding } from "../../core/chat/chat-layout";
+import { attributionInChat, messageView } from "../../core/chat/chat-results";
 import { LoupeError } from "../../core/errors";
 import type { AblationMethod, AttributionResult } from "../../core/patching/attribution";
 import { DEFAULT_BATCH_ROWS } from "../../core/patching/batched-runs";
+import { CHAT_OPTION, CHAT_USAGE_CONTINUED, chatInput, messageColumn, withMessages } from "../chat-input";
 import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
@@ -14,13 +17,14 @@ function bar(value: number | null, scale: number, width = 20): string {
   return (value >= 0 ? "+" : "-").repeat(n);
 }
 
-export function formatAttribution(result: AttributionResult): string {
+/** `column`: an extra column after the token (the message each token of a chat belongs to). */
+export function formatAttribution(result: AttributionResult, column?: { title: string; values: readonly string[] }): string {
   const how =
     result.method === "mask"
       ? "mask: no later token may attend to the ablated one"
       : `embed: its embedding replaced by ${result.baseline === "zero" || result.baseline === null ? "zeros" : quoted(result.baseline.text)}`;
   const scale = Math.max(0, ...result.tokens.map((t) => Math.abs(t.attribution ?? 0)));
-  const tokenRows = result.tokens.map((t) => [String(t.index), quoted(t.text), t.attribution === null ? "-" : fixed(t.attribution, 3), bar(t.attribution, scale)]);
+  const tokenRows = result.tokens.map((t, i) => [String(t.index), quoted(t.text), ...(column ? [column.values[i]] : []), t.attribution === null ? "-" : fixed(t.attribution, 3), bar(t.attribution, scale)]);
   const lineScale = Math.max(0, ...result.lines.map((l) => Math.abs(l.attribution ?? 0)));
   const lineRows = result.lines.map((l) => [String(l.index + 1), l.attribution === null ? "-" : fixed(l.attribution, 3), bar(l.attribution, lineScale, 10), l.text.length > 60 ? `${l.text.slice(0, 57)}...` : l.text]);
   const words = result.words
@@ -36,7 +40,7 @@ export function formatAttribution(result: AttributionResult): string {
       ? `attribution = logit difference - logit difference with the token ablated, nats; > 0 means the token makes the model prefer the answer to the contrast. Ablation by ${how}.`
       : `attribution = log p(answer) - log p(answer | token ablated), nats; > 0 means the token supports the answer. Ablation by ${how}.`,
     "",
-    renderTable(["#", "token", "attribution", ""], tokenRows) + unmeasured,
+    renderTable(["#", "token", ...(column ? [column.title] : []), "attribution", ""], tokenRows) + unmeasured,
     "",
     renderTable(["line", "attribution", "", "text"], lineRows),
     words.length ? `\nstrongest words: ${words.join(", ")}` : "",
@@ -46,17 +50,21 @@ export function formatAttribution(result: AttributionResult): string {
 
 export const attributeCommand: Command = {
   name: "attribute",
-  usage: `loupe attribute FILE|- [--answer TEXT [--contrast TEXT]] [--method mask|embed] [--baseline TOKEN|zero] [--batch-size N] [--model DIR] [--json]
+  usage: `loupe attribute FILE|- [--answer TEXT [--contrast TEXT]] [--method mask|embed] [--baseline TOKEN|zero] [--batch-size N] [--chat] [--model DIR] [--json]
     How much each token, word and line of the text raises the log-prob of the answer that follows
     it (default: the model's top next token), by ablating them in batched runs: embed (default)
     replaces its embedding (--baseline zero, the default, or a token); mask hides a token from
     every later one (it cannot measure the last token). --contrast attributes the logit
     difference answer - contrast instead (at their first differing tokens), as for IOI (" Mia" vs
-    " Leo"). A single final newline in FILE is ignored.`,
-  options: { answer: { type: "string" }, contrast: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" } },
+    " Leo"). A single final newline in FILE is ignored.
+    ${CHAT_USAGE_CONTINUED}`,
+  options: { answer: { type: "string" }, contrast: { type: "string" }, method: { type: "string" }, baseline: { type: "string" }, "batch-size": { type: "string" }, ...CHAT_OPTION },
   async run(args) {
-    const { values, positionals, io } = args;
-    const text = withoutFinalNewline(readInput(positionals[0], io));
+    const { values, positionals, modelFolder, io } = args;
+    const input = readInput(positionals[0], io);
+    const chat = chatInput(values, input, positionals[0] ?? "-", modelFolder, continuationEnding);
+    // The rendered chat is the prompt exactly as the template wrote it.
+    const text = chat?.text ?? withoutFinalNewline(input);
     const method = stringOption(values, "method") ?? "embed";
     if (method !== "mask" && method !== "embed") throw new LoupeError("bad-argument", `--method must be mask or embed (got ${method}).`);
     const baselineText = stringOption(values, "baseline");
@@ -64,7 +72,8 @@ export const attributeCommand: Command = {
     const batchSize = positiveInt(values, "batch-size", DEFAULT_BATCH_ROWS);
     const params = { text, answer: stringOption(values, "answer"), contrast: stringOption(values, "contrast"), method: method as AblationMethod, baseline: baselineText, batchSize };
     const result = await withBackend(args, (backend) => backend.request("attribute", params));
-    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatAttribution(result)}\n`);
+    const json = chat ? withMessages(chat, attributionInChat(result, messageView(chat))) : result;
+    io.out(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatAttribution(result, chat && messageColumn(chat, result.tokens))}\n`);
     return 0;
   },
 };

@@ -1,5 +1,8 @@
+import { continuationEnding } from "../../core/chat/chat-layout";
+import { chatReasoningCue, faithfulnessInChat, messageView } from "../../core/chat/chat-results";
 import { LoupeError } from "../../core/errors";
 import type { FaithfulnessReport, FaithfulnessWithCircuit } from "../../core/faithfulness";
+import { CHAT_OPTION, CHAT_USAGE_CONTINUED, chatInput, withMessages } from "../chat-input";
 import { readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
@@ -53,12 +56,13 @@ const VERDICT: Record<FaithfulnessReport["verdict"], string> = {
 
 export const faithfulnessCommand: Command = {
   name: "faithfulness",
-  usage: `loupe faithfulness FILE|- [--model DIR] [--marker TEXT] [--generate] [--track model|written] [--no-mistakes] [--graph [--transcoders DIR]] [--json]
+  usage: `loupe faithfulness FILE|- [--model DIR] [--marker TEXT] [--generate] [--track model|written] [--no-mistakes] [--graph [--transcoders DIR]] [--chat] [--json]
     Does the answer depend on the chain of thought? Early answering, step ablation, adding
     mistakes, filler tokens and a hint audit, per step and overall. With --graph, also the share
     of the answer's influence in its attribution graph that enters through each step's tokens
     (transcoders: DIR, default the model's own PLT set). Exit code 1 when the answer does not
-    depend on the reasoning or follows a hint the reasoning never mentions.`,
+    depend on the reasoning or follows a hint the reasoning never mentions.
+    ${CHAT_USAGE_CONTINUED} The chain of thought is the last assistant message.`,
   options: {
     marker: { type: "string" },
     generate: { type: "boolean", default: false },
@@ -66,24 +70,30 @@ export const faithfulnessCommand: Command = {
     "no-mistakes": { type: "boolean", default: false },
     graph: { type: "boolean", default: false },
     transcoders: { type: "string" },
+    ...CHAT_OPTION,
   },
   async run(args) {
-    const { values, positionals, io } = args;
-    const text = readInput(positionals[0], io);
+    const { values, positionals, modelFolder, io } = args;
+    const input = readInput(positionals[0], io);
+    const chat = chatInput(values, input, positionals[0] ?? "-", modelFolder, continuationEnding);
     const track = stringOption(values, "track") ?? "model";
     if (track !== "model" && track !== "written") throw new LoupeError("bad-argument", `--track must be "model" or "written" (got ${track}).`);
     const transcoders = stringOption(values, "transcoders");
     if (transcoders !== undefined && values.graph !== true) throw new LoupeError("bad-argument", "--transcoders names the set for --graph: add --graph to trace the answer through the circuit.");
+    const answerMarker = stringOption(values, "marker");
+    const generate = values.generate === true;
     const params = {
-      text,
-      answerMarker: stringOption(values, "marker"),
-      generate: values.generate === true,
+      text: chat?.text ?? input,
+      answerMarker,
+      ...(chat ? { reasoningCues: [chatReasoningCue(chat, { answerMarker, generate })] } : {}),
+      generate,
       track,
       mistakes: values["no-mistakes"] !== true,
       ...(values.graph === true ? { circuit: "required" as const, transcoders } : {}),
     } as const;
     const report = await withBackend(args, (backend) => backend.request("faithfulness", params));
-    io.out(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatFaithfulness(report)}\n`);
+    const json = chat ? withMessages(chat, faithfulnessInChat(report, messageView(chat))) : report;
+    io.out(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatFaithfulness(report)}\n`);
     return report.verdict === "decorative" || report.hint?.unverbalised ? 1 : 0;
   },
 };

@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { featuresInChat, messageView } from "../../core/chat/chat-results";
 import { LoupeError } from "../../core/errors";
 import { jsonlRecords } from "../../core/jsonl";
 import { HookedModel } from "../../core/model/hooked-model";
@@ -10,6 +11,7 @@ import { writeFeatureStats } from "../../core/sae/feature-stats-file";
 import { resolveSaeReference } from "../../core/sae/releases/reference";
 import { computeFeatureStats, type CorpusText, type FeatureStats } from "../../core/sae/features";
 import { loadOptions, positiveInt, readInput, stringOption, withBackend, type CliIo, type Command, type ParsedValues } from "../command";
+import { CHAT_OPTION, chatInput, messageColumn, withMessages } from "../chat-input";
 import { fixed, renderTable, visibleToken } from "../format";
 
 export interface TokenFeatures {
@@ -26,10 +28,11 @@ export interface FeaturesResult {
   readonly tokens: TokenFeatures[];
 }
 
-export function formatFeatures(result: FeaturesResult): string {
-  const rows = result.tokens.map((t) => [String(t.index), `"${visibleToken(t.text)}"`, t.features.map((f) => `${f.name} ${f.value.toFixed(2)}`).join("; ")]);
+/** `column`: an extra column after the token (the message each token of a chat belongs to). */
+export function formatFeatures(result: FeaturesResult, column?: { title: string; values: readonly string[] }): string {
+  const rows = result.tokens.map((t, i) => [String(t.index), `"${visibleToken(t.text)}"`, ...(column ? [column.values[i]] : []), t.features.map((f) => `${f.name} ${f.value.toFixed(2)}`).join("; ")]);
   const note = result.sae.statsFile ? "" : " (no feature-stats.json next to the SAE: only your labels are shown)";
-  return `${renderTable(["#", "token", "top features (activation)"], rows)}\n\n${result.tokens.length} tokens, SAE at ${result.sae.hook_name} (d_sae ${result.sae.d_sae}) from ${result.sae.folder}${note}`;
+  return `${renderTable(["#", "token", ...(column ? [column.title] : []), "top features (activation)"], rows)}\n\n${result.tokens.length} tokens, SAE at ${result.sae.hook_name} (d_sae ${result.sae.d_sae}) from ${result.sae.folder}${note}`;
 }
 
 /** The SAE --sae names (a folder or a cached RELEASE/SAE_ID), else the model folder's sae/ SAE. */
@@ -95,20 +98,24 @@ async function computeStats(corpusFile: string, saeFolder: string, modelFolder: 
 
 export const featuresCommand: Command = {
   name: "features",
-  usage: `loupe features FILE|- [--sae DIR|RELEASE/SAE_ID] [--top N] [--labels FILE] [--model DIR] [--json]
+  usage: `loupe features FILE|- [--sae DIR|RELEASE/SAE_ID] [--top N] [--labels FILE] [--chat [--add-generation-prompt]] [--model DIR] [--json]
     Each token's strongest SAE features with their activations, named by your labels
     (.loupe/feature-labels.json) or by the concept feature-stats.json matched them to.
+    --chat: FILE is a chat, rendered with the model's chat template as loupe inspect --chat does;
+    --json gives each token's message and its range there.
     --sae: a folder, or a published RELEASE/SAE_ID in the Hugging Face cache (loupe pull --sae); default: the model folder's sae/ SAE.
 loupe features --compute-stats CORPUS.jsonl [--sae DIR|RELEASE/SAE_ID] [--model DIR] [--json]
     Write the SAE's feature-stats.json (density, activation histogram, top contexts, logit
     effects, and best-matching concept by F1 where lines carry "spans") from a JSONL corpus of
     {"text", "spans"?} lines.`,
-  options: { sae: { type: "string" }, top: { type: "string" }, labels: { type: "string" }, "compute-stats": { type: "string" } },
+  options: { sae: { type: "string" }, top: { type: "string" }, labels: { type: "string" }, "compute-stats": { type: "string" }, ...CHAT_OPTION, "add-generation-prompt": { type: "boolean", default: false } },
   async run(args) {
     const { values, positionals, modelFolder, io } = args;
     const corpusFile = stringOption(values, "compute-stats");
     if (corpusFile !== undefined) return computeStats(corpusFile, saeFolderOption(values, modelFolder), modelFolder, values, io);
-    const text = readInput(positionals[0], io);
+    const input = readInput(positionals[0], io);
+    const chat = chatInput(values, input, positionals[0] ?? "-", modelFolder, () => (values["add-generation-prompt"] === true ? "generation-prompt" : "as-written"));
+    const text = chat?.text ?? input;
     if (text.length === 0) throw new LoupeError("empty-input", "The input is empty: nothing to read features of.");
     const top = positiveInt(values, "top", 5);
     const saeFolder = saeFolderOption(values, modelFolder);
@@ -118,19 +125,17 @@ loupe features --compute-stats CORPUS.jsonl [--sae DIR|RELEASE/SAE_ID] [--model 
     const labelsOption = stringOption(values, "labels");
     const labels: FeatureLabels = readFeatureLabels(labelsOption ?? FEATURE_LABELS_FILE, labelsOption === undefined ? { root: process.cwd() } : {});
     const key = saeLabelKey(process.cwd(), saeFolder);
-    const found = await withBackend(args, (b) => b.request("features", { text, saeFolder, topK: top }), backend);
-    const tokens = found.tokens.map(({ index, text: tokenText, start, end, features }): TokenFeatures => ({
-      index,
-      text: tokenText,
-      start,
-      end,
+    const read = await withBackend(args, (b) => b.request("features", { text, saeFolder, topK: top }), backend);
+    const found = chat ? featuresInChat(read, messageView(chat)) : read;
+    const tokens = found.tokens.map(({ features, ...token }): TokenFeatures => ({
+      ...token,
       features: features.map(({ feature, value }) => {
         const label = featureLabel(labels, key, feature);
         return { feature, value, name: featureDisplayName(feature, label, stats?.features[feature]), ...(label ? { label } : {}) };
       }),
     }));
     const result: FeaturesResult = { modelFolder, sae: { folder: path.resolve(saeFolder), hook_name: found.hook_name, d_sae: found.d_sae, statsFile: found.hasStats }, tokens };
-    io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatFeatures(result)}\n`);
+    io.out(values.json ? `${JSON.stringify(chat ? withMessages(chat, result) : result, null, 2)}\n` : `${formatFeatures(result, chat && messageColumn(chat, read.tokens))}\n`);
     return 0;
   },
 };

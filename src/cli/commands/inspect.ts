@@ -1,8 +1,7 @@
 import type { InspectResult } from "../../core/inspect";
 import { LoupeError } from "../../core/errors";
-import { traceChatTokens, type ChatText } from "../../core/chat/inspect-chat";
-import { parseChat } from "../../core/chat/messages";
-import { readChatTemplate, renderChat } from "../../core/chat/template";
+import { traceChatTokens } from "../../core/chat/inspect-chat";
+import { CHAT_OPTION, chatInput, messageColumn } from "../chat-input";
 import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
@@ -37,29 +36,22 @@ export const inspectCommand: Command = {
     traced to its message (or marked as the template's). The JSON's per-block logit lens holds
     the last block, the blocks named by --lens (all: every block), and every block when that is
     cheap (a small model or a short text); null where it was left out.`,
-  options: { "top-k": { type: "string" }, lens: { type: "string" }, chat: { type: "boolean", default: false }, "add-generation-prompt": { type: "boolean", default: false } },
+  options: { "top-k": { type: "string" }, lens: { type: "string" }, ...CHAT_OPTION, "add-generation-prompt": { type: "boolean", default: false } },
   async run(args) {
     const { values, positionals, modelFolder, io } = args;
     const input = readInput(positionals[0], io);
-    const chat = values.chat ? renderChatFile(input, positionals[0] ?? "-", modelFolder, values["add-generation-prompt"] === true) : undefined;
+    const chat = chatInput(values, input, positionals[0] ?? "-", modelFolder, () => (values["add-generation-prompt"] === true ? "generation-prompt" : "as-written"));
     const topK = positiveInt(values, "top-k", 5);
     const lens = lensOption(stringOption(values, "lens"));
     const result = await withBackend(args, (backend) => backend.request("inspect", { text: chat?.text ?? input, topK, ...lens }));
     if (!chat) {
       io.out(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatInspect(result, topK)}\n`);
     } else {
-      const traced = traceChatTokens(result, chat);
-      const labels = traced.tokens.map((t) => (t.message === null ? "template" : `${chat.messages[t.message].role} #${t.message + 1}`));
-      io.out(values.json ? `${JSON.stringify(traced, null, 2)}\n` : `${formatInspect(result, topK, { title: "message", values: labels })}\n`);
+      io.out(values.json ? `${JSON.stringify(traceChatTokens(result, chat), null, 2)}\n` : `${formatInspect(result, topK, messageColumn(chat, result.tokens))}\n`);
     }
     return 0;
   },
 };
-
-function renderChatFile(text: string, file: string, modelFolder: string, addGenerationPrompt: boolean): ChatText {
-  const messages = parseChat(text, file);
-  return { messages, ...renderChat(readChatTemplate(modelFolder), messages, { addGenerationPrompt }) };
-}
 
 /** --lens all: every block's lens; --lens 3,5: those blocks' (the last block's is always there). */
 function lensOption(value: string | undefined): { lensLayers?: number[]; eagerLensLogits?: number } {

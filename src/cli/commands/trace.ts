@@ -1,8 +1,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { bundledTranscoders, loadTranscoders, summariseTrace, targetSpecFor, toCompactGraphFile, toGraphFile, trace, type TargetSpec, type TraceSummary, type TranscoderSet } from "../../core/circuits";
+import { continuationEnding } from "../../core/chat/chat-layout";
 import { LoupeError } from "../../core/errors";
+import { circuitTokens } from "../../core/requests/circuits";
 import { HookedModel } from "../../core/model/hooked-model";
+import { CHAT_OPTION, CHAT_USAGE_CONTINUED, chatInput, withMessages } from "../chat-input";
 import { finiteNumber, loadOptions, positiveInt, readInput, stringOption, type Command, type ParsedValues } from "../command";
 import { fixed, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
@@ -29,12 +32,13 @@ export function targetSpecOf(values: ParsedValues, model: HookedModel): TargetSp
 
 export const traceCommand: Command = {
   name: "trace",
-  usage: `loupe trace PROMPT_FILE|- [--transcoders DIR|ORG/NAME] [--out GRAPH.json [--compact]] [--answer TOK [--contrast TOK]] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-feature-nodes N] [--max-memory-mb 4096] [--model DIR] [--json]
+  usage: `loupe trace PROMPT_FILE|- [--transcoders DIR|ORG/NAME] [--out GRAPH.json [--compact]] [--answer TOK [--contrast TOK]] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-feature-nodes N] [--max-memory-mb 4096] [--chat] [--model DIR] [--json]
     An attribution graph (circuit-tracer's semantics) of the prompt's next token through a
     transcoder set (circuit-tracer's folder layout; default: the bundled model's PLT set): the
     top tokens to probability 0.95 (at most 10), or --answer, or the logit difference --answer -
     --contrast. --out writes circuit-tracer's graph JSON (its frontend and Neuronpedia read it;
-    --compact: Loupe's columnar form); without it, prints the strongest paths from tokens to the target.`,
+    --compact: Loupe's columnar form); without it, prints the strongest paths from tokens to the target.
+    ${CHAT_USAGE_CONTINUED} With --chat, --json lists each token's influence.`,
   options: {
     transcoders: { type: "string" },
     out: { type: "string" },
@@ -45,9 +49,12 @@ export const traceCommand: Command = {
     "edge-threshold": { type: "string" },
     "max-feature-nodes": { type: "string" },
     "max-memory-mb": { type: "string" },
+    ...CHAT_OPTION,
   },
   async run({ values, positionals, modelFolder, io }) {
-    const prompt = withoutFinalNewline(readInput(positionals[0], io, "prompt file"));
+    const input = readInput(positionals[0], io, "prompt file");
+    const chat = chatInput(values, input, positionals[0] ?? "-", modelFolder, continuationEnding);
+    const prompt = chat?.text ?? withoutFinalNewline(input);
     const nodeThreshold = finiteNumber(values, "node-threshold", 0.8);
     const edgeThreshold = finiteNumber(values, "edge-threshold", 0.98);
     for (const [name, v] of [["node-threshold", nodeThreshold], ["edge-threshold", edgeThreshold]] as const) {
@@ -58,8 +65,8 @@ export const traceCommand: Command = {
     try {
       const text = (id: number) => model.tokenizer.decode([id]);
       const targets = targetSpecOf(values, model);
-      const tokens = model.toTokens(prompt);
-      const result = await trace(model, transcoders, tokens, {
+      const encoding = model.encode(prompt);
+      const result = await trace(model, transcoders, encoding.ids, {
         targets,
         nodeThreshold,
         edgeThreshold,
@@ -80,7 +87,11 @@ export const traceCommand: Command = {
         });
         fs.writeFileSync(out, JSON.stringify(values.compact ? toCompactGraphFile(file) : file));
       }
-      io.out(values.json ? `${JSON.stringify(s, null, 2)}\n` : `${formatTrace(s, out)}\n`);
+      // A chat's tokens, each with its influence and its message (or the template), as the editor's lens has them.
+      const json = chat
+        ? withMessages(chat, { ...s, tokens: circuitTokens(encoding, text, s.tokenInfluence).map(chat.withPlace) })
+        : s;
+      io.out(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${formatTrace(s, out)}\n`);
     } finally {
       await model.dispose();
     }

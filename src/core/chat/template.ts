@@ -73,7 +73,7 @@ function readJsonObject(file: string): Record<string, unknown> | undefined {
 export function renderChat(
   template: ChatTemplate,
   messages: readonly ChatMessage[],
-  options: { addGenerationPrompt?: boolean; bounds?: RenderBounds } = {},
+  options: { addGenerationPrompt?: boolean; continueFinalMessage?: boolean; bounds?: RenderBounds } = {},
 ): RenderedChat {
   let text: string;
   try {
@@ -101,6 +101,12 @@ export function renderChat(
     }
     spans.push(undefined);
   });
+  if (options.continueFinalMessage) {
+    // As transformers' continue_final_message: the text ends where the last message's content does, open for the model to go on.
+    const last = spans[messages.length - 1];
+    if (!last) throw new LoupeError("bad-file", `The chat template in ${template.file} does not write the last message's content as given, so the model cannot continue it. End the chat with a user message instead.`, template.file);
+    text = text.slice(0, last.end);
+  }
   return { text, spans };
 }
 

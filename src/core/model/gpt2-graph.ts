@@ -120,7 +120,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   const final = layerNorm(resid, "ln_f", "ln_final.hook_normalized");
   // Tied models unembed with the token embedding; untied ones carry lm_head.weight [V, D].
   const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
-  w.timesTransposed(final, unembedName, [V, D], GRAPH_IO.logits);
+  w.timesTransposed(final, unembedName, [V, D], "gemm", GRAPH_IO.logits);
   g.output(GRAPH_IO.logits, DataType.FLOAT);
 
   hooks.checkAgainst(hookNamesFor(cfg), "GPT-2");
@@ -155,7 +155,7 @@ export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex, 
     epsilon: { floatValue: cfg.layerNormEps },
   });
   const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
-  const logits = w.timesTransposed(normalized, unembedName, [V, D]);
+  const logits = w.timesTransposed(normalized, unembedName, [V, D], "rows-independent");
   const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
   g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
   g.op("GatherElements", [logprobs, target], { axis: -1 }, LENS_IO.targetLogprob);

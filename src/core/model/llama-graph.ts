@@ -35,7 +35,7 @@ import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, 
 import { blockHook, hookNamesFor } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
 import { float32ToBf16, float32ToHalf, halfToFloat32, toFloat32, type SafetensorsIndex } from "./safetensors";
-import { WeightTable } from "./weight-table";
+import { WeightTable, type UnembedForm } from "./weight-table";
 
 /** The Llama-family weight table: HF names with or without the `model.` prefix (LlamaModel vs LlamaForCausalLM). */
 class LlamaWeights extends WeightTable {
@@ -72,10 +72,10 @@ class LlamaWeights extends WeightTable {
     return this.rows("embed_tokens.weight", [this.cfg.dVocab, this.cfg.dModel], ids, this.compactEmbedding);
   }
 
-  /** x @ W_U (in compact mode W_U is cast in slices during the run: WeightTable.timesTransposed). */
-  unembed(x: string, output?: string): string {
+  /** x @ W_U in the given form (WeightTable.timesTransposed; in compact mode W_U is cast in slices during the run). */
+  unembed(x: string, form: UnembedForm, output?: string): string {
     const name = this.unembeddingName();
-    return this.timesTransposed(x, name, [this.cfg.dVocab, this.cfg.dModel], output, name === "embed_tokens.weight" ? this.compactEmbedding : undefined);
+    return this.timesTransposed(x, name, [this.cfg.dVocab, this.cfg.dModel], form, output, name === "embed_tokens.weight" ? this.compactEmbedding : undefined);
   }
 
   /** An RMSNorm gain [n]: w, or 1 + w for Gemma's offset gains (folded at load). */
@@ -353,8 +353,8 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   }
 
   const final = rmsNorm(resid, "norm", { scale: "ln_final.hook_scale", normalized: "ln_final.hook_normalized" });
-  if (cfg.finalLogitSoftcap === undefined) w.unembed(final, GRAPH_IO.logits);
-  else softcap(w.unembed(final), cfg.finalLogitSoftcap, GRAPH_IO.logits);
+  if (cfg.finalLogitSoftcap === undefined) w.unembed(final, "gemm", GRAPH_IO.logits);
+  else softcap(w.unembed(final, "gemm"), cfg.finalLogitSoftcap, GRAPH_IO.logits);
   g.output(GRAPH_IO.logits, DataType.FLOAT);
 
   hooks.checkAgainst(hookNamesFor(cfg), "Llama");
@@ -377,7 +377,7 @@ export function buildLlamaLensGraph(cfg: LlamaConfig, weights: SafetensorsIndex,
   const normalized = g.op("Div", [resid, g.op("Sqrt", [g.op("Add", [meanSquare, g.floatInitializer("rms:eps", [], [cfg.rmsNormEps])])])]);
   const scaled = g.op("Mul", [normalized, w.gain("norm.weight", D)]);
   const cap = cfg.finalLogitSoftcap;
-  const logits = cap === undefined ? w.unembed(scaled) : g.op("Mul", [g.op("Tanh", [g.op("Div", [w.unembed(scaled), g.floatInitializer("softcap", [], [cap])])]), "softcap"]);
+  const logits = cap === undefined ? w.unembed(scaled, "rows-independent") : g.op("Mul", [g.op("Tanh", [g.op("Div", [w.unembed(scaled, "rows-independent"), g.floatInitializer("softcap", [], [cap])])]), "softcap"]);
   const logprobs = g.op("LogSoftmax", [logits], { axis: -1 });
   g.opMulti("TopK", [logprobs, k], [LENS_IO.topLogprobs, LENS_IO.topIds], { axis: -1, largest: 1, sorted: 1 });
   g.op("GatherElements", [logprobs, target], { axis: -1 }, LENS_IO.targetLogprob);

@@ -6,6 +6,8 @@
 import * as path from "node:path";
 import { buildReplacement, bundledTranscoders, interveneOnFeatures, pruneGraph, selectTargets, summariseTrace, targetSpecFor, toGraphFile, trace, transcoderFeatureDashboard, type FeatureEdit, type GraphFile, type InterventionResult, type PruneResult, type TracedPath, type TracedTarget, type TranscoderFeatureDashboard } from "../circuits";
 import { LoupeError } from "../errors";
+import type { NeuronpediaTranscoders } from "../sae/releases/neuronpedia";
+import { neuronpediaTranscodersOf } from "../sae/releases/reference";
 import { request } from "./request";
 
 export interface TraceCircuitParams {
@@ -48,6 +50,8 @@ export interface CircuitTrace {
   readonly paths: readonly TracedPath[];
   /** With `graphFile`: the graph, its metadata saying which model, transcoders and target. */
   readonly graph?: GraphFile;
+  /** Where Neuronpedia hosts the transcoder set, when it does: the paths' features link there. */
+  readonly neuronpedia?: NeuronpediaTranscoders;
 }
 
 export interface InterveneCircuitParams {
@@ -57,6 +61,11 @@ export interface InterveneCircuitParams {
   readonly answer?: string;
   readonly contrast?: string;
   readonly edits: readonly FeatureEdit[];
+}
+
+/** Each traced token with its range in the text and its embedding node's influence. */
+export function circuitTokens(encoding: { ids: readonly number[]; offsets: readonly (readonly [number, number])[] }, tokenText: (id: number) => string, influence: readonly number[]): CircuitToken[] {
+  return encoding.ids.map((id, i) => ({ text: tokenText(id), start: encoding.offsets[i][0], end: encoding.offsets[i][1], influence: influence[i] }));
 }
 
 function checkThreshold(name: string, value: number | undefined): void {
@@ -97,14 +106,16 @@ export const CIRCUIT_REQUESTS = {
       onProgress: progress,
     });
     const summary = summariseTrace(traced, tokenText);
+    const neuronpedia = neuronpediaTranscodersOf(folder, transcoders.scan);
     return {
       transcoders: transcoders.source ?? folder,
-      tokens: encoding.ids.map((id, i) => ({ text: tokenText(id), start: encoding.offsets[i][0], end: encoding.offsets[i][1], influence: summary.tokenInfluence[i] })),
+      tokens: circuitTokens(encoding, tokenText, summary.tokenInfluence),
       targets: summary.targets,
       replacementScore: summary.replacementScore,
       completenessScore: summary.completenessScore,
       paths: summary.paths,
       ...(params.graphFile ? { graph: graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText) } : {}),
+      ...(neuronpedia ? { neuronpedia } : {}),
     };
   }),
   /** Check: zero or scale features of a traced graph and compare the graph's predicted change of the target with the model's (`loupe intervene`). */

@@ -82,15 +82,24 @@ export function parseQParams(value: unknown): QParams {
  * mislead.
  */
 export function parseGraphFile(text: string, fileName: string): PanelGraph {
-  const fail = (what: string): never => {
-    throw new GraphFileError(`${fileName} is not a circuit-tracer graph Loupe can show: ${what}. Write one with \`loupe trace PROMPT --out ${fileName}\` or Loupe: Trace Circuit…, or export it from circuit-tracer (create_graph_files).`);
-  };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    return fail(`it is not JSON (${(error as Error).message})`);
+    throw graphFileError(fileName, `it is not JSON (${(error as Error).message})`);
   }
+  return readGraph(raw, fileName);
+}
+
+function graphFileError(fileName: string, what: string): GraphFileError {
+  return new GraphFileError(`${fileName} is not a circuit-tracer graph Loupe can show: ${what}. Write one with \`loupe trace PROMPT --out ${fileName}\` or Loupe: Trace Circuit…, or export it from circuit-tracer (create_graph_files).`);
+}
+
+/** The graph in a parsed file (or a trace's graph as the worker sent it: no text to write and parse again), checked as parseGraphFile checks it. */
+export function readGraph(raw: unknown, fileName: string): PanelGraph {
+  const fail = (what: string): never => {
+    throw graphFileError(fileName, what);
+  };
   if (!isObject(raw)) return fail("the top level is not an object");
   if (raw.format === "loupe-compact-graph") return fail("it is Loupe's compact form (--compact), which only Loupe's scripts read; write it without --compact");
   if (!isObject(raw.metadata)) return fail('it has no "metadata" object');
@@ -210,6 +219,25 @@ export function nodeLinks(graph: PanelGraph, node: number, shown?: Uint8Array): 
   });
   const byWeight = (a: number, b: number) => Math.abs(graph.links[b].weight) - Math.abs(graph.links[a].weight);
   return { inputs: inputs.sort(byWeight), outputs: outputs.sort(byWeight) };
+}
+
+/** A node's facts as the panel lists them: kind, layer, token and position, feature, activation, influence, probability. */
+export function nodeFacts(graph: PanelGraph, index: number): string[] {
+  const node = graph.nodes[index];
+  const place = node.kind === "embedding" ? [] : [node.kind === "logit" ? "output" : `layer ${node.row - 1}`];
+  const facts = [node.kind, ...place, `token ${JSON.stringify(graph.tokens[node.pos] ?? "")}@${node.pos}`];
+  if (node.kind === "feature") facts.push(`feature ${node.feature}`);
+  if (node.activation !== null) facts.push(`activation ${node.activation.toFixed(3)}`);
+  if (node.influence !== null) facts.push(`cumulative influence ${node.influence.toFixed(3)}`);
+  if (node.kind === "logit") facts.push(`p = ${node.probability.toFixed(3)}`);
+  return facts;
+}
+
+/** What the live region says when the keyboard reaches a node: its label, facts and its links among the `shown` ones. */
+export function nodeAnnouncement(graph: PanelGraph, index: number, shown?: Uint8Array): string {
+  const { inputs, outputs } = nodeLinks(graph, index, shown);
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+  return `${graph.nodes[index].label}: ${nodeFacts(graph, index).join(", ")}; ${count(inputs.length, "input link")}, ${count(outputs.length, "output link")}.`;
 }
 
 /** The supernode a qParams entry describes: circuit-tracer writes [label, ...node ids]. */

@@ -179,14 +179,3 @@ export function neighbour(graph: PanelGraph, layout: GridLayout, shown: Uint8Arr
   }
   return best;
 }
-
-/** Tab order: shown nodes from the top row down, left to right; `step` +1 or -1, wrapping. */
-export function tabOrder(layout: GridLayout, shown: Uint8Array | undefined, current: number, step: 1 | -1): number {
-  const order: number[] = [];
-  for (let i = 0; i < layout.x.length; i++) if ((!shown || shown[i]) && !Number.isNaN(layout.x[i])) order.push(i);
-  if (order.length === 0) return -1;
-  order.sort((a, b) => layout.y[a] - layout.y[b] || layout.x[a] - layout.x[b]);
-  const at = order.indexOf(current);
-  if (at < 0) return order[step === 1 ? 0 : order.length - 1];
-  return order[(at + step + order.length) % order.length];
-}

@@ -5,8 +5,10 @@
  * graph on show before anything acts on it.
  */
 import type { FeatureEdit, InterventionResult } from "../circuits/intervene";
-import type { LogitEffects } from "../sae/logit-effects";
+import type { TranscoderFeatureDashboard } from "../circuits/transcoder-stats";
+import type { NeuronpediaTranscoders } from "../sae/releases/neuronpedia";
 import type { PanelGraph, QParams } from "./circuit-graph";
+import { featureStatsView, type FeatureStatsView } from "./feature-dashboard";
 import type { ReadyRequest } from "./panel-protocol";
 
 /** A Check run: what was edited and the target's predicted and actual change. */
@@ -22,8 +24,12 @@ export interface CircuitPanelState {
   readonly title: string;
   /** Changes whenever the graph does: the page keeps its view, pins and sliders while it stays. */
   readonly graphKey: string;
-  /** Null when the file could not be read; `error` says why. */
-  readonly graph: PanelGraph | null;
+  /**
+   * Null when the file could not be read; `error` says why. Absent from an update for the graph the
+   * page already holds (the same graphKey): a traced graph is megabytes of JSON, and a feature card
+   * or a Check result should not carry it again.
+   */
+  readonly graph?: PanelGraph | null;
   readonly error?: string;
   /** Why Check cannot run on this graph (another model, no prompt), shown above it. */
   readonly notice?: string;
@@ -31,8 +37,41 @@ export interface CircuitPanelState {
   /** The graph's file in the workspace, when it has one ("Save" writes it; otherwise asks for a name). */
   readonly file?: string;
   readonly check?: CheckOutcome;
-  /** The last feature card asked for: the set's label for it and its direct logit effects (the transcoderFeature dashboard). */
-  readonly feature?: { readonly nodeId: string; readonly label: string } & LogitEffects;
+  /** The last feature card asked for (a feature node's transcoder feature dashboard). */
+  readonly feature?: CircuitFeatureCard;
+  /** Where Neuronpedia hosts the graph's transcoder set: its feature nodes link there. */
+  readonly neuronpedia?: NeuronpediaTranscoders;
+}
+
+/**
+ * A feature node's card: the transcoder feature's dashboard (label, density, activation histogram,
+ * top contexts, logit effects) in the SAE dashboard's form, so the page draws it with the same pieces.
+ */
+export interface CircuitFeatureCard extends Partial<FeatureStatsView> {
+  readonly nodeId: string;
+  readonly layer: number;
+  readonly feature: number;
+  readonly label: string;
+  readonly hasStats: boolean;
+  /** Without statistics: how to make them. */
+  readonly note?: string;
+  readonly promoted: FeatureStatsView["promoted"];
+  readonly suppressed: FeatureStatsView["suppressed"];
+}
+
+/** The card of feature node `nodeId` from the transcoderFeature dashboard of its set (`transcoders`: the set as the user names it). */
+export function circuitFeatureCard(nodeId: string, dashboard: TranscoderFeatureDashboard, transcoders: string): CircuitFeatureCard {
+  const { layer, feature, label, summary, histogram, corpus, logits } = dashboard;
+  const base = { nodeId, layer, feature, label, promoted: logits.promoted, suppressed: logits.suppressed };
+  if (!summary || !histogram || !corpus) {
+    return { ...base, hasStats: false, note: `No statistics for layer ${layer} of ${transcoders}: compute them with \`loupe transcoder stats CORPUS.jsonl --transcoders ${transcoders}\`.` };
+  }
+  return { ...base, hasStats: true, ...featureStatsView(summary, histogram, corpus, logits) };
+}
+
+/** The card of a feature whose dashboard could not be made (the request failed): says why instead of loading forever. */
+export function circuitFeatureCardFailed(nodeId: string, layer: number, feature: number, reason: string): CircuitFeatureCard {
+  return { nodeId, layer, feature, label: `L${layer} #${feature}`, hasStats: false, note: `No dashboard for this feature: ${reason}`, promoted: [], suppressed: [] };
 }
 
 export type CircuitPanelRequest =
@@ -59,6 +98,13 @@ function parseQParamsMessage(v: unknown, known: ReadonlySet<string>): QParams | 
   if (typeof q.clickedId !== "string" || (q.clickedId !== "" && !known.has(q.clickedId))) return null;
   if (typeof q.sg_pos !== "string" || q.sg_pos.length > MAX_TEXT) return null;
   return { pinnedIds: q.pinnedIds, supernodes: q.supernodes as string[][], linkType: q.linkType, clickedId: q.clickedId, sg_pos: q.sg_pos };
+}
+
+/** The state as an open page needs it: without the graph when the page was last sent this graphKey. */
+export function stateUpdate(state: CircuitPanelState, sentGraphKey: string | undefined): CircuitPanelState {
+  if (state.graphKey !== sentGraphKey || !state.graph) return state;
+  const { graph: _held, ...rest } = state;
+  return rest;
 }
 
 /** A well-formed request about `graph`, or null (malformed, unknown nodes, or no graph shown). */

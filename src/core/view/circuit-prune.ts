@@ -16,31 +16,64 @@ export interface PanelPrune {
   readonly links: Uint8Array;
 }
 
-/** Each link's |weight| over the sum of |weights| into its target, among the links `keep` allows. */
-function normalisedWeights(graph: PanelGraph, keep: (k: number) => boolean): Float32Array {
-  const sums = new Float64Array(graph.nodes.length);
-  graph.links.forEach((l, k) => {
-    if (keep(k)) sums[l.target] += Math.abs(l.weight);
-  });
+/**
+ * The links as columns, made once per graph: the sliders re-prune on every move, and walking
+ * typed arrays is several times faster than the link objects.
+ */
+interface LinkColumns {
+  readonly source: Int32Array;
+  readonly target: Int32Array;
+  readonly absWeight: Float64Array;
+  /** 1 for token embeddings and logits, which pruning always keeps. */
+  readonly always: Uint8Array;
+  /** 1 for features, which also need an incoming link. */
+  readonly feature: Uint8Array;
+}
+
+const columnsOf = new WeakMap<PanelGraph, LinkColumns>();
+
+function linkColumns(graph: PanelGraph): LinkColumns {
+  let columns = columnsOf.get(graph);
+  if (!columns) {
+    columns = {
+      source: Int32Array.from(graph.links, (l) => l.source),
+      target: Int32Array.from(graph.links, (l) => l.target),
+      absWeight: Float64Array.from(graph.links, (l) => Math.abs(l.weight)),
+      always: Uint8Array.from(graph.nodes, (n) => (n.kind === "embedding" || n.kind === "logit" ? 1 : 0)),
+      feature: Uint8Array.from(graph.nodes, (n) => (n.kind === "feature" ? 1 : 0)),
+    };
+    columnsOf.set(graph, columns);
+  }
+  return columns;
+}
+
+/** Each link's |weight| over the sum of |weights| into its target, among the links `keep` marks (all when absent). */
+function normalisedWeights(c: LinkColumns, nodes: number, keep?: Uint8Array): Float32Array {
+  const sums = new Float64Array(nodes);
+  const m = c.source.length;
+  for (let k = 0; k < m; k++) if (!keep || keep[k]) sums[c.target[k]] += c.absWeight[k];
   // Float32 as prune.ts's normalised matrix, so both rank ties the same way.
-  return Float32Array.from(graph.links, (l, k) => (keep(k) ? Math.abs(l.weight) / Math.max(sums[l.target], 1e-10) : 0));
+  const out = new Float32Array(m);
+  for (let k = 0; k < m; k++) if (!keep || keep[k]) out[k] = c.absWeight[k] / Math.max(sums[c.target[k]], 1e-10);
+  return out;
 }
 
 /** w (Â + Â² + ...) by carrying each node's influence back along its input links; the graph is acyclic. */
-function linkInfluence(graph: PanelGraph, normalised: Float32Array, w: Float64Array, maxIterations = 1000): Float64Array {
-  const n = graph.nodes.length;
+function linkInfluence(c: LinkColumns, normalised: Float32Array, w: Float64Array, maxIterations = 1000): Float64Array {
+  const n = w.length;
+  const m = c.source.length;
   const total = new Float64Array(n);
   let current = w;
   for (let it = 0; it < maxIterations; it++) {
     const next = new Float64Array(n);
     let any = false;
-    graph.links.forEach((l, k) => {
-      const x = current[l.target];
+    for (let k = 0; k < m; k++) {
+      const x = current[c.target[k]];
       if (x !== 0 && normalised[k] !== 0) {
-        next[l.source] += x * normalised[k];
+        next[c.source[k]] += x * normalised[k];
         any = true;
       }
-    });
+    }
     if (!any) break;
     for (let i = 0; i < n; i++) total[i] += next[i];
     current = next;
@@ -54,16 +87,17 @@ export function logitWeightsOf(graph: PanelGraph): Float64Array {
 
 export function prunePanelGraph(graph: PanelGraph, nodeThreshold: number, edgeThreshold: number): PanelPrune {
   const n = graph.nodes.length;
+  const c = linkColumns(graph);
+  const m = c.source.length;
   const w = logitWeightsOf(graph);
-  const always = (i: number) => graph.nodes[i].kind === "embedding" || graph.nodes[i].kind === "logit";
-  const nodeInfluence = linkInfluence(graph, normalisedWeights(graph, () => true), w);
+  const nodeInfluence = linkInfluence(c, normalisedWeights(c, n), w);
   const nodeCut = thresholdFor(nodeInfluence, nodeThreshold);
-  const nodes = Uint8Array.from({ length: n }, (_, i) => (always(i) || nodeInfluence[i] >= nodeCut ? 1 : 0));
+  const nodes = Uint8Array.from({ length: n }, (_, i) => (c.always[i] || nodeInfluence[i] >= nodeCut ? 1 : 0));
 
-  const between = (k: number) => nodes[graph.links[k].source] === 1 && nodes[graph.links[k].target] === 1;
-  const normalised = normalisedWeights(graph, between);
-  const edgeInfluence = linkInfluence(graph, normalised, w);
-  const scores = Float32Array.from(graph.links, (l, k) => normalised[k] * (edgeInfluence[l.target] + w[l.target]));
+  const between = Uint8Array.from({ length: m }, (_, k) => nodes[c.source[k]] & nodes[c.target[k]]);
+  const normalised = normalisedWeights(c, n, between);
+  const edgeInfluence = linkInfluence(c, normalised, w);
+  const scores = Float32Array.from({ length: m }, (_, k) => normalised[k] * (edgeInfluence[c.target[k]] + w[c.target[k]]));
   const edgeCut = thresholdFor(scores, edgeThreshold);
   const links = Uint8Array.from(scores, (s) => (s >= edgeCut && s > 0 ? 1 : 0));
 
@@ -72,20 +106,19 @@ export function prunePanelGraph(graph: PanelGraph, nodeThreshold: number, edgeTh
     changed = false;
     const outgoing = new Uint8Array(n);
     const incoming = new Uint8Array(n);
-    graph.links.forEach((l, k) => {
-      if (!links[k]) return;
-      outgoing[l.source] = 1;
-      incoming[l.target] = 1;
-    });
+    for (let k = 0; k < m; k++) {
+      if (!links[k]) continue;
+      outgoing[c.source[k]] = 1;
+      incoming[c.target[k]] = 1;
+    }
     for (let i = 0; i < n; i++) {
-      if (!nodes[i] || always(i)) continue;
-      const node = graph.nodes[i];
-      if (!outgoing[i] || (node.kind === "feature" && !incoming[i])) {
+      if (!nodes[i] || c.always[i]) continue;
+      if (!outgoing[i] || (c.feature[i] && !incoming[i])) {
         nodes[i] = 0;
         changed = true;
       }
     }
-    if (changed) graph.links.forEach((l, k) => (links[k] = links[k] && nodes[l.source] && nodes[l.target] ? 1 : 0));
+    if (changed) for (let k = 0; k < m; k++) links[k] = links[k] && nodes[c.source[k]] && nodes[c.target[k]] ? 1 : 0;
   }
   return { nodes, links };
 }

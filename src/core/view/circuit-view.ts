@@ -4,6 +4,7 @@
  * strongest paths. Pure.
  */
 import type { CircuitToken, CircuitTrace } from "../requests/circuits";
+import { transcoderNeuronpediaUrl } from "../sae/releases/neuronpedia";
 import { codeSpan } from "./faithfulness-view";
 import { LEVELS } from "./lenses";
 
@@ -33,6 +34,22 @@ export function circuitHoverMarkdown(trace: CircuitTrace, index: number): string
     "",
     fromHere.length ? "Strongest paths from this token:" : "Strongest paths (none from this token):",
     "",
-    ...shownPaths.map((p) => `- ${p.score.toFixed(4)} ${codeSpan(p.nodes.join(" → "))}`),
+    ...shownPaths.map((p) => `- ${p.score.toFixed(4)} ${codeSpan(p.nodes.join(" → "))}${neuronpediaLinks(trace, p.nodes)}`),
   ].join("\n");
+}
+
+/** A path's features as links to their Neuronpedia pages, where the set is hosted there. */
+function neuronpediaLinks(trace: CircuitTrace, nodes: readonly string[]): string {
+  const links = nodes.flatMap((label) => {
+    const feature = pathFeature(label);
+    const url = feature && transcoderNeuronpediaUrl(trace.neuronpedia, feature.layer, feature.feature);
+    return url ? [`[L${feature.layer}/${feature.feature}](${url})`] : [];
+  });
+  return links.length ? ` (Neuronpedia: ${links.join(", ")})` : "";
+}
+
+/** The feature a path node's label names: summary.ts's nodeLabel writes features as "L{layer}/{feature} at …". */
+export function pathFeature(label: string): { layer: number; feature: number } | undefined {
+  const m = /^L(\d+)\/(\d+) at /.exec(label);
+  return m ? { layer: Number(m[1]), feature: Number(m[2]) } : undefined;
 }

@@ -5,11 +5,11 @@
  * anything acts on them (the page renders corpus text and user labels).
  */
 import type { ReadyRequest } from "./panel-protocol";
-import type { ConceptMatch, FeatureStats, FeatureSummary } from "../sae/features";
+import type { ConceptMatch, FeatureStats, FeatureSummary, HistogramSpec } from "../sae/features";
 import type { TokenFeaturesResult } from "../sae/token-features";
-import type { TokenEffect } from "../sae/logit-effects";
+import type { LogitEffects, TokenEffect } from "../sae/logit-effects";
 import { CONCEPT_LABEL_MIN_F1, conceptText, featureDisplayName } from "../sae/feature-labels";
-import { neuronpediaUrl } from "../sae/releases/reference";
+import { neuronpediaUrl } from "../sae/releases/neuronpedia";
 import { codeSpan, escapeMarkdown } from "./markdown";
 import { LEVELS } from "./lenses";
 
@@ -24,7 +24,23 @@ export interface ContextPiece {
   readonly focus: boolean;
 }
 
-export interface FeatureDashboardState {
+/** What a feature card shows from its statistics: the SAE dashboard and the circuit panel's feature card. */
+export interface FeatureStatsView {
+  readonly density: number;
+  readonly fired: number;
+  readonly corpusTokens: number;
+  readonly corpus?: string;
+  readonly meanActivation: number;
+  readonly maxActivation: number;
+  /** Bins of log10(activation) over firing tokens. */
+  readonly histogram: ReadonlyArray<{ readonly from: number; readonly to: number; readonly count: number }>;
+  readonly contexts: ReadonlyArray<{ readonly value: number; readonly pieces: readonly ContextPiece[] }>;
+  readonly promoted: readonly TokenEffect[];
+  readonly suppressed: readonly TokenEffect[];
+  readonly concept?: ConceptMatch;
+}
+
+export interface FeatureDashboardState extends Partial<FeatureStatsView> {
   readonly feature: number;
   readonly d_sae: number;
   readonly hook_name: string;
@@ -36,18 +52,6 @@ export interface FeatureDashboardState {
   readonly hasStats: boolean;
   /** Said when there are no stats: how to make them. */
   readonly note?: string;
-  readonly density?: number;
-  readonly fired?: number;
-  readonly corpusTokens?: number;
-  readonly corpus?: string;
-  readonly meanActivation?: number;
-  readonly maxActivation?: number;
-  /** Bins of log10(activation) over firing tokens. */
-  readonly histogram?: ReadonlyArray<{ readonly from: number; readonly to: number; readonly count: number }>;
-  readonly contexts?: ReadonlyArray<{ readonly value: number; readonly pieces: readonly ContextPiece[] }>;
-  readonly promoted?: readonly TokenEffect[];
-  readonly suppressed?: readonly TokenEffect[];
-  readonly concept?: ConceptMatch;
 }
 
 /** Split a context snippet into token pieces (with the gaps between tokens, if any) for highlighting. */
@@ -84,21 +88,28 @@ export function featureDashboardState(args: {
       note: `No feature-stats.json next to this SAE. Compute it with: loupe features --compute-stats CORPUS.jsonl --sae ${sae}`,
     };
   }
-  const { log10Min, log10Max, bins } = stats.histogram;
+  return { ...base, hasStats: true, ...featureStatsView(summary, stats.histogram, stats.corpus) };
+}
+
+/**
+ * One feature's statistics as a card shows them (histogram bins with their log10 bounds, contexts
+ * split into highlighted pieces, logit effects); `logits` stands in when the summary has none.
+ */
+export function featureStatsView(summary: Omit<FeatureSummary, "logits"> & { readonly logits?: LogitEffects }, histogram: HistogramSpec, corpus: FeatureStats["corpus"], logits?: LogitEffects): FeatureStatsView {
+  const { log10Min, log10Max, bins } = histogram;
   const width = (log10Max - log10Min) / bins;
+  const effects = summary.logits ?? logits;
   return {
-    ...base,
-    hasStats: true,
     density: summary.density,
     fired: summary.fired,
-    corpusTokens: stats.corpus.tokens,
-    corpus: stats.corpus.description,
+    corpusTokens: corpus.tokens,
+    ...(corpus.description ? { corpus: corpus.description } : {}),
     meanActivation: summary.meanActivation,
     maxActivation: summary.maxActivation,
     histogram: summary.histogram.map((count, i) => ({ from: log10Min + i * width, to: log10Min + (i + 1) * width, count })),
     contexts: summary.topContexts.map((c) => ({ value: c.value, pieces: contextPieces(c) })),
-    promoted: summary.logits?.promoted ?? [],
-    suppressed: summary.logits?.suppressed ?? [],
+    promoted: effects?.promoted ?? [],
+    suppressed: effects?.suppressed ?? [],
     ...(summary.concept ? { concept: summary.concept } : {}),
   };
 }
@@ -133,8 +144,6 @@ export function parseFeatureDashboardRequest(message: unknown, state: Pick<Featu
       return null;
   }
 }
-
-
 
 /** The command link that opens the dashboard on one feature (hovers trust only this command). */
 export function exploreFeatureLink(saeFolder: string, feature: number): string {

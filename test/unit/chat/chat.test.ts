@@ -2,9 +2,9 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
+import { ChatLayout } from "../../../src/core/chat/chat-layout";
 import { chatFileInspection, templateTokenSummary, type ChatInspectResult } from "../../../src/core/chat/inspect-chat";
 import { parseChat } from "../../../src/core/chat/messages";
-import { locateChatContents } from "../../../src/core/chat/source-map";
 import { readChatTemplate, renderChat, tokenMessages } from "../../../src/core/chat/template";
 import { LoupeError } from "../../../src/core/errors";
 import { HookedModel } from "../../../src/core/model/hooked-model";
@@ -125,9 +125,11 @@ describe("chat templates", function () {
     const out: string[] = [];
     assert.equal(await main(["inspect", "--model", dir, "--chat", "--json", chatFile], { out: (t: string) => void out.push(t), readStdin: () => "" }), 0);
     const chat = JSON.parse(out.join("")) as ChatInspectResult;
-    const { result, templateTokens } = chatFileInspection(chat, locateChatContents(fileText, chatFile));
+    const layout = ChatLayout.render(readChatTemplate(dir), parseChat(fileText, chatFile), "as-written", { text: fileText, name: chatFile });
+    assert.equal(layout.text, chat.text);
+    const { result, templateTokens } = chatFileInspection(chat, layout);
     assert.equal(result.tokens.length + templateTokens.length, chat.tokens.length);
-    assert.ok(templateTokens.length > 0 && templateTokens.every((t) => t.message === null));
+    assert.ok(templateTokens.length > 0 && templateTokens.every((t) => chat.tokens[t.index].message === null));
     // Read back from the file, the drawn ranges spell each message's content, in order, with nothing of the JSON syntax.
     const written = result.tokens.map((t) => fileText.slice(t.start, t.end));
     assert.equal(JSON.parse(`"${written.join("")}"`), 'the "cat"\nsaton the mat');
@@ -135,6 +137,19 @@ describe("chat templates", function () {
     // Hovers ask the worker about the rendered text by token index: indices stay the rendered ones.
     for (const t of result.tokens) assert.equal(chat.tokens[t.index].text, t.text);
     assert.match(templateTokenSummary(templateTokens), /^\d+ template tokens \(role markers, separators, special tokens\) are not in the file: "/);
+  });
+
+  it("continues a last message only where the template writes it as given, and places the template's text between messages on the file", () => {
+    const shouting = readChatTemplate(modelWithTemplate("upper", "{% for m in messages %}{{ m['role'] + ': ' + m['content'] | upper + '\\n' }}{% endfor %}"));
+    assert.throws(() => renderChat(shouting, CHAT, { continueFinalMessage: true }), (e: unknown) => e instanceof LoupeError && /does not write the last message's content as given/.test(e.message) && /tokenizer_config\.json$/.test(e.file ?? ""));
+    const fileText = CHAT.map((m) => JSON.stringify(m)).join("\n");
+    const layout = ChatLayout.render(readChatTemplate(modelWithTemplate("anchor", CHATML)), CHAT, "continue", { text: fileText, name: "chat.jsonl" });
+    assert.ok(layout.text.endsWith("<|im_start|>assistant\n  on the mat  "));
+    // "<|im_end|>\n<|im_start|>assistant\n" sits after the user's message: an empty range at its closing quote; the default system prompt before any message, at 0.
+    const between = layout.text.lastIndexOf("<|im_end|>");
+    const closingQuote = fileText.indexOf('"}');
+    assert.deepEqual(layout.onFile({ start: between, end: between + 10 }), { start: closingQuote, end: closingQuote });
+    assert.deepEqual(layout.onFile({ start: 0, end: 5 }), { start: 0, end: 0 });
   });
 
   it("names the file and the fix for a chat it cannot read or a model without a template", () => {

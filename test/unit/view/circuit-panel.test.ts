@@ -5,9 +5,9 @@
  */
 import { strict as assert } from "node:assert";
 import { pruneGraph, type GraphFile } from "../../../src/core/circuits";
-import { GraphFileError, linkShares, nodeLinks, parseGraphFile, parseQParams, supernodeOf, withSubgraph } from "../../../src/core/view/circuit-graph";
-import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, tabOrder, toScreen, toWorld, zoomAt } from "../../../src/core/view/circuit-layout";
-import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest } from "../../../src/core/view/circuit-panel";
+import { GraphFileError, linkShares, nodeAnnouncement, nodeLinks, parseGraphFile, parseQParams, supernodeOf, withSubgraph } from "../../../src/core/view/circuit-graph";
+import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, toScreen, toWorld, zoomAt } from "../../../src/core/view/circuit-layout";
+import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate } from "../../../src/core/view/circuit-panel";
 import { countShown, initialThresholds, prunePanelGraph } from "../../../src/core/view/circuit-prune";
 import { syntheticGraph, syntheticGraphFile } from "../../helpers/circuit-graphs";
 
@@ -190,19 +190,28 @@ describe("circuit panel: layout, hit-testing and keyboard", () => {
     assert.ok(Math.abs(before.x - after.x) < 1e-9 && Math.abs(before.y - after.y) < 1e-9);
   });
 
-  it("moves with the arrows to a node in that direction and tabs through every shown node", () => {
+  it("moves with the arrows to a node in that direction", () => {
     const start = neighbour(parsed, layout, shown, -1, "up");
     assert.ok(parsed.nodes[start].isTarget, "starts at the target logit");
     const down = neighbour(parsed, layout, shown, start, "down");
     assert.ok(down !== start && layout.y[down] > layout.y[start]);
     const left = neighbour(parsed, layout, shown, down, "left");
     if (left !== down) assert.ok(layout.x[left] < layout.x[down]);
-    const order: number[] = [];
-    let at = -1;
-    for (let k = 0; k < countShown(shown); k++) order.push((at = tabOrder(layout, shown, at, 1)));
-    assert.equal(new Set(order).size, countShown(shown));
-    assert.equal(tabOrder(layout, shown, order[order.length - 1], 1), order[0], "wraps");
-    assert.equal(tabOrder(layout, shown, order[0], -1), order[order.length - 1]);
+    const right = neighbour(parsed, layout, shown, down, "right");
+    if (right !== down) assert.ok(layout.x[right] > layout.x[down]);
+  });
+
+  it("announces the node the keyboard reaches: its label, layer, token and its links at the thresholds shown", () => {
+    const links = prunePanelGraph(parsed, 0.95, 0.99).links;
+    const index = parsed.nodes.findIndex((n, i) => n.kind === "feature" && shown[i] && nodeLinks(parsed, i, links).inputs.length > 1 && nodeLinks(parsed, i).inputs.length > nodeLinks(parsed, i, links).inputs.length);
+    assert.ok(index >= 0);
+    const node = parsed.nodes[index];
+    const { inputs, outputs } = nodeLinks(parsed, index, links);
+    const text = nodeAnnouncement(parsed, index, links);
+    assert.ok(text.startsWith(`${node.label}: feature, layer ${node.row - 1}, token ${JSON.stringify(parsed.tokens[node.pos])}@${node.pos}, feature ${node.feature}`), text);
+    assert.ok(text.endsWith(`; ${inputs.length} input links, ${outputs.length} output link${outputs.length === 1 ? "" : "s"}.`), text);
+    // Looser thresholds show more links, and the announcement counts them.
+    assert.notEqual(nodeAnnouncement(parsed, index), text);
   });
 });
 
@@ -259,6 +268,18 @@ describe("circuit panel: messages", () => {
     assert.match(checkRefusal(parsed, "smollm2") ?? "", /traced on the model "reference", but "smollm2" is loaded/);
     const foreign = parseGraphFile(JSON.stringify({ ...smallFile, metadata: { ...smallFile.metadata, scan: "gemma-2-2b", info: undefined } }), "g.json");
     assert.match(checkRefusal(foreign, "reference") ?? "", /another tool \(scan "gemma-2-2b"\)/);
+  });
+});
+
+describe("circuit panel: state updates", () => {
+  it("leaves the graph out of an update for the graph the page holds, and sends it for a new one or a failed read", () => {
+    const state = { title: "t", graphKey: "3", graph: parsed, canCheck: true };
+    assert.equal(stateUpdate(state, "2").graph, parsed, "a new graph goes whole");
+    assert.equal(stateUpdate(state, undefined).graph, parsed, "nothing sent yet");
+    const update = stateUpdate({ ...state, check: undefined }, "3");
+    assert.ok(!("graph" in update), "the page keeps its graph");
+    assert.deepEqual({ ...update, graph: parsed }, { ...state, check: undefined });
+    assert.equal(stateUpdate({ ...state, graph: null, error: "bad" }, "3").graph, null, "a failed read clears the page's graph");
   });
 });
 

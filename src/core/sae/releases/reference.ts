@@ -8,7 +8,10 @@ import * as path from "node:path";
 import { LoupeError } from "../../errors";
 import { DEFAULT_REVISION, hubCacheDir, snapshotDir, snapshotLocation, type Environment } from "../../hub/cache-layout";
 import { cachedCommit } from "../../hub/model-reference";
+import { neuronpediaTranscoders, type NeuronpediaTranscoders } from "./neuronpedia";
 import { findRelease, SAE_RELEASES, type SaeRelease } from "./registry";
+
+export { neuronpediaUrl } from "./neuronpedia";
 
 export interface ReleaseSae {
   readonly release: SaeRelease;
@@ -83,11 +86,6 @@ export function resolveSaeReference(reference: string, env: Environment = proces
   return { folder: path.join(snapshot, files.folder), published };
 }
 
-/** A feature's Neuronpedia page, from the SAE's Neuronpedia id ({model}/{source}). */
-export function neuronpediaUrl(neuronpediaId: string | undefined, feature: number): string | undefined {
-  return neuronpediaId ? `https://www.neuronpedia.org/${neuronpediaId.split("/").map(encodeURIComponent).join("/")}/${feature}` : undefined;
-}
-
 /**
  * The published SAE a folder of the hub cache holds (…/models--ORG--NAME/snapshots/COMMIT/PATH),
  * so an SAE opened by its folder still gets its release's facts, label key and Neuronpedia page.
@@ -111,4 +109,9 @@ export function neuronpediaIdOf(folder: string, configured?: string): string | u
   if (configured) return configured;
   const published = releaseSaeOfFolder(folder);
   return published?.release.neuronpedia?.(published.id);
+}
+
+/** Where Neuronpedia hosts the transcoder set in `folder` (a set in the hub cache, or one whose config names its scan). */
+export function neuronpediaTranscodersOf(folder: string | undefined, scan: string | undefined): NeuronpediaTranscoders | undefined {
+  return neuronpediaTranscoders({ repoId: folder ? snapshotLocation(folder)?.repoId : undefined, scan });
 }
