@@ -132,8 +132,10 @@ async function runCommand(model: HookedModel, folder: string, command: Command, 
       return `${r.tokens.length} tokens`;
     }
     case "faithfulness": {
-      // A random-weights model never writes the answer marker: each corrupted step regenerates MISTAKE_TOKENS.
-      const r = await checkFaithfulness(model, cotOf(model, n), { maxNewTokens: MISTAKE_TOKENS });
+      // A random-weights model never writes the answer marker: each corrupted step regenerates
+      // MISTAKE_TOKENS. Its own "answer" would be 8 placeholder tokens that re-encode to ~90 (a
+      // trained model answers in a token or two): the written answer is tracked instead.
+      const r = await checkFaithfulness(model, cotOf(model, n), { maxNewTokens: MISTAKE_TOKENS, track: "written" });
       const variants = r.steps.length * 2 + 2 + r.steps.filter((s) => s.mistake).length;
       return `${r.steps.length} steps, ${model.encode(cotOf(model, n)).ids.length} tokens, ${variants} variants (${MISTAKE_TOKENS} tokens regenerated per mistake): ${(r.elapsedMs / variants).toFixed(0)} ms a variant`;
     }

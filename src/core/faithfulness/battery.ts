@@ -142,12 +142,25 @@ export async function checkFaithfulness(model: HookedModel, input: string, optio
   const fullTokens = model.encode(full).ids.length;
   // Every variant starts like the full prompt: its keys and values, computed once, save re-running that start.
   const shared = options.shareKeyValues === false ? undefined : await SharedPrefix.of(model, full, counter, signal);
+  // The model's own answer and "adding mistakes" (a corrupted step, the rest regenerated) decode together.
+  const planned = options.mistakes === false ? [] : planMistakes(model, seg, options.maxNewTokens);
+  const ownAnswer = options.track !== "written" && fullTokens + ANSWER_TOKENS <= model.cfg.nCtx;
+  const generations = await greedyContinue(
+    model,
+    [...(ownAnswer ? [full] : []), ...planned.map((p) => p.prefix)],
+    [...(ownAnswer ? [ANSWER_TOKENS] : []), ...planned.map((p) => p.budget)],
+    (s, row) => (ownAnswer && row === 0 ? /[.\n]/.test(s) : answerEnded(model, s, marker)),
+    counter,
+    signal,
+    shared,
+  );
+  const mistakeGenerations = ownAnswer ? generations.slice(1) : generations;
   let answerText: string;
   if (options.track === "written") {
     if (!seg.writtenAnswer) throw new LoupeError("bad-argument", `No answer is written after "${marker}" to track.`);
     answerText = text.slice(seg.marker!.end, seg.writtenAnswer.end);
-  } else if (fullTokens + ANSWER_TOKENS <= model.cfg.nCtx) {
-    const [c] = await greedyContinue(model, [full], ANSWER_TOKENS, (s) => /[.\n]/.test(s), counter, signal, shared);
+  } else if (ownAnswer) {
+    const c = generations[0];
     // Whole tokens before the one that ends the sentence: " (B" from " (", "B", ")." keeps the
     // answer made of tokens the model actually writes.
     const end = c.tokens.findIndex((t) => /[.\n]/.test(t));
@@ -204,8 +217,12 @@ export async function checkFaithfulness(model: HookedModel, input: string, optio
   const skipped = scores.filter((s) => s === null).length;
   if (skipped > 0) notes.push(`${skipped} variant(s) did not fit in the ${model.cfg.nCtx}-token window and were not scored.`);
 
-  // --- adding mistakes: corrupt a step, regenerate the rest --------------------------------------
-  const mistakes = options.mistakes === false ? [] : await addMistakes(model, seg, marker, answerText, counter, signal, shared, options.maxNewTokens);
+  // --- adding mistakes: did the regenerated answer follow the corrupted step? ----------------------
+  const mistakes = planned.map((p, i): Mistake => {
+    const got = answerAfterMarker(mistakeGenerations[i].text, marker);
+    // No answer within budget: the corrupted reasoning derailed the model, which counts as following.
+    return { step: p.step, corrupted: p.corrupted, answer: got, followed: got === null || normalizeAnswer(got) !== normalizeAnswer(answerText) };
+  });
 
   // --- assemble ------------------------------------------------------------------------------------
   const pFull = prob(fullRow);
@@ -268,21 +285,30 @@ interface Mistake {
   readonly followed: boolean;
 }
 
-async function addMistakes(model: HookedModel, seg: Segmentation, marker: string, answer: string, counter: ForwardCounter, signal?: AbortSignal, shared?: SharedPrefix, maxNewTokens?: number): Promise<Mistake[]> {
-  const planned = seg.steps.flatMap((s) => {
+interface PlannedMistake {
+  readonly step: number;
+  readonly corrupted: string;
+  /** Everything before the step, then the corrupted step: the model regenerates from there. */
+  readonly prefix: string;
+  /** Tokens the regeneration may write. */
+  readonly budget: number;
+}
+
+function planMistakes(model: HookedModel, seg: Segmentation, maxNewTokens?: number): PlannedMistake[] {
+  return seg.steps.flatMap((s) => {
     const corrupted = corruptStep(s.text);
-    return corrupted === null ? [] : [{ step: s, corrupted, prefix: corruptedPrefix(seg, s, corrupted) }];
+    if (corrupted === null) return [];
+    // Room for the rest of the written reasoning, the marker and the answer, with some slack.
+    const rest = model.tokenizer.encode(seg.text.slice(s.end, seg.marker!.end)).ids.length;
+    return [{ step: s.index, corrupted, prefix: corruptedPrefix(seg, s, corrupted), budget: Math.min(rest + ANSWER_TOKENS + 8, maxNewTokens ?? Infinity) }];
   });
-  if (planned.length === 0) return [];
-  // Room for the rest of the written reasoning, the marker and the answer, with some slack.
-  const rest = model.tokenizer.encode(seg.text.slice(seg.steps[planned[0].step.index].end, seg.marker!.end)).ids.length;
-  const budget = Math.min(rest + ANSWER_TOKENS + 8, maxNewTokens ?? Infinity);
-  const continuations = await greedyContinue(model, planned.map((p) => p.prefix), budget, (c) => answerAfterMarker(c, marker) !== null, counter, signal, shared);
-  return planned.map((p, i) => {
-    const got = answerAfterMarker(continuations[i].text, marker);
-    // No answer within budget: the corrupted reasoning derailed the model, which counts as following.
-    return { step: p.step.index, corrupted: p.corrupted, answer: got, followed: got === null || normalizeAnswer(got) !== normalizeAnswer(answer) };
-  });
+}
+
+/** A regenerated answer is over once its sentence ends, or once it runs past what an answer takes after the marker. */
+function answerEnded(model: HookedModel, continuation: string, marker: string): boolean {
+  if (answerAfterMarker(continuation, marker) !== null) return true;
+  const at = continuation.lastIndexOf(marker);
+  return at >= 0 && model.tokenizer.encode(continuation.slice(at + marker.length)).ids.length > ANSWER_TOKENS;
 }
 
 /** The answer written after the last marker in `text`, once its sentence has ended; else null. */

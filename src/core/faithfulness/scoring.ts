@@ -5,7 +5,8 @@
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
-import { KvCache, prefixKeyValues, type KeyValues } from "../model/kv-cache";
+import type { ModelConfig } from "../model/config";
+import { alignedKeyValues, keepRows, placeRow, prefixKeyValues, sliceKeyValues, type AlignedKeyValues, type KeyValues } from "../model/kv-cache";
 import { rowsWithin } from "../model/memory-limit";
 
 export interface AnswerScore {
@@ -54,9 +55,9 @@ export class SharedPrefix {
     private readonly kv: KeyValues,
   ) {}
 
-  /** One run of `prompt` returning its keys and values; undefined where the graph takes no prefix. */
+  /** One run of `prompt` returning its keys and values; undefined where the graph cannot continue rows from prefixes of different lengths. */
   static async of(model: HookedModel, prompt: string, counter: ForwardCounter, signal?: AbortSignal): Promise<SharedPrefix | undefined> {
-    if (!model.supportsPrefix) return undefined;
+    if (!model.supportsPrefixPadding) return undefined;
     const ids = model.encode(prompt).ids;
     if (ids.length > model.cfg.nCtx) return undefined;
     const { keyValues } = await model.runWithCache(ids, { names: [], keyValues: true, logits: false, signal });
@@ -75,6 +76,14 @@ export class SharedPrefix {
   /** Keys and values of the first `length` tokens, batch 1. */
   keyValues(length: number): KeyValues {
     return prefixKeyValues(this.kv, 0, length);
+  }
+
+  /** Row b's first `lengths[b]` tokens, the rows aligned on the right (RunOptions.prefix and prefixPadding); none when every length is 0. */
+  aligned(cfg: ModelConfig, lengths: readonly number[]): AlignedKeyValues | undefined {
+    if (lengths.every((n) => n === 0)) return undefined;
+    const aligned = alignedKeyValues(cfg, lengths);
+    lengths.forEach((n, b) => placeRow(aligned, b, prefixKeyValues(this.kv, 0, n)));
+    return aligned;
   }
 }
 
@@ -99,22 +108,21 @@ export async function scoreAnswers(
   const rows = encoded
     .map((e, i) => ({ e, i, from: shared ? shared.sharedWith(e.ids, e.answerAt - 1) : 0 }))
     .filter(({ i }) => fits[i])
-    .sort((a, b) => a.from - b.from || a.e.ids.length - b.e.ids.length);
+    .sort((a, b) => a.e.ids.length - a.from - (b.e.ids.length - b.from));
   const out: (AnswerScore | null)[] = prefixes.map(() => null);
   const V = model.cfg.dVocab;
   const requested = counter.batchRows ?? DEFAULT_BATCH_ROWS;
   for (const chunk of scoringCalls(model, rows, requested)) {
     throwIfAborted(signal);
-    // The chunk runs from its earliest shared length (its first row).
-    const from = chunk[0].from;
+    // Each row runs from its own shared length, its prefix aligned on the right with the others'.
+    const prefix = shared?.aligned(model.cfg, chunk.map(({ from }) => from));
     // Logits only where an answer token is predicted: [rows, positions, d_vocab] stays small.
-    const { positions, column } = logitColumns(chunk.flatMap(({ e }) => range(e.answerAt - 1 - from, e.ids.length - 1 - from)));
-    const prefix = from > 0 && shared ? shared.keyValues(from) : undefined;
-    const logits = await model.run(chunk.map(({ e }) => e.ids.slice(from)), { signal, logitPositions: positions, prefix });
+    const { positions, column } = logitColumns(chunk.flatMap(({ e, from }) => range(e.answerAt - 1 - from, e.ids.length - 1 - from)));
+    const logits = await model.run(chunk.map(({ e, from }) => e.ids.slice(from)), { signal, logitPositions: positions, prefix: prefix?.kv, prefixPadding: prefix?.padding });
     counter.passes++;
     counter.rows += chunk.length;
     const K = positions.length;
-    chunk.forEach(({ e, i }, b) => {
+    chunk.forEach(({ e, i, from }, b) => {
       let logprob = 0;
       let greedy = true;
       let divergesTo: string | null = null;
@@ -135,22 +143,23 @@ export async function scoreAnswers(
 }
 
 /**
- * Rows (sorted by shared length) in calls: at most `requested` rows whose attention working set
- * (rows x length x keys) fits the batch budget, and a row joins a call only when the tokens the call
- * would run more with it (from the call's shared length, padding included) cost less than a call of
+ * Rows (sorted by the tokens each runs after its shared ones) in calls: at most `requested` rows
+ * whose attention working set (rows x length x keys) fits the batch budget, and a row joins a call
+ * only when the tokens the call would run more with it (padding included) cost less than a call of
  * its own.
  */
 function scoringCalls<R extends { readonly e: Encoded; readonly from: number }>(model: HookedModel, rows: readonly R[], requested: number): R[][] {
   const calls: R[][] = [];
+  const own = (r: R) => r.e.ids.length - r.from;
   for (const row of rows) {
     const call = calls[calls.length - 1];
     if (call) {
-      const from = call[0].from;
-      const before = Math.max(...call.map((r) => r.e.ids.length)) - from;
-      const longest = Math.max(before, row.e.ids.length - from);
-      const size = rowsWithin(model.cfg, { positions: longest, prefix: from, hooks: [] }, requested);
+      const before = Math.max(...call.map(own));
+      const longest = Math.max(before, own(row));
+      const prefix = Math.max(row.from, ...call.map((r) => r.from));
+      const size = rowsWithin(model.cfg, { positions: longest, prefix, hooks: [] }, requested);
       // Tokens the call runs more with the row (padding included) against the row's own call.
-      const worth = longest * (call.length + 1) - before * call.length <= row.e.ids.length - row.from + CALL_COST_TOKENS;
+      const worth = longest * (call.length + 1) - before * call.length <= own(row) + CALL_COST_TOKENS;
       if (call.length < size && worth) {
         call.push(row);
         continue;
@@ -183,28 +192,31 @@ export interface Continuation {
 }
 
 /**
- * Greedy continuation of several prompts, until `isDone(continuation)` holds for every row or
- * `maxNewTokens` is reached. Where the graph takes a key/value prefix, each row continues from its
- * own cache (started from the tokens it shares with `shared`), one token per step; otherwise every step is one batched pass over every row's whole
- * text (a 135M model rewriting six 150-token steps: minutes instead of seconds).
+ * Greedy continuation of several prompts, until `isDone(continuation, row)` holds for a row or it
+ * has `maxNewTokens` (one for all, or one per row). Where the graph takes a key/value prefix, each
+ * row first runs the tokens it does not share with `shared`, then the open rows decode together,
+ * one token each per call, their keys and values aligned on the right (decodeTogether); otherwise
+ * every step is one batched pass over every row's whole text (a 135M model rewriting six 150-token
+ * steps: minutes instead of seconds).
  */
 export async function greedyContinue(
   model: HookedModel,
   prompts: readonly string[],
-  maxNewTokens: number,
-  isDone: (continuation: string) => boolean,
+  maxNewTokens: number | readonly number[],
+  isDone: (continuation: string, row: number) => boolean,
   counter: ForwardCounter,
   signal?: AbortSignal,
   shared?: SharedPrefix,
 ): Promise<Continuation[]> {
-  const rows = prompts.map((p) => {
+  const rows: Row[] = prompts.map((p, i) => {
     const enc = model.encode(p);
-    return { ids: enc.ids, empty: enc.ids.length === enc.lead, added: [] as number[], text: "", done: false };
+    const budget = typeof maxNewTokens === "number" ? maxNewTokens : maxNewTokens[i];
+    return { index: i, ids: enc.ids, empty: enc.ids.length === enc.lead, budget, added: [], text: "", done: false };
   });
   if (rows.some((r) => r.empty)) throw new LoupeError("empty-input", "Nothing to continue: a prompt is empty.");
   const eos = model.tokenizer.eosTokenId;
   const V = model.cfg.dVocab;
-  const take = (r: (typeof rows)[number], logits: Float32Array) => {
+  const take = (r: Row, logits: Float32Array) => {
     const { best } = logSumExpArgmax(logits);
     if (best === eos) {
       r.done = true;
@@ -212,25 +224,15 @@ export async function greedyContinue(
     }
     r.added.push(best);
     r.text = model.tokenizer.decode(r.added);
-    r.done = isDone(r.text);
+    r.done = isDone(r.text, r.index);
   };
-  const open = (r: (typeof rows)[number]) => !r.done && r.ids.length + r.added.length < model.cfg.nCtx;
+  const open = (r: Row) => !r.done && r.added.length < r.budget && r.ids.length + r.added.length < model.cfg.nCtx;
+  const result = () => rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
   if (model.supportsPrefix) {
-    for (const r of rows) {
-      const kv = new KvCache((fresh, prefix) => model.runWithCache(fresh, { names: [], prefix, keyValues: true, logitPositions: [fresh.length - 1], signal }));
-      // Start from the tokens the row shares with the prefix (leaving it one of its own to run).
-      const from = shared?.sharedWith(r.ids, r.ids.length - 1) ?? 0;
-      if (shared && from > 0) kv.seed(r.ids.slice(0, from), shared.keyValues(from));
-      while (open(r) && r.added.length < maxNewTokens) {
-        throwIfAborted(signal);
-        take(r, await kv.nextLogits([...r.ids, ...r.added]));
-        counter.passes++;
-        counter.rows++;
-      }
-    }
-    return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+    await decodeTogether(model, rows, open, take, counter, signal, shared);
+    return result();
   }
-  for (let step = 0; step < maxNewTokens; step++) {
+  for (;;) {
     const active = rows.filter(open);
     if (active.length === 0) break;
     const size = counter.batchRows ?? DEFAULT_BATCH_ROWS;
@@ -249,7 +251,80 @@ export async function greedyContinue(
       });
     }
   }
-  return rows.map((r) => ({ text: r.text, tokens: r.added.map((id) => model.tokenizer.decode([id])), done: r.done }));
+  return result();
+}
+
+interface Row {
+  readonly index: number;
+  readonly ids: readonly number[];
+  readonly empty: boolean;
+  readonly budget: number;
+  readonly added: number[];
+  text: string;
+  done: boolean;
+}
+
+/**
+ * Greedy decoding from key/value caches, in groups of rows (counter.batchRows, fewer where the
+ * memory budget says so). One call runs each row's own tokens after the ones it shares with
+ * `shared`, giving its first new token; then one call per token for the whole group, each row's
+ * keys and values aligned on the right (RunOptions.prefixPadding), rows leaving as they finish.
+ * A row's logits are its unbatched ones up to summation order (the empty slots add exact zeros).
+ */
+async function decodeTogether(
+  model: HookedModel,
+  rows: readonly Row[],
+  open: (r: Row) => boolean,
+  take: (r: Row, logits: Float32Array) => void,
+  counter: ForwardCounter,
+  signal?: AbortSignal,
+  shared?: SharedPrefix,
+): Promise<void> {
+  const V = model.cfg.dVocab;
+  const lastLogits = (logits: Float32Array, b: number) => logits.subarray(b * V, (b + 1) * V);
+  const starting = rows.filter(open);
+  const requested = model.supportsPrefixPadding ? counter.batchRows ?? DEFAULT_BATCH_ROWS : 1;
+  // Each row starts from the tokens it shares with the prefix (leaving it one of its own to run).
+  const from = new Map(starting.map((r) => [r, shared?.sharedWith(r.ids, r.ids.length - 1) ?? 0]));
+  const longest = Math.max(0, ...starting.map((r) => r.ids.length + r.budget));
+  const ownTokens = Math.max(0, ...starting.map((r) => r.ids.length - from.get(r)!));
+  const size = rowsWithin(model.cfg, { positions: ownTokens, prefix: longest, hooks: [], logitPositions: 2, keyValues: true }, requested);
+  for (let g = 0; g < starting.length; g += size) {
+    throwIfAborted(signal);
+    const group = starting.slice(g, g + size);
+    // One call runs every row's own tokens after its shared ones, giving each row's first new token.
+    const froms = group.map((r) => from.get(r)!);
+    const prefix = shared?.aligned(model.cfg, froms);
+    const own = group.map((r, b) => r.ids.slice(froms[b]));
+    const { positions, column } = logitColumns(own.map((o) => o.length - 1));
+    const first = await model.runWithCache(own, { names: [], prefix: prefix?.kv, prefixPadding: group.length > 1 ? prefix?.padding : undefined, keyValues: true, logitPositions: positions, signal });
+    counter.passes++;
+    counter.rows += group.length;
+    let aligned = alignedKeyValues(model.cfg, group.map((r) => r.ids.length));
+    const P = prefix ? Math.max(...froms) : 0;
+    group.forEach((r, b) => {
+      // The row's slots in the call: after its prefix's empty ones, up to its last own token.
+      const start = prefix ? prefix.padding[b] : 0;
+      placeRow(aligned, b, sliceKeyValues(first.keyValues!, b, start, P + own[b].length));
+      take(r, lastLogits(first.logits.data, b * positions.length + column(own[b].length - 1)));
+    });
+    let live = group.map((r, b) => ({ r, b })).filter(({ r }) => open(r));
+    if (live.length > 0) aligned = keepRows(aligned, live.map(({ b }) => b));
+    while (live.length > 0) {
+      throwIfAborted(signal);
+      const { logits, keyValues } = await model.runWithCache(
+        live.map(({ r }) => [r.added[r.added.length - 1]]),
+        { names: [], prefix: aligned.kv, prefixPadding: live.length > 1 ? aligned.padding : undefined, keyValues: true, signal },
+      );
+      counter.passes++;
+      counter.rows += live.length;
+      live.forEach(({ r }, b) => take(r, lastLogits(logits.data, b)));
+      const still = live.flatMap(({ r }, b) => (open(r) ? [b] : []));
+      if (still.length === 0) break;
+      aligned = keepRows({ kv: keyValues!, padding: aligned.padding }, still);
+      live = still.map((b) => ({ r: live[b].r, b }));
+    }
+  }
 }
 
 /** The distinct positions a batch needs logits at, in order, and each one's column in the [rows, positions, d_vocab] result. */

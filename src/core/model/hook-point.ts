@@ -38,6 +38,14 @@ export const GRAPH_IO = {
 export const LOGIT_POSITIONS = "logit_positions";
 
 /**
+ * position_offsets [1 or batch], int64, in rotary graphs: empty slots at the start of each row's past
+ * (RunOptions.prefixPadding: pasts of different lengths aligned on the right, so rows of different
+ * lengths decode in one call). A row's tokens rotate at their slot less its offset; the mask hides
+ * the empty slots. Fed [0] otherwise. GPT-2 graphs need none: their position_ids are per row.
+ */
+export const POSITION_OFFSETS = "position_offsets";
+
+/**
  * resid_in:L [rows, pos, d_model], for L >= 1: rows that start at block L, their hook_resid_pre
  * given. They join the batch after the rows already there, so block L sees the rows started at or
  * before it (attention_mask covers every row, in that order). Empty ([0, pos, d_model]) for a plain run.

@@ -16,7 +16,7 @@ import { ActivationCache } from "./activation-cache";
 import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
 import { buildFetchGatedModelGraph, buildLensGraph, fetchedOutputs, graphKeyParts } from "./build-graph";
-import { gainInput, GRAPH_IO, LENS_IO, LOGIT_POSITIONS, PAST_IO, residInput, writeInput } from "./hook-point";
+import { gainInput, GRAPH_IO, LENS_IO, LOGIT_POSITIONS, PAST_IO, POSITION_OFFSETS, residInput, writeInput } from "./hook-point";
 import { FETCH_HOOKS, gateHookOutputs } from "./fetched-hooks";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
 import type { GraphOptions } from "./graph-options";
@@ -103,6 +103,13 @@ export interface RunOptions {
    * cannot be intervened on here). The prefix is taken as unpadded.
    */
   readonly prefix?: KeyValues;
+  /**
+   * With a prefix of the run's batch: how many of each row's prefix slots, at the start, hold no
+   * token, so rows whose prefixes differ in length run together (aligned on the right, as
+   * stackKeyValues lays them out). Those slots are masked out, and each row's positions count only
+   * its real tokens. Needs supportsPrefixPadding; not with startAt.
+   */
+  readonly prefixPadding?: readonly number[];
   /** Also return every layer's keys and values (RunResult.keyValues). */
   readonly keyValues?: boolean;
   /**
@@ -192,6 +199,8 @@ export class HookedModel {
   private readonly hasPast: boolean;
   private readonly hasLogitPositions: boolean;
   private readonly hasStartAt: boolean;
+  /** Whether rows' positions can start after empty prefix slots (RunOptions.prefixPadding). */
+  private readonly hasPrefixPadding: boolean;
   /** Whether hook outputs are computed only when fetched (FETCH_HOOKS); otherwise a run holds them all. */
   private readonly hasFetchMask: boolean;
   /** The outputs FETCH_HOOKS gates, in its order (the logits follow them). */
@@ -227,6 +236,10 @@ export class HookedModel {
     this.hasLogitPositions = session.inputNames.includes(LOGIT_POSITIONS);
     this.hasStartAt = cfg.nLayers > 1 && session.inputNames.includes(residInput(1));
     this.hasFetchMask = session.inputNames.includes(FETCH_HOOKS);
+    // Rotary graphs take per-row offsets; a built GPT-2 graph reads per-row position_ids.
+    const hasOffsets = session.inputNames.includes(POSITION_OFFSETS);
+    this.hasPrefixPadding = this.hasPast && (hasOffsets || (cfg.architecture === "gpt2" && !imported));
+    if (hasOffsets) this.idleFeeds[POSITION_OFFSETS] = new ort.Tensor("int64", new BigInt64Array(1), [1]);
     this.gatedOutputs = imported ? imported.hookNames : fetchedOutputs(cfg);
 
     if (this.hasPast) {
@@ -363,6 +376,11 @@ export class HookedModel {
   /** Whether this model's graph can continue from a prefix's keys and values (RunOptions.prefix). */
   get supportsPrefix(): boolean {
     return this.hasPast;
+  }
+
+  /** Whether rows with prefixes of different lengths can run together (RunOptions.prefixPadding). */
+  get supportsPrefixPadding(): boolean {
+    return this.hasPrefixPadding;
   }
 
   /** Whether this model's graph can start rows at a later block (RunOptions.startAt). */
@@ -570,7 +588,8 @@ export class HookedModel {
         `The text is ${P + T} tokens long but this model's context window is ${this.cfg.nCtx} tokens. Select a shorter passage.`,
       );
     }
-    const padded = padBatch(batch, P, this.tokenizer.eosTokenId ?? 0, this.cfg.dVocab);
+    const padding = options.prefixPadding && this.checkPrefixPadding(options.prefixPadding, B, P, options.startAt);
+    const padded = padBatch(batch, P, this.tokenizer.eosTokenId ?? 0, this.cfg.dVocab, padding);
     const starts = options.startAt ? this.checkStartAt(options.startAt, B, T) : undefined;
     const asked = options.logitPositions;
     for (const p of asked ?? []) {
@@ -583,12 +602,15 @@ export class HookedModel {
       if (missing !== undefined) throw new LoupeError("bad-argument", `Intervention at ${iv.hook}: batch row ${missing} starts after that hook.`);
     }
     const narrowed = asked && this.hasLogitPositions ? fedLogitPositions(asked) : undefined;
-    return { B, T, P, padded, starts, rowsAt, fromTokens: rowsAt("hook_embed"), asked, narrowed };
+    return { B, T, P, padding, padded, starts, rowsAt, fromTokens: rowsAt("hook_embed"), asked, narrowed };
   }
 
   /** Token ids and positions of the rows that start from their tokens; the mask of every row. */
-  private tokenFeeds({ B, T, P, padded, fromTokens }: RunLayout): Record<string, ort.Tensor> {
+  private tokenFeeds({ B, T, P, padding, padded, fromTokens }: RunLayout): Record<string, ort.Tensor> {
+    // A rotary graph rotates each row from its first real prefix slot (the idle feed: every row from 0).
+    const offsets: Record<string, ort.Tensor> = padding && this.idleFeeds[POSITION_OFFSETS] ? { [POSITION_OFFSETS]: new ort.Tensor("int64", BigInt64Array.from(padding, BigInt), [B]) } : {};
     return {
+      ...offsets,
       [GRAPH_IO.ids]: new ort.Tensor("int64", padded.ids.subarray(0, fromTokens * T), [fromTokens, T]),
       [GRAPH_IO.positions]: new ort.Tensor("int64", padded.positions.subarray(0, fromTokens * T), [fromTokens, T]),
       [GRAPH_IO.mask]: new ort.Tensor("float32", padded.mask, [B, P + T]),
@@ -691,6 +713,15 @@ export class HookedModel {
     return layers;
   }
 
+  private checkPrefixPadding(padding: readonly number[], batch: number, P: number, startAt: StartAt | undefined): readonly number[] {
+    if (!this.hasPrefixPadding) throw new LoupeError("bad-argument", "This model's graph cannot run rows whose prefixes differ in length together; run each row alone.");
+    if (startAt) throw new LoupeError("bad-argument", "prefixPadding cannot be combined with startAt.");
+    if (padding.length !== batch) throw new LoupeError("bad-shape", `prefixPadding gives ${padding.length} rows; the batch has ${batch}.`);
+    const bad = padding.find((n) => !Number.isInteger(n) || n < 0 || n > P);
+    if (bad !== undefined) throw new LoupeError("bad-argument", `prefixPadding: ${bad} empty slots is not within the prefix's ${P}.`);
+    return padding;
+  }
+
   /** The prefix's token count, after checking that it fits this model and this run. */
   private checkPrefix(prefix: KeyValues, batch: number, interventions: readonly Intervention[]): number {
     if (!this.hasPast) throw new LoupeError("bad-argument", "This model's graph cannot continue from a prefix; run the whole sequence.");
@@ -734,6 +765,8 @@ interface RunLayout {
   readonly T: number;
   /** Tokens of the prefix the run continues from (0: none). */
   readonly P: number;
+  /** Empty slots at the start of each row's prefix (RunOptions.prefixPadding). */
+  readonly padding?: readonly number[];
   readonly padded: PaddedBatch;
   /** Each row's first block (RunOptions.startAt), or undefined when every row starts at block 0. */
   readonly starts?: readonly number[];

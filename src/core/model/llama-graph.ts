@@ -31,7 +31,7 @@
 import { LoupeError } from "../errors";
 import type { LlamaConfig, RopeScaling } from "./config";
 import type { BuiltGraph, GraphOptions } from "./graph-options";
-import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, residInput } from "./hook-point";
+import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, POSITION_OFFSETS, residInput } from "./hook-point";
 import { blockHook, hookNamesFor } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
 import { float32ToBf16, float32ToHalf, halfToFloat32, toFloat32, type SafetensorsIndex } from "./safetensors";
@@ -203,12 +203,15 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
     return masked;
   };
 
-  // Rotary tables [1, pos, 1, Dh] from the query positions past..past+pos (every row has the same
-  // ones: HookedModel pads on the right), so they fit however many rows a block sees, even when no
-  // row starts at block 0: angle = pos * invFreq, each frequency used for both halves of the head
+  // Rotary tables [1 or rows, pos, 1, Dh] from the query positions past..past+pos less each row's
+  // position offset (POSITION_OFFSETS: [1] zero unless rows' pasts of different lengths are aligned
+  // on the right), so with one offset they fit however many rows a block sees, even when no row
+  // starts at block 0: angle = pos * invFreq, each frequency used for both halves of the head
   // (HF's rotate_half layout, not interleaved pairs).
-  const queryPositions = g.op("Unsqueeze", [g.op("Cast", [queries], { to: DataType.FLOAT }), g.int64Initializer("axes:01", [2], [0, 2])]);
+  const offsets = g.op("Unsqueeze", [g.input(POSITION_OFFSETS, DataType.INT64, ["offset_rows"]), g.int64Initializer("axes:offset_rows", [1], [1])]);
+  const rowPositions = g.op("Sub", [g.op("Unsqueeze", [queries, g.int64Initializer("axes:query_rows", [1], [0])]), offsets]);
   const headAxis = g.int64Initializer("axes:2", [1], [2]);
+  const queryPositions = g.op("Unsqueeze", [g.op("Cast", [rowPositions], { to: DataType.FLOAT }), headAxis]);
   /** cos and signed sin tables for one set of rotary frequencies (`tag` names them: "" global, "local:" for Gemma's sliding layers). */
   const rotaryTables = (tag: string, frequencies: Float32Array): { cos: string; signedSin: string } => {
     const invFreq = g.floatInitializer(`rope:${tag}inv_freq`, [Dh / 2], frequencies);

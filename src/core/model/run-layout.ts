@@ -17,14 +17,18 @@ export interface PaddedBatch {
   readonly lengths: readonly number[];
   /** [B, T] token ids, padding with `pad`. */
   readonly ids: BigInt64Array;
-  /** [B, T] positions, counted after the prefix. */
+  /** [B, T] positions, counted after the prefix's real tokens. */
   readonly positions: BigInt64Array;
-  /** [B, P + T]: 1 for the prefix and real tokens, 0 for padding. */
+  /** [B, P + T]: 1 for the prefix and real tokens, 0 for padding (and a prefix's empty slots). */
   readonly mask: Float32Array;
 }
 
-/** Pad `batch` on the right after a prefix of `P` tokens, checking every id against the vocabulary. */
-export function padBatch(batch: TokenBatch, P: number, pad: number, dVocab: number): PaddedBatch {
+/**
+ * Pad `batch` on the right after a prefix of `P` slots, checking every id against the vocabulary.
+ * `prefixPadding[b]` of row b's slots, at the start, hold no token (prefixes of different lengths
+ * aligned on the right): masked out and not counted in its positions.
+ */
+export function padBatch(batch: TokenBatch, P: number, pad: number, dVocab: number, prefixPadding?: readonly number[]): PaddedBatch {
   const lengths = batch.map((row) => row.length);
   const T = Math.max(...lengths);
   const B = batch.length;
@@ -32,7 +36,8 @@ export function padBatch(batch: TokenBatch, P: number, pad: number, dVocab: numb
   const positions = new BigInt64Array(B * T);
   const mask = new Float32Array(B * (P + T));
   batch.forEach((row, b) => {
-    mask.fill(1, b * (P + T), b * (P + T) + P);
+    const empty = prefixPadding?.[b] ?? 0;
+    mask.fill(1, b * (P + T) + empty, b * (P + T) + P);
     for (let t = 0; t < T; t++) {
       const real = t < row.length;
       const id = real ? row[t] : pad;
@@ -40,7 +45,7 @@ export function padBatch(batch: TokenBatch, P: number, pad: number, dVocab: numb
         throw new LoupeError("bad-argument", `Token id ${id} is outside the vocabulary (0..${dVocab - 1}).`);
       }
       ids[b * T + t] = BigInt(id);
-      positions[b * T + t] = BigInt(P + t);
+      positions[b * T + t] = BigInt(P - empty + t);
       mask[b * (P + T) + P + t] = real ? 1 : 0;
     }
   });
