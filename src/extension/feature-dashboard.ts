@@ -1,7 +1,6 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { formatReleaseSae, neuronpediaIdOf, releaseSaeOfFolder } from "../core/sae/releases/reference";
-import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { labelIn } from "../core/sae/feature-labels";
 import { parseFeatureDashboardRequest, type FeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
 import type { ReadyRequest } from "../core/view/panel-protocol";
@@ -41,10 +40,10 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
     await reportErrors(async () => {
       const saeFolder = typeof args?.saeFolder === "string" && args.saeFolder ? args.saeFolder : chosenSaeFolder(this.models.chosenFolder(readSettings().modelPath));
       if (!saeFolder) {
-        void vscode.window.showWarningMessage("Loupe: no SAE for this model. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors).");
+        void vscode.window.showWarningMessage("Loupe: no SAE for this model. Set loupe.saePath to an SAE folder (SAELens, Gemma Scope or Llama Scope) or RELEASE/SAE_ID.");
         return;
       }
-      const d_sae = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae;
+      const { d_sae } = await this.models.request("saeSummary", { saeFolder });
       let feature = typeof args?.feature === "number" && Number.isInteger(args.feature) ? args.feature : undefined;
       if (feature === undefined) {
         feature = await pickFeature(this.models, saeFolder, d_sae, `Loupe: explore which feature of ${path.basename(saeFolder)}?`);
@@ -60,7 +59,7 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
 
   /** The worker reads feature-stats.json (checked against this SAE's widths and hook) and builds the view. */
   private async show(saeFolder: string, d_sae: number, feature: number): Promise<void> {
-    const cfg = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME));
+    const cfg = await this.models.request("saeSummary", { saeFolder });
     const labels = await labelsFor(this.models, saeFolder, [feature], (m) => void vscode.window.showWarningMessage(m));
     this.saeFolder = saeFolder;
     const state = await this.models.request("featureDashboard", {

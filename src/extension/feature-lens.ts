@@ -2,7 +2,6 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ChatLayout } from "../core/chat/chat-layout";
 import { featuresInChat } from "../core/chat/chat-results";
-import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { labelIn } from "../core/sae/feature-labels";
 import type { TokenFeaturesResult } from "../core/sae/token-features";
 import { featureHoverMarkdown, featureTokenLevels } from "../core/view/feature-dashboard";
@@ -43,12 +42,13 @@ export class FeatureLens extends EditorLens<Shown, FeatureToken> {
         const { editor, document, startOffset } = target;
         const saeFolder = chosenSaeFolder(model.folder);
         if (!saeFolder) {
-          void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder (cfg.json + sae_weights.safetensors) made for this model.`);
+          void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAE folder made for this model (SAELens, Gemma Scope or Llama Scope) or RELEASE/SAE_ID.`);
           return;
         }
         let focus: number | undefined;
         if (args?.pickFeature === true) {
-          focus = await pickFeature(this.models, saeFolder, readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae, "Loupe: colour tokens by which feature?");
+          const { d_sae } = await this.models.request("saeSummary", { saeFolder });
+          focus = await pickFeature(this.models, saeFolder, d_sae, "Loupe: colour tokens by which feature?");
           if (focus === undefined) return;
         }
         const chat = chatTargetIfChat(target, model, () => "as-written");

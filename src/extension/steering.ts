@@ -1,6 +1,5 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { readSaeConfig, SAE_CFG_FILENAME } from "../core/sae/config";
 import { describeEdit, type FeatureEdit, type SteeringResult } from "../core/sae/steer";
 import { chosenSaeFolder, pickFeature } from "./sae-workspace";
 import type { ModelHost } from "./model-host";
@@ -70,7 +69,7 @@ export class SteeringController implements vscode.Disposable {
           void vscode.window.showWarningMessage(`Loupe: no SAE for ${path.basename(model.folder)}. Set loupe.saePath to an SAELens folder made for this model.`);
           return;
         }
-        const d_sae = readSaeConfig(path.join(saeFolder, SAE_CFG_FILENAME)).d_sae;
+        const { d_sae } = await this.models.request("saeSummary", { saeFolder });
         const given = typeof args?.feature === "number" && Number.isInteger(args.feature) && args.feature >= 0 && args.feature < d_sae ? args.feature : undefined;
         const feature = given ?? (await pickFeature(this.models, saeFolder, d_sae, "Loupe: steer with which feature?"));
         if (feature === undefined) return;

@@ -43,7 +43,19 @@ export interface FeaturePicks {
   readonly warnings: string[];
 }
 
+/** What a view needs to know of an SAE: read by the backend, which knows every folder layout (SAELens, Gemma Scope, Llama Scope). */
+export interface SaeSummary {
+  readonly d_sae: number;
+  readonly hook_name: string;
+  readonly neuronpedia_id?: string;
+}
+
 export const FEATURE_FILE_REQUESTS = {
+  /** The SAE's width, hook and Neuronpedia id (the editor never reads an SAE's files itself: a Gemma Scope folder has no cfg.json). */
+  saeSummary: request<{ readonly saeFolder: string }, SaeSummary>(async (session, { saeFolder }) => {
+    const { d_sae, hook_name, neuronpedia_id } = session.saes.sae(saeFolder).cfg;
+    return { d_sae, hook_name, ...(neuronpedia_id ? { neuronpedia_id } : {}) };
+  }),
   /** One feature's dashboard from the SAE's feature-stats.json (parsed and checked against the SAE once per file version). */
   featureDashboard: request<FeatureDashboardParams, FeatureDashboardState>(async (session, { saeFolder, ...args }) => {
     const { stats, densities, statsFile } = session.saes.get(saeFolder);

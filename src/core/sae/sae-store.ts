@@ -49,6 +49,11 @@ export class SaeStore {
     return { sae: entry.sae, stats: undefined, statsFile, ...(entry.densities ? { densities: entry.densities } : {}) };
   }
 
+  /** Just the SAE in `folder` (its config for a view), whatever state its stats file is in. */
+  sae(folder: string): Sae {
+    return this.entry(path.resolve(folder)).sae;
+  }
+
   private entry(dir: string): Entry {
     const stamp = [SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, SPARSITY_FILENAME].map((f) => fileStamp(path.join(dir, f))).join("|");
     const hit = this.entries.get(dir);

@@ -93,8 +93,17 @@ describe("feature files are parsed by the backend", function () {
     assert.equal(fs.readFileSync(outside, "utf8"), "{}");
   });
 
-  it("the extension host's code calls no parser of either file", () => {
-    const parsers = /\b(readFeatureStats|readFeatureStatsFile|readFeatureLabels|readFeatureLabelsAsync|SaeStore|parseFeatureStats|parseFeatureLabels)\b/;
+  it("summarises an SAE whatever its folder layout: a Gemma Scope 2 folder in the hub cache has no cfg.json", async () => {
+    const gemmaScope = path.join(ROOT, "test", "fixtures", "sae-published", "hub", "models--google--gemma-scope-2-270m-pt", "snapshots", "0123456789abcdef0123456789abcdef01234567", "resid_post", "layer_0_width_16k_l0_small");
+    assert.throws(() => readSaeConfig(path.join(gemmaScope, "cfg.json")));
+    const summary = await backend.request("saeSummary", { saeFolder: gemmaScope });
+    assert.equal(summary.hook_name, "blocks.0.hook_resid_post");
+    assert.ok(summary.d_sae > 0);
+    assert.deepEqual(await backend.request("saeSummary", { saeFolder: SAE }), { d_sae: cfg.d_sae, hook_name: cfg.hook_name, ...(cfg.neuronpedia_id ? { neuronpedia_id: cfg.neuronpedia_id } : {}) });
+  });
+
+  it("the extension host's code calls no parser of either file, nor of an SAE's config", () => {
+    const parsers = /\b(readFeatureStats|readFeatureStatsFile|readFeatureLabels|readFeatureLabelsAsync|SaeStore|parseFeatureStats|parseFeatureLabels|readSaeConfig|parseSaeConfig|loadSae)\b/;
     const dir = path.join(ROOT, "src", "extension");
     const offenders = fs.readdirSync(dir).filter((f) => f.endsWith(".ts") && parsers.test(fs.readFileSync(path.join(dir, f), "utf8")));
     assert.deepEqual(offenders, []);
