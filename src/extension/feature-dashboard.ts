@@ -4,6 +4,7 @@ import { formatReleaseSae, neuronpediaIdOf, releaseSaeOfFolder } from "../core/s
 import { labelIn } from "../core/sae/feature-labels";
 import { parseFeatureDashboardRequest, type FeatureDashboardRequest, type FeatureDashboardState } from "../core/view/feature-dashboard";
 import type { ReadyRequest } from "../core/view/panel-protocol";
+import type { SaeSummary } from "../core/requests/feature-files";
 import type { FeatureLens } from "./feature-lens";
 import type { ModelHost } from "./model-host";
 import { chosenSaeFolder, labelKey, labelsFile, labelsFor, pickFeature } from "./sae-workspace";
@@ -27,6 +28,8 @@ interface ExploreArgs {
  */
 export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, FeatureDashboardRequest> {
   private saeFolder = "";
+  /** The SAE on show's width, hook and Neuronpedia id, as the worker read them. */
+  private summary: SaeSummary | undefined;
 
   constructor(
     context: vscode.ExtensionContext,
@@ -43,7 +46,8 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
         void vscode.window.showWarningMessage("Loupe: no SAE for this model. Set loupe.saePath to an SAE folder (SAELens, Gemma Scope or Llama Scope) or RELEASE/SAE_ID.");
         return;
       }
-      const { d_sae } = await this.models.request("saeSummary", { saeFolder });
+      const summary = await this.models.request("saeSummary", { saeFolder });
+      const { d_sae } = summary;
       let feature = typeof args?.feature === "number" && Number.isInteger(args.feature) ? args.feature : undefined;
       if (feature === undefined) {
         feature = await pickFeature(this.models, saeFolder, d_sae, `Loupe: explore which feature of ${path.basename(saeFolder)}?`);
@@ -53,26 +57,31 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
         void vscode.window.showWarningMessage(`Loupe: feature ${feature} is outside 0..${d_sae - 1}.`);
         return;
       }
-      await this.show(saeFolder, d_sae, feature);
+      await this.show(saeFolder, summary, feature);
     });
   }
 
   /** The worker reads feature-stats.json (checked against this SAE's widths and hook) and builds the view. */
-  private async show(saeFolder: string, d_sae: number, feature: number): Promise<void> {
-    const cfg = await this.models.request("saeSummary", { saeFolder });
+  private async show(saeFolder: string, summary: SaeSummary, feature: number): Promise<void> {
     const labels = await labelsFor(this.models, saeFolder, [feature], (m) => void vscode.window.showWarningMessage(m));
     this.saeFolder = saeFolder;
+    this.summary = summary;
     const state = await this.models.request("featureDashboard", {
       saeFolder,
       feature,
       sae: shownSae(saeFolder),
-      hook_name: cfg.hook_name,
-      d_sae,
+      hook_name: summary.hook_name,
+      d_sae: summary.d_sae,
       label: labelIn(labels, feature),
-      neuronpedia: neuronpediaIdOf(saeFolder, cfg.neuronpedia_id),
+      neuronpedia: neuronpediaIdOf(saeFolder, summary.neuronpedia_id),
     });
     this.present(state, `Feature #${feature}${state.label ? `: ${state.label}` : ""}`);
     void this.lens.focus(saeFolder, feature);
+  }
+
+  /** Another feature (or the same one relabelled) of the SAE on show: its summary is already known. */
+  private async showOnSameSae(feature: number): Promise<void> {
+    await this.show(this.saeFolder, this.summary ?? (await this.models.request("saeSummary", { saeFolder: this.saeFolder })), feature);
   }
 
   protected override onClosed(): void {
@@ -83,10 +92,10 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
     return parseFeatureDashboardRequest(message, state);
   }
 
-  protected async handle(request: Exclude<FeatureDashboardRequest, ReadyRequest>, state: FeatureDashboardState): Promise<void> {
+  protected async handle(request: Exclude<FeatureDashboardRequest, ReadyRequest>): Promise<void> {
     switch (request.type) {
       case "open":
-        await this.show(this.saeFolder, state.d_sae, request.feature);
+        await this.showOnSameSae(request.feature);
         return;
       case "steer":
         await vscode.commands.executeCommand("loupe.steerFeature", { saeFolder: this.saeFolder, feature: request.feature });
@@ -99,7 +108,7 @@ export class FeatureDashboard extends ScriptedPanel<FeatureDashboardState, Featu
         // Read, change one entry, write (in the worker): labels other windows saved meanwhile are kept.
         await this.models.request("setFeatureLabel", { file, root, key: labelKey(this.saeFolder), feature: request.feature, label: request.label });
         await this.lens.reloadLabels();
-        await this.show(this.saeFolder, state.d_sae, request.feature);
+        await this.showOnSameSae(request.feature);
         return;
       }
     }
