@@ -66,6 +66,11 @@ export interface LoadOptions {
    * bytes (loupe.maxModelMemoryMB); the logit lens is chunked to stay well within it. No limit when undefined.
    */
   readonly maxMemoryBytes?: number;
+  /**
+   * Run generation steps and other runs that read and change no hook on a second graph without hook
+   * points (default true; see runsOnDecodeGraph). false: every run uses the hooked graph.
+   */
+  readonly decodeGraph?: boolean;
 }
 
 /** Bytes the logit lens's [rows, d_vocab] temporaries may take per call when no limit says less. */
@@ -275,7 +280,7 @@ export class HookedModel {
     const graph = cachedGraph(cacheDir, key("model", FETCH_HOOKS), () => buildFetchGatedModelGraph(cfg, weights, graphOptions));
     const session = await createSession(graph.bytes, weights.dataDir, options.threads);
     const lensSession = new LazySession(() => createSession(cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions)).bytes, weights.dataDir, options.threads));
-    const decodeSession = new LazySession(() => createSession(cachedGraph(cacheDir, key("decode", FETCH_HOOKS), () => buildFetchGatedDecodeGraph(cfg, weights, graphOptions)).bytes, weights.dataDir, options.threads));
+    const decodeSession = options.decodeGraph === false ? undefined : new LazySession(() => createSession(cachedGraph(cacheDir, key("decode", FETCH_HOOKS), () => buildFetchGatedDecodeGraph(cfg, weights, graphOptions)).bytes, weights.dataDir, options.threads));
     const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, decodeSession, graph.fromCache, graphOptions);
     if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: estimateModelMemory(dir, graphOptions.compactWeights).estimatedBytes };
     return model;
