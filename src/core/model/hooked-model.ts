@@ -565,7 +565,19 @@ export class HookedModel {
   private async forward(batch: TokenBatch, interventions: readonly Intervention[], fetch: readonly string[], options: Omit<RunOptions, "names">): Promise<RunResult> {
     throwIfAborted(options.signal);
     const run = this.layOut(batch, interventions, options);
-    const decodeSession = this.decodeSession && this.runsOnDecodeGraph(fetch, interventions, options) ? this.decodeSession : undefined;
+    const keyValueNames = options.keyValues ? this.keyValueOutputs(interventions) : [];
+    const withLogits = options.logits !== false;
+    const shape: RunShape = {
+      batch: run.B,
+      positions: run.T,
+      prefix: run.P,
+      // A graph without the fetch mask holds every output, fetched or not.
+      hooks: this.hasFetchMask ? fetch : this.hookNames,
+      logitPositions: withLogits || !this.hasFetchMask ? options.logitPositions?.length : 0,
+      keyValues: options.keyValues || (!this.hasFetchMask && this.hasPast),
+    };
+    const decodeSession = this.runsOnDecodeGraph(fetch, interventions, options) ? this.decodeSessionFor(shape) : undefined;
+    this.checkRunMemory(shape);
     const feeds: Record<string, ort.Tensor> = decodeSession
       ? { ...this.idleDecodeFeeds, ...this.tokenFeeds(run), ...this.logitPositionFeeds(run), ...prefixFeeds(options.prefix) }
       : {
@@ -576,17 +588,6 @@ export class HookedModel {
           ...prefixFeeds(options.prefix),
           ...this.interventionFeeds(run, interventions),
         };
-    const keyValueNames = options.keyValues ? this.keyValueOutputs(interventions) : [];
-    const withLogits = options.logits !== false;
-    this.checkRunMemory({
-      batch: run.B,
-      positions: run.T,
-      prefix: run.P,
-      // A graph without the fetch mask holds every output, fetched or not.
-      hooks: this.hasFetchMask ? fetch : this.hookNames,
-      logitPositions: withLogits || !this.hasFetchMask ? options.logitPositions?.length : 0,
-      keyValues: options.keyValues || (!this.hasFetchMask && this.hasPast),
-    });
     if (decodeSession) feeds[FETCH_HOOKS] = new ort.Tensor("bool", Uint8Array.of(withLogits ? 1 : 0), [1]);
     else if (this.hasFetchMask) feeds[FETCH_HOOKS] = this.fetchMask([...fetch, ...keyValueNames], withLogits);
     const session = decodeSession ? await decodeSession.get() : this.session;
@@ -597,13 +598,30 @@ export class HookedModel {
 
   /**
    * Whether a run goes to the decode-only graph: it reads no hook, changes none, starts no row at a
-   * later block, and decodes (continues from a key/value prefix or returns keys and values). Those
-   * are generation steps, the faithfulness battery's rewrites and answer scoring, and the prefixes
-   * they continue from; a plain forward stays on the hooked graph, so its logits stay bit-identical
-   * to a hooked run's. The decode graph's logits agree within float rounding (fused norms).
+   * later block, and decodes (continues from a key/value prefix or returns keys and values): generation
+   * steps, the faithfulness battery's rewrites and answer scoring, and the prefixes they continue
+   * from. A plain forward stays on the hooked graph: its logits stay bit-identical to a hooked run's
+   * (an identity intervention changes nothing), and it never loads a second graph. The decode
+   * graph's logits agree with the hooked graph's within float rounding (onnxruntime fuses the norms
+   * that no hook splits).
    */
   private runsOnDecodeGraph(fetch: readonly string[], interventions: readonly Intervention[], options: Omit<RunOptions, "names">): boolean {
     return fetch.length === 0 && interventions.length === 0 && options.startAt === undefined && (options.prefix !== undefined || options.keyValues === true);
+  }
+
+  /**
+   * The decode graph's session for a run of this shape, or undefined to run it on the hooked graph.
+   * onnxruntime gives each session its own copy of the weights (in-memory external data is copied
+   * too, and prepacked matrices are per kernel), so the decode graph is loaded only where the memory
+   * limit leaves room for a second copy beside the run; from then on run checks count both.
+   */
+  private decodeSessionFor(shape: RunShape): LazySession | undefined {
+    const session = this.decodeSession;
+    if (!session || session.created || !this.memoryLimit) return session;
+    const { maxBytes, weightsBytes } = this.memoryLimit;
+    if (2 * weightsBytes + estimateRunBytes(this.cfg, shape) > maxBytes) return undefined;
+    this.memoryLimit = { maxBytes, weightsBytes: 2 * weightsBytes };
+    return session;
   }
 
   /** Check a run's inputs against the model and each other, and work out its layout (RunLayout). */
