@@ -5,7 +5,7 @@
  * resident memory (VmHWM) is its own: "hooked graph only" loads with `decodeGraph: false` (every run
  * on the graph with every hook point, as before), "decode graph" with the default.
  *
- *   npx tsx bench/models/decode-speed.ts                         (both shapes, about 5 minutes on 2 cores)
+ *   npm run bench:decode                                        (both shapes, about 6 minutes on 2 cores)
  *   npx tsx bench/models/decode-speed.ts --shapes=smollm2-135m --new=32 --reps=2
  *   LOUPE_BENCH_DIR=folder reuses the written models; BENCH_THREADS (default 2).
  *
