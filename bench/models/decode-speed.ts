@@ -7,6 +7,7 @@
  *
  *   npm run bench:decode                                        (both shapes, about 6 minutes on 2 cores)
  *   npx tsx bench/models/decode-speed.ts --shapes=smollm2-135m --new=32 --reps=2
+ *   npx tsx bench/models/decode-speed.ts --shapes=gemma3-270m-bf16      (bf16 as published, compactWeights)
  *   LOUPE_BENCH_DIR=folder reuses the written models; BENCH_THREADS (default 2).
  *
  * Target (issues 25 and 27, 2 cores): Gemma 3 270M generation >= 20 tokens/s; the battery under 3 s.
@@ -29,7 +30,8 @@ const MISTAKE_TOKENS = 16;
 
 const MODES = { "hooked graph only": false, "decode graph": true } as const;
 type Mode = keyof typeof MODES;
-const SHAPE_NAMES = ["smollm2-135m", "gemma3-270m"] as const;
+/** gemma3-270m-bf16: stored as bf16, as the published checkpoint is, and loaded with compactWeights (the 262k x 640 table kept as stored). */
+const SHAPE_NAMES = ["smollm2-135m", "gemma3-270m", "gemma3-270m-bf16"] as const;
 type Shape = (typeof SHAPE_NAMES)[number];
 
 interface Row {
@@ -49,13 +51,14 @@ function cpuMs(usage: NodeJS.CpuUsage): number {
 function writeModel(folder: string, shape: Shape): void {
   if (fs.existsSync(path.join(folder, "model.safetensors"))) return;
   // Gemma 3's architecture is written by the PyTorch reference's random weights (bench/torch/gemma3_torch.py).
-  if (shape === "gemma3-270m") execFileSync(PYTHON, [path.join(__dirname, "..", "torch", "time_llama.py"), folder, "--write-random", "--preset", shape]);
+  const bf16 = shape === "gemma3-270m-bf16";
+  if (shape === "gemma3-270m" || bf16) execFileSync(PYTHON, [path.join(__dirname, "..", "torch", "time_llama.py"), folder, "--write-random", "--preset", "gemma3-270m", "--dtype", bf16 ? "BF16" : "F32"]);
   else writeRandomModel(folder, SHAPES[shape]);
 }
 
 /** Child: load in one mode, time greedy generation (best of reps) and one battery, print a JSON row. */
-async function child(folder: string, mode: Mode, newTokens: number, reps: number): Promise<void> {
-  const model = await HookedModel.load(folder, { threads: THREADS, decodeGraph: MODES[mode] });
+async function child(folder: string, mode: Mode, newTokens: number, reps: number, compactWeights: boolean): Promise<void> {
+  const model = await HookedModel.load(folder, { threads: THREADS, decodeGraph: MODES[mode], compactWeights });
   const loadMb = process.memoryUsage().rss / 1024 / 1024;
   const prompt = model.toTokens("Once upon a time there was a little girl who lived in a village near the forest").slice(0, PROMPT_TOKENS);
   let tokS = 0;
@@ -83,9 +86,9 @@ async function child(folder: string, mode: Mode, newTokens: number, reps: number
   await model.dispose();
 }
 
-function runChild(folder: string, mode: Mode, newTokens: number, reps: number): Row | string {
+function runChild(folder: string, mode: Mode, newTokens: number, reps: number, compactWeights: boolean): Row | string {
   try {
-    const out = execFileSync(process.execPath, [...process.execArgv, __filename, "--child", folder, mode, String(newTokens), String(reps)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const out = execFileSync(process.execPath, [...process.execArgv, __filename, "--child", folder, mode, String(newTokens), String(reps), String(compactWeights)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     return JSON.parse(out.trim().split("\n").pop() ?? "{}") as Row;
   } catch (error) {
     const e = error as { stderr?: string; message: string };
@@ -95,9 +98,9 @@ function runChild(folder: string, mode: Mode, newTokens: number, reps: number): 
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  if (args[0] === "--child") return child(args[1], args[2] as Mode, Number(args[3]), Number(args[4]));
+  if (args[0] === "--child") return child(args[1], args[2] as Mode, Number(args[3]), Number(args[4]), args[5] === "true");
   const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-  const shapes = (flag("shapes")?.split(",") ?? SHAPE_NAMES) as Shape[];
+  const shapes = (flag("shapes")?.split(",") ?? SHAPE_NAMES.slice(0, 2)) as Shape[];
   const newTokens = Number(flag("new") ?? 32);
   const reps = Number(flag("reps") ?? 2);
   const root = process.env.LOUPE_BENCH_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "loupe-decode-"));
@@ -109,7 +112,7 @@ async function main(): Promise<void> {
     writeModel(folder, shape);
     const rows = new Map<Mode, Row | string>();
     for (const mode of Object.keys(MODES) as Mode[]) {
-      const row = runChild(folder, mode, newTokens, reps);
+      const row = runChild(folder, mode, newTokens, reps, shape === "gemma3-270m-bf16");
       rows.set(mode, row);
       const cells =
         typeof row === "string"
@@ -124,7 +127,7 @@ async function main(): Promise<void> {
       lines.push(`| ${shape} | after / before | ${x(after.tokS, before.tokS)} | ${x(after.cpuMsPerToken, before.cpuMsPerToken)} | ${x(after.batteryMs, before.batteryMs)} | ${x(after.batteryCpuMs, before.batteryCpuMs)} | ${x(after.loadMb, before.loadMb)} | ${x(after.peakMb, before.peakMb)} | |`);
     }
   }
-  console.log(`\ndecode speed: random f32 weights, ${THREADS} threads, ${os.cpus().length} CPUs, load average ${load.toFixed(1)} at start and ${os.loadavg()[0].toFixed(1)} at the end; generation of ${newTokens} tokens after ${PROMPT_TOKENS} (best of ${reps}); faithfulness battery on a 6-step CoT of ~${BATTERY_TOKENS} tokens (${MISTAKE_TOKENS} tokens regenerated per mistake); one child process per row`);
+  console.log(`\ndecode speed: random weights (f32; gemma3-270m-bf16 stored as bf16 and loaded with compactWeights), ${THREADS} threads, ${os.cpus().length} CPUs, load average ${load.toFixed(1)} at start and ${os.loadavg()[0].toFixed(1)} at the end; generation of ${newTokens} tokens after ${PROMPT_TOKENS} (best of ${reps}); faithfulness battery on a 6-step CoT of ~${BATTERY_TOKENS} tokens (${MISTAKE_TOKENS} tokens regenerated per mistake); one child process per row`);
   console.log("| model shape | graphs | generate tok/s | CPU ms / token | battery wall ms | battery CPU ms | RSS after load MB | peak RSS MB | note |\n|---|---|---:|---:|---:|---:|---:|---:|---|");
   for (const line of lines) console.log(line);
 }
