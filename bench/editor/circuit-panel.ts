@@ -15,7 +15,7 @@
  *      message to the page (JSON, as VS Code posts it) and its parse in the page, and in the page
  *      pruning + layout + hit-test index and the first frame. Reference: the trace itself.
  *
- *   npm run package && bash scripts/install-code-server.sh && npx tsx bench/editor/circuit-panel.ts [--runs 3] [--skip-editor]
+ *   npm run package && bash scripts/install-code-server.sh && npx tsx bench/editor/circuit-panel.ts [--runs 3] [--skip-editor | --editor-only | --panel-only]
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -29,6 +29,7 @@ import type { CircuitPanelState } from "../../src/core/view/circuit-panel";
 import { syntheticGraph, syntheticGraphFile } from "../../test/helpers/circuit-graphs";
 import { startCodeServer, vsixPath } from "../../test/e2e/code-server";
 import { focusEditor, launchBrowser, newPage, openFile, openWorkbench, runCommand } from "../../test/e2e/workbench";
+import { timelineGaps, wallClockMs, type TimelineMark } from "../../src/core/timeline";
 import { openCircuitPage } from "./circuit-page";
 
 const MODEL = path.join(__dirname, "..", "..", "models", "reference");
@@ -69,6 +70,7 @@ async function commandToGraph(runs: number): Promise<string[]> {
   const server = await startCodeServer({ workspace, vsix: vsixPath(), root });
   const browser = await launchBrowser();
   const editor: number[] = [];
+  const timelines: TimelineMark[][] = [];
   try {
     const page = await newPage(browser);
     await openWorkbench(page, server.url, workspace);
@@ -79,6 +81,7 @@ async function commandToGraph(runs: number): Promise<string[]> {
       await page.locator(".quick-input-widget input").waitFor({ timeout: 30_000 });
       const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
       const t0 = performance.now();
+      const enter = wallClockMs();
       await page.keyboard.press("Enter");
       // The first run loads the model and builds the graph: a warm-up, not timed.
       const deadline = Date.now() + 600_000;
@@ -90,7 +93,10 @@ async function commandToGraph(runs: number): Promise<string[]> {
         if (Date.now() > deadline) throw new Error(`no graph drawn for prompt ${i}`);
         await page.waitForTimeout(20);
       }
+      const seen = wallClockMs();
       if (i > 0) editor.push(performance.now() - t0);
+      const timeline = JSON.parse((await panel.locator("canvas.graph").getAttribute("data-timeline")) ?? "[]") as TimelineMark[];
+      if (i > 0) timelines.push([{ hop: "bench: Enter pressed in the answer box", at: enter }, ...timeline, { hop: "bench: graph seen drawn", at: seen }]);
     }
   } finally {
     await browser.close();
@@ -100,7 +106,27 @@ async function commandToGraph(runs: number): Promise<string[]> {
   return [
     `| Trace Circuit, command to graph drawn (editor) | ${counts.slice(1).join(", ")} tokens | ${ms(quantile(editor, 0.5))} | ${ms(Math.max(...editor))} | ${(quantile(editor, 0.5) / quantile(core, 0.5)).toFixed(2)}x | target < 2 s |`,
     `| traceCircuit in-process (reference) | same prompts | ${ms(quantile(core, 0.5))} | ${ms(Math.max(...core))} | 1.00x | |`,
+    ...hopRows(timelines),
   ];
+}
+
+/**
+ * The command's hops, each the median over the runs of the time since the hop before it (and, in
+ * the note, since Enter), in the order they happen: where the editor row's time goes.
+ */
+function hopRows(timelines: readonly TimelineMark[][]): string[] {
+  const gaps = new Map<string, { sinceLast: number[]; sinceStart: number[] }>();
+  for (const timeline of timelines) {
+    for (const { hop, sinceLastMs, sinceStartMs } of timelineGaps(timeline)) {
+      const entry = gaps.get(hop) ?? { sinceLast: [], sinceStart: [] };
+      entry.sinceLast.push(sinceLastMs);
+      entry.sinceStart.push(sinceStartMs);
+      gaps.set(hop, entry);
+    }
+  }
+  return [...gaps]
+    .sort((a, b) => quantile(a[1].sinceStart, 0.5) - quantile(b[1].sinceStart, 0.5))
+    .map(([hop, g]) => `| . ${hop} | ${g.sinceLast.length}/${timelines.length} runs | +${ms(quantile(g.sinceLast, 0.5))} | +${ms(Math.max(...g.sinceLast))} | | ${ms(quantile(g.sinceStart, 0.5))} after Enter |`);
 }
 
 interface PanStats {
@@ -236,8 +262,13 @@ async function panelPart(runs: number): Promise<string[]> {
 const timedText = (v: number) => `${v.toFixed(1)} ms`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, steps: { type: "string", default: "60" }, "skip-editor": { type: "boolean", default: false }, "panel-only": { type: "boolean", default: false } } });
+  const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, steps: { type: "string", default: "60" }, "skip-editor": { type: "boolean", default: false }, "panel-only": { type: "boolean", default: false }, "editor-only": { type: "boolean", default: false } } });
   const rows: string[] = [];
+  if (values["editor-only"]) {
+    rows.push(...(await commandToGraph(Math.min(Number(values.runs), PROMPTS.length - 1))));
+    console.log(["| circuit panel | size | median | worst / p95 | ratio | note |", "|---|---|---|---|---|---|", ...rows].join("\n"));
+    return;
+  }
   rows.push(...(await panelPart(5)));
   if (values["panel-only"]) {
     console.log(["| circuit panel | size | median | worst / p95 | ratio | note |", "|---|---|---|---|---|---|", ...rows].join("\n"));

@@ -2,6 +2,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import type { GraphFile } from "../core/circuits/graph-json";
 import type { CircuitTrace } from "../core/requests";
+import { mark, type TimelineMark } from "../core/timeline";
 import { writeFileSafely } from "../core/safe-fs";
 import { GraphFileError, parseGraphFile, promptTokenOffsets, readGraph, type PanelGraph, type QParams } from "../core/view/circuit-graph";
 import { checkRefusal, circuitFeatureCard, circuitFeatureCardFailed, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
@@ -47,22 +48,35 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   private graphKey = 0;
   /** The graph last posted to the page, by key: updates for it leave the graph out. */
   private sentGraphKey: string | undefined;
+  /** The column of the traced prompt's editor, while a fresh trace is being shown. */
+  private promptColumn: vscode.ViewColumn | undefined;
+  /** The hops of the trace on show (none for a graph read from a file). */
+  private timeline: TimelineMark[] | undefined;
 
   constructor(
     context: vscode.ExtensionContext,
     private readonly models: ModelHost,
   ) {
-    super(context, { viewType: "loupe.circuit", script: "circuit" });
+    super(context, { viewType: "loupe.circuit", script: "circuit", keepHiddenPage: true });
   }
 
   /** A fresh trace of `document`'s text from `startOffset`. */
-  showTrace(trace: CircuitTrace, graph: GraphFile, document: vscode.Uri, startOffset: number): void {
+  showTrace(trace: CircuitTrace, graph: GraphFile, document: vscode.Uri, startOffset: number, timeline?: TimelineMark[]): void {
     this.setGraph(readGraph(graph, "the traced graph"), graph as unknown as Record<string, unknown>);
+    mark(timeline, "extension: panel graph read");
+    this.timeline = timeline;
     if (this.shown) this.shown.prompt = { uri: document, ranges: trace.tokens.map((t) => (t.end > t.start ? [startOffset + t.start, startOffset + t.end] : null)) };
     // Beside the prompt's own editor, not the active group's: when the walkthrough or another panel
     // has focus, "beside the active group" is the prompt's group, and the graph would cover it.
-    const column = columnOf(document);
-    this.show(column === undefined ? undefined : column + 1);
+    this.promptColumn = columnOf(document);
+    mark(timeline, "extension: showing the panel");
+    this.show(this.promptColumn === undefined ? undefined : this.promptColumn + 1);
+    this.promptColumn = undefined;
+  }
+
+  /** A panel in the prompt's own group (the prompt was opened over it) moves beside the prompt instead of covering it. */
+  protected override revealColumn(current: vscode.ViewColumn | undefined): vscode.ViewColumn | undefined {
+    return current !== undefined && current === this.promptColumn ? current + 1 : undefined;
   }
 
   /** A graph file's document in the webview panel VS Code made for it; re-read when the document changes. */
@@ -100,6 +114,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     const neuronpedia = neuronpediaTranscodersOf(infoText(graph, "transcoders"), typeof scan === "string" ? scan : undefined);
     this.shown = { graph, raw, ...(neuronpedia ? { neuronpedia } : {}) };
     this.graphKey++;
+    this.timeline = undefined;
     const loaded = this.models.current;
     this.notice = loaded ? checkRefusal(graph, path.basename(loaded.folder)) : undefined;
   }
@@ -133,7 +148,23 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   protected override update(state: CircuitPanelState): CircuitPanelState {
     const update = stateUpdate(state, this.sentGraphKey);
     this.sentGraphKey = state.graphKey;
-    return update;
+    return this.posting(update, "extension: state posted to the open page");
+  }
+
+  protected override whole(state: CircuitPanelState): CircuitPanelState {
+    this.sentGraphKey = state.graphKey;
+    return this.posting(state, "extension: page ready, state posted");
+  }
+
+  /**
+   * Stamp a post of the traced graph on its timeline. Every post with the graph carries it: a page
+   * hidden when the first went out is created again and asks for the state with "ready".
+   */
+  private posting(state: CircuitPanelState, hop: string): CircuitPanelState {
+    const timeline = this.timeline;
+    if (!timeline || !state.graph) return state;
+    mark(timeline, hop);
+    return { ...state, timeline: [...timeline] };
   }
 
   protected parse(message: unknown): CircuitPanelRequest | null {

@@ -9,11 +9,14 @@ import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, toWorld, zoomAt, ty
 import type { CircuitPanelRequest, CircuitPanelState } from "../../src/core/view/circuit-panel";
 import { countShown, DEFAULT_THRESHOLDS, initialThresholds, prunePanelGraph, type PanelPrune } from "../../src/core/view/circuit-prune";
 import { transcoderNeuronpediaUrl } from "../../src/core/sae/releases/neuronpedia";
+import { mark, wallClockMs, type TimelineMark } from "../../src/core/timeline";
 import { button, el } from "../shared/dom";
 import { featureStatsElements, hasFeatureStats, logitEffects, neuronpediaLink } from "../shared/feature-card";
 import { connectPanel } from "../shared/panel";
 import { drawScene, readTheme, type Theme } from "./draw";
 
+/** When this page's script started: the first hop of a freshly created panel's page. */
+const scriptStarted = wallClockMs();
 const host = connectPanel<CircuitPanelState, CircuitPanelRequest>(render);
 
 interface Supernode {
@@ -111,7 +114,16 @@ side.append(details, subgraph, checkOut);
 layoutBox.append(canvas, side);
 root.append(notice, summary, toolbar, layoutBox, announcer);
 
+/** The hops of the trace being drawn, until its first frame (then on the canvas for bench:editor). */
+let timeline: TimelineMark[] | undefined;
+
 function render(update: CircuitPanelState): void {
+  if (update.timeline) {
+    timeline = [...update.timeline];
+    // A page created for this state: its navigation and script start are hops too.
+    if (!shown) timeline.push({ hop: "page: navigation started", at: performance.timeOrigin }, { hop: "page: script started", at: scriptStarted });
+    mark(timeline, "page: state received");
+  }
   // An update without the graph is for the graph on show; one for another graph waits for the whole state.
   const held = update.graph === undefined && shown?.key === update.graphKey ? shown.graph : undefined;
   if (update.graph === undefined && !held) return;
@@ -157,6 +169,7 @@ function load(graph: PanelGraph, key: string): void {
   };
   // Pruning, layout and the hit-test index before the first frame (bench:editor reads it).
   canvas.dataset.prepareMs = (performance.now() - started).toFixed(2);
+  mark(timeline, "page: graph pruned and laid out");
   resize();
   fit();
   renderDetails();
@@ -234,6 +247,11 @@ function drawNow(): void {
   const at = shown.selected;
   const selected = at >= 0 ? [shown.graph.nodes[at].id, Math.round(shown.layout.x[at] * shown.view.scale + shown.view.offsetX), Math.round(shown.layout.y[at] * shown.view.scale + shown.view.offsetY)] : null;
   Object.assign(canvas.dataset, { selected: JSON.stringify(selected), graph: shown.key, nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
+  if (timeline) {
+    mark(timeline, "page: first frame drawn");
+    canvas.dataset.timeline = JSON.stringify(timeline);
+    timeline = undefined;
+  }
 }
 
 // Pan (drag), zoom (wheel), click (a press that did not move).

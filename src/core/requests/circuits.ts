@@ -87,7 +87,7 @@ export const CIRCUIT_REQUESTS = {
     const folder = transcoders || bundledTranscoders(session.model.folder);
     return transcoderFeatureDashboard(session.model, session.transcoders.get(folder, session.model), folder, layer, feature, { workspaceRoot });
   }),
-  traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress }) => {
+  traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress, mark }) => {
     checkThreshold("node threshold", params.nodeThreshold);
     checkThreshold("edge threshold", params.edgeThreshold);
     checkThreshold("graph file's node threshold", params.graphFile?.nodeThreshold);
@@ -95,6 +95,7 @@ export const CIRCUIT_REQUESTS = {
     const model = session.model;
     const folder = params.transcoders || bundledTranscoders(model.folder);
     const transcoders = session.transcoders.get(folder, model);
+    mark?.("transcoders ready");
     const encoding = traceEncoding(model, params.text);
     const tokenText = (id: number) => model.tokenizer.decode([id]);
     const traced = await trace(model, transcoders, encoding.ids, {
@@ -105,8 +106,11 @@ export const CIRCUIT_REQUESTS = {
       signal,
       onProgress: progress,
     });
+    mark?.("trace done");
     const summary = summariseTrace(traced, tokenText);
     const neuronpedia = neuronpediaTranscodersOf(folder, transcoders.scan);
+    const graph = params.graphFile ? graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText) : undefined;
+    mark?.(graph ? "summary and graph file built" : "summary built");
     return {
       transcoders: transcoders.source ?? folder,
       tokens: circuitTokens(encoding, tokenText, summary.tokenInfluence),
@@ -114,7 +118,7 @@ export const CIRCUIT_REQUESTS = {
       replacementScore: summary.replacementScore,
       completenessScore: summary.completenessScore,
       paths: summary.paths,
-      ...(params.graphFile ? { graph: graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText) } : {}),
+      ...(graph ? { graph } : {}),
       ...(neuronpedia ? { neuronpedia } : {}),
     };
   }),

@@ -7,6 +7,7 @@
 import type { FeatureEdit, InterventionResult } from "../circuits/intervene";
 import type { TranscoderFeatureDashboard } from "../circuits/transcoder-stats";
 import type { NeuronpediaTranscoders } from "../sae/releases/neuronpedia";
+import type { TimelineMark } from "../timeline";
 import type { PanelGraph, QParams } from "./circuit-graph";
 import { featureStatsView, type FeatureStatsView } from "./feature-dashboard";
 import type { ReadyRequest } from "./panel-protocol";
@@ -41,6 +42,8 @@ export interface CircuitPanelState {
   readonly feature?: CircuitFeatureCard;
   /** Where Neuronpedia hosts the graph's transcoder set: its feature nodes link there. */
   readonly neuronpedia?: NeuronpediaTranscoders;
+  /** A fresh trace's hops so far (command, worker, extension); the page adds its own (bench:editor reads them). */
+  readonly timeline?: readonly TimelineMark[];
 }
 
 /**
