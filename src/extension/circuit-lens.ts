@@ -39,7 +39,12 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
         const timeline: TimelineMark[] = [];
         mark(timeline, "extension: trace asked");
         const chat = chatTargetIfChat(target, model, continuationEnding);
-        const { graph, ...traced } = await this.models.run("traceCircuit", { text: chat?.text ?? target.text, answer, transcoders: transcoderSetting(), graphFile: PANEL_PRUNING }, { title: "Loupe: tracing the circuit…" }, timeline);
+        this.panel.showTracing(target.document.uri);
+        const run = this.models.run("traceCircuit", { text: chat?.text ?? target.text, answer, transcoders: transcoderSetting(), graphFile: PANEL_PRUNING }, { title: "Loupe: tracing the circuit…" }, timeline);
+        const { graph, ...traced } = await run.catch((error: unknown) => {
+          this.panel.traceEnded(error);
+          throw error;
+        });
         mark(timeline, "extension: trace returned");
         // The panel reveals a node's token through these ranges: on a chat, the message text in the file.
         const trace = onChatFile(chat, traced, circuitInChat);

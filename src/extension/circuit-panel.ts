@@ -5,10 +5,12 @@ import type { CircuitTrace } from "../core/requests";
 import { mark, type TimelineMark } from "../core/timeline";
 import { writeFileSafely } from "../core/safe-fs";
 import { GraphFileError, parseGraphFile, promptTokenOffsets, readGraph, type PanelGraph, type QParams } from "../core/view/circuit-graph";
-import { checkRefusal, circuitFeatureCard, circuitFeatureCardFailed, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
+import { checkRefusal, circuitFeatureCard, circuitFeatureCardFailed, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, traceStatus, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
+import { postedState, type PostedCircuitState } from "../core/view/circuit-wire";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import type { NeuronpediaTranscoders } from "../core/sae/releases/neuronpedia";
 import { neuronpediaTranscodersOf } from "../core/sae/releases/reference";
+import { describeError } from "./errors";
 import { FEATURE_CARD_CSS } from "./feature-dashboard";
 import type { ModelHost } from "./model-host";
 import { ScriptedPanel } from "./scripted-panel";
@@ -45,6 +47,8 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   private shown: Shown | undefined;
   private error: string | undefined;
   private notice: string | undefined;
+  /** A trace in progress, or why the last one gave no graph. */
+  private status: string | undefined;
   private graphKey = 0;
   /** The graph last posted to the page, by key: updates for it leave the graph out. */
   private sentGraphKey: string | undefined;
@@ -60,22 +64,45 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     super(context, { viewType: "loupe.circuit", script: "circuit", keepHiddenPage: true });
   }
 
+  /**
+   * A trace of `document` has started: the panel opens (or says so) now, so a new page loads while
+   * the worker traces rather than after it.
+   */
+  showTracing(document: vscode.Uri): void {
+    this.status = traceStatus({ kind: "tracing", prompt: vscode.workspace.asRelativePath(document) }, !!this.shown);
+    this.showBeside(document);
+  }
+
+  /** The trace gave no graph (`error`: why; a cancellation): the panel says so instead of "Tracing…". */
+  traceEnded(error: unknown): void {
+    const reason = describeError(error);
+    this.status = traceStatus(reason === undefined ? { kind: "cancelled" } : { kind: "failed", reason }, !!this.shown);
+    this.show();
+  }
+
   /** A fresh trace of `document`'s text from `startOffset`. */
   showTrace(trace: CircuitTrace, graph: GraphFile, document: vscode.Uri, startOffset: number, timeline?: TimelineMark[]): void {
     this.setGraph(readGraph(graph, "the traced graph"), graph as unknown as Record<string, unknown>);
     mark(timeline, "extension: panel graph read");
     this.timeline = timeline;
     if (this.shown) this.shown.prompt = { uri: document, ranges: trace.tokens.map((t) => (t.end > t.start ? [startOffset + t.start, startOffset + t.end] : null)) };
-    // Beside the prompt's own editor, not the active group's: when the walkthrough or another panel
-    // has focus, "beside the active group" is the prompt's group, and the graph would cover it.
-    this.promptColumn = columnOf(document);
     mark(timeline, "extension: showing the panel");
+    this.showBeside(document);
+  }
+
+  /**
+   * Beside the prompt's own editor, not the active group's: when the walkthrough or another panel
+   * has focus, "beside the active group" is the prompt's group, and the graph would cover it.
+   */
+  private showBeside(document: vscode.Uri): void {
+    this.promptColumn = columnOf(document);
     this.show(this.promptColumn === undefined ? undefined : this.promptColumn + 1);
     this.promptColumn = undefined;
   }
 
   /** A panel in the prompt's own group (the prompt was opened over it) moves beside the prompt instead of covering it. */
-  protected override revealColumn(current: vscode.ViewColumn | undefined): vscode.ViewColumn | undefined {
+  protected override revealColumn(): vscode.ViewColumn | undefined {
+    const current = this.column;
     return current !== undefined && current === this.promptColumn ? current + 1 : undefined;
   }
 
@@ -115,6 +142,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     this.shown = { graph, raw, ...(neuronpedia ? { neuronpedia } : {}) };
     this.graphKey++;
     this.timeline = undefined;
+    this.status = undefined;
     const loaded = this.models.current;
     this.notice = loaded ? checkRefusal(graph, path.basename(loaded.folder)) : undefined;
   }
@@ -128,6 +156,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
       graph: shown?.graph ?? null,
       ...(this.error ? { error: this.error } : {}),
       ...(this.notice ? { notice: this.notice } : {}),
+      ...(this.status ? { status: this.status } : {}),
       canCheck: !!shown && !this.notice,
       ...(shown?.file ? { file: vscode.workspace.asRelativePath(shown.file) } : {}),
       ...(shown?.check ? { check: shown.check } : {}),
@@ -145,15 +174,15 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     return CIRCUIT_PAGE;
   }
 
-  protected override update(state: CircuitPanelState): CircuitPanelState {
+  protected override update(state: CircuitPanelState): PostedCircuitState {
     const update = stateUpdate(state, this.sentGraphKey);
     this.sentGraphKey = state.graphKey;
-    return this.posting(update, "extension: state posted to the open page");
+    return postedState(this.posting(update, "extension: state posted to the open page"));
   }
 
-  protected override whole(state: CircuitPanelState): CircuitPanelState {
+  protected override whole(state: CircuitPanelState): PostedCircuitState {
     this.sentGraphKey = state.graphKey;
-    return this.posting(state, "extension: page ready, state posted");
+    return postedState(this.posting(state, "extension: page ready, state posted"));
   }
 
   /**
@@ -325,7 +354,7 @@ canvas.graph { flex: 3 1 420px; min-width: 0; height: 72vh; border: 1px solid va
 canvas.graph:focus { outline: 1px solid var(--vscode-focusBorder); }
 .side { flex: 1 1 16em; max-width: 30em; }
 .side h2 { font-size: 1.05em; margin: .6em 0 .3em; } .side h3 { font-size: .95em; margin: .6em 0 .2em; }
-.muted, .summary { color: var(--vscode-descriptionForeground); }
+.muted, .summary, .trace-status { color: var(--vscode-descriptionForeground); }
 .notice { padding: .4em .6em; border-left: 3px solid var(--vscode-editorWarning-foreground); background: var(--vscode-textBlockQuote-background); }
 .positive { color: var(--vscode-charts-blue); } .negative { color: var(--vscode-charts-red); }
 .actions { display: flex; flex-wrap: wrap; gap: .4em; align-items: center; margin: .4em 0; }

@@ -68,12 +68,17 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
       this.panel.title = title;
       void this.panel.webview.postMessage(stateMessage(this.update(state)));
     }
-    this.panel?.reveal(this.revealColumn(this.panel.viewColumn), true);
+    this.panel?.reveal(this.revealColumn(), true);
   }
 
   /** Where an open panel is revealed: where it is (undefined), unless a panel knows better. */
-  protected revealColumn(_current: vscode.ViewColumn | undefined): vscode.ViewColumn | undefined {
+  protected revealColumn(): vscode.ViewColumn | undefined {
     return undefined;
+  }
+
+  /** The open panel's column. */
+  protected get column(): vscode.ViewColumn | undefined {
+    return this.panel?.viewColumn;
   }
 
   /** Show a state in a webview panel the editor made (a custom editor's), instead of creating one. */

@@ -7,6 +7,7 @@
 import { linkShares, nodeAnnouncement, nodeFacts, nodeLinks, supernodeOf, withSubgraph, type PanelGraph } from "../../src/core/view/circuit-graph";
 import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, toWorld, zoomAt, type Direction, type GridLayout, type Viewport } from "../../src/core/view/circuit-layout";
 import type { CircuitPanelRequest, CircuitPanelState } from "../../src/core/view/circuit-panel";
+import { receivedState, type PostedCircuitState } from "../../src/core/view/circuit-wire";
 import { countShown, DEFAULT_THRESHOLDS, initialThresholds, prunePanelGraph, type PanelPrune } from "../../src/core/view/circuit-prune";
 import { transcoderNeuronpediaUrl } from "../../src/core/sae/releases/neuronpedia";
 import { mark, wallClockMs, type TimelineMark } from "../../src/core/timeline";
@@ -17,7 +18,7 @@ import { drawScene, readTheme, type Theme } from "./draw";
 
 /** When this page's script started: the first hop of a freshly created panel's page. */
 const scriptStarted = wallClockMs();
-const host = connectPanel<CircuitPanelState, CircuitPanelRequest>(render);
+const host = connectPanel<PostedCircuitState, CircuitPanelRequest>((posted) => render(receivedState(posted)));
 
 interface Supernode {
   label: string;
@@ -45,6 +46,10 @@ let theme: Theme = readTheme();
 const root = document.getElementById("root") as HTMLElement;
 const notice = el("p", undefined, "notice");
 const summary = el("p", undefined, "summary");
+/** A trace in progress, or why the last one gave no graph. */
+const traceState = el("p", undefined, "trace-status");
+traceState.setAttribute("role", "status");
+traceState.hidden = true;
 const canvas = el("canvas", undefined, "graph");
 canvas.tabIndex = 0;
 // An application: screen readers hand it the arrow keys. Tab and Shift+Tab leave it as from any control.
@@ -112,7 +117,7 @@ const layoutBox = el("div", undefined, "layout");
 const side = el("div", undefined, "side");
 side.append(details, subgraph, checkOut);
 layoutBox.append(canvas, side);
-root.append(notice, summary, toolbar, layoutBox, announcer);
+root.append(traceState, notice, summary, toolbar, layoutBox, announcer);
 
 /** The hops of the trace being drawn, until its first frame (then on the canvas for bench:editor). */
 let timeline: TimelineMark[] | undefined;
@@ -130,6 +135,8 @@ function render(update: CircuitPanelState): void {
   const next = held ? { ...update, graph: held } : update;
   state = next;
   document.title = next.title;
+  traceState.textContent = next.status ?? "";
+  traceState.hidden = !next.status;
   const notes = next.error ? [next.error] : [...(next.graph?.warnings ?? []), ...(next.notice ? [next.notice] : [])];
   notice.textContent = notes.join(" ");
   notice.hidden = notes.length === 0;

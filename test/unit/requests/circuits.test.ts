@@ -12,6 +12,7 @@ import { parseGraphFile } from "../../../src/core/view/circuit-graph";
 import { featureEdits, interveneArguments } from "../../../src/core/view/circuit-panel";
 import { countShown, prunePanelGraph } from "../../../src/core/view/circuit-prune";
 import { rejectsWith } from "../../helpers/errors";
+import type { TimelineMark } from "../../../src/core/timeline";
 import { TINY_GPT2 } from "../../helpers/fixtures";
 
 const REFERENCE = path.join(__dirname, "..", "..", "..", "models", "reference");
@@ -61,6 +62,16 @@ describe("traceCircuit request", function () {
     assert.deepEqual(result.tokens.map((t) => t.influence), cli.tokenInfluence);
     for (const p of result.paths) assert.equal(p.nodes[0], `${JSON.stringify(result.tokens[p.fromToken].text)}@${p.fromToken}`);
     assert.ok(result.paths.length > 0 && result.paths.every((p) => /^"/.test(p.nodes[0]) && p.nodes[p.nodes.length - 1] === 'logit " Leo -  Mia"'), JSON.stringify(result.paths));
+  });
+
+  it("stamps its stages on the caller's timeline: transcoders, trace, graph file", async () => {
+    const timeline: TimelineMark[] = [];
+    await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995 } }, { timeline });
+    assert.deepEqual(
+      timeline.map((m) => m.hop),
+      ["transcoders ready", "trace done", "summary and graph file built"],
+    );
+    assert.ok(timeline[1].at - timeline[0].at > 0, "the trace takes time between its stamps");
   });
 
   it("keeps the transcoder set between requests, and refuses a graph past loupe.maxModelMemoryMB before building it", async () => {
