@@ -1,12 +1,12 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { GraphFile } from "../core/circuits/graph-json";
 import type { CircuitTrace } from "../core/requests";
+import type { PackedGraphFile } from "../core/requests/circuits";
 import { mark, type TimelineMark } from "../core/timeline";
 import { writeFileSafely } from "../core/safe-fs";
-import { GraphFileError, parseGraphFile, promptTokenOffsets, readGraph, type PanelGraph, type QParams } from "../core/view/circuit-graph";
+import { GraphFileError, parseGraphFile, promptTokenOffsets, type PanelGraph, type QParams } from "../core/view/circuit-graph";
 import { checkRefusal, circuitFeatureCard, circuitFeatureCardFailed, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, traceStatus, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
-import { postedState, type PostedCircuitState } from "../core/view/circuit-wire";
+import { postedState, readPackedGraph, unpackGraphFile, type PostedCircuitState } from "../core/view/circuit-wire";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import type { NeuronpediaTranscoders } from "../core/sae/releases/neuronpedia";
 import { neuronpediaTranscodersOf } from "../core/sae/releases/reference";
@@ -25,8 +25,11 @@ const MAX_GRAPH_CHARS = 256 * 2 ** 20;
 
 interface Shown {
   readonly graph: PanelGraph;
-  /** The file's JSON as read (or the traced graph): saved back with new qParams, every other field kept. */
-  readonly raw: Record<string, unknown>;
+  /**
+   * The file's JSON as read: saved back with new qParams, every other field kept. A fresh trace's is
+   * made from the packed graph the worker sent when first saved or exported.
+   */
+  raw: Record<string, unknown> | (() => Record<string, unknown>);
   /** The graph's file, once it has one. */
   file?: vscode.Uri;
   /** The prompt's document and each token's range in it, when known. */
@@ -81,8 +84,8 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   }
 
   /** A fresh trace of `document`'s text from `startOffset`. */
-  showTrace(trace: CircuitTrace, graph: GraphFile, document: vscode.Uri, startOffset: number, timeline?: TimelineMark[]): void {
-    this.setGraph(readGraph(graph, "the traced graph"), graph as unknown as Record<string, unknown>);
+  showTrace(trace: CircuitTrace, graph: PackedGraphFile, document: vscode.Uri, startOffset: number, timeline?: TimelineMark[]): void {
+    this.setGraph(readPackedGraph(graph, "the traced graph"), () => unpackGraphFile(graph) as unknown as Record<string, unknown>);
     mark(timeline, "extension: panel graph read");
     this.timeline = timeline;
     if (this.shown) this.shown.prompt = { uri: document, ranges: trace.tokens.map((t) => (t.end > t.start ? [startOffset + t.start, startOffset + t.end] : null)) };
@@ -135,7 +138,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     }
   }
 
-  private setGraph(graph: PanelGraph, raw: Record<string, unknown>): void {
+  private setGraph(graph: PanelGraph, raw: Shown["raw"]): void {
     // A foreign file's scan may be anything (circuit-tracer writes a list's hash for custom sets).
     const scan: unknown = graph.metadata.scan;
     const neuronpedia = neuronpediaTranscodersOf(infoText(graph, "transcoders"), typeof scan === "string" ? scan : undefined);
@@ -292,7 +295,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     }
     writeFileSafely(file, graphJson(shown, qParams), { root });
     shown.file = vscode.Uri.file(file);
-    shown.raw.qParams = qParams;
+    rawOf(shown).qParams = qParams;
     void vscode.window.showInformationMessage(`Loupe: graph saved to ${vscode.workspace.asRelativePath(file)} (${qParams.pinnedIds.length} pinned, ${qParams.supernodes.length} supernodes).`);
   }
 }
@@ -307,8 +310,13 @@ function transcodersOf(graph: PanelGraph): string | undefined {
   return vscode.workspace.isTrusted ? infoText(graph, "transcoders") : undefined;
 }
 
+function rawOf(shown: Shown): Record<string, unknown> {
+  if (typeof shown.raw === "function") shown.raw = shown.raw();
+  return shown.raw;
+}
+
 function graphJson(shown: Shown, qParams: QParams): string {
-  return JSON.stringify({ ...shown.raw, qParams });
+  return JSON.stringify({ ...rawOf(shown), qParams });
 }
 
 function targetTitle(graph: PanelGraph): string {

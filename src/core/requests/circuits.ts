@@ -41,6 +41,36 @@ export interface CircuitToken {
   readonly influence: number;
 }
 
+/** Links by node index, as typed arrays: Node's IPC and VS Code's webview messages carry these as raw bytes. */
+export interface PackedLinks {
+  readonly source: Int32Array;
+  readonly target: Int32Array;
+  readonly weight: Float64Array;
+}
+
+/**
+ * circuit-tracer's graph file with its links packed by index into `nodes`: what the worker sends
+ * (42k link objects with two id strings each cost ~0.5 s to serialise and parse on a busy machine).
+ * core/view/circuit-wire.ts reads it into the panel's graph and writes the file's links back.
+ */
+export type PackedGraphFile = Omit<GraphFile, "links"> & { readonly links: PackedLinks };
+
+export function packGraphFile(file: GraphFile): PackedGraphFile {
+  const index = new Map<string, number>();
+  file.nodes.forEach((node, i) => index.has(node.node_id) || index.set(node.node_id, i));
+  const n = file.links.length;
+  const links = { source: new Int32Array(n), target: new Int32Array(n), weight: new Float64Array(n) };
+  file.links.forEach((link, k) => {
+    const source = index.get(link.source);
+    const target = index.get(link.target);
+    if (source === undefined || target === undefined) throw new Error(`link ${k} joins ${link.source} to ${link.target}, not both nodes of the graph`);
+    links.source[k] = source;
+    links.target[k] = target;
+    links.weight[k] = link.weight;
+  });
+  return { ...file, links };
+}
+
 export interface CircuitTrace {
   readonly transcoders: string;
   readonly tokens: readonly CircuitToken[];
@@ -48,8 +78,8 @@ export interface CircuitTrace {
   readonly replacementScore: number;
   readonly completenessScore: number;
   readonly paths: readonly TracedPath[];
-  /** With `graphFile`: the graph, its metadata saying which model, transcoders and target. */
-  readonly graph?: GraphFile;
+  /** With `graphFile`: the graph, its metadata saying which model, transcoders and target; links packed. */
+  readonly graph?: PackedGraphFile;
   /** Where Neuronpedia hosts the transcoder set, when it does: the paths' features link there. */
   readonly neuronpedia?: NeuronpediaTranscoders;
 }
@@ -109,7 +139,7 @@ export const CIRCUIT_REQUESTS = {
     mark?.("trace done");
     const summary = summariseTrace(traced, tokenText);
     const neuronpedia = neuronpediaTranscodersOf(folder, transcoders.scan);
-    const graph = params.graphFile ? graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText) : undefined;
+    const graph = params.graphFile ? packGraphFile(graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText)) : undefined;
     mark?.(graph ? "summary and graph file built" : "summary built");
     return {
       transcoders: transcoders.source ?? folder,
