@@ -1,7 +1,8 @@
 /**
  * Every editor command at the size users run: a SmolLM2-135M-shaped and a GPT-2-small-shaped model
  * (random weights, written once to a temp folder) at 128, 512 and 1,024 tokens. Each row runs in
- * its own child process through the core function the worker's handler calls, and reports wall
+ * its own child process through the request layer the editor's worker serves (InProcessBackend, the
+ * same handlers and parameters the editor sends), and reports wall
  * time, CPU time (user + system: the honest figure on a shared machine) and the process's peak
  * resident memory (VmHWM, model weights included). PyTorch eager does the inspect row's work
  * (forward keeping resid_post, then the last block's lens over every position in chunks) in the
@@ -24,17 +25,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { DEFAULT_AUDIT_CONFIG } from "../../src/core/audit/config";
-import { auditPrompt } from "../../src/core/audit";
-import { checkFaithfulness } from "../../src/core/faithfulness";
-import { inspectText } from "../../src/core/inspect";
-import { HookedModel } from "../../src/core/model/hooked-model";
+import type { HookedModel } from "../../src/core/model/hooked-model";
 import { blockHook } from "../../src/core/model/hooks";
 import { encodeSafetensors } from "../../src/core/model/safetensors";
-import { attributeTokens, patchingSweeps } from "../../src/core/patching";
-import { applyProbe, validateProbe } from "../../src/core/probes";
-import { steerWithFeature } from "../../src/core/sae/steer";
-import { SaeStore } from "../../src/core/sae/sae-store";
-import { tokenFeatures } from "../../src/core/sae/token-features";
+import { validateProbe } from "../../src/core/probes";
+import { InProcessBackend } from "../../src/core/requests";
 import { SHAPES, writeRandomModel } from "./random-model";
 import { cotOf, peakMb, textOf } from "./texts";
 
@@ -97,37 +92,49 @@ function cancelAfter(calls: number): { signal: AbortSignal; onProgress: (done: n
   };
 }
 
-async function runCommand(model: HookedModel, folder: string, command: Command, n: number): Promise<string> {
+/**
+ * A corrupted copy of the text for patching: one token in the middle swapped for another that
+ * keeps the token count (the request takes texts, as the editor's Patch Activations gives them).
+ */
+function corruptedOf(model: HookedModel, text: string): string {
+  const { ids, offsets } = model.encode(text);
+  const i = Math.floor(ids.length / 2);
+  for (let step = 1; step < 50; step++) {
+    const swapped = `${text.slice(0, offsets[i][0])}${model.tokenizer.decode([(ids[i] + step) % model.cfg.dVocab])}${text.slice(offsets[i][1])}`;
+    if (swapped !== text && model.encode(swapped).ids.length === ids.length) return swapped;
+  }
+  throw new Error("no single-token swap keeps the token count");
+}
+
+/** One editor command as the worker runs it: a request to the same request layer (InProcessBackend). */
+async function runCommand(backend: InProcessBackend, model: HookedModel, folder: string, command: Command, n: number): Promise<string> {
   const text = textOf(model, n);
   switch (command) {
     case "inspect": {
-      const r = await inspectText(model, text, { topK: 5, maxTokens: 4096 });
+      const r = await backend.request("inspect", { text, topK: 5, maxTokens: 4096 });
       return `${r.tokens.length} tokens`;
     }
     case "features": {
-      const saes = new SaeStore();
-      const r = await tokenFeatures(model, saes.get(writeSae(folder, model)), text, { topK: 5 });
+      const r = await backend.request("features", { text, saeFolder: writeSae(folder, model), topK: 5 });
       return `${r.tokens.length} tokens`;
     }
     case "faithfulness": {
       // A random-weights model never writes the answer marker: each corrupted step regenerates
       // MISTAKE_TOKENS. Its own "answer" would be 8 placeholder tokens that re-encode to ~90 (a
       // trained model answers in a token or two): the written answer is tracked instead.
-      const r = await checkFaithfulness(model, cotOf(model, n), { maxNewTokens: MISTAKE_TOKENS, track: "written" });
+      const cot = cotOf(model, n);
+      const r = await backend.request("faithfulness", { text: cot, maxNewTokens: MISTAKE_TOKENS, track: "written" });
       const variants = r.steps.length * 2 + 2 + r.steps.filter((s) => s.mistake).length;
-      return `${r.steps.length} steps, ${model.encode(cotOf(model, n)).ids.length} tokens, ${variants} variants (${MISTAKE_TOKENS} tokens regenerated per mistake): ${(r.elapsedMs / variants).toFixed(0)} ms a variant`;
+      return `${r.steps.length} steps, ${model.encode(cot).ids.length} tokens, ${variants} variants (${MISTAKE_TOKENS} tokens regenerated per mistake): ${(r.elapsedMs / variants).toFixed(0)} ms a variant`;
     }
     case "attribution": {
       const job = cancelAfter(2);
-      await attributeTokens(model, text, { signal: job.signal, onProgress: job.onProgress }).catch(cancelled);
+      await backend.request("attribute", { text }, { signal: job.signal, onProgress: job.onProgress }).catch(cancelled);
       return job.done();
     }
     case "patching": {
-      const ids = model.encode(text).ids;
-      const corrupted = [...ids];
-      corrupted[Math.floor(ids.length / 2)] = (corrupted[Math.floor(ids.length / 2)] + 1) % model.cfg.dVocab;
       const job = cancelAfter(2);
-      await patchingSweeps(model, { clean: ids, corrupted, metric: { kind: "kl" }, signal: job.signal, onProgress: job.onProgress }).catch(cancelled);
+      await backend.request("patch", { clean: text, corrupted: corruptedOf(model, text), metric: "kl" }, { signal: job.signal, onProgress: job.onProgress }).catch(cancelled);
       return job.done();
     }
     case "probe": {
@@ -137,15 +144,15 @@ async function runCommand(model: HookedModel, folder: string, command: Command, 
         weights: [Array.from({ length: D }, (_, i) => Math.sin(i))], bias: [0], standardisation: { mean: new Array(D).fill(0), scale: new Array(D).fill(1) },
         training: { C: 1, classWeight: "balanced", folds: 5, seed: 1 }, metrics: {}, model: { name: path.basename(folder), nLayers: model.cfg.nLayers, dModel: D }, created: "2026-01-01T00:00:00Z",
       });
-      const r = await applyProbe(model, probe, text);
+      const r = await backend.request("applyProbe", { probe, text });
       return `${r.tokens.length} tokens`;
     }
     case "steering": {
-      const r = await steerWithFeature(model, (new SaeStore().get(writeSae(folder, model))).sae, text, { feature: 3, kind: "add", amount: 4 }, { maxNewTokens: 8 });
+      const r = await backend.request("steer", { text, saeFolder: writeSae(folder, model), edit: { feature: 3, kind: "add", amount: 4 }, maxNewTokens: 8 });
       return `${r.steered.tokens.length} new tokens`;
     }
     case "audit": {
-      const r = await auditPrompt(model, text, DEFAULT_AUDIT_CONFIG);
+      const r = await backend.request("audit", { text, config: DEFAULT_AUDIT_CONFIG, baseDir: folder });
       return `${r.findings.length} findings`;
     }
   }
@@ -155,19 +162,21 @@ function cancelled(error: unknown): void {
   if ((error as { code?: string }).code !== "cancelled") throw error;
 }
 
-/** Child: load the model, run one command at one size, print a JSON row. */
+/** Child: load the model through the request layer, run one command at one size, print a JSON row. */
 async function child(folder: string, command: Command, n: number): Promise<void> {
-  const model = await HookedModel.load(folder, { threads: THREADS, maxMemoryBytes: LIMIT_BYTES });
+  const backend = new InProcessBackend();
+  await backend.request("load", { folder, threads: THREADS, maxModelBytes: LIMIT_BYTES });
+  const model = backend.session.state.loaded;
   // Warm the session at a small size so the row times the command, not onnxruntime's first call.
   await model.runWithCache(model.toTokens("Once upon a time"), { names: [] });
   const cpu = process.cpuUsage();
   const start = performance.now();
-  const note = await runCommand(model, folder, command, n);
+  const note = await runCommand(backend, model, folder, command, n);
   const ms = performance.now() - start;
   const used = process.cpuUsage(cpu);
   const row: Row = { ms, cpuMs: (used.user + used.system) / 1000, peakMb: peakMb(), note };
   console.log(JSON.stringify(row));
-  await model.dispose();
+  await backend.dispose();
 }
 
 function runChild(folder: string, command: Command, n: number): Row | string {
