@@ -14,6 +14,8 @@
  *     and by signed total effect instead of influence, to show what influence misses);
  * (c) zeroing each graph's 10 most influential feature nodes: the graph's predicted change of the
  *     target against the constrained (frozen) and free (real model) changes, Pearson over items;
+ *     Why (b) and (c) fall short: induction-sources.ts (where the tokens' influence goes in, and what
+ *     the real model needs) and free-intervention.ts (the free run four ways, with and without BOS).
  * (d) speed: a full graph of a 30-token prompt (model loaded; capture, rows, pruning, scores), wall
  *     and CPU time (the fair figure on a shared machine).
  *
