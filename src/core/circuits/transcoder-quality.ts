@@ -13,24 +13,8 @@ import { gatherActivations } from "../sae/activations";
 import { logSoftmax, tensor } from "../tensor/tensor";
 import { transcoderInput } from "./frozen-model";
 import { readLinearModelWeights } from "./model-weights";
-import { leadingSpecialToken, traceEncoding } from "./prompt";
-import { bosPositionsOf } from "./replacement";
 import { decode, encode, type FeatureInputHook, type TranscoderSet } from "./transcoder";
 import type { TranscoderData } from "./train-transcoder";
-
-/**
- * A text as a trace reads it (behind the BOS, prompt.ts), with the positions the graph holds
- * constant (the BOS in front) given no row: transcoders learn the residuals they will explain.
- */
-function asTraced(model: HookedModel): (text: string) => { ids: number[]; skip: number } {
-  return (text) => {
-    const { ids } = traceEncoding(model, text);
-    const bos = bosPositionsOf(ids, leadingSpecialToken(model.cfg));
-    let skip = 0;
-    while (bos.has(skip)) skip++;
-    return { ids, skip };
-  };
-}
 
 export async function gatherTranscoderData(model: HookedModel, texts: readonly string[], inputHook: FeatureInputHook, options: { maxTokens?: number; signal?: AbortSignal } = {}): Promise<TranscoderData> {
   const weights = readLinearModelWeights(model.folder, model.cfg);
@@ -38,10 +22,9 @@ export async function gatherTranscoderData(model: HookedModel, texts: readonly s
   const inputs: Float32Array[] = [];
   const outputs: Float32Array[] = [];
   let rows = 0;
-  const gather = { maxTokens: options.maxTokens, signal: options.signal, tokenize: asTraced(model) };
   for (let l = 0; l < model.cfg.nLayers; l++) {
-    const mid = await gatherActivations(model, blockHook(l, "hook_resid_mid"), texts, gather);
-    const out = await gatherActivations(model, blockHook(l, "hook_mlp_out"), texts, gather);
+    const mid = await gatherActivations(model, blockHook(l, "hook_resid_mid"), texts, { maxTokens: options.maxTokens, signal: options.signal });
+    const out = await gatherActivations(model, blockHook(l, "hook_mlp_out"), texts, { maxTokens: options.maxTokens, signal: options.signal });
     rows = mid.rows;
     inputs.push(transcoderInput(weights.blocks[l].norm2, inputHook, mid.data, mid.rows, D));
     outputs.push(out.data);
@@ -80,13 +63,10 @@ export async function evaluateTranscoders(model: HookedModel, set: TranscoderSet
   const fired = Array.from({ length: L }, () => new Uint8Array(F));
   let tokens = 0;
   const ce = { model: 0, replaced: 0, zero: 0, count: 0 };
-  const read = asTraced(model);
   for (const text of texts) {
     throwIfAborted(signal);
-    // Read as traced; the BOS rows are the graph's constants: scored nowhere, their MLPs left as they are.
-    const { ids: traced, skip } = read(text);
-    const ids = traced.slice(0, model.cfg.nCtx);
-    if (ids.length < skip + 2) continue;
+    const ids = model.toTokens(text).slice(0, model.cfg.nCtx);
+    if (ids.length < 2) continue;
     const T = ids.length;
     const names = Array.from({ length: L }, (_, l) => [blockHook(l, "hook_resid_mid"), blockHook(l, "hook_mlp_out")]).flat();
     const clean = await model.runWithCache(ids, { names, signal });
@@ -96,36 +76,35 @@ export async function evaluateTranscoders(model: HookedModel, set: TranscoderSet
     const recon = decode(set, acts, inputs, T);
     for (let l = 0; l < L; l++) {
       const y = clean.cache.get(blockHook(l, "hook_mlp_out")).data;
-      for (let i = skip * D; i < T * D; i++) {
+      for (let i = 0; i < T * D; i++) {
         const e = y[i] - recon[l][i];
         errSum[l] += e * e;
         ySum[l][i % D] += y[i];
         yySum[l] += y[i] * y[i];
       }
-      for (let i = skip * F; i < T * F; i++) if (acts[l][i] !== 0) {
+      for (let i = 0; i < T * F; i++) if (acts[l][i] !== 0) {
         active[l]++;
         fired[l][i % F] = 1;
       }
     }
-    tokens += T - skip;
+    tokens += T;
     // Every MLP replaced at once: layer l reads what the replaced layers before it produce.
     const replacedActs: Float32Array[] = Array.from({ length: L }, () => new Float32Array(T * F));
     const replacedInputs: Float32Array[] = Array.from({ length: L }, () => new Float32Array(T * D));
-    const replaced = Array.from({ length: T - skip }, (_, i) => skip + i);
     const replace = (upTo: number): Intervention[] => {
       const outs = decode(set, replacedActs, replacedInputs, T);
-      return Array.from({ length: upTo }, (_, m) => ({ hook: blockHook(m, "hook_mlp_out"), kind: "replace" as const, source: tensor(outs[m], [1, T, D]), positions: replaced }));
+      return Array.from({ length: upTo }, (_, m) => ({ hook: blockHook(m, "hook_mlp_out"), kind: "replace" as const, source: tensor(outs[m], [1, T, D]) }));
     };
     for (let l = 0; l < L; l++) {
       const { cache } = await model.runWithHooks(ids, replace(l), { names: [blockHook(l, "hook_resid_mid")], signal });
       replacedInputs[l] = transcoderInput(weights.blocks[l].norm2, set.inputHook, cache.get(blockHook(l, "hook_resid_mid")).data, T, D);
       replacedActs[l] = encode(set, l, replacedInputs[l], T);
     }
-    const replacedRun = await model.runWithHooks(ids, replace(L), { signal });
-    const zeroed = await model.runWithHooks(ids, Array.from({ length: L }, (_, m) => ({ hook: blockHook(m, "hook_mlp_out"), kind: "zero" as const, positions: replaced })), { signal });
+    const replaced = await model.runWithHooks(ids, replace(L), { signal });
+    const zeroed = await model.runWithHooks(ids, Array.from({ length: L }, (_, m) => ({ hook: blockHook(m, "hook_mlp_out"), kind: "zero" as const })), { signal });
     const c = crossEntropy(clean.logits.data, ids, V);
     ce.model += c.sum;
-    ce.replaced += crossEntropy(replacedRun.logits.data, ids, V).sum;
+    ce.replaced += crossEntropy(replaced.logits.data, ids, V).sum;
     ce.zero += crossEntropy(zeroed.logits.data, ids, V).sum;
     ce.count += c.count;
   }

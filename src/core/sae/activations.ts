@@ -17,12 +17,6 @@ export interface GatherOptions {
   readonly headIndex?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (doneTexts: number, totalTexts: number, tokens: number) => void;
-  /**
-   * How a text is read: its tokens, and how many leading ones give no row (default: the prompt
-   * encoding, every row kept). Transcoders read texts as a trace does, behind a BOS that the graph
-   * holds constant (circuits/prompt.ts), and leave that row out.
-   */
-  readonly tokenize?: (text: string) => { readonly ids: readonly number[]; readonly skip: number };
 }
 
 export interface Activations {
@@ -44,18 +38,15 @@ export async function gatherActivations(model: HookedModel, hook: string, texts:
   const batchSize = Math.max(1, Math.floor(options.batchSize ?? 32));
   const cap = options.maxTokens ?? Infinity;
   const encoded: number[][] = [];
-  const skips: number[] = [];
   let planned = 0;
   for (const text of texts) {
     if (planned >= cap) break;
     // As the model reads a prompt (Llama's <s> first). The <s> rows are kept: spliceSae replaces
     // every position, that one included, so the SAE has to reconstruct it too.
-    const read = options.tokenize?.(text) ?? { ids: model.toTokens(text), skip: 0 };
-    const ids = read.ids.slice(0, model.cfg.nCtx);
-    if (ids.length <= read.skip) continue;
+    const ids = model.toTokens(text).slice(0, model.cfg.nCtx);
+    if (ids.length === 0) continue;
     encoded.push(ids);
-    skips.push(read.skip);
-    planned += ids.length - read.skip;
+    planned += ids.length;
   }
   if (encoded.length === 0) throw new LoupeError("empty-input", "No tokens to gather SAE training data from: the texts are empty.");
   const rows = Math.min(planned, cap);
@@ -63,7 +54,7 @@ export async function gatherActivations(model: HookedModel, hook: string, texts:
   const order = encoded.map((_, i) => i).sort((a, b) => encoded[a].length - encoded[b].length);
   // Rows land in text order (not length order), so a caller's train/test split by text holds.
   const rowStart = new Int32Array(encoded.length);
-  for (let i = 1; i < encoded.length; i++) rowStart[i] = rowStart[i - 1] + encoded[i - 1].length - skips[i - 1];
+  for (let i = 1; i < encoded.length; i++) rowStart[i] = rowStart[i - 1] + encoded[i - 1].length;
   let done = 0;
   for (let from = 0; from < order.length; from += batchSize) {
     throwIfAborted(options.signal);
@@ -72,8 +63,8 @@ export async function gatherActivations(model: HookedModel, hook: string, texts:
     const activation = cache.get(hook);
     members.forEach((text, b) => {
       // The last text may be cut so the total is exactly maxTokens.
-      const length = Math.max(0, Math.min(encoded[text].length - skips[text], rows - rowStart[text]));
-      if (length > 0) copyTokenVectors(activation, b, length, options.headIndex, data, rowStart[text], d, skips[text]);
+      const length = Math.max(0, Math.min(encoded[text].length, rows - rowStart[text]));
+      if (length > 0) copyTokenVectors(activation, b, length, options.headIndex, data, rowStart[text], d);
     });
     done += members.length;
     options.onProgress?.(done, encoded.length, rows);

@@ -80,14 +80,14 @@ export function checkSaeFits(model: HookedModel, sae: Sae): void {
 }
 
 /**
- * Copy the SAE's input vectors for batch row b, positions [fromPos, fromPos + length), out of a hook activation
+ * Copy the SAE's input vectors for batch row b, positions [0, length), out of a hook activation
  * ([B, T, ...]) into out at row outRow. Rows are contiguous per token except for one-head SAEs.
  */
-export function copyTokenVectors(activation: Tensor, b: number, length: number, headIndex: number | undefined, out: Float32Array, outRow: number, d_in: number, fromPos = 0): void {
+export function copyTokenVectors(activation: Tensor, b: number, length: number, headIndex: number | undefined, out: Float32Array, outRow: number, d_in: number): void {
   const T = activation.dims[1];
   const perToken = activation.data.length / (activation.dims[0] * T);
   for (let t = 0; t < length; t++) {
-    const src = (b * T + fromPos + t) * perToken + (headIndex === undefined ? 0 : headIndex * d_in);
+    const src = (b * T + t) * perToken + (headIndex === undefined ? 0 : headIndex * d_in);
     out.set(activation.data.subarray(src, src + d_in), (outRow + t) * d_in);
   }
 }

@@ -1,7 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
-import { encode, gatherTranscoderData, loadTranscoders, saveTranscoders, traceEncoding, trainTranscoders, type TranscoderData, type TranscoderSet } from "../../../src/core/circuits";
-import { blockHook } from "../../../src/core/model/hooks";
+import { encode, gatherTranscoderData, loadTranscoders, saveTranscoders, trainTranscoders, type TranscoderData, type TranscoderSet } from "../../../src/core/circuits";
 import { HookedModel } from "../../../src/core/model/hooked-model";
 import { rejectsWith } from "../../helpers/errors";
 import { scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
@@ -61,29 +60,5 @@ describe("JumpReLU transcoder training", function () {
     assert.deepEqual(loaded.activation, { kind: "jumprelu" });
     assert.deepEqual(Array.from(loaded.layers[1].threshold!), Array.from(penalised.layers[1].threshold!));
     await rejectsWith(trainTranscoders(data, { kind: "plt", dTranscoder: 8, k: 1, activation: "jumprelu", bandwidth: 0, inputHook: "mlp.hook_in" }), "bad-argument", /bandwidth > 0/);
-  });
-});
-
-describe("transcoder training data", function () {
-  this.timeout(60_000);
-
-  it("is read as a trace reads the text: behind the BOS, whose row (a constant of the graph) is left out", async () => {
-    const model = await HookedModel.load(TINY_GPT2, { cacheDir: null, threads: 1 });
-    try {
-      const texts = TEXTS.slice(0, 3);
-      const data = await gatherTranscoderData(model, texts, "hook_resid_mid");
-      const traced = texts.map((t) => traceEncoding(model, t));
-      assert.ok(traced.every((e) => e.lead === 1 && e.ids[0] === model.cfg.bosTokenId), "GPT-2 traces behind <|endoftext|>");
-      assert.equal(data.rows, traced.reduce((sum, e) => sum + e.ids.length - 1, 0));
-      // Rows of the second text: the traced run's residuals at its positions 1.. (not a BOS-less run's).
-      const { cache } = await model.runWithCache(traced[1].ids, { names: [blockHook(1, "hook_resid_mid"), blockHook(1, "hook_mlp_out")] });
-      const D = model.cfg.dModel;
-      const from = traced[0].ids.length - 1;
-      const count = traced[1].ids.length - 1;
-      assert.deepEqual(Array.from(data.inputs[1].subarray(from * D, (from + count) * D)), Array.from(cache.get(blockHook(1, "hook_resid_mid")).data.subarray(D)));
-      assert.deepEqual(Array.from(data.outputs[1].subarray(from * D, (from + count) * D)), Array.from(cache.get(blockHook(1, "hook_mlp_out")).data.subarray(D)));
-    } finally {
-      await model.dispose();
-    }
   });
 });
