@@ -14,6 +14,8 @@
  *     and by signed total effect instead of influence, to show what influence misses);
  * (c) zeroing each graph's 10 most influential feature nodes: the graph's predicted change of the
  *     target against the constrained (frozen) and free (real model) changes, Pearson over items;
+ *     Why (b) and (c) fall short: induction-sources.ts (where the tokens' influence goes in, and what
+ *     the real model needs) and free-intervention.ts (the free run four ways, with and without BOS).
  * (d) speed: a full graph of a 30-token prompt (model loaded; capture, rows, pruning, scores), wall
  *     and CPU time (the fair figure on a shared machine).
  *
@@ -29,26 +31,13 @@ import { HookedModel } from "../../src/core/model/hooked-model";
 import { firstDistinctTokens } from "../../src/core/patching/metrics";
 import { renderTable } from "../../src/cli/format";
 import { generateHeldout } from "../tasks/generate";
+import { inductionCut } from "./induction-cut";
 import { scaleChild, scaleRows } from "./scale-row";
+import { pearson, REFERENCE_OPTIONS } from "./stats";
 import type { TaskRecord } from "../tasks/record";
 
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const f3 = (x: number) => x.toFixed(3);
-
-function pearson(a: readonly number[], b: readonly number[]): number {
-  const n = a.length;
-  const ma = a.reduce((s, x) => s + x, 0) / n;
-  const mb = b.reduce((s, x) => s + x, 0) / n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return sab / Math.sqrt(saa * sbb);
-}
 
 /** Token positions of a span's characters. */
 function positionsOf(offsets: readonly (readonly [number, number])[], span: { start: number; end: number } | undefined): number[] {
@@ -149,31 +138,22 @@ async function inductionSection(model: HookedModel, name: string, set: Transcode
   let signedHits = 0;
   let n = 0;
   for (const r of items) {
-    const enc = traceEncoding(model, r.text);
-    const repeatStart = Number(r.meta.repeatStart);
-    const first = enc.offsets.findIndex(([s]) => s >= repeatStart);
-    const end = enc.offsets.findIndex(([s]) => s >= r.text.length - 1);
-    const t = first + Math.floor((end - first) / 2);
-    if (first < enc.lead + 2 || t + 1 >= enc.ids.length) continue;
-    const tokens = enc.ids.slice(0, t + 1);
-    // The earlier copy: the latest j in the first half whose token and predecessor match t's.
-    let j = -1;
-    for (let k = first - 1; k > 0; k--) if (tokens[k] === tokens[t] && tokens[k - 1] === tokens[t - 1]) { j = k; break; }
-    if (j < 0) continue;
-    // The token holding the "|" (the repeat's first word token carries the space after it, so it is not first - 1).
-    const separator = enc.offsets.findIndex(([s, e]) => s <= repeatStart - 2 && e > repeatStart - 2);
+    const cut = inductionCut(model, r);
+    if (!cut) continue;
+    const { encoding: enc, tokens, copy, separator } = cut;
+    const t = tokens.length - 1;
     const rep = await buildReplacement(model, set, tokens);
-    const g = attributeReplacement(rep, { targets: { kind: "token", token: enc.ids[t + 1] } }, (id) => model.tokenizer.decode([id]));
+    const g = attributeReplacement(rep, { targets: { kind: "token", token: cut.next } }, (id) => model.tokenizer.decode([id]));
     const pruned = pruneGraph(g.adjacency, g.layout, g.targets.map((x) => x.probability));
     n++;
     // Every prompt token competes (the leading special token is a constant, not a prompt token).
     const ranked = rankedTokens(pruned.nodeInfluence, tokenNode(g.layout, 0), tokens.length, enc.lead);
-    if (ranked[0] === j + 1) hits++;
-    if (ranked.filter((p) => p !== t)[0] === j + 1) hitsBesideCurrent++;
-    if (ranked.slice(0, 2).includes(j + 1)) inTop2++;
+    if (ranked[0] === copy) hits++;
+    if (ranked.filter((p) => p !== t)[0] === copy) hitsBesideCurrent++;
+    if (ranked.slice(0, 2).includes(copy)) inTop2++;
     if (ranked[0] === separator) separatorTop++;
     if (ranked[0] === enc.lead) firstWordTop++;
-    if (rankedTokens(signedTotals(g), tokenNode(g.layout, 0), tokens.length, enc.lead)[0] === j + 1) signedHits++;
+    if (rankedTokens(signedTotals(g), tokenNode(g.layout, 0), tokens.length, enc.lead)[0] === copy) signedHits++;
   }
   rows.push([`${name}: induction, the token after the earlier copy is the top token node`, pct(hits / n), `>= 90%; ${n} items`]);
   rows.push([`${name}: induction, ... top once the current (last) token is left out`, pct(hitsBesideCurrent / n), ""]);
@@ -191,11 +171,7 @@ async function main(): Promise<void> {
       "max-feature-nodes": { type: "string", default: "7500" },
       tokens: { type: "string", default: "64" },
       threads: { type: "string", default: "2" },
-      model: { type: "string", default: "models/reference" },
-      plt: { type: "string", default: "models/reference/transcoders/plt" },
-      clt: { type: "string", default: "models/reference/transcoders/clt" },
-      items: { type: "string", default: "40" },
-      seed: { type: "string", default: "5" },
+      ...REFERENCE_OPTIONS,
     },
   });
   if (values.shape !== undefined) {

@@ -8,11 +8,14 @@
  * it ends at source nodes (token embeddings and error nodes), so a token's influence is its share
  * of the answer's input traced back to where it enters the model. A step's share is the sum over
  * its tokens divided by the influence of every source (tokens and errors together), so the shares
- * of the question, the steps, the marker and the errors add up to 1.
+ * of the question, the steps, the marker and the errors add up to 1. The prompt is traced as
+ * `loupe trace` traces it, behind the leading BOS (circuits/prompt.ts); that token is not in the
+ * text and gets no share (it is a constant of the graph, as in the Circuit influence lens).
  */
 import { attribute, tokenNode, type AttributionGraph } from "../circuits/attribution";
 import { bundledTranscoders } from "../circuits/summary";
 import { loadTranscoders } from "../circuits/transcoder-files";
+import { traceEncoding } from "../circuits/prompt";
 import { influence, logitWeights, nodeCount, normaliseRows } from "../circuits/prune";
 import type { TranscoderSet } from "../circuits/transcoder";
 import { LoupeError, throwIfAborted } from "../errors";
@@ -53,8 +56,9 @@ export interface CircuitFaithfulness extends CircuitShares {
 
 /**
  * Shares of each region of a segmented prompt in a graph's influence on its targets. `offsets` are
- * the graph's prompt tokens' [start, end) in `seg.text` ([0, 0] for a BOS); a token belongs to the
- * first step its characters overlap (a leading space sits between steps).
+ * the graph's prompt tokens' [start, end) in `seg.text`; a token belongs to the first step its
+ * characters overlap (a leading space sits between steps). Tokens not in the text (an empty range:
+ * the leading BOS) count nowhere, not even in the total.
  */
 export function circuitShares(graph: Pick<AttributionGraph, "layout" | "adjacency" | "targets">, offsets: readonly (readonly [number, number])[], seg: Segmentation): CircuitShares {
   const { layout } = graph;
@@ -70,7 +74,8 @@ export function circuitShares(graph: Pick<AttributionGraph, "layout" | "adjacenc
   );
   let errors = 0;
   for (let i = layout.nFeatures; i < layout.nFeatures + layout.nErrors; i++) errors += inf[i];
-  const tokenInfluence = offsets.map((_, pos) => inf[tokenNode(layout, pos)]);
+  const inText = ([start, end]: readonly [number, number]) => end > start;
+  const tokenInfluence = offsets.map((range, pos) => (inText(range) ? inf[tokenNode(layout, pos)] : 0));
   const total = errors + tokenInfluence.reduce((a, b) => a + b, 0);
   const share = (x: number) => (total > 0 ? x / total : 0);
 
@@ -78,6 +83,7 @@ export function circuitShares(graph: Pick<AttributionGraph, "layout" | "adjacenc
   let question = 0;
   let marker = 0;
   offsets.forEach(([start, end], pos) => {
+    if (!inText([start, end])) return;
     const step = seg.steps.findIndex((s) => start < s.end && end > s.start);
     if (step >= 0) {
       stepSums[step].influence += tokenInfluence[pos];
@@ -111,10 +117,10 @@ export async function circuitFaithfulness(
   const started = performance.now();
   if (!seg.marker) throw new LoupeError("bad-argument", "Faithfulness through the circuit needs the answer marker: the graph explains the answer's first token after it.");
   const prefix = seg.text.slice(0, seg.marker.end);
-  const { ids, offsets, lead } = model.encode(prefix + answer);
+  const { ids, offsets, lead } = traceEncoding(model, prefix + answer);
   // The first token reaching past the prefix starts the answer (a token straddling the boundary included).
   const answerAt = offsets.findIndex(([, end], t) => t >= lead && end > prefix.length);
-  if (answerAt <= 0) throw new LoupeError("bad-argument", `The answer ${JSON.stringify(answer)} adds no token after the prompt: nothing to trace.`);
+  if (answerAt <= lead) throw new LoupeError("bad-argument", `The answer ${JSON.stringify(answer)} adds no token after the prompt: nothing to trace.`);
   throwIfAborted(options.signal);
   const graph = await attribute(model, transcoders, ids.slice(0, answerAt), {
     targets: { kind: "token", token: ids[answerAt] },

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
-import { attribute, influence, logitWeights, nodeCount, normaliseRows, randomTranscoders, saveTranscoders, tokenNode, type AttributionGraph, type TranscoderSet } from "../../../src/core/circuits";
+import { attribute, influence, logitWeights, nodeCount, normaliseRows, randomTranscoders, saveTranscoders, tokenNode, trace, traceEncoding, type AttributionGraph, type TranscoderSet } from "../../../src/core/circuits";
 import { checkFaithfulness } from "../../../src/core/faithfulness/battery";
 import { circuitFaithfulness, circuitShares, withCircuit } from "../../../src/core/faithfulness/circuit-shares";
 import { segmentPrompt, type Segmentation } from "../../../src/core/faithfulness/segment";
@@ -83,16 +83,30 @@ describe("faithfulness through the circuit (tiny GPT-2, random transcoders)", fu
     assert.ok(Math.abs(after.question + after.reasoning + after.marker + after.errors - 1) < 1e-9);
   });
 
-  it("traces the answer's first token after the marker, on the prompt through the marker", async () => {
+  it("traces as `loupe trace` does: behind the leading BOS, each step's share the sum of trace()'s influence over its text tokens", async () => {
     const withAnswer = `${PROMPT}${ANSWER}. More text after it.`;
     const c = await circuitFaithfulness(model, set, segmentPrompt(withAnswer), ANSWER);
     assert.equal(c.target, model.tokenizer.decode([model.tokenizer.encode(ANSWER).ids[0]]));
-    const expected = circuitShares(graph, offsets, seg);
-    assert.ok(Math.abs(c.reasoning - expected.reasoning) < 1e-6, `${c.reasoning} vs ${expected.reasoning}`);
-    assert.deepEqual(
-      c.steps.map((s) => s.tokens),
-      expected.steps.map((s) => s.tokens),
-    );
+
+    const encoding = traceEncoding(model, PROMPT);
+    assert.equal(encoding.lead, 1, "GPT-2 traces behind its <|endoftext|>");
+    const traced = await trace(model, set, encoding.ids, { targets: { kind: "token", token: model.tokenizer.encode(ANSWER).ids[0] } });
+    const { layout } = traced.graph;
+    const inf = traced.pruned.nodeInfluence;
+    let errors = 0;
+    for (let i = layout.nFeatures; i < layout.nFeatures + layout.nErrors; i++) errors += inf[i];
+    const textTokens = encoding.offsets.map((_, p) => p).filter((p) => p >= encoding.lead);
+    assert.ok(inf[tokenNode(layout, 0)] > 0, "the BOS node carries influence in the graph, which the shares must leave out");
+    const total = errors + textTokens.reduce((sum, p) => sum + inf[tokenNode(layout, p)], 0);
+    seg.steps.forEach((step, i) => {
+      const inside = textTokens.filter((p) => encoding.offsets[p][1] > step.start && encoding.offsets[p][0] < step.end);
+      assert.equal(c.steps[i].tokens, inside.length);
+      const expected = inside.reduce((sum, p) => sum + inf[tokenNode(layout, p)], 0) / total;
+      assert.ok(Math.abs(c.steps[i].share - expected) < 1e-6, `step ${i}: ${c.steps[i].share} vs trace's ${expected}`);
+    });
+    assert.ok(Math.abs(c.errors - errors / total) < 1e-6, `errors: ${c.errors} vs trace's ${errors / total}`);
+    assert.ok(Math.abs(c.question + c.reasoning + c.marker + c.errors - 1) < 1e-9);
+    assert.equal(c.featureNodes, layout.nFeatures);
   });
 
   it("adds the circuit to a battery report, from a named set or the model's own; without one it says why, or fails when required", async () => {
