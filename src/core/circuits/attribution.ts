@@ -12,6 +12,7 @@
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { RowComputer, type TargetRow } from "./backward-rows";
+import { runInJs, runWithOrt, type OrtProductOptions, type ProductSteps } from "./dense-products";
 import type { NodeLayout } from "./prune";
 import { buildReplacement, type ActiveFeature, type ReplacementModel } from "./replacement";
 import { selectTargets, type LogitTarget, type TargetSpec } from "./targets";
@@ -28,6 +29,14 @@ export interface AttributionOptions {
   readonly maxMemoryBytes?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (rowsDone: number, rowsTotal: number) => void;
+  /**
+   * Where the rows' dense products run (attribute() and attributeReplacementAsync): "auto"
+   * (default) sends the big ones to onnxruntime, "onnxruntime" every one, "js" none (the scalar
+   * JavaScript kernel, the reference path).
+   */
+  readonly products?: "auto" | "onnxruntime" | "js";
+  /** onnxruntime's intra-op threads for the products (default: every core). */
+  readonly threads?: number;
 }
 
 const DEFAULT_BATCH = 64;
@@ -109,10 +118,23 @@ export function logitNode(layout: NodeLayout, j: number): number {
 export async function attribute(model: HookedModel, transcoders: TranscoderSet, tokens: readonly number[], options: AttributionOptions = {}): Promise<AttributionGraph> {
   const replacement = await buildReplacement(model, transcoders, tokens, options.signal);
   const label = (id: number) => model.tokenizer.decode([id]);
-  return attributeReplacement(replacement, options, label);
+  return attributeReplacementAsync(replacement, options, label);
 }
 
+/** The graph of a replacement model with every product on the JavaScript kernel (synchronous; the reference path). */
 export function attributeReplacement(r: ReplacementModel, options: AttributionOptions, tokenLabel: (id: number) => string): AttributionGraph {
+  return runInJs(attributionSteps(r, options, tokenLabel));
+}
+
+/** The same graph with the big products in onnxruntime (see options.products): equal within float32 rounding. */
+export async function attributeReplacementAsync(r: ReplacementModel, options: AttributionOptions, tokenLabel: (id: number) => string): Promise<AttributionGraph> {
+  const steps = attributionSteps(r, options, tokenLabel);
+  if (options.products === "js") return runInJs(steps);
+  const ort: OrtProductOptions = { ...(options.threads === undefined ? {} : { threads: options.threads }), ...(options.products === "onnxruntime" ? { minMultiplyAdds: 0 } : {}) };
+  return runWithOrt(steps, ort);
+}
+
+function* attributionSteps(r: ReplacementModel, options: AttributionOptions, tokenLabel: (id: number) => string): ProductSteps<AttributionGraph> {
   const { frozen, transcoders: set } = r;
   const T = frozen.nPos;
   const L = frozen.nLayers;
@@ -133,20 +155,20 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
   const rows = new Float32Array(rowsNeeded * nAllNodes);
   const rowOfNode = new Int32Array(nAllNodes).fill(-1);
   let rowsDone = 0;
-  const run = (nodes: number[], specs: TargetRow[]) => {
+  function* run(nodes: number[], specs: TargetRow[]): ProductSteps {
     const batch = batchSize;
     for (let start = 0; start < specs.length; start += batch) {
       throwIfAborted(options.signal);
       const part = specs.slice(start, start + batch);
       const out = rows.subarray(rowsDone * nAllNodes, (rowsDone + part.length) * nAllNodes);
-      computer.compute(part, out);
+      yield* computer.compute(part, out);
       nodes.slice(start, start + batch).forEach((node, i) => (rowOfNode[node] = rowsDone + i));
       rowsDone += part.length;
       options.onProgress?.(rowsDone, rowsNeeded);
     }
-  };
+  }
   const logitRowsAt = nAll + errorCount + T;
-  run(
+  yield* run(
     targets.map((_, j) => logitRowsAt + j),
     targets.map((t) => ({ layer: L, pos: T - 1, vector: t.vector })),
   );
@@ -155,7 +177,7 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
   if (maxFeatures === nAll) {
     // Sorted by layer then position: a batch's rows start near the same place.
     selected = allFeatures.map((_, i) => i);
-    run(selected, selected.map(featureRow));
+    yield* run(selected, selected.map(featureRow));
   } else {
     // circuit-tracer's phases: rank the features not yet expanded by their influence through the
     // rows known so far, expand the most influential batch, repeat until the budget is spent.
@@ -169,7 +191,7 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
       const order = allFeatures.map((_, i) => i).filter((i) => !expanded[i]).sort((a, b) => inf[b] - inf[a] || a - b);
       const next = order.slice(0, Math.min(batch, maxFeatures - selected.length));
       next.forEach((i) => (expanded[i] = 1));
-      run(next, next.map(featureRow));
+      yield* run(next, next.map(featureRow));
       selected.push(...next);
     }
     selected.sort((a, b) => a - b);
@@ -202,7 +224,7 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
 export function directEffects(r: ReplacementModel, vector: Float32Array, layer: number, pos: number): Float32Array {
   const n = r.features.length + r.frozen.nLayers * r.frozen.nPos + r.frozen.nPos;
   const out = new Float32Array(n);
-  new RowComputer(r, n).compute([{ layer, pos, vector }], out);
+  runInJs(new RowComputer(r, n).compute([{ layer, pos, vector }], out));
   return out;
 }
 

@@ -10,9 +10,16 @@
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { blockHook } from "../model/hooks";
-import { matmul, matmulTransposed } from "./linalg";
+import { product, type ProductSteps } from "./dense-products";
+import { matmul } from "./linalg";
 import { readLinearModelWeights, type LinearModelWeights, type NormWeights } from "./model-weights";
 import type { FeatureInputHook } from "./transcoder";
+
+/** Rows start .. start + extent - 1 of a [rows, d_model] buffer: one gradient row's positions 0 .. extent - 1. */
+export interface PositionSpan {
+  readonly start: number;
+  readonly extent: number;
+}
 
 export interface FrozenLayer {
   /** [heads, T, T] attention pattern (query, key). */
@@ -158,20 +165,18 @@ export class FrozenModel {
    * g [m, d_model]: each row's gradient at position q[r] of the block's output; added into `into`
    * at rows (base[r] + k) for k <= q[r].
    */
-  attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array): Float32Array[] {
+  *attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array): ProductSteps<Float32Array[]> {
     const T = this.nPos;
     const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
-    const u = new Float32Array(m * HD);
-    matmulTransposed(g, block.W_O, u, m, D, HD);
+    const u = yield product(g, block.W_O, m, D, HD);
     const heads = this.valueHeads(l);
-    const uh = new Float32Array(m * Dh);
     const y: Float32Array[] = [];
     for (let h = 0; h < H; h++) {
+      const uh = new Float32Array(m * Dh);
       for (let r = 0; r < m; r++) uh.set(u.subarray(r * HD + h * Dh, r * HD + (h + 1) * Dh), r * Dh);
-      const yh = new Float32Array(m * D);
-      matmulTransposed(uh, heads[Math.floor(h / this.groupSize)], yh, m, Dh, D);
+      const yh = yield product(uh, heads[Math.floor(h / this.groupSize)], m, Dh, D);
       for (let r = 0; r < m; r++) normBackwardLinear(block.norm1, yh, r * D, D);
       y.push(yh);
     }
@@ -203,22 +208,20 @@ export class FrozenModel {
    *
    * V [m * nb, d_model]: row r's basis vectors at rows r * nb ..; c[r] [(q[r] + 1), nb].
    */
-  attentionBackwardFromBasis(l: number, V: Float32Array, nb: number, c: readonly Float32Array[], q: Int32Array, into: Float32Array, base: Int32Array): void {
+  *attentionBackwardFromBasis(l: number, V: Float32Array, nb: number, c: readonly Float32Array[], q: Int32Array, into: Float32Array, base: Int32Array): ProductSteps {
     const T = this.nPos;
     const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
     const m = q.length;
     const rows = m * nb;
-    const z = new Float32Array(rows * HD);
-    matmulTransposed(V, block.W_O, z, rows, D, HD);
+    const z = yield product(V, block.W_O, rows, D, HD);
     const heads = this.valueHeads(l);
-    const zh = new Float32Array(rows * Dh);
     const y: Float32Array[] = [];
     for (let h = 0; h < H; h++) {
+      const zh = new Float32Array(rows * Dh);
       for (let i = 0; i < rows; i++) zh.set(z.subarray(i * HD + h * Dh, i * HD + (h + 1) * Dh), i * Dh);
-      const yh = new Float32Array(rows * D);
-      matmulTransposed(zh, heads[Math.floor(h / this.groupSize)], yh, rows, Dh, D);
+      const yh = yield product(zh, heads[Math.floor(h / this.groupSize)], rows, Dh, D);
       for (let i = 0; i < rows; i++) normBackwardLinear(block.norm1, yh, i * D, D);
       y.push(yh);
     }
@@ -251,37 +254,52 @@ export class FrozenModel {
   }
 
   /**
-   * Transpose of layer l's frozen attention for one row of gradients over positions 0 .. extent-1:
-   * g [extent, d_model] at the block's output -> added into `into` [extent, d_model] at its input.
-   * Later positions are zero (causal attention never carries them back).
+   * Transpose of layer l's frozen attention for rows of gradients over positions 0 .. extent-1,
+   * all rows' products at once: row r's gradient at the block's output is g's position rows
+   * start[r] .. start[r] + extent[r] - 1 ([d_model] each), added into `into` at the same rows of its
+   * input. Later positions are zero (causal attention never carries them back).
    */
-  attentionBackward(l: number, g: Float32Array, extent: number, into: Float32Array): void {
+  *attentionBackward(l: number, g: Float32Array, rows: readonly PositionSpan[], into: Float32Array): ProductSteps {
     const T = this.nPos;
     const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
     const KD = KV * Dh;
     const P = this.layers[l].pattern;
-    const u = new Float32Array(extent * HD);
-    matmulTransposed(g, block.W_O, u, extent, D, HD);
+    const total = rows.reduce((n, r) => n + r.extent, 0);
+    const gathered = new Float32Array(total * D);
+    let at = 0;
+    for (const { start, extent } of rows) {
+      gathered.set(g.subarray(start * D, (start + extent) * D), at * D);
+      at += extent;
+    }
+    const u = yield product(gathered, block.W_O, total, D, HD);
     // Mix over positions with the frozen pattern (queries q -> keys k <= q), summing a KV group's heads.
-    const w = new Float32Array(extent * KD);
-    for (let h = 0; h < H; h++) {
-      const kv = Math.floor(h / this.groupSize);
-      for (let q = 0; q < extent; q++) {
-        const src = q * HD + h * Dh;
-        for (let k = 0; k <= q; k++) {
-          const p = P[(h * T + q) * T + k];
-          if (p === 0) continue;
-          const dst = k * KD + kv * Dh;
-          for (let d = 0; d < Dh; d++) w[dst + d] += p * u[src + d];
+    const w = new Float32Array(total * KD);
+    at = 0;
+    for (const { extent } of rows) {
+      for (let h = 0; h < H; h++) {
+        const kv = Math.floor(h / this.groupSize);
+        for (let q = 0; q < extent; q++) {
+          const src = (at + q) * HD + h * Dh;
+          for (let k = 0; k <= q; k++) {
+            const p = P[(h * T + q) * T + k];
+            if (p === 0) continue;
+            const dst = (at + k) * KD + kv * Dh;
+            for (let d = 0; d < Dh; d++) w[dst + d] += p * u[src + d];
+          }
         }
       }
+      at += extent;
     }
     // y = w @ W_V^T, then back through norm1's frozen linear part.
-    const y = new Float32Array(extent * D);
-    matmulTransposed(w, block.W_V, y, extent, KD, D);
-    for (let t = 0; t < extent; t++) normBackward(block.norm1, this.layers[l].invScale1[t], y, t * D, into, t * D, D);
+    const y = yield product(w, block.W_V, total, KD, D);
+    const inv = this.layers[l].invScale1;
+    at = 0;
+    for (const { start, extent } of rows) {
+      for (let t = 0; t < extent; t++) normBackward(block.norm1, inv[t], y, (at + t) * D, into, (start + t) * D, D);
+      at += extent;
+    }
   }
 
   /** W_V of layer l split by KV head, each [d_model, d_head] with contiguous rows (for row-times-row products). */
