@@ -10,7 +10,7 @@
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { blockHook } from "../model/hooks";
-import { product, type ProductSteps } from "./dense-products";
+import { batchedProduct, product, Scratch, type ProductSteps } from "./dense-products";
 import { matmul } from "./linalg";
 import { readLinearModelWeights, type LinearModelWeights, type NormWeights } from "./model-weights";
 import type { FeatureInputHook } from "./transcoder";
@@ -165,18 +165,18 @@ export class FrozenModel {
    * g [m, d_model]: each row's gradient at position q[r] of the block's output; added into `into`
    * at rows (base[r] + k) for k <= q[r].
    */
-  *attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array): ProductSteps<Float32Array[]> {
+  *attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array, scratch = new Scratch()): ProductSteps<Float32Array[]> {
     const T = this.nPos;
     const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
-    const u = yield product(g, block.W_O, m, D, HD);
+    const u = yield product(g, block.W_O, m, D, HD, scratch.take("single.u", m * HD));
     const heads = this.valueHeads(l);
     const y: Float32Array[] = [];
+    const uh = scratch.take("single.uh", m * Dh);
     for (let h = 0; h < H; h++) {
-      const uh = new Float32Array(m * Dh);
       for (let r = 0; r < m; r++) uh.set(u.subarray(r * HD + h * Dh, r * HD + (h + 1) * Dh), r * Dh);
-      const yh = yield product(uh, heads[Math.floor(h / this.groupSize)], m, Dh, D);
+      const yh = yield product(uh, heads[Math.floor(h / this.groupSize)], m, Dh, D, scratch.take(`single.y${h}`, m * D));
       for (let r = 0; r < m; r++) normBackwardLinear(block.norm1, yh, r * D, D);
       y.push(yh);
     }
@@ -208,48 +208,54 @@ export class FrozenModel {
    *
    * V [m * nb, d_model]: row r's basis vectors at rows r * nb ..; c[r] [(q[r] + 1), nb].
    */
-  *attentionBackwardFromBasis(l: number, V: Float32Array, nb: number, c: readonly Float32Array[], q: Int32Array, into: Float32Array, base: Int32Array): ProductSteps {
+  *attentionBackwardFromBasis(l: number, V: Float32Array, nb: number, c: readonly Float32Array[], q: Int32Array, into: Float32Array, base: Int32Array, scratch = new Scratch()): ProductSteps {
     const T = this.nPos;
     const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
     const m = q.length;
     const rows = m * nb;
-    const z = yield product(V, block.W_O, rows, D, HD);
+    const z = yield product(V, block.W_O, rows, D, HD, scratch.take("basis.z", rows * HD));
     const heads = this.valueHeads(l);
     const y: Float32Array[] = [];
+    const zh = scratch.take("basis.zh", rows * Dh);
     for (let h = 0; h < H; h++) {
-      const zh = new Float32Array(rows * Dh);
       for (let i = 0; i < rows; i++) zh.set(z.subarray(i * HD + h * Dh, i * HD + (h + 1) * Dh), i * Dh);
-      const yh = yield product(zh, heads[Math.floor(h / this.groupSize)], rows, Dh, D);
+      const yh = yield product(zh, heads[Math.floor(h / this.groupSize)], rows, Dh, D, scratch.take(`basis.y${h}`, rows * D));
       for (let i = 0; i < rows; i++) normBackwardLinear(block.norm1, yh, i * D, D);
       y.push(yh);
     }
+    // Row r's gradient at key k is sum over (h, j) of w[k, h, j] * y_h[r * nb + j], with
+    // w[k, h, j] = inv[k] * sum over queries k2 >= k of P[h, k2, k] * c[k2, j]: one [keys, H * nb]
+    // by [H * nb, d_model] product per row, all rows in one batched product.
     const P = this.layers[l].pattern;
     const inv = this.layers[l].invScale1;
-    const e = new Float32Array(nb);
+    const keys = Math.max(...q) + 1;
+    const width = H * nb;
+    const w = scratch.take("basis.w", m * keys * width, true);
+    const ys = scratch.take("basis.ys", m * width * D);
     for (let r = 0; r < m; r++) {
       const qr = q[r];
       const cr = c[r];
-      for (let k = 0; k <= qr; k++) {
-        const dst = (base[r] + k) * D;
-        for (let h = 0; h < H; h++) {
-          // e[j] = inv[k] * sum over queries k2 >= k of P[h, k2, k] * c[k2, j]
-          e.fill(0);
+      for (let h = 0; h < H; h++) {
+        for (let k = 0; k <= qr; k++) {
+          const at = (r * keys + k) * width + h * nb;
           for (let k2 = k; k2 <= qr; k2++) {
             const p = P[(h * T + k2) * T + k];
             if (p === 0) continue;
-            for (let j = 0; j < nb; j++) e[j] += p * cr[k2 * nb + j];
+            for (let j = 0; j < nb; j++) w[at + j] += p * cr[k2 * nb + j];
           }
-          const yh = y[h];
-          for (let j = 0; j < nb; j++) {
-            const w = e[j] * inv[k];
-            if (w === 0) continue;
-            const src = (r * nb + j) * D;
-            for (let d = 0; d < D; d++) into[dst + d] += w * yh[src + d];
-          }
+          for (let j = 0; j < nb; j++) w[at + j] *= inv[k];
         }
+        ys.set(y[h].subarray(r * nb * D, (r + 1) * nb * D), (r * width + h * nb) * D);
       }
+    }
+    const mixed = yield batchedProduct(w, ys, m, keys, width, D, { m: Int32Array.from(q, (qr) => qr + 1), n: new Int32Array(m).fill(D) }, scratch.take("basis.mixed", m * keys * D));
+    for (let r = 0; r < m; r++) {
+      const n = (q[r] + 1) * D;
+      const src = r * keys * D;
+      const dst = base[r] * D;
+      for (let i = 0; i < n; i++) into[dst + i] += mixed[src + i];
     }
   }
 
@@ -259,7 +265,7 @@ export class FrozenModel {
    * start[r] .. start[r] + extent[r] - 1 ([d_model] each), added into `into` at the same rows of its
    * input. Later positions are zero (causal attention never carries them back).
    */
-  *attentionBackward(l: number, g: Float32Array, rows: readonly PositionSpan[], into: Float32Array): ProductSteps {
+  *attentionBackward(l: number, g: Float32Array, rows: readonly PositionSpan[], into: Float32Array, scratch = new Scratch()): ProductSteps {
     const T = this.nPos;
     const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
@@ -267,15 +273,15 @@ export class FrozenModel {
     const KD = KV * Dh;
     const P = this.layers[l].pattern;
     const total = rows.reduce((n, r) => n + r.extent, 0);
-    const gathered = new Float32Array(total * D);
+    const gathered = scratch.take("dense.gathered", total * D);
     let at = 0;
     for (const { start, extent } of rows) {
       gathered.set(g.subarray(start * D, (start + extent) * D), at * D);
       at += extent;
     }
-    const u = yield product(gathered, block.W_O, total, D, HD);
+    const u = yield product(gathered, block.W_O, total, D, HD, scratch.take("dense.u", total * HD));
     // Mix over positions with the frozen pattern (queries q -> keys k <= q), summing a KV group's heads.
-    const w = new Float32Array(total * KD);
+    const w = scratch.take("dense.w", total * KD, true);
     at = 0;
     for (const { extent } of rows) {
       for (let h = 0; h < H; h++) {
@@ -293,7 +299,7 @@ export class FrozenModel {
       at += extent;
     }
     // y = w @ W_V^T, then back through norm1's frozen linear part.
-    const y = yield product(w, block.W_V, total, KD, D);
+    const y = yield product(w, block.W_V, total, KD, D, scratch.take("dense.y", total * D));
     const inv = this.layers[l].invScale1;
     at = 0;
     for (const { start, extent } of rows) {
