@@ -152,7 +152,9 @@ function* attributionSteps(r: ReplacementModel, options: AttributionOptions, tok
   if (options.maxMemoryBytes !== undefined) checkGraphFits(r, targets.length, maxFeatures, batchSize, options.maxMemoryBytes);
 
   const computer = new RowComputer(r, nAllNodes);
-  const rows = new Float32Array(rowsNeeded * nAllNodes);
+  // With every feature kept, each row is computed straight into its place in the adjacency.
+  const everyFeature = maxFeatures === nAll;
+  const rows = new Float32Array((everyFeature ? nAllNodes : rowsNeeded) * nAllNodes);
   const rowOfNode = new Int32Array(nAllNodes).fill(-1);
   let rowsDone = 0;
   function* run(nodes: number[], specs: TargetRow[]): ProductSteps {
@@ -160,9 +162,10 @@ function* attributionSteps(r: ReplacementModel, options: AttributionOptions, tok
     for (let start = 0; start < specs.length; start += batch) {
       throwIfAborted(options.signal);
       const part = specs.slice(start, start + batch);
-      const out = rows.subarray(rowsDone * nAllNodes, (rowsDone + part.length) * nAllNodes);
+      const first = everyFeature ? nodes[start] : rowsDone; // (a batch's nodes are consecutive then)
+      const out = rows.subarray(first * nAllNodes, (first + part.length) * nAllNodes);
       yield* computer.compute(part, out);
-      nodes.slice(start, start + batch).forEach((node, i) => (rowOfNode[node] = rowsDone + i));
+      nodes.slice(start, start + batch).forEach((node, i) => (rowOfNode[node] = first + i));
       rowsDone += part.length;
       options.onProgress?.(rowsDone, rowsNeeded);
     }
@@ -174,7 +177,7 @@ function* attributionSteps(r: ReplacementModel, options: AttributionOptions, tok
   );
   const featureRow = (i: number): TargetRow => ({ layer: allFeatures[i].layer, pos: allFeatures[i].pos, vector: encoderRow(set, allFeatures[i].layer, allFeatures[i].feature) });
   let selected: number[];
-  if (maxFeatures === nAll) {
+  if (everyFeature) {
     // Sorted by layer then position: a batch's rows start near the same place.
     selected = allFeatures.map((_, i) => i);
     yield* run(selected, selected.map(featureRow));
@@ -204,14 +207,12 @@ function* attributionSteps(r: ReplacementModel, options: AttributionOptions, tok
   const columnOf = new Int32Array(n);
   selected.forEach((old, i) => (columnOf[i] = old));
   for (let j = features.length; j < n; j++) columnOf[j] = j - features.length + nAll;
-  const adjacency = new Float32Array(n * n);
-  const everyColumn = n === nAllNodes; // every feature kept: columns in place, rows copy whole
-  for (let i = 0; i < n; i++) {
+  const adjacency = everyFeature ? rows : new Float32Array(n * n);
+  for (let i = 0; i < n && !everyFeature; i++) {
     const row = rowOfNode[columnOf[i]];
     if (row < 0) continue;
     const src = row * nAllNodes;
-    if (everyColumn) adjacency.set(rows.subarray(src, src + n), i * n);
-    else for (let j = 0; j < n; j++) adjacency[i * n + j] = rows[src + columnOf[j]];
+    for (let j = 0; j < n; j++) adjacency[i * n + j] = rows[src + columnOf[j]];
   }
   return { tokens: frozen.tokens, nLayers: L, features, targets, layout, adjacency, activeFeatureCount: nAll, transcoderKind: set.kind, scan: set.scan };
 }

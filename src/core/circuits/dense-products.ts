@@ -124,7 +124,15 @@ const sessions = new Map<number, Promise<ProductSessions>>();
 function productSessions(threads: number): Promise<ProductSessions> {
   let pending = sessions.get(threads);
   if (!pending) {
-    const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: "all", intraOpNumThreads: threads, interOpNumThreads: 1, logSeverityLevel: 3 };
+    const options: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      logSeverityLevel: 3,
+      // Between the many short runs the pool's threads sleep instead of spinning: spinning burns a
+      // core while JavaScript does the work between products (and another process's turn on a busy machine).
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
+    };
     const gemm = new GraphBuilder();
     gemm.op("Gemm", [gemm.input("a", DataType.FLOAT, ["m", "k"]), gemm.input("b", DataType.FLOAT, ["n", "k"])], { transB: 1 }, "c");
     gemm.output("c", DataType.FLOAT);
