@@ -145,15 +145,8 @@ async function referenceTable(values: { runs: string; baseline: string; threads:
 const D_TRANSCODER = 8192;
 const TOPK = 32;
 
-interface ScaleResult {
-  readonly wallMs: number;
-  readonly cpuMs: number;
-  readonly peakMb: number;
-  readonly loadedMb: number;
-  readonly activeFeatures: number;
-  readonly rows: number;
-  readonly job: string;
-}
+/** What the 124M child prints: times in ms, memory in MB, and the job file for PyTorch. */
+type ScaleResult = Record<"wallMs" | "cpuMs" | "peakMb" | "loadedMb" | "activeFeatures" | "rows", number> & { readonly job: string };
 
 /** The 124M row's Loupe side, in its own process. */
 async function scaleChild(dir: string, nTokens: number, maxFeatureNodes: number, threads: number): Promise<void> {

@@ -40,6 +40,8 @@ export interface AttributionOptions {
 }
 
 const DEFAULT_BATCH = 64;
+/** [batch, T, d_model]-sized arrays a batch of rows holds: its gradients, their change, products' operands and outputs. */
+const SCRATCH_ARRAYS = 10;
 
 /**
  * float32 n x n copies alive at once while a graph is pruned and scored (the adjacency, its
@@ -51,7 +53,8 @@ const PRUNING_BYTES_PER_ENTRY = 7 * 4 + 1;
 /**
  * Bytes an attribution of `r` holds at its peak, beside the model: the computed rows (each over
  * every node of the replacement), the final graph with pruning's copies, every source's output
- * vector, a batch of gradients and the replacement's own caches.
+ * vector, a batch of gradients with the scratch buffers of its products (about ten arrays of that
+ * size) and the replacement's own caches.
  */
 export function estimateAttributionBytes(r: ReplacementModel, nTargets: number, maxFeatures: number, batchSize = DEFAULT_BATCH): number {
   const { frozen, transcoders: set, features } = r;
@@ -63,7 +66,7 @@ export function estimateAttributionBytes(r: ReplacementModel, nTargets: number, 
   let writerVectors = L * T;
   for (const f of features) writerVectors += decoderLayers(set, f.layer);
   const replacement = 4 * L * T * (set.dTranscoder + 4 * D + frozen.weights.nHeads * T);
-  return 4 * (maxFeatures + nTargets) * nAllNodes + PRUNING_BYTES_PER_ENTRY * n * n + 4 * writerVectors * D + 2 * 4 * batchSize * T * D + replacement;
+  return 4 * (maxFeatures + nTargets) * nAllNodes + PRUNING_BYTES_PER_ENTRY * n * n + 4 * writerVectors * D + SCRATCH_ARRAYS * 4 * batchSize * T * D + replacement;
 }
 
 /** Refuses, before any row is computed, a graph whose estimate passes the limit; its hint has the most feature nodes that fit. */
