@@ -6,7 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ParseArgsConfig } from "node:util";
 import { LoupeError } from "../core/errors";
-import type { LoadOptions } from "../core/model/hooked-model";
+import { HookedModel, type LoadOptions } from "../core/model/hooked-model";
+import { checkModelFits } from "../core/model/memory-limit";
 import { InProcessBackend } from "../core/requests";
 import { decodeText, readTextFile, type TextOptions } from "../core/text-file";
 
@@ -49,11 +50,24 @@ export const COMMON_OPTIONS: OptionSpec = {
   "compact-weights": { type: "boolean", default: false },
   "ungroup-grouped-query-attention": { type: "boolean", default: false },
   encoding: { type: "string" },
+  "max-memory-mb": { type: "string" },
 };
 
-/** How the common options ask for the model to be loaded (--compact-weights, --ungroup-grouped-query-attention). */
+/** How the common options ask for the model to be loaded (--compact-weights, --ungroup-grouped-query-attention, --max-memory-mb). */
 export function loadOptions(values: ParsedValues): LoadOptions {
-  return { compactWeights: values["compact-weights"] === true, ungroupGroupedQueryAttention: values["ungroup-grouped-query-attention"] === true };
+  const limitMB = stringOption(values, "max-memory-mb") === undefined ? undefined : positiveInt(values, "max-memory-mb", 1);
+  return {
+    compactWeights: values["compact-weights"] === true,
+    ungroupGroupedQueryAttention: values["ungroup-grouped-query-attention"] === true,
+    ...(limitMB === undefined ? {} : { maxMemoryBytes: limitMB * 2 ** 20 }),
+  };
+}
+
+/** The --model folder, loaded in process; refused before loading when its weights would pass --max-memory-mb (as the editor's worker does). */
+export async function loadModel(modelFolder: string, values: ParsedValues): Promise<HookedModel> {
+  const options = loadOptions(values);
+  checkModelFits(modelFolder, options.maxMemoryBytes, options.compactWeights);
+  return HookedModel.load(modelFolder, options);
 }
 
 /**
@@ -62,7 +76,8 @@ export function loadOptions(values: ParsedValues): LoadOptions {
  */
 export async function withBackend<T>(args: CommandArgs, run: (backend: InProcessBackend) => Promise<T>, backend = new InProcessBackend()): Promise<T> {
   try {
-    await backend.request("load", { folder: args.modelFolder, ...loadOptions(args.values) });
+    const { maxMemoryBytes, ...options } = loadOptions(args.values);
+    await backend.request("load", { folder: args.modelFolder, ...options, maxModelBytes: maxMemoryBytes });
     return await run(backend);
   } finally {
     await backend.dispose();

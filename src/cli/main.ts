@@ -40,6 +40,10 @@ const COMMON_OPTIONS_HELP = `  --model DIR|ORG/NAME[@REV]
   --ungroup-grouped-query-attention
                 grouped-query models: attn.hook_k and attn.hook_v get one slot per query head instead of one per
                 key/value head (TransformerLens's ungroup_grouped_query_attention), e.g. for an SAE trained so.
+  --max-memory-mb N
+                refuse a model whose weights would need more than N MB once loaded, and any run that would
+                pass N MB with its activations (the editor's loupe.maxModelMemoryMB); default: no limit
+                (loupe trace: 4096 for its graph).
   --encoding E  how input files are decoded (default utf-8; e.g. latin1, utf-16le). Text that is not
                 valid in it is refused, never read as replacement characters.
   -h, --help    this command's usage (loupe COMMAND --help).`;

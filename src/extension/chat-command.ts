@@ -6,29 +6,32 @@
  * separators, special tokens) are not in the file; a message says what they were.
  */
 import * as vscode from "vscode";
+import type { ChatLayout } from "../core/chat/chat-layout";
 import { chatFileInspection } from "../core/chat/inspect-chat";
 import { announceChat, chatTarget } from "./chat-target";
 import type { InspectController } from "./inspect-controller";
 import type { ModelHost } from "./model-host";
-import { runOnSelection } from "./selection-command";
+import { runOnSelection, type SelectionTarget } from "./selection-command";
 import { readSettings } from "./settings";
 
 export function inspectChat(models: ModelHost, inspector: InspectController): Promise<void> {
   return runOnSelection(models, {
     noEditor: 'Loupe: open a chat file (JSON or JSONL of {"role", "content"} messages) first.',
     blank: 'Loupe: this chat file is empty. Give {"role", "content"} messages, one a line (JSONL) or in a JSON array.',
-    run: async (target, _asked, model) => {
-      const { document, range, text, startOffset, version } = target;
-      const chat = chatTarget(target, model, () => "as-written");
-      const inspected = await models.run(
-        "inspect",
-        { text: chat.text, topK: 5, maxTokens: readSettings().maxTokens, lensLayers: inspector.lensLayers() },
-        { title: "Loupe: inspecting the chat…", location: vscode.ProgressLocation.Window },
-      );
-      const { result } = chatFileInspection(inspected, chat);
-      const stale = document.version !== version && document.getText(range) !== text;
-      inspector.present(document, { startOffset, length: text.length, result, stale });
-      announceChat(chat, inspected.tokens, "inspected");
-    },
+    run: (target, _asked, model) => inspectRenderedChat(models, inspector, target, chatTarget(target, model, () => "as-written")),
   });
+}
+
+/** Inspect what the model reads of the chat, and draw it on the chat's file (Inspect Chat, and Inspect Selection on a chat file). */
+export async function inspectRenderedChat(models: ModelHost, inspector: InspectController, target: SelectionTarget, chat: ChatLayout): Promise<void> {
+  const { document, range, text, startOffset, version } = target;
+  const inspected = await models.run(
+    "inspect",
+    { text: chat.text, topK: 5, maxTokens: readSettings().maxTokens, lensLayers: inspector.lensLayers() },
+    { title: "Loupe: inspecting the chat…", location: vscode.ProgressLocation.Window },
+  );
+  const { result } = chatFileInspection(inspected, chat);
+  const stale = document.version !== version && document.getText(range) !== text;
+  inspector.present(document, { startOffset, length: text.length, result, stale });
+  announceChat(chat, inspected.tokens, "inspected");
 }

@@ -7,6 +7,8 @@ import { InspectionStore, type Inspection } from "./inspections";
 import type { ModelHost } from "./model-host";
 import { readSettings } from "./settings";
 import { StatusLegend } from "./status";
+import { inspectRenderedChat } from "./chat-command";
+import { chatTargetIfChat } from "./chat-target";
 import { runOnSelection } from "./selection-command";
 
 /** Results of recent runs by model and text, so re-inspecting unchanged text costs nothing. */
@@ -60,7 +62,11 @@ export class InspectController implements vscode.Disposable {
     return runOnSelection(this.models, {
       noEditor: "Loupe: open a text editor and select the text to inspect.",
       check: (text, wholeDocument) => checkInspectable(text, settings.maxTokens, wholeDocument)?.message,
-      run: async ({ document, range, text, startOffset, version }, _asked, model) => {
+      run: async (target, _asked, model) => {
+        // A chat file is read as the model reads it, through its chat template, as the other commands do.
+        const chat = chatTargetIfChat(target, model, () => "as-written");
+        if (chat) return inspectRenderedChat(this.models, this, target, chat);
+        const { document, range, text, startOffset, version } = target;
         const lensLayers = this.lensLayers();
         const key = `${model.folder}\u0000${settings.maxTokens}\u0000${lensLayers.join(",")}\u0000${text}`;
         let result = this.results.get(key);

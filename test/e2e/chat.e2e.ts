@@ -81,6 +81,20 @@ describe("Loupe: Inspect Chat on a chat file (packaged VSIX, code-server)", func
     assert.ok(token.trim() !== "" && '"ball"'.includes(token.trim()), `the hover is about a token of "ball": ${hover}`);
   });
 
+  it("Inspect Selection on the chat file reads it as a chat too, as the other commands do", async () => {
+    await page.mouse.move(5, 450);
+    await page.keyboard.press("Escape");
+    await clearLoupe(page);
+    // Inspect Chat's message from the first test must not answer for this one.
+    await runCommand(page, "Notifications: Clear All Notifications");
+    await runCommand(page, "Loupe: Inspect Selection");
+    const decorations = await waitForDecorations(page, (d) => new Set(d.heat.map((r) => r.line)).size >= LINES.length, 180_000);
+    // Read as plain text, the JSON keys and quotes would be coloured too.
+    await assertOnMessageText(decorations.heat, 0.8);
+    const toasts = await notificationToasts(page);
+    assert.ok(toasts.some((t) => /2 messages inspected/.test(t)), `a message says it read the chat: ${toasts.join(" | ")}`);
+  });
+
   /** Every coloured run lies on a message's content, never on the JSON around it, and covers at least `coverage` of it. */
   async function assertOnMessageText(heat: readonly DecoratedRun[], coverage: number): Promise<void> {
     for (const [i, line] of LINES.entries()) {

@@ -151,14 +151,17 @@ export async function cursorStatus(page: Page): Promise<string> {
 
 /** Run a command from the command palette by its title, as a user would. */
 export async function runCommand(page: Page, title: string): Promise<void> {
-  const labels = await paletteEntries(page, title, (found) => found.includes(title));
-  if (!labels.includes(title)) throw new Error(`the command palette has no "${title}" (saw ${JSON.stringify(labels)})`);
-  const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
-  await page
-    .locator(".quick-input-widget .quick-input-list .monaco-list-row")
-    .filter({ has: page.locator(".label-name", { hasText: exact }) })
-    .first()
-    .click();
+  // Focus moving elsewhere while the palette is open closes it (a walkthrough expanding its next step,
+  // a panel or notification taking focus): a try that lost its palette that way opens it again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await chooseFromPalette(page, title);
+      break;
+    } catch (error) {
+      if (attempt === 3 || !(error instanceof Error) || error.name !== "TimeoutError") throw error;
+      await page.waitForTimeout(500);
+    }
+  }
   // The palette closes, or turns into the command's own quick pick (no ">" prefix).
   const input = page.locator(".quick-input-widget .quick-input-box input");
   const deadline = Date.now() + 30_000;
@@ -166,6 +169,17 @@ export async function runCommand(page: Page, title: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`the command palette stayed open after choosing "${title}"`);
     await page.waitForTimeout(100);
   }
+}
+
+async function chooseFromPalette(page: Page, title: string): Promise<void> {
+  const labels = await paletteEntries(page, title, (found) => found.includes(title));
+  if (!labels.includes(title)) throw new Error(`the command palette has no "${title}" (saw ${JSON.stringify(labels)})`);
+  const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+  await page
+    .locator(".quick-input-widget .quick-input-list .monaco-list-row")
+    .filter({ has: page.locator(".label-name", { hasText: exact }) })
+    .first()
+    .click({ timeout: 10_000 });
 }
 
 /**
@@ -177,7 +191,7 @@ export async function paletteEntries(page: Page, filter: string, ready: (labels:
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const input = await openPalette(page);
-    await input.fill(`>${filter}`);
+    await input.fill(`>${filter}`, { timeout: 10_000 });
     const rows = page.locator(".quick-input-widget .quick-input-list .monaco-list-row");
     await rows.first().waitFor({ timeout: 30_000 });
     await page.waitForTimeout(500);

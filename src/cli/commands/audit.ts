@@ -2,8 +2,7 @@ import * as path from "node:path";
 import { auditFiles, DEFAULT_AUDIT_CONFIG, expandGlobs, formatAuditText, parseAuditConfig, probeMonitors, reachesLevel, SEVERITIES, toSarif, type Severity } from "../../core/audit";
 import { readTextSafely, writeFileSafely, type SafeFileOptions } from "../../core/safe-fs";
 import { LoupeError } from "../../core/errors";
-import { HookedModel } from "../../core/model/hooked-model";
-import { loadOptions, stringOption, textOptions, type Command } from "../command";
+import { loadModel, stringOption, textOptions, type Command } from "../command";
 
 const FORMATS = ["text", "json", "sarif"] as const;
 
@@ -27,7 +26,7 @@ export const auditCommand: Command = {
     const files = expandGlobs(positionals);
     if (files.length === 0) throw new LoupeError("bad-argument", `No files match ${positionals.join(" ")}.`);
 
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
+    const model = await loadModel(modelFolder, values);
     try {
       const probes = probeMonitors(model, config, configFile ? path.dirname(path.dirname(path.resolve(configFile))) : process.cwd());
       const audits = await auditFiles(model, files, config, { probes, text: textOptions(io) });

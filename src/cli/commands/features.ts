@@ -3,14 +3,13 @@ import * as path from "node:path";
 import { featuresInChat, messageView } from "../../core/chat/chat-results";
 import { LoupeError } from "../../core/errors";
 import { jsonlRecords } from "../../core/jsonl";
-import { HookedModel } from "../../core/model/hooked-model";
 import { InProcessBackend } from "../../core/requests";
 import { loadSae } from "../../core/sae";
 import { featureDisplayName, featureLabel, FEATURE_LABELS_FILE, readFeatureLabels, saeLabelKey, type FeatureLabels } from "../../core/sae/feature-labels";
 import { writeFeatureStats } from "../../core/sae/feature-stats-file";
 import { resolveSaeReference } from "../../core/sae/releases/reference";
 import { computeFeatureStats, type CorpusText, type FeatureStats } from "../../core/sae/features";
-import { loadOptions, positiveInt, readInput, stringOption, withBackend, type CliIo, type Command, type ParsedValues } from "../command";
+import { loadModel, positiveInt, readInput, stringOption, withBackend, type CliIo, type Command, type ParsedValues } from "../command";
 import { CHAT_OPTION, chatInput, messageColumn, withMessages } from "../chat-input";
 import { fixed, renderTable, visibleToken } from "../format";
 
@@ -85,7 +84,7 @@ async function computeStats(corpusFile: string, saeFolder: string, modelFolder: 
   const json = values.json === true;
   const corpus = parseCorpusJsonl(readInput(corpusFile, io, "corpus file"), corpusFile);
   const sae = loadSae(saeFolder);
-  const model = await HookedModel.load(modelFolder, loadOptions(values));
+  const model = await loadModel(modelFolder, values);
   try {
     const stats = await computeFeatureStats(model, sae, corpus, { description: `${corpus.length} texts from ${path.basename(corpusFile)}` });
     const file = writeFeatureStats(saeFolder, stats);

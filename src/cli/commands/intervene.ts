@@ -1,8 +1,7 @@
 import { buildReplacement, interveneOnFeatures, selectTargets, traceEncoding, type FeatureEdit } from "../../core/circuits";
 import { attributeReplacementAsync, pruneGraph } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
-import { HookedModel } from "../../core/model/hooked-model";
-import { loadOptions, positiveInt, readInput, stringList, stringOption, type Command } from "../command";
+import { loadModel, positiveInt, readInput, stringList, stringOption, type Command } from "../command";
 import { fixed, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
 import { targetSpecOf, transcodersOption } from "./trace";
@@ -35,7 +34,7 @@ export const interveneCommand: Command = {
   async run({ values, positionals, modelFolder, io }) {
     const prompt = withoutFinalNewline(readInput(positionals[0], io, "prompt file"));
     const transcoders = transcodersOption(values, modelFolder);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
+    const model = await loadModel(modelFolder, values);
     try {
       const text = (id: number) => model.tokenizer.decode([id]);
       const r = await buildReplacement(model, transcoders, traceEncoding(model, prompt).ids, io.signal);

@@ -1,11 +1,10 @@
 import * as path from "node:path";
 import { modelName } from "../../core/hub/cache-layout";
 import { LoupeError } from "../../core/errors";
-import { HookedModel } from "../../core/model/hooked-model";
 import { gatherActivations, saveSae, spliceSae, trainTopKSae } from "../../core/sae";
 import { writeFeatureStats } from "../../core/sae/feature-stats-file";
 import { computeFeatureStats, type CorpusText } from "../../core/sae/features";
-import { loadOptions, positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
+import { loadModel, positiveInt, readInput, stringOption, type CliIo, type Command, type ParsedValues } from "../command";
 import { fixed, renderTable } from "../format";
 import { parseCorpusJsonl } from "./features";
 
@@ -27,7 +26,7 @@ async function train(values: ParsedValues, corpusFile: string, modelFolder: stri
   if (k > d_sae) throw new LoupeError("bad-argument", `--k ${k} is more than --d-sae ${d_sae}: a TopK SAE keeps k of its d_sae latents.`);
   const say = (line: string) => io.progress?.(line);
   const signal = io.signal;
-  const model = await HookedModel.load(modelFolder, loadOptions(values));
+  const model = await loadModel(modelFolder, values);
   try {
     const acts = await gatherActivations(model, hook, trainTexts.map((t) => t.text), {
       signal,

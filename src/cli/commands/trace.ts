@@ -4,9 +4,9 @@ import { bundledTranscoders, loadTranscoders, summariseTrace, targetSpecFor, toC
 import { continuationEnding } from "../../core/chat/chat-layout";
 import { LoupeError } from "../../core/errors";
 import { circuitTokens } from "../../core/requests/circuits";
-import { HookedModel } from "../../core/model/hooked-model";
+import type { HookedModel } from "../../core/model/hooked-model";
 import { CHAT_OPTION, CHAT_USAGE_CONTINUED, chatInput, withMessages } from "../chat-input";
-import { finiteNumber, loadOptions, positiveInt, readInput, stringOption, type Command, type ParsedValues } from "../command";
+import { finiteNumber, loadModel, positiveInt, readInput, stringOption, type Command, type ParsedValues } from "../command";
 import { fixed, visibleToken } from "../format";
 import { withoutFinalNewline } from "./patch";
 
@@ -48,7 +48,6 @@ export const traceCommand: Command = {
     "node-threshold": { type: "string" },
     "edge-threshold": { type: "string" },
     "max-feature-nodes": { type: "string" },
-    "max-memory-mb": { type: "string" },
     ...CHAT_OPTION,
   },
   async run({ values, positionals, modelFolder, io }) {
@@ -61,7 +60,7 @@ export const traceCommand: Command = {
       if (!(v > 0 && v <= 1)) throw new LoupeError("bad-argument", `--${name} must be in (0, 1] (got ${v}).`);
     }
     const transcoders = transcodersOption(values, modelFolder);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
+    const model = await loadModel(modelFolder, values);
     try {
       const text = (id: number) => model.tokenizer.decode([id]);
       const targets = targetSpecOf(values, model);

@@ -2,8 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { bundledTranscoders, computeTranscoderFeatureStats, evaluateTranscoders, gatherTranscoderData, loadTranscoders, saveTranscoders, trainTranscoders, writeTranscoderFeatureStats, type FeatureInputHook } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
-import { HookedModel } from "../../core/model/hooked-model";
-import { loadOptions, positiveInt, readInput, stringOption, type Command, type ParsedValues } from "../command";
+import { loadModel, positiveInt, readInput, stringOption, type Command, type ParsedValues } from "../command";
 import { fixed, renderTable } from "../format";
 import { formatStatsSummary, parseCorpusJsonl } from "./features";
 
@@ -27,7 +26,7 @@ loupe transcoder stats CORPUS.jsonl [--transcoders DIR] [--model DIR]
     const [action, corpusFile] = positionals;
     if (action === "stats") {
       const corpus = parseCorpusJsonl(readInput(corpusFile, io, "corpus file"), corpusFile ?? "corpus");
-      const model = await HookedModel.load(modelFolder, loadOptions(values));
+      const model = await loadModel(modelFolder, values);
       try {
         const folder = stringOption(values, "transcoders") ?? bundledTranscoders(modelFolder);
         const stats = await computeTranscoderFeatureStats(model, loadTranscoders(folder), corpus, {
@@ -60,7 +59,7 @@ loupe transcoder stats CORPUS.jsonl [--transcoders DIR] [--model DIR]
     const bandwidth = nonNegativeNumber(values, "bandwidth");
     const inputHook: FeatureInputHook = "mlp.hook_in";
     const say = (line: string) => io.progress?.(line);
-    const model = await HookedModel.load(modelFolder, loadOptions(values));
+    const model = await loadModel(modelFolder, values);
     try {
       const started = performance.now();
       const data = await gatherTranscoderData(model, train, inputHook, { maxTokens: positiveInt(values, "max-tokens", 40_000), signal: io.signal });

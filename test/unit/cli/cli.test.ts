@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../../../src/cli/main";
-import { LoupeError } from "../../../src/core/errors";
+import { errorText, LoupeError } from "../../../src/core/errors";
 import type { FaithfulnessReport, FaithfulnessWithCircuit } from "../../../src/core/faithfulness";
 import { randomTranscoders, saveTranscoders } from "../../../src/core/circuits";
 import { HookedModel } from "../../../src/core/model/hooked-model";
@@ -101,6 +101,18 @@ describe("loupe CLI", function () {
     await assert.rejects(runCli(["inspect", "--model", TINY_GPT2, "--top-k", "0", prompt]), /--top-k must be a positive integer/);
     await assert.rejects(runCli(["frobnicate"]), /Unknown command "frobnicate"/);
     await assert.rejects(runCli(["inspect", "--bogus", prompt]), /Unknown option '--bogus'/);
+  });
+
+  it("--max-memory-mb refuses a model too large for it before loading, on every command that loads one", async () => {
+    const reference = path.join(__dirname, "..", "..", "..", "models", "reference");
+    const tooLarge = (e: unknown) => e instanceof LoupeError && e.code === "model-too-large" && /more than the 1 MB limit/.test(e.message) && /--max-memory-mb/.test(errorText(e, "cli"));
+    // inspect goes through the request layer (the editor's path); features and audit load the model themselves.
+    for (const command of ["inspect", "features", "audit"]) {
+      await assert.rejects(runCli([command, "--model", reference, "--max-memory-mb", "1", prompt]), tooLarge, command);
+    }
+    const { code } = await runCli(["inspect", "--model", TINY_GPT2, "--max-memory-mb", "64", prompt]);
+    assert.equal(code, 0, "a model inside the limit runs");
+    await assert.rejects(runCli(["inspect", "--model", TINY_GPT2, "--max-memory-mb", "0", prompt]), /--max-memory-mb must be a positive integer/);
   });
 
   it("audit exits by --fail-on, writes SARIF, and reports a broken file without stopping", async () => {
