@@ -192,6 +192,8 @@ async function scaleTable(values: { tokens: string; "max-feature-nodes": string;
       ["... peak RSS, Loupe (after loading the model)", `${loupe.peakMb.toFixed(0)} MB (${loupe.loadedMb.toFixed(0)} MB)`, `${threads} threads; weights in f32`],
     ];
     if (values.torch) {
+      // Loupe's side first: the PyTorch run can take many minutes.
+      console.log(renderTable(["measure", "value", "note"], rows));
       const torchOut = execFileSync("/usr/bin/python3", [path.join(REPO, "bench", "torch", "attribution_rows_torch.py"), loupe.job], { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
       const torch = JSON.parse(torchOut.trim().split("\n").pop() as string) as { rows: number; seconds: number; cpu_seconds: number; peak_rss_mb: number; max_relative_row_error: number };
       rows.push(
