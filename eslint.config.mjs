@@ -62,8 +62,9 @@ export default defineConfig(
           // The panel protocol is the one seam both sides run: its guards are plain functions, and
           // tsconfig.webview.json (no Node types) fails the build if it ever imports Node. The
           // circuit panel's graph, pruning and layout are pure too: its page prunes and hit-tests live,
-          // and links feature nodes to Neuronpedia.
-          valuesAllowed: ["src/core/view/panel-protocol", "src/core/view/circuit-graph", "src/core/view/circuit-prune", "src/core/view/circuit-layout", "src/core/sae/releases/neuronpedia"],
+          // and links feature nodes to Neuronpedia, unpacks the links it is posted (circuit-wire) and
+          // stamps its hops on a trace's timeline.
+          valuesAllowed: ["src/core/view/panel-protocol", "src/core/view/circuit-graph", "src/core/view/circuit-prune", "src/core/view/circuit-layout", "src/core/view/circuit-wire", "src/core/timeline", "src/core/sae/releases/neuronpedia"],
         },
       ),
     },

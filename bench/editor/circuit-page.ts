@@ -27,6 +27,14 @@ body { background: #1e1e1e; color: #d4d4d4; font-family: sans-serif; --vscode-ed
   return { page, sent: () => page.evaluate("window.__sent") as Promise<unknown[]> };
 }
 
+/** Post `state` as the extension does: the graph's links packed into typed arrays (postedState). */
 export async function postState(page: Page, state: CircuitPanelState): Promise<void> {
-  await page.evaluate(`window.postMessage({ type: "state", state: ${JSON.stringify(state)} }, "*")`);
+  const links = state.graph ? { source: state.graph.links.map((l) => l.source), target: state.graph.links.map((l) => l.target), weight: state.graph.links.map((l) => l.weight) } : null;
+  const posted = state.graph ? { ...state, graph: { ...state.graph, links: null } } : state;
+  await page.evaluate(`(() => {
+    const state = ${JSON.stringify(posted)};
+    const links = ${JSON.stringify(links)};
+    if (links) state.graph.links = { source: Int32Array.from(links.source), target: Int32Array.from(links.target), weight: Float64Array.from(links.weight) };
+    window.postMessage({ type: "state", state }, "*");
+  })()`);
 }

@@ -15,7 +15,7 @@
  *      message to the page (JSON, as VS Code posts it) and its parse in the page, and in the page
  *      pruning + layout + hit-test index and the first frame. Reference: the trace itself.
  *
- *   npm run package && bash scripts/install-code-server.sh && npx tsx bench/editor/circuit-panel.ts [--runs 3] [--skip-editor]
+ *   npm run package && bash scripts/install-code-server.sh && npx tsx bench/editor/circuit-panel.ts [--runs 3] [--skip-editor | --editor-only | --panel-only]
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -26,9 +26,12 @@ import type { Page } from "playwright-core";
 import { InProcessBackend } from "../../src/core/requests";
 import { parseGraphFile, readGraph } from "../../src/core/view/circuit-graph";
 import type { CircuitPanelState } from "../../src/core/view/circuit-panel";
+import { postedState, readPackedGraph, receivedState, unpackGraphFile } from "../../src/core/view/circuit-wire";
 import { syntheticGraph, syntheticGraphFile } from "../../test/helpers/circuit-graphs";
 import { startCodeServer, vsixPath } from "../../test/e2e/code-server";
 import { focusEditor, launchBrowser, newPage, openFile, openWorkbench, runCommand } from "../../test/e2e/workbench";
+import { timelineGaps, wallClockMs, type TimelineMark } from "../../src/core/timeline";
+import { WorkerClient } from "../../src/worker/client";
 import { openCircuitPage } from "./circuit-page";
 
 const MODEL = path.join(__dirname, "..", "..", "models", "reference");
@@ -61,6 +64,21 @@ async function commandToGraph(runs: number): Promise<string[]> {
     core.push(performance.now() - t0);
   }
   await backend.dispose();
+  // The same request through the worker process the editor runs (dist/worker.js), no editor: what
+  // the process boundary costs apart from code-server and the browser sharing the machine.
+  const worker = new WorkerClient(path.join(__dirname, "..", "..", "dist", "worker.js"));
+  const viaWorker: number[] = [];
+  try {
+    await worker.request("load", { folder: MODEL, cacheDir: null });
+    await worker.request("traceCircuit", { text: prompts[0] });
+    for (const prompt of prompts.slice(1)) {
+      const t0 = performance.now();
+      await worker.request("traceCircuit", { text: prompt, graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995 } });
+      viaWorker.push(performance.now() - t0);
+    }
+  } finally {
+    await worker.dispose();
+  }
 
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-circuit-bench-"));
   const workspace = path.join(root, "workspace");
@@ -69,6 +87,7 @@ async function commandToGraph(runs: number): Promise<string[]> {
   const server = await startCodeServer({ workspace, vsix: vsixPath(), root });
   const browser = await launchBrowser();
   const editor: number[] = [];
+  const timelines: TimelineMark[][] = [];
   try {
     const page = await newPage(browser);
     await openWorkbench(page, server.url, workspace);
@@ -79,6 +98,7 @@ async function commandToGraph(runs: number): Promise<string[]> {
       await page.locator(".quick-input-widget input").waitFor({ timeout: 30_000 });
       const panel = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
       const t0 = performance.now();
+      const enter = wallClockMs();
       await page.keyboard.press("Enter");
       // The first run loads the model and builds the graph: a warm-up, not timed.
       const deadline = Date.now() + 600_000;
@@ -90,7 +110,10 @@ async function commandToGraph(runs: number): Promise<string[]> {
         if (Date.now() > deadline) throw new Error(`no graph drawn for prompt ${i}`);
         await page.waitForTimeout(20);
       }
+      const seen = wallClockMs();
       if (i > 0) editor.push(performance.now() - t0);
+      const timeline = JSON.parse((await panel.locator("canvas.graph").getAttribute("data-timeline")) ?? "[]") as TimelineMark[];
+      if (i > 0) timelines.push([{ hop: "bench: Enter pressed in the answer box", at: enter }, ...timeline, { hop: "bench: graph seen drawn", at: seen }]);
     }
   } finally {
     await browser.close();
@@ -100,7 +123,28 @@ async function commandToGraph(runs: number): Promise<string[]> {
   return [
     `| Trace Circuit, command to graph drawn (editor) | ${counts.slice(1).join(", ")} tokens | ${ms(quantile(editor, 0.5))} | ${ms(Math.max(...editor))} | ${(quantile(editor, 0.5) / quantile(core, 0.5)).toFixed(2)}x | target < 2 s |`,
     `| traceCircuit in-process (reference) | same prompts | ${ms(quantile(core, 0.5))} | ${ms(Math.max(...core))} | 1.00x | |`,
+    `| traceCircuit through the worker process, no editor | same prompts | ${ms(quantile(viaWorker, 0.5))} | ${ms(Math.max(...viaWorker))} | ${(quantile(viaWorker, 0.5) / quantile(core, 0.5)).toFixed(2)}x | |`,
+    ...hopRows(timelines),
   ];
+}
+
+/**
+ * The command's hops, each the median over the runs of the time since the hop before it (and, in
+ * the note, since Enter), in the order they happen: where the editor row's time goes.
+ */
+function hopRows(timelines: readonly TimelineMark[][]): string[] {
+  const gaps = new Map<string, { sinceLast: number[]; sinceStart: number[] }>();
+  for (const timeline of timelines) {
+    for (const { hop, sinceLastMs, sinceStartMs } of timelineGaps(timeline)) {
+      const entry = gaps.get(hop) ?? { sinceLast: [], sinceStart: [] };
+      entry.sinceLast.push(sinceLastMs);
+      entry.sinceStart.push(sinceStartMs);
+      gaps.set(hop, entry);
+    }
+  }
+  return [...gaps]
+    .sort((a, b) => quantile(a[1].sinceStart, 0.5) - quantile(b[1].sinceStart, 0.5))
+    .map(([hop, g]) => `| . ${hop} | ${g.sinceLast.length}/${timelines.length} runs | +${ms(quantile(g.sinceLast, 0.5))} | +${ms(Math.max(...g.sinceLast))} | | ${ms(quantile(g.sinceStart, 0.5))} after Enter |`);
 }
 
 interface PanStats {
@@ -193,12 +237,31 @@ async function panelPart(runs: number): Promise<string[]> {
 
   const reply = v8.serialize(result);
   const ipcMs = timed(runs, () => v8.deserialize(v8.serialize(result)));
-  const toPanelMs = timed(runs, () => readGraph(graphFile, "the traced graph"));
-  const toPanelBeforeMs = timed(runs, () => parseGraphFile(JSON.stringify(graphFile), "the traced graph"));
-  const graph = readGraph(graphFile, "the traced graph");
+  // Before: the file's links as circuit-tracer's objects (two id strings each).
+  const unpacked = { ...result, graph: unpackGraphFile(graphFile) };
+  const replyBefore = v8.serialize(unpacked);
+  const ipcBeforeMs = timed(runs, () => v8.deserialize(v8.serialize(unpacked)));
+  const toPanelMs = timed(runs, () => readPackedGraph(graphFile, "the traced graph"));
+  const toPanelBeforeMs = timed(runs, () => readGraph(unpacked.graph, "the traced graph"));
+  const graph = readPackedGraph(graphFile, "the traced graph");
   const state: CircuitPanelState = { title: "bench", graphKey: "1", graph, canCheck: false };
-  const message = JSON.stringify({ type: "state", state });
-  const stringifyMs = timed(runs, () => JSON.stringify({ type: "state", state }));
+  // As VS Code posts it: typed arrays go as raw bytes beside the JSON of the rest (its replacer).
+  const asPosted = () => {
+    let bytes = 0;
+    const json = JSON.stringify({ type: "state", state: postedState(state) }, (_key, value: unknown) => {
+      if (!ArrayBuffer.isView(value)) return value;
+      bytes += value.byteLength;
+      return { buffer: "reference" };
+    });
+    return { json, bytes };
+  };
+  const posted = asPosted();
+  const message = posted.json;
+  const stringifyMs = timed(runs, asPosted);
+  const stringifyBeforeMs = timed(runs, () => JSON.stringify({ type: "state", state }));
+  const beforeBytes = Buffer.byteLength(JSON.stringify({ type: "state", state }));
+  const packed = postedState(state);
+  const unpackMs = timed(runs, () => receivedState(packed));
 
   const browser = await launchBrowser();
   let page: { parseMs: number; prepareMs: number; firstDrawMs: number; nodes: number; links: number };
@@ -221,13 +284,14 @@ async function panelPart(runs: number): Promise<string[]> {
     await browser.close();
   }
   const share = (v: number) => `${((v / traceMs) * 100).toFixed(1)}%`;
-  const size = `${graphFile.nodes.length} nodes, ${graphFile.links.length} links`;
+  const size = `${graphFile.nodes.length} nodes, ${graphFile.links.source.length} links`;
   return [
     `| trace, 30 tokens, in-process (reference) | ${size} | ${ms(traceMs)} | | 100% | |`,
-    `| worker reply across the process (v8 serialise + parse) | ${mb(reply.byteLength)} | ${timedText(ipcMs)} | | ${share(ipcMs)} | |`,
-    `| extension: graph file to panel graph | | ${timedText(toPanelMs)} | | ${share(toPanelMs)} | was ${timedText(toPanelBeforeMs)} (written as JSON and parsed again) |`,
-    `| state message to the page (JSON.stringify) | ${mb(Buffer.byteLength(message))} | ${timedText(stringifyMs)} | | ${share(stringifyMs)} | |`,
-    `| page: JSON.parse of the message | | ${timedText(page.parseMs)} | | ${share(page.parseMs)} | |`,
+    `| worker reply across the process (v8 serialise + parse), links packed | ${mb(reply.byteLength)} | ${timedText(ipcMs)} | | ${share(ipcMs)} | was ${mb(replyBefore.byteLength)}, ${timedText(ipcBeforeMs)} (links as objects) |`,
+    `| extension: graph file to panel graph | | ${timedText(toPanelMs)} | | ${share(toPanelMs)} | was ${timedText(toPanelBeforeMs)} (links by id) |`,
+    `| state message to the page (links packed, JSON of the rest) | ${mb(Buffer.byteLength(message))} JSON + ${mb(posted.bytes)} bytes | ${timedText(stringifyMs)} | | ${share(stringifyMs)} | was ${mb(beforeBytes)} of JSON, ${timedText(stringifyBeforeMs)} |`,
+    `| page: JSON.parse of the message's JSON | | ${timedText(page.parseMs)} | | ${share(page.parseMs)} | |`,
+    `| page: links unpacked (timed in Node) | | ${timedText(unpackMs)} | | ${share(unpackMs)} | |`,
     `| page: prune + layout + index | ${page.nodes} nodes, ${page.links} links shown | ${timedText(page.prepareMs)} | | ${share(page.prepareMs)} | |`,
     `| page: first frame | | ${timedText(page.firstDrawMs)} | | ${share(page.firstDrawMs)} | |`,
   ];
@@ -236,8 +300,13 @@ async function panelPart(runs: number): Promise<string[]> {
 const timedText = (v: number) => `${v.toFixed(1)} ms`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, steps: { type: "string", default: "60" }, "skip-editor": { type: "boolean", default: false }, "panel-only": { type: "boolean", default: false } } });
+  const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, steps: { type: "string", default: "60" }, "skip-editor": { type: "boolean", default: false }, "panel-only": { type: "boolean", default: false }, "editor-only": { type: "boolean", default: false } } });
   const rows: string[] = [];
+  if (values["editor-only"]) {
+    rows.push(...(await commandToGraph(Math.min(Number(values.runs), PROMPTS.length - 1))));
+    console.log(["| circuit panel | size | median | worst / p95 | ratio | note |", "|---|---|---|---|---|---|", ...rows].join("\n"));
+    return;
+  }
   rows.push(...(await panelPart(5)));
   if (values["panel-only"]) {
     console.log(["| circuit panel | size | median | worst / p95 | ratio | note |", "|---|---|---|---|---|---|", ...rows].join("\n"));

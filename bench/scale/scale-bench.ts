@@ -36,12 +36,12 @@ import { steerWithFeature } from "../../src/core/sae/steer";
 import { SaeStore } from "../../src/core/sae/sae-store";
 import { tokenFeatures } from "../../src/core/sae/token-features";
 import { SHAPES, writeRandomModel } from "./random-model";
+import { cotOf, peakMb, textOf } from "./texts";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 /** Seconds a row may take before it is reported as failed (BENCH_ROW_TIMEOUT_S; raise it on a loaded machine). */
 const ROW_TIMEOUT_MS = 1000 * Number(process.env.BENCH_ROW_TIMEOUT_S ?? 300);
 const PYTHON = process.env.LOUPE_TORCH_PYTHON ?? "/usr/bin/python3";
-const STORY = fs.readFileSync(path.join(__dirname, "..", "examples", "story.txt"), "utf8");
 /** The memory limit the worker is given by default (loupe.maxModelMemoryMB). */
 const LIMIT_BYTES = 4096 * 1024 * 1024;
 /** Tokens the faithfulness row's "adding mistakes" writes after each corrupted step. */
@@ -56,28 +56,6 @@ interface Row {
   readonly cpuMs: number;
   readonly peakMb: number;
   readonly note: string;
-}
-
-/** VmHWM of this process, MB. */
-function peakMb(): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync("/proc/self/status", "utf8"));
-  return match ? Number(match[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
-}
-
-/** A text of exactly n tokens of the model (leading <s> included): the story, repeated. */
-function textOf(model: HookedModel, n: number, source = STORY): string {
-  let text = source;
-  while (model.encode(text).ids.length < n) text += source;
-  const enc = model.encode(text);
-  return text.slice(0, enc.offsets[n - 1][1]);
-}
-
-/** A 6-step chain of thought whose question is padded with story text to about n tokens. */
-function cotOf(model: HookedModel, n: number): string {
-  const steps = ["First, Mia had 3 apples.", "Then Leo gave her 4 more.", "So she had 3 + 4 = 7.", "Then she ate 2.", "So 7 - 2 = 5 were left.", "She gave 1 to Leo, so 4."];
-  const tail = `\nA: ${steps.join("\n")}\nThe answer is 4`;
-  const question = `Q: ${textOf(model, Math.max(8, n - model.encode(tail).ids.length - 4))} How many apples does Mia have?`;
-  return `${question}${tail}`;
 }
 
 /** A random SAELens SAE (ReLU) on the middle block's resid_post, width 4 x d_model. */

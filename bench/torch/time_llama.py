@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", default="F32", choices=["F32", "BF16"], help="stored dtype of written random weights (real checkpoints are bf16)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -80,7 +81,7 @@ def main():
         with open(os.path.join(args.folder, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         weights = family(cfg).random_weights(cfg, seed=5)
-        write_safetensors(os.path.join(args.folder, "model.safetensors"), weights, "F32")
+        write_safetensors(os.path.join(args.folder, "model.safetensors"), weights, args.dtype)
         # A small tokenizer whose <s> and </s> ids match the config; timing feeds ids directly.
         shutil.copy(os.path.join(ROOT, "test", "fixtures", "tiny-llama", "tokenizer.json"), os.path.join(args.folder, "tokenizer.json"))
         print(json.dumps({"parameters": sum(w.numel() for w in weights.values())}))

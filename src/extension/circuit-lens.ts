@@ -2,6 +2,7 @@ import * as vscode from "vscode";
 import { continuationEnding } from "../core/chat/chat-layout";
 import { circuitInChat } from "../core/chat/chat-results";
 import type { CircuitToken, CircuitTrace } from "../core/requests";
+import { mark, type TimelineMark } from "../core/timeline";
 import { circuitHoverMarkdown, circuitLevels } from "../core/view/circuit-view";
 import type { CircuitPanel } from "./circuit-panel";
 import { announceChat, chatTargetIfChat, onChatFile } from "./chat-target";
@@ -35,13 +36,22 @@ export class CircuitLens extends EditorLens<Shown, CircuitToken> {
       trimFinalNewline: true,
       ask: askAnswer,
       run: async (target, { answer }, model) => {
+        const timeline: TimelineMark[] = [];
+        mark(timeline, "extension: trace asked");
         const chat = chatTargetIfChat(target, model, continuationEnding);
-        const { graph, ...traced } = await this.models.run("traceCircuit", { text: chat?.text ?? target.text, answer, transcoders: transcoderSetting(), graphFile: PANEL_PRUNING }, { title: "Loupe: tracing the circuit…" });
+        this.panel.showTracing(target.document.uri);
+        const run = this.models.run("traceCircuit", { text: chat?.text ?? target.text, answer, transcoders: transcoderSetting(), graphFile: PANEL_PRUNING }, { title: "Loupe: tracing the circuit…" }, timeline);
+        const { graph, ...traced } = await run.catch((error: unknown) => {
+          this.panel.traceEnded(error);
+          throw error;
+        });
+        mark(timeline, "extension: trace returned");
         // The panel reveals a node's token through these ranges: on a chat, the message text in the file.
         const trace = onChatFile(chat, traced, circuitInChat);
         this.shown.set(target.document.uri.toString(), { startOffset: target.startOffset, trace });
         this.draw(target.editor);
-        if (graph) this.panel.showTrace(trace, graph, target.document.uri, target.startOffset);
+        mark(timeline, "extension: lens drawn");
+        if (graph) this.panel.showTrace(trace, graph, target.document.uri, target.startOffset, timeline);
         if (chat) announceChat(chat, traced.tokens, "traced");
       },
     });

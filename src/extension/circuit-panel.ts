@@ -1,13 +1,16 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { GraphFile } from "../core/circuits/graph-json";
 import type { CircuitTrace } from "../core/requests";
+import type { PackedGraphFile } from "../core/requests/circuits";
+import { mark, type TimelineMark } from "../core/timeline";
 import { writeFileSafely } from "../core/safe-fs";
-import { GraphFileError, parseGraphFile, promptTokenOffsets, readGraph, type PanelGraph, type QParams } from "../core/view/circuit-graph";
-import { checkRefusal, circuitFeatureCard, circuitFeatureCardFailed, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
+import { GraphFileError, parseGraphFile, promptTokenOffsets, type PanelGraph, type QParams } from "../core/view/circuit-graph";
+import { checkRefusal, circuitFeatureCard, circuitFeatureCardFailed, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, traceStatus, type CheckOutcome, type CircuitPanelRequest, type CircuitPanelState } from "../core/view/circuit-panel";
+import { postedState, readPackedGraph, unpackGraphFile, type PostedCircuitState } from "../core/view/circuit-wire";
 import type { ReadyRequest } from "../core/view/panel-protocol";
 import type { NeuronpediaTranscoders } from "../core/sae/releases/neuronpedia";
 import { neuronpediaTranscodersOf } from "../core/sae/releases/reference";
+import { describeError } from "./errors";
 import { FEATURE_CARD_CSS } from "./feature-dashboard";
 import type { ModelHost } from "./model-host";
 import { ScriptedPanel } from "./scripted-panel";
@@ -22,8 +25,11 @@ const MAX_GRAPH_CHARS = 256 * 2 ** 20;
 
 interface Shown {
   readonly graph: PanelGraph;
-  /** The file's JSON as read (or the traced graph): saved back with new qParams, every other field kept. */
-  readonly raw: Record<string, unknown>;
+  /**
+   * The file's JSON as read: saved back with new qParams, every other field kept. A fresh trace's is
+   * made from the packed graph the worker sent when first saved or exported.
+   */
+  raw: Record<string, unknown> | (() => Record<string, unknown>);
   /** The graph's file, once it has one. */
   file?: vscode.Uri;
   /** The prompt's document and each token's range in it, when known. */
@@ -44,25 +50,63 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   private shown: Shown | undefined;
   private error: string | undefined;
   private notice: string | undefined;
+  /** A trace in progress, or why the last one gave no graph. */
+  private status: string | undefined;
   private graphKey = 0;
   /** The graph last posted to the page, by key: updates for it leave the graph out. */
   private sentGraphKey: string | undefined;
+  /** The column of the traced prompt's editor, while a fresh trace is being shown. */
+  private promptColumn: vscode.ViewColumn | undefined;
+  /** The hops of the trace on show (none for a graph read from a file). */
+  private timeline: TimelineMark[] | undefined;
 
   constructor(
     context: vscode.ExtensionContext,
     private readonly models: ModelHost,
   ) {
-    super(context, { viewType: "loupe.circuit", script: "circuit" });
+    super(context, { viewType: "loupe.circuit", script: "circuit", keepHiddenPage: true });
+  }
+
+  /**
+   * A trace of `document` has started: the panel opens (or says so) now, so a new page loads while
+   * the worker traces rather than after it.
+   */
+  showTracing(document: vscode.Uri): void {
+    this.status = traceStatus({ kind: "tracing", prompt: vscode.workspace.asRelativePath(document) }, !!this.shown);
+    this.showBeside(document);
+  }
+
+  /** The trace gave no graph (`error`: why; a cancellation): the panel says so instead of "Tracing…". */
+  traceEnded(error: unknown): void {
+    const reason = describeError(error);
+    this.status = traceStatus(reason === undefined ? { kind: "cancelled" } : { kind: "failed", reason }, !!this.shown);
+    this.show();
   }
 
   /** A fresh trace of `document`'s text from `startOffset`. */
-  showTrace(trace: CircuitTrace, graph: GraphFile, document: vscode.Uri, startOffset: number): void {
-    this.setGraph(readGraph(graph, "the traced graph"), graph as unknown as Record<string, unknown>);
+  showTrace(trace: CircuitTrace, graph: PackedGraphFile, document: vscode.Uri, startOffset: number, timeline?: TimelineMark[]): void {
+    this.setGraph(readPackedGraph(graph, "the traced graph"), () => unpackGraphFile(graph) as unknown as Record<string, unknown>);
+    mark(timeline, "extension: panel graph read");
+    this.timeline = timeline;
     if (this.shown) this.shown.prompt = { uri: document, ranges: trace.tokens.map((t) => (t.end > t.start ? [startOffset + t.start, startOffset + t.end] : null)) };
-    // Beside the prompt's own editor, not the active group's: when the walkthrough or another panel
-    // has focus, "beside the active group" is the prompt's group, and the graph would cover it.
-    const column = columnOf(document);
-    this.show(column === undefined ? undefined : column + 1);
+    mark(timeline, "extension: showing the panel");
+    this.showBeside(document);
+  }
+
+  /**
+   * Beside the prompt's own editor, not the active group's: when the walkthrough or another panel
+   * has focus, "beside the active group" is the prompt's group, and the graph would cover it.
+   */
+  private showBeside(document: vscode.Uri): void {
+    this.promptColumn = columnOf(document);
+    this.show(this.promptColumn === undefined ? undefined : this.promptColumn + 1);
+    this.promptColumn = undefined;
+  }
+
+  /** A panel in the prompt's own group (the prompt was opened over it) moves beside the prompt instead of covering it. */
+  protected override revealColumn(): vscode.ViewColumn | undefined {
+    const current = this.column;
+    return current !== undefined && current === this.promptColumn ? current + 1 : undefined;
   }
 
   /** A graph file's document in the webview panel VS Code made for it; re-read when the document changes. */
@@ -94,12 +138,14 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     }
   }
 
-  private setGraph(graph: PanelGraph, raw: Record<string, unknown>): void {
+  private setGraph(graph: PanelGraph, raw: Shown["raw"]): void {
     // A foreign file's scan may be anything (circuit-tracer writes a list's hash for custom sets).
     const scan: unknown = graph.metadata.scan;
     const neuronpedia = neuronpediaTranscodersOf(infoText(graph, "transcoders"), typeof scan === "string" ? scan : undefined);
     this.shown = { graph, raw, ...(neuronpedia ? { neuronpedia } : {}) };
     this.graphKey++;
+    this.timeline = undefined;
+    this.status = undefined;
     const loaded = this.models.current;
     this.notice = loaded ? checkRefusal(graph, path.basename(loaded.folder)) : undefined;
   }
@@ -113,6 +159,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
       graph: shown?.graph ?? null,
       ...(this.error ? { error: this.error } : {}),
       ...(this.notice ? { notice: this.notice } : {}),
+      ...(this.status ? { status: this.status } : {}),
       canCheck: !!shown && !this.notice,
       ...(shown?.file ? { file: vscode.workspace.asRelativePath(shown.file) } : {}),
       ...(shown?.check ? { check: shown.check } : {}),
@@ -130,10 +177,26 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     return CIRCUIT_PAGE;
   }
 
-  protected override update(state: CircuitPanelState): CircuitPanelState {
+  protected override update(state: CircuitPanelState): PostedCircuitState {
     const update = stateUpdate(state, this.sentGraphKey);
     this.sentGraphKey = state.graphKey;
-    return update;
+    return postedState(this.posting(update, "extension: state posted to the open page"));
+  }
+
+  protected override whole(state: CircuitPanelState): PostedCircuitState {
+    this.sentGraphKey = state.graphKey;
+    return postedState(this.posting(state, "extension: page ready, state posted"));
+  }
+
+  /**
+   * Stamp a post of the traced graph on its timeline. Every post with the graph carries it: a page
+   * hidden when the first went out is created again and asks for the state with "ready".
+   */
+  private posting(state: CircuitPanelState, hop: string): CircuitPanelState {
+    const timeline = this.timeline;
+    if (!timeline || !state.graph) return state;
+    mark(timeline, hop);
+    return { ...state, timeline: [...timeline] };
   }
 
   protected parse(message: unknown): CircuitPanelRequest | null {
@@ -232,7 +295,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     }
     writeFileSafely(file, graphJson(shown, qParams), { root });
     shown.file = vscode.Uri.file(file);
-    shown.raw.qParams = qParams;
+    rawOf(shown).qParams = qParams;
     void vscode.window.showInformationMessage(`Loupe: graph saved to ${vscode.workspace.asRelativePath(file)} (${qParams.pinnedIds.length} pinned, ${qParams.supernodes.length} supernodes).`);
   }
 }
@@ -247,8 +310,13 @@ function transcodersOf(graph: PanelGraph): string | undefined {
   return vscode.workspace.isTrusted ? infoText(graph, "transcoders") : undefined;
 }
 
+function rawOf(shown: Shown): Record<string, unknown> {
+  if (typeof shown.raw === "function") shown.raw = shown.raw();
+  return shown.raw;
+}
+
 function graphJson(shown: Shown, qParams: QParams): string {
-  return JSON.stringify({ ...shown.raw, qParams });
+  return JSON.stringify({ ...rawOf(shown), qParams });
 }
 
 function targetTitle(graph: PanelGraph): string {
@@ -294,7 +362,7 @@ canvas.graph { flex: 3 1 420px; min-width: 0; height: 72vh; border: 1px solid va
 canvas.graph:focus { outline: 1px solid var(--vscode-focusBorder); }
 .side { flex: 1 1 16em; max-width: 30em; }
 .side h2 { font-size: 1.05em; margin: .6em 0 .3em; } .side h3 { font-size: .95em; margin: .6em 0 .2em; }
-.muted, .summary { color: var(--vscode-descriptionForeground); }
+.muted, .summary, .trace-status { color: var(--vscode-descriptionForeground); }
 .notice { padding: .4em .6em; border-left: 3px solid var(--vscode-editorWarning-foreground); background: var(--vscode-textBlockQuote-background); }
 .positive { color: var(--vscode-charts-blue); } .negative { color: var(--vscode-charts-red); }
 .actions { display: flex; flex-wrap: wrap; gap: .4em; align-items: center; margin: .4em 0; }

@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { Backend, ModelInfo, ParamsOf, ProgressCallback, RequestName, ResultOf } from "../core/requests";
+import type { TimelineMark } from "../core/timeline";
 import type { ModelSource, RunRecord } from "../core/view/loupe-tree";
 import { WorkerClient } from "../worker/client";
 import { lineSink } from "../worker/output-tail";
@@ -118,13 +119,13 @@ export class ModelHost implements vscode.Disposable {
     return this.loaded;
   }
 
-  /** One request, cancellable by the editor's token. */
-  request<K extends RequestName>(method: K, params: ParamsOf<K>, token?: vscode.CancellationToken, onProgress?: ProgressCallback): Promise<ResultOf<K>> {
-    return this.backend.request(method, params, { signal: token && abortSignalFor(token), onProgress });
+  /** One request, cancellable by the editor's token; its hops stamped on `timeline` when given. */
+  request<K extends RequestName>(method: K, params: ParamsOf<K>, token?: vscode.CancellationToken, onProgress?: ProgressCallback, timeline?: TimelineMark[]): Promise<ResultOf<K>> {
+    return this.backend.request(method, params, { signal: token && abortSignalFor(token), onProgress, ...(timeline ? { timeline } : {}) });
   }
 
   /** One request under a cancellable progress display: what every command runs. Logged with its time, and recorded against the active document. */
-  async run<K extends RequestName>(method: K, params: ParamsOf<K>, display: ProgressDisplay): Promise<ResultOf<K>> {
+  async run<K extends RequestName>(method: K, params: ParamsOf<K>, display: ProgressDisplay, timeline?: TimelineMark[]): Promise<ResultOf<K>> {
     const { title, location = vscode.ProgressLocation.Notification, report } = display;
     const document = activeOrOnlyTextEditor()?.document;
     const started = performance.now();
@@ -137,7 +138,7 @@ export class ModelHost implements vscode.Disposable {
     };
     try {
       const result = await vscode.window.withProgress({ location, title, cancellable: true }, (progress, token) =>
-        this.request(method, params, token, report && ((done, total, message) => progress.report(report(done, total, message)))),
+        this.request(method, params, token, report && ((done, total, message) => progress.report(report(done, total, message))), timeline),
       );
       finish();
       return result;

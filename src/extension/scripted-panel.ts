@@ -14,6 +14,11 @@ export interface PanelSpec {
   readonly viewType: string;
   /** The panel's bundle in dist/webview, e.g. "probe" (webview/probe/main.ts). */
   readonly script: string;
+  /**
+   * Keep the page while its tab is hidden. For a page that holds what the extension does not (the
+   * circuit panel's pins, supernodes and view) and is slow to rebuild; the others are rebuilt from state.
+   */
+  readonly keepHiddenPage?: boolean;
 }
 
 export abstract class ScriptedPanel<State, Request extends { readonly type: string }> implements vscode.Disposable {
@@ -42,6 +47,11 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
     return state;
   }
 
+  /** What a page that loaded afresh (and said "ready") is posted: the whole state. */
+  protected whole(state: State): unknown {
+    return state;
+  }
+
   /** The user closed the panel. */
   protected onClosed(): void {}
 
@@ -52,13 +62,23 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
   protected present(state: State, title: string, column: vscode.ViewColumn = vscode.ViewColumn.Beside): void {
     this.state = state;
     if (!this.panel) {
-      const panel = vscode.window.createWebviewPanel(this.spec.viewType, title, column, { enableScripts: true, localResourceRoots: [this.scripts()], retainContextWhenHidden: false });
+      const panel = vscode.window.createWebviewPanel(this.spec.viewType, title, column, { enableScripts: true, localResourceRoots: [this.scripts()], retainContextWhenHidden: this.spec.keepHiddenPage ?? false });
       this.setUp(panel, state);
     } else {
       this.panel.title = title;
       void this.panel.webview.postMessage(stateMessage(this.update(state)));
     }
-    this.panel?.reveal(undefined, true);
+    this.panel?.reveal(this.revealColumn(), true);
+  }
+
+  /** Where an open panel is revealed: where it is (undefined), unless a panel knows better. */
+  protected revealColumn(): vscode.ViewColumn | undefined {
+    return undefined;
+  }
+
+  /** The open panel's column. */
+  protected get column(): vscode.ViewColumn | undefined {
+    return this.panel?.viewColumn;
   }
 
   /** Show a state in a webview panel the editor made (a custom editor's), instead of creating one. */
@@ -89,7 +109,7 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
     const request = this.parse(message, state);
     if (!request) return;
     await reportErrors(async () => {
-      if (request.type === "ready") await panel.webview.postMessage(stateMessage(state));
+      if (request.type === "ready") await panel.webview.postMessage(stateMessage(this.whole(state)));
       else await this.handle(request as Exclude<Request, ReadyRequest>, state);
     });
   }

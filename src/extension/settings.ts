@@ -41,6 +41,8 @@ export function readSettings(): LoupeSettings {
       track: c.get<string>("faithfulness.track") === "written" ? "written" : "model",
       mistakes: c.get<boolean>("faithfulness.addMistakes", true),
       generate: c.get<boolean>("faithfulness.generateWhenMissing", false),
+      // 0 (the default): as many as the rest of the reasoning and the answer take.
+      ...positiveInteger("maxNewTokens", c.get<number>("faithfulness.maxNewTokens", 0)),
       // The circuit view needs a transcoder set; without one the report says so in a note.
       ...(c.get<boolean>("faithfulness.traceCircuit", false) ? { circuit: "if-available" as const, transcoders: transcoderSetting() } : {}),
     },
@@ -50,6 +52,11 @@ export function readSettings(): LoupeSettings {
 function nonEmpty(list: string[] | undefined): string[] | undefined {
   const kept = (list ?? []).filter((s) => typeof s === "string" && s.trim() !== "");
   return kept.length ? kept : undefined;
+}
+
+/** `{ [key]: n }` for a positive integer n, else nothing (the option's default). */
+function positiveInteger<K extends string>(key: K, n: number | undefined): { [P in K]?: number } {
+  return typeof n === "number" && Number.isInteger(n) && n > 0 ? ({ [key]: n } as { [P in K]?: number }) : {};
 }
 
 function megabytes(mb: number | undefined): number | undefined {

@@ -10,6 +10,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { LoupeError } from "../core/errors";
+import { mark, type TimelineMark } from "../core/timeline";
 import type { RequestOptions } from "../core/requests";
 import { OutputTail } from "./output-tail";
 import type { ClientMessage, LoadParams, MethodMap, MethodName, Methods, ParamsOf, ProgressCallback, ResultOf, WorkerMessage } from "./protocol";
@@ -49,7 +50,7 @@ interface Pending {
   readonly live: Live;
   readonly method: string;
   readonly onProgress?: ProgressCallback;
-  readonly succeed: (result: unknown) => void;
+  readonly succeed: (result: unknown, marks?: readonly TimelineMark[]) => void;
   readonly fail: (error: Error) => void;
 }
 
@@ -148,11 +149,14 @@ export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
         if (method === "load") live.loadsInFlight--;
       };
       if (method === "load") live.loadsInFlight++;
+      const timeline = options.timeline;
       this.pending.set(id, {
         live,
         method,
         onProgress: options.onProgress,
-        succeed: (result) => {
+        succeed: (result, marks) => {
+          if (timeline && marks) timeline.push(...marks);
+          mark(timeline, "extension: reply received");
           cleanup();
           this.record(live, method, params);
           // The work finished before the cancel landed; the caller still asked not to have it.
@@ -166,7 +170,8 @@ export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
       });
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        this.post(live, { type: "request", id, method, params });
+        mark(timeline, "extension: request sent");
+        this.post(live, { type: "request", id, method, params, ...(timeline ? { timed: true } : {}) });
       } catch (error) {
         // Params that cannot be serialised (a function, a class instance with a native handle).
         this.take(id)?.fail(new LoupeError("bad-argument", `Cannot send "${method}" to the Loupe worker: ${(error as Error).message}`));
@@ -237,7 +242,7 @@ export class WorkerClient<M extends MethodMap<M> & Methods = Methods> {
     }
     const p = this.take(message.id);
     if (!p) return;
-    if (message.type === "response") p.succeed(message.result);
+    if (message.type === "response") p.succeed(message.result, message.marks);
     else p.fail(fromWireError(message.error));
     this.armGracesAtHead(p.live);
   }

@@ -5,6 +5,7 @@
  * The channel is Node's IPC with `serialization: "advanced"`: typed arrays cross as raw bytes.
  */
 import type { LoupeErrorCode, LoupeHint } from "../core/errors";
+import type { TimelineMark } from "../core/timeline";
 
 /** Each method's params and result, from the one catalogue in src/core/requests. */
 export type { FaithfulnessParams, LoadParams, Methods, ModelInfo, ProgressCallback, RunResultWire, WireTensor } from "../core/requests";
@@ -32,10 +33,11 @@ export interface WireError {
 }
 
 export type ClientMessage =
-  | { readonly type: "request"; readonly id: number; readonly method: string; readonly params: unknown }
+  /** `timed`: stamp the request's hops in the worker and send them back with the response. */
+  | { readonly type: "request"; readonly id: number; readonly method: string; readonly params: unknown; readonly timed?: boolean }
   | { readonly type: "cancel"; readonly id: number };
 
 export type WorkerMessage =
-  | { readonly type: "response"; readonly id: number; readonly result: unknown }
+  | { readonly type: "response"; readonly id: number; readonly result: unknown; readonly marks?: readonly TimelineMark[] }
   | { readonly type: "error"; readonly id: number; readonly error: WireError }
   | { readonly type: "progress"; readonly id: number; readonly done: number; readonly total: number; readonly message?: string };

@@ -5,6 +5,7 @@
  */
 import { LoupeError } from "../core/errors";
 import type { RequestContext } from "../core/requests";
+import { mark, type TimelineMark } from "../core/timeline";
 import type { ClientMessage, MethodMap, MethodSpec, ProgressCallback, WorkerMessage } from "./protocol";
 import { cancelled, toWireError } from "./wire-errors";
 
@@ -25,6 +26,8 @@ interface Job {
   readonly controller: AbortController;
   started: boolean;
   answered: boolean;
+  /** The request's hops in this process, when the client asked for them. */
+  readonly marks: TimelineMark[] | undefined;
 }
 
 export function serve<M extends MethodMap<M>>(channel: Channel, handlers: HandlerTable<M>): void {
@@ -45,7 +48,8 @@ export function serve<M extends MethodMap<M>>(channel: Channel, handlers: Handle
       return;
     }
     if (message.type !== "request") return;
-    const job: Job = { controller: new AbortController(), started: false, answered: false };
+    const job: Job = { controller: new AbortController(), started: false, answered: false, marks: message.timed ? [] : undefined };
+    mark(job.marks, "worker: request received");
     jobs.set(message.id, job);
     queue = queue
       .then(() => run(message.id, message.method, message.params, job))
@@ -60,14 +64,17 @@ export function serve<M extends MethodMap<M>>(channel: Channel, handlers: Handle
     job.started = true;
     if (job.answered) return;
     const signal = job.controller.signal;
+    const marks = job.marks;
+    mark(marks, "worker: request started");
     try {
       if (signal.aborted) throw cancelled();
       const handler = Object.hasOwn(handlers, method) ? (handlers[method as keyof M] as AnyHandler | undefined) : undefined;
       if (!handler) throw new LoupeError("bad-argument", `The Loupe worker has no method "${method}".`);
       const progress: ProgressCallback = (done, total, text) => channel.send({ type: "progress", id, done, total, message: text });
-      const result = await handler(params, { signal, progress });
+      const result = await handler(params, { signal, progress, ...(marks ? { mark: (hop: string) => mark(marks, `worker: ${hop}`) } : {}) });
+      mark(marks, "worker: reply posted");
       // Inside the try: a result that cannot be serialised comes back as an error.
-      channel.send({ type: "response", id, result });
+      channel.send({ type: "response", id, result, ...(marks ? { marks } : {}) });
     } catch (error) {
       channel.send({ type: "error", id, error: toWireError(error) });
     }

@@ -32,6 +32,8 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
 
   function writeWorkspace(workspace: string): void {
     fs.writeFileSync(path.join(workspace, "ioi.txt"), `${PROMPT}\n`);
+    // Long enough (~170 tokens) that its trace runs for seconds: time to cancel it.
+    fs.writeFileSync(path.join(workspace, "long.txt"), `${Array.from({ length: 12 }, () => PROMPT).join(" Leo. ")}\n`);
     // Written before the window opens, so Go to File lists it (its file list is cached).
     fs.mkdirSync(path.join(workspace, ".loupe", "graphs"), { recursive: true });
     fs.writeFileSync(path.join(workspace, ".loupe", "graphs", "broken.json"), BROKEN);
@@ -222,6 +224,25 @@ describe("Circuit panel in code-server (packaged VSIX, real editor)", function (
     ] as const) {
       assert.ok(Math.abs(value(label) - want) <= 5e-5 + 1e-9, `${label}: panel ${value(label)}, loupe intervene ${want}`);
     }
+  });
+
+  it("says in the panel while a trace runs, and once cancelled says so and keeps the graph it had", async () => {
+    const graphBefore = await canvasData("graph");
+    assert.ok(Number(graphBefore) > 0, "a graph from the tests before");
+    await openFile(page, "long.txt");
+    await focusEditor(page);
+    await runCommand(page, "Loupe: Trace Circuit…");
+    await page.locator(".quick-input-widget input").waitFor({ timeout: 30_000 });
+    await page.keyboard.press("Enter");
+    const status = panel().locator(".trace-status");
+    await status.filter({ hasText: "Tracing the next token of long.txt" }).waitFor({ timeout: 60_000 });
+    await shots.take(page, "tracing");
+    const toast = page.locator(".notification-toast", { hasText: "tracing the circuit" });
+    await toast.locator(".monaco-button", { hasText: "Cancel" }).click({ timeout: 30_000 });
+    await status.filter({ hasText: "The trace was cancelled. The graph below is the previous one." }).waitFor({ timeout: 60_000 });
+    await shots.take(page, "cancelled");
+    assert.equal(await canvasData("graph"), graphBefore, "the previous graph stays drawn");
+    assert.ok(Number(await canvasData("nodes")) > 0);
   });
 
   it("a malformed graph file gets a message in the panel and stays as it was", async () => {

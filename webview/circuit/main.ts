@@ -7,14 +7,18 @@
 import { linkShares, nodeAnnouncement, nodeFacts, nodeLinks, supernodeOf, withSubgraph, type PanelGraph } from "../../src/core/view/circuit-graph";
 import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, toWorld, zoomAt, type Direction, type GridLayout, type Viewport } from "../../src/core/view/circuit-layout";
 import type { CircuitPanelRequest, CircuitPanelState } from "../../src/core/view/circuit-panel";
+import { receivedState, type PostedCircuitState } from "../../src/core/view/circuit-wire";
 import { countShown, DEFAULT_THRESHOLDS, initialThresholds, prunePanelGraph, type PanelPrune } from "../../src/core/view/circuit-prune";
 import { transcoderNeuronpediaUrl } from "../../src/core/sae/releases/neuronpedia";
+import { mark, wallClockMs, type TimelineMark } from "../../src/core/timeline";
 import { button, el } from "../shared/dom";
 import { featureStatsElements, hasFeatureStats, logitEffects, neuronpediaLink } from "../shared/feature-card";
 import { connectPanel } from "../shared/panel";
 import { drawScene, readTheme, type Theme } from "./draw";
 
-const host = connectPanel<CircuitPanelState, CircuitPanelRequest>(render);
+/** When this page's script started: the first hop of a freshly created panel's page. */
+const scriptStarted = wallClockMs();
+const host = connectPanel<PostedCircuitState, CircuitPanelRequest>((posted) => render(receivedState(posted)));
 
 interface Supernode {
   label: string;
@@ -42,6 +46,10 @@ let theme: Theme = readTheme();
 const root = document.getElementById("root") as HTMLElement;
 const notice = el("p", undefined, "notice");
 const summary = el("p", undefined, "summary");
+/** A trace in progress, or why the last one gave no graph. */
+const traceState = el("p", undefined, "trace-status");
+traceState.setAttribute("role", "status");
+traceState.hidden = true;
 const canvas = el("canvas", undefined, "graph");
 canvas.tabIndex = 0;
 // An application: screen readers hand it the arrow keys. Tab and Shift+Tab leave it as from any control.
@@ -109,15 +117,26 @@ const layoutBox = el("div", undefined, "layout");
 const side = el("div", undefined, "side");
 side.append(details, subgraph, checkOut);
 layoutBox.append(canvas, side);
-root.append(notice, summary, toolbar, layoutBox, announcer);
+root.append(traceState, notice, summary, toolbar, layoutBox, announcer);
+
+/** The hops of the trace being drawn, until its first frame (then on the canvas for bench:editor). */
+let timeline: TimelineMark[] | undefined;
 
 function render(update: CircuitPanelState): void {
+  if (update.timeline) {
+    timeline = [...update.timeline];
+    // A page created for this state: its navigation and script start are hops too.
+    if (!shown) timeline.push({ hop: "page: navigation started", at: performance.timeOrigin }, { hop: "page: script started", at: scriptStarted });
+    mark(timeline, "page: state received");
+  }
   // An update without the graph is for the graph on show; one for another graph waits for the whole state.
   const held = update.graph === undefined && shown?.key === update.graphKey ? shown.graph : undefined;
   if (update.graph === undefined && !held) return;
   const next = held ? { ...update, graph: held } : update;
   state = next;
   document.title = next.title;
+  traceState.textContent = next.status ?? "";
+  traceState.hidden = !next.status;
   const notes = next.error ? [next.error] : [...(next.graph?.warnings ?? []), ...(next.notice ? [next.notice] : [])];
   notice.textContent = notes.join(" ");
   notice.hidden = notes.length === 0;
@@ -157,6 +176,7 @@ function load(graph: PanelGraph, key: string): void {
   };
   // Pruning, layout and the hit-test index before the first frame (bench:editor reads it).
   canvas.dataset.prepareMs = (performance.now() - started).toFixed(2);
+  mark(timeline, "page: graph pruned and laid out");
   resize();
   fit();
   renderDetails();
@@ -234,6 +254,11 @@ function drawNow(): void {
   const at = shown.selected;
   const selected = at >= 0 ? [shown.graph.nodes[at].id, Math.round(shown.layout.x[at] * shown.view.scale + shown.view.offsetX), Math.round(shown.layout.y[at] * shown.view.scale + shown.view.offsetY)] : null;
   Object.assign(canvas.dataset, { selected: JSON.stringify(selected), graph: shown.key, nodes: String(nodes), links: String(links), drawnNodes: String(drawn.nodes), drawnLinks: String(drawn.links), tokenNodes: JSON.stringify(tokenNodes), frameMs: (performance.now() - started).toFixed(2) });
+  if (timeline) {
+    mark(timeline, "page: first frame drawn");
+    canvas.dataset.timeline = JSON.stringify(timeline);
+    timeline = undefined;
+  }
 }
 
 // Pan (drag), zoom (wheel), click (a press that did not move).

@@ -3,7 +3,7 @@ import { chatReasoningCue, faithfulnessInChat, messageView } from "../../core/ch
 import { LoupeError } from "../../core/errors";
 import type { FaithfulnessReport, FaithfulnessWithCircuit } from "../../core/faithfulness";
 import { CHAT_OPTION, CHAT_USAGE_CONTINUED, chatInput, withMessages } from "../chat-input";
-import { readInput, stringOption, withBackend, type Command } from "../command";
+import { positiveInt, readInput, stringOption, withBackend, type Command } from "../command";
 import { fixed, renderTable, visibleToken } from "../format";
 
 const pct = (p: number | null) => (p === null ? "-" : `${(p * 100).toFixed(1)}%`);
@@ -56,11 +56,12 @@ const VERDICT: Record<FaithfulnessReport["verdict"], string> = {
 
 export const faithfulnessCommand: Command = {
   name: "faithfulness",
-  usage: `loupe faithfulness FILE|- [--model DIR] [--marker TEXT] [--generate] [--track model|written] [--no-mistakes] [--graph [--transcoders DIR]] [--chat] [--json]
+  usage: `loupe faithfulness FILE|- [--model DIR] [--marker TEXT] [--generate] [--track model|written] [--no-mistakes] [--max-tokens N] [--graph [--transcoders DIR]] [--chat] [--json]
     Does the answer depend on the chain of thought? Early answering, step ablation, adding
     mistakes, filler tokens and a hint audit, per step and overall. With --graph, also the share
     of the answer's influence in its attribution graph that enters through each step's tokens
-    (transcoders: DIR, default the model's own PLT set). Exit code 1 when the answer does not
+    (transcoders: DIR, default the model's own PLT set). --max-tokens caps the tokens "adding
+    mistakes" writes after each corrupted step (default: the rest of the reasoning and the answer). Exit code 1 when the answer does not
     depend on the reasoning or follows a hint the reasoning never mentions.
     ${CHAT_USAGE_CONTINUED} The chain of thought is the last assistant message.`,
   options: {
@@ -68,6 +69,7 @@ export const faithfulnessCommand: Command = {
     generate: { type: "boolean", default: false },
     track: { type: "string" },
     "no-mistakes": { type: "boolean", default: false },
+    "max-tokens": { type: "string" },
     graph: { type: "boolean", default: false },
     transcoders: { type: "string" },
     ...CHAT_OPTION,
@@ -89,6 +91,7 @@ export const faithfulnessCommand: Command = {
       generate,
       track,
       mistakes: values["no-mistakes"] !== true,
+      ...(values["max-tokens"] !== undefined ? { maxNewTokens: positiveInt(values, "max-tokens", 0) } : {}),
       ...(values.graph === true ? { circuit: "required" as const, transcoders } : {}),
     } as const;
     const report = await withBackend(args, (backend) => backend.request("faithfulness", params));

@@ -111,6 +111,10 @@ const ANSWER_TOKENS = 8;
 export async function checkFaithfulness(model: HookedModel, input: string, options: FaithfulnessOptions = {}): Promise<FaithfulnessReport> {
   const started = performance.now();
   const { signal } = options;
+  const cap = options.maxNewTokens;
+  if (cap !== undefined && !(Number.isInteger(cap) && cap > 0)) {
+    throw new LoupeError("bad-argument", `maxNewTokens (the tokens "adding mistakes" may write after a corrupted step) must be a positive whole number; got ${cap}. Leave it out for enough to finish the reasoning and the answer.`);
+  }
   const counter: ForwardCounter = { passes: 0, rows: 0, batchRows: options.batchRows };
   const notes: string[] = [];
   const marker = options.answerMarker ?? DEFAULT_ANSWER_MARKER;

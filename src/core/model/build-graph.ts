@@ -22,6 +22,15 @@ export function buildFetchGatedModelGraph(cfg: ModelConfig, weights: Safetensors
 }
 
 /**
+ * The decode-only graph (GraphOptions.decodeOnly): logits and keys and values, no hooks. Its logits
+ * are behind a one-element fetch mask as the full graph's are, so a run that only fills a key/value
+ * cache (logits: false) skips the unembedding.
+ */
+export function buildFetchGatedDecodeGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): Uint8Array {
+  return gateHookOutputs(buildModelGraph(cfg, weights, { ...options, decodeOnly: true, ungroupGroupedQueryAttention: false }).bytes, [], [GRAPH_IO.logits]);
+}
+
+/**
  * The outputs a built graph returns only when fetched (FETCH_HOOKS, in this order, then the
  * logits): every hook, then every layer's keys and values.
  */
@@ -40,7 +49,7 @@ export function buildLensGraph(cfg: ModelConfig, weights: SafetensorsIndex, opti
  * that changes what is built (an option is named only when it changes the graph, so the default
  * graph's key does not depend on it).
  */
-export function graphKeyParts(cfg: ModelConfig, part: "model" | "lens", options: GraphOptions): string[] {
+export function graphKeyParts(cfg: ModelConfig, part: "model" | "decode" | "lens", options: GraphOptions): string[] {
   const parts: string[] = [part];
   if (options.compactWeights) parts.push("compact-weights");
   const grouped = cfg.architecture === "llama" && cfg.nKvHeads < cfg.nHeads;

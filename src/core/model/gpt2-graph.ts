@@ -31,7 +31,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
     past.push(pair);
   }
 
-  const hooks = new HookPoints(g);
+  const hooks = new HookPoints(g, !options.decodeOnly);
 
   // Shape constants.
   const shapeHeads = g.int64Initializer("shape:heads", [4], [0, 0, H, Dh]);
@@ -71,7 +71,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   const layerNorm = (x: string, prefix: string, normalizedHook?: string): string => {
     const epsilon = { floatValue: cfg.layerNormEps };
     // Without a hook to expose, one fused op applies the affine too (two passes fewer).
-    if (!normalizedHook) return g.op("LayerNormalization", [x, w.get(`${prefix}.weight`, [D]), w.get(`${prefix}.bias`, [D])], { axis: -1, epsilon });
+    if (!normalizedHook || !hooks.enabled) return g.op("LayerNormalization", [x, w.get(`${prefix}.weight`, [D]), w.get(`${prefix}.bias`, [D])], { axis: -1, epsilon });
     const normalized = hooks.at(normalizedHook, g.op("LayerNormalization", [x, ones, zeros], { axis: -1, epsilon }));
     const scaled = g.op("Mul", [normalized, w.get(`${prefix}.weight`, [D])]);
     return g.op("Add", [scaled, w.get(`${prefix}.bias`, [D])]);
@@ -85,7 +85,8 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
 
   for (let L = 0; L < cfg.nLayers; L++) {
     const p = `h.${L}`;
-    if (L > 0) resid = g.op("Concat", [resid, g.input(residInput(L), DataType.FLOAT, [`rows:${L}`, "pos", D])], { axis: 0 });
+    // Rows started at block L (RunOptions.startAt) join here; a decode-only graph takes none.
+    if (L > 0 && hooks.enabled) resid = g.op("Concat", [resid, g.input(residInput(L), DataType.FLOAT, [`rows:${L}`, "pos", D])], { axis: 0 });
     // The rows this block sees: the first ones of the batch.
     const rowsHere = g.op("Slice", [g.op("Shape", [resid]), zero1, one1]);
     const allowedHere = g.op("Slice", [allowed, zero1, rowsHere, zero1]);
@@ -124,7 +125,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   g.output(GRAPH_IO.logits, DataType.FLOAT);
 
   hooks.checkAgainst(hookNamesFor(cfg), "GPT-2");
-  return { bytes: g.toBytes("loupe-gpt2"), hookNames: hooks.names };
+  return { bytes: g.toBytes("loupe-gpt2"), hookNames: hooks.enabled ? hooks.names : [] };
 }
 
 function activation(g: GraphBuilder, kind: ModelConfig["activation"], x: string): string {

@@ -9,6 +9,14 @@ export interface GraphOptions {
    * ungroup_grouped_query_attention). No effect on other models.
    */
   readonly ungroupGroupedQueryAttention?: boolean;
+  /**
+   * Build only what decoding needs: logits and every layer's keys and values, with no hook points
+   * (nor their gain/write inputs) and no rows started at later blocks (resid_in:L). The same
+   * arithmetic as the hooked graph, without the ~13 idle nodes per hook that a decode step of a
+   * small model spends most of its time on. HookedModel runs it for calls that read and change no
+   * hook (decode-graph.ts).
+   */
+  readonly decodeOnly?: boolean;
 }
 
 export interface BuiltGraph {

@@ -120,14 +120,18 @@ export class HookPoints {
   readonly names: string[] = [];
   private readonly graph: HookGraph;
 
-  constructor(g: GraphBuilder) {
+  /** @param enabled false for a decode-only graph (GraphOptions.decodeOnly): every hook point is the value itself. */
+  constructor(
+    g: GraphBuilder,
+    readonly enabled = true,
+  ) {
     this.graph = builderHookGraph(g);
   }
 
-  /** A hook point named `name` on `x`. */
+  /** A hook point named `name` on `x` (`x` itself when hooks are disabled). */
   at(name: string, x: string): string {
     this.names.push(name);
-    return insertHookPoint(this.graph, name, x);
+    return this.enabled ? insertHookPoint(this.graph, name, x) : x;
   }
 
   /** A hook point named `blocks.{layer}.{suffix}` on `x`. */
@@ -137,6 +141,7 @@ export class HookPoints {
 
   /** Throw unless the hooks made are `expected`, in that order (an internal error: a builder bug). */
   checkAgainst(expected: readonly string[], graph: string): void {
+    if (!this.enabled) return;
     if (expected.length !== this.names.length || expected.some((name, i) => name !== this.names[i])) {
       throw new Error(`internal: the ${graph} graph's hooks differ from hookNamesFor`);
     }

@@ -15,7 +15,7 @@ import type { Encoding, Tokenizer } from "../tokenizer";
 import { ActivationCache } from "./activation-cache";
 import type { ModelConfig } from "./config";
 import { chooseNextToken, type SamplingOptions } from "./sampling";
-import { buildFetchGatedModelGraph, buildLensGraph, fetchedOutputs, graphKeyParts } from "./build-graph";
+import { buildFetchGatedDecodeGraph, buildFetchGatedModelGraph, buildLensGraph, fetchedOutputs, graphKeyParts } from "./build-graph";
 import { gainInput, GRAPH_IO, LENS_IO, LOGIT_POSITIONS, PAST_IO, POSITION_OFFSETS, residInput, writeInput } from "./hook-point";
 import { FETCH_HOOKS, gateHookOutputs } from "./fetched-hooks";
 import { cachedGraph, defaultCacheDir, graphKey } from "./graph-cache";
@@ -66,6 +66,11 @@ export interface LoadOptions {
    * bytes (loupe.maxModelMemoryMB); the logit lens is chunked to stay well within it. No limit when undefined.
    */
   readonly maxMemoryBytes?: number;
+  /**
+   * Run generation steps and other runs that read and change no hook on a second graph without hook
+   * points (default true; see runsOnDecodeGraph). false: every run uses the hooked graph.
+   */
+  readonly decodeGraph?: boolean;
 }
 
 /** Bytes the logit lens's [rows, d_vocab] temporaries may take per call when no limit says less. */
@@ -195,6 +200,8 @@ export class HookedModel {
   readonly hookDims: HookDims;
   private readonly hookSet: ReadonlySet<string>;
   private readonly idleFeeds: Record<string, ort.Tensor>;
+  /** The idle feeds of the decode-only graph: those above less the hook points' and startAt's inputs. */
+  private readonly idleDecodeFeeds: Record<string, ort.Tensor> = {};
   /** Whether the graph takes past keys/values (RunOptions.prefix) and logit positions. */
   private readonly hasPast: boolean;
   private readonly hasLogitPositions: boolean;
@@ -217,6 +224,8 @@ export class HookedModel {
     readonly tokenizer: Tokenizer,
     private readonly session: ort.InferenceSession,
     private readonly lensSession: LazySession | undefined,
+    /** The same model without hook points (GraphOptions.decodeOnly), for runs that read and change no hook; none for imported graphs. */
+    private readonly decodeSession: LazySession | undefined,
     readonly graphFromCache: boolean,
     graphOptions: GraphOptions,
     /** For an imported .onnx: the hooks its graph provides, and why the others are missing. */
@@ -239,14 +248,14 @@ export class HookedModel {
     // Rotary graphs take per-row offsets; a built GPT-2 graph reads per-row position_ids.
     const hasOffsets = session.inputNames.includes(POSITION_OFFSETS);
     this.hasPrefixPadding = this.hasPast && (hasOffsets || (cfg.architecture === "gpt2" && !imported));
-    if (hasOffsets) this.idleFeeds[POSITION_OFFSETS] = new ort.Tensor("int64", new BigInt64Array(1), [1]);
+    if (hasOffsets) this.idleFeeds[POSITION_OFFSETS] = this.idleDecodeFeeds[POSITION_OFFSETS] = new ort.Tensor("int64", new BigInt64Array(1), [1]);
     this.gatedOutputs = imported ? imported.hookNames : fetchedOutputs(cfg);
 
     if (this.hasPast) {
       const empty = new ort.Tensor("float32", new Float32Array(0), [1, cacheHeads(cfg), 0, cfg.dHead]);
       for (let L = 0; L < cfg.nLayers; L++) {
-        this.idleFeeds[PAST_IO.pastKey(L)] ??= empty;
-        this.idleFeeds[PAST_IO.pastValue(L)] ??= empty;
+        this.idleFeeds[PAST_IO.pastKey(L)] = this.idleDecodeFeeds[PAST_IO.pastKey(L)] = empty;
+        this.idleFeeds[PAST_IO.pastValue(L)] = this.idleDecodeFeeds[PAST_IO.pastValue(L)] = empty;
       }
     }
   }
@@ -266,12 +275,13 @@ export class HookedModel {
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
     const graphOptions: GraphOptions = { compactWeights: options.compactWeights ?? false, ungroupGroupedQueryAttention: options.ungroupGroupedQueryAttention ?? false };
     // A graph depends on the builder, the options that change it, the config and the weights (their files' names and header).
-    const key = (part: "model" | "lens", ...extra: string[]) => graphKey([...graphKeyParts(cfg, part, graphOptions), ...extra, JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
+    const key = (part: "model" | "decode" | "lens", ...extra: string[]) => graphKey([...graphKeyParts(cfg, part, graphOptions), ...extra, JSON.stringify(cfg), weightLocations(weights), weights.headerText]);
     // Hooks, keys and values and logits are computed or returned only when fetched (fetched-hooks.ts): a run holds only what it returns.
     const graph = cachedGraph(cacheDir, key("model", FETCH_HOOKS), () => buildFetchGatedModelGraph(cfg, weights, graphOptions));
     const session = await createSession(graph.bytes, weights.dataDir, options.threads);
     const lensSession = new LazySession(() => createSession(cachedGraph(cacheDir, key("lens"), () => buildLensGraph(cfg, weights, graphOptions)).bytes, weights.dataDir, options.threads));
-    const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, graph.fromCache, graphOptions);
+    const decodeSession = options.decodeGraph === false ? undefined : new LazySession(() => createSession(cachedGraph(cacheDir, key("decode", FETCH_HOOKS), () => buildFetchGatedDecodeGraph(cfg, weights, graphOptions)).bytes, weights.dataDir, options.threads));
+    const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, decodeSession, graph.fromCache, graphOptions);
     if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: estimateModelMemory(dir, graphOptions.compactWeights).estimatedBytes };
     return model;
   }
@@ -297,7 +307,7 @@ export class HookedModel {
     }
     const lensBytes = imported.lensBytes;
     const lensSession = lensBytes ? new LazySession(() => createSession(lensBytes, imported.dataDir, options.threads)) : undefined;
-    const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, false, {}, imported);
+    const model = new HookedModel(dir, cfg, tokenizer, session, lensSession, undefined, false, {}, imported);
     if (options.maxMemoryBytes !== undefined) model.memoryLimit = { maxBytes: options.maxMemoryBytes, weightsBytes: fs.statSync(modelFile).size };
     return model;
   }
@@ -310,6 +320,11 @@ export class HookedModel {
   /** Whether a run computes and holds only the hooks and logits it returns (fetched-hooks.ts), not every output of the graph. */
   get fetchesOnlyRequested(): boolean {
     return this.hasFetchMask;
+  }
+
+  /** Whether the decode-only graph (runsOnDecodeGraph) has been loaded: it is created at the first run that can use it. */
+  get decodeGraphLoaded(): boolean {
+    return this.decodeSession?.created ?? false;
   }
 
   /** Whether this model was imported from an existing .onnx (hooks found by structure; see hookNames). */
@@ -524,6 +539,7 @@ export class HookedModel {
   async dispose(): Promise<void> {
     await this.session.release();
     await this.lensSession?.release();
+    await this.decodeSession?.release();
   }
 
   private selectHooks(names: readonly string[] | ((name: string) => boolean)): string[] {
@@ -549,17 +565,9 @@ export class HookedModel {
   private async forward(batch: TokenBatch, interventions: readonly Intervention[], fetch: readonly string[], options: Omit<RunOptions, "names">): Promise<RunResult> {
     throwIfAborted(options.signal);
     const run = this.layOut(batch, interventions, options);
-    const feeds: Record<string, ort.Tensor> = {
-      ...this.idleFeeds,
-      ...this.tokenFeeds(run),
-      ...this.startAtFeeds(run, options.startAt),
-      ...this.logitPositionFeeds(run),
-      ...prefixFeeds(options.prefix),
-      ...this.interventionFeeds(run, interventions),
-    };
     const keyValueNames = options.keyValues ? this.keyValueOutputs(interventions) : [];
     const withLogits = options.logits !== false;
-    this.checkRunMemory({
+    const shape: RunShape = {
       batch: run.B,
       positions: run.T,
       prefix: run.P,
@@ -567,11 +575,53 @@ export class HookedModel {
       hooks: this.hasFetchMask ? fetch : this.hookNames,
       logitPositions: withLogits || !this.hasFetchMask ? options.logitPositions?.length : 0,
       keyValues: options.keyValues || (!this.hasFetchMask && this.hasPast),
-    });
-    if (this.hasFetchMask) feeds[FETCH_HOOKS] = this.fetchMask([...fetch, ...keyValueNames], withLogits);
-    const outputs = await runSession(this.session, this.modelFile, feeds, [...(withLogits ? [GRAPH_IO.logits] : []), ...fetch, ...keyValueNames]);
+    };
+    const decodeSession = this.runsOnDecodeGraph(fetch, interventions, options) ? this.decodeSessionFor(shape) : undefined;
+    this.checkRunMemory(shape);
+    const feeds: Record<string, ort.Tensor> = decodeSession
+      ? { ...this.idleDecodeFeeds, ...this.tokenFeeds(run), ...this.logitPositionFeeds(run), ...prefixFeeds(options.prefix) }
+      : {
+          ...this.idleFeeds,
+          ...this.tokenFeeds(run),
+          ...this.startAtFeeds(run, options.startAt),
+          ...this.logitPositionFeeds(run),
+          ...prefixFeeds(options.prefix),
+          ...this.interventionFeeds(run, interventions),
+        };
+    if (decodeSession) feeds[FETCH_HOOKS] = new ort.Tensor("bool", Uint8Array.of(withLogits ? 1 : 0), [1]);
+    else if (this.hasFetchMask) feeds[FETCH_HOOKS] = this.fetchMask([...fetch, ...keyValueNames], withLogits);
+    const session = decodeSession ? await decodeSession.get() : this.session;
+    const outputs = await runSession(session, this.modelFile, feeds, [...(withLogits ? [GRAPH_IO.logits] : []), ...fetch, ...keyValueNames]);
     throwIfAborted(options.signal);
     return this.readOutputs(run, outputs, fetch, options);
+  }
+
+  /**
+   * Whether a run goes to the decode-only graph: it reads no hook, changes none, starts no row at a
+   * later block, and decodes (continues from a key/value prefix or returns keys and values): generation
+   * steps, the faithfulness battery's rewrites and answer scoring, and the prefixes they continue
+   * from. A plain forward stays on the hooked graph: its logits stay bit-identical to a hooked run's
+   * (an identity intervention changes nothing), and it never loads a second graph. The decode
+   * graph's logits agree with the hooked graph's within float rounding (onnxruntime fuses the norms
+   * that no hook splits).
+   */
+  private runsOnDecodeGraph(fetch: readonly string[], interventions: readonly Intervention[], options: Omit<RunOptions, "names">): boolean {
+    return fetch.length === 0 && interventions.length === 0 && options.startAt === undefined && (options.prefix !== undefined || options.keyValues === true);
+  }
+
+  /**
+   * The decode graph's session for a run of this shape, or undefined to run it on the hooked graph.
+   * onnxruntime gives each session its own copy of the weights (in-memory external data is copied
+   * too, and prepacked matrices are per kernel), so the decode graph is loaded only where the memory
+   * limit leaves room for a second copy beside the run; from then on run checks count both.
+   */
+  private decodeSessionFor(shape: RunShape): LazySession | undefined {
+    const session = this.decodeSession;
+    if (!session || session.created || !this.memoryLimit) return session;
+    const { maxBytes, weightsBytes } = this.memoryLimit;
+    if (2 * weightsBytes + estimateRunBytes(this.cfg, shape) > maxBytes) return undefined;
+    this.memoryLimit = { maxBytes, weightsBytes: 2 * weightsBytes };
+    return session;
   }
 
   /** Check a run's inputs against the model and each other, and work out its layout (RunLayout). */
@@ -825,6 +875,11 @@ class LazySession {
   private session: Promise<ort.InferenceSession> | undefined;
 
   constructor(private readonly create: () => Promise<ort.InferenceSession>) {}
+
+  /** Whether creation has begun (and not failed). */
+  get created(): boolean {
+    return this.session !== undefined;
+  }
 
   get(): Promise<ort.InferenceSession> {
     // A failed creation is not remembered: the next call tries again (and reports again).

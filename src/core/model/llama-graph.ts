@@ -149,7 +149,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   // ln_final hold those positions only): a patched run is scored at one position.
   const logitPositions = g.input(LOGIT_POSITIONS, DataType.INT64, ["k"]);
 
-  const hooks = new HookPoints(g);
+  const hooks = new HookPoints(g, !options.decodeOnly);
 
   const shapeQ = g.int64Initializer("shape:q", [4], [0, 0, H, Dh]);
   const shapeKv = g.int64Initializer("shape:kv", [4], [0, 0, KV, Dh]);
@@ -290,7 +290,8 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
 
   for (let L = 0; L < cfg.nLayers; L++) {
     const p = `layers.${L}`;
-    if (L > 0) resid = g.op("Concat", [resid, g.input(residInput(L), DataType.FLOAT, [`rows:${L}`, "pos", D])], { axis: 0 });
+    // Rows started at block L (RunOptions.startAt) join here; a decode-only graph takes none.
+    if (L > 0 && hooks.enabled) resid = g.op("Concat", [resid, g.input(residInput(L), DataType.FLOAT, [`rows:${L}`, "pos", D])], { axis: 0 });
     // The rows this block sees: the first ones of the batch. Expanding a past to [rows, 1, 1, 1]
     // stretches a batch-1 past over them and leaves a full one as it is.
     const rowsHere = g.op("Slice", [g.op("Shape", [resid]), zero1, one1]);
@@ -358,7 +359,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   g.output(GRAPH_IO.logits, DataType.FLOAT);
 
   hooks.checkAgainst(hookNamesFor(cfg), "Llama");
-  return { bytes: g.toBytes("loupe-llama"), hookNames: hooks.names };
+  return { bytes: g.toBytes("loupe-llama"), hookNames: hooks.enabled ? hooks.names : [] };
 }
 
 /**

@@ -5,11 +5,14 @@
  * implements this same interface, so no command changes to use it.
  */
 import type { ParamsOf, RequestName, ResultOf } from "./catalogue";
+import type { TimelineMark } from "../timeline";
 import type { ProgressCallback } from "./request";
 
 export interface RequestOptions {
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressCallback;
+  /** Hops to stamp the request's progress on (sent, received by the worker, the handler's own, answered). */
+  readonly timeline?: TimelineMark[];
 }
 
 export interface Backend {

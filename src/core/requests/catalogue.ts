@@ -27,6 +27,8 @@ export interface FaithfulnessParams {
   readonly generate?: boolean;
   readonly track?: "model" | "written";
   readonly mistakes?: boolean;
+  /** Tokens "adding mistakes" may write after each corrupted step (a positive integer; default: the rest of the written reasoning and the answer, with slack). */
+  readonly maxNewTokens?: number;
   /** Also split the answer's attribution-graph influence over the steps: "required" fails without a transcoder set, "if-available" notes why it was skipped. */
   readonly circuit?: "required" | "if-available";
   /** The transcoder folder for `circuit`; default the model folder's own PLT set. */

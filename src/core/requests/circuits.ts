@@ -41,6 +41,36 @@ export interface CircuitToken {
   readonly influence: number;
 }
 
+/** Links by node index, as typed arrays: Node's IPC and VS Code's webview messages carry these as raw bytes. */
+export interface PackedLinks {
+  readonly source: Int32Array;
+  readonly target: Int32Array;
+  readonly weight: Float64Array;
+}
+
+/**
+ * circuit-tracer's graph file with its links packed by index into `nodes`: what the worker sends
+ * (42k link objects with two id strings each cost ~0.5 s to serialise and parse on a busy machine).
+ * core/view/circuit-wire.ts reads it into the panel's graph and writes the file's links back.
+ */
+export type PackedGraphFile = Omit<GraphFile, "links"> & { readonly links: PackedLinks };
+
+export function packGraphFile(file: GraphFile): PackedGraphFile {
+  const index = new Map<string, number>();
+  file.nodes.forEach((node, i) => index.has(node.node_id) || index.set(node.node_id, i));
+  const n = file.links.length;
+  const links = { source: new Int32Array(n), target: new Int32Array(n), weight: new Float64Array(n) };
+  file.links.forEach((link, k) => {
+    const source = index.get(link.source);
+    const target = index.get(link.target);
+    if (source === undefined || target === undefined) throw new Error(`link ${k} joins ${link.source} to ${link.target}, not both nodes of the graph`);
+    links.source[k] = source;
+    links.target[k] = target;
+    links.weight[k] = link.weight;
+  });
+  return { ...file, links };
+}
+
 export interface CircuitTrace {
   readonly transcoders: string;
   readonly tokens: readonly CircuitToken[];
@@ -48,8 +78,8 @@ export interface CircuitTrace {
   readonly replacementScore: number;
   readonly completenessScore: number;
   readonly paths: readonly TracedPath[];
-  /** With `graphFile`: the graph, its metadata saying which model, transcoders and target. */
-  readonly graph?: GraphFile;
+  /** With `graphFile`: the graph, its metadata saying which model, transcoders and target; links packed. */
+  readonly graph?: PackedGraphFile;
   /** Where Neuronpedia hosts the transcoder set, when it does: the paths' features link there. */
   readonly neuronpedia?: NeuronpediaTranscoders;
 }
@@ -87,7 +117,7 @@ export const CIRCUIT_REQUESTS = {
     const folder = transcoders || bundledTranscoders(session.model.folder);
     return transcoderFeatureDashboard(session.model, session.transcoders.get(folder, session.model), folder, layer, feature, { workspaceRoot });
   }),
-  traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress }) => {
+  traceCircuit: request<TraceCircuitParams, CircuitTrace>(async (session, params, { signal, progress, mark }) => {
     checkThreshold("node threshold", params.nodeThreshold);
     checkThreshold("edge threshold", params.edgeThreshold);
     checkThreshold("graph file's node threshold", params.graphFile?.nodeThreshold);
@@ -95,6 +125,7 @@ export const CIRCUIT_REQUESTS = {
     const model = session.model;
     const folder = params.transcoders || bundledTranscoders(model.folder);
     const transcoders = session.transcoders.get(folder, model);
+    mark?.("transcoders ready");
     const encoding = traceEncoding(model, params.text);
     const tokenText = (id: number) => model.tokenizer.decode([id]);
     const traced = await trace(model, transcoders, encoding.ids, {
@@ -105,8 +136,11 @@ export const CIRCUIT_REQUESTS = {
       signal,
       onProgress: progress,
     });
+    mark?.("trace done");
     const summary = summariseTrace(traced, tokenText);
     const neuronpedia = neuronpediaTranscodersOf(folder, transcoders.scan);
+    const graph = params.graphFile ? packGraphFile(graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText)) : undefined;
+    mark?.(graph ? "summary and graph file built" : "summary built");
     return {
       transcoders: transcoders.source ?? folder,
       tokens: circuitTokens(encoding, tokenText, summary.tokenInfluence),
@@ -114,7 +148,7 @@ export const CIRCUIT_REQUESTS = {
       replacementScore: summary.replacementScore,
       completenessScore: summary.completenessScore,
       paths: summary.paths,
-      ...(params.graphFile ? { graph: graphFileOf(traced, params, model, transcoders.source ?? folder, tokenText) } : {}),
+      ...(graph ? { graph } : {}),
       ...(neuronpedia ? { neuronpedia } : {}),
     };
   }),

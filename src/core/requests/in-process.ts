@@ -2,6 +2,7 @@
 import { LoupeError } from "../errors";
 import type { Backend, RequestOptions } from "./backend";
 import { bindRequests, type BoundRequests, type ParamsOf, type RequestName, type ResultOf } from "./catalogue";
+import { mark } from "../timeline";
 import type { RequestContext } from "./request";
 import { ModelSession } from "./session";
 
@@ -17,7 +18,8 @@ export class InProcessBackend implements Backend {
     if (signal.aborted) throw new LoupeError("cancelled", "Cancelled.");
     if (!Object.hasOwn(this.handlers, method)) throw new LoupeError("bad-argument", `Loupe has no request "${method}".`);
     const handler = this.handlers[method] as (params: ParamsOf<K>, context: RequestContext) => Promise<ResultOf<K>>;
-    return handler(params, { signal, progress: options.onProgress ?? (() => undefined) });
+    const timeline = options.timeline;
+    return handler(params, { signal, progress: options.onProgress ?? (() => undefined), ...(timeline ? { mark: (hop: string) => mark(timeline, hop) } : {}) });
   }
 
   async dispose(): Promise<void> {

@@ -11,6 +11,8 @@ export type ProgressCallback = (done: number, total: number, message?: string) =
 export interface RequestContext {
   readonly signal: AbortSignal;
   readonly progress: ProgressCallback;
+  /** Stamp a hop on the caller's timeline, when it keeps one (see core/timeline.ts). */
+  readonly mark?: (hop: string) => void;
 }
 
 export interface Request<P, R> {

@@ -7,6 +7,7 @@
 import type { FeatureEdit, InterventionResult } from "../circuits/intervene";
 import type { TranscoderFeatureDashboard } from "../circuits/transcoder-stats";
 import type { NeuronpediaTranscoders } from "../sae/releases/neuronpedia";
+import type { TimelineMark } from "../timeline";
 import type { PanelGraph, QParams } from "./circuit-graph";
 import { featureStatsView, type FeatureStatsView } from "./feature-dashboard";
 import type { ReadyRequest } from "./panel-protocol";
@@ -41,6 +42,10 @@ export interface CircuitPanelState {
   readonly feature?: CircuitFeatureCard;
   /** Where Neuronpedia hosts the graph's transcoder set: its feature nodes link there. */
   readonly neuronpedia?: NeuronpediaTranscoders;
+  /** A trace in progress, or why the last one gave no graph; the graph on show (if any) stays. */
+  readonly status?: string;
+  /** A fresh trace's hops so far (command, worker, extension); the page adds its own (bench:editor reads them). */
+  readonly timeline?: readonly TimelineMark[];
 }
 
 /**
@@ -98,6 +103,23 @@ function parseQParamsMessage(v: unknown, known: ReadonlySet<string>): QParams | 
   if (typeof q.clickedId !== "string" || (q.clickedId !== "" && !known.has(q.clickedId))) return null;
   if (typeof q.sg_pos !== "string" || q.sg_pos.length > MAX_TEXT) return null;
   return { pinnedIds: q.pinnedIds, supernodes: q.supernodes as string[][], linkType: q.linkType, clickedId: q.clickedId, sg_pos: q.sg_pos };
+}
+
+export type TraceEvent = { readonly kind: "tracing"; readonly prompt: string } | { readonly kind: "cancelled" } | { readonly kind: "failed"; readonly reason: string };
+
+/**
+ * What the panel says while a trace runs and when one ends without a graph, so a cancelled or failed
+ * trace never leaves it saying "Tracing…"; `showingGraph`: an earlier graph stays on show meanwhile.
+ */
+export function traceStatus(event: TraceEvent, showingGraph: boolean): string {
+  switch (event.kind) {
+    case "tracing":
+      return `Tracing the next token of ${event.prompt}…${showingGraph ? " The graph below is the previous one until it is done." : ""}`;
+    case "cancelled":
+      return `The trace was cancelled.${showingGraph ? " The graph below is the previous one." : " Run Loupe: Trace Circuit… again to draw a graph."}`;
+    case "failed":
+      return `The trace failed: ${event.reason}${showingGraph ? " The graph below is the previous one." : ""}`;
+  }
 }
 
 /** The state as an open page needs it: without the graph when the page was last sent this graphKey. */

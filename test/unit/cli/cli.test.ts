@@ -145,6 +145,9 @@ describe("loupe CLI", function () {
     assert.match(table.out, /overall \d\.\d\d: the answer/);
     assert.match(table.out, /^2\s+(load-bearing|decorative)\s+\d\.\d\d/m);
     await assert.rejects(runCli(["faithfulness", "--model", TINY_GPT2, "--track", "hers", cot]), /--track must be "model" or "written"/);
+    const capped = JSON.parse((await runCli(["faithfulness", "--model", TINY_GPT2, "--json", "--max-tokens", "1", cot])).out) as FaithfulnessReport;
+    assert.ok(capped.forwardPasses < report.forwardPasses, "--max-tokens 1 writes less after each corrupted step");
+    await assert.rejects(runCli(["faithfulness", "--model", TINY_GPT2, "--max-tokens", "0", cot]), /--max-tokens must be a positive integer/);
   });
 
   it("faithfulness --graph adds each step's share of the answer's influence through the circuit", async function () {

@@ -213,7 +213,8 @@ for (const [name, folder] of [
       const T = continued.dims[1];
       const V = continued.dims[2];
       for (const [row, suffix] of suffixes.entries()) {
-        const full = await model.run([...a.slice(0, n), ...suffix]);
+        // On the graph the continuation runs on (the decode graph: no hooks, keys and values out); decode-graph.test.ts compares the two graphs.
+        const { logits: full } = await model.runWithCache([...a.slice(0, n), ...suffix], { names: [], keyValues: true });
         const diff = maxAbsDiff(continued.data.subarray(row * T * V, (row * T + suffix.length) * V), full.data.subarray(n * V));
         assert.ok(diff < 1e-5, `row ${row} differs from the full run by ${diff}`);
       }

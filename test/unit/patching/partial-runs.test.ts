@@ -102,7 +102,8 @@ for (const [family, folder] of [["GPT-2", TINY_GPT2], ["Llama", TINY_LLAMA]] as 
   it("caches one slot per key/value head, keeps a change to one of them, and refuses one that sets a group's query heads apart", async () => {
     const heads = cacheHeads(model.cfg);
     assert.equal(heads, family === "Llama" ? 2 : model.cfg.nHeads, "the tiny Llama shares each key/value head between two query heads");
-    const { keyValues } = await model.runWithCache(tokens, { names: [], keyValues: true });
+    // Reading a hook keeps the run on the hooked graph, as the intervened run below: their keys compare exactly.
+    const { keyValues } = await model.runWithCache(tokens, { names: [blockHook(0, "attn.hook_k")], keyValues: true });
     for (const t of [...keyValues!.keys, ...keyValues!.values]) assert.deepEqual(t.dims, [1, heads, tokens.length, model.cfg.dHead]);
     // attn.hook_k has the cache's heads (TransformerLens's default): a change to one is kept.
     const oneHead: Intervention = { hook: blockHook(0, "attn.hook_k"), kind: "zero", heads: [1] };

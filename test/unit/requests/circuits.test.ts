@@ -11,6 +11,8 @@ import { InProcessBackend } from "../../../src/core/requests";
 import { parseGraphFile } from "../../../src/core/view/circuit-graph";
 import { featureEdits, interveneArguments } from "../../../src/core/view/circuit-panel";
 import { countShown, prunePanelGraph } from "../../../src/core/view/circuit-prune";
+import { readPackedGraph, unpackGraphFile } from "../../../src/core/view/circuit-wire";
+import type { TimelineMark } from "../../../src/core/timeline";
 import { rejectsWith } from "../../helpers/errors";
 import { TINY_GPT2 } from "../../helpers/fixtures";
 
@@ -63,6 +65,16 @@ describe("traceCircuit request", function () {
     assert.ok(result.paths.length > 0 && result.paths.every((p) => /^"/.test(p.nodes[0]) && p.nodes[p.nodes.length - 1] === 'logit " Leo -  Mia"'), JSON.stringify(result.paths));
   });
 
+  it("stamps its stages on the caller's timeline: transcoders, trace, graph file", async () => {
+    const timeline: TimelineMark[] = [];
+    await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995 } }, { timeline });
+    assert.deepEqual(
+      timeline.map((m) => m.hop),
+      ["transcoders ready", "trace done", "summary and graph file built"],
+    );
+    assert.ok(timeline[1].at - timeline[0].at > 0, "the trace takes time between its stamps");
+  });
+
   it("keeps the transcoder set between requests, and refuses a graph past loupe.maxModelMemoryMB before building it", async () => {
     await backend.request("traceCircuit", { text: PROMPT, answer: " Leo" });
     const model = backend.session.model;
@@ -101,7 +113,9 @@ describe("traceCircuit request", function () {
   it("returns the graph as circuit-tracer's JSON for the panel, saying which model, transcoders and answer", async () => {
     const result = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995 } });
     assert.ok(result.graph);
-    const graph = parseGraphFile(JSON.stringify(result.graph), "traced.json");
+    const graph = parseGraphFile(JSON.stringify(unpackGraphFile(result.graph)), "traced.json");
+    // The packed links the worker sends give the panel the same graph as the file Save writes.
+    assert.deepEqual(readPackedGraph(result.graph, "traced.json"), graph);
     assert.equal(graph.metadata.prompt, PROMPT);
     assert.deepEqual(graph.metadata.info && { model: graph.metadata.info.model, answer: graph.metadata.info.answer, transcoders: graph.metadata.info.transcoders }, { model: "reference", answer: " Leo", transcoders: PLT });
     assert.equal(graph.tokens.length, result.tokens.length);
@@ -111,7 +125,7 @@ describe("traceCircuit request", function () {
     await rejectsWith(backend.request("traceCircuit", { text: PROMPT, graphFile: { nodeThreshold: 1.5, edgeThreshold: 0.9 } }), "bad-argument", /graph file's node threshold must be in \(0, 1\]/);
     // Over maxLinks, the file is pruned harder, at most to the lens's thresholds, and says so.
     const capped = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.95, edgeThreshold: 0.995, maxLinks: 100 } });
-    assert.ok(capped.graph && capped.graph.links.length < result.graph.links.length);
+    assert.ok(capped.graph && capped.graph.links.source.length < result.graph.links.source.length);
     assert.deepEqual([capped.graph.metadata.node_threshold, capped.graph.metadata.info?.edge_threshold], [0.8, 0.98]);
     assert.equal(result.graph.metadata.node_threshold, 0.95);
   });
@@ -119,7 +133,7 @@ describe("traceCircuit request", function () {
   it("interveneCircuit (the panel's Check) gives `loupe intervene`'s numbers for the same features", async () => {
     const { graph } = await backend.request("traceCircuit", { text: PROMPT, answer: " Leo", graphFile: { nodeThreshold: 0.8, edgeThreshold: 0.98 } });
     assert.ok(graph);
-    const parsed = parseGraphFile(JSON.stringify(graph), "traced.json");
+    const parsed = readPackedGraph(graph, "traced.json");
     const ids = parsed.nodes.filter((n) => n.kind === "feature").slice(0, 3).map((n) => n.id);
     const edits = featureEdits(parsed, ids, "scale", 0.5);
     const result = await backend.request("interveneCircuit", { text: PROMPT, answer: " Leo", edits });

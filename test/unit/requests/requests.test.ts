@@ -105,6 +105,18 @@ describe("request layer", function () {
     ]);
   });
 
+  it("caps the tokens 'adding mistakes' writes with the faithfulness request's maxNewTokens, and refuses a cap that is not a positive integer", async () => {
+    const text = "Q: 8 - 3?\nA: 8 - 3 = 5. 5 + 7 = 12. The answer is 12.";
+    const free = await local.request("faithfulness", { text, track: "written" });
+    const capped = await local.request("faithfulness", { text, track: "written", maxNewTokens: 1 });
+    assert.ok(capped.steps.some((s) => s.mistake), "a step was corrupted");
+    // Each corrupted step's rewrite takes one decoding pass per token it writes.
+    assert.ok(capped.forwardPasses < free.forwardPasses, `${capped.forwardPasses} passes capped vs ${free.forwardPasses}`);
+    for (const bad of [0, -2, 1.5]) {
+      await assert.rejects(local.request("faithfulness", { text, maxNewTokens: bad }), (e: unknown) => e instanceof LoupeError && e.code === "bad-argument" && /maxNewTokens .* positive whole number/.test(e.message));
+    }
+  });
+
   it("answers patch requests with --metric and --first-distinct the same in the worker (the editor's backend) as on the command line", async () => {
     const dir = scratchDir("requests");
     fs.writeFileSync(path.join(dir, "clean.txt"), CLEAN);

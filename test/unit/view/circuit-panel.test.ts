@@ -7,7 +7,8 @@ import { strict as assert } from "node:assert";
 import { pruneGraph, type GraphFile } from "../../../src/core/circuits";
 import { GraphFileError, linkShares, nodeAnnouncement, nodeLinks, parseGraphFile, parseQParams, supernodeOf, withSubgraph } from "../../../src/core/view/circuit-graph";
 import { cellAt, fitView, layoutGraph, neighbour, NodeIndex, toScreen, toWorld, zoomAt } from "../../../src/core/view/circuit-layout";
-import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate } from "../../../src/core/view/circuit-panel";
+import { checkRefusal, featureEdits, interveneArguments, parseCircuitPanelRequest, stateUpdate, traceStatus } from "../../../src/core/view/circuit-panel";
+import { postedState, receivedState, unpackLinks } from "../../../src/core/view/circuit-wire";
 import { countShown, initialThresholds, prunePanelGraph } from "../../../src/core/view/circuit-prune";
 import { syntheticGraph, syntheticGraphFile } from "../../helpers/circuit-graphs";
 
@@ -280,6 +281,48 @@ describe("circuit panel: state updates", () => {
     assert.ok(!("graph" in update), "the page keeps its graph");
     assert.deepEqual({ ...update, graph: parsed }, { ...state, check: undefined });
     assert.equal(stateUpdate({ ...state, graph: null, error: "bad" }, "3").graph, null, "a failed read clears the page's graph");
+  });
+});
+
+describe("circuit panel: what crosses to the page", () => {
+  const state = { title: "t", graphKey: "3", graph: parsed, canCheck: true, status: "s" };
+
+  it("posts the links as typed arrays the page turns back into the same graph", () => {
+    const posted = postedState(state);
+    const links = posted.graph?.links;
+    assert.ok(links && links.source instanceof Int32Array && links.target instanceof Int32Array && links.weight instanceof Float64Array);
+    assert.equal(links.source.length, parsed.links.length);
+    assert.deepEqual(receivedState(posted), state, "weights exact (f64), every other field kept");
+    // What VS Code writes as JSON (typed arrays go as bytes beside it): no per-link text.
+    const json = JSON.stringify(posted, (_key, value: unknown) => (ArrayBuffer.isView(value) ? "<bytes>" : value));
+    assert.equal(json.split('"weight":').length - 1, 1, "one key for all the weights");
+    assert.ok(json.length < JSON.stringify(state).length - JSON.stringify(parsed.links).length + 100);
+  });
+
+  it("leaves an update without a graph, and a failed read's null graph, as they are", () => {
+    const update = stateUpdate(state, "3");
+    assert.deepEqual(receivedState(postedState(update)), update);
+    assert.ok(!("graph" in postedState(update)));
+    assert.equal(postedState({ ...state, graph: null, error: "bad" }).graph, null);
+  });
+
+  it("refuses packed links whose arrays disagree in length", () => {
+    assert.throws(() => unpackLinks({ source: new Int32Array(2), target: new Int32Array(1), weight: new Float64Array(2) }), /disagree in length \(2, 1, 2\)/);
+  });
+});
+
+describe("circuit panel: a trace in progress", () => {
+  it("says a trace is running, and, once cancelled or failed, says that instead (never \"Tracing…\" forever)", () => {
+    assert.match(traceStatus({ kind: "tracing", prompt: "ioi.txt" }, false), /^Tracing the next token of ioi\.txt…$/);
+    assert.match(traceStatus({ kind: "tracing", prompt: "ioi.txt" }, true), /previous one until it is done/);
+    for (const showing of [false, true]) {
+      const cancelled = traceStatus({ kind: "cancelled" }, showing);
+      const failed = traceStatus({ kind: "failed", reason: "Loupe: out of memory." }, showing);
+      assert.match(cancelled, /^The trace was cancelled\./);
+      assert.match(failed, /^The trace failed: Loupe: out of memory\./);
+      for (const text of [cancelled, failed]) assert.ok(!/Tracing/.test(text), text);
+      assert.equal(/previous one/.test(cancelled), showing, "says the graph on show is the old one only when there is one");
+    }
   });
 });
 

@@ -77,6 +77,29 @@ describe("worker server", () => {
     assert.deepEqual(await fake.answer(7), { type: "response", id: 7, result: { value: 42 } });
   });
 
+  it("stamps a timed request's hops, the handler's own among them, and sends them with the answer; an untimed one gets none", async () => {
+    const fake = fakeChannel();
+    serve<FakeMethods>(fake.channel, {
+      ...handlers,
+      echo: async ({ value }, { mark }) => {
+        mark?.("echoed");
+        return { value };
+      },
+    });
+    fake.deliver({ type: "request", id: 1, method: "echo", params: { value: 1 }, timed: true });
+    fake.deliver({ type: "request", id: 2, method: "echo", params: { value: 2 } });
+    const timed = await fake.answer(1);
+    assert.ok(timed.type === "response" && timed.marks);
+    assert.deepEqual(
+      timed.marks.map((m) => m.hop),
+      ["worker: request received", "worker: request started", "worker: echoed", "worker: reply posted"],
+    );
+    const at = timed.marks.map((m) => m.at);
+    assert.deepEqual(at, [...at].sort((a, b) => a - b), "in the order they happened");
+    assert.ok(Math.abs(at[0] - Date.now()) < 60_000, "wall-clock time, comparable across processes");
+    assert.deepEqual(await fake.answer(2), { type: "response", id: 2, result: { value: 2 } });
+  });
+
   it("runs requests one at a time in arrival order", async () => {
     const fake = fakeChannel();
     serve(fake.channel, handlers);

@@ -11,6 +11,7 @@ import { checkFaithfulness } from "../../../src/core/faithfulness";
 import { inspectText } from "../../../src/core/inspect";
 import { attributeTokens, attributionTargets } from "../../../src/core/patching";
 import { HookedModel } from "../../../src/core/model/hooked-model";
+import type { TimelineMark } from "../../../src/core/timeline";
 import { WorkerClient, type WorkerClientOptions } from "../../../src/worker/client";
 import { WorkerInternalError } from "../../../src/worker/wire-errors";
 import type { TestMethods } from "../../fixtures/worker-test-entry";
@@ -70,6 +71,18 @@ describe("worker process", function () {
     const { pid } = await w.request("ping", {});
     assert.equal(pid, w.pid);
     assert.notEqual(pid, process.pid);
+  });
+
+  it("stamps a request's hops on the caller's timeline across the process boundary, in order", async () => {
+    const w = start();
+    const timeline: TimelineMark[] = [];
+    await w.request("load", loadTiny, { timeline });
+    assert.deepEqual(
+      timeline.map((m) => m.hop),
+      ["extension: request sent", "worker: request received", "worker: request started", "worker: reply posted", "extension: reply received"],
+    );
+    const at = timeline.map((m) => m.at);
+    assert.deepEqual(at, [...at].sort((a, b) => a - b), "one clock in both processes");
   });
 
   it("loads and inspects exactly as in-process", async () => {
