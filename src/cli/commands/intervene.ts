@@ -1,5 +1,5 @@
 import { buildReplacement, interveneOnFeatures, selectTargets, traceEncoding, type FeatureEdit } from "../../core/circuits";
-import { attributeReplacement, pruneGraph } from "../../core/circuits";
+import { attributeReplacementAsync, pruneGraph } from "../../core/circuits";
 import { LoupeError } from "../../core/errors";
 import { loadModel, positiveInt, readInput, stringList, stringOption, type Command } from "../command";
 import { fixed, visibleToken } from "../format";
@@ -47,7 +47,7 @@ export const interveneCommand: Command = {
       ];
       if (stringOption(values, "top") !== undefined) {
         const n = positiveInt(values, "top", 10);
-        const graph = attributeReplacement(r, { targets: spec, signal: io.signal }, text);
+        const graph = await attributeReplacementAsync(r, { targets: spec, signal: io.signal }, text);
         const pruned = pruneGraph(graph.adjacency, graph.layout, graph.targets.map((t) => t.probability));
         const top = graph.features.map((f, i) => ({ f, inf: pruned.nodeInfluence[i] })).sort((a, b) => b.inf - a.inf).slice(0, n);
         edits.push(...top.map(({ f }) => ({ layer: f.layer, pos: f.pos, feature: f.feature, kind: "zero" as const })));

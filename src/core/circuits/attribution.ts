@@ -12,6 +12,7 @@
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { RowComputer, type TargetRow } from "./backward-rows";
+import { runInJs, runWithOrt, type OrtProductOptions, type ProductSteps } from "./dense-products";
 import type { NodeLayout } from "./prune";
 import { buildReplacement, type ActiveFeature, type ReplacementModel } from "./replacement";
 import { selectTargets, type LogitTarget, type TargetSpec } from "./targets";
@@ -28,9 +29,19 @@ export interface AttributionOptions {
   readonly maxMemoryBytes?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (rowsDone: number, rowsTotal: number) => void;
+  /**
+   * Where the rows' dense products run (attribute() and attributeReplacementAsync): "auto"
+   * (default) sends the big ones to onnxruntime, "onnxruntime" every one, "js" none (the scalar
+   * JavaScript kernel, the reference path).
+   */
+  readonly products?: "auto" | "onnxruntime" | "js";
+  /** onnxruntime's intra-op threads for the products (default: every core). */
+  readonly threads?: number;
 }
 
 const DEFAULT_BATCH = 64;
+/** [batch, T, d_model]-sized arrays a batch of rows holds: its gradients, their change, products' operands and outputs. */
+const SCRATCH_ARRAYS = 10;
 
 /**
  * float32 n x n copies alive at once while a graph is pruned and scored (the adjacency, its
@@ -42,7 +53,8 @@ const PRUNING_BYTES_PER_ENTRY = 7 * 4 + 1;
 /**
  * Bytes an attribution of `r` holds at its peak, beside the model: the computed rows (each over
  * every node of the replacement), the final graph with pruning's copies, every source's output
- * vector, a batch of gradients and the replacement's own caches.
+ * vector, a batch of gradients with the scratch buffers of its products (about ten arrays of that
+ * size) and the replacement's own caches.
  */
 export function estimateAttributionBytes(r: ReplacementModel, nTargets: number, maxFeatures: number, batchSize = DEFAULT_BATCH): number {
   const { frozen, transcoders: set, features } = r;
@@ -54,7 +66,7 @@ export function estimateAttributionBytes(r: ReplacementModel, nTargets: number, 
   let writerVectors = L * T;
   for (const f of features) writerVectors += decoderLayers(set, f.layer);
   const replacement = 4 * L * T * (set.dTranscoder + 4 * D + frozen.weights.nHeads * T);
-  return 4 * (maxFeatures + nTargets) * nAllNodes + PRUNING_BYTES_PER_ENTRY * n * n + 4 * writerVectors * D + 2 * 4 * batchSize * T * D + replacement;
+  return 4 * (maxFeatures + nTargets) * nAllNodes + PRUNING_BYTES_PER_ENTRY * n * n + 4 * writerVectors * D + SCRATCH_ARRAYS * 4 * batchSize * T * D + replacement;
 }
 
 /** Refuses, before any row is computed, a graph whose estimate passes the limit; its hint has the most feature nodes that fit. */
@@ -109,10 +121,23 @@ export function logitNode(layout: NodeLayout, j: number): number {
 export async function attribute(model: HookedModel, transcoders: TranscoderSet, tokens: readonly number[], options: AttributionOptions = {}): Promise<AttributionGraph> {
   const replacement = await buildReplacement(model, transcoders, tokens, options.signal);
   const label = (id: number) => model.tokenizer.decode([id]);
-  return attributeReplacement(replacement, options, label);
+  return attributeReplacementAsync(replacement, options, label);
 }
 
+/** The graph of a replacement model with every product on the JavaScript kernel (synchronous; the reference path). */
 export function attributeReplacement(r: ReplacementModel, options: AttributionOptions, tokenLabel: (id: number) => string): AttributionGraph {
+  return runInJs(attributionSteps(r, options, tokenLabel));
+}
+
+/** The same graph with the big products in onnxruntime (see options.products): equal within float32 rounding. */
+export async function attributeReplacementAsync(r: ReplacementModel, options: AttributionOptions, tokenLabel: (id: number) => string): Promise<AttributionGraph> {
+  const steps = attributionSteps(r, options, tokenLabel);
+  if (options.products === "js") return runInJs(steps);
+  const ort: OrtProductOptions = { ...(options.threads === undefined ? {} : { threads: options.threads }), ...(options.products === "onnxruntime" ? { minMultiplyAdds: 0 } : {}) };
+  return runWithOrt(steps, ort);
+}
+
+function* attributionSteps(r: ReplacementModel, options: AttributionOptions, tokenLabel: (id: number) => string): ProductSteps<AttributionGraph> {
   const { frozen, transcoders: set } = r;
   const T = frozen.nPos;
   const L = frozen.nLayers;
@@ -130,32 +155,35 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
   if (options.maxMemoryBytes !== undefined) checkGraphFits(r, targets.length, maxFeatures, batchSize, options.maxMemoryBytes);
 
   const computer = new RowComputer(r, nAllNodes);
-  const rows = new Float32Array(rowsNeeded * nAllNodes);
+  // With every feature kept, each row is computed straight into its place in the adjacency.
+  const everyFeature = maxFeatures === nAll;
+  const rows = new Float32Array((everyFeature ? nAllNodes : rowsNeeded) * nAllNodes);
   const rowOfNode = new Int32Array(nAllNodes).fill(-1);
   let rowsDone = 0;
-  const run = (nodes: number[], specs: TargetRow[]) => {
+  function* run(nodes: number[], specs: TargetRow[]): ProductSteps {
     const batch = batchSize;
     for (let start = 0; start < specs.length; start += batch) {
       throwIfAborted(options.signal);
       const part = specs.slice(start, start + batch);
-      const out = rows.subarray(rowsDone * nAllNodes, (rowsDone + part.length) * nAllNodes);
-      computer.compute(part, out);
-      nodes.slice(start, start + batch).forEach((node, i) => (rowOfNode[node] = rowsDone + i));
+      const first = everyFeature ? nodes[start] : rowsDone; // (a batch's nodes are consecutive then)
+      const out = rows.subarray(first * nAllNodes, (first + part.length) * nAllNodes);
+      yield* computer.compute(part, out);
+      nodes.slice(start, start + batch).forEach((node, i) => (rowOfNode[node] = first + i));
       rowsDone += part.length;
       options.onProgress?.(rowsDone, rowsNeeded);
     }
-  };
+  }
   const logitRowsAt = nAll + errorCount + T;
-  run(
+  yield* run(
     targets.map((_, j) => logitRowsAt + j),
     targets.map((t) => ({ layer: L, pos: T - 1, vector: t.vector })),
   );
   const featureRow = (i: number): TargetRow => ({ layer: allFeatures[i].layer, pos: allFeatures[i].pos, vector: encoderRow(set, allFeatures[i].layer, allFeatures[i].feature) });
   let selected: number[];
-  if (maxFeatures === nAll) {
+  if (everyFeature) {
     // Sorted by layer then position: a batch's rows start near the same place.
     selected = allFeatures.map((_, i) => i);
-    run(selected, selected.map(featureRow));
+    yield* run(selected, selected.map(featureRow));
   } else {
     // circuit-tracer's phases: rank the features not yet expanded by their influence through the
     // rows known so far, expand the most influential batch, repeat until the budget is spent.
@@ -169,7 +197,7 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
       const order = allFeatures.map((_, i) => i).filter((i) => !expanded[i]).sort((a, b) => inf[b] - inf[a] || a - b);
       const next = order.slice(0, Math.min(batch, maxFeatures - selected.length));
       next.forEach((i) => (expanded[i] = 1));
-      run(next, next.map(featureRow));
+      yield* run(next, next.map(featureRow));
       selected.push(...next);
     }
     selected.sort((a, b) => a - b);
@@ -182,14 +210,12 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
   const columnOf = new Int32Array(n);
   selected.forEach((old, i) => (columnOf[i] = old));
   for (let j = features.length; j < n; j++) columnOf[j] = j - features.length + nAll;
-  const adjacency = new Float32Array(n * n);
-  const everyColumn = n === nAllNodes; // every feature kept: columns in place, rows copy whole
-  for (let i = 0; i < n; i++) {
+  const adjacency = everyFeature ? rows : new Float32Array(n * n);
+  for (let i = 0; i < n && !everyFeature; i++) {
     const row = rowOfNode[columnOf[i]];
     if (row < 0) continue;
     const src = row * nAllNodes;
-    if (everyColumn) adjacency.set(rows.subarray(src, src + n), i * n);
-    else for (let j = 0; j < n; j++) adjacency[i * n + j] = rows[src + columnOf[j]];
+    for (let j = 0; j < n; j++) adjacency[i * n + j] = rows[src + columnOf[j]];
   }
   return { tokens: frozen.tokens, nLayers: L, features, targets, layout, adjacency, activeFeatureCount: nAll, transcoderKind: set.kind, scan: set.scan };
 }
@@ -202,7 +228,7 @@ export function attributeReplacement(r: ReplacementModel, options: AttributionOp
 export function directEffects(r: ReplacementModel, vector: Float32Array, layer: number, pos: number): Float32Array {
   const n = r.features.length + r.frozen.nLayers * r.frozen.nPos + r.frozen.nPos;
   const out = new Float32Array(n);
-  new RowComputer(r, n).compute([{ layer, pos, vector }], out);
+  runInJs(new RowComputer(r, n).compute([{ layer, pos, vector }], out));
   return out;
 }
 

@@ -7,7 +7,8 @@
  * first attention layer, where the pattern's mixing is applied after W_V^T instead of before it.
  */
 import { normLinearForward } from "./frozen-model";
-import { dot, matmul, matmulTransposed } from "./linalg";
+import { batchedProduct, product, Scratch, type ProductSteps } from "./dense-products";
+import { dot, matmul } from "./linalg";
 import type { ReplacementModel } from "./replacement";
 import { decoderLayers, decoderRow } from "./transcoder";
 
@@ -19,10 +20,15 @@ export interface TargetRow {
   readonly vector: Float32Array;
 }
 
-/** The sources writing into one (layer, position): their node columns and output vectors [n, d_model], the error last. */
-interface Writers {
-  readonly cols: Int32Array;
-  readonly vectors: Float32Array;
+/**
+ * The sources writing into one layer's MLP output, position by position, as the right operand of
+ * one batched product: at position p, writer i (the error last) is node column cols[p][i] and
+ * column i of the [d_model, width] block p of `byPosition` (zero past cols[p].length).
+ */
+interface LayerWriters {
+  readonly cols: readonly Int32Array[];
+  readonly byPosition: Float32Array;
+  readonly width: number;
 }
 
 /** Where a row's gradient is non-zero. */
@@ -48,11 +54,12 @@ interface RowBasis {
 }
 
 export class RowComputer {
-  /** writers[l][p]: every source writing into layer l's MLP output at position p. */
-  private readonly writers: Writers[][];
+  /** writers[l]: every source writing into layer l's MLP output. */
+  private readonly writers: LayerWriters[];
   private firstLayerOutputs?: Float32Array;
   /** The attention's change of a batch's gradients, reused across layers and batches (left zeroed after each use). */
   private delta = new Float32Array(0);
+  private readonly scratch = new Scratch();
 
   constructor(
     private readonly r: ReplacementModel,
@@ -70,19 +77,22 @@ export class RowComputer {
         entry.rows.push(decoderRow(set, f.layer, f.feature, f.layer + o).map((x) => x * f.activation));
       }
     });
-    this.writers = lists.map((perPos, l) =>
-      perPos.map(({ cols, rows }, p) => {
+    this.writers = lists.map((perPos, l) => {
+      perPos.forEach(({ cols, rows }, p) => {
         cols.push(features.length + l * T + p);
         rows.push(errors[l].subarray(p * D, (p + 1) * D));
-        const vectors = new Float32Array(rows.length * D);
-        rows.forEach((v, i) => vectors.set(v, i * D));
-        return { cols: Int32Array.from(cols), vectors };
-      }),
-    );
+      });
+      const width = Math.max(...perPos.map(({ cols }) => cols.length));
+      const byPosition = new Float32Array(T * D * width);
+      perPos.forEach(({ rows }, p) => rows.forEach((v, i) => {
+        for (let d = 0; d < D; d++) byPosition[(p * D + d) * width + i] = v[d];
+      }));
+      return { cols: perPos.map(({ cols }) => Int32Array.from(cols)), byPosition, width };
+    });
   }
 
   /** Fill `out` ([specs.length, nNodes], zeroed) with each target's row. */
-  compute(specs: readonly TargetRow[], out: Float32Array): void {
+  *compute(specs: readonly TargetRow[], out: Float32Array): ProductSteps {
     const { frozen, transcoders: set } = this.r;
     const T = frozen.nPos;
     const L = frozen.nLayers;
@@ -91,7 +101,7 @@ export class RowComputer {
     const top = Math.max(...specs.map((s) => s.layer));
     const state = new Uint8Array(B).fill(RowState.NotStarted);
     const bases: (RowBasis | undefined)[] = new Array(B);
-    const g = new Float32Array(B * T * D);
+    const g = this.scratch.take("gradients", B * T * D, true);
     specs.forEach((s, b) => {
       if (s.layer !== L) return;
       frozen.finalBackward(s.pos, s.vector, g, (b * T + s.pos) * D);
@@ -99,16 +109,16 @@ export class RowComputer {
     });
     for (let l = Math.min(top, L - 1); l >= 0; l--) {
       if (l < top) {
-        this.readSources(l, specs, state, g, out);
+        yield* this.readSources(l, specs, state, g, out);
         const skip = set.layers[l].skip;
-        if (skip) this.skipBackward(l, skip, specs, state, g);
+        if (skip) yield* this.skipBackward(l, skip, specs, state, g);
       }
       specs.forEach((s, b) => {
         if (s.layer !== l) return;
         frozen.inputBackward(l, set.inputHook, s.pos, s.vector, g, (b * T + s.pos) * D);
         state[b] = RowState.OnePosition;
       });
-      this.attentionBackward(l, specs, state, bases, g, out);
+      yield* this.attentionBackward(l, specs, state, bases, g, out);
     }
     const tokenCol = this.r.features.length + L * T;
     specs.forEach((s, b) => {
@@ -116,48 +126,56 @@ export class RowComputer {
     });
   }
 
-  /** Every source writing into layer l's MLP output, dotted with the gradient there. */
-  private readSources(l: number, specs: readonly TargetRow[], state: Uint8Array, g: Float32Array, out: Float32Array): void {
+  /**
+   * Every source writing into layer l's MLP output, dotted with the gradient there: at each
+   * position, the rows whose gradient is non-zero there times that position's writers, every
+   * position in one batched product.
+   */
+  private *readSources(l: number, specs: readonly TargetRow[], state: Uint8Array, g: Float32Array, out: Float32Array): ProductSteps {
     const T = this.r.frozen.nPos;
     const D = this.r.frozen.dModel;
-    const rows: number[] = [];
-    const gathered = new Float32Array(specs.length * D);
-    for (let p = 0; p < T; p++) {
-      rows.length = 0;
-      specs.forEach((s, b) => {
-        if (state[b] === RowState.OnePosition ? p === s.pos : state[b] !== RowState.NotStarted && p <= s.pos) rows.push(b);
-      });
-      if (rows.length === 0) continue;
-      rows.forEach((b, i) => gathered.set(g.subarray((b * T + p) * D, (b * T + p + 1) * D), i * D));
-      const { cols, vectors } = this.writers[l][p];
-      const n = cols.length;
-      const effects = new Float32Array(rows.length * n);
-      matmulTransposed(gathered, vectors, effects, rows.length, D, n);
+    const rowsAt: number[][] = Array.from({ length: T }, () => []);
+    for (let b = 0; b < specs.length; b++) {
+      if (state[b] === RowState.NotStarted) continue;
+      const pos = specs[b].pos;
+      if (state[b] === RowState.OnePosition) rowsAt[pos].push(b);
+      else for (let p = 0; p <= pos; p++) rowsAt[p].push(b);
+    }
+    const most = Math.max(...rowsAt.map((rows) => rows.length));
+    if (most === 0) return;
+    const gathered = this.scratch.take("sources.gathered", T * most * D);
+    rowsAt.forEach((rows, p) => rows.forEach((b, i) => gathered.set(g.subarray((b * T + p) * D, (b * T + p + 1) * D), (p * most + i) * D)));
+    const { cols, byPosition, width } = this.writers[l];
+    const used = { m: Int32Array.from(rowsAt, (rows) => rows.length), n: Int32Array.from(cols, (c) => c.length) };
+    const effects = yield batchedProduct(gathered, byPosition, T, most, D, width, used, this.scratch.take("sources.effects", T * most * width));
+    rowsAt.forEach((rows, p) => {
+      const colsAt = cols[p];
       rows.forEach((b, i) => {
         const row = b * this.nNodes;
-        for (let j = 0; j < n; j++) out[row + cols[j]] += effects[i * n + j];
+        const at = (p * most + i) * width;
+        for (let j = 0; j < colsAt.length; j++) out[row + colsAt[j]] += effects[at + j];
       });
-    }
-  }
-
-  /** The transcoder's skip connection carries the gradient at layer l's MLP output back to its input. */
-  private skipBackward(l: number, skip: Float32Array, specs: readonly TargetRow[], state: Uint8Array, g: Float32Array): void {
-    const { frozen, transcoders: set } = this.r;
-    const T = frozen.nPos;
-    const D = frozen.dModel;
-    specs.forEach((s, b) => {
-      if (state[b] === RowState.NotStarted) return;
-      const first = state[b] === RowState.OnePosition ? s.pos : 0;
-      if (state[b] === RowState.Basis) state[b] = RowState.Spread;
-      const count = s.pos + 1 - first;
-      const through = new Float32Array(count * D);
-      matmulTransposed(g.subarray((b * T + first) * D, (b * T + s.pos + 1) * D), skip, through, count, D, D);
-      for (let i = 0; i < count; i++) frozen.inputBackward(l, set.inputHook, first + i, through.subarray(i * D, (i + 1) * D), g, (b * T + first + i) * D);
     });
   }
 
+  /** The transcoder's skip connection carries the gradient at layer l's MLP output back to its input. */
+  private *skipBackward(l: number, skip: Float32Array, specs: readonly TargetRow[], state: Uint8Array, g: Float32Array): ProductSteps {
+    const { frozen, transcoders: set } = this.r;
+    const T = frozen.nPos;
+    const D = frozen.dModel;
+    for (let b = 0; b < specs.length; b++) {
+      const s = specs[b];
+      if (state[b] === RowState.NotStarted) continue;
+      const first = state[b] === RowState.OnePosition ? s.pos : 0;
+      if (state[b] === RowState.Basis) state[b] = RowState.Spread;
+      const count = s.pos + 1 - first;
+      const through = yield product(g.subarray((b * T + first) * D, (b * T + s.pos + 1) * D), skip, count, D, D);
+      for (let i = 0; i < count; i++) frozen.inputBackward(l, set.inputHook, first + i, through.subarray(i * D, (i + 1) * D), g, (b * T + first + i) * D);
+    }
+  }
+
   /** g <- g + attention_l^T g for every started row (the residual stream carries g past the attention). */
-  private attentionBackward(l: number, specs: readonly TargetRow[], state: Uint8Array, bases: (RowBasis | undefined)[], g: Float32Array, out: Float32Array): void {
+  private *attentionBackward(l: number, specs: readonly TargetRow[], state: Uint8Array, bases: (RowBasis | undefined)[], g: Float32Array, out: Float32Array): ProductSteps {
     const { frozen } = this.r;
     const T = frozen.nPos;
     const D = frozen.dModel;
@@ -166,40 +184,36 @@ export class RowComputer {
     const delta = this.deltaBuffer(g.length);
     const single = specs.flatMap((s, b) => (state[b] === RowState.OnePosition ? [b] : []));
     if (single.length > 0) {
-      const at = new Float32Array(single.length * D);
+      const at = this.scratch.take("single.at", single.length * D);
       single.forEach((b, i) => at.set(g.subarray((b * T + specs[b].pos) * D, (b * T + specs[b].pos + 1) * D), i * D));
       const positions = Int32Array.from(single, (b) => specs[b].pos);
-      const y = frozen.attentionBackwardAtOnePosition(l, at, single.length, positions, delta, Int32Array.from(single, (b) => b * T));
+      const y = yield* frozen.attentionBackwardAtOnePosition(l, at, single.length, positions, delta, Int32Array.from(single, (b) => b * T), this.scratch);
       if (l > 0) single.forEach((b, i) => (bases[b] = this.basisBelow(l, specs[b].pos, at.subarray(i * D, (i + 1) * D), y, i)));
     }
     const fromBasis = specs.flatMap((s, b) => (state[b] === RowState.Basis && this.basisIsCheaper(s.pos + 1, nb) ? [b] : []));
     if (fromBasis.length > 0) {
-      const V = new Float32Array(fromBasis.length * nb * D);
+      const V = this.scratch.take("basis.vectors", fromBasis.length * nb * D);
       fromBasis.forEach((b, i) => V.set((bases[b] as RowBasis).vectors, i * nb * D));
       const c = fromBasis.map((b) => (bases[b] as RowBasis).coefficients);
-      frozen.attentionBackwardFromBasis(l, V, nb, c, Int32Array.from(fromBasis, (b) => specs[b].pos), delta, Int32Array.from(fromBasis, (b) => b * T));
+      yield* frozen.attentionBackwardFromBasis(l, V, nb, c, Int32Array.from(fromBasis, (b) => specs[b].pos), delta, Int32Array.from(fromBasis, (b) => b * T), this.scratch);
     }
     const viaBasis = new Set(fromBasis);
     const dense = specs.flatMap((s, b) => ((state[b] === RowState.Spread || state[b] === RowState.Basis) && !viaBasis.has(b) ? [b] : []));
     // Below layer 0's attention only the embeddings read the gradient: credit them directly.
     const toTokens = l === 0 ? dense : [];
-    if (toTokens.length > 0) this.tokensThroughFirstAttention(toTokens, specs, g, out);
-    specs.forEach((s, b) => {
-      if (!dense.includes(b) || toTokens.includes(b)) return;
-      const from = b * T * D;
-      const to = (b * T + s.pos + 1) * D;
-      frozen.attentionBackward(l, g.subarray(from, to), s.pos + 1, delta.subarray(from, to));
-    });
-    specs.forEach((s, b) => {
-      if (state[b] === RowState.NotStarted) return;
-      const to = (b * T + s.pos + 1) * D;
+    if (toTokens.length > 0) yield* this.tokensThroughFirstAttention(toTokens, specs, g, out);
+    const spans = dense.filter((b) => !toTokens.includes(b)).map((b) => ({ start: b * T, extent: specs[b].pos + 1 }));
+    if (spans.length > 0) yield* frozen.attentionBackward(l, g, spans, delta, this.scratch);
+    for (let b = 0; b < specs.length; b++) {
+      if (state[b] === RowState.NotStarted) continue;
+      const to = (b * T + specs[b].pos + 1) * D;
       for (let i = b * T * D; i < to; i++) {
         g[i] += delta[i];
         delta[i] = 0;
       }
       state[b] = state[b] === RowState.OnePosition && l > 0 ? RowState.Basis : RowState.Spread;
       if (state[b] === RowState.Spread) bases[b] = undefined;
-    });
+    }
   }
 
   private deltaBuffer(length: number): Float32Array {
@@ -215,7 +229,7 @@ export class RowComputer {
    * per query instead of two d_model x d_model products per position. (The residual path, e[k] ·
    * g[k], is added with every row's at the end.)
    */
-  private tokensThroughFirstAttention(rows: readonly number[], specs: readonly TargetRow[], g: Float32Array, out: Float32Array): void {
+  private *tokensThroughFirstAttention(rows: readonly number[], specs: readonly TargetRow[], g: Float32Array, out: Float32Array): ProductSteps {
     const { frozen } = this.r;
     const T = frozen.nPos;
     const D = frozen.dModel;
@@ -224,13 +238,12 @@ export class RowComputer {
     const { pattern: P, invScale1: inv } = frozen.layers[0];
     const tokenCol = this.r.features.length + frozen.nLayers * T;
     const last = Math.max(...rows.map((b) => specs[b].pos));
-    const gathered = new Float32Array(rows.length * D);
-    const dots = new Float32Array(rows.length * (last + 1) * H);
     for (let q = 0; q <= last; q++) {
       const active = rows.filter((b) => specs[b].pos >= q);
+      const gathered = this.scratch.take("tokens.gathered", active.length * D);
       active.forEach((b, i) => gathered.set(g.subarray((b * T + q) * D, (b * T + q + 1) * D), i * D));
       const width = (q + 1) * H;
-      matmulTransposed(gathered, outputs, dots, active.length, D, width);
+      const dots = yield product(gathered, outputs, active.length, D, width, this.scratch.take("tokens.dots", active.length * width));
       active.forEach((b, i) => {
         const row = b * this.nNodes + tokenCol;
         for (let k = 0; k <= q; k++) {

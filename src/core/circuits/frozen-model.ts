@@ -10,9 +10,16 @@
 import { LoupeError, throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { blockHook } from "../model/hooks";
-import { matmul, matmulTransposed } from "./linalg";
+import { batchedProduct, product, Scratch, type ProductSteps } from "./dense-products";
+import { matmul } from "./linalg";
 import { readLinearModelWeights, type LinearModelWeights, type NormWeights } from "./model-weights";
 import type { FeatureInputHook } from "./transcoder";
+
+/** Rows start .. start + extent - 1 of a [rows, d_model] buffer: one gradient row's positions 0 .. extent - 1. */
+export interface PositionSpan {
+  readonly start: number;
+  readonly extent: number;
+}
 
 export interface FrozenLayer {
   /** [heads, T, T] attention pattern (query, key). */
@@ -158,20 +165,18 @@ export class FrozenModel {
    * g [m, d_model]: each row's gradient at position q[r] of the block's output; added into `into`
    * at rows (base[r] + k) for k <= q[r].
    */
-  attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array): Float32Array[] {
+  *attentionBackwardAtOnePosition(l: number, g: Float32Array, m: number, q: Int32Array, into: Float32Array, base: Int32Array, scratch = new Scratch()): ProductSteps<Float32Array[]> {
     const T = this.nPos;
     const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
-    const u = new Float32Array(m * HD);
-    matmulTransposed(g, block.W_O, u, m, D, HD);
+    const u = yield product(g, block.W_O, m, D, HD, scratch.take("single.u", m * HD));
     const heads = this.valueHeads(l);
-    const uh = new Float32Array(m * Dh);
     const y: Float32Array[] = [];
+    const uh = scratch.take("single.uh", m * Dh);
     for (let h = 0; h < H; h++) {
       for (let r = 0; r < m; r++) uh.set(u.subarray(r * HD + h * Dh, r * HD + (h + 1) * Dh), r * Dh);
-      const yh = new Float32Array(m * D);
-      matmulTransposed(uh, heads[Math.floor(h / this.groupSize)], yh, m, Dh, D);
+      const yh = yield product(uh, heads[Math.floor(h / this.groupSize)], m, Dh, D, scratch.take(`single.y${h}`, m * D));
       for (let r = 0; r < m; r++) normBackwardLinear(block.norm1, yh, r * D, D);
       y.push(yh);
     }
@@ -203,85 +208,104 @@ export class FrozenModel {
    *
    * V [m * nb, d_model]: row r's basis vectors at rows r * nb ..; c[r] [(q[r] + 1), nb].
    */
-  attentionBackwardFromBasis(l: number, V: Float32Array, nb: number, c: readonly Float32Array[], q: Int32Array, into: Float32Array, base: Int32Array): void {
+  *attentionBackwardFromBasis(l: number, V: Float32Array, nb: number, c: readonly Float32Array[], q: Int32Array, into: Float32Array, base: Int32Array, scratch = new Scratch()): ProductSteps {
     const T = this.nPos;
     const { dModel: D, nHeads: H, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
     const m = q.length;
     const rows = m * nb;
-    const z = new Float32Array(rows * HD);
-    matmulTransposed(V, block.W_O, z, rows, D, HD);
+    const z = yield product(V, block.W_O, rows, D, HD, scratch.take("basis.z", rows * HD));
     const heads = this.valueHeads(l);
-    const zh = new Float32Array(rows * Dh);
     const y: Float32Array[] = [];
+    const zh = scratch.take("basis.zh", rows * Dh);
     for (let h = 0; h < H; h++) {
       for (let i = 0; i < rows; i++) zh.set(z.subarray(i * HD + h * Dh, i * HD + (h + 1) * Dh), i * Dh);
-      const yh = new Float32Array(rows * D);
-      matmulTransposed(zh, heads[Math.floor(h / this.groupSize)], yh, rows, Dh, D);
+      const yh = yield product(zh, heads[Math.floor(h / this.groupSize)], rows, Dh, D, scratch.take(`basis.y${h}`, rows * D));
       for (let i = 0; i < rows; i++) normBackwardLinear(block.norm1, yh, i * D, D);
       y.push(yh);
     }
+    // Row r's gradient at key k is sum over (h, j) of w[k, h, j] * y_h[r * nb + j], with
+    // w[k, h, j] = inv[k] * sum over queries k2 >= k of P[h, k2, k] * c[k2, j]: one [keys, H * nb]
+    // by [H * nb, d_model] product per row, all rows in one batched product.
     const P = this.layers[l].pattern;
     const inv = this.layers[l].invScale1;
-    const e = new Float32Array(nb);
+    const keys = Math.max(...q) + 1;
+    const width = H * nb;
+    const w = scratch.take("basis.w", m * keys * width, true);
+    const ys = scratch.take("basis.ys", m * width * D);
     for (let r = 0; r < m; r++) {
       const qr = q[r];
       const cr = c[r];
-      for (let k = 0; k <= qr; k++) {
-        const dst = (base[r] + k) * D;
-        for (let h = 0; h < H; h++) {
-          // e[j] = inv[k] * sum over queries k2 >= k of P[h, k2, k] * c[k2, j]
-          e.fill(0);
+      for (let h = 0; h < H; h++) {
+        for (let k = 0; k <= qr; k++) {
+          const at = (r * keys + k) * width + h * nb;
           for (let k2 = k; k2 <= qr; k2++) {
             const p = P[(h * T + k2) * T + k];
             if (p === 0) continue;
-            for (let j = 0; j < nb; j++) e[j] += p * cr[k2 * nb + j];
+            for (let j = 0; j < nb; j++) w[at + j] += p * cr[k2 * nb + j];
           }
-          const yh = y[h];
-          for (let j = 0; j < nb; j++) {
-            const w = e[j] * inv[k];
-            if (w === 0) continue;
-            const src = (r * nb + j) * D;
-            for (let d = 0; d < D; d++) into[dst + d] += w * yh[src + d];
-          }
+          for (let j = 0; j < nb; j++) w[at + j] *= inv[k];
         }
+        ys.set(y[h].subarray(r * nb * D, (r + 1) * nb * D), (r * width + h * nb) * D);
       }
+    }
+    const mixed = yield batchedProduct(w, ys, m, keys, width, D, { m: Int32Array.from(q, (qr) => qr + 1), n: new Int32Array(m).fill(D) }, scratch.take("basis.mixed", m * keys * D));
+    for (let r = 0; r < m; r++) {
+      const n = (q[r] + 1) * D;
+      const src = r * keys * D;
+      const dst = base[r] * D;
+      for (let i = 0; i < n; i++) into[dst + i] += mixed[src + i];
     }
   }
 
   /**
-   * Transpose of layer l's frozen attention for one row of gradients over positions 0 .. extent-1:
-   * g [extent, d_model] at the block's output -> added into `into` [extent, d_model] at its input.
-   * Later positions are zero (causal attention never carries them back).
+   * Transpose of layer l's frozen attention for rows of gradients over positions 0 .. extent-1,
+   * all rows' products at once: row r's gradient at the block's output is g's position rows
+   * start[r] .. start[r] + extent[r] - 1 ([d_model] each), added into `into` at the same rows of its
+   * input. Later positions are zero (causal attention never carries them back).
    */
-  attentionBackward(l: number, g: Float32Array, extent: number, into: Float32Array): void {
+  *attentionBackward(l: number, g: Float32Array, rows: readonly PositionSpan[], into: Float32Array, scratch = new Scratch()): ProductSteps {
     const T = this.nPos;
     const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh } = this.weights;
     const block = this.weights.blocks[l];
     const HD = H * Dh;
     const KD = KV * Dh;
     const P = this.layers[l].pattern;
-    const u = new Float32Array(extent * HD);
-    matmulTransposed(g, block.W_O, u, extent, D, HD);
+    const total = rows.reduce((n, r) => n + r.extent, 0);
+    const gathered = scratch.take("dense.gathered", total * D);
+    let at = 0;
+    for (const { start, extent } of rows) {
+      gathered.set(g.subarray(start * D, (start + extent) * D), at * D);
+      at += extent;
+    }
+    const u = yield product(gathered, block.W_O, total, D, HD, scratch.take("dense.u", total * HD));
     // Mix over positions with the frozen pattern (queries q -> keys k <= q), summing a KV group's heads.
-    const w = new Float32Array(extent * KD);
-    for (let h = 0; h < H; h++) {
-      const kv = Math.floor(h / this.groupSize);
-      for (let q = 0; q < extent; q++) {
-        const src = q * HD + h * Dh;
-        for (let k = 0; k <= q; k++) {
-          const p = P[(h * T + q) * T + k];
-          if (p === 0) continue;
-          const dst = k * KD + kv * Dh;
-          for (let d = 0; d < Dh; d++) w[dst + d] += p * u[src + d];
+    const w = scratch.take("dense.w", total * KD, true);
+    at = 0;
+    for (const { extent } of rows) {
+      for (let h = 0; h < H; h++) {
+        const kv = Math.floor(h / this.groupSize);
+        for (let q = 0; q < extent; q++) {
+          const src = (at + q) * HD + h * Dh;
+          for (let k = 0; k <= q; k++) {
+            const p = P[(h * T + q) * T + k];
+            if (p === 0) continue;
+            const dst = (at + k) * KD + kv * Dh;
+            for (let d = 0; d < Dh; d++) w[dst + d] += p * u[src + d];
+          }
         }
       }
+      at += extent;
     }
     // y = w @ W_V^T, then back through norm1's frozen linear part.
-    const y = new Float32Array(extent * D);
-    matmulTransposed(w, block.W_V, y, extent, KD, D);
-    for (let t = 0; t < extent; t++) normBackward(block.norm1, this.layers[l].invScale1[t], y, t * D, into, t * D, D);
+    const y = yield product(w, block.W_V, total, KD, D, scratch.take("dense.y", total * D));
+    const inv = this.layers[l].invScale1;
+    at = 0;
+    for (const { start, extent } of rows) {
+      for (let t = 0; t < extent; t++) normBackward(block.norm1, inv[t], y, (at + t) * D, into, (start + t) * D, D);
+      at += extent;
+    }
   }
 
   /** W_V of layer l split by KV head, each [d_model, d_head] with contiguous rows (for row-times-row products). */

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   attributeReplacement,
+  attributeReplacementAsync,
   buildReplacement,
   decode,
   encode,
@@ -115,9 +116,20 @@ describe("circuits: attribution graphs", function () {
         set = randomTranscoders({ ...c.transcoders, nLayers: model.cfg.nLayers, dModel: model.cfg.dModel, seed: 7 });
         const tokens = model.toTokens("When Mia and Leo went to the park, Leo gave a ball to");
         r = await buildReplacement(model, set, tokens);
-        g = attributeReplacement(r, { batchSize: 5 }, (id) => model.tokenizer.decode([id]));
+        // Every product in onnxruntime: the checks below hold the fast path to the frozen model itself.
+        g = await attributeReplacementAsync(r, { batchSize: 5, products: "onnxruntime", threads: 1 }, (id) => model.tokenizer.decode([id]));
       });
       after(() => model.dispose());
+
+      it("computes every row in onnxruntime as on the JavaScript kernel, within float32 rounding", () => {
+        const js = attributeReplacement(r, { batchSize: 5 }, (id) => model.tokenizer.decode([id]));
+        assert.equal(js.adjacency.length, g.adjacency.length);
+        let largest = 0;
+        for (const x of js.adjacency) largest = Math.max(largest, Math.abs(x));
+        let worst = 0;
+        for (let i = 0; i < js.adjacency.length; i++) worst = Math.max(worst, Math.abs(g.adjacency[i] - js.adjacency[i]));
+        assert.ok(largest > 0 && worst <= 1e-5 * largest, `largest |onnxruntime - js| ${worst} against |A| up to ${largest}`);
+      });
 
       it("the frozen replacement reproduces the model's own activations and logits", async () => {
         const { inputs, final } = runFrozen(r);
