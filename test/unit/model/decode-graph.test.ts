@@ -91,7 +91,17 @@ for (const [name, fixture, options] of [
 
     it("generates the tokens the hooked graph generates", async () => {
       const steps: Float32Array[] = [];
-      const fast = await model.generate(PROMPT, { maxNewTokens: 12, stopAtEos: false, onToken: (_, logits) => steps.push(logits.slice()) });
+      const kept: Float32Array[] = [];
+      const fast = await model.generate(PROMPT, {
+        maxNewTokens: 12,
+        stopAtEos: false,
+        onToken: (_, logits) => {
+          steps.push(logits.slice());
+          kept.push(logits);
+        },
+      });
+      // Each step's logits are a view of that run's output (KvCache), not of a buffer a later run reuses.
+      kept.forEach((logits, i) => assert.deepEqual(logits, steps[i], `step ${i}'s logits changed after later steps`));
       // An identity intervention at every position keeps the key/value cache but runs on the hooked graph.
       const hookedSteps: Float32Array[] = [];
       const hooked = await model.generate(PROMPT, {
