@@ -11,9 +11,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import * as onnx from "onnx-buf";
+import * as ort from "onnxruntime-node";
 import { buildModelGraph } from "../../../src/core/model/build-graph";
 import { parseModelConfig } from "../../../src/core/model/config";
 import type { GraphOptions } from "../../../src/core/model/graph-options";
+import { LOGIT_POSITIONS } from "../../../src/core/model/hook-point";
+import { HookedModel } from "../../../src/core/model/hooked-model";
 import { readSafetensorsIndex } from "../../../src/core/model/safetensors";
 import { FIXTURES, TINY_GPT2, TINY_LLAMA } from "../../helpers/fixtures";
 import { halfCopy } from "../../helpers/half-copy";
@@ -90,5 +93,27 @@ describe("decode-only graph: the unembedding in the few-rows layout", function (
       assert.equal(transposeOf(graph, table), undefined);
       assert.ok(readersOf(graph, table).filter((n) => n.opType === "Slice").length > 1, "cast in slices during the run");
     }
+  });
+
+  it("a generation step unembeds one row on the decode graph (the hooked graph runs a single logit position twice)", async () => {
+    const model = await HookedModel.load(TINY_GEMMA3, { cacheDir: null, threads: 1 });
+    const fed: Array<{ graph: "decode" | "hooked"; positions: number }> = [];
+    type Run = (this: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType, ...rest: unknown[]) => Promise<ort.InferenceSession.ReturnType>;
+    const sessions = (ort.InferenceSession as unknown as { prototype: { run: Run } }).prototype;
+    const run = sessions.run;
+    sessions.run = function (feeds, ...rest) {
+      const positions = feeds[LOGIT_POSITIONS] as ort.Tensor | undefined;
+      if (positions) fed.push({ graph: this.inputNames.some((n) => n.startsWith("gain:")) ? "hooked" : "decode", positions: positions.dims[0] });
+      return run.call(this, feeds, ...rest);
+    };
+    try {
+      await model.generate([2, 40, 41, 42], { maxNewTokens: 3, stopAtEos: false });
+      await model.generate([2, 40, 41, 42], { maxNewTokens: 3, stopAtEos: false, interventions: [{ hook: "blocks.0.hook_resid_pre", kind: "scale", factor: 1 }] });
+    } finally {
+      sessions.run = run;
+      await model.dispose();
+    }
+    assert.deepEqual(fed.filter((f) => f.graph === "decode").map((f) => f.positions), [1, 1, 1]);
+    assert.deepEqual(fed.filter((f) => f.graph === "hooked").map((f) => f.positions), [2, 2, 2]);
   });
 });
