@@ -30,15 +30,28 @@ function resetPeak(): void {
 
 interface Event {
   readonly what: string;
+  /** The battery's phase: session creation, the shared prefix, generation, answer scoring. */
+  readonly phase: string;
   readonly ms: number;
+  readonly cpuMs: number;
   readonly rssMb: number;
   readonly peakMb: number;
 }
 
 const events: Event[] = [];
 
-function record(what: string, started: number): void {
-  events.push({ what, ms: performance.now() - started, rssMb: status("VmRSS"), peakMb: status("VmHWM") });
+function record(what: string, phase: string, started: number, cpu: NodeJS.CpuUsage): void {
+  const used = process.cpuUsage(cpu);
+  events.push({ what, phase, ms: performance.now() - started, cpuMs: (used.user + used.system) / 1000, rssMb: status("VmRSS"), peakMb: status("VmHWM") });
+}
+
+/** The phase a call belongs to, from its shape: a prompt run alone, a generation step, or answers scored. */
+function phaseOf(feeds: ort.InferenceSession.FeedsType, outputs: readonly string[]): string {
+  const [rows, tokens] = feeds.input_ids?.dims ?? [0, 0];
+  const returnsKeys = outputs.some((n) => n.startsWith("present"));
+  if (!returnsKeys) return "answer scoring";
+  if (rows === 1 && Number(feeds[Object.keys(feeds).find((n) => n.startsWith("past_key"))!]?.dims[2]) === 0 && tokens > 1) return "shared prefix";
+  return tokens === 1 ? "generation: one token per row" : "generation: each row's own tokens";
 }
 
 /** "ids [6,17] past [6,3,1009,64] -> 60 outputs": the shapes that size a call. */
@@ -60,19 +73,22 @@ function instrument(): void {
   Session.create = async (...args: unknown[]) => {
     resetPeak();
     const started = performance.now();
+    const cpu = process.cpuUsage();
     const session = await create(...args);
     const name = session.inputNames.some((n) => n.startsWith("resid")) ? "hooked" : session.inputNames.includes("lens_resid") ? "lens" : `session ${++sessions}`;
     names.set(session, session.inputNames.some((n) => n.startsWith("gain:")) ? "hooked" : name === "lens" ? "lens" : "decode");
-    record(`create ${names.get(session)} session`, started);
+    record(`create ${names.get(session)} session`, "session creation", started, cpu);
     return session;
   };
   const run = Session.prototype.run;
   Session.prototype.run = async function (this: ort.InferenceSession, feeds, fetches) {
     resetPeak();
     const started = performance.now();
+    const cpu = process.cpuUsage();
     const out = await run.call(this, feeds, fetches);
     if (process.env.BENCH_GC === "1") (globalThis as { gc?: () => void }).gc?.();
-    record(`${names.get(this) ?? "?"} ${describe(feeds, Array.isArray(fetches) ? (fetches as string[]) : Object.keys(out))}`, started);
+    const outputs = Array.isArray(fetches) ? (fetches as string[]) : Object.keys(out);
+    record(`${names.get(this) ?? "?"} ${describe(feeds, outputs)}`, phaseOf(feeds, outputs), started, cpu);
     return out;
   };
 }
@@ -93,9 +109,10 @@ async function main(): Promise<void> {
   instrument();
   const backend = new InProcessBackend();
   let started = performance.now();
+  const loadCpu = process.cpuUsage();
   resetPeak();
   await backend.request("load", { folder, threads: THREADS, maxModelBytes: limitMb * 1024 * 1024 });
-  record("load (request)", started);
+  record("load (request)", "load", started, loadCpu);
   const model = backend.session.state.loaded;
   await model.runWithCache(model.toTokens("Once upon a time"), { names: [] });
   const cot = cotOf(model, tokens);
@@ -107,10 +124,21 @@ async function main(): Promise<void> {
   const used = process.cpuUsage(cpu);
 
   console.log(`battery-memory: SmolLM2-135M shape, ${model.encode(cot).ids.length} tokens, ${r.steps.length} steps, limit ${limitMb} MB, ${THREADS} threads, load ${os.loadavg()[0].toFixed(1)}`);
-  console.log("| # | event | ms | RSS after MB | peak during MB |\n|---:|---|---:|---:|---:|");
-  events.forEach((e, i) => console.log(`| ${i < before ? "" : i - before + 1} | ${e.what} | ${e.ms.toFixed(0)} | ${e.rssMb.toFixed(0)} | ${e.peakMb.toFixed(0)} |`));
+  console.log("| # | event | wall ms | CPU ms | RSS after MB | peak during MB |\n|---:|---|---:|---:|---:|---:|");
+  events.forEach((e, i) => console.log(`| ${i < before ? "" : i - before + 1} | ${e.what} | ${e.ms.toFixed(0)} | ${e.cpuMs.toFixed(0)} | ${e.rssMb.toFixed(0)} | ${e.peakMb.toFixed(0)} |`));
   const battery = events.slice(before);
-  console.log(`\nbattery: ${ms.toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU, ${battery.length} calls (${r.forwardPasses} forward passes), highest peak ${Math.max(...battery.map((e) => e.peakMb)).toFixed(0)} MB`);
+  const cpuMs = (used.user + used.system) / 1000;
+  console.log(`\nbattery: ${ms.toFixed(0)} ms wall, ${cpuMs.toFixed(0)} ms CPU, ${battery.length} calls (${r.forwardPasses} forward passes), highest peak ${Math.max(...battery.map((e) => e.peakMb)).toFixed(0)} MB`);
+  // Where the time goes: each phase's calls, and what runs outside onnxruntime (tokenisation, variants, copies of keys and values).
+  const phases = [...new Set(battery.map((e) => e.phase))];
+  const rows = phases.map((phase) => {
+    const calls = battery.filter((e) => e.phase === phase);
+    return [phase, calls.length, calls.reduce((s, e) => s + e.ms, 0), calls.reduce((s, e) => s + e.cpuMs, 0)] as const;
+  });
+  const inCalls = rows.reduce((s, r) => [s[0] + r[2], s[1] + r[3]], [0, 0]);
+  console.log("\n| phase | calls | wall ms | CPU ms |\n|---|---:|---:|---:|");
+  for (const [phase, calls, wall, cpu] of rows) console.log(`| ${phase} | ${calls} | ${wall.toFixed(0)} | ${cpu.toFixed(0)} |`);
+  console.log(`| outside onnxruntime (tokenisation, variants, key/value copies) | - | ${(ms - inCalls[0]).toFixed(0)} | ${(cpuMs - inCalls[1]).toFixed(0)} |`);
   await backend.dispose();
 }
 
