@@ -78,11 +78,6 @@ export class SharedPrefix {
     return prefixKeyValues(this.kv, 0, length);
   }
 
-  /** Tokens whose keys and values the prefix holds. */
-  get length(): number {
-    return this.ids.length;
-  }
-
   /**
    * The whole prefix, batch 1, with the slots each row sees: row b its first `lengths[b]` tokens
    * (RunOptions.prefix and prefixSlots). No copy per row: the graph stretches the one prefix over

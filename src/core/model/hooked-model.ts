@@ -745,10 +745,10 @@ export class HookedModel {
   }
 
   /**
-   * The fetches of a run, its keys and values written straight into arrays allocated here: onnxruntime
-   * would otherwise hold them in its arena and copy them out (two copies of every layer's keys and
-   * values at once, the largest outputs of a long decode). Rows started at later blocks give the
-   * layers different batches: those runs, and imported graphs, fetch as usual.
+   * The fetches of a run, its keys and values written into arrays allocated here: the binding
+   * otherwise copies every output into a new array, a second copy of every layer's keys and values
+   * (a long decode's largest outputs) alive beside onnxruntime's. Rows started at later blocks give
+   * the layers different batches: those runs, and imported graphs, fetch as usual.
    */
   private presentsPreallocated({ B, T, P }: RunLayout, names: readonly string[], keyValueNames: readonly string[], startAt: StartAt | undefined): ort.InferenceSession.FetchesType {
     if (keyValueNames.length === 0 || startAt || this.imported) return names;
