@@ -66,7 +66,8 @@ for (const [name, folder] of [["tiny GPT-2", TINY_GPT2], ["tiny Llama", TINY_LLA
       }
       const slots = new Uint8Array(3 * P);
       seen.forEach((n, b) => slots.fill(1, b * P, b * P + n));
-      const first = await model.runWithCache(own, { names: [], prefix: keyValues, prefixSlots: slots, keyValues: true });
+      // The first call reads a hook, so it runs on the hooked graph; the second, reading none, on the decode-only one.
+      const first = await model.runWithCache(own, { names: ["blocks.0.hook_resid_pre"], prefix: keyValues, prefixSlots: slots, keyValues: true });
       const T = first.logits.dims[1];
       const V = model.cfg.dVocab;
       // Then one more token each, from the returned keys and values: their slots are the prefix's seen ones and the row's own.
