@@ -55,8 +55,6 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
   private graphKey = 0;
   /** The graph last posted to the page, by key: updates for it leave the graph out. */
   private sentGraphKey: string | undefined;
-  /** The column of the traced prompt's editor, while a fresh trace is being shown. */
-  private promptColumn: vscode.ViewColumn | undefined;
   /** The hops of the trace on show (none for a graph read from a file). */
   private timeline: TimelineMark[] | undefined;
 
@@ -98,15 +96,7 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
    * has focus, "beside the active group" is the prompt's group, and the graph would cover it.
    */
   private showBeside(document: vscode.Uri): void {
-    this.promptColumn = columnOf(document);
-    this.show(this.promptColumn === undefined ? undefined : this.promptColumn + 1);
-    this.promptColumn = undefined;
-  }
-
-  /** A panel in the prompt's own group (the prompt was opened over it) moves beside the prompt instead of covering it. */
-  protected override revealColumn(): vscode.ViewColumn | undefined {
-    const current = this.column;
-    return current !== undefined && current === this.promptColumn ? current + 1 : undefined;
+    this.show(columnOf(document));
   }
 
   /** A graph file's document in the webview panel VS Code made for it; re-read when the document changes. */
@@ -168,9 +158,10 @@ export class CircuitPanel extends ScriptedPanel<CircuitPanelState, CircuitPanelR
     };
   }
 
-  private show(column?: vscode.ViewColumn): void {
+  /** `promptColumn`: the traced prompt's column, where a fresh trace is shown beside it (ScriptedPanel.present). */
+  private show(promptColumn?: vscode.ViewColumn): void {
     const state = this.currentState();
-    this.present(state, state.title, column);
+    this.present(state, state.title, promptColumn);
   }
 
   protected page(): PageOptions {

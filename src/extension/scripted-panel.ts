@@ -57,28 +57,22 @@ export abstract class ScriptedPanel<State, Request extends { readonly type: stri
 
   /**
    * Show a state: open the panel (its page asks for the state once loaded) or post it to the open one.
-   * `column`: where a new panel opens; beside the active group unless the caller knows better.
+   * `besideColumn`: the column of the editor the state belongs to. A new panel opens just right of it
+   * (beside the active group when not given), and an open panel that sits in that very column moves
+   * there, so the panel never covers its editor; otherwise an open panel stays where it is.
    */
-  protected present(state: State, title: string, column: vscode.ViewColumn = vscode.ViewColumn.Beside): void {
+  protected present(state: State, title: string, besideColumn?: vscode.ViewColumn): void {
     this.state = state;
+    const besideIt = besideColumn === undefined ? undefined : besideColumn + 1;
     if (!this.panel) {
-      const panel = vscode.window.createWebviewPanel(this.spec.viewType, title, column, { enableScripts: true, localResourceRoots: [this.scripts()], retainContextWhenHidden: this.spec.keepHiddenPage ?? false });
+      const panel = vscode.window.createWebviewPanel(this.spec.viewType, title, besideIt ?? vscode.ViewColumn.Beside, { enableScripts: true, localResourceRoots: [this.scripts()], retainContextWhenHidden: this.spec.keepHiddenPage ?? false });
       this.setUp(panel, state);
     } else {
       this.panel.title = title;
       void this.panel.webview.postMessage(stateMessage(this.update(state)));
     }
-    this.panel?.reveal(this.revealColumn(), true);
-  }
-
-  /** Where an open panel is revealed: where it is (undefined), unless a panel knows better. */
-  protected revealColumn(): vscode.ViewColumn | undefined {
-    return undefined;
-  }
-
-  /** The open panel's column. */
-  protected get column(): vscode.ViewColumn | undefined {
-    return this.panel?.viewColumn;
+    const current = this.panel?.viewColumn;
+    this.panel?.reveal(current !== undefined && current === besideColumn ? besideIt : undefined, true);
   }
 
   /** Show a state in a webview panel the editor made (a custom editor's), instead of creating one. */

@@ -4,7 +4,7 @@
  * cost in forward passes.
  */
 import { LoupeError, throwIfAborted } from "../errors";
-import type { HookedModel } from "../model/hooked-model";
+import type { HookedModel, RunOptions } from "../model/hooked-model";
 import type { ModelConfig } from "../model/config";
 import { alignedKeyValues, keepRows, placeRow, prefixKeyValues, sliceKeyValues, type AlignedKeyValues, type KeyValues } from "../model/kv-cache";
 import { rowsWithin } from "../model/memory-limit";
@@ -78,6 +78,18 @@ export class SharedPrefix {
     return prefixKeyValues(this.kv, 0, length);
   }
 
+  /**
+   * The whole prefix, batch 1, with the slots each row sees: row b its first `lengths[b]` tokens
+   * (RunOptions.prefix and prefixSlots). No copy per row: the graph stretches the one prefix over
+   * the batch.
+   */
+  seenBy(lengths: readonly number[]): { readonly kv: KeyValues; readonly slots: Uint8Array } {
+    const N = this.ids.length;
+    const slots = new Uint8Array(lengths.length * N);
+    lengths.forEach((n, b) => slots.fill(1, b * N, b * N + n));
+    return { kv: this.kv, slots };
+  }
+
   /** Row b's first `lengths[b]` tokens, the rows aligned on the right (RunOptions.prefix and prefixPadding); none when every length is 0. */
   aligned(cfg: ModelConfig, lengths: readonly number[]): AlignedKeyValues | undefined {
     if (lengths.every((n) => n === 0)) return undefined;
@@ -85,6 +97,16 @@ export class SharedPrefix {
     lengths.forEach((n, b) => placeRow(aligned, b, prefixKeyValues(this.kv, 0, n)));
     return aligned;
   }
+}
+
+/** RunOptions continuing row b from the first `froms[b]` tokens of `shared`: prefixSlots where the model takes them, else prefixPadding. */
+function sharedFeeds(model: HookedModel, shared: SharedPrefix, froms: readonly number[]): Pick<RunOptions, "prefix" | "prefixSlots" | "prefixPadding"> {
+  if (model.supportsPrefixSlots) {
+    const { kv, slots } = shared.seenBy(froms);
+    return { prefix: kv, prefixSlots: slots };
+  }
+  const aligned = shared.aligned(model.cfg, froms);
+  return aligned ? { prefix: aligned.kv, prefixPadding: froms.length > 1 ? aligned.padding : undefined } : {};
 }
 
 /** Tokens a separate call costs beyond the ones it runs: joining a batch that must run more of a row is worth up to this many. */
@@ -114,11 +136,13 @@ export async function scoreAnswers(
   const requested = counter.batchRows ?? DEFAULT_BATCH_ROWS;
   for (const chunk of scoringCalls(model, rows, requested)) {
     throwIfAborted(signal);
-    // Each row runs from its own shared length, its prefix aligned on the right with the others'.
-    const prefix = shared?.aligned(model.cfg, chunk.map(({ from }) => from));
+    // Each row runs from its own shared length: one prefix seen in part by each row where the graph
+    // allows it, else copies aligned on the right.
+    const froms = chunk.map(({ from }) => from);
+    const prefix = shared && froms.some((n) => n > 0) ? sharedFeeds(model, shared, froms) : {};
     // Logits only where an answer token is predicted: [rows, positions, d_vocab] stays small.
     const { positions, column } = logitColumns(chunk.flatMap(({ e, from }) => range(e.answerAt - 1 - from, e.ids.length - 1 - from)));
-    const logits = await model.run(chunk.map(({ e, from }) => e.ids.slice(from)), { signal, logitPositions: positions, prefix: prefix?.kv, prefixPadding: prefix?.padding });
+    const logits = await model.run(chunk.map(({ e, from }) => e.ids.slice(from)), { signal, logitPositions: positions, ...prefix });
     counter.passes++;
     counter.rows += chunk.length;
     const K = positions.length;
@@ -157,7 +181,8 @@ function scoringCalls<R extends { readonly e: Encoded; readonly from: number }>(
       const before = Math.max(...call.map(own));
       const longest = Math.max(before, own(row));
       const prefix = Math.max(row.from, ...call.map((r) => r.from));
-      const size = rowsWithin(model.cfg, { positions: longest, prefix, hooks: [] }, requested);
+      // One shared prefix for the whole call where the model takes prefixSlots, else a copy per row.
+      const size = rowsWithin(model.cfg, { positions: longest, prefix, prefixRows: model.supportsPrefixSlots ? 1 : undefined, hooks: [] }, requested);
       // Tokens the call runs more with the row (padding included) against the row's own call.
       const worth = longest * (call.length + 1) - before * call.length <= own(row) + CALL_COST_TOKENS;
       if (call.length < size && worth) {
@@ -267,9 +292,12 @@ interface Row {
 /**
  * Greedy decoding from key/value caches, in groups of rows (counter.batchRows, fewer where the
  * memory budget says so). One call runs each row's own tokens after the ones it shares with
- * `shared`, giving its first new token; then one call per token for the whole group, each row's
- * keys and values aligned on the right (RunOptions.prefixPadding), rows leaving as they finish.
- * A row's logits are its unbatched ones up to summation order (the empty slots add exact zeros).
+ * `shared`, giving its first new token; then one call per token for the whole group, rows leaving
+ * as they finish. Where the model takes prefixSlots, the first call reads the one shared prefix
+ * and the keys and values it returns are the next call's prefix as they are, empty slots and all
+ * (no copy per row, no realignment); otherwise each row's keys and values are aligned on the right
+ * (RunOptions.prefixPadding). A row's logits are its unbatched ones up to summation order (the
+ * empty slots add exact zeros).
  */
 async function decodeTogether(
   model: HookedModel,
@@ -292,39 +320,92 @@ async function decodeTogether(
   for (let g = 0; g < starting.length; g += size) {
     throwIfAborted(signal);
     const group = starting.slice(g, g + size);
-    // One call runs every row's own tokens after its shared ones, giving each row's first new token.
-    const froms = group.map((r) => from.get(r)!);
-    const prefix = shared?.aligned(model.cfg, froms);
-    const own = group.map((r, b) => r.ids.slice(froms[b]));
-    const { positions, column } = logitColumns(own.map((o) => o.length - 1));
-    const first = await model.runWithCache(own, { names: [], prefix: prefix?.kv, prefixPadding: group.length > 1 ? prefix?.padding : undefined, keyValues: true, logitPositions: positions, signal });
-    counter.passes++;
-    counter.rows += group.length;
-    let aligned = alignedKeyValues(model.cfg, group.map((r) => r.ids.length));
-    const P = prefix ? Math.max(...froms) : 0;
-    group.forEach((r, b) => {
-      // The row's slots in the call: after its prefix's empty ones, up to its last own token.
-      const start = prefix ? prefix.padding[b] : 0;
-      placeRow(aligned, b, sliceKeyValues(first.keyValues!, b, start, P + own[b].length));
-      take(r, lastLogits(first.logits.data, b * positions.length + column(own[b].length - 1)));
-    });
+    let batch = await firstTokens(model, group, from, take, counter, signal, shared);
     let live = group.map((r, b) => ({ r, b })).filter(({ r }) => open(r));
-    if (live.length > 0) aligned = keepRows(aligned, live.map(({ b }) => b));
+    if (live.length > 0) batch = keepDecodeRows(batch, live.map(({ b }) => b));
     while (live.length > 0) {
       throwIfAborted(signal);
+      const rowsPrefix = batch.slots ? { prefixSlots: batch.slots } : { prefixPadding: live.length > 1 ? batch.padding : undefined };
       const { logits, keyValues } = await model.runWithCache(
         live.map(({ r }) => [r.added[r.added.length - 1]]),
-        { names: [], prefix: aligned.kv, prefixPadding: live.length > 1 ? aligned.padding : undefined, keyValues: true, signal },
+        { names: [], prefix: batch.kv, ...rowsPrefix, keyValues: true, signal },
       );
       counter.passes++;
       counter.rows += live.length;
       live.forEach(({ r }, b) => take(r, lastLogits(logits.data, b)));
       const still = live.flatMap(({ r }, b) => (open(r) ? [b] : []));
       if (still.length === 0) break;
-      aligned = keepRows({ kv: keyValues!, padding: aligned.padding }, still);
+      batch = keepDecodeRows({ kv: keyValues!, padding: batch.padding, slots: batch.slots && withTokenSlot(batch.slots, live.length) }, still);
       live = still.map((b) => ({ r: live[b].r, b }));
     }
   }
+}
+
+/**
+ * One call running every row's own tokens after its shared ones, giving each row its first new
+ * token; returns the keys and values the group decodes on from (only those: the call's other
+ * outputs are not kept through the decoding).
+ */
+async function firstTokens(model: HookedModel, group: readonly Row[], from: ReadonlyMap<Row, number>, take: (r: Row, logits: Float32Array) => void, counter: ForwardCounter, signal?: AbortSignal, shared?: SharedPrefix): Promise<DecodeBatch> {
+  const V = model.cfg.dVocab;
+  const froms = group.map((r) => from.get(r)!);
+  const prefix = shared && froms.some((n) => n > 0) ? sharedFeeds(model, shared, froms) : {};
+  const own = group.map((r, b) => r.ids.slice(froms[b]));
+  const { positions, column } = logitColumns(own.map((o) => o.length - 1));
+  const { logits, keyValues } = await model.runWithCache(own, { names: [], ...prefix, prefixPadding: group.length > 1 ? prefix.prefixPadding : undefined, keyValues: true, logitPositions: positions, signal });
+  counter.passes++;
+  counter.rows += group.length;
+  group.forEach((r, b) => {
+    const k = b * positions.length + column(own[b].length - 1);
+    take(r, logits.data.subarray(k * V, (k + 1) * V));
+  });
+  return model.supportsPrefixSlots ? slotsAfterFirst(keyValues!, froms, own.map((o) => o.length)) : alignedAfterFirst(model, keyValues!, froms, own);
+}
+
+/** The keys and values a group decodes from, with which slots each row sees: `slots` ([rows, slots]), or `padding` empty ones leading each row. */
+interface DecodeBatch {
+  readonly kv: KeyValues;
+  readonly padding: readonly number[];
+  readonly slots?: Uint8Array;
+}
+
+/** After a first call from the shared prefix's slots: each row sees its shared tokens, then its own, of the call's keys and values as returned. */
+function slotsAfterFirst(kv: KeyValues, froms: readonly number[], own: readonly number[]): DecodeBatch {
+  const width = kv.keys[0].dims[2];
+  const T = Math.max(...own);
+  const P = width - T;
+  const slots = new Uint8Array(froms.length * width);
+  froms.forEach((n, b) => {
+    slots.fill(1, b * width, b * width + n);
+    slots.fill(1, b * width + P, b * width + P + own[b]);
+  });
+  return { kv, padding: froms.map(() => 0), slots };
+}
+
+/** After a first call from prefixes aligned on the right: each row's real slots copied into keys and values aligned on the right. */
+function alignedAfterFirst(model: HookedModel, kv: KeyValues, froms: readonly number[], own: readonly (readonly number[])[]): DecodeBatch {
+  const aligned = alignedKeyValues(model.cfg, froms.map((n, b) => n + own[b].length));
+  const P = kv.keys[0].dims[2] - Math.max(...own.map((o) => o.length));
+  froms.forEach((n, b) => placeRow(aligned, b, sliceKeyValues(kv, b, P - n, P + own[b].length)));
+  return aligned;
+}
+
+/** `slots` ([rows, n]) with one more slot per row, holding a token: the one each row just ran. */
+function withTokenSlot(slots: Uint8Array, rows: number): Uint8Array {
+  const n = slots.length / rows;
+  const wider = new Uint8Array(rows * (n + 1)).fill(1);
+  for (let b = 0; b < rows; b++) wider.set(slots.subarray(b * n, (b + 1) * n), b * (n + 1));
+  return wider;
+}
+
+/** Only `rows` of the batch, in that order. */
+function keepDecodeRows(batch: DecodeBatch, rows: readonly number[]): DecodeBatch {
+  if (!batch.slots) return keepRows({ kv: batch.kv, padding: batch.padding }, rows);
+  const n = batch.slots.length / batch.padding.length;
+  const kept = keepRows({ kv: batch.kv, padding: batch.padding }, rows);
+  const slots = new Uint8Array(rows.length * n);
+  rows.forEach((r, i) => slots.set(batch.slots!.subarray(r * n, (r + 1) * n), i * n));
+  return { ...kept, slots };
 }
 
 /** The distinct positions a batch needs logits at, in order, and each one's column in the [rows, positions, d_vocab] result. */

@@ -28,7 +28,7 @@ import { resolveModelFolder } from "../hub/model-reference";
 import { checkRunFits, estimateModelMemory, estimateRunBytes, lensChunkRows, type RunShape } from "./memory-limit";
 import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, importOnnxFolder, type ImportedGraph } from "./onnx-import";
-import { fedLogitPositions, firstPosition, padBatch, pickPositions, rowsAtHook, selectPositions, type PaddedBatch, type TokenBatch } from "./run-layout";
+import { emptySlots, fedLogitPositions, firstPosition, leadingEmptySlots, padBatch, pickPositions, rowsAtHook, selectPositions, type PaddedBatch, type TokenBatch } from "./run-layout";
 import { runFailure } from "./run-failure";
 import type { SafetensorsIndex } from "./safetensors";
 import { checkIdsInVocabulary } from "./tokenizer-check";
@@ -115,6 +115,14 @@ export interface RunOptions {
    * its real tokens. Needs supportsPrefixPadding; not with startAt.
    */
   readonly prefixPadding?: readonly number[];
+  /**
+   * With a prefix: which of each row's prefix slots hold a token ([batch, prefix tokens], 1 = a
+   * token), the others masked out and not counted in the row's positions. Rows that share the
+   * start of one prompt then run from its batch-1 prefix, each seeing its first n tokens, without
+   * a copy per row; and a batch's returned keys and values, empty slots and all, are the next
+   * call's prefix as they are. Needs supportsPrefixSlots; not with prefixPadding or startAt.
+   */
+  readonly prefixSlots?: Uint8Array;
   /** Also return every layer's keys and values (RunResult.keyValues). */
   readonly keyValues?: boolean;
   /**
@@ -398,6 +406,14 @@ export class HookedModel {
     return this.hasPrefixPadding;
   }
 
+  /**
+   * Whether rows can see any of their prefix's slots (RunOptions.prefixSlots): as prefixPadding,
+   * and no sliding-window layer, whose window counts slots, not tokens.
+   */
+  get supportsPrefixSlots(): boolean {
+    return this.hasPrefixPadding && (this.cfg.architecture !== "llama" || this.cfg.layerWindows.every((w) => w === undefined));
+  }
+
   /** Whether this model's graph can start rows at a later block (RunOptions.startAt). */
   get supportsStartAt(): boolean {
     return this.hasStartAt;
@@ -571,6 +587,7 @@ export class HookedModel {
       batch: run.B,
       positions: run.T,
       prefix: run.P,
+      prefixRows: options.prefix?.keys[0]?.dims[0],
       // A graph without the fetch mask holds every output, fetched or not.
       hooks: this.hasFetchMask ? fetch : this.hookNames,
       logitPositions: withLogits || !this.hasFetchMask ? options.logitPositions?.length : 0,
@@ -591,7 +608,8 @@ export class HookedModel {
     if (decodeSession) feeds[FETCH_HOOKS] = new ort.Tensor("bool", Uint8Array.of(withLogits ? 1 : 0), [1]);
     else if (this.hasFetchMask) feeds[FETCH_HOOKS] = this.fetchMask([...fetch, ...keyValueNames], withLogits);
     const session = decodeSession ? await decodeSession.get() : this.session;
-    const outputs = await runSession(session, this.modelFile, feeds, [...(withLogits ? [GRAPH_IO.logits] : []), ...fetch, ...keyValueNames]);
+    const names = [...(withLogits ? [GRAPH_IO.logits] : []), ...fetch, ...keyValueNames];
+    const outputs = await runSession(session, this.modelFile, feeds, this.presentsPreallocated(run, names, keyValueNames, options.startAt));
     throwIfAborted(options.signal);
     return this.readOutputs(run, outputs, fetch, options);
   }
@@ -632,14 +650,17 @@ export class HookedModel {
     const B = batch.length;
     const P = options.prefix ? this.checkPrefix(options.prefix, B, interventions) : 0;
     const T = Math.max(...batch.map((row) => row.length));
-    if (P + T > this.cfg.nCtx) {
+    const slots = this.prefixSlotsOf(options, B, P);
+    const padding = slots && emptySlots(slots, B, P);
+    // The longest row in tokens: a prefix's empty slots take no position.
+    const longest = Math.max(...batch.map((row, b) => P - (padding?.[b] ?? 0) + row.length));
+    if (longest > this.cfg.nCtx) {
       throw new LoupeError(
         "context-overflow",
-        `The text is ${P + T} tokens long but this model's context window is ${this.cfg.nCtx} tokens. Select a shorter passage.`,
+        `The text is ${longest} tokens long but this model's context window is ${this.cfg.nCtx} tokens. Select a shorter passage.`,
       );
     }
-    const padding = options.prefixPadding && this.checkPrefixPadding(options.prefixPadding, B, P, options.startAt);
-    const padded = padBatch(batch, P, this.tokenizer.eosTokenId ?? 0, this.cfg.dVocab, padding);
+    const padded = padBatch(batch, P, this.tokenizer.eosTokenId ?? 0, this.cfg.dVocab, slots);
     const starts = options.startAt ? this.checkStartAt(options.startAt, B, T) : undefined;
     const asked = options.logitPositions;
     for (const p of asked ?? []) {
@@ -723,6 +744,20 @@ export class HookedModel {
     return Array.from({ length: this.cfg.nLayers }, (_, L) => [PAST_IO.presentKey(L), PAST_IO.presentValue(L)]).flat();
   }
 
+  /**
+   * The fetches of a run, its keys and values written into arrays allocated here: the binding
+   * otherwise copies every output into a new array, a second copy of every layer's keys and values
+   * (a long decode's largest outputs) alive beside onnxruntime's. Rows started at later blocks give
+   * the layers different batches: those runs, and imported graphs, fetch as usual.
+   */
+  private presentsPreallocated({ B, T, P }: RunLayout, names: readonly string[], keyValueNames: readonly string[], startAt: StartAt | undefined): ort.InferenceSession.FetchesType {
+    if (keyValueNames.length === 0 || startAt || this.imported) return names;
+    const dims = [B, cacheHeads(this.cfg), P + T, this.cfg.dHead];
+    const size = dims.reduce((a, b) => a * b, 1);
+    const presents = new Set(keyValueNames);
+    return Object.fromEntries(names.map((name) => [name, presents.has(name) ? new ort.Tensor("float32", new Float32Array(size), dims) : null]));
+  }
+
   /** Logits, cached hooks and keys and values, in the shapes RunResult promises. */
   private readOutputs({ padded, asked, narrowed }: RunLayout, outputs: ort.InferenceSession.OnnxValueMapType, fetch: readonly string[], options: Omit<RunOptions, "names">): RunResult {
     const cache = new Map<string, Tensor>();
@@ -763,13 +798,22 @@ export class HookedModel {
     return layers;
   }
 
-  private checkPrefixPadding(padding: readonly number[], batch: number, P: number, startAt: StartAt | undefined): readonly number[] {
+  /** The prefix slots each row sees ([B, P]), from prefixPadding or prefixSlots after checking them; undefined: all of them. */
+  private prefixSlotsOf({ prefixPadding: padding, prefixSlots: slots, startAt }: Omit<RunOptions, "names">, batch: number, P: number): Uint8Array | undefined {
+    if (padding === undefined && slots === undefined) return undefined;
+    const option = padding ? "prefixPadding" : "prefixSlots";
     if (!this.hasPrefixPadding) throw new LoupeError("bad-argument", "This model's graph cannot run rows whose prefixes differ in length together; run each row alone.");
-    if (startAt) throw new LoupeError("bad-argument", "prefixPadding cannot be combined with startAt.");
-    if (padding.length !== batch) throw new LoupeError("bad-shape", `prefixPadding gives ${padding.length} rows; the batch has ${batch}.`);
-    const bad = padding.find((n) => !Number.isInteger(n) || n < 0 || n > P);
-    if (bad !== undefined) throw new LoupeError("bad-argument", `prefixPadding: ${bad} empty slots is not within the prefix's ${P}.`);
-    return padding;
+    if (startAt) throw new LoupeError("bad-argument", `${option} cannot be combined with startAt.`);
+    if (padding && slots) throw new LoupeError("bad-argument", "Give prefixPadding or prefixSlots, not both.");
+    if (padding) {
+      if (padding.length !== batch) throw new LoupeError("bad-shape", `prefixPadding gives ${padding.length} rows; the batch has ${batch}.`);
+      const bad = padding.find((n) => !Number.isInteger(n) || n < 0 || n > P);
+      if (bad !== undefined) throw new LoupeError("bad-argument", `prefixPadding: ${bad} empty slots is not within the prefix's ${P}.`);
+      return leadingEmptySlots(padding, P);
+    }
+    if (!this.supportsPrefixSlots) throw new LoupeError("bad-argument", "This model has sliding-window layers, whose windows count prefix slots: give prefixes without empty slots inside (prefixPadding).");
+    if (slots!.length !== batch * P) throw new LoupeError("bad-shape", `prefixSlots has ${slots!.length} entries; expected ${batch} rows of the prefix's ${P} slots.`);
+    return slots;
   }
 
   /** The prefix's token count, after checking that it fits this model and this run. */
@@ -815,7 +859,7 @@ interface RunLayout {
   readonly T: number;
   /** Tokens of the prefix the run continues from (0: none). */
   readonly P: number;
-  /** Empty slots at the start of each row's prefix (RunOptions.prefixPadding). */
+  /** Empty slots of each row's prefix (RunOptions.prefixPadding, prefixSlots): its positions trail the prefix by as many. */
   readonly padding?: readonly number[];
   readonly padded: PaddedBatch;
   /** Each row's first block (RunOptions.startAt), or undefined when every row starts at block 0. */
@@ -858,7 +902,7 @@ async function patternsHaveHeads(session: ort.InferenceSession, hookNames: reado
 }
 
 /** session.run, a failure inside onnxruntime reported as a LoupeError naming the model file and the node. */
-async function runSession(session: ort.InferenceSession, modelFile: string, feeds: ort.InferenceSession.FeedsType, fetches?: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
+async function runSession(session: ort.InferenceSession, modelFile: string, feeds: ort.InferenceSession.FeedsType, fetches?: ort.InferenceSession.FetchesType): Promise<ort.InferenceSession.ReturnType> {
   try {
     return await (fetches ? session.run(feeds, fetches) : session.run(feeds));
   } catch (error) {

@@ -86,6 +86,8 @@ export interface RunShape {
   readonly positions: number;
   /** Earlier tokens given as keys and values (RunOptions.prefix). */
   readonly prefix?: number;
+  /** Rows the prefix is given for: 1 (one prefix stretched over the batch) or the batch (default). */
+  readonly prefixRows?: number;
   /** Hooks returned to the caller: each is held whole for the run's batch and positions. */
   readonly hooks: readonly string[];
   /** Positions whose logits are returned (default: every position). */
@@ -94,7 +96,10 @@ export interface RunShape {
   readonly keyValues?: boolean;
 }
 
-export type RunConfig = Pick<ModelConfig, "nLayers" | "dModel" | "nHeads" | "dHead" | "dMlp" | "dVocab">;
+export type RunConfig = Pick<ModelConfig, "nLayers" | "dModel" | "nHeads" | "dHead" | "dMlp" | "dVocab"> & {
+  /** Key/value heads of a grouped-query model (default: one per query head). */
+  readonly nKvHeads?: number;
+};
 
 /** float32 elements of one hook's activation for `batch` rows of `positions` tokens (keys span prefix and tokens). */
 export function hookElements(cfg: RunConfig, hook: string, batch: number, positions: number, keys = positions): number {
@@ -113,29 +118,45 @@ export function hookElements(cfg: RunConfig, hook: string, batch: number, positi
 }
 
 /**
- * Bytes a forward call allocates besides the weights: the hooks and logits it returns, plus the
- * working set of the block being computed (attention scores and pattern, the MLP's hidden layer,
- * a few residual-sized temporaries). An upper bound in the same units as the weights' estimate,
- * from shapes alone, so a request can be refused or split before it runs.
+ * Bytes a forward call allocates besides the weights: the hooks and logits it returns, the working
+ * set of the block being computed (attention scores and pattern, the MLP's hidden layer, a few
+ * residual-sized temporaries, keys and values per query head), and the keys and values of every
+ * layer: the prefix fed, their concatenation with the new tokens' (onnxruntime holds each layer's
+ * until the run ends, returned or not) and, when returned, their copy handed back. An upper bound
+ * in the same units as the weights' estimate, from shapes alone, so a request can be refused or
+ * split before it runs.
  */
 export function estimateRunBytes(cfg: RunConfig, shape: RunShape): number {
   const { batch: B, positions: T } = shape;
-  const keys = (shape.prefix ?? 0) + T;
+  const P = shape.prefix ?? 0;
+  const keys = P + T;
   const returned = shape.hooks.reduce((sum, hook) => sum + hookElements(cfg, hook, B, T, keys), 0);
   const logits = B * (shape.logitPositions ?? T) * cfg.dVocab;
-  const block = 3 * B * cfg.nHeads * T * keys + 3 * B * T * cfg.dMlp + 8 * B * T * cfg.dModel;
-  // Keys and values returned for every layer (at most one per query head).
-  const keyValues = shape.keyValues ? 2 * cfg.nLayers * B * keys * cfg.nHeads * cfg.dHead : 0;
+  const block = 3 * B * cfg.nHeads * T * keys + 3 * B * T * cfg.dMlp + 8 * B * T * cfg.dModel + 2 * B * cfg.nHeads * keys * cfg.dHead;
+  // Keys and values of one token at every layer, one slot per key/value head.
+  const perToken = 2 * cfg.nLayers * (cfg.nKvHeads ?? cfg.nHeads) * cfg.dHead;
+  const decoding = P > 0 || shape.keyValues === true;
+  const keyValues = perToken * ((shape.prefixRows ?? B) * P + (decoding ? B * keys : 0) + (shape.keyValues ? B * keys : 0));
   return 4 * (returned + logits + block + keyValues);
 }
 
-/** Bytes of forward working set one call of a batched job (variants, answers to score) may take when no limit says less. */
-export const DEFAULT_BATCH_BUDGET_BYTES = 512 * 1024 * 1024;
+/**
+ * Bytes of forward working set one call of a batched job (variants, answers to score, rows decoded
+ * together) may take when no limit says less. 256 MB keeps the faithfulness battery of a
+ * 1,024-token prompt on a 135M model under 2 GB (bench/scale/battery-memory.ts); short prompts
+ * still batch every row.
+ */
+export const DEFAULT_BATCH_BUDGET_BYTES = 256 * 1024 * 1024;
 
-/** Rows of `shape` (given for one row) one call may take so that its estimate stays within `budgetBytes`, at most `requested`. */
+/**
+ * Rows of `shape` (given without its batch) one call may take so that its estimate stays within
+ * `budgetBytes`, at most `requested`. What does not grow with the rows (a prefix given once, with
+ * `prefixRows: 1`) is counted once.
+ */
 export function rowsWithin(cfg: RunConfig, shape: Omit<RunShape, "batch">, requested: number, budgetBytes = DEFAULT_BATCH_BUDGET_BYTES): number {
-  const perRow = estimateRunBytes(cfg, { ...shape, batch: 1 });
-  return Math.max(1, Math.min(requested, Math.floor(budgetBytes / perRow)));
+  const one = estimateRunBytes(cfg, { ...shape, batch: 1 });
+  const perRow = estimateRunBytes(cfg, { ...shape, batch: 2 }) - one;
+  return Math.max(1, Math.min(requested, Math.floor((budgetBytes - (one - perRow)) / perRow)));
 }
 
 /** float32 copies of a [rows, d_vocab] block alive at once in the lens graph: logits, log-probs, their exp, p log p. */

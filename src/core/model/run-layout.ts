@@ -25,10 +25,10 @@ export interface PaddedBatch {
 
 /**
  * Pad `batch` on the right after a prefix of `P` slots, checking every id against the vocabulary.
- * `prefixPadding[b]` of row b's slots, at the start, hold no token (prefixes of different lengths
- * aligned on the right): masked out and not counted in its positions.
+ * `prefixSlots` ([B, P], 1 where a slot holds a token; default all) says which of each row's prefix
+ * slots it sees: the others are masked out and not counted in its positions.
  */
-export function padBatch(batch: TokenBatch, P: number, pad: number, dVocab: number, prefixPadding?: readonly number[]): PaddedBatch {
+export function padBatch(batch: TokenBatch, P: number, pad: number, dVocab: number, prefixSlots?: Uint8Array): PaddedBatch {
   const lengths = batch.map((row) => row.length);
   const T = Math.max(...lengths);
   const B = batch.length;
@@ -36,8 +36,13 @@ export function padBatch(batch: TokenBatch, P: number, pad: number, dVocab: numb
   const positions = new BigInt64Array(B * T);
   const mask = new Float32Array(B * (P + T));
   batch.forEach((row, b) => {
-    const empty = prefixPadding?.[b] ?? 0;
-    mask.fill(1, b * (P + T) + empty, b * (P + T) + P);
+    let seen = P;
+    if (prefixSlots) {
+      seen = 0;
+      for (let p = 0; p < P; p++) seen += mask[b * (P + T) + p] = prefixSlots[b * P + p];
+    } else {
+      mask.fill(1, b * (P + T), b * (P + T) + P);
+    }
     for (let t = 0; t < T; t++) {
       const real = t < row.length;
       const id = real ? row[t] : pad;
@@ -45,11 +50,27 @@ export function padBatch(batch: TokenBatch, P: number, pad: number, dVocab: numb
         throw new LoupeError("bad-argument", `Token id ${id} is outside the vocabulary (0..${dVocab - 1}).`);
       }
       ids[b * T + t] = BigInt(id);
-      positions[b * T + t] = BigInt(P - empty + t);
+      positions[b * T + t] = BigInt(seen + t);
       mask[b * (P + T) + P + t] = real ? 1 : 0;
     }
   });
   return { T, lengths, ids, positions, mask };
+}
+
+/** [B, P] prefix slots of rows whose first `padding[b]` slots are empty (RunOptions.prefixPadding). */
+export function leadingEmptySlots(padding: readonly number[], P: number): Uint8Array {
+  const slots = new Uint8Array(padding.length * P);
+  padding.forEach((n, b) => slots.fill(1, b * P + n, (b + 1) * P));
+  return slots;
+}
+
+/** Empty prefix slots of each row: how far its positions trail the prefix's length. */
+export function emptySlots(prefixSlots: Uint8Array, B: number, P: number): number[] {
+  return Array.from({ length: B }, (_, b) => {
+    let seen = 0;
+    for (let p = 0; p < P; p++) seen += prefixSlots[b * P + p];
+    return P - seen;
+  });
 }
 
 /**

@@ -7,6 +7,7 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import { buildModelGraph } from "../../../src/core/model/build-graph";
+import { LoupeError } from "../../../src/core/errors";
 import { HookedModel } from "../../../src/core/model/hooked-model";
 import { openModelFolder } from "../../../src/core/model/model-folder";
 import { maxAbsDiff } from "../../../src/core/tensor/tensor";
@@ -24,6 +25,9 @@ function roundingTolerance(logits: Float32Array): number {
   for (const x of logits) largest = Math.max(largest, Math.abs(x));
   return 1e-6 * Math.max(10, largest);
 }
+
+/** TINY_GPT2's sizes (its config.json). */
+const TINY_CFG = openModelFolder(TINY_GPT2).cfg;
 
 /** Reads a hook, so the run stays on the hooked graph. */
 const HOOKED = { names: ["blocks.0.hook_resid_pre"] };
@@ -109,6 +113,31 @@ describe("decode-only graph under a memory limit", function () {
     const generated = await tight.generate(PROMPT, { maxNewTokens: 2, stopAtEos: false });
     assert.equal(generated.tokens.length, 2);
     assert.equal(tight.decodeGraphLoaded, false);
+    await tight.dispose();
+  });
+
+  it("counts the prefix's keys and values: a decode step that would pass the limit runs on the hooked graph or is refused", async () => {
+    const roomy = await HookedModel.load(TINY_GPT2, { cacheDir: null, threads: 1, maxMemoryBytes: 1e12, decodeGraph: false });
+    const weights = 1e12 - roomy.spareMemoryBytes!;
+    const ids = roomy.toTokens(`${PROMPT} ${PROMPT}`);
+    const { keyValues } = await roomy.runWithCache(ids, { names: [], keyValues: true, logits: false });
+    await roomy.dispose();
+    // Four rows continue the one prefix by a token each, returning their keys and values (a battery
+    // decode step). Whatever else it allocates, it holds the prefix fed, and each layer's keys and
+    // values for every row twice: onnxruntime's concatenation and the copy returned.
+    const step = [[5], [6], [7], [8]];
+    const floats = (rows: number, tokens: number) => 2 * TINY_CFG.nLayers * rows * TINY_CFG.nHeads * tokens * TINY_CFG.dHead;
+    const need = 4 * (floats(1, ids.length) + 2 * floats(4, ids.length + 1));
+    // Room for the step beside one copy of the weights, not two: the decode graph is not loaded.
+    const fallback = await HookedModel.load(TINY_GPT2, { cacheDir: null, threads: 1, maxMemoryBytes: 2 * weights + need - 1 });
+    const onHooked = await fallback.runWithCache(step, { names: [], prefix: keyValues, keyValues: true });
+    assert.equal(fallback.decodeGraphLoaded, false);
+    assert.deepEqual(onHooked.keyValues!.keys[0].dims, [4, TINY_CFG.nHeads, ids.length + 1, TINY_CFG.dHead]);
+    await fallback.dispose();
+
+    // No room for the step beside the weights: refused before it runs.
+    const tight = await HookedModel.load(TINY_GPT2, { cacheDir: null, threads: 1, maxMemoryBytes: weights + need - 1, decodeGraph: false });
+    await assert.rejects(tight.runWithCache(step, { names: [], prefix: keyValues, keyValues: true }), (e: unknown) => e instanceof LoupeError && e.code === "model-too-large");
     await tight.dispose();
   });
 });

@@ -51,6 +51,42 @@ for (const [name, folder] of [["tiny GPT-2", TINY_GPT2], ["tiny Llama", TINY_LLA
       assert.ok(maxAbsDiff(unpadded.data, together.logits.data) > 1e-3, "the padding matters");
     });
 
+    it("runs rows from one batch-1 prefix, each seeing its first tokens, then on from the keys and values returned, empty slots and all (prefixSlots)", async () => {
+      const shared = model.encode(PROMPTS[0]).ids;
+      const { keyValues } = await model.runWithCache(shared, { names: [], keyValues: true });
+      const P = shared.length;
+      // Row b sees the prompt's first seen[b] tokens, then runs its own (of different lengths).
+      const seen = [P, 3, P - 2];
+      const own = NEXT.map((w, b) => model.tokenizer.encode(` ${w}`).ids.slice(0, b + 1));
+      const texts = own.map((ids, b) => [...shared.slice(0, seen[b]), ...ids]);
+      if (!model.supportsPrefixSlots) {
+        const slots = new Uint8Array(3 * P).fill(1);
+        await rejectsWith(model.run(own, { prefix: keyValues, prefixSlots: slots }), "bad-argument", /sliding-window/);
+        return;
+      }
+      const slots = new Uint8Array(3 * P);
+      seen.forEach((n, b) => slots.fill(1, b * P, b * P + n));
+      // The first call reads a hook, so it runs on the hooked graph; the second, reading none, on the decode-only one.
+      const first = await model.runWithCache(own, { names: ["blocks.0.hook_resid_pre"], prefix: keyValues, prefixSlots: slots, keyValues: true });
+      const T = first.logits.dims[1];
+      const V = model.cfg.dVocab;
+      // Then one more token each, from the returned keys and values: their slots are the prefix's seen ones and the row's own.
+      const width = P + T;
+      const nextSlots = new Uint8Array(3 * width);
+      seen.forEach((n, b) => {
+        nextSlots.fill(1, b * width, b * width + n);
+        nextSlots.fill(1, b * width + P, b * width + P + own[b].length);
+      });
+      const second = await model.runWithCache([[7], [8], [9]], { names: [], prefix: first.keyValues, prefixSlots: nextSlots });
+      for (const [b, text] of texts.entries()) {
+        const alone = await model.run([...text, 7 + b]);
+        const n = own[b].length;
+        const firstDiff = maxAbsDiff(first.logits.data.subarray(b * T * V, (b * T + n) * V), alone.data.subarray(seen[b] * V, (seen[b] + n) * V));
+        const secondDiff = maxAbsDiff(second.logits.data.subarray(b * V, (b + 1) * V), alone.data.subarray((text.length) * V));
+        assert.ok(firstDiff < 1e-5 && secondDiff < 1e-5, `row ${b}: logits differ from the row run whole by ${firstDiff}, then ${secondDiff}`);
+      }
+    });
+
     it("refuses padding that does not fit the batch or the prefix", async () => {
       const { keyValues } = await model.runWithCache(model.encode(PROMPTS[0]).ids, { names: [], keyValues: true });
       const P = keyValues!.keys[0].dims[2];

@@ -164,8 +164,11 @@ describe("the run memory limit", function () {
     const logits = estimateRunBytes(smol, { batch: 1, positions: 1024, hooks: [] });
     assert.equal(logits - base, 4 * 1023 * 49152);
     assert.ok(estimateRunBytes(smol, { batch: 8, positions: 1024, hooks: [] }) > 7 * logits);
-    // Keys and values count only when returned.
+    // Keys and values count when returned or fed: one slot per key/value head, a prefix once per row it is given for.
     assert.ok(estimateRunBytes(smol, { batch: 1, positions: 1024, hooks: [], logitPositions: 1, keyValues: true }) > base);
+    const gqa = { ...smol, nKvHeads: 3 };
+    const step = { batch: 6, positions: 1, prefix: 1000, hooks: [], keyValues: true };
+    assert.equal(estimateRunBytes(gqa, step) - estimateRunBytes(gqa, { ...step, prefixRows: 1 }), 4 * 5 * 1000 * 2 * 30 * 3 * 64);
   });
 
   it("splits a batched job into calls whose estimate fits the budget", () => {
