@@ -26,6 +26,7 @@ import * as circuits from "../../src/core/circuits";
 import { HookedModel } from "../../src/core/model/hooked-model";
 import { renderTable } from "../../src/cli/format";
 import { SHAPES, writeRandomModel } from "../scale/random-model";
+import { revisionSrc } from "./revision-src";
 
 const REPO = path.join(__dirname, "..", "..");
 /** The last commit before the attribution products went to onnxruntime. */
@@ -61,10 +62,7 @@ const least = (xs: readonly number[]) => Math.min(...xs);
 
 /** `rev`'s src/ in a temporary folder beside this checkout's node_modules, loaded as a module. */
 async function baselineCode(rev: string): Promise<{ code: Circuits; dir: string }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loupe-trace-baseline-"));
-  const archive = execFileSync("git", ["-C", REPO, "archive", rev, "src"], { maxBuffer: 1 << 28 });
-  execFileSync("tar", ["-x", "-C", dir], { input: archive });
-  fs.symlinkSync(fs.realpathSync(path.join(REPO, "node_modules")), path.join(dir, "node_modules"));
+  const dir = revisionSrc(rev, "loupe-trace-baseline-");
   const code = (await import(path.join(dir, "src", "core", "circuits", "index.ts"))) as Circuits;
   return { code, dir };
 }

@@ -15,8 +15,10 @@ import { WeightTable } from "./weight-table";
 
 export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   const g = new GraphBuilder();
-  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?", options.compactWeights ?? false);
+  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?", { compact: options.compactWeights, fewRows: options.decodeOnly });
   const { dModel: D, nHeads: H, dHead: Dh, dMlp: M, nCtx, dVocab: V } = cfg;
+  // Tied models unembed with the token embedding; untied ones carry lm_head.weight [V, D].
+  const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
 
   const ids = g.input(GRAPH_IO.ids, DataType.INT64, ["batch", "pos"]);
   const positions = g.input(GRAPH_IO.positions, DataType.INT64, ["batch", "pos"]);
@@ -79,7 +81,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   const linear = (x: string, prefix: string, dIn: number, dOut: number): string =>
     g.op("Add", [g.op("MatMul", [x, w.get(`${prefix}.weight`, [dIn, dOut], x)]), w.get(`${prefix}.bias`, [dOut])]);
 
-  const embed = hooks.at("hook_embed", w.rows("wte.weight", [V, D], ids));
+  const embed = hooks.at("hook_embed", w.rows("wte.weight", [V, D], ids, { unembedding: unembedName === "wte.weight" }));
   const posEmbed = hooks.at("hook_pos_embed", w.rows("wpe.weight", [nCtx, D], positions));
   let resid = g.op("Add", [embed, posEmbed]);
 
@@ -119,9 +121,7 @@ export function buildGpt2Graph(cfg: ModelConfig, weights: SafetensorsIndex, opti
   }
 
   const final = layerNorm(resid, "ln_f", "ln_final.hook_normalized");
-  // Tied models unembed with the token embedding; untied ones carry lm_head.weight [V, D].
-  const unembedName = cfg.tiedEmbeddings || !w.has("lm_head.weight") ? "wte.weight" : "lm_head.weight";
-  w.timesTransposed(final, unembedName, [V, D], "gemm", GRAPH_IO.logits);
+  w.timesTransposed(final, unembedName, [V, D], "forward", GRAPH_IO.logits);
   g.output(GRAPH_IO.logits, DataType.FLOAT);
 
   hooks.checkAgainst(hookNamesFor(cfg), "GPT-2");
@@ -146,7 +146,7 @@ function activation(g: GraphBuilder, kind: ModelConfig["activation"], x: string)
  */
 export function buildGpt2LensGraph(cfg: ModelConfig, weights: SafetensorsIndex, options: GraphOptions = {}): Uint8Array {
   const g = new GraphBuilder();
-  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?", options.compactWeights ?? false);
+  const w = new WeightTable(weights, g, "transformer.", "is this a GPT-2 checkpoint?", { compact: options.compactWeights });
   const { dModel: D, dVocab: V } = cfg;
   const resid = g.input(LENS_IO.resid, DataType.FLOAT, ["n", D]);
   const target = g.input(LENS_IO.target, DataType.INT64, ["n", "m"]);

@@ -28,7 +28,7 @@ import { resolveModelFolder } from "../hub/model-reference";
 import { checkRunFits, estimateModelMemory, estimateRunBytes, lensChunkRows, type RunShape } from "./memory-limit";
 import { openModelFolder } from "./model-folder";
 import { findOnnxModelFile, importOnnxDecoder, importOnnxFolder, type ImportedGraph } from "./onnx-import";
-import { emptySlots, fedLogitPositions, firstPosition, leadingEmptySlots, padBatch, pickPositions, rowsAtHook, selectPositions, type PaddedBatch, type TokenBatch } from "./run-layout";
+import { emptySlots, fedLogitPositions, firstPosition, leadingEmptySlots, padBatch, pickPositions, rowsAtHook, selectPositions, undoubled, type PaddedBatch, type TokenBatch } from "./run-layout";
 import { runFailure } from "./run-failure";
 import type { SafetensorsIndex } from "./safetensors";
 import { checkIdsInVocabulary } from "./tokenizer-check";
@@ -580,7 +580,7 @@ export class HookedModel {
    */
   private async forward(batch: TokenBatch, interventions: readonly Intervention[], fetch: readonly string[], options: Omit<RunOptions, "names">): Promise<RunResult> {
     throwIfAborted(options.signal);
-    const run = this.layOut(batch, interventions, options);
+    let run = this.layOut(batch, interventions, options);
     const keyValueNames = options.keyValues ? this.keyValueOutputs(interventions) : [];
     const withLogits = options.logits !== false;
     const shape: RunShape = {
@@ -594,6 +594,9 @@ export class HookedModel {
       keyValues: options.keyValues || (!this.hasFetchMask && this.hasPast),
     };
     const decodeSession = this.runsOnDecodeGraph(fetch, interventions, options) ? this.decodeSessionFor(shape) : undefined;
+    // The decode graph agrees with the hooked one within rounding anyway: one logit position runs
+    // once there, so a generation step unembeds one row (the one-row MatMul; see fedLogitPositions).
+    if (decodeSession && run.narrowed?.doubled) run = { ...run, narrowed: undoubled(run.narrowed) };
     this.checkRunMemory(shape);
     const feeds: Record<string, ort.Tensor> = decodeSession
       ? { ...this.idleDecodeFeeds, ...this.tokenFeeds(run), ...this.logitPositionFeeds(run), ...prefixFeeds(options.prefix) }

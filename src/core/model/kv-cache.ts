@@ -62,9 +62,10 @@ export class KvCache {
     if (!keyValues) throw new Error("internal: a cached generation step returned no keys and values");
     this.kv = keyValues;
     this.seen = [...tokens];
-    // The run returns logits for its last position only ([1, 1, V]) or for all of them: take the last row.
+    // The run returns logits for its last position only ([1, 1, V]) or for all of them: the last row,
+    // as a view (each run's output is its own array; a copy was 1 MB a step for Gemma 3's vocabulary).
     const V = logits.dims[logits.dims.length - 1];
-    return logits.data.slice(logits.data.length - V);
+    return logits.data.subarray(logits.data.length - V);
   }
 
   /** Continue from keys and values of `tokens` computed elsewhere (a prompt they start). */

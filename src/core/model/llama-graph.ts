@@ -35,7 +35,7 @@ import { GRAPH_IO, HookPoints, LENS_IO, LOGIT_POSITIONS, MASKED_SCORE, PAST_IO, 
 import { blockHook, hookNamesFor } from "./hooks";
 import { DataType, GraphBuilder } from "./onnx-graph";
 import { float32ToBf16, float32ToHalf, halfToFloat32, toFloat32, type SafetensorsIndex } from "./safetensors";
-import { WeightTable, type UnembedForm } from "./weight-table";
+import { WeightTable, type UnembedForm, type WeightLayout } from "./weight-table";
 
 /** The Llama-family weight table: HF names with or without the `model.` prefix (LlamaModel vs LlamaForCausalLM). */
 class LlamaWeights extends WeightTable {
@@ -43,9 +43,9 @@ class LlamaWeights extends WeightTable {
     index: SafetensorsIndex,
     private readonly graph: GraphBuilder,
     private readonly cfg: LlamaConfig,
-    compact: boolean,
+    layout: WeightLayout,
   ) {
-    super(index, graph, cfg.weightPrefixes, `a "${cfg.modelType}" model with this config.json needs it.`, compact);
+    super(index, graph, cfg.weightPrefixes, `a "${cfg.modelType}" model with this config.json needs it.`, layout);
   }
 
   /** The unembedding [V, D]: lm_head.weight, or the token embedding when tied. */
@@ -60,16 +60,19 @@ class LlamaWeights extends WeightTable {
   }
 
   /**
-   * Gemma 3's 262k-row embedding (tied to the unembedding) stays as stored whatever the mode: a
-   * float32 copy of it would be most of a 270M model's memory.
+   * Gemma 3's 262k-row embedding (tied to the unembedding) stays as stored in the hooked graph
+   * whatever the mode: a float32 copy of it would be most of a 270M model's memory. The decode
+   * graph (few rows a run) holds it as a float32 transpose unless compactWeights asks otherwise:
+   * a cast of the whole table every step made the unembedding most of a step (bf16 Gemma 3 270M,
+   * one thread: 97 -> 39 ms CPU a step for 0.34 GB more; bench/models/decode-speed.ts).
    */
   private get compactEmbedding(): boolean | undefined {
-    return this.cfg.modelType === "gemma3_text" ? true : undefined;
+    return this.cfg.modelType === "gemma3_text" && !this.fewRows ? true : undefined;
   }
 
   /** The token embedding's rows for `ids`, as float32. */
   embed(ids: string): string {
-    return this.rows("embed_tokens.weight", [this.cfg.dVocab, this.cfg.dModel], ids, this.compactEmbedding);
+    return this.rows("embed_tokens.weight", [this.cfg.dVocab, this.cfg.dModel], ids, { compact: this.compactEmbedding, unembedding: this.unembeddingName() === "embed_tokens.weight" });
   }
 
   /** x @ W_U in the given form (WeightTable.timesTransposed; in compact mode W_U is cast in slices during the run). */
@@ -136,7 +139,7 @@ export function ropeInverseFrequencies(cfg: { readonly dHead: number; readonly r
 
 export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, options: GraphOptions = {}): BuiltGraph {
   const g = new GraphBuilder();
-  const w = new LlamaWeights(weights, g, cfg, options.compactWeights ?? false);
+  const w = new LlamaWeights(weights, g, cfg, { compact: options.compactWeights, fewRows: options.decodeOnly });
   const { dModel: D, nHeads: H, nKvHeads: KV, dHead: Dh, dMlp: M } = cfg;
   const groups = H / KV;
 
@@ -354,8 +357,8 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
   }
 
   const final = rmsNorm(resid, "norm", { scale: "ln_final.hook_scale", normalized: "ln_final.hook_normalized" });
-  if (cfg.finalLogitSoftcap === undefined) w.unembed(final, "gemm", GRAPH_IO.logits);
-  else softcap(w.unembed(final, "gemm"), cfg.finalLogitSoftcap, GRAPH_IO.logits);
+  if (cfg.finalLogitSoftcap === undefined) w.unembed(final, "forward", GRAPH_IO.logits);
+  else softcap(w.unembed(final, "forward"), cfg.finalLogitSoftcap, GRAPH_IO.logits);
   g.output(GRAPH_IO.logits, DataType.FLOAT);
 
   hooks.checkAgainst(hookNamesFor(cfg), "Llama");
@@ -368,7 +371,7 @@ export function buildLlamaGraph(cfg: LlamaConfig, weights: SafetensorsIndex, opt
  */
 export function buildLlamaLensGraph(cfg: LlamaConfig, weights: SafetensorsIndex, options: GraphOptions = {}): Uint8Array {
   const g = new GraphBuilder();
-  const w = new LlamaWeights(weights, g, cfg, options.compactWeights ?? false);
+  const w = new LlamaWeights(weights, g, cfg, { compact: options.compactWeights });
   const D = cfg.dModel;
   const resid = g.input(LENS_IO.resid, DataType.FLOAT, ["n", D]);
   const target = g.input(LENS_IO.target, DataType.INT64, ["n", "m"]);

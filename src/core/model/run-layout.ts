@@ -92,6 +92,11 @@ export function fedLogitPositions(asked: readonly number[]): { readonly position
   return asked.length === 1 ? { positions: [asked[0], asked[0]], doubled: true } : { positions: asked, doubled: false };
 }
 
+/** Fed logit positions with a doubled single position run once (where rounding may differ from a full run's). */
+export function undoubled(fed: ReturnType<typeof fedLogitPositions>): ReturnType<typeof fedLogitPositions> {
+  return fed.doubled ? { positions: fed.positions.slice(0, 1), doubled: false } : fed;
+}
+
 /** Index 0 of one axis, kept as an axis of size 1. */
 export function firstPosition(t: Tensor, axis: number): Tensor {
   const outer = t.dims.slice(0, axis).reduce((a, d) => a * d, 1);

@@ -31,7 +31,15 @@ const DTYPE_TO_ONNX: Record<string, DataType> = {
 const UNEMBED_SLICES = 16;
 
 /** How the unembedding is computed (WeightTable.timesTransposed): for a model's forward, or for the chunked logit lens. */
-export type UnembedForm = "gemm" | "rows-independent";
+export type UnembedForm = "forward" | "rows-independent";
+
+/** What a graph's weights are laid out for (see WeightTable.timesTransposed). */
+export interface WeightLayout {
+  /** Cast f16/bf16 matrices at run time instead of folding them to float32 at load. */
+  readonly compact?: boolean;
+  /** Runs of one or a few rows (a decode-only graph): the unembedding in the layout one-row kernels read fastest. */
+  readonly fewRows?: boolean;
+}
 
 export class WeightTable {
   /** Initializer names already declared: a weight read twice (a tied embedding) is declared once. */
@@ -40,21 +48,27 @@ export class WeightTable {
   private readonly casts = new Map<string, string>();
   /** Per activation, a runtime int64 [0] derived from its shape (compact mode). */
   private readonly zeros = new Map<string, string>();
+  /** Float32 [width, rows] transposes folded at session creation (few-rows layout), by weight. */
+  private readonly transposes = new Map<string, string>();
+  private readonly compact: boolean;
+  protected readonly fewRows: boolean;
 
   /**
    * @param prefix the name prefix of the full model class ("transformer." for GPT2LMHeadModel,
    *   "model." for LlamaForCausalLM), or several to try in order; names are tried with it first, then bare.
    * @param missingHint said after "has no tensor …" to explain what needed it.
-   * @param compact cast f16/bf16 matrices at run time instead of folding them to float32 at load.
+   * @param layout compact: cast f16/bf16 matrices at run time; fewRows: lay the unembedding out for one-row runs.
    */
   constructor(
     protected readonly index: SafetensorsIndex,
     private readonly g: GraphBuilder,
     prefix: string | readonly string[],
     private readonly missingHint: string,
-    private readonly compact = false,
+    layout: WeightLayout = {},
   ) {
     this.prefixes = typeof prefix === "string" ? [prefix] : prefix;
+    this.compact = layout.compact ?? false;
+    this.fewRows = layout.fewRows ?? false;
   }
 
   private readonly prefixes: readonly string[];
@@ -87,7 +101,7 @@ export class WeightTable {
     if (elemType === DataType.FLOAT) return stored;
     const cast = (input: string) => this.g.op("Cast", [input], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
     // Compact: a cast of its own for each use, run just before it (see the module comment).
-    if (this.compact && after) return cast(this.g.op("Reshape", [stored, this.runtimeShape(entry, after)]));
+    if (this.compact && after) return cast(this.g.op("Reshape", [stored, this.runtimeShape(entry.shape, after)]));
     let folded = this.casts.get(entry.name);
     if (folded === undefined) {
       folded = cast(stored);
@@ -99,24 +113,39 @@ export class WeightTable {
   /**
    * Rows `indices` of the named [rows, width] weight (an embedding lookup), as float32.
    * @param compact gather from the stored f16/bf16 table even when the table is not in compact mode.
+   * @param unembedding the table is also the unembedding (tied embeddings): with the few-rows
+   *   layout, gather from the transpose the unembedding reads, so the session holds one copy.
    */
-  rows(name: string, shape: readonly number[], indices: string, compact = this.compact): string {
+  rows(name: string, shape: readonly [number, number], indices: string, { compact = this.compact, unembedding = false }: { compact?: boolean; unembedding?: boolean } = {}): string {
     const { stored, entry, elemType } = this.stored(name, shape);
-    if (!compact || elemType === DataType.FLOAT) return this.g.op("Gather", [this.get(name, shape), indices], { axis: 0 });
-    // Gather copies rows of any type: cast only what was taken, the table stays f16/bf16.
-    return this.g.op("Cast", [this.g.op("Gather", [stored, indices], { axis: 0 })], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
+    if (compact && elemType !== DataType.FLOAT) {
+      // Gather copies rows of any type: cast only what was taken, the table stays f16/bf16.
+      return this.g.op("Cast", [this.g.op("Gather", [stored, indices], { axis: 0 })], { to: DataType.FLOAT }, this.g.fresh(`f32:${entry.name}`));
+    }
+    if (!(unembedding && this.fewRows)) return this.g.op("Gather", [this.get(name, shape), indices], { axis: 0 });
+    // Columns of the [width, rows] transpose: [width, ...indices] -> [...indices, width].
+    const columns = this.g.op("Gather", [this.transposed(name, shape), indices], { axis: 1 });
+    return this.g.op("Transpose", [columns], { perm: [1, 2, 0] });
   }
 
   /**
    * x @ W^T for a [rows, width] weight W (the unembedding, [d_vocab, d_model]).
    *
-   * "gemm" (a model's forward): a Gemm with transB over the rows of x, whose product comes out
-   * [rows of x, d_vocab] as wanted, with no transposed copy of W or of the product (Gemma 3 270M,
-   * 256 positions: 0.27 GB less at peak and a fifth less time than the "rows-independent" form).
-   * W reaches it through a Reshape whose target is computed from x (runtimeShape): not a constant
-   * there, so onnxruntime neither prepacks it nor folds a transposed copy at session creation
-   * (either would sit beside the table Gather reads: Gemma 3 270M, 0.67 GB in float32), and the
-   * Reshape aliases the table rather than copying it.
+   * "forward" (a model's logits), over many rows: a Gemm with transB over the rows of x, whose
+   * product comes out [rows of x, d_vocab] as wanted, with no transposed copy of W or of the
+   * product (Gemma 3 270M, 256 positions: 0.27 GB less at peak and a fifth less time than the
+   * "rows-independent" form). W reaches it through a Reshape whose target is computed from x
+   * (runtimeShape): not a constant there, so onnxruntime neither prepacks it nor folds a transposed
+   * copy at session creation (either would sit beside the table Gather reads: Gemma 3 270M,
+   * 0.67 GB in float32), and the Reshape aliases the table rather than copying it.
+   *
+   * "forward" with the few-rows layout (a decode-only graph, one row a step): a MatMul over W's
+   * transpose [width, rows], folded once at session creation and hidden from prepacking the same
+   * way. On one row onnxruntime's CPU MatMul streams that layout in about two thirds of the time
+   * its transB Gemm takes over W as stored (bench/models/unembed-layouts.ts: Gemma 3 270M's
+   * table, 23.6 vs 36.1 ms CPU a step on one thread); over 256 rows the Gemm is the faster one.
+   * A tied embedding then gathers from the same transpose (rows), so the session still holds one
+   * float32 table.
    *
    * "rows-independent" (the logit lens): (W @ x^T)^T, W read as stored as the MatMul's first
    * input. Each row's logits are then the same bits however many rows a call has (a Gemm's
@@ -132,12 +161,9 @@ export class WeightTable {
     const [rows, width] = shape;
     const flat = g.op("Reshape", [x, g.int64Initializer(g.fresh("shape:rows_width"), [2], [-1, width])]);
     const xT = form === "rows-independent" ? g.op("Transpose", [flat], { perm: [1, 0] }) : flat;
-    const times = (w: string) => (form === "gemm" ? g.op("Gemm", [flat, w], { transB: 1 }) : g.op("MatMul", [w, xT]));
+    const times = (w: string) => (form === "forward" ? g.op("Gemm", [flat, w], { transB: 1 }) : g.op("MatMul", [w, xT]));
     let product: string;
-    if (!compact || elemType === DataType.FLOAT) {
-      const weight = this.get(name, shape);
-      product = times(form === "gemm" ? g.op("Reshape", [weight, this.runtimeShape(entry, flat)]) : weight);
-    } else {
+    if (compact && elemType !== DataType.FLOAT) {
       const sliceRows = Math.ceil(rows / UNEMBED_SLICES);
       const axis0 = g.int64Initializer(g.fresh(`axes:${entry.name}`), [1], [0]);
       const parts: string[] = [];
@@ -147,11 +173,33 @@ export class WeightTable {
         const begin = g.op("Add", [g.int64Initializer(g.fresh(`start:${entry.name}`), [1], [start]), this.zero(flat)]);
         parts.push(times(g.op("Cast", [g.op("Slice", [stored, begin, end, axis0])], { to: DataType.FLOAT })));
       }
-      product = parts.length === 1 ? parts[0] : g.op("Concat", parts, { axis: form === "gemm" ? 1 : 0 });
+      product = parts.length === 1 ? parts[0] : g.op("Concat", parts, { axis: form === "forward" ? 1 : 0 });
+    } else if (form === "forward" && this.fewRows) {
+      product = g.op("MatMul", [flat, g.op("Reshape", [this.transposed(name, shape), this.runtimeShape([width, rows], flat)])]);
+    } else {
+      const weight = this.get(name, shape);
+      product = times(form === "forward" ? g.op("Reshape", [weight, this.runtimeShape(entry.shape, flat)]) : weight);
     }
     if (form === "rows-independent") product = g.op("Transpose", [product], { perm: [1, 0] });
     const leading = g.op("Shape", [x], { end: -1 });
     return g.op("Reshape", [product, g.op("Concat", [leading, g.int64Initializer(g.fresh("const:rows"), [1], [rows])], { axis: 0 })], {}, output);
+  }
+
+  /**
+   * The named [rows, width] weight's float32 transpose [width, rows], folded at session creation
+   * (declared once). An f16/bf16 weight is transposed before it is cast, so the folding holds one
+   * float32 copy at a time, not two.
+   */
+  private transposed(name: string, shape: readonly [number, number]): string {
+    let t = this.transposes.get(name);
+    if (t === undefined) {
+      const { stored, elemType } = this.stored(name, shape);
+      const g = this.g;
+      const swapped = g.op("Transpose", [stored], { perm: [1, 0] }, elemType === DataType.FLOAT ? g.fresh(`transposed:${name}`) : undefined);
+      t = elemType === DataType.FLOAT ? swapped : g.op("Cast", [swapped], { to: DataType.FLOAT }, g.fresh(`transposed:${name}`));
+      this.transposes.set(name, t);
+    }
+    return t;
   }
 
   private stored(name: string, shape: readonly number[]): { stored: string; entry: TensorEntry; elemType: DataType } {
@@ -180,12 +228,12 @@ export class WeightTable {
   }
 
   /**
-   * The weight's own shape, computed at run time from `after` (shape + (n - n) for n = its first
+   * A weight's shape, computed at run time from `after` (shape + (n - n) for n = its first
    * dimension): a value no optimizer can fold, so the Reshape and Cast behind it stay in the graph
    * and run after `after` is computed.
    */
-  private runtimeShape(entry: TensorEntry, after: string): string {
-    const dims = this.g.int64Initializer(this.g.fresh(`shape:${entry.name}`), [entry.shape.length], [...entry.shape]);
+  private runtimeShape(shape: readonly number[], after: string): string {
+    const dims = this.g.int64Initializer(this.g.fresh("shape:weight"), [shape.length], [...shape]);
     return this.g.op("Add", [dims, this.zero(after)]);
   }
 

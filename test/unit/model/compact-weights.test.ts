@@ -13,36 +13,13 @@ import { buildLensGraph, buildModelGraph } from "../../../src/core/model/build-g
 import { parseModelConfig } from "../../../src/core/model/config";
 import { HookedModel } from "../../../src/core/model/hooked-model";
 import { estimateModelMemory } from "../../../src/core/model/memory-limit";
-import { float32ToBf16, float32ToHalf, readSafetensorsIndex, readTensorF32 } from "../../../src/core/model/safetensors";
+import { readSafetensorsIndex } from "../../../src/core/model/safetensors";
 import { maxAbsDiff } from "../../../src/core/tensor/tensor";
 import { loadHookedModel } from "../../../src/core/requests";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
+import { halfCopy } from "../../helpers/half-copy";
 
 const TINY_LLAMA = path.join(FIXTURES, "tiny-llama");
-type Half = "F16" | "BF16";
-
-/** A copy of a fixture folder with every tensor stored as `dtype`. */
-function halfCopy(fixture: string, dtype: Half): string {
-  const dir = scratchDir(`compact-${dtype}`);
-  for (const file of ["config.json", "tokenizer.json"]) fs.copyFileSync(path.join(fixture, file), path.join(dir, file));
-  const index = readSafetensorsIndex(path.join(fixture, "model.safetensors"));
-  const header: Record<string, unknown> = {};
-  const parts: Buffer[] = [];
-  let offset = 0;
-  for (const [name, entry] of index.tensors) {
-    const values = readTensorF32(index, name);
-    const halves = dtype === "BF16" ? float32ToBf16(values) : float32ToHalf(values);
-    header[name] = { dtype, shape: entry.shape, data_offsets: [offset, offset + halves.byteLength] };
-    offset += halves.byteLength;
-    parts.push(Buffer.from(halves.buffer));
-  }
-  const text = Buffer.from(JSON.stringify(header));
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(text.length));
-  fs.writeFileSync(path.join(dir, "model.safetensors"), Buffer.concat([length, text, ...parts]));
-  return dir;
-}
-
 function graphOf(bytes: Uint8Array): onnx.GraphProto {
   return fromBinary(onnx.ModelProtoSchema, bytes).graph!;
 }

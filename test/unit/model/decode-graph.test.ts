@@ -12,6 +12,7 @@ import { HookedModel } from "../../../src/core/model/hooked-model";
 import { openModelFolder } from "../../../src/core/model/model-folder";
 import { maxAbsDiff } from "../../../src/core/tensor/tensor";
 import { FIXTURES, TINY_GPT2, TINY_LLAMA } from "../../helpers/fixtures";
+import { halfCopy } from "../../helpers/half-copy";
 
 const REFERENCE = path.join(__dirname, "..", "..", "..", "models", "reference");
 const PROMPT = "When Mia and Leo went to the park, Mia gave a ball to";
@@ -32,18 +33,30 @@ const TINY_CFG = openModelFolder(TINY_GPT2).cfg;
 /** Reads a hook, so the run stays on the hooked graph. */
 const HOOKED = { names: ["blocks.0.hook_resid_pre"] };
 
-for (const [name, folder] of [
-  ["tiny GPT-2", TINY_GPT2],
-  ["tiny Llama", TINY_LLAMA],
-  ["tiny Gemma 3 (sliding window)", path.join(FIXTURES, "tiny-gemma3")],
-  ["tiny Qwen2 (q/k/v bias)", path.join(FIXTURES, "tiny-qwen2")],
-  ["tiny Qwen3", path.join(FIXTURES, "tiny-qwen3")],
-  ["reference model", REFERENCE],
+const TINY_GEMMA3 = path.join(FIXTURES, "tiny-gemma3");
+
+// The decode graph unembeds with a float32 transpose of the table (WeightTable's few-rows layout),
+// the hooked graph with the table as stored: bf16 and f16 copies check the cast too (Gemma 3's
+// bf16 table is cast in slices during each hooked run, once at load for the decode graph).
+for (const [name, fixture, options] of [
+  ["tiny GPT-2", () => TINY_GPT2, {}],
+  ["tiny GPT-2 stored as f16", () => halfCopy(TINY_GPT2, "F16"), {}],
+  ["tiny Llama", () => TINY_LLAMA, {}],
+  ["tiny Gemma 3 (sliding window)", () => TINY_GEMMA3, {}],
+  ["tiny Gemma 3 stored as bf16", () => halfCopy(TINY_GEMMA3, "BF16"), {}],
+  ["tiny Gemma 3 stored as bf16, compactWeights", () => halfCopy(TINY_GEMMA3, "BF16"), { compactWeights: true }],
+  ["tiny Qwen2 (q/k/v bias)", () => path.join(FIXTURES, "tiny-qwen2"), {}],
+  ["tiny Qwen3", () => path.join(FIXTURES, "tiny-qwen3"), {}],
+  ["reference model", () => REFERENCE, {}],
 ] as const) {
   describe(`decode-only graph (${name})`, function () {
     this.timeout(120_000);
+    let folder: string;
     let model: HookedModel;
-    before(async () => (model = await HookedModel.load(folder, { cacheDir: null, threads: 1 })));
+    before(async () => {
+      folder = fixture();
+      model = await HookedModel.load(folder, { cacheDir: null, threads: 1, ...options });
+    });
     after(async () => model.dispose());
 
     it("has no hook inputs or outputs", () => {
@@ -82,7 +95,17 @@ for (const [name, folder] of [
 
     it("generates the tokens the hooked graph generates", async () => {
       const steps: Float32Array[] = [];
-      const fast = await model.generate(PROMPT, { maxNewTokens: 12, stopAtEos: false, onToken: (_, logits) => steps.push(logits.slice()) });
+      const kept: Float32Array[] = [];
+      const fast = await model.generate(PROMPT, {
+        maxNewTokens: 12,
+        stopAtEos: false,
+        onToken: (_, logits) => {
+          steps.push(logits.slice());
+          kept.push(logits);
+        },
+      });
+      // Each step's logits are a view of that run's output (KvCache), not of a buffer a later run reuses.
+      kept.forEach((logits, i) => assert.deepEqual(logits, steps[i], `step ${i}'s logits changed after later steps`));
       // An identity intervention at every position keeps the key/value cache but runs on the hooked graph.
       const hookedSteps: Float32Array[] = [];
       const hooked = await model.generate(PROMPT, {
