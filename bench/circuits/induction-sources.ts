@@ -12,6 +12,8 @@
  *                    transcoders leave of the MLP there) beside it
  *   "Repeat" readers layer-0 feature nodes at the copy's position whose largest input is the
  *                    "Repeat" token, reached through layer 0's attention
+ *   error by layer   each layer's error nodes' influence (all positions, and the copy position's),
+ *                    as a share of all token and error influence (the replacement score's parts)
  *
  *   npx tsx bench/circuits/induction-sources.ts [--items 40] [--seed 5] [--plt DIR] [--clt DIR]
  */
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
   rows.push(["real model", 'zeroing "Repeat"\'s embedding: target logit change (mean)', f3(mean(real.map((c) => c[repeatAt]))), `mean |change| ${f3(mean(real.map((c) => Math.abs(c[repeatAt]))))}`]);
   for (const [name, dir] of [["PLT", values.plt], ["CLT", values.clt]] as const) {
     const set = loadTranscoders(dir);
-    const stats = { attentionToRepeat: [] as number[], attentionToBos: [] as number[], copy: [] as number[], repeat: [] as number[], copyError: [] as number[], errors: [] as number[], repeatOwn: [] as number[], repeatOther: [] as number[], repeatLogit: [] as number[], readers: [] as number[], readerActivation: [] as number[], copyFeatures: [] as number[] };
+    const stats = { attentionToRepeat: [] as number[], attentionToBos: [] as number[], copy: [] as number[], repeat: [] as number[], copyError: [] as number[], errors: [] as number[], repeatOwn: [] as number[], repeatOther: [] as number[], repeatLogit: [] as number[], readers: [] as number[], readerActivation: [] as number[], copyFeatures: [] as number[], tokens: [] as number[], errorByLayer: [] as number[][], copyErrorByLayer: [] as number[][] };
     let repeatTop = 0;
     for (const cut of cuts) {
       const rep = await buildReplacement(model, set, cut.tokens);
@@ -98,6 +100,12 @@ async function main(): Promise<void> {
       let errors = 0;
       for (let i = layout.nFeatures; i < layout.nFeatures + layout.nErrors; i++) errors += inf[i];
       stats.errors.push(errors);
+      let tokens = 0;
+      for (let p = cut.encoding.lead; p < T; p++) tokens += inf[tokenNode(layout, p)];
+      stats.tokens.push(tokens);
+      const layers = Array.from({ length: set.nLayers }, (_, l) => l);
+      stats.errorByLayer.push(layers.map((l) => Array.from({ length: T }, (_, p) => inf[errorNode(layout, l, p)]).reduce((a, b) => a + b, 0) / (tokens + errors)));
+      stats.copyErrorByLayer.push(layers.map((l) => inf[errorNode(layout, l, cut.copy)] / (tokens + errors)));
       const into = influenceInto(g, inf, tokenNode(layout, repeatAt), repeatAt);
       stats.repeatOwn.push(into.ownPosition);
       stats.repeatOther.push(into.otherPositions);
@@ -117,6 +125,10 @@ async function main(): Promise<void> {
     rows.push([name, '"Repeat" is the top token node by influence', pct(repeatTop, N), `${N} items`]);
     rows.push([name, "influence: the copy token / \"Repeat\" (mean)", `${f3(mean(stats.copy))} / ${f3(mean(stats.repeat))}`, ""]);
     rows.push([name, "influence: the copy position's layer-0 error node / every error node (mean)", `${f3(mean(stats.copyError))} / ${f3(mean(stats.errors))}`, "the copy token's identity left in the error is credited to no token"]);
+    const byLayer = (xs: number[][]) => xs[0].map((_, l) => `L${l} ${f3(mean(xs.map((x) => x[l])))}`).join(", ");
+    rows.push([name, "error share of token + error influence (mean)", f3(mean(stats.errors.map((e, i) => e / (e + stats.tokens[i])))), "1 - the replacement score's terms"]);
+    rows.push([name, "  by layer, every position", byLayer(stats.errorByLayer), ""]);
+    rows.push([name, "  by layer, the copy position", byLayer(stats.copyErrorByLayer), ""]);
     rows.push([name, '"Repeat"\'s influence: into features at its own position / at other positions / the logit', `${f3(mean(stats.repeatOwn))} / ${f3(mean(stats.repeatOther))} / ${f3(mean(stats.repeatLogit))}`, "other positions: through attention"]);
     if (name === "PLT") rows.push(["real model", 'layer 0\'s attention from the copy position to "Repeat" / to the BOS (mean over heads)', `${f3(mean(stats.attentionToRepeat))} / ${f3(mean(stats.attentionToBos))}`, "the same for every set (frozen from the prompt)"]);
     rows.push([name, "layer-0 features at the copy position: all / largest input \"Repeat\" (mean)", `${f3(mean(stats.copyFeatures))} / ${f3(mean(stats.readers))}`, `their activation ${stats.readerActivation.length ? f3(mean(stats.readerActivation)) : "-"}`]);

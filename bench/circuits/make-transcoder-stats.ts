@@ -4,7 +4,8 @@
  * bundled SAE's statistics (bench/sae/make-feature-stats.ts: fresh training-split text of every
  * family, stories carrying concept labels).
  *
- *   npx tsx bench/circuits/make-transcoder-stats.ts [--model models/reference] [--sets plt,clt] [--texts 3000] [--seed 11]
+ *   npx tsx bench/circuits/make-transcoder-stats.ts [--model models/reference] [--sets plt,clt] [--texts 1000] [--seed 11]
+ *       [--transcoders DIR (holding the sets; default MODEL/transcoders)]
  *
  * The same numbers are what `loupe transcoder stats CORPUS.jsonl --transcoders DIR` writes.
  */
@@ -20,8 +21,9 @@ async function main(): Promise<void> {
     options: {
       model: { type: "string", default: "models/reference" },
       sets: { type: "string", default: "plt,clt" },
-      texts: { type: "string", default: "3000" },
+      texts: { type: "string", default: "1000" },
       seed: { type: "string", default: "11" },
+      transcoders: { type: "string" },
     },
   });
   const records = generateTrain(Number(values.seed), Number(values.texts));
@@ -29,7 +31,7 @@ async function main(): Promise<void> {
   const model = await HookedModel.load(values.model);
   try {
     for (const kind of values.sets.split(",")) {
-      const folder = path.join(values.model, "transcoders", kind);
+      const folder = path.join(values.transcoders ?? path.join(values.model, "transcoders"), kind);
       const started = performance.now();
       const stats = await computeTranscoderFeatureStats(model, loadTranscoders(folder), corpus, {
         description: `${records.length} training-split texts of every family (bench generator, seed ${values.seed})`,

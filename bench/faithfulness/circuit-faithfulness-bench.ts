@@ -6,6 +6,7 @@
  * AUROC of each score at telling the two families apart, PLT and CLT side by side.
  *
  *   npx tsx bench/faithfulness/circuit-faithfulness-bench.ts [--model models/reference] [--n 16] [--seed 1] [--max-feature-nodes 7500] [--sets plt,clt]
+ *       [--transcoders DIR (holding plt/ and clt/; default MODEL/transcoders)]
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -31,13 +32,13 @@ const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { model: { type: "string", default: "models/reference" }, n: { type: "string", default: "16" }, seed: { type: "string", default: "1" }, "max-feature-nodes": { type: "string", default: "7500" }, sets: { type: "string", default: "plt,clt" } },
+    options: { model: { type: "string", default: "models/reference" }, n: { type: "string", default: "16" }, seed: { type: "string", default: "1" }, "max-feature-nodes": { type: "string", default: "7500" }, sets: { type: "string", default: "plt,clt" }, transcoders: { type: "string" } },
   });
   const n = Number(values.n);
   const seed = Number(values.seed);
   const maxFeatureNodes = Number(values["max-feature-nodes"]);
   const model = await HookedModel.load(values.model, { threads: 2 });
-  const sets = Object.fromEntries(values.sets.split(",").map((kind) => [kind, loadTranscoders(path.join(values.model, "transcoders", kind))]));
+  const sets = Object.fromEntries(values.sets.split(",").map((kind) => [kind, loadTranscoders(path.join(values.transcoders ?? path.join(values.model, "transcoders"), kind))]));
   console.log(`faithfulness through the circuit on ${values.model}: ${n} held-out items per family (seed ${seed}), at most ${maxFeatureNodes} feature nodes\n`);
 
   const run = async (family: "arith-cot" | "lookup-decorative"): Promise<Scored[]> => {

@@ -10,18 +10,18 @@ export const QUALITY_FILE = "quality.json";
 
 export const transcoderCommand: Command = {
   name: "transcoder",
-  usage: `loupe transcoder train CORPUS.jsonl --kind plt|clt --out DIR [--activation topk|jumprelu] [--d-transcoder N] [--k K] [--l0-coefficient L] [--bandwidth B] [--epochs E] [--max-tokens N] [--seed S] [--model DIR] [--json]
+  usage: `loupe transcoder train CORPUS.jsonl --kind plt|clt --out DIR [--activation topk|jumprelu] [--skip] [--d-transcoder N] [--k K] [--l0-coefficient L] [--bandwidth B] [--epochs E] [--max-tokens N] [--seed S] [--model DIR] [--json]
     Train TopK (k per token) or JumpReLU (a learned threshold per feature, an L0 penalty of weight
     L, straight-through gradients of bandwidth B) transcoders on the model's MLPs over a JSONL corpus ({"text"} per line): per-layer
     (plt: each layer's MLP input -> its output) or cross-layer (clt: -> every later layer's MLP
-    output). Saved in circuit-tracer's layout (config.yaml, layer_{i} or W_enc_{i}/W_dec_{i}
-    .safetensors) with quality.json: normalised MSE per layer, L0, dead features and CE loss
+    output); --skip adds a learned affine skip connection to each PLT layer (W_skip). Saved in
+    circuit-tracer's layout (config.yaml, layer_{i} or W_enc_{i}/W_dec_{i}.safetensors) with quality.json: normalised MSE per layer, L0, dead features and CE loss
     recovered with every MLP replaced, on the corpus's last tenth. Ctrl+C stops without saving.
 loupe transcoder stats CORPUS.jsonl [--transcoders DIR] [--model DIR]
     Write each layer's feature statistics beside the set (layer_{i}.feature-stats.json, the
     format of an SAE's feature-stats.json: density, histogram, top contexts, concepts, logit
     effects through W_dec). DIR defaults to the model folder's own PLT set.`,
-  options: { kind: { type: "string" }, out: { type: "string" }, "d-transcoder": { type: "string" }, k: { type: "string" }, epochs: { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" }, transcoders: { type: "string" }, activation: { type: "string" }, "l0-coefficient": { type: "string" }, bandwidth: { type: "string" } },
+  options: { kind: { type: "string" }, out: { type: "string" }, "d-transcoder": { type: "string" }, k: { type: "string" }, epochs: { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" }, transcoders: { type: "string" }, activation: { type: "string" }, "l0-coefficient": { type: "string" }, bandwidth: { type: "string" }, skip: { type: "boolean" } },
   async run({ values, positionals, modelFolder, io }) {
     const [action, corpusFile] = positionals;
     if (action === "stats") {
@@ -71,6 +71,7 @@ loupe transcoder stats CORPUS.jsonl [--transcoders DIR] [--model DIR]
         activation,
         l0Coefficient,
         bandwidth,
+        skip: values.skip === true,
         inputHook,
         epochs: positiveInt(values, "epochs", 4),
         seed: positiveInt(values, "seed", 1),
@@ -80,7 +81,7 @@ loupe transcoder stats CORPUS.jsonl [--transcoders DIR] [--model DIR]
       const quality = await evaluateTranscoders(model, set, held, io.signal);
       const seconds = (performance.now() - started) / 1000;
       const files = saveTranscoders(out, { ...set, scan: `loupe/${path.basename(path.resolve(modelFolder))}/${kind}` }, { model_name: path.basename(path.resolve(modelFolder)) });
-      const summary = { out: path.resolve(out), kind, activation, dTranscoder, ...(activation === "topk" ? { k } : { l0Coefficient, bandwidth }), trainTokens: data.rows, steps, seconds, heldOutTexts: held.length, ...quality };
+      const summary = { out: path.resolve(out), kind, activation, dTranscoder, ...(activation === "topk" ? { k } : { l0Coefficient, bandwidth }), ...(values.skip === true ? { skip: true } : {}), trainTokens: data.rows, steps, seconds, heldOutTexts: held.length, ...quality };
       fs.writeFileSync(path.join(out, QUALITY_FILE), `${JSON.stringify(summary, null, 2)}\n`);
       if (values.json === true) {
         io.out(`${JSON.stringify(summary, null, 2)}\n`);
@@ -88,7 +89,7 @@ loupe transcoder stats CORPUS.jsonl [--transcoders DIR] [--model DIR]
         const rows = quality.nmse.map((m, l) => [String(l), fixed(m, 3), fixed(quality.l0[l], 1), `${(100 * quality.deadFraction[l]).toFixed(1)}%`]);
         io.out(
           [
-            `saved ${files.length} files to ${summary.out} (${kind === "plt" ? "transcoder_set" : "cross_layer_transcoder"}, d_transcoder ${dTranscoder}, ${activation === "topk" ? `TopK k=${k}` : "JumpReLU"})`,
+            `saved ${files.length} files to ${summary.out} (${kind === "plt" ? "transcoder_set" : "cross_layer_transcoder"}, d_transcoder ${dTranscoder}, ${activation === "topk" ? `TopK k=${k}` : "JumpReLU"}${values.skip === true ? ", skip connection" : ""})`,
             `trained on ${data.rows} tokens, ${steps} steps, ${fixed(seconds, 1)} s; scored on ${held.length} held-out texts (${quality.tokens} tokens)`,
             renderTable(["layer", "normalised MSE", "L0", "dead"], rows),
             `CE loss: model ${fixed(quality.ceModel, 3)}, every MLP replaced ${fixed(quality.ceReplaced, 3)}, every MLP zeroed ${fixed(quality.ceZeroAblated, 3)}: ${(100 * quality.ceRecovered).toFixed(1)}% recovered`,

@@ -158,19 +158,36 @@ export class RowComputer {
     });
   }
 
-  /** The transcoder's skip connection carries the gradient at layer l's MLP output back to its input. */
+  /**
+   * The transcoder's skip connection carries the gradient at layer l's MLP output back to its
+   * input: every started row's positions stacked into one product (rows own disjoint parts of g).
+   */
   private *skipBackward(l: number, skip: Float32Array, specs: readonly TargetRow[], state: Uint8Array, g: Float32Array): ProductSteps {
     const { frozen, transcoders: set } = this.r;
     const T = frozen.nPos;
     const D = frozen.dModel;
+    const segments: { start: number; first: number; count: number }[] = [];
+    let total = 0;
     for (let b = 0; b < specs.length; b++) {
       const s = specs[b];
       if (state[b] === RowState.NotStarted) continue;
       const first = state[b] === RowState.OnePosition ? s.pos : 0;
       if (state[b] === RowState.Basis) state[b] = RowState.Spread;
       const count = s.pos + 1 - first;
-      const through = yield product(g.subarray((b * T + first) * D, (b * T + s.pos + 1) * D), skip, count, D, D);
-      for (let i = 0; i < count; i++) frozen.inputBackward(l, set.inputHook, first + i, through.subarray(i * D, (i + 1) * D), g, (b * T + first + i) * D);
+      segments.push({ start: (b * T + first) * D, first, count });
+      total += count;
+    }
+    if (total === 0) return;
+    const stacked = this.scratch.take("skip gradients", total * D);
+    let at = 0;
+    for (const { start, count } of segments) {
+      stacked.set(g.subarray(start, start + count * D), at * D);
+      at += count;
+    }
+    const through = yield product(stacked, skip, total, D, D, this.scratch.take("skip products", total * D));
+    at = 0;
+    for (const { start, first, count } of segments) {
+      for (let i = 0; i < count; i++, at++) frozen.inputBackward(l, set.inputHook, first + i, through.subarray(at * D, (at + 1) * D), g, start + i * D);
     }
   }
 

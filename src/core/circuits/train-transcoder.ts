@@ -15,14 +15,21 @@
  * K(u) = 1 for |u| < 1/2; pre gets the reconstruction gradient where the feature is active.
  * Thresholds are stored as log theta while training, so they stay positive.
  *
+ * A PLT may learn an affine skip connection as well (y_hat[l] += x[l] S[l], S starting at zero, as in
+ * Dunefsky et al. 2024's skip transcoders): the linear part of the MLP then needs no features, and
+ * what it carries (a token's identity, in early layers) stays attributable instead of falling into
+ * the error node.
+ *
  * Adam; b_dec starts at the outputs' mean. Inputs and outputs are scaled per layer to mean norm
  * sqrt(d_model) so one learning rate fits any model; the scales are folded back into the saved
- * weights, which read and write raw activations.
+ * weights, which read and write raw activations. The dense products (every encoder row against the
+ * batch, the skip) run in onnxruntime (dense-products.ts); the sparse rest stays in JavaScript.
  */
 import { LoupeError, throwIfAborted } from "../errors";
 import { seededRandom } from "../tensor/random";
 import { meanNorm, meanRow } from "../sae/stats";
 import { selectTopK } from "../sae/kernels";
+import { product, runWithOrt, type ProductSteps } from "./dense-products";
 import type { FeatureInputHook, TranscoderKind, TranscoderLayer, TranscoderSet } from "./transcoder";
 
 export interface TranscoderData {
@@ -46,6 +53,8 @@ export interface TranscoderTrainOptions {
   readonly bandwidth?: number;
   /** JumpReLU: every threshold's starting value. Default 0.1. */
   readonly initialThreshold?: number;
+  /** PLT only: learn an affine skip connection W_skip beside the features. */
+  readonly skip?: boolean;
   readonly inputHook: FeatureInputHook;
   readonly epochs?: number;
   readonly batchSize?: number;
@@ -69,14 +78,29 @@ function adamStep(p: Float32Array, g: Float32Array, s: Adam, lr: number, t: numb
   const b2 = 0.999;
   const c1 = 1 - b1 ** t;
   const c2 = 1 - b2 ** t;
+  const { m, v } = s;
   for (let i = 0; i < p.length; i++) {
-    s.m[i] = b1 * s.m[i] + (1 - b1) * g[i];
-    s.v[i] = b2 * s.v[i] + (1 - b2) * g[i] * g[i];
-    p[i] -= (lr * (s.m[i] / c1)) / (Math.sqrt(s.v[i] / c2) + 1e-8);
+    const gi = g[i];
+    const mi = b1 * m[i] + (1 - b1) * gi;
+    const vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= (lr * (mi / c1)) / (Math.sqrt(vi / c2) + 1e-8);
   }
 }
 
+/** out[c, r] = a[r, c] for a [rows, cols]. */
+function transposeInto(a: Float32Array, rows: number, cols: number, out: Float32Array): Float32Array {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
 export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainOptions): Promise<{ set: TranscoderSet; steps: number }> {
+  // Every product goes to onnxruntime (none is small): each step then awaits, so Ctrl+C lands.
+  return runWithOrt(trainingSteps(data, o), { minMultiplyAdds: 0 });
+}
+
+function* trainingSteps(data: TranscoderData, o: TranscoderTrainOptions): ProductSteps<{ set: TranscoderSet; steps: number }> {
   const L = data.inputs.length;
   const D = data.dModel;
   const F = o.dTranscoder;
@@ -88,6 +112,7 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
   const eps = o.bandwidth ?? 0.05;
   const theta0 = o.initialThreshold ?? 0.1;
   if (jump && !(lambda >= 0 && eps > 0 && theta0 > 0)) throw new LoupeError("bad-argument", `JumpReLU needs an L0 coefficient >= 0, a bandwidth > 0 and a starting threshold > 0 (got ${lambda}, ${eps}, ${theta0}).`);
+  if (o.skip && o.kind !== "plt") throw new LoupeError("bad-argument", "circuit-tracer's CLT files have no place for a skip connection: train the skip with --kind plt.");
   if (N < 2) throw new LoupeError("empty-input", "Too few tokens to train transcoders on: give a longer corpus.");
   const rand = seededRandom(o.seed ?? 1);
   const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
@@ -100,12 +125,15 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
   const W_dec = Array.from({ length: L }, (_, l) => Float32Array.from({ length: F * nOut(l) * D }, () => (normal() * 0.1) / Math.sqrt(D)));
   const b_dec = data.outputs.map((y, m) => Float32Array.from(meanRow(y, N, D), (v) => v * outScale[m]));
   const logTheta = Array.from({ length: jump ? L : 0 }, () => new Float32Array(F).fill(Math.log(theta0)));
+  // The skip as circuit-tracer stores it, [d_out, d_in]: y_hat += x @ W_skip^T.
+  const W_skip = Array.from({ length: o.skip ? L : 0 }, () => new Float32Array(D * D));
   const states = {
     W_enc: W_enc.map((w) => adam(w.length)),
     b_enc: b_enc.map((b) => adam(b.length)),
     W_dec: W_dec.map((w) => adam(w.length)),
     b_dec: b_dec.map((b) => adam(b.length)),
     logTheta: logTheta.map((t) => adam(t.length)),
+    W_skip: W_skip.map((w) => adam(w.length)),
   };
   const B = Math.min(o.batchSize ?? 256, N);
   const steps = Math.max(1, Math.floor(((o.epochs ?? 4) * N) / B));
@@ -124,6 +152,10 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
   const gb_enc = b_enc.map((b) => new Float32Array(b.length));
   const gW_dec = W_dec.map((w) => new Float32Array(w.length));
   const gb_dec = b_dec.map((b) => new Float32Array(b.length));
+  const gW_skip = W_skip.map((w) => new Float32Array(w.length));
+  const skipOut = new Float32Array(o.skip ? B * D : 0);
+  const xT = new Float32Array(o.skip ? B * D : 0);
+  const gT = new Float32Array(o.skip ? B * D : 0);
   const resid = Array.from({ length: L }, () => new Float32Array(B * D));
   /**
    * Straight-through gradients of layer l's log thresholds from the rows whose pre-activation lies
@@ -155,7 +187,6 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
   let rowsSeen = 0;
   for (let step = 1; step <= steps; step++) {
     throwIfAborted(o.signal);
-    if (step % 20 === 0) await new Promise((r) => setImmediate(r)); // let Ctrl+C land
     // Next batch (reshuffle each epoch).
     for (let b = 0; b < B; b++) {
       if (cursor >= N) {
@@ -167,67 +198,90 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
       }
       const row = order[cursor++];
       for (let l = 0; l < L; l++) {
+        const xs = x[l];
+        const ys = y[l];
+        const xin = data.inputs[l];
+        const yin = data.outputs[l];
+        const si = inScale[l];
+        const so = outScale[l];
         for (let d = 0; d < D; d++) {
-          x[l][b * D + d] = data.inputs[l][row * D + d] * inScale[l];
-          y[l][b * D + d] = data.outputs[l][row * D + d] * outScale[l];
+          xs[b * D + d] = xin[row * D + d] * si;
+          ys[b * D + d] = yin[row * D + d] * so;
         }
       }
     }
     // Forward: every layer's active features (top k, or those above their thresholds).
     for (let l = 0; l < L; l++) {
+      const p = yield product(x[l], W_enc[l], B, D, F, pre[l]);
+      const be = b_enc[l];
+      for (let b = 0; b < B; b++) for (let f = 0; f < F; f++) p[b * F + f] += be[f];
       const theta = jump ? logTheta[l].map(Math.exp) : undefined;
+      const ix = idx[l];
+      const vx = val[l];
+      const cnt = count[l];
       for (let b = 0; b < B; b++) {
-        const p = pre[l].subarray(b * F, (b + 1) * F);
-        for (let f = 0; f < F; f++) {
-          let s = b_enc[l][f];
-          const w = f * D;
-          for (let d = 0; d < D; d++) s += W_enc[l][w + d] * x[l][b * D + d];
-          p[f] = s;
-        }
         const at = b * maxActive;
         if (theta) {
           let n = 0;
           for (let f = 0; f < F; f++) {
-            if (p[f] > theta[f]) {
-              idx[l][at + n] = f;
-              val[l][at + n] = p[f];
+            const v = p[b * F + f];
+            if (v > theta[f]) {
+              ix[at + n] = f;
+              vx[at + n] = v;
               n++;
             }
           }
-          count[l][b] = n;
+          cnt[b] = n;
         } else {
-          count[l][b] = selectTopK(p, 0, F, k, idx[l].subarray(at), val[l].subarray(at));
+          cnt[b] = selectTopK(p, b * F, F, k, ix.subarray(at), vx.subarray(at));
         }
-        activeSum += count[l][b];
+        activeSum += cnt[b];
       }
     }
     rowsSeen += B * L;
     for (let m = 0; m < L; m++) {
       const r = resid[m];
-      for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) r[b * D + d] = b_dec[m][d] - y[m][b * D + d];
+      const bd = b_dec[m];
+      const ys = y[m];
+      for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) r[b * D + d] = bd[d] - ys[b * D + d];
+      if (o.skip) {
+        const s = yield product(x[m], W_skip[m], B, D, D, skipOut);
+        for (let i = 0; i < B * D; i++) r[i] += s[i];
+      }
     }
     for (let l = 0; l < L; l++) {
       const no = nOut(l);
+      const W = W_dec[l];
       for (let b = 0; b < B; b++) for (let i = 0; i < count[l][b]; i++) {
         const f = idx[l][b * maxActive + i];
         const a = val[l][b * maxActive + i];
         for (let o2 = 0; o2 < no; o2++) {
           const r = resid[l + o2];
           const w = (f * no + o2) * D;
-          for (let d = 0; d < D; d++) r[b * D + d] += a * W_dec[l][w + d];
+          const rb = b * D;
+          for (let d = 0; d < D; d++) r[rb + d] += a * W[w + d];
         }
       }
     }
-    for (let m = 0; m < L; m++) for (let i = 0; i < B * D; i++) {
-      errSum += resid[m][i] * resid[m][i];
-      varSum += y[m][i] * y[m][i];
+    for (let m = 0; m < L; m++) {
+      const r = resid[m];
+      const ys = y[m];
+      for (let i = 0; i < B * D; i++) {
+        errSum += r[i] * r[i];
+        varSum += ys[i] * ys[i];
+      }
     }
     // Backward: loss = sum ||resid||^2 / B.
     const scale = 2 / B;
     for (let l = 0; l < L; l++) {
-      gW_enc[l].fill(0);
-      gb_enc[l].fill(0);
-      gW_dec[l].fill(0);
+      const gWe = gW_enc[l];
+      const gbe = gb_enc[l];
+      const gWd = gW_dec[l];
+      const W = W_dec[l];
+      const xs = x[l];
+      gWe.fill(0);
+      gbe.fill(0);
+      gWd.fill(0);
       const no = nOut(l);
       for (let b = 0; b < B; b++) for (let i = 0; i < count[l][b]; i++) {
         const f = idx[l][b * maxActive + i];
@@ -236,21 +290,31 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
         for (let o2 = 0; o2 < no; o2++) {
           const r = resid[l + o2];
           const w = (f * no + o2) * D;
+          const rb = b * D;
           for (let d = 0; d < D; d++) {
-            const g = scale * r[b * D + d];
-            gW_dec[l][w + d] += a * g;
-            gAct += g * W_dec[l][w + d];
+            const g = scale * r[rb + d];
+            gWd[w + d] += a * g;
+            gAct += g * W[w + d];
           }
         }
-        gb_enc[l][f] += gAct;
+        gbe[f] += gAct;
         const w = f * D;
-        for (let d = 0; d < D; d++) gW_enc[l][w + d] += gAct * x[l][b * D + d];
+        const xb = b * D;
+        for (let d = 0; d < D; d++) gWe[w + d] += gAct * xs[xb + d];
       }
       if (jump) thresholdGradient(l, scale);
+      if (o.skip) {
+        // d loss / d W_skip[j, i] = sum over rows of (2 / B) resid[b, j] x[b, i].
+        transposeInto(resid[l], B, D, gT);
+        for (let i = 0; i < B * D; i++) gT[i] *= scale;
+        yield product(gT, transposeInto(x[l], B, D, xT), D, B, D, gW_skip[l]);
+      }
     }
     for (let m = 0; m < L; m++) {
-      gb_dec[m].fill(0);
-      for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) gb_dec[m][d] += scale * resid[m][b * D + d];
+      const g = gb_dec[m];
+      const r = resid[m];
+      g.fill(0);
+      for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) g[d] += scale * r[b * D + d];
     }
     const rate = step > 0.8 * steps ? (lr * (steps - step + 1)) / (0.2 * steps) : lr;
     for (let l = 0; l < L; l++) {
@@ -259,6 +323,7 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
       adamStep(W_dec[l], gW_dec[l], states.W_dec[l], rate, step);
       adamStep(b_dec[l], gb_dec[l], states.b_dec[l], rate, step);
       if (jump) adamStep(logTheta[l], gLogTheta[l], states.logTheta[l], rate, step);
+      if (o.skip) adamStep(W_skip[l], gW_skip[l], states.W_skip[l], rate, step);
     }
     if (step % (o.progressEvery ?? 50) === 0 || step === steps) {
       o.onProgress?.({ step, steps, nmse: errSum / Math.max(varSum, 1e-12), l0: activeSum / Math.max(rowsSeen, 1) });
@@ -281,6 +346,8 @@ export async function trainTranscoders(data: TranscoderData, o: TranscoderTrainO
       b_dec: Float32Array.from(b_dec[l], (v) => v / outScale[l]),
       // Pre-activations read raw inputs with the scale folded into W_enc, so thresholds carry over as they are.
       ...(jump ? { threshold: logTheta[l].map(Math.exp) } : {}),
+      // The set's skip right-multiplies raw x: skip[i, j] = W_skip[j, i] * inScale / outScale.
+      ...(o.skip ? { skip: transposeInto(W_skip[l].map((v) => (v * inScale[l]) / outScale[l]), D, D, new Float32Array(D * D)) } : {}),
     });
   }
   return {

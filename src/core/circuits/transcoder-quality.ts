@@ -9,7 +9,7 @@ import { throwIfAborted } from "../errors";
 import type { HookedModel } from "../model/hooked-model";
 import { blockHook } from "../model/hooks";
 import type { Intervention } from "../model/interventions";
-import { gatherActivations } from "../sae/activations";
+import { gatherActivationsAt } from "../sae/activations";
 import { logSoftmax, tensor } from "../tensor/tensor";
 import { transcoderInput } from "./frozen-model";
 import { readLinearModelWeights } from "./model-weights";
@@ -19,16 +19,13 @@ import type { TranscoderData } from "./train-transcoder";
 export async function gatherTranscoderData(model: HookedModel, texts: readonly string[], inputHook: FeatureInputHook, options: { maxTokens?: number; signal?: AbortSignal } = {}): Promise<TranscoderData> {
   const weights = readLinearModelWeights(model.folder, model.cfg);
   const D = model.cfg.dModel;
-  const inputs: Float32Array[] = [];
-  const outputs: Float32Array[] = [];
-  let rows = 0;
-  for (let l = 0; l < model.cfg.nLayers; l++) {
-    const mid = await gatherActivations(model, blockHook(l, "hook_resid_mid"), texts, { maxTokens: options.maxTokens, signal: options.signal });
-    const out = await gatherActivations(model, blockHook(l, "hook_mlp_out"), texts, { maxTokens: options.maxTokens, signal: options.signal });
-    rows = mid.rows;
-    inputs.push(transcoderInput(weights.blocks[l].norm2, inputHook, mid.data, mid.rows, D));
-    outputs.push(out.data);
-  }
+  const layers = Array.from({ length: model.cfg.nLayers }, (_, l) => l);
+  // One pass for every layer's MLP input and output.
+  const hooks = layers.flatMap((l) => [blockHook(l, "hook_resid_mid"), blockHook(l, "hook_mlp_out")]);
+  const gathered = await gatherActivationsAt(model, hooks, texts, { maxTokens: options.maxTokens, signal: options.signal });
+  const rows = gathered[0].rows;
+  const inputs = layers.map((l) => transcoderInput(weights.blocks[l].norm2, inputHook, gathered[2 * l].data, rows, D));
+  const outputs = layers.map((l) => gathered[2 * l + 1].data);
   return { inputs, outputs, rows, dModel: D };
 }
 

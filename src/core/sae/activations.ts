@@ -31,10 +31,21 @@ export interface Activations {
 
 /** Per-token vectors of `hook` over `texts`; texts longer than the context window are cut to it. */
 export async function gatherActivations(model: HookedModel, hook: string, texts: readonly string[], options: GatherOptions = {}): Promise<Activations> {
-  if (!model.hookNames.includes(hook) || hookLayout(hook) === "pattern") {
-    throw new LoupeError("bad-argument", `Cannot gather SAE training data at "${hook}": use a per-token hook of this model, e.g. blocks.0.hook_resid_post.`);
+  const [only] = await gatherActivationsAt(model, [hook], texts, options);
+  return only;
+}
+
+/**
+ * Per-token vectors of several hooks over `texts` from one forward pass per batch (a transcoder set
+ * reads two hooks a layer), in the order of `hooks`; rows line up across hooks.
+ */
+export async function gatherActivationsAt(model: HookedModel, hooks: readonly string[], texts: readonly string[], options: GatherOptions = {}): Promise<Activations[]> {
+  for (const hook of hooks) {
+    if (!model.hookNames.includes(hook) || hookLayout(hook) === "pattern") {
+      throw new LoupeError("bad-argument", `Cannot gather SAE training data at "${hook}": use a per-token hook of this model, e.g. blocks.0.hook_resid_post.`);
+    }
   }
-  const d = hookWidth(model, hook, options.headIndex);
+  const widths = hooks.map((hook) => hookWidth(model, hook, options.headIndex));
   const batchSize = Math.max(1, Math.floor(options.batchSize ?? 32));
   const cap = options.maxTokens ?? Infinity;
   const encoded: number[][] = [];
@@ -50,7 +61,7 @@ export async function gatherActivations(model: HookedModel, hook: string, texts:
   }
   if (encoded.length === 0) throw new LoupeError("empty-input", "No tokens to gather SAE training data from: the texts are empty.");
   const rows = Math.min(planned, cap);
-  const data = new Float32Array(rows * d);
+  const data = widths.map((d) => new Float32Array(rows * d));
   const order = encoded.map((_, i) => i).sort((a, b) => encoded[a].length - encoded[b].length);
   // Rows land in text order (not length order), so a caller's train/test split by text holds.
   const rowStart = new Int32Array(encoded.length);
@@ -59,15 +70,17 @@ export async function gatherActivations(model: HookedModel, hook: string, texts:
   for (let from = 0; from < order.length; from += batchSize) {
     throwIfAborted(options.signal);
     const members = order.slice(from, from + batchSize);
-    const { cache } = await model.runWithCache(members.map((i) => encoded[i]), { names: [hook], logits: false, signal: options.signal });
-    const activation = cache.get(hook);
-    members.forEach((text, b) => {
-      // The last text may be cut so the total is exactly maxTokens.
-      const length = Math.max(0, Math.min(encoded[text].length, rows - rowStart[text]));
-      if (length > 0) copyTokenVectors(activation, b, length, options.headIndex, data, rowStart[text], d);
+    const { cache } = await model.runWithCache(members.map((i) => encoded[i]), { names: [...hooks], logits: false, signal: options.signal });
+    hooks.forEach((hook, h) => {
+      const activation = cache.get(hook);
+      members.forEach((text, b) => {
+        // The last text may be cut so the total is exactly maxTokens.
+        const length = Math.max(0, Math.min(encoded[text].length, rows - rowStart[text]));
+        if (length > 0) copyTokenVectors(activation, b, length, options.headIndex, data[h], rowStart[text], widths[h]);
+      });
     });
     done += members.length;
     options.onProgress?.(done, encoded.length, rows);
   }
-  return { hook_name: hook, data, rows, d, texts: encoded.length };
+  return hooks.map((hook, h) => ({ hook_name: hook, data: data[h], rows, d: widths[h], texts: encoded.length }));
 }

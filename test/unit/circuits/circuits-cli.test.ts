@@ -51,6 +51,15 @@ describe("loupe transcoder train and loupe trace", function () {
     assert.ok(fs.existsSync(path.join(plt, "quality.json")));
   });
 
+  it("--skip trains a PLT with a skip connection (W_skip in each layer file) and refuses one for a CLT", async () => {
+    const withSkip = path.join(dir, "plt-skip");
+    const { code, out } = await run(["transcoder", "train", writeCorpus(dir), "--kind", "plt", "--skip", "--out", withSkip, "--d-transcoder", "16", "--k", "2", "--epochs", "4", "--json"]);
+    assert.equal(code, 0);
+    assert.equal(JSON.parse(out).skip, true);
+    for (const layer of loadTranscoders(withSkip).layers) assert.ok(layer.skip?.some((x) => x !== 0), "a learned, non-zero skip");
+    await rejectsWith(run(["transcoder", "train", writeCorpus(dir), "--kind", "clt", "--skip", "--out", path.join(dir, "clt-skip"), "--d-transcoder", "16", "--k", "2"]), "bad-argument", /no place for a skip connection/);
+  });
+
   it("traces a prompt into circuit-tracer's graph JSON", async () => {
     const out = path.join(dir, "graph.json");
     const { code, out: text } = await run(["trace", prompt, "--transcoders", plt, "--answer", " Leo", "--out", out, "--json"]);

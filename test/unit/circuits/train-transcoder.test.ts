@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
-import { encode, gatherTranscoderData, loadTranscoders, saveTranscoders, trainTranscoders, type TranscoderData, type TranscoderSet } from "../../../src/core/circuits";
+import { decode, encode, gatherTranscoderData, loadTranscoders, saveTranscoders, trainTranscoders, type TranscoderData, type TranscoderSet } from "../../../src/core/circuits";
+import { seededRandom } from "../../../src/core/tensor/random";
 import { HookedModel } from "../../../src/core/model/hooked-model";
 import { rejectsWith } from "../../helpers/errors";
 import { scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
@@ -60,5 +61,48 @@ describe("JumpReLU transcoder training", function () {
     assert.deepEqual(loaded.activation, { kind: "jumprelu" });
     assert.deepEqual(Array.from(loaded.layers[1].threshold!), Array.from(penalised.layers[1].threshold!));
     await rejectsWith(trainTranscoders(data, { kind: "plt", dTranscoder: 8, k: 1, activation: "jumprelu", bandwidth: 0, inputHook: "mlp.hook_in" }), "bad-argument", /bandwidth > 0/);
+  });
+});
+
+describe("PLT training with a skip connection", function () {
+  this.timeout(120_000);
+  // Raw activations at scales far from the trainer's normalised ones, with an output that is a
+  // linear map of the input: features alone (k = 1 of 8) cannot rebuild it, a learned skip can.
+  const D = 16;
+  const rows = 2048;
+  const rand = seededRandom(3);
+  const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const M = Float32Array.from({ length: D * D }, gauss);
+  const input = Float32Array.from({ length: rows * D }, () => 7 * gauss());
+  const output = new Float32Array(rows * D);
+  for (let r = 0; r < rows; r++) for (let i = 0; i < D; i++) for (let j = 0; j < D; j++) output[r * D + j] += 0.01 * input[r * D + i] * M[i * D + j];
+  const data: TranscoderData = { inputs: [input], outputs: [output], rows, dModel: D };
+  const options = { kind: "plt" as const, dTranscoder: 8, k: 1, inputHook: "mlp.hook_in" as const, epochs: 30, lr: 1e-2, seed: 2 };
+
+  /** Normalised MSE of the saved set's reconstruction (features and skip) on the raw data. */
+  function nmse(set: TranscoderSet): number {
+    const [y] = decode(set, [encode(set, 0, input, rows)], [input], rows);
+    let err = 0;
+    let total = 0;
+    for (let i = 0; i < y.length; i++) {
+      err += (y[i] - output[i]) ** 2;
+      total += output[i] ** 2;
+    }
+    return err / total;
+  }
+
+  it("learns the linear part into W_skip, in raw units, and saves it in circuit-tracer's layout", async () => {
+    const withSkip = (await trainTranscoders(data, { ...options, skip: true })).set;
+    const without = (await trainTranscoders(data, options)).set;
+    assert.equal(without.layers[0].skip, undefined);
+    assert.ok(nmse(withSkip) < 0.02, `normalised MSE with the skip ${nmse(withSkip)}`);
+    assert.ok(nmse(without) > 0.3, `normalised MSE without it ${nmse(without)}`);
+    const folder = path.join(scratchDir("skip"), "plt");
+    saveTranscoders(folder, withSkip);
+    assert.deepEqual(Array.from(loadTranscoders(folder).layers[0].skip!), Array.from(withSkip.layers[0].skip!));
+  });
+
+  it("refuses a skip for a CLT (circuit-tracer's CLT files have no place for it)", async () => {
+    await rejectsWith(trainTranscoders(data, { ...options, kind: "clt", skip: true }), "bad-argument", /skip connection/);
   });
 });

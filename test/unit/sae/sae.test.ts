@@ -19,6 +19,7 @@ import {
   type SaeConfig,
   type TopKTrainProgress,
 } from "../../../src/core/sae";
+import { gatherActivationsAt } from "../../../src/core/sae/activations";
 import { seededRandom } from "../../../src/core/tensor/random";
 import { maxAbsDiff, tensor } from "../../../src/core/tensor/tensor";
 import { FIXTURES, scratchDir, TINY_GPT2 } from "../../helpers/fixtures";
@@ -302,6 +303,20 @@ describe("SAE (SAELens folders vs an independent PyTorch implementation)", funct
     assert.ok(maxAbsDiff(acts.data.subarray(at, at + lengths[1] * 32), cache.get("blocks.0.hook_resid_post").data) < 1e-5);
     const capped = await gatherActivations(model, "blocks.0.hook_resid_post", texts, { maxTokens: lengths[0] + 2 });
     assert.equal(capped.rows, lengths[0] + 2);
+  });
+
+  it("gathers several hooks from one pass per batch, each equal to gathering it alone", async () => {
+    const texts = ["Mia gave Leo a red ball.", "One two.", "The cat sat on the mat and looked at the door."];
+    const hooks = ["blocks.0.hook_resid_mid", "blocks.1.hook_mlp_out"];
+    const cap = model.toTokens(texts[0]).length + 3;
+    const together = await gatherActivationsAt(model, hooks, texts, { batchSize: 2, maxTokens: cap });
+    for (const [h, hook] of hooks.entries()) {
+      const alone = await gatherActivations(model, hook, texts, { batchSize: 2, maxTokens: cap });
+      assert.equal(together[h].hook_name, hook);
+      assert.equal(together[h].rows, alone.rows);
+      assert.deepEqual(Array.from(together[h].data), Array.from(alone.data));
+    }
+    assert.ok(maxAbsDiff(together[0].data, together[1].data) > 0, "the two hooks' rows differ");
   });
 });
 
