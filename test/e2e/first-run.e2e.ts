@@ -78,10 +78,23 @@ describe("first run: the walkthrough and the Loupe view (packaged VSIX, real edi
     await page.locator(".gettingStartedContainer").first().waitFor({ state: "visible", timeout: 30_000 });
   }
 
-  /** Focus the sample beside the walkthrough and wait for Loupe's colours there (the decoration reader reads the active group). */
-  async function sampleDecorated(timeoutMs?: number): Promise<void> {
-    await page.locator(".tabs-container .tab.active", { hasText: "Untitled" }).first().click();
-    await waitForDecorations(page, (d) => d.heat.length > 0, timeoutMs);
+  /**
+   * Focus the sample beside the walkthrough and wait for Loupe's colours there (the decoration
+   * reader reads the active group). The walkthrough takes focus back when it re-renders after a
+   * step is checked (seen in CI: the sample coloured, the walkthrough's group active), so the sample
+   * is focused again every few seconds until the colours are read or the time is up.
+   */
+  async function sampleDecorated(timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await page.locator(".tabs-container .tab.active", { hasText: "Untitled" }).first().click();
+      try {
+        await waitForDecorations(page, (d) => d.heat.length > 0, Math.min(10_000, Math.max(1, deadline - Date.now())));
+        return;
+      } catch (error) {
+        if (Date.now() >= deadline) throw error;
+      }
+    }
   }
 
   async function answerQuickPick(rowText: string, clickTimeoutMs?: number): Promise<void> {
