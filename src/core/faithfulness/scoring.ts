@@ -352,7 +352,7 @@ async function firstTokens(model: HookedModel, group: readonly Row[], from: Read
   const prefix = shared && froms.some((n) => n > 0) ? sharedFeeds(model, shared, froms) : {};
   const own = group.map((r, b) => r.ids.slice(froms[b]));
   const { positions, column } = logitColumns(own.map((o) => o.length - 1));
-  const { logits, keyValues } = await model.runWithCache(own, { names: [], ...prefix, prefixPadding: group.length > 1 ? prefix.prefixPadding : undefined, keyValues: true, logitPositions: positions, signal });
+  const { logits, keyValues } = await model.runWithCache(own, { names: [], ...prefix, keyValues: true, logitPositions: positions, signal });
   counter.passes++;
   counter.rows += group.length;
   group.forEach((r, b) => {
